@@ -1,1 +1,30 @@
-pub fn x() {}
+//! Sluice: a Kafka-wire-compatible message broker, thread-per-core on glommio.
+//!
+//! # Layout
+//!
+//! - [`broker`]: process start and stop: shard pool, mesh, clean-shutdown marker.
+//! - [`config`]: CLI, `SLUICE_*` environment and properties file into one `BrokerConfig`;
+//!   per-topic configs under Kafka's names.
+//! - [`constants`]: every limit and default, unit last.
+//! - [`protocol`]: frames, request/response headers, advertised API versions,
+//!   RecordBatch v2 read in place, the zero-copy Fetch response encoder.
+//! - [`server`]: each shard's listener (SO_REUSEPORT) and its connections;
+//!   a connection lives on the shard that accepted it.
+//! - [`handlers`]: one module per Kafka API, all of the same shape.
+//! - [`router`]: the cross-shard mesh and the envelopes carried on it.
+//! - [`shard`]: the per-core context; owner-side handling of routed work.
+//! - [`metadata`]: the topic catalog; its controller (writer) lives on shard 0,
+//!   every shard holds a read-only snapshot with the partition→shard table.
+//! - [`storage`]: partition logs of O_DIRECT segments, indexes, the writer task
+//!   (group commit) and the tail cache; a partition lives on its owning shard only.
+
+pub mod broker;
+pub mod config;
+pub mod constants;
+pub mod handlers;
+pub mod metadata;
+pub mod protocol;
+pub mod router;
+pub mod server;
+pub mod shard;
+pub mod storage;

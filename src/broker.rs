@@ -1,0 +1,174 @@
+//! Starting and stopping the broker: one pinned glommio executor per shard,
+//! the channel mesh between them, and the clean-shutdown marker that tells
+//! the next start whether indexes can be trusted.
+
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+
+use crate::config::BrokerConfig;
+use crate::constants::{IO_MEMORY_BYTES_PER_SHARD, MESH_CHANNEL_DEPTH};
+use crate::metadata::controller::{broadcast, Controller};
+use crate::router::{spawn_receivers, Router, ShardRequest};
+use crate::server::{self, STOPPING};
+use crate::shard::Shard;
+
+const CLEAN_SHUTDOWN_MARKER: &str = ".sluice_clean_shutdown";
+
+/// Reads or creates `meta.properties`, holding the cluster id and node id as Kafka does.
+fn cluster_id(data_dir: &Path, node_id: i32) -> std::io::Result<String> {
+    let path = data_dir.join("meta.properties");
+    if let Some(bytes) = crate::storage::file::read_bounded(&path, 64 * 1024)? {
+        let text = String::from_utf8_lossy(&bytes);
+        if let Some(id) = text.lines().find_map(|l| l.strip_prefix("cluster.id=")) {
+            return Ok(id.trim().to_string());
+        }
+    }
+    // Kafka's cluster ids are 16 random bytes in URL-safe base64 without padding.
+    let id = base64_url(uuid::Uuid::new_v4().as_bytes());
+    let text = format!("version=1\ncluster.id={id}\nnode.id={node_id}\n");
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(data_dir)?.sync_all()?;
+    Ok(id)
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for b in bytes {
+        acc = (acc << 8) | *b as u32;
+        bits += 8;
+        while bits >= 6 {
+            bits -= 6;
+            out.push(ALPHABET[((acc >> bits) & 63) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
+    }
+    out
+}
+
+/// Blocks SIGINT and SIGTERM in every thread (executors inherit the mask) and
+/// returns a thread that waits for one and asks the shards to stop.
+fn spawn_signal_waiter() -> std::thread::JoinHandle<()> {
+    // SAFETY: plain libc signal-mask calls on a zeroed sigset owned by this frame.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    std::thread::spawn(move || {
+        let mut signal = 0;
+        // SAFETY: `set` is a valid sigset; sigwait writes the signal number.
+        unsafe { libc::sigwait(&set, &mut signal) };
+        tracing::info!(signal, "stopping");
+        STOPPING.store(true, Ordering::Release);
+    })
+}
+
+/// Runs the broker until SIGINT or SIGTERM; returns once every shard has stopped.
+pub fn run(mut config: BrokerConfig) -> Result<(), String> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("create {}: {e}", config.data_dir.display()))?;
+    if config.listen.port() == 0 {
+        // Every shard must bind the same port: choose it once here.
+        let probe = std::net::TcpListener::bind(config.listen).map_err(|e| format!("bind {}: {e}", config.listen))?;
+        config.listen = probe.local_addr().map_err(|e| e.to_string())?;
+        if config.advertised_port == 0 {
+            config.advertised_port = config.listen.port();
+        }
+    }
+    let cluster_id: Arc<str> = cluster_id(&config.data_dir, config.node_id).map_err(|e| format!("meta.properties: {e}"))?.into();
+    let marker = config.data_dir.join(CLEAN_SHUTDOWN_MARKER);
+    let clean_start = marker.exists();
+    if clean_start {
+        std::fs::remove_file(&marker).map_err(|e| format!("remove {}: {e}", marker.display()))?;
+        std::fs::File::open(&config.data_dir).and_then(|d| d.sync_all()).map_err(|e| e.to_string())?;
+    }
+    tracing::info!(
+        listen = %config.listen, data_dir = %config.data_dir.display(), shards = config.shards,
+        clean_start, %cluster_id, "starting sluice"
+    );
+    let signals = spawn_signal_waiter();
+
+    let config = Arc::new(config);
+    let mesh = MeshBuilder::<ShardRequest, _>::full(config.shards, MESH_CHANNEL_DEPTH);
+    let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(config.shards, None))
+        .name("sluice-shard")
+        .io_memory(IO_MEMORY_BYTES_PER_SHARD)
+        .on_all_shards(move || {
+            let config = config.clone();
+            let cluster_id = cluster_id.clone();
+            let mesh = mesh.clone();
+            async move { run_shard(config, cluster_id, mesh, clean_start).await }
+        })
+        .map_err(|e| format!("start shards: {e}"))?;
+    let results = handles.join_all();
+    let mut clean = true;
+    for result in results {
+        match result {
+            Ok(Ok(shard_clean)) => clean &= shard_clean,
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(format!("shard failed: {e:?}")),
+        }
+    }
+    drop(signals);
+    let data_dir = std::env::current_dir().map(|d| d.join(&*marker)).unwrap_or(marker.clone());
+    if clean {
+        std::fs::write(&marker, b"").map_err(|e| format!("write {}: {e}", data_dir.display()))?;
+        if let Some(dir) = marker.parent() {
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| e.to_string())?;
+        }
+        tracing::info!("stopped cleanly");
+    } else {
+        tracing::warn!("stopped with unsynced partitions: the next start rebuilds their indexes");
+    }
+    Ok(())
+}
+
+async fn run_shard(
+    config: Arc<BrokerConfig>,
+    cluster_id: Arc<str>,
+    mesh: MeshBuilder<ShardRequest, glommio::channels::channel_mesh::Full>,
+    clean_start: bool,
+) -> Result<bool, String> {
+    let (senders, receivers) = mesh.join().await.map_err(|_| "join the shard mesh".to_string())?;
+    let router = Router::new(senders);
+    let controller = if router.shard_id == 0 {
+        Some(
+            Controller::load(
+                config.data_dir.clone(),
+                config.node_id,
+                config.shards,
+                config.topic_defaults.clone(),
+                config.num_partitions,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let shard = Rc::new(Shard::new(config, cluster_id, router, controller, clean_start));
+    let serve_shard = shard.clone();
+    spawn_receivers(receivers, Rc::new(move |request| serve_shard.serve(request)));
+    if let Some(controller) = &shard.controller {
+        // Every shard opens its partitions before any listener accepts.
+        broadcast(&shard, controller.catalog()).await;
+    }
+    let listener_shard = shard.clone();
+    server::listen(listener_shard).await.map_err(|e| format!("listen {}: {e}", shard.config.listen))?;
+    // Stop: let in-flight requests finish, then close every partition.
+    glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+    Ok(shard.close_all().await)
+}

@@ -1,0 +1,72 @@
+//! Every limit and default of the broker in one place, unit last in each name.
+//!
+//! Defaults that Kafka also has carry Kafka's value and name it; limits that
+//! only bound Sluice's own memory say what they bound.
+
+/// Default for `socket.request.max.bytes`: largest request frame accepted (Kafka: 100 MiB).
+pub const FRAME_BYTES_MAX_DEFAULT: usize = 100 * 1024 * 1024;
+/// Smallest frame: api_key(2) + api_version(2) + correlation_id(4).
+pub const FRAME_BYTES_MIN: usize = 8;
+/// Requests read from one connection and not yet answered; reading pauses when reached.
+pub const INFLIGHT_REQUESTS_PER_CONNECTION_MAX: usize = 32;
+/// Bytes a connection asks the socket for at a time when a frame's size is not yet known.
+pub const CONNECTION_READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Responses smaller than this are copied into the connection's write buffer;
+/// larger record chunks are written to the socket as they are.
+pub const CONNECTION_WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Depth of each bounded channel between two shards.
+pub const MESH_CHANNEL_DEPTH: usize = 1024;
+/// Shards one broker runs at most.
+pub const SHARDS_MAX: usize = 256;
+
+/// Direct-I/O alignment of segment writes and reads.
+pub const DMA_ALIGNMENT_BYTES: u64 = 4096;
+/// Memory glommio reserves per shard for io_uring registered buffers.
+pub const IO_MEMORY_BYTES_PER_SHARD: usize = 10 * 1024 * 1024;
+
+/// Default for `segment.bytes` / `log.segment.bytes` (Kafka: 1 GiB).
+pub const SEGMENT_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
+/// Smallest `segment.bytes` accepted (Kafka: 1 MiB... 14 bytes in theory; we keep a sane floor).
+pub const SEGMENT_BYTES_MIN: u64 = 1024 * 1024;
+/// Largest `segment.bytes`: positions in the offset index are 32-bit.
+pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+/// Default for `index.interval.bytes` (Kafka: 4096).
+pub const INDEX_INTERVAL_BYTES_DEFAULT: u64 = 4096;
+/// Default for `max.message.bytes` (Kafka: 1048588).
+pub const MESSAGE_BYTES_MAX_DEFAULT: u64 = 1_048_588;
+/// Recently appended bytes kept in memory per partition to serve tail reads.
+pub const TAIL_CACHE_BYTES_PER_PARTITION_MAX: usize = 4 * 1024 * 1024;
+/// Bytes one partition read from disk returns at most, whatever the client asks.
+pub const FETCH_READ_BYTES_PER_PARTITION_MAX: usize = 16 * 1024 * 1024;
+/// Default and upper bound for a whole fetch response's record bytes.
+pub const FETCH_RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Longest a fetch may wait for data, whatever `max_wait_ms` says.
+pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
+
+/// Partitions one topic may have.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+/// Partitions one broker may host in all.
+pub const PARTITIONS_PER_BROKER_MAX: usize = 100_000;
+/// Topic name length limit (Kafka: 249).
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+/// Bytes of the broker's catalog file, read whole at start.
+pub const CATALOG_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// Default for `num.partitions` (Kafka: 1).
+pub const NUM_PARTITIONS_DEFAULT: i32 = 1;
+
+/// Size of a record batch header up to and including `records_count`.
+pub const BATCH_HEADER_BYTES: usize = 61;
+/// Bytes before `batch_length` is known: base_offset(8) + batch_length(4).
+pub const BATCH_LENGTH_PREFIX_BYTES: usize = 12;
+
+const _: () = assert!(FRAME_BYTES_MIN >= 8);
+const _: () = assert!(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT);
+const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
+const _: () = assert!(MESSAGE_BYTES_MAX_DEFAULT <= FETCH_READ_BYTES_PER_PARTITION_MAX as u64);
+const _: () = assert!(SEGMENT_BYTES_MIN % DMA_ALIGNMENT_BYTES == 0);
+const _: () = assert!(FETCH_READ_BYTES_PER_PARTITION_MAX <= FETCH_RESPONSE_BYTES_MAX);
+const _: () = assert!(FETCH_RESPONSE_BYTES_MAX < FRAME_BYTES_MAX_DEFAULT);
+const _: () = assert!(TAIL_CACHE_BYTES_PER_PARTITION_MAX as u64 >= MESSAGE_BYTES_MAX_DEFAULT);
+const _: () = assert!(BATCH_LENGTH_PREFIX_BYTES < BATCH_HEADER_BYTES);

@@ -1,0 +1,52 @@
+//! The one place where internal errors become Kafka error codes.
+
+use crate::metadata::controller::TopicError;
+use crate::protocol::batch::BatchError;
+use crate::protocol::ResponseError;
+use crate::router::RouteError;
+use crate::storage::StorageError;
+
+/// The Kafka error code for a failure of routed partition work.
+pub fn route_error_code(e: &RouteError) -> ResponseError {
+    match e {
+        RouteError::NotOwner => ResponseError::NotLeaderOrFollower,
+        RouteError::Unreachable(_) => ResponseError::NotLeaderOrFollower,
+        RouteError::Storage(s) => storage_error_code(s),
+    }
+}
+
+pub fn storage_error_code(e: &StorageError) -> ResponseError {
+    match e {
+        StorageError::Failed(_) | StorageError::Corrupt(_) => ResponseError::KafkaStorageError,
+        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        StorageError::Closing => ResponseError::NotLeaderOrFollower,
+    }
+}
+
+pub fn batch_error_code(e: &BatchError) -> ResponseError {
+    match e {
+        BatchError::Corrupt(_) => ResponseError::CorruptMessage,
+        BatchError::ControlBatch => ResponseError::InvalidRecord,
+        BatchError::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType,
+        BatchError::TooLarge(_) => ResponseError::MessageTooLarge,
+    }
+}
+
+pub fn unknown_topic() -> TopicError {
+    (ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition.".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_kafka() {
+        assert_eq!(batch_error_code(&BatchError::Corrupt("x")).code(), 2);
+        assert_eq!(batch_error_code(&BatchError::TooLarge(1)).code(), 10);
+        assert_eq!(storage_error_code(&StorageError::Failed("x".into())).code(), 56);
+        assert_eq!(route_error_code(&RouteError::NotOwner).code(), 6);
+        let oor = StorageError::OffsetOutOfRange { offset: 5, start: 0, end: 1 };
+        assert_eq!(storage_error_code(&oor).code(), 1);
+    }
+}

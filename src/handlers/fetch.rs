@@ -1,0 +1,148 @@
+//! Fetch (v4-17): read each partition on its owning shard, zero-copy from the
+//! tail cache or one DMA read, and long-poll until `min_bytes` arrive or
+//! `max_wait_ms` passes. Sessions (KIP-227) are not cached: a client asking
+//! for a new session gets session id 0 and keeps sending full requests, as
+//! Kafka answers when its session cache is full.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::{select, select_all};
+use kafka_protocol::messages::{FetchRequest, RequestHeader};
+use uuid::Uuid;
+
+use super::errors::route_error_code;
+use super::scatter;
+use crate::constants::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
+use crate::protocol::fetch_response::{FetchPartitionOut, FetchResponseOut, FetchTopicOut};
+use crate::protocol::ResponseError;
+use crate::router::{ReadPart, ShardRequest};
+use crate::shard::Shard;
+
+const READ_COMMITTED: i8 = 1;
+
+/// A partition the fetch reads, and where its answer goes.
+struct Wanted {
+    topic_slot: usize,
+    partition_slot: usize,
+    owner: usize,
+    part: ReadPart,
+}
+
+pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: FetchRequest) -> FetchResponseOut {
+    let version = header.request_api_version;
+    let mut response = FetchResponseOut::default();
+    if request.session_id != 0 {
+        response.error_code = ResponseError::FetchSessionIdNotFound.code();
+        return response;
+    }
+    let catalog = shard.catalog();
+    let aborted_empty = request.isolation_level == READ_COMMITTED;
+    let mut wanted = Vec::new();
+    for (topic_slot, topic) in request.topics.iter().enumerate() {
+        let meta = if version >= 13 { catalog.topic_by_id(&topic.topic_id) } else { catalog.topic(topic.topic.0.as_str()) };
+        let mut out = FetchTopicOut {
+            name: topic.topic.0.to_string(),
+            topic_id: if version >= 13 { topic.topic_id } else { meta.map(|m| m.id).unwrap_or(Uuid::nil()) },
+            partitions: Vec::with_capacity(topic.partitions.len()),
+        };
+        for (partition_slot, p) in topic.partitions.iter().enumerate() {
+            let mut partition = FetchPartitionOut {
+                partition_index: p.partition,
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                aborted_transactions_empty: aborted_empty,
+                ..Default::default()
+            };
+            let owner = meta.and_then(|m| m.owner(p.partition));
+            match (meta, owner) {
+                (None, _) if version >= 13 => partition.error_code = ResponseError::UnknownTopicId.code(),
+                (None, _) | (_, None) => partition.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                (Some(meta), Some(owner)) => wanted.push(Wanted {
+                    topic_slot,
+                    partition_slot,
+                    owner,
+                    part: ReadPart {
+                        topic: meta.name.clone(),
+                        partition: p.partition,
+                        fetch_offset: p.fetch_offset,
+                        max_bytes: p.partition_max_bytes.max(0) as usize,
+                    },
+                }),
+            }
+            out.partitions.push(partition);
+        }
+        response.topics.push(out);
+    }
+
+    let max_bytes = (request.max_bytes.max(0) as usize).min(FETCH_RESPONSE_BYTES_MAX);
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MS_MAX));
+    let deadline = Instant::now() + wait;
+    loop {
+        let items = wanted.iter().map(|w| (w.owner, w.part.clone())).collect();
+        let reads = scatter(shard, items, |parts, reply| ShardRequest::Read { parts, reply }).await;
+        let mut total = 0usize;
+        let mut any_error = false;
+        for (w, read) in wanted.iter().zip(reads) {
+            let out = &mut response.topics[w.topic_slot].partitions[w.partition_slot];
+            match read {
+                Ok(read) => {
+                    out.error_code = 0;
+                    out.high_watermark = read.high_watermark;
+                    out.last_stable_offset = read.high_watermark;
+                    out.log_start_offset = read.log_start_offset;
+                    // The response's max_bytes is soft: the first batch always goes.
+                    let bytes = read.bytes();
+                    if total > 0 && total + bytes > max_bytes {
+                        out.records.clear();
+                    } else {
+                        total += bytes;
+                        out.records = read.chunks;
+                    }
+                }
+                Err(e) => {
+                    any_error = true;
+                    out.error_code = route_error_code(&e).code();
+                    out.records.clear();
+                }
+            }
+        }
+        // min_bytes 0 answers at once; otherwise wait for enough bytes, an error or the deadline.
+        if total >= min_bytes || any_error || Instant::now() >= deadline || wanted.is_empty() {
+            break;
+        }
+        // After the wait, read again: even at the deadline, data that arrived is returned.
+        wait_for_data(shard, &wanted, &response, deadline).await;
+    }
+    response
+}
+
+/// Waits until any fetched partition's high watermark moves past what this
+/// fetch last saw, on whichever shard owns it, or until `deadline`.
+async fn wait_for_data(shard: &Rc<Shard>, wanted: &[Wanted], response: &FetchResponseOut, deadline: Instant) {
+    let mut by_owner: std::collections::BTreeMap<usize, Vec<(Arc<str>, i32, i64)>> = Default::default();
+    for w in wanted {
+        let seen = response.topics[w.topic_slot].partitions[w.partition_slot].high_watermark;
+        let offset = seen.max(w.part.fetch_offset);
+        by_owner.entry(w.owner).or_default().push((w.part.topic.clone(), w.part.partition, offset));
+    }
+    let watches: Vec<_> = by_owner
+        .into_iter()
+        .map(|(owner, parts)| {
+            Box::pin(async move {
+                let _ = shard.call(owner, |reply| ShardRequest::Watch { parts, deadline, reply }).await;
+            })
+        })
+        .collect();
+    let timeout = glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()));
+    futures::pin_mut!(timeout);
+    if watches.is_empty() {
+        timeout.await;
+        return;
+    }
+    // Dropping the watches that did not fire cancels them on their owners.
+    let _ = select(select_all(watches), timeout).await;
+}

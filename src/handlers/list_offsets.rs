@@ -1,0 +1,92 @@
+//! ListOffsets (v1-9): earliest (-2), latest (-1), max timestamp (-3),
+//! earliest local (-4, the same as earliest without tiered storage) and
+//! lookups by timestamp through the time index, each on the owning shard.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
+
+use super::errors::route_error_code;
+use super::scatter;
+use crate::protocol::ResponseError;
+use crate::router::{OffsetQuery, ShardRequest};
+use crate::shard::Shard;
+use crate::storage::log::LEADER_EPOCH;
+
+pub const LATEST: i64 = -1;
+pub const EARLIEST: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL: i64 = -4;
+
+/// Lowest version that may ask for each special timestamp.
+fn special_supported(timestamp: i64, version: i16) -> bool {
+    match timestamp {
+        MAX_TIMESTAMP => version >= 7,
+        EARLIEST_LOCAL => version >= 8,
+        t => t >= 0 || t == LATEST || t == EARLIEST,
+    }
+}
+
+pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let version = header.request_api_version;
+    let catalog = shard.catalog();
+    let mut slots: Vec<Vec<Result<ListOffsetsPartitionResponse, usize>>> = Vec::new();
+    let mut work = Vec::new();
+    for topic in &request.topics {
+        let meta = catalog.topic(topic.name.0.as_str());
+        let mut topic_slots = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let early = |code: ResponseError| {
+                Ok(ListOffsetsPartitionResponse::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(code.code())
+                    .with_timestamp(-1)
+                    .with_offset(-1))
+            };
+            let Some((meta, owner)) = meta.and_then(|m| m.owner(p.partition_index).map(|o| (m, o))) else {
+                topic_slots.push(early(ResponseError::UnknownTopicOrPartition));
+                continue;
+            };
+            if p.current_leader_epoch > LEADER_EPOCH {
+                topic_slots.push(early(ResponseError::UnknownLeaderEpoch));
+                continue;
+            }
+            if !special_supported(p.timestamp, version) {
+                topic_slots.push(early(ResponseError::UnsupportedVersion));
+                continue;
+            }
+            topic_slots.push(Err(work.len()));
+            work.push((owner, OffsetQuery { topic: meta.name.clone(), partition: p.partition_index, timestamp: p.timestamp }));
+        }
+        slots.push(topic_slots);
+    }
+    let answers = scatter(shard, work, |queries, reply| ShardRequest::ListOffsets { queries, reply }).await;
+    let topics = request
+        .topics
+        .iter()
+        .zip(slots)
+        .map(|(topic, topic_slots)| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .zip(topic_slots)
+                .map(|(p, slot)| match slot {
+                    Ok(early) => early,
+                    Err(i) => {
+                        let base = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                        match &answers[i] {
+                            Ok(Some((timestamp, offset))) => {
+                                base.with_timestamp(*timestamp).with_offset(*offset).with_leader_epoch(LEADER_EPOCH)
+                            }
+                            Ok(None) => base.with_timestamp(-1).with_offset(-1),
+                            Err(e) => base.with_error_code(route_error_code(e).code()).with_timestamp(-1).with_offset(-1),
+                        }
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(topic.name.clone()).with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

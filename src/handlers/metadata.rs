@@ -1,0 +1,92 @@
+//! Metadata (v0-12): this broker as the only node and controller, topics
+//! with ids, every partition led by this node. Auto-creates topics when
+//! `auto.create.topics.enable` and the request allow it.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, RequestHeader, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use super::resolve_topics;
+use crate::metadata::{validate_topic_name, TopicMeta};
+use crate::protocol::ResponseError;
+use crate::shard::Shard;
+use crate::storage::log::LEADER_EPOCH;
+
+fn topic_entry(node: i32, topic: &TopicMeta) -> MetadataResponseTopic {
+    let partitions = (0..topic.partitions())
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(BrokerId(node))
+                .with_leader_epoch(LEADER_EPOCH)
+                .with_replica_nodes(vec![BrokerId(node)])
+                .with_isr_nodes(vec![BrokerId(node)])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.to_string()))))
+        .with_topic_id(topic.id)
+        .with_partitions(partitions)
+}
+
+fn error_entry(name: Option<&str>, id: Uuid, error: ResponseError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(name.map(|n| TopicName(StrBytes::from_string(n.to_string()))))
+        .with_topic_id(id)
+        .with_error_code(error.code())
+}
+
+pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: MetadataRequest) -> MetadataResponse {
+    let node = shard.config.node_id;
+    let version = header.request_api_version;
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    let all = match &request.topics {
+        None => true,
+        Some(t) => t.is_empty() && version == 0,
+    };
+    let topics = if all {
+        shard.catalog().topics.values().map(|t| topic_entry(node, t)).collect()
+    } else {
+        let wanted = request.topics.unwrap_or_default();
+        let allow = version < 4 || request.allow_auto_topic_creation;
+        let names: Vec<String> = wanted
+            .iter()
+            .filter_map(|t| t.name.as_ref())
+            .map(|n| n.0.to_string())
+            .filter(|n| validate_topic_name(n).is_ok())
+            .collect();
+        let resolved = resolve_topics(shard, &names, allow).await;
+        let catalog = shard.catalog();
+        wanted
+            .iter()
+            .map(|t| match &t.name {
+                Some(name) if validate_topic_name(name).is_err() => {
+                    error_entry(Some(name), Uuid::nil(), ResponseError::InvalidTopicException)
+                }
+                Some(name) => match resolved.get(name.0.as_str()) {
+                    Some(Ok(topic)) => topic_entry(node, topic),
+                    Some(Err((code, _))) => error_entry(Some(name), Uuid::nil(), *code),
+                    None => error_entry(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition),
+                },
+                None => match catalog.topic_by_id(&t.topic_id) {
+                    Some(topic) => topic_entry(node, topic),
+                    None => error_entry(None, t.topic_id, ResponseError::UnknownTopicId),
+                },
+            })
+            .collect()
+    };
+    let broker = MetadataResponseBroker::default()
+        .with_node_id(BrokerId(node))
+        .with_host(StrBytes::from_string(shard.config.advertised_host.clone()))
+        .with_port(shard.config.advertised_port as i32);
+    MetadataResponse::default()
+        .with_brokers(vec![broker])
+        .with_cluster_id(Some(StrBytes::from_string(shard.cluster_id.to_string())))
+        .with_controller_id(BrokerId(node))
+        .with_topics(topics)
+}

@@ -1,0 +1,182 @@
+//! One module per Kafka API, all of the same shape:
+//!
+//! `pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: XRequest) -> XResponse`
+//!
+//! decode (done here), reject the whole request early, validate per
+//! partition, route partitions to their owning shards, gather, map internal
+//! errors to Kafka codes in [`errors`], respond. [`dispatch`] decodes the
+//! body for the version asked, calls the handler and encodes its answer.
+
+pub mod api_versions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod errors;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use kafka_protocol::messages::ApiKey;
+
+use crate::metadata::controller::{ControllerReply, ControllerRequest, TopicError, TopicSpec};
+use crate::metadata::TopicMeta;
+use crate::protocol::frame::{decode_body, encode_response, FrameError, RequestFrame, ResponseFrame};
+use crate::protocol::{versions, ResponseError};
+use crate::router::ShardRequest;
+use crate::shard::Shard;
+
+/// Runs one request. `Ok(None)` means no response is sent (acks=0 produce);
+/// `Err` means the connection must be closed, as Kafka does for requests it
+/// cannot parse or versions it does not serve.
+pub async fn dispatch(shard: Rc<Shard>, frame: RequestFrame) -> Result<Option<ResponseFrame>, FrameError> {
+    let RequestFrame { api_key, header, mut body } = frame;
+    let version = header.request_api_version;
+    let correlation_id = header.correlation_id;
+    if !versions::accepts(api_key, version) {
+        if api_key == ApiKey::ApiVersions {
+            return Ok(Some(api_versions::unsupported_version(correlation_id)?));
+        }
+        return Err(FrameError::Body { api: api_key, version, reason: "unsupported version".into() });
+    }
+
+    macro_rules! run {
+        ($module:ident) => {{
+            let request = decode_body(api_key, version, &mut body)?;
+            let response = $module::handle(&shard, &header, request).await;
+            Some(encode_response(api_key, version, correlation_id, &response)?)
+        }};
+    }
+
+    let response = match api_key {
+        ApiKey::ApiVersions => run!(api_versions),
+        ApiKey::Metadata => run!(metadata),
+        ApiKey::CreateTopics => run!(create_topics),
+        ApiKey::DeleteTopics => run!(delete_topics),
+        ApiKey::DescribeCluster => run!(describe_cluster),
+        ApiKey::ListOffsets => run!(list_offsets),
+        ApiKey::OffsetForLeaderEpoch => run!(offset_for_leader_epoch),
+        ApiKey::Produce => {
+            let request = decode_body(api_key, version, &mut body)?;
+            match produce::handle(&shard, &header, request).await {
+                Some(response) => Some(encode_response(api_key, version, correlation_id, &response)?),
+                None => None,
+            }
+        }
+        ApiKey::Fetch => {
+            let request = decode_body(api_key, version, &mut body)?;
+            Some(fetch::handle(&shard, &header, request).await.encode(version, correlation_id))
+        }
+        _ => unreachable!("versions::accepts admits only the APIs matched here"),
+    };
+    Ok(response)
+}
+
+/// Asks the controller to create topics and returns its answer per topic.
+pub async fn create_topics(
+    shard: &Rc<Shard>,
+    topics: Vec<TopicSpec>,
+    validate_only: bool,
+) -> Vec<Result<Arc<TopicMeta>, TopicError>> {
+    let count = topics.len();
+    let request = ControllerRequest::CreateTopics { topics, validate_only };
+    match shard.call(0, |reply| ShardRequest::Controller { request, reply }).await {
+        Ok(ControllerReply::Created(results)) => results,
+        Ok(other) => unreachable!("controller answered a create with {other:?}"),
+        Err(e) => (0..count).map(|_| Err((ResponseError::UnknownServerError, e.to_string()))).collect(),
+    }
+}
+
+/// Looks up topics by name, creating the missing ones with the broker
+/// defaults when `auto.create.topics.enable` is on and `allow` says so.
+/// Missing topics that were not created map to `None`.
+pub async fn resolve_topics(
+    shard: &Rc<Shard>,
+    names: &[String],
+    allow: bool,
+) -> BTreeMap<String, Result<Arc<TopicMeta>, TopicError>> {
+    let catalog = shard.catalog();
+    let mut found = BTreeMap::new();
+    let mut missing = Vec::new();
+    for name in names {
+        match catalog.topic(name) {
+            Some(t) => {
+                found.insert(name.clone(), Ok(t.clone()));
+            }
+            None if allow && shard.config.auto_create_topics_enable => missing.push(name.clone()),
+            None => {
+                found.insert(name.clone(), Err(errors::unknown_topic()));
+            }
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    if !missing.is_empty() {
+        let specs = missing
+            .iter()
+            .map(|name| TopicSpec {
+                name: name.clone(),
+                num_partitions: -1,
+                replication_factor: -1,
+                assignments: Vec::new(),
+                configs: Vec::new(),
+            })
+            .collect();
+        let created = create_topics(shard, specs, false).await;
+        let catalog = shard.catalog();
+        for (name, result) in missing.into_iter().zip(created) {
+            let answer = match result {
+                Ok(t) => Ok(t),
+                // Someone else created it meanwhile.
+                Err((ResponseError::TopicAlreadyExists, _)) => {
+                    catalog.topic(&name).cloned().ok_or_else(errors::unknown_topic)
+                }
+                Err(e) => Err(e),
+            };
+            found.insert(name, answer);
+        }
+    }
+    found
+}
+
+/// Sends each `(owner shard, item)` to its owner, one envelope per shard, all
+/// shards at once, and returns the answers in item order.
+pub async fn scatter<I, R>(
+    shard: &Rc<Shard>,
+    items: Vec<(usize, I)>,
+    make: impl Fn(Vec<I>, futures::channel::oneshot::Sender<Vec<Result<R, crate::router::RouteError>>>) -> ShardRequest,
+) -> Vec<Result<R, crate::router::RouteError>> {
+    let total = items.len();
+    let mut groups: BTreeMap<usize, (Vec<usize>, Vec<I>)> = BTreeMap::new();
+    for (position, (owner, item)) in items.into_iter().enumerate() {
+        let group = groups.entry(owner).or_default();
+        group.0.push(position);
+        group.1.push(item);
+    }
+    let calls = groups.into_iter().map(|(owner, (positions, items))| {
+        let request = |reply| make(items, reply);
+        async move { (owner, positions, shard.call(owner, request).await) }
+    });
+    let mut answers: Vec<Option<Result<R, crate::router::RouteError>>> = (0..total).map(|_| None).collect();
+    for (owner, positions, answer) in futures::future::join_all(calls).await {
+        match answer {
+            Ok(results) => {
+                assert_eq!(results.len(), positions.len(), "shard {owner} answered a different number of items");
+                for (position, result) in positions.into_iter().zip(results) {
+                    answers[position] = Some(result);
+                }
+            }
+            Err(e) => {
+                for position in positions {
+                    answers[position] = Some(Err(e.clone()));
+                }
+            }
+        }
+    }
+    answers.into_iter().map(|a| a.expect("every item answered")).collect()
+}

@@ -1,0 +1,123 @@
+//! Produce (v3-12): validate each partition's batches here, on the
+//! connection's shard, then route them to their owners, which assign offsets
+//! and store them. acks=0 gets no response; acks=1 is answered once written;
+//! acks=all once fdatasync'd.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
+use kafka_protocol::protocol::StrBytes;
+
+use super::errors::{batch_error_code, route_error_code};
+use super::{resolve_topics, scatter};
+use crate::protocol::batch::{validate_chunk, BatchHeader};
+use crate::protocol::ResponseError;
+use crate::router::{ProducePart, ShardRequest};
+use crate::shard::Shard;
+use crate::storage::AckLevel;
+
+fn partition_error(index: i32, code: ResponseError, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code.code())
+        .with_base_offset(-1)
+        .with_error_message(message.map(StrBytes::from_string))
+}
+
+pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: ProduceRequest) -> Option<ProduceResponse> {
+    let acks = match request.acks {
+        0 => AckLevel::None,
+        1 => AckLevel::Written,
+        -1 => AckLevel::Synced,
+        _ => AckLevel::Synced,
+    };
+    let acks_valid = matches!(request.acks, -1..=1);
+    let transactional = request.transactional_id.is_some();
+
+    let names: Vec<String> = request.topic_data.iter().map(|t| t.name.0.to_string()).collect();
+    let topics = if acks_valid && !transactional { resolve_topics(shard, &names, true).await } else { Default::default() };
+
+    // Slot per partition in request order: an early answer, or an index into the routed work.
+    let mut slots: Vec<Vec<Result<PartitionProduceResponse, usize>>> = Vec::with_capacity(request.topic_data.len());
+    let mut work: Vec<(usize, ProducePart)> = Vec::new();
+    for topic in &request.topic_data {
+        let mut topic_slots = Vec::with_capacity(topic.partition_data.len());
+        for p in &topic.partition_data {
+            let early = |code, message| Ok(partition_error(p.index, code, message));
+            if !acks_valid {
+                topic_slots.push(early(ResponseError::InvalidRequiredAcks, None));
+                continue;
+            }
+            if transactional {
+                topic_slots.push(early(ResponseError::TransactionalIdAuthorizationFailed, None));
+                continue;
+            }
+            let meta = match topics.get(topic.name.0.as_str()) {
+                Some(Ok(meta)) => meta.clone(),
+                Some(Err((code, message))) => {
+                    topic_slots.push(early(*code, Some(message.clone())));
+                    continue;
+                }
+                None => {
+                    topic_slots.push(early(ResponseError::UnknownTopicOrPartition, None));
+                    continue;
+                }
+            };
+            let Some(owner) = meta.owner(p.index) else {
+                topic_slots.push(early(ResponseError::UnknownTopicOrPartition, None));
+                continue;
+            };
+            let records = p.records.clone().unwrap_or_default();
+            let summaries = match validate_chunk(&records, meta.config.max_message_bytes as usize) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(topic = %meta.name, partition = p.index, error = %e, "produce refused");
+                    topic_slots.push(early(batch_error_code(&e), Some(e.to_string())));
+                    continue;
+                }
+            };
+            // Idempotent and transactional batches need producer state, which this broker
+            // does not keep: refuse them rather than store them without their guarantees.
+            if summaries.iter().any(|s| s.producer_id >= 0)
+                || BatchHeader::parse(&records).is_some_and(|h| h.is_transactional())
+            {
+                topic_slots.push(early(ResponseError::UnknownProducerId, None));
+                continue;
+            }
+            topic_slots.push(Err(work.len()));
+            work.push((owner, ProducePart { topic: meta.name.clone(), partition: p.index, records, summaries }));
+        }
+        slots.push(topic_slots);
+    }
+
+    let outcomes = scatter(shard, work, |parts, reply| ShardRequest::Produce { parts, acks, reply }).await;
+    if acks == AckLevel::None {
+        return None;
+    }
+    let responses = request
+        .topic_data
+        .iter()
+        .zip(slots)
+        .map(|(topic, topic_slots)| {
+            let partitions = topic
+                .partition_data
+                .iter()
+                .zip(topic_slots)
+                .map(|(p, slot)| match slot {
+                    Ok(early) => early,
+                    Err(i) => match &outcomes[i] {
+                        Ok(outcome) => PartitionProduceResponse::default()
+                            .with_index(p.index)
+                            .with_base_offset(outcome.base_offset)
+                            .with_log_append_time_ms(outcome.log_append_time_ms)
+                            .with_log_start_offset(outcome.log_start_offset),
+                        Err(e) => partition_error(p.index, route_error_code(e), Some(e.to_string())),
+                    },
+                })
+                .collect();
+            TopicProduceResponse::default().with_name(topic.name.clone()).with_partition_responses(partitions)
+        })
+        .collect();
+    Some(ProduceResponse::default().with_responses(responses))
+}

@@ -1,0 +1,249 @@
+//! The controller, on shard 0: the only writer of the catalog. Each change is
+//! validated, persisted (write, fsync, rename, fsync the directory), then
+//! applied on every shard before the request that caused it is answered.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use glommio::sync::Semaphore;
+use uuid::Uuid;
+
+use super::{validate_partition_count, validate_topic_name, Catalog, TopicMeta};
+use crate::config::TopicConfig;
+use crate::constants::{CATALOG_FILE_BYTES_MAX, PARTITIONS_PER_BROKER_MAX};
+use crate::protocol::ResponseError;
+use crate::router::ShardRequest;
+use crate::shard::Shard;
+use crate::storage::file::{read_bounded, write_atomically};
+
+/// A topic to create, as CreateTopics (or auto-creation) asks.
+#[derive(Debug, Clone)]
+pub struct TopicSpec {
+    pub name: String,
+    /// -1 for the broker's `num.partitions`.
+    pub num_partitions: i32,
+    /// -1 or 1: there is one broker.
+    pub replication_factor: i16,
+    /// Explicit replica assignment: partition -> broker ids.
+    pub assignments: Vec<(i32, Vec<i32>)>,
+    pub configs: Vec<(String, Option<String>)>,
+}
+
+/// A topic to delete, by name or id.
+#[derive(Debug, Clone)]
+pub enum TopicRef {
+    Name(String),
+    Id(Uuid),
+}
+
+/// A refused topic operation: Kafka's error code and message.
+pub type TopicError = (ResponseError, String);
+
+#[derive(Debug)]
+pub enum ControllerRequest {
+    CreateTopics { topics: Vec<TopicSpec>, validate_only: bool },
+    DeleteTopics { topics: Vec<TopicRef> },
+}
+
+#[derive(Debug)]
+pub enum ControllerReply {
+    Created(Vec<Result<Arc<TopicMeta>, TopicError>>),
+    Deleted(Vec<Result<Arc<TopicMeta>, TopicError>>),
+}
+
+/// Shard 0's catalog writer.
+pub struct Controller {
+    catalog_path: PathBuf,
+    node_id: i32,
+    shards: usize,
+    defaults: TopicConfig,
+    num_partitions: i32,
+    catalog: RefCell<Arc<Catalog>>,
+    /// One catalog change at a time.
+    lock: Semaphore,
+}
+
+impl Controller {
+    /// Loads the catalog from `data_dir`, moving partitions of shards that no
+    /// longer exist, and persists it if anything moved.
+    pub async fn load(
+        data_dir: PathBuf,
+        node_id: i32,
+        shards: usize,
+        defaults: TopicConfig,
+        num_partitions: i32,
+    ) -> Result<Controller, String> {
+        let meta_dir = data_dir.join("__sluice");
+        std::fs::create_dir_all(&meta_dir).map_err(|e| format!("create {}: {e}", meta_dir.display()))?;
+        let catalog_path = meta_dir.join("catalog");
+        let mut catalog = match read_bounded(&catalog_path, CATALOG_FILE_BYTES_MAX) {
+            Ok(None) => Catalog::default(),
+            Ok(Some(bytes)) => Catalog::decode(&bytes, &defaults).map_err(|e| format!("{}: {e}", catalog_path.display()))?,
+            Err(e) => return Err(format!("{}: {e}", catalog_path.display())),
+        };
+        if catalog.reassign_for(shards) {
+            tracing::info!(shards, "partitions of removed shards reassigned");
+            write_atomically(&catalog_path, &catalog.encode()).await.map_err(|e| e.to_string())?;
+        }
+        Ok(Controller {
+            catalog_path,
+            node_id,
+            shards,
+            defaults,
+            num_partitions,
+            catalog: RefCell::new(Arc::new(catalog)),
+            lock: Semaphore::new(1),
+        })
+    }
+
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.borrow().clone()
+    }
+
+    pub async fn handle(&self, shard: &Rc<Shard>, request: ControllerRequest) -> ControllerReply {
+        let _permit = self.lock.acquire_permit(1).await;
+        match request {
+            ControllerRequest::CreateTopics { topics, validate_only } => {
+                ControllerReply::Created(self.create(shard, topics, validate_only).await)
+            }
+            ControllerRequest::DeleteTopics { topics } => ControllerReply::Deleted(self.delete(shard, topics).await),
+        }
+    }
+
+    fn validate(&self, catalog: &Catalog, spec: &TopicSpec) -> Result<TopicMeta, TopicError> {
+        validate_topic_name(&spec.name).map_err(|m| (ResponseError::InvalidTopicException, m))?;
+        if catalog.topic(&spec.name).is_some() {
+            return Err((ResponseError::TopicAlreadyExists, format!("Topic '{}' already exists.", spec.name)));
+        }
+        let count = if !spec.assignments.is_empty() {
+            if spec.num_partitions != -1 || spec.replication_factor != -1 {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
+                ));
+            }
+            let mut seen: Vec<i32> = spec.assignments.iter().map(|(p, _)| *p).collect();
+            seen.sort_unstable();
+            if seen.iter().enumerate().any(|(i, p)| *p != i as i32) {
+                return Err((ResponseError::InvalidReplicaAssignment, "Partitions should be consecutive and start at 0.".into()));
+            }
+            if spec.assignments.iter().any(|(_, brokers)| brokers.as_slice() != [self.node_id]) {
+                return Err((
+                    ResponseError::InvalidReplicaAssignment,
+                    format!("Replica assignments may only name broker {}.", self.node_id),
+                ));
+            }
+            spec.assignments.len() as i32
+        } else {
+            if spec.replication_factor != -1 && spec.replication_factor != 1 {
+                let message = if spec.replication_factor < 1 {
+                    "Replication factor must be larger than 0, or -1 to use the default value.".to_string()
+                } else {
+                    format!("Unable to replicate the partition {} time(s): The target replication factor of {} cannot be reached because only 1 broker(s) are registered.", spec.replication_factor, spec.replication_factor)
+                };
+                return Err((ResponseError::InvalidReplicationFactor, message));
+            }
+            if spec.num_partitions == -1 {
+                self.num_partitions
+            } else {
+                spec.num_partitions
+            }
+        };
+        validate_partition_count(count).map_err(|m| (ResponseError::InvalidPartitions, m))?;
+        let total: usize = catalog.topics.values().map(|t| t.shards.len()).sum();
+        if total + count as usize > PARTITIONS_PER_BROKER_MAX {
+            return Err((ResponseError::PolicyViolation, format!("This broker hosts at most {PARTITIONS_PER_BROKER_MAX} partitions.")));
+        }
+        let mut overrides = Vec::with_capacity(spec.configs.len());
+        for (name, value) in &spec.configs {
+            let value = value.as_deref().ok_or_else(|| {
+                (ResponseError::InvalidConfig, format!("Null value not supported for topic configs: {name}"))
+            })?;
+            overrides.push((name.as_str(), value));
+        }
+        let config = self.defaults.with_overrides(overrides).map_err(|m| (ResponseError::InvalidConfig, m))?;
+        Ok(TopicMeta { name: spec.name.as_str().into(), id: Uuid::new_v4(), shards: catalog.assign(count, self.shards), config })
+    }
+
+    async fn create(&self, shard: &Rc<Shard>, specs: Vec<TopicSpec>, validate_only: bool) -> Vec<Result<Arc<TopicMeta>, TopicError>> {
+        let mut next = (*self.catalog()).clone();
+        let mut results = Vec::with_capacity(specs.len());
+        for spec in &specs {
+            match self.validate(&next, spec) {
+                Ok(topic) => {
+                    let topic = Arc::new(topic);
+                    if !validate_only {
+                        next.insert((*topic).clone());
+                    }
+                    results.push(Ok(topic));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        if validate_only || results.iter().all(Result::is_err) {
+            return results;
+        }
+        if let Err(e) = self.commit(shard, next).await {
+            return specs.iter().map(|_| Err((ResponseError::KafkaStorageError, e.clone()))).collect();
+        }
+        for (name, t) in specs.iter().map(|s| s.name.as_str()).zip(results.iter()) {
+            if t.is_ok() {
+                tracing::info!(topic = name, "topic created");
+            }
+        }
+        results
+    }
+
+    async fn delete(&self, shard: &Rc<Shard>, refs: Vec<TopicRef>) -> Vec<Result<Arc<TopicMeta>, TopicError>> {
+        let mut next = (*self.catalog()).clone();
+        let results: Vec<_> = refs
+            .iter()
+            .map(|r| {
+                let name = match r {
+                    TopicRef::Name(n) => Some(n.clone()),
+                    TopicRef::Id(id) => next.topic_by_id(id).map(|t| t.name.to_string()),
+                };
+                match name.and_then(|n| next.remove(&n)) {
+                    Some(t) => Ok(t),
+                    None => Err(match r {
+                        TopicRef::Name(_) => (ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition.".to_string()),
+                        TopicRef::Id(_) => (ResponseError::UnknownTopicId, "This server does not host this topic ID.".to_string()),
+                    }),
+                }
+            })
+            .collect();
+        if results.iter().all(Result::is_err) {
+            return results;
+        }
+        if let Err(e) = self.commit(shard, next).await {
+            return refs.iter().map(|_| Err((ResponseError::KafkaStorageError, e.clone()))).collect();
+        }
+        results
+    }
+
+    /// Persists `next`, then has every shard adopt it.
+    async fn commit(&self, shard: &Rc<Shard>, next: Catalog) -> Result<(), String> {
+        write_atomically(&self.catalog_path, &next.encode()).await.map_err(|e| e.to_string())?;
+        let next = Arc::new(next);
+        *self.catalog.borrow_mut() = next.clone();
+        broadcast(shard, next).await;
+        Ok(())
+    }
+}
+
+/// Has every shard adopt `catalog`, and waits until all have.
+pub async fn broadcast(shard: &Rc<Shard>, catalog: Arc<Catalog>) {
+    let shards = shard.router.shards;
+    let applies = (0..shards).map(|target| {
+        let catalog = catalog.clone();
+        async move {
+            let applied = shard.call(target, |reply| ShardRequest::ApplyCatalog { catalog, reply }).await;
+            if let Err(e) = applied {
+                tracing::error!(target, error = %e, "shard did not apply the catalog");
+            }
+        }
+    });
+    futures::future::join_all(applies).await;
+}

@@ -1,0 +1,68 @@
+//! The APIs and versions Sluice serves, as Kafka 4.0 advertises them.
+//!
+//! ApiVersions answers from this table and the dispatcher refuses anything
+//! outside it, so the two can never disagree.
+
+use kafka_protocol::messages::ApiKey;
+
+/// An API and the inclusive version range Sluice advertises for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiRange {
+    pub api_key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+    /// Lowest version actually accepted; below it requests are refused even
+    /// though `min` is advertised (Kafka advertises Produce v0 but rejects
+    /// v0-2 so that older librdkafka builds accept the broker, KAFKA-18659).
+    pub accepted_min: i16,
+}
+
+const fn range(api_key: ApiKey, min: i16, max: i16) -> ApiRange {
+    ApiRange { api_key, min, max, accepted_min: min }
+}
+
+/// Every API Sluice serves.
+pub const SUPPORTED: &[ApiRange] = &[
+    ApiRange { api_key: ApiKey::Produce, min: 0, max: 12, accepted_min: 3 },
+    range(ApiKey::Fetch, 4, 17),
+    range(ApiKey::ListOffsets, 1, 9),
+    range(ApiKey::Metadata, 0, 12),
+    range(ApiKey::ApiVersions, 0, 4),
+    range(ApiKey::CreateTopics, 2, 7),
+    range(ApiKey::DeleteTopics, 1, 6),
+    range(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    range(ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The advertised range of `api_key`, if Sluice serves it.
+pub fn supported(api_key: ApiKey) -> Option<ApiRange> {
+    SUPPORTED.iter().copied().find(|r| r.api_key == api_key)
+}
+
+/// Whether a request at `version` of `api_key` is served.
+pub fn accepts(api_key: ApiKey, version: i16) -> bool {
+    supported(api_key).is_some_and(|r| version >= r.accepted_min && version <= r.max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_ranges_are_decodable_by_the_codec() {
+        for r in SUPPORTED {
+            let codec = r.api_key.valid_versions();
+            assert!(r.accepted_min >= codec.min, "{:?}", r.api_key);
+            assert!(r.max <= codec.max, "{:?}", r.api_key);
+            assert!(r.min <= r.accepted_min && r.accepted_min <= r.max);
+        }
+    }
+
+    #[test]
+    fn produce_v2_is_advertised_but_refused() {
+        assert!(!accepts(ApiKey::Produce, 2));
+        assert!(accepts(ApiKey::Produce, 3));
+        assert!(!accepts(ApiKey::Fetch, 18));
+        assert!(!accepts(ApiKey::JoinGroup, 0));
+    }
+}

@@ -1,0 +1,143 @@
+//! The cross-shard router: which shard owns what, and the bounded channel
+//! mesh that carries work to the owner and answers back.
+//!
+//! Every shard holds the same partition→shard table (in its catalog
+//! snapshot). A connection's shard splits a request per owning shard, sends
+//! one envelope to each, awaits all answers and merges them in request
+//! order. Work for the connection's own shard runs locally, without the mesh.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+use glommio::channels::channel_mesh::{Receivers, Senders};
+
+use crate::metadata::controller::{ControllerReply, ControllerRequest};
+use crate::metadata::Catalog;
+use crate::protocol::batch::BatchSummary;
+use crate::storage::{AckLevel, AppendOutcome, ReadOutcome, StorageError};
+
+/// Errors of work routed to an owner shard.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouteError {
+    /// The shard does not own the partition (its catalog is newer or older): retriable.
+    #[error("shard does not own this partition")]
+    NotOwner,
+    /// The owner's channel is closed: the broker is stopping.
+    #[error("shard {0} is unreachable")]
+    Unreachable(usize),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// One partition's share of a produce request.
+#[derive(Debug)]
+pub struct ProducePart {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub records: Bytes,
+    pub summaries: Vec<BatchSummary>,
+}
+
+/// One partition's share of a fetch.
+#[derive(Debug, Clone)]
+pub struct ReadPart {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub fetch_offset: i64,
+    pub max_bytes: usize,
+}
+
+/// The offsets of one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub log_end_offset: i64,
+}
+
+/// A ListOffsets query: a timestamp or Kafka's special values -1, -2, -3.
+#[derive(Debug, Clone)]
+pub struct OffsetQuery {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub timestamp: i64,
+}
+
+/// Work for a shard, with the channel its answer goes back on.
+#[derive(Debug)]
+pub enum ShardRequest {
+    Produce {
+        parts: Vec<ProducePart>,
+        acks: AckLevel,
+        reply: oneshot::Sender<Vec<Result<AppendOutcome, RouteError>>>,
+    },
+    Read {
+        parts: Vec<ReadPart>,
+        reply: oneshot::Sender<Vec<Result<ReadOutcome, RouteError>>>,
+    },
+    /// Answer once any listed partition's high watermark passes its offset, or at `deadline`.
+    Watch {
+        parts: Vec<(Arc<str>, i32, i64)>,
+        deadline: Instant,
+        reply: oneshot::Sender<()>,
+    },
+    Offsets {
+        parts: Vec<(Arc<str>, i32)>,
+        reply: oneshot::Sender<Vec<Result<PartitionOffsets, RouteError>>>,
+    },
+    /// Timestamp lookups: (timestamp, offset), or None when no record is that new.
+    ListOffsets {
+        queries: Vec<OffsetQuery>,
+        reply: oneshot::Sender<Vec<Result<Option<(i64, i64)>, RouteError>>>,
+    },
+    /// Catalog changes go to the controller (shard 0).
+    Controller {
+        request: ControllerRequest,
+        reply: oneshot::Sender<ControllerReply>,
+    },
+    /// A new catalog: adopt it, open newly owned partitions, close removed ones.
+    ApplyCatalog {
+        catalog: Arc<Catalog>,
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// This shard's end of the mesh.
+pub struct Router {
+    pub shard_id: usize,
+    pub shards: usize,
+    senders: Senders<ShardRequest>,
+}
+
+impl Router {
+    pub fn new(senders: Senders<ShardRequest>) -> Router {
+        Router { shard_id: senders.peer_id(), shards: senders.nr_consumers(), senders }
+    }
+
+    /// Sends work to `shard` (which must not be this one).
+    pub async fn send(&self, shard: usize, request: ShardRequest) -> Result<(), RouteError> {
+        assert_ne!(shard, self.shard_id, "local work does not go through the mesh");
+        self.senders.send_to(shard, request).await.map_err(|_| RouteError::Unreachable(shard))
+    }
+}
+
+/// Receives work from every peer and hands each envelope to `serve`.
+pub fn spawn_receivers<F>(mut receivers: Receivers<ShardRequest>, serve: Rc<F>)
+where
+    F: Fn(ShardRequest) + 'static,
+{
+    for (peer, receiver) in receivers.streams() {
+        let serve = serve.clone();
+        glommio::spawn_local(async move {
+            while let Some(request) = receiver.recv().await {
+                serve(request);
+            }
+            tracing::debug!(peer, "mesh channel closed");
+        })
+        .detach();
+    }
+}

@@ -1,0 +1,41 @@
+//! The Kafka listener of one shard and its connections. Every shard binds the
+//! same address (SO_REUSEPORT) and serves the connections the kernel gives it.
+
+pub mod connection;
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use glommio::net::TcpListener;
+
+use crate::shard::Shard;
+
+/// Set once the process is asked to stop; every shard's accept loop watches it.
+pub static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// How often an idle accept loop looks at [`STOPPING`].
+const STOP_POLL_MS: u64 = 50;
+
+/// Accepts connections until the broker stops.
+pub async fn listen(shard: Rc<Shard>) -> std::io::Result<()> {
+    let listener = TcpListener::bind(shard.config.listen).map_err(|e| std::io::Error::other(e.to_string()))?;
+    tracing::info!(shard = shard.id, addr = %shard.config.listen, "listening");
+    loop {
+        let accept = listener.accept();
+        let tick = glommio::timer::sleep(std::time::Duration::from_millis(STOP_POLL_MS));
+        futures::pin_mut!(accept, tick);
+        match futures::future::select(accept, tick).await {
+            futures::future::Either::Left((Ok(stream), _)) => {
+                let shard = shard.clone();
+                glommio::spawn_local(async move { connection::serve(shard, stream).await }).detach();
+            }
+            futures::future::Either::Left((Err(e), _)) => {
+                tracing::warn!(error = %e, "accept failed");
+            }
+            futures::future::Either::Right(_) => {}
+        }
+        if STOPPING.load(Ordering::Acquire) {
+            return Ok(());
+        }
+    }
+}

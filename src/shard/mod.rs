@@ -1,0 +1,262 @@
+//! The per-core context: this shard's catalog snapshot, the partitions it
+//! owns, its end of the router, and the owner-side handling of routed work.
+//!
+//! Everything here is `Rc`/`RefCell`, touched only by this shard's executor;
+//! no borrow is held across an `.await` (logs are cloned out first).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::channel::oneshot;
+use futures::future::{join_all, select, select_all};
+
+use crate::config::BrokerConfig;
+use crate::metadata::controller::Controller;
+use crate::metadata::Catalog;
+use crate::router::{
+    OffsetQuery, PartitionOffsets, ProducePart, ReadPart, RouteError, Router, ShardRequest,
+};
+use crate::storage::{AckLevel, AppendOutcome, Log, ReadOutcome};
+
+type PartitionKey = (Arc<str>, i32);
+
+/// One shard's state.
+pub struct Shard {
+    pub id: usize,
+    pub config: Arc<BrokerConfig>,
+    pub cluster_id: Arc<str>,
+    pub router: Router,
+    /// Set on shard 0 only.
+    pub controller: Option<Controller>,
+    /// Whether the previous run stopped cleanly (indexes can be trusted).
+    pub clean_start: bool,
+    catalog: RefCell<Arc<Catalog>>,
+    logs: RefCell<HashMap<PartitionKey, Rc<Log>>>,
+}
+
+impl Shard {
+    pub fn new(
+        config: Arc<BrokerConfig>,
+        cluster_id: Arc<str>,
+        router: Router,
+        controller: Option<Controller>,
+        clean_start: bool,
+    ) -> Shard {
+        Shard {
+            id: router.shard_id,
+            config,
+            cluster_id,
+            router,
+            controller,
+            clean_start,
+            catalog: RefCell::new(Arc::new(Catalog::default())),
+            logs: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The current catalog snapshot (cheap to clone; never changes under you).
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.borrow().clone()
+    }
+
+    fn log(&self, topic: &Arc<str>, partition: i32) -> Result<Rc<Log>, RouteError> {
+        self.logs.borrow().get(&(topic.clone(), partition)).cloned().ok_or(RouteError::NotOwner)
+    }
+
+    /// Sends a request to `shard` and awaits the answer; local work is served
+    /// directly. `make` wraps the reply channel into the request.
+    pub async fn call<R>(
+        self: &Rc<Self>,
+        shard: usize,
+        make: impl FnOnce(oneshot::Sender<R>) -> ShardRequest,
+    ) -> Result<R, RouteError> {
+        let (tx, rx) = oneshot::channel();
+        let request = make(tx);
+        if shard == self.id {
+            self.serve(request);
+        } else {
+            self.router.send(shard, request).await?;
+        }
+        rx.await.map_err(|_| RouteError::Unreachable(shard))
+    }
+
+    /// Handles work routed to this shard, on a task of its own.
+    pub fn serve(self: &Rc<Self>, request: ShardRequest) {
+        let shard = self.clone();
+        glommio::spawn_local(async move { shard.serve_now(request).await }).detach();
+    }
+
+    async fn serve_now(self: Rc<Self>, request: ShardRequest) {
+        match request {
+            ShardRequest::Produce { parts, acks, reply } => {
+                let _ = reply.send(self.produce(parts, acks).await);
+            }
+            ShardRequest::Read { parts, reply } => {
+                let _ = reply.send(self.read(parts).await);
+            }
+            ShardRequest::Watch { parts, deadline, mut reply } => {
+                let waits = self.watch(&parts);
+                let timeout = glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()));
+                if !waits.is_empty() {
+                    let any = select_all(waits);
+                    let cancelled = reply.cancellation();
+                    futures::pin_mut!(timeout, cancelled);
+                    let _ = select(any, select(timeout, cancelled)).await;
+                } else {
+                    let cancelled = reply.cancellation();
+                    futures::pin_mut!(timeout, cancelled);
+                    let _ = select(timeout, cancelled).await;
+                }
+                let _ = reply.send(());
+            }
+            ShardRequest::Offsets { parts, reply } => {
+                let answers = parts.iter().map(|(t, p)| self.offsets(t, *p)).collect();
+                let _ = reply.send(answers);
+            }
+            ShardRequest::ListOffsets { queries, reply } => {
+                let _ = reply.send(self.list_offsets(queries).await);
+            }
+            ShardRequest::Controller { request, reply } => {
+                let controller = self.controller.as_ref().expect("controller requests go to shard 0");
+                let _ = reply.send(controller.handle(&self, request).await);
+            }
+            ShardRequest::ApplyCatalog { catalog, reply } => {
+                self.apply_catalog(catalog).await;
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    /// Asserts ownership against this shard's catalog: the router and the
+    /// owner must agree, or the work is refused as NOT_LEADER_OR_FOLLOWER.
+    fn owns(&self, topic: &str, partition: i32) -> bool {
+        self.catalog().topic(topic).and_then(|t| t.owner(partition)) == Some(self.id)
+    }
+
+    async fn produce(&self, parts: Vec<ProducePart>, acks: AckLevel) -> Vec<Result<AppendOutcome, RouteError>> {
+        let appends = parts.into_iter().map(|part| async move {
+            if !self.owns(&part.topic, part.partition) {
+                return Err(RouteError::NotOwner);
+            }
+            let log = self.log(&part.topic, part.partition)?;
+            Ok(log.append(&part.records, &part.summaries, acks).await?)
+        });
+        join_all(appends).await
+    }
+
+    async fn read(&self, parts: Vec<ReadPart>) -> Vec<Result<ReadOutcome, RouteError>> {
+        let reads = parts.into_iter().map(|part| async move {
+            if !self.owns(&part.topic, part.partition) {
+                return Err(RouteError::NotOwner);
+            }
+            let log = self.log(&part.topic, part.partition)?;
+            Ok(log.read(part.fetch_offset, part.max_bytes).await?)
+        });
+        join_all(reads).await
+    }
+
+    fn watch(&self, parts: &[(Arc<str>, i32, i64)]) -> Vec<oneshot::Receiver<()>> {
+        parts
+            .iter()
+            .filter_map(|(topic, partition, offset)| self.log(topic, *partition).ok().map(|log| log.watch(*offset)))
+            .collect()
+    }
+
+    fn offsets(&self, topic: &Arc<str>, partition: i32) -> Result<PartitionOffsets, RouteError> {
+        if !self.owns(topic, partition) {
+            return Err(RouteError::NotOwner);
+        }
+        let log = self.log(topic, partition)?;
+        Ok(PartitionOffsets {
+            log_start_offset: log.log_start_offset(),
+            high_watermark: log.high_watermark(),
+            log_end_offset: log.log_end_offset(),
+        })
+    }
+
+    async fn list_offsets(&self, queries: Vec<OffsetQuery>) -> Vec<Result<Option<(i64, i64)>, RouteError>> {
+        let mut answers = Vec::with_capacity(queries.len());
+        for q in queries {
+            let answer = async {
+                if !self.owns(&q.topic, q.partition) {
+                    return Err(RouteError::NotOwner);
+                }
+                let log = self.log(&q.topic, q.partition)?;
+                Ok(match q.timestamp {
+                    crate::handlers::list_offsets::LATEST => Some((-1, log.high_watermark())),
+                    crate::handlers::list_offsets::EARLIEST | crate::handlers::list_offsets::EARLIEST_LOCAL => {
+                        Some((-1, log.log_start_offset()))
+                    }
+                    crate::handlers::list_offsets::MAX_TIMESTAMP => log.max_timestamp(),
+                    target => log.offset_for_timestamp(target).await?,
+                })
+            };
+            answers.push(answer.await);
+        }
+        answers
+    }
+
+    /// Adopts a new catalog: opens partitions newly assigned here, closes and
+    /// deletes the data of partitions whose topic is gone.
+    pub async fn apply_catalog(&self, catalog: Arc<Catalog>) {
+        *self.catalog.borrow_mut() = catalog.clone();
+        let wanted: Vec<(PartitionKey, crate::config::TopicConfig)> = catalog
+            .topics
+            .values()
+            .flat_map(|t| {
+                (0..t.partitions())
+                    .filter(|p| t.owner(*p) == Some(self.id))
+                    .map(|p| ((t.name.clone(), p), t.config.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let gone: Vec<PartitionKey> = self
+            .logs
+            .borrow()
+            .keys()
+            .filter(|(topic, partition)| catalog.topic(topic).and_then(|t| t.owner(*partition)) != Some(self.id))
+            .cloned()
+            .collect();
+        for key in gone {
+            let log = self.logs.borrow_mut().remove(&key);
+            if let Some(log) = log {
+                if let Err(e) = log.close().await {
+                    tracing::warn!(topic = %key.0, partition = key.1, error = %e, "closing removed partition");
+                }
+                if catalog.topic(&key.0).is_none() {
+                    if let Err(e) = std::fs::remove_dir_all(&log.dir) {
+                        tracing::error!(dir = %log.dir.display(), error = %e, "deleting partition data");
+                    }
+                }
+            }
+        }
+        for (key, config) in wanted {
+            if self.logs.borrow().contains_key(&key) {
+                continue;
+            }
+            let dir = self.config.data_dir.join(format!("{}-{}", key.0, key.1));
+            match Log::open(dir, config, self.clean_start).await {
+                Ok(log) => {
+                    self.logs.borrow_mut().insert(key, log);
+                }
+                Err(e) => tracing::error!(topic = %key.0, partition = key.1, error = %e, "cannot open partition"),
+            }
+        }
+    }
+
+    /// Closes every partition of this shard: pending writes synced, indexes written.
+    pub async fn close_all(&self) -> bool {
+        let logs: Vec<(PartitionKey, Rc<Log>)> = self.logs.borrow_mut().drain().collect();
+        let mut clean = true;
+        for ((topic, partition), log) in logs {
+            if let Err(e) = log.close().await {
+                tracing::error!(%topic, partition, error = %e, "partition did not close cleanly");
+                clean = false;
+            }
+        }
+        clean
+    }
+}

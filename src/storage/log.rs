@@ -1,0 +1,647 @@
+//! A partition's log: the segment set, appends with offsets assigned by the
+//! owning shard, a writer task that turns appends into aligned O_DIRECT writes
+//! followed by one fdatasync for everything pending (group commit), a tail
+//! cache of recent chunks, and reads.
+//!
+//! Invariants:
+//! - `log_start_offset <= high_watermark <= next_offset` (the log end offset).
+//! - Bytes are readable by consumers only once fsynced (`high_watermark`), so a
+//!   consumer never sees a record that a crash could take back.
+//! - Only the writer task writes segment files, one write at a time, so the
+//!   rewritten tail block can never be overtaken by an older write.
+//! - A failed write or fsync fails the partition for good: the kernel may have
+//!   dropped the data, so retrying could acknowledge lost records.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use futures::channel::oneshot;
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::sync::Semaphore;
+
+use super::segment::{align_down, align_up, Segment, SegmentFile};
+use super::StorageError;
+use crate::config::{TimestampType, TopicConfig};
+use crate::constants::{FETCH_READ_BYTES_PER_PARTITION_MAX, TAIL_CACHE_BYTES_PER_PARTITION_MAX};
+use crate::protocol::batch::{self, BatchHeader, BatchSummary};
+
+/// Leader epoch stamped into every stored batch (a single-node log never changes leader).
+pub const LEADER_EPOCH: i32 = 0;
+
+/// How far an append must get before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckLevel {
+    /// acks=0: not waited for.
+    None,
+    /// acks=1: written to the segment file.
+    Written,
+    /// acks=all: written and fdatasync'd.
+    Synced,
+}
+
+/// What a produce learns about its append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub base_offset: i64,
+    /// The broker's timestamp for `LogAppendTime` topics, else -1.
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+}
+
+/// What a fetch gets from one partition.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOutcome {
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    /// Whole batches, consecutive, starting with the one holding the fetch offset.
+    pub chunks: Vec<Bytes>,
+}
+
+impl ReadOutcome {
+    pub fn bytes(&self) -> usize {
+        self.chunks.iter().map(Bytes::len).sum()
+    }
+}
+
+/// Appended bytes waiting for the writer.
+struct PendingWrite {
+    segment: Rc<SegmentFile>,
+    bytes: Bytes,
+    /// Position in the segment just after these bytes.
+    end_position: u64,
+    /// Offset just after these bytes.
+    end_offset: i64,
+}
+
+struct AckWaiter {
+    end_offset: i64,
+    level: AckLevel,
+    done: oneshot::Sender<Result<(), StorageError>>,
+}
+
+/// Recently appended bytes, kept to serve consumers at the tail without disk reads.
+struct CacheEntry {
+    base_offset: i64,
+    end_offset: i64,
+    bytes: Bytes,
+}
+
+struct LogState {
+    config: TopicConfig,
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+    next_offset: i64,
+    written_offset: i64,
+    high_watermark: i64,
+    pending: Vec<PendingWrite>,
+    waiters: VecDeque<AckWaiter>,
+    watchers: Vec<oneshot::Sender<()>>,
+    cache: VecDeque<CacheEntry>,
+    cache_bytes: usize,
+    failed: Option<String>,
+    closing: bool,
+}
+
+/// One partition's log, owned by one shard.
+pub struct Log {
+    pub dir: PathBuf,
+    state: RefCell<LogState>,
+    /// Serialises appends across a segment roll (the only await in an append).
+    append_lock: Semaphore,
+    doorbell: LocalSender<()>,
+    writer_done: RefCell<Option<glommio::task::JoinHandle<()>>>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn parse_segment_base(path: &Path) -> Option<i64> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name.strip_suffix(".log")?;
+    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit())).then(|| stem.parse().ok()).flatten()
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir` and starts its writer task.
+    pub async fn open(dir: PathBuf, config: TopicConfig, clean: bool) -> Result<Rc<Log>, StorageError> {
+        std::fs::create_dir_all(&dir).map_err(|e| StorageError::io(&format!("create {}", dir.display()), e))?;
+        let mut bases: Vec<i64> = std::fs::read_dir(&dir)
+            .map_err(|e| StorageError::io(&format!("list {}", dir.display()), e))?
+            .filter_map(|entry| entry.ok().and_then(|e| parse_segment_base(&e.path())))
+            .collect();
+        bases.sort_unstable();
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        for (i, base) in bases.iter().enumerate() {
+            let path = dir.join(format!("{}.log", super::segment_file_stem(*base)));
+            // Only the last segment can have an unsynced tail after a crash.
+            let segment_clean = clean || i + 1 < bases.len();
+            let segment = Segment::open(&path, *base, segment_clean, config.index_interval_bytes).await?;
+            segments.push(segment);
+        }
+        if segments.is_empty() {
+            segments.push(Segment::create(&dir, 0).await?);
+            super::file::sync_dir(&dir).await?;
+        }
+        let log_start_offset = segments[0].base_offset();
+        let next_offset = segments.last().map(|s| s.next_offset).unwrap_or(0);
+        let (doorbell, bell) = local_channel::new_bounded(1);
+        let log = Rc::new(Log {
+            dir,
+            state: RefCell::new(LogState {
+                config,
+                segments,
+                log_start_offset,
+                next_offset,
+                written_offset: next_offset,
+                high_watermark: next_offset,
+                pending: Vec::new(),
+                waiters: VecDeque::new(),
+                watchers: Vec::new(),
+                cache: VecDeque::new(),
+                cache_bytes: 0,
+                failed: None,
+                closing: false,
+            }),
+            append_lock: Semaphore::new(1),
+            doorbell,
+            writer_done: RefCell::new(None),
+        });
+        let writer = glommio::spawn_local(writer_loop(log.clone(), bell)).detach();
+        *log.writer_done.borrow_mut() = Some(writer);
+        Ok(log)
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.state.borrow().high_watermark
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.state.borrow().log_start_offset
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.state.borrow().next_offset
+    }
+    pub fn max_message_bytes(&self) -> usize {
+        self.state.borrow().config.max_message_bytes as usize
+    }
+
+    /// Appends a validated chunk of batches. Offsets are assigned here, on the
+    /// owning shard; the bytes are copied once into a buffer where the headers
+    /// are patched, and that buffer serves both the disk write and tail reads.
+    pub async fn append(
+        &self,
+        chunk: &[u8],
+        summaries: &[BatchSummary],
+        acks: AckLevel,
+    ) -> Result<AppendOutcome, StorageError> {
+        assert!(!summaries.is_empty(), "append of an empty chunk");
+        let permit = self.append_lock.acquire_permit(1).await.map_err(|_| StorageError::Closing)?;
+        self.roll_if_needed(chunk.len() as u64).await?;
+        let (outcome, waiter) = {
+            let mut st = self.state.borrow_mut();
+            if let Some(reason) = &st.failed {
+                return Err(StorageError::Failed(reason.clone()));
+            }
+            if st.closing {
+                return Err(StorageError::Closing);
+            }
+            let base_offset = st.next_offset;
+            let log_append_time_ms = match st.config.message_timestamp_type {
+                TimestampType::LogAppendTime => now_ms(),
+                TimestampType::CreateTime => -1,
+            };
+            let mut bytes = BytesMut::from(chunk);
+            let mut next = base_offset;
+            for s in summaries {
+                let b = &mut bytes[s.position..s.position + s.size_bytes];
+                batch::patch_offset_and_epoch(b, next, LEADER_EPOCH);
+                if log_append_time_ms >= 0 {
+                    batch::patch_log_append_time(b, log_append_time_ms);
+                }
+                next += s.offset_count;
+            }
+            let bytes = bytes.freeze();
+            let interval = st.config.index_interval_bytes;
+            let segment = st.segments.last_mut().expect("a log always has a segment");
+            let start_position = segment.size_bytes;
+            for s in summaries {
+                let header = BatchHeader::parse(&bytes[s.position..]).expect("validated batch");
+                segment.record_batch(start_position + s.position as u64, &header, interval);
+            }
+            assert_eq!(segment.size_bytes, start_position + bytes.len() as u64, "batches must tile the chunk");
+            assert_eq!(segment.next_offset, next);
+            let pending = PendingWrite {
+                segment: segment.file.clone(),
+                bytes: bytes.clone(),
+                end_position: segment.size_bytes,
+                end_offset: next,
+            };
+            st.next_offset = next;
+            st.pending.push(pending);
+            st.cache_bytes += bytes.len();
+            st.cache.push_back(CacheEntry { base_offset, end_offset: next, bytes });
+            let waiter = match acks {
+                AckLevel::None => None,
+                level => {
+                    let (done, wait) = oneshot::channel();
+                    st.waiters.push_back(AckWaiter { end_offset: next, level, done });
+                    Some(wait)
+                }
+            };
+            (AppendOutcome { base_offset, log_append_time_ms, log_start_offset: st.log_start_offset }, waiter)
+        };
+        drop(permit);
+        let _ = self.doorbell.try_send(());
+        if let Some(wait) = waiter {
+            wait.await.map_err(|_| StorageError::Closing)??;
+        }
+        Ok(outcome)
+    }
+
+    async fn roll_if_needed(&self, incoming_bytes: u64) -> Result<(), StorageError> {
+        let (dir, base) = {
+            let st = self.state.borrow();
+            let active = st.segments.last().expect("a log always has a segment");
+            if active.size_bytes == 0 || active.size_bytes + incoming_bytes <= st.config.segment_bytes {
+                return Ok(());
+            }
+            (self.dir.clone(), st.next_offset)
+        };
+        let segment = Segment::create(&dir, base).await?;
+        super::file::sync_dir(&dir).await?;
+        self.state.borrow_mut().segments.push(segment);
+        Ok(())
+    }
+
+    /// Resolves once the high watermark passes `offset`, the log closes, or
+    /// the returned receiver's sender is dropped.
+    pub fn watch(&self, offset: i64) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut st = self.state.borrow_mut();
+        if st.high_watermark > offset || st.closing {
+            let _ = tx.send(());
+        } else {
+            // Drop watchers whose fetch already gave up, so idle partitions stay bounded.
+            st.watchers.retain(|w| !w.is_canceled());
+            st.watchers.push(tx);
+        }
+        rx
+    }
+
+    /// Reads whole batches from `fetch_offset`, at most about `max_bytes` (but
+    /// always the first batch whole), never past the high watermark.
+    pub async fn read(&self, fetch_offset: i64, max_bytes: usize) -> Result<ReadOutcome, StorageError> {
+        let max_bytes = max_bytes.min(FETCH_READ_BYTES_PER_PARTITION_MAX);
+        let (plan, mut outcome) = {
+            let st = self.state.borrow();
+            let mut outcome = ReadOutcome {
+                high_watermark: st.high_watermark,
+                log_start_offset: st.log_start_offset,
+                chunks: Vec::new(),
+            };
+            if fetch_offset < st.log_start_offset || fetch_offset > st.next_offset {
+                return Err(StorageError::OffsetOutOfRange {
+                    offset: fetch_offset,
+                    start: st.log_start_offset,
+                    end: st.next_offset,
+                });
+            }
+            if fetch_offset >= st.high_watermark {
+                return Ok(outcome);
+            }
+            if st.cache.front().is_some_and(|c| c.base_offset <= fetch_offset) {
+                outcome.chunks = read_cache(&st, fetch_offset, max_bytes);
+                return Ok(outcome);
+            }
+            let i = st.segments.partition_point(|s| s.base_offset() <= fetch_offset).saturating_sub(1);
+            let segment = &st.segments[i];
+            let relative = (fetch_offset - segment.base_offset()).clamp(0, u32::MAX as i64) as u32;
+            let position = segment.index.lookup(relative) as u64;
+            (ReadPlan { file: segment.file.clone(), position, end: segment.synced_bytes }, outcome)
+        };
+        outcome.chunks = read_disk(plan, fetch_offset, max_bytes).await?;
+        Ok(outcome)
+    }
+
+    /// The first offset whose record timestamp is at least `target`, with that
+    /// timestamp; `None` when every record is older.
+    pub async fn offset_for_timestamp(&self, target: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        let plan = {
+            let st = self.state.borrow();
+            let Some(segment) = st.segments.iter().find(|s| s.max_timestamp >= target && s.synced_bytes > 0) else {
+                return Ok(None);
+            };
+            let start = segment.time_index.scan_start(target);
+            let position = segment.index.lookup(start) as u64;
+            ReadPlan { file: segment.file.clone(), position, end: segment.synced_bytes }
+        };
+        let mut position = plan.position;
+        while position < plan.end {
+            let want = ((plan.end - position) as usize).min(FETCH_READ_BYTES_PER_PARTITION_MAX);
+            let read = plan.file.file.read_at(position, want).await.map_err(|e| StorageError::io("read segment", e))?;
+            let mut last_end = 0;
+            for (at, header) in batch::headers(&read) {
+                last_end = at + header.size_bytes;
+                if header.max_timestamp >= target {
+                    let batch_bytes = Bytes::copy_from_slice(&read[at..at + header.size_bytes]);
+                    return batch::first_record_at_or_after(batch_bytes, target).map_err(StorageError::Corrupt);
+                }
+            }
+            if last_end == 0 {
+                break;
+            }
+            position += last_end as u64;
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and the offset of the batch holding it.
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        let st = self.state.borrow();
+        st.segments
+            .iter()
+            .filter(|s| s.max_timestamp >= 0 && s.synced_bytes > 0)
+            .max_by_key(|s| s.max_timestamp)
+            .map(|s| (s.max_timestamp, s.offset_of_max_timestamp))
+    }
+
+    /// Stops taking appends, waits for everything pending to be written and
+    /// synced, and writes the active segment's indexes and exact length.
+    pub async fn close(&self) -> Result<(), StorageError> {
+        {
+            let mut st = self.state.borrow_mut();
+            st.closing = true;
+            for w in st.watchers.drain(..) {
+                let _ = w.send(());
+            }
+        }
+        let _ = self.doorbell.try_send(());
+        let writer = self.writer_done.borrow_mut().take();
+        if let Some(writer) = writer {
+            writer.await;
+        }
+        let failed = self.state.borrow().failed.clone();
+        if let Some(reason) = failed {
+            return Err(StorageError::Failed(reason));
+        }
+        let active = {
+            let st = self.state.borrow();
+            st.segments.last().map(|s| (s.file.clone(), s.size_bytes))
+        };
+        if let Some((file, size)) = active {
+            file.file.truncate(size).await.map_err(|e| StorageError::io("truncate segment", e))?;
+            file.file.fdatasync().await.map_err(|e| StorageError::io("fdatasync", e))?;
+            let st = self.state.borrow();
+            let last = st.segments.last().expect("active segment");
+            let (index, time_index) = (last.index.clone(), last.time_index.clone());
+            drop(st);
+            super::file::write_atomically(&file.index_path(), index.as_bytes()).await?;
+            super::file::write_atomically(&file.time_index_path(), time_index.as_bytes()).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the partition refuses writes after an I/O failure.
+    pub fn failure(&self) -> Option<String> {
+        self.state.borrow().failed.clone()
+    }
+}
+
+struct ReadPlan {
+    file: Rc<SegmentFile>,
+    position: u64,
+    end: u64,
+}
+
+/// Serves a read from the tail cache: zero-copy slices of the appended chunks.
+fn read_cache(st: &LogState, fetch_offset: i64, max_bytes: usize) -> Vec<Bytes> {
+    let mut chunks = Vec::new();
+    let mut total = 0usize;
+    for entry in st.cache.iter().filter(|c| c.end_offset > fetch_offset && c.end_offset <= st.high_watermark) {
+        let mut from = None;
+        let mut to = 0;
+        for (at, header) in batch::headers(&entry.bytes) {
+            if header.last_offset() < fetch_offset {
+                continue;
+            }
+            if total > 0 && total + header.size_bytes > max_bytes {
+                break;
+            }
+            from.get_or_insert(at);
+            to = at + header.size_bytes;
+            total += header.size_bytes;
+        }
+        if let Some(from) = from {
+            chunks.push(entry.bytes.slice(from..to));
+        }
+        if to < entry.bytes.len() && from.is_some() || total >= max_bytes {
+            break;
+        }
+    }
+    chunks
+}
+
+/// Serves a read from a segment file: one DMA read from the indexed position,
+/// trimmed to whole batches holding `fetch_offset` and after.
+async fn read_disk(plan: ReadPlan, fetch_offset: i64, max_bytes: usize) -> Result<Vec<Bytes>, StorageError> {
+    let mut position = plan.position;
+    loop {
+        if position >= plan.end {
+            return Ok(Vec::new());
+        }
+        let want = ((plan.end - position) as usize).min(max_bytes.saturating_add(64 * 1024)).min(FETCH_READ_BYTES_PER_PARTITION_MAX);
+        let read = plan.file.file.read_at(position, want).await.map_err(|e| StorageError::io("read segment", e))?;
+        let mut from = None;
+        let mut to = 0usize;
+        let mut skipped_to = 0usize;
+        let mut first_incomplete = None;
+        let mut at = 0usize;
+        while let Some(header) = BatchHeader::parse(&read[at..]) {
+            if at + header.size_bytes > read.len() {
+                if from.is_none() {
+                    first_incomplete = Some(header.size_bytes);
+                }
+                break;
+            }
+            if header.last_offset() < fetch_offset {
+                skipped_to = at + header.size_bytes;
+            } else {
+                if from.is_some() && to - from.unwrap_or(0) + header.size_bytes > max_bytes {
+                    break;
+                }
+                from.get_or_insert(at);
+                to = at + header.size_bytes;
+            }
+            at += header.size_bytes;
+        }
+        if let Some(from) = from {
+            return Ok(vec![Bytes::copy_from_slice(&read[from..to])]);
+        }
+        if let Some(size) = first_incomplete {
+            // The wanted batch is larger than what was read: read exactly it.
+            let at = position + skipped_to as u64;
+            if size > FETCH_READ_BYTES_PER_PARTITION_MAX || at + size as u64 > plan.end {
+                return Err(StorageError::Corrupt(format!("{} at {at}", plan.file.log_path.display())));
+            }
+            let whole = plan.file.file.read_at(at, size).await.map_err(|e| StorageError::io("read segment", e))?;
+            return Ok(vec![Bytes::copy_from_slice(&whole)]);
+        }
+        if skipped_to == 0 {
+            return Err(StorageError::Corrupt(format!("{} at {position}", plan.file.log_path.display())));
+        }
+        position += skipped_to as u64;
+    }
+}
+
+/// The writer task: drains pending appends into aligned writes, then one
+/// fdatasync covers all of them; wakes acks and fetches as offsets become
+/// written and durable.
+async fn writer_loop(log: Rc<Log>, bell: LocalReceiver<()>) {
+    let mut last_written: Option<Rc<SegmentFile>> = None;
+    loop {
+        let work: Vec<PendingWrite> = std::mem::take(&mut log.state.borrow_mut().pending);
+        if work.is_empty() {
+            if log.state.borrow().closing {
+                return;
+            }
+            if bell.recv().await.is_none() {
+                return;
+            }
+            continue;
+        }
+        if let Err(e) = write_and_sync(&log, work, &mut last_written).await {
+            tracing::error!(dir = %log.dir.display(), error = %e, "partition write failed; refusing further writes");
+            let mut st = log.state.borrow_mut();
+            let reason = e.to_string();
+            st.failed = Some(reason.clone());
+            st.pending.clear();
+            for w in st.waiters.drain(..) {
+                let _ = w.done.send(Err(StorageError::Failed(reason.clone())));
+            }
+            return;
+        }
+    }
+}
+
+async fn write_and_sync(
+    log: &Log,
+    work: Vec<PendingWrite>,
+    last_written: &mut Option<Rc<SegmentFile>>,
+) -> Result<(), StorageError> {
+    let mut start = 0;
+    let mut synced_segments: Vec<(Rc<SegmentFile>, u64)> = Vec::new();
+    while start < work.len() {
+        let segment = work[start].segment.clone();
+        let mut end = start;
+        while end < work.len() && Rc::ptr_eq(&work[end].segment, &segment) {
+            end += 1;
+        }
+        // Writes moving to a newer segment mean the previous one is sealed: finish it first.
+        if let Some(previous) = last_written.take() {
+            if !Rc::ptr_eq(&previous, &segment) {
+                seal(log, &previous).await?;
+            }
+        }
+        write_run(&segment, &work[start..end]).await?;
+        *last_written = Some(segment.clone());
+        synced_segments.push((segment, work[end - 1].end_position));
+        start = end;
+    }
+    let written_to = work.last().expect("work is not empty").end_offset;
+    resolve(log, written_to, AckLevel::Written);
+    let (active, _) = synced_segments.last().expect("work is not empty");
+    active.file.fdatasync().await.map_err(|e| StorageError::io("fdatasync", e))?;
+    {
+        let mut st = log.state.borrow_mut();
+        for (file, end_position) in &synced_segments {
+            if let Some(s) = st.segments.iter_mut().rev().find(|s| Rc::ptr_eq(&s.file, file)) {
+                s.synced_bytes = *end_position;
+            }
+        }
+        st.high_watermark = written_to;
+        for w in st.watchers.drain(..) {
+            let _ = w.send(());
+        }
+        while st.cache_bytes > TAIL_CACHE_BYTES_PER_PARTITION_MAX
+            && st.cache.front().is_some_and(|c| c.end_offset <= st.high_watermark)
+        {
+            let evicted = st.cache.pop_front().expect("checked");
+            st.cache_bytes -= evicted.bytes.len();
+        }
+    }
+    resolve(log, written_to, AckLevel::Synced);
+    Ok(())
+}
+
+/// Acknowledges waiters up to `offset` that needed no more than `level`.
+fn resolve(log: &Log, offset: i64, level: AckLevel) {
+    let mut st = log.state.borrow_mut();
+    if level == AckLevel::Written {
+        st.written_offset = offset;
+    }
+    let mut kept = VecDeque::with_capacity(st.waiters.len());
+    while let Some(w) = st.waiters.pop_front() {
+        let satisfied = w.end_offset <= offset && (w.level == AckLevel::Written || level == AckLevel::Synced);
+        if satisfied {
+            let _ = w.done.send(Ok(()));
+        } else {
+            kept.push_back(w);
+        }
+    }
+    st.waiters = kept;
+}
+
+/// Writes consecutive chunks of one segment with one aligned O_DIRECT write
+/// that begins with the partially filled block left by the previous write.
+async fn write_run(segment: &SegmentFile, run: &[PendingWrite]) -> Result<(), StorageError> {
+    let (block_start, block) = {
+        let cursor = segment.cursor.borrow();
+        (cursor.block_start, cursor.block.clone())
+    };
+    let data_len: usize = run.iter().map(|w| w.bytes.len()).sum();
+    let logical_len = block.len() + data_len;
+    assert_eq!(block_start + logical_len as u64, run.last().expect("run").end_position, "write must continue the segment");
+    let mut buf = segment.file.alloc_dma_buffer(align_up(logical_len as u64) as usize);
+    {
+        let out = buf.as_bytes_mut();
+        out[..block.len()].copy_from_slice(&block);
+        let mut at = block.len();
+        for w in run {
+            out[at..at + w.bytes.len()].copy_from_slice(&w.bytes);
+            at += w.bytes.len();
+        }
+        out[at..].fill(0);
+    }
+    let end = block_start + logical_len as u64;
+    let new_block_start = align_down(end);
+    let new_block = buf.as_bytes()[(new_block_start - block_start) as usize..logical_len].to_vec();
+    let expected = buf.len();
+    let written = segment.file.write_at(buf, block_start).await.map_err(|e| StorageError::io("write segment", e))?;
+    if written != expected {
+        return Err(StorageError::Failed(format!("short write: {written} of {expected} bytes")));
+    }
+    *segment.cursor.borrow_mut() = super::segment::WriteCursor { block_start: new_block_start, block: new_block };
+    Ok(())
+}
+
+/// Finishes a segment that takes no more appends: exact length, synced, indexes written.
+async fn seal(log: &Log, segment: &Rc<SegmentFile>) -> Result<(), StorageError> {
+    let end = segment.cursor.borrow().end();
+    segment.file.truncate(end).await.map_err(|e| StorageError::io("truncate sealed segment", e))?;
+    segment.file.fdatasync().await.map_err(|e| StorageError::io("fdatasync sealed segment", e))?;
+    let indexes = {
+        let st = log.state.borrow();
+        st.segments.iter().find(|s| Rc::ptr_eq(&s.file, segment)).map(|s| (s.index.clone(), s.time_index.clone()))
+    };
+    if let Some((index, time_index)) = indexes {
+        super::file::write_atomically(&segment.index_path(), index.as_bytes()).await?;
+        super::file::write_atomically(&segment.time_index_path(), time_index.as_bytes()).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! One segment: its `.log` file (O_DIRECT), the writer's cursor over the
+//! partially filled last block, and the in-memory offset and time indexes.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+use glommio::io::{DmaFile, OpenOptions};
+
+use super::file::write_atomically;
+use super::index::{OffsetIndex, TimeIndex};
+use super::{segment_file_stem, StorageError};
+use crate::constants::DMA_ALIGNMENT_BYTES;
+use crate::protocol::batch::{self, BatchHeader};
+
+/// Bytes read at a time when scanning a segment to rebuild its indexes.
+const SCAN_READ_BYTES: usize = 1024 * 1024;
+
+pub fn align_down(v: u64) -> u64 {
+    v / DMA_ALIGNMENT_BYTES * DMA_ALIGNMENT_BYTES
+}
+pub fn align_up(v: u64) -> u64 {
+    v.div_ceil(DMA_ALIGNMENT_BYTES) * DMA_ALIGNMENT_BYTES
+}
+
+/// Where the next aligned write of a segment starts, and the bytes of the
+/// partially filled block there, rewritten with the next append.
+#[derive(Debug, Default)]
+pub struct WriteCursor {
+    pub block_start: u64,
+    pub block: Vec<u8>,
+}
+
+impl WriteCursor {
+    pub fn end(&self) -> u64 {
+        self.block_start + self.block.len() as u64
+    }
+}
+
+/// The file of a segment, shared by the log state and the writer task.
+#[derive(Debug)]
+pub struct SegmentFile {
+    pub base_offset: i64,
+    pub file: DmaFile,
+    pub log_path: PathBuf,
+    /// Only the partition's writer task touches this, never across an await.
+    pub cursor: RefCell<WriteCursor>,
+}
+
+impl SegmentFile {
+    pub fn index_path(&self) -> PathBuf {
+        self.log_path.with_extension("index")
+    }
+    pub fn time_index_path(&self) -> PathBuf {
+        self.log_path.with_extension("timeindex")
+    }
+}
+
+/// A segment as the log state sees it.
+#[derive(Debug)]
+pub struct Segment {
+    pub file: std::rc::Rc<SegmentFile>,
+    /// Bytes assigned to batches (appended, maybe not yet written).
+    pub size_bytes: u64,
+    /// Bytes written and fsynced: readers never go past this.
+    pub synced_bytes: u64,
+    /// Offset after the segment's last batch.
+    pub next_offset: i64,
+    pub max_timestamp: i64,
+    /// Base offset of the batch holding `max_timestamp`.
+    pub offset_of_max_timestamp: i64,
+    pub index: OffsetIndex,
+    pub time_index: TimeIndex,
+    bytes_since_index: u64,
+}
+
+async fn open_dma(path: &Path, create_new: bool) -> Result<DmaFile, StorageError> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true);
+    if create_new {
+        options.create_new(true);
+    }
+    options.dma_open(path).await.map_err(|e| StorageError::io(&format!("open {}", path.display()), e))
+}
+
+impl Segment {
+    pub fn base_offset(&self) -> i64 {
+        self.file.base_offset
+    }
+
+    /// Creates an empty segment starting at `base_offset` in `dir`.
+    pub async fn create(dir: &Path, base_offset: i64) -> Result<Segment, StorageError> {
+        let log_path = dir.join(format!("{}.log", segment_file_stem(base_offset)));
+        let file = open_dma(&log_path, true).await?;
+        Ok(Segment::new(SegmentFile { base_offset, file, log_path, cursor: RefCell::default() }, 0))
+    }
+
+    fn new(file: SegmentFile, size_bytes: u64) -> Segment {
+        let base = file.base_offset;
+        Segment {
+            file: std::rc::Rc::new(file),
+            size_bytes,
+            synced_bytes: size_bytes,
+            next_offset: base,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            bytes_since_index: 0,
+        }
+    }
+
+    /// Opens an existing segment. Its indexes are loaded when the broker shut
+    /// down cleanly and they are intact; otherwise they are rebuilt by reading
+    /// every batch, checking each CRC, and the log is cut after the last valid batch.
+    pub async fn open(log_path: &Path, base_offset: i64, clean: bool, index_interval_bytes: u64) -> Result<Segment, StorageError> {
+        let file = open_dma(log_path, false).await?;
+        let file_size = file.file_size().await.map_err(|e| StorageError::io("stat segment", e))?;
+        let segment_file =
+            SegmentFile { base_offset, file, log_path: log_path.to_path_buf(), cursor: RefCell::default() };
+        let mut segment = Segment::new(segment_file, 0);
+        let loaded = if clean { segment.load_indexes() } else { None };
+        let (scan_from, rebuild) = match loaded {
+            Some((index, time_index)) => {
+                let from = index.lookup(u32::MAX) as u64;
+                if let Some((timestamp, relative)) = time_index.last() {
+                    segment.max_timestamp = timestamp;
+                    segment.offset_of_max_timestamp = base_offset + relative as i64;
+                }
+                segment.index = index;
+                segment.time_index = time_index;
+                (from, false)
+            }
+            None => (0, true),
+        };
+        let end = segment.scan(scan_from, file_size, rebuild, index_interval_bytes).await?;
+        if end != file_size {
+            if clean {
+                tracing::warn!(path = %log_path.display(), end, file_size, "segment has bytes after its last valid batch; cutting them");
+            }
+            segment.file.file.truncate(end).await.map_err(|e| StorageError::io("truncate segment", e))?;
+        }
+        segment.size_bytes = end;
+        segment.synced_bytes = end;
+        segment.load_cursor().await?;
+        Ok(segment)
+    }
+
+    fn load_indexes(&self) -> Option<(OffsetIndex, TimeIndex)> {
+        let index = std::fs::read(self.file.index_path()).ok()?;
+        let time_index = std::fs::read(self.file.time_index_path()).ok()?;
+        Some((OffsetIndex::from_bytes(&index)?, TimeIndex::from_bytes(&time_index)?))
+    }
+
+    /// Reads batches from `from` to `file_size`, updating offsets, timestamps and,
+    /// if `rebuild`, the indexes. Returns the end of the last valid batch.
+    async fn scan(&mut self, from: u64, file_size: u64, rebuild: bool, index_interval_bytes: u64) -> Result<u64, StorageError> {
+        let mut position = from;
+        while position < file_size {
+            let want = (file_size - position).min(SCAN_READ_BYTES as u64) as usize;
+            let read = self.file.file.read_at(position, want).await.map_err(|e| StorageError::io("read segment", e))?;
+            let bytes: &[u8] = &read;
+            let mut consumed = 0usize;
+            while let Some(header) = BatchHeader::parse(&bytes[consumed..]) {
+                let goes_back = self.next_offset > self.file.base_offset && header.base_offset < self.next_offset;
+                if header.magic != 2 || goes_back {
+                    break;
+                }
+                if consumed + header.size_bytes > bytes.len() {
+                    break;
+                }
+                if !batch::crc_matches(&bytes[consumed..], &header) {
+                    break;
+                }
+                self.record_batch(position + consumed as u64, &header, if rebuild { index_interval_bytes } else { u64::MAX });
+                consumed += header.size_bytes;
+            }
+            if consumed == 0 {
+                // A batch larger than the read, or the first invalid one.
+                let Some(header) = BatchHeader::parse(bytes) else { break };
+                if header.size_bytes <= want || position + header.size_bytes as u64 > file_size {
+                    break;
+                }
+                let whole = self.file.file.read_at(position, header.size_bytes).await.map_err(|e| StorageError::io("read segment", e))?;
+                if header.magic != 2 || !batch::crc_matches(&whole, &header) {
+                    break;
+                }
+                self.record_batch(position, &header, if rebuild { index_interval_bytes } else { u64::MAX });
+                consumed = header.size_bytes;
+            }
+            position += consumed as u64;
+        }
+        Ok(position)
+    }
+
+    async fn load_cursor(&mut self) -> Result<(), StorageError> {
+        let block_start = align_down(self.size_bytes);
+        let len = (self.size_bytes - block_start) as usize;
+        let block = if len == 0 {
+            Vec::new()
+        } else {
+            let read = self.file.file.read_at(block_start, len).await.map_err(|e| StorageError::io("read tail", e))?;
+            read.to_vec()
+        };
+        *self.file.cursor.borrow_mut() = WriteCursor { block_start, block };
+        Ok(())
+    }
+
+    /// Accounts for a batch placed at `position`: offsets, timestamps, and an
+    /// index entry every `index_interval_bytes`.
+    pub fn record_batch(&mut self, position: u64, header: &BatchHeader, index_interval_bytes: u64) {
+        assert!(header.base_offset >= self.file.base_offset, "batch below segment base");
+        let relative = (header.base_offset - self.file.base_offset) as u32;
+        if self.bytes_since_index >= index_interval_bytes && position > 0 {
+            self.index.append(relative, position as u32);
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += header.size_bytes as u64;
+        if header.max_timestamp > self.max_timestamp {
+            self.max_timestamp = header.max_timestamp;
+            self.offset_of_max_timestamp = header.base_offset;
+            if index_interval_bytes != u64::MAX {
+                self.time_index.maybe_append(header.max_timestamp, relative);
+            }
+        }
+        self.next_offset = header.last_offset() + 1;
+        self.size_bytes = self.size_bytes.max(position + header.size_bytes as u64);
+    }
+
+    /// Writes the `.index` and `.timeindex` files of a segment that takes no more appends.
+    pub async fn write_indexes(&self) -> Result<(), StorageError> {
+        write_atomically(&self.file.index_path(), self.index.as_bytes()).await?;
+        write_atomically(&self.file.time_index_path(), self.time_index.as_bytes()).await
+    }
+}
