@@ -77,7 +77,12 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListOffs
                         let base = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
                         match &answers[i] {
                             Ok(Some((timestamp, offset))) => {
-                                base.with_timestamp(*timestamp).with_offset(*offset).with_leader_epoch(LEADER_EPOCH)
+                                let base = base.with_timestamp(*timestamp).with_offset(*offset);
+                                if version >= 4 {
+                                    base.with_leader_epoch(LEADER_EPOCH)
+                                } else {
+                                    base
+                                }
                             }
                             Ok(None) => base.with_timestamp(-1).with_offset(-1),
                             Err(e) => base.with_error_code(route_error_code(e).code()).with_timestamp(-1).with_offset(-1),

@@ -19,6 +19,7 @@ pub async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StorageEr
     let err = |what: &str, e: glommio::GlommioError<()>| StorageError::io(&format!("{what} {}", tmp.display()), e);
     let file: DmaFile = OpenOptions::new()
         .create(true)
+        .read(true)
         .write(true)
         .truncate(true)
         .dma_open(&tmp)

@@ -1,0 +1,229 @@
+//! Starts the real `sluice` binary on an ephemeral port with a fresh data
+//! directory, and talks to it over TCP: with the `rdkafka` crate, and with raw
+//! Kafka frames for protocol-level checks.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+/// A running broker; killed when dropped.
+pub struct Broker {
+    pub port: u16,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+    log_path: PathBuf,
+}
+
+pub fn fresh_data_dir(name: &str) -> PathBuf {
+    let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Broker {
+    /// Starts a broker with `shards` shards and extra flags on a new data dir.
+    pub fn start(name: &str, shards: usize, extra: &[&str]) -> Broker {
+        Broker::start_in(fresh_data_dir(name), shards, extra)
+    }
+
+    /// Starts a broker on an existing data dir.
+    pub fn start_in(data_dir: PathBuf, shards: usize, extra: &[&str]) -> Broker {
+        let port = free_port();
+        let log_path = data_dir.with_extension(format!("{port}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("serve")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--shards", &shards.to_string()])
+            .args(extra)
+            .env("SLUICE_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start sluice");
+        let broker = Broker { port, data_dir, child: Some(child), log_path };
+        broker.wait_ready();
+        broker
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("sluice did not start; log:\n{}", self.log());
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// SIGTERM, then waits: a clean stop exits 0. Returns the data dir.
+    pub fn stop(mut self) -> PathBuf {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "sluice exited with {status}; log:\n{}", self.log());
+                break;
+            }
+            assert!(Instant::now() < deadline, "sluice did not stop; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.data_dir.clone()
+    }
+
+    pub fn kill(mut self) -> PathBuf {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.data_dir.clone()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A raw Kafka connection for protocol-level tests.
+pub struct Raw {
+    pub stream: TcpStream,
+    correlation: i32,
+}
+
+impl Raw {
+    pub fn connect(broker: &Broker) -> Raw {
+        let stream = TcpStream::connect(("127.0.0.1", broker.port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        Raw { stream, correlation: 0 }
+    }
+
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Sends a request frame and returns the correlation id used.
+    pub fn send<T: Encodable>(&mut self, api: ApiKey, version: i16, body: &T) -> i32 {
+        self.correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(StrBytes::from_static_str("raw-test")));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        header.encode(&mut buf, api.request_header_version(version)).unwrap();
+        body.encode(&mut buf, version).unwrap();
+        let len = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        self.stream.write_all(&buf).unwrap();
+        self.correlation
+    }
+
+    /// Reads one response frame; `None` if the broker closed the connection.
+    pub fn read_frame(&mut self) -> Option<Bytes> {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).ok()?;
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut body).ok()?;
+        Some(Bytes::from(body))
+    }
+
+    /// Reads and decodes a response for `api` at `version`, checking the correlation id.
+    pub fn receive<T: Decodable>(&mut self, api: ApiKey, version: i16, correlation: i32) -> T {
+        let mut frame = self.read_frame().expect("broker closed the connection");
+        let header = ResponseHeader::decode(&mut frame, api.response_header_version(version)).unwrap();
+        assert_eq!(header.correlation_id, correlation);
+        let body = T::decode(&mut frame, version).unwrap();
+        assert_eq!(frame.remaining(), 0, "trailing bytes in {api:?} v{version} response");
+        body
+    }
+
+    pub fn call<Req: Encodable, Resp: Decodable>(&mut self, api: ApiKey, version: i16, body: &Req) -> Resp {
+        let c = self.send(api, version, body);
+        self.receive(api, version, c)
+    }
+
+    /// Whether the broker closed the connection (EOF or reset) within the read timeout.
+    pub fn closed_by_broker(&mut self) -> bool {
+        let mut buf = [0u8; 1024];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// Builds an uncompressed RecordBatch v2 with the given values.
+pub fn record_batch(values: &[&[u8]], timestamp: i64) -> BytesMut {
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: timestamp + i as i64,
+            key: None,
+            value: Some(Bytes::copy_from_slice(v)),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
+        .unwrap();
+    buf
+}
+
+pub fn path_exists(p: &Path) -> bool {
+    p.exists()
+}
