@@ -6,9 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::Broker;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use common::{create_topic, Broker};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -19,19 +17,6 @@ const RECORDS: usize = 100_000;
 const KEYS: usize = 1000;
 const PARTITIONS: i32 = 8;
 const BASE_TIMESTAMP_MS: i64 = 1_700_000_000_000;
-
-pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
-    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    for (k, v) in configs {
-        topic = topic.set(k, v);
-    }
-    let results = admin.create_topics(&[topic], &AdminOptions::new()).await.expect("create topics");
-    for r in results {
-        r.expect("topic created");
-    }
-}
 
 fn consumer(bootstrap: &str) -> BaseConsumer {
     ClientConfig::new()
@@ -44,7 +29,7 @@ fn consumer(bootstrap: &str) -> BaseConsumer {
 }
 
 /// Reads every partition of `topic` from the beginning until each reports EOF.
-pub fn consume_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<rdkafka::message::OwnedMessage> {
+fn consume_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<rdkafka::message::OwnedMessage> {
     let consumer = consumer(bootstrap);
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {

@@ -322,6 +322,16 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn finds_first_record_by_timestamp() {
+        let mut b = batch(1000, 5);
+        patch_offset_and_epoch(&mut b, 40, 0);
+        let b = bytes::Bytes::from(b);
+        assert_eq!(first_record_at_or_after(b.clone(), 1002), Ok(Some((42, 1002))));
+        assert_eq!(first_record_at_or_after(b.clone(), 0), Ok(Some((40, 1000))));
+        assert_eq!(first_record_at_or_after(b, 2000), Ok(None));
+    }
+
+    #[test]
     fn headers_stop_at_incomplete_batch() {
         let mut bytes = batch(0, 1);
         let first = bytes.len();

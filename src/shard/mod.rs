@@ -194,7 +194,11 @@ impl Shard {
                     target => log.offset_for_timestamp(target).await?,
                 })
             };
-            answers.push(answer.await);
+            let answer = answer.await;
+            if let Err(e) = &answer {
+                tracing::warn!(topic = %q.topic, partition = q.partition, timestamp = q.timestamp, error = %e, "offset lookup failed");
+            }
+            answers.push(answer);
         }
         answers
     }

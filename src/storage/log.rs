@@ -329,8 +329,8 @@ impl Log {
         Ok(outcome)
     }
 
-    /// The first offset whose record timestamp is at least `target`, with that
-    /// timestamp; `None` when every record is older.
+    /// `(timestamp, offset)` of the first record whose timestamp is at least
+    /// `target`; `None` when every record is older.
     pub async fn offset_for_timestamp(&self, target: i64) -> Result<Option<(i64, i64)>, StorageError> {
         let plan = {
             let st = self.state.borrow();
@@ -350,7 +350,8 @@ impl Log {
                 last_end = at + header.size_bytes;
                 if header.max_timestamp >= target {
                     let batch_bytes = Bytes::copy_from_slice(&read[at..at + header.size_bytes]);
-                    return batch::first_record_at_or_after(batch_bytes, target).map_err(StorageError::Corrupt);
+                    let found = batch::first_record_at_or_after(batch_bytes, target).map_err(StorageError::Corrupt)?;
+                    return Ok(found.map(|(offset, timestamp)| (timestamp, offset)));
                 }
             }
             if last_end == 0 {

@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -224,6 +224,18 @@ pub fn record_batch(values: &[&[u8]], timestamp: i64) -> BytesMut {
     buf
 }
 
-pub fn path_exists(p: &Path) -> bool {
-    p.exists()
+/// Creates a topic with the rdkafka admin client and checks it succeeded.
+pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        topic = topic.set(k, v);
+    }
+    let results = admin.create_topics(&[topic], &AdminOptions::new()).await.expect("create topics");
+    for r in results {
+        r.expect("topic created");
+    }
 }
