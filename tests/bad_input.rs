@@ -1,0 +1,140 @@
+//! Malformed input: each bad frame closes its own connection (or gets Kafka's
+//! error where the protocol has one), loses nothing, and leaves the broker
+//! serving everyone else.
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use common::{create_topic, record_batch, Broker, Raw};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+fn produce_request(topic: &str, records: bytes::Bytes) -> ProduceRequest {
+    ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+        .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records))])])
+}
+
+fn assert_closed(broker: &Broker, bytes: &[u8], what: &str) {
+    let mut raw = Raw::connect(broker);
+    raw.send_bytes(bytes);
+    assert!(raw.closed_by_broker(), "{what}: connection left open");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_close_only_their_connection() {
+    let broker = Broker::start("bad-input", 2, &[]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "safe", 1, &[]).await;
+
+    assert_closed(&broker, &0x7fff_ffffi32.to_be_bytes(), "2 GiB frame length");
+    assert_closed(&broker, &(-5i32).to_be_bytes(), "negative frame length");
+    assert_closed(&broker, &[0, 0, 0, 3, 0, 3, 0], "frame shorter than a header");
+    // Metadata v1 whose client id claims 100 bytes that are not there.
+    assert_closed(&broker, &[0, 0, 0, 10, 0, 3, 0, 1, 0, 0, 0, 7, 0, 100], "truncated header");
+    // An API key Kafka does not define.
+    assert_closed(&broker, &[0, 0, 0, 10, 0x03, 0xe7, 0, 0, 0, 0, 0, 1, 0xff, 0xff], "unknown api key");
+    // Produce v2 is advertised (as Kafka does) but not served.
+    assert_closed(&broker, &[0, 0, 0, 10, 0, 0, 0, 2, 0, 0, 0, 1, 0xff, 0xff], "produce v2");
+    // Metadata v12 whose topic array claims two billion entries.
+    let mut huge_array = vec![0, 3, 0, 12, 0, 0, 0, 9, 0, 0, 0];
+    huge_array.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]);
+    let mut framed = (huge_array.len() as i32).to_be_bytes().to_vec();
+    framed.extend_from_slice(&huge_array);
+    assert_closed(&broker, &framed, "huge array count");
+    // Random bytes with a plausible length.
+    let mut junk = vec![0, 0, 1, 0];
+    junk.extend((0..256u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
+    assert_closed(&broker, &junk, "random bytes");
+    // A frame that announces 50 MiB and stops: the broker waits; closing is fine.
+    {
+        let mut raw = Raw::connect(&broker);
+        raw.send_bytes(&(50 * 1024 * 1024i32).to_be_bytes());
+        raw.stream.write_all(&[1, 2, 3]).unwrap();
+    }
+
+    // ApiVersions at a version the broker does not know: Kafka's v0-shaped answer.
+    let mut raw = Raw::connect(&broker);
+    let correlation = raw.send(ApiKey::ApiVersions, 4, &ApiVersionsRequest::default());
+    let mut frame = raw.read_frame().unwrap();
+    assert_eq!(bytes::Buf::get_i32(&mut frame), correlation);
+    drop(raw);
+    let mut raw = Raw::connect(&broker);
+    let mut request = vec![0u8, 18, 0, 99, 0, 0, 0, 42, 0xff, 0xff, 0];
+    let mut framed = (request.len() as i32).to_be_bytes().to_vec();
+    framed.append(&mut request);
+    raw.send_bytes(&framed);
+    let mut frame = raw.read_frame().unwrap();
+    assert_eq!(bytes::Buf::get_i32(&mut frame), 42);
+    let answer = <ApiVersionsResponse as kafka_protocol::protocol::Decodable>::decode(&mut frame, 0).unwrap();
+    assert_eq!(answer.error_code, 35, "UNSUPPORTED_VERSION");
+    assert!(answer.api_keys.iter().any(|k| k.api_key == 18 && k.max_version == 4));
+
+    // A produce whose batch fails its CRC, or lies about its length: CORRUPT_MESSAGE, nothing written.
+    let mut raw = Raw::connect(&broker);
+    let mut batch = record_batch(&[b"one", b"two"], 1000);
+    let last = batch.len() - 1;
+    batch[last] ^= 0xff;
+    let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce_request("safe", batch.freeze()));
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 2);
+    let mut lying = record_batch(&[b"one"], 1000);
+    lying[8..12].copy_from_slice(&1_000_000i32.to_be_bytes());
+    let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce_request("safe", lying.freeze()));
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 2);
+    // The same connection still works, and a good batch lands at offset 0.
+    let good = record_batch(&[b"good"], 1000);
+    let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce_request("safe", good.freeze()));
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(response.responses[0].partition_responses[0].base_offset, 0);
+    let metadata: MetadataResponse = raw.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
+    assert!(metadata.topics.iter().any(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "safe")));
+
+    // A well-behaved client is unaffected.
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", &bootstrap).set("acks", "all").create().unwrap();
+    producer
+        .send(FutureRecord::to("safe").key("k").payload("after").partition(0), Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    let b = bootstrap.clone();
+    let values = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("group.id", "unused")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("safe", 0, Offset::Beginning).unwrap();
+        consumer.assign(&tpl).unwrap();
+        let mut values = Vec::new();
+        loop {
+            match consumer.poll(Duration::from_secs(10)) {
+                Some(Ok(m)) => values.push((m.offset(), m.payload().unwrap().to_vec())),
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+                other => panic!("unexpected poll result {other:?}"),
+            }
+        }
+        values
+    })
+    .await
+    .unwrap();
+    assert_eq!(values, vec![(0, b"good".to_vec()), (1, b"after".to_vec())]);
+    let mut broker = broker;
+    assert!(broker.alive());
+    assert!(!broker.log().contains("panicked"));
+    broker.stop();
+}
