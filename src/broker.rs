@@ -89,7 +89,8 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
             config.advertised_port = config.listen.port();
         }
     }
-    let cluster_id: Arc<str> = cluster_id(&config.data_dir, config.node_id).map_err(|e| format!("meta.properties: {e}"))?.into();
+    let cluster_id: Arc<str> =
+        cluster_id(&config.data_dir, config.node_id).map_err(|e| format!("meta.properties: {e}"))?.into();
     let marker = config.data_dir.join(CLEAN_SHUTDOWN_MARKER);
     let clean_start = marker.exists();
     if clean_start {

@@ -65,7 +65,7 @@ const _: () = assert!(FRAME_BYTES_MIN >= 8);
 const _: () = assert!(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT);
 const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 const _: () = assert!(MESSAGE_BYTES_MAX_DEFAULT <= FETCH_READ_BYTES_PER_PARTITION_MAX as u64);
-const _: () = assert!(SEGMENT_BYTES_MIN % DMA_ALIGNMENT_BYTES == 0);
+const _: () = assert!(SEGMENT_BYTES_MIN.is_multiple_of(DMA_ALIGNMENT_BYTES));
 const _: () = assert!(FETCH_READ_BYTES_PER_PARTITION_MAX <= FETCH_RESPONSE_BYTES_MAX);
 const _: () = assert!(FETCH_RESPONSE_BYTES_MAX < FRAME_BYTES_MAX_DEFAULT);
 const _: () = assert!(TAIL_CACHE_BYTES_PER_PARTITION_MAX as u64 >= MESSAGE_BYTES_MAX_DEFAULT);

@@ -15,7 +15,6 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-
 const BASE_TIMESTAMP_MS: i64 = 1_600_000_000_000;
 
 fn producer(bootstrap: &str) -> FutureProducer {
@@ -132,7 +131,10 @@ fn fetch_request(topic: &str, partitions: &[(i32, i64)], max_wait_ms: i32) -> Fe
                 partitions
                     .iter()
                     .map(|(p, o)| {
-                        FetchPartition::default().with_partition(*p).with_fetch_offset(*o).with_partition_max_bytes(1 << 20)
+                        FetchPartition::default()
+                            .with_partition(*p)
+                            .with_fetch_offset(*o)
+                            .with_partition_max_bytes(1 << 20)
                     })
                     .collect(),
             )])

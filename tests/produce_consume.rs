@@ -74,11 +74,8 @@ async fn round_trip(codec: &str) {
         let headers = OwnedHeaders::new()
             .insert(Header { key: "idx", value: Some(&i.to_string()) })
             .insert(Header { key: "codec", value: Some(codec) });
-        let record = FutureRecord::to(&topic)
-            .key(&key)
-            .payload(&value)
-            .headers(headers)
-            .timestamp(BASE_TIMESTAMP_MS + i as i64);
+        let record =
+            FutureRecord::to(&topic).key(&key).payload(&value).headers(headers).timestamp(BASE_TIMESTAMP_MS + i as i64);
         deliveries.push(producer.send_result(record).map_err(|(e, _)| e).expect("enqueue"));
     }
     for d in deliveries {

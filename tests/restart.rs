@@ -55,7 +55,9 @@ fn consume(bootstrap: &str, topic: &str) -> Vec<(i32, i64, String)> {
     while eof.len() < PARTITIONS as usize {
         assert!(std::time::Instant::now() < deadline, "consume timed out");
         match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => out.push((m.partition(), m.offset(), String::from_utf8(m.payload().unwrap().to_vec()).unwrap())),
+            Some(Ok(m)) => {
+                out.push((m.partition(), m.offset(), String::from_utf8(m.payload().unwrap().to_vec()).unwrap()))
+            }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                 eof.insert(p);
             }

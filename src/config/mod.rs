@@ -117,9 +117,10 @@ pub fn parse_properties(text: &str) -> Result<BTreeMap<String, String>, ConfigEr
         if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
             continue;
         }
-        let (key, value) = line
-            .split_once('=')
-            .ok_or_else(|| ConfigError::FileLine { line: i + 1, reason: format!("expected key=value, got {line:?}") })?;
+        let (key, value) = line.split_once('=').ok_or_else(|| ConfigError::FileLine {
+            line: i + 1,
+            reason: format!("expected key=value, got {line:?}"),
+        })?;
         map.insert(key.trim().to_string(), value.trim().to_string());
     }
     Ok(map)
@@ -141,15 +142,24 @@ impl BrokerConfig {
         let file = match &args.config {
             None => BTreeMap::new(),
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::File { path: path.clone(), source })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::File { path: path.clone(), source })?;
                 parse_properties(&text)?
             }
         };
         const KNOWN: &[&str] = &[
-            "listeners", "log.dirs", "advertised.listeners", "node.id", "num.partitions",
-            "auto.create.topics.enable", "socket.request.max.bytes", "log.segment.bytes",
-            "log.index.interval.bytes", "message.max.bytes", "log.message.timestamp.type", "shards",
+            "listeners",
+            "log.dirs",
+            "advertised.listeners",
+            "node.id",
+            "num.partitions",
+            "auto.create.topics.enable",
+            "socket.request.max.bytes",
+            "log.segment.bytes",
+            "log.index.interval.bytes",
+            "message.max.bytes",
+            "log.message.timestamp.type",
+            "shards",
         ];
         if let Some(unknown) = file.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(invalid("config", format!("unknown broker config {unknown:?}")));

@@ -141,9 +141,8 @@ mod tests {
     #[test]
     fn valid_and_invalid_values() {
         let base = TopicConfig::default();
-        let c = base
-            .with_overrides([("segment.bytes", "1048576"), ("message.timestamp.type", "LogAppendTime")])
-            .unwrap();
+        let c =
+            base.with_overrides([("segment.bytes", "1048576"), ("message.timestamp.type", "LogAppendTime")]).unwrap();
         assert_eq!(c.segment_bytes, 1 << 20);
         assert_eq!(c.message_timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(c.overrides.len(), 2);

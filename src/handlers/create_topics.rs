@@ -45,9 +45,9 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: CreateT
         .map(|t| {
             let result = CreatableTopicResult::default().with_name(t.name.clone());
             if counts[t.name.0.as_str()] > 1 {
-                return result
-                    .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(StrBytes::from_string(format!("Found multiple entries for {}", t.name.0))));
+                return result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(
+                    StrBytes::from_string(format!("Found multiple entries for {}", t.name.0)),
+                ));
             }
             match results.next().expect("one result per unique topic") {
                 Ok(topic) => {
@@ -59,7 +59,8 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: CreateT
                     ]
                     .into_iter()
                     .map(|(name, value)| {
-                        let source = if topic.config.overrides.contains_key(name) { SOURCE_TOPIC } else { SOURCE_DEFAULT };
+                        let source =
+                            if topic.config.overrides.contains_key(name) { SOURCE_TOPIC } else { SOURCE_DEFAULT };
                         CreatableTopicConfigs::default()
                             .with_name(StrBytes::from_static_str(name))
                             .with_value(Some(StrBytes::from_string(value)))

@@ -12,7 +12,11 @@ use crate::shard::Shard;
 /// `endpoint_type` 1: brokers (2 would ask for controllers, which clients cannot reach here).
 const ENDPOINT_TYPE_BROKERS: i8 = 1;
 
-pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: DescribeClusterRequest) -> DescribeClusterResponse {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    _header: &RequestHeader,
+    request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let response = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(shard.cluster_id.to_string()))
         .with_controller_id(BrokerId(shard.config.node_id))

@@ -41,7 +41,8 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: FetchReq
     let aborted_empty = request.isolation_level == READ_COMMITTED;
     let mut wanted = Vec::new();
     for (topic_slot, topic) in request.topics.iter().enumerate() {
-        let meta = if version >= 13 { catalog.topic_by_id(&topic.topic_id) } else { catalog.topic(topic.topic.0.as_str()) };
+        let meta =
+            if version >= 13 { catalog.topic_by_id(&topic.topic_id) } else { catalog.topic(topic.topic.0.as_str()) };
         let mut out = FetchTopicOut {
             name: topic.topic.0.to_string(),
             topic_id: if version >= 13 { topic.topic_id } else { meta.map(|m| m.id).unwrap_or(Uuid::nil()) },

@@ -57,7 +57,10 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListOffs
                 continue;
             }
             topic_slots.push(Err(work.len()));
-            work.push((owner, OffsetQuery { topic: meta.name.clone(), partition: p.partition_index, timestamp: p.timestamp }));
+            work.push((
+                owner,
+                OffsetQuery { topic: meta.name.clone(), partition: p.partition_index, timestamp: p.timestamp },
+            ));
         }
         slots.push(topic_slots);
     }
@@ -85,7 +88,9 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListOffs
                                 }
                             }
                             Ok(None) => base.with_timestamp(-1).with_offset(-1),
-                            Err(e) => base.with_error_code(route_error_code(e).code()).with_timestamp(-1).with_offset(-1),
+                            Err(e) => {
+                                base.with_error_code(route_error_code(e).code()).with_timestamp(-1).with_offset(-1)
+                            }
                         }
                     }
                 })

@@ -42,7 +42,10 @@ pub async fn handle(
             }
             if p.leader_epoch > LEADER_EPOCH {
                 // An epoch this log never had: Kafka answers UNDEFINED_EPOCH / UNDEFINED_OFFSET.
-                topic_slots.push(Ok(EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1)));
+                topic_slots.push(Ok(EpochEndOffset::default()
+                    .with_partition(p.partition)
+                    .with_leader_epoch(-1)
+                    .with_end_offset(-1)));
                 continue;
             }
             topic_slots.push(Err(work.len()));
@@ -66,7 +69,10 @@ pub async fn handle(
                         let base = EpochEndOffset::default().with_partition(p.partition);
                         match &answers[i] {
                             Ok(offsets) => base.with_leader_epoch(LEADER_EPOCH).with_end_offset(offsets.log_end_offset),
-                            Err(e) => base.with_error_code(route_error_code(e).code()).with_leader_epoch(-1).with_end_offset(-1),
+                            Err(e) => base
+                                .with_error_code(route_error_code(e).code())
+                                .with_leader_epoch(-1)
+                                .with_end_offset(-1),
                         }
                     }
                 })

@@ -36,7 +36,8 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: Produce
     let transactional = request.transactional_id.is_some();
 
     let names: Vec<String> = request.topic_data.iter().map(|t| t.name.0.to_string()).collect();
-    let topics = if acks_valid && !transactional { resolve_topics(shard, &names, true).await } else { Default::default() };
+    let topics =
+        if acks_valid && !transactional { resolve_topics(shard, &names, true).await } else { Default::default() };
 
     // Slot per partition in request order: an early answer, or an index into the routed work.
     let mut slots: Vec<Vec<Result<PartitionProduceResponse, usize>>> = Vec::with_capacity(request.topic_data.len());

@@ -80,7 +80,9 @@ impl Controller {
         let catalog_path = meta_dir.join("catalog");
         let mut catalog = match read_bounded(&catalog_path, CATALOG_FILE_BYTES_MAX) {
             Ok(None) => Catalog::default(),
-            Ok(Some(bytes)) => Catalog::decode(&bytes, &defaults).map_err(|e| format!("{}: {e}", catalog_path.display()))?,
+            Ok(Some(bytes)) => {
+                Catalog::decode(&bytes, &defaults).map_err(|e| format!("{}: {e}", catalog_path.display()))?
+            }
             Err(e) => return Err(format!("{}: {e}", catalog_path.display())),
         };
         if catalog.reassign_for(shards) {
@@ -127,7 +129,10 @@ impl Controller {
             let mut seen: Vec<i32> = spec.assignments.iter().map(|(p, _)| *p).collect();
             seen.sort_unstable();
             if seen.iter().enumerate().any(|(i, p)| *p != i as i32) {
-                return Err((ResponseError::InvalidReplicaAssignment, "Partitions should be consecutive and start at 0.".into()));
+                return Err((
+                    ResponseError::InvalidReplicaAssignment,
+                    "Partitions should be consecutive and start at 0.".into(),
+                ));
             }
             if spec.assignments.iter().any(|(_, brokers)| brokers.as_slice() != [self.node_id]) {
                 return Err((
@@ -154,7 +159,10 @@ impl Controller {
         validate_partition_count(count).map_err(|m| (ResponseError::InvalidPartitions, m))?;
         let total: usize = catalog.topics.values().map(|t| t.shards.len()).sum();
         if total + count as usize > PARTITIONS_PER_BROKER_MAX {
-            return Err((ResponseError::PolicyViolation, format!("This broker hosts at most {PARTITIONS_PER_BROKER_MAX} partitions.")));
+            return Err((
+                ResponseError::PolicyViolation,
+                format!("This broker hosts at most {PARTITIONS_PER_BROKER_MAX} partitions."),
+            ));
         }
         let mut overrides = Vec::with_capacity(spec.configs.len());
         for (name, value) in &spec.configs {
@@ -164,10 +172,20 @@ impl Controller {
             overrides.push((name.as_str(), value));
         }
         let config = self.defaults.with_overrides(overrides).map_err(|m| (ResponseError::InvalidConfig, m))?;
-        Ok(TopicMeta { name: spec.name.as_str().into(), id: Uuid::new_v4(), shards: catalog.assign(count, self.shards), config })
+        Ok(TopicMeta {
+            name: spec.name.as_str().into(),
+            id: Uuid::new_v4(),
+            shards: catalog.assign(count, self.shards),
+            config,
+        })
     }
 
-    async fn create(&self, shard: &Rc<Shard>, specs: Vec<TopicSpec>, validate_only: bool) -> Vec<Result<Arc<TopicMeta>, TopicError>> {
+    async fn create(
+        &self,
+        shard: &Rc<Shard>,
+        specs: Vec<TopicSpec>,
+        validate_only: bool,
+    ) -> Vec<Result<Arc<TopicMeta>, TopicError>> {
         let mut next = (*self.catalog()).clone();
         let mut results = Vec::with_capacity(specs.len());
         for spec in &specs {
@@ -208,8 +226,13 @@ impl Controller {
                 match name.and_then(|n| next.remove(&n)) {
                     Some(t) => Ok(t),
                     None => Err(match r {
-                        TopicRef::Name(_) => (ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition.".to_string()),
-                        TopicRef::Id(_) => (ResponseError::UnknownTopicId, "This server does not host this topic ID.".to_string()),
+                        TopicRef::Name(_) => (
+                            ResponseError::UnknownTopicOrPartition,
+                            "This server does not host this topic-partition.".to_string(),
+                        ),
+                        TopicRef::Id(_) => {
+                            (ResponseError::UnknownTopicId, "This server does not host this topic ID.".to_string())
+                        }
                     }),
                 }
             })

@@ -141,7 +141,8 @@ impl Catalog {
         if lines.next() != Some(CATALOG_MAGIC) {
             return Err("not a catalog file".into());
         }
-        let mut topics: BTreeMap<String, (Uuid, Vec<u16>, Vec<(String, String)>)> = BTreeMap::new();
+        type Entry = (Uuid, Vec<u16>, Vec<(String, String)>);
+        let mut topics: BTreeMap<String, Entry> = BTreeMap::new();
         for line in lines {
             let mut parts = line.splitn(4, ' ');
             match (parts.next(), parts.next(), parts.next(), parts.next()) {

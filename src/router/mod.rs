@@ -59,6 +59,9 @@ pub struct PartitionOffsets {
     pub log_end_offset: i64,
 }
 
+/// `(timestamp, offset)` of a ListOffsets answer.
+pub type TimestampOffset = (i64, i64);
+
 /// A ListOffsets query: a timestamp or Kafka's special values -1, -2, -3.
 #[derive(Debug, Clone)]
 pub struct OffsetQuery {
@@ -92,7 +95,7 @@ pub enum ShardRequest {
     /// Timestamp lookups: (timestamp, offset), or None when no record is that new.
     ListOffsets {
         queries: Vec<OffsetQuery>,
-        reply: oneshot::Sender<Vec<Result<Option<(i64, i64)>, RouteError>>>,
+        reply: oneshot::Sender<Vec<Result<Option<TimestampOffset>, RouteError>>>,
     },
     /// Catalog changes go to the controller (shard 0).
     Controller {

@@ -13,7 +13,9 @@ use futures::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 
-use crate::constants::{CONNECTION_READ_CHUNK_BYTES, CONNECTION_WRITE_BUFFER_BYTES, INFLIGHT_REQUESTS_PER_CONNECTION_MAX};
+use crate::constants::{
+    CONNECTION_READ_CHUNK_BYTES, CONNECTION_WRITE_BUFFER_BYTES, INFLIGHT_REQUESTS_PER_CONNECTION_MAX,
+};
 use crate::handlers;
 use crate::protocol::frame::{self, ResponseFrame};
 use crate::shard::Shard;

@@ -16,9 +16,7 @@ use futures::future::{join_all, select, select_all};
 use crate::config::BrokerConfig;
 use crate::metadata::controller::Controller;
 use crate::metadata::Catalog;
-use crate::router::{
-    OffsetQuery, PartitionOffsets, ProducePart, ReadPart, RouteError, Router, ShardRequest,
-};
+use crate::router::{OffsetQuery, PartitionOffsets, ProducePart, ReadPart, RouteError, Router, ShardRequest};
 use crate::storage::{AckLevel, AppendOutcome, Log, ReadOutcome};
 
 type PartitionKey = (Arc<str>, i32);

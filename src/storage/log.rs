@@ -116,10 +116,7 @@ pub struct Log {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn parse_segment_base(path: &Path) -> Option<i64> {
@@ -398,10 +395,11 @@ impl Log {
         if let Some((file, size)) = active {
             file.file.truncate(size).await.map_err(|e| StorageError::io("truncate segment", e))?;
             file.file.fdatasync().await.map_err(|e| StorageError::io("fdatasync", e))?;
-            let st = self.state.borrow();
-            let last = st.segments.last().expect("active segment");
-            let (index, time_index) = (last.index.clone(), last.time_index.clone());
-            drop(st);
+            let (index, time_index) = {
+                let st = self.state.borrow();
+                let last = st.segments.last().expect("active segment");
+                (last.index.clone(), last.time_index.clone())
+            };
             super::file::write_atomically(&file.index_path(), index.as_bytes()).await?;
             super::file::write_atomically(&file.time_index_path(), time_index.as_bytes()).await?;
         }
@@ -456,7 +454,9 @@ async fn read_disk(plan: ReadPlan, fetch_offset: i64, max_bytes: usize) -> Resul
         if position >= plan.end {
             return Ok(Vec::new());
         }
-        let want = ((plan.end - position) as usize).min(max_bytes.saturating_add(64 * 1024)).min(FETCH_READ_BYTES_PER_PARTITION_MAX);
+        let want = ((plan.end - position) as usize)
+            .min(max_bytes.saturating_add(64 * 1024))
+            .min(FETCH_READ_BYTES_PER_PARTITION_MAX);
         let read = plan.file.file.read_at(position, want).await.map_err(|e| StorageError::io("read segment", e))?;
         let mut from = None;
         let mut to = 0usize;
@@ -607,7 +607,11 @@ async fn write_run(segment: &SegmentFile, run: &[PendingWrite]) -> Result<(), St
     };
     let data_len: usize = run.iter().map(|w| w.bytes.len()).sum();
     let logical_len = block.len() + data_len;
-    assert_eq!(block_start + logical_len as u64, run.last().expect("run").end_position, "write must continue the segment");
+    assert_eq!(
+        block_start + logical_len as u64,
+        run.last().expect("run").end_position,
+        "write must continue the segment"
+    );
     let mut buf = segment.file.alloc_dma_buffer(align_up(logical_len as u64) as usize);
     {
         let out = buf.as_bytes_mut();

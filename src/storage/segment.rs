@@ -112,7 +112,12 @@ impl Segment {
     /// Opens an existing segment. Its indexes are loaded when the broker shut
     /// down cleanly and they are intact; otherwise they are rebuilt by reading
     /// every batch, checking each CRC, and the log is cut after the last valid batch.
-    pub async fn open(log_path: &Path, base_offset: i64, clean: bool, index_interval_bytes: u64) -> Result<Segment, StorageError> {
+    pub async fn open(
+        log_path: &Path,
+        base_offset: i64,
+        clean: bool,
+        index_interval_bytes: u64,
+    ) -> Result<Segment, StorageError> {
         let file = open_dma(log_path, false).await?;
         let file_size = file.file_size().await.map_err(|e| StorageError::io("stat segment", e))?;
         let segment_file =
@@ -153,7 +158,13 @@ impl Segment {
 
     /// Reads batches from `from` to `file_size`, updating offsets, timestamps and,
     /// if `rebuild`, the indexes. Returns the end of the last valid batch.
-    async fn scan(&mut self, from: u64, file_size: u64, rebuild: bool, index_interval_bytes: u64) -> Result<u64, StorageError> {
+    async fn scan(
+        &mut self,
+        from: u64,
+        file_size: u64,
+        rebuild: bool,
+        index_interval_bytes: u64,
+    ) -> Result<u64, StorageError> {
         let mut position = from;
         while position < file_size {
             let want = (file_size - position).min(SCAN_READ_BYTES as u64) as usize;
@@ -171,7 +182,11 @@ impl Segment {
                 if !batch::crc_matches(&bytes[consumed..], &header) {
                     break;
                 }
-                self.record_batch(position + consumed as u64, &header, if rebuild { index_interval_bytes } else { u64::MAX });
+                self.record_batch(
+                    position + consumed as u64,
+                    &header,
+                    if rebuild { index_interval_bytes } else { u64::MAX },
+                );
                 consumed += header.size_bytes;
             }
             if consumed == 0 {
@@ -180,7 +195,12 @@ impl Segment {
                 if header.size_bytes <= want || position + header.size_bytes as u64 > file_size {
                     break;
                 }
-                let whole = self.file.file.read_at(position, header.size_bytes).await.map_err(|e| StorageError::io("read segment", e))?;
+                let whole = self
+                    .file
+                    .file
+                    .read_at(position, header.size_bytes)
+                    .await
+                    .map_err(|e| StorageError::io("read segment", e))?;
                 if header.magic != 2 || !batch::crc_matches(&whole, &header) {
                     break;
                 }
