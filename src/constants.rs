@@ -70,3 +70,13 @@ const _: () = assert!(FETCH_READ_BYTES_PER_PARTITION_MAX <= FETCH_RESPONSE_BYTES
 const _: () = assert!(FETCH_RESPONSE_BYTES_MAX < FRAME_BYTES_MAX_DEFAULT);
 const _: () = assert!(TAIL_CACHE_BYTES_PER_PARTITION_MAX as u64 >= MESSAGE_BYTES_MAX_DEFAULT);
 const _: () = assert!(BATCH_LENGTH_PREFIX_BYTES < BATCH_HEADER_BYTES);
+
+/// Batches remembered per producer for duplicate detection (Kafka: 5, matching
+/// `max.in.flight.requests.per.connection` of idempotent producers).
+pub const PRODUCER_BATCHES_RETAINED: usize = 5;
+/// Producers whose state one partition keeps; the least recently active goes first.
+pub const PRODUCERS_PER_PARTITION_MAX: usize = 10_000;
+/// Producer ids reserved on disk at a time by the allocator.
+pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+/// Producer-state snapshots kept per partition.
+pub const PRODUCER_SNAPSHOTS_RETAINED: usize = 2;

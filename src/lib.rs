@@ -17,6 +17,8 @@
 //!   every shard holds a read-only snapshot with the partition→shard table.
 //! - [`storage`]: partition logs of O_DIRECT segments, indexes, the writer task
 //!   (group commit) and the tail cache; a partition lives on its owning shard only.
+//! - [`txn`]: producer ids (allocated by shard 0) and each partition's producer
+//!   state for idempotent producers (kept by the partition's owner).
 
 pub mod broker;
 pub mod config;
@@ -28,3 +30,4 @@ pub mod router;
 pub mod server;
 pub mod shard;
 pub mod storage;
+pub mod txn;

@@ -5,6 +5,7 @@ use crate::protocol::batch::BatchError;
 use crate::protocol::ResponseError;
 use crate::router::RouteError;
 use crate::storage::StorageError;
+use crate::txn::producer_state::ProducerError;
 
 /// The Kafka error code for a failure of routed partition work.
 pub fn route_error_code(e: &RouteError) -> ResponseError {
@@ -12,6 +13,15 @@ pub fn route_error_code(e: &RouteError) -> ResponseError {
         RouteError::NotOwner => ResponseError::NotLeaderOrFollower,
         RouteError::Unreachable(_) => ResponseError::NotLeaderOrFollower,
         RouteError::Storage(s) => storage_error_code(s),
+        RouteError::Producer(p) => producer_error_code(p),
+    }
+}
+
+pub fn producer_error_code(e: &ProducerError) -> ResponseError {
+    match e {
+        ProducerError::InvalidEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        ProducerError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber,
+        ProducerError::UnknownProducer { .. } => ResponseError::UnknownProducerId,
     }
 }
 

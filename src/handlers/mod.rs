@@ -13,6 +13,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod errors;
 pub mod fetch;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
@@ -61,6 +62,7 @@ pub async fn dispatch(shard: Rc<Shard>, frame: RequestFrame) -> Result<Option<Re
         ApiKey::DescribeCluster => run!(describe_cluster),
         ApiKey::ListOffsets => run!(list_offsets),
         ApiKey::OffsetForLeaderEpoch => run!(offset_for_leader_epoch),
+        ApiKey::InitProducerId => run!(init_producer_id),
         ApiKey::Produce => {
             let request = decode_body(api_key, version, &mut body)?;
             match produce::handle(&shard, &header, request).await {

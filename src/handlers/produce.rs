@@ -78,12 +78,10 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: Produce
                     continue;
                 }
             };
-            // Idempotent and transactional batches need producer state, which this broker
-            // does not keep: refuse them rather than store them without their guarantees.
-            if summaries.iter().any(|s| s.producer_id >= 0)
-                || BatchHeader::parse(&records).is_some_and(|h| h.is_transactional())
-            {
-                topic_slots.push(early(ResponseError::UnknownProducerId, None));
+            // Transactions are not served: refuse transactional batches rather than
+            // store them without their guarantees.
+            if BatchHeader::parse(&records).is_some_and(|h| h.is_transactional()) {
+                topic_slots.push(early(ResponseError::TransactionalIdAuthorizationFailed, None));
                 continue;
             }
             topic_slots.push(Err(work.len()));

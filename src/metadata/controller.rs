@@ -17,6 +17,7 @@ use crate::protocol::ResponseError;
 use crate::router::ShardRequest;
 use crate::shard::Shard;
 use crate::storage::file::{read_bounded, write_atomically};
+use crate::txn::producer_ids::ProducerIdAllocator;
 
 /// A topic to create, as CreateTopics (or auto-creation) asks.
 #[derive(Debug, Clone)]
@@ -45,12 +46,14 @@ pub type TopicError = (ResponseError, String);
 pub enum ControllerRequest {
     CreateTopics { topics: Vec<TopicSpec>, validate_only: bool },
     DeleteTopics { topics: Vec<TopicRef> },
+    AllocateProducerId,
 }
 
 #[derive(Debug)]
 pub enum ControllerReply {
     Created(Vec<Result<Arc<TopicMeta>, TopicError>>),
     Deleted(Vec<Result<Arc<TopicMeta>, TopicError>>),
+    ProducerId(Result<i64, String>),
 }
 
 /// Shard 0's catalog writer.
@@ -61,7 +64,8 @@ pub struct Controller {
     defaults: TopicConfig,
     num_partitions: i32,
     catalog: RefCell<Arc<Catalog>>,
-    /// One catalog change at a time.
+    producer_ids: ProducerIdAllocator,
+    /// One catalog change (or producer id reservation) at a time.
     lock: Semaphore,
 }
 
@@ -89,7 +93,9 @@ impl Controller {
             tracing::info!(shards, "partitions of removed shards reassigned");
             write_atomically(&catalog_path, &catalog.encode()).await.map_err(|e| e.to_string())?;
         }
+        let producer_ids = ProducerIdAllocator::load(&meta_dir)?;
         Ok(Controller {
+            producer_ids,
             catalog_path,
             node_id,
             shards,
@@ -111,6 +117,7 @@ impl Controller {
                 ControllerReply::Created(self.create(shard, topics, validate_only).await)
             }
             ControllerRequest::DeleteTopics { topics } => ControllerReply::Deleted(self.delete(shard, topics).await),
+            ControllerRequest::AllocateProducerId => ControllerReply::ProducerId(self.producer_ids.allocate().await),
         }
     }
 

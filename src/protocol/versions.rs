@@ -32,6 +32,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::DeleteTopics, 1, 6),
     range(ApiKey::OffsetForLeaderEpoch, 2, 4),
     range(ApiKey::DescribeCluster, 0, 1),
+    range(ApiKey::InitProducerId, 0, 5),
 ];
 
 /// The advertised range of `api_key`, if Sluice serves it.

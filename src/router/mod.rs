@@ -31,6 +31,18 @@ pub enum RouteError {
     Unreachable(usize),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// An idempotent producer's batch was refused (epoch or sequence).
+    #[error(transparent)]
+    Producer(#[from] crate::txn::producer_state::ProducerError),
+}
+
+impl From<crate::storage::log::AppendError> for RouteError {
+    fn from(e: crate::storage::log::AppendError) -> RouteError {
+        match e {
+            crate::storage::log::AppendError::Storage(s) => RouteError::Storage(s),
+            crate::storage::log::AppendError::Producer(p) => RouteError::Producer(p),
+        }
+    }
 }
 
 /// One partition's share of a produce request.

@@ -27,6 +27,7 @@ use super::StorageError;
 use crate::config::{TimestampType, TopicConfig};
 use crate::constants::{FETCH_READ_BYTES_PER_PARTITION_MAX, TAIL_CACHE_BYTES_PER_PARTITION_MAX};
 use crate::protocol::batch::{self, BatchHeader, BatchSummary};
+use crate::txn::producer_state::{self, BatchRecord, ProducerError, ProducerStateTable, SequenceCheck};
 
 /// Leader epoch stamped into every stored batch (a single-node log never changes leader).
 pub const LEADER_EPOCH: i32 = 0;
@@ -49,6 +50,16 @@ pub struct AppendOutcome {
     /// The broker's timestamp for `LogAppendTime` topics, else -1.
     pub log_append_time_ms: i64,
     pub log_start_offset: i64,
+}
+
+/// Why an append was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
 }
 
 /// What a fetch gets from one partition.
@@ -103,6 +114,7 @@ struct LogState {
     cache_bytes: usize,
     failed: Option<String>,
     closing: bool,
+    producers: ProducerStateTable,
 }
 
 /// One partition's log, owned by one shard.
@@ -148,6 +160,7 @@ impl Log {
         }
         let log_start_offset = segments[0].base_offset();
         let next_offset = segments.last().map(|s| s.next_offset).unwrap_or(0);
+        let producers = load_producers(&dir, &segments, next_offset).await?;
         let (doorbell, bell) = local_channel::new_bounded(1);
         let log = Rc::new(Log {
             dir,
@@ -165,6 +178,7 @@ impl Log {
                 cache_bytes: 0,
                 failed: None,
                 closing: false,
+                producers,
             }),
             append_lock: Semaphore::new(1),
             doorbell,
@@ -196,17 +210,38 @@ impl Log {
         chunk: &[u8],
         summaries: &[BatchSummary],
         acks: AckLevel,
-    ) -> Result<AppendOutcome, StorageError> {
+    ) -> Result<AppendOutcome, AppendError> {
         assert!(!summaries.is_empty(), "append of an empty chunk");
         let permit = self.append_lock.acquire_permit(1).await.map_err(|_| StorageError::Closing)?;
         self.roll_if_needed(chunk.len() as u64).await?;
-        let (outcome, waiter) = {
+        let (outcome, waiter) = 'prepare: {
             let mut st = self.state.borrow_mut();
             if let Some(reason) = &st.failed {
-                return Err(StorageError::Failed(reason.clone()));
+                return Err(StorageError::Failed(reason.clone()).into());
             }
             if st.closing {
-                return Err(StorageError::Closing);
+                return Err(StorageError::Closing.into());
+            }
+            let producer_batches = check_producers(&st.producers, chunk, summaries)?;
+            if let ProducerVerdict::Duplicate(dup) = producer_batches {
+                // A retry of a batch already appended: its original offsets, once as durable as asked.
+                let end = dup.last_offset + 1;
+                let done = match acks {
+                    AckLevel::None => true,
+                    AckLevel::Written => st.written_offset >= end,
+                    AckLevel::Synced => st.high_watermark >= end,
+                };
+                let waiter = (!done).then(|| {
+                    let (tx, wait) = oneshot::channel();
+                    st.waiters.push_back(AckWaiter { end_offset: end, level: acks, done: tx });
+                    wait
+                });
+                let outcome = AppendOutcome {
+                    base_offset: dup.base_offset,
+                    log_append_time_ms: -1,
+                    log_start_offset: st.log_start_offset,
+                };
+                break 'prepare (outcome, waiter);
             }
             let base_offset = st.next_offset;
             let log_append_time_ms = match st.config.message_timestamp_type {
@@ -215,11 +250,17 @@ impl Log {
             };
             let mut bytes = BytesMut::from(chunk);
             let mut next = base_offset;
-            for s in summaries {
+            let ProducerVerdict::Append(producer_batches) = producer_batches else { unreachable!("handled above") };
+            for (s, producer) in summaries.iter().zip(producer_batches) {
                 let b = &mut bytes[s.position..s.position + s.size_bytes];
                 batch::patch_offset_and_epoch(b, next, LEADER_EPOCH);
                 if log_append_time_ms >= 0 {
                     batch::patch_log_append_time(b, log_append_time_ms);
+                }
+                if let Some((producer_id, epoch, first_seq, last_seq)) = producer {
+                    let record =
+                        BatchRecord { first_seq, last_seq, base_offset: next, last_offset: next + s.offset_count - 1 };
+                    st.producers.record(producer_id, epoch, record);
                 }
                 next += s.offset_count;
             }
@@ -270,6 +311,8 @@ impl Log {
             }
             (self.dir.clone(), st.next_offset)
         };
+        let snapshot = self.state.borrow().producers.encode();
+        write_producer_snapshot(&dir, base, &snapshot).await?;
         let segment = Segment::create(&dir, base).await?;
         super::file::sync_dir(&dir).await?;
         self.state.borrow_mut().segments.push(segment);
@@ -403,13 +446,130 @@ impl Log {
             super::file::write_atomically(&file.index_path(), index.as_bytes()).await?;
             super::file::write_atomically(&file.time_index_path(), time_index.as_bytes()).await?;
         }
-        Ok(())
+        let (end, snapshot) = {
+            let st = self.state.borrow();
+            (st.next_offset, st.producers.encode())
+        };
+        write_producer_snapshot(&self.dir, end, &snapshot).await
     }
 
     /// Whether the partition refuses writes after an I/O failure.
     pub fn failure(&self) -> Option<String> {
         self.state.borrow().failed.clone()
     }
+}
+
+/// The producer fields of each batch of an append, or a retried batch.
+enum ProducerVerdict {
+    /// Per batch: (producer id, epoch, first sequence, last sequence) for idempotent batches.
+    Append(Vec<Option<(i64, i16, i32, i32)>>),
+    Duplicate(BatchRecord),
+}
+
+/// Checks the sequence numbers of every idempotent batch of a chunk before
+/// anything is written: all of them are new and in order, or the chunk is one
+/// retried batch, or the chunk is refused.
+fn check_producers(
+    table: &ProducerStateTable,
+    chunk: &[u8],
+    summaries: &[BatchSummary],
+) -> Result<ProducerVerdict, ProducerError> {
+    let mut batches = Vec::with_capacity(summaries.len());
+    let mut seen: Vec<(i64, i16, i32)> = Vec::new();
+    for s in summaries {
+        let header = BatchHeader::parse(&chunk[s.position..]).expect("validated batch");
+        if header.producer_id < 0 {
+            batches.push(None);
+            continue;
+        }
+        let (producer_id, epoch) = (header.producer_id, header.producer_epoch);
+        let first_seq = header.base_sequence;
+        let last_seq = producer_state::last_sequence(first_seq, header.last_offset_delta);
+        if let Some((_, e, last)) = seen.iter().find(|(id, _, _)| *id == producer_id) {
+            if *e != epoch || !producer_state::follows(*last, first_seq) {
+                return Err(ProducerError::OutOfOrder { producer_id, last: *last, found: first_seq });
+            }
+        } else {
+            match table.check(producer_id, epoch, first_seq, last_seq)? {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate(dup) if summaries.len() == 1 => return Ok(ProducerVerdict::Duplicate(dup)),
+                SequenceCheck::Duplicate(dup) => {
+                    return Err(ProducerError::OutOfOrder { producer_id, last: dup.last_seq, found: first_seq })
+                }
+            }
+        }
+        seen.retain(|(id, _, _)| *id != producer_id);
+        seen.push((producer_id, epoch, last_seq));
+        batches.push(Some((producer_id, epoch, first_seq, last_seq)));
+    }
+    Ok(ProducerVerdict::Append(batches))
+}
+
+fn snapshot_offset(path: &Path) -> Option<i64> {
+    let stem = path.file_name()?.to_str()?.strip_suffix(".snapshot")?;
+    (stem.len() == 20).then(|| stem.parse().ok()).flatten()
+}
+
+/// Writes the producer state as of `offset`, keeping only the newest snapshots.
+async fn write_producer_snapshot(dir: &Path, offset: i64, bytes: &[u8]) -> Result<(), StorageError> {
+    let path = dir.join(format!("{}.snapshot", super::segment_file_stem(offset)));
+    super::file::write_atomically(&path, bytes).await?;
+    let mut offsets: Vec<i64> = std::fs::read_dir(dir)
+        .map_err(|e| StorageError::io("list snapshots", e))?
+        .filter_map(|e| e.ok().and_then(|e| snapshot_offset(&e.path())))
+        .collect();
+    offsets.sort_unstable();
+    let keep_from = offsets.len().saturating_sub(crate::constants::PRODUCER_SNAPSHOTS_RETAINED);
+    for old in &offsets[..keep_from] {
+        let _ = std::fs::remove_file(dir.join(format!("{}.snapshot", super::segment_file_stem(*old))));
+    }
+    Ok(())
+}
+
+/// Rebuilds the producer table: the newest intact snapshot at or below the
+/// log end, then every batch after it. Snapshots past the log end (the log
+/// was cut after a crash) are removed.
+async fn load_producers(dir: &Path, segments: &[Segment], log_end: i64) -> Result<ProducerStateTable, StorageError> {
+    let mut offsets: Vec<i64> = std::fs::read_dir(dir)
+        .map_err(|e| StorageError::io("list snapshots", e))?
+        .filter_map(|e| e.ok().and_then(|e| snapshot_offset(&e.path())))
+        .collect();
+    offsets.sort_unstable_by(|a, b| b.cmp(a));
+    let mut start = (ProducerStateTable::default(), segments.first().map(|s| s.base_offset()).unwrap_or(0));
+    for offset in offsets {
+        let path = dir.join(format!("{}.snapshot", super::segment_file_stem(offset)));
+        if offset > log_end {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        if let Some(table) = std::fs::read(&path).ok().and_then(|b| ProducerStateTable::decode(&b)) {
+            start = (table, offset);
+            break;
+        }
+        tracing::warn!(path = %path.display(), "damaged producer snapshot ignored");
+    }
+    let (mut table, from) = start;
+    for segment in segments.iter().filter(|s| s.next_offset > from) {
+        let relative = (from - segment.base_offset()).clamp(0, u32::MAX as i64) as u32;
+        let mut position = segment.index.lookup(relative) as u64;
+        while position < segment.synced_bytes {
+            let want = ((segment.synced_bytes - position) as usize).min(FETCH_READ_BYTES_PER_PARTITION_MAX);
+            let read =
+                segment.file.file.read_at(position, want).await.map_err(|e| StorageError::io("read segment", e))?;
+            let mut consumed = 0;
+            for (at, header) in batch::headers(&read) {
+                consumed = at + header.size_bytes;
+                if header.last_offset() >= from {
+                    table.replay(&header);
+                }
+            }
+            if consumed == 0 {
+                break;
+            }
+            position += consumed as u64;
+        }
+    }
+    Ok(table)
 }
 
 struct ReadPlan {

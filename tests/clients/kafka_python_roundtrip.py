@@ -1,7 +1,7 @@
 """Round trip with kafka-python, a pure-Python client with its own protocol code.
 
 Usage: kafka_python_roundtrip.py BOOTSTRAP
-Creates a topic, produces keyed records with headers (acks=all), reads them
+Creates a topic, produces keyed records with headers (idempotent, acks=all), reads them
 back from the beginning of every partition, and checks offsets, order,
 payloads, headers and timestamps. Exits non-zero on any mismatch.
 """
@@ -23,9 +23,8 @@ def main(bootstrap):
     assert "py-topic" in names, names
     admin.close()
 
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, compression_type="gzip", enable_idempotence=False
-    )
+    # kafka-python's defaults: an idempotent producer with acks=all.
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, compression_type="gzip")
     futures = []
     for i in range(RECORDS):
         key = f"key-{i % 17}".encode()

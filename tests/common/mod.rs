@@ -198,6 +198,17 @@ impl Raw {
 
 /// Builds an uncompressed RecordBatch v2 with the given values.
 pub fn record_batch(values: &[&[u8]], timestamp: i64) -> BytesMut {
+    idempotent_batch(-1, -1, -1, values, timestamp)
+}
+
+/// Builds an uncompressed RecordBatch v2 of an idempotent producer.
+pub fn idempotent_batch(
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+    values: &[&[u8]],
+    timestamp: i64,
+) -> BytesMut {
     use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
     let records: Vec<Record> = values
         .iter()
@@ -207,11 +218,11 @@ pub fn record_batch(values: &[&[u8]], timestamp: i64) -> BytesMut {
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch: epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            sequence: if base_sequence < 0 { -1 } else { base_sequence + i as i32 },
             timestamp: timestamp + i as i64,
             key: None,
             value: Some(Bytes::copy_from_slice(v)),
