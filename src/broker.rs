@@ -161,16 +161,43 @@ async fn run_shard(
     } else {
         None
     };
-    let shard = Rc::new(Shard::new(config, cluster_id, router, controller, clean_start));
+    let settings = crate::group::coordinator::GroupSettings {
+        initial_rebalance_delay: std::time::Duration::from_millis(config.group_initial_rebalance_delay_ms),
+        offsets_retention: std::time::Duration::from_secs(config.offsets_retention_minutes * 60),
+    };
+    let groups =
+        crate::group::coordinator::GroupCoordinator::open(&config.data_dir, router.shard_id, router.shards, settings)
+            .await?;
+    let shard = Rc::new(Shard::new(config, cluster_id, router, controller, groups, clean_start));
     let serve_shard = shard.clone();
     spawn_receivers(receivers, Rc::new(move |request| serve_shard.serve(request)));
     if let Some(controller) = &shard.controller {
         // Every shard opens its partitions before any listener accepts.
         broadcast(&shard, controller.catalog()).await;
     }
+    // Sessions, rebalance deadlines and offset expiry, in a low-priority queue.
+    let sweeper = shard.clone();
+    let background = glommio::executor().create_task_queue(
+        glommio::Shares::Static(100),
+        glommio::Latency::NotImportant,
+        "background",
+    );
+    glommio::spawn_local_into(
+        async move {
+            while !STOPPING.load(Ordering::Acquire) {
+                glommio::timer::sleep(std::time::Duration::from_millis(crate::constants::GROUP_SWEEP_INTERVAL_MS))
+                    .await;
+                sweeper.groups.sweep().await;
+            }
+        },
+        background,
+    )
+    .map_err(|e| format!("spawn group sweeper: {e}"))?
+    .detach();
     let listener_shard = shard.clone();
     server::listen(listener_shard).await.map_err(|e| format!("listen {}: {e}", shard.config.listen))?;
     // Stop: let in-flight requests finish, then close every partition.
     glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+    shard.groups.close().await;
     Ok(shard.close_all().await)
 }

@@ -80,3 +80,23 @@ pub const PRODUCERS_PER_PARTITION_MAX: usize = 10_000;
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 /// Producer-state snapshots kept per partition.
 pub const PRODUCER_SNAPSHOTS_RETAINED: usize = 2;
+
+/// `offsets.topic.num.partitions`: internal partitions that groups hash onto (Kafka: 50).
+pub const OFFSETS_PARTITIONS: usize = 50;
+/// Journal length past which an offsets partition writes a checkpoint and starts anew.
+pub const OFFSETS_JOURNAL_BYTES_MAX: usize = 1024 * 1024;
+/// Largest encoded offsets record (a group's metadata with all its members).
+pub const OFFSETS_RECORD_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// `offset.metadata.max.bytes` (Kafka: 4096).
+pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
+/// `group.min.session.timeout.ms` and `group.max.session.timeout.ms` (Kafka: 6 s and 30 min).
+pub const GROUP_SESSION_TIMEOUT_MS_MIN: i32 = 6_000;
+pub const GROUP_SESSION_TIMEOUT_MS_MAX: i32 = 1_800_000;
+/// `group.max.size`: members one group may have.
+pub const GROUP_MEMBERS_MAX: usize = 10_000;
+/// How often each shard looks for expired members and offsets.
+pub const GROUP_SWEEP_INTERVAL_MS: u64 = 200;
+/// `offsets.retention.minutes` default (Kafka: 7 days).
+pub const OFFSETS_RETENTION_MINUTES_DEFAULT: u64 = 7 * 24 * 60;
+/// `group.initial.rebalance.delay.ms` default (Kafka: 3 s).
+pub const GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT: u64 = 3_000;

@@ -17,12 +17,15 @@
 //!   every shard holds a read-only snapshot with the partition→shard table.
 //! - [`storage`]: partition logs of O_DIRECT segments, indexes, the writer task
 //!   (group commit) and the tail cache; a partition lives on its owning shard only.
+//! - [`group`]: the consumer group coordinator and committed offsets; a group
+//!   lives on the shard owning its offsets partition (`hash(group) % 50`, then `% shards`).
 //! - [`txn`]: producer ids (allocated by shard 0) and each partition's producer
 //!   state for idempotent producers (kept by the partition's owner).
 
 pub mod broker;
 pub mod config;
 pub mod constants;
+pub mod group;
 pub mod handlers;
 pub mod metadata;
 pub mod protocol;

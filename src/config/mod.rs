@@ -75,6 +75,12 @@ pub struct ServeArgs {
     /// `log.message.timestamp.type`: CreateTime or LogAppendTime.
     #[arg(long, env = "SLUICE_LOG_MESSAGE_TIMESTAMP_TYPE")]
     pub log_message_timestamp_type: Option<String>,
+    /// `group.initial.rebalance.delay.ms`: how long a new group waits for more members.
+    #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// `offsets.retention.minutes`: committed offsets of empty groups expire after this.
+    #[arg(long, env = "SLUICE_OFFSETS_RETENTION_MINUTES")]
+    pub offsets_retention_minutes: Option<u64>,
 }
 
 /// A configuration problem, reported before any shard starts.
@@ -103,6 +109,8 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// Topic config defaults (`log.segment.bytes` and friends).
     pub topic_defaults: TopicConfig,
+    pub group_initial_rebalance_delay_ms: u64,
+    pub offsets_retention_minutes: u64,
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -247,7 +255,22 @@ impl BrokerConfig {
             }
         }
 
+        let group_initial_rebalance_delay_ms = match args.group_initial_rebalance_delay_ms {
+            Some(v) => v,
+            None => from_file(&file, "group.initial.rebalance.delay.ms")?
+                .unwrap_or(crate::constants::GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT),
+        };
+        let offsets_retention_minutes = match args.offsets_retention_minutes {
+            Some(v) => v,
+            None => from_file(&file, "offsets.retention.minutes")?
+                .unwrap_or(crate::constants::OFFSETS_RETENTION_MINUTES_DEFAULT),
+        };
+        if offsets_retention_minutes == 0 {
+            return Err(invalid("offsets.retention.minutes", "must be at least 1"));
+        }
         Ok(BrokerConfig {
+            group_initial_rebalance_delay_ms,
+            offsets_retention_minutes,
             listen,
             advertised_host,
             advertised_port,
@@ -281,6 +304,8 @@ mod tests {
             log_index_interval_bytes: None,
             message_max_bytes: None,
             log_message_timestamp_type: None,
+            group_initial_rebalance_delay_ms: None,
+            offsets_retention_minutes: None,
         }
     }
 

@@ -9,15 +9,26 @@
 
 pub mod api_versions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_groups;
 pub mod errors;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -35,7 +46,7 @@ use crate::shard::Shard;
 /// Runs one request. `Ok(None)` means no response is sent (acks=0 produce);
 /// `Err` means the connection must be closed, as Kafka does for requests it
 /// cannot parse or versions it does not serve.
-pub async fn dispatch(shard: Rc<Shard>, frame: RequestFrame) -> Result<Option<ResponseFrame>, FrameError> {
+pub async fn dispatch(shard: Rc<Shard>, frame: RequestFrame, peer: &str) -> Result<Option<ResponseFrame>, FrameError> {
     let RequestFrame { api_key, header, mut body } = frame;
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
@@ -63,6 +74,21 @@ pub async fn dispatch(shard: Rc<Shard>, frame: RequestFrame) -> Result<Option<Re
         ApiKey::ListOffsets => run!(list_offsets),
         ApiKey::OffsetForLeaderEpoch => run!(offset_for_leader_epoch),
         ApiKey::InitProducerId => run!(init_producer_id),
+        ApiKey::FindCoordinator => run!(find_coordinator),
+        ApiKey::SyncGroup => run!(sync_group),
+        ApiKey::Heartbeat => run!(heartbeat),
+        ApiKey::LeaveGroup => run!(leave_group),
+        ApiKey::OffsetCommit => run!(offset_commit),
+        ApiKey::OffsetFetch => run!(offset_fetch),
+        ApiKey::ListGroups => run!(list_groups),
+        ApiKey::DescribeGroups => run!(describe_groups),
+        ApiKey::DeleteGroups => run!(delete_groups),
+        ApiKey::OffsetDelete => run!(offset_delete),
+        ApiKey::JoinGroup => {
+            let request = decode_body(api_key, version, &mut body)?;
+            let response = join_group::handle(&shard, &header, request, peer).await;
+            Some(encode_response(api_key, version, correlation_id, &response)?)
+        }
         ApiKey::Produce => {
             let request = decode_body(api_key, version, &mut body)?;
             match produce::handle(&shard, &header, request).await {
@@ -77,6 +103,16 @@ pub async fn dispatch(shard: Rc<Shard>, frame: RequestFrame) -> Result<Option<Re
         _ => unreachable!("versions::accepts admits only the APIs matched here"),
     };
     Ok(response)
+}
+
+/// Sends a group call to the shard coordinating `group_id`.
+pub async fn call_group(
+    shard: &Rc<Shard>,
+    group_id: &str,
+    call: crate::group::GroupCall,
+) -> Result<crate::group::GroupReply, crate::router::RouteError> {
+    let owner = crate::group::coordinator_shard(group_id, shard.router.shards);
+    shard.call(owner, |reply| ShardRequest::Group { call: Box::new(call), reply }).await
 }
 
 /// Asks the controller to create topics and returns its answer per topic.

@@ -33,6 +33,17 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::OffsetForLeaderEpoch, 2, 4),
     range(ApiKey::DescribeCluster, 0, 1),
     range(ApiKey::InitProducerId, 0, 5),
+    range(ApiKey::FindCoordinator, 0, 6),
+    range(ApiKey::JoinGroup, 0, 9),
+    range(ApiKey::SyncGroup, 0, 5),
+    range(ApiKey::Heartbeat, 0, 4),
+    range(ApiKey::LeaveGroup, 0, 5),
+    range(ApiKey::OffsetCommit, 2, 9),
+    range(ApiKey::OffsetFetch, 1, 9),
+    range(ApiKey::ListGroups, 0, 5),
+    range(ApiKey::DescribeGroups, 0, 5),
+    range(ApiKey::DeleteGroups, 0, 2),
+    range(ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The advertised range of `api_key`, if Sluice serves it.
@@ -64,6 +75,7 @@ mod tests {
         assert!(!accepts(ApiKey::Produce, 2));
         assert!(accepts(ApiKey::Produce, 3));
         assert!(!accepts(ApiKey::Fetch, 18));
-        assert!(!accepts(ApiKey::JoinGroup, 0));
+        assert!(accepts(ApiKey::JoinGroup, 0));
+        assert!(!accepts(ApiKey::OffsetCommit, 1));
     }
 }

@@ -114,6 +114,11 @@ pub enum ShardRequest {
         request: ControllerRequest,
         reply: oneshot::Sender<ControllerReply>,
     },
+    /// Group coordination, on the shard that owns the group's offsets partition.
+    Group {
+        call: Box<crate::group::GroupCall>,
+        reply: oneshot::Sender<crate::group::GroupReply>,
+    },
     /// A new catalog: adopt it, open newly owned partitions, close removed ones.
     ApplyCatalog {
         catalog: Arc<Catalog>,

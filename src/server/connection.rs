@@ -91,7 +91,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         let peer_for_task = peer.clone();
         let refused_in_task = refused.clone();
         let handle = glommio::spawn_local(async move {
-            handlers::dispatch(shard, request).await.map_err(|e| {
+            handlers::dispatch(shard, request, &peer_for_task).await.map_err(|e| {
                 tracing::warn!(peer = %peer_for_task, error = %e, "closing connection: request refused");
                 refused_in_task.set(true);
             })

@@ -29,6 +29,8 @@ pub struct Shard {
     pub router: Router,
     /// Set on shard 0 only.
     pub controller: Option<Controller>,
+    /// Coordinator of the groups whose offsets partitions this shard owns.
+    pub groups: crate::group::coordinator::GroupCoordinator,
     /// Whether the previous run stopped cleanly (indexes can be trusted).
     pub clean_start: bool,
     catalog: RefCell<Arc<Catalog>>,
@@ -41,6 +43,7 @@ impl Shard {
         cluster_id: Arc<str>,
         router: Router,
         controller: Option<Controller>,
+        groups: crate::group::coordinator::GroupCoordinator,
         clean_start: bool,
     ) -> Shard {
         Shard {
@@ -49,6 +52,7 @@ impl Shard {
             cluster_id,
             router,
             controller,
+            groups,
             clean_start,
             catalog: RefCell::new(Arc::new(Catalog::default())),
             logs: RefCell::new(HashMap::new()),
@@ -120,6 +124,9 @@ impl Shard {
             ShardRequest::Controller { request, reply } => {
                 let controller = self.controller.as_ref().expect("controller requests go to shard 0");
                 let _ = reply.send(controller.handle(&self, request).await);
+            }
+            ShardRequest::Group { call, reply } => {
+                let _ = reply.send(self.groups.serve(*call).await);
             }
             ShardRequest::ApplyCatalog { catalog, reply } => {
                 self.apply_catalog(catalog).await;

@@ -1,0 +1,60 @@
+//! FindCoordinator (v0-6, batched keys from v4): this broker coordinates
+//! every group (on the shard owning the group's offsets partition, which the
+//! router finds). Transactional ids are refused: transactions are not served.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::protocol::ResponseError;
+use crate::shard::Shard;
+
+const KEY_TYPE_GROUP: i8 = 0;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let version = header.request_api_version;
+    let keys: Vec<StrBytes> = if version >= 4 { request.coordinator_keys.clone() } else { vec![request.key.clone()] };
+    let coordinators: Vec<Coordinator> = keys
+        .into_iter()
+        .map(|key| {
+            let refused = |code: ResponseError, message: &str| {
+                Coordinator::default()
+                    .with_key(key.clone())
+                    .with_node_id(BrokerId(-1))
+                    .with_port(-1)
+                    .with_error_code(code.code())
+                    .with_error_message(Some(StrBytes::from_string(message.to_string())))
+            };
+            if request.key_type != KEY_TYPE_GROUP {
+                return refused(ResponseError::InvalidRequest, "Transactions are not supported by this broker.");
+            }
+            if key.is_empty() {
+                return refused(ResponseError::InvalidRequest, "Group id must not be empty.");
+            }
+            Coordinator::default()
+                .with_key(key)
+                .with_node_id(BrokerId(shard.config.node_id))
+                .with_host(StrBytes::from_string(shard.config.advertised_host.clone()))
+                .with_port(shard.config.advertised_port as i32)
+        })
+        .collect();
+    if version >= 4 {
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    let c = coordinators.into_iter().next().expect("one key before v4");
+    let mut response = FindCoordinatorResponse::default()
+        .with_error_code(c.error_code)
+        .with_node_id(c.node_id)
+        .with_host(c.host)
+        .with_port(c.port);
+    if version >= 1 {
+        response = response.with_error_message(c.error_message);
+    }
+    response
+}

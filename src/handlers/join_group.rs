@@ -1,0 +1,43 @@
+//! JoinGroup (v0-9), on the shard coordinating the group; the answer waits
+//! for the rebalance to complete.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, RequestHeader};
+use kafka_protocol::protocol::StrBytes;
+
+use super::call_group;
+use crate::group::{GroupCall, GroupReply};
+use crate::protocol::ResponseError;
+use crate::shard::Shard;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    request: JoinGroupRequest,
+    peer: &str,
+) -> JoinGroupResponse {
+    let version = header.request_api_version;
+    let group_id = request.group_id.0.to_string();
+    let member_id = request.member_id.clone();
+    let client_id = header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
+    let host = peer.rsplit_once(':').map(|(h, _)| h).unwrap_or(peer);
+    let client_host = format!("/{}", host.trim_matches(|c| c == '[' || c == ']'));
+    let call = GroupCall::Join { version, request, client_host, client_id };
+    let mut response = match call_group(shard, &group_id, call).await {
+        Ok(GroupReply::Join(response)) => response,
+        Ok(other) => unreachable!("join answered with {other:?}"),
+        Err(_) => JoinGroupResponse::default()
+            .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+            .with_generation_id(-1)
+            .with_member_id(member_id),
+    };
+    // Before v7 the protocol name is not nullable.
+    if version < 7 && response.protocol_name.is_none() {
+        response.protocol_name = Some(StrBytes::default());
+    }
+    if version < 7 {
+        response.protocol_type = None;
+    }
+    response
+}

@@ -1,0 +1,48 @@
+//! ListGroups (v0-5, state filter from v4, type filter from v5): every shard's groups.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, RequestHeader};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::group::{GroupCall, GroupReply};
+use crate::protocol::ResponseError;
+use crate::router::ShardRequest;
+use crate::shard::Shard;
+
+pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListGroupsRequest) -> ListGroupsResponse {
+    let version = header.request_api_version;
+    let calls = (0..shard.router.shards)
+        .map(|target| shard.call(target, |reply| ShardRequest::Group { call: Box::new(GroupCall::List), reply }));
+    let mut groups = Vec::new();
+    for answer in futures::future::join_all(calls).await {
+        match answer {
+            Ok(GroupReply::List(listed)) => groups.extend(listed),
+            Ok(other) => unreachable!("list answered with {other:?}"),
+            Err(_) => {
+                return ListGroupsResponse::default().with_error_code(ResponseError::CoordinatorLoadInProgress.code())
+            }
+        }
+    }
+    let states: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
+    let types: Vec<String> = request.types_filter.iter().map(|s| s.to_lowercase()).collect();
+    let listed = groups
+        .into_iter()
+        .filter(|(_, _, state)| version < 4 || states.is_empty() || states.contains(&state.to_lowercase()))
+        .filter(|_| version < 5 || types.is_empty() || types.iter().any(|t| t == "classic"))
+        .map(|(id, protocol_type, state)| {
+            let mut g = ListedGroup::default()
+                .with_group_id(GroupId(StrBytes::from_string(id)))
+                .with_protocol_type(StrBytes::from_string(protocol_type));
+            if version >= 4 {
+                g = g.with_group_state(StrBytes::from_static_str(state));
+            }
+            if version >= 5 {
+                g = g.with_group_type(StrBytes::from_static_str("classic"));
+            }
+            g
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(listed)
+}
