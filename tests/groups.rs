@@ -1,0 +1,425 @@
+//! Consumer groups with real clients: librdkafka (the `rdkafka` crate) and
+//! kafka-python, whose group code is its own.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{create_topic, Broker, Raw};
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::{
+    ApiKey, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, GroupId,
+    ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
+    OffsetFetchResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientContext;
+
+type Seen = Arc<Mutex<Vec<(String, i32, i64, String)>>>;
+
+/// A group member on its own thread, recording what it receives and owns.
+struct Member {
+    name: String,
+    stop: Arc<AtomicBool>,
+    assignment: Arc<Mutex<BTreeSet<i32>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn group_config(bootstrap: &str, group: &str, extra: &[(&str, &str)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500");
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    config
+}
+
+impl Member {
+    fn start(name: &str, bootstrap: &str, group: &str, topic: &str, seen: Seen, extra: &[(&str, &str)]) -> Member {
+        let consumer: BaseConsumer = group_config(bootstrap, group, extra).create().unwrap();
+        consumer.subscribe(&[topic]).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let assignment = Arc::new(Mutex::new(BTreeSet::new()));
+        let (s, a, n) = (stop.clone(), assignment.clone(), name.to_string());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                    let value = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+                    seen.lock().unwrap().push((n.clone(), m.partition(), m.offset(), value));
+                }
+                let owned: BTreeSet<i32> =
+                    consumer.assignment().unwrap().elements().iter().map(|e| e.partition()).collect();
+                *a.lock().unwrap() = owned;
+            }
+            // Dropping the consumer closes it: it leaves the group.
+        });
+        Member { name: name.to_string(), stop, assignment, thread: Some(thread) }
+    }
+
+    fn owned(&self) -> BTreeSet<i32> {
+        self.assignment.lock().unwrap().clone()
+    }
+
+    fn close(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Partitions are split among `owners` with none owned twice and all owned.
+fn exclusive_cover(owners: &[BTreeSet<i32>], partitions: i32) -> bool {
+    let total: usize = owners.iter().map(BTreeSet::len).sum();
+    let union: BTreeSet<i32> = owners.iter().flatten().copied().collect();
+    total == partitions as usize && union.len() == partitions as usize
+}
+
+async fn produce(bootstrap: &str, topic: &str, prefix: &str, count: usize) {
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).set("linger.ms", "2").create().unwrap();
+    let mut deliveries = Vec::new();
+    for i in 0..count {
+        let value = format!("{prefix}-{i}");
+        deliveries.push(
+            producer.send_result(FutureRecord::to(topic).key(&value).payload(&value)).map_err(|(e, _)| e).unwrap(),
+        );
+    }
+    for d in deliveries {
+        d.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+}
+
+/// A kafka-python member in its own process, so it can be killed without leaving.
+struct PythonMember {
+    child: std::process::Child,
+    assignment: Arc<Mutex<BTreeSet<i32>>>,
+    records: Arc<Mutex<Vec<(i32, i64, String)>>>,
+}
+
+impl PythonMember {
+    fn start(bootstrap: &str, group: &str, topic: &str) -> PythonMember {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/kafka_python_group.py");
+        let mut child = Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
+            .args([script, bootstrap, group, topic])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start kafka-python member");
+        let stdout = child.stdout.take().unwrap();
+        let assignment = Arc::new(Mutex::new(BTreeSet::new()));
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let (a, r) = (assignment.clone(), records.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(list) = line.strip_prefix("ASSIGNED ") {
+                    *a.lock().unwrap() =
+                        list.split(',').filter(|s| !s.is_empty()).map(|p| p.parse().unwrap()).collect();
+                } else if let Some(rest) = line.strip_prefix("RECORD ") {
+                    let mut parts = rest.splitn(3, ' ');
+                    let p = parts.next().unwrap().parse().unwrap();
+                    let o = parts.next().unwrap().parse().unwrap();
+                    r.lock().unwrap().push((p, o, parts.next().unwrap().to_string()));
+                }
+            }
+        });
+        PythonMember { child, assignment, records }
+    }
+
+    fn owned(&self) -> BTreeSet<i32> {
+        self.assignment.lock().unwrap().clone()
+    }
+}
+
+impl Drop for PythonMember {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_share_partitions_and_take_over_on_leave_and_crash() {
+    let broker = Broker::start("groups-share", 2, &[]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "shared", 6, &[]).await;
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+    let members: Vec<Member> =
+        ["a", "b", "c"].iter().map(|n| Member::start(n, &bootstrap, "sharers", "shared", seen.clone(), &[])).collect();
+    tokio::task::block_in_place(|| {
+        wait_until("three members to split six partitions", Duration::from_secs(30), || {
+            let owned: Vec<_> = members.iter().map(Member::owned).collect();
+            exclusive_cover(&owned, 6) && owned.iter().all(|o| o.len() == 2)
+        })
+    });
+
+    produce(&bootstrap, "shared", "first", 3000).await;
+    tokio::task::block_in_place(|| {
+        wait_until("3000 records", Duration::from_secs(30), || seen.lock().unwrap().len() >= 3000)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3000, "every record exactly once");
+        let values: BTreeSet<&String> = seen.iter().map(|s| &s.3).collect();
+        assert_eq!(values.len(), 3000);
+        // Each partition was read by exactly one member.
+        let mut readers: HashMap<i32, BTreeSet<&String>> = HashMap::new();
+        for (member, partition, _, _) in seen.iter() {
+            readers.entry(*partition).or_default().insert(member);
+        }
+        assert!(readers.values().all(|r| r.len() == 1), "{readers:?}");
+    }
+
+    // A member that closes leaves; its partitions move to the others.
+    let mut members = members;
+    let leaving = members.pop().unwrap();
+    let left = leaving.name.clone();
+    leaving.close();
+    tokio::task::block_in_place(|| {
+        wait_until("two members to own all six partitions", Duration::from_secs(30), || {
+            let owned: Vec<_> = members.iter().map(Member::owned).collect();
+            exclusive_cover(&owned, 6)
+        })
+    });
+    seen.lock().unwrap().clear();
+    produce(&bootstrap, "shared", "second", 600).await;
+    tokio::task::block_in_place(|| {
+        wait_until("600 more records", Duration::from_secs(30), || seen.lock().unwrap().len() >= 600)
+    });
+    assert!(seen.lock().unwrap().iter().all(|s| s.0 != left));
+
+    // A kafka-python member joins, then is killed without leaving: after its
+    // session times out, its partitions go back to the others.
+    let python = PythonMember::start(&bootstrap, "sharers", "shared");
+    tokio::task::block_in_place(|| {
+        wait_until("the kafka-python member to own partitions", Duration::from_secs(40), || {
+            let mut owned: Vec<_> = members.iter().map(Member::owned).collect();
+            owned.push(python.owned());
+            exclusive_cover(&owned, 6) && !python.owned().is_empty()
+        })
+    });
+    let python_owned = python.owned();
+    seen.lock().unwrap().clear();
+    produce(&bootstrap, "shared", "third", 600).await;
+    tokio::task::block_in_place(|| {
+        wait_until("records split between clients", Duration::from_secs(30), || {
+            seen.lock().unwrap().len() + python.records.lock().unwrap().len() >= 600
+        })
+    });
+    assert!(python.records.lock().unwrap().iter().all(|(p, _, v)| python_owned.contains(p) && v.starts_with("third")));
+    let killed_at = Instant::now();
+    drop(python); // SIGKILL: no LeaveGroup
+    tokio::task::block_in_place(|| {
+        wait_until("the survivors to own all partitions again", Duration::from_secs(40), || {
+            let owned: Vec<_> = members.iter().map(Member::owned).collect();
+            exclusive_cover(&owned, 6)
+        })
+    });
+    assert!(killed_at.elapsed() >= Duration::from_secs(5), "partitions moved before the session timed out");
+    for m in members {
+        m.close();
+    }
+    broker.stop();
+}
+
+fn consume_group(bootstrap: &str, group: &str, topic: &str, want: usize) -> Vec<(i32, i64, String)> {
+    let consumer: BaseConsumer = group_config(bootstrap, group, &[("enable.auto.commit", "false")]).create().unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < want {
+        assert!(Instant::now() < deadline, "{group}: got {} of {want}", got.len());
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            got.push((m.partition(), m.offset(), String::from_utf8(m.payload().unwrap().to_vec()).unwrap()));
+        }
+    }
+    consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_survive_consumer_and_broker_restarts() {
+    let broker = Broker::start("groups-commit", 2, &["--group-initial-rebalance-delay-ms", "0"]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "resumable", 1, &[]).await;
+    produce(&bootstrap, "resumable", "r", 100).await;
+    let b = bootstrap.clone();
+    let first = tokio::task::spawn_blocking(move || consume_group(&b, "resumer", "resumable", 60)).await.unwrap();
+    assert_eq!(first.last().unwrap().1, 59);
+    // A new consumer of the group resumes after the committed offset.
+    let b = bootstrap.clone();
+    let second = tokio::task::spawn_blocking(move || consume_group(&b, "resumer", "resumable", 20)).await.unwrap();
+    assert_eq!(second[0].1, 60);
+    // Kill the broker right after the commit: the commit was durable.
+    let dir = broker.kill();
+    let broker = Broker::start_in(dir, 2, &["--group-initial-rebalance-delay-ms", "0"]);
+    let b = broker.bootstrap();
+    let third = tokio::task::spawn_blocking(move || consume_group(&b, "resumer", "resumable", 20)).await.unwrap();
+    assert_eq!(third[0].1, 80);
+    assert_eq!(third.last().unwrap().1, 99);
+
+    // A consumer outside group management commits with no generation; the
+    // metadata and leader epoch come back exactly as committed.
+    tokio::task::block_in_place(|| {
+        let mut raw = Raw::connect(&broker);
+        let commit = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("standalone")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("resumable")))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(42)
+                    .with_committed_leader_epoch(0)
+                    .with_committed_metadata(Some(StrBytes::from_static_str("checkpoint-7")))])]);
+        let response: OffsetCommitResponse = raw.call(ApiKey::OffsetCommit, 8, &commit);
+        assert_eq!(response.topics[0].partitions[0].error_code, 0);
+        let fetch = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("standalone")))
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("resumable")))
+                .with_partition_indexes(vec![0, 5])]));
+        let response: OffsetFetchResponse = raw.call(ApiKey::OffsetFetch, 7, &fetch);
+        let parts = &response.topics[0].partitions;
+        assert_eq!((parts[0].committed_offset, parts[0].committed_leader_epoch), (42, 0));
+        assert_eq!(parts[0].metadata.as_deref(), Some("checkpoint-7"));
+        assert_eq!(parts[1].committed_offset, -1, "nothing committed for partition 5");
+        // Committing for a topic that does not exist.
+        let mut bad = commit.clone();
+        bad.topics[0].name = TopicName(StrBytes::from_static_str("nope"));
+        let response: OffsetCommitResponse = raw.call(ApiKey::OffsetCommit, 8, &bad);
+        assert_eq!(response.topics[0].partitions[0].error_code, 3);
+    });
+    broker.stop();
+}
+
+fn list_groups(raw: &mut Raw) -> BTreeMap<String, String> {
+    let response: ListGroupsResponse = raw.call(ApiKey::ListGroups, 4, &ListGroupsRequest::default());
+    response.groups.iter().map(|g| (g.group_id.0.to_string(), g.group_state.to_string())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_are_independent_listed_described_and_deleted() {
+    let broker = Broker::start("groups-admin", 2, &["--group-initial-rebalance-delay-ms", "0"]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "both", 3, &[]).await;
+    produce(&bootstrap, "both", "x", 300).await;
+    // Two groups each read everything.
+    for group in ["alpha", "beta"] {
+        let b = bootstrap.clone();
+        let got = tokio::task::spawn_blocking(move || consume_group(&b, group, "both", 300)).await.unwrap();
+        let values: BTreeSet<String> = got.into_iter().map(|g| g.2).collect();
+        assert_eq!(values.len(), 300);
+    }
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+    let member = Member::start("live", &bootstrap, "beta", "both", seen, &[]);
+    tokio::task::block_in_place(|| {
+        wait_until("beta to be stable", Duration::from_secs(30), || member.owned().len() == 3);
+        let mut raw = Raw::connect(&broker);
+        let listed = list_groups(&mut raw);
+        assert_eq!(listed.get("alpha").map(String::as_str), Some("Empty"));
+        assert_eq!(listed.get("beta").map(String::as_str), Some("Stable"));
+
+        let described: DescribeGroupsResponse = raw.call(
+            ApiKey::DescribeGroups,
+            5,
+            &DescribeGroupsRequest::default().with_groups(vec![
+                GroupId(StrBytes::from_static_str("beta")),
+                GroupId(StrBytes::from_static_str("never")),
+            ]),
+        );
+        let beta = &described.groups[0];
+        assert_eq!(beta.group_state.as_str(), "Stable");
+        assert_eq!(beta.protocol_type.as_str(), "consumer");
+        assert_eq!(beta.members.len(), 1);
+        assert!(!beta.members[0].member_assignment.is_empty());
+        assert!(beta.members[0].client_host.starts_with("/127.0.0.1"));
+        assert_eq!(described.groups[1].group_state.as_str(), "Dead");
+
+        let delete = |raw: &mut Raw, name: &'static str| {
+            let response: DeleteGroupsResponse = raw.call(
+                ApiKey::DeleteGroups,
+                2,
+                &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(StrBytes::from_static_str(name))]),
+            );
+            response.results[0].error_code
+        };
+        assert_eq!(delete(&mut raw, "beta"), 68, "NON_EMPTY_GROUP");
+        assert_eq!(delete(&mut raw, "never"), 69, "GROUP_ID_NOT_FOUND");
+        assert_eq!(delete(&mut raw, "alpha"), 0);
+        assert!(!list_groups(&mut raw).contains_key("alpha"));
+        let fetch =
+            OffsetFetchRequest::default().with_group_id(GroupId(StrBytes::from_static_str("alpha"))).with_topics(None);
+        let response: OffsetFetchResponse = raw.call(ApiKey::OffsetFetch, 7, &fetch);
+        assert!(response.topics.is_empty(), "deleted group keeps no offsets");
+    });
+    member.close();
+    broker.stop();
+}
+
+/// Records the rebalance callbacks a consumer sees.
+struct Recorder(Arc<Mutex<Vec<String>>>);
+impl ClientContext for Recorder {}
+impl ConsumerContext for Recorder {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance) {
+        let event = match rebalance {
+            Rebalance::Assign(tpl) => format!("assign {}", tpl.count()),
+            Rebalance::Revoke(tpl) => format!("revoke {}", tpl.count()),
+            Rebalance::Error(e) => format!("error {e}"),
+        };
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooperative_sticky_rebalances_incrementally() {
+    let broker = Broker::start("groups-coop", 2, &["--group-initial-rebalance-delay-ms", "0"]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "coop", 4, &[]).await;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let config = group_config(&bootstrap, "coop-group", &[("partition.assignment.strategy", "cooperative-sticky")]);
+    let first: BaseConsumer<Recorder> = config.create_with_context(Recorder(events.clone())).unwrap();
+    first.subscribe(&["coop"]).unwrap();
+    let owned = |c: &BaseConsumer<Recorder>| c.assignment().unwrap().count();
+    tokio::task::block_in_place(|| {
+        wait_until("the first member to own everything", Duration::from_secs(30), || {
+            first.poll(Duration::from_millis(50));
+            owned(&first) == 4
+        });
+        let second: BaseConsumer = config.create().unwrap();
+        second.subscribe(&["coop"]).unwrap();
+        wait_until("two members with two partitions each", Duration::from_secs(40), || {
+            first.poll(Duration::from_millis(50));
+            second.poll(Duration::from_millis(50));
+            owned(&first) == 2 && second.assignment().unwrap().count() == 2
+        });
+    });
+    let events = events.lock().unwrap().clone();
+    // Incremental: the first member gave up two partitions and kept two; it never revoked all four.
+    assert!(events.contains(&"revoke 2".to_string()), "{events:?}");
+    assert!(!events.contains(&"revoke 4".to_string()), "{events:?}");
+    broker.stop();
+}
