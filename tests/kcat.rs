@@ -28,7 +28,7 @@ fn kcat(args: &[&str], stdin: Option<&str>) -> String {
 
 #[test]
 fn readme_walkthrough_with_kcat() {
-    let broker = Broker::start("kcat", 2, &["--num-partitions", "3"]);
+    let broker = Broker::start("kcat", 2, &["--num-partitions", "3", "--group-initial-rebalance-delay-ms", "0"]);
     let b = broker.bootstrap();
     let listing = kcat(&["-b", &b, "-L"], None);
     assert!(listing.contains("1 brokers:") && listing.contains("(controller)"), "{listing}");
@@ -58,5 +58,13 @@ fn readme_walkthrough_with_kcat() {
         let indexes: Vec<usize> = mine.iter().map(|g| g.1.trim_start_matches("hello ").parse().unwrap()).collect();
         assert!(indexes.windows(2).all(|w| w[0] < w[1]), "{key} out of order: {indexes:?}");
     }
+
+    // The balanced consumer: reads everything once, commits, and a second run resumes after it.
+    let group = ["-b", &b, "-G", "greeters", "-X", "auto.offset.reset=earliest", "-e", "-f", "%s\n", "greetings"];
+    let first = kcat(&group, None);
+    assert_eq!(first.lines().count(), 30, "{first}");
+    kcat(&["-b", &b, "-P", "-t", "greetings", "-K:"], Some("k9:late arrival\n"));
+    let second = kcat(&group, None);
+    assert_eq!(second.lines().collect::<Vec<_>>(), vec!["late arrival"]);
     broker.stop();
 }
