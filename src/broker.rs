@@ -194,6 +194,23 @@ async fn run_shard(
     )
     .map_err(|e| format!("spawn group sweeper: {e}"))?
     .detach();
+    let retainer = shard.clone();
+    let interval = std::time::Duration::from_millis(shard.config.log_retention_check_interval_ms);
+    glommio::spawn_local_into(
+        async move {
+            while !STOPPING.load(Ordering::Acquire) {
+                // Short sleeps so that a stop is noticed quickly.
+                let until = std::time::Instant::now() + interval;
+                while std::time::Instant::now() < until && !STOPPING.load(Ordering::Acquire) {
+                    glommio::timer::sleep(interval.min(std::time::Duration::from_millis(200))).await;
+                }
+                retainer.enforce_retention();
+            }
+        },
+        background,
+    )
+    .map_err(|e| format!("spawn retention: {e}"))?
+    .detach();
     let listener_shard = shard.clone();
     server::listen(listener_shard).await.map_err(|e| format!("listen {}: {e}", shard.config.listen))?;
     // Stop: let in-flight requests finish, then close every partition.

@@ -100,3 +100,5 @@ pub const GROUP_SWEEP_INTERVAL_MS: u64 = 200;
 pub const OFFSETS_RETENTION_MINUTES_DEFAULT: u64 = 7 * 24 * 60;
 /// `group.initial.rebalance.delay.ms` default (Kafka: 3 s).
 pub const GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT: u64 = 3_000;
+/// `log.retention.check.interval.ms` default (Kafka: 5 minutes).
+pub const LOG_RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 300_000;

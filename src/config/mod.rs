@@ -75,6 +75,18 @@ pub struct ServeArgs {
     /// `log.message.timestamp.type`: CreateTime or LogAppendTime.
     #[arg(long, env = "SLUICE_LOG_MESSAGE_TIMESTAMP_TYPE")]
     pub log_message_timestamp_type: Option<String>,
+    /// `log.retention.ms`: default `retention.ms` of topics.
+    #[arg(long, env = "SLUICE_LOG_RETENTION_MS")]
+    pub log_retention_ms: Option<i64>,
+    /// `log.retention.bytes`: default `retention.bytes` of topics.
+    #[arg(long, env = "SLUICE_LOG_RETENTION_BYTES")]
+    pub log_retention_bytes: Option<i64>,
+    /// `log.roll.ms`: default `segment.ms` of topics.
+    #[arg(long, env = "SLUICE_LOG_ROLL_MS")]
+    pub log_roll_ms: Option<i64>,
+    /// `log.retention.check.interval.ms`: how often retention runs.
+    #[arg(long, env = "SLUICE_LOG_RETENTION_CHECK_INTERVAL_MS")]
+    pub log_retention_check_interval_ms: Option<u64>,
     /// `group.initial.rebalance.delay.ms`: how long a new group waits for more members.
     #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     pub group_initial_rebalance_delay_ms: Option<u64>,
@@ -111,6 +123,7 @@ pub struct BrokerConfig {
     pub topic_defaults: TopicConfig,
     pub group_initial_rebalance_delay_ms: u64,
     pub offsets_retention_minutes: u64,
+    pub log_retention_check_interval_ms: u64,
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -243,7 +256,11 @@ impl BrokerConfig {
             max_message_bytes: MESSAGE_BYTES_MAX_DEFAULT,
             ..TopicConfig::default()
         };
-        let pairs: [(&'static str, &'static str, Option<String>); 4] = [
+        let pairs: [(&'static str, &'static str, Option<String>); 8] = [
+            ("log.retention.ms", "retention.ms", args.log_retention_ms.map(|v| v.to_string())),
+            ("log.retention.bytes", "retention.bytes", args.log_retention_bytes.map(|v| v.to_string())),
+            ("log.roll.ms", "segment.ms", args.log_roll_ms.map(|v| v.to_string())),
+            ("log.cleanup.policy", "cleanup.policy", None),
             ("log.segment.bytes", "segment.bytes", args.log_segment_bytes.map(|v| v.to_string())),
             ("log.index.interval.bytes", "index.interval.bytes", args.log_index_interval_bytes.map(|v| v.to_string())),
             ("message.max.bytes", "max.message.bytes", args.message_max_bytes.map(|v| v.to_string())),
@@ -268,7 +285,16 @@ impl BrokerConfig {
         if offsets_retention_minutes == 0 {
             return Err(invalid("offsets.retention.minutes", "must be at least 1"));
         }
+        let log_retention_check_interval_ms = match args.log_retention_check_interval_ms {
+            Some(v) => v,
+            None => from_file(&file, "log.retention.check.interval.ms")?
+                .unwrap_or(crate::constants::LOG_RETENTION_CHECK_INTERVAL_MS_DEFAULT),
+        };
+        if log_retention_check_interval_ms == 0 {
+            return Err(invalid("log.retention.check.interval.ms", "must be at least 1"));
+        }
         Ok(BrokerConfig {
+            log_retention_check_interval_ms,
             group_initial_rebalance_delay_ms,
             offsets_retention_minutes,
             listen,
@@ -306,6 +332,10 @@ mod tests {
             log_message_timestamp_type: None,
             group_initial_rebalance_delay_ms: None,
             offsets_retention_minutes: None,
+            log_retention_ms: None,
+            log_retention_bytes: None,
+            log_roll_ms: None,
+            log_retention_check_interval_ms: None,
         }
     }
 

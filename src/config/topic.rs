@@ -51,21 +51,40 @@ impl Default for TopicConfig {
     }
 }
 
-/// Topic config names Sluice knows.
-pub const TOPIC_CONFIG_NAMES: &[&str] = &[
-    "cleanup.policy",
-    "compression.type",
-    "flush.messages",
-    "flush.ms",
-    "index.interval.bytes",
-    "max.message.bytes",
-    "message.timestamp.type",
-    "min.insync.replicas",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.index.bytes",
-    "segment.ms",
+/// DescribeConfigs `config_type` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i8)]
+pub enum ConfigKind {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    List = 7,
+}
+
+/// A topic config, the broker config that sets its default, and its type.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigDef {
+    pub name: &'static str,
+    pub broker_name: &'static str,
+    pub kind: ConfigKind,
+}
+
+/// Every topic config, in name order, with Kafka's broker-level synonym.
+pub const TOPIC_CONFIG_DEFS: &[ConfigDef] = &[
+    ConfigDef { name: "cleanup.policy", broker_name: "log.cleanup.policy", kind: ConfigKind::List },
+    ConfigDef { name: "compression.type", broker_name: "compression.type", kind: ConfigKind::String },
+    ConfigDef { name: "flush.messages", broker_name: "log.flush.interval.messages", kind: ConfigKind::Long },
+    ConfigDef { name: "flush.ms", broker_name: "log.flush.interval.ms", kind: ConfigKind::Long },
+    ConfigDef { name: "index.interval.bytes", broker_name: "log.index.interval.bytes", kind: ConfigKind::Int },
+    ConfigDef { name: "max.message.bytes", broker_name: "message.max.bytes", kind: ConfigKind::Int },
+    ConfigDef { name: "message.timestamp.type", broker_name: "log.message.timestamp.type", kind: ConfigKind::String },
+    ConfigDef { name: "min.insync.replicas", broker_name: "min.insync.replicas", kind: ConfigKind::Int },
+    ConfigDef { name: "retention.bytes", broker_name: "log.retention.bytes", kind: ConfigKind::Long },
+    ConfigDef { name: "retention.ms", broker_name: "log.retention.ms", kind: ConfigKind::Long },
+    ConfigDef { name: "segment.bytes", broker_name: "log.segment.bytes", kind: ConfigKind::Int },
+    ConfigDef { name: "segment.index.bytes", broker_name: "log.index.size.max.bytes", kind: ConfigKind::Int },
+    ConfigDef { name: "segment.ms", broker_name: "log.roll.ms", kind: ConfigKind::Long },
 ];
 
 fn parse_i64(value: &str, min: i64, max: i64) -> Result<i64, String> {
@@ -121,6 +140,29 @@ impl TopicConfig {
         Ok(())
     }
 
+    /// The effective value of a config, as Kafka prints it.
+    pub fn value_of(&self, name: &str) -> Option<String> {
+        Some(match name {
+            "cleanup.policy" => self.cleanup_policy.clone(),
+            "compression.type" => "producer".to_string(),
+            "flush.messages" => self.flush_messages.to_string(),
+            "flush.ms" => self.flush_ms.to_string(),
+            "index.interval.bytes" => self.index_interval_bytes.to_string(),
+            "max.message.bytes" => self.max_message_bytes.to_string(),
+            "message.timestamp.type" => match self.message_timestamp_type {
+                TimestampType::CreateTime => "CreateTime".to_string(),
+                TimestampType::LogAppendTime => "LogAppendTime".to_string(),
+            },
+            "min.insync.replicas" => self.min_insync_replicas.to_string(),
+            "retention.bytes" => self.retention_bytes.to_string(),
+            "retention.ms" => self.retention_ms.to_string(),
+            "segment.bytes" => self.segment_bytes.to_string(),
+            "segment.index.bytes" => self.segment_index_bytes.to_string(),
+            "segment.ms" => self.segment_ms.to_string(),
+            _ => return None,
+        })
+    }
+
     /// The defaults with `overrides` applied, or the first invalid entry.
     pub fn with_overrides<'a>(
         &self,
@@ -151,5 +193,16 @@ mod tests {
         assert!(base.with_overrides([("no.such.config", "1")]).unwrap_err().contains("Unknown"));
         assert!(base.with_overrides([("compression.type", "gzip")]).is_err());
         assert!(base.with_overrides([("cleanup.policy", "compact,delete")]).is_ok());
+    }
+
+    #[test]
+    fn every_defined_config_has_a_value_and_round_trips() {
+        let base = TopicConfig::default();
+        for def in TOPIC_CONFIG_DEFS {
+            let value = base.value_of(def.name).unwrap_or_else(|| panic!("{} has no value", def.name));
+            let again = base.with_overrides([(def.name, value.as_str())]).unwrap();
+            assert_eq!(again.value_of(def.name), Some(value), "{}", def.name);
+        }
+        assert!(TOPIC_CONFIG_DEFS.windows(2).all(|w| w[0].name < w[1].name));
     }
 }

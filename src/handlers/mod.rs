@@ -7,16 +7,22 @@
 //! errors to Kafka codes in [`errors`], respond. [`dispatch`] decodes the
 //! body for the version asked, calls the handler and encodes its answer.
 
+pub mod alter_configs;
 pub mod api_versions;
+pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod errors;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
@@ -84,6 +90,12 @@ pub async fn dispatch(shard: Rc<Shard>, frame: RequestFrame, peer: &str) -> Resu
         ApiKey::DescribeGroups => run!(describe_groups),
         ApiKey::DeleteGroups => run!(delete_groups),
         ApiKey::OffsetDelete => run!(offset_delete),
+        ApiKey::DescribeConfigs => run!(describe_configs),
+        ApiKey::AlterConfigs => run!(alter_configs),
+        ApiKey::IncrementalAlterConfigs => run!(incremental_alter_configs),
+        ApiKey::CreatePartitions => run!(create_partitions),
+        ApiKey::DeleteRecords => run!(delete_records),
+        ApiKey::DescribeLogDirs => run!(describe_log_dirs),
         ApiKey::JoinGroup => {
             let request = decode_body(api_key, version, &mut body)?;
             let response = join_group::handle(&shard, &header, request, peer).await;
@@ -113,6 +125,65 @@ pub async fn call_group(
 ) -> Result<crate::group::GroupReply, crate::router::RouteError> {
     let owner = crate::group::coordinator_shard(group_id, shard.router.shards);
     shard.call(owner, |reply| ShardRequest::Group { call: Box::new(call), reply }).await
+}
+
+/// The outcome of altering one config resource.
+pub struct ConfigResult {
+    pub resource_type: i8,
+    pub name: kafka_protocol::protocol::StrBytes,
+    pub code: i16,
+    pub message: Option<kafka_protocol::protocol::StrBytes>,
+}
+
+/// Alters topic configs through the controller; broker resources are refused
+/// (Sluice's broker configs are static), other resource types are invalid.
+pub async fn alter_topic_configs(
+    shard: &Rc<Shard>,
+    resources: Vec<(i8, String, crate::metadata::controller::ConfigChange)>,
+    validate_only: bool,
+) -> Vec<ConfigResult> {
+    use kafka_protocol::protocol::StrBytes;
+    let mut early: Vec<Option<(ResponseError, String)>> = Vec::with_capacity(resources.len());
+    let mut topics = Vec::new();
+    for (resource_type, name, change) in &resources {
+        early.push(match *resource_type {
+            describe_configs::RESOURCE_TOPIC => {
+                topics.push((name.clone(), change.clone()));
+                None
+            }
+            describe_configs::RESOURCE_BROKER => {
+                Some((ResponseError::InvalidRequest, "Broker configs are static: set them at start.".to_string()))
+            }
+            other => Some((ResponseError::InvalidRequest, format!("Resource type {other} is not supported."))),
+        });
+    }
+    let count = topics.len();
+    let mut answers = if topics.is_empty() {
+        Vec::new()
+    } else {
+        let call = ControllerRequest::AlterConfigs { topics, validate_only };
+        match shard.call(0, |reply| ShardRequest::Controller { request: call, reply }).await {
+            Ok(ControllerReply::Altered(results)) => results,
+            Ok(other) => unreachable!("controller answered alter configs with {other:?}"),
+            Err(e) => (0..count).map(|_| Err((ResponseError::UnknownServerError, e.to_string()))).collect(),
+        }
+    }
+    .into_iter();
+    resources
+        .into_iter()
+        .zip(early)
+        .map(|((resource_type, name, _), early)| {
+            let outcome = match early {
+                Some(e) => Err(e),
+                None => answers.next().expect("one answer per topic"),
+            };
+            let (code, message) = match outcome {
+                Ok(()) => (0, None),
+                Err((code, message)) => (code.code(), Some(StrBytes::from_string(message))),
+            };
+            ConfigResult { resource_type, name: StrBytes::from_string(name), code, message }
+        })
+        .collect()
 }
 
 /// Asks the controller to create topics and returns its answer per topic.

@@ -42,11 +42,37 @@ pub enum TopicRef {
 /// A refused topic operation: Kafka's error code and message.
 pub type TopicError = (ResponseError, String);
 
+/// A change to one topic's config overrides.
+#[derive(Debug, Clone)]
+pub enum ConfigChange {
+    /// AlterConfigs: these overrides replace all the topic's overrides.
+    Replace(Vec<(String, Option<String>)>),
+    /// IncrementalAlterConfigs: (name, operation, value); SET 0, DELETE 1, APPEND 2, SUBTRACT 3.
+    Incremental(Vec<(String, i8, Option<String>)>),
+}
+
+/// CreatePartitions for one topic: (name, new total count, assignments of the new partitions).
+pub type PartitionGrowth = (String, i32, Option<Vec<Vec<i32>>>);
+
 #[derive(Debug)]
 pub enum ControllerRequest {
-    CreateTopics { topics: Vec<TopicSpec>, validate_only: bool },
-    DeleteTopics { topics: Vec<TopicRef> },
+    CreateTopics {
+        topics: Vec<TopicSpec>,
+        validate_only: bool,
+    },
+    DeleteTopics {
+        topics: Vec<TopicRef>,
+    },
     AllocateProducerId,
+    AlterConfigs {
+        topics: Vec<(String, ConfigChange)>,
+        validate_only: bool,
+    },
+    /// (topic, new total partition count, explicit assignments of the new partitions)
+    CreatePartitions {
+        topics: Vec<PartitionGrowth>,
+        validate_only: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -54,6 +80,7 @@ pub enum ControllerReply {
     Created(Vec<Result<Arc<TopicMeta>, TopicError>>),
     Deleted(Vec<Result<Arc<TopicMeta>, TopicError>>),
     ProducerId(Result<i64, String>),
+    Altered(Vec<Result<(), TopicError>>),
 }
 
 /// Shard 0's catalog writer.
@@ -118,6 +145,18 @@ impl Controller {
             }
             ControllerRequest::DeleteTopics { topics } => ControllerReply::Deleted(self.delete(shard, topics).await),
             ControllerRequest::AllocateProducerId => ControllerReply::ProducerId(self.producer_ids.allocate().await),
+            ControllerRequest::AlterConfigs { topics, validate_only } => ControllerReply::Altered(
+                self.alter(shard, validate_only, topics, |c, t, change| c.alter_config(t, change)).await,
+            ),
+            ControllerRequest::CreatePartitions { topics, validate_only } => ControllerReply::Altered(
+                self.alter(
+                    shard,
+                    validate_only,
+                    topics.into_iter().map(|(t, n, a)| (t, (n, a))).collect(),
+                    |c, t, (n, a)| c.add_partitions(t, n, a),
+                )
+                .await,
+            ),
         }
     }
 
@@ -251,6 +290,138 @@ impl Controller {
             return refs.iter().map(|_| Err((ResponseError::KafkaStorageError, e.clone()))).collect();
         }
         results
+    }
+
+    /// Applies `change` to each named topic of a copy of the catalog, then
+    /// commits the copy unless every change failed or this is a dry run.
+    async fn alter<C>(
+        &self,
+        shard: &Rc<Shard>,
+        validate_only: bool,
+        changes: Vec<(String, C)>,
+        apply: impl Fn(&Self, &TopicMeta, C) -> Result<TopicMeta, TopicError>,
+    ) -> Vec<Result<(), TopicError>> {
+        let mut next = (*self.catalog()).clone();
+        let mut results = Vec::with_capacity(changes.len());
+        for (name, change) in changes {
+            let Some(topic) = next.topic(&name).cloned() else {
+                results.push(Err(crate::handlers::errors::unknown_topic()));
+                continue;
+            };
+            match apply(self, &topic, change) {
+                Ok(updated) => {
+                    next.insert(updated);
+                    results.push(Ok(()));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        if validate_only || results.iter().all(Result::is_err) {
+            return results;
+        }
+        if let Err(e) = self.commit(shard, next).await {
+            return results.iter().map(|_| Err((ResponseError::KafkaStorageError, e.clone()))).collect();
+        }
+        results
+    }
+
+    fn alter_config(&self, topic: &TopicMeta, change: ConfigChange) -> Result<TopicMeta, TopicError> {
+        let invalid = |m: String| (ResponseError::InvalidConfig, m);
+        let mut overrides = match &change {
+            ConfigChange::Replace(_) => std::collections::BTreeMap::new(),
+            ConfigChange::Incremental(_) => topic.config.overrides.clone(),
+        };
+        match change {
+            ConfigChange::Replace(configs) => {
+                for (name, value) in configs {
+                    let value = value.ok_or_else(|| invalid(format!("Null value not supported for : {name}")))?;
+                    overrides.insert(name, value);
+                }
+            }
+            ConfigChange::Incremental(ops) => {
+                for (name, op, value) in ops {
+                    match op {
+                        0 => {
+                            let value =
+                                value.ok_or_else(|| invalid(format!("Null value not supported for : {name}")))?;
+                            overrides.insert(name, value);
+                        }
+                        1 => {
+                            overrides.remove(&name);
+                        }
+                        2 | 3 if name == "cleanup.policy" => {
+                            let current =
+                                overrides.get(&name).cloned().unwrap_or_else(|| topic.config.cleanup_policy.clone());
+                            let mut items: Vec<String> = current.split(',').map(|s| s.trim().to_string()).collect();
+                            for v in value.unwrap_or_default().split(',').map(|s| s.trim().to_string()) {
+                                if op == 2 && !items.contains(&v) {
+                                    items.push(v);
+                                } else if op == 3 {
+                                    items.retain(|i| *i != v);
+                                }
+                            }
+                            overrides.insert(name, items.join(","));
+                        }
+                        2 | 3 => {
+                            return Err(invalid(format!(
+                                "Config value append/subtract is not allowed for config key: {name}"
+                            )))
+                        }
+                        _ => return Err((ResponseError::InvalidRequest, format!("Unknown config operation {op}"))),
+                    }
+                }
+            }
+        }
+        let config =
+            self.defaults.with_overrides(overrides.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(invalid)?;
+        Ok(TopicMeta { config, ..topic.clone() })
+    }
+
+    fn add_partitions(
+        &self,
+        topic: &TopicMeta,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+    ) -> Result<TopicMeta, TopicError> {
+        let current = topic.partitions();
+        if count <= current {
+            let message = if count == current {
+                format!("Topic already has {current} partitions.")
+            } else {
+                format!("Topic currently has {current} partitions, which is higher than the requested {count}.")
+            };
+            return Err((ResponseError::InvalidPartitions, message));
+        }
+        validate_partition_count(count).map_err(|m| (ResponseError::InvalidPartitions, m))?;
+        if let Some(assignments) = &assignments {
+            if assignments.len() != (count - current) as usize {
+                return Err((
+                    ResponseError::InvalidReplicaAssignment,
+                    format!(
+                        "Increasing the number of partitions by {} but {} assignments provided.",
+                        count - current,
+                        assignments.len()
+                    ),
+                ));
+            }
+            if assignments.iter().any(|a| a.as_slice() != [self.node_id]) {
+                return Err((
+                    ResponseError::InvalidReplicaAssignment,
+                    format!("Replica assignments may only name broker {}.", self.node_id),
+                ));
+            }
+        }
+        let catalog = self.catalog();
+        let total: usize = catalog.topics.values().map(|t| t.shards.len()).sum();
+        if total + (count - current) as usize > PARTITIONS_PER_BROKER_MAX {
+            return Err((
+                ResponseError::PolicyViolation,
+                format!("This broker hosts at most {PARTITIONS_PER_BROKER_MAX} partitions."),
+            ));
+        }
+        let mut updated = topic.clone();
+        updated.shards.extend(catalog.assign(count - current, self.shards));
+        Ok(updated)
     }
 
     /// Persists `next`, then has every shard adopt it.

@@ -44,6 +44,12 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::DescribeGroups, 0, 5),
     range(ApiKey::DeleteGroups, 0, 2),
     range(ApiKey::OffsetDelete, 0, 0),
+    range(ApiKey::DescribeConfigs, 1, 4),
+    range(ApiKey::AlterConfigs, 0, 2),
+    range(ApiKey::IncrementalAlterConfigs, 0, 1),
+    range(ApiKey::CreatePartitions, 0, 3),
+    range(ApiKey::DeleteRecords, 0, 2),
+    range(ApiKey::DescribeLogDirs, 1, 4),
 ];
 
 /// The advertised range of `api_key`, if Sluice serves it.

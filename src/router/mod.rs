@@ -69,6 +69,7 @@ pub struct PartitionOffsets {
     pub log_start_offset: i64,
     pub high_watermark: i64,
     pub log_end_offset: i64,
+    pub size_bytes: u64,
 }
 
 /// `(timestamp, offset)` of a ListOffsets answer.
@@ -103,6 +104,11 @@ pub enum ShardRequest {
     Offsets {
         parts: Vec<(Arc<str>, i32)>,
         reply: oneshot::Sender<Vec<Result<PartitionOffsets, RouteError>>>,
+    },
+    /// DeleteRecords: move each partition's log start offset; answers the new one.
+    DeleteRecords {
+        parts: Vec<(Arc<str>, i32, i64)>,
+        reply: oneshot::Sender<Vec<Result<i64, RouteError>>>,
     },
     /// Timestamp lookups: (timestamp, offset), or None when no record is that new.
     ListOffsets {

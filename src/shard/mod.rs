@@ -118,6 +118,19 @@ impl Shard {
                 let answers = parts.iter().map(|(t, p)| self.offsets(t, *p)).collect();
                 let _ = reply.send(answers);
             }
+            ShardRequest::DeleteRecords { parts, reply } => {
+                let deletes = parts.into_iter().map(|(topic, partition, offset)| {
+                    let shard = self.clone();
+                    async move {
+                        if !shard.owns(&topic, partition) {
+                            return Err(RouteError::NotOwner);
+                        }
+                        let log = shard.log(&topic, partition)?;
+                        Ok(log.delete_records(offset).await?)
+                    }
+                });
+                let _ = reply.send(join_all(deletes).await);
+            }
             ShardRequest::ListOffsets { queries, reply } => {
                 let _ = reply.send(self.list_offsets(queries).await);
             }
@@ -179,6 +192,7 @@ impl Shard {
             log_start_offset: log.log_start_offset(),
             high_watermark: log.high_watermark(),
             log_end_offset: log.log_end_offset(),
+            size_bytes: log.size_bytes(),
         })
     }
 
@@ -243,7 +257,9 @@ impl Shard {
             }
         }
         for (key, config) in wanted {
-            if self.logs.borrow().contains_key(&key) {
+            let existing = self.logs.borrow().get(&key).cloned();
+            if let Some(log) = existing {
+                log.set_config(config);
                 continue;
             }
             let dir = self.config.data_dir.join(format!("{}-{}", key.0, key.1));
@@ -253,6 +269,18 @@ impl Shard {
                 }
                 Err(e) => tracing::error!(topic = %key.0, partition = key.1, error = %e, "cannot open partition"),
             }
+        }
+    }
+
+    /// Applies retention to every partition of this shard.
+    pub fn enforce_retention(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let logs: Vec<Rc<Log>> = self.logs.borrow().values().cloned().collect();
+        for log in logs {
+            log.enforce_retention(now);
         }
     }
 

@@ -158,8 +158,8 @@ impl Log {
             segments.push(Segment::create(&dir, 0).await?);
             super::file::sync_dir(&dir).await?;
         }
-        let log_start_offset = segments[0].base_offset();
         let next_offset = segments.last().map(|s| s.next_offset).unwrap_or(0);
+        let log_start_offset = read_log_start(&dir).unwrap_or(0).max(segments[0].base_offset()).min(next_offset);
         let producers = load_producers(&dir, &segments, next_offset).await?;
         let (doorbell, bell) = local_channel::new_bounded(1);
         let log = Rc::new(Log {
@@ -306,7 +306,9 @@ impl Log {
         let (dir, base) = {
             let st = self.state.borrow();
             let active = st.segments.last().expect("a log always has a segment");
-            if active.size_bytes == 0 || active.size_bytes + incoming_bytes <= st.config.segment_bytes {
+            let too_big = active.size_bytes + incoming_bytes > st.config.segment_bytes;
+            let too_old = now_ms().saturating_sub(active.created_ms) >= st.config.segment_ms;
+            if active.size_bytes == 0 || !(too_big || too_old) {
                 return Ok(());
             }
             (self.dir.clone(), st.next_offset)
@@ -453,10 +455,118 @@ impl Log {
         write_producer_snapshot(&self.dir, end, &snapshot).await
     }
 
+    /// Moves the log start offset to `offset` (-1: the high watermark), as
+    /// DeleteRecords asks; it is made durable before the answer, and whole
+    /// segments below it are deleted. Returns the new log start offset.
+    pub async fn delete_records(&self, offset: i64) -> Result<i64, StorageError> {
+        let (start, high_watermark) = {
+            let st = self.state.borrow();
+            (st.log_start_offset, st.high_watermark)
+        };
+        let target = if offset == -1 { high_watermark } else { offset };
+        if target < 0 || target > high_watermark {
+            return Err(StorageError::OffsetOutOfRange { offset, start, end: high_watermark });
+        }
+        if target <= start {
+            return Ok(start);
+        }
+        write_log_start(&self.dir, target).await?;
+        {
+            let mut st = self.state.borrow_mut();
+            st.log_start_offset = st.log_start_offset.max(target);
+        }
+        self.delete_segments_below_start();
+        Ok(self.log_start_offset())
+    }
+
+    /// Deletes closed segments that retention no longer keeps, oldest first:
+    /// older than `retention.ms` (by their largest timestamp), beyond
+    /// `retention.bytes`, or wholly below the log start offset. The active
+    /// segment is never deleted, nor anything from the middle of the log.
+    pub fn enforce_retention(&self, now_ms: i64) -> usize {
+        let mut deleted = 0;
+        loop {
+            let delete = {
+                let st = self.state.borrow();
+                if !st.config.cleanup_policy.split(',').any(|p| p.trim() == "delete") || st.segments.len() < 2 {
+                    break;
+                }
+                let oldest = &st.segments[0];
+                if oldest.synced_bytes < oldest.size_bytes {
+                    break;
+                }
+                let expired = st.config.retention_ms >= 0
+                    && oldest.max_timestamp >= 0
+                    && oldest.max_timestamp < now_ms - st.config.retention_ms;
+                let total: u64 = st.segments.iter().map(|s| s.size_bytes).sum();
+                let oversize =
+                    st.config.retention_bytes >= 0 && total - oldest.size_bytes >= st.config.retention_bytes as u64;
+                let below_start = oldest.next_offset <= st.log_start_offset;
+                expired || oversize || below_start
+            };
+            if !delete {
+                break;
+            }
+            self.delete_oldest_segment();
+            deleted += 1;
+        }
+        deleted
+    }
+
+    fn delete_segments_below_start(&self) {
+        loop {
+            let below = {
+                let st = self.state.borrow();
+                st.segments.len() >= 2 && st.segments[0].next_offset <= st.log_start_offset
+            };
+            if !below {
+                return;
+            }
+            self.delete_oldest_segment();
+        }
+    }
+
+    fn delete_oldest_segment(&self) {
+        let mut st = self.state.borrow_mut();
+        assert!(st.segments.len() >= 2, "the active segment is never deleted");
+        let segment = st.segments.remove(0);
+        let new_start = st.segments[0].base_offset();
+        st.log_start_offset = st.log_start_offset.max(new_start);
+        while st.cache.front().is_some_and(|c| c.end_offset <= st.log_start_offset) {
+            let gone = st.cache.pop_front().expect("checked");
+            st.cache_bytes -= gone.bytes.len();
+        }
+        drop(st);
+        tracing::info!(dir = %self.dir.display(), base = segment.base_offset(), "segment deleted by retention");
+        segment.remove_files();
+    }
+
+    /// Bytes of all the log's segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.state.borrow().segments.iter().map(|s| s.size_bytes).sum()
+    }
+
+    /// Takes a topic's changed config (segment size, timestamps, retention...).
+    pub fn set_config(&self, config: TopicConfig) {
+        self.state.borrow_mut().config = config;
+    }
+
     /// Whether the partition refuses writes after an I/O failure.
     pub fn failure(&self) -> Option<String> {
         self.state.borrow().failed.clone()
     }
+}
+
+fn read_log_start(dir: &Path) -> Option<i64> {
+    let text = std::fs::read_to_string(dir.join("log-start-offset")).ok()?;
+    let (value, crc) = text.trim().split_once(' ')?;
+    (crc32fast::hash(value.as_bytes()) == u32::from_str_radix(crc, 16).ok()?).then(|| value.parse().ok())?
+}
+
+async fn write_log_start(dir: &Path, offset: i64) -> Result<(), StorageError> {
+    let value = offset.to_string();
+    let text = format!("{value} {:08x}\n", crc32fast::hash(value.as_bytes()));
+    super::file::write_atomically(&dir.join("log-start-offset"), text.as_bytes()).await
 }
 
 /// The producer fields of each batch of an append, or a retried batch.

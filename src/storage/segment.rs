@@ -71,6 +71,8 @@ pub struct Segment {
     pub index: OffsetIndex,
     pub time_index: TimeIndex,
     bytes_since_index: u64,
+    /// Wall-clock time the segment was created or opened, for `segment.ms`.
+    pub created_ms: i64,
 }
 
 async fn open_dma(path: &Path, create_new: bool) -> Result<DmaFile, StorageError> {
@@ -106,6 +108,21 @@ impl Segment {
             index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
             bytes_since_index: 0,
+            created_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+        }
+    }
+
+    /// Removes the segment's files (the log no longer references it).
+    pub fn remove_files(&self) {
+        for path in [self.file.log_path.clone(), self.file.index_path(), self.file.time_index_path()] {
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove segment file");
+                }
+            }
         }
     }
 

@@ -1,0 +1,35 @@
+//! AlterConfigs (v0-2): replaces a topic's config overrides, through the
+//! controller; broker configs are static and refused.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, RequestHeader};
+
+use super::{alter_topic_configs, ConfigResult};
+use crate::metadata::controller::ConfigChange;
+use crate::shard::Shard;
+
+pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let resources: Vec<(i8, String, ConfigChange)> = request
+        .resources
+        .iter()
+        .map(|r| {
+            let configs =
+                r.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
+            (r.resource_type, r.resource_name.to_string(), ConfigChange::Replace(configs))
+        })
+        .collect();
+    let results = alter_topic_configs(shard, resources, request.validate_only).await;
+    let responses = results
+        .into_iter()
+        .map(|ConfigResult { resource_type, name, code, message }| {
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(resource_type)
+                .with_resource_name(name)
+                .with_error_code(code)
+                .with_error_message(message)
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,174 @@
+//! DescribeConfigs (v1-4): topic configs with their sources and synonyms
+//! (topic override, static broker default, built-in default), and the
+//! broker's own configs, read-only.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, RequestHeader};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::config::topic::{ConfigKind, TopicConfig, TOPIC_CONFIG_DEFS};
+use crate::config::BrokerConfig;
+use crate::protocol::ResponseError;
+use crate::shard::Shard;
+
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+/// `config_source` values.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+struct Entry {
+    name: String,
+    value: String,
+    source: i8,
+    kind: ConfigKind,
+    read_only: bool,
+    synonyms: Vec<(String, String, i8)>,
+}
+
+fn topic_entries(config: &TopicConfig, broker: &BrokerConfig) -> Vec<Entry> {
+    let builtin = TopicConfig::default();
+    TOPIC_CONFIG_DEFS
+        .iter()
+        .map(|def| {
+            let mut synonyms = Vec::new();
+            if let Some(v) = config.overrides.get(def.name) {
+                synonyms.push((def.name.to_string(), v.clone(), SOURCE_TOPIC));
+            }
+            if let Some(v) = broker.topic_defaults.overrides.get(def.name) {
+                synonyms.push((def.broker_name.to_string(), v.clone(), SOURCE_STATIC_BROKER));
+            }
+            let default = builtin.value_of(def.name).unwrap_or_default();
+            synonyms.push((def.broker_name.to_string(), default, SOURCE_DEFAULT));
+            Entry {
+                name: def.name.to_string(),
+                value: config.value_of(def.name).unwrap_or_default(),
+                source: synonyms[0].2,
+                kind: def.kind,
+                read_only: false,
+                synonyms,
+            }
+        })
+        .collect()
+}
+
+fn broker_entries(broker: &BrokerConfig) -> Vec<Entry> {
+    let fixed = |name: &str, value: String, kind| Entry {
+        name: name.to_string(),
+        value,
+        source: SOURCE_STATIC_BROKER,
+        kind,
+        read_only: true,
+        synonyms: Vec::new(),
+    };
+    let mut entries = vec![
+        fixed("node.id", broker.node_id.to_string(), ConfigKind::Int),
+        fixed("listeners", format!("PLAINTEXT://{}", broker.listen), ConfigKind::String),
+        fixed(
+            "advertised.listeners",
+            format!("PLAINTEXT://{}:{}", broker.advertised_host, broker.advertised_port),
+            ConfigKind::String,
+        ),
+        fixed("log.dirs", broker.data_dir.display().to_string(), ConfigKind::String),
+        fixed("num.partitions", broker.num_partitions.to_string(), ConfigKind::Int),
+        fixed("auto.create.topics.enable", broker.auto_create_topics_enable.to_string(), ConfigKind::Boolean),
+        fixed("socket.request.max.bytes", broker.socket_request_max_bytes.to_string(), ConfigKind::Int),
+        fixed("offsets.topic.num.partitions", crate::constants::OFFSETS_PARTITIONS.to_string(), ConfigKind::Int),
+        fixed("offsets.retention.minutes", broker.offsets_retention_minutes.to_string(), ConfigKind::Int),
+        fixed("group.initial.rebalance.delay.ms", broker.group_initial_rebalance_delay_ms.to_string(), ConfigKind::Int),
+        fixed("log.retention.check.interval.ms", broker.log_retention_check_interval_ms.to_string(), ConfigKind::Long),
+    ];
+    for def in TOPIC_CONFIG_DEFS {
+        let explicit = broker.topic_defaults.overrides.contains_key(def.name);
+        let mut entry = fixed(def.broker_name, broker.topic_defaults.value_of(def.name).unwrap_or_default(), def.kind);
+        entry.source = if explicit { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
+        entries.push(entry);
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    entries.dedup_by(|a, b| a.name == b.name);
+    entries
+}
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    request: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let version = header.request_api_version;
+    let catalog = shard.catalog();
+    let results = request
+        .resources
+        .iter()
+        .map(|resource| {
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone());
+            let entries = match resource.resource_type {
+                RESOURCE_TOPIC => match catalog.topic(resource.resource_name.as_str()) {
+                    Some(topic) => topic_entries(&topic.config, &shard.config),
+                    None => {
+                        return result
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_error_message(Some(s(format!("Topic {} does not exist.", resource.resource_name))))
+                    }
+                },
+                RESOURCE_BROKER => {
+                    let name = resource.resource_name.as_str();
+                    if !name.is_empty() && name != shard.config.node_id.to_string() {
+                        return result
+                            .with_error_code(ResponseError::InvalidRequest.code())
+                            .with_error_message(Some(s(format!("Broker {name} is not this broker."))));
+                    }
+                    broker_entries(&shard.config)
+                }
+                other => {
+                    return result
+                        .with_error_code(ResponseError::InvalidRequest.code())
+                        .with_error_message(Some(s(format!("Resource type {other} is not supported."))))
+                }
+            };
+            let keys: Option<Vec<&str>> =
+                resource.configuration_keys.as_ref().map(|k| k.iter().map(|k| k.as_str()).collect());
+            let configs = entries
+                .into_iter()
+                .filter(|e| keys.as_ref().is_none_or(|k| k.contains(&e.name.as_str())))
+                .map(|e| {
+                    let mut c = DescribeConfigsResourceResult::default()
+                        .with_name(s(e.name))
+                        .with_value(Some(s(e.value)))
+                        .with_read_only(e.read_only)
+                        .with_config_source(e.source);
+                    if request.include_synonyms {
+                        c = c.with_synonyms(
+                            e.synonyms
+                                .into_iter()
+                                .map(|(n, v, src)| {
+                                    DescribeConfigsSynonym::default()
+                                        .with_name(s(n))
+                                        .with_value(Some(s(v)))
+                                        .with_source(src)
+                                })
+                                .collect(),
+                        );
+                    }
+                    if version >= 3 {
+                        c = c.with_config_type(e.kind as i8);
+                    }
+                    c
+                })
+                .collect();
+            result.with_configs(configs)
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}

@@ -1,0 +1,43 @@
+//! IncrementalAlterConfigs (v0-1): SET, DELETE, APPEND and SUBTRACT on a
+//! topic's config overrides, through the controller; broker configs are
+//! static and refused.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, RequestHeader};
+
+use super::{alter_topic_configs, ConfigResult};
+use crate::metadata::controller::ConfigChange;
+use crate::shard::Shard;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    _header: &RequestHeader,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let resources: Vec<(i8, String, ConfigChange)> = request
+        .resources
+        .iter()
+        .map(|r| {
+            let ops = r
+                .configs
+                .iter()
+                .map(|c| (c.name.to_string(), c.config_operation, c.value.as_ref().map(|v| v.to_string())))
+                .collect();
+            (r.resource_type, r.resource_name.to_string(), ConfigChange::Incremental(ops))
+        })
+        .collect();
+    let results = alter_topic_configs(shard, resources, request.validate_only).await;
+    let responses = results
+        .into_iter()
+        .map(|ConfigResult { resource_type, name, code, message }| {
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(resource_type)
+                .with_resource_name(name)
+                .with_error_code(code)
+                .with_error_message(message)
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
