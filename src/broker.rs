@@ -198,13 +198,14 @@ async fn run_shard(
     let interval = std::time::Duration::from_millis(shard.config.log_retention_check_interval_ms);
     glommio::spawn_local_into(
         async move {
+            let mut next_retention = std::time::Instant::now() + interval;
             while !STOPPING.load(Ordering::Acquire) {
-                // Short sleeps so that a stop is noticed quickly.
-                let until = std::time::Instant::now() + interval;
-                while std::time::Instant::now() < until && !STOPPING.load(Ordering::Acquire) {
-                    glommio::timer::sleep(interval.min(std::time::Duration::from_millis(200))).await;
+                glommio::timer::sleep(std::time::Duration::from_millis(crate::constants::BACKGROUND_TICK_MS)).await;
+                retainer.checkpoint_recovery_points().await;
+                if std::time::Instant::now() >= next_retention {
+                    retainer.enforce_retention();
+                    next_retention = std::time::Instant::now() + interval;
                 }
-                retainer.enforce_retention();
             }
         },
         background,

@@ -102,3 +102,8 @@ pub const OFFSETS_RETENTION_MINUTES_DEFAULT: u64 = 7 * 24 * 60;
 pub const GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT: u64 = 3_000;
 /// `log.retention.check.interval.ms` default (Kafka: 5 minutes).
 pub const LOG_RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 300_000;
+/// Synced bytes of an active segment between two recovery points: bounds what
+/// recovery re-reads after a crash.
+pub const RECOVERY_CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
+/// Period of each shard's background work (recovery points, retention checks).
+pub const BACKGROUND_TICK_MS: u64 = 200;

@@ -284,6 +284,16 @@ impl Shard {
         }
     }
 
+    /// Writes recovery points for partitions that synced enough since their last one.
+    pub async fn checkpoint_recovery_points(&self) {
+        let logs: Vec<Rc<Log>> = self.logs.borrow().values().cloned().collect();
+        for log in logs {
+            if let Err(e) = log.maybe_checkpoint(crate::constants::RECOVERY_CHECKPOINT_BYTES).await {
+                tracing::warn!(dir = %log.dir.display(), error = %e, "cannot write recovery point");
+            }
+        }
+    }
+
     /// Closes every partition of this shard: pending writes synced, indexes written.
     pub async fn close_all(&self) -> bool {
         let logs: Vec<(PartitionKey, Rc<Log>)> = self.logs.borrow_mut().drain().collect();

@@ -59,6 +59,12 @@ impl OffsetIndex {
         self.entries.as_slice().as_bytes()
     }
 
+    /// The bytes of the entries whose positions are below `position`.
+    pub fn prefix_bytes(&self, position: u64) -> &[u8] {
+        let n = self.entries.partition_point(|e| (e.position.get() as u64) < position);
+        self.entries[..n].as_bytes()
+    }
+
     /// Loads an index file's bytes; `None` if they are not whole, growing entries.
     pub fn from_bytes(bytes: &[u8]) -> Option<OffsetIndex> {
         let entries = <[OffsetIndexEntry]>::ref_from_bytes(bytes).ok()?;
@@ -94,6 +100,12 @@ impl TimeIndex {
         } else {
             self.entries[i - 1].relative_offset.get()
         }
+    }
+
+    /// The bytes of the entries for batches below `relative_offset`.
+    pub fn prefix_bytes(&self, relative_offset: u32) -> &[u8] {
+        let n = self.entries.partition_point(|e| e.relative_offset.get() < relative_offset);
+        self.entries[..n].as_bytes()
     }
 
     /// The newest entry: (timestamp, relative offset).

@@ -22,7 +22,7 @@ use futures::channel::oneshot;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::sync::Semaphore;
 
-use super::segment::{align_down, align_up, Segment, SegmentFile};
+use super::segment::{align_down, align_up, RecoveryPoint, Segment, SegmentFile};
 use super::StorageError;
 use crate::config::{TimestampType, TopicConfig};
 use crate::constants::{FETCH_READ_BYTES_PER_PARTITION_MAX, TAIL_CACHE_BYTES_PER_PARTITION_MAX};
@@ -113,8 +113,12 @@ struct LogState {
     cache: VecDeque<CacheEntry>,
     cache_bytes: usize,
     failed: Option<String>,
+    /// Offset of a corrupt batch found by recovery: reads reaching it fail.
+    corrupt_from: Option<i64>,
     closing: bool,
     producers: ProducerStateTable,
+    /// Synced bytes of the active segment at the last recovery point.
+    checkpointed_bytes: u64,
 }
 
 /// One partition's log, owned by one shard.
@@ -147,13 +151,15 @@ impl Log {
             .collect();
         bases.sort_unstable();
         let mut segments = Vec::with_capacity(bases.len().max(1));
+        let recovery = std::fs::read(dir.join("recovery-point")).ok().and_then(|b| RecoveryPoint::decode(&b));
         for (i, base) in bases.iter().enumerate() {
             let path = dir.join(format!("{}.log", super::segment_file_stem(*base)));
             // Only the last segment can have an unsynced tail after a crash.
             let segment_clean = clean || i + 1 < bases.len();
-            let segment = Segment::open(&path, *base, segment_clean, config.index_interval_bytes).await?;
+            let segment = Segment::open(&path, *base, segment_clean, recovery, config.index_interval_bytes).await?;
             segments.push(segment);
         }
+        let corrupt_from = segments.iter().find(|s| s.corrupt_at.is_some()).map(|s| s.next_offset);
         if segments.is_empty() {
             segments.push(Segment::create(&dir, 0).await?);
             super::file::sync_dir(&dir).await?;
@@ -176,9 +182,11 @@ impl Log {
                 watchers: Vec::new(),
                 cache: VecDeque::new(),
                 cache_bytes: 0,
-                failed: None,
+                failed: corrupt_from.map(|offset| format!("corrupt record batch at offset {offset}")),
+                corrupt_from,
                 closing: false,
                 producers,
+                checkpointed_bytes: 0,
             }),
             append_lock: Semaphore::new(1),
             doorbell,
@@ -317,7 +325,9 @@ impl Log {
         write_producer_snapshot(&dir, base, &snapshot).await?;
         let segment = Segment::create(&dir, base).await?;
         super::file::sync_dir(&dir).await?;
-        self.state.borrow_mut().segments.push(segment);
+        let mut st = self.state.borrow_mut();
+        st.segments.push(segment);
+        st.checkpointed_bytes = 0;
         Ok(())
     }
 
@@ -347,6 +357,11 @@ impl Log {
                 log_start_offset: st.log_start_offset,
                 chunks: Vec::new(),
             };
+            if let Some(corrupt) = st.corrupt_from {
+                if fetch_offset >= corrupt {
+                    return Err(StorageError::Corrupt(format!("{} at offset {corrupt}", self.dir.display())));
+                }
+            }
             if fetch_offset < st.log_start_offset || fetch_offset > st.next_offset {
                 return Err(StorageError::OffsetOutOfRange {
                     offset: fetch_offset,
@@ -452,7 +467,12 @@ impl Log {
             let st = self.state.borrow();
             (st.next_offset, st.producers.encode())
         };
-        write_producer_snapshot(&self.dir, end, &snapshot).await
+        write_producer_snapshot(&self.dir, end, &snapshot).await?;
+        // The indexes just written are newer than any recovery point.
+        match std::fs::remove_file(self.dir.join("recovery-point")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StorageError::io("remove recovery point", e)),
+            _ => Ok(()),
+        }
     }
 
     /// Moves the log start offset to `offset` (-1: the high watermark), as
@@ -539,6 +559,42 @@ impl Log {
         drop(st);
         tracing::info!(dir = %self.dir.display(), base = segment.base_offset(), "segment deleted by retention");
         segment.remove_files();
+    }
+
+    /// Writes a recovery point for the active segment (its indexes up to the
+    /// synced position, then where that is) once enough was synced since the
+    /// last one, so that recovery after a crash re-reads only what follows.
+    pub async fn maybe_checkpoint(&self, min_new_bytes: u64) -> Result<(), StorageError> {
+        let (point, index, time_index, file) = {
+            let st = self.state.borrow();
+            let active = st.segments.last().expect("a log always has a segment");
+            if active.corrupt_at.is_some() || active.synced_bytes < st.checkpointed_bytes + min_new_bytes.max(1) {
+                return Ok(());
+            }
+            // Synced bytes end at the high watermark's batch boundary.
+            let point = RecoveryPoint {
+                segment_base: active.base_offset(),
+                position: active.synced_bytes,
+                next_offset: st.high_watermark,
+                max_timestamp: active.max_timestamp,
+                offset_of_max_timestamp: active.offset_of_max_timestamp,
+            };
+            let relative = (st.high_watermark - active.base_offset()).clamp(0, u32::MAX as i64) as u32;
+            (
+                point,
+                active.index.prefix_bytes(active.synced_bytes).to_vec(),
+                active.time_index.prefix_bytes(relative).to_vec(),
+                active.file.clone(),
+            )
+        };
+        if point.next_offset < point.segment_base {
+            return Ok(());
+        }
+        super::file::write_atomically(&file.index_path(), &index).await?;
+        super::file::write_atomically(&file.time_index_path(), &time_index).await?;
+        super::file::write_atomically(&self.dir.join("recovery-point"), &point.encode()).await?;
+        self.state.borrow_mut().checkpointed_bytes = point.position;
+        Ok(())
     }
 
     /// Bytes of all the log's segments.
@@ -1033,6 +1089,81 @@ mod tests {
             log.close().await.unwrap();
             std::fs::remove_dir_all(&dir).unwrap();
         });
+    }
+
+    fn flip_byte(path: &Path, at: u64) {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+        let mut b = [0u8; 1];
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.read_exact(&mut b).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(&[b[0] ^ 0xff]).unwrap();
+    }
+
+    #[test]
+    fn mid_log_corruption_is_reported_not_truncated() {
+        run(|| async {
+            let dir = temp_dir("corrupt");
+            let log = open(&dir, TopicConfig::default(), false).await;
+            for i in 0..50 {
+                append(&log, 2, i).await;
+            }
+            log.close().await.unwrap();
+            let path = dir.join("00000000000000000000.log");
+            let len = std::fs::metadata(&path).unwrap().len();
+            // Batch 25 of 50 (offsets 50 and 51): flip a byte of its records.
+            let batch_len = len / 50;
+            flip_byte(&path, 25 * batch_len + 70);
+            let log = open(&dir, TopicConfig::default(), false).await;
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "valid data after the bad batch is kept");
+            check_reads(&log, 50).await;
+            assert!(matches!(log.read(50, 1 << 20).await, Err(StorageError::Corrupt(_))));
+            assert!(matches!(
+                log.read(70, 1 << 20).await,
+                Err(StorageError::Corrupt(_)) | Err(StorageError::OffsetOutOfRange { .. })
+            ));
+            let chunk = batch(1, 1);
+            let summaries = validate_chunk(&chunk, 1 << 20).unwrap();
+            assert!(matches!(
+                log.append(&chunk, &summaries, AckLevel::Synced).await,
+                Err(AppendError::Storage(StorageError::Failed(_)))
+            ));
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
+    }
+
+    #[test]
+    fn recovery_starts_at_the_recovery_point() {
+        run(|| async {
+            let dir = temp_dir("recovery-point");
+            let log = open(&dir, small_config_large_segments(), false).await;
+            for i in 0..300 {
+                append(&log, 2, i).await;
+            }
+            log.maybe_checkpoint(1).await.unwrap();
+            for i in 300..400 {
+                append(&log, 2, i).await;
+            }
+            // A crash: no close. Damage a batch before the recovery point: a
+            // scan from the recovery point does not read it again.
+            let path = dir.join("00000000000000000000.log");
+            let batch_len = std::fs::metadata(&path).unwrap().len() / 400;
+            flip_byte(&path, 10 * batch_len + 70);
+            let reopened = open(&dir, small_config_large_segments(), false).await;
+            assert_eq!(reopened.log_end_offset(), 800);
+            assert!(!reopened.read(700, 1 << 20).await.unwrap().chunks.is_empty());
+            drop(log);
+            reopened.close().await.unwrap();
+            // Without a recovery point the whole segment is scanned and the damage is found.
+            let rescanned = open(&dir, small_config_large_segments(), false).await;
+            assert!(matches!(rescanned.read(60, 1 << 20).await, Err(StorageError::Corrupt(_))));
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
+    }
+
+    fn small_config_large_segments() -> TopicConfig {
+        TopicConfig { index_interval_bytes: 256, ..TopicConfig::default() }
     }
 
     #[test]

@@ -73,6 +73,46 @@ pub struct Segment {
     bytes_since_index: u64,
     /// Wall-clock time the segment was created or opened, for `segment.ms`.
     pub created_ms: i64,
+    /// Set when recovery found an invalid batch with valid data after it: the
+    /// byte position of the bad batch. Nothing at or after it is served.
+    pub corrupt_at: Option<u64>,
+}
+
+/// How far a partition's active segment was known to be durable and indexed,
+/// written now and then so that recovery after a crash only re-reads the tail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryPoint {
+    pub segment_base: i64,
+    pub position: u64,
+    pub next_offset: i64,
+    pub max_timestamp: i64,
+    pub offset_of_max_timestamp: i64,
+}
+
+impl RecoveryPoint {
+    pub fn encode(&self) -> Vec<u8> {
+        let body = format!(
+            "{} {} {} {} {}",
+            self.segment_base, self.position, self.next_offset, self.max_timestamp, self.offset_of_max_timestamp
+        );
+        format!("{body} {:08x}\n", crc32fast::hash(body.as_bytes())).into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<RecoveryPoint> {
+        let text = std::str::from_utf8(bytes).ok()?.trim();
+        let (body, crc) = text.rsplit_once(' ')?;
+        if crc32fast::hash(body.as_bytes()) != u32::from_str_radix(crc, 16).ok()? {
+            return None;
+        }
+        let f: Vec<i64> = body.split(' ').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+        (f.len() == 5 && f[1] >= 0).then(|| RecoveryPoint {
+            segment_base: f[0],
+            position: f[1] as u64,
+            next_offset: f[2],
+            max_timestamp: f[3],
+            offset_of_max_timestamp: f[4],
+        })
+    }
 }
 
 async fn open_dma(path: &Path, create_new: bool) -> Result<DmaFile, StorageError> {
@@ -112,6 +152,7 @@ impl Segment {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0),
+            corrupt_at: None,
         }
     }
 
@@ -133,6 +174,7 @@ impl Segment {
         log_path: &Path,
         base_offset: i64,
         clean: bool,
+        recovery: Option<RecoveryPoint>,
         index_interval_bytes: u64,
     ) -> Result<Segment, StorageError> {
         let file = open_dma(log_path, false).await?;
@@ -140,9 +182,20 @@ impl Segment {
         let segment_file =
             SegmentFile { base_offset, file, log_path: log_path.to_path_buf(), cursor: RefCell::default() };
         let mut segment = Segment::new(segment_file, 0);
-        let loaded = if clean { segment.load_indexes() } else { None };
-        let (scan_from, rebuild) = match loaded {
-            Some((index, time_index)) => {
+        // After a crash, a recovery point of this segment lets the scan start at its tail.
+        let recovery = recovery.filter(|r| !clean && r.segment_base == base_offset && r.position <= file_size);
+        let loaded = if clean || recovery.is_some() { segment.load_indexes() } else { None };
+        let (scan_from, rebuild) = match (loaded, recovery) {
+            (Some((index, time_index)), Some(point)) if index.lookup(u32::MAX) as u64 <= point.position => {
+                segment.index = index;
+                segment.time_index = time_index;
+                segment.next_offset = point.next_offset;
+                segment.max_timestamp = point.max_timestamp;
+                segment.offset_of_max_timestamp = point.offset_of_max_timestamp;
+                segment.size_bytes = point.position;
+                (point.position, true)
+            }
+            (Some((index, time_index)), None) => {
                 let from = index.lookup(u32::MAX) as u64;
                 if let Some((timestamp, relative)) = time_index.last() {
                     segment.max_timestamp = timestamp;
@@ -152,9 +205,21 @@ impl Segment {
                 segment.time_index = time_index;
                 (from, false)
             }
-            None => (0, true),
+            _ => (0, true),
         };
         let end = segment.scan(scan_from, file_size, rebuild, index_interval_bytes).await?;
+        if end != file_size && !clean && segment.valid_batch_follows(end, file_size).await {
+            // Not a torn tail: valid data lies after the bad batch. Keep the file as
+            // it is and serve nothing from the bad batch on.
+            tracing::error!(
+                path = %log_path.display(), position = end, offset = segment.next_offset,
+                "corrupt record batch in the middle of the log; the partition is read-only up to it"
+            );
+            segment.corrupt_at = Some(end);
+            segment.size_bytes = end;
+            segment.synced_bytes = end;
+            return Ok(segment);
+        }
         if end != file_size {
             if clean {
                 tracing::warn!(path = %log_path.display(), end, file_size, "segment has bytes after its last valid batch; cutting them");
@@ -227,6 +292,28 @@ impl Segment {
             position += consumed as u64;
         }
         Ok(position)
+    }
+
+    /// Whether the bytes at `position` claim a batch whose end is followed by a
+    /// valid batch (magic 2, CRC-32C): mid-log corruption rather than a torn tail.
+    async fn valid_batch_follows(&self, position: u64, file_size: u64) -> bool {
+        let Ok(head) = self.file.file.read_at(position, crate::constants::BATCH_HEADER_BYTES).await else {
+            return false;
+        };
+        let Some(bad) = BatchHeader::parse(&head) else { return false };
+        let next = position + bad.size_bytes as u64;
+        if next >= file_size {
+            return false;
+        }
+        let Ok(head) = self.file.file.read_at(next, crate::constants::BATCH_HEADER_BYTES).await else { return false };
+        let Some(header) = BatchHeader::parse(&head) else { return false };
+        if header.magic != 2 || next + header.size_bytes as u64 > file_size {
+            return false;
+        }
+        match self.file.file.read_at(next, header.size_bytes).await {
+            Ok(whole) => batch::crc_matches(&whole, &header),
+            Err(_) => false,
+        }
     }
 
     async fn load_cursor(&mut self) -> Result<(), StorageError> {

@@ -89,10 +89,15 @@ impl Broker {
     }
 
     /// SIGTERM, then waits: a clean stop exits 0. Returns the data dir.
-    pub fn stop(mut self) -> PathBuf {
+    pub fn stop(self) -> PathBuf {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Sends `signal` (SIGTERM or SIGINT) and waits for a clean exit.
+    pub fn stop_with(mut self, signal: i32) -> PathBuf {
         let mut child = self.child.take().expect("running");
         // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(child.id() as i32, signal) };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().unwrap() {

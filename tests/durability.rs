@@ -1,0 +1,166 @@
+//! What the broker does when the disk lets it down: corruption in the middle
+//! of a log is reported and served around, not truncated away; a full disk
+//! refuses writes with KAFKA_STORAGE_ERROR and keeps serving reads.
+
+mod common;
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::process::Command;
+
+use common::{create_topic, record_batch, Broker, Raw};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+const KAFKA_STORAGE_ERROR: i16 = 56;
+
+fn produce(raw: &mut Raw, topic: &str, values: &[&[u8]]) -> (i16, i64) {
+    let request =
+        ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default(
+        )
+        .with_name(TopicName(StrBytes::from_string(topic.into())))
+        .with_partition_data(vec![PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(record_batch(values, 1).freeze()))])]);
+    let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &request);
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+fn fetch(raw: &mut Raw, topic: &str, offset: i64) -> (i16, usize) {
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(10)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])]);
+    let response: FetchResponse = raw.call(ApiKey::Fetch, 11, &request);
+    let p = &response.responses[0].partitions[0];
+    (p.error_code, p.records.as_ref().map(|r| r.len()).unwrap_or(0))
+}
+
+fn flip_byte(path: &Path, at: u64) {
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut b = [0u8; 1];
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(&[b[0] ^ 0xff]).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mid_log_corruption_is_reported_and_the_rest_keeps_serving() {
+    let broker = Broker::start("corruption", 2, &[]);
+    create_topic(&broker.bootstrap(), "damaged", 1, &[]).await;
+    create_topic(&broker.bootstrap(), "healthy", 1, &[]).await;
+    let dir = tokio::task::block_in_place(|| {
+        let mut raw = Raw::connect(&broker);
+        for i in 0..100 {
+            let value = format!("record-{i:04}");
+            assert_eq!(produce(&mut raw, "damaged", &[value.as_bytes()]).0, 0);
+            assert_eq!(produce(&mut raw, "healthy", &[value.as_bytes()]).0, 0);
+        }
+        broker.kill()
+    });
+    // Damage batch 50 of 100 (one record each, all the same size).
+    let log = dir.join("damaged-0").join("00000000000000000000.log");
+    let batch_bytes = record_batch(&[b"record-0000"], 1).len() as u64;
+    flip_byte(&log, 50 * batch_bytes + 65);
+    let length_before = std::fs::metadata(&log).unwrap().len();
+
+    let broker = Broker::start_in(dir, 2, &[]);
+    tokio::task::block_in_place(|| {
+        let mut raw = Raw::connect(&broker);
+        assert_eq!(fetch(&mut raw, "damaged", 0).0, 0, "data before the damage is served");
+        assert_eq!(fetch(&mut raw, "damaged", 49).0, 0);
+        assert_eq!(fetch(&mut raw, "damaged", 50).0, KAFKA_STORAGE_ERROR, "reads reaching the damage fail");
+        assert_eq!(produce(&mut raw, "damaged", &[b"more"]).0, KAFKA_STORAGE_ERROR);
+        // The rest of the broker is unaffected.
+        let (code, bytes) = fetch(&mut raw, "healthy", 0);
+        assert_eq!(code, 0);
+        assert!(bytes > 0);
+        assert_eq!(produce(&mut raw, "healthy", &[b"more"]), (0, 100));
+    });
+    assert_eq!(
+        std::fs::metadata(broker.data_dir.join("damaged-0/00000000000000000000.log")).unwrap().len(),
+        length_before
+    );
+    assert!(broker.log().contains("corrupt record batch in the middle of the log"));
+    broker.stop();
+}
+
+/// A small ext4 file system, loop-mounted, so the disk really fills up.
+struct SmallDisk {
+    mount: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn new(name: &str, megabytes: u64) -> SmallDisk {
+        let base = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+        let image = base.with_extension("img");
+        let mount = base.join("mnt");
+        std::fs::create_dir_all(&mount).unwrap();
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+            assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        run(Command::new("truncate").arg("-s").arg(format!("{megabytes}M")).arg(&image));
+        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image));
+        run(Command::new("mount").args(["-o", "loop"]).arg(&image).arg(&mount));
+        SmallDisk { mount }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mount).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_refuses_writes_and_keeps_serving_reads() {
+    let disk = SmallDisk::new("full-disk", 24);
+    let data = disk.mount.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let broker = Broker::start_in(data, 1, &[]);
+    create_topic(&broker.bootstrap(), "filling", 1, &[]).await;
+    tokio::task::block_in_place(|| {
+        let mut raw = Raw::connect(&broker);
+        let value = vec![b'f'; 60_000];
+        let mut acked = 0i64;
+        let mut refused = None;
+        for _ in 0..1000 {
+            match produce(&mut raw, "filling", &[&value, &value, &value]) {
+                (0, offset) => {
+                    assert_eq!(offset, acked);
+                    acked += 3;
+                }
+                (code, _) => {
+                    refused = Some(code);
+                    break;
+                }
+            }
+        }
+        assert_eq!(refused, Some(KAFKA_STORAGE_ERROR), "a full disk refuses writes");
+        assert!(acked > 0);
+        // Acknowledged data is still served, and the broker still answers.
+        let (code, bytes) = fetch(&mut raw, "filling", 0);
+        assert_eq!(code, 0);
+        assert!(bytes > 0);
+        assert_eq!(fetch(&mut raw, "filling", acked - 1).0, 0);
+        assert_eq!(produce(&mut raw, "filling", &[b"x"]).0, KAFKA_STORAGE_ERROR, "the failure is final");
+    });
+    let mut broker = broker;
+    assert!(broker.alive());
+    broker.kill();
+    drop(disk);
+}
