@@ -19,6 +19,9 @@ use crate::shard::Shard;
 
 const CLEAN_SHUTDOWN_MARKER: &str = ".sluice_clean_shutdown";
 
+/// Shards that have stopped taking requests and answered their in-flight ones.
+static DRAINED_SHARDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Reads or creates `meta.properties`, holding the cluster id and node id as Kafka does.
 fn cluster_id(data_dir: &Path, node_id: i32) -> std::io::Result<String> {
     let path = data_dir.join("meta.properties");
@@ -214,8 +217,22 @@ async fn run_shard(
     .detach();
     let listener_shard = shard.clone();
     server::listen(listener_shard).await.map_err(|e| format!("listen {}: {e}", shard.config.listen))?;
-    // Stop: let in-flight requests finish, then close every partition.
-    glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+    // Stop: no new connections or requests; let in-flight ones finish (a
+    // long-poll fetch at most its wait), then sync and close every partition.
+    let drain_deadline =
+        std::time::Instant::now() + std::time::Duration::from_millis(crate::constants::STOP_DRAIN_MS_MAX);
+    while shard.inflight_requests.get() > 0 && std::time::Instant::now() < drain_deadline {
+        glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    if shard.inflight_requests.get() > 0 {
+        tracing::warn!(shard = shard.id, requests = shard.inflight_requests.get(), "stopping with requests unanswered");
+    }
+    // Requests of other shards may still read or write this shard's partitions:
+    // close them only once every shard has drained.
+    DRAINED_SHARDS.fetch_add(1, Ordering::AcqRel);
+    while DRAINED_SHARDS.load(Ordering::Acquire) < shard.router.shards && std::time::Instant::now() < drain_deadline {
+        glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+    }
     shard.groups.close().await;
     Ok(shard.close_all().await)
 }

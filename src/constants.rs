@@ -107,3 +107,5 @@ pub const LOG_RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 300_000;
 pub const RECOVERY_CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 /// Period of each shard's background work (recovery points, retention checks).
 pub const BACKGROUND_TICK_MS: u64 = 200;
+/// How long a stopping broker waits for in-flight requests before syncing and exiting.
+pub const STOP_DRAIN_MS_MAX: u64 = 5_000;

@@ -103,3 +103,18 @@ async fn log_append_time_topics_stamp_the_broker_clock() {
     });
     broker.stop();
 }
+
+/// SIGTERM while a long-poll fetch waits: the fetch is answered, then the broker exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_answers_in_flight_requests() {
+    let broker = Broker::start("graceful", 2, &[]);
+    create_topic(&broker.bootstrap(), "quiet", 1, &[]).await;
+    let mut raw = Raw::connect(&broker);
+    let correlation = raw.send(ApiKey::Fetch, 12, &fetch("quiet", 0, 1500));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let stopper = std::thread::spawn(move || broker.stop());
+    let response: FetchResponse = tokio::task::block_in_place(|| raw.receive(ApiKey::Fetch, 12, correlation));
+    assert_eq!(response.responses[0].partitions[0].error_code, 0);
+    let dir = stopper.join().unwrap();
+    assert!(dir.join(".sluice_clean_shutdown").exists());
+}

@@ -58,7 +58,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     .detach();
 
     let frame_bytes_max = shard.config.socket_request_max_bytes;
-    while !refused.get() {
+    while !refused.get() && !crate::server::STOPPING.load(std::sync::atomic::Ordering::Acquire) {
         let mut prefix = [0u8; 4];
         if let Err(e) = reader.read_exact(&mut prefix).await {
             if e.kind() != std::io::ErrorKind::UnexpectedEof {
@@ -90,7 +90,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         let shard = shard.clone();
         let peer_for_task = peer.clone();
         let refused_in_task = refused.clone();
+        let inflight = InFlight::enter(&shard);
         let handle = glommio::spawn_local(async move {
+            let _inflight = inflight;
             handlers::dispatch(shard, request, &peer_for_task).await.map_err(|e| {
                 tracing::warn!(peer = %peer_for_task, error = %e, "closing connection: request refused");
                 refused_in_task.set(true);
@@ -116,4 +118,21 @@ async fn read_body<R: futures::io::AsyncRead + Unpin>(reader: &mut R, length: us
         reader.read_exact(&mut body[at..]).await?;
     }
     Ok(body)
+}
+
+/// Counts a request as in flight on its shard until dropped, so that a
+/// stopping broker can let in-flight requests finish before it syncs and exits.
+struct InFlight(Rc<Shard>);
+
+impl InFlight {
+    fn enter(shard: &Rc<Shard>) -> InFlight {
+        shard.inflight_requests.set(shard.inflight_requests.get() + 1);
+        InFlight(shard.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.inflight_requests.set(self.0.inflight_requests.get() - 1);
+    }
 }

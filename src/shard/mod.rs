@@ -33,6 +33,8 @@ pub struct Shard {
     pub groups: crate::group::coordinator::GroupCoordinator,
     /// Whether the previous run stopped cleanly (indexes can be trusted).
     pub clean_start: bool,
+    /// Requests read from this shard's connections and not yet answered.
+    pub inflight_requests: std::cell::Cell<usize>,
     catalog: RefCell<Arc<Catalog>>,
     logs: RefCell<HashMap<PartitionKey, Rc<Log>>>,
 }
@@ -54,6 +56,7 @@ impl Shard {
             controller,
             groups,
             clean_start,
+            inflight_requests: std::cell::Cell::new(0),
             catalog: RefCell::new(Arc::new(Catalog::default())),
             logs: RefCell::new(HashMap::new()),
         }
