@@ -109,3 +109,14 @@ pub const RECOVERY_CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 pub const BACKGROUND_TICK_MS: u64 = 200;
 /// How long a stopping broker waits for in-flight requests before syncing and exiting.
 pub const STOP_DRAIN_MS_MAX: u64 = 5_000;
+
+/// Bytes of request frames a shard holds at once (read, not yet answered);
+/// reading from sockets pauses while it is spent (backpressure).
+pub const REQUEST_BYTES_PER_SHARD_MAX: usize = 256 * 1024 * 1024;
+/// Default for `max.connections`: client connections the broker accepts at once.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 10_000;
+/// Default for `connections.max.idle.ms` (Kafka: 10 minutes).
+pub const CONNECTION_IDLE_MS_DEFAULT: u64 = 600_000;
+
+const _: () = assert!(FRAME_BYTES_MAX_DEFAULT <= REQUEST_BYTES_PER_SHARD_MAX);
+const _: () = assert!(INFLIGHT_REQUESTS_PER_CONNECTION_MAX >= 5, "idempotent producers pipeline 5 requests");

@@ -87,6 +87,12 @@ pub struct ServeArgs {
     /// `log.retention.check.interval.ms`: how often retention runs.
     #[arg(long, env = "SLUICE_LOG_RETENTION_CHECK_INTERVAL_MS")]
     pub log_retention_check_interval_ms: Option<u64>,
+    /// `max.connections`: client connections the broker accepts at once.
+    #[arg(long, env = "SLUICE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// `connections.max.idle.ms`: connections with no request for this long are closed.
+    #[arg(long, env = "SLUICE_CONNECTIONS_MAX_IDLE_MS")]
+    pub connections_max_idle_ms: Option<u64>,
     /// `group.initial.rebalance.delay.ms`: how long a new group waits for more members.
     #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     pub group_initial_rebalance_delay_ms: Option<u64>,
@@ -124,6 +130,8 @@ pub struct BrokerConfig {
     pub group_initial_rebalance_delay_ms: u64,
     pub offsets_retention_minutes: u64,
     pub log_retention_check_interval_ms: u64,
+    pub max_connections: usize,
+    pub connections_max_idle_ms: u64,
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -246,8 +254,29 @@ impl BrokerConfig {
             Some(v) => v,
             None => from_file(&file, "socket.request.max.bytes")?.unwrap_or(FRAME_BYTES_MAX_DEFAULT),
         };
-        if socket_request_max_bytes < FRAME_BYTES_MIN || socket_request_max_bytes > i32::MAX as usize {
-            return Err(invalid("socket.request.max.bytes", "out of range"));
+        if socket_request_max_bytes < FRAME_BYTES_MIN
+            || socket_request_max_bytes > crate::constants::REQUEST_BYTES_PER_SHARD_MAX
+        {
+            return Err(invalid(
+                "socket.request.max.bytes",
+                format!("must be {FRAME_BYTES_MIN}..={}", crate::constants::REQUEST_BYTES_PER_SHARD_MAX),
+            ));
+        }
+        let max_connections = match args.max_connections {
+            Some(v) => v,
+            None => from_file(&file, "max.connections")?.unwrap_or(crate::constants::CONNECTIONS_MAX_DEFAULT),
+        };
+        if max_connections == 0 {
+            return Err(invalid("max.connections", "must be at least 1"));
+        }
+        let connections_max_idle_ms = match args.connections_max_idle_ms {
+            Some(v) => v,
+            None => {
+                from_file(&file, "connections.max.idle.ms")?.unwrap_or(crate::constants::CONNECTION_IDLE_MS_DEFAULT)
+            }
+        };
+        if connections_max_idle_ms == 0 {
+            return Err(invalid("connections.max.idle.ms", "must be at least 1"));
         }
 
         let mut topic_defaults = TopicConfig {
@@ -294,6 +323,8 @@ impl BrokerConfig {
             return Err(invalid("log.retention.check.interval.ms", "must be at least 1"));
         }
         Ok(BrokerConfig {
+            max_connections,
+            connections_max_idle_ms,
             log_retention_check_interval_ms,
             group_initial_rebalance_delay_ms,
             offsets_retention_minutes,
@@ -336,6 +367,8 @@ mod tests {
             log_retention_bytes: None,
             log_roll_ms: None,
             log_retention_check_interval_ms: None,
+            max_connections: None,
+            connections_max_idle_ms: None,
         }
     }
 

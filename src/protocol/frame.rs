@@ -89,6 +89,19 @@ pub fn decode_body<T: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) ->
     T::decode(body, version).map_err(|e| FrameError::Body { api, version, reason: e.to_string() })
 }
 
+/// Decodes a request body of any served API and version, as the dispatcher
+/// would; for fuzzing and checks that need no handler.
+pub fn decode_request_body(api: ApiKey, version: i16, mut body: Bytes) -> Result<(), FrameError> {
+    if !super::versions::accepts(api, version) {
+        return Err(FrameError::Body { api, version, reason: "unsupported version".into() });
+    }
+    kafka_protocol::messages::RequestKind::decode(api, &mut body, version).map(|_| ()).map_err(|e| FrameError::Body {
+        api,
+        version,
+        reason: e.to_string(),
+    })
+}
+
 /// An encoded response: the frame length, header and body, possibly in
 /// several chunks so that stored record bytes are written without copying.
 #[derive(Debug, Default)]

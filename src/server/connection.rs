@@ -24,6 +24,11 @@ use crate::shard::Shard;
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let _ = stream.set_nodelay(true);
+    let idle = std::time::Duration::from_millis(shard.config.connections_max_idle_ms);
+    let _ = stream.set_read_timeout(Some(idle));
+    // Requests of this connection not yet answered: a connection waiting for
+    // its answers is not idle.
+    let pending = Rc::new(Cell::new(0usize));
     let (mut reader, writer) = stream.split();
     let (queue, responses) = local_channel::new_bounded::<glommio::task::JoinHandle<Result<Option<ResponseFrame>, ()>>>(
         INFLIGHT_REQUESTS_PER_CONNECTION_MAX,
@@ -60,11 +65,17 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let frame_bytes_max = shard.config.socket_request_max_bytes;
     while !refused.get() && !crate::server::STOPPING.load(std::sync::atomic::Ordering::Acquire) {
         let mut prefix = [0u8; 4];
-        if let Err(e) = reader.read_exact(&mut prefix).await {
-            if e.kind() != std::io::ErrorKind::UnexpectedEof {
-                tracing::debug!(%peer, error = %e, "connection read failed");
+        match read_prefix(&mut reader, &mut prefix, &pending).await {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                tracing::info!(%peer, idle_ms = idle.as_millis() as u64, "closing idle connection");
+                break;
             }
-            break;
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "connection read failed");
+                break;
+            }
         }
         let length = match frame::frame_length(prefix, frame_bytes_max) {
             Ok(length) => length,
@@ -73,6 +84,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 break;
             }
         };
+        // The shard's budget for request bytes: reading waits while it is spent.
+        let Ok(budget) = shard.request_budget.acquire_static_permit(length as u64).await else { break };
         let body = match read_body(&mut reader, length).await {
             Ok(body) => body,
             Err(e) => {
@@ -91,8 +104,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         let peer_for_task = peer.clone();
         let refused_in_task = refused.clone();
         let inflight = InFlight::enter(&shard);
+        pending.set(pending.get() + 1);
+        let pending_in_task = pending.clone();
         let handle = glommio::spawn_local(async move {
             let _inflight = inflight;
+            let _budget = budget;
+            let _pending = Decrement(pending_in_task);
             handlers::dispatch(shard, request, &peer_for_task).await.map_err(|e| {
                 tracing::warn!(peer = %peer_for_task, error = %e, "closing connection: request refused");
                 refused_in_task.set(true);
@@ -134,5 +151,36 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.inflight_requests.set(self.0.inflight_requests.get() - 1);
+    }
+}
+
+/// Reads a frame's 4-byte length. `Ok(false)` on a clean end of stream. A
+/// read timeout with nothing read while answers are pending is not idleness:
+/// the read is retried.
+async fn read_prefix<R: futures::io::AsyncRead + Unpin>(
+    reader: &mut R,
+    prefix: &mut [u8; 4],
+    pending: &Cell<usize>,
+) -> std::io::Result<bool> {
+    use futures::io::AsyncReadExt as _;
+    let mut filled = 0;
+    while filled < 4 {
+        match reader.read(&mut prefix[filled..]).await {
+            Ok(0) if filled == 0 => return Ok(false),
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut && filled == 0 && pending.get() > 0 => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Decrements a counter when dropped.
+struct Decrement(Rc<Cell<usize>>);
+
+impl Drop for Decrement {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
     }
 }

@@ -13,6 +13,30 @@ use crate::shard::Shard;
 /// Set once the process is asked to stop; every shard's accept loop watches it.
 pub static STOPPING: AtomicBool = AtomicBool::new(false);
 
+/// Client connections open on the whole broker (all shards).
+pub static CONNECTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts a connection against `max.connections` until dropped.
+pub struct ConnectionSlot;
+
+impl ConnectionSlot {
+    /// A slot, or `None` when the broker is at `max.connections`.
+    pub fn take(max: usize) -> Option<ConnectionSlot> {
+        let before = CONNECTIONS.fetch_add(1, Ordering::AcqRel);
+        if before >= max {
+            CONNECTIONS.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(ConnectionSlot)
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        CONNECTIONS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// How often an idle accept loop looks at [`STOPPING`].
 const STOP_POLL_MS: u64 = 50;
 
@@ -26,8 +50,20 @@ pub async fn listen(shard: Rc<Shard>) -> std::io::Result<()> {
         futures::pin_mut!(accept, tick);
         match futures::future::select(accept, tick).await {
             futures::future::Either::Left((Ok(stream), _)) => {
+                let Some(slot) = ConnectionSlot::take(shard.config.max_connections) else {
+                    tracing::warn!(
+                        max = shard.config.max_connections,
+                        "max.connections reached; refusing a connection"
+                    );
+                    drop(stream);
+                    continue;
+                };
                 let shard = shard.clone();
-                glommio::spawn_local(async move { connection::serve(shard, stream).await }).detach();
+                glommio::spawn_local(async move {
+                    connection::serve(shard, stream).await;
+                    drop(slot);
+                })
+                .detach();
             }
             futures::future::Either::Left((Err(e), _)) => {
                 tracing::warn!(error = %e, "accept failed");

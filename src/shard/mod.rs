@@ -35,6 +35,8 @@ pub struct Shard {
     pub clean_start: bool,
     /// Requests read from this shard's connections and not yet answered.
     pub inflight_requests: std::cell::Cell<usize>,
+    /// Bytes of request frames this shard may hold; reading waits when spent.
+    pub request_budget: Rc<glommio::sync::Semaphore>,
     catalog: RefCell<Arc<Catalog>>,
     logs: RefCell<HashMap<PartitionKey, Rc<Log>>>,
 }
@@ -57,6 +59,9 @@ impl Shard {
             groups,
             clean_start,
             inflight_requests: std::cell::Cell::new(0),
+            request_budget: Rc::new(glommio::sync::Semaphore::new(
+                crate::constants::REQUEST_BYTES_PER_SHARD_MAX as u64,
+            )),
             catalog: RefCell::new(Arc::new(Catalog::default())),
             logs: RefCell::new(HashMap::new()),
         }

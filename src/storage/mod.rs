@@ -7,10 +7,12 @@
 //! - [`log`]: a partition's segment set, appends, the writer task (group commit),
 //!   the tail cache and reads.
 //! - [`file`]: small whole-file writes (index files, metadata) made durable.
+//! - [`recovery`]: the batch-by-batch validity scan used after a crash.
 
 pub mod file;
 pub mod index;
 pub mod log;
+pub mod recovery;
 pub mod segment;
 
 pub use log::{AckLevel, AppendOutcome, Log, ReadOutcome};

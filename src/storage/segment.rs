@@ -252,25 +252,13 @@ impl Segment {
             let want = (file_size - position).min(SCAN_READ_BYTES as u64) as usize;
             let read = self.file.file.read_at(position, want).await.map_err(|e| StorageError::io("read segment", e))?;
             let bytes: &[u8] = &read;
-            let mut consumed = 0usize;
-            while let Some(header) = BatchHeader::parse(&bytes[consumed..]) {
-                let goes_back = self.next_offset > self.file.base_offset && header.base_offset < self.next_offset;
-                if header.magic != 2 || goes_back {
-                    break;
-                }
-                if consumed + header.size_bytes > bytes.len() {
-                    break;
-                }
-                if !batch::crc_matches(&bytes[consumed..], &header) {
-                    break;
-                }
-                self.record_batch(
-                    position + consumed as u64,
-                    &header,
-                    if rebuild { index_interval_bytes } else { u64::MAX },
-                );
-                consumed += header.size_bytes;
+            let next = (self.next_offset > self.file.base_offset).then_some(self.next_offset);
+            let scanned = super::recovery::scan_chunk(bytes, next);
+            for (at, header) in &scanned.batches {
+                let interval = if rebuild { index_interval_bytes } else { u64::MAX };
+                self.record_batch(position + *at as u64, header, interval);
             }
+            let mut consumed = scanned.consumed;
             if consumed == 0 {
                 // A batch larger than the read, or the first invalid one.
                 let Some(header) = BatchHeader::parse(bytes) else { break };

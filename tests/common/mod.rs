@@ -75,6 +75,11 @@ impl Broker {
         panic!("sluice did not start; log:\n{}", self.log());
     }
 
+    /// The broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }

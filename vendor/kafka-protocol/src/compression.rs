@@ -26,6 +26,31 @@ pub use snappy::Snappy;
 #[cfg(feature = "zstd")]
 pub use zstd::Zstd;
 
+/// Most bytes one record batch may decompress to. A batch claiming more is
+/// refused rather than allowed to exhaust memory (a decompression bomb).
+pub const DECOMPRESSED_BYTES_MAX: usize = 128 * 1024 * 1024;
+
+/// A writer that fails once more than [`DECOMPRESSED_BYTES_MAX`] bytes were written.
+#[allow(dead_code)]
+pub(crate) struct BoundedWriter<W>(pub W, pub usize);
+
+impl<W: std::io::Write> std::io::Write for BoundedWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.1 + buf.len() > DECOMPRESSED_BYTES_MAX {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("decompressed batch exceeds {DECOMPRESSED_BYTES_MAX} bytes"),
+            ));
+        }
+        let n = self.0.write(buf)?;
+        self.1 += n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 /// A trait for record compression algorithms.
 pub trait Compressor<B: ByteBufMut> {
     /// Target buffer type for compression.

@@ -42,7 +42,7 @@ impl<B: ByteBuf> Decompressor<B> for Gzip {
         let mut tmp = BytesMut::new();
 
         // Decompress directly from the input buffer
-        let mut d = GzDecoder::new((&mut tmp).writer());
+        let mut d = GzDecoder::new(super::BoundedWriter((&mut tmp).writer(), 0));
         d.write_all(&buf.copy_to_bytes(buf.remaining()))
             .context("Failed to decompress gzip")?;
         d.finish().context("Failed to decompress gzip")?;
