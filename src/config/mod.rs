@@ -254,9 +254,7 @@ impl BrokerConfig {
             Some(v) => v,
             None => from_file(&file, "socket.request.max.bytes")?.unwrap_or(FRAME_BYTES_MAX_DEFAULT),
         };
-        if socket_request_max_bytes < FRAME_BYTES_MIN
-            || socket_request_max_bytes > crate::constants::REQUEST_BYTES_PER_SHARD_MAX
-        {
+        if !(FRAME_BYTES_MIN..=crate::constants::REQUEST_BYTES_PER_SHARD_MAX).contains(&socket_request_max_bytes) {
             return Err(invalid(
                 "socket.request.max.bytes",
                 format!("must be {FRAME_BYTES_MIN}..={}", crate::constants::REQUEST_BYTES_PER_SHARD_MAX),
