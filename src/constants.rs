@@ -120,3 +120,5 @@ pub const CONNECTION_IDLE_MS_DEFAULT: u64 = 600_000;
 
 const _: () = assert!(FRAME_BYTES_MAX_DEFAULT <= REQUEST_BYTES_PER_SHARD_MAX);
 const _: () = assert!(INFLIGHT_REQUESTS_PER_CONNECTION_MAX >= 5, "idempotent producers pipeline 5 requests");
+/// Records one batch may declare (a compressed batch cannot be checked against its bytes).
+pub const BATCH_RECORDS_MAX: usize = 1 << 20;

@@ -148,6 +148,14 @@ async fn delete_topics_removes_topic_and_data() {
         .await
         .unwrap();
     assert!(results[0].is_ok());
+    let producer: rdkafka::producer::FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+    let delivery = producer
+        .send(rdkafka::producer::FutureRecord::to("doomed").key("k").payload("fresh"), Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    assert_eq!(delivery.offset, 0, "a re-created topic starts at offset 0");
 
     // DeleteTopics v6 by topic id.
     let mut raw = Raw::connect(&broker);

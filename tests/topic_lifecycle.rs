@@ -263,6 +263,32 @@ async fn retention_deletes_old_segments_from_the_start_only() {
     })
     .await
     .unwrap();
+    // A consumer positioned before the new start resets to it (auto.offset.reset=earliest).
+    let b = bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let (low, _) = watermarks(&b, "by-size", 0);
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("group.id", "late-reader")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("by-size", 0, Offset::Offset(0)).unwrap();
+        c.assign(&tpl).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            assert!(Instant::now() < deadline, "the consumer never resumed");
+            if let Some(m) = c.poll(Duration::from_millis(200)) {
+                let m = m.unwrap();
+                assert!(m.offset() >= low, "read {} below the log start {low}", m.offset());
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap();
     // Size retention keeps the active segment and about two more; time retention only the active one.
     assert!(log_files(&broker, "by-size-0") <= 4, "{} segments", log_files(&broker, "by-size-0"));
     assert_eq!(log_files(&broker, "by-time-0"), 1);

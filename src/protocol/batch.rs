@@ -175,6 +175,9 @@ pub fn validate_chunk(chunk: &[u8], batch_bytes_max: usize) -> Result<Vec<BatchS
         if header.compression() == 0 && header.records_count as usize > records_bytes / 7 {
             return Err(BatchError::Corrupt("record count exceeds the batch's bytes"));
         }
+        if header.records_count as usize > crate::constants::BATCH_RECORDS_MAX {
+            return Err(BatchError::Corrupt("too many records in one batch"));
+        }
         if header.compression() > COMPRESSION_CODEC_MAX {
             return Err(BatchError::UnsupportedCompression(header.compression()));
         }
