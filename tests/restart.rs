@@ -128,7 +128,7 @@ async fn repeated_kills_under_load_lose_no_acknowledged_record() {
     let mut sent: std::collections::HashSet<String> = std::collections::HashSet::new();
     for round in 0..ROUNDS {
         let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &broker.bootstrap())
+            .set("bootstrap.servers", broker.bootstrap())
             .set("acks", "all")
             .set("linger.ms", "1")
             .set("message.timeout.ms", "3000")
@@ -155,7 +155,7 @@ async fn repeated_kills_under_load_lose_no_acknowledged_record() {
                 Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
             }
             i += 1;
-            if i % 200 == 0 {
+            if i.is_multiple_of(200) {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
