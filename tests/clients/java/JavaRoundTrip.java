@@ -87,6 +87,32 @@ public class JavaRoundTrip {
                 consumer.offsetsForTimes(Map.of(tps.get(0), 0L));
             check(found.get(tps.get(0)).offset() == 0, "offsetsForTimes(0) is the first offset");
         }
+        // A consumer group (classic protocol): subscribe, read everything, commit, and
+        // the committed offsets come back through OffsetFetch.
+        Properties g = new Properties();
+        g.putAll(c);
+        g.put("group.id", "java-group");
+        g.put("auto.offset.reset", "earliest");
+        int read = 0;
+        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(g)) {
+            consumer.subscribe(List.of("java-topic"));
+            long deadline = System.currentTimeMillis() + 60_000;
+            while (read < RECORDS) {
+                check(System.currentTimeMillis() < deadline, "group read timed out at " + read);
+                read += consumer.poll(Duration.ofMillis(500)).count();
+            }
+            consumer.commitSync();
+            Set<TopicPartition> assigned = consumer.assignment();
+            check(assigned.size() == PARTITIONS, "one member owns every partition");
+            long committed = consumer.committed(assigned).values().stream().mapToLong(OffsetAndMetadata::offset).sum();
+            check(committed == RECORDS, "committed offsets sum to " + committed);
+        }
+        try (Admin admin = Admin.create(common)) {
+            var groups = admin.listConsumerGroups().all().get();
+            check(groups.stream().anyMatch(l -> l.groupId().equals("java-group")), "group listed");
+            var offsets = admin.listConsumerGroupOffsets("java-group").partitionsToOffsetAndMetadata().get();
+            check(offsets.values().stream().mapToLong(OffsetAndMetadata::offset).sum() == RECORDS, "admin sees the offsets");
+        }
         System.out.println("java round trip ok: " + RECORDS + " records");
     }
 }
