@@ -443,12 +443,13 @@ impl GroupCoordinator {
     /// Applies changes in memory and makes them durable.
     async fn persist(&self, group_id: &str, changes: Vec<Change>) -> Result<(), ResponseError> {
         let partition = self.partition_of(group_id);
-        let snapshot = {
+        {
             let mut state = partition.state.borrow_mut();
             changes.iter().for_each(|c| state.apply(c));
-            state.clone()
-        };
-        partition.store.append(&changes, &snapshot).await.map_err(|e| {
+        }
+        // The whole state is copied only when the journal is checkpointed.
+        let snapshot = || partition.state.borrow().clone();
+        partition.store.append(&changes, snapshot).await.map_err(|e| {
             tracing::error!(group = group_id, error = %e, "offsets store write failed");
             ResponseError::CoordinatorNotAvailable
         })

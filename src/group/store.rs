@@ -392,9 +392,10 @@ impl GroupStore {
         Ok((store, state))
     }
 
-    /// Appends changes and fdatasyncs them. `state` is the state after the
-    /// changes; when the journal is long it is checkpointed instead.
-    pub async fn append(&self, changes: &[Change], state: &StoreState) -> Result<(), StorageError> {
+    /// Appends changes and fdatasyncs them. When the journal is long, the whole
+    /// state after the changes (`state` is asked for it only then) is written
+    /// as a checkpoint instead.
+    pub async fn append(&self, changes: &[Change], state: impl FnOnce() -> StoreState) -> Result<(), StorageError> {
         if self.failed.get() {
             return Err(StorageError::Failed("offsets journal failed earlier".into()));
         }
@@ -413,10 +414,10 @@ impl GroupStore {
         result
     }
 
-    async fn append_locked(&self, bytes: Vec<u8>, state: &StoreState) -> Result<(), StorageError> {
+    async fn append_locked(&self, bytes: Vec<u8>, state: impl FnOnce() -> StoreState) -> Result<(), StorageError> {
         let journal = self.journal.borrow_mut().take().ok_or(StorageError::Closing)?;
         if journal.length_bytes + bytes.len() as u64 > OFFSETS_JOURNAL_BYTES_MAX as u64 {
-            let next = self.checkpoint(journal, state).await?;
+            let next = self.checkpoint(journal, &state()).await?;
             *self.journal.borrow_mut() = Some(next);
             return Ok(());
         }
@@ -519,7 +520,7 @@ mod tests {
                 for i in 0..20_000 {
                     let change = commit("g", i % 7, i as i64);
                     state.apply(&change);
-                    store.append(&[change], &state).await.unwrap();
+                    store.append(&[change], || state.clone()).await.unwrap();
                 }
                 store.close().await;
                 let (_, reopened) = GroupStore::open(dir.clone()).await.unwrap();
