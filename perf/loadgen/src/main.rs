@@ -1,0 +1,358 @@
+//! `sluice-perf`: load against any Kafka-compatible broker (Sluice or Apache
+//! Kafka) through librdkafka, so the same tool drives both.
+//!
+//! Modes: `produce` (throughput and acknowledgement latency), `consume`
+//! (catch-up reads from the beginning), `e2e` (produce and consume at once;
+//! latency from the producer's intended send time to the consumer's receipt).
+//! With `--rate`, records are sent on a fixed schedule and latency is measured
+//! from each record's intended send time, so a stalled broker cannot hide its
+//! stall (coordinated omission corrected). Results: a table, and JSON with
+//! `--json`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sluice-perf", about = "Load generator for Kafka-compatible brokers")]
+struct Args {
+    /// Workload file (`key = value` lines with these flags' long names); flags override it.
+    #[arg(long)]
+    workload: Option<String>,
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// produce, consume or e2e.
+    #[arg(long, default_value = "produce")]
+    mode: String,
+    #[arg(long, default_value = "perf")]
+    topic: String,
+    #[arg(long, default_value_t = 16)]
+    partitions: i32,
+    #[arg(long, default_value_t = 1024)]
+    record_size: usize,
+    /// Records per second in all; 0 sends as fast as the client can.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Seconds measured, after the warm-up.
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Seconds of load before measuring starts.
+    #[arg(long, default_value_t = 5)]
+    warmup: u64,
+    #[arg(long, default_value_t = 1)]
+    producers: usize,
+    /// all, 1 or 0.
+    #[arg(long, default_value = "all")]
+    acks: String,
+    /// none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    compression: String,
+    #[arg(long, default_value_t = 1)]
+    linger_ms: u64,
+    #[arg(long, default_value_t = 131_072)]
+    batch_size: usize,
+    /// Distinct keys; 0 sends records without keys.
+    #[arg(long, default_value_t = 0)]
+    keys: u64,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<String>,
+    /// Label printed with the results (e.g. the broker's name).
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// Shared measurements: a latency histogram (µs) and per-second counts.
+struct Stats {
+    latency: Mutex<Histogram<u64>>,
+    timeline: Mutex<BTreeMap<u64, u64>>,
+    records: AtomicU64,
+    bytes: AtomicU64,
+    errors: AtomicU64,
+    measuring: AtomicBool,
+    started: Instant,
+}
+
+impl Stats {
+    fn new() -> Arc<Stats> {
+        Arc::new(Stats {
+            latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")),
+            timeline: Mutex::new(BTreeMap::new()),
+            records: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            measuring: AtomicBool::new(false),
+            started: Instant::now(),
+        })
+    }
+
+    fn record(&self, latency_us: Option<u64>, bytes: usize) {
+        if !self.measuring.load(Ordering::Relaxed) {
+            return;
+        }
+        self.records.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        if let Some(l) = latency_us {
+            let _ = self.latency.lock().unwrap().record(l.clamp(1, 60_000_000));
+        }
+        let second = self.started.elapsed().as_secs();
+        *self.timeline.lock().unwrap().entry(second).or_default() += 1;
+    }
+}
+
+struct Acks(Arc<Stats>);
+impl ClientContext for Acks {}
+impl ProducerContext for Acks {
+    type DeliveryOpaque = Box<(u64, usize)>;
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Self::DeliveryOpaque) {
+        let (intended_us, bytes) = *opaque;
+        match result {
+            Ok(_) => self.0.record(Some(now_us().saturating_sub(intended_us)), bytes),
+            Err(_) => {
+                self.0.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn producer_config(args: &Args) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &args.bootstrap)
+        .set("acks", &args.acks)
+        .set("compression.codec", &args.compression)
+        .set("linger.ms", args.linger_ms.to_string())
+        .set("batch.size", args.batch_size.to_string())
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("enable.idempotence", "false");
+    c
+}
+
+/// One producer thread: sends `rate` records/s (0: unthrottled) until `stop`.
+fn run_producer(args: Args, rate: u64, stats: Arc<Stats>, stop: Arc<AtomicBool>, id: usize) {
+    let producer: BaseProducer<Acks> =
+        producer_config(&args).create_with_context(Acks(stats.clone())).expect("create producer");
+    let mut payload = vec![b'x'; args.record_size.max(8)];
+    let start = Instant::now();
+    let mut sent: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let intended = if rate > 0 {
+            let due = start + Duration::from_nanos(sent * 1_000_000_000 / rate);
+            let now = Instant::now();
+            if due > now {
+                producer.poll(Duration::ZERO);
+                std::thread::sleep((due - now).min(Duration::from_millis(1)));
+                continue;
+            }
+            // Latency counts from when the record was due, not when it went out.
+            now_us().saturating_sub((now - due).as_micros() as u64)
+        } else {
+            now_us()
+        };
+        payload[..8].copy_from_slice(&intended.to_be_bytes());
+        let key = (args.keys > 0).then(|| format!("key-{}", (sent + id as u64 * 7919) % args.keys));
+        let mut record: BaseRecord<'_, String, [u8], Box<(u64, usize)>> =
+            BaseRecord::with_opaque_to(&args.topic, Box::new((intended, payload.len()))).payload(&payload[..]);
+        if let Some(k) = &key {
+            record = record.key(k);
+        }
+        match producer.send(record) {
+            Ok(()) => sent += 1,
+            Err((_, _)) => {
+                producer.poll(Duration::from_millis(1));
+            }
+        }
+        if sent.is_multiple_of(256) {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    let _ = producer.flush(Duration::from_secs(30));
+}
+
+/// A consumer of every partition from the beginning; with `e2e`, latency is
+/// the receipt time minus the send time carried in each record.
+fn run_consumer(args: Args, stats: Arc<Stats>, stop: Arc<AtomicBool>, e2e: bool) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args.bootstrap)
+        .set("group.id", "sluice-perf")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .expect("create consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..args.partitions {
+        tpl.add_partition_offset(&args.topic, p, if e2e { Offset::End } else { Offset::Beginning }).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    while !stop.load(Ordering::Relaxed) {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let payload = m.payload().unwrap_or_default();
+                let latency = (e2e && payload.len() >= 8).then(|| {
+                    let sent = u64::from_be_bytes(payload[..8].try_into().unwrap());
+                    now_us().saturating_sub(sent)
+                });
+                stats.record(latency, payload.len());
+            }
+            Some(Err(_)) => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {}
+        }
+    }
+}
+
+fn ensure_topic(args: &Args) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &args.bootstrap).create().expect("admin client");
+    let rt = std::thread::spawn({
+        let args = args.clone();
+        move || {
+            let topic = NewTopic::new(&args.topic, args.partitions, TopicReplication::Fixed(1));
+            futures_block_on(admin.create_topics(&[topic], &AdminOptions::new()))
+        }
+    });
+    // An existing topic is fine: the load goes to it.
+    let _ = rt.join();
+}
+
+/// Runs a future to completion on this thread (the admin client needs no runtime of its own).
+fn futures_block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct ThreadWaker(std::thread::Thread);
+    impl Wake for ThreadWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(Duration::from_millis(10));
+    }
+}
+
+fn apply_workload(args: &mut Args) {
+    let Some(path) = args.workload.clone() else { return };
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut argv = vec!["sluice-perf".to_string()];
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (k, v) = line.split_once('=').unwrap_or_else(|| panic!("{path}: expected key = value, got {line:?}"));
+        argv.push(format!("--{}", k.trim().replace('_', "-")));
+        argv.push(v.trim().to_string());
+    }
+    // Flags given on the command line win over the file.
+    argv.extend(std::env::args().skip(1));
+    *args = Args::parse_from(argv);
+    args.workload = None;
+}
+
+fn main() {
+    let mut args = Args::parse();
+    apply_workload(&mut args);
+    let stats = Stats::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    if args.mode != "consume" {
+        ensure_topic(&args);
+    }
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    match args.mode.as_str() {
+        "produce" | "e2e" => {
+            let e2e = args.mode == "e2e";
+            if e2e {
+                let (a, s, st) = (args.clone(), stats.clone(), stop.clone());
+                threads.push(std::thread::spawn(move || run_consumer(a, s, st, true)));
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            // Producers do not record in e2e mode: the consumer measures.
+            let producer_stats = if e2e { Stats::new() } else { stats.clone() };
+            if e2e {
+                producer_stats.measuring.store(false, Ordering::Relaxed);
+            }
+            for id in 0..args.producers.max(1) {
+                let (a, s, st) = (args.clone(), producer_stats.clone(), stop.clone());
+                let rate = args.rate / args.producers.max(1) as u64;
+                let core = cores.get(id % cores.len().max(1)).copied();
+                threads.push(std::thread::spawn(move || {
+                    if let Some(core) = core {
+                        core_affinity::set_for_current(core);
+                    }
+                    run_producer(a, rate, s, st, id)
+                }));
+            }
+        }
+        "consume" => {
+            let (a, s, st) = (args.clone(), stats.clone(), stop.clone());
+            threads.push(std::thread::spawn(move || run_consumer(a, s, st, false)));
+        }
+        other => panic!("unknown mode {other}: produce, consume or e2e"),
+    }
+    std::thread::sleep(Duration::from_secs(args.warmup));
+    let measure_start = Instant::now();
+    stats.measuring.store(true, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(args.duration));
+    stats.measuring.store(false, Ordering::Relaxed);
+    let elapsed = measure_start.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    report(&args, &stats, elapsed);
+}
+
+fn report(args: &Args, stats: &Stats, elapsed: f64) {
+    let h = stats.latency.lock().unwrap();
+    let records = stats.records.load(Ordering::Relaxed);
+    let bytes = stats.bytes.load(Ordering::Relaxed);
+    let rps = records as f64 / elapsed;
+    let mbps = bytes as f64 / elapsed / 1_000_000.0;
+    let q = |p: f64| if h.is_empty() { 0.0 } else { h.value_at_quantile(p) as f64 / 1000.0 };
+    let latencies = [
+        ("p50", q(0.50)),
+        ("p90", q(0.90)),
+        ("p99", q(0.99)),
+        ("p99.9", q(0.999)),
+        ("p99.99", q(0.9999)),
+        ("max", if h.is_empty() { 0.0 } else { h.max() as f64 / 1000.0 }),
+    ];
+    println!("{} mode={} records={} errors={}", args.label, args.mode, records, stats.errors.load(Ordering::Relaxed));
+    println!("  throughput: {rps:.0} records/s, {mbps:.1} MB/s");
+    if !h.is_empty() {
+        let line: Vec<String> = latencies.iter().map(|(n, v)| format!("{n} {v:.2} ms")).collect();
+        println!("  latency:    {}", line.join(", "));
+    }
+    if let Some(path) = &args.json {
+        let timeline: Vec<String> =
+            stats.timeline.lock().unwrap().iter().map(|(s, n)| format!("[{s},{n}]")).collect();
+        let lat: Vec<String> = latencies.iter().map(|(n, v)| format!("\"{n}_ms\":{v:.3}")).collect();
+        let json = format!(
+            "{{\"label\":\"{}\",\"mode\":\"{}\",\"records\":{records},\"records_per_sec\":{rps:.1},\"mb_per_sec\":{mbps:.3},\"errors\":{},{},\"timeline\":[{}]}}\n",
+            args.label,
+            args.mode,
+            stats.errors.load(Ordering::Relaxed),
+            lat.join(","),
+            timeline.join(",")
+        );
+        std::fs::write(path, json).unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+}
