@@ -423,3 +423,175 @@ async fn cooperative_sticky_rebalances_incrementally() {
     assert!(!events.contains(&"revoke 4".to_string()), "{events:?}");
     broker.stop();
 }
+
+/// Static membership (KIP-345) on the wire: a restarted static member gets a
+/// new member id without a rebalance and fences its old id; OffsetDelete is
+/// refused for subscribed topics; ListGroups filters by state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_members_rejoin_without_rebalance_and_offsets_can_be_deleted() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::leave_group_request::MemberIdentity;
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition as OffsetDeletePartition, OffsetDeleteRequestTopic as OffsetDeleteTopic,
+    };
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    use kafka_protocol::messages::{
+        ConsumerProtocolSubscription, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+        LeaveGroupRequest, LeaveGroupResponse, OffsetDeleteRequest, OffsetDeleteResponse, SyncGroupRequest,
+        SyncGroupResponse,
+    };
+    use kafka_protocol::protocol::Encodable;
+
+    let broker = Broker::start("groups-static", 2, &["--group-initial-rebalance-delay-ms", "0"]);
+    create_topic(&broker.bootstrap(), "statics", 2, &[]).await;
+    tokio::task::block_in_place(|| {
+        let mut raw = Raw::connect(&broker);
+        let group = GroupId(StrBytes::from_static_str("static-group"));
+        let mut subscription = bytes::BytesMut::new();
+        subscription.extend_from_slice(&0i16.to_be_bytes());
+        ConsumerProtocolSubscription::default()
+            .with_topics(vec![StrBytes::from_static_str("statics")])
+            .encode(&mut subscription, 0)
+            .unwrap();
+        let join = |member: &str| {
+            JoinGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_member_id(StrBytes::from_string(member.to_string()))
+                .with_group_instance_id(Some(StrBytes::from_static_str("instance-1")))
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str("range"))
+                    .with_metadata(subscription.clone().freeze())])
+        };
+        let first: JoinGroupResponse = raw.call(ApiKey::JoinGroup, 7, &join(""));
+        assert_eq!(first.error_code, 0, "a static member needs no MEMBER_ID_REQUIRED round");
+        assert_eq!(first.leader, first.member_id);
+        let synced: SyncGroupResponse = raw.call(
+            ApiKey::SyncGroup,
+            5,
+            &SyncGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_generation_id(first.generation_id)
+                .with_member_id(first.member_id.clone())
+                .with_group_instance_id(Some(StrBytes::from_static_str("instance-1")))
+                .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
+                .with_protocol_name(Some(StrBytes::from_static_str("range")))
+                .with_assignments(vec![SyncGroupRequestAssignment::default()
+                    .with_member_id(first.member_id.clone())
+                    .with_assignment(bytes::Bytes::from_static(b"assignment-1"))]),
+        );
+        assert_eq!(synced.error_code, 0);
+        assert_eq!(&synced.assignment[..], b"assignment-1");
+
+        // The same instance comes back with no member id: same generation, new id, no rebalance.
+        let again: JoinGroupResponse = raw.call(ApiKey::JoinGroup, 7, &join(""));
+        assert_eq!(again.error_code, 0);
+        assert_eq!(again.generation_id, first.generation_id, "no rebalance for a returning static member");
+        assert_ne!(again.member_id, first.member_id);
+        let heartbeat = |raw: &mut Raw, member: &StrBytes| -> i16 {
+            let r: HeartbeatResponse = raw.call(
+                ApiKey::Heartbeat,
+                4,
+                &HeartbeatRequest::default()
+                    .with_group_id(group.clone())
+                    .with_generation_id(first.generation_id)
+                    .with_member_id(member.clone())
+                    .with_group_instance_id(Some(StrBytes::from_static_str("instance-1"))),
+            );
+            r.error_code
+        };
+        assert_eq!(heartbeat(&mut raw, &first.member_id), 82, "the old id is fenced (FENCED_INSTANCE_ID)");
+        assert_eq!(heartbeat(&mut raw, &again.member_id), 0);
+
+        // Commit as the member, then try to delete offsets of the subscribed topic.
+        let commit = OffsetCommitRequest::default()
+            .with_group_id(group.clone())
+            .with_generation_id_or_member_epoch(first.generation_id)
+            .with_member_id(again.member_id.clone())
+            .with_group_instance_id(Some(StrBytes::from_static_str("instance-1")))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("statics")))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(1)
+                    .with_committed_offset(7)])]);
+        let committed: OffsetCommitResponse = raw.call(ApiKey::OffsetCommit, 7, &commit);
+        assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+        let delete =
+            OffsetDeleteRequest::default().with_group_id(group.clone()).with_topics(vec![OffsetDeleteTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("statics")))
+                .with_partitions(vec![OffsetDeletePartition::default().with_partition_index(1)])]);
+        let refused: OffsetDeleteResponse = raw.call(ApiKey::OffsetDelete, 0, &delete);
+        assert_eq!(refused.topics[0].partitions[0].error_code, 86, "GROUP_SUBSCRIBED_TO_TOPIC");
+
+        // Leave by instance id: the group is Empty, and then the offsets can go.
+        let left: LeaveGroupResponse = raw.call(
+            ApiKey::LeaveGroup,
+            4,
+            &LeaveGroupRequest::default().with_group_id(group.clone()).with_members(vec![MemberIdentity::default()
+                .with_member_id(StrBytes::default())
+                .with_group_instance_id(Some(StrBytes::from_static_str("instance-1")))]),
+        );
+        assert_eq!(left.members[0].error_code, 0);
+        let empty: ListGroupsResponse = raw.call(
+            ApiKey::ListGroups,
+            4,
+            &ListGroupsRequest::default().with_states_filter(vec![StrBytes::from_static_str("Empty")]),
+        );
+        assert!(empty.groups.iter().any(|g| g.group_id == group));
+        let stable: ListGroupsResponse = raw.call(
+            ApiKey::ListGroups,
+            4,
+            &ListGroupsRequest::default().with_states_filter(vec![StrBytes::from_static_str("Stable")]),
+        );
+        assert!(!stable.groups.iter().any(|g| g.group_id == group));
+        let deleted: OffsetDeleteResponse = raw.call(ApiKey::OffsetDelete, 0, &delete);
+        assert_eq!(deleted.error_code, 0);
+        assert_eq!(deleted.topics[0].partitions[0].error_code, 0);
+        let fetch = OffsetFetchRequest::default().with_group_id(group.clone()).with_topics(None);
+        let offsets: OffsetFetchResponse = raw.call(ApiKey::OffsetFetch, 7, &fetch);
+        assert!(offsets.topics.is_empty(), "the deleted offset is gone");
+    });
+    broker.stop();
+}
+
+/// Offsets of a group that stays empty expire after offsets.retention.minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_of_empty_groups_expire() {
+    let broker = Broker::start("groups-expiry", 1, &["--offsets-retention-minutes", "1"]);
+    create_topic(&broker.bootstrap(), "expiring", 1, &[]).await;
+    tokio::task::block_in_place(|| {
+        let mut raw = Raw::connect(&broker);
+        // Committed with no generation, as a standalone consumer does; its commit time is now.
+        let commit = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("forgetful")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("expiring")))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(3)])]);
+        let committed: OffsetCommitResponse = raw.call(ApiKey::OffsetCommit, 8, &commit);
+        assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+        let fetch = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("forgetful")))
+            .with_topics(None);
+        let before: OffsetFetchResponse = raw.call(ApiKey::OffsetFetch, 7, &fetch);
+        assert_eq!(before.topics[0].partitions[0].committed_offset, 3);
+        // Still there well inside the minute; gone a little after it.
+        std::thread::sleep(Duration::from_secs(30));
+        let inside: OffsetFetchResponse = raw.call(ApiKey::OffsetFetch, 7, &fetch);
+        assert_eq!(inside.topics.len(), 1);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let after: OffsetFetchResponse = raw.call(ApiKey::OffsetFetch, 7, &fetch);
+            if after.topics.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "offsets never expired");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    broker.stop();
+}

@@ -258,8 +258,11 @@ pub async fn resolve_topics(
 pub async fn scatter<I, R>(
     shard: &Rc<Shard>,
     items: Vec<(usize, I)>,
-    make: impl Fn(Vec<I>, futures::channel::oneshot::Sender<Vec<Result<R, crate::router::RouteError>>>) -> ShardRequest,
-) -> Vec<Result<R, crate::router::RouteError>> {
+    make: impl Fn(Vec<I>, crate::router::ReplyTo<Vec<Result<R, crate::router::RouteError>>>) -> ShardRequest,
+) -> Vec<Result<R, crate::router::RouteError>>
+where
+    Vec<Result<R, crate::router::RouteError>>: crate::router::Answer,
+{
     let total = items.len();
     let mut groups: BTreeMap<usize, (Vec<usize>, Vec<I>)> = BTreeMap::new();
     for (position, (owner, item)) in items.into_iter().enumerate() {

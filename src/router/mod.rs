@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures::channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 
 use crate::metadata::controller::{ControllerReply, ControllerRequest};
@@ -89,59 +88,144 @@ pub enum ShardRequest {
     Produce {
         parts: Vec<ProducePart>,
         acks: AckLevel,
-        reply: oneshot::Sender<Vec<Result<AppendOutcome, RouteError>>>,
+        reply: ReplyTo<Vec<Result<AppendOutcome, RouteError>>>,
     },
     Read {
         parts: Vec<ReadPart>,
-        reply: oneshot::Sender<Vec<Result<ReadOutcome, RouteError>>>,
+        reply: ReplyTo<Vec<Result<ReadOutcome, RouteError>>>,
     },
     /// Answer once any listed partition's high watermark passes its offset, or at `deadline`.
     Watch {
         parts: Vec<(Arc<str>, i32, i64)>,
         deadline: Instant,
-        reply: oneshot::Sender<()>,
+        reply: ReplyTo<()>,
     },
     Offsets {
         parts: Vec<(Arc<str>, i32)>,
-        reply: oneshot::Sender<Vec<Result<PartitionOffsets, RouteError>>>,
+        reply: ReplyTo<Vec<Result<PartitionOffsets, RouteError>>>,
     },
     /// DeleteRecords: move each partition's log start offset; answers the new one.
     DeleteRecords {
         parts: Vec<(Arc<str>, i32, i64)>,
-        reply: oneshot::Sender<Vec<Result<i64, RouteError>>>,
+        reply: ReplyTo<Vec<Result<i64, RouteError>>>,
     },
     /// Timestamp lookups: (timestamp, offset), or None when no record is that new.
     ListOffsets {
         queries: Vec<OffsetQuery>,
-        reply: oneshot::Sender<Vec<Result<Option<TimestampOffset>, RouteError>>>,
+        reply: ReplyTo<Vec<Result<Option<TimestampOffset>, RouteError>>>,
     },
     /// Catalog changes go to the controller (shard 0).
     Controller {
         request: ControllerRequest,
-        reply: oneshot::Sender<ControllerReply>,
+        reply: ReplyTo<ControllerReply>,
     },
     /// Group coordination, on the shard that owns the group's offsets partition.
     Group {
         call: Box<crate::group::GroupCall>,
-        reply: oneshot::Sender<crate::group::GroupReply>,
+        reply: ReplyTo<crate::group::GroupReply>,
     },
     /// A new catalog: adopt it, open newly owned partitions, close removed ones.
     ApplyCatalog {
         catalog: Arc<Catalog>,
-        reply: oneshot::Sender<()>,
+        reply: ReplyTo<()>,
     },
 }
 
-/// This shard's end of the mesh.
+/// Every answer a shard sends back over the reply mesh.
+#[derive(Debug)]
+pub enum ShardReply {
+    Produce(Vec<Result<AppendOutcome, RouteError>>),
+    Read(Vec<Result<ReadOutcome, RouteError>>),
+    Offsets(Vec<Result<PartitionOffsets, RouteError>>),
+    DeleteRecords(Vec<Result<i64, RouteError>>),
+    ListOffsets(Vec<Result<Option<TimestampOffset>, RouteError>>),
+    Controller(ControllerReply),
+    Group(crate::group::GroupReply),
+    Done,
+}
+
+/// A type that travels as a [`ShardReply`].
+pub trait Answer: Sized + Send + 'static {
+    fn into_reply(self) -> ShardReply;
+    fn from_reply(reply: ShardReply) -> Option<Self>;
+}
+
+macro_rules! answer {
+    ($t:ty, $variant:ident) => {
+        impl Answer for $t {
+            fn into_reply(self) -> ShardReply {
+                ShardReply::$variant(self)
+            }
+            fn from_reply(reply: ShardReply) -> Option<Self> {
+                match reply {
+                    ShardReply::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+answer!(Vec<Result<AppendOutcome, RouteError>>, Produce);
+answer!(Vec<Result<ReadOutcome, RouteError>>, Read);
+answer!(Vec<Result<PartitionOffsets, RouteError>>, Offsets);
+answer!(Vec<Result<i64, RouteError>>, DeleteRecords);
+answer!(Vec<Result<Option<TimestampOffset>, RouteError>>, ListOffsets);
+answer!(ControllerReply, Controller);
+answer!(crate::group::GroupReply, Group);
+
+impl Answer for () {
+    fn into_reply(self) -> ShardReply {
+        ShardReply::Done
+    }
+    fn from_reply(reply: ShardReply) -> Option<Self> {
+        matches!(reply, ShardReply::Done).then_some(())
+    }
+}
+
+/// Where an answer goes: to a task on the same shard, or back over the reply
+/// mesh to the shard that asked.
+///
+/// Wakers of glommio tasks must never be woken or dropped on another
+/// executor's thread, so an answer for another shard never goes through a
+/// channel whose waker lives there: it travels as a message on the reply
+/// mesh and is handed to the waiting task by its own shard.
+#[derive(Debug)]
+pub enum ReplyTo<T> {
+    Local(futures::channel::oneshot::Sender<T>),
+    Remote { shard: usize, id: u64, _answer: std::marker::PhantomData<fn(T)> },
+}
+
+impl<T: Answer> ReplyTo<T> {
+    /// Delivers the answer.
+    pub async fn send(self, router: &Router, value: T) {
+        match self {
+            ReplyTo::Local(tx) => {
+                let _ = tx.send(value);
+            }
+            ReplyTo::Remote { shard, id, .. } => router.reply(shard, id, value.into_reply()).await,
+        }
+    }
+
+    /// Resolves when a local asker gave up waiting; never for a remote one.
+    pub async fn abandoned(&mut self) {
+        match self {
+            ReplyTo::Local(tx) => tx.cancellation().await,
+            ReplyTo::Remote { .. } => futures::future::pending().await,
+        }
+    }
+}
+
+/// This shard's ends of the request and reply meshes.
 pub struct Router {
     pub shard_id: usize,
     pub shards: usize,
     senders: Senders<ShardRequest>,
+    reply_senders: Senders<(u64, ShardReply)>,
 }
 
 impl Router {
-    pub fn new(senders: Senders<ShardRequest>) -> Router {
-        Router { shard_id: senders.peer_id(), shards: senders.nr_consumers(), senders }
+    pub fn new(senders: Senders<ShardRequest>, reply_senders: Senders<(u64, ShardReply)>) -> Router {
+        Router { shard_id: senders.peer_id(), shards: senders.nr_consumers(), senders, reply_senders }
     }
 
     /// Sends work to `shard` (which must not be this one).
@@ -149,18 +233,27 @@ impl Router {
         assert_ne!(shard, self.shard_id, "local work does not go through the mesh");
         self.senders.send_to(shard, request).await.map_err(|_| RouteError::Unreachable(shard))
     }
+
+    /// Sends an answer back to the shard that asked.
+    pub async fn reply(&self, shard: usize, id: u64, reply: ShardReply) {
+        assert_ne!(shard, self.shard_id, "local answers do not go through the mesh");
+        if self.reply_senders.send_to(shard, (id, reply)).await.is_err() {
+            tracing::debug!(shard, "reply mesh closed");
+        }
+    }
 }
 
-/// Receives work from every peer and hands each envelope to `serve`.
-pub fn spawn_receivers<F>(mut receivers: Receivers<ShardRequest>, serve: Rc<F>)
+/// Receives messages from every peer on a mesh and hands each to `handle`.
+pub fn spawn_receivers<T, F>(mut receivers: Receivers<T>, handle: Rc<F>)
 where
-    F: Fn(ShardRequest) + 'static,
+    T: Send + 'static,
+    F: Fn(T) + 'static,
 {
     for (peer, receiver) in receivers.streams() {
-        let serve = serve.clone();
+        let handle = handle.clone();
         glommio::spawn_local(async move {
-            while let Some(request) = receiver.recv().await {
-                serve(request);
+            while let Some(message) = receiver.recv().await {
+                handle(message);
             }
             tracing::debug!(peer, "mesh channel closed");
         })

@@ -16,7 +16,9 @@ use futures::future::{join_all, select, select_all};
 use crate::config::BrokerConfig;
 use crate::metadata::controller::Controller;
 use crate::metadata::Catalog;
-use crate::router::{OffsetQuery, PartitionOffsets, ProducePart, ReadPart, RouteError, Router, ShardRequest};
+use crate::router::{
+    Answer, OffsetQuery, PartitionOffsets, ProducePart, ReadPart, ReplyTo, RouteError, Router, ShardReply, ShardRequest,
+};
 use crate::storage::{AckLevel, AppendOutcome, Log, ReadOutcome};
 
 type PartitionKey = (Arc<str>, i32);
@@ -39,7 +41,13 @@ pub struct Shard {
     pub request_budget: Rc<glommio::sync::Semaphore>,
     catalog: RefCell<Arc<Catalog>>,
     logs: RefCell<HashMap<PartitionKey, Rc<Log>>>,
+    /// Calls to other shards awaiting their answer, by call id.
+    pending_calls: RefCell<HashMap<u64, PendingCall>>,
+    next_call_id: std::cell::Cell<u64>,
 }
+
+/// Hands a remote answer to the local task waiting for it.
+type PendingCall = Box<dyn FnOnce(ShardReply)>;
 
 impl Shard {
     pub fn new(
@@ -64,6 +72,8 @@ impl Shard {
             )),
             catalog: RefCell::new(Arc::new(Catalog::default())),
             logs: RefCell::new(HashMap::new()),
+            pending_calls: RefCell::new(HashMap::new()),
+            next_call_id: std::cell::Cell::new(0),
         }
     }
 
@@ -78,19 +88,39 @@ impl Shard {
 
     /// Sends a request to `shard` and awaits the answer; local work is served
     /// directly. `make` wraps the reply channel into the request.
-    pub async fn call<R>(
+    pub async fn call<R: Answer>(
         self: &Rc<Self>,
         shard: usize,
-        make: impl FnOnce(oneshot::Sender<R>) -> ShardRequest,
+        make: impl FnOnce(ReplyTo<R>) -> ShardRequest,
     ) -> Result<R, RouteError> {
         let (tx, rx) = oneshot::channel();
-        let request = make(tx);
         if shard == self.id {
-            self.serve(request);
+            self.serve(make(ReplyTo::Local(tx)));
         } else {
-            self.router.send(shard, request).await?;
+            let id = self.next_call_id.get();
+            self.next_call_id.set(id + 1);
+            let deliver: PendingCall = Box::new(move |reply| {
+                if let Some(value) = R::from_reply(reply) {
+                    let _ = tx.send(value);
+                }
+            });
+            self.pending_calls.borrow_mut().insert(id, deliver);
+            let request = make(ReplyTo::Remote { shard: self.id, id, _answer: std::marker::PhantomData });
+            if let Err(e) = self.router.send(shard, request).await {
+                self.pending_calls.borrow_mut().remove(&id);
+                return Err(e);
+            }
         }
         rx.await.map_err(|_| RouteError::Unreachable(shard))
+    }
+
+    /// An answer from another shard arrived on the reply mesh.
+    pub fn deliver_reply(&self, id: u64, reply: ShardReply) {
+        let pending = self.pending_calls.borrow_mut().remove(&id);
+        match pending {
+            Some(deliver) => deliver(reply),
+            None => tracing::debug!(id, "answer for a call nobody waits for"),
+        }
     }
 
     /// Handles work routed to this shard, on a task of its own.
@@ -102,29 +132,30 @@ impl Shard {
     async fn serve_now(self: Rc<Self>, request: ShardRequest) {
         match request {
             ShardRequest::Produce { parts, acks, reply } => {
-                let _ = reply.send(self.produce(parts, acks).await);
+                let answer = self.produce(parts, acks).await;
+                reply.send(&self.router, answer).await;
             }
             ShardRequest::Read { parts, reply } => {
-                let _ = reply.send(self.read(parts).await);
+                let answer = self.read(parts).await;
+                reply.send(&self.router, answer).await;
             }
             ShardRequest::Watch { parts, deadline, mut reply } => {
                 let waits = self.watch(&parts);
                 let timeout = glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()));
-                if !waits.is_empty() {
-                    let any = select_all(waits);
-                    let cancelled = reply.cancellation();
-                    futures::pin_mut!(timeout, cancelled);
-                    let _ = select(any, select(timeout, cancelled)).await;
-                } else {
-                    let cancelled = reply.cancellation();
-                    futures::pin_mut!(timeout, cancelled);
-                    let _ = select(timeout, cancelled).await;
+                {
+                    let abandoned = reply.abandoned();
+                    futures::pin_mut!(timeout, abandoned);
+                    if !waits.is_empty() {
+                        let _ = select(select_all(waits), select(timeout, abandoned)).await;
+                    } else {
+                        let _ = select(timeout, abandoned).await;
+                    }
                 }
-                let _ = reply.send(());
+                reply.send(&self.router, ()).await;
             }
             ShardRequest::Offsets { parts, reply } => {
-                let answers = parts.iter().map(|(t, p)| self.offsets(t, *p)).collect();
-                let _ = reply.send(answers);
+                let answers: Vec<_> = parts.iter().map(|(t, p)| self.offsets(t, *p)).collect();
+                reply.send(&self.router, answers).await;
             }
             ShardRequest::DeleteRecords { parts, reply } => {
                 let deletes = parts.into_iter().map(|(topic, partition, offset)| {
@@ -137,21 +168,25 @@ impl Shard {
                         Ok(log.delete_records(offset).await?)
                     }
                 });
-                let _ = reply.send(join_all(deletes).await);
+                let answer = join_all(deletes).await;
+                reply.send(&self.router, answer).await;
             }
             ShardRequest::ListOffsets { queries, reply } => {
-                let _ = reply.send(self.list_offsets(queries).await);
+                let answer = self.list_offsets(queries).await;
+                reply.send(&self.router, answer).await;
             }
             ShardRequest::Controller { request, reply } => {
                 let controller = self.controller.as_ref().expect("controller requests go to shard 0");
-                let _ = reply.send(controller.handle(&self, request).await);
+                let answer = controller.handle(&self, request).await;
+                reply.send(&self.router, answer).await;
             }
             ShardRequest::Group { call, reply } => {
-                let _ = reply.send(self.groups.serve(*call).await);
+                let answer = self.groups.serve(*call).await;
+                reply.send(&self.router, answer).await;
             }
             ShardRequest::ApplyCatalog { catalog, reply } => {
                 self.apply_catalog(catalog).await;
-                let _ = reply.send(());
+                reply.send(&self.router, ()).await;
             }
         }
     }

@@ -68,6 +68,9 @@ struct Args {
     /// Write the results as JSON to this file.
     #[arg(long)]
     json: Option<String>,
+    /// Topic configs for the topic this tool creates, as name=value (repeatable).
+    #[arg(long = "topic-config")]
+    topic_configs: Vec<String>,
     /// Label printed with the results (e.g. the broker's name).
     #[arg(long, default_value = "")]
     label: String,
@@ -223,7 +226,11 @@ fn ensure_topic(args: &Args) {
     let rt = std::thread::spawn({
         let args = args.clone();
         move || {
-            let topic = NewTopic::new(&args.topic, args.partitions, TopicReplication::Fixed(1));
+            let mut topic = NewTopic::new(&args.topic, args.partitions, TopicReplication::Fixed(1));
+            for config in &args.topic_configs {
+                let (k, v) = config.split_once('=').expect("--topic-config name=value");
+                topic = topic.set(k, v);
+            }
             futures_block_on(admin.create_topics(&[topic], &AdminOptions::new()))
         }
     });
@@ -254,14 +261,19 @@ fn futures_block_on<F: std::future::Future>(f: F) -> F::Output {
 fn apply_workload(args: &mut Args) {
     let Some(path) = args.workload.clone() else { return };
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let cli: Vec<String> = std::env::args().skip(1).collect();
     let mut argv = vec!["sluice-perf".to_string()];
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
         let (k, v) = line.split_once('=').unwrap_or_else(|| panic!("{path}: expected key = value, got {line:?}"));
-        argv.push(format!("--{}", k.trim().replace('_', "-")));
+        let flag = format!("--{}", k.trim().replace('_', "-"));
+        if cli.contains(&flag) {
+            continue;
+        }
+        argv.push(flag);
         argv.push(v.trim().to_string());
     }
     // Flags given on the command line win over the file.
-    argv.extend(std::env::args().skip(1));
+    argv.extend(cli);
     *args = Args::parse_from(argv);
     args.workload = None;
 }
@@ -342,8 +354,7 @@ fn report(args: &Args, stats: &Stats, elapsed: f64) {
         println!("  latency:    {}", line.join(", "));
     }
     if let Some(path) = &args.json {
-        let timeline: Vec<String> =
-            stats.timeline.lock().unwrap().iter().map(|(s, n)| format!("[{s},{n}]")).collect();
+        let timeline: Vec<String> = stats.timeline.lock().unwrap().iter().map(|(s, n)| format!("[{s},{n}]")).collect();
         let lat: Vec<String> = latencies.iter().map(|(n, v)| format!("\"{n}_ms\":{v:.3}")).collect();
         let json = format!(
             "{{\"label\":\"{}\",\"mode\":\"{}\",\"records\":{records},\"records_per_sec\":{rps:.1},\"mb_per_sec\":{mbps:.3},\"errors\":{},{},\"timeline\":[{}]}}\n",

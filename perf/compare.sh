@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Apache Kafka 4.1 and Sluice side by side on this machine: same workload, same
+# disk, one run. Prints one table per durability mode with each figure for
+# both brokers and their ratio, then runs Kafka's own ProducerPerformance
+# against both.
+#
+# Usage: perf/compare.sh [workload.conf ...]   (default: the fixed-rate and max-rate 16-partition workloads)
+# Needs: Java 17, Maven (fetches Kafka from Maven Central), python3; fio if present.
+# Env: DATA (scratch dir on the disk under test, default /tmp/sluice-compare),
+#      DURATION and WARMUP (seconds, default 20 and 5).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${DATA:-/tmp/sluice-compare}"
+DURATION="${DURATION:-20}"
+WARMUP="${WARMUP:-5}"
+WORKLOADS=("$@")
+[ ${#WORKLOADS[@]} -gt 0 ] || WORKLOADS=(perf/workloads/fixed-rate-16p-1k.conf perf/workloads/max-rate-16p-1k.conf)
+KAFKA_PORT=19192
+SLUICE_PORT=19292
+
+cargo build --release -q -p sluice -p sluice-perf
+(cd perf/kafka && mvn -q dependency:copy-dependencies)
+CP="perf/kafka/target/dependency/*"
+PERF=target/release/sluice-perf
+rm -rf "$DATA" && mkdir -p "$DATA/results"
+
+start_kafka() {
+    local dir="$DATA/kafka"
+    rm -rf "$dir" && mkdir -p "$dir/logs"
+    cat > "$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$((KAFKA_PORT + 1))
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$((KAFKA_PORT + 1))
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/logs
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+PROPS
+    java -cp "$CP" kafka.tools.StorageTool format -t "$(java -cp "$CP" kafka.tools.StorageTool random-uuid)" \
+        -c "$dir/server.properties" >/dev/null
+    java -Xms1g -Xmx1g -cp "$CP" kafka.Kafka "$dir/server.properties" >"$dir/kafka.out" 2>&1 &
+    BROKER_PID=$!
+    wait_port $KAFKA_PORT
+}
+
+start_sluice() {
+    rm -rf "$DATA/sluice"
+    target/release/sluice serve --listen 127.0.0.1:$SLUICE_PORT --data-dir "$DATA/sluice" >"$DATA/sluice.out" 2>&1 &
+    BROKER_PID=$!
+    wait_port $SLUICE_PORT
+}
+
+wait_port() {
+    for _ in $(seq 1 300); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && { sleep 2; return 0; }
+        sleep 0.2
+    done
+    echo "broker on port $1 did not start" >&2
+    exit 1
+}
+
+stop_broker() {
+    kill "$BROKER_PID" 2>/dev/null || true
+    wait "$BROKER_PID" 2>/dev/null || true
+}
+
+run() { # broker port mode workload tag extra...
+    local broker=$1 port=$2 mode=$3 workload=$4 tag=$5
+    shift 5
+    "$PERF" --workload "$workload" --bootstrap "127.0.0.1:$port" --mode "$mode" --label "$broker" \
+        --topic "$tag-$mode" --duration "$DURATION" --warmup "$WARMUP" \
+        --json "$DATA/results/$tag-$mode-$broker.json" "$@" >/dev/null
+}
+
+if command -v fio >/dev/null; then
+    fio --name=seqwrite --filename="$DATA/fio.tmp" --rw=write --bs=1M --size=2G --direct=1 --ioengine=io_uring \
+        --output-format=json >"$DATA/results/fio.json" && rm -f "$DATA/fio.tmp"
+fi
+
+for durability in default flush-every-write; do
+    extra=()
+    [ "$durability" = flush-every-write ] && extra=(--topic-config flush.messages=1)
+    for broker in kafka sluice; do
+        if [ "$broker" = kafka ]; then start_kafka; port=$KAFKA_PORT; else start_sluice; port=$SLUICE_PORT; fi
+        for workload in "${WORKLOADS[@]}"; do
+            tag="$(basename "$workload" .conf)-$durability"
+            run "$broker" "$port" produce "$workload" "$tag" "${extra[@]}"
+            # End to end at the workload's rate (half of Kafka's maximum is set in the workload files).
+            run "$broker" "$port" e2e "$workload" "$tag" "${extra[@]}"
+        done
+        stop_broker
+    done
+done
+
+# Kafka's own ProducerPerformance against both, acks=all, 1 KiB records.
+for broker in kafka sluice; do
+    if [ "$broker" = kafka ]; then start_kafka; port=$KAFKA_PORT; else start_sluice; port=$SLUICE_PORT; fi
+    java -cp "$CP" org.apache.kafka.tools.ProducerPerformance --topic pp --num-records 2000000 --record-size 1024 \
+        --throughput -1 --producer-props bootstrap.servers=127.0.0.1:$port acks=all linger.ms=1 batch.size=131072 \
+        2>/dev/null | tail -1 >"$DATA/results/producer-performance-$broker.txt"
+    stop_broker
+done
+
+python3 perf/report.py "$DATA/results"
