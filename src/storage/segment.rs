@@ -252,7 +252,8 @@ impl Segment {
             let want = (file_size - position).min(SCAN_READ_BYTES as u64) as usize;
             let read = self.file.file.read_at(position, want).await.map_err(|e| StorageError::io("read segment", e))?;
             let bytes: &[u8] = &read;
-            let next = (self.next_offset > self.file.base_offset).then_some(self.next_offset);
+            // A batch below the segment's base offset is as invalid as one that goes back.
+            let next = Some(self.next_offset.max(self.file.base_offset));
             let scanned = super::recovery::scan_chunk(bytes, next);
             for (at, header) in &scanned.batches {
                 let interval = if rebuild { index_interval_bytes } else { u64::MAX };
@@ -271,7 +272,8 @@ impl Segment {
                     .read_at(position, header.size_bytes)
                     .await
                     .map_err(|e| StorageError::io("read segment", e))?;
-                if header.magic != 2 || !batch::crc_matches(&whole, &header) {
+                let goes_back = header.base_offset < self.next_offset.max(self.file.base_offset);
+                if header.magic != 2 || goes_back || !batch::crc_matches(&whole, &header) {
                     break;
                 }
                 self.record_batch(position, &header, if rebuild { index_interval_bytes } else { u64::MAX });
