@@ -181,9 +181,10 @@ async fn run_shard(
     let reply_shard = shard.clone();
     spawn_receivers(reply_receivers, Rc::new(move |(id, reply)| reply_shard.deliver_reply(id, reply)));
     if let Some(controller) = &shard.controller {
-        // Every shard opens its partitions before any listener accepts.
         broadcast(&shard, controller.catalog()).await;
     }
+    // Every shard has its partitions open before its listener accepts.
+    shard.wait_for_catalog().await;
     // Sessions, rebalance deadlines and offset expiry, in a low-priority queue.
     let sweeper = shard.clone();
     let background = glommio::executor().create_task_queue(

@@ -44,6 +44,8 @@ pub struct Shard {
     /// Calls to other shards awaiting their answer, by call id.
     pending_calls: RefCell<HashMap<u64, PendingCall>>,
     next_call_id: std::cell::Cell<u64>,
+    /// Catalogs applied so far; the listener waits for the first.
+    catalogs_applied: std::cell::Cell<u64>,
 }
 
 /// Hands a remote answer to the local task waiting for it.
@@ -74,6 +76,7 @@ impl Shard {
             logs: RefCell::new(HashMap::new()),
             pending_calls: RefCell::new(HashMap::new()),
             next_call_id: std::cell::Cell::new(0),
+            catalogs_applied: std::cell::Cell::new(0),
         }
     }
 
@@ -312,6 +315,15 @@ impl Shard {
                 }
                 Err(e) => tracing::error!(topic = %key.0, partition = key.1, error = %e, "cannot open partition"),
             }
+        }
+        self.catalogs_applied.set(self.catalogs_applied.get() + 1);
+    }
+
+    /// Waits until this shard has applied the controller's first catalog (its
+    /// partitions are open), so that no request finds them missing.
+    pub async fn wait_for_catalog(&self) {
+        while self.catalogs_applied.get() == 0 {
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 
