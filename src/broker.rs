@@ -13,7 +13,7 @@ use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use crate::config::BrokerConfig;
 use crate::constants::{IO_MEMORY_BYTES_PER_SHARD, MESH_CHANNEL_DEPTH};
 use crate::metadata::controller::{broadcast, Controller};
-use crate::router::{spawn_receivers, Router, ShardReply, ShardRequest};
+use crate::router::{spawn_receivers, Router, ShardRequest};
 use crate::server::{self, STOPPING};
 use crate::shard::Shard;
 
@@ -108,7 +108,6 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
 
     let config = Arc::new(config);
     let mesh = MeshBuilder::<ShardRequest, _>::full(config.shards, MESH_CHANNEL_DEPTH);
-    let reply_mesh = MeshBuilder::<(u64, ShardReply), _>::full(config.shards, MESH_CHANNEL_DEPTH);
     let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(config.shards, None))
         .name("sluice-shard")
         .io_memory(IO_MEMORY_BYTES_PER_SHARD)
@@ -116,8 +115,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
             let config = config.clone();
             let cluster_id = cluster_id.clone();
             let mesh = mesh.clone();
-            let reply_mesh = reply_mesh.clone();
-            async move { run_shard(config, cluster_id, mesh, reply_mesh, clean_start).await }
+            async move { run_shard(config, cluster_id, mesh, clean_start).await }
         })
         .map_err(|e| format!("start shards: {e}"))?;
     let results = handles.join_all();
@@ -147,12 +145,10 @@ async fn run_shard(
     config: Arc<BrokerConfig>,
     cluster_id: Arc<str>,
     mesh: MeshBuilder<ShardRequest, glommio::channels::channel_mesh::Full>,
-    reply_mesh: MeshBuilder<(u64, ShardReply), glommio::channels::channel_mesh::Full>,
     clean_start: bool,
 ) -> Result<bool, String> {
     let (senders, receivers) = mesh.join().await.map_err(|_| "join the shard mesh".to_string())?;
-    let (reply_senders, reply_receivers) = reply_mesh.join().await.map_err(|_| "join the reply mesh".to_string())?;
-    let router = Router::new(senders, reply_senders);
+    let router = Router::new(senders);
     crate::storage::file::settle_iopoll_probe(&config.data_dir).await.map_err(|e| e.to_string())?;
     let controller = if router.shard_id == 0 {
         Some(
@@ -178,8 +174,6 @@ async fn run_shard(
     let shard = Rc::new(Shard::new(config, cluster_id, router, controller, groups, clean_start));
     let serve_shard = shard.clone();
     spawn_receivers(receivers, Rc::new(move |request| serve_shard.serve(request)));
-    let reply_shard = shard.clone();
-    spawn_receivers(reply_receivers, Rc::new(move |(id, reply)| reply_shard.deliver_reply(id, reply)));
     if let Some(controller) = &shard.controller {
         broadcast(&shard, controller.catalog()).await;
     }

@@ -124,6 +124,11 @@ pub enum ShardRequest {
         call: Box<crate::group::GroupCall>,
         reply: ReplyTo<crate::group::GroupReply>,
     },
+    /// An answer to a call this shard made to the sender (see [`ReplyTo`]).
+    Reply {
+        id: u64,
+        reply: Box<ShardReply>,
+    },
     /// A new catalog: adopt it, open newly owned partitions, close removed ones.
     ApplyCatalog {
         catalog: Arc<Catalog>,
@@ -182,13 +187,13 @@ impl Answer for () {
     }
 }
 
-/// Where an answer goes: to a task on the same shard, or back over the reply
-/// mesh to the shard that asked.
+/// Where an answer goes: to a task on the same shard, or back over the mesh
+/// to the shard that asked.
 ///
 /// Wakers of glommio tasks must never be woken or dropped on another
 /// executor's thread, so an answer for another shard never goes through a
-/// channel whose waker lives there: it travels as a message on the reply
-/// mesh and is handed to the waiting task by its own shard.
+/// channel whose waker lives there: it travels as a [`ShardRequest::Reply`]
+/// message and is handed to the waiting task by its own shard.
 #[derive(Debug)]
 pub enum ReplyTo<T> {
     Local(futures::channel::oneshot::Sender<T>),
@@ -215,17 +220,16 @@ impl<T: Answer> ReplyTo<T> {
     }
 }
 
-/// This shard's ends of the request and reply meshes.
+/// This shard's end of the mesh.
 pub struct Router {
     pub shard_id: usize,
     pub shards: usize,
     senders: Senders<ShardRequest>,
-    reply_senders: Senders<(u64, ShardReply)>,
 }
 
 impl Router {
-    pub fn new(senders: Senders<ShardRequest>, reply_senders: Senders<(u64, ShardReply)>) -> Router {
-        Router { shard_id: senders.peer_id(), shards: senders.nr_consumers(), senders, reply_senders }
+    pub fn new(senders: Senders<ShardRequest>) -> Router {
+        Router { shard_id: senders.peer_id(), shards: senders.nr_consumers(), senders }
     }
 
     /// Sends work to `shard` (which must not be this one).
@@ -237,8 +241,9 @@ impl Router {
     /// Sends an answer back to the shard that asked.
     pub async fn reply(&self, shard: usize, id: u64, reply: ShardReply) {
         assert_ne!(shard, self.shard_id, "local answers do not go through the mesh");
-        if self.reply_senders.send_to(shard, (id, reply)).await.is_err() {
-            tracing::debug!(shard, "reply mesh closed");
+        let message = ShardRequest::Reply { id, reply: Box::new(reply) };
+        if self.senders.send_to(shard, message).await.is_err() {
+            tracing::debug!(shard, "mesh closed before an answer was sent");
         }
     }
 }

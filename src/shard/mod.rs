@@ -126,8 +126,13 @@ impl Shard {
         }
     }
 
-    /// Handles work routed to this shard, on a task of its own.
+    /// Handles work routed to this shard, on a task of its own; answers to
+    /// this shard's own calls are handed over at once.
     pub fn serve(self: &Rc<Self>, request: ShardRequest) {
+        if let ShardRequest::Reply { id, reply } = request {
+            self.deliver_reply(id, *reply);
+            return;
+        }
         let shard = self.clone();
         glommio::spawn_local(async move { shard.serve_now(request).await }).detach();
     }
@@ -191,6 +196,7 @@ impl Shard {
                 self.apply_catalog(catalog).await;
                 reply.send(&self.router, ()).await;
             }
+            ShardRequest::Reply { id, reply } => self.deliver_reply(id, *reply),
         }
     }
 
