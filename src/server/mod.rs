@@ -44,29 +44,34 @@ const STOP_POLL_MS: u64 = 50;
 pub async fn listen(shard: Rc<Shard>) -> std::io::Result<()> {
     let listener = TcpListener::bind(shard.config.listen).map_err(|e| std::io::Error::other(e.to_string()))?;
     tracing::info!(shard = shard.id, addr = %shard.config.listen, "listening");
+    // One accept stays pending across the stop checks: dropping an accept the
+    // kernel may already have completed would lose that connection.
+    let mut accept = Box::pin(listener.accept());
     loop {
-        let accept = listener.accept();
         let tick = glommio::timer::sleep(std::time::Duration::from_millis(STOP_POLL_MS));
-        futures::pin_mut!(accept, tick);
-        match futures::future::select(accept, tick).await {
-            futures::future::Either::Left((Ok(stream), _)) => {
-                let Some(slot) = ConnectionSlot::take(shard.config.max_connections) else {
-                    tracing::warn!(
-                        max = shard.config.max_connections,
-                        "max.connections reached; refusing a connection"
-                    );
-                    drop(stream);
-                    continue;
-                };
-                let shard = shard.clone();
-                glommio::spawn_local(async move {
-                    connection::serve(shard, stream).await;
-                    drop(slot);
-                })
-                .detach();
-            }
-            futures::future::Either::Left((Err(e), _)) => {
-                tracing::warn!(error = %e, "accept failed");
+        futures::pin_mut!(tick);
+        match futures::future::select(accept.as_mut(), tick).await {
+            futures::future::Either::Left((accepted, _)) => {
+                accept = Box::pin(listener.accept());
+                match accepted {
+                    Ok(stream) => {
+                        let Some(slot) = ConnectionSlot::take(shard.config.max_connections) else {
+                            tracing::warn!(
+                                max = shard.config.max_connections,
+                                "max.connections reached; refusing a connection"
+                            );
+                            drop(stream);
+                            continue;
+                        };
+                        let shard = shard.clone();
+                        glommio::spawn_local(async move {
+                            connection::serve(shard, stream).await;
+                            drop(slot);
+                        })
+                        .detach();
+                    }
+                    Err(e) => tracing::warn!(error = %e, "accept failed"),
+                }
             }
             futures::future::Either::Right(_) => {}
         }
