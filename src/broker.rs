@@ -171,7 +171,14 @@ async fn run_shard(
     let groups =
         crate::group::coordinator::GroupCoordinator::open(&config.data_dir, router.shard_id, router.shards, settings)
             .await?;
-    let shard = Rc::new(Shard::new(config, cluster_id, router, controller, groups, clean_start));
+    let txns = crate::txn::coordinator::TxnCoordinator::open(
+        &config.data_dir,
+        router.shard_id,
+        router.shards,
+        config.transaction_max_timeout_ms,
+    )
+    .await?;
+    let shard = Rc::new(Shard::new(config, cluster_id, router, controller, groups, txns, clean_start));
     let serve_shard = shard.clone();
     spawn_receivers(receivers, Rc::new(move |request| serve_shard.serve(request)));
     if let Some(controller) = &shard.controller {
@@ -192,6 +199,7 @@ async fn run_shard(
                 glommio::timer::sleep(std::time::Duration::from_millis(crate::constants::GROUP_SWEEP_INTERVAL_MS))
                     .await;
                 sweeper.groups.sweep().await;
+                sweeper.txns.sweep(&sweeper).await;
             }
         },
         background,
@@ -234,6 +242,7 @@ async fn run_shard(
     while DRAINED_SHARDS.load(Ordering::Acquire) < shard.router.shards && std::time::Instant::now() < drain_deadline {
         glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
     }
+    shard.txns.close().await;
     shard.groups.close().await;
     Ok(shard.close_all().await)
 }

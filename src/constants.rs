@@ -83,6 +83,16 @@ pub const PRODUCER_SNAPSHOTS_RETAINED: usize = 2;
 
 /// `offsets.topic.num.partitions`: internal partitions that groups hash onto (Kafka: 50).
 pub const OFFSETS_PARTITIONS: usize = 50;
+/// `transaction.state.log.num.partitions`: internal partitions that transactional ids hash onto (Kafka: 50).
+pub const TXN_PARTITIONS: usize = 50;
+/// `transaction.max.timeout.ms` default: longest transaction a producer may ask for (Kafka: 15 minutes).
+pub const TXN_TIMEOUT_MS_MAX_DEFAULT: i32 = 900_000;
+/// Partitions one transaction may span (bounds a transaction's persisted state).
+pub const TXN_PARTITIONS_MAX: usize = 10_000;
+/// Groups whose offsets one transaction may commit.
+pub const TXN_GROUPS_MAX: usize = 100;
+/// How often each shard looks for timed-out transactions and unfinished commits.
+pub const TXN_SWEEP_INTERVAL_MS: u64 = 200;
 /// Journal length past which an offsets partition writes a checkpoint and starts anew.
 pub const OFFSETS_JOURNAL_BYTES_MAX: usize = 1024 * 1024;
 /// Largest encoded offsets record (a group's metadata with all its members).

@@ -99,6 +99,9 @@ pub struct ServeArgs {
     /// `offsets.retention.minutes`: committed offsets of empty groups expire after this.
     #[arg(long, env = "SLUICE_OFFSETS_RETENTION_MINUTES")]
     pub offsets_retention_minutes: Option<u64>,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask for.
+    #[arg(long, env = "SLUICE_TRANSACTION_MAX_TIMEOUT_MS")]
+    pub transaction_max_timeout_ms: Option<i32>,
 }
 
 /// A configuration problem, reported before any shard starts.
@@ -129,6 +132,7 @@ pub struct BrokerConfig {
     pub topic_defaults: TopicConfig,
     pub group_initial_rebalance_delay_ms: u64,
     pub offsets_retention_minutes: u64,
+    pub transaction_max_timeout_ms: i32,
     pub log_retention_check_interval_ms: u64,
     pub max_connections: usize,
     pub connections_max_idle_ms: u64,
@@ -312,6 +316,14 @@ impl BrokerConfig {
         if offsets_retention_minutes == 0 {
             return Err(invalid("offsets.retention.minutes", "must be at least 1"));
         }
+        let transaction_max_timeout_ms = match args.transaction_max_timeout_ms {
+            Some(v) => v,
+            None => from_file(&file, "transaction.max.timeout.ms")?
+                .unwrap_or(crate::constants::TXN_TIMEOUT_MS_MAX_DEFAULT),
+        };
+        if transaction_max_timeout_ms <= 0 {
+            return Err(invalid("transaction.max.timeout.ms", "must be at least 1"));
+        }
         let log_retention_check_interval_ms = match args.log_retention_check_interval_ms {
             Some(v) => v,
             None => from_file(&file, "log.retention.check.interval.ms")?
@@ -326,6 +338,7 @@ impl BrokerConfig {
             log_retention_check_interval_ms,
             group_initial_rebalance_delay_ms,
             offsets_retention_minutes,
+            transaction_max_timeout_ms,
             listen,
             advertised_host,
             advertised_port,
@@ -361,6 +374,7 @@ mod tests {
             log_message_timestamp_type: None,
             group_initial_rebalance_delay_ms: None,
             offsets_retention_minutes: None,
+            transaction_max_timeout_ms: None,
             log_retention_ms: None,
             log_retention_bytes: None,
             log_roll_ms: None,

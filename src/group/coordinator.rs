@@ -820,6 +820,94 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         offsets: Vec<(String, i32, CommittedOffset)>,
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
+        self.admit_commit(group_id, generation, member_id, instance_id)?;
+        self.persist_offsets(group_id, offsets, |topic, partition, offset| Change::Commit {
+            group: group_id.to_string(),
+            topic,
+            partition,
+            offset,
+        })
+        .await
+    }
+
+    /// TxnOffsetCommit: the offsets wait, durable, for the transaction's marker.
+    pub async fn txn_commit(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
+        self.admit_commit(group_id, generation, member_id, instance_id)?;
+        self.persist_offsets(group_id, offsets, |topic, partition, offset| Change::TxnOffset {
+            group: group_id.to_string(),
+            producer_id,
+            topic,
+            partition,
+            offset,
+        })
+        .await
+    }
+
+    /// The transaction marker for a group: the producer's pending offsets are
+    /// committed or dropped, durably.
+    pub async fn txn_end(&self, group_id: &str, producer_id: i64, commit: bool) -> Result<(), ResponseError> {
+        let pending = self
+            .partition_of(group_id)
+            .state
+            .borrow()
+            .pending_txn_offsets
+            .contains_key(&(group_id.to_string(), producer_id));
+        if !pending {
+            return Ok(());
+        }
+        self.persist(group_id, vec![Change::TxnOffsetEnd { group: group_id.to_string(), producer_id, commit }]).await
+    }
+
+    /// Whether an open transaction has committed an offset for this partition
+    /// (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT).
+    pub fn has_pending_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        let key = (topic.to_string(), partition);
+        self.partition_of(group_id)
+            .state
+            .borrow()
+            .pending_txn_offsets
+            .iter()
+            .any(|((g, _), offsets)| g == group_id && offsets.contains_key(&key))
+    }
+
+    async fn persist_offsets(
+        &self,
+        group_id: &str,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+        change: impl Fn(String, i32, CommittedOffset) -> Change,
+    ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
+        let mut results = Vec::with_capacity(offsets.len());
+        let mut changes = Vec::with_capacity(offsets.len());
+        for (topic, partition, offset) in offsets {
+            if offset.metadata.as_ref().is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX) {
+                results.push(Err(ResponseError::OffsetMetadataTooLarge));
+                continue;
+            }
+            results.push(Ok(()));
+            changes.push(change(topic, partition, offset));
+        }
+        if !changes.is_empty() {
+            self.persist(group_id, changes).await?;
+        }
+        Ok(results)
+    }
+
+    /// Kafka's checks of a committing member against the group.
+    fn admit_commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), ResponseError> {
         {
             let mut groups = self.groups.borrow_mut();
             match groups.get_mut(group_id) {
@@ -849,20 +937,7 @@ impl GroupCoordinator {
                 }
             }
         }
-        let mut results = Vec::with_capacity(offsets.len());
-        let mut changes = Vec::with_capacity(offsets.len());
-        for (topic, partition, offset) in offsets {
-            if offset.metadata.as_ref().is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX) {
-                results.push(Err(ResponseError::OffsetMetadataTooLarge));
-                continue;
-            }
-            results.push(Ok(()));
-            changes.push(Change::Commit { group: group_id.to_string(), topic, partition, offset });
-        }
-        if !changes.is_empty() {
-            self.persist(group_id, changes).await?;
-        }
-        Ok(results)
+        Ok(())
     }
 
     /// Committed offsets of a group: all of them, or those asked for.

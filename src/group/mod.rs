@@ -19,12 +19,17 @@ fn java_hash(s: &str) -> i32 {
     s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
 }
 
-/// The offsets partition of a group (Kafka's `abs(hashCode) % partitions`).
-pub fn offsets_partition(group_id: &str) -> usize {
-    let h = java_hash(group_id);
+/// Kafka's `abs(hashCode) % partitions` for an internal topic's key.
+pub fn partition_for(key: &str, partitions: usize) -> usize {
+    let h = java_hash(key);
     // Kafka's Utils.abs maps i32::MIN to 0.
     let abs = if h == i32::MIN { 0 } else { h.abs() };
-    abs as usize % OFFSETS_PARTITIONS
+    abs as usize % partitions
+}
+
+/// The offsets partition of a group.
+pub fn offsets_partition(group_id: &str) -> usize {
+    partition_for(group_id, OFFSETS_PARTITIONS)
 }
 
 /// The shard coordinating a group.
@@ -97,6 +102,24 @@ pub enum GroupCall {
         group_id: String,
         partitions: Vec<(String, i32)>,
     },
+    TxnCommit {
+        group_id: String,
+        producer_id: i64,
+        generation: i32,
+        member_id: String,
+        instance_id: Option<String>,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    },
+    TxnEnd {
+        group_id: String,
+        producer_id: i64,
+        commit: bool,
+    },
+    /// Which of these partitions have offsets pending in an open transaction.
+    PendingOffsets {
+        group_id: String,
+        partitions: Vec<(String, i32)>,
+    },
 }
 
 /// Per-partition outcomes of a commit or offset delete, or an error for the whole group.
@@ -115,6 +138,9 @@ pub enum GroupReply {
     Describe(Option<GroupDescription>),
     Delete(Result<(), ResponseError>),
     DeleteOffsets(PartitionResults),
+    TxnCommit(PartitionResults),
+    TxnEnd(Result<(), ResponseError>),
+    PendingOffsets(Vec<bool>),
 }
 
 impl GroupCoordinator {
@@ -137,6 +163,18 @@ impl GroupCoordinator {
             GroupCall::DeleteOffsets { group_id, partitions } => {
                 GroupReply::DeleteOffsets(self.delete_offsets(&group_id, partitions).await)
             }
+            GroupCall::TxnCommit { group_id, producer_id, generation, member_id, instance_id, offsets } => {
+                GroupReply::TxnCommit(
+                    self.txn_commit(&group_id, producer_id, generation, &member_id, instance_id.as_deref(), offsets)
+                        .await,
+                )
+            }
+            GroupCall::TxnEnd { group_id, producer_id, commit } => {
+                GroupReply::TxnEnd(self.txn_end(&group_id, producer_id, commit).await)
+            }
+            GroupCall::PendingOffsets { group_id, partitions } => GroupReply::PendingOffsets(
+                partitions.iter().map(|(t, p)| self.has_pending_offset(&group_id, t, *p)).collect(),
+            ),
         }
     }
 }

@@ -1,5 +1,8 @@
-//! Durable state of one internal offsets partition (`__consumer_offsets-<n>`):
-//! committed offsets and group metadata, as a checkpoint file plus a journal
+//! Durable state of one internal partition, as a checkpoint file plus a journal
+//! of changes: an offsets partition (`__consumer_offsets-<n>`) holds
+//! committed offsets, transactional offsets not yet decided, and group
+//! metadata; a transaction state partition (`__transaction_state-<n>`) holds
+//! the transactional ids it coordinates. Entries are written as a journal
 //! of changes since it. Every change is appended to the journal and
 //! fdatasync'd before it is acknowledged; when the journal grows past
 //! `OFFSETS_JOURNAL_BYTES_MAX` the whole state is written as a new checkpoint
@@ -54,6 +57,21 @@ pub struct StoredGroup {
     pub empty_since_ms: i64,
 }
 
+/// A transactional id's state as the transaction coordinator persists it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoredTxn {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub timeout_ms: i32,
+    /// [`crate::txn::coordinator::TxnState`] as its number.
+    pub state: u8,
+    pub partitions: Vec<(String, i32)>,
+    /// Groups whose offsets are committed in the transaction.
+    pub groups: Vec<String>,
+    pub start_ms: i64,
+    pub update_ms: i64,
+}
+
 /// One change to the state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -61,6 +79,12 @@ pub enum Change {
     DeleteOffset { group: String, topic: String, partition: i32 },
     Group { group: String, state: StoredGroup },
     DeleteGroup { group: String },
+    /// An offset committed inside a producer's transaction (TxnOffsetCommit).
+    TxnOffset { group: String, producer_id: i64, topic: String, partition: i32, offset: CommittedOffset },
+    /// The transaction marker for a group: its pending offsets become committed or are dropped.
+    TxnOffsetEnd { group: String, producer_id: i64, commit: bool },
+    /// A transactional id's new state.
+    Txn { id: String, state: StoredTxn },
 }
 
 /// Offsets keyed by (topic, partition).
@@ -71,6 +95,9 @@ pub type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
 pub struct StoreState {
     pub offsets: BTreeMap<String, GroupOffsets>,
     pub groups: BTreeMap<String, StoredGroup>,
+    /// Offsets committed in open transactions, by (group, producer id).
+    pub pending_txn_offsets: BTreeMap<(String, i64), GroupOffsets>,
+    pub txns: BTreeMap<String, StoredTxn>,
 }
 
 impl StoreState {
@@ -94,6 +121,22 @@ impl StoreState {
                 self.groups.remove(group);
                 self.offsets.remove(group);
             }
+            Change::TxnOffset { group, producer_id, topic, partition, offset } => {
+                self.pending_txn_offsets
+                    .entry((group.clone(), *producer_id))
+                    .or_default()
+                    .insert((topic.clone(), *partition), offset.clone());
+            }
+            Change::TxnOffsetEnd { group, producer_id, commit } => {
+                if let Some(pending) = self.pending_txn_offsets.remove(&(group.clone(), *producer_id)) {
+                    if *commit {
+                        self.offsets.entry(group.clone()).or_default().extend(pending);
+                    }
+                }
+            }
+            Change::Txn { id, state } => {
+                self.txns.insert(id.clone(), state.clone());
+            }
         }
     }
 
@@ -113,6 +156,20 @@ impl StoreState {
                 });
             }
         }
+        for ((group, producer_id), offsets) in &self.pending_txn_offsets {
+            for ((topic, partition), offset) in offsets {
+                changes.push(Change::TxnOffset {
+                    group: group.clone(),
+                    producer_id: *producer_id,
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: offset.clone(),
+                });
+            }
+        }
+        for (id, state) in &self.txns {
+            changes.push(Change::Txn { id: id.clone(), state: state.clone() });
+        }
         changes
     }
 }
@@ -124,6 +181,9 @@ struct Writer(Vec<u8>);
 impl Writer {
     fn u8(&mut self, v: u8) {
         self.0.push(v);
+    }
+    fn i16(&mut self, v: i16) {
+        self.0.extend_from_slice(&v.to_be_bytes());
     }
     fn i32(&mut self, v: i32) {
         self.0.extend_from_slice(&v.to_be_bytes());
@@ -160,6 +220,9 @@ impl<'a> Reader<'a> {
     fn u8(&mut self) -> Option<u8> {
         self.take(1).map(|b| b[0])
     }
+    fn i16(&mut self) -> Option<i16> {
+        self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
+    }
     fn i32(&mut self) -> Option<i32> {
         self.take(4).map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")))
     }
@@ -187,6 +250,25 @@ const TAG_COMMIT: u8 = 1;
 const TAG_DELETE_OFFSET: u8 = 2;
 const TAG_GROUP: u8 = 3;
 const TAG_DELETE_GROUP: u8 = 4;
+const TAG_TXN_OFFSET: u8 = 5;
+const TAG_TXN_OFFSET_END: u8 = 6;
+const TAG_TXN: u8 = 7;
+
+fn write_offset(w: &mut Writer, offset: &CommittedOffset) {
+    w.i64(offset.offset);
+    w.i32(offset.leader_epoch);
+    w.opt_str(&offset.metadata);
+    w.i64(offset.commit_timestamp_ms);
+}
+
+fn read_offset(r: &mut Reader) -> Option<CommittedOffset> {
+    Some(CommittedOffset {
+        offset: r.i64()?,
+        leader_epoch: r.i32()?,
+        metadata: r.opt_str()?,
+        commit_timestamp_ms: r.i64()?,
+    })
+}
 
 pub fn encode_change(change: &Change) -> Vec<u8> {
     let mut w = Writer(Vec::with_capacity(64));
@@ -230,6 +312,39 @@ pub fn encode_change(change: &Change) -> Vec<u8> {
         Change::DeleteGroup { group } => {
             w.u8(TAG_DELETE_GROUP);
             w.str(group);
+        }
+        Change::TxnOffset { group, producer_id, topic, partition, offset } => {
+            w.u8(TAG_TXN_OFFSET);
+            w.str(group);
+            w.i64(*producer_id);
+            w.str(topic);
+            w.i32(*partition);
+            write_offset(&mut w, offset);
+        }
+        Change::TxnOffsetEnd { group, producer_id, commit } => {
+            w.u8(TAG_TXN_OFFSET_END);
+            w.str(group);
+            w.i64(*producer_id);
+            w.u8(*commit as u8);
+        }
+        Change::Txn { id, state } => {
+            w.u8(TAG_TXN);
+            w.str(id);
+            w.i64(state.producer_id);
+            w.i16(state.epoch);
+            w.i32(state.timeout_ms);
+            w.u8(state.state);
+            w.i64(state.start_ms);
+            w.i64(state.update_ms);
+            w.i32(state.partitions.len() as i32);
+            for (topic, partition) in &state.partitions {
+                w.str(topic);
+                w.i32(*partition);
+            }
+            w.i32(state.groups.len() as i32);
+            for group in &state.groups {
+                w.str(group);
+            }
         }
     }
     w.0
@@ -280,6 +395,44 @@ pub fn decode_change(payload: &[u8]) -> Option<Change> {
             Change::Group { group, state }
         }
         TAG_DELETE_GROUP => Change::DeleteGroup { group: r.str()? },
+        TAG_TXN_OFFSET => Change::TxnOffset {
+            group: r.str()?,
+            producer_id: r.i64()?,
+            topic: r.str()?,
+            partition: r.i32()?,
+            offset: read_offset(&mut r)?,
+        },
+        TAG_TXN_OFFSET_END => {
+            Change::TxnOffsetEnd { group: r.str()?, producer_id: r.i64()?, commit: r.u8()? != 0 }
+        }
+        TAG_TXN => {
+            let id = r.str()?;
+            let mut state = StoredTxn {
+                producer_id: r.i64()?,
+                epoch: r.i16()?,
+                timeout_ms: r.i32()?,
+                state: r.u8()?,
+                start_ms: r.i64()?,
+                update_ms: r.i64()?,
+                ..Default::default()
+            };
+            let count = usize::try_from(r.i32()?).ok()?;
+            // Each partition takes at least 8 bytes: a count the payload cannot hold is corrupt.
+            if count > r.0.len() / 8 {
+                return None;
+            }
+            for _ in 0..count {
+                state.partitions.push((r.str()?, r.i32()?));
+            }
+            let count = usize::try_from(r.i32()?).ok()?;
+            if count > r.0.len() / 4 {
+                return None;
+            }
+            for _ in 0..count {
+                state.groups.push(r.str()?);
+            }
+            Change::Txn { id, state }
+        }
         _ => return None,
     };
     r.0.is_empty().then_some(change)
@@ -492,10 +645,51 @@ mod tests {
                 empty_since_ms: 0,
             },
         };
-        for c in [commit("g", 1, 42), group, Change::DeleteGroup { group: "g".into() }] {
+        let txn = Change::Txn {
+            id: "tx".into(),
+            state: StoredTxn {
+                producer_id: 7,
+                epoch: 2,
+                timeout_ms: 60_000,
+                state: 1,
+                partitions: vec![("t".into(), 3)],
+                groups: vec!["g".into()],
+                start_ms: 5,
+                update_ms: 6,
+            },
+        };
+        let pending = Change::TxnOffset {
+            group: "g".into(),
+            producer_id: 7,
+            topic: "t".into(),
+            partition: 1,
+            offset: CommittedOffset { offset: 9, leader_epoch: -1, metadata: None, commit_timestamp_ms: 1 },
+        };
+        let end = Change::TxnOffsetEnd { group: "g".into(), producer_id: 7, commit: true };
+        for c in [commit("g", 1, 42), group, Change::DeleteGroup { group: "g".into() }, txn, pending, end] {
             assert_eq!(decode_change(&encode_change(&c)), Some(c));
         }
         assert_eq!(decode_change(&[TAG_COMMIT, 0, 0]), None);
+    }
+
+    #[test]
+    fn transactional_offsets_apply_only_when_committed() {
+        let mut state = StoreState::default();
+        let pending = |producer_id, offset| Change::TxnOffset {
+            group: "g".into(),
+            producer_id,
+            topic: "t".into(),
+            partition: 0,
+            offset: CommittedOffset { offset, leader_epoch: -1, metadata: None, commit_timestamp_ms: 1 },
+        };
+        state.apply(&pending(1, 10));
+        state.apply(&pending(2, 20));
+        assert!(state.offsets.is_empty());
+        state.apply(&Change::TxnOffsetEnd { group: "g".into(), producer_id: 2, commit: false });
+        assert!(state.offsets.is_empty());
+        state.apply(&Change::TxnOffsetEnd { group: "g".into(), producer_id: 1, commit: true });
+        assert_eq!(state.offsets["g"][&("t".to_string(), 0)].offset, 10);
+        assert!(state.pending_txn_offsets.is_empty());
     }
 
     #[test]

@@ -42,6 +42,16 @@ pub fn batch_error_code(e: &BatchError) -> ResponseError {
     }
 }
 
+/// PRODUCER_FENCED (KIP-588) is only known to newer clients; older request
+/// versions get INVALID_PRODUCER_EPOCH, as Kafka answers them.
+pub fn fenced_for_version(e: ResponseError, version: i16, fenced_from_version: i16) -> ResponseError {
+    if e == ResponseError::ProducerFenced && version < fenced_from_version {
+        ResponseError::InvalidProducerEpoch
+    } else {
+        e
+    }
+}
+
 pub fn unknown_topic() -> TopicError {
     (ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition.".into())
 }
@@ -58,5 +68,7 @@ mod tests {
         assert_eq!(route_error_code(&RouteError::NotOwner).code(), 6);
         let oor = StorageError::OffsetOutOfRange { offset: 5, start: 0, end: 1 };
         assert_eq!(storage_error_code(&oor).code(), 1);
+        assert_eq!(fenced_for_version(ResponseError::ProducerFenced, 3, 4).code(), 47);
+        assert_eq!(fenced_for_version(ResponseError::ProducerFenced, 4, 4).code(), 90);
     }
 }

@@ -38,7 +38,7 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: FetchReq
         return response;
     }
     let catalog = shard.catalog();
-    let aborted_empty = request.isolation_level == READ_COMMITTED;
+    let committed = request.isolation_level == READ_COMMITTED;
     let mut wanted = Vec::new();
     for (topic_slot, topic) in request.topics.iter().enumerate() {
         let meta =
@@ -54,7 +54,7 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: FetchReq
                 high_watermark: -1,
                 last_stable_offset: -1,
                 log_start_offset: -1,
-                aborted_transactions_empty: aborted_empty,
+                aborted_transactions: committed.then(Vec::new),
                 ..Default::default()
             };
             let owner = meta.and_then(|m| m.owner(p.partition));
@@ -70,6 +70,7 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: FetchReq
                         partition: p.partition,
                         fetch_offset: p.fetch_offset,
                         max_bytes: p.partition_max_bytes.max(0) as usize,
+                        committed,
                     },
                 }),
             }
@@ -93,8 +94,11 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: FetchReq
                 Ok(read) => {
                     out.error_code = 0;
                     out.high_watermark = read.high_watermark;
-                    out.last_stable_offset = read.high_watermark;
+                    out.last_stable_offset = read.last_stable_offset;
                     out.log_start_offset = read.log_start_offset;
+                    if committed {
+                        out.aborted_transactions = Some(read.aborted.clone().unwrap_or_default());
+                    }
                     // The response's max_bytes is soft: the first batch always goes.
                     let bytes = read.bytes();
                     if total > 0 && total + bytes > max_bytes {

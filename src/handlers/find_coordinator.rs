@@ -1,6 +1,6 @@
 //! FindCoordinator (v0-6, batched keys from v4): this broker coordinates
-//! every group (on the shard owning the group's offsets partition, which the
-//! router finds). Transactional ids are refused: transactions are not served.
+//! every group and every transactional id (on the shard owning the key's
+//! internal partition, which the router finds).
 
 use std::rc::Rc;
 
@@ -12,6 +12,7 @@ use crate::protocol::ResponseError;
 use crate::shard::Shard;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -31,11 +32,15 @@ pub async fn handle(
                     .with_error_code(code.code())
                     .with_error_message(Some(StrBytes::from_string(message.to_string())))
             };
-            if request.key_type != KEY_TYPE_GROUP {
-                return refused(ResponseError::InvalidRequest, "Transactions are not supported by this broker.");
-            }
-            if key.is_empty() {
-                return refused(ResponseError::InvalidRequest, "Group id must not be empty.");
+            match request.key_type {
+                KEY_TYPE_GROUP if key.is_empty() => {
+                    return refused(ResponseError::InvalidRequest, "Group id must not be empty.");
+                }
+                KEY_TYPE_TRANSACTION if key.is_empty() => {
+                    return refused(ResponseError::InvalidRequest, "Transactional id must not be empty.");
+                }
+                KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => {}
+                other => return refused(ResponseError::InvalidRequest, &format!("Unknown key type {other}.")),
             }
             Coordinator::default()
                 .with_key(key)

@@ -59,7 +59,12 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListOffs
             topic_slots.push(Err(work.len()));
             work.push((
                 owner,
-                OffsetQuery { topic: meta.name.clone(), partition: p.partition_index, timestamp: p.timestamp },
+                OffsetQuery {
+                    topic: meta.name.clone(),
+                    partition: p.partition_index,
+                    timestamp: p.timestamp,
+                    committed: request.isolation_level == 1,
+                },
             ));
         }
         slots.push(topic_slots);

@@ -7,6 +7,8 @@
 //! errors to Kafka codes in [`errors`], respond. [`dispatch`] decodes the
 //! body for the version asked, calls the handler and encodes its answer.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
@@ -18,6 +20,9 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
+pub mod describe_transactions;
+pub mod end_txn;
 pub mod errors;
 pub mod fetch;
 pub mod find_coordinator;
@@ -28,6 +33,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -35,6 +41,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -96,6 +103,13 @@ pub async fn dispatch(shard: Rc<Shard>, frame: RequestFrame, peer: &str) -> Resu
         ApiKey::CreatePartitions => run!(create_partitions),
         ApiKey::DeleteRecords => run!(delete_records),
         ApiKey::DescribeLogDirs => run!(describe_log_dirs),
+        ApiKey::AddPartitionsToTxn => run!(add_partitions_to_txn),
+        ApiKey::AddOffsetsToTxn => run!(add_offsets_to_txn),
+        ApiKey::EndTxn => run!(end_txn),
+        ApiKey::TxnOffsetCommit => run!(txn_offset_commit),
+        ApiKey::DescribeProducers => run!(describe_producers),
+        ApiKey::ListTransactions => run!(list_transactions),
+        ApiKey::DescribeTransactions => run!(describe_transactions),
         ApiKey::JoinGroup => {
             let request = decode_body(api_key, version, &mut body)?;
             let response = join_group::handle(&shard, &header, request, peer).await;
@@ -125,6 +139,37 @@ pub async fn call_group(
 ) -> Result<crate::group::GroupReply, crate::router::RouteError> {
     let owner = crate::group::coordinator_shard(group_id, shard.router.shards);
     shard.call(owner, |reply| ShardRequest::Group { call: Box::new(call), reply }).await
+}
+
+/// Sends a transaction call to the shard coordinating `transactional_id`.
+pub async fn call_txn(
+    shard: &Rc<Shard>,
+    transactional_id: &str,
+    call: crate::txn::TxnCall,
+) -> Result<crate::txn::TxnReply, crate::router::RouteError> {
+    let owner = crate::txn::coordinator_shard(transactional_id, shard.router.shards);
+    shard.call(owner, |reply| ShardRequest::Txn { call: Box::new(call), reply }).await
+}
+
+/// A transaction call that answers done or one Kafka error.
+pub async fn txn_done(
+    shard: &Rc<Shard>,
+    transactional_id: &str,
+    call: crate::txn::TxnCall,
+) -> Result<(), ResponseError> {
+    if transactional_id.is_empty() {
+        return Err(ResponseError::InvalidRequest);
+    }
+    match call_txn(shard, transactional_id, call).await {
+        Ok(crate::txn::TxnReply::Done(result)) => result,
+        Ok(other) => unreachable!("transaction coordinator answered with {other:?}"),
+        Err(_) => Err(ResponseError::CoordinatorNotAvailable),
+    }
+}
+
+/// The Kafka code of an outcome: 0 for success.
+pub fn code_of(result: Result<(), ResponseError>) -> i16 {
+    result.err().map_or(0, |e| e.code())
 }
 
 /// The outcome of altering one config resource.

@@ -33,11 +33,11 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: Produce
         _ => AckLevel::Synced,
     };
     let acks_valid = matches!(request.acks, -1..=1);
-    let transactional = request.transactional_id.is_some();
+    let transactional = request.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty());
 
     let names: Vec<String> = request.topic_data.iter().map(|t| t.name.0.to_string()).collect();
-    let topics =
-        if acks_valid && !transactional { resolve_topics(shard, &names, true).await } else { Default::default() };
+    // A transaction writes only to partitions it added, so to existing topics.
+    let topics = if acks_valid { resolve_topics(shard, &names, !transactional).await } else { Default::default() };
 
     // Slot per partition in request order: an early answer, or an index into the routed work.
     let mut slots: Vec<Vec<Result<PartitionProduceResponse, usize>>> = Vec::with_capacity(request.topic_data.len());
@@ -48,10 +48,6 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: Produce
             let early = |code, message| Ok(partition_error(p.index, code, message));
             if !acks_valid {
                 topic_slots.push(early(ResponseError::InvalidRequiredAcks, None));
-                continue;
-            }
-            if transactional {
-                topic_slots.push(early(ResponseError::TransactionalIdAuthorizationFailed, None));
                 continue;
             }
             let meta = match topics.get(topic.name.0.as_str()) {
@@ -78,10 +74,17 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: Produce
                     continue;
                 }
             };
-            // Transactions are not served: refuse transactional batches rather than
-            // store them without their guarantees.
-            if BatchHeader::parse(&records).is_some_and(|h| h.is_transactional()) {
-                topic_slots.push(early(ResponseError::TransactionalIdAuthorizationFailed, None));
+            // Transactional batches come only with a transactional id, and only
+            // those (Kafka's rule): a marker could never end them otherwise.
+            let transactional_batches = BatchHeader::parse(&records).is_some_and(|h| h.is_transactional());
+            if transactional_batches != transactional {
+                let message = if transactional {
+                    "Transactional requests carry transactional batches only."
+                } else {
+                    "Transactional batches need a transactional id."
+                };
+                let code = if transactional { ResponseError::InvalidRecord } else { ResponseError::InvalidTxnState };
+                topic_slots.push(early(code, Some(message.to_string())));
                 continue;
             }
             topic_slots.push(Err(work.len()));

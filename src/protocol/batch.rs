@@ -215,6 +215,84 @@ pub fn patch_log_append_time(batch: &mut [u8], timestamp_ms: i64) {
     batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Control record types of a transaction marker.
+const CONTROL_TYPE_ABORT: i16 = 0;
+const CONTROL_TYPE_COMMIT: i16 = 1;
+
+/// Builds the control batch Kafka writes to end a transaction in a partition
+/// (one record; key: version 0 and type, value: version 0 and coordinator
+/// epoch). Its base offset is patched when it is appended.
+pub fn control_batch(producer_id: i64, epoch: i16, commit: bool, coordinator_epoch: i32, timestamp_ms: i64) -> Vec<u8> {
+    let kind = if commit { CONTROL_TYPE_COMMIT } else { CONTROL_TYPE_ABORT };
+    let mut record = vec![0u8, 0, 0]; // attributes, timestamp delta 0, offset delta 0 (zigzag varints)
+    record.push(4 << 1); // key length 4
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&kind.to_be_bytes());
+    record.push(6 << 1); // value length 6
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    record.push(0); // no headers
+    let mut b = vec![0u8; BATCH_HEADER_BYTES];
+    b.push((record.len() as u8) << 1);
+    b.extend_from_slice(&record);
+    let len = (b.len() - BATCH_LENGTH_PREFIX_BYTES) as i32;
+    b[OFFSET_BATCH_LENGTH..OFFSET_BATCH_LENGTH + 4].copy_from_slice(&len.to_be_bytes());
+    b[OFFSET_LEADER_EPOCH..OFFSET_LEADER_EPOCH + 4].copy_from_slice(&(-1i32).to_be_bytes());
+    b[OFFSET_MAGIC] = 2;
+    b[OFFSET_ATTRIBUTES..OFFSET_ATTRIBUTES + 2].copy_from_slice(&(ATTR_CONTROL | ATTR_TRANSACTIONAL).to_be_bytes());
+    b[OFFSET_BASE_TIMESTAMP..OFFSET_BASE_TIMESTAMP + 8].copy_from_slice(&timestamp_ms.to_be_bytes());
+    b[OFFSET_MAX_TIMESTAMP..OFFSET_MAX_TIMESTAMP + 8].copy_from_slice(&timestamp_ms.to_be_bytes());
+    b[OFFSET_PRODUCER_ID..OFFSET_PRODUCER_ID + 8].copy_from_slice(&producer_id.to_be_bytes());
+    b[OFFSET_PRODUCER_EPOCH..OFFSET_PRODUCER_EPOCH + 2].copy_from_slice(&epoch.to_be_bytes());
+    b[OFFSET_BASE_SEQUENCE..OFFSET_BASE_SEQUENCE + 4].copy_from_slice(&(-1i32).to_be_bytes());
+    b[OFFSET_RECORDS_COUNT..OFFSET_RECORDS_COUNT + 4].copy_from_slice(&1i32.to_be_bytes());
+    let crc = crc32c::crc32c(&b[OFFSET_ATTRIBUTES..]);
+    b[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// Reads a zigzag varint (at most 10 bytes) at `*at`.
+fn varint_at(b: &[u8], at: &mut usize) -> Option<i64> {
+    let mut value = 0u64;
+    for shift in (0..70).step_by(7) {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        value |= ((byte & 0x7f) as u64) << shift;
+        if byte & 0x80 == 0 {
+            return Some((value >> 1) as i64 ^ -((value & 1) as i64));
+        }
+    }
+    None
+}
+
+/// The marker of a stored control batch: `(commit, coordinator epoch)`, or
+/// `None` if the batch is not an uncompressed transaction marker.
+pub fn control_marker(batch: &[u8]) -> Option<(bool, i32)> {
+    let header = BatchHeader::parse(batch)?;
+    if !header.is_control() || header.compression() != 0 || batch.len() < header.size_bytes {
+        return None;
+    }
+    let b = &batch[..header.size_bytes];
+    let mut at = BATCH_HEADER_BYTES;
+    let _length = varint_at(b, &mut at)?;
+    at += 1; // attributes
+    let _timestamp_delta = varint_at(b, &mut at)?;
+    let _offset_delta = varint_at(b, &mut at)?;
+    let key_len = usize::try_from(varint_at(b, &mut at)?).ok()?;
+    if key_len < 4 || at + key_len > b.len() {
+        return None;
+    }
+    let kind = i16_at(b, at + 2);
+    at += key_len;
+    let value_len = usize::try_from(varint_at(b, &mut at)?).unwrap_or(0);
+    let coordinator_epoch = if value_len >= 6 && at + value_len <= b.len() { i32_at(b, at + 2) } else { -1 };
+    match kind {
+        CONTROL_TYPE_COMMIT => Some((true, coordinator_epoch)),
+        CONTROL_TYPE_ABORT => Some((false, coordinator_epoch)),
+        _ => None,
+    }
+}
+
 /// Checks the CRC of a stored batch (recovery and index rebuilds).
 pub fn crc_matches(batch: &[u8], header: &BatchHeader) -> bool {
     batch.len() >= header.size_bytes
@@ -332,6 +410,23 @@ pub(crate) mod tests {
         assert_eq!(first_record_at_or_after(b.clone(), 1002), Ok(Some((42, 1002))));
         assert_eq!(first_record_at_or_after(b.clone(), 0), Ok(Some((40, 1000))));
         assert_eq!(first_record_at_or_after(b, 2000), Ok(None));
+    }
+
+    #[test]
+    fn control_batches_decode_as_kafka_markers() {
+        let mut b = control_batch(77, 3, true, 5, 1_700_000_000_000);
+        patch_offset_and_epoch(&mut b, 10, 0);
+        let h = BatchHeader::parse(&b).unwrap();
+        assert!(h.is_control() && h.is_transactional() && crc_matches(&b, &h));
+        assert_eq!((h.producer_id, h.producer_epoch, h.base_offset, h.records_count), (77, 3, 10, 1));
+        assert_eq!(control_marker(&b), Some((true, 5)));
+        assert_eq!(control_marker(&control_batch(1, 0, false, 0, 0)), Some((false, 0)));
+        // The generated decoder agrees that this is one control record.
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes::Bytes::from(b)).unwrap();
+        assert_eq!(set.records.len(), 1);
+        assert!(set.records[0].control);
+        assert_eq!(set.records[0].key.as_deref(), Some(&[0u8, 0, 0, 1][..]));
+        assert_eq!(control_marker(&batch(0, 1)), None);
     }
 
     #[test]

@@ -16,8 +16,9 @@ pub struct FetchPartitionOut {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
-    /// Whether `aborted_transactions` is sent as an empty array (read_committed) or null.
-    pub aborted_transactions_empty: bool,
+    /// `(producer id, first offset)` of aborted transactions among the
+    /// records, for read_committed fetches; `None` is sent as null.
+    pub aborted_transactions: Option<Vec<(i64, i64)>>,
     /// Consecutive whole batches, in offset order.
     pub records: Vec<Bytes>,
 }
@@ -99,8 +100,15 @@ impl FetchResponseOut {
                 if version >= 5 {
                     buf.put_i64(p.log_start_offset);
                 }
-                if p.aborted_transactions_empty {
-                    put_array_len(&mut buf, flexible, 0);
+                if let Some(aborted) = &p.aborted_transactions {
+                    put_array_len(&mut buf, flexible, aborted.len());
+                    for (producer_id, first_offset) in aborted {
+                        buf.put_i64(*producer_id);
+                        buf.put_i64(*first_offset);
+                        if flexible {
+                            put_unsigned_varint(&mut buf, 0); // aborted transaction tagged fields
+                        }
+                    }
                 } else if flexible {
                     put_unsigned_varint(&mut buf, 0);
                 } else {
@@ -160,6 +168,7 @@ mod tests {
                         last_stable_offset: 10,
                         log_start_offset: 0,
                         records: vec![Bytes::from_static(b"abc"), Bytes::from_static(b"defg")],
+                        aborted_transactions: Some(vec![(77, 3), (78, 5)]),
                         ..Default::default()
                     },
                     FetchPartitionOut { partition_index: 4, error_code: 1, ..Default::default() },
@@ -194,6 +203,10 @@ mod tests {
             }
             assert_eq!(topic.partitions[0].records.as_deref(), Some(&b"abcdefg"[..]));
             assert_eq!(topic.partitions[0].high_watermark, 10);
+            let aborted = topic.partitions[0].aborted_transactions.as_ref().unwrap();
+            assert_eq!(aborted.len(), 2);
+            assert_eq!((aborted[1].producer_id.0, aborted[1].first_offset), (78, 5));
+            assert!(topic.partitions[1].aborted_transactions.is_none());
             assert_eq!(topic.partitions[1].error_code, 1);
             assert_eq!(topic.partitions[1].records.as_deref(), Some(&b""[..]));
         }

@@ -50,6 +50,16 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::CreatePartitions, 0, 3),
     range(ApiKey::DeleteRecords, 0, 2),
     range(ApiKey::DescribeLogDirs, 1, 4),
+    // Transactions as Kafka serves them without transaction.version 2 (whose
+    // AddPartitionsToTxn v5, EndTxn v5 and TxnOffsetCommit v5 clients use
+    // only when the broker advertises that feature).
+    range(ApiKey::AddPartitionsToTxn, 0, 4),
+    range(ApiKey::AddOffsetsToTxn, 0, 4),
+    range(ApiKey::EndTxn, 0, 4),
+    range(ApiKey::TxnOffsetCommit, 0, 4),
+    range(ApiKey::DescribeProducers, 0, 0),
+    range(ApiKey::ListTransactions, 0, 1),
+    range(ApiKey::DescribeTransactions, 0, 0),
 ];
 
 /// The advertised range of `api_key`, if Sluice serves it.

@@ -60,7 +60,24 @@ pub struct ReadPart {
     pub partition: i32,
     pub fetch_offset: i64,
     pub max_bytes: usize,
+    /// read_committed: stop at the last stable offset.
+    pub committed: bool,
 }
+
+/// A transaction marker for one partition.
+#[derive(Debug, Clone)]
+pub struct MarkerPart {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+}
+
+/// One producer's state in a partition (DescribeProducers): id, epoch, last
+/// sequence, last timestamp, coordinator epoch, open transaction's first offset.
+pub type ProducerInfo = (i64, i16, i32, i64, i32, i64);
 
 /// The offsets of one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +97,8 @@ pub struct OffsetQuery {
     pub topic: Arc<str>,
     pub partition: i32,
     pub timestamp: i64,
+    /// read_committed: the latest offset is the last stable offset.
+    pub committed: bool,
 }
 
 /// Work for a shard, with the channel its answer goes back on.
@@ -114,6 +133,21 @@ pub enum ShardRequest {
         queries: Vec<OffsetQuery>,
         reply: ReplyTo<Vec<Result<Option<TimestampOffset>, RouteError>>>,
     },
+    /// Transaction markers, written on the partitions' owner and synced.
+    WriteMarkers {
+        markers: Vec<MarkerPart>,
+        reply: ReplyTo<Vec<Result<Option<i64>, RouteError>>>,
+    },
+    /// Producer states of partitions (DescribeProducers).
+    DescribeProducers {
+        parts: Vec<(Arc<str>, i32)>,
+        reply: ReplyTo<Vec<Result<Vec<ProducerInfo>, RouteError>>>,
+    },
+    /// Transaction coordination, on the shard that owns the transactional id's partition.
+    Txn {
+        call: Box<crate::txn::TxnCall>,
+        reply: ReplyTo<crate::txn::TxnReply>,
+    },
     /// Catalog changes go to the controller (shard 0).
     Controller {
         request: ControllerRequest,
@@ -146,6 +180,9 @@ pub enum ShardReply {
     ListOffsets(Vec<Result<Option<TimestampOffset>, RouteError>>),
     Controller(ControllerReply),
     Group(crate::group::GroupReply),
+    Markers(Vec<Result<Option<i64>, RouteError>>),
+    Producers(Vec<Result<Vec<ProducerInfo>, RouteError>>),
+    Txn(crate::txn::TxnReply),
     Done,
 }
 
@@ -177,6 +214,9 @@ answer!(Vec<Result<i64, RouteError>>, DeleteRecords);
 answer!(Vec<Result<Option<TimestampOffset>, RouteError>>, ListOffsets);
 answer!(ControllerReply, Controller);
 answer!(crate::group::GroupReply, Group);
+answer!(Vec<Result<Option<i64>, RouteError>>, Markers);
+answer!(Vec<Result<Vec<ProducerInfo>, RouteError>>, Producers);
+answer!(crate::txn::TxnReply, Txn);
 
 impl Answer for () {
     fn into_reply(self) -> ShardReply {

@@ -33,6 +33,8 @@ pub struct Shard {
     pub controller: Option<Controller>,
     /// Coordinator of the groups whose offsets partitions this shard owns.
     pub groups: crate::group::coordinator::GroupCoordinator,
+    /// Coordinator of the transactional ids whose transaction partitions this shard owns.
+    pub txns: crate::txn::coordinator::TxnCoordinator,
     /// Whether the previous run stopped cleanly (indexes can be trusted).
     pub clean_start: bool,
     /// Requests read from this shard's connections and not yet answered.
@@ -58,6 +60,7 @@ impl Shard {
         router: Router,
         controller: Option<Controller>,
         groups: crate::group::coordinator::GroupCoordinator,
+        txns: crate::txn::coordinator::TxnCoordinator,
         clean_start: bool,
     ) -> Shard {
         Shard {
@@ -67,6 +70,7 @@ impl Shard {
             router,
             controller,
             groups,
+            txns,
             clean_start,
             inflight_requests: std::cell::Cell::new(0),
             request_budget: Rc::new(glommio::sync::Semaphore::new(
@@ -192,6 +196,36 @@ impl Shard {
                 let answer = self.groups.serve(*call).await;
                 reply.send(&self.router, answer).await;
             }
+            ShardRequest::Txn { call, reply } => {
+                let answer = self.txns.serve(&self, *call).await;
+                reply.send(&self.router, answer).await;
+            }
+            ShardRequest::WriteMarkers { markers, reply } => {
+                let writes = markers.into_iter().map(|m| {
+                    let shard = self.clone();
+                    async move {
+                        if !shard.owns(&m.topic, m.partition) {
+                            return Err(RouteError::NotOwner);
+                        }
+                        let log = shard.log(&m.topic, m.partition)?;
+                        Ok(log.append_marker(m.producer_id, m.epoch, m.commit, m.coordinator_epoch).await?)
+                    }
+                });
+                let answer = join_all(writes).await;
+                reply.send(&self.router, answer).await;
+            }
+            ShardRequest::DescribeProducers { parts, reply } => {
+                let answer = parts
+                    .iter()
+                    .map(|(topic, partition)| {
+                        if !self.owns(topic, *partition) {
+                            return Err(RouteError::NotOwner);
+                        }
+                        Ok(self.log(topic, *partition)?.producer_states())
+                    })
+                    .collect();
+                reply.send(&self.router, answer).await;
+            }
             ShardRequest::ApplyCatalog { catalog, reply } => {
                 self.apply_catalog(catalog).await;
                 reply.send(&self.router, ()).await;
@@ -223,7 +257,7 @@ impl Shard {
                 return Err(RouteError::NotOwner);
             }
             let log = self.log(&part.topic, part.partition)?;
-            Ok(log.read(part.fetch_offset, part.max_bytes).await?)
+            Ok(log.read(part.fetch_offset, part.max_bytes, part.committed).await?)
         });
         join_all(reads).await
     }
@@ -257,6 +291,7 @@ impl Shard {
                 }
                 let log = self.log(&q.topic, q.partition)?;
                 Ok(match q.timestamp {
+                    crate::handlers::list_offsets::LATEST if q.committed => Some((-1, log.last_stable_offset())),
                     crate::handlers::list_offsets::LATEST => Some((-1, log.high_watermark())),
                     crate::handlers::list_offsets::EARLIEST | crate::handlers::list_offsets::EARLIEST_LOCAL => {
                         Some((-1, log.log_start_offset()))

@@ -66,7 +66,11 @@ pub enum AppendError {
 #[derive(Debug, Clone, Default)]
 pub struct ReadOutcome {
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// For read_committed reads: the aborted transactions `(producer id,
+    /// first offset)` with records among the returned batches.
+    pub aborted: Option<Vec<(i64, i64)>>,
     /// Whole batches, consecutive, starting with the one holding the fetch offset.
     pub chunks: Vec<Bytes>,
 }
@@ -209,6 +213,50 @@ impl Log {
     pub fn max_message_bytes(&self) -> usize {
         self.state.borrow().config.max_message_bytes as usize
     }
+    /// The last stable offset: below it every transaction is decided (and synced).
+    pub fn last_stable_offset(&self) -> i64 {
+        last_stable(&self.state.borrow())
+    }
+
+    /// Per producer: (id, epoch, last sequence, last timestamp, coordinator
+    /// epoch, first offset of its open transaction or -1), for DescribeProducers.
+    pub fn producer_states(&self) -> Vec<(i64, i16, i32, i64, i32, i64)> {
+        let st = self.state.borrow();
+        let mut out: Vec<_> = st
+            .producers
+            .producers()
+            .map(|(id, e)| {
+                let last_seq = e.batches.back().map(|b| b.last_seq).unwrap_or(-1);
+                (id, e.epoch, last_seq, e.last_timestamp, e.coordinator_epoch, e.txn_first_offset.unwrap_or(-1))
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Writes a transaction marker (a control batch) for `producer_id`'s open
+    /// transaction in this partition and waits until it is synced. Returns
+    /// the marker's offset, or `None` when the producer has no transaction
+    /// open here (nothing is written: ending a transaction twice is harmless).
+    pub async fn append_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Result<Option<i64>, AppendError> {
+        let chunk = batch::control_batch(producer_id, epoch, commit, coordinator_epoch, now_ms());
+        let summary = BatchSummary {
+            position: 0,
+            size_bytes: chunk.len(),
+            offset_count: 1,
+            max_timestamp: -1,
+            producer_id,
+        };
+        let marker = Marker { producer_id, epoch, commit, coordinator_epoch };
+        let outcome = self.append_inner(&chunk, &[summary], AckLevel::Synced, Some(marker)).await?;
+        Ok(outcome.map(|o| o.base_offset))
+    }
 
     /// Appends a validated chunk of batches. Offsets are assigned here, on the
     /// owning shard; the bytes are copied once into a buffer where the headers
@@ -219,6 +267,17 @@ impl Log {
         summaries: &[BatchSummary],
         acks: AckLevel,
     ) -> Result<AppendOutcome, AppendError> {
+        let outcome = self.append_inner(chunk, summaries, acks, None).await?;
+        Ok(outcome.expect("only markers are skipped"))
+    }
+
+    async fn append_inner(
+        &self,
+        chunk: &[u8],
+        summaries: &[BatchSummary],
+        acks: AckLevel,
+        marker: Option<Marker>,
+    ) -> Result<Option<AppendOutcome>, AppendError> {
         assert!(!summaries.is_empty(), "append of an empty chunk");
         let permit = self.append_lock.acquire_permit(1).await.map_err(|_| StorageError::Closing)?;
         self.roll_if_needed(chunk.len() as u64).await?;
@@ -230,7 +289,15 @@ impl Log {
             if st.closing {
                 return Err(StorageError::Closing.into());
             }
-            let producer_batches = check_producers(&st.producers, chunk, summaries)?;
+            let producer_batches = match marker {
+                None => check_producers(&st.producers, chunk, summaries)?,
+                Some(m) => {
+                    if !st.producers.check_marker(m.producer_id, m.epoch)? {
+                        return Ok(None);
+                    }
+                    ProducerVerdict::Append(vec![None])
+                }
+            };
             if let ProducerVerdict::Duplicate(dup) = producer_batches {
                 // A retry of a batch already appended: its original offsets, once as durable as asked.
                 let end = dup.last_offset + 1;
@@ -265,10 +332,13 @@ impl Log {
                 if log_append_time_ms >= 0 {
                     batch::patch_log_append_time(b, log_append_time_ms);
                 }
-                if let Some((producer_id, epoch, first_seq, last_seq)) = producer {
+                if let Some((producer_id, epoch, first_seq, last_seq, transactional)) = producer {
                     let record =
                         BatchRecord { first_seq, last_seq, base_offset: next, last_offset: next + s.offset_count - 1 };
-                    st.producers.record(producer_id, epoch, record);
+                    st.producers.record(producer_id, epoch, record, transactional, s.max_timestamp);
+                }
+                if let Some(m) = marker {
+                    st.producers.end_txn(m.producer_id, m.epoch, m.commit, next, m.coordinator_epoch);
                 }
                 next += s.offset_count;
             }
@@ -307,7 +377,7 @@ impl Log {
         if let Some(wait) = waiter {
             wait.await.map_err(|_| StorageError::Closing)??;
         }
-        Ok(outcome)
+        Ok(Some(outcome))
     }
 
     async fn roll_if_needed(&self, incoming_bytes: u64) -> Result<(), StorageError> {
@@ -347,14 +417,39 @@ impl Log {
     }
 
     /// Reads whole batches from `fetch_offset`, at most about `max_bytes` (but
-    /// always the first batch whole), never past the high watermark.
-    pub async fn read(&self, fetch_offset: i64, max_bytes: usize) -> Result<ReadOutcome, StorageError> {
+    /// always the first batch whole), never past the high watermark, nor past
+    /// the last stable offset when `committed` (read_committed); those reads
+    /// also get the aborted transactions among the returned batches.
+    pub async fn read(&self, fetch_offset: i64, max_bytes: usize, committed: bool) -> Result<ReadOutcome, StorageError> {
+        let mut outcome = self.read_uncommitted(fetch_offset, max_bytes, committed).await?;
+        if committed {
+            let upper = outcome.last_stable_offset;
+            trim_below(&mut outcome.chunks, upper);
+            let end = outcome
+                .chunks
+                .last()
+                .and_then(|c| batch::headers(c).last())
+                .map(|(_, h)| h.last_offset() + 1)
+                .unwrap_or(fetch_offset);
+            outcome.aborted = Some(self.state.borrow().producers.aborted_between(fetch_offset, end));
+        }
+        Ok(outcome)
+    }
+
+    async fn read_uncommitted(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        committed: bool,
+    ) -> Result<ReadOutcome, StorageError> {
         let max_bytes = max_bytes.min(FETCH_READ_BYTES_PER_PARTITION_MAX);
         let (plan, mut outcome) = {
             let st = self.state.borrow();
             let mut outcome = ReadOutcome {
                 high_watermark: st.high_watermark,
+                last_stable_offset: last_stable(&st),
                 log_start_offset: st.log_start_offset,
+                aborted: None,
                 chunks: Vec::new(),
             };
             if let Some(corrupt) = st.corrupt_from {
@@ -369,7 +464,8 @@ impl Log {
                     end: st.next_offset,
                 });
             }
-            if fetch_offset >= st.high_watermark {
+            let upper = if committed { outcome.last_stable_offset } else { st.high_watermark };
+            if fetch_offset >= upper {
                 return Ok(outcome);
             }
             if st.cache.front().is_some_and(|c| c.base_offset <= fetch_offset) {
@@ -552,6 +648,8 @@ impl Log {
         let segment = st.segments.remove(0);
         let new_start = st.segments[0].base_offset();
         st.log_start_offset = st.log_start_offset.max(new_start);
+        let start = st.log_start_offset;
+        st.producers.drop_aborted_below(start);
         while st.cache.front().is_some_and(|c| c.end_offset <= st.log_start_offset) {
             let gone = st.cache.pop_front().expect("checked");
             st.cache_bytes -= gone.bytes.len();
@@ -627,8 +725,9 @@ async fn write_log_start(dir: &Path, offset: i64) -> Result<(), StorageError> {
 
 /// The producer fields of each batch of an append, or a retried batch.
 enum ProducerVerdict {
-    /// Per batch: (producer id, epoch, first sequence, last sequence) for idempotent batches.
-    Append(Vec<Option<(i64, i16, i32, i32)>>),
+    /// Per batch: (producer id, epoch, first sequence, last sequence,
+    /// transactional) for idempotent and transactional batches.
+    Append(Vec<Option<(i64, i16, i32, i32, bool)>>),
     Duplicate(BatchRecord),
 }
 
@@ -666,9 +765,46 @@ fn check_producers(
         }
         seen.retain(|(id, _, _)| *id != producer_id);
         seen.push((producer_id, epoch, last_seq));
-        batches.push(Some((producer_id, epoch, first_seq, last_seq)));
+        batches.push(Some((producer_id, epoch, first_seq, last_seq, header.is_transactional())));
     }
     Ok(ProducerVerdict::Append(batches))
+}
+
+/// A transaction marker being appended.
+#[derive(Debug, Clone, Copy)]
+struct Marker {
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+}
+
+fn last_stable(st: &LogState) -> i64 {
+    st.producers.first_unstable_offset().map_or(st.high_watermark, |first| first.min(st.high_watermark))
+}
+
+/// Cuts read chunks before the first batch at or past `upper`.
+fn trim_below(chunks: &mut Vec<Bytes>, upper: i64) {
+    let mut keep = 0;
+    for chunk in chunks.iter_mut() {
+        let mut end = 0;
+        let mut cut = false;
+        for (at, header) in batch::headers(chunk) {
+            if header.base_offset >= upper {
+                cut = true;
+                break;
+            }
+            end = at + header.size_bytes;
+        }
+        if end > 0 {
+            *chunk = chunk.slice(..end);
+            keep += 1;
+        }
+        if cut || end == 0 {
+            break;
+        }
+    }
+    chunks.truncate(keep);
 }
 
 fn snapshot_offset(path: &Path) -> Option<i64> {
@@ -726,7 +862,7 @@ async fn load_producers(dir: &Path, segments: &[Segment], log_end: i64) -> Resul
             for (at, header) in batch::headers(&read) {
                 consumed = at + header.size_bytes;
                 if header.last_offset() >= from {
-                    table.replay(&header);
+                    table.replay(&header, &read[at..at + header.size_bytes]);
                 }
             }
             if consumed == 0 {
@@ -1016,7 +1152,7 @@ mod tests {
     /// Every offset of the log reads back as the batch holding it.
     async fn check_reads(log: &Log, end: i64) {
         for offset in 0..end {
-            let read = log.read(offset, 1 << 20).await.unwrap();
+            let read = log.read(offset, 1 << 20, false).await.unwrap();
             let first = read.chunks.first().unwrap_or_else(|| panic!("no data at {offset}"));
             let header = BatchHeader::parse(first).unwrap();
             assert!(header.base_offset <= offset && offset <= header.last_offset(), "offset {offset}");
@@ -1040,8 +1176,8 @@ mod tests {
             // Timestamps: batch i holds 1000 + 10 i .. + 2.
             assert_eq!(log.offset_for_timestamp(1000 + 50 * 10 + 1).await.unwrap(), Some((1501, 151)));
             assert_eq!(log.offset_for_timestamp(99_999).await.unwrap(), None);
-            assert!(matches!(log.read(601, 100).await, Err(StorageError::OffsetOutOfRange { .. })));
-            assert!(log.read(600, 100).await.unwrap().chunks.is_empty());
+            assert!(matches!(log.read(601, 100, false).await, Err(StorageError::OffsetOutOfRange { .. })));
+            assert!(log.read(600, 100, false).await.unwrap().chunks.is_empty());
             log.close().await.unwrap();
             let segments = std::fs::read_dir(&dir)
                 .unwrap()
@@ -1118,9 +1254,9 @@ mod tests {
             let log = open(&dir, TopicConfig::default(), false).await;
             assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "valid data after the bad batch is kept");
             check_reads(&log, 50).await;
-            assert!(matches!(log.read(50, 1 << 20).await, Err(StorageError::Corrupt(_))));
+            assert!(matches!(log.read(50, 1 << 20, false).await, Err(StorageError::Corrupt(_))));
             assert!(matches!(
-                log.read(70, 1 << 20).await,
+                log.read(70, 1 << 20, false).await,
                 Err(StorageError::Corrupt(_)) | Err(StorageError::OffsetOutOfRange { .. })
             ));
             let chunk = batch(1, 1);
@@ -1152,12 +1288,80 @@ mod tests {
             flip_byte(&path, 10 * batch_len + 70);
             let reopened = open(&dir, small_config_large_segments(), false).await;
             assert_eq!(reopened.log_end_offset(), 800);
-            assert!(!reopened.read(700, 1 << 20).await.unwrap().chunks.is_empty());
+            assert!(!reopened.read(700, 1 << 20, false).await.unwrap().chunks.is_empty());
             drop(log);
             reopened.close().await.unwrap();
             // Without a recovery point the whole segment is scanned and the damage is found.
             let rescanned = open(&dir, small_config_large_segments(), false).await;
-            assert!(matches!(rescanned.read(60, 1 << 20).await, Err(StorageError::Corrupt(_))));
+            assert!(matches!(rescanned.read(60, 1 << 20, false).await, Err(StorageError::Corrupt(_))));
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
+    }
+
+    /// A transactional batch of `producer_id` (epoch 0) with sequences from `first_seq`.
+    fn txn_batch(producer_id: i64, first_seq: i32, records: i32) -> Vec<u8> {
+        let mut b = batch(1000, records);
+        b[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+        b[43..51].copy_from_slice(&producer_id.to_be_bytes());
+        b[51..53].copy_from_slice(&0i16.to_be_bytes());
+        b[53..57].copy_from_slice(&first_seq.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn transactions_hold_back_read_committed_until_their_marker() {
+        run(|| async {
+            let dir = temp_dir("txn");
+            let log = open(&dir, TopicConfig::default(), false).await;
+            let chunk = txn_batch(5, 0, 2);
+            let summaries = validate_chunk(&chunk, 1 << 20).unwrap();
+            assert_eq!(log.append(&chunk, &summaries, AckLevel::Synced).await.unwrap().base_offset, 0);
+            assert_eq!(append(&log, 3, 10).await.base_offset, 2);
+            assert_eq!((log.high_watermark(), log.last_stable_offset()), (5, 0));
+            let committed = log.read(0, 1 << 20, true).await.unwrap();
+            assert!(committed.chunks.is_empty());
+            assert_eq!(committed.last_stable_offset, 0);
+            assert_eq!(log.read(0, 1 << 20, false).await.unwrap().bytes(), chunk.len() + batch(10, 3).len());
+
+            assert_eq!(log.append_marker(5, 0, false, 0).await.unwrap(), Some(5));
+            assert_eq!(log.append_marker(5, 0, false, 0).await.unwrap(), None, "nothing open: nothing written");
+            assert_eq!((log.high_watermark(), log.last_stable_offset()), (6, 6));
+            let read = log.read(0, 1 << 20, true).await.unwrap();
+            assert_eq!(read.aborted, Some(vec![(5, 0)]));
+            let last = batch::headers(read.chunks.last().unwrap()).last().unwrap().1;
+            assert!(last.is_control());
+            // The marker at 5 ends the aborted transaction: a read reaching it needs it.
+            assert_eq!(log.read(2, 1 << 20, true).await.unwrap().aborted, Some(vec![(5, 0)]));
+            assert_eq!(log.read(6, 1 << 20, true).await.unwrap().aborted, Some(vec![]));
+            // A second transaction, committed.
+            let chunk = txn_batch(5, 2, 1);
+            let summaries = validate_chunk(&chunk, 1 << 20).unwrap();
+            assert_eq!(log.append(&chunk, &summaries, AckLevel::Synced).await.unwrap().base_offset, 6);
+            assert_eq!(log.last_stable_offset(), 6);
+            // A partial read stops before the open transaction.
+            let read = log.read(3, 1 << 20, true).await.unwrap();
+            let last = batch::headers(read.chunks.last().unwrap()).last().unwrap().1;
+            assert_eq!(last.base_offset, 5);
+            assert_eq!(log.append_marker(5, 0, true, 0).await.unwrap(), Some(7));
+            assert_eq!(log.last_stable_offset(), 8);
+            assert!(matches!(log.append_marker(5, -1, true, 0).await, Err(AppendError::Producer(_))));
+            // An open transaction survives a crash (no close) and a clean restart.
+            let chunk = txn_batch(9, 0, 1);
+            let summaries = validate_chunk(&chunk, 1 << 20).unwrap();
+            log.append(&chunk, &summaries, AckLevel::Synced).await.unwrap();
+            let reopened = open(&dir, TopicConfig::default(), false).await;
+            assert_eq!((reopened.high_watermark(), reopened.last_stable_offset()), (9, 8));
+            assert_eq!(reopened.read(0, 1 << 20, true).await.unwrap().aborted, Some(vec![(5, 0)]));
+            drop(log);
+            reopened.close().await.unwrap();
+            let clean = open(&dir, TopicConfig::default(), true).await;
+            assert_eq!(clean.last_stable_offset(), 8);
+            assert_eq!(clean.read(0, 1 << 20, true).await.unwrap().aborted, Some(vec![(5, 0)]));
+            assert_eq!(clean.append_marker(9, 0, true, 0).await.unwrap(), Some(9));
+            assert_eq!(clean.last_stable_offset(), 10);
+            clean.close().await.unwrap();
             std::fs::remove_dir_all(&dir).unwrap();
         });
     }

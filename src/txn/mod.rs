@@ -1,8 +1,61 @@
-//! Producer ids and per-partition producer state for idempotent producers.
+//! Exactly-once: producer ids, per-partition producer state, and the
+//! transaction coordinator.
 //!
-//! - [`producer_state`]: each partition's table of producers and their last
-//!   five batches' sequence numbers (dedup and ordering), snapshotted to disk.
+//! - [`producer_state`]: each partition's table of producers (sequence numbers
+//!   of their last five batches for dedup and ordering, open transactions, the
+//!   aborted-transaction index), snapshotted to disk.
 //! - [`producer_ids`]: the allocator of broker-unique producer ids, on shard 0.
+//! - [`coordinator`]: the transaction coordinator of one shard. Transactional
+//!   ids hash (Java's `String.hashCode`, as Kafka does) onto
+//!   `TXN_PARTITIONS` transaction state partitions; partition `n` is owned by
+//!   shard `n % shards`, which keeps its transactions durable in
+//!   `<data-dir>/__transaction_state-<n>/`.
 
+pub mod coordinator;
 pub mod producer_ids;
 pub mod producer_state;
+
+use crate::constants::TXN_PARTITIONS;
+use crate::protocol::ResponseError;
+
+/// The transaction state partition of a transactional id.
+pub fn txn_partition(transactional_id: &str) -> usize {
+    crate::group::partition_for(transactional_id, TXN_PARTITIONS)
+}
+
+/// The shard coordinating a transactional id.
+pub fn coordinator_shard(transactional_id: &str, shards: usize) -> usize {
+    txn_partition(transactional_id) % shards
+}
+
+/// Transaction work routed to the coordinating shard.
+#[derive(Debug)]
+pub enum TxnCall {
+    InitProducerId { transactional_id: String, timeout_ms: i32, producer_id: i64, epoch: i16 },
+    AddPartitions { transactional_id: String, producer_id: i64, epoch: i16, partitions: Vec<(String, i32)> },
+    AddOffsets { transactional_id: String, producer_id: i64, epoch: i16, group_id: String },
+    EndTxn { transactional_id: String, producer_id: i64, epoch: i16, commit: bool },
+    List { states: Vec<String>, producer_ids: Vec<i64>, min_duration_ms: i64 },
+    Describe { transactional_id: String },
+}
+
+/// One transaction as ListTransactions and DescribeTransactions show it.
+#[derive(Debug, Clone)]
+pub struct TxnListing {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub state: &'static str,
+    pub timeout_ms: i32,
+    pub start_ms: i64,
+    pub partitions: Vec<(String, i32)>,
+}
+
+/// The coordinator's answer to a [`TxnCall`].
+#[derive(Debug)]
+pub enum TxnReply {
+    ProducerId(Result<(i64, i16), ResponseError>),
+    Done(Result<(), ResponseError>),
+    List(Vec<TxnListing>),
+    Describe(Result<TxnListing, ResponseError>),
+}

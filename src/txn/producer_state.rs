@@ -3,9 +3,14 @@
 //! five batches. A retried batch is recognised and answered with its original
 //! offsets; a gap in sequences or an old epoch is refused.
 //!
+//! For transactions it also keeps, per producer, the first offset of its open
+//! transaction in this partition (the last stable offset is the smallest of
+//! them) and the list of aborted transactions that read_committed consumers
+//! need to drop aborted records.
+//!
 //! The table is snapshotted to `<offset>.snapshot` files (at segment rolls and
 //! at clean shutdown) and rebuilt on open from the newest snapshot plus the
-//! batches after it.
+//! batches (and transaction markers) after it.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -44,6 +49,21 @@ pub struct ProducerEntry {
     pub batches: VecDeque<BatchRecord>,
     /// Position in append order, to evict the least recently active producer.
     pub last_touch: u64,
+    /// First offset of the producer's open transaction in this partition.
+    pub txn_first_offset: Option<i64>,
+    /// Timestamp of the producer's last batch (DescribeProducers).
+    pub last_timestamp: i64,
+    /// Coordinator epoch of the last transaction marker.
+    pub coordinator_epoch: i32,
+}
+
+/// A transaction that was aborted: its records from `first_offset` up to its
+/// marker at `last_offset` must be dropped by read_committed consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
 }
 
 /// What to do with a producer's batch.
@@ -70,6 +90,8 @@ pub fn follows(last_seq: i32, next_seq: i32) -> bool {
 pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
     touches: u64,
+    /// In marker order (so by `last_offset`).
+    aborted: VecDeque<AbortedTxn>,
 }
 
 impl ProducerStateTable {
@@ -114,36 +136,112 @@ impl ProducerStateTable {
         Ok(SequenceCheck::Append)
     }
 
-    /// Records an appended batch (after [`check`](Self::check) said Append, or
-    /// while replaying the log).
-    pub fn record(&mut self, producer_id: i64, epoch: i16, batch: BatchRecord) {
+    fn entry(&mut self, producer_id: i64, epoch: i16) -> &mut ProducerEntry {
         self.touches += 1;
         let touch = self.touches;
+        if !self.producers.contains_key(&producer_id) && self.producers.len() >= PRODUCERS_PER_PARTITION_MAX {
+            // Evict the least recently active producer without an open transaction.
+            let oldest = self
+                .producers
+                .iter()
+                .filter(|(_, e)| e.txn_first_offset.is_none())
+                .min_by_key(|(_, e)| e.last_touch)
+                .map(|(id, _)| *id);
+            if let Some(id) = oldest {
+                self.producers.remove(&id);
+            }
+        }
         let entry = self.producers.entry(producer_id).or_insert_with(|| ProducerEntry {
             epoch,
             batches: VecDeque::new(),
             last_touch: touch,
+            txn_first_offset: None,
+            last_timestamp: -1,
+            coordinator_epoch: -1,
         });
         if epoch != entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
         }
+        entry.last_touch = touch;
+        entry
+    }
+
+    /// Records an appended batch (after [`check`](Self::check) said Append, or
+    /// while replaying the log). A transactional batch opens the producer's
+    /// transaction in this partition if none is open.
+    pub fn record(&mut self, producer_id: i64, epoch: i16, batch: BatchRecord, transactional: bool, timestamp: i64) {
+        let entry = self.entry(producer_id, epoch);
         entry.batches.push_back(batch);
         while entry.batches.len() > PRODUCER_BATCHES_RETAINED {
             entry.batches.pop_front();
         }
-        entry.last_touch = touch;
-        if self.producers.len() > PRODUCERS_PER_PARTITION_MAX {
-            let oldest = self.producers.iter().min_by_key(|(_, e)| e.last_touch).map(|(id, _)| *id);
-            if let Some(id) = oldest {
-                self.producers.remove(&id);
-            }
+        entry.last_timestamp = timestamp;
+        if transactional && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(batch.base_offset);
         }
     }
 
-    /// Replays a stored batch header into the table.
-    pub fn replay(&mut self, header: &BatchHeader) {
-        if header.producer_id < 0 || header.is_control() {
+    /// Whether a transaction marker of `producer_id` at `epoch` is accepted:
+    /// `Ok(true)` if the producer has a transaction open here, `Ok(false)` if
+    /// there is nothing to end, an error if the marker's epoch is older.
+    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<bool, ProducerError> {
+        match self.producers.get(&producer_id) {
+            None => Ok(false),
+            Some(e) if epoch < e.epoch => Err(ProducerError::InvalidEpoch { producer_id, epoch, current: e.epoch }),
+            Some(e) => Ok(e.txn_first_offset.is_some()),
+        }
+    }
+
+    /// Ends the producer's open transaction with a marker at `marker_offset`.
+    pub fn end_txn(&mut self, producer_id: i64, epoch: i16, commit: bool, marker_offset: i64, coordinator_epoch: i32) {
+        let entry = self.entry(producer_id, epoch);
+        entry.coordinator_epoch = coordinator_epoch;
+        let Some(first_offset) = entry.txn_first_offset.take() else { return };
+        if !commit {
+            self.aborted.push_back(AbortedTxn { producer_id, first_offset, last_offset: marker_offset });
+        }
+    }
+
+    /// The first offset of the oldest open transaction, if any.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers.values().filter_map(|e| e.txn_first_offset).min()
+    }
+
+    /// Aborted transactions with records in `[from, to)`: `(producer id, first offset)`.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<(i64, i64)> {
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        self.aborted
+            .iter()
+            .skip(start)
+            .filter(|a| a.first_offset < to)
+            .map(|a| (a.producer_id, a.first_offset))
+            .collect()
+    }
+
+    /// Forgets aborted transactions wholly below the log start offset.
+    pub fn drop_aborted_below(&mut self, log_start_offset: i64) {
+        while self.aborted.front().is_some_and(|a| a.last_offset < log_start_offset) {
+            self.aborted.pop_front();
+        }
+    }
+
+    /// Every producer's state, for DescribeProducers.
+    pub fn producers(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(id, e)| (*id, e))
+    }
+
+    /// Replays a stored batch into the table; `bytes` is the whole batch
+    /// (needed for a control batch's marker type).
+    pub fn replay(&mut self, header: &BatchHeader, bytes: &[u8]) {
+        if header.producer_id < 0 {
+            return;
+        }
+        if header.is_control() {
+            if let Some((commit, coordinator_epoch)) = crate::protocol::batch::control_marker(bytes) {
+                let (id, epoch) = (header.producer_id, header.producer_epoch);
+                self.end_txn(id, epoch, commit, header.base_offset, coordinator_epoch);
+            }
             return;
         }
         let batch = BatchRecord {
@@ -152,12 +250,13 @@ impl ProducerStateTable {
             base_offset: header.base_offset,
             last_offset: header.last_offset(),
         };
-        self.record(header.producer_id, header.producer_epoch, batch);
+        let transactional = header.is_transactional();
+        self.record(header.producer_id, header.producer_epoch, batch, transactional, header.max_timestamp);
     }
 
     /// The snapshot file's bytes: a text header, one line per producer, a CRC-32.
     pub fn encode(&self) -> Vec<u8> {
-        let mut text = String::from("sluice-producers 1\n");
+        let mut text = String::from("sluice-producers 2\n");
         let mut ids: Vec<&i64> = self.producers.keys().collect();
         ids.sort_unstable();
         for id in ids {
@@ -167,7 +266,12 @@ impl ProducerStateTable {
                 .iter()
                 .map(|b| format!("{}:{}:{}:{}", b.first_seq, b.last_seq, b.base_offset, b.last_offset))
                 .collect();
-            text.push_str(&format!("{id} {} {}\n", e.epoch, batches.join(",")));
+            let txn = e.txn_first_offset.unwrap_or(-1);
+            let batches = if batches.is_empty() { "-".to_string() } else { batches.join(",") };
+            text.push_str(&format!("{id} {} {batches} {txn} {} {}\n", e.epoch, e.last_timestamp, e.coordinator_epoch));
+        }
+        for a in &self.aborted {
+            text.push_str(&format!("aborted {} {} {}\n", a.producer_id, a.first_offset, a.last_offset));
         }
         let crc = crc32fast::hash(text.as_bytes());
         text.push_str(&format!("crc {crc:08x}\n"));
@@ -184,22 +288,47 @@ impl ProducerStateTable {
             return None;
         }
         let mut lines = body.lines();
-        if lines.next()? != "sluice-producers 1" {
-            return None;
-        }
+        let version = match lines.next()? {
+            "sluice-producers 1" => 1,
+            "sluice-producers 2" => 2,
+            _ => return None,
+        };
         let mut table = ProducerStateTable::default();
         for line in lines {
             let mut parts = line.split(' ');
-            let id: i64 = parts.next()?.parse().ok()?;
+            let first = parts.next()?;
+            if first == "aborted" {
+                let f: Vec<i64> = parts.map(|x| x.parse().ok()).collect::<Option<_>>()?;
+                if f.len() != 3 {
+                    return None;
+                }
+                table.aborted.push_back(AbortedTxn { producer_id: f[0], first_offset: f[1], last_offset: f[2] });
+                continue;
+            }
+            let id: i64 = first.parse().ok()?;
             let epoch: i16 = parts.next()?.parse().ok()?;
-            for batch in parts.next().unwrap_or("").split(',').filter(|b| !b.is_empty()) {
+            let batches = parts.next().unwrap_or("");
+            let (txn, timestamp, coordinator_epoch): (i64, i64, i32) = if version >= 2 {
+                (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?)
+            } else {
+                (-1, -1, -1)
+            };
+            let entry = table.entry(id, epoch);
+            entry.txn_first_offset = (txn >= 0).then_some(txn);
+            entry.last_timestamp = timestamp;
+            entry.coordinator_epoch = coordinator_epoch;
+            for batch in batches.split(',').filter(|b| !b.is_empty() && *b != "-") {
                 let f: Vec<i64> = batch.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
                 if f.len() != 4 {
                     return None;
                 }
                 let record =
                     BatchRecord { first_seq: f[0] as i32, last_seq: f[1] as i32, base_offset: f[2], last_offset: f[3] };
-                table.record(id, epoch, record);
+                let entry = table.entry(id, epoch);
+                entry.batches.push_back(record);
+                while entry.batches.len() > PRODUCER_BATCHES_RETAINED {
+                    entry.batches.pop_front();
+                }
             }
         }
         Some(table)
@@ -218,9 +347,9 @@ mod tests {
     fn in_order_duplicates_and_gaps() {
         let mut t = ProducerStateTable::default();
         assert_eq!(t.check(7, 0, 0, 4), Ok(SequenceCheck::Append));
-        t.record(7, 0, rec(0, 4, 100));
+        t.record(7, 0, rec(0, 4, 100), false, 0);
         assert_eq!(t.check(7, 0, 5, 9), Ok(SequenceCheck::Append));
-        t.record(7, 0, rec(5, 9, 105));
+        t.record(7, 0, rec(5, 9, 105), false, 0);
         // The same batch again: a duplicate with its original offsets.
         assert_eq!(t.check(7, 0, 0, 4), Ok(SequenceCheck::Duplicate(rec(0, 4, 100))));
         // A gap.
@@ -238,10 +367,34 @@ mod tests {
     fn only_five_batches_are_remembered() {
         let mut t = ProducerStateTable::default();
         for i in 0..7 {
-            t.record(1, 0, rec(i, i, i as i64));
+            t.record(1, 0, rec(i, i, i as i64), false, 0);
         }
         assert!(matches!(t.check(1, 0, 0, 0), Err(ProducerError::OutOfOrder { .. })));
         assert_eq!(t.check(1, 0, 2, 2), Ok(SequenceCheck::Duplicate(rec(2, 2, 2))));
+    }
+
+    #[test]
+    fn transactions_open_end_and_are_indexed_when_aborted() {
+        let mut t = ProducerStateTable::default();
+        t.record(1, 0, rec(0, 1, 10), true, 0);
+        t.record(2, 0, rec(0, 0, 12), true, 0);
+        t.record(1, 0, rec(2, 2, 13), true, 0);
+        assert_eq!(t.first_unstable_offset(), Some(10));
+        assert_eq!(t.check_marker(1, 0), Ok(true));
+        assert!(t.check_marker(1, -1).is_err());
+        assert_eq!(t.check_marker(3, 0), Ok(false));
+        t.end_txn(1, 0, true, 14, 0);
+        assert_eq!(t.first_unstable_offset(), Some(12));
+        assert_eq!(t.check_marker(1, 0), Ok(false));
+        t.end_txn(2, 1, false, 15, 0);
+        assert_eq!(t.first_unstable_offset(), None);
+        assert_eq!(t.aborted_between(0, 12), Vec::<(i64, i64)>::new());
+        assert_eq!(t.aborted_between(13, 20), vec![(2, 12)]);
+        assert_eq!(t.aborted_between(16, 20), Vec::<(i64, i64)>::new());
+        // The bumped epoch of the abort marker fences the producer's old epoch.
+        assert!(matches!(t.check(2, 0, 1, 1), Err(ProducerError::InvalidEpoch { .. })));
+        t.drop_aborted_below(16);
+        assert!(t.aborted_between(0, 100).is_empty());
     }
 
     #[test]
@@ -253,13 +406,17 @@ mod tests {
     #[test]
     fn snapshot_round_trip_and_damage() {
         let mut t = ProducerStateTable::default();
-        t.record(1, 3, rec(0, 4, 10));
-        t.record(1, 3, rec(5, 5, 15));
-        t.record(99, 0, rec(0, 0, 16));
+        t.record(1, 3, rec(0, 4, 10), false, 0);
+        t.record(1, 3, rec(5, 5, 15), false, 0);
+        t.record(99, 0, rec(0, 0, 16), true, 0);
+        t.record(98, 0, rec(0, 0, 17), true, 0);
+        t.end_txn(98, 0, false, 18, 0);
         let bytes = t.encode();
         let back = ProducerStateTable::decode(&bytes).unwrap();
         assert_eq!(back.check(1, 3, 5, 5), Ok(SequenceCheck::Duplicate(rec(5, 5, 15))));
         assert_eq!(back.check(99, 0, 1, 1), Ok(SequenceCheck::Append));
+        assert_eq!(back.first_unstable_offset(), Some(16));
+        assert_eq!(back.aborted_between(0, 100), vec![(98, 17)]);
         let mut bad = bytes.clone();
         bad[25] ^= 1;
         assert!(ProducerStateTable::decode(&bad).is_none());

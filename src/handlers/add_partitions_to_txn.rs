@@ -1,0 +1,126 @@
+//! AddPartitionsToTxn (v0-4): partitions join the producer's transaction
+//! before it writes to them. v4 batches several transactions and may only
+//! verify (`verify_only`) that partitions are already part of one.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, RequestHeader};
+
+use super::errors::fenced_for_version;
+use super::{call_txn, txn_done};
+use crate::protocol::ResponseError;
+use crate::shard::Shard;
+use crate::txn::{TxnCall, TxnReply};
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    request: AddPartitionsToTxnRequest,
+) -> AddPartitionsToTxnResponse {
+    let version = header.request_api_version;
+    if version <= 3 {
+        let results = add(
+            shard,
+            version,
+            request.v3_and_below_transactional_id.0.to_string(),
+            request.v3_and_below_producer_id.0,
+            request.v3_and_below_producer_epoch,
+            false,
+            &request.v3_and_below_topics,
+        )
+        .await;
+        return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
+    }
+    let mut by_transaction = Vec::with_capacity(request.transactions.len());
+    for t in &request.transactions {
+        let transactional_id = t.transactional_id.0.to_string();
+        let results =
+            add(shard, version, transactional_id, t.producer_id.0, t.producer_epoch, t.verify_only, &t.topics).await;
+        by_transaction.push(
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(t.transactional_id.clone())
+                .with_topic_results(results),
+        );
+    }
+    AddPartitionsToTxnResponse::default().with_results_by_transaction(by_transaction)
+}
+
+async fn add(
+    shard: &Rc<Shard>,
+    version: i16,
+    transactional_id: String,
+    producer_id: i64,
+    epoch: i16,
+    verify_only: bool,
+    topics: &[AddPartitionsToTxnTopic],
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let catalog = shard.catalog();
+    let known = |topic: &AddPartitionsToTxnTopic, p: i32| {
+        catalog.topic(topic.name.0.as_str()).and_then(|m| m.owner(p)).is_some()
+    };
+    let all_known = topics.iter().all(|t| t.partitions.iter().all(|p| known(t, *p)));
+    let partitions: Vec<(String, i32)> =
+        topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p))).collect();
+    // Unknown partitions fail the request; the others are not attempted, as in Kafka.
+    let outcome: Result<(), ResponseError> = if !all_known {
+        Err(ResponseError::OperationNotAttempted)
+    } else if verify_only {
+        verify(shard, &transactional_id, producer_id, epoch, &partitions).await
+    } else {
+        let call = TxnCall::AddPartitions { transactional_id: transactional_id.clone(), producer_id, epoch, partitions };
+        txn_done(shard, &transactional_id, call).await
+    };
+    let outcome = outcome.map_err(|e| fenced_for_version(e, version, 2));
+    topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let code = match outcome {
+                        Ok(()) => 0,
+                        Err(_) if !known(t, *p) => ResponseError::UnknownTopicOrPartition.code(),
+                        Err(e) => e.code(),
+                    };
+                    AddPartitionsToTxnPartitionResult::default().with_partition_index(*p).with_partition_error_code(code)
+                })
+                .collect();
+            AddPartitionsToTxnTopicResult::default().with_name(t.name.clone()).with_results_by_partition(partitions)
+        })
+        .collect()
+}
+
+/// `verify_only`: the partitions must already be in the producer's open transaction.
+async fn verify(
+    shard: &Rc<Shard>,
+    transactional_id: &str,
+    producer_id: i64,
+    epoch: i16,
+    partitions: &[(String, i32)],
+) -> Result<(), ResponseError> {
+    let call = TxnCall::Describe { transactional_id: transactional_id.to_string() };
+    match call_txn(shard, transactional_id, call).await {
+        Ok(TxnReply::Describe(Ok(txn))) => {
+            if txn.producer_id != producer_id {
+                return Err(ResponseError::InvalidProducerIdMapping);
+            }
+            if txn.epoch != epoch {
+                return Err(ResponseError::ProducerFenced);
+            }
+            let open = txn.state == "Ongoing" && partitions.iter().all(|p| txn.partitions.contains(p));
+            if open {
+                Ok(())
+            } else {
+                Err(ResponseError::InvalidTxnState)
+            }
+        }
+        Ok(TxnReply::Describe(Err(_))) => Err(ResponseError::InvalidProducerIdMapping),
+        Ok(other) => unreachable!("transaction coordinator answered with {other:?}"),
+        Err(_) => Err(ResponseError::CoordinatorNotAvailable),
+    }
+}

@@ -1,0 +1,54 @@
+//! ListTransactions (v0-1): every shard's coordinator lists its transactional
+//! ids, filtered by state, producer id and (v1) how long they have been open.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::list_transactions_response::TransactionState;
+use kafka_protocol::messages::{
+    ListTransactionsRequest, ListTransactionsResponse, ProducerId, RequestHeader, TransactionalId,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::protocol::ResponseError;
+use crate::router::ShardRequest;
+use crate::shard::Shard;
+use crate::txn::{TxnCall, TxnReply};
+
+const STATES: [&str; 6] = ["Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit", "CompleteAbort"];
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    request: ListTransactionsRequest,
+) -> ListTransactionsResponse {
+    let states: Vec<String> = request.state_filters.iter().map(|s| s.to_string()).collect();
+    let unknown: Vec<StrBytes> =
+        request.state_filters.iter().filter(|s| !STATES.contains(&s.as_str())).cloned().collect();
+    let min_duration_ms = if header.request_api_version >= 1 { request.duration_filter } else { -1 };
+    let producer_ids: Vec<i64> = request.producer_id_filters.iter().map(|p| p.0).collect();
+    let mut listed = Vec::new();
+    let mut error = None;
+    for owner in 0..shard.router.shards {
+        let call = TxnCall::List { states: states.clone(), producer_ids: producer_ids.clone(), min_duration_ms };
+        match shard.call(owner, |reply| ShardRequest::Txn { call: Box::new(call), reply }).await {
+            Ok(TxnReply::List(txns)) => listed.extend(txns),
+            Ok(other) => unreachable!("transaction list answered with {other:?}"),
+            Err(_) => error = Some(ResponseError::CoordinatorNotAvailable),
+        }
+    }
+    let response = ListTransactionsResponse::default().with_unknown_state_filters(unknown);
+    if let Some(e) = error {
+        return response.with_error_code(e.code());
+    }
+    response.with_transaction_states(
+        listed
+            .into_iter()
+            .map(|t| {
+                TransactionState::default()
+                    .with_transactional_id(TransactionalId(StrBytes::from_string(t.transactional_id)))
+                    .with_producer_id(ProducerId(t.producer_id))
+                    .with_transaction_state(StrBytes::from_static_str(t.state))
+            })
+            .collect(),
+    )
+}

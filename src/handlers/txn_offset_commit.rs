@@ -1,0 +1,100 @@
+//! TxnOffsetCommit (v0-4): offsets committed inside a transaction. The group
+//! coordinator keeps them pending (durably) until the transaction's marker
+//! commits or drops them.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{RequestHeader, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+
+use super::call_group;
+use super::errors::fenced_for_version;
+use crate::group::store::CommittedOffset;
+use crate::group::{GroupCall, GroupReply};
+use crate::protocol::ResponseError;
+use crate::shard::Shard;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    header: &RequestHeader,
+    request: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
+    let version = header.request_api_version;
+    let group_id = request.group_id.0.to_string();
+    let catalog = shard.catalog();
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    // Per partition: an early error, or an index into the offsets sent to the coordinator.
+    let mut slots: Vec<Vec<Result<usize, ResponseError>>> = Vec::new();
+    let mut offsets = Vec::new();
+    for topic in &request.topics {
+        let meta = catalog.topic(topic.name.0.as_str());
+        let topic_slots = topic
+            .partitions
+            .iter()
+            .map(|p| {
+                if meta.and_then(|m| m.owner(p.partition_index)).is_none() {
+                    return Err(ResponseError::UnknownTopicOrPartition);
+                }
+                offsets.push((
+                    topic.name.0.to_string(),
+                    p.partition_index,
+                    CommittedOffset {
+                        offset: p.committed_offset,
+                        leader_epoch: if version >= 2 { p.committed_leader_epoch } else { -1 },
+                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                        commit_timestamp_ms: now_ms,
+                    },
+                ));
+                Ok(offsets.len() - 1)
+            })
+            .collect();
+        slots.push(topic_slots);
+    }
+    let results: Result<Vec<Result<(), ResponseError>>, ResponseError> = if group_id.is_empty() {
+        Err(ResponseError::InvalidGroupId)
+    } else if request.producer_id.0 < 0 || request.transactional_id.0.is_empty() {
+        Err(ResponseError::InvalidProducerIdMapping)
+    } else {
+        let call = GroupCall::TxnCommit {
+            group_id: group_id.clone(),
+            producer_id: request.producer_id.0,
+            generation: if version >= 3 { request.generation_id } else { -1 },
+            member_id: if version >= 3 { request.member_id.to_string() } else { String::new() },
+            instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
+            offsets,
+        };
+        match call_group(shard, &group_id, call).await {
+            Ok(GroupReply::TxnCommit(results)) => results,
+            Ok(other) => unreachable!("transactional commit answered with {other:?}"),
+            Err(_) => Err(ResponseError::CoordinatorNotAvailable),
+        }
+    };
+    let results = results.map_err(|e| fenced_for_version(e, version, 3));
+    let topics = request
+        .topics
+        .iter()
+        .zip(slots)
+        .map(|(topic, topic_slots)| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .zip(topic_slots)
+                .map(|(p, slot)| {
+                    let code = match (slot, &results) {
+                        (Err(code), _) => code.code(),
+                        (Ok(_), Err(code)) => code.code(),
+                        (Ok(i), Ok(results)) => results[i].err().map(|c| c.code()).unwrap_or(0),
+                    };
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
+                .collect();
+            TxnOffsetCommitResponseTopic::default().with_name(topic.name.clone()).with_partitions(partitions)
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
