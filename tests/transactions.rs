@@ -1,0 +1,382 @@
+//! Exactly-once with librdkafka: an idempotent producer whose connections are
+//! cut mid-flight, a consume-transform-produce loop with transactional offset
+//! commits and deliberate aborts, zombie fencing, and a broker killed in the
+//! middle of a transaction.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{create_topic, Broker};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Every record value of `topic` from the beginning to the end, read with
+/// `isolation.level` = `isolation`, per partition in offset order.
+fn read_all(bootstrap: &str, topic: &str, partitions: i32, isolation: &str) -> BTreeMap<i32, Vec<String>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", isolation)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out: BTreeMap<i32, Vec<String>> = (0..partitions).map(|p| (p, Vec::new())).collect();
+    let mut eof = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while eof.len() < partitions as usize {
+        assert!(Instant::now() < deadline, "{topic} ({isolation}) not read to its end in time");
+        match consumer.poll(Duration::from_secs(1)) {
+            Some(Ok(m)) => {
+                eof.remove(&m.partition());
+                let value = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+                out.get_mut(&m.partition()).unwrap().push(value);
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                eof.insert(p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+fn transactional_producer(bootstrap: &str, id: &str, timeout_ms: u32) -> ThreadedProducer<DefaultProducerContext> {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("transactional.id", id)
+        .set("transaction.timeout.ms", timeout_ms.to_string())
+        .set("linger.ms", "1")
+        .create()
+        .unwrap();
+    producer.init_transactions(TIMEOUT).unwrap();
+    producer
+}
+
+fn send(producer: &ThreadedProducer<DefaultProducerContext>, topic: &str, partition: i32, value: &str) {
+    let mut record = BaseRecord::to(topic).payload(value).key("k").partition(partition);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((e, _)) => panic!("send: {e}"),
+        }
+    }
+}
+
+/// A TCP proxy in front of the broker that can cut every open connection.
+struct Proxy {
+    port: u16,
+    cutting: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<TcpStream>>>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Proxy {
+    fn start(listener: TcpListener, broker_port: u16) -> Proxy {
+        let port = listener.local_addr().unwrap().port();
+        let connections: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let kept = connections.clone();
+        let accepted: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                count.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = TcpStream::connect(("127.0.0.1", broker_port)) else { continue };
+                kept.lock().unwrap().extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || pipe(client, server));
+                std::thread::spawn(move || pipe(s2, c2));
+            }
+        });
+        Proxy { port, cutting: Arc::new(AtomicBool::new(false)), connections, accepted }
+    }
+
+    /// Cuts every connection every `period` until [`stop_cutting`](Self::stop_cutting).
+    fn cut_every(&self, period: Duration) {
+        self.cutting.store(true, Ordering::SeqCst);
+        let (cutting, connections) = (self.cutting.clone(), self.connections.clone());
+        std::thread::spawn(move || {
+            while cutting.load(Ordering::SeqCst) {
+                std::thread::sleep(period);
+                for c in connections.lock().unwrap().drain(..) {
+                    let _ = c.shutdown(Shutdown::Both);
+                }
+            }
+        });
+    }
+
+    fn stop_cutting(&self) {
+        self.cutting.store(false, Ordering::SeqCst);
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+    let _ = from.shutdown(Shutdown::Both);
+}
+
+/// Connections cut under an idempotent producer: retried requests whose
+/// first attempt was written are deduplicated, so every record is stored
+/// once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_producer_survives_cut_connections() {
+    // Clients learn the proxy's address from the broker's metadata, so every
+    // connection, not only the bootstrap one, goes through it.
+    let proxy_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let advertised = format!("127.0.0.1:{}", proxy_listener.local_addr().unwrap().port());
+    let broker = Broker::start("txn-cut", 2, &["--advertised-listener", &advertised]);
+    let proxy = Proxy::start(proxy_listener, broker.port);
+    let bootstrap = format!("127.0.0.1:{}", proxy.port);
+    create_topic(&bootstrap, "cut", 3, &[]).await;
+    tokio::task::spawn_blocking(move || {
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "2")
+            .set("message.timeout.ms", "60000")
+            .create()
+            .unwrap();
+        proxy.cut_every(Duration::from_millis(150));
+        let total = 30_000;
+        for i in 0..total {
+            send(&producer, "cut", i % 3, &i.to_string());
+        }
+        producer.flush(Duration::from_secs(60)).unwrap();
+        proxy.stop_cutting();
+        let reconnects = proxy.accepted.load(Ordering::SeqCst);
+        assert!(reconnects >= 5, "connections were cut while producing ({reconnects} connections)");
+        let stored = read_all(&bootstrap, "cut", 3, "read_committed");
+        let mut seen = 0;
+        for (p, values) in stored {
+            let numbers: Vec<i32> = values.iter().map(|v| v.parse().unwrap()).collect();
+            let expected: Vec<i32> = (0..total).filter(|i| i % 3 == p).collect();
+            assert_eq!(numbers, expected, "partition {p}: every record once, in order");
+            seen += numbers.len();
+        }
+        assert_eq!(seen, total as usize);
+    })
+    .await
+    .unwrap();
+    broker.stop();
+}
+
+/// Consume, transform, produce, with the input offsets committed in the same
+/// transaction; every third transaction is aborted and its input read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_transform_produce_exactly_once() {
+    let broker = Broker::start("txn-ctp", 2, &[]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "in", 3, &[]).await;
+    create_topic(&bootstrap, "out", 3, &[]).await;
+    let b = bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let total: usize = 3000;
+        let plain: ThreadedProducer<DefaultProducerContext> =
+            ClientConfig::new().set("bootstrap.servers", &b).create().unwrap();
+        for i in 0..total {
+            send(&plain, "in", (i % 3) as i32, &format!("v{i}"));
+        }
+        plain.flush(TIMEOUT).unwrap();
+
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("group.id", "ctp")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..3 {
+            tpl.add_partition_offset("in", p, Offset::Beginning).unwrap();
+        }
+        consumer.assign(&tpl).unwrap();
+        let producer = transactional_producer(&b, "ctp-1", 60_000);
+        let mut positions: HashMap<i32, i64> = (0..3).map(|p| (p, 0)).collect();
+        let mut committed_inputs = 0;
+        let mut aborted_values = Vec::new();
+        let mut round = 0;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while committed_inputs < total {
+            assert!(Instant::now() < deadline, "loop did not finish: {committed_inputs} of {total}");
+            // A batch of input.
+            let mut batch = Vec::new();
+            let batch_deadline = Instant::now() + Duration::from_millis(300);
+            while batch.len() < 200 && Instant::now() < batch_deadline {
+                if let Some(m) = consumer.poll(Duration::from_millis(50)) {
+                    let m = m.unwrap();
+                    let value = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+                    batch.push((m.partition(), m.offset(), value));
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            round += 1;
+            let abort = round % 3 == 0;
+            producer.begin_transaction().unwrap();
+            let mut next = positions.clone();
+            for (p, offset, value) in &batch {
+                send(&producer, "out", *p, &format!("t-{value}"));
+                next.insert(*p, offset + 1);
+            }
+            let mut offsets = TopicPartitionList::new();
+            for (p, o) in &next {
+                offsets.add_partition_offset("in", *p, Offset::Offset(*o)).unwrap();
+            }
+            producer.send_offsets_to_transaction(&offsets, &consumer.group_metadata().unwrap(), TIMEOUT).unwrap();
+            if abort {
+                // Written first, so that the aborted records are in the log for sure.
+                producer.flush(TIMEOUT).unwrap();
+                producer.abort_transaction(TIMEOUT).unwrap();
+                aborted_values.extend(batch.iter().map(|(_, _, v)| format!("t-{v}")));
+                // Read the aborted input again.
+                for (p, o) in &positions {
+                    consumer.seek("in", *p, Offset::Offset(*o), TIMEOUT).unwrap();
+                }
+            } else {
+                producer.commit_transaction(TIMEOUT).unwrap();
+                positions = next;
+                committed_inputs += batch.len();
+            }
+        }
+        assert!(!aborted_values.is_empty(), "some transactions were aborted");
+        assert_eq!(committed_inputs, total);
+
+        // read_committed: each input transformed exactly once, none of the aborted copies.
+        let committed = read_all(&b, "out", 3, "read_committed");
+        let mut values: Vec<String> = committed.values().flatten().cloned().collect();
+        values.sort();
+        let mut expected: Vec<String> = (0..total).map(|i| format!("t-v{i}")).collect();
+        expected.sort();
+        assert_eq!(values, expected, "read_committed sees every committed record once and nothing aborted");
+        // read_uncommitted: the aborted copies too.
+        let uncommitted = read_all(&b, "out", 3, "read_uncommitted");
+        let all: usize = uncommitted.values().map(Vec::len).sum();
+        assert_eq!(all, total + aborted_values.len());
+        // The group's committed offsets are the ends of the input.
+        let committed_offsets = consumer.committed(TIMEOUT).unwrap();
+        for p in 0..3 {
+            let e = committed_offsets.find_partition("in", p).unwrap();
+            assert_eq!(e.offset(), Offset::Offset(total as i64 / 3), "partition {p}");
+        }
+    })
+    .await
+    .unwrap();
+    broker.stop();
+}
+
+/// Two producers with one transactional id: the newer one fences the older,
+/// whose open transaction is aborted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_producer_is_fenced() {
+    let broker = Broker::start("txn-fence", 2, &[]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "fence", 1, &[]).await;
+    let b = bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let old = transactional_producer(&b, "same-id", 60_000);
+        old.begin_transaction().unwrap();
+        send(&old, "fence", 0, "zombie");
+        old.flush(TIMEOUT).unwrap();
+        let new = transactional_producer(&b, "same-id", 60_000);
+        let err = old.commit_transaction(TIMEOUT).expect_err("the older producer is fenced");
+        assert!(format!("{err}").to_lowercase().contains("fenc"), "fenced: {err}");
+        new.begin_transaction().unwrap();
+        send(&new, "fence", 0, "current");
+        new.commit_transaction(TIMEOUT).unwrap();
+        let read = read_all(&b, "fence", 1, "read_committed");
+        assert_eq!(read[&0], vec!["current".to_string()]);
+        let all = read_all(&b, "fence", 1, "read_uncommitted");
+        assert_eq!(all[&0], vec!["zombie".to_string(), "current".to_string()]);
+    })
+    .await
+    .unwrap();
+    broker.stop();
+}
+
+/// kill -9 in the middle of a transaction: after the restart the open
+/// transaction times out and is aborted, committed ones stay, and
+/// read_committed readers never see the open one's records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_open_at_a_crash_is_aborted() {
+    let broker = Broker::start("txn-crash", 2, &[]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "crash", 2, &[]).await;
+    let b = bootstrap.clone();
+    let open = tokio::task::spawn_blocking(move || {
+        let producer = transactional_producer(&b, "crashing", 4_000);
+        producer.begin_transaction().unwrap();
+        for i in 0..100 {
+            send(&producer, "crash", i % 2, &format!("committed-{i}"));
+        }
+        producer.commit_transaction(TIMEOUT).unwrap();
+        producer.begin_transaction().unwrap();
+        for i in 0..100 {
+            send(&producer, "crash", i % 2, &format!("open-{i}"));
+        }
+        producer.flush(TIMEOUT).unwrap();
+        producer
+    })
+    .await
+    .unwrap();
+    let data_dir = broker.kill();
+    drop(open);
+    let broker = Broker::start_in(data_dir, 2, &[]);
+    let b = broker.bootstrap();
+    tokio::task::spawn_blocking(move || {
+        // The open transaction blocks read_committed readers until its timeout aborts it.
+        let committed = read_all(&b, "crash", 2, "read_committed");
+        let values: Vec<&String> = committed.values().flatten().collect();
+        assert_eq!(values.len(), 100, "only the committed transaction: {values:?}");
+        assert!(values.iter().all(|v| v.starts_with("committed-")));
+        // A new producer with the same id carries on.
+        let producer = transactional_producer(&b, "crashing", 4_000);
+        producer.begin_transaction().unwrap();
+        send(&producer, "crash", 0, "after");
+        producer.commit_transaction(TIMEOUT).unwrap();
+        let committed = read_all(&b, "crash", 2, "read_committed");
+        let values: Vec<&String> = committed.values().flatten().collect();
+        assert_eq!(values.len(), 101);
+        assert!(!values.iter().any(|v| v.starts_with("open-")));
+        let all = read_all(&b, "crash", 2, "read_uncommitted");
+        assert_eq!(all.values().map(Vec::len).sum::<usize>(), 201, "aborted records stay in the log");
+    })
+    .await
+    .unwrap();
+    broker.stop();
+}
