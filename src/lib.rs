@@ -21,6 +21,8 @@
 //!   lives on the shard owning its offsets partition (`hash(group) % 50`, then `% shards`).
 //! - [`txn`]: producer ids (allocated by shard 0) and each partition's producer
 //!   state for idempotent producers (kept by the partition's owner).
+//! - [`tune`]: `sluice tune check`, the host settings the broker depends on
+//!   (runs before and apart from any shard).
 
 pub mod broker;
 pub mod config;
@@ -33,4 +35,5 @@ pub mod router;
 pub mod server;
 pub mod shard;
 pub mod storage;
+pub mod tune;
 pub mod txn;

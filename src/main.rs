@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use sluice::config::{BrokerConfig, Cli, Command};
+use sluice::tune::TuneCommand;
 
 fn main() {
     tracing_subscriber::fmt()
@@ -22,6 +23,9 @@ fn main() {
                 eprintln!("sluice: {e}");
                 std::process::exit(1);
             }
+        }
+        Command::Tune(TuneCommand::Check(args)) => {
+            sluice::tune::run_check(&args.options());
         }
     }
 }

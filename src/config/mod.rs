@@ -27,10 +27,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start; boxing `ServeArgs` would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the broker.
     Serve(ServeArgs),
+    /// Host tuning for a broker.
+    #[command(subcommand)]
+    Tune(crate::tune::TuneCommand),
 }
 
 /// Flags of `sluice serve`; each also reads a `SLUICE_*` environment variable.
