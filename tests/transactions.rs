@@ -119,8 +119,11 @@ impl Proxy {
         self.cutting.store(true, Ordering::SeqCst);
         let (cutting, connections) = (self.cutting.clone(), self.connections.clone());
         std::thread::spawn(move || {
-            while cutting.load(Ordering::SeqCst) {
+            loop {
                 std::thread::sleep(period);
+                if !cutting.load(Ordering::SeqCst) {
+                    return;
+                }
                 for c in connections.lock().unwrap().drain(..) {
                     let _ = c.shutdown(Shutdown::Both);
                 }
@@ -128,8 +131,9 @@ impl Proxy {
         });
     }
 
-    fn stop_cutting(&self) {
+    fn stop_cutting(&self, period: Duration) {
         self.cutting.store(false, Ordering::SeqCst);
+        std::thread::sleep(period * 2);
     }
 }
 
@@ -176,7 +180,7 @@ async fn idempotent_producer_survives_cut_connections() {
             send(&producer, "cut", i % 3, &i.to_string());
         }
         producer.flush(Duration::from_secs(60)).unwrap();
-        proxy.stop_cutting();
+        proxy.stop_cutting(Duration::from_millis(150));
         let reconnects = proxy.accepted.load(Ordering::SeqCst);
         assert!(reconnects >= 5, "connections were cut while producing ({reconnects} connections)");
         let stored = read_all(&bootstrap, "cut", 3, "read_committed");
