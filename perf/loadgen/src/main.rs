@@ -6,8 +6,11 @@
 //! latency from the producer's intended send time to the consumer's receipt).
 //! With `--rate`, records are sent on a fixed schedule and latency is measured
 //! from each record's intended send time, so a stalled broker cannot hide its
-//! stall (coordinated omission corrected). Results: a table, and JSON with
-//! `--json`.
+//! stall (coordinated omission corrected). Results: a table, JSON with
+//! `--json`, and with `--png` a chart of per-second latency percentiles and
+//! throughput.
+
+mod chart;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -74,33 +77,53 @@ struct Args {
     /// Label printed with the results (e.g. the broker's name).
     #[arg(long, default_value = "")]
     label: String,
+    /// Draw per-second latency percentiles (p50, p99, p99.9) and throughput into this PNG file.
+    #[arg(long)]
+    png: Option<String>,
 }
 
 fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
-/// Shared measurements: a latency histogram (µs) and per-second counts.
+/// Largest latency recorded (µs); longer ones are clamped to it.
+const LATENCY_US_MAX: u64 = 60_000_000;
+/// Significant digits of the whole run's histogram and of each second's.
+const HISTOGRAM_DIGITS: u8 = 3;
+const HISTOGRAM_PER_SECOND_DIGITS: u8 = 2;
+
+/// One second of measurements.
+struct Second {
+    records: u64,
+    latency: Histogram<u64>,
+}
+
+/// Shared measurements: a latency histogram (µs) and, per second, counts and latencies.
 struct Stats {
     latency: Mutex<Histogram<u64>>,
-    timeline: Mutex<BTreeMap<u64, u64>>,
+    timeline: Mutex<BTreeMap<u64, Second>>,
     records: AtomicU64,
     bytes: AtomicU64,
     errors: AtomicU64,
     measuring: AtomicBool,
     started: Instant,
+    /// Nanoseconds from `started` to the start of measuring: per-second figures count from there.
+    measure_offset_ns: AtomicU64,
 }
 
 impl Stats {
     fn new() -> Arc<Stats> {
         Arc::new(Stats {
-            latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")),
+            latency: Mutex::new(
+                Histogram::new_with_bounds(1, LATENCY_US_MAX, HISTOGRAM_DIGITS).expect("histogram bounds"),
+            ),
             timeline: Mutex::new(BTreeMap::new()),
             records: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             measuring: AtomicBool::new(false),
             started: Instant::now(),
+            measure_offset_ns: AtomicU64::new(0),
         })
     }
 
@@ -110,11 +133,45 @@ impl Stats {
         }
         self.records.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        let latency_us = latency_us.map(|l| l.clamp(1, LATENCY_US_MAX));
         if let Some(l) = latency_us {
-            let _ = self.latency.lock().unwrap().record(l.clamp(1, 60_000_000));
+            let _ = self.latency.lock().unwrap().record(l);
         }
-        let second = self.started.elapsed().as_secs();
-        *self.timeline.lock().unwrap().entry(second).or_default() += 1;
+        let since_measure_ns =
+            (self.started.elapsed().as_nanos() as u64).saturating_sub(self.measure_offset_ns.load(Ordering::Relaxed));
+        let second = since_measure_ns / 1_000_000_000;
+        let mut timeline = self.timeline.lock().unwrap();
+        let entry = timeline.entry(second).or_insert_with(|| Second {
+            records: 0,
+            latency: Histogram::new_with_bounds(1, LATENCY_US_MAX, HISTOGRAM_PER_SECOND_DIGITS)
+                .expect("histogram bounds"),
+        });
+        entry.records += 1;
+        if let Some(l) = latency_us {
+            let _ = entry.latency.record(l);
+        }
+    }
+
+    fn start_measuring(&self) {
+        self.measure_offset_ns.store(self.started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.measuring.store(true, Ordering::Relaxed);
+    }
+
+    /// The whole seconds measured (`seconds_max` of them), with their latency percentiles.
+    fn seconds(&self, seconds_max: u64) -> Vec<chart::SecondPoint> {
+        let timeline = self.timeline.lock().unwrap();
+        timeline
+            .range(..seconds_max)
+            .map(|(s, second)| {
+                let h = &second.latency;
+                let q = |p: f64| h.value_at_quantile(p) as f64 / 1000.0;
+                chart::SecondPoint {
+                    second: *s,
+                    records: second.records,
+                    latency_ms: (!h.is_empty()).then(|| [q(0.50), q(0.99), q(0.999)]),
+                }
+            })
+            .collect()
     }
 }
 
@@ -154,8 +211,9 @@ fn run_producer(args: Args, rate: u64, stats: Arc<Stats>, stop: Arc<AtomicBool>,
     let start = Instant::now();
     let mut sent: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
-        let intended = if rate > 0 {
-            let due = start + Duration::from_nanos(sent * 1_000_000_000 / rate);
+        // `checked_div` is `None` for rate 0: unthrottled.
+        let intended = if let Some(due_ns) = (sent * 1_000_000_000).checked_div(rate) {
+            let due = start + Duration::from_nanos(due_ns);
             let now = Instant::now();
             if due > now {
                 producer.poll(Duration::ZERO);
@@ -321,7 +379,7 @@ fn main() {
     }
     std::thread::sleep(Duration::from_secs(args.warmup));
     let measure_start = Instant::now();
-    stats.measuring.store(true, Ordering::Relaxed);
+    stats.start_measuring();
     std::thread::sleep(Duration::from_secs(args.duration));
     stats.measuring.store(false, Ordering::Relaxed);
     let elapsed = measure_start.elapsed().as_secs_f64();
@@ -353,17 +411,38 @@ fn report(args: &Args, stats: &Stats, elapsed: f64) {
         let line: Vec<String> = latencies.iter().map(|(n, v)| format!("{n} {v:.2} ms")).collect();
         println!("  latency:    {}", line.join(", "));
     }
+    // Records counted after the last whole second (while stopping) are left out of the timeline.
+    let seconds = stats.seconds(args.duration);
     if let Some(path) = &args.json {
-        let timeline: Vec<String> = stats.timeline.lock().unwrap().iter().map(|(s, n)| format!("[{s},{n}]")).collect();
+        let timeline: Vec<String> = seconds.iter().map(|p| format!("[{},{}]", p.second, p.records)).collect();
+        let timeline_ms: Vec<String> = seconds
+            .iter()
+            .filter_map(|p| p.latency_ms.map(|[p50, p99, p999]| format!("[{},{p50:.3},{p99:.3},{p999:.3}]", p.second)))
+            .collect();
         let lat: Vec<String> = latencies.iter().map(|(n, v)| format!("\"{n}_ms\":{v:.3}")).collect();
         let json = format!(
-            "{{\"label\":\"{}\",\"mode\":\"{}\",\"records\":{records},\"records_per_sec\":{rps:.1},\"mb_per_sec\":{mbps:.3},\"errors\":{},{},\"timeline\":[{}]}}\n",
+            "{{\"label\":\"{}\",\"mode\":\"{}\",\"records\":{records},\"records_per_sec\":{rps:.1},\"mb_per_sec\":{mbps:.3},\"errors\":{},{},\"timeline\":[{}],\"timeline_latency_ms\":[{}]}}\n",
             args.label,
             args.mode,
             stats.errors.load(Ordering::Relaxed),
             lat.join(","),
-            timeline.join(",")
+            timeline.join(","),
+            timeline_ms.join(",")
         );
         std::fs::write(path, json).unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+    if let Some(path) = &args.png {
+        if seconds.is_empty() {
+            eprintln!("--png: nothing was measured, no chart written to {path}");
+            return;
+        }
+        let title = format!(
+            "{} {} {} ({} partitions, {} B records)",
+            args.label, args.mode, args.topic, args.partitions, args.record_size
+        );
+        match chart::draw(path, title.trim(), &seconds) {
+            Ok(()) => println!("  chart:      {path}"),
+            Err(e) => eprintln!("--png {path}: {e}"),
+        }
     }
 }
