@@ -12,7 +12,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{create_topic, Broker};
+use common::{create_topic, producer_batch, Broker, Raw};
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, DescribeProducersRequest,
+    DescribeProducersResponse, DescribeTransactionsRequest, DescribeTransactionsResponse, EndTxnRequest,
+    EndTxnResponse, FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ListTransactionsRequest, ListTransactionsResponse, ProduceRequest, ProduceResponse, ProducerId, TopicName,
+    TransactionalId,
+};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -382,5 +392,134 @@ async fn transaction_open_at_a_crash_is_aborted() {
     })
     .await
     .unwrap();
+    broker.stop();
+}
+
+fn txn_id(id: &str) -> TransactionalId {
+    TransactionalId(StrBytes::from_string(id.to_string()))
+}
+
+fn produce_txn(raw: &mut Raw, id: &str, topic: &str, partition: i32, batch: bytes::BytesMut) -> i16 {
+    let request = ProduceRequest::default()
+        .with_transactional_id(Some(txn_id(id)))
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch.freeze()))])]);
+    let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &request);
+    response.responses[0].partition_responses[0].error_code
+}
+
+/// The coordinator's checks and the operator APIs, at the protocol level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinator_checks_and_operator_views() {
+    let broker = Broker::start("txn-raw", 2, &[]);
+    create_topic(&broker.bootstrap(), "raw", 2, &[]).await;
+    let mut raw = Raw::connect(&broker);
+    let find: FindCoordinatorResponse = raw.call(
+        ApiKey::FindCoordinator,
+        3,
+        &FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("t1")).with_key_type(1),
+    );
+    assert_eq!((find.error_code, find.port), (0, broker.port as i32));
+    let init = |raw: &mut Raw, timeout_ms: i32| -> InitProducerIdResponse {
+        raw.call(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(txn_id("t1")))
+                .with_transaction_timeout_ms(timeout_ms)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        )
+    };
+    assert_eq!(init(&mut raw, 0).error_code, 50, "INVALID_TRANSACTION_TIMEOUT");
+    assert_eq!(init(&mut raw, 3_600_000).error_code, 50, "above transaction.max.timeout.ms");
+    let first = init(&mut raw, 60_000);
+    assert_eq!(first.error_code, 0);
+    let (pid, epoch) = (first.producer_id.0, first.producer_epoch);
+    // A batch for a partition not added to a transaction is refused.
+    let batch = || producer_batch(pid, epoch, 0, &[b"a", b"b"], 1000, true);
+    assert_eq!(produce_txn(&mut raw, "t1", "raw", 0, batch()), 48, "INVALID_TXN_STATE");
+    let end = |raw: &mut Raw, pid: i64, epoch: i16, commit: bool| -> i16 {
+        let response: EndTxnResponse = raw.call(
+            ApiKey::EndTxn,
+            3,
+            &EndTxnRequest::default()
+                .with_transactional_id(txn_id("t1"))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_committed(commit),
+        );
+        response.error_code
+    };
+    assert_eq!(end(&mut raw, pid, epoch, true), 48, "nothing to end");
+    let add = |raw: &mut Raw, topic: &str, epoch: i16| -> AddPartitionsToTxnResponse {
+        raw.call(
+            ApiKey::AddPartitionsToTxn,
+            3,
+            &AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(txn_id("t1"))
+                .with_v3_and_below_producer_id(ProducerId(pid))
+                .with_v3_and_below_producer_epoch(epoch)
+                .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(vec![0])]),
+        )
+    };
+    let code = |r: &AddPartitionsToTxnResponse| r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code;
+    assert_eq!(code(&add(&mut raw, "nope", epoch)), 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    assert_eq!(code(&add(&mut raw, "raw", epoch + 1)), 90, "PRODUCER_FENCED");
+    assert_eq!(code(&add(&mut raw, "raw", epoch)), 0);
+    assert_eq!(produce_txn(&mut raw, "t1", "raw", 0, batch()), 0);
+    assert_eq!(produce_txn(&mut raw, "t1", "raw", 1, batch()), 48, "partition 1 was not added");
+
+    let described: DescribeTransactionsResponse = raw.call(
+        ApiKey::DescribeTransactions,
+        0,
+        &DescribeTransactionsRequest::default().with_transactional_ids(vec![txn_id("t1"), txn_id("unknown")]),
+    );
+    let t = &described.transaction_states[0];
+    assert_eq!((t.error_code, t.transaction_state.as_str(), t.producer_id.0), (0, "Ongoing", pid));
+    assert_eq!(t.topics[0].partitions, vec![0]);
+    assert_eq!(described.transaction_states[1].error_code, 105, "TRANSACTIONAL_ID_NOT_FOUND");
+    let listed: ListTransactionsResponse = raw.call(
+        ApiKey::ListTransactions,
+        1,
+        &ListTransactionsRequest::default()
+            .with_state_filters(vec![StrBytes::from_static_str("Ongoing"), StrBytes::from_static_str("Bogus")])
+            .with_duration_filter(-1),
+    );
+    assert_eq!(listed.transaction_states.len(), 1);
+    assert_eq!(listed.unknown_state_filters, vec![StrBytes::from_static_str("Bogus")]);
+    let producers: DescribeProducersResponse = raw.call(
+        ApiKey::DescribeProducers,
+        0,
+        &DescribeProducersRequest::default().with_topics(vec![
+            kafka_protocol::messages::describe_producers_request::TopicRequest::default()
+                .with_name(TopicName(StrBytes::from_static_str("raw")))
+                .with_partition_indexes(vec![0]),
+        ]),
+    );
+    let active = &producers.topics[0].partitions[0].active_producers;
+    assert_eq!(active.len(), 1);
+    assert_eq!((active[0].producer_id.0, active[0].last_sequence, active[0].current_txn_start_offset), (pid, 1, 0));
+
+    // A second InitProducerId fences the first producer and aborts its transaction.
+    let second = init(&mut raw, 60_000);
+    assert_eq!((second.error_code, second.producer_id.0), (0, pid));
+    assert!(second.producer_epoch > epoch);
+    assert_eq!(end(&mut raw, pid, epoch, true), 90, "the older producer is fenced");
+    assert_eq!(produce_txn(&mut raw, "t1", "raw", 0, batch()), 47, "INVALID_PRODUCER_EPOCH");
+    let committed = tokio::task::spawn_blocking({
+        let b = broker.bootstrap();
+        move || read_all(&b, "raw", 2, "read_committed")
+    })
+    .await
+    .unwrap();
+    assert!(committed.values().all(Vec::is_empty), "the aborted records are not visible: {committed:?}");
     broker.stop();
 }

@@ -10,12 +10,13 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
 use super::errors::{batch_error_code, route_error_code};
-use super::{resolve_topics, scatter};
+use super::{call_txn, resolve_topics, scatter};
 use crate::protocol::batch::{validate_chunk, BatchHeader};
 use crate::protocol::ResponseError;
 use crate::router::{ProducePart, ShardRequest};
 use crate::shard::Shard;
 use crate::storage::AckLevel;
+use crate::txn::{TxnCall, TxnListing, TxnReply};
 
 fn partition_error(index: i32, code: ResponseError, message: Option<String>) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -38,6 +39,10 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: Produce
     let names: Vec<String> = request.topic_data.iter().map(|t| t.name.0.to_string()).collect();
     // A transaction writes only to partitions it added, so to existing topics.
     let topics = if acks_valid { resolve_topics(shard, &names, !transactional).await } else { Default::default() };
+
+    // Transactional batches go only to partitions of the producer's open
+    // transaction (KIP-890): a batch outside one could never get its marker.
+    let open_txn = if transactional && acks_valid { open_transaction(shard, &request).await } else { None };
 
     // Slot per partition in request order: an early answer, or an index into the routed work.
     let mut slots: Vec<Vec<Result<PartitionProduceResponse, usize>>> = Vec::with_capacity(request.topic_data.len());
@@ -87,6 +92,13 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: Produce
                 topic_slots.push(early(code, Some(message.to_string())));
                 continue;
             }
+            if transactional {
+                let header = BatchHeader::parse(&records).expect("validated batch");
+                if let Err(code) = in_transaction(&open_txn, &meta.name, p.index, &header) {
+                    topic_slots.push(early(code, None));
+                    continue;
+                }
+            }
             topic_slots.push(Err(work.len()));
             work.push((owner, ProducePart { topic: meta.name.clone(), partition: p.index, records, summaries }));
         }
@@ -122,4 +134,30 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: Produce
         })
         .collect();
     Some(ProduceResponse::default().with_responses(responses))
+}
+
+/// The coordinator's view of the transaction the request's batches belong to.
+async fn open_transaction(shard: &Rc<Shard>, request: &ProduceRequest) -> Option<TxnListing> {
+    let id = request.transactional_id.as_ref()?.0.to_string();
+    let call = TxnCall::Describe { transactional_id: id.clone() };
+    match call_txn(shard, &id, call).await {
+        Ok(TxnReply::Describe(Ok(txn))) => Some(txn),
+        _ => None,
+    }
+}
+
+/// Whether a transactional batch belongs to the producer's open transaction on this partition.
+fn in_transaction(txn: &Option<TxnListing>, topic: &str, partition: i32, header: &BatchHeader) -> Result<(), ResponseError> {
+    let Some(txn) = txn else { return Err(ResponseError::InvalidProducerIdMapping) };
+    if txn.producer_id != header.producer_id {
+        return Err(ResponseError::InvalidProducerIdMapping);
+    }
+    if header.producer_epoch < txn.epoch {
+        return Err(ResponseError::InvalidProducerEpoch);
+    }
+    let added = txn.partitions.iter().any(|(t, p)| t == topic && *p == partition);
+    if header.producer_epoch != txn.epoch || txn.state != "Ongoing" || !added {
+        return Err(ResponseError::InvalidTxnState);
+    }
+    Ok(())
 }

@@ -219,12 +219,25 @@ pub fn idempotent_batch(
     values: &[&[u8]],
     timestamp: i64,
 ) -> BytesMut {
+    producer_batch(producer_id, epoch, base_sequence, values, timestamp, false)
+}
+
+/// Builds an uncompressed RecordBatch v2 of a producer, transactional or not.
+#[allow(dead_code)]
+pub fn producer_batch(
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+    values: &[&[u8]],
+    timestamp: i64,
+    transactional: bool,
+) -> BytesMut {
     use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
     let records: Vec<Record> = values
         .iter()
         .enumerate()
         .map(|(i, v)| Record {
-            transactional: false,
+            transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
