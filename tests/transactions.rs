@@ -14,13 +14,18 @@ use std::time::{Duration, Instant};
 
 use common::{create_topic, producer_batch, Broker, Raw};
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, DescribeProducersRequest,
-    DescribeProducersResponse, DescribeTransactionsRequest, DescribeTransactionsResponse, EndTxnRequest,
-    EndTxnResponse, FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse,
-    ListTransactionsRequest, ListTransactionsResponse, ProduceRequest, ProduceResponse, ProducerId, TopicName,
-    TransactionalId,
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey,
+    DescribeProducersRequest, DescribeProducersResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
+    EndTxnRequest, EndTxnResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, InitProducerIdRequest,
+    InitProducerIdResponse, ListTransactionsRequest, ListTransactionsResponse, OffsetFetchRequest, OffsetFetchResponse,
+    ProduceRequest, ProduceResponse, ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
@@ -128,15 +133,13 @@ impl Proxy {
     fn cut_every(&self, period: Duration) {
         self.cutting.store(true, Ordering::SeqCst);
         let (cutting, connections) = (self.cutting.clone(), self.connections.clone());
-        std::thread::spawn(move || {
-            loop {
-                std::thread::sleep(period);
-                if !cutting.load(Ordering::SeqCst) {
-                    return;
-                }
-                for c in connections.lock().unwrap().drain(..) {
-                    let _ = c.shutdown(Shutdown::Both);
-                }
+        std::thread::spawn(move || loop {
+            std::thread::sleep(period);
+            if !cutting.load(Ordering::SeqCst) {
+                return;
+            }
+            for c in connections.lock().unwrap().drain(..) {
+                let _ = c.shutdown(Shutdown::Both);
             }
         });
     }
@@ -470,7 +473,9 @@ async fn coordinator_checks_and_operator_views() {
                     .with_partitions(vec![0])]),
         )
     };
-    let code = |r: &AddPartitionsToTxnResponse| r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code;
+    let code = |r: &AddPartitionsToTxnResponse| {
+        r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+    };
     assert_eq!(code(&add(&mut raw, "nope", epoch)), 3, "UNKNOWN_TOPIC_OR_PARTITION");
     assert_eq!(code(&add(&mut raw, "raw", epoch + 1)), 90, "PRODUCER_FENCED");
     assert_eq!(code(&add(&mut raw, "raw", epoch)), 0);
@@ -521,5 +526,52 @@ async fn coordinator_checks_and_operator_views() {
     .await
     .unwrap();
     assert!(committed.values().all(Vec::is_empty), "the aborted records are not visible: {committed:?}");
+
+    // Offsets committed in a transaction stay pending until its marker.
+    let epoch = second.producer_epoch;
+    let added: AddOffsetsToTxnResponse = raw.call(
+        ApiKey::AddOffsetsToTxn,
+        3,
+        &AddOffsetsToTxnRequest::default()
+            .with_transactional_id(txn_id("t1"))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_group_id(GroupId(StrBytes::from_static_str("g1"))),
+    );
+    assert_eq!(added.error_code, 0);
+    let commit: TxnOffsetCommitResponse = raw.call(
+        ApiKey::TxnOffsetCommit,
+        3,
+        &TxnOffsetCommitRequest::default()
+            .with_transactional_id(txn_id("t1"))
+            .with_group_id(GroupId(StrBytes::from_static_str("g1")))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_generation_id(-1)
+            .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("raw")))
+                .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(42)])]),
+    );
+    assert_eq!(commit.topics[0].partitions[0].error_code, 0);
+    let fetch_offset = |raw: &mut Raw, require_stable: bool| -> (i16, i64) {
+        let response: OffsetFetchResponse = raw.call(
+            ApiKey::OffsetFetch,
+            7,
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("g1")))
+                .with_require_stable(require_stable)
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("raw")))
+                    .with_partition_indexes(vec![0])])),
+        );
+        let p = &response.topics[0].partitions[0];
+        (p.error_code, p.committed_offset)
+    };
+    assert_eq!(fetch_offset(&mut raw, true), (88, -1), "UNSTABLE_OFFSET_COMMIT while the transaction is open");
+    assert_eq!(fetch_offset(&mut raw, false), (0, -1));
+    assert_eq!(end(&mut raw, pid, epoch, true), 0);
+    assert_eq!(fetch_offset(&mut raw, true), (0, 42));
     broker.stop();
 }

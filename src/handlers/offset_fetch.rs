@@ -16,34 +16,52 @@ use crate::group::{GroupCall, GroupReply};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 
+/// A group's committed offsets, and for `require_stable` (v7+) which of
+/// them an open transaction is about to change.
 async fn fetch(
     shard: &Rc<Shard>,
     group_id: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
-) -> Result<FetchedOffsets, ResponseError> {
+    require_stable: bool,
+) -> Result<(FetchedOffsets, Vec<bool>), ResponseError> {
     if group_id.is_empty() {
         return Err(ResponseError::InvalidGroupId);
     }
-    match call_group(shard, group_id, GroupCall::FetchOffsets { group_id: group_id.to_string(), wanted }).await {
-        Ok(GroupReply::Offsets(offsets)) => Ok(offsets),
-        Ok(other) => unreachable!("offset fetch answered with {other:?}"),
+    let offsets =
+        match call_group(shard, group_id, GroupCall::FetchOffsets { group_id: group_id.to_string(), wanted }).await {
+            Ok(GroupReply::Offsets(offsets)) => offsets,
+            Ok(other) => unreachable!("offset fetch answered with {other:?}"),
+            Err(_) => return Err(ResponseError::CoordinatorNotAvailable),
+        };
+    if !require_stable {
+        let stable = vec![false; offsets.len()];
+        return Ok((offsets, stable));
+    }
+    let partitions = offsets.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
+    match call_group(shard, group_id, GroupCall::PendingOffsets { group_id: group_id.to_string(), partitions }).await {
+        Ok(GroupReply::PendingOffsets(pending)) => Ok((offsets, pending)),
+        Ok(other) => unreachable!("pending offsets answered with {other:?}"),
         Err(_) => Err(ResponseError::CoordinatorNotAvailable),
     }
 }
 
-/// (topic, [(partition, offset, leader epoch, metadata)]) in topic order.
-type Grouped = Vec<(String, Vec<(i32, i64, i32, String)>)>;
+/// (topic, [(partition, offset, leader epoch, metadata, error)]) in topic order.
+type Grouped = Vec<(String, Vec<(i32, i64, i32, String, i16)>)>;
 
-fn grouped(offsets: FetchedOffsets) -> Grouped {
+fn grouped((offsets, pending): (FetchedOffsets, Vec<bool>)) -> Grouped {
     let mut out: Grouped = Vec::new();
-    for (topic, partition, committed) in offsets {
+    for ((topic, partition, committed), pending) in offsets.into_iter().zip(pending) {
         let (offset, epoch, metadata) = match committed {
+            _ if pending => (-1, -1, String::new()),
             Some(c) => (c.offset, c.leader_epoch, c.metadata.unwrap_or_default()),
             None => (-1, -1, String::new()),
         };
+        // UNSTABLE_OFFSET_COMMIT: retriable, the consumer asks again once the transaction ends.
+        let error = if pending { ResponseError::UnstableOffsetCommit.code() } else { 0 };
+        let entry = (partition, offset, epoch, metadata, error);
         match out.last_mut() {
-            Some((t, parts)) if *t == topic => parts.push((partition, offset, epoch, metadata)),
-            _ => out.push((topic, vec![(partition, offset, epoch, metadata)])),
+            Some((t, parts)) if *t == topic => parts.push(entry),
+            _ => out.push((topic, vec![entry])),
         }
     }
     out
@@ -52,6 +70,7 @@ fn grouped(offsets: FetchedOffsets) -> Grouped {
 pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: OffsetFetchRequest) -> OffsetFetchResponse {
     let version = header.request_api_version;
     let epoch_of = |e: i32| if version >= 5 { e } else { -1 };
+    let require_stable = version >= 7 && request.require_stable;
     if version >= 8 {
         let mut groups = Vec::with_capacity(request.groups.len());
         for g in &request.groups {
@@ -60,7 +79,7 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: OffsetFe
                 .as_ref()
                 .map(|ts| ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect::<Vec<_>>());
             let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            groups.push(match fetch(shard, g.group_id.0.as_str(), wanted).await {
+            groups.push(match fetch(shard, g.group_id.0.as_str(), wanted, require_stable).await {
                 Err(code) => group.with_error_code(code.code()),
                 Ok(offsets) => group.with_topics(
                     grouped(offsets)
@@ -71,9 +90,10 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: OffsetFe
                                 .with_partitions(
                                     parts
                                         .into_iter()
-                                        .map(|(p, o, e, m)| {
+                                        .map(|(p, o, e, m, error)| {
                                             OffsetFetchResponsePartitions::default()
                                                 .with_partition_index(p)
+                                                .with_error_code(error)
                                                 .with_committed_offset(o)
                                                 .with_committed_leader_epoch(epoch_of(e))
                                                 .with_metadata(Some(StrBytes::from_string(m)))
@@ -91,7 +111,7 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: OffsetFe
         .topics
         .as_ref()
         .map(|ts| ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect::<Vec<_>>());
-    match fetch(shard, request.group_id.0.as_str(), wanted.clone()).await {
+    match fetch(shard, request.group_id.0.as_str(), wanted.clone(), require_stable).await {
         Ok(offsets) => OffsetFetchResponse::default().with_topics(
             grouped(offsets)
                 .into_iter()
@@ -101,9 +121,10 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: OffsetFe
                         .with_partitions(
                             parts
                                 .into_iter()
-                                .map(|(p, o, e, m)| {
+                                .map(|(p, o, e, m, error)| {
                                     OffsetFetchResponsePartition::default()
                                         .with_partition_index(p)
+                                        .with_error_code(error)
                                         .with_committed_offset(o)
                                         .with_committed_leader_epoch(epoch_of(e))
                                         .with_metadata(Some(StrBytes::from_string(m)))
