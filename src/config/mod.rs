@@ -323,8 +323,9 @@ impl BrokerConfig {
         }
         let transaction_max_timeout_ms = match args.transaction_max_timeout_ms {
             Some(v) => v,
-            None => from_file(&file, "transaction.max.timeout.ms")?
-                .unwrap_or(crate::constants::TXN_TIMEOUT_MS_MAX_DEFAULT),
+            None => {
+                from_file(&file, "transaction.max.timeout.ms")?.unwrap_or(crate::constants::TXN_TIMEOUT_MS_MAX_DEFAULT)
+            }
         };
         if transaction_max_timeout_ms <= 0 {
             return Err(invalid("transaction.max.timeout.ms", "must be at least 1"));

@@ -75,16 +75,43 @@ pub struct StoredTxn {
 /// One change to the state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Commit { group: String, topic: String, partition: i32, offset: CommittedOffset },
-    DeleteOffset { group: String, topic: String, partition: i32 },
-    Group { group: String, state: StoredGroup },
-    DeleteGroup { group: String },
+    Commit {
+        group: String,
+        topic: String,
+        partition: i32,
+        offset: CommittedOffset,
+    },
+    DeleteOffset {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    Group {
+        group: String,
+        state: StoredGroup,
+    },
+    DeleteGroup {
+        group: String,
+    },
     /// An offset committed inside a producer's transaction (TxnOffsetCommit).
-    TxnOffset { group: String, producer_id: i64, topic: String, partition: i32, offset: CommittedOffset },
+    TxnOffset {
+        group: String,
+        producer_id: i64,
+        topic: String,
+        partition: i32,
+        offset: CommittedOffset,
+    },
     /// The transaction marker for a group: its pending offsets become committed or are dropped.
-    TxnOffsetEnd { group: String, producer_id: i64, commit: bool },
+    TxnOffsetEnd {
+        group: String,
+        producer_id: i64,
+        commit: bool,
+    },
     /// A transactional id's new state.
-    Txn { id: String, state: StoredTxn },
+    Txn {
+        id: String,
+        state: StoredTxn,
+    },
 }
 
 /// Offsets keyed by (topic, partition).
@@ -402,9 +429,7 @@ pub fn decode_change(payload: &[u8]) -> Option<Change> {
             partition: r.i32()?,
             offset: read_offset(&mut r)?,
         },
-        TAG_TXN_OFFSET_END => {
-            Change::TxnOffsetEnd { group: r.str()?, producer_id: r.i64()?, commit: r.u8()? != 0 }
-        }
+        TAG_TXN_OFFSET_END => Change::TxnOffsetEnd { group: r.str()?, producer_id: r.i64()?, commit: r.u8()? != 0 },
         TAG_TXN => {
             let id = r.str()?;
             let mut state = StoredTxn {

@@ -71,7 +71,8 @@ async fn add(
     } else if verify_only {
         verify(shard, &transactional_id, producer_id, epoch, &partitions).await
     } else {
-        let call = TxnCall::AddPartitions { transactional_id: transactional_id.clone(), producer_id, epoch, partitions };
+        let call =
+            TxnCall::AddPartitions { transactional_id: transactional_id.clone(), producer_id, epoch, partitions };
         txn_done(shard, &transactional_id, call).await
     };
     let outcome = outcome.map_err(|e| fenced_for_version(e, version, 2));
@@ -87,7 +88,9 @@ async fn add(
                         Err(_) if !known(t, *p) => ResponseError::UnknownTopicOrPartition.code(),
                         Err(e) => e.code(),
                     };
-                    AddPartitionsToTxnPartitionResult::default().with_partition_index(*p).with_partition_error_code(code)
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(*p)
+                        .with_partition_error_code(code)
                 })
                 .collect();
             AddPartitionsToTxnTopicResult::default().with_name(t.name.clone()).with_results_by_partition(partitions)

@@ -147,7 +147,12 @@ async fn open_transaction(shard: &Rc<Shard>, request: &ProduceRequest) -> Option
 }
 
 /// Whether a transactional batch belongs to the producer's open transaction on this partition.
-fn in_transaction(txn: &Option<TxnListing>, topic: &str, partition: i32, header: &BatchHeader) -> Result<(), ResponseError> {
+fn in_transaction(
+    txn: &Option<TxnListing>,
+    topic: &str,
+    partition: i32,
+    header: &BatchHeader,
+) -> Result<(), ResponseError> {
     let Some(txn) = txn else { return Err(ResponseError::InvalidProducerIdMapping) };
     if txn.producer_id != header.producer_id {
         return Err(ResponseError::InvalidProducerIdMapping);

@@ -246,13 +246,8 @@ impl Log {
         coordinator_epoch: i32,
     ) -> Result<Option<i64>, AppendError> {
         let chunk = batch::control_batch(producer_id, epoch, commit, coordinator_epoch, now_ms());
-        let summary = BatchSummary {
-            position: 0,
-            size_bytes: chunk.len(),
-            offset_count: 1,
-            max_timestamp: -1,
-            producer_id,
-        };
+        let summary =
+            BatchSummary { position: 0, size_bytes: chunk.len(), offset_count: 1, max_timestamp: -1, producer_id };
         let marker = Marker { producer_id, epoch, commit, coordinator_epoch };
         let outcome = self.append_inner(&chunk, &[summary], AckLevel::Synced, Some(marker)).await?;
         Ok(outcome.map(|o| o.base_offset))
@@ -420,7 +415,12 @@ impl Log {
     /// always the first batch whole), never past the high watermark, nor past
     /// the last stable offset when `committed` (read_committed); those reads
     /// also get the aborted transactions among the returned batches.
-    pub async fn read(&self, fetch_offset: i64, max_bytes: usize, committed: bool) -> Result<ReadOutcome, StorageError> {
+    pub async fn read(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        committed: bool,
+    ) -> Result<ReadOutcome, StorageError> {
         let mut outcome = self.read_uncommitted(fetch_offset, max_bytes, committed).await?;
         if committed {
             let upper = outcome.last_stable_offset;

@@ -182,9 +182,11 @@ impl TxnCoordinator {
                     return TxnReply::Done(Err(ResponseError::CoordinatorNotAvailable));
                 };
                 match call {
-                    TxnCall::InitProducerId { transactional_id, timeout_ms, producer_id, epoch } => TxnReply::ProducerId(
-                        self.init_producer_id(shard, &transactional_id, timeout_ms, producer_id, epoch).await,
-                    ),
+                    TxnCall::InitProducerId { transactional_id, timeout_ms, producer_id, epoch } => {
+                        TxnReply::ProducerId(
+                            self.init_producer_id(shard, &transactional_id, timeout_ms, producer_id, epoch).await,
+                        )
+                    }
                     TxnCall::AddPartitions { transactional_id, producer_id, epoch, partitions } => TxnReply::Done(
                         self.add(&transactional_id, producer_id, epoch, |txn| {
                             for p in partitions {
