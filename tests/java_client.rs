@@ -1,6 +1,6 @@
 //! The Java client (kafka-clients 4.1, resolved by Maven from
 //! `tests/clients/java/pom.xml`) on its defaults: admin, idempotent producer,
-//! consumer. `.ci/run` resolves the jars; a missing Java or Maven fails this test.
+//! consumer; and its transactions. `.ci/run` resolves the jars; a missing Java or Maven fails this test.
 
 mod common;
 
@@ -48,5 +48,25 @@ fn java_client_round_trip() {
         broker.log()
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("java round trip ok"));
+    broker.stop();
+}
+
+/// Transactions with the Java client: consume-transform-produce with aborts,
+/// fencing, and the admin client's transaction and producer views.
+#[test]
+fn java_client_transactions() {
+    let classpath = classpath();
+    let broker = Broker::start("java-transactions", 2, &[]);
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/java/JavaTransactions.java");
+    let output =
+        Command::new("java").args(["-cp", classpath.trim(), source, &broker.bootstrap()]).output().expect("run java");
+    assert!(
+        output.status.success(),
+        "Java client failed:\nstdout:\n{}\nstderr:\n{}\nbroker log:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        broker.log()
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("java transactions ok"));
     broker.stop();
 }
