@@ -575,3 +575,79 @@ async fn coordinator_checks_and_operator_views() {
     assert_eq!(fetch_offset(&mut raw, true), (0, 42));
     broker.stop();
 }
+
+/// A broker stopped between making a commit decision durable and writing
+/// its markers (the journal says PrepareCommit, the partition still has the
+/// transaction open) finishes the commit when it starts again, long before
+/// the transaction's timeout could abort it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_commit_is_completed_after_restart() {
+    let broker = Broker::start("txn-prepared", 2, &[]);
+    create_topic(&broker.bootstrap(), "prep", 1, &[]).await;
+    let mut raw = Raw::connect(&broker);
+    let init: InitProducerIdResponse = raw.call(
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(txn_id("prep-id")))
+            .with_transaction_timeout_ms(120_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    );
+    let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+    let added: AddPartitionsToTxnResponse = raw.call(
+        ApiKey::AddPartitionsToTxn,
+        3,
+        &AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(txn_id("prep-id"))
+            .with_v3_and_below_producer_id(ProducerId(pid))
+            .with_v3_and_below_producer_epoch(epoch)
+            .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("prep")))
+                .with_partitions(vec![0])]),
+    );
+    assert_eq!(added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, 0);
+    let batch = producer_batch(pid, epoch, 0, &[b"p0", b"p1", b"p2"], 1000, true);
+    assert_eq!(produce_txn(&mut raw, "prep-id", "prep", 0, batch), 0);
+    drop(raw);
+    let data_dir = broker.stop();
+
+    // The state a crash right after the decision leaves: PrepareCommit in the journal.
+    let dir = data_dir.join(format!("__transaction_state-{}", sluice::txn::txn_partition("prep-id")));
+    glommio::LocalExecutorBuilder::default()
+        .spawn(move || async move {
+            use sluice::group::store::{Change, GroupStore};
+            let (store, state) = GroupStore::open(dir).await.unwrap();
+            let mut txn = state.txns["prep-id"].clone();
+            assert_eq!(txn.state, 1, "Ongoing before the decision");
+            txn.state = 2;
+            let change = Change::Txn { id: "prep-id".into(), state: txn };
+            let mut after = state.clone();
+            after.apply(&change);
+            store.append(&[change], || after).await.unwrap();
+            store.close().await;
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+
+    let broker = Broker::start_in(data_dir, 2, &[]);
+    let b = broker.bootstrap();
+    let committed = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let read = read_all(&b, "prep", 1, "read_committed");
+        (read, started.elapsed())
+    })
+    .await
+    .unwrap();
+    assert_eq!(committed.0[&0], vec!["p0".to_string(), "p1".to_string(), "p2".to_string()]);
+    assert!(committed.1 < Duration::from_secs(20), "completed by recovery, not by a timeout");
+    let mut raw = Raw::connect(&broker);
+    let described: DescribeTransactionsResponse = raw.call(
+        ApiKey::DescribeTransactions,
+        0,
+        &DescribeTransactionsRequest::default().with_transactional_ids(vec![txn_id("prep-id")]),
+    );
+    assert_eq!(described.transaction_states[0].transaction_state.as_str(), "CompleteCommit");
+    broker.stop();
+}
