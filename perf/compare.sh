@@ -1,24 +1,42 @@
 #!/usr/bin/env bash
 # Apache Kafka 4.1 and Sluice side by side on this machine: same workload, same
-# disk, one run. Prints one table per durability mode with each figure for
-# both brokers and their ratio, then runs Kafka's own ProducerPerformance
-# against both.
+# disk, one run.
+#
+#  1. Kafka's maximum produce rate (perf/workloads/max-rate-16p-1k.conf, default durability).
+#  2. For each durability mode and broker: every workload (produce and e2e), and
+#     the max-rate workload throttled to half of Kafka's maximum (produce and e2e).
+#  3. Kafka's own tools against both brokers: ProducerPerformance,
+#     ConsumerPerformance (reading what ProducerPerformance wrote) and EndToEndLatency.
+#
+# Prints one table per run with each figure for both brokers and their ratio
+# (perf/report.py). Each sluice-perf run also leaves a PNG chart (latency
+# percentiles and throughput per second) next to its JSON. Everything is
+# copied to RESULTS_DIR at the end.
 #
 # Usage: perf/compare.sh [workload.conf ...]   (default: the fixed-rate and max-rate 16-partition workloads)
 # Needs: Java 17, Maven (fetches Kafka from Maven Central), python3; fio if present.
 # Env: DATA (scratch dir on the disk under test, default /tmp/sluice-compare),
-#      DURATION and WARMUP (seconds, default 20 and 5).
+#      RESULTS_DIR (where results are kept, default perf/results),
+#      DURATION and WARMUP (seconds per sluice-perf run, default 20 and 5),
+#      PP_RECORDS (ProducerPerformance and ConsumerPerformance records, default 2000000),
+#      E2E_MESSAGES (EndToEndLatency round trips, default 10000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${DATA:-/tmp/sluice-compare}"
+RESULTS_DIR="${RESULTS_DIR:-perf/results}"
 DURATION="${DURATION:-20}"
 WARMUP="${WARMUP:-5}"
+PP_RECORDS="${PP_RECORDS:-2000000}"
+E2E_MESSAGES="${E2E_MESSAGES:-10000}"
+MAX_WORKLOAD=perf/workloads/max-rate-16p-1k.conf
 WORKLOADS=("$@")
 [ ${#WORKLOADS[@]} -gt 0 ] || WORKLOADS=(perf/workloads/fixed-rate-16p-1k.conf perf/workloads/max-rate-16p-1k.conf)
 KAFKA_PORT=19192
 SLUICE_PORT=19292
 
-cargo build --release -q -p sluice -p sluice-perf
+# Two builds: together, the load generator's librdkafka features would change the broker's dependencies.
+cargo build --release -q -p sluice
+cargo build --release -q -p sluice-perf
 (cd perf/kafka && mvn -q dependency:copy-dependencies)
 CP="perf/kafka/target/dependency/*"
 PERF=target/release/sluice-perf
@@ -72,15 +90,27 @@ stop_broker() {
 run() { # broker port mode workload tag extra...
     local broker=$1 port=$2 mode=$3 workload=$4 tag=$5
     shift 5
+    local out="$DATA/results/$tag-$mode-$broker"
     "$PERF" --workload "$workload" --bootstrap "127.0.0.1:$port" --mode "$mode" --label "$broker" \
         --topic "$tag-$mode" --duration "$DURATION" --warmup "$WARMUP" \
-        --json "$DATA/results/$tag-$mode-$broker.json" "$@" >/dev/null
+        --json "$out.json" --png "$out.png" "$@" >/dev/null
 }
 
 if command -v fio >/dev/null; then
     fio --name=seqwrite --filename="$DATA/fio.tmp" --rw=write --bs=1M --size=2G --direct=1 --ioengine=io_uring \
         --output-format=json >"$DATA/results/fio.json" && rm -f "$DATA/fio.tmp"
 fi
+
+# Kafka's maximum produce rate, measured first; the fixed-rate comparison runs at half of it.
+start_kafka
+run kafka $KAFKA_PORT produce "$MAX_WORKLOAD" kafka-max
+stop_broker
+mv "$DATA/results/kafka-max-produce-kafka.json" "$DATA/results/kafka-max.json"
+mv "$DATA/results/kafka-max-produce-kafka.png" "$DATA/results/kafka-max.png"
+KAFKA_MAX=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["records_per_sec"]))' "$DATA/results/kafka-max.json")
+HALF_RATE=$((KAFKA_MAX / 2))
+[ "$HALF_RATE" -gt 0 ] || { echo "Kafka's maximum rate measured as $KAFKA_MAX records/s: nothing to halve" >&2; exit 1; }
+echo "$KAFKA_MAX $HALF_RATE" >"$DATA/results/half-rate.txt"
 
 for durability in default flush-every-write; do
     extra=()
@@ -93,17 +123,32 @@ for durability in default flush-every-write; do
             # End to end at the workload's rate (half of Kafka's maximum is set in the workload files).
             run "$broker" "$port" e2e "$workload" "$tag" "${extra[@]}"
         done
+        # The max-rate workload throttled to half of Kafka's maximum: both brokers have headroom.
+        tag="half-kafka-max-16p-1k-$durability"
+        run "$broker" "$port" produce "$MAX_WORKLOAD" "$tag" --rate "$HALF_RATE" "${extra[@]}"
+        run "$broker" "$port" e2e "$MAX_WORKLOAD" "$tag" --rate "$HALF_RATE" "${extra[@]}"
         stop_broker
     done
 done
 
-# Kafka's own ProducerPerformance against both, acks=all, 1 KiB records.
+# Kafka's own tools against both, acks=all, 1 KiB records: ProducerPerformance
+# writes PP_RECORDS records, ConsumerPerformance reads them back from the
+# beginning, EndToEndLatency sends one record at a time and waits for a consumer
+# to receive it. A tool that fails leaves its output (or none) in the report.
 for broker in kafka sluice; do
     if [ "$broker" = kafka ]; then start_kafka; port=$KAFKA_PORT; else start_sluice; port=$SLUICE_PORT; fi
-    java -cp "$CP" org.apache.kafka.tools.ProducerPerformance --topic pp --num-records 2000000 --record-size 1024 \
+    java -cp "$CP" org.apache.kafka.tools.ProducerPerformance --topic pp --num-records "$PP_RECORDS" --record-size 1024 \
         --throughput -1 --producer-props bootstrap.servers=127.0.0.1:$port acks=all linger.ms=1 batch.size=131072 \
-        2>/dev/null | tail -1 >"$DATA/results/producer-performance-$broker.txt"
+        2>/dev/null | tail -1 >"$DATA/results/producer-performance-$broker.txt" || true
+    java -cp "$CP" org.apache.kafka.tools.ConsumerPerformance --bootstrap-server 127.0.0.1:$port --topic pp \
+        --messages "$PP_RECORDS" --timeout 60000 --group "consumer-performance-$broker" \
+        2>/dev/null >"$DATA/results/consumer-performance-$broker.txt" || true
+    java -cp "$CP" org.apache.kafka.tools.EndToEndLatency 127.0.0.1:$port e2e-latency "$E2E_MESSAGES" all 1024 \
+        2>/dev/null | tail -2 >"$DATA/results/end-to-end-latency-$broker.txt" || true
     stop_broker
 done
 
-python3 perf/report.py "$DATA/results"
+python3 perf/report.py "$DATA/results" | tee "$DATA/results/report.md"
+mkdir -p "$RESULTS_DIR"
+cp "$DATA"/results/*.json "$DATA"/results/*.png "$DATA"/results/*.txt "$DATA"/results/report.md "$RESULTS_DIR"/
+echo "results, charts and report.md in $RESULTS_DIR"
