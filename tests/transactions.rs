@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{create_topic, producer_batch, Broker, Raw};
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::txn_offset_commit_request::{
@@ -27,6 +28,7 @@ use kafka_protocol::messages::{
     ProduceRequest, ProduceResponse, ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest,
     TxnOffsetCommitResponse,
 };
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -481,6 +483,20 @@ async fn coordinator_checks_and_operator_views() {
     assert_eq!(code(&add(&mut raw, "raw", epoch)), 0);
     assert_eq!(produce_txn(&mut raw, "t1", "raw", 0, batch()), 0);
     assert_eq!(produce_txn(&mut raw, "t1", "raw", 1, batch()), 48, "partition 1 was not added");
+    // ListOffsets: the latest offset is the high watermark, or the last stable offset for read_committed.
+    let latest = |raw: &mut Raw, isolation: i8| -> i64 {
+        let response: ListOffsetsResponse = raw.call(
+            ApiKey::ListOffsets,
+            5,
+            &ListOffsetsRequest::default().with_isolation_level(isolation).with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("raw")))
+                    .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1)]),
+            ]),
+        );
+        response.topics[0].partitions[0].offset
+    };
+    assert_eq!((latest(&mut raw, 0), latest(&mut raw, 1)), (2, 0));
 
     let described: DescribeTransactionsResponse = raw.call(
         ApiKey::DescribeTransactions,

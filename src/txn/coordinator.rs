@@ -11,9 +11,10 @@
 //!
 //! Markers go to every partition of the transaction on its owning shard
 //! (control batches, synced) and to the group coordinator of every group
-//! whose offsets the transaction committed. Transaction operations on a shard
-//! run one at a time (`lock`), so no two decisions about one transactional
-//! id can interleave; no `RefCell` borrow is held across an `.await`.
+//! whose offsets the transaction committed. Operations on one transactional
+//! id run one at a time (its lock in `locks`), so no two decisions about it
+//! can interleave, while different ids proceed concurrently; no `RefCell`
+//! borrow is held across an `.await`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -87,7 +88,25 @@ pub struct TxnCoordinator {
     /// `transaction.max.timeout.ms`.
     timeout_ms_max: i32,
     partitions: HashMap<usize, Rc<TxnPartition>>,
-    lock: Semaphore,
+    /// One lock per transactional id with an operation running or waiting.
+    locks: RefCell<HashMap<String, Rc<Semaphore>>>,
+}
+
+/// Holds a transactional id's lock; the last holder removes it from the map.
+struct IdLock<'a> {
+    coordinator: &'a TxnCoordinator,
+    id: String,
+    lock: Rc<Semaphore>,
+}
+
+impl Drop for IdLock<'_> {
+    fn drop(&mut self) {
+        self.lock.signal(1);
+        // Only the map and this guard hold it: nobody else waits.
+        if Rc::strong_count(&self.lock) == 2 {
+            self.coordinator.locks.borrow_mut().remove(&self.id);
+        }
+    }
 }
 
 /// Checks that `producer_id` and `epoch` are the transactional id's current ones.
@@ -132,7 +151,14 @@ impl TxnCoordinator {
             let (store, state) = GroupStore::open(dir).await.map_err(|e| e.to_string())?;
             partitions.insert(n, Rc::new(TxnPartition { store, state: RefCell::new(state) }));
         }
-        Ok(TxnCoordinator { shard_id, shards, timeout_ms_max, partitions, lock: Semaphore::new(1) })
+        Ok(TxnCoordinator { shard_id, shards, timeout_ms_max, partitions, locks: RefCell::new(HashMap::new()) })
+    }
+
+    /// Waits for the transactional id's lock.
+    async fn lock(&self, id: &str) -> Result<IdLock<'_>, ResponseError> {
+        let lock = self.locks.borrow_mut().entry(id.to_string()).or_insert_with(|| Rc::new(Semaphore::new(1))).clone();
+        lock.acquire(1).await.map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+        Ok(IdLock { coordinator: self, id: id.to_string(), lock })
     }
 
     fn partition_of(&self, id: &str) -> Rc<TxnPartition> {
@@ -178,8 +204,16 @@ impl TxnCoordinator {
                     .ok_or(ResponseError::TransactionalIdNotFound),
             ),
             call => {
-                let Ok(_permit) = self.lock.acquire_permit(1).await else {
-                    return TxnReply::Done(Err(ResponseError::CoordinatorNotAvailable));
+                let id = match &call {
+                    TxnCall::InitProducerId { transactional_id, .. }
+                    | TxnCall::AddPartitions { transactional_id, .. }
+                    | TxnCall::AddOffsets { transactional_id, .. }
+                    | TxnCall::EndTxn { transactional_id, .. } => transactional_id.clone(),
+                    TxnCall::List { .. } | TxnCall::Describe { .. } => unreachable!("answered above"),
+                };
+                let _guard = match self.lock(&id).await {
+                    Ok(guard) => guard,
+                    Err(e) => return TxnReply::Done(Err(e)),
                 };
                 match call {
                     TxnCall::InitProducerId { transactional_id, timeout_ms, producer_id, epoch } => {
@@ -403,8 +437,8 @@ impl TxnCoordinator {
         if due.is_empty() {
             return;
         }
-        let Ok(_permit) = self.lock.acquire_permit(1).await else { return };
         for (id, seen) in due {
+            let Ok(_guard) = self.lock(&id).await else { return };
             // Look again under the lock: a request may have moved it on.
             let Some(txn) = self.get(&id) else { continue };
             if txn != seen {
@@ -432,8 +466,8 @@ impl TxnCoordinator {
         }
     }
 
+    /// Closes the journals; an append under way finishes first.
     pub async fn close(&self) {
-        let _permit = self.lock.acquire_permit(1).await;
         for partition in self.partitions.values() {
             partition.store.close().await;
         }
