@@ -85,6 +85,8 @@ wait_port() {
 stop_broker() {
     kill "$BROKER_PID" 2>/dev/null || true
     wait "$BROKER_PID" 2>/dev/null || true
+    # A max-rate session writes tens of GB: free the disk before the next one.
+    rm -rf "$DATA/kafka/logs" "$DATA/sluice"
 }
 
 run() { # broker port mode workload tag extra...
