@@ -545,6 +545,25 @@ async fn coordinator_checks_and_operator_views() {
 
     // Offsets committed in a transaction stay pending until its marker.
     let epoch = second.producer_epoch;
+    let txn_commit = |raw: &mut Raw| -> TxnOffsetCommitResponse {
+        raw.call(
+            ApiKey::TxnOffsetCommit,
+            3,
+            &TxnOffsetCommitRequest::default()
+                .with_transactional_id(txn_id("t1"))
+                .with_group_id(GroupId(StrBytes::from_static_str("g1")))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_generation_id(-1)
+                .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("raw")))
+                    .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(42)])]),
+        )
+    };
+    let refused = txn_commit(&mut raw);
+    assert_eq!(refused.topics[0].partitions[0].error_code, 48, "the group was not added to the transaction");
     let added: AddOffsetsToTxnResponse = raw.call(
         ApiKey::AddOffsetsToTxn,
         3,
@@ -555,21 +574,7 @@ async fn coordinator_checks_and_operator_views() {
             .with_group_id(GroupId(StrBytes::from_static_str("g1"))),
     );
     assert_eq!(added.error_code, 0);
-    let commit: TxnOffsetCommitResponse = raw.call(
-        ApiKey::TxnOffsetCommit,
-        3,
-        &TxnOffsetCommitRequest::default()
-            .with_transactional_id(txn_id("t1"))
-            .with_group_id(GroupId(StrBytes::from_static_str("g1")))
-            .with_producer_id(ProducerId(pid))
-            .with_producer_epoch(epoch)
-            .with_generation_id(-1)
-            .with_topics(vec![TxnOffsetCommitRequestTopic::default()
-                .with_name(TopicName(StrBytes::from_static_str("raw")))
-                .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
-                    .with_partition_index(0)
-                    .with_committed_offset(42)])]),
-    );
+    let commit = txn_commit(&mut raw);
     assert_eq!(commit.topics[0].partitions[0].error_code, 0);
     let fetch_offset = |raw: &mut Raw, require_stable: bool| -> (i16, i64) {
         let response: OffsetFetchResponse = raw.call(

@@ -9,12 +9,13 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{RequestHeader, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
-use super::call_group;
 use super::errors::fenced_for_version;
+use super::{call_group, call_txn};
 use crate::group::store::CommittedOffset;
 use crate::group::{GroupCall, GroupReply};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
+use crate::txn::{TxnCall, TxnReply};
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -57,6 +58,8 @@ pub async fn handle(
         Err(ResponseError::InvalidGroupId)
     } else if request.producer_id.0 < 0 || request.transactional_id.0.is_empty() {
         Err(ResponseError::InvalidProducerIdMapping)
+    } else if let Err(e) = in_transaction(shard, &request).await {
+        Err(e)
     } else {
         let call = GroupCall::TxnCommit {
             group_id: group_id.clone(),
@@ -97,4 +100,27 @@ pub async fn handle(
         })
         .collect();
     TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+/// The group must be part of the producer's open transaction (AddOffsetsToTxn
+/// first), or its offsets would never get a marker (KIP-890).
+async fn in_transaction(shard: &Rc<Shard>, request: &TxnOffsetCommitRequest) -> Result<(), ResponseError> {
+    let id = request.transactional_id.0.to_string();
+    let call = TxnCall::Describe { transactional_id: id.clone() };
+    let txn = match call_txn(shard, &id, call).await {
+        Ok(TxnReply::Describe(Ok(txn))) => txn,
+        Ok(TxnReply::Describe(Err(_))) => return Err(ResponseError::InvalidProducerIdMapping),
+        Ok(other) => unreachable!("transaction describe answered with {other:?}"),
+        Err(_) => return Err(ResponseError::CoordinatorNotAvailable),
+    };
+    if txn.producer_id != request.producer_id.0 {
+        return Err(ResponseError::InvalidProducerIdMapping);
+    }
+    if txn.epoch != request.producer_epoch {
+        return Err(ResponseError::ProducerFenced);
+    }
+    if txn.state != "Ongoing" || !txn.groups.iter().any(|g| g.as_str() == request.group_id.0.as_str()) {
+        return Err(ResponseError::InvalidTxnState);
+    }
+    Ok(())
 }

@@ -134,6 +134,7 @@ fn listing(id: &str, txn: &StoredTxn) -> TxnListing {
         timeout_ms: txn.timeout_ms,
         start_ms: if state_of(txn) == TxnState::Empty { -1 } else { txn.start_ms },
         partitions: txn.partitions.clone(),
+        groups: txn.groups.clone(),
     }
 }
 
@@ -295,6 +296,10 @@ impl TxnCoordinator {
                 bumped = true;
             }
             _ => {}
+        }
+        if matches!(state_of(&txn), TxnState::PrepareCommit | TxnState::PrepareAbort) {
+            // Markers of the previous transaction are not all written yet: the client retries.
+            return Err(ResponseError::ConcurrentTransactions);
         }
         if !bumped {
             match txn.epoch.checked_add(1).filter(|e| *e < i16::MAX) {

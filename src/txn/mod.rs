@@ -49,6 +49,8 @@ pub struct TxnListing {
     pub timeout_ms: i32,
     pub start_ms: i64,
     pub partitions: Vec<(String, i32)>,
+    /// Groups whose offsets the transaction commits.
+    pub groups: Vec<String>,
 }
 
 /// The coordinator's answer to a [`TxnCall`].
