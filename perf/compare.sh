@@ -68,7 +68,9 @@ PROPS
 
 start_sluice() {
     rm -rf "$DATA/sluice"
-    target/release/sluice serve --listen 127.0.0.1:$SLUICE_PORT --data-dir "$DATA/sluice" >"$DATA/sluice.out" 2>&1 &
+    # group.initial.rebalance.delay.ms=0 as for Kafka above: consumer tools start at once on both.
+    target/release/sluice serve --listen 127.0.0.1:$SLUICE_PORT --data-dir "$DATA/sluice" \
+        --group-initial-rebalance-delay-ms 0 >"$DATA/sluice.out" 2>&1 &
     BROKER_PID=$!
     wait_port $SLUICE_PORT
 }

@@ -108,7 +108,8 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
 
     let config = Arc::new(config);
     let mesh = MeshBuilder::<ShardRequest, _>::full(config.shards, MESH_CHANNEL_DEPTH);
-    let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(config.shards, None))
+    let cpus = shard_cpus(config.cpus.as_deref())?;
+    let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(config.shards, Some(cpus)))
         .name("sluice-shard")
         .io_memory(IO_MEMORY_BYTES_PER_SHARD)
         .on_all_shards(move || {
@@ -245,4 +246,26 @@ async fn run_shard(
     shard.txns.close().await;
     shard.groups.close().await;
     Ok(shard.close_all().await)
+}
+
+/// The CPUs shards are spread over: those listed, or those the process may
+/// run on (its affinity mask, as `taskset` or systemd's `CPUAffinity=` set it).
+fn shard_cpus(listed: Option<&[usize]>) -> Result<glommio::CpuSet, String> {
+    let allowed: Vec<usize> = match listed {
+        Some(cpus) => cpus.to_vec(),
+        None => {
+            // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for this process.
+            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+            if rc != 0 {
+                return Err(format!("sched_getaffinity: {}", std::io::Error::last_os_error()));
+            }
+            (0..libc::CPU_SETSIZE as usize).filter(|cpu| unsafe { libc::CPU_ISSET(*cpu, &set) }).collect()
+        }
+    };
+    let set = glommio::CpuSet::online().map_err(|e| format!("online CPUs: {e}"))?.filter(|l| allowed.contains(&l.cpu));
+    if set.is_empty() {
+        return Err(format!("none of the CPUs {allowed:?} is online"));
+    }
+    Ok(set)
 }

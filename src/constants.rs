@@ -19,6 +19,8 @@ pub const CONNECTION_WRITE_BUFFER_BYTES: usize = 64 * 1024;
 pub const MESH_CHANNEL_DEPTH: usize = 1024;
 /// Shards one broker runs at most.
 pub const SHARDS_MAX: usize = 256;
+/// Highest CPU number (exclusive) a `--cpus` list may name.
+pub const CPUS_MAX: usize = 4096;
 
 /// Direct-I/O alignment of segment writes and reads.
 pub const DMA_ALIGNMENT_BYTES: u64 = 4096;

@@ -53,9 +53,13 @@ pub struct ServeArgs {
     /// This broker's node id (`node.id`).
     #[arg(long, env = "SLUICE_NODE_ID")]
     pub node_id: Option<i32>,
-    /// Executors to run, one per core; defaults to the online cores.
+    /// Executors to run, one per core; defaults to the CPUs the process may run on.
     #[arg(long, env = "SLUICE_SHARDS")]
     pub shards: Option<usize>,
+    /// CPUs the shards are pinned to, e.g. `2-7` or `1,3,5`; defaults to the
+    /// CPUs the process may run on (its affinity: `taskset`, systemd `CPUAffinity=`).
+    #[arg(long, env = "SLUICE_CPUS")]
+    pub cpus: Option<String>,
     /// Optional properties file (`key=value` lines, Kafka names).
     #[arg(long, env = "SLUICE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -130,6 +134,8 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     pub node_id: i32,
     pub shards: usize,
+    /// CPUs the shards are spread over; `None`: the process's affinity.
+    pub cpus: Option<Vec<usize>>,
     pub num_partitions: i32,
     pub auto_create_topics_enable: bool,
     pub socket_request_max_bytes: usize,
@@ -174,6 +180,33 @@ fn from_file<T: std::str::FromStr>(
     }
 }
 
+/// Parses a Linux CPU list (`0-3,6,8-9`) into sorted, distinct CPU numbers.
+pub fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
+    let mut cpus = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("cannot parse CPU list {text:?}");
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => {
+                (a.trim().parse::<usize>().map_err(|_| bad())?, b.trim().parse::<usize>().map_err(|_| bad())?)
+            }
+            None => {
+                let n = part.parse::<usize>().map_err(|_| bad())?;
+                (n, n)
+            }
+        };
+        if first > last || last >= crate::constants::CPUS_MAX {
+            return Err(bad());
+        }
+        cpus.extend(first..=last);
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    if cpus.is_empty() {
+        return Err(format!("CPU list {text:?} names no CPU"));
+    }
+    Ok(cpus)
+}
+
 impl BrokerConfig {
     /// Merges flags/environment with the optional file and validates the result.
     pub fn resolve(args: &ServeArgs) -> Result<BrokerConfig, ConfigError> {
@@ -197,7 +230,18 @@ impl BrokerConfig {
             "log.index.interval.bytes",
             "message.max.bytes",
             "log.message.timestamp.type",
+            "log.retention.ms",
+            "log.retention.bytes",
+            "log.roll.ms",
+            "log.cleanup.policy",
+            "log.retention.check.interval.ms",
+            "max.connections",
+            "connections.max.idle.ms",
+            "group.initial.rebalance.delay.ms",
+            "offsets.retention.minutes",
+            "transaction.max.timeout.ms",
             "shards",
+            "cpus",
         ];
         if let Some(unknown) = file.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(invalid("config", format!("unknown broker config {unknown:?}")));
@@ -240,13 +284,24 @@ impl BrokerConfig {
         if node_id < 0 {
             return Err(invalid("node-id", "must be >= 0"));
         }
-        let online = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cpus = match args.cpus.clone().or_else(|| file.get("cpus").cloned()) {
+            None => None,
+            Some(text) => Some(parse_cpu_list(&text).map_err(|reason| invalid("cpus", reason))?),
+        };
+        // available_parallelism honours the process's CPU affinity.
+        let allowed = cpus
+            .as_ref()
+            .map(Vec::len)
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
         let shards = match args.shards {
             Some(v) => v,
-            None => from_file(&file, "shards")?.unwrap_or(online),
+            None => from_file(&file, "shards")?.unwrap_or(allowed),
         };
         if shards == 0 || shards > SHARDS_MAX {
             return Err(invalid("shards", format!("must be 1..={SHARDS_MAX}")));
+        }
+        if cpus.is_some() && shards > allowed {
+            return Err(invalid("shards", format!("{shards} shards need as many CPUs; --cpus lists {allowed}")));
         }
         let num_partitions = match args.num_partitions {
             Some(v) => v,
@@ -351,6 +406,7 @@ impl BrokerConfig {
             data_dir,
             node_id,
             shards,
+            cpus,
             num_partitions,
             auto_create_topics_enable,
             socket_request_max_bytes,
@@ -370,6 +426,7 @@ mod tests {
             advertised_listener: None,
             node_id: None,
             shards: Some(2),
+            cpus: None,
             config: None,
             num_partitions: None,
             auto_create_topics_enable: None,
@@ -414,6 +471,29 @@ mod tests {
         assert_eq!(c.num_partitions, 3);
         assert_eq!(c.topic_defaults.segment_bytes, 2 * 1024 * 1024);
         assert_eq!(c.node_id, 7);
+    }
+
+    #[test]
+    fn cpu_lists_and_every_documented_file_key() {
+        assert_eq!(parse_cpu_list("0-2,5, 7-7").unwrap(), vec![0, 1, 2, 5, 7]);
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("x").is_err());
+        assert!(parse_cpu_list("").is_err());
+        let dir = std::env::temp_dir().join(format!("sluice-config-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("server.properties");
+        let text = "offsets.retention.minutes=5\nmax.connections=7\nconnections.max.idle.ms=1000\n\
+                    group.initial.rebalance.delay.ms=0\ntransaction.max.timeout.ms=60000\nlog.retention.ms=1000\n\
+                    log.retention.check.interval.ms=500\ncpus=0\n";
+        std::fs::write(&path, text).unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        a.shards = None;
+        let c = BrokerConfig::resolve(&a).unwrap();
+        assert_eq!((c.offsets_retention_minutes, c.max_connections, c.transaction_max_timeout_ms), (5, 7, 60_000));
+        assert_eq!((c.shards, c.cpus.clone()), (1, Some(vec![0])));
+        a.shards = Some(2);
+        assert!(BrokerConfig::resolve(&a).is_err(), "two shards on one listed CPU");
     }
 
     #[test]
