@@ -9,6 +9,9 @@ pub const FRAME_BYTES_MAX_DEFAULT: usize = 100 * 1024 * 1024;
 pub const FRAME_BYTES_MIN: usize = 8;
 /// Requests read from one connection and not yet answered; reading pauses when reached.
 pub const INFLIGHT_REQUESTS_PER_CONNECTION_MAX: usize = 32;
+/// Frame body bytes allocated before any of them arrive (larger bodies grow as
+/// they arrive): covers typical produce requests without reallocating.
+pub const FRAME_BODY_PREALLOC_BYTES_MAX: usize = 1024 * 1024;
 /// Bytes a connection asks the socket for at a time when a frame's size is not yet known.
 pub const CONNECTION_READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Responses smaller than this are copied into the connection's write buffer;

@@ -14,7 +14,8 @@ use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 
 use crate::constants::{
-    CONNECTION_READ_CHUNK_BYTES, CONNECTION_WRITE_BUFFER_BYTES, INFLIGHT_REQUESTS_PER_CONNECTION_MAX,
+    CONNECTION_READ_CHUNK_BYTES, CONNECTION_WRITE_BUFFER_BYTES, FRAME_BODY_PREALLOC_BYTES_MAX,
+    INFLIGHT_REQUESTS_PER_CONNECTION_MAX,
 };
 use crate::handlers;
 use crate::protocol::frame::{self, ResponseFrame};
@@ -124,10 +125,13 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _ = writer_task.await;
 }
 
-/// Reads a frame body of `length` bytes, growing the buffer as bytes arrive so
-/// that a length prefix alone never makes the broker allocate.
+/// Reads a frame body of `length` bytes. Up to `FRAME_BODY_PREALLOC_BYTES_MAX`
+/// is allocated at once (the shard's request-byte budget already covers it),
+/// so that common produce requests are read without reallocating; larger
+/// bodies grow as their bytes arrive, so that a length prefix alone never
+/// makes the broker allocate much.
 async fn read_body<R: futures::io::AsyncRead + Unpin>(reader: &mut R, length: usize) -> std::io::Result<BytesMut> {
-    let mut body = BytesMut::with_capacity(length.min(CONNECTION_READ_CHUNK_BYTES));
+    let mut body = BytesMut::with_capacity(length.min(FRAME_BODY_PREALLOC_BYTES_MAX));
     while body.len() < length {
         let at = body.len();
         let step = (length - at).min(CONNECTION_READ_CHUNK_BYTES.max(at));
