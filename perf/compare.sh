@@ -58,6 +58,7 @@ offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
+log.segment.delete.delay.ms=0
 PROPS
     java -cp "$CP" kafka.tools.StorageTool format -t "$(java -cp "$CP" kafka.tools.StorageTool random-uuid)" \
         -c "$dir/server.properties" >/dev/null
@@ -98,6 +99,10 @@ run() { # broker port mode workload tag extra...
     "$PERF" --workload "$workload" --bootstrap "127.0.0.1:$port" --mode "$mode" --label "$broker" \
         --topic "$tag-$mode" --duration "$DURATION" --warmup "$WARMUP" \
         --json "$out.json" --png "$out.png" "$@" >/dev/null
+    # A max-rate run writes tens of GB: delete its topic before the next run.
+    java -cp "$CP" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" --delete \
+        --topic "$tag-$mode" >/dev/null 2>&1 || true
+    sleep 2
 }
 
 if command -v fio >/dev/null; then
