@@ -105,6 +105,8 @@ struct Stats {
     records: AtomicU64,
     bytes: AtomicU64,
     errors: AtomicU64,
+    /// Errors by kind (the client's message), so that a count is never unexplained.
+    error_kinds: Mutex<BTreeMap<String, u64>>,
     measuring: AtomicBool,
     started: Instant,
     /// Nanoseconds from `started` to the start of measuring: per-second figures count from there.
@@ -121,6 +123,7 @@ impl Stats {
             records: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            error_kinds: Mutex::new(BTreeMap::new()),
             measuring: AtomicBool::new(false),
             started: Instant::now(),
             measure_offset_ns: AtomicU64::new(0),
@@ -150,6 +153,11 @@ impl Stats {
         if let Some(l) = latency_us {
             let _ = entry.latency.record(l);
         }
+    }
+
+    fn error(&self, kind: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        *self.error_kinds.lock().unwrap().entry(kind).or_insert(0) += 1;
     }
 
     fn start_measuring(&self) {
@@ -183,9 +191,7 @@ impl ProducerContext for Acks {
         let (intended_us, bytes) = *opaque;
         match result {
             Ok(_) => self.0.record(Some(now_us().saturating_sub(intended_us)), bytes),
-            Err(_) => {
-                self.0.errors.fetch_add(1, Ordering::Relaxed);
-            }
+            Err((e, _)) => self.0.error(e.to_string()),
         }
     }
 }
@@ -270,9 +276,7 @@ fn run_consumer(args: Args, stats: Arc<Stats>, stop: Arc<AtomicBool>, e2e: bool)
                 });
                 stats.record(latency, payload.len());
             }
-            Some(Err(_)) => {
-                stats.errors.fetch_add(1, Ordering::Relaxed);
-            }
+            Some(Err(e)) => stats.error(e.to_string()),
             None => {}
         }
     }
@@ -406,6 +410,9 @@ fn report(args: &Args, stats: &Stats, elapsed: f64) {
         ("max", if h.is_empty() { 0.0 } else { h.max() as f64 / 1000.0 }),
     ];
     println!("{} mode={} records={} errors={}", args.label, args.mode, records, stats.errors.load(Ordering::Relaxed));
+    for (kind, count) in stats.error_kinds.lock().unwrap().iter() {
+        println!("  errors:     {count} x {kind}");
+    }
     println!("  throughput: {rps:.0} records/s, {mbps:.1} MB/s");
     if !h.is_empty() {
         let line: Vec<String> = latencies.iter().map(|(n, v)| format!("{n} {v:.2} ms")).collect();
@@ -420,11 +427,14 @@ fn report(args: &Args, stats: &Stats, elapsed: f64) {
             .filter_map(|p| p.latency_ms.map(|[p50, p99, p999]| format!("[{},{p50:.3},{p99:.3},{p999:.3}]", p.second)))
             .collect();
         let lat: Vec<String> = latencies.iter().map(|(n, v)| format!("\"{n}_ms\":{v:.3}")).collect();
+        let kinds: Vec<String> =
+            stats.error_kinds.lock().unwrap().iter().map(|(kind, count)| format!("{kind:?}:{count}")).collect();
         let json = format!(
-            "{{\"label\":\"{}\",\"mode\":\"{}\",\"records\":{records},\"records_per_sec\":{rps:.1},\"mb_per_sec\":{mbps:.3},\"errors\":{},{},\"timeline\":[{}],\"timeline_latency_ms\":[{}]}}\n",
+            "{{\"label\":\"{}\",\"mode\":\"{}\",\"records\":{records},\"records_per_sec\":{rps:.1},\"mb_per_sec\":{mbps:.3},\"errors\":{},\"error_kinds\":{{{}}},{},\"timeline\":[{}],\"timeline_latency_ms\":[{}]}}\n",
             args.label,
             args.mode,
             stats.errors.load(Ordering::Relaxed),
+            kinds.join(","),
             lat.join(","),
             timeline.join(","),
             timeline_ms.join(",")
