@@ -33,13 +33,19 @@ fn classpath() -> String {
     std::fs::read_to_string(out).unwrap()
 }
 
-#[test]
-fn java_client_round_trip() {
+/// Runs one of the Java programs in `tests/clients/java/` against a fresh
+/// broker and checks it printed `expected`.
+fn run_java(name: &str, program: &str, expected: &str) {
     let classpath = classpath();
-    let broker = Broker::start("java-client", 2, &[]);
-    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/java/JavaRoundTrip.java");
-    let output =
-        Command::new("java").args(["-cp", classpath.trim(), source, &broker.bootstrap()]).output().expect("run java");
+    let broker = Broker::start(name, 2, &[]);
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/java").join(program);
+    let output = Command::new("java")
+        .arg("-cp")
+        .arg(classpath.trim())
+        .arg(&source)
+        .arg(broker.bootstrap())
+        .output()
+        .expect("run java");
     assert!(
         output.status.success(),
         "Java client failed:\nstdout:\n{}\nstderr:\n{}\nbroker log:\n{}",
@@ -47,26 +53,18 @@ fn java_client_round_trip() {
         String::from_utf8_lossy(&output.stderr),
         broker.log()
     );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("java round trip ok"));
+    assert!(String::from_utf8_lossy(&output.stdout).contains(expected));
     broker.stop();
+}
+
+#[test]
+fn java_client_round_trip() {
+    run_java("java-client", "JavaRoundTrip.java", "java round trip ok");
 }
 
 /// Transactions with the Java client: consume-transform-produce with aborts,
 /// fencing, and the admin client's transaction and producer views.
 #[test]
 fn java_client_transactions() {
-    let classpath = classpath();
-    let broker = Broker::start("java-transactions", 2, &[]);
-    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/java/JavaTransactions.java");
-    let output =
-        Command::new("java").args(["-cp", classpath.trim(), source, &broker.bootstrap()]).output().expect("run java");
-    assert!(
-        output.status.success(),
-        "Java client failed:\nstdout:\n{}\nstderr:\n{}\nbroker log:\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        broker.log()
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("java transactions ok"));
-    broker.stop();
+    run_java("java-transactions", "JavaTransactions.java", "java transactions ok");
 }

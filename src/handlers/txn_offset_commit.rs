@@ -10,8 +10,8 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{RequestHeader, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::errors::fenced_for_version;
+use super::offset_commit::{codes, gather, CommitResults};
 use super::{call_group, call_txn};
-use crate::group::store::CommittedOffset;
 use crate::group::{GroupCall, GroupReply};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
@@ -24,37 +24,19 @@ pub async fn handle(
 ) -> TxnOffsetCommitResponse {
     let version = header.request_api_version;
     let group_id = request.group_id.0.to_string();
-    let catalog = shard.catalog();
-    let now_ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    // Per partition: an early error, or an index into the offsets sent to the coordinator.
-    let mut slots: Vec<Vec<Result<usize, ResponseError>>> = Vec::new();
-    let mut offsets = Vec::new();
-    for topic in &request.topics {
-        let meta = catalog.topic(topic.name.0.as_str());
-        let topic_slots = topic
+    let asked = request.topics.iter().map(|t| {
+        let partitions = t
             .partitions
             .iter()
             .map(|p| {
-                if meta.and_then(|m| m.owner(p.partition_index)).is_none() {
-                    return Err(ResponseError::UnknownTopicOrPartition);
-                }
-                offsets.push((
-                    topic.name.0.to_string(),
-                    p.partition_index,
-                    CommittedOffset {
-                        offset: p.committed_offset,
-                        leader_epoch: if version >= 2 { p.committed_leader_epoch } else { -1 },
-                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                        commit_timestamp_ms: now_ms,
-                    },
-                ));
-                Ok(offsets.len() - 1)
+                let epoch = if version >= 2 { p.committed_leader_epoch } else { -1 };
+                (p.partition_index, p.committed_offset, epoch, p.committed_metadata.as_ref().map(|m| m.to_string()))
             })
             .collect();
-        slots.push(topic_slots);
-    }
-    let results: Result<Vec<Result<(), ResponseError>>, ResponseError> = if group_id.is_empty() {
+        (t.name.0.to_string(), partitions)
+    });
+    let (slots, offsets) = gather(shard, asked);
+    let results: CommitResults = if group_id.is_empty() {
         Err(ResponseError::InvalidGroupId)
     } else if request.producer_id.0 < 0 || request.transactional_id.0.is_empty() {
         Err(ResponseError::InvalidProducerIdMapping)
@@ -79,18 +61,13 @@ pub async fn handle(
     let topics = request
         .topics
         .iter()
-        .zip(slots)
-        .map(|(topic, topic_slots)| {
+        .zip(codes(slots, &results))
+        .map(|(topic, codes)| {
             let partitions = topic
                 .partitions
                 .iter()
-                .zip(topic_slots)
-                .map(|(p, slot)| {
-                    let code = match (slot, &results) {
-                        (Err(code), _) => code.code(),
-                        (Ok(_), Err(code)) => code.code(),
-                        (Ok(i), Ok(results)) => results[i].err().map(|c| c.code()).unwrap_or(0),
-                    };
+                .zip(codes)
+                .map(|(p, code)| {
                     TxnOffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(code)

@@ -73,8 +73,13 @@ pub async fn settle_iopoll_probe(data_dir: &Path) -> Result<(), StorageError> {
     let block = vec![0u8; DMA_ALIGNMENT_BYTES as usize];
     let needs_write = std::fs::metadata(&path).map(|m| m.len() < DMA_ALIGNMENT_BYTES).unwrap_or(true);
     if needs_write {
+        // Every shard runs this at start: each writes its own temporary file
+        // and renames it into place, so no shard ever opens a probe file that
+        // another one has just truncated (an empty file defeats the probe).
+        let tmp = path.with_extension(format!("tmp-{:?}", std::thread::current().id()).replace(['(', ')'], ""));
         std::fs::create_dir_all(path.parent().expect("has a parent"))
-            .and_then(|_| std::fs::write(&path, &block))
+            .and_then(|_| std::fs::write(&tmp, &block))
+            .and_then(|_| std::fs::rename(&tmp, &path))
             .map_err(|e| StorageError::io(&format!("write {}", path.display()), e))?;
     }
     let file = OpenOptions::new()
