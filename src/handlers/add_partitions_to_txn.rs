@@ -11,10 +11,10 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, RequestHeader};
 
 use super::errors::fenced_for_version;
-use super::{call_txn, txn_done};
+use super::{describe_txn, txn_done};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
-use crate::txn::{TxnCall, TxnReply};
+use crate::txn::TxnCall;
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -106,24 +106,6 @@ async fn verify(
     epoch: i16,
     partitions: &[(String, i32)],
 ) -> Result<(), ResponseError> {
-    let call = TxnCall::Describe { transactional_id: transactional_id.to_string() };
-    match call_txn(shard, transactional_id, call).await {
-        Ok(TxnReply::Describe(Ok(txn))) => {
-            if txn.producer_id != producer_id {
-                return Err(ResponseError::InvalidProducerIdMapping);
-            }
-            if txn.epoch != epoch {
-                return Err(ResponseError::ProducerFenced);
-            }
-            let open = txn.state == "Ongoing" && partitions.iter().all(|p| txn.partitions.contains(p));
-            if open {
-                Ok(())
-            } else {
-                Err(ResponseError::InvalidTxnState)
-            }
-        }
-        Ok(TxnReply::Describe(Err(_))) => Err(ResponseError::InvalidProducerIdMapping),
-        Ok(other) => unreachable!("transaction coordinator answered with {other:?}"),
-        Err(_) => Err(ResponseError::CoordinatorNotAvailable),
-    }
+    let txn = describe_txn(shard, transactional_id).await?;
+    txn.check_open(producer_id, epoch, partitions.iter().all(|p| txn.partitions.contains(p)))
 }

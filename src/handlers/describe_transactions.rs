@@ -40,7 +40,7 @@ pub async fn handle(
                 for (topic, partition) in t.partitions {
                     topics.entry(topic).or_default().push(partition);
                 }
-                out.with_transaction_state(StrBytes::from_static_str(t.state))
+                out.with_transaction_state(StrBytes::from_static_str(t.state.name()))
                     .with_transaction_timeout_ms(t.timeout_ms)
                     .with_transaction_start_time_ms(t.start_ms)
                     .with_producer_id(ProducerId(t.producer_id))

@@ -12,9 +12,8 @@ use kafka_protocol::protocol::StrBytes;
 use crate::protocol::ResponseError;
 use crate::router::ShardRequest;
 use crate::shard::Shard;
+use crate::txn::coordinator::TxnState;
 use crate::txn::{TxnCall, TxnReply};
-
-const STATES: [&str; 6] = ["Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit", "CompleteAbort"];
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -22,8 +21,12 @@ pub async fn handle(
     request: ListTransactionsRequest,
 ) -> ListTransactionsResponse {
     let states: Vec<String> = request.state_filters.iter().map(|s| s.to_string()).collect();
-    let unknown: Vec<StrBytes> =
-        request.state_filters.iter().filter(|s| !STATES.contains(&s.as_str())).cloned().collect();
+    let unknown: Vec<StrBytes> = request
+        .state_filters
+        .iter()
+        .filter(|s| !TxnState::ALL.iter().any(|t| t.name() == s.as_str()))
+        .cloned()
+        .collect();
     let min_duration_ms = if header.request_api_version >= 1 { request.duration_filter } else { -1 };
     let producer_ids: Vec<i64> = request.producer_id_filters.iter().map(|p| p.0).collect();
     let mut listed = Vec::new();
@@ -47,7 +50,7 @@ pub async fn handle(
                 TransactionState::default()
                     .with_transactional_id(TransactionalId(StrBytes::from_string(t.transactional_id)))
                     .with_producer_id(ProducerId(t.producer_id))
-                    .with_transaction_state(StrBytes::from_static_str(t.state))
+                    .with_transaction_state(StrBytes::from_static_str(t.state.name()))
             })
             .collect(),
     )

@@ -151,6 +151,17 @@ pub async fn call_txn(
     shard.call(owner, |reply| ShardRequest::Txn { call: Box::new(call), reply }).await
 }
 
+/// The coordinator's view of a transactional id; an unknown id is
+/// INVALID_PRODUCER_ID_MAPPING, as for the operations that need it.
+pub async fn describe_txn(shard: &Rc<Shard>, transactional_id: &str) -> Result<crate::txn::TxnListing, ResponseError> {
+    let call = crate::txn::TxnCall::Describe { transactional_id: transactional_id.to_string() };
+    match call_txn(shard, transactional_id, call).await {
+        Ok(crate::txn::TxnReply::Describe(result)) => result.map_err(|_| ResponseError::InvalidProducerIdMapping),
+        Ok(other) => unreachable!("transaction describe answered with {other:?}"),
+        Err(_) => Err(ResponseError::CoordinatorNotAvailable),
+    }
+}
+
 /// A transaction call that answers done or one Kafka error.
 pub async fn txn_done(
     shard: &Rc<Shard>,

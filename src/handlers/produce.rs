@@ -10,13 +10,13 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
 use super::errors::{batch_error_code, route_error_code};
-use super::{call_txn, resolve_topics, scatter};
+use super::{describe_txn, resolve_topics, scatter};
 use crate::protocol::batch::{validate_chunk, BatchHeader};
 use crate::protocol::ResponseError;
 use crate::router::{ProducePart, ShardRequest};
 use crate::shard::Shard;
 use crate::storage::AckLevel;
-use crate::txn::{TxnCall, TxnListing, TxnReply};
+use crate::txn::TxnListing;
 
 fn partition_error(index: i32, code: ResponseError, message: Option<String>) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -42,7 +42,11 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: Produce
 
     // Transactional batches go only to partitions of the producer's open
     // transaction (KIP-890): a batch outside one could never get its marker.
-    let open_txn = if transactional && acks_valid { open_transaction(shard, &request).await } else { None };
+    let open_txn = if transactional && acks_valid {
+        open_transaction(shard, &request).await
+    } else {
+        Err(ResponseError::InvalidTxnState)
+    };
 
     // Slot per partition in request order: an early answer, or an index into the routed work.
     let mut slots: Vec<Vec<Result<PartitionProduceResponse, usize>>> = Vec::with_capacity(request.topic_data.len());
@@ -137,32 +141,27 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: Produce
 }
 
 /// The coordinator's view of the transaction the request's batches belong to.
-async fn open_transaction(shard: &Rc<Shard>, request: &ProduceRequest) -> Option<TxnListing> {
-    let id = request.transactional_id.as_ref()?.0.to_string();
-    let call = TxnCall::Describe { transactional_id: id.clone() };
-    match call_txn(shard, &id, call).await {
-        Ok(TxnReply::Describe(Ok(txn))) => Some(txn),
-        _ => None,
-    }
+async fn open_transaction(shard: &Rc<Shard>, request: &ProduceRequest) -> Result<TxnListing, ResponseError> {
+    let id = request.transactional_id.as_ref().map(|t| t.0.to_string()).unwrap_or_default();
+    describe_txn(shard, &id).await
 }
 
 /// Whether a transactional batch belongs to the producer's open transaction on this partition.
 fn in_transaction(
-    txn: &Option<TxnListing>,
+    txn: &Result<TxnListing, ResponseError>,
     topic: &str,
     partition: i32,
     header: &BatchHeader,
 ) -> Result<(), ResponseError> {
-    let Some(txn) = txn else { return Err(ResponseError::InvalidProducerIdMapping) };
-    if txn.producer_id != header.producer_id {
-        return Err(ResponseError::InvalidProducerIdMapping);
-    }
-    if header.producer_epoch < txn.epoch {
+    let txn = txn.as_ref().map_err(|e| *e)?;
+    if txn.producer_id == header.producer_id && header.producer_epoch < txn.epoch {
+        // A produce from an older epoch: the producer was fenced.
         return Err(ResponseError::InvalidProducerEpoch);
     }
     let added = txn.partitions.iter().any(|(t, p)| t == topic && *p == partition);
-    if header.producer_epoch != txn.epoch || txn.state != "Ongoing" || !added {
-        return Err(ResponseError::InvalidTxnState);
-    }
-    Ok(())
+    // Any other mismatch of this batch with the open transaction is not a transaction it may write to.
+    txn.check_open(header.producer_id, header.producer_epoch, added).map_err(|e| match e {
+        ResponseError::ProducerFenced => ResponseError::InvalidTxnState,
+        other => other,
+    })
 }

@@ -11,11 +11,10 @@ use kafka_protocol::messages::{RequestHeader, TxnOffsetCommitRequest, TxnOffsetC
 
 use super::errors::fenced_for_version;
 use super::offset_commit::{codes, gather, CommitResults};
-use super::{call_group, call_txn};
+use super::{call_group, describe_txn};
 use crate::group::{GroupCall, GroupReply};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
-use crate::txn::{TxnCall, TxnReply};
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -82,22 +81,7 @@ pub async fn handle(
 /// The group must be part of the producer's open transaction (AddOffsetsToTxn
 /// first), or its offsets would never get a marker (KIP-890).
 async fn in_transaction(shard: &Rc<Shard>, request: &TxnOffsetCommitRequest) -> Result<(), ResponseError> {
-    let id = request.transactional_id.0.to_string();
-    let call = TxnCall::Describe { transactional_id: id.clone() };
-    let txn = match call_txn(shard, &id, call).await {
-        Ok(TxnReply::Describe(Ok(txn))) => txn,
-        Ok(TxnReply::Describe(Err(_))) => return Err(ResponseError::InvalidProducerIdMapping),
-        Ok(other) => unreachable!("transaction describe answered with {other:?}"),
-        Err(_) => return Err(ResponseError::CoordinatorNotAvailable),
-    };
-    if txn.producer_id != request.producer_id.0 {
-        return Err(ResponseError::InvalidProducerIdMapping);
-    }
-    if txn.epoch != request.producer_epoch {
-        return Err(ResponseError::ProducerFenced);
-    }
-    if txn.state != "Ongoing" || !txn.groups.iter().any(|g| g.as_str() == request.group_id.0.as_str()) {
-        return Err(ResponseError::InvalidTxnState);
-    }
-    Ok(())
+    let txn = describe_txn(shard, request.transactional_id.0.as_str()).await?;
+    let added = txn.groups.iter().any(|g| g.as_str() == request.group_id.0.as_str());
+    txn.check_open(request.producer_id.0, request.producer_epoch, added)
 }

@@ -423,14 +423,7 @@ impl Log {
     ) -> Result<ReadOutcome, StorageError> {
         let mut outcome = self.read_uncommitted(fetch_offset, max_bytes, committed).await?;
         if committed {
-            let upper = outcome.last_stable_offset;
-            trim_below(&mut outcome.chunks, upper);
-            let end = outcome
-                .chunks
-                .last()
-                .and_then(|c| batch::headers(c).last())
-                .map(|(_, h)| h.last_offset() + 1)
-                .unwrap_or(fetch_offset);
+            let end = trim_below(&mut outcome.chunks, outcome.last_stable_offset).unwrap_or(fetch_offset);
             outcome.aborted = Some(self.state.borrow().producers.aborted_between(fetch_offset, end));
         }
         Ok(outcome)
@@ -783,9 +776,11 @@ fn last_stable(st: &LogState) -> i64 {
     st.producers.first_unstable_offset().map_or(st.high_watermark, |first| first.min(st.high_watermark))
 }
 
-/// Cuts read chunks before the first batch at or past `upper`.
-fn trim_below(chunks: &mut Vec<Bytes>, upper: i64) {
+/// Cuts read chunks before the first batch at or past `upper`; returns the
+/// offset just after the last batch kept.
+fn trim_below(chunks: &mut Vec<Bytes>, upper: i64) -> Option<i64> {
     let mut keep = 0;
+    let mut end_offset = None;
     for chunk in chunks.iter_mut() {
         let mut end = 0;
         let mut cut = false;
@@ -795,6 +790,7 @@ fn trim_below(chunks: &mut Vec<Bytes>, upper: i64) {
                 break;
             }
             end = at + header.size_bytes;
+            end_offset = Some(header.last_offset() + 1);
         }
         if end > 0 {
             *chunk = chunk.slice(..end);
@@ -805,6 +801,7 @@ fn trim_below(chunks: &mut Vec<Bytes>, upper: i64) {
         }
     }
     chunks.truncate(keep);
+    end_offset
 }
 
 fn snapshot_offset(path: &Path) -> Option<i64> {

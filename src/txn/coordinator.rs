@@ -45,6 +45,16 @@ pub enum TxnState {
 }
 
 impl TxnState {
+    /// Every state, in Kafka's order.
+    pub const ALL: [TxnState; 6] = [
+        TxnState::Empty,
+        TxnState::Ongoing,
+        TxnState::PrepareCommit,
+        TxnState::PrepareAbort,
+        TxnState::CompleteCommit,
+        TxnState::CompleteAbort,
+    ];
+
     fn from_u8(v: u8) -> TxnState {
         match v {
             1 => TxnState::Ongoing,
@@ -112,12 +122,7 @@ impl Drop for IdLock<'_> {
 /// Checks that `producer_id` and `epoch` are the transactional id's current ones.
 fn current(txn: Option<StoredTxn>, producer_id: i64, epoch: i16) -> Result<StoredTxn, ResponseError> {
     let Some(txn) = txn else { return Err(ResponseError::InvalidProducerIdMapping) };
-    if txn.producer_id != producer_id {
-        return Err(ResponseError::InvalidProducerIdMapping);
-    }
-    if txn.epoch != epoch {
-        return Err(ResponseError::ProducerFenced);
-    }
+    super::check_producer((txn.producer_id, txn.epoch), producer_id, epoch)?;
     Ok(txn)
 }
 
@@ -130,7 +135,7 @@ fn listing(id: &str, txn: &StoredTxn) -> TxnListing {
         transactional_id: id.to_string(),
         producer_id: txn.producer_id,
         epoch: txn.epoch,
-        state: state_of(txn).name(),
+        state: state_of(txn),
         timeout_ms: txn.timeout_ms,
         start_ms: if state_of(txn) == TxnState::Empty { -1 } else { txn.start_ms },
         partitions: txn.partitions.clone(),

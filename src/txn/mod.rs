@@ -17,6 +17,7 @@ pub mod producer_state;
 
 use crate::constants::TXN_PARTITIONS;
 use crate::protocol::ResponseError;
+use coordinator::TxnState;
 
 /// The transaction state partition of a transactional id.
 pub fn txn_partition(transactional_id: &str) -> usize {
@@ -45,12 +46,35 @@ pub struct TxnListing {
     pub transactional_id: String,
     pub producer_id: i64,
     pub epoch: i16,
-    pub state: &'static str,
+    pub state: TxnState,
     pub timeout_ms: i32,
     pub start_ms: i64,
     pub partitions: Vec<(String, i32)>,
     /// Groups whose offsets the transaction commits.
     pub groups: Vec<String>,
+}
+
+/// Checks that `producer_id` and `epoch` are a transactional id's current ones.
+pub fn check_producer(current: (i64, i16), producer_id: i64, epoch: i16) -> Result<(), ResponseError> {
+    if current.0 != producer_id {
+        return Err(ResponseError::InvalidProducerIdMapping);
+    }
+    if current.1 != epoch {
+        return Err(ResponseError::ProducerFenced);
+    }
+    Ok(())
+}
+
+impl TxnListing {
+    /// Whether `producer_id` at `epoch` has this transaction open and `added`
+    /// says the partitions or group in question are part of it (KIP-890).
+    pub fn check_open(&self, producer_id: i64, epoch: i16, added: bool) -> Result<(), ResponseError> {
+        check_producer((self.producer_id, self.epoch), producer_id, epoch)?;
+        if self.state != TxnState::Ongoing || !added {
+            return Err(ResponseError::InvalidTxnState);
+        }
+        Ok(())
+    }
 }
 
 /// The coordinator's answer to a [`TxnCall`].
