@@ -150,7 +150,6 @@ async fn run_shard(
 ) -> Result<bool, String> {
     let (senders, receivers) = mesh.join().await.map_err(|_| "join the shard mesh".to_string())?;
     let router = Router::new(senders);
-    crate::storage::file::settle_iopoll_probe(&config.data_dir).await.map_err(|e| e.to_string())?;
     let controller = if router.shard_id == 0 {
         Some(
             Controller::load(

@@ -121,7 +121,7 @@ struct PythonMember {
 impl PythonMember {
     fn start(bootstrap: &str, group: &str, topic: &str) -> PythonMember {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/kafka_python_group.py");
-        let mut child = Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
+        let mut child = Command::new(common::clients::python())
             .args([script, bootstrap, group, topic])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,6 +1,7 @@
 //! The Java client (kafka-clients 4.1, resolved by Maven from
 //! `tests/clients/java/pom.xml`) on its defaults: admin, idempotent producer,
-//! consumer; and its transactions. `.ci/run` resolves the jars; a missing Java or Maven fails this test.
+//! consumer; and its transactions. Maven resolves the jars on first use
+//! (`common::clients`); a missing Java fails this test.
 
 mod common;
 
@@ -9,34 +10,10 @@ use std::process::Command;
 
 use common::Broker;
 
-fn classpath() -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/java");
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("java-client.classpath");
-    let status = Command::new("mvn")
-        .args(["-q", "-o", "-f"])
-        .arg(dir.join("pom.xml"))
-        .arg("dependency:build-classpath")
-        .arg(format!("-Dmdep.outputFile={}", out.display()))
-        .status();
-    let offline_ok = matches!(status, Ok(s) if s.success());
-    if !offline_ok {
-        // Not resolved yet (a first run outside .ci/run): resolve online.
-        let status = Command::new("mvn")
-            .args(["-q", "-f"])
-            .arg(dir.join("pom.xml"))
-            .arg("dependency:build-classpath")
-            .arg(format!("-Dmdep.outputFile={}", out.display()))
-            .status()
-            .expect("run mvn");
-        assert!(status.success(), "mvn could not resolve kafka-clients");
-    }
-    std::fs::read_to_string(out).unwrap()
-}
-
 /// Runs one of the Java programs in `tests/clients/java/` against a fresh
 /// broker and checks it printed `expected`.
 fn run_java(name: &str, program: &str, expected: &str) {
-    let classpath = classpath();
+    let classpath = common::clients::java_classpath();
     let broker = Broker::start(name, 2, &[]);
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/java").join(program);
     let output = Command::new("java")

@@ -1,6 +1,6 @@
 //! A second, independent client: kafka-python (pure Python, its own protocol
 //! code) creates a topic, produces and consumes against the real broker.
-//! `.ci/run` installs kafka-python; a missing install fails this test.
+//! kafka-python is installed on first use (`common::clients`).
 
 mod common;
 
@@ -10,8 +10,11 @@ use common::Broker;
 fn kafka_python_round_trip() {
     let broker = Broker::start("kafka-python", 2, &[]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/kafka_python_roundtrip.py");
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let output = std::process::Command::new(python).arg(script).arg(broker.bootstrap()).output().expect("run python3");
+    let output = std::process::Command::new(common::clients::python())
+        .arg(script)
+        .arg(broker.bootstrap())
+        .output()
+        .expect("run kafka-python");
     assert!(
         output.status.success(),
         "kafka-python failed:\nstdout:\n{}\nstderr:\n{}\nbroker log:\n{}",

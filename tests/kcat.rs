@@ -1,6 +1,6 @@
 //! The README's kcat walkthrough, run as written against the real broker:
 //! list metadata, produce keyed records, consume them back.
-//! `.ci/run` installs kcat; a missing kcat fails this test.
+//! kcat is installed on first use (`common::clients`).
 
 mod common;
 
@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use common::Broker;
 
 fn kcat(args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new("kcat")
+    let mut child = Command::new(common::clients::kcat())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -59,33 +59,3 @@ pub fn read_bounded(path: &Path, bytes_max: u64) -> std::io::Result<Option<Vec<u
         Ok(_) => std::fs::read(path).map(Some),
     }
 }
-
-/// Settles glommio's per-thread guess of whether the data directory's device
-/// supports polled I/O (io_uring IOPOLL) before any segment is opened.
-///
-/// glommio probes the first O_DIRECT file it opens on a device by reading
-/// its first block; if that file is empty the read returns at once, the probe
-/// wrongly concludes the device can be polled, and every later read on the
-/// device fails with EOPNOTSUPP. Opening a file that holds a full block first
-/// makes the probe issue a real read, so its answer is right.
-pub async fn settle_iopoll_probe(data_dir: &Path) -> Result<(), StorageError> {
-    let path = data_dir.join("__sluice").join("iopoll-probe");
-    let block = vec![0u8; DMA_ALIGNMENT_BYTES as usize];
-    let needs_write = std::fs::metadata(&path).map(|m| m.len() < DMA_ALIGNMENT_BYTES).unwrap_or(true);
-    if needs_write {
-        // Every shard runs this at start: each writes its own temporary file
-        // and renames it into place, so no shard ever opens a probe file that
-        // another one has just truncated (an empty file defeats the probe).
-        let tmp = path.with_extension(format!("tmp-{:?}", std::thread::current().id()).replace(['(', ')'], ""));
-        std::fs::create_dir_all(path.parent().expect("has a parent"))
-            .and_then(|_| std::fs::write(&tmp, &block))
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|e| StorageError::io(&format!("write {}", path.display()), e))?;
-    }
-    let file = OpenOptions::new()
-        .read(true)
-        .dma_open(&path)
-        .await
-        .map_err(|e| StorageError::io(&format!("open {}", path.display()), e))?;
-    file.close().await.map_err(|e| StorageError::io("close probe", e))
-}

@@ -1129,10 +1129,7 @@ mod tests {
         dir
     }
 
-    /// Opens a log the way a shard does: after settling glommio's iopoll probe.
     async fn open(dir: &Path, config: TopicConfig, clean: bool) -> Rc<Log> {
-        let probe_dir = std::env::temp_dir().join(format!("sluice-log-probe-{}", std::process::id()));
-        crate::storage::file::settle_iopoll_probe(&probe_dir).await.unwrap();
         Log::open(dir.to_path_buf(), config, clean).await.unwrap()
     }
 

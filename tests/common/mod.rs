@@ -3,6 +3,8 @@
 //! Kafka frames for protocol-level checks.
 #![allow(dead_code)]
 
+pub mod clients;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -32,7 +34,13 @@ pub fn fresh_data_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
+/// The broker binary under test: this build's, or `SLUICE_BIN` (the
+/// sanitizer script points it at an instrumented build).
+pub fn sluice_bin() -> PathBuf {
+    std::env::var_os("SLUICE_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sluice")))
+}
+
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -45,30 +53,48 @@ impl Broker {
     /// Starts a broker on an existing data dir.
     pub fn start_in(data_dir: PathBuf, shards: usize, extra: &[&str]) -> Broker {
         let port = free_port();
-        let log_path = data_dir.with_extension(format!("{port}.log"));
-        let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        let mut command = Command::new(sluice_bin());
+        command
             .arg("serve")
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--shards", &shards.to_string()])
-            .args(extra)
+            .args(extra);
+        let log_path = data_dir.with_extension(format!("{port}.log"));
+        Broker::launch(command, port, data_dir, log_path, Duration::from_secs(20))
+    }
+
+    /// Runs `command` (which starts a broker listening on `port` and keeping
+    /// its data in `data_dir`) with its output in `log_path`, and waits until
+    /// the port accepts connections.
+    pub fn launch(
+        mut command: Command,
+        port: u16,
+        data_dir: PathBuf,
+        log_path: PathBuf,
+        ready_within: Duration,
+    ) -> Broker {
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = command
             .env("SLUICE_LOG", "info")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start sluice");
-        let broker = Broker { port, data_dir, child: Some(child), log_path };
-        broker.wait_ready();
+        let mut broker = Broker { port, data_dir, child: Some(child), log_path };
+        broker.wait_ready(ready_within);
         broker
     }
 
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+    fn wait_ready(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
+            }
+            if !self.alive() {
+                panic!("sluice exited before listening; log:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(20));
         }

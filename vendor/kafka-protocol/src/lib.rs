@@ -1,3 +1,5 @@
+// Built as a path dependency (vendored), so cargo shows its warnings; the
+// ones newer compilers raise in upstream code are not Sluice's to fix.
 #![allow(dead_code)]
 //! Implementation of [the Kafka wire protocol](https://kafka.apache.org/protocol.html) in Rust.
 //!

@@ -1,0 +1,185 @@
+//! The real clients the end-to-end tests drive besides the `rdkafka` crate,
+//! installed or resolved on first use, so `cargo test --release` needs no
+//! set-up step of its own:
+//!
+//! - kcat (librdkafka's CLI): from `PATH`, else Debian's `kcat` package;
+//! - kafka-python: a virtualenv under `target/clients/`, from PyPI;
+//! - the Java client (kafka-clients): resolved by Maven from `tests/clients/java/pom.xml`.
+//!
+//! A prerequisite that is missing and cannot be installed fails the test that
+//! needs it with a message naming it and how to install it; nothing is skipped.
+//! Installs are serialised across test processes by a lock file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// The kafka-python release the tests are written against.
+const KAFKA_PYTHON_VERSION: &str = "3.0.12";
+
+fn clients_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").join("clients");
+    std::fs::create_dir_all(&dir).expect("create target/clients");
+    dir
+}
+
+/// Holds an exclusive `flock` on `target/clients/install.lock` while alive.
+struct InstallLock(std::fs::File);
+
+impl InstallLock {
+    fn take() -> InstallLock {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::create(clients_dir().join("install.lock")).expect("create install lock");
+        // SAFETY: flock on a descriptor this struct owns; released when it closes.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(rc, 0, "lock target/clients/install.lock: {}", std::io::Error::last_os_error());
+        InstallLock(file)
+    }
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
+}
+
+fn succeeds(command: &mut Command) -> bool {
+    command.stdout(Stdio::null()).stderr(Stdio::inherit()).status().map(|s| s.success()).unwrap_or(false)
+}
+
+/// Installs Debian packages with apt-get, as root or through passwordless sudo.
+fn apt_install(packages: &[&str]) -> Result<(), String> {
+    let root = unsafe { libc::geteuid() } == 0;
+    let runner = |args: &[&str]| -> Command {
+        let mut c = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "apt-get"]);
+            c
+        };
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    if on_path("apt-get").is_none() || (!root && !succeeds(Command::new("sudo").args(["-n", "true"]))) {
+        return Err(format!("apt-get is not usable here (needs root or passwordless sudo) to install {packages:?}"));
+    }
+    let install = |c: &mut Command| succeeds(c.args(["install", "-y", "-qq"]).args(packages));
+    if install(&mut runner(&[])) {
+        return Ok(());
+    }
+    // A fresh machine may have no package lists yet.
+    if succeeds(&mut runner(&["update", "-qq"])) && install(&mut runner(&[])) {
+        return Ok(());
+    }
+    Err(format!("apt-get install {packages:?} failed"))
+}
+
+/// The `kcat` executable, installed from Debian's packages if it is not on `PATH`.
+pub fn kcat() -> PathBuf {
+    static KCAT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = KCAT.get_or_init(|| {
+        if let Some(p) = on_path("kcat") {
+            return Ok(p);
+        }
+        let _lock = InstallLock::take();
+        if let Some(p) = on_path("kcat") {
+            return Ok(p);
+        }
+        apt_install(&["kcat"])?;
+        on_path("kcat").ok_or_else(|| "apt-get installed kcat but it is not on PATH".to_string())
+    });
+    match found {
+        Ok(p) => p.clone(),
+        Err(e) => {
+            panic!("kcat is required by this test and could not be installed ({e}); install it: apt-get install kcat")
+        }
+    }
+}
+
+/// A Python interpreter that has kafka-python: a virtualenv in `target/clients/`.
+pub fn python() -> PathBuf {
+    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = PYTHON.get_or_init(|| {
+        let venv = clients_dir().join("python-venv");
+        let python = venv.join("bin").join("python");
+        let ready =
+            || {
+                succeeds(Command::new(&python).args([
+                    "-c",
+                    &format!("import kafka, sys; sys.exit(kafka.__version__ != '{KAFKA_PYTHON_VERSION}')"),
+                ]))
+            };
+        if python.is_file() && ready() {
+            return Ok(python);
+        }
+        let _lock = InstallLock::take();
+        if python.is_file() && ready() {
+            return Ok(python);
+        }
+        let system = on_path("python3").ok_or("python3 is not on PATH")?;
+        let make_venv = || succeeds(Command::new(&system).args(["-m", "venv", "--clear"]).arg(&venv));
+        if !make_venv() {
+            // Debian's python3 keeps venv in a package of its own.
+            apt_install(&["python3-venv"])?;
+            if !make_venv() {
+                return Err("python3 -m venv failed".into());
+            }
+        }
+        let pip = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("kafka-python=={KAFKA_PYTHON_VERSION}"))
+            .stderr(Stdio::inherit())
+            .status();
+        if !matches!(pip, Ok(s) if s.success()) || !ready() {
+            return Err(format!("pip could not install kafka-python=={KAFKA_PYTHON_VERSION} from PyPI"));
+        }
+        Ok(python)
+    });
+    match found {
+        Ok(p) => p.clone(),
+        Err(e) => panic!(
+            "kafka-python is required by this test and could not be installed ({e}); \
+             it needs python3 with venv and access to PyPI"
+        ),
+    }
+}
+
+/// The Java client's classpath (kafka-clients and its dependencies), resolved by Maven.
+pub fn java_classpath() -> String {
+    static CLASSPATH: OnceLock<Result<String, String>> = OnceLock::new();
+    let found = CLASSPATH.get_or_init(|| {
+        if on_path("java").is_none() {
+            return Err("java (JDK 17 or newer) is not on PATH".into());
+        }
+        if on_path("mvn").is_none() {
+            let _lock = InstallLock::take();
+            if on_path("mvn").is_none() {
+                apt_install(&["maven"])?;
+            }
+        }
+        let pom = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/java/pom.xml");
+        let out = clients_dir().join("java.classpath");
+        let _lock = InstallLock::take();
+        let resolve = |offline: bool| {
+            let mut c = Command::new("mvn");
+            c.arg("-q");
+            if offline {
+                c.arg("-o");
+            }
+            c.arg("-f").arg(&pom).arg("dependency:build-classpath").arg(format!("-Dmdep.outputFile={}", out.display()));
+            if offline {
+                c.stderr(Stdio::null());
+            }
+            c.stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+        };
+        // Offline first: after the first run everything is in ~/.m2.
+        if !resolve(true) && !resolve(false) {
+            return Err("mvn could not resolve kafka-clients from Maven Central".into());
+        }
+        std::fs::read_to_string(&out).map(|s| s.trim().to_string()).map_err(|e| format!("read {}: {e}", out.display()))
+    });
+    match found {
+        Ok(cp) => cp.clone(),
+        Err(e) => panic!("the Java client is required by this test and could not be resolved ({e})"),
+    }
+}

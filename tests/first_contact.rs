@@ -1,0 +1,180 @@
+//! What a new user does first: the README's run command exactly as written,
+//! from a fresh copy of the repository, on its defaults (port 9092, data in
+//! `./data`), then a real client producing and consuming, then a clean stop.
+//! And relative data directories given every way a user can give one.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::Broker;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// The broker's default listener (README: "listens on `127.0.0.1:9092`").
+const DEFAULT_PORT: u16 = 9092;
+
+/// The first fenced command under "## The two commands" in README.md.
+fn readme_run_command() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("## The two commands").nth(1).expect("README has '## The two commands'");
+    let block = section.split("```sh\n").nth(1).expect("a ```sh block").split("```").next().unwrap();
+    let line = block.lines().find(|l| !l.trim().is_empty()).expect("a command");
+    line.split_whitespace().map(str::to_string).collect()
+}
+
+/// The repository as a fresh clone has it (tracked and new, not ignored,
+/// files), copied into `target/fresh-clone/`. Its own `target/` is kept
+/// between runs so only the first run builds everything; nothing else is.
+fn fresh_clone() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let clone = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("fresh-clone");
+    std::fs::create_dir_all(&clone).unwrap();
+    for entry in std::fs::read_dir(&clone).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "target" {
+            let path = entry.path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).unwrap();
+            } else {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+    }
+    let listed = Command::new("git")
+        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+        .current_dir(root)
+        .output()
+        .expect("git ls-files (the test copies the repository as a clone has it)");
+    assert!(listed.status.success(), "git ls-files failed: {}", String::from_utf8_lossy(&listed.stderr));
+    for name in listed.stdout.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let name = std::str::from_utf8(name).unwrap();
+        let from = root.join(name);
+        if !from.exists() {
+            continue; // deleted in the working tree, not yet committed
+        }
+        let to = clone.join(name);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&from, &to).unwrap();
+    }
+    clone
+}
+
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// Produces `count` records to `topic` with librdkafka (acks=all) and reads
+/// them back from the beginning.
+async fn produce_and_consume(bootstrap: &str, topic: &str, count: usize) {
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).set("acks", "all").create().expect("producer");
+    for i in 0..count {
+        let value = format!("{topic}-{i}");
+        producer
+            .send(FutureRecord::to(topic).key("k").payload(&value), Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produce");
+    }
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "first-contact")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut values = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while values.len() < count {
+        assert!(std::time::Instant::now() < deadline, "consumed only {values:?}");
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m.expect("consume");
+            values.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    let expected: Vec<String> = (0..count).map(|i| format!("{topic}-{i}")).collect();
+    assert_eq!(values, expected);
+}
+
+/// A command with no `SLUICE_*` variables from the environment, run in `dir`.
+fn clean_command(program: impl AsRef<std::ffi::OsStr>, dir: &Path) -> Command {
+    let mut command = Command::new(program);
+    command.current_dir(dir);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("SLUICE_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readme_run_command_works_as_written_from_a_fresh_clone() {
+    let words = readme_run_command();
+    assert_eq!(words[..2], ["cargo", "run"], "the README's first command is no longer `cargo run ...`: {words:?}");
+    assert!(
+        port_is_free(DEFAULT_PORT),
+        "port {DEFAULT_PORT} is taken: this test runs the README's command on its default port; stop what listens there"
+    );
+    let clone = fresh_clone();
+    let mut command = clean_command(&words[0], &clone);
+    command.args(&words[1..]);
+    // A fresh clone builds into its own target/, as a user's does.
+    command.env_remove("CARGO_TARGET_DIR");
+    let log = clone.join("target").join("readme-run.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    // The first run in a fresh clone compiles the broker.
+    let broker = Broker::launch(command, DEFAULT_PORT, clone.join("data"), log, Duration::from_secs(1200));
+    produce_and_consume(&broker.bootstrap(), "first-contact", 10).await;
+    broker.stop();
+    assert!(clone.join("data").join("first-contact-0").is_dir(), "no ./data/first-contact-0 in the clone");
+}
+
+/// Starts the built binary in `cwd` with `args` and `envs`, and returns it
+/// once it listens.
+fn start_in_cwd(cwd: &Path, args: &[&str], envs: &[(&str, &str)], data_dir: PathBuf) -> Broker {
+    let port = common::free_port();
+    let mut command = clean_command(common::sluice_bin(), cwd);
+    command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--shards", "2"])
+        .args(args)
+        .envs(envs.iter().copied());
+    let log = cwd.join(format!("broker-{port}.log"));
+    Broker::launch(command, port, data_dir, log, Duration::from_secs(20))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relative_data_dirs_from_flag_environment_and_file() {
+    let cwd = common::fresh_data_dir("relative-cwd");
+    std::fs::write(cwd.join("server.properties"), "log.dirs=from-file/logs\n").unwrap();
+    let ways: [(&str, &[&str], &[(&str, &str)], &str); 4] = [
+        ("flag", &["--data-dir", "from-flag"], &[], "from-flag"),
+        ("flag-dot", &["--data-dir", "./nested/../from-dot"], &[], "from-dot"),
+        ("env", &[], &[("SLUICE_DATA_DIR", "from-env")], "from-env"),
+        ("file", &["--config", "server.properties"], &[], "from-file/logs"),
+    ];
+    for (how, args, envs, dir) in ways {
+        let data_dir = cwd.join(dir);
+        let topic = format!("relative-{how}");
+        // Twice: the second start recovers what the first wrote, through the same relative path.
+        let broker = start_in_cwd(&cwd, args, envs, data_dir.clone());
+        produce_and_consume(&broker.bootstrap(), &topic, 3).await;
+        broker.stop();
+        assert!(data_dir.join(format!("{topic}-0")).is_dir(), "{how}: no {topic}-0 in {}", data_dir.display());
+        let broker = start_in_cwd(&cwd, args, envs, data_dir.clone());
+        produce_and_consume(&broker.bootstrap(), &format!("{topic}-again"), 2).await;
+        let consumer: BaseConsumer =
+            ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).set("group.id", "x").create().unwrap();
+        let (low, high) = consumer.fetch_watermarks(&topic, 0, Duration::from_secs(10)).expect("watermarks");
+        assert_eq!((low, high), (0, 3), "{how}: the records written before the restart");
+        broker.stop();
+    }
+}
