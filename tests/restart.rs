@@ -116,17 +116,97 @@ async fn killed_broker_keeps_acknowledged_records() {
     broker.stop();
 }
 
-/// kill -9 under load, 20 times in a row: every acknowledged record is
-/// present exactly once at the offset it was acknowledged with, offsets are
-/// never reused, and unacknowledged records are absent or present whole.
+/// A kafka-python producer in its own process (`tests/clients/kafka_python_acked_producer.py`),
+/// reporting what the broker acknowledged.
+struct PythonProducer {
+    child: std::process::Child,
+    acked: std::sync::mpsc::Receiver<(i32, i64, String)>,
+}
+
+impl PythonProducer {
+    fn start(bootstrap: &str, topic: &str, prefix: &str) -> PythonProducer {
+        use std::io::BufRead;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/kafka_python_acked_producer.py");
+        let mut child = std::process::Command::new(common::clients::python())
+            .args([script, bootstrap, topic, prefix, &PARTITIONS.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the kafka-python producer");
+        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (acked_tx, acked) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines {
+                let Ok(line) = line else { break };
+                if line == "READY" {
+                    let _ = ready_tx.send(());
+                } else if let Some(rest) = line.strip_prefix("ACK ") {
+                    let mut parts = rest.splitn(3, ' ');
+                    let partition = parts.next().unwrap().parse().unwrap();
+                    let offset = parts.next().unwrap().parse().unwrap();
+                    let _ = acked_tx.send((partition, offset, parts.next().unwrap().to_string()));
+                }
+            }
+        });
+        ready_rx.recv_timeout(Duration::from_secs(60)).expect("kafka-python producer did not get its first ack");
+        PythonProducer { child, acked }
+    }
+
+    /// Kills the process and returns every acknowledgement it printed.
+    fn kill(mut self) -> Vec<(i32, i64, String)> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.acked.iter().collect()
+    }
+}
+
+/// Checks what one topic holds after the kill loop: offsets dense from 0 in
+/// every partition (never reused, never skipped), every record one that was
+/// sent (`was_sent`), whole and stored once, and every acknowledged record at
+/// the offset it was acknowledged with.
+fn check_after_kills(
+    topic: &str,
+    stored: &[(i32, i64, String)],
+    acked: &[(i32, i64, String)],
+    was_sent: impl Fn(&str) -> bool,
+) {
+    for p in 0..PARTITIONS {
+        let offsets: Vec<i64> = stored.iter().filter(|s| s.0 == p).map(|s| s.1).collect();
+        assert!(offsets.iter().enumerate().all(|(i, o)| *o == i as i64), "{topic}: partition {p} has gaps");
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (_, _, value) in stored {
+        assert!(was_sent(value), "{topic}: a record nobody sent: {value:.40}");
+        assert!(seen.insert(value.clone()), "{topic}: stored twice: {value:.40}");
+    }
+    let stored_set: std::collections::HashSet<&(i32, i64, String)> = stored.iter().collect();
+    let missing: Vec<_> = acked.iter().filter(|a| !stored_set.contains(a)).collect();
+    assert!(
+        missing.is_empty(),
+        "{topic}: {} acknowledged records lost or moved, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
+}
+
+/// kill -9 under load from two client libraries at once (librdkafka through
+/// the `rdkafka` crate, and kafka-python), 20 times in a row (`SLUICE_KILL_ROUNDS`
+/// sets how many: `SLUICE_KILL_ROUNDS=100 cargo test --release --test restart
+/// repeated_kills`): every acknowledged record is present exactly once at the
+/// offset it was acknowledged with, offsets are never reused, and
+/// unacknowledged records are absent or present whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_kills_under_load_lose_no_acknowledged_record() {
-    const ROUNDS: usize = 20;
+    let rounds: usize = std::env::var("SLUICE_KILL_ROUNDS").map(|r| r.parse().expect("a number")).unwrap_or(20);
     let mut broker = Broker::start("killed-busy", 2, &[]);
     create_topic(&broker.bootstrap(), "busy", PARTITIONS, &[("segment.bytes", "1048576")]).await;
+    create_topic(&broker.bootstrap(), "busy-py", PARTITIONS, &[("segment.bytes", "1048576")]).await;
     let mut acked: Vec<(i32, i64, String)> = Vec::new();
+    let mut acked_py: Vec<(i32, i64, String)> = Vec::new();
     let mut sent: std::collections::HashSet<String> = std::collections::HashSet::new();
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
+        let python = PythonProducer::start(&broker.bootstrap(), "busy-py", &format!("py-r{round}"));
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", broker.bootstrap())
             .set("acks", "all")
@@ -160,6 +240,7 @@ async fn repeated_kills_under_load_lose_no_acknowledged_record() {
             }
         }
         let dir = broker.kill();
+        acked_py.extend(python.kill());
         drop(producer);
         for t in tasks {
             let _ = t.await;
@@ -167,24 +248,27 @@ async fn repeated_kills_under_load_lose_no_acknowledged_record() {
         acked.extend(got.lock().unwrap().drain(..));
         broker = Broker::start_in(dir, 2, &[]);
     }
-    acked.sort();
-    assert!(acked.len() > 1000, "only {} records acknowledged", acked.len());
+    assert!(acked.len() > 1000, "only {} records acknowledged to librdkafka", acked.len());
+    assert!(acked_py.len() >= rounds, "only {} records acknowledged to kafka-python", acked_py.len());
     let stored = consume_async(&broker.bootstrap(), "busy").await;
-    // Offsets are dense from 0 in every partition: never reused, never skipped.
-    for p in 0..PARTITIONS {
-        let offsets: Vec<i64> = stored.iter().filter(|s| s.0 == p).map(|s| s.1).collect();
-        assert!(offsets.iter().enumerate().all(|(i, o)| *o == i as i64), "partition {p} has gaps");
-    }
-    // Every stored record is one that was sent, whole, and stored once.
-    let mut seen = std::collections::HashSet::new();
-    for (_, _, value) in &stored {
-        assert!(sent.contains(value), "a record nobody sent: {value:.40}");
-        assert!(seen.insert(value.clone()), "stored twice: {value:.40}");
-    }
-    // Every acknowledged record is at the offset it was acknowledged with.
-    let stored_set: std::collections::HashSet<&(i32, i64, String)> = stored.iter().collect();
-    let missing: Vec<_> = acked.iter().filter(|a| !stored_set.contains(a)).collect();
-    assert!(missing.is_empty(), "{} acknowledged records lost or moved, e.g. {:?}", missing.len(), missing.first());
+    check_after_kills("busy", &stored, &acked, |v| sent.contains(v));
+    let stored_py = consume_async(&broker.bootstrap(), "busy-py").await;
+    let python_value = |v: &str| {
+        let mut parts = v.splitn(3, '-');
+        parts.next() == Some("py")
+            && parts.next().is_some_and(|r| r.starts_with('r') && r[1..].parse::<usize>().is_ok_and(|r| r < rounds))
+            && parts.next().is_some_and(|rest| {
+                rest.split_once('-').is_some_and(|(i, pad)| i.parse::<usize>().is_ok() && pad == "p".repeat(100))
+            })
+    };
+    check_after_kills("busy-py", &stored_py, &acked_py, python_value);
+    eprintln!(
+        "{rounds} kills: librdkafka {} acknowledged, {} stored; kafka-python {} acknowledged, {} stored",
+        acked.len(),
+        stored.len(),
+        acked_py.len(),
+        stored_py.len()
+    );
     broker.stop_with(libc::SIGINT);
 }
 
