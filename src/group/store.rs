@@ -63,7 +63,7 @@ pub struct StoredTxn {
     pub producer_id: i64,
     pub epoch: i16,
     pub timeout_ms: i32,
-    /// [`crate::txn::coordinator::TxnState`] as its number.
+    /// [`crate::txn::coordinator::TxnState`] as its number, at most [`TXN_STATE_MAX`].
     pub state: u8,
     pub partitions: Vec<(String, i32)>,
     /// Groups whose offsets are committed in the transaction.
@@ -71,6 +71,10 @@ pub struct StoredTxn {
     pub start_ms: i64,
     pub update_ms: i64,
 }
+
+/// The highest transaction state number (CompleteAbort, as Kafka numbers them);
+/// an entry holding a higher one is refused, never read as another state.
+pub const TXN_STATE_MAX: u8 = 5;
 
 /// One change to the state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -436,7 +440,7 @@ pub fn decode_change(payload: &[u8]) -> Option<Change> {
                 producer_id: r.i64()?,
                 epoch: r.i16()?,
                 timeout_ms: r.i32()?,
-                state: r.u8()?,
+                state: r.u8().filter(|s| *s <= TXN_STATE_MAX)?,
                 start_ms: r.i64()?,
                 update_ms: r.i64()?,
                 ..Default::default()
@@ -469,9 +473,16 @@ fn frame(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
-/// Reads framed entries until the end or the first torn or corrupt one;
-/// returns the changes and the length of the valid prefix.
-fn read_entries(bytes: &[u8]) -> (Vec<Change>, usize) {
+/// An entry whose checksum holds but whose contents cannot be read: not a
+/// torn write but damage or a format this version does not know. Its offset.
+#[derive(Debug, PartialEq, Eq)]
+struct UnreadableEntry(usize);
+
+/// Reads framed entries until the end or the first torn one (short, or
+/// failing its checksum); returns the changes and the length of the valid
+/// prefix. An entry that passes its checksum but does not decode is an
+/// error: cutting the log there would silently drop it and all after it.
+fn read_entries(bytes: &[u8]) -> Result<(Vec<Change>, usize), UnreadableEntry> {
     let mut changes = Vec::new();
     let mut at = 0;
     while bytes.len() - at >= 8 {
@@ -484,11 +495,10 @@ fn read_entries(bytes: &[u8]) -> (Vec<Change>, usize) {
         if crc32c::crc32c(payload) != crc {
             break;
         }
-        let Some(change) = decode_change(payload) else { break };
-        changes.push(change);
+        changes.push(decode_change(payload).ok_or(UnreadableEntry(at))?);
         at += 8 + len;
     }
-    (changes, at)
+    Ok((changes, at))
 }
 
 // ---- the store --------------------------------------------------------------
@@ -507,6 +517,14 @@ pub struct GroupStore {
     /// One journal append (or checkpoint) at a time, so positions never overlap.
     lock: Semaphore,
     failed: std::cell::Cell<bool>,
+}
+
+fn unreadable(path: &Path, entry: UnreadableEntry) -> StorageError {
+    StorageError::Corrupt(format!(
+        "{}: the entry at byte {} passes its checksum but cannot be read (damaged, or written by a newer version)",
+        path.display(),
+        entry.0
+    ))
 }
 
 fn journal_path(dir: &Path, generation: u64) -> PathBuf {
@@ -530,7 +548,7 @@ impl GroupStore {
                 return Err(StorageError::Corrupt(checkpoint.display().to_string()));
             }
             generation = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
-            let (changes, valid) = read_entries(&bytes[8..]);
+            let (changes, valid) = read_entries(&bytes[8..]).map_err(|e| unreadable(&checkpoint, e))?;
             if valid != bytes.len() - 8 {
                 return Err(StorageError::Corrupt(checkpoint.display().to_string()));
             }
@@ -538,7 +556,7 @@ impl GroupStore {
         }
         let path = journal_path(&dir, generation);
         let bytes = read(&path)?.unwrap_or_default();
-        let (changes, valid) = read_entries(&bytes);
+        let (changes, valid) = read_entries(&bytes).map_err(|e| unreadable(&path, e))?;
         if valid != bytes.len() {
             tracing::warn!(path = %path.display(), valid, len = bytes.len(), "offsets journal has a torn tail; cutting it");
         }
@@ -724,9 +742,25 @@ mod tests {
         let whole = bytes.len();
         frame(&encode_change(&commit("g", 0, 2)), &mut bytes);
         bytes.truncate(bytes.len() - 3);
-        let (changes, valid) = read_entries(&bytes);
+        let (changes, valid) = read_entries(&bytes).unwrap();
         assert_eq!(changes.len(), 1);
         assert_eq!(valid, whole);
+    }
+
+    #[test]
+    fn a_checksummed_entry_that_does_not_decode_is_refused_not_cut() {
+        let txn =
+            |state| Change::Txn { id: "t".into(), state: StoredTxn { producer_id: 1, state, ..Default::default() } };
+        let mut bytes = Vec::new();
+        frame(&encode_change(&commit("g", 0, 1)), &mut bytes);
+        let second = bytes.len();
+        frame(&encode_change(&txn(TXN_STATE_MAX)), &mut bytes);
+        assert_eq!(read_entries(&bytes).unwrap().0.len(), 2);
+        // A state number this version does not know, with a valid checksum.
+        let mut bytes = bytes[..second].to_vec();
+        frame(&encode_change(&txn(TXN_STATE_MAX + 1)), &mut bytes);
+        frame(&encode_change(&commit("g", 0, 2)), &mut bytes);
+        assert_eq!(read_entries(&bytes), Err(UnreadableEntry(second)));
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub enum TxnState {
     CompleteAbort = 5,
 }
 
+const _: () = assert!(TxnState::CompleteAbort as u8 == crate::group::store::TXN_STATE_MAX);
+
 impl TxnState {
     /// Every state, in Kafka's order.
     pub const ALL: [TxnState; 6] = [
@@ -55,14 +57,17 @@ impl TxnState {
         TxnState::CompleteAbort,
     ];
 
+    /// The state a stored number stands for; the store refuses to read any
+    /// number above `TXN_STATE_MAX`, so an unknown one cannot get here.
     fn from_u8(v: u8) -> TxnState {
         match v {
+            0 => TxnState::Empty,
             1 => TxnState::Ongoing,
             2 => TxnState::PrepareCommit,
             3 => TxnState::PrepareAbort,
             4 => TxnState::CompleteCommit,
             5 => TxnState::CompleteAbort,
-            _ => TxnState::Empty,
+            _ => unreachable!("transaction state {v} above TXN_STATE_MAX passed the store's decoder"),
         }
     }
 
