@@ -96,8 +96,6 @@ pub const TXN_TIMEOUT_MS_MAX_DEFAULT: i32 = 900_000;
 pub const TXN_PARTITIONS_MAX: usize = 10_000;
 /// Groups whose offsets one transaction may commit.
 pub const TXN_GROUPS_MAX: usize = 100;
-/// How often each shard looks for timed-out transactions and unfinished commits.
-pub const TXN_SWEEP_INTERVAL_MS: u64 = 200;
 /// Journal length past which an offsets partition writes a checkpoint and starts anew.
 pub const OFFSETS_JOURNAL_BYTES_MAX: usize = 1024 * 1024;
 /// Largest encoded offsets record (a group's metadata with all its members).
@@ -109,7 +107,8 @@ pub const GROUP_SESSION_TIMEOUT_MS_MIN: i32 = 6_000;
 pub const GROUP_SESSION_TIMEOUT_MS_MAX: i32 = 1_800_000;
 /// `group.max.size`: members one group may have.
 pub const GROUP_MEMBERS_MAX: usize = 10_000;
-/// How often each shard looks for expired members and offsets.
+/// How often each shard looks for expired members and offsets, timed-out
+/// transactions and transactions whose markers are not all written yet.
 pub const GROUP_SWEEP_INTERVAL_MS: u64 = 200;
 /// `offsets.retention.minutes` default (Kafka: 7 days).
 pub const OFFSETS_RETENTION_MINUTES_DEFAULT: u64 = 7 * 24 * 60;

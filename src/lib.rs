@@ -16,13 +16,13 @@
 //! - [`metadata`]: the topic catalog; its controller (writer) lives on shard 0,
 //!   every shard holds a read-only snapshot with the partition→shard table.
 //! - [`storage`]: partition logs of O_DIRECT segments, indexes, the writer task
-//!   (group commit) and the tail cache; a partition lives on its owning shard only.
+//!   (group commit), the tail cache and each partition's producer state (dedup,
+//!   open transactions, aborted index); a partition lives on its owning shard only.
 //! - [`group`]: the consumer group coordinator and committed offsets; a group
 //!   lives on the shard owning its offsets partition (`hash(group) % 50`, then `% shards`).
-//! - [`txn`]: producer ids (allocated by shard 0), each partition's producer
-//!   state (dedup, open transactions, aborted index; kept by the partition's
-//!   owner) and the transaction coordinator; a transactional id lives on the
-//!   shard owning its transaction state partition (`hash(id) % 50`, then `% shards`).
+//! - [`txn`]: producer ids (allocated by shard 0) and the transaction
+//!   coordinator; a transactional id lives on the shard owning its transaction
+//!   state partition (`hash(id) % 50`, then `% shards`).
 //! - [`tune`]: `sluice tune check`, the host settings the broker depends on
 //!   (runs before and apart from any shard).
 

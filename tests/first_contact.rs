@@ -155,13 +155,20 @@ fn start_in_cwd(cwd: &Path, args: &[&str], envs: &[(&str, &str)], data_dir: Path
 async fn relative_data_dirs_from_flag_environment_and_file() {
     let cwd = common::fresh_data_dir("relative-cwd");
     std::fs::write(cwd.join("server.properties"), "log.dirs=from-file/logs\n").unwrap();
-    let ways: [(&str, &[&str], &[(&str, &str)], &str); 4] = [
-        ("flag", &["--data-dir", "from-flag"], &[], "from-flag"),
-        ("flag-dot", &["--data-dir", "./nested/../from-dot"], &[], "from-dot"),
-        ("env", &[], &[("SLUICE_DATA_DIR", "from-env")], "from-env"),
-        ("file", &["--config", "server.properties"], &[], "from-file/logs"),
+    /// One way of giving the broker a relative data directory.
+    struct Way {
+        how: &'static str,
+        args: &'static [&'static str],
+        envs: &'static [(&'static str, &'static str)],
+        dir: &'static str,
+    }
+    let ways = [
+        Way { how: "flag", args: &["--data-dir", "from-flag"], envs: &[], dir: "from-flag" },
+        Way { how: "flag-dot", args: &["--data-dir", "./nested/../from-dot"], envs: &[], dir: "from-dot" },
+        Way { how: "env", args: &[], envs: &[("SLUICE_DATA_DIR", "from-env")], dir: "from-env" },
+        Way { how: "file", args: &["--config", "server.properties"], envs: &[], dir: "from-file/logs" },
     ];
-    for (how, args, envs, dir) in ways {
+    for Way { how, args, envs, dir } in ways {
         let data_dir = cwd.join(dir);
         let topic = format!("relative-{how}");
         // Twice: the second start recovers what the first wrote, through the same relative path.

@@ -4,8 +4,8 @@ use crate::metadata::controller::TopicError;
 use crate::protocol::batch::BatchError;
 use crate::protocol::ResponseError;
 use crate::router::RouteError;
+use crate::storage::producer_state::ProducerError;
 use crate::storage::StorageError;
-use crate::txn::producer_state::ProducerError;
 
 /// The Kafka error code for a failure of routed partition work.
 pub fn route_error_code(e: &RouteError) -> ResponseError {

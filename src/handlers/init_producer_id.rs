@@ -9,10 +9,9 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 
 use super::call_txn;
 use super::errors::fenced_for_version;
-use crate::metadata::controller::{ControllerReply, ControllerRequest};
 use crate::protocol::ResponseError;
-use crate::router::ShardRequest;
 use crate::shard::Shard;
+use crate::txn::coordinator::allocate_producer_id;
 use crate::txn::{TxnCall, TxnReply};
 
 pub async fn handle(
@@ -45,17 +44,8 @@ pub async fn handle(
             Err(_) => refused(ResponseError::CoordinatorNotAvailable),
         };
     }
-    let reply =
-        shard.call(0, |reply| ShardRequest::Controller { request: ControllerRequest::AllocateProducerId, reply }).await;
-    match reply {
-        Ok(ControllerReply::ProducerId(Ok(id))) => {
-            InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(0)
-        }
-        Ok(ControllerReply::ProducerId(Err(e))) => {
-            tracing::error!(error = %e, "cannot reserve producer ids");
-            refused(ResponseError::KafkaStorageError)
-        }
-        Ok(other) => unreachable!("controller answered a producer id request with {other:?}"),
-        Err(_) => refused(ResponseError::CoordinatorNotAvailable),
+    match allocate_producer_id(shard).await {
+        Ok(id) => InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(0),
+        Err(e) => refused(e),
     }
 }

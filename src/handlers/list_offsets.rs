@@ -14,10 +14,7 @@ use crate::router::{OffsetQuery, ShardRequest};
 use crate::shard::Shard;
 use crate::storage::log::LEADER_EPOCH;
 
-pub const LATEST: i64 = -1;
-pub const EARLIEST: i64 = -2;
-pub const MAX_TIMESTAMP: i64 = -3;
-pub const EARLIEST_LOCAL: i64 = -4;
+use crate::protocol::offset_spec::{EARLIEST, EARLIEST_LOCAL, LATEST, MAX_TIMESTAMP};
 
 /// Lowest version that may ask for each special timestamp.
 fn special_supported(timestamp: i64, version: i16) -> bool {

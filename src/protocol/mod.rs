@@ -7,4 +7,17 @@ pub mod frame;
 pub mod versions;
 
 pub use kafka_protocol::error::ResponseError;
+
+/// The special timestamps a ListOffsets request may ask for instead of a time.
+pub mod offset_spec {
+    /// The next offset to be written (the high watermark, or the last stable
+    /// offset for read_committed).
+    pub const LATEST: i64 = -1;
+    /// The log start offset.
+    pub const EARLIEST: i64 = -2;
+    /// The offset of the record with the highest timestamp (v7+).
+    pub const MAX_TIMESTAMP: i64 = -3;
+    /// The first offset on local storage (v8+; every offset is local here).
+    pub const EARLIEST_LOCAL: i64 = -4;
+}
 pub use kafka_protocol::messages::ApiKey;

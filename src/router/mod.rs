@@ -32,7 +32,7 @@ pub enum RouteError {
     Storage(#[from] StorageError),
     /// An idempotent producer's batch was refused (epoch or sequence).
     #[error(transparent)]
-    Producer(#[from] crate::txn::producer_state::ProducerError),
+    Producer(#[from] crate::storage::producer_state::ProducerError),
 }
 
 impl From<crate::storage::log::AppendError> for RouteError {

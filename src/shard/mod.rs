@@ -291,12 +291,12 @@ impl Shard {
                 }
                 let log = self.log(&q.topic, q.partition)?;
                 Ok(match q.timestamp {
-                    crate::handlers::list_offsets::LATEST if q.committed => Some((-1, log.last_stable_offset())),
-                    crate::handlers::list_offsets::LATEST => Some((-1, log.high_watermark())),
-                    crate::handlers::list_offsets::EARLIEST | crate::handlers::list_offsets::EARLIEST_LOCAL => {
+                    crate::protocol::offset_spec::LATEST if q.committed => Some((-1, log.last_stable_offset())),
+                    crate::protocol::offset_spec::LATEST => Some((-1, log.high_watermark())),
+                    crate::protocol::offset_spec::EARLIEST | crate::protocol::offset_spec::EARLIEST_LOCAL => {
                         Some((-1, log.log_start_offset()))
                     }
-                    crate::handlers::list_offsets::MAX_TIMESTAMP => log.max_timestamp(),
+                    crate::protocol::offset_spec::MAX_TIMESTAMP => log.max_timestamp(),
                     target => log.offset_for_timestamp(target).await?,
                 })
             };

@@ -27,7 +27,7 @@ use super::StorageError;
 use crate::config::{TimestampType, TopicConfig};
 use crate::constants::{FETCH_READ_BYTES_PER_PARTITION_MAX, TAIL_CACHE_BYTES_PER_PARTITION_MAX};
 use crate::protocol::batch::{self, BatchHeader, BatchSummary};
-use crate::txn::producer_state::{self, BatchRecord, ProducerError, ProducerStateTable, SequenceCheck};
+use crate::storage::producer_state::{self, BatchRecord, ProducerError, ProducerStateTable, SequenceCheck};
 
 /// Leader epoch stamped into every stored batch (a single-node log never changes leader).
 pub const LEADER_EPOCH: i32 = 0;
@@ -327,10 +327,14 @@ impl Log {
                 if log_append_time_ms >= 0 {
                     batch::patch_log_append_time(b, log_append_time_ms);
                 }
-                if let Some((producer_id, epoch, first_seq, last_seq, transactional)) = producer {
-                    let record =
-                        BatchRecord { first_seq, last_seq, base_offset: next, last_offset: next + s.offset_count - 1 };
-                    st.producers.record(producer_id, epoch, record, transactional, s.max_timestamp);
+                if let Some(p) = producer {
+                    let record = BatchRecord {
+                        first_seq: p.first_seq,
+                        last_seq: p.last_seq,
+                        base_offset: next,
+                        last_offset: next + s.offset_count - 1,
+                    };
+                    st.producers.record(p.producer_id, p.epoch, record, p.transactional, s.max_timestamp);
                 }
                 if let Some(m) = marker {
                     st.producers.end_txn(m.producer_id, m.epoch, m.commit, next, m.coordinator_epoch);
@@ -716,11 +720,19 @@ async fn write_log_start(dir: &Path, offset: i64) -> Result<(), StorageError> {
     super::file::write_atomically(&dir.join("log-start-offset"), text.as_bytes()).await
 }
 
+/// The producer fields of one idempotent or transactional batch of an append.
+struct ProducerBatch {
+    producer_id: i64,
+    epoch: i16,
+    first_seq: i32,
+    last_seq: i32,
+    transactional: bool,
+}
+
 /// The producer fields of each batch of an append, or a retried batch.
 enum ProducerVerdict {
-    /// Per batch: (producer id, epoch, first sequence, last sequence,
-    /// transactional) for idempotent and transactional batches.
-    Append(Vec<Option<(i64, i16, i32, i32, bool)>>),
+    /// Per batch, `None` for a batch without a producer id.
+    Append(Vec<Option<ProducerBatch>>),
     Duplicate(BatchRecord),
 }
 
@@ -758,7 +770,13 @@ fn check_producers(
         }
         seen.retain(|(id, _, _)| *id != producer_id);
         seen.push((producer_id, epoch, last_seq));
-        batches.push(Some((producer_id, epoch, first_seq, last_seq, header.is_transactional())));
+        batches.push(Some(ProducerBatch {
+            producer_id,
+            epoch,
+            first_seq,
+            last_seq,
+            transactional: header.is_transactional(),
+        }));
     }
     Ok(ProducerVerdict::Append(batches))
 }

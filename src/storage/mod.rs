@@ -6,12 +6,16 @@
 //! - [`index`]: the `.index` / `.timeindex` entry layouts.
 //! - [`log`]: a partition's segment set, appends, the writer task (group commit),
 //!   the tail cache and reads.
+//! - [`producer_state`]: each partition's table of producers (sequence numbers
+//!   of their last five batches for dedup and ordering, open transactions, the
+//!   aborted-transaction index), snapshotted with the log.
 //! - [`file`]: small whole-file writes (index files, metadata) made durable.
 //! - [`recovery`]: the batch-by-batch validity scan used after a crash.
 
 pub mod file;
 pub mod index;
 pub mod log;
+pub mod producer_state;
 pub mod recovery;
 pub mod segment;
 

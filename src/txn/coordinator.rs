@@ -489,7 +489,12 @@ impl TxnCoordinator {
     }
 }
 
-async fn allocate_producer_id(shard: &Rc<Shard>) -> Result<i64, ResponseError> {
+/// A new broker-unique producer id from shard 0's allocator: for an
+/// idempotent producer (InitProducerId without a transactional id) and for a
+/// transactional id's first or exhausted producer id alike. A failure to
+/// reserve ids on disk is logged and answered as COORDINATOR_NOT_AVAILABLE,
+/// which clients retry.
+pub async fn allocate_producer_id(shard: &Rc<Shard>) -> Result<i64, ResponseError> {
     let reply =
         shard.call(0, |reply| ShardRequest::Controller { request: ControllerRequest::AllocateProducerId, reply }).await;
     match reply {

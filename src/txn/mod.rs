@@ -1,9 +1,7 @@
-//! Exactly-once: producer ids, per-partition producer state, and the
-//! transaction coordinator.
+//! Exactly-once: producer ids and the transaction coordinator. Each
+//! partition's producer state (dedup, open transactions, aborted index) is
+//! kept with its log, in [`crate::storage::producer_state`], as Kafka does.
 //!
-//! - [`producer_state`]: each partition's table of producers (sequence numbers
-//!   of their last five batches for dedup and ordering, open transactions, the
-//!   aborted-transaction index), snapshotted to disk.
 //! - [`producer_ids`]: the allocator of broker-unique producer ids, on shard 0.
 //! - [`coordinator`]: the transaction coordinator of one shard. Transactional
 //!   ids hash (Java's `String.hashCode`, as Kafka does) onto
@@ -13,7 +11,6 @@
 
 pub mod coordinator;
 pub mod producer_ids;
-pub mod producer_state;
 
 use crate::constants::TXN_PARTITIONS;
 use crate::protocol::ResponseError;

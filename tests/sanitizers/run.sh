@@ -3,7 +3,7 @@
 # rebuilt with the sanitizer) and fails if either reports anything:
 #
 #   1. shard mesh start/join/stop cycles, 8 shards (examples/shard_mesh_cycles.rs);
-#   2. broker starts and clean stops (8 shards) with busy loops competing for every CPU;
+#   2. broker starts and clean stops (a shard per CPU) with busy loops competing for every CPU;
 #   3. the kill -9 loop, the group suite and the transaction suite, driven by
 #      the usual (uninstrumented) test clients against the instrumented broker.
 #
@@ -71,7 +71,7 @@ run_one() {
     for i in $(seq "$BROKER_STARTS"); do
         rm -rf "$data"
         local port=$((20000 + RANDOM % 20000))
-        "$bin/sluice" serve --listen "127.0.0.1:$port" --data-dir "$data" --shards 8 >"$dir/broker.log" 2>&1 &
+        "$bin/sluice" serve --listen "127.0.0.1:$port" --data-dir "$data" --shards "$(nproc)" >"$dir/broker.log" 2>&1 &
         local pid=$! up=no
         for _ in $(seq 600); do
             (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { up=yes; break; }
