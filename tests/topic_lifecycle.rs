@@ -294,3 +294,31 @@ async fn retention_deletes_old_segments_from_the_start_only() {
     assert_eq!(log_files(&broker, "by-time-0"), 1);
     broker.stop();
 }
+
+/// Kafka's internal topic names hold the broker's own group and transaction
+/// state: an admin client may not create them, and a producer may not
+/// auto-create or write them, so committed offsets cannot be overwritten or
+/// deleted through a topic of the same name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_topic_names_are_refused() {
+    use rdkafka::admin::{NewTopic, TopicReplication};
+    use rdkafka::types::RDKafkaErrorCode;
+    let broker = Broker::start("internal-names", 2, &[]);
+    let admin = admin(&broker.bootstrap());
+    for name in ["__consumer_offsets", "__transaction_state"] {
+        let results = admin
+            .create_topics(&[NewTopic::new(name, 1, TopicReplication::Fixed(1))], &AdminOptions::new())
+            .await
+            .expect("create topics");
+        assert_eq!(results[0].as_ref().unwrap_err().1, RDKafkaErrorCode::InvalidTopic, "{name}");
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap())
+            .set("message.timeout.ms", "5000")
+            .create()
+            .unwrap();
+        let sent = producer.send(FutureRecord::to(name).payload("x").key("k"), Duration::from_secs(5)).await;
+        assert!(sent.is_err(), "a record was written to {name}");
+    }
+    assert!(broker.data_dir.join("__consumer_offsets-0").is_dir(), "the broker's own offsets partition is intact");
+    broker.stop();
+}

@@ -177,6 +177,10 @@ impl Catalog {
 }
 
 /// Kafka's topic name rule: 1-249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+/// Kafka's internal topics: Sluice keeps group offsets and transaction state
+/// under these names (see `group` and `txn`).
+pub const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
+
 pub fn validate_topic_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("Topic name is illegal, it can't be empty".into());
@@ -188,6 +192,11 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
         return Err(format!(
             "Topic name is illegal, it can't be longer than {TOPIC_NAME_BYTES_MAX} characters, topic name: {name}"
         ));
+    }
+    if INTERNAL_TOPICS.contains(&name) {
+        // Their state lives in `<data-dir>/<name>-<n>/`, where a user topic's
+        // partitions would go; clients may not create or write them, as in Kafka.
+        return Err(format!("Topic {name} is an internal topic of the broker and cannot be created or written"));
     }
     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
         return Err(format!(
@@ -254,5 +263,8 @@ mod tests {
         assert!(validate_topic_name("..").is_err());
         assert!(validate_topic_name("a b").is_err());
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
+        assert!(validate_topic_name("__consumer_offsets").is_err());
+        assert!(validate_topic_name("__transaction_state").is_err());
+        assert!(validate_topic_name("__consumer_offsets_copy").is_ok());
     }
 }
