@@ -158,10 +158,35 @@ impl Log {
         let recovery = std::fs::read(dir.join("recovery-point")).ok().and_then(|b| RecoveryPoint::decode(&b));
         for (i, base) in bases.iter().enumerate() {
             let path = dir.join(format!("{}.log", super::segment_file_stem(*base)));
-            // Only the last segment can have an unsynced tail after a crash.
+            // Only the last segment can have an unsynced tail after a crash,
+            // or the one before it when the last is still empty (below). A
+            // segment opened as clean still has any bytes after its last valid
+            // batch cut, so a short tail there is handled either way.
             let segment_clean = clean || i + 1 < bases.len();
             let segment = Segment::open(&path, *base, segment_clean, recovery, config.index_interval_bytes).await?;
             segments.push(segment);
+        }
+        // A roll creates the next segment before the previous one's last
+        // writes land (the writer seals a segment before writing the next).
+        // A crash in between leaves the previous segment ending below the new
+        // one's base, and the new one empty: drop it, so offsets stay dense
+        // and the previous segment is active again.
+        while let [.., previous, last] = &segments[..] {
+            if last.size_bytes > 0 || previous.next_offset >= last.base_offset() {
+                break;
+            }
+            tracing::warn!(
+                dir = %dir.display(), end = previous.next_offset, next_base = last.base_offset(),
+                "empty segment past the end of the log after a crash; removing it"
+            );
+            let dropped = segments.pop().expect("two segments");
+            dropped.remove_files();
+            // A recovery point names a segment by its base; a later segment
+            // could be created at the same base and must not inherit it.
+            if recovery.is_some_and(|r| r.segment_base == dropped.base_offset()) {
+                let _ = std::fs::remove_file(dir.join("recovery-point"));
+            }
+            super::file::sync_dir(&dir).await?;
         }
         let corrupt_from = segments.iter().find(|s| s.corrupt_at.is_some()).map(|s| s.next_offset);
         if segments.is_empty() {
@@ -1233,6 +1258,42 @@ mod tests {
             assert_eq!(log.log_end_offset(), 10);
             assert_eq!(std::fs::metadata(&path).unwrap().len(), good_len);
             assert_eq!(append(&log, 1, 7).await.base_offset, 10);
+            check_reads(&log, 11).await;
+            log.close().await.unwrap();
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
+    }
+
+    /// A roll creates the next segment before the previous one's last writes
+    /// land: a crash in between leaves that segment short and an empty one
+    /// starting past its end. Recovery must not leave the gap.
+    #[test]
+    fn a_crash_between_a_roll_and_the_previous_segments_last_write_leaves_no_gap() {
+        run(|| async {
+            let dir = temp_dir("roll-crash");
+            let log = open(&dir, TopicConfig::default(), false).await;
+            for i in 0..5 {
+                append(&log, 2, i).await;
+            }
+            log.close().await.unwrap();
+            let path = dir.join("00000000000000000000.log");
+            let len = std::fs::metadata(&path).unwrap().len();
+            // The last batch (offsets 8-9) never reached the disk, but the
+            // next segment (base 10) was created.
+            let batch_len = batch(4, 2).len() as u64;
+            std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len - batch_len).unwrap();
+            for name in ["00000000000000000000.index", "00000000000000000000.timeindex"] {
+                let _ = std::fs::remove_file(dir.join(name));
+            }
+            std::fs::File::create(dir.join("00000000000000000010.log")).unwrap();
+            let log = open(&dir, TopicConfig::default(), false).await;
+            assert_eq!(log.log_end_offset(), 8, "the log ends where the data ends");
+            assert!(!dir.join("00000000000000000010.log").exists(), "the empty segment past the gap is gone");
+            assert_eq!(append(&log, 3, 7).await.base_offset, 8);
+            check_reads(&log, 11).await;
+            log.close().await.unwrap();
+            let log = open(&dir, TopicConfig::default(), true).await;
+            assert_eq!(log.log_end_offset(), 11);
             check_reads(&log, 11).await;
             log.close().await.unwrap();
             std::fs::remove_dir_all(&dir).unwrap();
