@@ -8,6 +8,10 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into()))
         .with_target(false)
+        // A log line that cannot be written (the log's disk is full) is
+        // dropped; reporting that on stderr would panic when stderr cannot be
+        // written either, and take the broker down with it.
+        .log_internal_errors(false)
         .init();
     let cli = Cli::parse();
     match cli.command {
@@ -15,12 +19,12 @@ fn main() {
             let config = match BrokerConfig::resolve(&args) {
                 Ok(config) => config,
                 Err(e) => {
-                    eprintln!("sluice: {e}");
+                    report(&e);
                     std::process::exit(2);
                 }
             };
             if let Err(e) = sluice::broker::run(config) {
-                eprintln!("sluice: {e}");
+                report(&e);
                 std::process::exit(1);
             }
         }
@@ -28,4 +32,11 @@ fn main() {
             sluice::tune::run_check(&args.options());
         }
     }
+}
+
+/// Prints a fatal error on stderr; a stderr that cannot be written (a full
+/// disk) does not turn it into a panic.
+fn report(error: &dyn std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "sluice: {error}");
 }

@@ -1,6 +1,7 @@
 //! What the broker does when the disk lets it down: corruption in the middle
 //! of a log is reported and served around, not truncated away; a full disk
-//! refuses writes with KAFKA_STORAGE_ERROR and keeps serving reads.
+//! (holding the broker's log too) refuses writes with KAFKA_STORAGE_ERROR and
+//! offset commits with COORDINATOR_NOT_AVAILABLE, and keeps serving reads.
 
 mod common;
 
@@ -17,6 +18,41 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 const KAFKA_STORAGE_ERROR: i16 = 56;
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+
+/// Commits `offset` for partition 0 of `topic` outside group management; the partition's error code.
+fn commit_offset(raw: &mut Raw, group: &str, topic: &str, offset: i64) -> i16 {
+    use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetCommitResponse};
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(offset)
+                .with_committed_metadata(Some(StrBytes::from_string("m".repeat(200))))])]);
+    let response: OffsetCommitResponse = raw.call(ApiKey::OffsetCommit, 8, &request);
+    response.topics[0].partitions[0].error_code
+}
+
+/// The group's committed offset for partition 0 of `topic`: (error code, offset).
+fn fetch_committed(raw: &mut Raw, group: &str, topic: &str) -> (i16, i64) {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse};
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partition_indexes(vec![0])]));
+    let response: OffsetFetchResponse = raw.call(ApiKey::OffsetFetch, 7, &request);
+    if response.error_code != 0 {
+        return (response.error_code, -1);
+    }
+    let p = &response.topics[0].partitions[0];
+    (p.error_code, p.committed_offset)
+}
 
 fn produce(raw: &mut Raw, topic: &str, values: &[&[u8]]) -> (i16, i64) {
     let request =
@@ -131,6 +167,7 @@ async fn full_disk_refuses_writes_and_keeps_serving_reads() {
     let disk = SmallDisk::new("full-disk", 24);
     let data = disk.mount.join("data");
     std::fs::create_dir_all(&data).unwrap();
+    // The broker's own log is on the full disk too, as it often is in production.
     let broker = Broker::start_in(data, 1, &[]);
     create_topic(&broker.bootstrap(), "filling", 1, &[]).await;
     tokio::task::block_in_place(|| {
@@ -158,6 +195,24 @@ async fn full_disk_refuses_writes_and_keeps_serving_reads() {
         assert!(bytes > 0);
         assert_eq!(fetch(&mut raw, "filling", acked - 1).0, 0);
         assert_eq!(produce(&mut raw, "filling", &[b"x"]).0, KAFKA_STORAGE_ERROR, "the failure is final");
+
+        // Offset commits fill the offsets journal until one fails; from then on
+        // the group's offsets are not served, so the failed commit is never seen.
+        let mut committed = None;
+        let mut failed_at = None;
+        for offset in 0..100_000i64 {
+            match commit_offset(&mut raw, "full-disk-group", "filling", offset) {
+                0 => committed = Some(offset),
+                code => {
+                    failed_at = Some((offset, code));
+                    break;
+                }
+            }
+        }
+        let (failed_offset, code) = failed_at.expect("a commit on a full disk fails");
+        assert_eq!(code, COORDINATOR_NOT_AVAILABLE, "commit {failed_offset} (last good {committed:?})");
+        assert_eq!(fetch_committed(&mut raw, "full-disk-group", "filling"), (COORDINATOR_NOT_AVAILABLE, -1));
+        assert_eq!(commit_offset(&mut raw, "full-disk-group", "filling", failed_offset + 1), COORDINATOR_NOT_AVAILABLE);
     });
     let mut broker = broker;
     assert!(broker.alive());

@@ -940,12 +940,22 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// Committed offsets of a group: all of them, or those asked for.
-    pub fn fetch_offsets(&self, group_id: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> FetchedOffsets {
+    /// Committed offsets of a group: all of them, or those asked for. Once its
+    /// offsets partition failed a write, the group's offsets are not served
+    /// (COORDINATOR_NOT_AVAILABLE): memory may hold a commit whose client was
+    /// told it failed and that the next start would not find.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        wanted: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Result<FetchedOffsets, ResponseError> {
         let partition = self.partition_of(group_id);
+        if partition.store.failed() {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
         let state = partition.state.borrow();
         let offsets = state.offsets.get(group_id);
-        match wanted {
+        Ok(match wanted {
             None => offsets
                 .map(|o| o.iter().map(|((t, p), c)| (t.clone(), *p, Some(c.clone()))).collect())
                 .unwrap_or_default(),
@@ -958,7 +968,7 @@ impl GroupCoordinator {
                     })
                 })
                 .collect(),
-        }
+        })
     }
 
     /// Every group on this shard: (id, protocol type, state).

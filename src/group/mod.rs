@@ -133,7 +133,7 @@ pub enum GroupReply {
     Heartbeat(HeartbeatResponse),
     Leave(LeaveGroupResponse),
     Commit(PartitionResults),
-    Offsets(FetchedOffsets),
+    Offsets(Result<FetchedOffsets, ResponseError>),
     List(Vec<(String, String, &'static str)>),
     Describe(Option<GroupDescription>),
     Delete(Result<(), ResponseError>),

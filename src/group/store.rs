@@ -532,6 +532,12 @@ fn journal_path(dir: &Path, generation: u64) -> PathBuf {
 }
 
 impl GroupStore {
+    /// Whether a write or fsync failed: the in-memory state may then hold a
+    /// change the disk does not, and nothing more is written.
+    pub fn failed(&self) -> bool {
+        self.failed.get()
+    }
+
     /// Opens the store in `dir`, returning it with the state it holds.
     pub async fn open(dir: PathBuf) -> Result<(GroupStore, StoreState), StorageError> {
         std::fs::create_dir_all(&dir).map_err(|e| StorageError::io(&format!("create {}", dir.display()), e))?;

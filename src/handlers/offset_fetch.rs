@@ -29,7 +29,7 @@ async fn fetch(
     }
     let offsets =
         match call_group(shard, group_id, GroupCall::FetchOffsets { group_id: group_id.to_string(), wanted }).await {
-            Ok(GroupReply::Offsets(offsets)) => offsets,
+            Ok(GroupReply::Offsets(offsets)) => offsets?,
             Ok(other) => unreachable!("offset fetch answered with {other:?}"),
             Err(_) => return Err(ResponseError::CoordinatorNotAvailable),
         };
