@@ -132,7 +132,7 @@ async fn readme_run_command_works_as_written_from_a_fresh_clone() {
     let log = clone.join("target").join("readme-run.log");
     std::fs::create_dir_all(log.parent().unwrap()).unwrap();
     // The first run in a fresh clone compiles the broker.
-    let broker = Broker::launch(command, DEFAULT_PORT, clone.join("data"), log, Duration::from_secs(1200));
+    let broker = Broker::launch(command, Some(DEFAULT_PORT), clone.join("data"), log, Duration::from_secs(1200));
     produce_and_consume(&broker.bootstrap(), "first-contact", 10).await;
     broker.stop();
     assert!(clone.join("data").join("first-contact-0").is_dir(), "no ./data/first-contact-0 in the clone");
@@ -141,14 +141,10 @@ async fn readme_run_command_works_as_written_from_a_fresh_clone() {
 /// Starts the built binary in `cwd` with `args` and `envs`, and returns it
 /// once it listens.
 fn start_in_cwd(cwd: &Path, args: &[&str], envs: &[(&str, &str)], data_dir: PathBuf) -> Broker {
-    let port = common::free_port();
     let mut command = clean_command(common::sluice_bin(), cwd);
-    command
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--shards", "2"])
-        .args(args)
-        .envs(envs.iter().copied());
-    let log = cwd.join(format!("broker-{port}.log"));
-    Broker::launch(command, port, data_dir, log, Duration::from_secs(20))
+    command.args(["serve", "--listen", "127.0.0.1:0", "--shards", "2"]).args(args).envs(envs.iter().copied());
+    let log = cwd.join(format!("broker-{}.log", data_dir.file_name().unwrap().to_string_lossy()));
+    Broker::launch(command, None, data_dir, log, Duration::from_secs(20))
 }
 
 #[tokio::test(flavor = "multi_thread")]

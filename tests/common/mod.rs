@@ -6,7 +6,7 @@
 pub mod clients;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,8 +40,30 @@ pub fn sluice_bin() -> PathBuf {
     std::env::var_os("SLUICE_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sluice")))
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// The port a broker listens on, from its log line `listening ... addr=HOST:PORT`.
+fn listening_port(log: &str) -> Option<u16> {
+    log.lines().map(strip_ansi).filter(|line| line.contains("listening")).find_map(|line| {
+        let addr = line.split("addr=").nth(1)?.split_whitespace().next()?;
+        addr.rsplit(':').next()?.parse().ok()
+    })
+}
+
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // An SGR sequence: ESC [ ... m
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Broker {
@@ -50,27 +72,29 @@ impl Broker {
         Broker::start_in(fresh_data_dir(name), shards, extra)
     }
 
-    /// Starts a broker on an existing data dir.
+    /// Starts a broker on an existing data dir. It binds a port of its
+    /// choosing (port 0) and the test reads it from the log, so no port is
+    /// picked here and released for another process to take first.
     pub fn start_in(data_dir: PathBuf, shards: usize, extra: &[&str]) -> Broker {
-        let port = free_port();
         let mut command = Command::new(sluice_bin());
         command
             .arg("serve")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--shards", &shards.to_string()])
             .args(extra);
-        let log_path = data_dir.with_extension(format!("{port}.log"));
-        Broker::launch(command, port, data_dir, log_path, Duration::from_secs(20))
+        let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
+        let log_path = data_dir.with_extension(format!("{n}.log"));
+        Broker::launch(command, None, data_dir, log_path, Duration::from_secs(20))
     }
 
-    /// Runs `command` (which starts a broker listening on `port` and keeping
-    /// its data in `data_dir`) with its output in `log_path`, and waits until
-    /// the port accepts connections.
+    /// Runs `command` (which starts a broker keeping its data in `data_dir`)
+    /// with its output in `log_path`, and waits until it accepts connections
+    /// on `port`, or, for `None`, on the port its log says it listens on.
     pub fn launch(
         mut command: Command,
-        port: u16,
+        port: Option<u16>,
         data_dir: PathBuf,
         log_path: PathBuf,
         ready_within: Duration,
@@ -82,7 +106,7 @@ impl Broker {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start sluice");
-        let mut broker = Broker { port, data_dir, child: Some(child), log_path };
+        let mut broker = Broker { port: port.unwrap_or(0), data_dir, child: Some(child), log_path };
         broker.wait_ready(ready_within);
         broker
     }
@@ -90,7 +114,10 @@ impl Broker {
     fn wait_ready(&mut self, within: Duration) {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if self.port == 0 {
+                self.port = listening_port(&self.log()).unwrap_or(0);
+            }
+            if self.port != 0 && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }
             if !self.alive() {
