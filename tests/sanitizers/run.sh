@@ -70,11 +70,12 @@ run_one() {
     local failed=0 data="$dir/data"
     for i in $(seq "$BROKER_STARTS"); do
         rm -rf "$data"
-        local port=$((20000 + RANDOM % 20000))
-        "$bin/sluice" serve --listen "127.0.0.1:$port" --data-dir "$data" --shards "$(nproc)" >"$dir/broker.log" 2>&1 &
+        # Port 0: the broker picks a free port; it is up once every shard logged "listening".
+        SLUICE_LOG=info "$bin/sluice" serve --listen 127.0.0.1:0 --data-dir "$data" --shards "$(nproc)" \
+            >"$dir/broker.log" 2>&1 &
         local pid=$! up=no
         for _ in $(seq 600); do
-            (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { up=yes; break; }
+            [ "$(grep -c 'listening' "$dir/broker.log")" -ge "$(nproc)" ] && { up=yes; break; }
             kill -0 $pid 2>/dev/null || break
             sleep 0.05
         done
