@@ -2,7 +2,7 @@
 # Runs Sluice under AddressSanitizer and ThreadSanitizer (nightly Rust, std
 # rebuilt with the sanitizer) and fails if either reports anything:
 #
-#   1. shard mesh start/join/stop cycles, 8 shards (examples/shard_mesh_cycles.rs);
+#   1. shard mesh start/join/stop cycles, 8 shards (tests/sanitizers/mesh_cycles);
 #   2. broker starts and clean stops (a shard per CPU) with busy loops competing for every CPU;
 #   3. the kill -9 loop, the group suite and the transaction suite, driven by
 #      the usual (uninstrumented) test clients against the instrumented broker.
@@ -50,9 +50,12 @@ run_one() {
     local reports="$dir/reports"
     rm -rf "$reports"; mkdir -p "$reports"
     echo "== $name: building (nightly, -Zsanitizer=$flag, std rebuilt)"
+    # Only the broker and the mesh loop: the tests' clients (librdkafka,
+    # kafka-python, Java) stay uninstrumented and drive the instrumented broker.
     RUSTFLAGS="-Zsanitizer=$flag -Cforce-frame-pointers=yes" RUSTDOCFLAGS="-Zsanitizer=$flag" \
         cargo +nightly build "${config_args[@]}" -Zbuild-std --target $target --release \
-        --target-dir "$dir/build" --bin sluice --example shard_mesh_cycles
+        --target-dir "$dir/build" -p sluice --bin sluice -p shard-mesh-cycles ||
+        { echo "== $name: build failed"; return 1; }
     local bin="$dir/build/$target/release"
     local opts="log_path=$reports/report halt_on_error=0 exitcode=0"
     [ "$san" = asan ] && opts="$opts detect_leaks=0 abort_on_error=0"
@@ -61,13 +64,14 @@ run_one() {
 
     echo "== $name: $MESH_CYCLES shard mesh cycles, 8 shards"
     local t0=$SECONDS
-    "$bin/examples/shard_mesh_cycles" "$MESH_CYCLES" 8 || echo "shard_mesh_cycles exited with $?"
+    local failed=0
+    "$bin/shard-mesh-cycles" "$MESH_CYCLES" 8 || { echo "   shard-mesh-cycles exited with $?"; failed=1; }
     echo "   $((SECONDS - t0)) s, reports so far: $(ls "$reports" | wc -l)"
 
     echo "== $name: $BROKER_STARTS broker starts and stops under competing CPU load"
     t0=$SECONDS
     for _ in $(seq "$(nproc)"); do (while :; do :; done) & hogs+=($!); done
-    local failed=0 data="$dir/data"
+    local data="$dir/data"
     for i in $(seq "$BROKER_STARTS"); do
         rm -rf "$data"
         # Port 0: the broker picks a free port; it is up once every shard logged "listening".
@@ -87,7 +91,7 @@ run_one() {
         fi
     done
     stop_hogs
-    echo "   $((SECONDS - t0)) s, failed starts: $failed, reports so far: $(ls "$reports" | wc -l)"
+    echo "   $((SECONDS - t0)) s, failures so far: $failed, reports so far: $(ls "$reports" | wc -l)"
 
     if [ "$SUITES" = 1 ]; then
         echo "== $name: kill -9 loop, group suite, transaction suite against the instrumented broker"

@@ -4,7 +4,7 @@
 //! Run under ThreadSanitizer by `tests/sanitizers/run.sh`: glommio 0.9.0's
 //! `MeshBuilder` shared a non-atomic reference count across these threads.
 //!
-//!     cargo run --release --example shard_mesh_cycles -- [cycles] [shards]
+//!     cargo run --release -p shard-mesh-cycles -- [cycles] [shards]
 
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
