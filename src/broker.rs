@@ -61,12 +61,26 @@ fn base64_url(bytes: &[u8]) -> String {
     out
 }
 
+/// Asks the shards to stop; runs if SIGINT or SIGTERM reaches a thread that
+/// does not block them (one a runtime or library started before `main`, such
+/// as a sanitizer's), which would otherwise die of the signal's default action.
+extern "C" fn on_stop_signal(_signal: libc::c_int) {
+    // An atomic store is async-signal-safe.
+    STOPPING.store(true, Ordering::Release);
+}
+
 /// Blocks SIGINT and SIGTERM in every thread (executors inherit the mask) and
 /// returns a thread that waits for one and asks the shards to stop.
 fn spawn_signal_waiter() -> std::thread::JoinHandle<()> {
-    // SAFETY: plain libc signal-mask calls on a zeroed sigset owned by this frame.
+    // SAFETY: plain libc calls on zeroed, frame-owned sigaction and sigset
+    // values; the handler only stores to an atomic.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
+        libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);

@@ -54,7 +54,7 @@ run_one() {
     # kafka-python, Java) stay uninstrumented and drive the instrumented broker.
     RUSTFLAGS="-Zsanitizer=$flag -Cforce-frame-pointers=yes" RUSTDOCFLAGS="-Zsanitizer=$flag" \
         cargo +nightly build "${config_args[@]}" -Zbuild-std --target $target --release \
-        --target-dir "$dir/build" -p sluice --bin sluice -p shard-mesh-cycles ||
+        --target-dir "$dir/build" -p sluice -p shard-mesh-cycles --bin sluice --bin shard-mesh-cycles ||
         { echo "== $name: build failed"; return 1; }
     local bin="$dir/build/$target/release"
     local opts="log_path=$reports/report halt_on_error=0 exitcode=0"
