@@ -75,6 +75,8 @@ run_one() {
     for i in $(seq "$BROKER_STARTS"); do
         rm -rf "$data"
         # Port 0: the broker picks a free port; it is up once every shard logged "listening".
+        # The log is emptied first: the redirect below happens in the child, later.
+        : >"$dir/broker.log"
         SLUICE_LOG=info "$bin/sluice" serve --listen 127.0.0.1:0 --data-dir "$data" --shards "$(nproc)" \
             >"$dir/broker.log" 2>&1 &
         local pid=$! up=no
