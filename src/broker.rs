@@ -12,8 +12,8 @@ use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 
 use crate::config::BrokerConfig;
 use crate::constants::{IO_MEMORY_BYTES_PER_SHARD, MESH_CHANNEL_DEPTH};
-use crate::metadata::controller::{broadcast, Controller};
-use crate::router::{spawn_receivers, Router, ShardRequest};
+use crate::metadata::controller::{CatalogSink, Controller};
+use crate::router::{spawn_receivers, Router, ShardMessage};
 use crate::server::{self, STOPPING};
 use crate::shard::Shard;
 
@@ -121,7 +121,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
     let signals = spawn_signal_waiter();
 
     let config = Arc::new(config);
-    let mesh = MeshBuilder::<ShardRequest, _>::full(config.shards, MESH_CHANNEL_DEPTH);
+    let mesh = MeshBuilder::<ShardMessage, _>::full(config.shards, MESH_CHANNEL_DEPTH);
     let cpus = shard_cpus(config.cpus.as_deref())?;
     let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(config.shards, Some(cpus)))
         .name("sluice-shard")
@@ -159,7 +159,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
 async fn run_shard(
     config: Arc<BrokerConfig>,
     cluster_id: Arc<str>,
-    mesh: MeshBuilder<ShardRequest, glommio::channels::channel_mesh::Full>,
+    mesh: MeshBuilder<ShardMessage, glommio::channels::channel_mesh::Full>,
     clean_start: bool,
 ) -> Result<bool, String> {
     let (senders, receivers) = mesh.join().await.map_err(|_| "join the shard mesh".to_string())?;
@@ -196,7 +196,7 @@ async fn run_shard(
     let serve_shard = shard.clone();
     spawn_receivers(receivers, Rc::new(move |request| serve_shard.serve(request)));
     if let Some(controller) = &shard.controller {
-        broadcast(&shard, controller.catalog()).await;
+        shard.publish(controller.catalog()).await;
     }
     // Every shard has its partitions open before its listener accepts.
     shard.wait_for_catalog().await;

@@ -27,6 +27,7 @@
 //!   (runs before and apart from any shard).
 
 pub mod broker;
+pub mod clock;
 pub mod config;
 pub mod constants;
 pub mod group;

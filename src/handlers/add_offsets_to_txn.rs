@@ -6,10 +6,9 @@ use std::rc::Rc;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, RequestHeader};
 
 use super::errors::fenced_for_version;
-use super::{code_of, txn_done};
+use super::{code_of, coordinator_answer};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
-use crate::txn::TxnCall;
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -17,16 +16,17 @@ pub async fn handle(
     request: AddOffsetsToTxnRequest,
 ) -> AddOffsetsToTxnResponse {
     let transactional_id = request.transactional_id.0.to_string();
-    let result = if request.group_id.0.is_empty() {
+    let result = if transactional_id.is_empty() {
+        Err(ResponseError::InvalidRequest)
+    } else if request.group_id.0.is_empty() {
         Err(ResponseError::InvalidGroupId)
     } else {
-        let call = TxnCall::AddOffsets {
-            transactional_id: transactional_id.clone(),
-            producer_id: request.producer_id.0,
-            epoch: request.producer_epoch,
-            group_id: request.group_id.0.to_string(),
+        let (producer_id, epoch) = (request.producer_id.0, request.producer_epoch);
+        let (id, group_id) = (transactional_id.clone(), request.group_id.0.to_string());
+        let add = move |shard: Rc<Shard>| async move {
+            shard.txns.add_offsets(&shard, &id, producer_id, epoch, group_id).await
         };
-        txn_done(shard, &transactional_id, call).await
+        coordinator_answer(shard.on_txn(&transactional_id, add).await)
     };
     let result = result.map_err(|e| fenced_for_version(e, header.request_api_version, 2));
     AddOffsetsToTxnResponse::default().with_error_code(code_of(result))

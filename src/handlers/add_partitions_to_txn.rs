@@ -10,11 +10,10 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 };
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, RequestHeader};
 
+use super::coordinator_answer;
 use super::errors::fenced_for_version;
-use super::{describe_txn, txn_done};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
-use crate::txn::TxnCall;
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -70,10 +69,14 @@ async fn add(
         Err(ResponseError::OperationNotAttempted)
     } else if verify_only {
         verify(shard, &transactional_id, producer_id, epoch, &partitions).await
+    } else if transactional_id.is_empty() {
+        Err(ResponseError::InvalidRequest)
     } else {
-        let call =
-            TxnCall::AddPartitions { transactional_id: transactional_id.clone(), producer_id, epoch, partitions };
-        txn_done(shard, &transactional_id, call).await
+        let id = transactional_id.clone();
+        let add = move |shard: Rc<Shard>| async move {
+            shard.txns.add_partitions(&shard, &id, producer_id, epoch, partitions).await
+        };
+        coordinator_answer(shard.on_txn(&transactional_id, add).await)
     };
     let outcome = outcome.map_err(|e| fenced_for_version(e, version, 2));
     topics
@@ -106,6 +109,6 @@ async fn verify(
     epoch: i16,
     partitions: &[(String, i32)],
 ) -> Result<(), ResponseError> {
-    let txn = describe_txn(shard, transactional_id).await?;
+    let txn = shard.describe_txn(transactional_id).await?;
     txn.check_open(producer_id, epoch, partitions.iter().all(|p| txn.partitions.contains(p)))
 }

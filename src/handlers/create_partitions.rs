@@ -7,9 +7,8 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::metadata::controller::{ControllerReply, ControllerRequest, PartitionGrowth};
+use crate::metadata::controller::PartitionGrowth;
 use crate::protocol::ResponseError;
-use crate::router::ShardRequest;
 use crate::shard::Shard;
 
 pub async fn handle(
@@ -27,10 +26,12 @@ pub async fn handle(
         })
         .collect();
     let count = topics.len();
-    let call = ControllerRequest::CreatePartitions { topics, validate_only: request.validate_only };
-    let results = match shard.call(0, |reply| ShardRequest::Controller { request: call, reply }).await {
-        Ok(ControllerReply::Altered(results)) => results,
-        Ok(other) => unreachable!("controller answered create partitions with {other:?}"),
+    let validate_only = request.validate_only;
+    let grow = move |shard: Rc<Shard>| async move {
+        shard.controller().create_partitions(&shard, topics, validate_only).await
+    };
+    let results = match shard.on_controller(grow).await {
+        Ok(results) => results,
         Err(e) => (0..count).map(|_| Err((ResponseError::UnknownServerError, e.to_string()))).collect(),
     };
     let results = request

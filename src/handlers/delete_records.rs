@@ -6,9 +6,8 @@ use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionRe
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, RequestHeader};
 
 use super::errors::route_error_code;
-use super::scatter;
 use crate::protocol::ResponseError;
-use crate::router::ShardRequest;
+use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
 
 pub async fn handle(
@@ -17,42 +16,31 @@ pub async fn handle(
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let catalog = shard.catalog();
-    let mut slots: Vec<Vec<Result<usize, ResponseError>>> = Vec::new();
-    let mut work = Vec::new();
+    let mut plan = Plan::new();
     for topic in &request.topics {
         let meta = catalog.topic(topic.name.0.as_str());
-        slots.push(
-            topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    let Some((meta, owner)) = meta.and_then(|m| m.owner(p.partition_index).map(|o| (m, o))) else {
-                        return Err(ResponseError::UnknownTopicOrPartition);
-                    };
-                    work.push((owner, (meta.name.clone(), p.partition_index, p.offset)));
-                    Ok(work.len() - 1)
-                })
-                .collect(),
-        );
+        for p in &topic.partitions {
+            match meta.and_then(|m| m.owner(p.partition_index).map(|o| (m, o))) {
+                Some((meta, owner)) => plan.send((owner, (meta.name.clone(), p.partition_index, p.offset))),
+                None => plan.answer(ResponseError::UnknownTopicOrPartition),
+            }
+        }
     }
-    let answers = scatter(shard, work, |parts, reply| ShardRequest::DeleteRecords { parts, reply }).await;
+    let delete = |shard: Rc<Shard>, parts| async move { shard.delete_records_local(parts).await };
+    let mut outcomes = plan.scatter(shard, delete).await;
     let topics = request
         .topics
         .iter()
-        .zip(slots)
-        .map(|(topic, topic_slots)| {
+        .map(|topic| {
             let partitions = topic
                 .partitions
                 .iter()
-                .zip(topic_slots)
-                .map(|(p, slot)| {
+                .map(|p| {
                     let r = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
-                    match slot {
-                        Err(code) => r.with_error_code(code.code()).with_low_watermark(-1),
-                        Ok(i) => match &answers[i] {
-                            Ok(low) => r.with_low_watermark(*low),
-                            Err(e) => r.with_error_code(route_error_code(e).code()).with_low_watermark(-1),
-                        },
+                    match outcomes.take() {
+                        Outcome::Early(code) => r.with_error_code(code.code()).with_low_watermark(-1),
+                        Outcome::Sent(Ok(low)) => r.with_low_watermark(low),
+                        Outcome::Sent(Err(e)) => r.with_error_code(route_error_code(&e).code()).with_low_watermark(-1),
                     }
                 })
                 .collect();

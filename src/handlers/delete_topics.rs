@@ -7,9 +7,8 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, Reques
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use crate::metadata::controller::{ControllerReply, ControllerRequest, TopicRef};
+use crate::metadata::controller::TopicRef;
 use crate::protocol::ResponseError;
-use crate::router::ShardRequest;
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
@@ -26,10 +25,10 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: DeleteTo
         request.topic_names.iter().map(|n| TopicRef::Name(n.0.to_string())).collect()
     };
     let count = refs.len();
-    let request = ControllerRequest::DeleteTopics { topics: refs.clone() };
-    let results = match shard.call(0, |reply| ShardRequest::Controller { request, reply }).await {
-        Ok(ControllerReply::Deleted(results)) => results,
-        Ok(other) => unreachable!("controller answered a delete with {other:?}"),
+    let topics = refs.clone();
+    let delete = |shard: Rc<Shard>| async move { shard.controller().delete_topics(&shard, topics).await };
+    let results = match shard.on_controller(delete).await {
+        Ok(results) => results,
         Err(e) => (0..count).map(|_| Err((ResponseError::UnknownServerError, e.to_string()))).collect(),
     };
     let responses = refs

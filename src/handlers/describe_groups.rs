@@ -6,8 +6,6 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
-use super::call_group;
-use crate::group::{GroupCall, GroupReply};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 
@@ -24,11 +22,12 @@ pub async fn handle(
     let mut groups = Vec::with_capacity(request.groups.len());
     for id in &request.groups {
         let described = DescribedGroup::default().with_group_id(id.clone());
-        let call = GroupCall::Describe { group_id: id.0.to_string() };
-        groups.push(match call_group(shard, id.0.as_str(), call).await {
+        let group_id = id.0.to_string();
+        let describe = |shard: Rc<Shard>| async move { shard.groups.describe(&group_id) };
+        groups.push(match shard.on_group(id.0.as_str(), describe).await {
             // Kafka describes a group it does not know as Dead, without an error (before v6).
-            Ok(GroupReply::Describe(None)) => described.with_group_state(StrBytes::from_static_str("Dead")),
-            Ok(GroupReply::Describe(Some(d))) => described
+            Ok(None) => described.with_group_state(StrBytes::from_static_str("Dead")),
+            Ok(Some(d)) => described
                 .with_group_state(StrBytes::from_static_str(d.state))
                 .with_protocol_type(s(d.protocol_type))
                 .with_protocol_data(s(d.protocol_name))
@@ -46,7 +45,6 @@ pub async fn handle(
                         })
                         .collect(),
                 ),
-            Ok(other) => unreachable!("describe answered with {other:?}"),
             Err(_) => described.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
         });
     }

@@ -9,8 +9,6 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, RequestHeader, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::scatter;
-use crate::router::ShardRequest;
 use crate::shard::Shard;
 
 /// Total and available bytes of the file system holding `dir`.
@@ -54,7 +52,7 @@ pub async fn handle(
             .collect(),
     };
     let work = wanted.iter().map(|(t, p, o)| (*o, (t.clone(), *p))).collect();
-    let sizes = scatter(shard, work, |parts, reply| ShardRequest::Offsets { parts, reply }).await;
+    let sizes = shard.scatter(work, |shard, parts| async move { shard.offsets_local(parts).await }).await;
     let mut topics: Vec<DescribeLogDirsTopic> = Vec::new();
     for ((topic, partition, _), size) in wanted.iter().zip(sizes) {
         let Ok(offsets) = size else { continue };

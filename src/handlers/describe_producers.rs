@@ -7,9 +7,8 @@ use kafka_protocol::messages::describe_producers_response::{PartitionResponse, P
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId, RequestHeader};
 
 use super::errors::route_error_code;
-use super::scatter;
 use crate::protocol::ResponseError;
-use crate::router::ShardRequest;
+use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
 
 pub async fn handle(
@@ -18,38 +17,31 @@ pub async fn handle(
     request: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
     let catalog = shard.catalog();
-    // Per partition: an early error, or an index into the routed work.
-    let mut slots: Vec<Vec<Result<usize, ResponseError>>> = Vec::with_capacity(request.topics.len());
-    let mut work = Vec::new();
+    let mut plan = Plan::new();
     for topic in &request.topics {
         let meta = catalog.topic(topic.name.0.as_str());
-        slots.push(
-            topic
-                .partition_indexes
-                .iter()
-                .map(|p| match meta.and_then(|m| m.owner(*p).map(|owner| (m, owner))) {
-                    None => Err(ResponseError::UnknownTopicOrPartition),
-                    Some((m, owner)) => {
-                        work.push((owner, (m.name.clone(), *p)));
-                        Ok(work.len() - 1)
-                    }
-                })
-                .collect(),
-        );
+        for p in &topic.partition_indexes {
+            match meta.and_then(|m| m.owner(*p).map(|owner| (m, owner))) {
+                Some((m, owner)) => plan.send((owner, (m.name.clone(), *p))),
+                None => plan.answer(ResponseError::UnknownTopicOrPartition),
+            }
+        }
     }
-    let answers = scatter(shard, work, |parts, reply| ShardRequest::DescribeProducers { parts, reply }).await;
+    let describe = |shard: Rc<Shard>, parts| async move { shard.describe_producers_local(parts).await };
+    let mut outcomes = plan.scatter(shard, describe).await;
     let topics = request
         .topics
         .iter()
-        .zip(slots)
-        .map(|(topic, topic_slots)| {
+        .map(|topic| {
             let partitions = topic
                 .partition_indexes
                 .iter()
-                .zip(topic_slots)
-                .map(|(p, slot)| {
+                .map(|p| {
                     let out = PartitionResponse::default().with_partition_index(*p);
-                    let answer = slot.and_then(|i| answers[i].as_ref().map_err(route_error_code));
+                    let answer = match outcomes.take() {
+                        Outcome::Early(code) => Err(code),
+                        Outcome::Sent(answer) => answer.map_err(|e| route_error_code(&e)),
+                    };
                     match answer {
                         Err(e) => out.with_error_code(e.code()),
                         Ok(producers) => out.with_active_producers(

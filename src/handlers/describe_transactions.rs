@@ -10,10 +10,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::call_txn;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
-use crate::txn::{TxnCall, TxnReply};
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -26,12 +24,9 @@ pub async fn handle(
         let described = if id.0.is_empty() {
             Err(ResponseError::TransactionalIdNotFound)
         } else {
-            let call = TxnCall::Describe { transactional_id: id.0.to_string() };
-            match call_txn(shard, id.0.as_str(), call).await {
-                Ok(TxnReply::Describe(result)) => result,
-                Ok(other) => unreachable!("transaction describe answered with {other:?}"),
-                Err(_) => Err(ResponseError::CoordinatorNotAvailable),
-            }
+            let transactional_id = id.0.to_string();
+            let describe = |shard: Rc<Shard>| async move { shard.txns.describe(&transactional_id) };
+            super::coordinator_answer(shard.on_txn(id.0.as_str(), describe).await)
         };
         states.push(match described {
             Err(e) => out.with_error_code(e.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1),

@@ -7,19 +7,21 @@ use std::rc::Rc;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, RequestHeader};
 
 use super::errors::fenced_for_version;
-use super::{code_of, txn_done};
+use super::{code_of, coordinator_answer};
+use crate::protocol::ResponseError;
 use crate::shard::Shard;
-use crate::txn::TxnCall;
 
 pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: EndTxnRequest) -> EndTxnResponse {
     let transactional_id = request.transactional_id.0.to_string();
-    let call = TxnCall::EndTxn {
-        transactional_id: transactional_id.clone(),
-        producer_id: request.producer_id.0,
-        epoch: request.producer_epoch,
-        commit: request.committed,
+    let result = if transactional_id.is_empty() {
+        Err(ResponseError::InvalidRequest)
+    } else {
+        let (producer_id, epoch, commit) = (request.producer_id.0, request.producer_epoch, request.committed);
+        let id = transactional_id.clone();
+        let end =
+            move |shard: Rc<Shard>| async move { shard.txns.end_txn(&shard, &id, producer_id, epoch, commit).await };
+        coordinator_answer(shard.on_txn(&transactional_id, end).await)
     };
-    let result = txn_done(shard, &transactional_id, call).await;
     let result = result.map_err(|e| fenced_for_version(e, header.request_api_version, 2));
     EndTxnResponse::default().with_error_code(code_of(result))
 }

@@ -1,6 +1,5 @@
 //! The one place where internal errors become Kafka error codes.
 
-use crate::metadata::controller::TopicError;
 use crate::protocol::batch::BatchError;
 use crate::protocol::ResponseError;
 use crate::router::RouteError;
@@ -52,9 +51,7 @@ pub fn fenced_for_version(e: ResponseError, version: i16, fenced_from_version: i
     }
 }
 
-pub fn unknown_topic() -> TopicError {
-    (ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition.".into())
-}
+pub use crate::metadata::controller::unknown_topic;
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,6 @@
 //! Kafka answers when its session cache is full.
 
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::{select, select_all};
@@ -13,11 +12,10 @@ use kafka_protocol::messages::{FetchRequest, RequestHeader};
 use uuid::Uuid;
 
 use super::errors::route_error_code;
-use super::scatter;
 use crate::constants::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
 use crate::protocol::fetch_response::{FetchPartitionOut, FetchResponseOut, FetchTopicOut};
 use crate::protocol::ResponseError;
-use crate::router::{ReadPart, ShardRequest};
+use crate::router::{ReadPart, WatchPart};
 use crate::shard::Shard;
 
 const READ_COMMITTED: i8 = 1;
@@ -85,7 +83,7 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: FetchReq
     let deadline = Instant::now() + wait;
     loop {
         let items = wanted.iter().map(|w| (w.owner, w.part.clone())).collect();
-        let reads = scatter(shard, items, |parts, reply| ShardRequest::Read { parts, reply }).await;
+        let reads = shard.scatter(items, |shard, parts| async move { shard.read_local(parts).await }).await;
         let mut total = 0usize;
         let mut any_error = false;
         for (w, read) in wanted.iter().zip(reads) {
@@ -128,17 +126,22 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: FetchReq
 /// Waits until any fetched partition's high watermark moves past what this
 /// fetch last saw, on whichever shard owns it, or until `deadline`.
 async fn wait_for_data(shard: &Rc<Shard>, wanted: &[Wanted], response: &FetchResponseOut, deadline: Instant) {
-    let mut by_owner: std::collections::BTreeMap<usize, Vec<(Arc<str>, i32, i64)>> = Default::default();
+    let mut by_owner: std::collections::BTreeMap<usize, Vec<WatchPart>> = Default::default();
     for w in wanted {
         let seen = response.topics[w.topic_slot].partitions[w.partition_slot].high_watermark;
         let offset = seen.max(w.part.fetch_offset);
-        by_owner.entry(w.owner).or_default().push((w.part.topic.clone(), w.part.partition, offset));
+        by_owner.entry(w.owner).or_default().push(WatchPart {
+            topic: w.part.topic.clone(),
+            partition: w.part.partition,
+            offset,
+        });
     }
     let watches: Vec<_> = by_owner
         .into_iter()
         .map(|(owner, parts)| {
             Box::pin(async move {
-                let _ = shard.call(owner, |reply| ShardRequest::Watch { parts, deadline, reply }).await;
+                let watch = move |shard: Rc<Shard>| async move { shard.watch_local(parts, deadline).await };
+                let _ = shard.invoke_on_inline(owner, watch).await;
             })
         })
         .collect();
@@ -148,6 +151,7 @@ async fn wait_for_data(shard: &Rc<Shard>, wanted: &[Wanted], response: &FetchRes
         timeout.await;
         return;
     }
-    // Dropping the watches that did not fire cancels them on their owners.
+    // Dropping the watches that did not fire ends a local one; a watch on
+    // another shard runs on there until its data arrives or its deadline.
     let _ = select(select_all(watches), timeout).await;
 }

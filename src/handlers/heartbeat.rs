@@ -4,16 +4,13 @@ use std::rc::Rc;
 
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse, RequestHeader};
 
-use super::call_group;
-use crate::group::{GroupCall, GroupReply};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: HeartbeatRequest) -> HeartbeatResponse {
     let group_id = request.group_id.0.to_string();
-    match call_group(shard, &group_id, GroupCall::Heartbeat { request }).await {
-        Ok(GroupReply::Heartbeat(response)) => response,
-        Ok(other) => unreachable!("heartbeat answered with {other:?}"),
+    match shard.on_group(&group_id, |shard| async move { shard.groups.heartbeat(request) }).await {
+        Ok(response) => response,
         Err(_) => HeartbeatResponse::default().with_error_code(ResponseError::CoordinatorNotAvailable.code()),
     }
 }

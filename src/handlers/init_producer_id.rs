@@ -7,12 +7,10 @@ use std::rc::Rc;
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId, RequestHeader};
 
-use super::call_txn;
+use super::coordinator_answer;
 use super::errors::fenced_for_version;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
-use crate::txn::coordinator::allocate_producer_id;
-use crate::txn::{TxnCall, TxnReply};
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -29,22 +27,20 @@ pub async fn handle(
         if id.is_empty() {
             return refused(ResponseError::InvalidRequest);
         }
-        let call = TxnCall::InitProducerId {
-            transactional_id: id.clone(),
-            timeout_ms: request.transaction_timeout_ms,
-            producer_id: request.producer_id.0,
-            epoch: request.producer_epoch,
+        let (timeout_ms, producer_id, epoch) =
+            (request.transaction_timeout_ms, request.producer_id.0, request.producer_epoch);
+        let transactional_id = id.clone();
+        let init = move |shard: Rc<Shard>| async move {
+            shard.txns.init_producer_id(&shard, &transactional_id, timeout_ms, producer_id, epoch).await
         };
-        return match call_txn(shard, &id, call).await {
-            Ok(TxnReply::ProducerId(Ok((producer_id, epoch)))) => {
+        return match coordinator_answer(shard.on_txn(&id, init).await) {
+            Ok((producer_id, epoch)) => {
                 InitProducerIdResponse::default().with_producer_id(ProducerId(producer_id)).with_producer_epoch(epoch)
             }
-            Ok(TxnReply::ProducerId(Err(e))) => refused(fenced_for_version(e, header.request_api_version, 4)),
-            Ok(other) => unreachable!("transaction coordinator answered InitProducerId with {other:?}"),
-            Err(_) => refused(ResponseError::CoordinatorNotAvailable),
+            Err(e) => refused(fenced_for_version(e, header.request_api_version, 4)),
         };
     }
-    match allocate_producer_id(shard).await {
+    match shard.allocate_producer_id().await {
         Ok(id) => InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => refused(e),
     }

@@ -6,8 +6,6 @@ use std::rc::Rc;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
-use super::call_group;
-use crate::group::{GroupCall, GroupReply};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 
@@ -23,10 +21,9 @@ pub async fn handle(
     let client_id = header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
     let host = peer.rsplit_once(':').map(|(h, _)| h).unwrap_or(peer);
     let client_host = format!("/{}", host.trim_matches(|c| c == '[' || c == ']'));
-    let call = GroupCall::Join { version, request, client_host, client_id };
-    let mut response = match call_group(shard, &group_id, call).await {
-        Ok(GroupReply::Join(response)) => response,
-        Ok(other) => unreachable!("join answered with {other:?}"),
+    let join = move |shard: Rc<Shard>| async move { shard.groups.join(version, request, client_host, client_id).await };
+    let mut response = match shard.on_group(&group_id, join).await {
+        Ok(response) => response,
         Err(_) => JoinGroupResponse::default()
             .with_error_code(ResponseError::CoordinatorNotAvailable.code())
             .with_generation_id(-1)

@@ -4,17 +4,14 @@ use std::rc::Rc;
 
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, RequestHeader};
 
-use super::call_group;
-use crate::group::{GroupCall, GroupReply};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: LeaveGroupRequest) -> LeaveGroupResponse {
     let version = header.request_api_version;
     let group_id = request.group_id.0.to_string();
-    match call_group(shard, &group_id, GroupCall::Leave { version, request }).await {
-        Ok(GroupReply::Leave(response)) => response,
-        Ok(other) => unreachable!("leave answered with {other:?}"),
+    match shard.on_group(&group_id, move |shard| async move { shard.groups.leave(version, request).await }).await {
+        Ok(response) => response,
         Err(_) => LeaveGroupResponse::default().with_error_code(ResponseError::CoordinatorNotAvailable.code()),
     }
 }

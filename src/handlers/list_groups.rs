@@ -6,20 +6,15 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::group::{GroupCall, GroupReply};
 use crate::protocol::ResponseError;
-use crate::router::ShardRequest;
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListGroupsRequest) -> ListGroupsResponse {
     let version = header.request_api_version;
-    let calls = (0..shard.router.shards)
-        .map(|target| shard.call(target, |reply| ShardRequest::Group { call: Box::new(GroupCall::List), reply }));
     let mut groups = Vec::new();
-    for answer in futures::future::join_all(calls).await {
+    for answer in shard.on_every_shard(|shard| async move { shard.groups.list() }).await {
         match answer {
-            Ok(GroupReply::List(listed)) => groups.extend(listed),
-            Ok(other) => unreachable!("list answered with {other:?}"),
+            Ok(listed) => groups.extend(listed),
             Err(_) => {
                 return ListGroupsResponse::default().with_error_code(ResponseError::CoordinatorLoadInProgress.code())
             }

@@ -8,9 +8,9 @@ use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionRespon
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
 
 use super::errors::route_error_code;
-use super::scatter;
 use crate::protocol::ResponseError;
-use crate::router::{OffsetQuery, ShardRequest};
+use crate::router::OffsetQuery;
+use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
 use crate::storage::log::LEADER_EPOCH;
 
@@ -28,33 +28,30 @@ fn special_supported(timestamp: i64, version: i16) -> bool {
 pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let version = header.request_api_version;
     let catalog = shard.catalog();
-    let mut slots: Vec<Vec<Result<ListOffsetsPartitionResponse, usize>>> = Vec::new();
-    let mut work = Vec::new();
+    let mut plan = Plan::new();
     for topic in &request.topics {
         let meta = catalog.topic(topic.name.0.as_str());
-        let mut topic_slots = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let early = |code: ResponseError| {
-                Ok(ListOffsetsPartitionResponse::default()
+                ListOffsetsPartitionResponse::default()
                     .with_partition_index(p.partition_index)
                     .with_error_code(code.code())
                     .with_timestamp(-1)
-                    .with_offset(-1))
+                    .with_offset(-1)
             };
             let Some((meta, owner)) = meta.and_then(|m| m.owner(p.partition_index).map(|o| (m, o))) else {
-                topic_slots.push(early(ResponseError::UnknownTopicOrPartition));
+                plan.answer(early(ResponseError::UnknownTopicOrPartition));
                 continue;
             };
             if p.current_leader_epoch > LEADER_EPOCH {
-                topic_slots.push(early(ResponseError::UnknownLeaderEpoch));
+                plan.answer(early(ResponseError::UnknownLeaderEpoch));
                 continue;
             }
             if !special_supported(p.timestamp, version) {
-                topic_slots.push(early(ResponseError::UnsupportedVersion));
+                plan.answer(early(ResponseError::UnsupportedVersion));
                 continue;
             }
-            topic_slots.push(Err(work.len()));
-            work.push((
+            plan.send((
                 owner,
                 OffsetQuery {
                     topic: meta.name.clone(),
@@ -64,25 +61,23 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListOffs
                 },
             ));
         }
-        slots.push(topic_slots);
     }
-    let answers = scatter(shard, work, |queries, reply| ShardRequest::ListOffsets { queries, reply }).await;
+    let lookup = |shard: Rc<Shard>, queries| async move { shard.list_offsets_local(queries).await };
+    let mut outcomes = plan.scatter(shard, lookup).await;
     let topics = request
         .topics
         .iter()
-        .zip(slots)
-        .map(|(topic, topic_slots)| {
+        .map(|topic| {
             let partitions = topic
                 .partitions
                 .iter()
-                .zip(topic_slots)
-                .map(|(p, slot)| match slot {
-                    Ok(early) => early,
-                    Err(i) => {
+                .map(|p| match outcomes.take() {
+                    Outcome::Early(early) => early,
+                    Outcome::Sent(answer) => {
                         let base = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                        match &answers[i] {
+                        match answer {
                             Ok(Some((timestamp, offset))) => {
-                                let base = base.with_timestamp(*timestamp).with_offset(*offset);
+                                let base = base.with_timestamp(timestamp).with_offset(offset);
                                 if version >= 4 {
                                     base.with_leader_epoch(LEADER_EPOCH)
                                 } else {
@@ -91,7 +86,7 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListOffs
                             }
                             Ok(None) => base.with_timestamp(-1).with_offset(-1),
                             Err(e) => {
-                                base.with_error_code(route_error_code(e).code()).with_timestamp(-1).with_offset(-1)
+                                base.with_error_code(route_error_code(&e).code()).with_timestamp(-1).with_offset(-1)
                             }
                         }
                     }

@@ -10,10 +10,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::protocol::ResponseError;
-use crate::router::ShardRequest;
 use crate::shard::Shard;
 use crate::txn::coordinator::TxnState;
-use crate::txn::{TxnCall, TxnReply};
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -31,11 +29,14 @@ pub async fn handle(
     let producer_ids: Vec<i64> = request.producer_id_filters.iter().map(|p| p.0).collect();
     let mut listed = Vec::new();
     let mut error = None;
-    for owner in 0..shard.router.shards {
-        let call = TxnCall::List { states: states.clone(), producer_ids: producer_ids.clone(), min_duration_ms };
-        match shard.call(owner, |reply| ShardRequest::Txn { call: Box::new(call), reply }).await {
-            Ok(TxnReply::List(txns)) => listed.extend(txns),
-            Ok(other) => unreachable!("transaction list answered with {other:?}"),
+    let now_ms = crate::clock::now_ms();
+    let (asked_states, asked_producers) = (states.clone(), producer_ids.clone());
+    let list = move |shard: Rc<Shard>| async move {
+        shard.txns.list(now_ms, &asked_states, &asked_producers, min_duration_ms)
+    };
+    for answer in shard.on_every_shard(list).await {
+        match answer {
+            Ok(txns) => listed.extend(txns),
             Err(_) => error = Some(ResponseError::CoordinatorNotAvailable),
         }
     }

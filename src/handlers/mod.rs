@@ -49,11 +49,11 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::ApiKey;
 
-use crate::metadata::controller::{ControllerReply, ControllerRequest, TopicError, TopicSpec};
+use crate::metadata::controller::{TopicError, TopicSpec};
 use crate::metadata::TopicMeta;
 use crate::protocol::frame::{decode_body, encode_response, FrameError, RequestFrame, ResponseFrame};
 use crate::protocol::{versions, ResponseError};
-use crate::router::ShardRequest;
+use crate::router::RouteError;
 use crate::shard::Shard;
 
 /// Runs one request. `Ok(None)` means no response is sent (acks=0 produce);
@@ -131,51 +131,10 @@ pub async fn dispatch(shard: Rc<Shard>, frame: RequestFrame, peer: &str) -> Resu
     Ok(response)
 }
 
-/// Sends a group call to the shard coordinating `group_id`.
-pub async fn call_group(
-    shard: &Rc<Shard>,
-    group_id: &str,
-    call: crate::group::GroupCall,
-) -> Result<crate::group::GroupReply, crate::router::RouteError> {
-    let owner = crate::group::coordinator_shard(group_id, shard.router.shards);
-    shard.call(owner, |reply| ShardRequest::Group { call: Box::new(call), reply }).await
-}
-
-/// Sends a transaction call to the shard coordinating `transactional_id`.
-pub async fn call_txn(
-    shard: &Rc<Shard>,
-    transactional_id: &str,
-    call: crate::txn::TxnCall,
-) -> Result<crate::txn::TxnReply, crate::router::RouteError> {
-    let owner = crate::txn::coordinator_shard(transactional_id, shard.router.shards);
-    shard.call(owner, |reply| ShardRequest::Txn { call: Box::new(call), reply }).await
-}
-
-/// The coordinator's view of a transactional id; an unknown id is
-/// INVALID_PRODUCER_ID_MAPPING, as for the operations that need it.
-pub async fn describe_txn(shard: &Rc<Shard>, transactional_id: &str) -> Result<crate::txn::TxnListing, ResponseError> {
-    let call = crate::txn::TxnCall::Describe { transactional_id: transactional_id.to_string() };
-    match call_txn(shard, transactional_id, call).await {
-        Ok(crate::txn::TxnReply::Describe(result)) => result.map_err(|_| ResponseError::InvalidProducerIdMapping),
-        Ok(other) => unreachable!("transaction describe answered with {other:?}"),
-        Err(_) => Err(ResponseError::CoordinatorNotAvailable),
-    }
-}
-
-/// A transaction call that answers done or one Kafka error.
-pub async fn txn_done(
-    shard: &Rc<Shard>,
-    transactional_id: &str,
-    call: crate::txn::TxnCall,
-) -> Result<(), ResponseError> {
-    if transactional_id.is_empty() {
-        return Err(ResponseError::InvalidRequest);
-    }
-    match call_txn(shard, transactional_id, call).await {
-        Ok(crate::txn::TxnReply::Done(result)) => result,
-        Ok(other) => unreachable!("transaction coordinator answered with {other:?}"),
-        Err(_) => Err(ResponseError::CoordinatorNotAvailable),
-    }
+/// A transaction coordinator's answer, or COORDINATOR_NOT_AVAILABLE when it
+/// cannot be reached (clients retry that).
+pub fn coordinator_answer<T>(answer: Result<Result<T, ResponseError>, RouteError>) -> Result<T, ResponseError> {
+    answer.unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
 }
 
 /// The Kafka code of an outcome: 0 for success.
@@ -217,10 +176,11 @@ pub async fn alter_topic_configs(
     let mut answers = if topics.is_empty() {
         Vec::new()
     } else {
-        let call = ControllerRequest::AlterConfigs { topics, validate_only };
-        match shard.call(0, |reply| ShardRequest::Controller { request: call, reply }).await {
-            Ok(ControllerReply::Altered(results)) => results,
-            Ok(other) => unreachable!("controller answered alter configs with {other:?}"),
+        let alter = move |shard: Rc<Shard>| async move {
+            shard.controller().alter_configs(&shard, topics, validate_only).await
+        };
+        match shard.on_controller(alter).await {
+            Ok(results) => results,
             Err(e) => (0..count).map(|_| Err((ResponseError::UnknownServerError, e.to_string()))).collect(),
         }
     }
@@ -249,10 +209,10 @@ pub async fn create_topics(
     validate_only: bool,
 ) -> Vec<Result<Arc<TopicMeta>, TopicError>> {
     let count = topics.len();
-    let request = ControllerRequest::CreateTopics { topics, validate_only };
-    match shard.call(0, |reply| ShardRequest::Controller { request, reply }).await {
-        Ok(ControllerReply::Created(results)) => results,
-        Ok(other) => unreachable!("controller answered a create with {other:?}"),
+    let create =
+        move |shard: Rc<Shard>| async move { shard.controller().create_topics(&shard, topics, validate_only).await };
+    match shard.on_controller(create).await {
+        Ok(results) => results,
         Err(e) => (0..count).map(|_| Err((ResponseError::UnknownServerError, e.to_string()))).collect(),
     }
 }
@@ -307,44 +267,4 @@ pub async fn resolve_topics(
         }
     }
     found
-}
-
-/// Sends each `(owner shard, item)` to its owner, one envelope per shard, all
-/// shards at once, and returns the answers in item order.
-pub async fn scatter<I, R>(
-    shard: &Rc<Shard>,
-    items: Vec<(usize, I)>,
-    make: impl Fn(Vec<I>, crate::router::ReplyTo<Vec<Result<R, crate::router::RouteError>>>) -> ShardRequest,
-) -> Vec<Result<R, crate::router::RouteError>>
-where
-    Vec<Result<R, crate::router::RouteError>>: crate::router::Answer,
-{
-    let total = items.len();
-    let mut groups: BTreeMap<usize, (Vec<usize>, Vec<I>)> = BTreeMap::new();
-    for (position, (owner, item)) in items.into_iter().enumerate() {
-        let group = groups.entry(owner).or_default();
-        group.0.push(position);
-        group.1.push(item);
-    }
-    let calls = groups.into_iter().map(|(owner, (positions, items))| {
-        let request = |reply| make(items, reply);
-        async move { (owner, positions, shard.call(owner, request).await) }
-    });
-    let mut answers: Vec<Option<Result<R, crate::router::RouteError>>> = (0..total).map(|_| None).collect();
-    for (owner, positions, answer) in futures::future::join_all(calls).await {
-        match answer {
-            Ok(results) => {
-                assert_eq!(results.len(), positions.len(), "shard {owner} answered a different number of items");
-                for (position, result) in positions.into_iter().zip(results) {
-                    answers[position] = Some(result);
-                }
-            }
-            Err(e) => {
-                for position in positions {
-                    answers[position] = Some(Err(e.clone()));
-                }
-            }
-        }
-    }
-    answers.into_iter().map(|a| a.expect("every item answered")).collect()
 }

@@ -7,10 +7,10 @@ use std::rc::Rc;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, RequestHeader};
 
-use super::call_group;
 use crate::group::store::CommittedOffset;
-use crate::group::{GroupCall, GroupReply};
+use crate::group::PartitionResults;
 use crate::protocol::ResponseError;
+use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: OffsetCommitRequest) -> OffsetCommitResponse {
@@ -27,36 +27,32 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: OffsetCo
             .collect();
         (t.name.0.to_string(), partitions)
     });
-    let (slots, offsets) = gather(shard, asked);
-    let call = GroupCall::Commit {
-        group_id: group_id.clone(),
-        generation: request.generation_id_or_member_epoch,
-        member_id: request.member_id.to_string(),
-        instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
-        offsets,
-    };
-    let results: CommitResults = if group_id.is_empty() {
+    let plan = plan_commit(shard, asked);
+    let offsets = plan.sent().to_vec();
+    let results: PartitionResults = if group_id.is_empty() {
         Err(ResponseError::InvalidGroupId)
     } else {
-        match call_group(shard, &group_id, call).await {
-            Ok(GroupReply::Commit(results)) => results,
-            Ok(other) => unreachable!("commit answered with {other:?}"),
-            Err(_) => Err(ResponseError::CoordinatorNotAvailable),
-        }
+        let generation = request.generation_id_or_member_epoch;
+        let member_id = request.member_id.to_string();
+        let instance_id = request.group_instance_id.as_ref().map(|s| s.to_string());
+        let id = group_id.clone();
+        let commit = move |shard: Rc<Shard>| async move {
+            shard.groups.commit(&id, generation, &member_id, instance_id.as_deref(), offsets).await
+        };
+        shard.on_group(&group_id, commit).await.unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
     };
+    let mut codes = codes(plan, results);
     let topics = request
         .topics
         .iter()
-        .zip(codes(slots, &results))
-        .map(|(topic, codes)| {
+        .map(|topic| {
             let partitions = topic
                 .partitions
                 .iter()
-                .zip(codes)
-                .map(|(p, code)| {
+                .map(|p| {
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(code)
+                        .with_error_code(codes.next().unwrap_or(ResponseError::UnknownServerError.code()))
                 })
                 .collect();
             OffsetCommitResponseTopic::default().with_name(topic.name.clone()).with_partitions(partitions)
@@ -65,58 +61,46 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: OffsetCo
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-/// Per partition: an early error, or an index into the offsets sent to the coordinator.
-pub(super) type Slots = Vec<Vec<Result<usize, ResponseError>>>;
-
-/// The coordinator's answer to a commit: per offset sent, or one error for the group.
-pub(super) type CommitResults = Result<Vec<Result<(), ResponseError>>, ResponseError>;
-
 /// Offsets asked for one topic: (partition, offset, leader epoch, metadata).
 pub(super) type AskedOffsets = Vec<(i32, i64, i32, Option<String>)>;
+
+/// A commit's partitions: answered at once (unknown partition) or sent to the coordinator.
+pub(super) type CommitPlan = Plan<ResponseError, (String, i32, CommittedOffset)>;
 
 /// Turns the offsets of a commit (OffsetCommit, TxnOffsetCommit) into the
 /// ones sent to the coordinator, stamped with the commit time; partitions
 /// this broker does not host get UNKNOWN_TOPIC_OR_PARTITION at once.
-pub(super) fn gather(
-    shard: &Rc<Shard>,
-    topics: impl Iterator<Item = (String, AskedOffsets)>,
-) -> (Slots, Vec<(String, i32, CommittedOffset)>) {
+pub(super) fn plan_commit(shard: &Rc<Shard>, topics: impl Iterator<Item = (String, AskedOffsets)>) -> CommitPlan {
     let catalog = shard.catalog();
-    let now_ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    let mut slots = Vec::new();
-    let mut offsets = Vec::new();
+    let now_ms = crate::clock::now_ms();
+    let mut plan = Plan::new();
     for (topic, partitions) in topics {
         let meta = catalog.topic(&topic);
-        let topic_slots = partitions
-            .into_iter()
-            .map(|(partition, offset, leader_epoch, metadata)| {
-                if meta.and_then(|m| m.owner(partition)).is_none() {
-                    return Err(ResponseError::UnknownTopicOrPartition);
-                }
-                let committed = CommittedOffset { offset, leader_epoch, metadata, commit_timestamp_ms: now_ms };
-                offsets.push((topic.clone(), partition, committed));
-                Ok(offsets.len() - 1)
-            })
-            .collect();
-        slots.push(topic_slots);
+        for (partition, offset, leader_epoch, metadata) in partitions {
+            if meta.and_then(|m| m.owner(partition)).is_none() {
+                plan.answer(ResponseError::UnknownTopicOrPartition);
+                continue;
+            }
+            let committed = CommittedOffset { offset, leader_epoch, metadata, commit_timestamp_ms: now_ms };
+            plan.send((topic.clone(), partition, committed));
+        }
     }
-    (slots, offsets)
+    plan
 }
 
-/// Each partition's error code, in request order.
-pub(super) fn codes(slots: Slots, results: &CommitResults) -> Vec<Vec<i16>> {
-    slots
-        .into_iter()
-        .map(|topic_slots| {
-            topic_slots
-                .into_iter()
-                .map(|slot| match (slot, results) {
-                    (Err(code), _) => code.code(),
-                    (Ok(_), Err(code)) => code.code(),
-                    (Ok(i), Ok(results)) => results[i].err().map(|c| c.code()).unwrap_or(0),
-                })
-                .collect()
+/// Each partition's error code, in request order: its own, or the whole
+/// group's when the coordinator refused the commit.
+pub(super) fn codes(plan: CommitPlan, results: PartitionResults) -> impl Iterator<Item = i16> {
+    let (answers, group_error) = match results {
+        Ok(answers) => (answers, None),
+        Err(code) => (Vec::new(), Some(code)),
+    };
+    let mut outcomes = plan.finish(answers, || Err(ResponseError::UnknownServerError));
+    std::iter::from_fn(move || {
+        Some(match (outcomes.take(), group_error) {
+            (Outcome::Early(code), _) => code.code(),
+            (Outcome::Sent(_), Some(code)) => code.code(),
+            (Outcome::Sent(result), None) => result.err().map_or(0, |c| c.code()),
         })
-        .collect()
+    })
 }

@@ -5,55 +5,45 @@ use std::rc::Rc;
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse, RequestHeader};
 
-use super::call_group;
-use crate::group::{GroupCall, GroupReply};
 use crate::protocol::ResponseError;
+use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group_id = request.group_id.0.to_string();
     let catalog = shard.catalog();
-    let mut partitions = Vec::new();
-    let mut slots: Vec<Vec<Result<usize, ResponseError>>> = Vec::new();
+    let mut plan = Plan::new();
     for topic in &request.topics {
         let meta = catalog.topic(topic.name.0.as_str());
-        slots.push(
-            topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    if meta.and_then(|m| m.owner(p.partition_index)).is_none() {
-                        return Err(ResponseError::UnknownTopicOrPartition);
-                    }
-                    partitions.push((topic.name.0.to_string(), p.partition_index));
-                    Ok(partitions.len() - 1)
-                })
-                .collect(),
-        );
+        for p in &topic.partitions {
+            match meta.and_then(|m| m.owner(p.partition_index)) {
+                Some(_) => plan.send((topic.name.0.to_string(), p.partition_index)),
+                None => plan.answer(ResponseError::UnknownTopicOrPartition),
+            }
+        }
     }
-    let results =
-        match call_group(shard, &group_id, GroupCall::DeleteOffsets { group_id: group_id.clone(), partitions }).await {
-            Ok(GroupReply::DeleteOffsets(results)) => results,
-            Ok(other) => unreachable!("offset delete answered with {other:?}"),
-            Err(_) => Err(ResponseError::CoordinatorNotAvailable),
-        };
-    let results = match results {
-        Err(code) => return OffsetDeleteResponse::default().with_error_code(code.code()),
-        Ok(results) => results,
+    let partitions = plan.sent().to_vec();
+    let id = group_id.clone();
+    let delete = move |shard: Rc<Shard>| async move { shard.groups.delete_offsets(&id, partitions).await };
+    let results = match shard.on_group(&group_id, delete).await {
+        Ok(Ok(results)) => results,
+        Ok(Err(code)) => return OffsetDeleteResponse::default().with_error_code(code.code()),
+        Err(_) => {
+            return OffsetDeleteResponse::default().with_error_code(ResponseError::CoordinatorNotAvailable.code())
+        }
     };
+    let mut outcomes = plan.finish(results, || Err(ResponseError::UnknownServerError));
     let topics = request
         .topics
         .iter()
-        .zip(slots)
-        .map(|(topic, topic_slots)| {
+        .map(|topic| {
             let partitions = topic
                 .partitions
                 .iter()
-                .zip(topic_slots)
-                .map(|(p, slot)| {
-                    let code = match slot {
-                        Err(code) => code.code(),
-                        Ok(i) => results[i].err().map(|c| c.code()).unwrap_or(0),
+                .map(|p| {
+                    let code = match outcomes.take() {
+                        Outcome::Early(code) | Outcome::Sent(Err(code)) => code.code(),
+                        Outcome::Sent(Ok(())) => 0,
                     };
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)

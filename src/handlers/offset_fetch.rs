@@ -10,9 +10,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, RequestHeader, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::call_group;
 use crate::group::coordinator::FetchedOffsets;
-use crate::group::{GroupCall, GroupReply};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 
@@ -27,20 +25,20 @@ async fn fetch(
     if group_id.is_empty() {
         return Err(ResponseError::InvalidGroupId);
     }
-    let offsets =
-        match call_group(shard, group_id, GroupCall::FetchOffsets { group_id: group_id.to_string(), wanted }).await {
-            Ok(GroupReply::Offsets(offsets)) => offsets?,
-            Ok(other) => unreachable!("offset fetch answered with {other:?}"),
-            Err(_) => return Err(ResponseError::CoordinatorNotAvailable),
-        };
+    let id = group_id.to_string();
+    let fetch = move |shard: Rc<Shard>| async move { shard.groups.fetch_offsets(&id, wanted) };
+    let offsets = shard.on_group(group_id, fetch).await.unwrap_or(Err(ResponseError::CoordinatorNotAvailable))?;
     if !require_stable {
         let stable = vec![false; offsets.len()];
         return Ok((offsets, stable));
     }
-    let partitions = offsets.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
-    match call_group(shard, group_id, GroupCall::PendingOffsets { group_id: group_id.to_string(), partitions }).await {
-        Ok(GroupReply::PendingOffsets(pending)) => Ok((offsets, pending)),
-        Ok(other) => unreachable!("pending offsets answered with {other:?}"),
+    let partitions: Vec<(String, i32)> = offsets.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
+    let id = group_id.to_string();
+    let pending = move |shard: Rc<Shard>| async move {
+        partitions.iter().map(|(t, p)| shard.groups.has_pending_offset(&id, t, *p)).collect::<Vec<bool>>()
+    };
+    match shard.on_group(group_id, pending).await {
+        Ok(pending) => Ok((offsets, pending)),
         Err(_) => Err(ResponseError::CoordinatorNotAvailable),
     }
 }

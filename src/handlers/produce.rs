@@ -10,10 +10,11 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
 use super::errors::{batch_error_code, route_error_code};
-use super::{describe_txn, resolve_topics, scatter};
+use super::resolve_topics;
 use crate::protocol::batch::{validate_chunk, BatchHeader};
 use crate::protocol::ResponseError;
-use crate::router::{ProducePart, ShardRequest};
+use crate::router::ProducePart;
+use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
 use crate::storage::AckLevel;
 use crate::txn::TxnListing;
@@ -48,30 +49,27 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: Produce
         Err(ResponseError::InvalidTxnState)
     };
 
-    // Slot per partition in request order: an early answer, or an index into the routed work.
-    let mut slots: Vec<Vec<Result<PartitionProduceResponse, usize>>> = Vec::with_capacity(request.topic_data.len());
-    let mut work: Vec<(usize, ProducePart)> = Vec::new();
+    let mut plan: Plan<PartitionProduceResponse, (usize, ProducePart)> = Plan::new();
     for topic in &request.topic_data {
-        let mut topic_slots = Vec::with_capacity(topic.partition_data.len());
         for p in &topic.partition_data {
-            let early = |code, message| Ok(partition_error(p.index, code, message));
+            let early = |code, message| partition_error(p.index, code, message);
             if !acks_valid {
-                topic_slots.push(early(ResponseError::InvalidRequiredAcks, None));
+                plan.answer(early(ResponseError::InvalidRequiredAcks, None));
                 continue;
             }
             let meta = match topics.get(topic.name.0.as_str()) {
                 Some(Ok(meta)) => meta.clone(),
                 Some(Err((code, message))) => {
-                    topic_slots.push(early(*code, Some(message.clone())));
+                    plan.answer(early(*code, Some(message.clone())));
                     continue;
                 }
                 None => {
-                    topic_slots.push(early(ResponseError::UnknownTopicOrPartition, None));
+                    plan.answer(early(ResponseError::UnknownTopicOrPartition, None));
                     continue;
                 }
             };
             let Some(owner) = meta.owner(p.index) else {
-                topic_slots.push(early(ResponseError::UnknownTopicOrPartition, None));
+                plan.answer(early(ResponseError::UnknownTopicOrPartition, None));
                 continue;
             };
             let records = p.records.clone().unwrap_or_default();
@@ -79,7 +77,7 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: Produce
                 Ok(s) => s,
                 Err(e) => {
                     tracing::debug!(topic = %meta.name, partition = p.index, error = %e, "produce refused");
-                    topic_slots.push(early(batch_error_code(&e), Some(e.to_string())));
+                    plan.answer(early(batch_error_code(&e), Some(e.to_string())));
                     continue;
                 }
             };
@@ -93,45 +91,40 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: Produce
                     "Transactional batches need a transactional id."
                 };
                 let code = if transactional { ResponseError::InvalidRecord } else { ResponseError::InvalidTxnState };
-                topic_slots.push(early(code, Some(message.to_string())));
+                plan.answer(early(code, Some(message.to_string())));
                 continue;
             }
             if transactional {
                 let header = BatchHeader::parse(&records).expect("validated batch");
                 if let Err(code) = in_transaction(&open_txn, &meta.name, p.index, &header) {
-                    topic_slots.push(early(code, None));
+                    plan.answer(early(code, None));
                     continue;
                 }
             }
-            topic_slots.push(Err(work.len()));
-            work.push((owner, ProducePart { topic: meta.name.clone(), partition: p.index, records, summaries }));
+            plan.send((owner, ProducePart { topic: meta.name.clone(), partition: p.index, records, summaries }));
         }
-        slots.push(topic_slots);
     }
 
-    let outcomes = scatter(shard, work, |parts, reply| ShardRequest::Produce { parts, acks, reply }).await;
+    let produce = move |shard: Rc<Shard>, parts| async move { shard.produce_local(parts, acks).await };
+    let mut outcomes = plan.scatter(shard, produce).await;
     if acks == AckLevel::None {
         return None;
     }
     let responses = request
         .topic_data
         .iter()
-        .zip(slots)
-        .map(|(topic, topic_slots)| {
+        .map(|topic| {
             let partitions = topic
                 .partition_data
                 .iter()
-                .zip(topic_slots)
-                .map(|(p, slot)| match slot {
-                    Ok(early) => early,
-                    Err(i) => match &outcomes[i] {
-                        Ok(outcome) => PartitionProduceResponse::default()
-                            .with_index(p.index)
-                            .with_base_offset(outcome.base_offset)
-                            .with_log_append_time_ms(outcome.log_append_time_ms)
-                            .with_log_start_offset(outcome.log_start_offset),
-                        Err(e) => partition_error(p.index, route_error_code(e), Some(e.to_string())),
-                    },
+                .map(|p| match outcomes.take() {
+                    Outcome::Early(early) => early,
+                    Outcome::Sent(Ok(outcome)) => PartitionProduceResponse::default()
+                        .with_index(p.index)
+                        .with_base_offset(outcome.base_offset)
+                        .with_log_append_time_ms(outcome.log_append_time_ms)
+                        .with_log_start_offset(outcome.log_start_offset),
+                    Outcome::Sent(Err(e)) => partition_error(p.index, route_error_code(&e), Some(e.to_string())),
                 })
                 .collect();
             TopicProduceResponse::default().with_name(topic.name.clone()).with_partition_responses(partitions)
@@ -143,7 +136,7 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: Produce
 /// The coordinator's view of the transaction the request's batches belong to.
 async fn open_transaction(shard: &Rc<Shard>, request: &ProduceRequest) -> Result<TxnListing, ResponseError> {
     let id = request.transactional_id.as_ref().map(|t| t.0.to_string()).unwrap_or_default();
-    describe_txn(shard, &id).await
+    shard.describe_txn(&id).await
 }
 
 /// Whether a transactional batch belongs to the producer's open transaction on this partition.

@@ -4,17 +4,15 @@ use std::rc::Rc;
 
 use kafka_protocol::messages::{RequestHeader, SyncGroupRequest, SyncGroupResponse};
 
-use super::call_group;
-use crate::group::{GroupCall, GroupReply};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: SyncGroupRequest) -> SyncGroupResponse {
     let version = header.request_api_version;
     let group_id = request.group_id.0.to_string();
-    let mut response = match call_group(shard, &group_id, GroupCall::Sync { version, request }).await {
-        Ok(GroupReply::Sync(response)) => response,
-        Ok(other) => unreachable!("sync answered with {other:?}"),
+    let sync = move |shard: Rc<Shard>| async move { shard.groups.sync(version, request).await };
+    let mut response = match shard.on_group(&group_id, sync).await {
+        Ok(response) => response,
         Err(_) => SyncGroupResponse::default().with_error_code(ResponseError::CoordinatorNotAvailable.code()),
     };
     if version < 5 {

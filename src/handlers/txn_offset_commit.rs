@@ -10,9 +10,8 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{RequestHeader, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::errors::fenced_for_version;
-use super::offset_commit::{codes, gather, CommitResults};
-use super::{call_group, describe_txn};
-use crate::group::{GroupCall, GroupReply};
+use super::offset_commit::{codes, plan_commit};
+use crate::group::PartitionResults;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 
@@ -34,42 +33,38 @@ pub async fn handle(
             .collect();
         (t.name.0.to_string(), partitions)
     });
-    let (slots, offsets) = gather(shard, asked);
-    let results: CommitResults = if group_id.is_empty() {
+    let plan = plan_commit(shard, asked);
+    let offsets = plan.sent().to_vec();
+    let results: PartitionResults = if group_id.is_empty() {
         Err(ResponseError::InvalidGroupId)
     } else if request.producer_id.0 < 0 || request.transactional_id.0.is_empty() {
         Err(ResponseError::InvalidProducerIdMapping)
     } else if let Err(e) = in_transaction(shard, &request).await {
         Err(e)
     } else {
-        let call = GroupCall::TxnCommit {
-            group_id: group_id.clone(),
-            producer_id: request.producer_id.0,
-            generation: if version >= 3 { request.generation_id } else { -1 },
-            member_id: if version >= 3 { request.member_id.to_string() } else { String::new() },
-            instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
-            offsets,
+        let producer_id = request.producer_id.0;
+        let generation = if version >= 3 { request.generation_id } else { -1 };
+        let member_id = if version >= 3 { request.member_id.to_string() } else { String::new() };
+        let instance_id = request.group_instance_id.as_ref().map(|s| s.to_string());
+        let id = group_id.clone();
+        let commit = move |shard: Rc<Shard>| async move {
+            shard.groups.txn_commit(&id, producer_id, generation, &member_id, instance_id.as_deref(), offsets).await
         };
-        match call_group(shard, &group_id, call).await {
-            Ok(GroupReply::TxnCommit(results)) => results,
-            Ok(other) => unreachable!("transactional commit answered with {other:?}"),
-            Err(_) => Err(ResponseError::CoordinatorNotAvailable),
-        }
+        shard.on_group(&group_id, commit).await.unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
     };
     let results = results.map_err(|e| fenced_for_version(e, version, 3));
+    let mut codes = codes(plan, results);
     let topics = request
         .topics
         .iter()
-        .zip(codes(slots, &results))
-        .map(|(topic, codes)| {
+        .map(|topic| {
             let partitions = topic
                 .partitions
                 .iter()
-                .zip(codes)
-                .map(|(p, code)| {
+                .map(|p| {
                     TxnOffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(code)
+                        .with_error_code(codes.next().unwrap_or(ResponseError::UnknownServerError.code()))
                 })
                 .collect();
             TxnOffsetCommitResponseTopic::default().with_name(topic.name.clone()).with_partitions(partitions)
@@ -81,7 +76,7 @@ pub async fn handle(
 /// The group must be part of the producer's open transaction (AddOffsetsToTxn
 /// first), or its offsets would never get a marker (KIP-890).
 async fn in_transaction(shard: &Rc<Shard>, request: &TxnOffsetCommitRequest) -> Result<(), ResponseError> {
-    let txn = describe_txn(shard, request.transactional_id.0.as_str()).await?;
+    let txn = shard.describe_txn(request.transactional_id.0.as_str()).await?;
     let added = txn.groups.iter().any(|g| g.as_str() == request.group_id.0.as_str());
     txn.check_open(request.producer_id.0, request.producer_epoch, added)
 }

@@ -4,7 +4,6 @@
 
 use std::cell::RefCell;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use glommio::sync::Semaphore;
@@ -14,8 +13,6 @@ use super::{validate_partition_count, validate_topic_name, Catalog, TopicMeta};
 use crate::config::TopicConfig;
 use crate::constants::{CATALOG_FILE_BYTES_MAX, PARTITIONS_PER_BROKER_MAX};
 use crate::protocol::ResponseError;
-use crate::router::ShardRequest;
-use crate::shard::Shard;
 use crate::storage::file::{read_bounded, write_atomically};
 use crate::txn::producer_ids::ProducerIdAllocator;
 
@@ -54,33 +51,16 @@ pub enum ConfigChange {
 /// CreatePartitions for one topic: (name, new total count, assignments of the new partitions).
 pub type PartitionGrowth = (String, i32, Option<Vec<Vec<i32>>>);
 
-#[derive(Debug)]
-pub enum ControllerRequest {
-    CreateTopics {
-        topics: Vec<TopicSpec>,
-        validate_only: bool,
-    },
-    DeleteTopics {
-        topics: Vec<TopicRef>,
-    },
-    AllocateProducerId,
-    AlterConfigs {
-        topics: Vec<(String, ConfigChange)>,
-        validate_only: bool,
-    },
-    /// (topic, new total partition count, explicit assignments of the new partitions)
-    CreatePartitions {
-        topics: Vec<PartitionGrowth>,
-        validate_only: bool,
-    },
+/// Where a committed catalog goes: every shard adopts it before the change
+/// that made it is answered.
+#[allow(async_fn_in_trait)]
+pub trait CatalogSink {
+    async fn publish(&self, catalog: Arc<Catalog>);
 }
 
-#[derive(Debug)]
-pub enum ControllerReply {
-    Created(Vec<Result<Arc<TopicMeta>, TopicError>>),
-    Deleted(Vec<Result<Arc<TopicMeta>, TopicError>>),
-    ProducerId(Result<i64, String>),
-    Altered(Vec<Result<(), TopicError>>),
+/// A topic that does not exist, as Kafka answers it.
+pub fn unknown_topic() -> TopicError {
+    (ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition.".into())
 }
 
 /// Shard 0's catalog writer.
@@ -137,27 +117,55 @@ impl Controller {
         self.catalog.borrow().clone()
     }
 
-    pub async fn handle(&self, shard: &Rc<Shard>, request: ControllerRequest) -> ControllerReply {
+    /// CreateTopics (and auto-creation): each topic validated, then all
+    /// created in one catalog change.
+    pub async fn create_topics(
+        &self,
+        sink: &impl CatalogSink,
+        topics: Vec<TopicSpec>,
+        validate_only: bool,
+    ) -> Vec<Result<Arc<TopicMeta>, TopicError>> {
         let _permit = self.lock.acquire_permit(1).await;
-        match request {
-            ControllerRequest::CreateTopics { topics, validate_only } => {
-                ControllerReply::Created(self.create(shard, topics, validate_only).await)
-            }
-            ControllerRequest::DeleteTopics { topics } => ControllerReply::Deleted(self.delete(shard, topics).await),
-            ControllerRequest::AllocateProducerId => ControllerReply::ProducerId(self.producer_ids.allocate().await),
-            ControllerRequest::AlterConfigs { topics, validate_only } => ControllerReply::Altered(
-                self.alter(shard, validate_only, topics, |c, t, change| c.alter_config(t, change)).await,
-            ),
-            ControllerRequest::CreatePartitions { topics, validate_only } => ControllerReply::Altered(
-                self.alter(
-                    shard,
-                    validate_only,
-                    topics.into_iter().map(|(t, n, a)| (t, (n, a))).collect(),
-                    |c, t, (n, a)| c.add_partitions(t, n, a),
-                )
-                .await,
-            ),
-        }
+        self.create(sink, topics, validate_only).await
+    }
+
+    /// DeleteTopics, by name or id.
+    pub async fn delete_topics(
+        &self,
+        sink: &impl CatalogSink,
+        topics: Vec<TopicRef>,
+    ) -> Vec<Result<Arc<TopicMeta>, TopicError>> {
+        let _permit = self.lock.acquire_permit(1).await;
+        self.delete(sink, topics).await
+    }
+
+    /// Reserves (durably, in blocks) and hands out a broker-unique producer id.
+    pub async fn allocate_producer_id(&self) -> Result<i64, String> {
+        let _permit = self.lock.acquire_permit(1).await;
+        self.producer_ids.allocate().await
+    }
+
+    /// AlterConfigs and IncrementalAlterConfigs of topics.
+    pub async fn alter_configs(
+        &self,
+        sink: &impl CatalogSink,
+        topics: Vec<(String, ConfigChange)>,
+        validate_only: bool,
+    ) -> Vec<Result<(), TopicError>> {
+        let _permit = self.lock.acquire_permit(1).await;
+        self.alter(sink, validate_only, topics, |c, t, change| c.alter_config(t, change)).await
+    }
+
+    /// CreatePartitions: (topic, new total count, assignments of the new partitions).
+    pub async fn create_partitions(
+        &self,
+        sink: &impl CatalogSink,
+        topics: Vec<PartitionGrowth>,
+        validate_only: bool,
+    ) -> Vec<Result<(), TopicError>> {
+        let _permit = self.lock.acquire_permit(1).await;
+        let topics = topics.into_iter().map(|(t, n, a)| (t, (n, a))).collect();
+        self.alter(sink, validate_only, topics, |c, t, (n, a)| c.add_partitions(t, n, a)).await
     }
 
     fn validate(&self, catalog: &Catalog, spec: &TopicSpec) -> Result<TopicMeta, TopicError> {
@@ -228,7 +236,7 @@ impl Controller {
 
     async fn create(
         &self,
-        shard: &Rc<Shard>,
+        sink: &impl CatalogSink,
         specs: Vec<TopicSpec>,
         validate_only: bool,
     ) -> Vec<Result<Arc<TopicMeta>, TopicError>> {
@@ -249,7 +257,7 @@ impl Controller {
         if validate_only || results.iter().all(Result::is_err) {
             return results;
         }
-        if let Err(e) = self.commit(shard, next).await {
+        if let Err(e) = self.commit(sink, next).await {
             return specs.iter().map(|_| Err((ResponseError::KafkaStorageError, e.clone()))).collect();
         }
         for (name, t) in specs.iter().map(|s| s.name.as_str()).zip(results.iter()) {
@@ -260,7 +268,7 @@ impl Controller {
         results
     }
 
-    async fn delete(&self, shard: &Rc<Shard>, refs: Vec<TopicRef>) -> Vec<Result<Arc<TopicMeta>, TopicError>> {
+    async fn delete(&self, sink: &impl CatalogSink, refs: Vec<TopicRef>) -> Vec<Result<Arc<TopicMeta>, TopicError>> {
         let mut next = (*self.catalog()).clone();
         let results: Vec<_> = refs
             .iter()
@@ -286,7 +294,7 @@ impl Controller {
         if results.iter().all(Result::is_err) {
             return results;
         }
-        if let Err(e) = self.commit(shard, next).await {
+        if let Err(e) = self.commit(sink, next).await {
             return refs.iter().map(|_| Err((ResponseError::KafkaStorageError, e.clone()))).collect();
         }
         results
@@ -296,7 +304,7 @@ impl Controller {
     /// commits the copy unless every change failed or this is a dry run.
     async fn alter<C>(
         &self,
-        shard: &Rc<Shard>,
+        sink: &impl CatalogSink,
         validate_only: bool,
         changes: Vec<(String, C)>,
         apply: impl Fn(&Self, &TopicMeta, C) -> Result<TopicMeta, TopicError>,
@@ -305,7 +313,7 @@ impl Controller {
         let mut results = Vec::with_capacity(changes.len());
         for (name, change) in changes {
             let Some(topic) = next.topic(&name).cloned() else {
-                results.push(Err(crate::handlers::errors::unknown_topic()));
+                results.push(Err(unknown_topic()));
                 continue;
             };
             match apply(self, &topic, change) {
@@ -319,7 +327,7 @@ impl Controller {
         if validate_only || results.iter().all(Result::is_err) {
             return results;
         }
-        if let Err(e) = self.commit(shard, next).await {
+        if let Err(e) = self.commit(sink, next).await {
             return results.iter().map(|_| Err((ResponseError::KafkaStorageError, e.clone()))).collect();
         }
         results
@@ -425,26 +433,11 @@ impl Controller {
     }
 
     /// Persists `next`, then has every shard adopt it.
-    async fn commit(&self, shard: &Rc<Shard>, next: Catalog) -> Result<(), String> {
+    async fn commit(&self, sink: &impl CatalogSink, next: Catalog) -> Result<(), String> {
         write_atomically(&self.catalog_path, &next.encode()).await.map_err(|e| e.to_string())?;
         let next = Arc::new(next);
         *self.catalog.borrow_mut() = next.clone();
-        broadcast(shard, next).await;
+        sink.publish(next).await;
         Ok(())
     }
-}
-
-/// Has every shard adopt `catalog`, and waits until all have.
-pub async fn broadcast(shard: &Rc<Shard>, catalog: Arc<Catalog>) {
-    let shards = shard.router.shards;
-    let applies = (0..shards).map(|target| {
-        let catalog = catalog.clone();
-        async move {
-            let applied = shard.call(target, |reply| ShardRequest::ApplyCatalog { catalog, reply }).await;
-            if let Err(e) = applied {
-                tracing::error!(target, error = %e, "shard did not apply the catalog");
-            }
-        }
-    });
-    futures::future::join_all(applies).await;
 }

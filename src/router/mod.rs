@@ -6,17 +6,17 @@
 //! one envelope to each, awaits all answers and merges them in request
 //! order. Work for the connection's own shard runs locally, without the mesh.
 
+use std::any::Any;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
+use futures::future::LocalBoxFuture;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 
-use crate::metadata::controller::{ControllerReply, ControllerRequest};
-use crate::metadata::Catalog;
 use crate::protocol::batch::BatchSummary;
-use crate::storage::{AckLevel, AppendOutcome, ReadOutcome, StorageError};
+use crate::shard::Shard;
+use crate::storage::StorageError;
 
 /// Errors of work routed to an owner shard.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -64,6 +64,14 @@ pub struct ReadPart {
     pub committed: bool,
 }
 
+/// A partition a long-poll Fetch waits on: wake once its high watermark passes `offset`.
+#[derive(Debug, Clone)]
+pub struct WatchPart {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
 /// A transaction marker for one partition.
 #[derive(Debug, Clone)]
 pub struct MarkerPart {
@@ -101,187 +109,48 @@ pub struct OffsetQuery {
     pub committed: bool,
 }
 
-/// Work for a shard, with the channel its answer goes back on.
-#[derive(Debug)]
-pub enum ShardRequest {
-    Produce {
-        parts: Vec<ProducePart>,
-        acks: AckLevel,
-        reply: ReplyTo<Vec<Result<AppendOutcome, RouteError>>>,
-    },
-    Read {
-        parts: Vec<ReadPart>,
-        reply: ReplyTo<Vec<Result<ReadOutcome, RouteError>>>,
-    },
-    /// Answer once any listed partition's high watermark passes its offset, or at `deadline`.
-    Watch {
-        parts: Vec<(Arc<str>, i32, i64)>,
-        deadline: Instant,
-        reply: ReplyTo<()>,
-    },
-    Offsets {
-        parts: Vec<(Arc<str>, i32)>,
-        reply: ReplyTo<Vec<Result<PartitionOffsets, RouteError>>>,
-    },
-    /// DeleteRecords: move each partition's log start offset; answers the new one.
-    DeleteRecords {
-        parts: Vec<(Arc<str>, i32, i64)>,
-        reply: ReplyTo<Vec<Result<i64, RouteError>>>,
-    },
-    /// Timestamp lookups: (timestamp, offset), or None when no record is that new.
-    ListOffsets {
-        queries: Vec<OffsetQuery>,
-        reply: ReplyTo<Vec<Result<Option<TimestampOffset>, RouteError>>>,
-    },
-    /// Transaction markers, written on the partitions' owner and synced.
-    WriteMarkers {
-        markers: Vec<MarkerPart>,
-        reply: ReplyTo<Vec<Result<Option<i64>, RouteError>>>,
-    },
-    /// Producer states of partitions (DescribeProducers).
-    DescribeProducers {
-        parts: Vec<(Arc<str>, i32)>,
-        reply: ReplyTo<Vec<Result<Vec<ProducerInfo>, RouteError>>>,
-    },
-    /// Transaction coordination, on the shard that owns the transactional id's partition.
-    Txn {
-        call: Box<crate::txn::TxnCall>,
-        reply: ReplyTo<crate::txn::TxnReply>,
-    },
-    /// Catalog changes go to the controller (shard 0).
-    Controller {
-        request: ControllerRequest,
-        reply: ReplyTo<ControllerReply>,
-    },
-    /// Group coordination, on the shard that owns the group's offsets partition.
-    Group {
-        call: Box<crate::group::GroupCall>,
-        reply: ReplyTo<crate::group::GroupReply>,
-    },
-    /// An answer to a call this shard made to the sender (see [`ReplyTo`]).
-    Reply {
-        id: u64,
-        reply: Box<ShardReply>,
-    },
-    /// A new catalog: adopt it, open newly owned partitions, close removed ones.
-    ApplyCatalog {
-        catalog: Arc<Catalog>,
-        reply: ReplyTo<()>,
-    },
-}
+/// An answer on its way back to the shard that asked, as `Any`: the asker
+/// knows its type (see [`crate::shard::Shard::invoke_on`]).
+pub type Answer = Box<dyn Any + Send>;
 
-/// Every answer a shard sends back over the reply mesh.
-#[derive(Debug)]
-pub enum ShardReply {
-    Produce(Vec<Result<AppendOutcome, RouteError>>),
-    Read(Vec<Result<ReadOutcome, RouteError>>),
-    Offsets(Vec<Result<PartitionOffsets, RouteError>>),
-    DeleteRecords(Vec<Result<i64, RouteError>>),
-    ListOffsets(Vec<Result<Option<TimestampOffset>, RouteError>>),
-    Controller(ControllerReply),
-    Group(crate::group::GroupReply),
-    Markers(Vec<Result<Option<i64>, RouteError>>),
-    Producers(Vec<Result<Vec<ProducerInfo>, RouteError>>),
-    Txn(crate::txn::TxnReply),
-    Done,
-}
+/// Work for another shard: runs there, with that shard's context, on a task
+/// of its own; the answer goes back over the mesh.
+pub type Job = Box<dyn FnOnce(Rc<Shard>) -> LocalBoxFuture<'static, Answer> + Send>;
 
-/// A type that travels as a [`ShardReply`].
-pub trait Answer: Sized + Send + 'static {
-    fn into_reply(self) -> ShardReply;
-    fn from_reply(reply: ShardReply) -> Option<Self>;
-}
-
-macro_rules! answer {
-    ($t:ty, $variant:ident) => {
-        impl Answer for $t {
-            fn into_reply(self) -> ShardReply {
-                ShardReply::$variant(self)
-            }
-            fn from_reply(reply: ShardReply) -> Option<Self> {
-                match reply {
-                    ShardReply::$variant(v) => Some(v),
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-answer!(Vec<Result<AppendOutcome, RouteError>>, Produce);
-answer!(Vec<Result<ReadOutcome, RouteError>>, Read);
-answer!(Vec<Result<PartitionOffsets, RouteError>>, Offsets);
-answer!(Vec<Result<i64, RouteError>>, DeleteRecords);
-answer!(Vec<Result<Option<TimestampOffset>, RouteError>>, ListOffsets);
-answer!(ControllerReply, Controller);
-answer!(crate::group::GroupReply, Group);
-answer!(Vec<Result<Option<i64>, RouteError>>, Markers);
-answer!(Vec<Result<Vec<ProducerInfo>, RouteError>>, Producers);
-answer!(crate::txn::TxnReply, Txn);
-
-impl Answer for () {
-    fn into_reply(self) -> ShardReply {
-        ShardReply::Done
-    }
-    fn from_reply(reply: ShardReply) -> Option<Self> {
-        matches!(reply, ShardReply::Done).then_some(())
-    }
-}
-
-/// Where an answer goes: to a task on the same shard, or back over the mesh
-/// to the shard that asked.
+/// What travels on the mesh.
 ///
 /// Wakers of glommio tasks must never be woken or dropped on another
-/// executor's thread, so an answer for another shard never goes through a
-/// channel whose waker lives there: it travels as a [`ShardRequest::Reply`]
-/// message and is handed to the waiting task by its own shard.
-#[derive(Debug)]
-pub enum ReplyTo<T> {
-    Local(futures::channel::oneshot::Sender<T>),
-    Remote { shard: usize, id: u64, _answer: std::marker::PhantomData<fn(T)> },
-}
-
-impl<T: Answer> ReplyTo<T> {
-    /// Delivers the answer.
-    pub async fn send(self, router: &Router, value: T) {
-        match self {
-            ReplyTo::Local(tx) => {
-                let _ = tx.send(value);
-            }
-            ReplyTo::Remote { shard, id, .. } => router.reply(shard, id, value.into_reply()).await,
-        }
-    }
-
-    /// Resolves when a local asker gave up waiting; never for a remote one.
-    pub async fn abandoned(&mut self) {
-        match self {
-            ReplyTo::Local(tx) => tx.cancellation().await,
-            ReplyTo::Remote { .. } => futures::future::pending().await,
-        }
-    }
+/// executor's thread, so no channel crosses shards: an answer travels as a
+/// [`ShardMessage::Reply`] and is handed to the waiting task by its own shard.
+pub enum ShardMessage {
+    /// Run `job` here and send its answer to shard `asker` under call `id`.
+    Call { job: Job, asker: usize, id: u64 },
+    /// The answer to call `id` this shard made.
+    Reply { id: u64, answer: Answer },
 }
 
 /// This shard's end of the mesh.
 pub struct Router {
     pub shard_id: usize,
     pub shards: usize,
-    senders: Senders<ShardRequest>,
+    senders: Senders<ShardMessage>,
 }
 
 impl Router {
-    pub fn new(senders: Senders<ShardRequest>) -> Router {
+    pub fn new(senders: Senders<ShardMessage>) -> Router {
         Router { shard_id: senders.peer_id(), shards: senders.nr_consumers(), senders }
     }
 
     /// Sends work to `shard` (which must not be this one).
-    pub async fn send(&self, shard: usize, request: ShardRequest) -> Result<(), RouteError> {
+    pub async fn send(&self, shard: usize, message: ShardMessage) -> Result<(), RouteError> {
         assert_ne!(shard, self.shard_id, "local work does not go through the mesh");
-        self.senders.send_to(shard, request).await.map_err(|_| RouteError::Unreachable(shard))
+        self.senders.send_to(shard, message).await.map_err(|_| RouteError::Unreachable(shard))
     }
 
     /// Sends an answer back to the shard that asked.
-    pub async fn reply(&self, shard: usize, id: u64, reply: ShardReply) {
+    pub async fn reply(&self, shard: usize, id: u64, answer: Answer) {
         assert_ne!(shard, self.shard_id, "local answers do not go through the mesh");
-        let message = ShardRequest::Reply { id, reply: Box::new(reply) };
+        let message = ShardMessage::Reply { id, answer };
         if self.senders.send_to(shard, message).await.is_err() {
             tracing::debug!(shard, "mesh closed before an answer was sent");
         }

@@ -10,16 +10,24 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::collections::BTreeMap;
+use std::future::Future;
+
 use futures::channel::oneshot;
 use futures::future::{join_all, select, select_all};
 
 use crate::config::BrokerConfig;
 use crate::metadata::controller::Controller;
 use crate::metadata::Catalog;
+use crate::protocol::offset_spec;
 use crate::router::{
-    Answer, OffsetQuery, PartitionOffsets, ProducePart, ReadPart, ReplyTo, RouteError, Router, ShardReply, ShardRequest,
+    Answer, Job, MarkerPart, OffsetQuery, PartitionOffsets, ProducePart, ProducerInfo, ReadPart, RouteError, Router,
+    ShardMessage, WatchPart,
 };
 use crate::storage::{AckLevel, AppendOutcome, Log, ReadOutcome};
+
+pub mod client;
+pub mod gather;
 
 type PartitionKey = (Arc<str>, i32);
 
@@ -51,7 +59,7 @@ pub struct Shard {
 }
 
 /// Hands a remote answer to the local task waiting for it.
-type PendingCall = Box<dyn FnOnce(ShardReply)>;
+type PendingCall = Box<dyn FnOnce(Answer)>;
 
 impl Shard {
     pub fn new(
@@ -89,214 +97,238 @@ impl Shard {
         self.catalog.borrow().clone()
     }
 
-    fn log(&self, topic: &Arc<str>, partition: i32) -> Result<Rc<Log>, RouteError> {
-        self.logs.borrow().get(&(topic.clone(), partition)).cloned().ok_or(RouteError::NotOwner)
+    /// The log of a partition this shard owns. Ownership is checked against
+    /// this shard's catalog: the router and the owner must agree, or the work
+    /// is refused as NOT_LEADER_OR_FOLLOWER (`RouteError::NotOwner`).
+    pub fn owned_log(&self, topic: &str, partition: i32) -> Result<Rc<Log>, RouteError> {
+        if self.catalog().topic(topic).and_then(|t| t.owner(partition)) != Some(self.id) {
+            return Err(RouteError::NotOwner);
+        }
+        self.logs.borrow().get(&(Arc::<str>::from(topic), partition)).cloned().ok_or(RouteError::NotOwner)
     }
 
-    /// Sends a request to `shard` and awaits the answer; local work is served
-    /// directly. `make` wraps the reply channel into the request.
-    pub async fn call<R: Answer>(
-        self: &Rc<Self>,
-        shard: usize,
-        make: impl FnOnce(ReplyTo<R>) -> ShardRequest,
-    ) -> Result<R, RouteError> {
+    /// Runs `job` on `shard` with that shard's context and returns its answer.
+    /// Local work runs on a task of its own here, so it finishes even if the
+    /// caller stops waiting (as remote work does); see [`Shard::invoke_on_inline`].
+    pub async fn invoke_on<T, F, Fut>(self: &Rc<Self>, shard: usize, job: F) -> Result<T, RouteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+    {
+        if shard != self.id {
+            return self.call_remote(shard, job).await;
+        }
         let (tx, rx) = oneshot::channel();
-        if shard == self.id {
-            self.serve(make(ReplyTo::Local(tx)));
-        } else {
-            let id = self.next_call_id.get();
-            self.next_call_id.set(id + 1);
-            let deliver: PendingCall = Box::new(move |reply| {
-                if let Some(value) = R::from_reply(reply) {
-                    let _ = tx.send(value);
-                }
-            });
-            self.pending_calls.borrow_mut().insert(id, deliver);
-            let request = make(ReplyTo::Remote { shard: self.id, id, _answer: std::marker::PhantomData });
-            if let Err(e) = self.router.send(shard, request).await {
-                self.pending_calls.borrow_mut().remove(&id);
-                return Err(e);
+        let here = self.clone();
+        glommio::spawn_local(async move {
+            let _ = tx.send(job(here).await);
+        })
+        .detach();
+        rx.await.map_err(|_| RouteError::Unreachable(shard))
+    }
+
+    /// As [`Shard::invoke_on`], but local work runs in the caller's task and
+    /// stops when the caller drops it (a long-poll watch ends with its fetch).
+    pub async fn invoke_on_inline<T, F, Fut>(self: &Rc<Self>, shard: usize, job: F) -> Result<T, RouteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+    {
+        if shard != self.id {
+            return self.call_remote(shard, job).await;
+        }
+        Ok(job(self.clone()).await)
+    }
+
+    async fn call_remote<T, F, Fut>(self: &Rc<Self>, shard: usize, job: F) -> Result<T, RouteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<T>();
+        let id = self.next_call_id.get();
+        self.next_call_id.set(id + 1);
+        // The job below and this delivery are made together for the same `T`,
+        // so the answer always has the type asked for.
+        let deliver: PendingCall = Box::new(move |answer: Answer| match answer.downcast::<T>() {
+            Ok(value) => {
+                let _ = tx.send(*value);
             }
+            Err(_) => tracing::error!(id, "answer of another type than asked; dropped"),
+        });
+        self.pending_calls.borrow_mut().insert(id, deliver);
+        let job: Job = Box::new(move |owner| Box::pin(async move { Box::new(job(owner).await) as Answer }));
+        if let Err(e) = self.router.send(shard, ShardMessage::Call { job, asker: self.id, id }).await {
+            self.pending_calls.borrow_mut().remove(&id);
+            return Err(e);
         }
         rx.await.map_err(|_| RouteError::Unreachable(shard))
     }
 
-    /// An answer from another shard arrived on the reply mesh.
-    pub fn deliver_reply(&self, id: u64, reply: ShardReply) {
-        let pending = self.pending_calls.borrow_mut().remove(&id);
-        match pending {
-            Some(deliver) => deliver(reply),
-            None => tracing::debug!(id, "answer for a call nobody waits for"),
+    /// A message from another shard: work to run here, or the answer to a call of this shard's.
+    pub fn serve(self: &Rc<Self>, message: ShardMessage) {
+        match message {
+            ShardMessage::Reply { id, answer } => {
+                let pending = self.pending_calls.borrow_mut().remove(&id);
+                match pending {
+                    Some(deliver) => deliver(answer),
+                    None => tracing::debug!(id, "answer for a call nobody waits for"),
+                }
+            }
+            ShardMessage::Call { job, asker, id } => {
+                let shard = self.clone();
+                glommio::spawn_local(async move {
+                    let answer = job(shard.clone()).await;
+                    shard.router.reply(asker, id, answer).await;
+                })
+                .detach();
+            }
         }
     }
 
-    /// Handles work routed to this shard, on a task of its own; answers to
-    /// this shard's own calls are handed over at once.
-    pub fn serve(self: &Rc<Self>, request: ShardRequest) {
-        if let ShardRequest::Reply { id, reply } = request {
-            self.deliver_reply(id, *reply);
-            return;
+    /// Sends each `(owner shard, item)` to its owner, one job per shard, all
+    /// shards at once, where `op` handles that shard's items; returns the
+    /// answers in item order.
+    pub async fn scatter<I, R, Op, Fut>(self: &Rc<Self>, items: Vec<(usize, I)>, op: Op) -> Vec<Result<R, RouteError>>
+    where
+        I: Send + 'static,
+        R: Send + 'static,
+        Op: FnOnce(Rc<Shard>, Vec<I>) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Vec<Result<R, RouteError>>> + 'static,
+    {
+        let total = items.len();
+        let mut groups: BTreeMap<usize, (Vec<usize>, Vec<I>)> = BTreeMap::new();
+        for (position, (owner, item)) in items.into_iter().enumerate() {
+            let group = groups.entry(owner).or_default();
+            group.0.push(position);
+            group.1.push(item);
         }
-        let shard = self.clone();
-        glommio::spawn_local(async move { shard.serve_now(request).await }).detach();
-    }
-
-    async fn serve_now(self: Rc<Self>, request: ShardRequest) {
-        match request {
-            ShardRequest::Produce { parts, acks, reply } => {
-                let answer = self.produce(parts, acks).await;
-                reply.send(&self.router, answer).await;
-            }
-            ShardRequest::Read { parts, reply } => {
-                let answer = self.read(parts).await;
-                reply.send(&self.router, answer).await;
-            }
-            ShardRequest::Watch { parts, deadline, mut reply } => {
-                let waits = self.watch(&parts);
-                let timeout = glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()));
-                {
-                    let abandoned = reply.abandoned();
-                    futures::pin_mut!(timeout, abandoned);
-                    if !waits.is_empty() {
-                        let _ = select(select_all(waits), select(timeout, abandoned)).await;
-                    } else {
-                        let _ = select(timeout, abandoned).await;
+        let calls = groups.into_iter().map(|(owner, (positions, items))| {
+            let op = op.clone();
+            async move { (positions, self.invoke_on(owner, move |shard| op(shard, items)).await) }
+        });
+        let mut answers: Vec<Option<Result<R, RouteError>>> = (0..total).map(|_| None).collect();
+        for (positions, answer) in join_all(calls).await {
+            match answer {
+                Ok(results) if results.len() == positions.len() => {
+                    for (position, result) in positions.into_iter().zip(results) {
+                        answers[position] = Some(result);
                     }
                 }
-                reply.send(&self.router, ()).await;
-            }
-            ShardRequest::Offsets { parts, reply } => {
-                let answers: Vec<_> = parts.iter().map(|(t, p)| self.offsets(t, *p)).collect();
-                reply.send(&self.router, answers).await;
-            }
-            ShardRequest::DeleteRecords { parts, reply } => {
-                let deletes = parts.into_iter().map(|(topic, partition, offset)| {
-                    let shard = self.clone();
-                    async move {
-                        if !shard.owns(&topic, partition) {
-                            return Err(RouteError::NotOwner);
-                        }
-                        let log = shard.log(&topic, partition)?;
-                        Ok(log.delete_records(offset).await?)
+                Ok(results) => {
+                    tracing::error!(
+                        asked = positions.len(),
+                        answered = results.len(),
+                        "shard answered a different number of items"
+                    );
+                    for position in positions {
+                        answers[position] = Some(Err(RouteError::NotOwner));
                     }
-                });
-                let answer = join_all(deletes).await;
-                reply.send(&self.router, answer).await;
-            }
-            ShardRequest::ListOffsets { queries, reply } => {
-                let answer = self.list_offsets(queries).await;
-                reply.send(&self.router, answer).await;
-            }
-            ShardRequest::Controller { request, reply } => {
-                let controller = self.controller.as_ref().expect("controller requests go to shard 0");
-                let answer = controller.handle(&self, request).await;
-                reply.send(&self.router, answer).await;
-            }
-            ShardRequest::Group { call, reply } => {
-                let answer = self.groups.serve(*call).await;
-                reply.send(&self.router, answer).await;
-            }
-            ShardRequest::Txn { call, reply } => {
-                let answer = self.txns.serve(&self, *call).await;
-                reply.send(&self.router, answer).await;
-            }
-            ShardRequest::WriteMarkers { markers, reply } => {
-                let writes = markers.into_iter().map(|m| {
-                    let shard = self.clone();
-                    async move {
-                        if !shard.owns(&m.topic, m.partition) {
-                            return Err(RouteError::NotOwner);
-                        }
-                        let log = shard.log(&m.topic, m.partition)?;
-                        Ok(log.append_marker(m.producer_id, m.epoch, m.commit, m.coordinator_epoch).await?)
+                }
+                Err(e) => {
+                    for position in positions {
+                        answers[position] = Some(Err(e.clone()));
                     }
-                });
-                let answer = join_all(writes).await;
-                reply.send(&self.router, answer).await;
+                }
             }
-            ShardRequest::DescribeProducers { parts, reply } => {
-                let answer = parts
-                    .iter()
-                    .map(|(topic, partition)| {
-                        if !self.owns(topic, *partition) {
-                            return Err(RouteError::NotOwner);
-                        }
-                        Ok(self.log(topic, *partition)?.producer_states())
-                    })
-                    .collect();
-                reply.send(&self.router, answer).await;
-            }
-            ShardRequest::ApplyCatalog { catalog, reply } => {
-                self.apply_catalog(catalog).await;
-                reply.send(&self.router, ()).await;
-            }
-            ShardRequest::Reply { id, reply } => self.deliver_reply(id, *reply),
         }
+        answers.into_iter().map(|a| a.unwrap_or(Err(RouteError::NotOwner))).collect()
     }
 
-    /// Asserts ownership against this shard's catalog: the router and the
-    /// owner must agree, or the work is refused as NOT_LEADER_OR_FOLLOWER.
-    fn owns(&self, topic: &str, partition: i32) -> bool {
-        self.catalog().topic(topic).and_then(|t| t.owner(partition)) == Some(self.id)
-    }
-
-    async fn produce(&self, parts: Vec<ProducePart>, acks: AckLevel) -> Vec<Result<AppendOutcome, RouteError>> {
+    /// Appends each part to its partition (owner side of Produce).
+    pub async fn produce_local(
+        &self,
+        parts: Vec<ProducePart>,
+        acks: AckLevel,
+    ) -> Vec<Result<AppendOutcome, RouteError>> {
         let appends = parts.into_iter().map(|part| async move {
-            if !self.owns(&part.topic, part.partition) {
-                return Err(RouteError::NotOwner);
-            }
-            let log = self.log(&part.topic, part.partition)?;
+            let log = self.owned_log(&part.topic, part.partition)?;
             Ok(log.append(&part.records, &part.summaries, acks).await?)
         });
         join_all(appends).await
     }
 
-    async fn read(&self, parts: Vec<ReadPart>) -> Vec<Result<ReadOutcome, RouteError>> {
+    /// Reads each part from its partition (owner side of Fetch).
+    pub async fn read_local(&self, parts: Vec<ReadPart>) -> Vec<Result<ReadOutcome, RouteError>> {
         let reads = parts.into_iter().map(|part| async move {
-            if !self.owns(&part.topic, part.partition) {
-                return Err(RouteError::NotOwner);
-            }
-            let log = self.log(&part.topic, part.partition)?;
+            let log = self.owned_log(&part.topic, part.partition)?;
             Ok(log.read(part.fetch_offset, part.max_bytes, part.committed).await?)
         });
         join_all(reads).await
     }
 
-    fn watch(&self, parts: &[(Arc<str>, i32, i64)]) -> Vec<oneshot::Receiver<()>> {
+    /// Resolves once any listed partition's high watermark passes its offset,
+    /// or at `deadline` (owner side of a long-poll Fetch).
+    pub async fn watch_local(&self, parts: Vec<WatchPart>, deadline: Instant) {
+        let waits: Vec<_> = parts
+            .iter()
+            .filter_map(|w| self.owned_log(&w.topic, w.partition).ok().map(|log| log.watch(w.offset)))
+            .collect();
+        let timeout = glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()));
+        if waits.is_empty() {
+            timeout.await;
+        } else {
+            futures::pin_mut!(timeout);
+            let _ = select(select_all(waits), timeout).await;
+        }
+    }
+
+    /// The offsets and size of each partition.
+    pub async fn offsets_local(&self, parts: Vec<(Arc<str>, i32)>) -> Vec<Result<PartitionOffsets, RouteError>> {
         parts
             .iter()
-            .filter_map(|(topic, partition, offset)| self.log(topic, *partition).ok().map(|log| log.watch(*offset)))
+            .map(|(topic, partition)| {
+                let log = self.owned_log(topic, *partition)?;
+                Ok(PartitionOffsets {
+                    log_start_offset: log.log_start_offset(),
+                    high_watermark: log.high_watermark(),
+                    log_end_offset: log.log_end_offset(),
+                    size_bytes: log.size_bytes(),
+                })
+            })
             .collect()
     }
 
-    fn offsets(&self, topic: &Arc<str>, partition: i32) -> Result<PartitionOffsets, RouteError> {
-        if !self.owns(topic, partition) {
-            return Err(RouteError::NotOwner);
-        }
-        let log = self.log(topic, partition)?;
-        Ok(PartitionOffsets {
-            log_start_offset: log.log_start_offset(),
-            high_watermark: log.high_watermark(),
-            log_end_offset: log.log_end_offset(),
-            size_bytes: log.size_bytes(),
-        })
+    /// DeleteRecords: moves each partition's log start offset; answers the new one.
+    pub async fn delete_records_local(&self, parts: Vec<(Arc<str>, i32, i64)>) -> Vec<Result<i64, RouteError>> {
+        let deletes = parts.into_iter().map(|(topic, partition, offset)| async move {
+            let log = self.owned_log(&topic, partition)?;
+            Ok(log.delete_records(offset).await?)
+        });
+        join_all(deletes).await
     }
 
-    async fn list_offsets(&self, queries: Vec<OffsetQuery>) -> Vec<Result<Option<(i64, i64)>, RouteError>> {
+    /// Transaction markers, written and synced on each partition.
+    pub async fn write_markers_local(&self, markers: Vec<MarkerPart>) -> Vec<Result<Option<i64>, RouteError>> {
+        let writes = markers.into_iter().map(|m| async move {
+            let log = self.owned_log(&m.topic, m.partition)?;
+            Ok(log.append_marker(m.producer_id, m.epoch, m.commit, m.coordinator_epoch).await?)
+        });
+        join_all(writes).await
+    }
+
+    /// Producer states of each partition (DescribeProducers).
+    pub async fn describe_producers_local(
+        &self,
+        parts: Vec<(Arc<str>, i32)>,
+    ) -> Vec<Result<Vec<ProducerInfo>, RouteError>> {
+        parts.iter().map(|(topic, partition)| Ok(self.owned_log(topic, *partition)?.producer_states())).collect()
+    }
+
+    /// Timestamp lookups: (timestamp, offset), or None when no record is that new.
+    pub async fn list_offsets_local(&self, queries: Vec<OffsetQuery>) -> Vec<Result<Option<(i64, i64)>, RouteError>> {
         let mut answers = Vec::with_capacity(queries.len());
         for q in queries {
             let answer = async {
-                if !self.owns(&q.topic, q.partition) {
-                    return Err(RouteError::NotOwner);
-                }
-                let log = self.log(&q.topic, q.partition)?;
+                let log = self.owned_log(&q.topic, q.partition)?;
                 Ok(match q.timestamp {
-                    crate::protocol::offset_spec::LATEST if q.committed => Some((-1, log.last_stable_offset())),
-                    crate::protocol::offset_spec::LATEST => Some((-1, log.high_watermark())),
-                    crate::protocol::offset_spec::EARLIEST | crate::protocol::offset_spec::EARLIEST_LOCAL => {
-                        Some((-1, log.log_start_offset()))
-                    }
-                    crate::protocol::offset_spec::MAX_TIMESTAMP => log.max_timestamp(),
+                    offset_spec::LATEST if q.committed => Some((-1, log.last_stable_offset())),
+                    offset_spec::LATEST => Some((-1, log.high_watermark())),
+                    offset_spec::EARLIEST | offset_spec::EARLIEST_LOCAL => Some((-1, log.log_start_offset())),
+                    offset_spec::MAX_TIMESTAMP => log.max_timestamp(),
                     target => log.offset_for_timestamp(target).await?,
                 })
             };

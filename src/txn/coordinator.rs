@@ -23,15 +23,32 @@ use std::rc::Rc;
 
 use glommio::sync::Semaphore;
 
-use super::{TxnCall, TxnListing, TxnReply};
+use super::TxnListing;
 use crate::constants::{TXN_GROUPS_MAX, TXN_PARTITIONS, TXN_PARTITIONS_MAX};
 use crate::group::store::{Change, GroupStore, StoreState, StoredTxn};
-use crate::group::{GroupCall, GroupReply};
-use crate::metadata::controller::{ControllerReply, ControllerRequest};
 use crate::protocol::ResponseError;
-use crate::router::{MarkerPart, RouteError, ShardRequest};
-use crate::shard::Shard;
-use crate::storage::StorageError;
+
+/// What the transaction coordinator needs from the rest of the broker: the
+/// producer-id allocator, the partitions' owners and the groups'
+/// coordinators (on whichever shards they live), and the time.
+#[allow(async_fn_in_trait)]
+pub trait TxnEnv {
+    /// A new broker-unique producer id; a failure is COORDINATOR_NOT_AVAILABLE, which clients retry.
+    async fn allocate_producer_id(&self) -> Result<i64, ResponseError>;
+    /// Writes a commit or abort marker for `producer_id` at `epoch` into each
+    /// partition (synced on its owner); partitions of deleted topics are skipped.
+    async fn write_partition_markers(
+        &self,
+        partitions: &[(String, i32)],
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), String>;
+    /// Commits or drops `producer_id`'s pending offsets in each group.
+    async fn write_group_markers(&self, groups: &[String], producer_id: i64, commit: bool) -> Result<(), String>;
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
 
 /// Where a transaction is, named and numbered as Kafka's coordinator does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,10 +102,6 @@ impl TxnState {
 
 /// Coordinator epoch written into markers: a single broker's coordinators never move.
 pub const COORDINATOR_EPOCH: i32 = 0;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
 
 /// One transaction state partition this shard owns.
 struct TxnPartition {
@@ -203,86 +216,74 @@ impl TxnCoordinator {
         Ok(txn)
     }
 
-    /// Runs one routed transaction call.
-    pub async fn serve(&self, shard: &Rc<Shard>, call: TxnCall) -> TxnReply {
-        match call {
-            TxnCall::List { states, producer_ids, min_duration_ms } => {
-                TxnReply::List(self.list(&states, &producer_ids, min_duration_ms))
-            }
-            TxnCall::Describe { transactional_id } => TxnReply::Describe(
-                self.get(&transactional_id)
-                    .map(|t| listing(&transactional_id, &t))
-                    .ok_or(ResponseError::TransactionalIdNotFound),
-            ),
-            call => {
-                let id = match &call {
-                    TxnCall::InitProducerId { transactional_id, .. }
-                    | TxnCall::AddPartitions { transactional_id, .. }
-                    | TxnCall::AddOffsets { transactional_id, .. }
-                    | TxnCall::EndTxn { transactional_id, .. } => transactional_id.clone(),
-                    TxnCall::List { .. } | TxnCall::Describe { .. } => unreachable!("answered above"),
-                };
-                let _guard = match self.lock(&id).await {
-                    Ok(guard) => guard,
-                    Err(e) => return TxnReply::Done(Err(e)),
-                };
-                match call {
-                    TxnCall::InitProducerId { transactional_id, timeout_ms, producer_id, epoch } => {
-                        TxnReply::ProducerId(
-                            self.init_producer_id(shard, &transactional_id, timeout_ms, producer_id, epoch).await,
-                        )
-                    }
-                    TxnCall::AddPartitions { transactional_id, producer_id, epoch, partitions } => TxnReply::Done(
-                        self.add(&transactional_id, producer_id, epoch, |txn| {
-                            for p in partitions {
-                                if !txn.partitions.contains(&p) {
-                                    txn.partitions.push(p);
-                                }
-                            }
-                            txn.partitions.len() <= TXN_PARTITIONS_MAX
-                        })
-                        .await,
-                    ),
-                    TxnCall::AddOffsets { transactional_id, producer_id, epoch, group_id } => TxnReply::Done(
-                        self.add(&transactional_id, producer_id, epoch, |txn| {
-                            if !txn.groups.contains(&group_id) {
-                                txn.groups.push(group_id);
-                            }
-                            txn.groups.len() <= TXN_GROUPS_MAX
-                        })
-                        .await,
-                    ),
-                    TxnCall::EndTxn { transactional_id, producer_id, epoch, commit } => {
-                        TxnReply::Done(self.end_txn(shard, &transactional_id, producer_id, epoch, commit).await)
-                    }
-                    TxnCall::List { .. } | TxnCall::Describe { .. } => unreachable!("answered above"),
+    /// The transaction of `id`, as DescribeTransactions shows it.
+    pub fn describe(&self, id: &str) -> Result<TxnListing, ResponseError> {
+        self.get(id).map(|t| listing(id, &t)).ok_or(ResponseError::TransactionalIdNotFound)
+    }
+
+    /// AddPartitionsToTxn: the partitions join the producer's transaction.
+    pub async fn add_partitions(
+        &self,
+        env: &impl TxnEnv,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<(), ResponseError> {
+        let _guard = self.lock(id).await?;
+        self.add(env, id, producer_id, epoch, |txn| {
+            for p in partitions {
+                if !txn.partitions.contains(&p) {
+                    txn.partitions.push(p);
                 }
             }
-        }
+            txn.partitions.len() <= TXN_PARTITIONS_MAX
+        })
+        .await
+    }
+
+    /// AddOffsetsToTxn: the group's offsets become part of the producer's transaction.
+    pub async fn add_offsets(
+        &self,
+        env: &impl TxnEnv,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        group_id: String,
+    ) -> Result<(), ResponseError> {
+        let _guard = self.lock(id).await?;
+        self.add(env, id, producer_id, epoch, |txn| {
+            if !txn.groups.contains(&group_id) {
+                txn.groups.push(group_id);
+            }
+            txn.groups.len() <= TXN_GROUPS_MAX
+        })
+        .await
     }
 
     /// InitProducerId with a transactional id: a producer id (new, or the
     /// id's existing one) and a bumped epoch that fences older producers. An
     /// open transaction of the previous producer is aborted first.
-    async fn init_producer_id(
+    pub async fn init_producer_id(
         &self,
-        shard: &Rc<Shard>,
+        env: &impl TxnEnv,
         id: &str,
         timeout_ms: i32,
         producer_id: i64,
         epoch: i16,
     ) -> Result<(i64, i16), ResponseError> {
+        let _guard = self.lock(id).await?;
         if timeout_ms <= 0 || timeout_ms > self.timeout_ms_max {
             return Err(ResponseError::InvalidTransactionTimeout);
         }
         let Some(mut txn) = self.get(id) else {
-            let producer_id = allocate_producer_id(shard).await?;
+            let producer_id = env.allocate_producer_id().await?;
             let txn = StoredTxn {
                 producer_id,
                 epoch: 0,
                 timeout_ms,
                 state: TxnState::Empty as u8,
-                update_ms: now_ms(),
+                update_ms: env.now_ms(),
                 ..Default::default()
             };
             let txn = self.persist(id, txn).await?;
@@ -297,12 +298,12 @@ impl TxnCoordinator {
             TxnState::PrepareCommit | TxnState::PrepareAbort => {
                 let commit = state_of(&txn) == TxnState::PrepareCommit;
                 let epoch = txn.epoch;
-                txn = self.complete(shard, id, txn, commit, epoch).await?;
+                txn = self.complete(env, id, txn, commit, epoch).await?;
             }
             TxnState::Ongoing => {
                 // The old producer's transaction is aborted under a bumped epoch, which fences it.
                 let epoch = txn.epoch.checked_add(1).ok_or(ResponseError::ProducerFenced)?;
-                txn = self.complete(shard, id, txn, false, epoch).await?;
+                txn = self.complete(env, id, txn, false, epoch).await?;
                 bumped = true;
             }
             _ => {}
@@ -316,7 +317,7 @@ impl TxnCoordinator {
                 Some(next) => txn.epoch = next,
                 None => {
                     // Epochs are used up: a new producer id starts again at 0.
-                    txn.producer_id = allocate_producer_id(shard).await?;
+                    txn.producer_id = env.allocate_producer_id().await?;
                     txn.epoch = 0;
                 }
             }
@@ -325,7 +326,7 @@ impl TxnCoordinator {
         txn.timeout_ms = timeout_ms;
         txn.partitions.clear();
         txn.groups.clear();
-        txn.update_ms = now_ms();
+        txn.update_ms = env.now_ms();
         let txn = self.persist(id, txn).await?;
         Ok((txn.producer_id, txn.epoch))
     }
@@ -334,6 +335,7 @@ impl TxnCoordinator {
     /// transaction and says whether it stays within its bounds.
     async fn add(
         &self,
+        env: &impl TxnEnv,
         id: &str,
         producer_id: i64,
         epoch: i16,
@@ -346,7 +348,7 @@ impl TxnCoordinator {
             _ => {
                 txn.partitions.clear();
                 txn.groups.clear();
-                txn.start_ms = now_ms();
+                txn.start_ms = env.now_ms();
             }
         }
         let before = txn.clone();
@@ -357,21 +359,23 @@ impl TxnCoordinator {
         if txn == before {
             return Ok(());
         }
-        txn.update_ms = now_ms();
+        txn.update_ms = env.now_ms();
         self.persist(id, txn).await.map(|_| ())
     }
 
-    async fn end_txn(
+    /// EndTxn: commits or aborts the producer's open transaction.
+    pub async fn end_txn(
         &self,
-        shard: &Rc<Shard>,
+        env: &impl TxnEnv,
         id: &str,
         producer_id: i64,
         epoch: i16,
         commit: bool,
     ) -> Result<(), ResponseError> {
+        let _guard = self.lock(id).await?;
         let txn = current(self.get(id), producer_id, epoch)?;
         match (state_of(&txn), commit) {
-            (TxnState::Ongoing, _) => self.complete(shard, id, txn, commit, epoch).await.map(|_| ()),
+            (TxnState::Ongoing, _) => self.complete(env, id, txn, commit, epoch).await.map(|_| ()),
             // A retry of an EndTxn that already finished.
             (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
             (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
@@ -387,7 +391,7 @@ impl TxnCoordinator {
     /// sweep tries again; the decision itself is never taken back.
     async fn complete(
         &self,
-        shard: &Rc<Shard>,
+        env: &impl TxnEnv,
         id: &str,
         mut txn: StoredTxn,
         commit: bool,
@@ -397,23 +401,29 @@ impl TxnCoordinator {
         if state_of(&txn) != prepared || txn.epoch != epoch {
             txn.state = prepared as u8;
             txn.epoch = epoch;
-            txn.update_ms = now_ms();
+            txn.update_ms = env.now_ms();
             txn = self.persist(id, txn).await?;
         }
-        if let Err(e) = write_markers(shard, &txn, commit).await {
+        let written = match env.write_partition_markers(&txn.partitions, txn.producer_id, txn.epoch, commit).await {
+            Ok(()) => env.write_group_markers(&txn.groups, txn.producer_id, commit).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             tracing::warn!(transactional_id = id, error = %e, "transaction markers not written yet; will retry");
             return Ok(txn);
         }
         txn.state = if commit { TxnState::CompleteCommit } else { TxnState::CompleteAbort } as u8;
         txn.partitions.clear();
         txn.groups.clear();
-        txn.update_ms = now_ms();
+        txn.update_ms = env.now_ms();
         tracing::debug!(transactional_id = id, commit, "transaction completed");
         self.persist(id, txn).await
     }
 
-    fn list(&self, states: &[String], producer_ids: &[i64], min_duration_ms: i64) -> Vec<TxnListing> {
-        let now = now_ms();
+    /// ListTransactions: the transactions in the given states (all when
+    /// empty), of the given producers (all when empty), open at least `min_duration_ms` (-1: any).
+    pub fn list(&self, now_ms: i64, states: &[String], producer_ids: &[i64], min_duration_ms: i64) -> Vec<TxnListing> {
+        let now = now_ms;
         let mut out = Vec::new();
         for partition in self.partitions.values() {
             for (id, txn) in &partition.state.borrow().txns {
@@ -437,8 +447,8 @@ impl TxnCoordinator {
     /// Aborts transactions open longer than their timeout (bumping the epoch,
     /// which fences the producer, as Kafka does) and finishes prepared ones
     /// whose markers are not all written yet (after a failure or a restart).
-    pub async fn sweep(&self, shard: &Rc<Shard>) {
-        let now = now_ms();
+    pub async fn sweep(&self, env: &impl TxnEnv) {
+        let now = env.now_ms();
         let mut due: Vec<(String, StoredTxn)> = Vec::new();
         for partition in self.partitions.values() {
             for (id, txn) in &partition.state.borrow().txns {
@@ -463,16 +473,16 @@ impl TxnCoordinator {
                 TxnState::Ongoing => {
                     tracing::info!(transactional_id = %id, producer_id = txn.producer_id, "transaction timed out; aborting");
                     match txn.epoch.checked_add(1) {
-                        Some(epoch) => self.complete(shard, &id, txn, false, epoch).await,
+                        Some(epoch) => self.complete(env, &id, txn, false, epoch).await,
                         None => {
                             let epoch = txn.epoch;
-                            self.complete(shard, &id, txn, false, epoch).await
+                            self.complete(env, &id, txn, false, epoch).await
                         }
                     }
                 }
                 state => {
                     let epoch = txn.epoch;
-                    self.complete(shard, &id, txn, state == TxnState::PrepareCommit, epoch).await
+                    self.complete(env, &id, txn, state == TxnState::PrepareCommit, epoch).await
                 }
             };
             if let Err(e) = result {
@@ -487,65 +497,4 @@ impl TxnCoordinator {
             partition.store.close().await;
         }
     }
-}
-
-/// A new broker-unique producer id from shard 0's allocator: for an
-/// idempotent producer (InitProducerId without a transactional id) and for a
-/// transactional id's first or exhausted producer id alike. A failure to
-/// reserve ids on disk is logged and answered as COORDINATOR_NOT_AVAILABLE,
-/// which clients retry.
-pub async fn allocate_producer_id(shard: &Rc<Shard>) -> Result<i64, ResponseError> {
-    let reply =
-        shard.call(0, |reply| ShardRequest::Controller { request: ControllerRequest::AllocateProducerId, reply }).await;
-    match reply {
-        Ok(ControllerReply::ProducerId(Ok(id))) => Ok(id),
-        Ok(ControllerReply::ProducerId(Err(e))) => {
-            tracing::error!(error = %e, "cannot reserve producer ids");
-            Err(ResponseError::CoordinatorNotAvailable)
-        }
-        Ok(other) => unreachable!("controller answered a producer id request with {other:?}"),
-        Err(_) => Err(ResponseError::CoordinatorNotAvailable),
-    }
-}
-
-/// Writes the transaction's markers: a control batch in each of its
-/// partitions (on their owners, synced) and the offsets decision at each
-/// group's coordinator. Partitions of deleted topics are skipped.
-async fn write_markers(shard: &Rc<Shard>, txn: &StoredTxn, commit: bool) -> Result<(), String> {
-    let catalog = shard.catalog();
-    let mut items = Vec::with_capacity(txn.partitions.len());
-    for (topic, partition) in &txn.partitions {
-        let Some(meta) = catalog.topic(topic) else { continue };
-        let Some(owner) = meta.owner(*partition) else { continue };
-        let part = MarkerPart {
-            topic: meta.name.clone(),
-            partition: *partition,
-            producer_id: txn.producer_id,
-            epoch: txn.epoch,
-            commit,
-            coordinator_epoch: COORDINATOR_EPOCH,
-        };
-        items.push((owner, part));
-    }
-    let written =
-        crate::handlers::scatter(shard, items, |markers, reply| ShardRequest::WriteMarkers { markers, reply }).await;
-    for result in written {
-        match result {
-            Ok(_) => {}
-            // The producer has moved on to a newer epoch there: nothing of this one is open.
-            Err(RouteError::Producer(_)) => {}
-            Err(RouteError::Storage(StorageError::Failed(reason))) => return Err(reason),
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    for group_id in &txn.groups {
-        let call = GroupCall::TxnEnd { group_id: group_id.clone(), producer_id: txn.producer_id, commit };
-        match crate::handlers::call_group(shard, group_id, call).await {
-            Ok(GroupReply::TxnEnd(Ok(()))) => {}
-            Ok(GroupReply::TxnEnd(Err(e))) => return Err(format!("group {group_id}: {e:?}")),
-            Ok(other) => unreachable!("group coordinator answered a marker with {other:?}"),
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    Ok(())
 }

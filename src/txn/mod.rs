@@ -26,17 +26,6 @@ pub fn coordinator_shard(transactional_id: &str, shards: usize) -> usize {
     txn_partition(transactional_id) % shards
 }
 
-/// Transaction work routed to the coordinating shard.
-#[derive(Debug)]
-pub enum TxnCall {
-    InitProducerId { transactional_id: String, timeout_ms: i32, producer_id: i64, epoch: i16 },
-    AddPartitions { transactional_id: String, producer_id: i64, epoch: i16, partitions: Vec<(String, i32)> },
-    AddOffsets { transactional_id: String, producer_id: i64, epoch: i16, group_id: String },
-    EndTxn { transactional_id: String, producer_id: i64, epoch: i16, commit: bool },
-    List { states: Vec<String>, producer_ids: Vec<i64>, min_duration_ms: i64 },
-    Describe { transactional_id: String },
-}
-
 /// One transaction as ListTransactions and DescribeTransactions show it.
 #[derive(Debug, Clone)]
 pub struct TxnListing {
@@ -72,13 +61,4 @@ impl TxnListing {
         }
         Ok(())
     }
-}
-
-/// The coordinator's answer to a [`TxnCall`].
-#[derive(Debug)]
-pub enum TxnReply {
-    ProducerId(Result<(i64, i16), ResponseError>),
-    Done(Result<(), ResponseError>),
-    List(Vec<TxnListing>),
-    Describe(Result<TxnListing, ResponseError>),
 }
