@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use std::os::unix::thread::JoinHandleExt;
 use std::sync::Arc;
 
 use glommio::channels::channel_mesh::MeshBuilder;
@@ -14,13 +15,15 @@ use crate::config::BrokerConfig;
 use crate::constants::{IO_MEMORY_BYTES_PER_SHARD, MESH_CHANNEL_DEPTH};
 use crate::metadata::controller::{CatalogSink, Controller};
 use crate::router::{spawn_receivers, Router, ShardMessage};
-use crate::server::{self, STOPPING};
-use crate::shard::Shard;
+use crate::server;
+use crate::shard::lifecycle::Lifecycle;
+use crate::shard::{Coordinators, Shard};
 
 const CLEAN_SHUTDOWN_MARKER: &str = ".sluice_clean_shutdown";
 
-/// Shards that have stopped taking requests and answered their in-flight ones.
-static DRAINED_SHARDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// The thread that waits for SIGINT and SIGTERM (a `pthread_t`; 0 before it
+/// exists). Signals are the process's, so this one thing is process-wide.
+static SIGNAL_WAITER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Reads or creates `meta.properties`, holding the cluster id and node id as Kafka does.
 fn cluster_id(data_dir: &Path, node_id: i32) -> std::io::Result<String> {
@@ -61,42 +64,59 @@ fn base64_url(bytes: &[u8]) -> String {
     out
 }
 
-/// Asks the shards to stop; runs if SIGINT or SIGTERM reaches a thread that
-/// does not block them (one a runtime or library started before `main`, such
-/// as a sanitizer's), which would otherwise die of the signal's default action.
-extern "C" fn on_stop_signal(_signal: libc::c_int) {
-    // An atomic store is async-signal-safe.
-    STOPPING.store(true, Ordering::Release);
+/// Runs if SIGINT or SIGTERM reaches a thread that does not block them (one a
+/// runtime or library started before `main`, such as a sanitizer's), which
+/// would otherwise die of the signal's default action: hands the signal to
+/// the waiting thread.
+extern "C" fn on_stop_signal(signal: libc::c_int) {
+    let waiter = SIGNAL_WAITER.load(Ordering::Acquire);
+    if waiter != 0 {
+        // SAFETY: pthread_kill is async-signal-safe; `waiter` is the live signal thread.
+        unsafe { libc::pthread_kill(waiter as libc::pthread_t, signal) };
+    }
 }
 
 /// Blocks SIGINT and SIGTERM in every thread (executors inherit the mask) and
 /// returns a thread that waits for one and asks the shards to stop.
-fn spawn_signal_waiter() -> std::thread::JoinHandle<()> {
+fn spawn_signal_waiter(lifecycle: Arc<Lifecycle>) -> std::thread::JoinHandle<()> {
     // SAFETY: plain libc calls on zeroed, frame-owned sigaction and sigset
-    // values; the handler only stores to an atomic.
+    // values; the handler only forwards the signal.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    let waiter = std::thread::spawn(move || {
+        let mut signal = 0;
+        // SAFETY: `set` is a valid sigset; sigwait writes the signal number.
+        unsafe { libc::sigwait(&set, &mut signal) };
+        tracing::info!(signal, "stopping");
+        lifecycle.stop();
+    });
+    SIGNAL_WAITER.store(waiter.as_pthread_t() as u64, Ordering::Release);
+    // SAFETY: as above; installed once the waiter it forwards to exists.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
         libc::sigemptyset(&mut action.sa_mask);
         libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
         libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
-    std::thread::spawn(move || {
-        let mut signal = 0;
-        // SAFETY: `set` is a valid sigset; sigwait writes the signal number.
-        unsafe { libc::sigwait(&set, &mut signal) };
-        tracing::info!(signal, "stopping");
-        STOPPING.store(true, Ordering::Release);
-    })
+    waiter
 }
 
 /// Runs the broker until SIGINT or SIGTERM; returns once every shard has stopped.
-pub fn run(mut config: BrokerConfig) -> Result<(), String> {
+pub fn run(config: BrokerConfig) -> Result<(), String> {
+    let lifecycle = Arc::new(Lifecycle::default());
+    let _signals = spawn_signal_waiter(lifecycle.clone());
+    serve(config, lifecycle)
+}
+
+/// Runs one broker until `lifecycle` is asked to stop; returns once every
+/// shard has stopped.
+pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("create {}: {e}", config.data_dir.display()))?;
     if config.listen.port() == 0 {
         // Every shard must bind the same port: choose it once here.
@@ -118,7 +138,6 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
         listen = %config.listen, data_dir = %config.data_dir.display(), shards = config.shards,
         clean_start, %cluster_id, "starting sluice"
     );
-    let signals = spawn_signal_waiter();
 
     let config = Arc::new(config);
     let mesh = MeshBuilder::<ShardMessage, _>::full(config.shards, MESH_CHANNEL_DEPTH);
@@ -130,7 +149,8 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
             let config = config.clone();
             let cluster_id = cluster_id.clone();
             let mesh = mesh.clone();
-            async move { run_shard(config, cluster_id, mesh, clean_start).await }
+            let lifecycle = lifecycle.clone();
+            async move { run_shard(config, cluster_id, mesh, clean_start, lifecycle).await }
         })
         .map_err(|e| format!("start shards: {e}"))?;
     let results = handles.join_all();
@@ -142,7 +162,6 @@ pub fn run(mut config: BrokerConfig) -> Result<(), String> {
             Err(e) => return Err(format!("shard failed: {e:?}")),
         }
     }
-    drop(signals);
     let data_dir = std::env::current_dir().map(|d| d.join(&*marker)).unwrap_or(marker.clone());
     if clean {
         std::fs::write(&marker, b"").map_err(|e| format!("write {}: {e}", data_dir.display()))?;
@@ -161,6 +180,7 @@ async fn run_shard(
     cluster_id: Arc<str>,
     mesh: MeshBuilder<ShardMessage, glommio::channels::channel_mesh::Full>,
     clean_start: bool,
+    lifecycle: Arc<Lifecycle>,
 ) -> Result<bool, String> {
     let (senders, receivers) = mesh.join().await.map_err(|_| "join the shard mesh".to_string())?;
     let router = Router::new(senders);
@@ -192,7 +212,14 @@ async fn run_shard(
         config.transaction_max_timeout_ms,
     )
     .await?;
-    let shard = Rc::new(Shard::new(config, cluster_id, router, controller, groups, txns, clean_start));
+    let shard = Rc::new(Shard::new(
+        config,
+        cluster_id,
+        router,
+        Coordinators { controller, groups, txns },
+        clean_start,
+        lifecycle,
+    ));
     let serve_shard = shard.clone();
     spawn_receivers(receivers, Rc::new(move |request| serve_shard.serve(request)));
     if let Some(controller) = &shard.controller {
@@ -209,7 +236,7 @@ async fn run_shard(
     );
     glommio::spawn_local_into(
         async move {
-            while !STOPPING.load(Ordering::Acquire) {
+            while !sweeper.lifecycle.stopping() {
                 glommio::timer::sleep(std::time::Duration::from_millis(crate::constants::GROUP_SWEEP_INTERVAL_MS))
                     .await;
                 sweeper.groups.sweep().await;
@@ -225,7 +252,7 @@ async fn run_shard(
     glommio::spawn_local_into(
         async move {
             let mut next_retention = std::time::Instant::now() + interval;
-            while !STOPPING.load(Ordering::Acquire) {
+            while !retainer.lifecycle.stopping() {
                 glommio::timer::sleep(std::time::Duration::from_millis(crate::constants::BACKGROUND_TICK_MS)).await;
                 retainer.checkpoint_recovery_points().await;
                 if std::time::Instant::now() >= next_retention {
@@ -252,8 +279,8 @@ async fn run_shard(
     }
     // Requests of other shards may still read or write this shard's partitions:
     // close them only once every shard has drained.
-    DRAINED_SHARDS.fetch_add(1, Ordering::AcqRel);
-    while DRAINED_SHARDS.load(Ordering::Acquire) < shard.router.shards && std::time::Instant::now() < drain_deadline {
+    shard.lifecycle.shard_drained();
+    while shard.lifecycle.drained_shards() < shard.router.shards && std::time::Instant::now() < drain_deadline {
         glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
     }
     shard.txns.close().await;

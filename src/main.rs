@@ -1,8 +1,27 @@
 //! The `sluice` binary: parse the command line, load config, start the shards.
 
-use clap::Parser;
-use sluice::config::{BrokerConfig, Cli, Command};
+use clap::{Parser, Subcommand};
+use sluice::config::{BrokerConfig, ServeArgs};
 use sluice::tune::TuneCommand;
+
+/// Sluice: a Kafka-compatible broker, one shard per core.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+// Parsed once at start; boxing `ServeArgs` would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the broker.
+    Serve(ServeArgs),
+    /// Host tuning for a broker.
+    #[command(subcommand)]
+    Tune(TuneCommand),
+}
 
 fn main() {
     tracing_subscriber::fmt()

@@ -11,32 +11,13 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 
 use crate::constants::{
     FRAME_BYTES_MAX_DEFAULT, FRAME_BYTES_MIN, INDEX_INTERVAL_BYTES_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT,
     NUM_PARTITIONS_DEFAULT, PARTITIONS_PER_TOPIC_MAX, SEGMENT_BYTES_DEFAULT, SHARDS_MAX,
 };
 pub use topic::{TimestampType, TopicConfig};
-
-/// Sluice: a Kafka-compatible broker, one shard per core.
-#[derive(Debug, Parser)]
-#[command(name = "sluice", version, about)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-// Parsed once at start; boxing `ServeArgs` would buy nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the broker.
-    Serve(ServeArgs),
-    /// Host tuning for a broker.
-    #[command(subcommand)]
-    Tune(crate::tune::TuneCommand),
-}
 
 /// Flags of `sluice serve`; each also reads a `SLUICE_*` environment variable.
 #[derive(Debug, Clone, Args)]

@@ -64,7 +64,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     .detach();
 
     let frame_bytes_max = shard.config.socket_request_max_bytes;
-    while !refused.get() && !crate::server::STOPPING.load(std::sync::atomic::Ordering::Acquire) {
+    while !refused.get() && !shard.lifecycle.stopping() {
         let mut prefix = [0u8; 4];
         match read_prefix(&mut reader, &mut prefix, &pending).await {
             Ok(true) => {}

@@ -4,40 +4,30 @@
 pub mod connection;
 
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use glommio::net::TcpListener;
 
+use crate::shard::lifecycle::Lifecycle;
 use crate::shard::Shard;
 
-/// Set once the process is asked to stop; every shard's accept loop watches it.
-pub static STOPPING: AtomicBool = AtomicBool::new(false);
-
-/// Client connections open on the whole broker (all shards).
-pub static CONNECTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 /// Counts a connection against `max.connections` until dropped.
-pub struct ConnectionSlot;
+pub struct ConnectionSlot(Arc<Lifecycle>);
 
 impl ConnectionSlot {
     /// A slot, or `None` when the broker is at `max.connections`.
-    pub fn take(max: usize) -> Option<ConnectionSlot> {
-        let before = CONNECTIONS.fetch_add(1, Ordering::AcqRel);
-        if before >= max {
-            CONNECTIONS.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(ConnectionSlot)
+    pub fn take(lifecycle: &Arc<Lifecycle>, max: usize) -> Option<ConnectionSlot> {
+        lifecycle.take_connection(max).then(|| ConnectionSlot(lifecycle.clone()))
     }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        CONNECTIONS.fetch_sub(1, Ordering::AcqRel);
+        self.0.release_connection();
     }
 }
 
-/// How often an idle accept loop looks at [`STOPPING`].
+/// How often an idle accept loop looks whether the broker is stopping.
 const STOP_POLL_MS: u64 = 50;
 
 /// Accepts connections until the broker stops.
@@ -55,7 +45,7 @@ pub async fn listen(shard: Rc<Shard>) -> std::io::Result<()> {
                 accept = Box::pin(listener.accept());
                 match accepted {
                     Ok(stream) => {
-                        let Some(slot) = ConnectionSlot::take(shard.config.max_connections) else {
+                        let Some(slot) = ConnectionSlot::take(&shard.lifecycle, shard.config.max_connections) else {
                             tracing::warn!(
                                 max = shard.config.max_connections,
                                 "max.connections reached; refusing a connection"
@@ -75,7 +65,7 @@ pub async fn listen(shard: Rc<Shard>) -> std::io::Result<()> {
             }
             futures::future::Either::Right(_) => {}
         }
-        if STOPPING.load(Ordering::Acquire) {
+        if shard.lifecycle.stopping() {
             return Ok(());
         }
     }

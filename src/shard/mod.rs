@@ -28,6 +28,7 @@ use crate::storage::{AckLevel, AppendOutcome, Log, ReadOutcome};
 
 pub mod client;
 pub mod gather;
+pub mod lifecycle;
 
 type PartitionKey = (Arc<str>, i32);
 
@@ -45,6 +46,8 @@ pub struct Shard {
     pub txns: crate::txn::coordinator::TxnCoordinator,
     /// Whether the previous run stopped cleanly (indexes can be trusted).
     pub clean_start: bool,
+    /// Shared with the broker's other shards: stop, connections, drain.
+    pub lifecycle: Arc<lifecycle::Lifecycle>,
     /// Requests read from this shard's connections and not yet answered.
     pub inflight_requests: std::cell::Cell<usize>,
     /// Bytes of request frames this shard may hold; reading waits when spent.
@@ -61,16 +64,24 @@ pub struct Shard {
 /// Hands a remote answer to the local task waiting for it.
 type PendingCall = Box<dyn FnOnce(Answer)>;
 
+/// The coordinators a shard runs, opened before it starts.
+pub struct Coordinators {
+    /// Shard 0 only.
+    pub controller: Option<Controller>,
+    pub groups: crate::group::coordinator::GroupCoordinator,
+    pub txns: crate::txn::coordinator::TxnCoordinator,
+}
+
 impl Shard {
     pub fn new(
         config: Arc<BrokerConfig>,
         cluster_id: Arc<str>,
         router: Router,
-        controller: Option<Controller>,
-        groups: crate::group::coordinator::GroupCoordinator,
-        txns: crate::txn::coordinator::TxnCoordinator,
+        coordinators: Coordinators,
         clean_start: bool,
+        lifecycle: Arc<lifecycle::Lifecycle>,
     ) -> Shard {
+        let Coordinators { controller, groups, txns } = coordinators;
         Shard {
             id: router.shard_id,
             config,
@@ -80,6 +91,7 @@ impl Shard {
             groups,
             txns,
             clean_start,
+            lifecycle,
             inflight_requests: std::cell::Cell::new(0),
             request_budget: Rc::new(glommio::sync::Semaphore::new(
                 crate::constants::REQUEST_BYTES_PER_SHARD_MAX as u64,

@@ -23,7 +23,7 @@ use std::rc::Rc;
 
 use glommio::sync::Semaphore;
 
-use super::TxnListing;
+use super::{state, TxnListing};
 use crate::constants::{TXN_GROUPS_MAX, TXN_PARTITIONS, TXN_PARTITIONS_MAX};
 use crate::group::store::{Change, GroupStore, StoreState, StoredTxn};
 use crate::protocol::ResponseError;
@@ -137,14 +137,8 @@ impl Drop for IdLock<'_> {
     }
 }
 
-/// Checks that `producer_id` and `epoch` are the transactional id's current ones.
-fn current(txn: Option<StoredTxn>, producer_id: i64, epoch: i16) -> Result<StoredTxn, ResponseError> {
-    let Some(txn) = txn else { return Err(ResponseError::InvalidProducerIdMapping) };
-    super::check_producer((txn.producer_id, txn.epoch), producer_id, epoch)?;
-    Ok(txn)
-}
-
-fn state_of(txn: &StoredTxn) -> TxnState {
+/// The state of a stored transaction.
+pub(super) fn state_of(txn: &StoredTxn) -> TxnState {
     TxnState::from_u8(txn.state)
 }
 
@@ -273,60 +267,26 @@ impl TxnCoordinator {
         epoch: i16,
     ) -> Result<(i64, i16), ResponseError> {
         let _guard = self.lock(id).await?;
-        if timeout_ms <= 0 || timeout_ms > self.timeout_ms_max {
-            return Err(ResponseError::InvalidTransactionTimeout);
-        }
-        let Some(mut txn) = self.get(id) else {
+        let existing = self.get(id);
+        state::check_init(existing.as_ref(), timeout_ms, self.timeout_ms_max, producer_id, epoch)?;
+        let Some(mut txn) = existing else {
             let producer_id = env.allocate_producer_id().await?;
-            let txn = StoredTxn {
-                producer_id,
-                epoch: 0,
-                timeout_ms,
-                state: TxnState::Empty as u8,
-                update_ms: env.now_ms(),
-                ..Default::default()
-            };
-            let txn = self.persist(id, txn).await?;
+            let txn = self.persist(id, state::new_txn(producer_id, timeout_ms, env.now_ms())).await?;
             return Ok((txn.producer_id, txn.epoch));
         };
-        // KIP-360: a producer that knows its id and epoch may only bump its own.
-        if producer_id >= 0 && (producer_id != txn.producer_id || epoch != txn.epoch) {
-            return Err(ResponseError::ProducerFenced);
-        }
         let mut bumped = false;
-        match state_of(&txn) {
-            TxnState::PrepareCommit | TxnState::PrepareAbort => {
-                let commit = state_of(&txn) == TxnState::PrepareCommit;
-                let epoch = txn.epoch;
-                txn = self.complete(env, id, txn, commit, epoch).await?;
-            }
-            TxnState::Ongoing => {
-                // The old producer's transaction is aborted under a bumped epoch, which fences it.
-                let epoch = txn.epoch.checked_add(1).ok_or(ResponseError::ProducerFenced)?;
-                txn = self.complete(env, id, txn, false, epoch).await?;
-                bumped = true;
-            }
-            _ => {}
+        if let Some(unfinished) = state::unfinished(&txn)? {
+            txn = self.complete(env, id, txn, unfinished.commit, unfinished.epoch).await?;
+            bumped = unfinished.bumped;
         }
         if matches!(state_of(&txn), TxnState::PrepareCommit | TxnState::PrepareAbort) {
             // Markers of the previous transaction are not all written yet: the client retries.
             return Err(ResponseError::ConcurrentTransactions);
         }
-        if !bumped {
-            match txn.epoch.checked_add(1).filter(|e| *e < i16::MAX) {
-                Some(next) => txn.epoch = next,
-                None => {
-                    // Epochs are used up: a new producer id starts again at 0.
-                    txn.producer_id = env.allocate_producer_id().await?;
-                    txn.epoch = 0;
-                }
-            }
+        let (mut txn, new_producer_id) = state::initialized(txn, timeout_ms, bumped, env.now_ms());
+        if new_producer_id {
+            txn.producer_id = env.allocate_producer_id().await?;
         }
-        txn.state = TxnState::Empty as u8;
-        txn.timeout_ms = timeout_ms;
-        txn.partitions.clear();
-        txn.groups.clear();
-        txn.update_ms = env.now_ms();
         let txn = self.persist(id, txn).await?;
         Ok((txn.producer_id, txn.epoch))
     }
@@ -341,26 +301,10 @@ impl TxnCoordinator {
         epoch: i16,
         extend: impl FnOnce(&mut StoredTxn) -> bool,
     ) -> Result<(), ResponseError> {
-        let mut txn = current(self.get(id), producer_id, epoch)?;
-        match state_of(&txn) {
-            TxnState::PrepareCommit | TxnState::PrepareAbort => return Err(ResponseError::ConcurrentTransactions),
-            TxnState::Ongoing => {}
-            _ => {
-                txn.partitions.clear();
-                txn.groups.clear();
-                txn.start_ms = env.now_ms();
-            }
+        match state::add(self.get(id), producer_id, epoch, env.now_ms(), extend)? {
+            Some(txn) => self.persist(id, txn).await.map(|_| ()),
+            None => Ok(()),
         }
-        let before = txn.clone();
-        if !extend(&mut txn) {
-            return Err(ResponseError::InvalidRequest);
-        }
-        txn.state = TxnState::Ongoing as u8;
-        if txn == before {
-            return Ok(());
-        }
-        txn.update_ms = env.now_ms();
-        self.persist(id, txn).await.map(|_| ())
     }
 
     /// EndTxn: commits or aborts the producer's open transaction.
@@ -373,15 +317,9 @@ impl TxnCoordinator {
         commit: bool,
     ) -> Result<(), ResponseError> {
         let _guard = self.lock(id).await?;
-        let txn = current(self.get(id), producer_id, epoch)?;
-        match (state_of(&txn), commit) {
-            (TxnState::Ongoing, _) => self.complete(env, id, txn, commit, epoch).await.map(|_| ()),
-            // A retry of an EndTxn that already finished.
-            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
-            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
-                Err(ResponseError::ConcurrentTransactions)
-            }
-            _ => Err(ResponseError::InvalidTxnState),
+        match state::end(self.get(id), producer_id, epoch, commit)? {
+            state::EndStep::Complete(txn) => self.complete(env, id, txn, commit, epoch).await.map(|_| ()),
+            state::EndStep::AlreadyDone => Ok(()),
         }
     }
 
@@ -397,12 +335,8 @@ impl TxnCoordinator {
         commit: bool,
         epoch: i16,
     ) -> Result<StoredTxn, ResponseError> {
-        let prepared = if commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort };
-        if state_of(&txn) != prepared || txn.epoch != epoch {
-            txn.state = prepared as u8;
-            txn.epoch = epoch;
-            txn.update_ms = env.now_ms();
-            txn = self.persist(id, txn).await?;
+        if let Some(prepared) = state::prepared(&txn, commit, epoch, env.now_ms()) {
+            txn = self.persist(id, prepared).await?;
         }
         let written = match env.write_partition_markers(&txn.partitions, txn.producer_id, txn.epoch, commit).await {
             Ok(()) => env.write_group_markers(&txn.groups, txn.producer_id, commit).await,
@@ -412,32 +346,19 @@ impl TxnCoordinator {
             tracing::warn!(transactional_id = id, error = %e, "transaction markers not written yet; will retry");
             return Ok(txn);
         }
-        txn.state = if commit { TxnState::CompleteCommit } else { TxnState::CompleteAbort } as u8;
-        txn.partitions.clear();
-        txn.groups.clear();
-        txn.update_ms = env.now_ms();
         tracing::debug!(transactional_id = id, commit, "transaction completed");
-        self.persist(id, txn).await
+        self.persist(id, state::completed(txn, commit, env.now_ms())).await
     }
 
     /// ListTransactions: the transactions in the given states (all when
     /// empty), of the given producers (all when empty), open at least `min_duration_ms` (-1: any).
     pub fn list(&self, now_ms: i64, states: &[String], producer_ids: &[i64], min_duration_ms: i64) -> Vec<TxnListing> {
-        let now = now_ms;
         let mut out = Vec::new();
         for partition in self.partitions.values() {
             for (id, txn) in &partition.state.borrow().txns {
-                let state = state_of(txn);
-                if !states.is_empty() && !states.iter().any(|s| s == state.name()) {
-                    continue;
+                if state::listed(txn, states, producer_ids, min_duration_ms, now_ms) {
+                    out.push(listing(id, txn));
                 }
-                if !producer_ids.is_empty() && !producer_ids.contains(&txn.producer_id) {
-                    continue;
-                }
-                if min_duration_ms >= 0 && (state == TxnState::Empty || now - txn.start_ms < min_duration_ms) {
-                    continue;
-                }
-                out.push(listing(id, txn));
             }
         }
         out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
@@ -452,15 +373,10 @@ impl TxnCoordinator {
         let mut due: Vec<(String, StoredTxn)> = Vec::new();
         for partition in self.partitions.values() {
             for (id, txn) in &partition.state.borrow().txns {
-                let state = state_of(txn);
-                let timed_out = state == TxnState::Ongoing && now - txn.start_ms > txn.timeout_ms as i64;
-                if timed_out || matches!(state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
+                if state::sweep(txn, now).is_some() {
                     due.push((id.clone(), txn.clone()));
                 }
             }
-        }
-        if due.is_empty() {
-            return;
         }
         for (id, seen) in due {
             let Ok(_guard) = self.lock(&id).await else { return };
@@ -469,23 +385,11 @@ impl TxnCoordinator {
             if txn != seen {
                 continue;
             }
-            let result = match state_of(&txn) {
-                TxnState::Ongoing => {
-                    tracing::info!(transactional_id = %id, producer_id = txn.producer_id, "transaction timed out; aborting");
-                    match txn.epoch.checked_add(1) {
-                        Some(epoch) => self.complete(env, &id, txn, false, epoch).await,
-                        None => {
-                            let epoch = txn.epoch;
-                            self.complete(env, &id, txn, false, epoch).await
-                        }
-                    }
-                }
-                state => {
-                    let epoch = txn.epoch;
-                    self.complete(env, &id, txn, state == TxnState::PrepareCommit, epoch).await
-                }
-            };
-            if let Err(e) = result {
+            let Some((commit, epoch)) = state::sweep(&txn, now) else { continue };
+            if state_of(&txn) == TxnState::Ongoing {
+                tracing::info!(transactional_id = %id, producer_id = txn.producer_id, "transaction timed out; aborting");
+            }
+            if let Err(e) = self.complete(env, &id, txn, commit, epoch).await {
                 tracing::warn!(transactional_id = %id, error = ?e, "cannot finish transaction");
             }
         }

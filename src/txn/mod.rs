@@ -11,6 +11,7 @@
 
 pub mod coordinator;
 pub mod producer_ids;
+pub mod state;
 
 use crate::constants::TXN_PARTITIONS;
 use crate::protocol::ResponseError;
