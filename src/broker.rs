@@ -2,10 +2,10 @@
 //! the channel mesh between them, and the clean-shutdown marker that tells
 //! the next start whether indexes can be trusted.
 
+use std::os::unix::thread::JoinHandleExt;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::os::unix::thread::JoinHandleExt;
 use std::sync::Arc;
 
 use glommio::channels::channel_mesh::MeshBuilder;
@@ -223,7 +223,7 @@ async fn run_shard(
     let serve_shard = shard.clone();
     spawn_receivers(receivers, Rc::new(move |request| serve_shard.serve(request)));
     if let Some(controller) = &shard.controller {
-        shard.publish(controller.catalog()).await;
+        shard.env().publish(controller.catalog()).await;
     }
     // Every shard has its partitions open before its listener accepts.
     shard.wait_for_catalog().await;
@@ -240,7 +240,7 @@ async fn run_shard(
                 glommio::timer::sleep(std::time::Duration::from_millis(crate::constants::GROUP_SWEEP_INTERVAL_MS))
                     .await;
                 sweeper.groups.sweep().await;
-                sweeper.txns.sweep(&sweeper).await;
+                sweeper.txns.sweep(&sweeper.env()).await;
             }
         },
         background,

@@ -24,7 +24,7 @@ pub async fn handle(
         let (producer_id, epoch) = (request.producer_id.0, request.producer_epoch);
         let (id, group_id) = (transactional_id.clone(), request.group_id.0.to_string());
         let add = move |shard: Rc<Shard>| async move {
-            shard.txns.add_offsets(&shard, &id, producer_id, epoch, group_id).await
+            shard.txns.add_offsets(&shard.env(), &id, producer_id, epoch, group_id).await
         };
         coordinator_answer(shard.on_txn(&transactional_id, add).await)
     };

@@ -74,7 +74,7 @@ async fn add(
     } else {
         let id = transactional_id.clone();
         let add = move |shard: Rc<Shard>| async move {
-            shard.txns.add_partitions(&shard, &id, producer_id, epoch, partitions).await
+            shard.txns.add_partitions(&shard.env(), &id, producer_id, epoch, partitions).await
         };
         coordinator_answer(shard.on_txn(&transactional_id, add).await)
     };

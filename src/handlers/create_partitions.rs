@@ -28,7 +28,7 @@ pub async fn handle(
     let count = topics.len();
     let validate_only = request.validate_only;
     let grow = move |shard: Rc<Shard>| async move {
-        shard.controller().create_partitions(&shard, topics, validate_only).await
+        shard.controller().create_partitions(&shard.env(), topics, validate_only).await
     };
     let results = match shard.on_controller(grow).await {
         Ok(results) => results,

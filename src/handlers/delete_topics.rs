@@ -26,7 +26,7 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: DeleteTo
     };
     let count = refs.len();
     let topics = refs.clone();
-    let delete = |shard: Rc<Shard>| async move { shard.controller().delete_topics(&shard, topics).await };
+    let delete = |shard: Rc<Shard>| async move { shard.controller().delete_topics(&shard.env(), topics).await };
     let results = match shard.on_controller(delete).await {
         Ok(results) => results,
         Err(e) => (0..count).map(|_| Err((ResponseError::UnknownServerError, e.to_string()))).collect(),

@@ -18,8 +18,9 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: EndTxnRe
     } else {
         let (producer_id, epoch, commit) = (request.producer_id.0, request.producer_epoch, request.committed);
         let id = transactional_id.clone();
-        let end =
-            move |shard: Rc<Shard>| async move { shard.txns.end_txn(&shard, &id, producer_id, epoch, commit).await };
+        let end = move |shard: Rc<Shard>| async move {
+            shard.txns.end_txn(&shard.env(), &id, producer_id, epoch, commit).await
+        };
         coordinator_answer(shard.on_txn(&transactional_id, end).await)
     };
     let result = result.map_err(|e| fenced_for_version(e, header.request_api_version, 2));

@@ -31,7 +31,7 @@ pub async fn handle(
             (request.transaction_timeout_ms, request.producer_id.0, request.producer_epoch);
         let transactional_id = id.clone();
         let init = move |shard: Rc<Shard>| async move {
-            shard.txns.init_producer_id(&shard, &transactional_id, timeout_ms, producer_id, epoch).await
+            shard.txns.init_producer_id(&shard.env(), &transactional_id, timeout_ms, producer_id, epoch).await
         };
         return match coordinator_answer(shard.on_txn(&id, init).await) {
             Ok((producer_id, epoch)) => {

@@ -177,7 +177,7 @@ pub async fn alter_topic_configs(
         Vec::new()
     } else {
         let alter = move |shard: Rc<Shard>| async move {
-            shard.controller().alter_configs(&shard, topics, validate_only).await
+            shard.controller().alter_configs(&shard.env(), topics, validate_only).await
         };
         match shard.on_controller(alter).await {
             Ok(results) => results,
@@ -209,8 +209,9 @@ pub async fn create_topics(
     validate_only: bool,
 ) -> Vec<Result<Arc<TopicMeta>, TopicError>> {
     let count = topics.len();
-    let create =
-        move |shard: Rc<Shard>| async move { shard.controller().create_topics(&shard, topics, validate_only).await };
+    let create = move |shard: Rc<Shard>| async move {
+        shard.controller().create_topics(&shard.env(), topics, validate_only).await
+    };
     match shard.on_controller(create).await {
         Ok(results) => results,
         Err(e) => (0..count).map(|_| Err((ResponseError::UnknownServerError, e.to_string()))).collect(),

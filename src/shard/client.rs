@@ -103,10 +103,22 @@ impl Shard {
     }
 }
 
-impl CatalogSink for Rc<Shard> {
+/// A shard as the environment of its coordinators: their way to the rest of
+/// the broker ([`TxnEnv`], [`CatalogSink`]).
+#[derive(Clone)]
+pub struct ShardEnv(Rc<Shard>);
+
+impl Shard {
+    pub fn env(self: &Rc<Self>) -> ShardEnv {
+        ShardEnv(self.clone())
+    }
+}
+
+impl CatalogSink for ShardEnv {
     /// Has every shard adopt `catalog`, and waits until all have.
     async fn publish(&self, catalog: Arc<Catalog>) {
         let applied = self
+            .0
             .on_every_shard(move |shard| async move {
                 shard.apply_catalog(catalog).await;
             })
@@ -119,9 +131,9 @@ impl CatalogSink for Rc<Shard> {
     }
 }
 
-impl TxnEnv for Rc<Shard> {
+impl TxnEnv for ShardEnv {
     async fn allocate_producer_id(&self) -> Result<i64, ResponseError> {
-        Shard::allocate_producer_id(self).await
+        self.0.allocate_producer_id().await
     }
 
     async fn write_partition_markers(
@@ -131,7 +143,7 @@ impl TxnEnv for Rc<Shard> {
         epoch: i16,
         commit: bool,
     ) -> Result<(), String> {
-        let catalog = self.catalog();
+        let catalog = self.0.catalog();
         let mut items = Vec::with_capacity(partitions.len());
         for (topic, partition) in partitions {
             let Some(meta) = catalog.topic(topic) else { continue };
@@ -142,7 +154,7 @@ impl TxnEnv for Rc<Shard> {
             items.push((owner, MarkerPart { topic, partition, producer_id, epoch, commit, coordinator_epoch }));
         }
         let written =
-            self.scatter(items, |shard, markers| async move { shard.write_markers_local(markers).await }).await;
+            self.0.scatter(items, |shard, markers| async move { shard.write_markers_local(markers).await }).await;
         for result in written {
             match result {
                 Ok(_) => {}
@@ -159,7 +171,7 @@ impl TxnEnv for Rc<Shard> {
         for group_id in groups {
             let id = group_id.clone();
             let end = move |shard: Rc<Shard>| async move { shard.groups.txn_end(&id, producer_id, commit).await };
-            match self.on_group(group_id, end).await {
+            match self.0.on_group(group_id, end).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(format!("group {group_id}: {e:?}")),
                 Err(e) => return Err(e.to_string()),
