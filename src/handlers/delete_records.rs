@@ -7,6 +7,7 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, Requ
 
 use super::errors::route_error_code;
 use crate::protocol::ResponseError;
+use crate::router::DeletePart;
 use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
 
@@ -21,7 +22,10 @@ pub async fn handle(
         let meta = catalog.topic(topic.name.0.as_str());
         for p in &topic.partitions {
             match meta.and_then(|m| m.owner(p.partition_index).map(|o| (m, o))) {
-                Some((meta, owner)) => plan.send((owner, (meta.name.clone(), p.partition_index, p.offset))),
+                Some((meta, owner)) => plan.send((
+                    owner,
+                    DeletePart { topic: meta.name.clone(), partition: p.partition_index, offset: p.offset },
+                )),
                 None => plan.answer(ResponseError::UnknownTopicOrPartition),
             }
         }

@@ -72,6 +72,14 @@ pub struct WatchPart {
     pub offset: i64,
 }
 
+/// DeleteRecords for one partition: move its log start offset up to `offset`.
+#[derive(Debug, Clone)]
+pub struct DeletePart {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
 /// A transaction marker for one partition.
 #[derive(Debug, Clone)]
 pub struct MarkerPart {

@@ -21,8 +21,8 @@ use crate::metadata::controller::Controller;
 use crate::metadata::Catalog;
 use crate::protocol::offset_spec;
 use crate::router::{
-    Answer, Job, MarkerPart, OffsetQuery, PartitionOffsets, ProducePart, ProducerInfo, ReadPart, RouteError, Router,
-    ShardMessage, WatchPart,
+    Answer, DeletePart, Job, MarkerPart, OffsetQuery, PartitionOffsets, ProducePart, ProducerInfo, ReadPart,
+    RouteError, Router, ShardMessage, WatchPart,
 };
 use crate::storage::{AckLevel, AppendOutcome, Log, ReadOutcome};
 
@@ -305,10 +305,10 @@ impl Shard {
     }
 
     /// DeleteRecords: moves each partition's log start offset; answers the new one.
-    pub async fn delete_records_local(&self, parts: Vec<(Arc<str>, i32, i64)>) -> Vec<Result<i64, RouteError>> {
-        let deletes = parts.into_iter().map(|(topic, partition, offset)| async move {
-            let log = self.owned_log(&topic, partition)?;
-            Ok(log.delete_records(offset).await?)
+    pub async fn delete_records_local(&self, parts: Vec<DeletePart>) -> Vec<Result<i64, RouteError>> {
+        let deletes = parts.into_iter().map(|part| async move {
+            let log = self.owned_log(&part.topic, part.partition)?;
+            Ok(log.delete_records(part.offset).await?)
         });
         join_all(deletes).await
     }
