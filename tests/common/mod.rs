@@ -96,8 +96,10 @@ impl Broker {
     }
 
     /// Runs `command` (which starts a broker keeping its data in `data_dir`)
-    /// with its output in `log_path`, and waits until it accepts connections
-    /// on `port`, or, for `None`, on the port its log says it listens on.
+    /// with its output in `log_path`, and waits until its log says it listens
+    /// (on `port`, or for `None` on any port) and it accepts connections there.
+    /// A known port counts only once this broker's own log names it, so a
+    /// listener of another process on that port is never taken for this broker.
     pub fn launch(
         mut command: Command,
         port: Option<u16>,
@@ -119,12 +121,14 @@ impl Broker {
 
     fn wait_ready(&mut self, within: Duration) {
         let deadline = Instant::now() + within;
+        let expected = self.port;
         while Instant::now() < deadline {
-            if self.port == 0 {
-                self.port = listening_port(&self.log()).unwrap_or(0);
-            }
-            if self.port != 0 && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+            let listening = listening_port(&self.log()).filter(|&port| expected == 0 || port == expected);
+            if let Some(port) = listening {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    self.port = port;
+                    return;
+                }
             }
             if !self.alive() {
                 panic!("sluice exited before listening; log:\n{}", self.log());
