@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::kafka::{self, produce, Record};
 use common::{create_topic, Broker, Raw};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
@@ -14,9 +15,7 @@ use kafka_protocol::messages::{
     DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::types::RDKafkaErrorCode;
 
 fn topic_name(name: &str) -> TopicName {
@@ -134,8 +133,7 @@ async fn delete_topics_removes_topic_and_data() {
     create_topic(&bootstrap, "by-id", 2, &[]).await;
     assert!(broker.data_dir.join("doomed-3").exists());
 
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+    let admin = kafka::admin(&bootstrap);
     let results = admin.delete_topics(&["doomed", "never-was"], &AdminOptions::new()).await.unwrap();
     assert!(results[0].is_ok());
     assert_eq!(results[1].as_ref().unwrap_err().1, RDKafkaErrorCode::UnknownTopicOrPartition);
@@ -148,14 +146,8 @@ async fn delete_topics_removes_topic_and_data() {
         .await
         .unwrap();
     assert!(results[0].is_ok());
-    let producer: rdkafka::producer::FutureProducer =
-        ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
-    let delivery = producer
-        .send(rdkafka::producer::FutureRecord::to("doomed").key("k").payload("fresh"), Duration::from_secs(10))
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
-    assert_eq!(delivery.offset, 0, "a re-created topic starts at offset 0");
+    let acked = produce(&kafka::producer(&bootstrap, &[]), "doomed", [Record::new("fresh").key("k")]).await;
+    assert_eq!(acked[0].1, 0, "a re-created topic starts at offset 0");
 
     // DeleteTopics v6 by topic id.
     let mut raw = Raw::connect(&broker);

@@ -7,24 +7,10 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
+use common::kafka::{self, consume_to_end, consumer_config, produce, Record};
 use common::{create_topic, record_batch, Broker, Raw};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, TopicName,
-};
-use kafka_protocol::protocol::StrBytes;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
-
-fn produce_request(topic: &str, records: bytes::Bytes) -> ProduceRequest {
-    ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
-        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-        .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records))])])
-}
 
 fn assert_closed(broker: &Broker, bytes: &[u8], what: &str) {
     let mut raw = Raw::connect(broker);
@@ -86,49 +72,22 @@ async fn malformed_frames_close_only_their_connection() {
     let mut batch = record_batch(&[b"one", b"two"], 1000);
     let last = batch.len() - 1;
     batch[last] ^= 0xff;
-    let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce_request("safe", batch.freeze()));
-    assert_eq!(response.responses[0].partition_responses[0].error_code, 2);
+    assert_eq!(raw.produce("safe", 0, batch).0, 2);
     let mut lying = record_batch(&[b"one"], 1000);
     lying[8..12].copy_from_slice(&1_000_000i32.to_be_bytes());
-    let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce_request("safe", lying.freeze()));
-    assert_eq!(response.responses[0].partition_responses[0].error_code, 2);
+    assert_eq!(raw.produce("safe", 0, lying).0, 2);
     // The same connection still works, and a good batch lands at offset 0.
-    let good = record_batch(&[b"good"], 1000);
-    let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce_request("safe", good.freeze()));
-    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
-    assert_eq!(response.responses[0].partition_responses[0].base_offset, 0);
+    assert_eq!(raw.produce("safe", 0, record_batch(&[b"good"], 1000)), (0, 0));
     let metadata: MetadataResponse = raw.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
     assert!(metadata.topics.iter().any(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "safe")));
 
     // A well-behaved client is unaffected.
-    let producer: FutureProducer =
-        ClientConfig::new().set("bootstrap.servers", &bootstrap).set("acks", "all").create().unwrap();
-    producer
-        .send(FutureRecord::to("safe").key("k").payload("after").partition(0), Duration::from_secs(10))
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
+    let after = Record::new("after").key("k").partition(0);
+    produce(&kafka::producer(&bootstrap, &[("acks", "all")]), "safe", [after]).await;
     let b = bootstrap.clone();
     let values = tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &b)
-            .set("group.id", "unused")
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .create()
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("safe", 0, Offset::Beginning).unwrap();
-        consumer.assign(&tpl).unwrap();
-        let mut values = Vec::new();
-        loop {
-            match consumer.poll(Duration::from_secs(10)) {
-                Some(Ok(m)) => values.push((m.offset(), m.payload().unwrap().to_vec())),
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
-                other => panic!("unexpected poll result {other:?}"),
-            }
-        }
-        values
+        let messages = consume_to_end(&consumer_config(&b, "unused"), "safe", 1, Duration::from_secs(30));
+        messages.iter().map(|m| (m.offset(), m.payload().unwrap().to_vec())).collect::<Vec<_>>()
     })
     .await
     .unwrap();

@@ -9,12 +9,8 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::Command;
 
-use common::{create_topic, record_batch, Broker, Raw};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, TopicName,
-};
+use common::{create_topic, fetch_request, record_batch, Broker, Raw};
+use kafka_protocol::messages::{ApiKey, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 const KAFKA_STORAGE_ERROR: i16 = 56;
@@ -54,32 +50,9 @@ fn fetch_committed(raw: &mut Raw, group: &str, topic: &str) -> (i16, i64) {
     (p.error_code, p.committed_offset)
 }
 
-fn produce(raw: &mut Raw, topic: &str, values: &[&[u8]]) -> (i16, i64) {
-    let request =
-        ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default(
-        )
-        .with_name(TopicName(StrBytes::from_string(topic.into())))
-        .with_partition_data(vec![PartitionProduceData::default()
-            .with_index(0)
-            .with_records(Some(record_batch(values, 1).freeze()))])]);
-    let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &request);
-    let p = &response.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
-}
-
+/// A fetch of partition 0 of `topic` from `offset`: (error code, bytes of records).
 fn fetch(raw: &mut Raw, topic: &str, offset: i64) -> (i16, usize) {
-    let request = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(10)
-        .with_max_bytes(1 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_string(topic.into())))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(1 << 20)])]);
-    let response: FetchResponse = raw.call(ApiKey::Fetch, 11, &request);
+    let response: FetchResponse = raw.call(ApiKey::Fetch, 11, &fetch_request(topic, &[(0, offset)], 10));
     let p = &response.responses[0].partitions[0];
     (p.error_code, p.records.as_ref().map(|r| r.len()).unwrap_or(0))
 }
@@ -102,8 +75,8 @@ async fn mid_log_corruption_is_reported_and_the_rest_keeps_serving() {
         let mut raw = Raw::connect(&broker);
         for i in 0..100 {
             let value = format!("record-{i:04}");
-            assert_eq!(produce(&mut raw, "damaged", &[value.as_bytes()]).0, 0);
-            assert_eq!(produce(&mut raw, "healthy", &[value.as_bytes()]).0, 0);
+            assert_eq!(raw.produce("damaged", 0, record_batch(&[value.as_bytes()], 1)).0, 0);
+            assert_eq!(raw.produce("healthy", 0, record_batch(&[value.as_bytes()], 1)).0, 0);
         }
         broker.kill()
     });
@@ -119,12 +92,12 @@ async fn mid_log_corruption_is_reported_and_the_rest_keeps_serving() {
         assert_eq!(fetch(&mut raw, "damaged", 0).0, 0, "data before the damage is served");
         assert_eq!(fetch(&mut raw, "damaged", 49).0, 0);
         assert_eq!(fetch(&mut raw, "damaged", 50).0, KAFKA_STORAGE_ERROR, "reads reaching the damage fail");
-        assert_eq!(produce(&mut raw, "damaged", &[b"more"]).0, KAFKA_STORAGE_ERROR);
+        assert_eq!(raw.produce("damaged", 0, record_batch(&[b"more"], 1)).0, KAFKA_STORAGE_ERROR);
         // The rest of the broker is unaffected.
         let (code, bytes) = fetch(&mut raw, "healthy", 0);
         assert_eq!(code, 0);
         assert!(bytes > 0);
-        assert_eq!(produce(&mut raw, "healthy", &[b"more"]), (0, 100));
+        assert_eq!(raw.produce("healthy", 0, record_batch(&[b"more"], 1)), (0, 100));
     });
     assert_eq!(
         std::fs::metadata(broker.data_dir.join("damaged-0/00000000000000000000.log")).unwrap().len(),
@@ -176,7 +149,7 @@ async fn full_disk_refuses_writes_and_keeps_serving_reads() {
         let mut acked = 0i64;
         let mut refused = None;
         for _ in 0..1000 {
-            match produce(&mut raw, "filling", &[&value, &value, &value]) {
+            match raw.produce("filling", 0, record_batch(&[&value, &value, &value], 1)) {
                 (0, offset) => {
                     assert_eq!(offset, acked);
                     acked += 3;
@@ -194,7 +167,7 @@ async fn full_disk_refuses_writes_and_keeps_serving_reads() {
         assert_eq!(code, 0);
         assert!(bytes > 0);
         assert_eq!(fetch(&mut raw, "filling", acked - 1).0, 0);
-        assert_eq!(produce(&mut raw, "filling", &[b"x"]).0, KAFKA_STORAGE_ERROR, "the failure is final");
+        assert_eq!(raw.produce("filling", 0, record_batch(&[b"x"], 1)).0, KAFKA_STORAGE_ERROR, "the failure is final");
 
         // Offset commits fill the offsets journal until one fails; from then on
         // the group's offsets are not served, so the failed commit is never seen.

@@ -9,12 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::kafka::{self, assigned, consumer_config, poll_n, produce, value, watermarks, Record};
 use common::Broker;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::Offset;
 
 /// The broker's default listener (README: "listens on `127.0.0.1:9092`").
 const DEFAULT_PORT: u16 = 9092;
@@ -72,35 +69,11 @@ fn port_is_free(port: u16) -> bool {
 /// Produces `count` records to `topic` with librdkafka (acks=all) and reads
 /// them back from the beginning.
 async fn produce_and_consume(bootstrap: &str, topic: &str, count: usize) {
-    let producer: FutureProducer =
-        ClientConfig::new().set("bootstrap.servers", bootstrap).set("acks", "all").create().expect("producer");
-    for i in 0..count {
-        let value = format!("{topic}-{i}");
-        producer
-            .send(FutureRecord::to(topic).key("k").payload(&value), Duration::from_secs(30))
-            .await
-            .map_err(|(e, _)| e)
-            .expect("produce");
-    }
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "first-contact")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
-    consumer.assign(&tpl).unwrap();
-    let mut values = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while values.len() < count {
-        assert!(std::time::Instant::now() < deadline, "consumed only {values:?}");
-        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-            let m = m.expect("consume");
-            values.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
-        }
-    }
     let expected: Vec<String> = (0..count).map(|i| format!("{topic}-{i}")).collect();
+    let records = expected.iter().map(|value| Record::new(value).key("k"));
+    produce(&kafka::producer(bootstrap, &[("acks", "all")]), topic, records).await;
+    let consumer = assigned(&consumer_config(bootstrap, "first-contact"), topic, [0], Offset::Beginning);
+    let values: Vec<String> = poll_n(&consumer, count, Duration::from_secs(60)).iter().map(value).collect();
     assert_eq!(values, expected);
 }
 
@@ -174,9 +147,7 @@ async fn relative_data_dirs_from_flag_environment_and_file() {
         assert!(data_dir.join(format!("{topic}-0")).is_dir(), "{how}: no {topic}-0 in {}", data_dir.display());
         let broker = start_in_cwd(&cwd, args, envs, data_dir.clone());
         produce_and_consume(&broker.bootstrap(), &format!("{topic}-again"), 2).await;
-        let consumer: BaseConsumer =
-            ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).set("group.id", "x").create().unwrap();
-        let (low, high) = consumer.fetch_watermarks(&topic, 0, Duration::from_secs(10)).expect("watermarks");
+        let (low, high) = watermarks(&broker.bootstrap(), &topic, 0);
         assert_eq!((low, high), (0, 3), "{how}: the records written before the restart");
         broker.stop();
     }

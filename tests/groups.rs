@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{create_topic, Broker, Raw};
+use common::kafka::{self, consumer_config, poll_n, produce, value, Record};
+use common::{create_topic, wait_until, Broker, Raw};
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
@@ -22,7 +23,6 @@ use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientContext;
 
 type Seen = Arc<Mutex<Vec<(String, i32, i64, String)>>>;
@@ -35,11 +35,12 @@ struct Member {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// A group member's config: auto-commit on (librdkafka's default), reading
+/// from the earliest offset where the group has none, a 6 s session; then `extra`.
 fn group_config(bootstrap: &str, group: &str, extra: &[(&str, &str)]) -> ClientConfig {
-    let mut config = ClientConfig::new();
+    let mut config = consumer_config(bootstrap, group);
     config
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
+        .set("enable.auto.commit", "true")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "500");
@@ -59,8 +60,7 @@ impl Member {
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-                    let value = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
-                    seen.lock().unwrap().push((n.clone(), m.partition(), m.offset(), value));
+                    seen.lock().unwrap().push((n.clone(), m.partition(), m.offset(), value(&m)));
                 }
                 let owned: BTreeSet<i32> =
                     consumer.assignment().unwrap().elements().iter().map(|e| e.partition()).collect();
@@ -81,14 +81,6 @@ impl Member {
     }
 }
 
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Partitions are split among `owners` with none owned twice and all owned.
 fn exclusive_cover(owners: &[BTreeSet<i32>], partitions: i32) -> bool {
     let total: usize = owners.iter().map(BTreeSet::len).sum();
@@ -96,20 +88,16 @@ fn exclusive_cover(owners: &[BTreeSet<i32>], partitions: i32) -> bool {
     total == partitions as usize && union.len() == partitions as usize
 }
 
-async fn produce(bootstrap: &str, topic: &str, prefix: &str, count: usize) {
-    let producer: FutureProducer =
-        ClientConfig::new().set("bootstrap.servers", bootstrap).set("linger.ms", "2").create().unwrap();
-    let mut deliveries = Vec::new();
-    for i in 0..count {
+/// Records `{prefix}-0` to `{prefix}-{count - 1}`, keyed by their value.
+fn prefixed(prefix: &str, count: usize) -> impl Iterator<Item = Record> + '_ {
+    (0..count).map(move |i| {
         let value = format!("{prefix}-{i}");
-        deliveries.push(
-            producer.send_result(FutureRecord::to(topic).key(&value).payload(&value)).map_err(|(e, _)| e).unwrap(),
-        );
-    }
-    for d in deliveries {
-        d.await.unwrap().map_err(|(e, _)| e).unwrap();
-    }
+        Record::new(value.clone()).key(value)
+    })
 }
+
+/// Producer settings: records batched for up to 2 ms.
+const BATCHED: &[(&str, &str)] = &[("linger.ms", "2")];
 
 /// A kafka-python member in its own process, so it can be killed without leaving.
 struct PythonMember {
@@ -175,7 +163,7 @@ async fn members_share_partitions_and_take_over_on_leave_and_crash() {
         })
     });
 
-    produce(&bootstrap, "shared", "first", 3000).await;
+    produce(&kafka::producer(&bootstrap, BATCHED), "shared", prefixed("first", 3000)).await;
     tokio::task::block_in_place(|| {
         wait_until("3000 records", Duration::from_secs(30), || seen.lock().unwrap().len() >= 3000)
     });
@@ -205,7 +193,7 @@ async fn members_share_partitions_and_take_over_on_leave_and_crash() {
         })
     });
     seen.lock().unwrap().clear();
-    produce(&bootstrap, "shared", "second", 600).await;
+    produce(&kafka::producer(&bootstrap, BATCHED), "shared", prefixed("second", 600)).await;
     tokio::task::block_in_place(|| {
         wait_until("600 more records", Duration::from_secs(30), || seen.lock().unwrap().len() >= 600)
     });
@@ -223,7 +211,7 @@ async fn members_share_partitions_and_take_over_on_leave_and_crash() {
     });
     let python_owned = python.owned();
     seen.lock().unwrap().clear();
-    produce(&bootstrap, "shared", "third", 600).await;
+    produce(&kafka::producer(&bootstrap, BATCHED), "shared", prefixed("third", 600)).await;
     tokio::task::block_in_place(|| {
         wait_until("records split between clients", Duration::from_secs(30), || {
             seen.lock().unwrap().len() + python.records.lock().unwrap().len() >= 600
@@ -248,16 +236,9 @@ async fn members_share_partitions_and_take_over_on_leave_and_crash() {
 fn consume_group(bootstrap: &str, group: &str, topic: &str, want: usize) -> Vec<(i32, i64, String)> {
     let consumer: BaseConsumer = group_config(bootstrap, group, &[("enable.auto.commit", "false")]).create().unwrap();
     consumer.subscribe(&[topic]).unwrap();
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while got.len() < want {
-        assert!(Instant::now() < deadline, "{group}: got {} of {want}", got.len());
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            got.push((m.partition(), m.offset(), String::from_utf8(m.payload().unwrap().to_vec()).unwrap()));
-        }
-    }
+    let got = poll_n(&consumer, want, Duration::from_secs(30));
     consumer.commit_consumer_state(CommitMode::Sync).unwrap();
-    got
+    got.iter().map(|m| (m.partition(), m.offset(), value(m))).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,7 +246,7 @@ async fn committed_offsets_survive_consumer_and_broker_restarts() {
     let broker = Broker::start("groups-commit", 2, &["--group-initial-rebalance-delay-ms", "0"]);
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "resumable", 1, &[]).await;
-    produce(&bootstrap, "resumable", "r", 100).await;
+    produce(&kafka::producer(&bootstrap, BATCHED), "resumable", prefixed("r", 100)).await;
     let b = bootstrap.clone();
     let first = tokio::task::spawn_blocking(move || consume_group(&b, "resumer", "resumable", 60)).await.unwrap();
     assert_eq!(first.last().unwrap().1, 59);
@@ -326,7 +307,7 @@ async fn groups_are_independent_listed_described_and_deleted() {
     let broker = Broker::start("groups-admin", 2, &["--group-initial-rebalance-delay-ms", "0"]);
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "both", 3, &[]).await;
-    produce(&bootstrap, "both", "x", 300).await;
+    produce(&kafka::producer(&bootstrap, BATCHED), "both", prefixed("x", 300)).await;
     // Two groups each read everything.
     for group in ["alpha", "beta"] {
         let b = bootstrap.clone();
@@ -583,15 +564,10 @@ async fn offsets_of_empty_groups_expire() {
         std::thread::sleep(Duration::from_secs(30));
         let inside: OffsetFetchResponse = raw.call(ApiKey::OffsetFetch, 7, &fetch);
         assert_eq!(inside.topics.len(), 1);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        wait_until("the offsets to expire", Duration::from_secs(60), || {
             let after: OffsetFetchResponse = raw.call(ApiKey::OffsetFetch, 7, &fetch);
-            if after.topics.is_empty() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "offsets never expired");
-            std::thread::sleep(Duration::from_millis(500));
-        }
+            after.topics.is_empty()
+        });
     });
     broker.stop();
 }

@@ -11,17 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{create_topic, record_batch, Broker, Raw};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, FetchRequest, ProduceRequest, TopicName,
-};
-use kafka_protocol::protocol::StrBytes;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use common::kafka::{self, consume_to_end, consumer_config, produce, Record};
+use common::{create_topic, fetch_request, produce_request, record_batch, Broker, Raw};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -39,13 +31,7 @@ fn framed(body: &[u8]) -> Vec<u8> {
 fn malformed_frames() -> Vec<Vec<u8>> {
     let mut lying_batch = record_batch(&[b"lie"], 1);
     lying_batch[8..12].copy_from_slice(&(64 * 1024 * 1024i32).to_be_bytes());
-    let produce =
-        ProduceRequest::default().with_acks(-1).with_timeout_ms(1000).with_topic_data(vec![TopicProduceData::default(
-        )
-        .with_name(TopicName(StrBytes::from_static_str("steady")))
-        .with_partition_data(vec![PartitionProduceData::default()
-            .with_index(0)
-            .with_records(Some(lying_batch.freeze()))])]);
+    let produce = produce_request("steady", 0, -1, lying_batch).with_timeout_ms(1000);
     let mut produce_frame = vec![0u8, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0];
     let mut body = bytes::BytesMut::new();
     kafka_protocol::protocol::Encodable::encode(&produce, &mut body, 9).unwrap();
@@ -77,16 +63,8 @@ async fn malformed_floods_and_slow_readers_do_not_disturb_good_clients() {
     let slow: Vec<TcpStream> = (0..4)
         .map(|_| {
             let mut raw = Raw::connect(&broker);
-            let fetch = FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(100)
-                .with_max_bytes(1 << 20)
-                .with_session_epoch(-1)
-                .with_topics(vec![FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_static_str("steady")))
-                    .with_partitions(vec![FetchPartition::default()
-                        .with_partition(0)
-                        .with_partition_max_bytes(1 << 20)])]);
+            // min_bytes 0: each is answered at once.
+            let fetch = fetch_request("steady", &[(0, 0)], 100).with_min_bytes(0);
             for _ in 0..30 {
                 raw.send(ApiKey::Fetch, 11, &fetch);
             }
@@ -118,42 +96,11 @@ async fn malformed_floods_and_slow_readers_do_not_disturb_good_clients() {
         .collect();
 
     // The well-behaved producer and consumer.
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("acks", "all")
-        .set("linger.ms", "2")
-        .create()
-        .unwrap();
-    let mut deliveries = Vec::new();
-    for i in 0..20_000 {
-        let value = format!("steady-{i}");
-        deliveries.push(
-            producer.send_result(FutureRecord::to("steady").key("k").payload(&value)).map_err(|(e, _)| e).unwrap(),
-        );
-    }
-    for d in deliveries {
-        d.await.unwrap().map_err(|(e, _)| e).expect("well-behaved produce succeeds");
-    }
+    let producer = kafka::producer(&bootstrap, &[("acks", "all"), ("linger.ms", "2")]);
+    produce(&producer, "steady", (0..20_000).map(|i| Record::new(format!("steady-{i}")).key("k"))).await;
     let b = bootstrap.clone();
     let consumed = tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &b)
-            .set("group.id", "unused")
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .create()
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("steady", 0, Offset::Beginning).unwrap();
-        consumer.assign(&tpl).unwrap();
-        let mut n = 0;
-        loop {
-            match consumer.poll(Duration::from_secs(10)) {
-                Some(Ok(_)) => n += 1,
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break n,
-                other => panic!("consumer error {other:?}"),
-            }
-        }
+        consume_to_end(&consumer_config(&b, "unused"), "steady", 1, Duration::from_secs(60)).len()
     })
     .await
     .unwrap();

@@ -6,32 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{create_topic, idempotent_batch, Broker, Raw};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest,
-    ProduceResponse, TopicName,
-};
-use kafka_protocol::protocol::StrBytes;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use common::kafka::{self, consume_to_end, consumer_config, produce, value, Record};
+use common::{create_topic, fetch_request, idempotent_batch, Broker, Raw};
+use kafka_protocol::messages::{ApiKey, FetchResponse, InitProducerIdRequest, InitProducerIdResponse};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
-
-fn produce(raw: &mut Raw, topic: &str, records: bytes::BytesMut) -> (i16, i64) {
-    let request =
-        ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default(
-        )
-        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-        .with_partition_data(vec![PartitionProduceData::default()
-            .with_index(0)
-            .with_records(Some(records.freeze()))])]);
-    let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &request);
-    let p = &response.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
-}
 
 fn init_producer_id(raw: &mut Raw) -> (i64, i16) {
     let response: InitProducerIdResponse = raw.call(
@@ -44,14 +22,7 @@ fn init_producer_id(raw: &mut Raw) -> (i64, i16) {
 }
 
 fn high_watermark(raw: &mut Raw, topic: &str) -> i64 {
-    let request = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_bytes(1 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partitions(vec![FetchPartition::default().with_partition(0).with_partition_max_bytes(1 << 20)])]);
-    let response: FetchResponse = raw.call(ApiKey::Fetch, 11, &request);
+    let response: FetchResponse = raw.call(ApiKey::Fetch, 11, &fetch_request(topic, &[(0, 0)], 0));
     response.responses[0].partitions[0].high_watermark
 }
 
@@ -65,18 +36,18 @@ async fn duplicates_gaps_and_epochs_across_restarts() {
         let (other_pid, _) = init_producer_id(&mut raw);
         assert_ne!(pid, other_pid, "producer ids are unique");
 
-        assert_eq!(produce(&mut raw, "idem", idempotent_batch(pid, epoch, 0, &[b"a", b"b"], 1)), (0, 0));
-        assert_eq!(produce(&mut raw, "idem", idempotent_batch(pid, epoch, 2, &[b"c"], 1)), (0, 2));
+        assert_eq!(raw.produce("idem", 0, idempotent_batch(pid, epoch, 0, &[b"a", b"b"], 1)), (0, 0));
+        assert_eq!(raw.produce("idem", 0, idempotent_batch(pid, epoch, 2, &[b"c"], 1)), (0, 2));
         // A retry of the first batch: its original offset, nothing new written.
-        assert_eq!(produce(&mut raw, "idem", idempotent_batch(pid, epoch, 0, &[b"a", b"b"], 1)), (0, 0));
+        assert_eq!(raw.produce("idem", 0, idempotent_batch(pid, epoch, 0, &[b"a", b"b"], 1)), (0, 0));
         assert_eq!(high_watermark(&mut raw, "idem"), 3);
         // A gap: OUT_OF_ORDER_SEQUENCE_NUMBER.
-        assert_eq!(produce(&mut raw, "idem", idempotent_batch(pid, epoch, 9, &[b"x"], 1)).0, 45);
+        assert_eq!(raw.produce("idem", 0, idempotent_batch(pid, epoch, 9, &[b"x"], 1)).0, 45);
         // An unknown producer not starting at 0: UNKNOWN_PRODUCER_ID.
-        assert_eq!(produce(&mut raw, "idem", idempotent_batch(other_pid, 0, 4, &[b"x"], 1)).0, 59);
+        assert_eq!(raw.produce("idem", 0, idempotent_batch(other_pid, 0, 4, &[b"x"], 1)).0, 59);
         // A bumped epoch restarts at 0; the old epoch is then refused.
-        assert_eq!(produce(&mut raw, "idem", idempotent_batch(pid, epoch + 1, 0, &[b"d"], 1)), (0, 3));
-        assert_eq!(produce(&mut raw, "idem", idempotent_batch(pid, epoch, 3, &[b"x"], 1)).0, 47);
+        assert_eq!(raw.produce("idem", 0, idempotent_batch(pid, epoch + 1, 0, &[b"d"], 1)), (0, 3));
+        assert_eq!(raw.produce("idem", 0, idempotent_batch(pid, epoch, 3, &[b"x"], 1)).0, 47);
         assert_eq!(high_watermark(&mut raw, "idem"), 4);
         broker.stop()
     });
@@ -88,8 +59,8 @@ async fn duplicates_gaps_and_epochs_across_restarts() {
         let (pid_after, _) = init_producer_id(&mut raw);
         assert!(pid_after > 1, "ids are never reused across restarts");
         let pid = pid_after; // a fresh producer
-        assert_eq!(produce(&mut raw, "idem", idempotent_batch(pid, 0, 0, &[b"e"], 1)), (0, 4));
-        assert_eq!(produce(&mut raw, "idem", idempotent_batch(pid, 0, 0, &[b"e"], 1)), (0, 4));
+        assert_eq!(raw.produce("idem", 0, idempotent_batch(pid, 0, 0, &[b"e"], 1)), (0, 4));
+        assert_eq!(raw.produce("idem", 0, idempotent_batch(pid, 0, 0, &[b"e"], 1)), (0, 4));
         assert_eq!(high_watermark(&mut raw, "idem"), 5);
         (broker.kill(), pid)
     });
@@ -100,8 +71,8 @@ async fn duplicates_gaps_and_epochs_across_restarts() {
         let mut raw = Raw::connect(&broker);
         let (next_pid, _) = init_producer_id(&mut raw);
         assert!(next_pid > pid, "ids are never reused across a crash");
-        assert_eq!(produce(&mut raw, "idem", idempotent_batch(pid, 0, 0, &[b"e"], 1)), (0, 4), "dedup after a crash");
-        assert_eq!(produce(&mut raw, "idem", idempotent_batch(pid, 0, 1, &[b"f"], 1)), (0, 5));
+        assert_eq!(raw.produce("idem", 0, idempotent_batch(pid, 0, 0, &[b"e"], 1)), (0, 4), "dedup after a crash");
+        assert_eq!(raw.produce("idem", 0, idempotent_batch(pid, 0, 1, &[b"f"], 1)), (0, 5));
         assert_eq!(high_watermark(&mut raw, "idem"), 6);
     });
     broker.stop();
@@ -113,51 +84,21 @@ async fn rdkafka_idempotent_producer() {
     let broker = Broker::start("idempotent-rdkafka", 2, &[]);
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "exactly", 3, &[]).await;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "1")
-        .create()
-        .unwrap();
-    let mut deliveries = Vec::new();
-    for i in 0..20_000 {
-        let value = format!("{i}");
-        let record = FutureRecord::to("exactly").key("k").payload(&value).partition(i % 3);
-        deliveries.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
-    }
-    for d in deliveries {
-        d.await.unwrap().map_err(|(e, _)| e).unwrap();
-    }
+    let producer = kafka::producer(&bootstrap, &[("enable.idempotence", "true"), ("linger.ms", "1")]);
+    let records = (0..20_000).map(|i| Record::new(format!("{i}")).key("k").partition(i % 3));
+    produce(&producer, "exactly", records).await;
     let b = bootstrap.clone();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &b)
-            .set("group.id", "unused")
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .create()
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..3 {
-            tpl.add_partition_offset("exactly", p, Offset::Beginning).unwrap();
-        }
-        consumer.assign(&tpl).unwrap();
+        let messages = consume_to_end(&consumer_config(&b, "unused"), "exactly", 3, Duration::from_secs(60));
         let mut last = [-1i64; 3];
         let mut count = 0;
-        let mut eof = 0;
-        while eof < 3 {
-            match consumer.poll(Duration::from_secs(10)) {
-                Some(Ok(m)) => {
-                    let i: i64 = std::str::from_utf8(m.payload().unwrap()).unwrap().parse().unwrap();
-                    let p = m.partition() as usize;
-                    assert_eq!(i % 3, p as i64);
-                    assert!(i > last[p], "partition {p}: {i} after {}", last[p]);
-                    last[p] = i;
-                    count += 1;
-                }
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eof += 1,
-                other => panic!("unexpected {other:?}"),
-            }
+        for m in &messages {
+            let i: i64 = value(m).parse().unwrap();
+            let p = m.partition() as usize;
+            assert_eq!(i % 3, p as i64);
+            assert!(i > last[p], "partition {p}: {i} after {}", last[p]);
+            last[p] = i;
+            count += 1;
         }
         assert_eq!(count, 20_000);
     })

@@ -6,52 +6,14 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use common::kafka::{self, consume_to_end, consumer_config, produce, Record};
 use common::{create_topic, Broker};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 
 const RECORDS: usize = 100_000;
 const KEYS: usize = 1000;
 const PARTITIONS: i32 = 8;
 const BASE_TIMESTAMP_MS: i64 = 1_700_000_000_000;
-
-fn consumer(bootstrap: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "unused-assign-only")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("consumer")
-}
-
-/// Reads every partition of `topic` from the beginning until each reports EOF.
-fn consume_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<rdkafka::message::OwnedMessage> {
-    let consumer = consumer(bootstrap);
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut eof = std::collections::HashSet::new();
-    let mut messages = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while eof.len() < partitions as usize {
-        assert!(std::time::Instant::now() < deadline, "consuming took too long: {} messages", messages.len());
-        match consumer.poll(Duration::from_millis(500)) {
-            None => {}
-            Some(Ok(m)) => messages.push(m.detach()),
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
-                eof.insert(p);
-            }
-            Some(Err(e)) => panic!("consume error: {e}"),
-        }
-    }
-    messages
-}
 
 async fn round_trip(codec: &str) {
     let broker = Broker::start(&format!("codec-{codec}"), 2, &[]);
@@ -59,33 +21,33 @@ async fn round_trip(codec: &str) {
     let topic = format!("records-{codec}");
     create_topic(&bootstrap, &topic, PARTITIONS, &[]).await;
 
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("acks", "all")
-        .set("compression.codec", codec)
-        .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .expect("producer");
-    let mut deliveries = Vec::with_capacity(RECORDS);
-    for i in 0..RECORDS {
+    let producer = kafka::producer(
+        &bootstrap,
+        &[
+            ("acks", "all"),
+            ("compression.codec", codec),
+            ("linger.ms", "5"),
+            ("queue.buffering.max.messages", "1000000"),
+        ],
+    );
+    let records = (0..RECORDS).map(|i| {
         let key = format!("key-{}", i % KEYS);
         let value = format!("{key}:{}:{}", i / KEYS, "x".repeat(i % 50));
         let headers = OwnedHeaders::new()
             .insert(Header { key: "idx", value: Some(&i.to_string()) })
             .insert(Header { key: "codec", value: Some(codec) });
-        let record =
-            FutureRecord::to(&topic).key(&key).payload(&value).headers(headers).timestamp(BASE_TIMESTAMP_MS + i as i64);
-        deliveries.push(producer.send_result(record).map_err(|(e, _)| e).expect("enqueue"));
-    }
-    for d in deliveries {
-        let delivery = d.await.expect("delivery future").map_err(|(e, _)| e).expect("acks=all delivery");
-        assert!((0..PARTITIONS).contains(&delivery.partition) && delivery.offset >= 0);
+        Record::new(value).key(key).headers(headers).timestamp(BASE_TIMESTAMP_MS + i as i64)
+    });
+    for (partition, offset) in produce(&producer, &topic, records).await {
+        assert!((0..PARTITIONS).contains(&partition) && offset >= 0);
     }
 
-    let bootstrap2 = bootstrap.clone();
+    let config = consumer_config(&bootstrap, "unused-assign-only");
     let topic2 = topic.clone();
-    let messages = tokio::task::spawn_blocking(move || consume_all(&bootstrap2, &topic2, PARTITIONS)).await.unwrap();
+    let messages =
+        tokio::task::spawn_blocking(move || consume_to_end(&config, &topic2, PARTITIONS, Duration::from_secs(120)))
+            .await
+            .unwrap();
     assert_eq!(messages.len(), RECORDS, "every record comes back exactly once");
 
     let mut next_seq: HashMap<String, usize> = HashMap::new();

@@ -6,35 +6,8 @@ mod common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{create_topic, record_batch, Broker, Raw};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, ProduceRequest,
-    ProduceResponse, TopicName,
-};
-use kafka_protocol::protocol::StrBytes;
-
-fn produce(topic: &str, acks: i16, records: bytes::Bytes) -> ProduceRequest {
-    ProduceRequest::default().with_acks(acks).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
-        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-        .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records))])])
-}
-
-fn fetch(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
-    FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(1 << 20)])])
-}
+use common::{create_topic, fetch_request, produce_request, record_batch, Broker, Raw};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchResponse, ProduceResponse};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_zero_pipelining_and_errors() {
@@ -43,14 +16,14 @@ async fn acks_zero_pipelining_and_errors() {
     tokio::task::block_in_place(|| {
         let mut raw = Raw::connect(&broker);
         // acks=0: no response at all; the next answer on the wire is the ApiVersions one.
-        raw.send(ApiKey::Produce, 9, &produce("p", 0, record_batch(&[b"fire", b"forget"], 1).freeze()));
+        raw.send(ApiKey::Produce, 9, &produce_request("p", 0, 0, record_batch(&[b"fire", b"forget"], 1)));
         let c = raw.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
         let _: ApiVersionsResponse = raw.receive(ApiKey::ApiVersions, 3, c);
 
         // Pipelined: a long-poll fetch, then a produce that wakes it, then ApiVersions.
         // Answers come back in request order even though the fetch finishes last.
-        let c_fetch = raw.send(ApiKey::Fetch, 12, &fetch("p", 2, 10_000));
-        let c_produce = raw.send(ApiKey::Produce, 9, &produce("p", -1, record_batch(&[b"third"], 3).freeze()));
+        let c_fetch = raw.send(ApiKey::Fetch, 12, &fetch_request("p", &[(0, 2)], 10_000));
+        let c_produce = raw.send(ApiKey::Produce, 9, &produce_request("p", 0, -1, record_batch(&[b"third"], 3)));
         let c_versions = raw.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
         let fetched: FetchResponse = raw.receive(ApiKey::Fetch, 12, c_fetch);
         assert!(fetched.responses[0].partitions[0].records.as_ref().is_some_and(|r| !r.is_empty()));
@@ -60,18 +33,11 @@ async fn acks_zero_pipelining_and_errors() {
 
         // A batch larger than max.message.bytes: MESSAGE_TOO_LARGE.
         let big = vec![b'x'; 3000];
-        let response: ProduceResponse =
-            raw.call(ApiKey::Produce, 9, &produce("p", -1, record_batch(&[&big], 1).freeze()));
-        assert_eq!(response.responses[0].partition_responses[0].error_code, 10);
+        assert_eq!(raw.produce("p", 0, record_batch(&[&big], 1)).0, 10);
         // acks=2 is not a thing: INVALID_REQUIRED_ACKS.
-        let response: ProduceResponse =
-            raw.call(ApiKey::Produce, 9, &produce("p", 2, record_batch(&[b"x"], 1).freeze()));
-        assert_eq!(response.responses[0].partition_responses[0].error_code, 21);
+        assert_eq!(raw.produce_with(&produce_request("p", 0, 2, record_batch(&[b"x"], 1))).0, 21);
         // An unknown partition.
-        let mut request = produce("p", -1, record_batch(&[b"x"], 1).freeze());
-        request.topic_data[0].partition_data[0].index = 5;
-        let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &request);
-        assert_eq!(response.responses[0].partition_responses[0].error_code, 3);
+        assert_eq!(raw.produce("p", 5, record_batch(&[b"x"], 1)).0, 3);
     });
     broker.stop();
 }
@@ -84,13 +50,13 @@ async fn log_append_time_topics_stamp_the_broker_clock() {
         let mut raw = Raw::connect(&broker);
         let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
         let response: ProduceResponse =
-            raw.call(ApiKey::Produce, 9, &produce("stamped", -1, record_batch(&[b"a", b"b"], 1000).freeze()));
+            raw.call(ApiKey::Produce, 9, &produce_request("stamped", 0, -1, record_batch(&[b"a", b"b"], 1000)));
         let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
         let partition = &response.responses[0].partition_responses[0];
         assert_eq!(partition.error_code, 0);
         assert!(partition.log_append_time_ms >= before && partition.log_append_time_ms <= after);
 
-        let fetched: FetchResponse = raw.call(ApiKey::Fetch, 12, &fetch("stamped", 0, 100));
+        let fetched: FetchResponse = raw.call(ApiKey::Fetch, 12, &fetch_request("stamped", &[(0, 0)], 100));
         // Clients read a LogAppendTime batch's records at the batch's max timestamp.
         let records = fetched.responses[0].partitions[0].records.clone().unwrap();
         let headers: Vec<_> = sluice::protocol::batch::headers(&records).collect();
@@ -110,7 +76,7 @@ async fn stop_answers_in_flight_requests() {
     let broker = Broker::start("graceful", 2, &[]);
     create_topic(&broker.bootstrap(), "quiet", 1, &[]).await;
     let mut raw = Raw::connect(&broker);
-    let correlation = raw.send(ApiKey::Fetch, 12, &fetch("quiet", 0, 1500));
+    let correlation = raw.send(ApiKey::Fetch, 12, &fetch_request("quiet", &[(0, 0)], 1500));
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let stopper = std::thread::spawn(move || broker.stop());
     let response: FetchResponse = tokio::task::block_in_place(|| raw.receive(ApiKey::Fetch, 12, correlation));

@@ -6,79 +6,48 @@ mod common;
 
 use std::time::Duration;
 
+use common::kafka::{self, consume_to_end, consumer_config, produce, value, Record};
 use common::{create_topic, Broker};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::producer::FutureRecord;
 
 const PARTITIONS: i32 = 4;
 
-async fn produce(bootstrap: &str, topic: &str, from: usize, count: usize) -> Vec<(i32, i64, String)> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("acks", "all")
-        .set("linger.ms", "2")
-        .create()
-        .unwrap();
-    let mut deliveries = Vec::new();
-    for i in from..from + count {
-        let value = format!("value-{i}");
-        let record = FutureRecord::to(topic).key(&value).payload(&value).partition((i % PARTITIONS as usize) as i32);
-        deliveries.push((value.clone(), producer.send_result(record).map_err(|(e, _)| e).unwrap()));
-    }
-    let mut acked = Vec::new();
-    for (value, d) in deliveries {
-        let delivery = d.await.unwrap().map_err(|(e, _)| e).unwrap();
-        acked.push((delivery.partition, delivery.offset, value));
-    }
-    acked
+/// Producer settings: acks=all, records batched for up to 2 ms.
+const ACKS_ALL: &[(&str, &str)] = &[("acks", "all"), ("linger.ms", "2")];
+
+/// Produces `value-{from}` to `value-{from + count - 1}` (keyed by their value)
+/// round-robin over the partitions: each record's (partition, offset, value).
+async fn produce_values(bootstrap: &str, topic: &str, from: usize, count: usize) -> Vec<(i32, i64, String)> {
+    let values: Vec<String> = (from..from + count).map(|i| format!("value-{i}")).collect();
+    let records = (from..from + count)
+        .zip(&values)
+        .map(|(i, value)| Record::new(value).key(value).partition((i % PARTITIONS as usize) as i32));
+    let acked = produce(&kafka::producer(bootstrap, ACKS_ALL), topic, records).await;
+    acked.into_iter().zip(values).map(|((partition, offset), value)| (partition, offset, value)).collect()
 }
 
-fn consume(bootstrap: &str, topic: &str) -> Vec<(i32, i64, String)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "unused-assign-only")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut eof = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while eof.len() < PARTITIONS as usize {
-        assert!(std::time::Instant::now() < deadline, "consume timed out");
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                out.push((m.partition(), m.offset(), String::from_utf8(m.payload().unwrap().to_vec()).unwrap()))
-            }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
-                eof.insert(p);
-            }
-            Some(Err(e)) => panic!("consume: {e}"),
-            None => {}
-        }
-    }
-    out.sort();
-    out
-}
-
+/// Every record of `topic` as (partition, offset, value), sorted.
 async fn consume_async(bootstrap: &str, topic: &str) -> Vec<(i32, i64, String)> {
-    let (b, t) = (bootstrap.to_string(), topic.to_string());
-    tokio::task::spawn_blocking(move || consume(&b, &t)).await.unwrap()
+    let config = consumer_config(bootstrap, "unused-assign-only");
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut out: Vec<(i32, i64, String)> = consume_to_end(&config, &topic, PARTITIONS, Duration::from_secs(60))
+            .iter()
+            .map(|m| (m.partition(), m.offset(), value(m)))
+            .collect();
+        out.sort();
+        out
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clean_restart_keeps_records_at_their_offsets() {
     let broker = Broker::start("restart", 2, &[]);
     create_topic(&broker.bootstrap(), "kept", PARTITIONS, &[("segment.bytes", "1048576")]).await;
-    let mut acked = produce(&broker.bootstrap(), "kept", 0, 20_000).await;
+    let mut acked = produce_values(&broker.bootstrap(), "kept", 0, 20_000).await;
     acked.sort();
     assert_eq!(consume_async(&broker.bootstrap(), "kept").await, acked);
     let dir = broker.stop();
@@ -87,7 +56,7 @@ async fn clean_restart_keeps_records_at_their_offsets() {
     // Same shard count: everything back, and new records continue the offsets.
     let broker = Broker::start_in(dir, 2, &[]);
     assert_eq!(consume_async(&broker.bootstrap(), "kept").await, acked);
-    let more = produce(&broker.bootstrap(), "kept", 20_000, 400).await;
+    let more = produce_values(&broker.bootstrap(), "kept", 20_000, 400).await;
     for (partition, offset, _) in &more {
         assert!(*offset >= 5000, "partition {partition} reused offset {offset}");
     }
@@ -105,13 +74,13 @@ async fn clean_restart_keeps_records_at_their_offsets() {
 async fn killed_broker_keeps_acknowledged_records() {
     let broker = Broker::start("killed", 2, &[]);
     create_topic(&broker.bootstrap(), "durable", PARTITIONS, &[]).await;
-    let mut acked = produce(&broker.bootstrap(), "durable", 0, 5_000).await;
+    let mut acked = produce_values(&broker.bootstrap(), "durable", 0, 5_000).await;
     acked.sort();
     let dir = broker.kill();
     assert!(!dir.join(".sluice_clean_shutdown").exists());
     let broker = Broker::start_in(dir, 2, &[]);
     assert_eq!(consume_async(&broker.bootstrap(), "durable").await, acked);
-    let more = produce(&broker.bootstrap(), "durable", 5_000, 100).await;
+    let more = produce_values(&broker.bootstrap(), "durable", 5_000, 100).await;
     assert!(more.iter().all(|(_, offset, _)| *offset >= 1250));
     broker.stop();
 }
@@ -207,13 +176,10 @@ async fn repeated_kills_under_load_lose_no_acknowledged_record() {
     let mut sent: std::collections::HashSet<String> = std::collections::HashSet::new();
     for round in 0..rounds {
         let python = PythonProducer::start(&broker.bootstrap(), "busy-py", &format!("py-r{round}"));
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", broker.bootstrap())
-            .set("acks", "all")
-            .set("linger.ms", "1")
-            .set("message.timeout.ms", "3000")
-            .create()
-            .unwrap();
+        let producer = kafka::producer(
+            &broker.bootstrap(),
+            &[("acks", "all"), ("linger.ms", "1"), ("message.timeout.ms", "3000")],
+        );
         let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         // Vary when the plug is pulled: after 50 to 400 ms of production.
@@ -278,7 +244,7 @@ async fn repeated_kills_under_load_lose_no_acknowledged_record() {
 async fn torn_tail_is_cut_and_the_log_continues() {
     let broker = Broker::start("torn-tail", 2, &[]);
     create_topic(&broker.bootstrap(), "torn", PARTITIONS, &[]).await;
-    let acked = produce(&broker.bootstrap(), "torn", 0, 400).await;
+    let acked = produce_values(&broker.bootstrap(), "torn", 0, 400).await;
     let dir = broker.kill();
     let log = dir.join("torn-1").join("00000000000000000000.log");
     let mut bytes = std::fs::read(&log).unwrap();
@@ -291,7 +257,7 @@ async fn torn_tail_is_cut_and_the_log_continues() {
     let mut expected = acked.clone();
     expected.sort();
     assert_eq!(consume_async(&broker.bootstrap(), "torn").await, expected);
-    let more = produce(&broker.bootstrap(), "torn", 400, 4).await;
+    let more = produce_values(&broker.bootstrap(), "torn", 400, 4).await;
     assert!(more.iter().all(|(_, offset, _)| *offset == 100), "{more:?}");
     broker.stop();
 }

@@ -4,9 +4,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{create_topic, Broker, Raw};
+use common::kafka::{self, assigned, consumer_config, poll_n, produce, value, watermarks, Record};
+use common::{create_topic, wait_until, Broker, Raw};
 use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::{
     ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse, IncrementalAlterConfigsRequest,
@@ -15,15 +16,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ConfigSource, NewPartitions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
-
-fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
-    ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap()
-}
 
 async fn config_of(
     admin: &AdminClient<DefaultClientContext>,
@@ -36,55 +31,21 @@ async fn config_of(
     (entry.value, entry.source)
 }
 
-async fn produce(bootstrap: &str, topic: &str, partition: i32, count: usize, bytes: usize, timestamp: Option<i64>) {
-    let producer: FutureProducer =
-        ClientConfig::new().set("bootstrap.servers", bootstrap).set("linger.ms", "2").create().unwrap();
-    let mut deliveries = Vec::new();
-    for i in 0..count {
-        let value = format!("{i:08}{}", "x".repeat(bytes));
-        let mut record = FutureRecord::to(topic).key("k").payload(&value).partition(partition);
-        if let Some(ts) = timestamp {
-            record = record.timestamp(ts);
-        }
-        deliveries.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
-    }
-    for d in deliveries {
-        d.await.unwrap().map_err(|(e, _)| e).unwrap();
-    }
+/// `count` records of `bytes` bytes each for one partition, their offsets in
+/// their first 8 characters.
+fn sized_records(partition: i32, count: usize, bytes: usize) -> impl Iterator<Item = Record> {
+    (0..count).map(move |i| Record::new(format!("{i:08}{}", "x".repeat(bytes))).key("k").partition(partition))
 }
 
-fn watermarks(bootstrap: &str, topic: &str, partition: i32) -> (i64, i64) {
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
-    c.fetch_watermarks(topic, partition, Duration::from_secs(10)).unwrap()
-}
+/// Producer settings: records batched for up to 2 ms.
+const BATCHED: &[(&str, &str)] = &[("linger.ms", "2")];
 
+/// The offset of the first record read from `offset` on (the payload must name it).
 fn first_record_at(bootstrap: &str, topic: &str, offset: i64) -> i64 {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "unused")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Offset(offset)).unwrap();
-    c.assign(&tpl).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(Instant::now() < deadline);
-        if let Some(m) = c.poll(Duration::from_millis(200)) {
-            let m = m.unwrap();
-            let value = std::str::from_utf8(m.payload().unwrap()).unwrap();
-            assert_eq!(value[..8].parse::<i64>().unwrap(), m.offset(), "payload matches its offset");
-            return m.offset();
-        }
-    }
-}
-
-fn log_files(broker: &Broker, dir: &str) -> usize {
-    std::fs::read_dir(broker.data_dir.join(dir))
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
-        .count()
+    let consumer = assigned(&consumer_config(bootstrap, "unused"), topic, [0], Offset::Offset(offset));
+    let m = &poll_n(&consumer, 1, Duration::from_secs(20))[0];
+    assert_eq!(value(m)[..8].parse::<i64>().unwrap(), m.offset(), "payload matches its offset");
+    m.offset()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +53,7 @@ async fn configs_are_described_altered_and_sourced_like_kafka() {
     let broker = Broker::start("configs", 2, &["--log-retention-ms", "3600000"]);
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "tuned", 2, &[("segment.bytes", "2097152")]).await;
-    let admin = admin(&bootstrap);
+    let admin = kafka::admin(&bootstrap);
 
     assert_eq!(config_of(&admin, "tuned", "segment.bytes").await, (Some("2097152".into()), ConfigSource::DynamicTopic));
     assert_eq!(config_of(&admin, "tuned", "retention.ms").await, (Some("3600000".into()), ConfigSource::StaticBroker));
@@ -163,7 +124,7 @@ async fn configs_are_described_altered_and_sourced_like_kafka() {
     // Configs survive a restart.
     let dir = broker.stop();
     let broker = Broker::start_in(dir, 2, &[]);
-    let admin = self::admin(&broker.bootstrap());
+    let admin = kafka::admin(&broker.bootstrap());
     assert_eq!(config_of(&admin, "tuned", "segment.bytes").await.0.as_deref(), Some("4194304"));
     broker.stop();
 }
@@ -173,10 +134,10 @@ async fn partitions_grow_and_log_dirs_report_sizes() {
     let broker = Broker::start("partitions", 2, &[]);
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "growing", 2, &[]).await;
-    let admin = admin(&bootstrap);
+    let admin = kafka::admin(&bootstrap);
     let results = admin.create_partitions(&[NewPartitions::new("growing", 5)], &AdminOptions::new()).await.unwrap();
     assert!(results[0].is_ok());
-    produce(&bootstrap, "growing", 4, 50, 100, None).await;
+    produce(&kafka::producer(&bootstrap, BATCHED), "growing", sized_records(4, 50, 100)).await;
     let b = bootstrap.clone();
     let (low, high) = tokio::task::spawn_blocking(move || watermarks(&b, "growing", 4)).await.unwrap();
     assert_eq!((low, high), (0, 50));
@@ -202,13 +163,13 @@ async fn delete_records_moves_the_log_start_durably() {
     let broker = Broker::start("delete-records", 2, &[]);
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "trimmed", 1, &[("segment.bytes", "1048576")]).await;
-    produce(&bootstrap, "trimmed", 0, 10_000, 300, None).await;
-    let admin = admin(&bootstrap);
+    produce(&kafka::producer(&bootstrap, BATCHED), "trimmed", sized_records(0, 10_000, 300)).await;
+    let admin = kafka::admin(&bootstrap);
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset("trimmed", 0, Offset::Offset(6_000)).unwrap();
     let result = admin.delete_records(&tpl, &AdminOptions::new()).await.unwrap();
     assert_eq!(result.elements()[0].offset(), Offset::Offset(6_000));
-    let segments_before = log_files(&broker, "trimmed-0");
+    let segments_before = broker.log_segments("trimmed-0");
     let b = bootstrap.clone();
     tokio::task::spawn_blocking(move || {
         assert_eq!(watermarks(&b, "trimmed", 0), (6_000, 10_000));
@@ -227,7 +188,7 @@ async fn delete_records_moves_the_log_start_durably() {
     let broker = Broker::start_in(dir, 2, &[]);
     let b = broker.bootstrap();
     tokio::task::spawn_blocking(move || assert_eq!(watermarks(&b, "trimmed", 0), (6_000, 10_000))).await.unwrap();
-    assert!(log_files(&broker, "trimmed-0") <= segments_before);
+    assert!(broker.log_segments("trimmed-0") <= segments_before);
     broker.stop();
 }
 
@@ -237,29 +198,25 @@ async fn retention_deletes_old_segments_from_the_start_only() {
     let bootstrap = broker.bootstrap();
     // By size: keep about 2 MiB of 1 MiB segments.
     create_topic(&bootstrap, "by-size", 1, &[("segment.bytes", "1048576"), ("retention.bytes", "2097152")]).await;
-    produce(&bootstrap, "by-size", 0, 20_000, 300, None).await;
+    produce(&kafka::producer(&bootstrap, BATCHED), "by-size", sized_records(0, 20_000, 300)).await;
     // By time: records stamped in 2001 are long past a one-hour retention.
     create_topic(&bootstrap, "by-time", 1, &[("segment.bytes", "1048576"), ("retention.ms", "3600000")]).await;
-    produce(&bootstrap, "by-time", 0, 10_000, 300, Some(1_000_000_000_000)).await;
+    let stamped = sized_records(0, 10_000, 300).map(|r| r.timestamp(1_000_000_000_000));
+    produce(&kafka::producer(&bootstrap, BATCHED), "by-time", stamped).await;
 
     let b = bootstrap.clone();
     tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let (low, high) = watermarks(&b, "by-size", 0);
-            let (time_low, time_high) = watermarks(&b, "by-time", 0);
-            if low > 0 && time_low > 0 {
-                assert_eq!(high, 20_000);
-                assert_eq!(time_high, 10_000);
-                // Reads start at the new log start, and everything after it is intact.
-                assert_eq!(first_record_at(&b, "by-size", low), low);
-                assert_eq!(first_record_at(&b, "by-size", 19_999), 19_999);
-                assert_eq!(first_record_at(&b, "by-time", time_low), time_low);
-                break;
-            }
-            assert!(Instant::now() < deadline, "retention did not run: {low} {time_low}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_until("retention to move the log start of by-size and of by-time", Duration::from_secs(20), || {
+            watermarks(&b, "by-size", 0).0 > 0 && watermarks(&b, "by-time", 0).0 > 0
+        });
+        let (low, high) = watermarks(&b, "by-size", 0);
+        let (time_low, time_high) = watermarks(&b, "by-time", 0);
+        assert_eq!(high, 20_000);
+        assert_eq!(time_high, 10_000);
+        // Reads start at the new log start, and everything after it is intact.
+        assert_eq!(first_record_at(&b, "by-size", low), low);
+        assert_eq!(first_record_at(&b, "by-size", 19_999), 19_999);
+        assert_eq!(first_record_at(&b, "by-time", time_low), time_low);
     })
     .await
     .unwrap();
@@ -267,31 +224,20 @@ async fn retention_deletes_old_segments_from_the_start_only() {
     let b = bootstrap.clone();
     tokio::task::spawn_blocking(move || {
         let (low, _) = watermarks(&b, "by-size", 0);
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &b)
-            .set("group.id", "late-reader")
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .create()
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("by-size", 0, Offset::Offset(0)).unwrap();
-        c.assign(&tpl).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            assert!(Instant::now() < deadline, "the consumer never resumed");
-            if let Some(m) = c.poll(Duration::from_millis(200)) {
-                let m = m.unwrap();
-                assert!(m.offset() >= low, "read {} below the log start {low}", m.offset());
-                break;
-            }
-        }
+        let c = assigned(
+            consumer_config(&b, "late-reader").set("auto.offset.reset", "earliest"),
+            "by-size",
+            [0],
+            Offset::Offset(0),
+        );
+        let m = &poll_n(&c, 1, Duration::from_secs(20))[0];
+        assert!(m.offset() >= low, "read {} below the log start {low}", m.offset());
     })
     .await
     .unwrap();
     // Size retention keeps the active segment and about two more; time retention only the active one.
-    assert!(log_files(&broker, "by-size-0") <= 4, "{} segments", log_files(&broker, "by-size-0"));
-    assert_eq!(log_files(&broker, "by-time-0"), 1);
+    assert!(broker.log_segments("by-size-0") <= 4, "{} segments", broker.log_segments("by-size-0"));
+    assert_eq!(broker.log_segments("by-time-0"), 1);
     broker.stop();
 }
 
@@ -304,18 +250,14 @@ async fn internal_topic_names_are_refused() {
     use rdkafka::admin::{NewTopic, TopicReplication};
     use rdkafka::types::RDKafkaErrorCode;
     let broker = Broker::start("internal-names", 2, &[]);
-    let admin = admin(&broker.bootstrap());
+    let admin = kafka::admin(&broker.bootstrap());
     for name in ["__consumer_offsets", "__transaction_state"] {
         let results = admin
             .create_topics(&[NewTopic::new(name, 1, TopicReplication::Fixed(1))], &AdminOptions::new())
             .await
             .expect("create topics");
         assert_eq!(results[0].as_ref().unwrap_err().1, RDKafkaErrorCode::InvalidTopic, "{name}");
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", broker.bootstrap())
-            .set("message.timeout.ms", "5000")
-            .create()
-            .unwrap();
+        let producer = kafka::producer(&broker.bootstrap(), &[("message.timeout.ms", "5000")]);
         let sent = producer.send(FutureRecord::to(name).payload("x").key("k"), Duration::from_secs(5)).await;
         assert!(sent.is_err(), "a record was written to {name}");
     }

@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::kafka::{self, assigned, consume_to_end, consumer_config, produce, value, Record};
 use common::{create_topic, producer_batch, Broker, Raw};
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
@@ -25,13 +25,11 @@ use kafka_protocol::messages::{
     DescribeProducersRequest, DescribeProducersResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
     EndTxnRequest, EndTxnResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, InitProducerIdRequest,
     InitProducerIdResponse, ListTransactionsRequest, ListTransactionsResponse, OffsetFetchRequest, OffsetFetchResponse,
-    ProduceRequest, ProduceResponse, ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest,
-    TxnOffsetCommitResponse,
+    ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::protocol::StrBytes;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -42,48 +40,20 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// Every record value of `topic` from the beginning to the end, read with
 /// `isolation.level` = `isolation`, per partition in offset order.
 fn read_all(bootstrap: &str, topic: &str, partitions: i32, isolation: &str) -> BTreeMap<i32, Vec<String>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "reader")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", isolation)
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
+    let mut config = consumer_config(bootstrap, "reader");
+    config.set("isolation.level", isolation);
     let mut out: BTreeMap<i32, Vec<String>> = (0..partitions).map(|p| (p, Vec::new())).collect();
-    let mut eof = std::collections::BTreeSet::new();
-    let deadline = Instant::now() + TIMEOUT;
-    while eof.len() < partitions as usize {
-        assert!(Instant::now() < deadline, "{topic} ({isolation}) not read to its end in time");
-        match consumer.poll(Duration::from_secs(1)) {
-            Some(Ok(m)) => {
-                eof.remove(&m.partition());
-                let value = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
-                out.get_mut(&m.partition()).unwrap().push(value);
-            }
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                eof.insert(p);
-            }
-            Some(Err(e)) => panic!("reading {topic}: {e}"),
-            None => {}
-        }
+    for m in consume_to_end(&config, topic, partitions, TIMEOUT) {
+        out.get_mut(&m.partition()).unwrap().push(value(&m));
     }
     out
 }
 
 fn transactional_producer(bootstrap: &str, id: &str, timeout_ms: u32) -> ThreadedProducer<DefaultProducerContext> {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("transactional.id", id)
-        .set("transaction.timeout.ms", timeout_ms.to_string())
-        .set("linger.ms", "1")
-        .create()
-        .unwrap();
+    let timeout_ms = timeout_ms.to_string();
+    let settings = [("transactional.id", id), ("transaction.timeout.ms", &timeout_ms), ("linger.ms", "1")];
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        kafka::client_config(bootstrap, &settings).create().unwrap();
     producer.init_transactions(TIMEOUT).unwrap();
     producer
 }
@@ -182,13 +152,9 @@ async fn idempotent_producer_survives_cut_connections() {
     let bootstrap = format!("127.0.0.1:{}", proxy.port);
     create_topic(&bootstrap, "cut", 3, &[]).await;
     tokio::task::spawn_blocking(move || {
-        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "2")
-            .set("message.timeout.ms", "60000")
-            .create()
-            .unwrap();
+        let settings = [("enable.idempotence", "true"), ("linger.ms", "2"), ("message.timeout.ms", "60000")];
+        let producer: ThreadedProducer<DefaultProducerContext> =
+            kafka::client_config(&bootstrap, &settings).create().unwrap();
         proxy.cut_every(Duration::from_millis(150));
         let total = 30_000;
         for i in 0..total {
@@ -221,29 +187,17 @@ async fn consume_transform_produce_exactly_once() {
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "in", 3, &[]).await;
     create_topic(&bootstrap, "out", 3, &[]).await;
+    let total: usize = 3000;
+    let input = (0..total).map(|i| Record::new(format!("v{i}")).key("k").partition((i % 3) as i32));
+    produce(&kafka::producer(&bootstrap, &[]), "in", input).await;
     let b = bootstrap.clone();
     tokio::task::spawn_blocking(move || {
-        let total: usize = 3000;
-        let plain: ThreadedProducer<DefaultProducerContext> =
-            ClientConfig::new().set("bootstrap.servers", &b).create().unwrap();
-        for i in 0..total {
-            send(&plain, "in", (i % 3) as i32, &format!("v{i}"));
-        }
-        plain.flush(TIMEOUT).unwrap();
-
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &b)
-            .set("group.id", "ctp")
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .set("auto.offset.reset", "earliest")
-            .create()
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..3 {
-            tpl.add_partition_offset("in", p, Offset::Beginning).unwrap();
-        }
-        consumer.assign(&tpl).unwrap();
+        let consumer = assigned(
+            consumer_config(&b, "ctp").set("isolation.level", "read_committed").set("auto.offset.reset", "earliest"),
+            "in",
+            0..3,
+            Offset::Beginning,
+        );
         let producer = transactional_producer(&b, "ctp-1", 60_000);
         let mut positions: HashMap<i32, i64> = (0..3).map(|p| (p, 0)).collect();
         let mut committed_inputs = 0;
@@ -404,20 +358,6 @@ fn txn_id(id: &str) -> TransactionalId {
     TransactionalId(StrBytes::from_string(id.to_string()))
 }
 
-fn produce_txn(raw: &mut Raw, id: &str, topic: &str, partition: i32, batch: bytes::BytesMut) -> i16 {
-    let request = ProduceRequest::default()
-        .with_transactional_id(Some(txn_id(id)))
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(batch.freeze()))])]);
-    let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &request);
-    response.responses[0].partition_responses[0].error_code
-}
-
 /// The coordinator's checks and the operator APIs, at the protocol level.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coordinator_checks_and_operator_views() {
@@ -448,7 +388,7 @@ async fn coordinator_checks_and_operator_views() {
     let (pid, epoch) = (first.producer_id.0, first.producer_epoch);
     // A batch for a partition not added to a transaction is refused.
     let batch = || producer_batch(pid, epoch, 0, &[b"a", b"b"], 1000, true);
-    assert_eq!(produce_txn(&mut raw, "t1", "raw", 0, batch()), 48, "INVALID_TXN_STATE");
+    assert_eq!(raw.produce_transactional("t1", "raw", 0, batch()).0, 48, "INVALID_TXN_STATE");
     let end = |raw: &mut Raw, pid: i64, epoch: i16, commit: bool| -> i16 {
         let response: EndTxnResponse = raw.call(
             ApiKey::EndTxn,
@@ -481,8 +421,8 @@ async fn coordinator_checks_and_operator_views() {
     assert_eq!(code(&add(&mut raw, "nope", epoch)), 3, "UNKNOWN_TOPIC_OR_PARTITION");
     assert_eq!(code(&add(&mut raw, "raw", epoch + 1)), 90, "PRODUCER_FENCED");
     assert_eq!(code(&add(&mut raw, "raw", epoch)), 0);
-    assert_eq!(produce_txn(&mut raw, "t1", "raw", 0, batch()), 0);
-    assert_eq!(produce_txn(&mut raw, "t1", "raw", 1, batch()), 48, "partition 1 was not added");
+    assert_eq!(raw.produce_transactional("t1", "raw", 0, batch()).0, 0);
+    assert_eq!(raw.produce_transactional("t1", "raw", 1, batch()).0, 48, "partition 1 was not added");
     // ListOffsets: the latest offset is the high watermark, or the last stable offset for read_committed.
     let latest = |raw: &mut Raw, isolation: i8| -> i64 {
         let response: ListOffsetsResponse = raw.call(
@@ -534,7 +474,7 @@ async fn coordinator_checks_and_operator_views() {
     assert_eq!((second.error_code, second.producer_id.0), (0, pid));
     assert!(second.producer_epoch > epoch);
     assert_eq!(end(&mut raw, pid, epoch, true), 90, "the older producer is fenced");
-    assert_eq!(produce_txn(&mut raw, "t1", "raw", 0, batch()), 47, "INVALID_PRODUCER_EPOCH");
+    assert_eq!(raw.produce_transactional("t1", "raw", 0, batch()).0, 47, "INVALID_PRODUCER_EPOCH");
     let committed = tokio::task::spawn_blocking({
         let b = broker.bootstrap();
         move || read_all(&b, "raw", 2, "read_committed")
@@ -629,7 +569,7 @@ async fn prepared_commit_is_completed_after_restart() {
     );
     assert_eq!(added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, 0);
     let batch = producer_batch(pid, epoch, 0, &[b"p0", b"p1", b"p2"], 1000, true);
-    assert_eq!(produce_txn(&mut raw, "prep-id", "prep", 0, batch), 0);
+    assert_eq!(raw.produce_transactional("prep-id", "prep", 0, batch).0, 0);
     drop(raw);
     let data_dir = broker.stop();
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod kafka;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -13,7 +14,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    TransactionalId,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
@@ -90,8 +96,10 @@ impl Broker {
     }
 
     /// Runs `command` (which starts a broker keeping its data in `data_dir`)
-    /// with its output in `log_path`, and waits until it accepts connections
-    /// on `port`, or, for `None`, on the port its log says it listens on.
+    /// with its output in `log_path`, and waits until its log says it listens
+    /// (on `port`, or for `None` on any port) and it accepts connections there.
+    /// A known port counts only once this broker's own log names it, so a
+    /// listener of another process on that port is never taken for this broker.
     pub fn launch(
         mut command: Command,
         port: Option<u16>,
@@ -113,12 +121,14 @@ impl Broker {
 
     fn wait_ready(&mut self, within: Duration) {
         let deadline = Instant::now() + within;
+        let expected = self.port;
         while Instant::now() < deadline {
-            if self.port == 0 {
-                self.port = listening_port(&self.log()).unwrap_or(0);
-            }
-            if self.port != 0 && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+            let listening = listening_port(&self.log()).filter(|&port| expected == 0 || port == expected);
+            if let Some(port) = listening {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    self.port = port;
+                    return;
+                }
             }
             if !self.alive() {
                 panic!("sluice exited before listening; log:\n{}", self.log());
@@ -139,6 +149,15 @@ impl Broker {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// How many segment (`.log`) files the partition directory `partition_dir`
+    /// (such as `"topic-0"`) holds.
+    pub fn log_segments(&self, partition_dir: &str) -> usize {
+        std::fs::read_dir(self.data_dir.join(partition_dir))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
+            .count()
     }
 
     /// Whether the process is still running.
@@ -245,6 +264,32 @@ impl Raw {
         self.receive(api, version, c)
     }
 
+    /// Produce (v9, acks=all) of `records` to one partition: its (error code, base offset).
+    pub fn produce(&mut self, topic: &str, partition: i32, records: impl Into<Bytes>) -> (i16, i64) {
+        self.produce_with(&produce_request(topic, partition, -1, records))
+    }
+
+    /// Produce (v9, acks=all) of `records` to one partition in the transaction
+    /// of `transactional_id`: its (error code, base offset).
+    pub fn produce_transactional(
+        &mut self,
+        transactional_id: &str,
+        topic: &str,
+        partition: i32,
+        records: impl Into<Bytes>,
+    ) -> (i16, i64) {
+        let transactional_id = TransactionalId(StrBytes::from_string(transactional_id.to_string()));
+        self.produce_with(&produce_request(topic, partition, -1, records).with_transactional_id(Some(transactional_id)))
+    }
+
+    /// Sends `request` (Produce v9, which must want a response) and returns the
+    /// first partition's (error code, base offset).
+    pub fn produce_with(&mut self, request: &ProduceRequest) -> (i16, i64) {
+        let response: ProduceResponse = self.call(ApiKey::Produce, 9, request);
+        let p = &response.responses[0].partition_responses[0];
+        (p.error_code, p.base_offset)
+    }
+
     /// Whether the broker closed the connection (EOF or reset) within the read timeout.
     pub fn closed_by_broker(&mut self) -> bool {
         let mut buf = [0u8; 1024];
@@ -256,6 +301,51 @@ impl Raw {
                 Err(_) => return false,
             }
         }
+    }
+}
+
+/// A Produce request of `records` (a record batch) to one partition, with
+/// `acks` and a 5 s timeout.
+pub fn produce_request(topic: &str, partition: i32, acks: i16, records: impl Into<Bytes>) -> ProduceRequest {
+    ProduceRequest::default().with_acks(acks).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+        .with_partition_data(vec![PartitionProduceData::default()
+            .with_index(partition)
+            .with_records(Some(records.into()))])])
+}
+
+/// A Fetch request for `topic` at (partition, offset) `partitions`, up to
+/// 1 MiB each, that waits up to `max_wait_ms` for at least one byte
+/// (`min_bytes` 1).
+pub fn fetch_request(topic: &str, partitions: &[(i32, i64)], max_wait_ms: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|(p, o)| {
+                        FetchPartition::default()
+                            .with_partition(*p)
+                            .with_fetch_offset(*o)
+                            .with_partition_max_bytes(1 << 20)
+                    })
+                    .collect(),
+            )])
+}
+
+/// Waits until `done` returns true, checking every 50 ms; panics, naming
+/// `what`, if it has not within `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -313,10 +403,8 @@ pub fn producer_batch(
 
 /// Creates a topic with the rdkafka admin client and checks it succeeded.
 pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> =
-        rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    let admin = kafka::admin(bootstrap);
     let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
     for (k, v) in configs {
         topic = topic.set(k, v);
