@@ -4,8 +4,10 @@
 //!
 //! - [`segment`]: one segment file, its write cursor and its in-memory indexes.
 //! - [`index`]: the `.index` / `.timeindex` entry layouts.
-//! - [`log`]: a partition's segment set, appends, the writer task (group commit),
-//!   the tail cache and reads.
+//! - [`log`]: a partition's log, one concern per file: the `Log` (open,
+//!   close), appends, the writer task (group commit), the tail cache and
+//!   reads, timestamps, retention, producer snapshots, crash recovery and
+//!   recovery points.
 //! - [`producer_state`]: each partition's table of producers (sequence numbers
 //!   of their last five batches for dedup and ordering, open transactions, the
 //!   aborted-transaction index), snapshotted with the log.

@@ -1,0 +1,84 @@
+//! Producer-state snapshots: `<20-digit offset>.snapshot` holds the producer
+//! table as of that offset, written at each segment roll and at close. On
+//! open the newest intact snapshot at or below the log end is loaded and the
+//! batches after it are replayed. Only the newest
+//! `PRODUCER_SNAPSHOTS_RETAINED` are kept.
+
+use std::path::Path;
+
+use crate::constants::{FETCH_READ_BYTES_PER_PARTITION_MAX, PRODUCER_SNAPSHOTS_RETAINED};
+use crate::protocol::batch;
+use crate::storage::producer_state::ProducerStateTable;
+use crate::storage::segment::Segment;
+use crate::storage::{segment_file_stem, StorageError};
+
+fn snapshot_offset(path: &Path) -> Option<i64> {
+    let stem = path.file_name()?.to_str()?.strip_suffix(".snapshot")?;
+    (stem.len() == 20).then(|| stem.parse().ok()).flatten()
+}
+
+/// Writes the producer state as of `offset`, keeping only the newest snapshots.
+pub(super) async fn write_producer_snapshot(dir: &Path, offset: i64, bytes: &[u8]) -> Result<(), StorageError> {
+    let path = dir.join(format!("{}.snapshot", segment_file_stem(offset)));
+    crate::storage::file::write_atomically(&path, bytes).await?;
+    let mut offsets: Vec<i64> = std::fs::read_dir(dir)
+        .map_err(|e| StorageError::io("list snapshots", e))?
+        .filter_map(|e| e.ok().and_then(|e| snapshot_offset(&e.path())))
+        .collect();
+    offsets.sort_unstable();
+    let keep_from = offsets.len().saturating_sub(PRODUCER_SNAPSHOTS_RETAINED);
+    for old in &offsets[..keep_from] {
+        let _ = std::fs::remove_file(dir.join(format!("{}.snapshot", segment_file_stem(*old))));
+    }
+    Ok(())
+}
+
+/// Rebuilds the producer table: the newest intact snapshot at or below the
+/// log end, then every batch after it. Snapshots past the log end (the log
+/// was cut after a crash) are removed.
+pub(super) async fn load_producers(
+    dir: &Path,
+    segments: &[Segment],
+    log_end: i64,
+) -> Result<ProducerStateTable, StorageError> {
+    let mut offsets: Vec<i64> = std::fs::read_dir(dir)
+        .map_err(|e| StorageError::io("list snapshots", e))?
+        .filter_map(|e| e.ok().and_then(|e| snapshot_offset(&e.path())))
+        .collect();
+    offsets.sort_unstable_by(|a, b| b.cmp(a));
+    let mut start = (ProducerStateTable::default(), segments.first().map(|s| s.base_offset()).unwrap_or(0));
+    for offset in offsets {
+        let path = dir.join(format!("{}.snapshot", segment_file_stem(offset)));
+        if offset > log_end {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        if let Some(table) = std::fs::read(&path).ok().and_then(|b| ProducerStateTable::decode(&b)) {
+            start = (table, offset);
+            break;
+        }
+        tracing::warn!(path = %path.display(), "damaged producer snapshot ignored");
+    }
+    let (mut table, from) = start;
+    for segment in segments.iter().filter(|s| s.next_offset > from) {
+        let relative = (from - segment.base_offset()).clamp(0, u32::MAX as i64) as u32;
+        let mut position = segment.index.lookup(relative) as u64;
+        while position < segment.synced_bytes {
+            let want = ((segment.synced_bytes - position) as usize).min(FETCH_READ_BYTES_PER_PARTITION_MAX);
+            let read =
+                segment.file.file.read_at(position, want).await.map_err(|e| StorageError::io("read segment", e))?;
+            let mut consumed = 0;
+            for (at, header) in batch::headers(&read) {
+                consumed = at + header.size_bytes;
+                if header.last_offset() >= from {
+                    table.replay(&header, &read[at..at + header.size_bytes]);
+                }
+            }
+            if consumed == 0 {
+                break;
+            }
+            position += consumed as u64;
+        }
+    }
+    Ok(table)
+}
