@@ -8,8 +8,12 @@ use std::path::Path;
 
 use super::Log;
 use crate::config::TopicConfig;
+use crate::constants::LINE_FILE_BYTES_MAX;
 use crate::storage::segment::{RecoveryPoint, Segment};
 use crate::storage::{file, segment_file_stem, StorageError};
+
+/// The file holding the active segment's last recovery point.
+const RECOVERY_POINT_FILE: &str = "recovery-point";
 
 fn parse_segment_base(path: &Path) -> Option<i64> {
     let name = path.file_name()?.to_str()?;
@@ -28,7 +32,7 @@ pub(super) async fn open_segments(dir: &Path, config: &TopicConfig, clean: bool)
         .collect();
     bases.sort_unstable();
     let mut segments = Vec::with_capacity(bases.len().max(1));
-    let recovery = std::fs::read(dir.join("recovery-point")).ok().and_then(|b| RecoveryPoint::decode(&b));
+    let recovery = read_recovery_point(dir);
     for (i, base) in bases.iter().enumerate() {
         let path = dir.join(format!("{}.log", segment_file_stem(*base)));
         // Only the last segment can have an unsynced tail after a crash,
@@ -57,7 +61,7 @@ pub(super) async fn open_segments(dir: &Path, config: &TopicConfig, clean: bool)
         // A recovery point names a segment by its base; a later segment
         // could be created at the same base and must not inherit it.
         if recovery.is_some_and(|r| r.segment_base == dropped.base_offset()) {
-            let _ = std::fs::remove_file(dir.join("recovery-point"));
+            remove_recovery_point(dir).await?;
         }
         file::sync_dir(dir).await?;
     }
@@ -66,6 +70,24 @@ pub(super) async fn open_segments(dir: &Path, config: &TopicConfig, clean: bool)
         file::sync_dir(dir).await?;
     }
     Ok(segments)
+}
+
+/// The recovery point in `dir`; `None` if there is none or it is damaged
+/// (then the last segment is scanned whole after a crash).
+fn read_recovery_point(dir: &Path) -> Option<RecoveryPoint> {
+    match file::read_checked(&dir.join(RECOVERY_POINT_FILE), LINE_FILE_BYTES_MAX) {
+        Ok(body) => RecoveryPoint::decode(&body?),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "recovery point ignored");
+            None
+        }
+    }
+}
+
+/// Removes the recovery point: the indexes written at a clean close, or a
+/// dropped segment, make it stale.
+pub(super) async fn remove_recovery_point(dir: &Path) -> Result<(), StorageError> {
+    file::remove_if_exists(&dir.join(RECOVERY_POINT_FILE)).await
 }
 
 impl Log {
@@ -100,7 +122,7 @@ impl Log {
         }
         file::write_atomically(&file.index_path(), &index).await?;
         file::write_atomically(&file.time_index_path(), &time_index).await?;
-        file::write_atomically(&self.dir.join("recovery-point"), &point.encode()).await?;
+        file::write_checked(&self.dir.join(RECOVERY_POINT_FILE), &point.encode()).await?;
         self.state.borrow_mut().checkpointed_bytes = point.position;
         Ok(())
     }
@@ -222,23 +244,33 @@ mod tests {
         TopicConfig { index_interval_bytes: 256, ..TopicConfig::default() }
     }
 
+    /// Appends 300 batches, writes a recovery point, appends 100 more and
+    /// "crashes" (no close); the caller then damages a batch before the point.
+    async fn crash_after_a_recovery_point(dir: &Path) -> std::rc::Rc<Log> {
+        let log = open(dir, small_config_large_segments(), false).await;
+        for i in 0..300 {
+            append(&log, 2, i).await;
+        }
+        log.maybe_checkpoint(1).await.unwrap();
+        for i in 300..400 {
+            append(&log, 2, i).await;
+        }
+        log
+    }
+
+    fn damage_batch_10(dir: &Path) {
+        let path = dir.join("00000000000000000000.log");
+        let batch_len = std::fs::metadata(&path).unwrap().len() / 400;
+        flip_byte(&path, 10 * batch_len + 70);
+    }
+
     #[test]
     fn recovery_starts_at_the_recovery_point() {
         run(|| async {
             let dir = temp_dir("recovery-point");
-            let log = open(&dir, small_config_large_segments(), false).await;
-            for i in 0..300 {
-                append(&log, 2, i).await;
-            }
-            log.maybe_checkpoint(1).await.unwrap();
-            for i in 300..400 {
-                append(&log, 2, i).await;
-            }
-            // A crash: no close. Damage a batch before the recovery point: a
-            // scan from the recovery point does not read it again.
-            let path = dir.join("00000000000000000000.log");
-            let batch_len = std::fs::metadata(&path).unwrap().len() / 400;
-            flip_byte(&path, 10 * batch_len + 70);
+            let log = crash_after_a_recovery_point(&dir).await;
+            // A scan from the recovery point does not read the damage again.
+            damage_batch_10(&dir);
             let reopened = open(&dir, small_config_large_segments(), false).await;
             assert_eq!(reopened.log_end_offset(), 800);
             assert!(!reopened.read(700, 1 << 20, false).await.unwrap().chunks.is_empty());
@@ -249,5 +281,34 @@ mod tests {
             assert!(matches!(rescanned.read(60, 1 << 20, false).await, Err(StorageError::Corrupt(_))));
             std::fs::remove_dir_all(&dir).unwrap();
         });
+    }
+
+    /// A `recovery-point` written before checked files had a trailer line
+    /// (`<five numbers> <crc>` on one line) still starts the scan.
+    #[test]
+    fn a_recovery_point_of_the_earlier_form_is_used() {
+        run(|| async {
+            let dir = temp_dir("recovery-point-earlier");
+            let log = crash_after_a_recovery_point(&dir).await;
+            let body = read_checked_text(&dir);
+            let fields = body.trim();
+            let earlier = format!("{fields} {:08x}\n", crc32fast::hash(fields.as_bytes()));
+            std::fs::write(dir.join(RECOVERY_POINT_FILE), earlier).unwrap();
+            damage_batch_10(&dir);
+            let reopened = open(&dir, small_config_large_segments(), false).await;
+            assert_eq!(reopened.log_end_offset(), 800);
+            assert!(!reopened.read(60, 1 << 20, false).await.unwrap().chunks.is_empty(), "scan began past the damage");
+            drop(log);
+            reopened.close().await.unwrap();
+            assert!(!dir.join(RECOVERY_POINT_FILE).exists(), "a clean close removes the recovery point");
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
+    }
+
+    fn read_checked_text(dir: &Path) -> String {
+        let body = file::read_checked(&dir.join(RECOVERY_POINT_FILE), LINE_FILE_BYTES_MAX).unwrap().unwrap();
+        let text = String::from_utf8(body).unwrap();
+        assert!(RecoveryPoint::decode(text.as_bytes()).is_some(), "{text:?}");
+        text
     }
 }

@@ -4,23 +4,27 @@
 //! batches after it are replayed. Only the newest
 //! `PRODUCER_SNAPSHOTS_RETAINED` are kept.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::constants::{FETCH_READ_BYTES_PER_PARTITION_MAX, PRODUCER_SNAPSHOTS_RETAINED};
+use crate::constants::{FETCH_READ_BYTES_PER_PARTITION_MAX, PRODUCER_SNAPSHOTS_RETAINED, PRODUCER_SNAPSHOT_BYTES_MAX};
 use crate::protocol::batch;
 use crate::storage::producer_state::ProducerStateTable;
 use crate::storage::segment::Segment;
-use crate::storage::{segment_file_stem, StorageError};
+use crate::storage::{file, segment_file_stem, StorageError};
+
+fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
+    dir.join(format!("{}.snapshot", segment_file_stem(offset)))
+}
 
 fn snapshot_offset(path: &Path) -> Option<i64> {
     let stem = path.file_name()?.to_str()?.strip_suffix(".snapshot")?;
     (stem.len() == 20).then(|| stem.parse().ok()).flatten()
 }
 
-/// Writes the producer state as of `offset`, keeping only the newest snapshots.
-pub(super) async fn write_producer_snapshot(dir: &Path, offset: i64, bytes: &[u8]) -> Result<(), StorageError> {
-    let path = dir.join(format!("{}.snapshot", segment_file_stem(offset)));
-    crate::storage::file::write_atomically(&path, bytes).await?;
+/// Writes the producer state as of `offset` (its encoded body), keeping only
+/// the newest snapshots.
+pub(super) async fn write_producer_snapshot(dir: &Path, offset: i64, body: &[u8]) -> Result<(), StorageError> {
+    file::write_checked(&snapshot_path(dir, offset), body).await?;
     let mut offsets: Vec<i64> = std::fs::read_dir(dir)
         .map_err(|e| StorageError::io("list snapshots", e))?
         .filter_map(|e| e.ok().and_then(|e| snapshot_offset(&e.path())))
@@ -28,7 +32,7 @@ pub(super) async fn write_producer_snapshot(dir: &Path, offset: i64, bytes: &[u8
     offsets.sort_unstable();
     let keep_from = offsets.len().saturating_sub(PRODUCER_SNAPSHOTS_RETAINED);
     for old in &offsets[..keep_from] {
-        let _ = std::fs::remove_file(dir.join(format!("{}.snapshot", segment_file_stem(*old))));
+        let _ = std::fs::remove_file(snapshot_path(dir, *old));
     }
     Ok(())
 }
@@ -48,16 +52,21 @@ pub(super) async fn load_producers(
     offsets.sort_unstable_by(|a, b| b.cmp(a));
     let mut start = (ProducerStateTable::default(), segments.first().map(|s| s.base_offset()).unwrap_or(0));
     for offset in offsets {
-        let path = dir.join(format!("{}.snapshot", segment_file_stem(offset)));
+        let path = snapshot_path(dir, offset);
         if offset > log_end {
             let _ = std::fs::remove_file(&path);
             continue;
         }
-        if let Some(table) = std::fs::read(&path).ok().and_then(|b| ProducerStateTable::decode(&b)) {
-            start = (table, offset);
-            break;
+        match file::read_checked(&path, PRODUCER_SNAPSHOT_BYTES_MAX) {
+            Ok(body) => {
+                if let Some(table) = body.and_then(|b| ProducerStateTable::decode(&b)) {
+                    start = (table, offset);
+                    break;
+                }
+                tracing::warn!(path = %path.display(), "damaged producer snapshot ignored");
+            }
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "damaged producer snapshot ignored"),
         }
-        tracing::warn!(path = %path.display(), "damaged producer snapshot ignored");
     }
     let (mut table, from) = start;
     for segment in segments.iter().filter(|s| s.next_offset > from) {
@@ -81,4 +90,37 @@ pub(super) async fn load_producers(
         }
     }
     Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{open, run, small_config, temp_dir};
+    use super::*;
+
+    fn snapshot_files(dir: &Path) -> Vec<i64> {
+        let mut offsets: Vec<i64> =
+            std::fs::read_dir(dir).unwrap().filter_map(|e| snapshot_offset(&e.unwrap().path())).collect();
+        offsets.sort_unstable();
+        offsets
+    }
+
+    /// A snapshot as written before the checked-file helper (the same bytes:
+    /// body, then `crc <hex>`), and one past the log end, which is removed.
+    #[test]
+    fn snapshots_written_before_are_loaded() {
+        run(|| async {
+            let dir = temp_dir("snapshot-earlier");
+            std::fs::create_dir_all(&dir).unwrap();
+            let body = "sluice-producers 2\n7 3 0:4:0:4 -1 1000 -1\n";
+            let earlier = format!("{body}crc {:08x}\n", crc32fast::hash(body.as_bytes()));
+            std::fs::write(snapshot_path(&dir, 0), &earlier).unwrap();
+            std::fs::write(snapshot_path(&dir, 100), &earlier).unwrap();
+            let log = open(&dir, small_config(), true).await;
+            assert_eq!(log.producer_states(), vec![(7, 3, 4, 1000, -1, -1)]);
+            assert_eq!(snapshot_files(&dir), vec![0], "the snapshot past the log end is gone");
+            log.close().await.unwrap();
+            assert_eq!(std::fs::read(snapshot_path(&dir, 0)).unwrap(), earlier.as_bytes(), "same bytes as before");
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
+    }
 }
