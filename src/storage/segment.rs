@@ -53,6 +53,10 @@ impl SegmentFile {
     pub fn time_index_path(&self) -> PathBuf {
         self.log_path.with_extension("timeindex")
     }
+    /// The segment's files: `.log`, `.index`, `.timeindex`.
+    pub fn paths(&self) -> [PathBuf; 3] {
+        [self.log_path.clone(), self.index_path(), self.time_index_path()]
+    }
 }
 
 /// A segment as the log state sees it.
@@ -152,17 +156,6 @@ impl Segment {
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0),
             corrupt_at: None,
-        }
-    }
-
-    /// Removes the segment's files (the log no longer references it).
-    pub fn remove_files(&self) {
-        for path in [self.file.log_path.clone(), self.file.index_path(), self.file.time_index_path()] {
-            if let Err(e) = std::fs::remove_file(&path) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot remove segment file");
-                }
-            }
         }
     }
 

@@ -161,7 +161,7 @@ impl Log {
             st.next_offset
         };
         let snapshot = self.state.borrow().producers.encode();
-        super::snapshots::write_producer_snapshot(&self.dir, base, &snapshot).await?;
+        self.write_snapshot(base, &snapshot).await?;
         let segment = Segment::create(&self.dir, base).await?;
         crate::storage::file::sync_dir(&self.dir).await?;
         let mut st = self.state.borrow_mut();

@@ -11,6 +11,8 @@
 //!   rewritten tail block can never be overtaken by an older write.
 //! - A failed write or fsync fails the partition for good: the kernel may have
 //!   dropped the data, so retrying could acknowledge lost records.
+//! - A file is removed only after the log state no longer refers to it, and
+//!   never on the append or write path (the janitor task removes it).
 //!
 //! One concern per file:
 //! - this file: the `Log` and its state, open and close, small accessors.
@@ -21,8 +23,10 @@
 //! - [`retention`]: retention, DeleteRecords and the `log-start-offset` file.
 //! - [`snapshots`]: producer-state snapshots, written and loaded.
 //! - [`recovery`]: reopening segments after a crash and the `recovery-point` file.
+//! - [`janitor`]: removal of files the log dropped, off the shard's hot path.
 
 mod append;
+mod janitor;
 mod read;
 mod recovery;
 mod retention;
@@ -49,6 +53,7 @@ use super::segment::Segment;
 use super::StorageError;
 use crate::config::TopicConfig;
 use crate::storage::producer_state::ProducerStateTable;
+use janitor::Janitor;
 use read::TailCache;
 use writer::{AckWaiter, PendingWrite};
 
@@ -71,6 +76,8 @@ struct LogState {
     corrupt_from: Option<i64>,
     closing: bool,
     producers: ProducerStateTable,
+    /// Offsets of the producer snapshots on disk, oldest first.
+    snapshot_offsets: Vec<i64>,
     /// Synced bytes of the active segment at the last recovery point.
     checkpointed_bytes: u64,
 }
@@ -83,6 +90,7 @@ pub struct Log {
     append_lock: Semaphore,
     doorbell: LocalSender<()>,
     writer_done: RefCell<Option<glommio::task::JoinHandle<()>>>,
+    janitor: Janitor,
 }
 
 fn now_ms() -> i64 {
@@ -97,7 +105,7 @@ impl Log {
         let next_offset = segments.last().map(|s| s.next_offset).unwrap_or(0);
         let log_start_offset =
             retention::read_log_start(&dir).unwrap_or(0).max(segments[0].base_offset()).min(next_offset);
-        let producers = snapshots::load_producers(&dir, &segments, next_offset).await?;
+        let (producers, snapshot_offsets) = snapshots::load_producers(&dir, &segments, next_offset).await?;
         let (doorbell, bell) = local_channel::new_bounded(1);
         let log = Rc::new(Log {
             dir,
@@ -116,11 +124,13 @@ impl Log {
                 corrupt_from,
                 closing: false,
                 producers,
+                snapshot_offsets,
                 checkpointed_bytes: 0,
             }),
             append_lock: Semaphore::new(1),
             doorbell,
             writer_done: RefCell::new(None),
+            janitor: Janitor::start(),
         });
         let writer = glommio::spawn_local(writer::writer_loop(log.clone(), bell)).detach();
         *log.writer_done.borrow_mut() = Some(writer);
@@ -176,8 +186,16 @@ impl Log {
     }
 
     /// Stops taking appends, waits for everything pending to be written and
-    /// synced, and writes the active segment's indexes and exact length.
+    /// synced, and writes the active segment's indexes and exact length. Files
+    /// queued for removal are gone when it returns, so the directory can then
+    /// be deleted or opened again.
     pub async fn close(&self) -> Result<(), StorageError> {
+        let closed = self.close_files().await;
+        self.janitor.drain().await;
+        closed
+    }
+
+    async fn close_files(&self) -> Result<(), StorageError> {
         {
             let mut st = self.state.borrow_mut();
             st.closing = true;
@@ -213,12 +231,9 @@ impl Log {
             let st = self.state.borrow();
             (st.next_offset, st.producers.encode())
         };
-        snapshots::write_producer_snapshot(&self.dir, end, &snapshot).await?;
+        self.write_snapshot(end, &snapshot).await?;
         // The indexes just written are newer than any recovery point.
-        match std::fs::remove_file(self.dir.join("recovery-point")) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StorageError::io("remove recovery point", e)),
-            _ => Ok(()),
-        }
+        recovery::remove_recovery_point(&self.dir).await
     }
 }
 

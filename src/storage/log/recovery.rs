@@ -57,7 +57,10 @@ pub(super) async fn open_segments(dir: &Path, config: &TopicConfig, clean: bool)
             "empty segment past the end of the log after a crash; removing it"
         );
         let dropped = segments.pop().expect("two segments");
-        dropped.remove_files();
+        // Removed before the log runs: a later roll creates this base again.
+        for path in dropped.file.paths() {
+            file::remove_if_exists(&path).await?;
+        }
         // A recovery point names a segment by its base; a later segment
         // could be created at the same base and must not inherit it.
         if recovery.is_some_and(|r| r.segment_base == dropped.base_offset()) {

@@ -1,8 +1,8 @@
 //! Retention and DeleteRecords. The log start offset only moves forward; when
 //! a client moves it (DeleteRecords) it is made durable in `log-start-offset`
 //! before the answer. Closed segments wholly below it, older than
-//! `retention.ms` or beyond `retention.bytes` leave the log oldest first, and
-//! their files are removed once the log no longer refers to them.
+//! `retention.ms` or beyond `retention.bytes` leave the log oldest first; the
+//! janitor removes their files once the log no longer refers to them.
 
 use std::path::Path;
 
@@ -85,7 +85,7 @@ impl Log {
         }
     }
 
-    /// Drops the oldest segment from the log, then removes its files.
+    /// Drops the oldest segment from the log, then queues its files for removal.
     fn delete_oldest_segment(&self) {
         let mut st = self.state.borrow_mut();
         assert!(st.segments.len() >= 2, "the active segment is never deleted");
@@ -97,7 +97,7 @@ impl Log {
         st.cache.drop_below(start);
         drop(st);
         tracing::info!(dir = %self.dir.display(), base = segment.base_offset(), "segment deleted by retention");
-        segment.remove_files();
+        self.janitor.remove_segment(segment.file);
     }
 }
 
@@ -115,8 +115,43 @@ pub(super) fn read_log_start(dir: &Path) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{append, check_reads, open, run, small_config, temp_dir};
+    use super::super::test_support::{append, check_reads, log_files, open, run, small_config, temp_dir};
     use super::*;
+
+    #[test]
+    fn retention_drops_the_oldest_segments_then_their_files() {
+        run(|| async {
+            let dir = temp_dir("retention");
+            let config = crate::config::TopicConfig { retention_bytes: 16 * 1024, ..small_config() };
+            let log = open(&dir, config, false).await;
+            for i in 0..400 {
+                append(&log, 3, 1000 + i).await;
+            }
+            let before = log_files(&dir);
+            assert!(before >= 4, "{before} segments");
+            // The clock is 0: only retention.bytes applies.
+            let deleted = log.enforce_retention(0);
+            assert!(deleted >= 1 && deleted < before, "{deleted} of {before}");
+            let start = log.log_start_offset();
+            assert!(start > 0);
+            assert_eq!(start, log.state.borrow().segments[0].base_offset());
+            assert!(log.size_bytes() <= 16 * 1024 + 8192);
+            // The log no longer refers to them; the janitor removes the files later.
+            assert_eq!(log_files(&dir), before, "no removal on the caller's path");
+            assert!(matches!(log.read(start - 1, 1 << 20, false).await, Err(StorageError::OffsetOutOfRange { .. })));
+            log.janitor.drain().await;
+            assert_eq!(log_files(&dir), before - deleted);
+            assert_eq!(log.enforce_retention(0), 0, "the rest is within retention.bytes");
+            log.close().await.unwrap();
+            let log = open(&dir, small_config(), true).await;
+            assert_eq!(log.log_start_offset(), start);
+            for offset in start..1200 {
+                assert!(!log.read(offset, 1, false).await.unwrap().chunks.is_empty(), "offset {offset}");
+            }
+            log.close().await.unwrap();
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
+    }
 
     #[test]
     fn delete_records_moves_the_log_start_durably() {
@@ -133,6 +168,7 @@ mod tests {
             assert!(first_base > 0 && first_base <= 301, "segments below the start are gone: {first_base}");
             assert!(matches!(log.read(300, 1 << 20, false).await, Err(StorageError::OffsetOutOfRange { .. })));
             // A crash (no close): the start offset was durable before the answer.
+            log.janitor.drain().await;
             let reopened = open(&dir, small_config(), false).await;
             assert_eq!(reopened.log_start_offset(), 301);
             check_reads_from(&reopened, 301, 600).await;

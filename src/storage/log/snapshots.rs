@@ -2,10 +2,12 @@
 //! table as of that offset, written at each segment roll and at close. On
 //! open the newest intact snapshot at or below the log end is loaded and the
 //! batches after it are replayed. Only the newest
-//! `PRODUCER_SNAPSHOTS_RETAINED` are kept.
+//! `PRODUCER_SNAPSHOTS_RETAINED` are kept; older ones go to the janitor, so
+//! writing a snapshot never lists or unlinks files on the append path.
 
 use std::path::{Path, PathBuf};
 
+use super::Log;
 use crate::constants::{FETCH_READ_BYTES_PER_PARTITION_MAX, PRODUCER_SNAPSHOTS_RETAINED, PRODUCER_SNAPSHOT_BYTES_MAX};
 use crate::protocol::batch;
 use crate::storage::producer_state::ProducerStateTable;
@@ -21,46 +23,55 @@ fn snapshot_offset(path: &Path) -> Option<i64> {
     (stem.len() == 20).then(|| stem.parse().ok()).flatten()
 }
 
-/// Writes the producer state as of `offset` (its encoded body), keeping only
-/// the newest snapshots.
-pub(super) async fn write_producer_snapshot(dir: &Path, offset: i64, body: &[u8]) -> Result<(), StorageError> {
-    file::write_checked(&snapshot_path(dir, offset), body).await?;
+impl Log {
+    /// Writes the producer state as of `offset` (its encoded body), then
+    /// queues the snapshots older than the newest few for removal.
+    pub(super) async fn write_snapshot(&self, offset: i64, body: &[u8]) -> Result<(), StorageError> {
+        file::write_checked(&snapshot_path(&self.dir, offset), body).await?;
+        let stale: Vec<PathBuf> = {
+            let mut st = self.state.borrow_mut();
+            let offsets = &mut st.snapshot_offsets;
+            if let Err(at) = offsets.binary_search(&offset) {
+                offsets.insert(at, offset);
+            }
+            let keep_from = offsets.len().saturating_sub(PRODUCER_SNAPSHOTS_RETAINED);
+            offsets.drain(..keep_from).map(|o| snapshot_path(&self.dir, o)).collect()
+        };
+        if !stale.is_empty() {
+            self.janitor.remove_files(stale);
+        }
+        Ok(())
+    }
+}
+
+/// Rebuilds the producer table: the newest intact snapshot at or below the
+/// log end, then every batch after it. Snapshots past the log end (the log
+/// was cut after a crash) are removed. Returns the table and the offsets of
+/// the snapshots left on disk, oldest first.
+pub(super) async fn load_producers(
+    dir: &Path,
+    segments: &[Segment],
+    log_end: i64,
+) -> Result<(ProducerStateTable, Vec<i64>), StorageError> {
     let mut offsets: Vec<i64> = std::fs::read_dir(dir)
         .map_err(|e| StorageError::io("list snapshots", e))?
         .filter_map(|e| e.ok().and_then(|e| snapshot_offset(&e.path())))
         .collect();
     offsets.sort_unstable();
-    let keep_from = offsets.len().saturating_sub(PRODUCER_SNAPSHOTS_RETAINED);
-    for old in &offsets[..keep_from] {
-        let _ = std::fs::remove_file(snapshot_path(dir, *old));
-    }
-    Ok(())
-}
-
-/// Rebuilds the producer table: the newest intact snapshot at or below the
-/// log end, then every batch after it. Snapshots past the log end (the log
-/// was cut after a crash) are removed.
-pub(super) async fn load_producers(
-    dir: &Path,
-    segments: &[Segment],
-    log_end: i64,
-) -> Result<ProducerStateTable, StorageError> {
-    let mut offsets: Vec<i64> = std::fs::read_dir(dir)
-        .map_err(|e| StorageError::io("list snapshots", e))?
-        .filter_map(|e| e.ok().and_then(|e| snapshot_offset(&e.path())))
-        .collect();
-    offsets.sort_unstable_by(|a, b| b.cmp(a));
-    let mut start = (ProducerStateTable::default(), segments.first().map(|s| s.base_offset()).unwrap_or(0));
-    for offset in offsets {
-        let path = snapshot_path(dir, offset);
-        if offset > log_end {
-            let _ = std::fs::remove_file(&path);
-            continue;
+    for offset in offsets.iter().filter(|o| **o > log_end) {
+        // Removed before the log runs: a later roll may write this name again.
+        if let Err(e) = file::remove_if_exists(&snapshot_path(dir, *offset)).await {
+            tracing::warn!(error = %e, "cannot remove a snapshot past the log end");
         }
+    }
+    offsets.retain(|o| *o <= log_end);
+    let mut start = (ProducerStateTable::default(), segments.first().map(|s| s.base_offset()).unwrap_or(0));
+    for offset in offsets.iter().rev() {
+        let path = snapshot_path(dir, *offset);
         match file::read_checked(&path, PRODUCER_SNAPSHOT_BYTES_MAX) {
             Ok(body) => {
                 if let Some(table) = body.and_then(|b| ProducerStateTable::decode(&b)) {
-                    start = (table, offset);
+                    start = (table, *offset);
                     break;
                 }
                 tracing::warn!(path = %path.display(), "damaged producer snapshot ignored");
@@ -89,12 +100,12 @@ pub(super) async fn load_producers(
             position += consumed as u64;
         }
     }
-    Ok(table)
+    Ok((table, offsets))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{open, run, small_config, temp_dir};
+    use super::super::test_support::{append, open, run, small_config, temp_dir};
     use super::*;
 
     fn snapshot_files(dir: &Path) -> Vec<i64> {
@@ -102,6 +113,28 @@ mod tests {
             std::fs::read_dir(dir).unwrap().filter_map(|e| snapshot_offset(&e.unwrap().path())).collect();
         offsets.sort_unstable();
         offsets
+    }
+
+    #[test]
+    fn only_the_newest_snapshots_are_kept() {
+        run(|| async {
+            let dir = temp_dir("snapshots");
+            let log = open(&dir, small_config(), false).await;
+            for i in 0..400 {
+                append(&log, 3, 1000 + i).await;
+            }
+            log.janitor.drain().await;
+            let kept = snapshot_files(&dir);
+            assert_eq!(kept.len(), PRODUCER_SNAPSHOTS_RETAINED, "{kept:?}");
+            assert_eq!(kept, log.state.borrow().snapshot_offsets);
+            let last_base = log.state.borrow().segments.last().unwrap().base_offset();
+            assert_eq!(kept.last(), Some(&last_base), "the newest is the last roll's");
+            log.close().await.unwrap();
+            let kept = snapshot_files(&dir);
+            assert_eq!(kept.len(), PRODUCER_SNAPSHOTS_RETAINED);
+            assert_eq!(kept.last(), Some(&1200), "close snapshots the log end");
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
     }
 
     /// A snapshot as written before the checked-file helper (the same bytes:

@@ -49,3 +49,11 @@ pub(super) async fn check_reads(log: &Log, end: i64) {
         assert!(batch::crc_matches(first, &header));
     }
 }
+
+/// Segment files (`.log`) in `dir`.
+pub(super) fn log_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
+        .count()
+}
