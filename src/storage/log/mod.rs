@@ -15,15 +15,15 @@
 //!   never on the append or write path (the janitor task removes it).
 //!
 //! One concern per file:
-//! - this file: the `Log` and its state, open and close, small accessors.
-//! - [`append`]: idempotence and transaction checks, offsets, segment rolls.
-//! - [`writer`]: the writer task, group commit, acks, sealing a full segment.
-//! - [`read`]: the tail cache, read planning and disk reads, long-poll watches.
-//! - [`timestamps`]: offset lookup by timestamp.
-//! - [`retention`]: retention, DeleteRecords and the `log-start-offset` file.
-//! - [`snapshots`]: producer-state snapshots, written and loaded.
-//! - [`recovery`]: reopening segments after a crash and the `recovery-point` file.
-//! - [`janitor`]: removal of files the log dropped, off the shard's hot path.
+//! - `mod.rs`: the `Log` and its state, open and close, small accessors.
+//! - `append.rs`: idempotence and transaction checks, offsets, segment rolls.
+//! - `writer.rs`: the writer task, group commit, acks, sealing a full segment.
+//! - `read.rs`: the tail cache, read planning and disk reads, long-poll watches.
+//! - `timestamps.rs`: offset lookup by timestamp.
+//! - `retention.rs`: retention, DeleteRecords and the `log-start-offset` file.
+//! - `snapshots.rs`: producer-state snapshots, written and loaded.
+//! - `recovery.rs`: reopening segments after a crash and the `recovery-point` file.
+//! - `janitor.rs`: removal of files the log dropped, off the shard's hot path.
 
 mod append;
 mod janitor;
