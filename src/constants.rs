@@ -85,6 +85,14 @@ pub const PRODUCERS_PER_PARTITION_MAX: usize = 10_000;
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 /// Producer-state snapshots kept per partition.
 pub const PRODUCER_SNAPSHOTS_RETAINED: usize = 2;
+/// Bytes of a producer-state snapshot read at open: every producer's line
+/// (at most 512 bytes each) and the aborted-transaction index. A larger one
+/// is ignored and the state is rebuilt from the log.
+pub const PRODUCER_SNAPSHOT_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Bytes of a one-line state file (`recovery-point`, `log-start-offset`).
+pub const LINE_FILE_BYTES_MAX: u64 = 4096;
+
+const _: () = assert!(PRODUCERS_PER_PARTITION_MAX as u64 * 512 < PRODUCER_SNAPSHOT_BYTES_MAX);
 
 /// `offsets.topic.num.partitions`: internal partitions that groups hash onto (Kafka: 50).
 pub const OFFSETS_PARTITIONS: usize = 50;

@@ -122,21 +122,13 @@ impl Catalog {
                 text.push_str(&format!("config {} {}={}\n", topic.name, k, v));
             }
         }
-        let crc = crc32fast::hash(text.as_bytes());
-        text.push_str(&format!("crc {crc:08x}\n"));
-        text.into_bytes()
+        crate::storage::file::seal(text.as_bytes())
     }
 
     /// Reads a catalog file written by [`Catalog::encode`].
     pub fn decode(bytes: &[u8], defaults: &TopicConfig) -> Result<Catalog, String> {
-        let text = std::str::from_utf8(bytes).map_err(|_| "catalog is not UTF-8".to_string())?;
-        let crc_at = text.rfind("crc ").ok_or("catalog has no checksum")?;
-        let (body, crc_line) = text.split_at(crc_at);
-        let stored = u32::from_str_radix(crc_line.trim_start_matches("crc ").trim(), 16)
-            .map_err(|_| "bad catalog checksum line".to_string())?;
-        if crc32fast::hash(body.as_bytes()) != stored {
-            return Err("catalog checksum mismatch".into());
-        }
+        let body = crate::storage::file::unseal(bytes).map_err(|e| format!("catalog {e}"))?;
+        let body = std::str::from_utf8(body).map_err(|_| "catalog is not UTF-8".to_string())?;
         let mut lines = body.lines();
         if lines.next() != Some(CATALOG_MAGIC) {
             return Err("not a catalog file".into());

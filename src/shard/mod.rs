@@ -381,7 +381,7 @@ impl Shard {
                     tracing::warn!(topic = %key.0, partition = key.1, error = %e, "closing removed partition");
                 }
                 if catalog.topic(&key.0).is_none() {
-                    if let Err(e) = std::fs::remove_dir_all(&log.dir) {
+                    if let Err(e) = crate::storage::file::remove_dir_all(&log.dir).await {
                         tracing::error!(dir = %log.dir.display(), error = %e, "deleting partition data");
                     }
                 }

@@ -4,12 +4,15 @@
 //!
 //! - [`segment`]: one segment file, its write cursor and its in-memory indexes.
 //! - [`index`]: the `.index` / `.timeindex` entry layouts.
-//! - [`log`]: a partition's segment set, appends, the writer task (group commit),
-//!   the tail cache and reads.
+//! - [`log`]: a partition's log, one concern per file: the `Log` (open,
+//!   close), appends, the writer task (group commit), the tail cache and
+//!   reads, timestamps, retention, producer snapshots, crash recovery and
+//!   recovery points, and the janitor that removes dropped files.
 //! - [`producer_state`]: each partition's table of producers (sequence numbers
 //!   of their last five batches for dedup and ordering, open transactions, the
 //!   aborted-transaction index), snapshotted with the log.
-//! - [`file`]: small whole-file writes (index files, metadata) made durable.
+//! - [`file`]: small whole-file writes (index files, metadata) made durable,
+//!   and the one checksummed format of the small state files.
 //! - [`recovery`]: the batch-by-batch validity scan used after a crash.
 
 pub mod file;

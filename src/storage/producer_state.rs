@@ -254,7 +254,8 @@ impl ProducerStateTable {
         self.record(header.producer_id, header.producer_epoch, batch, transactional, header.max_timestamp);
     }
 
-    /// The snapshot file's bytes: a text header, one line per producer, a CRC-32.
+    /// The body of a snapshot file: a text header, one line per producer, one
+    /// per aborted transaction (the file's checksum is added by `file::seal`).
     pub fn encode(&self) -> Vec<u8> {
         let mut text = String::from("sluice-producers 2\n");
         let mut ids: Vec<&i64> = self.producers.keys().collect();
@@ -273,21 +274,13 @@ impl ProducerStateTable {
         for a in &self.aborted {
             text.push_str(&format!("aborted {} {} {}\n", a.producer_id, a.first_offset, a.last_offset));
         }
-        let crc = crc32fast::hash(text.as_bytes());
-        text.push_str(&format!("crc {crc:08x}\n"));
         text.into_bytes()
     }
 
-    /// Reads a snapshot written by [`encode`](Self::encode); `None` if it is damaged.
-    pub fn decode(bytes: &[u8]) -> Option<ProducerStateTable> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let crc_at = text.rfind("crc ")?;
-        let (body, crc_line) = text.split_at(crc_at);
-        let stored = u32::from_str_radix(crc_line.trim_start_matches("crc ").trim(), 16).ok()?;
-        if crc32fast::hash(body.as_bytes()) != stored {
-            return None;
-        }
-        let mut lines = body.lines();
+    /// Reads a snapshot body written by [`encode`](Self::encode); `None` if it
+    /// does not parse.
+    pub fn decode(body: &[u8]) -> Option<ProducerStateTable> {
+        let mut lines = std::str::from_utf8(body).ok()?.lines();
         let version = match lines.next()? {
             "sluice-producers 1" => 1,
             "sluice-producers 2" => 2,
@@ -411,14 +404,15 @@ mod tests {
         t.record(99, 0, rec(0, 0, 16), true, 0);
         t.record(98, 0, rec(0, 0, 17), true, 0);
         t.end_txn(98, 0, false, 18, 0);
-        let bytes = t.encode();
-        let back = ProducerStateTable::decode(&bytes).unwrap();
+        let bytes = crate::storage::file::seal(&t.encode());
+        let back = ProducerStateTable::decode(crate::storage::file::unseal(&bytes).unwrap()).unwrap();
         assert_eq!(back.check(1, 3, 5, 5), Ok(SequenceCheck::Duplicate(rec(5, 5, 15))));
         assert_eq!(back.check(99, 0, 1, 1), Ok(SequenceCheck::Append));
         assert_eq!(back.first_unstable_offset(), Some(16));
         assert_eq!(back.aborted_between(0, 100), vec![(98, 17)]);
         let mut bad = bytes.clone();
         bad[25] ^= 1;
-        assert!(ProducerStateTable::decode(&bad).is_none());
+        assert!(crate::storage::file::unseal(&bad).is_err());
+        assert!(ProducerStateTable::decode(b"sluice-producers 3\n").is_none());
     }
 }

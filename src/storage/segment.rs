@@ -53,6 +53,10 @@ impl SegmentFile {
     pub fn time_index_path(&self) -> PathBuf {
         self.log_path.with_extension("timeindex")
     }
+    /// The segment's files: `.log`, `.index`, `.timeindex`.
+    pub fn paths(&self) -> [PathBuf; 3] {
+        [self.log_path.clone(), self.index_path(), self.time_index_path()]
+    }
 }
 
 /// A segment as the log state sees it.
@@ -90,21 +94,20 @@ pub struct RecoveryPoint {
 }
 
 impl RecoveryPoint {
+    /// The body of the `recovery-point` file: one line of five numbers (the
+    /// file's checksum is added by `file::seal`).
     pub fn encode(&self) -> Vec<u8> {
-        let body = format!(
-            "{} {} {} {} {}",
+        format!(
+            "{} {} {} {} {}\n",
             self.segment_base, self.position, self.next_offset, self.max_timestamp, self.offset_of_max_timestamp
-        );
-        format!("{body} {:08x}\n", crc32fast::hash(body.as_bytes())).into_bytes()
+        )
+        .into_bytes()
     }
 
-    pub fn decode(bytes: &[u8]) -> Option<RecoveryPoint> {
-        let text = std::str::from_utf8(bytes).ok()?.trim();
-        let (body, crc) = text.rsplit_once(' ')?;
-        if crc32fast::hash(body.as_bytes()) != u32::from_str_radix(crc, 16).ok()? {
-            return None;
-        }
-        let f: Vec<i64> = body.split(' ').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    /// Reads a body written by [`encode`](Self::encode).
+    pub fn decode(body: &[u8]) -> Option<RecoveryPoint> {
+        let text = std::str::from_utf8(body).ok()?.trim();
+        let f: Vec<i64> = text.split(' ').map(|x| x.parse().ok()).collect::<Option<_>>()?;
         (f.len() == 5 && f[1] >= 0).then(|| RecoveryPoint {
             segment_base: f[0],
             position: f[1] as u64,
@@ -153,17 +156,6 @@ impl Segment {
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0),
             corrupt_at: None,
-        }
-    }
-
-    /// Removes the segment's files (the log no longer references it).
-    pub fn remove_files(&self) {
-        for path in [self.file.log_path.clone(), self.file.index_path(), self.file.time_index_path()] {
-            if let Err(e) = std::fs::remove_file(&path) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot remove segment file");
-                }
-            }
         }
     }
 

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use crate::constants::PRODUCER_ID_BLOCK_SIZE;
-use crate::storage::file::{read_bounded, write_atomically};
+use crate::storage::file::{read_bounded, unseal, write_checked};
 
 pub struct ProducerIdAllocator {
     path: PathBuf,
@@ -16,9 +16,7 @@ pub struct ProducerIdAllocator {
 }
 
 fn decode(bytes: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let (value, crc) = text.trim().split_once(' ')?;
-    (crc32fast::hash(value.as_bytes()) == u32::from_str_radix(crc, 16).ok()?).then(|| value.parse().ok())?
+    std::str::from_utf8(unseal(bytes).ok()?).ok()?.trim().parse().ok()
 }
 
 impl ProducerIdAllocator {
@@ -35,9 +33,7 @@ impl ProducerIdAllocator {
     pub async fn allocate(&self) -> Result<i64, String> {
         if self.next.get() >= self.reserved_end.get() {
             let end = self.next.get() + PRODUCER_ID_BLOCK_SIZE;
-            let value = end.to_string();
-            let text = format!("{value} {:08x}\n", crc32fast::hash(value.as_bytes()));
-            write_atomically(&self.path, text.as_bytes()).await.map_err(|e| e.to_string())?;
+            write_checked(&self.path, format!("{end}\n").as_bytes()).await.map_err(|e| e.to_string())?;
             self.reserved_end.set(end);
         }
         let id = self.next.get();
@@ -53,5 +49,6 @@ mod tests {
         let text = format!("2000 {:08x}\n", crc32fast::hash(b"2000"));
         assert_eq!(super::decode(text.as_bytes()), Some(2000));
         assert_eq!(super::decode(b"2000 00000000\n"), None);
+        assert_eq!(super::decode(&crate::storage::file::seal(b"3000\n")), Some(3000));
     }
 }
