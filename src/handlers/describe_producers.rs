@@ -47,14 +47,14 @@ pub async fn handle(
                         Ok(producers) => out.with_active_producers(
                             producers
                                 .iter()
-                                .map(|(id, epoch, last_seq, last_ts, coordinator_epoch, txn_start)| {
+                                .map(|p| {
                                     ProducerState::default()
-                                        .with_producer_id(ProducerId(*id))
-                                        .with_producer_epoch(*epoch as i32)
-                                        .with_last_sequence(*last_seq)
-                                        .with_last_timestamp(*last_ts)
-                                        .with_coordinator_epoch(*coordinator_epoch)
-                                        .with_current_txn_start_offset(*txn_start)
+                                        .with_producer_id(ProducerId(p.producer_id))
+                                        .with_producer_epoch(p.epoch as i32)
+                                        .with_last_sequence(p.last_sequence)
+                                        .with_last_timestamp(p.last_timestamp)
+                                        .with_coordinator_epoch(p.coordinator_epoch)
+                                        .with_current_txn_start_offset(p.txn_first_offset)
                                 })
                                 .collect(),
                         ),

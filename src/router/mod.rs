@@ -91,10 +91,6 @@ pub struct MarkerPart {
     pub coordinator_epoch: i32,
 }
 
-/// One producer's state in a partition (DescribeProducers): id, epoch, last
-/// sequence, last timestamp, coordinator epoch, open transaction's first offset.
-pub type ProducerInfo = (i64, i16, i32, i64, i32, i64);
-
 /// The offsets of one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionOffsets {

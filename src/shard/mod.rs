@@ -21,9 +21,10 @@ use crate::metadata::controller::Controller;
 use crate::metadata::Catalog;
 use crate::protocol::offset_spec;
 use crate::router::{
-    Answer, DeletePart, Job, MarkerPart, OffsetQuery, PartitionOffsets, ProducePart, ProducerInfo, ReadPart,
-    RouteError, Router, ShardMessage, WatchPart,
+    Answer, DeletePart, Job, MarkerPart, OffsetQuery, PartitionOffsets, ProducePart, ReadPart, RouteError, Router,
+    ShardMessage, WatchPart,
 };
+use crate::storage::producer_state::ProducerInfo;
 use crate::storage::{AckLevel, AppendOutcome, Log, ReadOutcome};
 
 pub mod client;

@@ -328,6 +328,19 @@ impl ProducerStateTable {
     }
 }
 
+/// One producer's state in a partition, as DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProducerInfo {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// Sequence of the last batch kept, or -1.
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    pub coordinator_epoch: i32,
+    /// First offset of the producer's open transaction, or -1.
+    pub txn_first_offset: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,7 +52,7 @@ pub use read::ReadOutcome;
 use super::segment::Segment;
 use super::StorageError;
 use crate::config::TopicConfig;
-use crate::storage::producer_state::ProducerStateTable;
+use crate::storage::producer_state::{ProducerInfo, ProducerStateTable};
 use janitor::Janitor;
 use read::TailCache;
 use writer::{AckWaiter, PendingWrite};
@@ -156,14 +156,18 @@ impl Log {
 
     /// Per producer: (id, epoch, last sequence, last timestamp, coordinator
     /// epoch, first offset of its open transaction or -1), for DescribeProducers.
-    pub fn producer_states(&self) -> Vec<(i64, i16, i32, i64, i32, i64)> {
+    pub fn producer_states(&self) -> Vec<ProducerInfo> {
         let st = self.state.borrow();
         let mut out: Vec<_> = st
             .producers
             .producers()
-            .map(|(id, e)| {
-                let last_seq = e.batches.back().map(|b| b.last_seq).unwrap_or(-1);
-                (id, e.epoch, last_seq, e.last_timestamp, e.coordinator_epoch, e.txn_first_offset.unwrap_or(-1))
+            .map(|(producer_id, e)| ProducerInfo {
+                producer_id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map(|b| b.last_seq).unwrap_or(-1),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+                txn_first_offset: e.txn_first_offset.unwrap_or(-1),
             })
             .collect();
         out.sort_unstable();

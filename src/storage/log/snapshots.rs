@@ -149,7 +149,15 @@ mod tests {
             std::fs::write(snapshot_path(&dir, 0), &earlier).unwrap();
             std::fs::write(snapshot_path(&dir, 100), &earlier).unwrap();
             let log = open(&dir, small_config(), true).await;
-            assert_eq!(log.producer_states(), vec![(7, 3, 4, 1000, -1, -1)]);
+            let expected = crate::storage::producer_state::ProducerInfo {
+                producer_id: 7,
+                epoch: 3,
+                last_sequence: 4,
+                last_timestamp: 1000,
+                coordinator_epoch: -1,
+                txn_first_offset: -1,
+            };
+            assert_eq!(log.producer_states(), vec![expected]);
             assert_eq!(snapshot_files(&dir), vec![0], "the snapshot past the log end is gone");
             log.close().await.unwrap();
             assert_eq!(std::fs::read(snapshot_path(&dir, 0)).unwrap(), earlier.as_bytes(), "same bytes as before");
