@@ -443,15 +443,17 @@ impl Group {
         }
     }
 
-    /// A member joining with an id must be a member, or hold an id handed
-    /// out by [`Self::join_new_member`], and must not be a fenced static member.
+    /// A member joining with an id must not be a fenced static member, and
+    /// must be a member or hold an id handed out by [`Self::join_new_member`].
+    /// The instance is checked first, as Kafka does: the old id of a replaced
+    /// static member is fenced, not unknown.
     fn check_known_member(&self, params: &JoinParams) -> JoinStep<String> {
         let member_id = &params.member_id;
-        if !self.members.contains_key(member_id) && !self.pending.contains_key(member_id) {
-            return Break(join_error(ResponseError::UnknownMemberId, member_id));
-        }
         if self.fenced(member_id, params.instance_id.as_deref()) {
             return Break(join_error(ResponseError::FencedInstanceId, member_id));
+        }
+        if !self.members.contains_key(member_id) && !self.pending.contains_key(member_id) {
+            return Break(join_error(ResponseError::UnknownMemberId, member_id));
         }
         Continue(member_id.clone())
     }
@@ -729,13 +731,15 @@ impl Group {
         }
     }
 
+    /// Kafka's checks of a SyncGroup: the instance first (a replaced static
+    /// member is fenced), then the member, the generation and the protocol.
     fn check_sync(&self, version: i16, request: &SyncGroupRequest) -> Result<(), ResponseError> {
         let member_id = request.member_id.as_str();
-        if !self.members.contains_key(member_id) {
-            return Err(ResponseError::UnknownMemberId);
-        }
         if self.fenced(member_id, request.group_instance_id.as_deref()) {
             return Err(ResponseError::FencedInstanceId);
+        }
+        if !self.members.contains_key(member_id) {
+            return Err(ResponseError::UnknownMemberId);
         }
         if request.generation_id != self.generation {
             return Err(ResponseError::IllegalGeneration);
@@ -1368,7 +1372,12 @@ mod tests {
         let now = clock.now();
         assert_eq!(heartbeat(&mut group, now, old, instance, 1), Err(ResponseError::FencedInstanceId));
         assert_eq!(heartbeat(&mut group, now, &new, instance, 1), Ok(()));
+        let old_sync = sync_request(old, 1, &[]).with_group_instance_id(instance.map(str_bytes));
+        let SyncAnswer::Now(sync) = group.sync(SYNC_V, &old_sync) else { panic!("answered at once") };
+        assert_eq!(sync.error_code, code(ResponseError::FencedInstanceId));
         assert_eq!(group.admit_commit(now, 1, old, instance), Err(ResponseError::FencedInstanceId));
+        let rejoin = now_answer(group.join(now, join_params(JOIN_V, old, instance, &["range"])).0);
+        assert_eq!(rejoin.error_code, code(ResponseError::FencedInstanceId));
         let (codes, _) = leave(&mut group, now, &[(old, instance)]);
         assert_eq!(codes, [code(ResponseError::FencedInstanceId)]);
 
