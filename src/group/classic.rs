@@ -115,7 +115,9 @@ pub enum Reply {
 pub struct Effects {
     /// Answers for waiting members, by member id, to deliver in this order.
     pub replies: Vec<(String, Reply)>,
-    /// The group's metadata to make durable: a rebalance ended with the group empty.
+    /// The group's metadata to make durable before the step's own answer
+    /// goes out: a rebalance ended with the group empty, or a static member
+    /// was replaced without one.
     pub persist: Option<StoredGroup>,
 }
 
@@ -357,7 +359,6 @@ impl Group {
             Break(response) => JoinAnswer::Now(response),
             Continue(member_id) => JoinAnswer::Wait { member_id },
         };
-        debug_assert!(effects.persist.is_none(), "a join never empties the group");
         (answer, effects)
     }
 
@@ -409,7 +410,9 @@ impl Group {
     /// under a new id, fencing the old id (a request of the old one still
     /// waiting is answered FENCED_INSTANCE_ID). If the group is stable and
     /// the member's protocols are unchanged, it gets the current generation
-    /// without a rebalance.
+    /// without a rebalance, once the new id is persisted (or a broker restart
+    /// would fence it). While the leader assigns partitions, the assignment
+    /// may name the old id: the group rebalances again, as Kafka's does.
     fn replace_static_member(
         &mut self,
         now: Now,
@@ -437,7 +440,12 @@ impl Group {
         match member {
             Some(member) if self.state == GroupState::Stable && member.protocols == params.protocols => {
                 member.last_heartbeat = now.instant;
+                effects.persist = Some(self.stored());
                 Break(self.join_response(params.version, &new_id, Vec::new()))
+            }
+            _ if self.state == GroupState::CompletingRebalance => {
+                self.prepare_rebalance(now, &mut effects.replies);
+                Continue(new_id)
             }
             _ => Continue(new_id),
         }
@@ -1358,6 +1366,10 @@ mod tests {
         let (answer, effects) = group.join(clock.now(), join_params(JOIN_V, "", instance, &["range"]));
         let taken_over = now_answer(answer);
         assert!(effects.replies.is_empty());
+        // The new id is persisted before the answer: a broker restart must not fence it.
+        let stored = effects.persist.expect("the replacement is persisted");
+        let mut reloaded = Group::from_stored("g", &stored, clock.now(), INITIAL_DELAY);
+        assert_eq!(heartbeat(&mut reloaded, clock.now(), &taken_over.member_id, instance, 1), Ok(()));
         assert_eq!(taken_over.error_code, 0);
         assert_ne!(taken_over.member_id.as_str(), old);
         assert_eq!(taken_over.generation_id, 1, "no rebalance");
@@ -1388,6 +1400,35 @@ mod tests {
         assert_eq!(join_reply(&effects.replies, &new).error_code, code(ResponseError::FencedInstanceId));
         assert!(group.is_awaiting_join(&newest));
         assert_eq!(group.member_ids().count(), 2);
+    }
+
+    #[test]
+    fn a_static_member_restarting_while_the_leader_assigns_rebalances_the_group() {
+        let mut clock = Clock::start();
+        let mut group = Group::new("g", clock.now(), INITIAL_DELAY);
+        let (a, answer, _) = join_dynamic(&mut group, clock.now(), &["range"]);
+        waits(answer);
+        let old = waits(group.join(clock.now(), join_params(JOIN_V, "", Some("instance-1"), &["range"])).0);
+        clock.advance(INITIAL_DELAY);
+        group.tick(clock.now());
+        assert!(matches!(group.sync(SYNC_V, &sync_request(&old, 1, &[])), SyncAnswer::Wait));
+        assert_eq!(group.state(), GroupState::CompletingRebalance);
+
+        // The leader may be assigning partitions to the old id: everyone joins again.
+        let (answer, effects) = group.join(clock.now(), join_params(JOIN_V, "", Some("instance-1"), &["range"]));
+        let new = waits(answer);
+        assert_ne!(new, old);
+        assert_eq!(sync_reply(&effects.replies, &old).error_code, code(ResponseError::FencedInstanceId));
+        assert!(effects.persist.is_none());
+        assert_eq!(group.state(), GroupState::PreparingRebalance);
+        let SyncAnswer::Now(sync) = group.sync(SYNC_V, &sync_request(&a, 1, &[(&old, "stale")])) else { panic!() };
+        assert_eq!(sync.error_code, code(ResponseError::RebalanceInProgress));
+        let (answer, effects) = group.join(clock.now(), join_params(JOIN_V, &a, None, &["range"]));
+        let to_a = now_answer(answer);
+        assert_eq!(to_a.generation_id, 2);
+        let listed: Vec<&str> = to_a.members.iter().map(|m| m.member_id.as_str()).collect();
+        assert!(listed.contains(&new.as_str()) && !listed.contains(&old.as_str()), "{listed:?}");
+        assert_eq!(join_reply(&effects.replies, &new).generation_id, 2);
     }
 
     #[test]

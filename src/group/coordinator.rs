@@ -110,6 +110,12 @@ pub struct GroupCoordinator {
 /// One group's committed offsets, for OffsetFetch.
 pub type FetchedOffsets = Vec<(String, i32, Option<CommittedOffset>)>;
 
+/// How a JoinGroup goes on once the group is no longer borrowed.
+enum JoinThen {
+    Answer(Box<JoinGroupResponse>),
+    Wait(oneshot::Receiver<JoinGroupResponse>),
+}
+
 /// How a SyncGroup goes on once the group is no longer borrowed.
 enum SyncThen {
     Wait(oneshot::Receiver<SyncGroupResponse>),
@@ -193,25 +199,32 @@ impl GroupCoordinator {
             Err(code) => return join_error(code, request.member_id.as_str()),
         };
         let group_id = request.group_id.0.as_str();
-        let waiting = {
+        let (answer, persist) = {
             let now = self.now();
             let mut groups = self.groups.borrow_mut();
             let hosted = groups.entry(group_id.to_string()).or_insert_with(|| self.new_group(group_id, now));
             let (answer, effects) = hosted.group.join(now, params);
-            debug_assert!(effects.persist.is_none());
             hosted.deliver(effects.replies);
-            let waiting = match answer {
-                JoinAnswer::Now(response) => return response,
+            let answer = match answer {
+                JoinAnswer::Now(response) => JoinThen::Answer(Box::new(response)),
                 JoinAnswer::Wait { member_id } => {
                     let (tx, rx) = oneshot::channel();
                     hosted.waiting.joins.insert(member_id, tx);
-                    rx
+                    JoinThen::Wait(rx)
                 }
             };
             hosted.check_waiting();
-            waiting
+            (answer, effects.persist)
         };
-        waiting.await.unwrap_or_else(|_| join_error(ResponseError::UnknownMemberId, ""))
+        if let Some(stored) = persist {
+            if let Err(code) = self.persist_group(group_id, stored).await {
+                return join_error(code, "");
+            }
+        }
+        match answer {
+            JoinThen::Answer(response) => *response,
+            JoinThen::Wait(rx) => rx.await.unwrap_or_else(|_| join_error(ResponseError::UnknownMemberId, "")),
+        }
     }
 
     /// SyncGroup: the leader's assignment is persisted before anyone gets it.
