@@ -389,21 +389,21 @@ impl Group {
     }
 
     /// A member joining without an id gets one. A static member takes over
-    /// its instance's old identity; from v4 a dynamic member is told to join
-    /// again with its new id (KIP-394), which is held for one session.
+    /// its instance's old identity. Anyone else needs room in the group
+    /// before an id is handed out; from v4 a dynamic member is then told to
+    /// join again with its new id (KIP-394), which is held for one session.
     fn join_new_member(&mut self, now: Now, params: &JoinParams, effects: &mut Effects) -> JoinStep<String> {
         let client = if params.client_id.is_empty() { "member" } else { &params.client_id };
         let new_id = format!("{client}-{}", uuid::Uuid::new_v4());
-        match &params.instance_id {
-            Some(instance) if self.static_members.contains_key(instance) => {
-                self.replace_static_member(now, instance, new_id, params, effects)
-            }
-            None if params.version >= 4 => {
-                self.pending.insert(new_id.clone(), now.instant + params.session_timeout);
-                Break(join_error(ResponseError::MemberIdRequired, &new_id))
-            }
-            _ => Continue(new_id),
+        if let Some(instance) = params.instance_id.as_deref().filter(|i| self.static_members.contains_key(*i)) {
+            return self.replace_static_member(now, instance, new_id, params, effects);
         }
+        self.check_room_for(&new_id)?;
+        if params.instance_id.is_none() && params.version >= 4 {
+            self.pending.insert(new_id.clone(), now.instant + params.session_timeout);
+            return Break(join_error(ResponseError::MemberIdRequired, &new_id));
+        }
+        Continue(new_id)
     }
 
     /// KIP-345: a static member that restarted takes over its old member
@@ -466,10 +466,11 @@ impl Group {
         Continue(member_id.clone())
     }
 
-    /// `group.max.size`: a new member may not make the group larger.
+    /// `group.max.size`: a new member may not make the group larger. Kafka
+    /// answers this with no member id.
     fn check_room_for(&self, member_id: &str) -> JoinStep<()> {
         if !self.members.contains_key(member_id) && self.members.len() >= GROUP_MEMBERS_MAX {
-            return Break(join_error(ResponseError::GroupMaxSizeReached, member_id));
+            return Break(join_error(ResponseError::GroupMaxSizeReached, ""));
         }
         Continue(())
     }
@@ -1557,14 +1558,28 @@ mod tests {
         let now = clock.now();
         let mut group = Group::new("g", now, INITIAL_DELAY);
         let mut first = String::new();
-        for i in 0..GROUP_MEMBERS_MAX {
+        for i in 0..GROUP_MEMBERS_MAX - 1 {
             let id = waits(group.join(now, join_params(3, "", None, &["range"])).0);
             if i == 0 {
                 first = id;
             }
         }
-        let refused = now_answer(group.join(now, join_params(3, "", None, &["range"])).0);
-        assert_eq!(refused.error_code, code(ResponseError::GroupMaxSizeReached));
+        // An id handed out while there was room, used once there is none.
+        let required = now_answer(group.join(now, join_params(JOIN_V, "", None, &["range"])).0);
+        assert_eq!(required.error_code, code(ResponseError::MemberIdRequired));
+        waits(group.join(now, join_params(3, "", None, &["range"])).0);
+        assert_eq!(group.member_ids().count(), GROUP_MEMBERS_MAX);
+        let late = now_answer(group.join(now, join_params(JOIN_V, &required.member_id, None, &["range"])).0);
+        assert_eq!((late.error_code, late.member_id.as_str()), (code(ResponseError::GroupMaxSizeReached), ""));
+
+        // A newcomer is refused before any member id is handed out, whatever its version.
+        for version in [3, JOIN_V] {
+            let refused = now_answer(group.join(now, join_params(version, "", None, &["range"])).0);
+            assert_eq!(
+                (refused.error_code, refused.member_id.as_str()),
+                (code(ResponseError::GroupMaxSizeReached), "")
+            );
+        }
         assert_eq!(group.member_ids().count(), GROUP_MEMBERS_MAX);
         // A member already in the group may join again.
         let (answer, effects) = group.join(now, join_params(3, &first, None, &["range"]));
