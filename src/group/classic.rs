@@ -854,10 +854,7 @@ impl Group {
             if matches!(self.state, GroupState::Stable | GroupState::CompletingRebalance) {
                 self.prepare_rebalance(now, &mut effects.replies);
             }
-            if self.state == GroupState::PreparingRebalance
-                && self.all_joined()
-                && self.complete_join(now, &mut effects.replies)
-            {
+            if self.all_joined_in_time(now) && self.complete_join(now, &mut effects.replies) {
                 effects.persist = Some(self.stored());
             }
         }
@@ -1456,6 +1453,26 @@ mod tests {
         let stored = effects.persist.expect("an emptied group is persisted");
         assert_eq!((stored.generation, stored.members.len()), (3, 0));
         assert_eq!(stored.empty_since_ms, clock.now().wall_ms, "offsets expire counting from now");
+    }
+
+    #[test]
+    fn a_member_leaving_during_the_initial_delay_does_not_cut_it_short() {
+        let mut clock = Clock::start();
+        let mut group = Group::new("g", clock.now(), INITIAL_DELAY);
+        let (a, answer, _) = join_dynamic(&mut group, clock.now(), &["range"]);
+        waits(answer);
+        let (b, answer, _) = join_dynamic(&mut group, clock.now(), &["range"]);
+        waits(answer);
+        let (codes, effects) = leave(&mut group, clock.now(), &[(&b, None)]);
+        assert_eq!(codes, [0]);
+        // b's JoinGroup is answered; a keeps waiting for the delay, in which others may still join.
+        assert_eq!(join_reply(&effects.replies, &b).error_code, code(ResponseError::UnknownMemberId));
+        assert_eq!(effects.replies.len(), 1);
+        assert_eq!(group.state(), GroupState::PreparingRebalance);
+        clock.advance(INITIAL_DELAY);
+        let effects = group.tick(clock.now());
+        let to_a = join_reply(&effects.replies, &a);
+        assert_eq!((to_a.generation_id, to_a.members.len()), (1, 1));
     }
 
     #[test]
