@@ -6,9 +6,15 @@
 //! is owned by shard `n % shards`, which runs the coordinator for every group
 //! on it and keeps their state durable in `<data-dir>/__consumer_offsets-<n>/`.
 //!
-//! - [`coordinator`]: membership state machine, rebalances, sessions, offsets.
+//! - [`classic`]: one group's membership state machine (joins, rebalances,
+//!   sessions), a plain type that takes the time as a parameter.
+//! - [`clock`]: the time as the coordinator reads it and hands it down.
+//! - [`coordinator`]: the shard's coordinator around it: waiting requests,
+//!   durability, the sweep, committed offsets.
 //! - [`store`]: the checkpoint + journal of one offsets partition.
 
+pub mod classic;
+pub mod clock;
 pub mod coordinator;
 pub mod store;
 

@@ -381,7 +381,24 @@ pub fn encode_change(change: &Change) -> Vec<u8> {
     w.0
 }
 
-pub fn decode_change(payload: &[u8]) -> Option<Change> {
+/// Why an entry that passes its checksum cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreadable {
+    /// Cut short, too long, or no change this version writes.
+    Malformed,
+    /// A transaction state number above [`TXN_STATE_MAX`]: never read as another state.
+    UnknownTxnState(u8),
+}
+
+pub fn decode_change(payload: &[u8]) -> Result<Change, Unreadable> {
+    let change = decode_fields(payload).ok_or(Unreadable::Malformed)?;
+    match &change {
+        Change::Txn { state, .. } if state.state > TXN_STATE_MAX => Err(Unreadable::UnknownTxnState(state.state)),
+        _ => Ok(change),
+    }
+}
+
+fn decode_fields(payload: &[u8]) -> Option<Change> {
     let mut r = Reader(payload);
     let change = match r.u8()? {
         TAG_COMMIT => Change::Commit {
@@ -440,7 +457,7 @@ pub fn decode_change(payload: &[u8]) -> Option<Change> {
                 producer_id: r.i64()?,
                 epoch: r.i16()?,
                 timeout_ms: r.i32()?,
-                state: r.u8().filter(|s| *s <= TXN_STATE_MAX)?,
+                state: r.u8()?,
                 start_ms: r.i64()?,
                 update_ms: r.i64()?,
                 ..Default::default()
@@ -474,9 +491,12 @@ fn frame(payload: &[u8], out: &mut Vec<u8>) {
 }
 
 /// An entry whose checksum holds but whose contents cannot be read: not a
-/// torn write but damage or a format this version does not know. Its offset.
+/// torn write but damage or a format this version does not know.
 #[derive(Debug, PartialEq, Eq)]
-struct UnreadableEntry(usize);
+struct UnreadableEntry {
+    at_byte: usize,
+    why: Unreadable,
+}
 
 /// Reads framed entries until the end or the first torn one (short, or
 /// failing its checksum); returns the changes and the length of the valid
@@ -495,7 +515,7 @@ fn read_entries(bytes: &[u8]) -> Result<(Vec<Change>, usize), UnreadableEntry> {
         if crc32c::crc32c(payload) != crc {
             break;
         }
-        changes.push(decode_change(payload).ok_or(UnreadableEntry(at))?);
+        changes.push(decode_change(payload).map_err(|why| UnreadableEntry { at_byte: at, why })?);
         at += 8 + len;
     }
     Ok((changes, at))
@@ -520,10 +540,14 @@ pub struct GroupStore {
 }
 
 fn unreadable(path: &Path, entry: UnreadableEntry) -> StorageError {
+    let what = match entry.why {
+        Unreadable::Malformed => "cannot be read".to_string(),
+        Unreadable::UnknownTxnState(n) => format!("holds transaction state {n}, which this version does not know"),
+    };
     StorageError::Corrupt(format!(
-        "{}: the entry at byte {} passes its checksum but cannot be read (damaged, or written by a newer version)",
+        "{}: the entry at byte {} passes its checksum but {what} (damaged, or written by a newer version)",
         path.display(),
-        entry.0
+        entry.at_byte
     ))
 }
 
@@ -716,9 +740,9 @@ mod tests {
         };
         let end = Change::TxnOffsetEnd { group: "g".into(), producer_id: 7, commit: true };
         for c in [commit("g", 1, 42), group, Change::DeleteGroup { group: "g".into() }, txn, pending, end] {
-            assert_eq!(decode_change(&encode_change(&c)), Some(c));
+            assert_eq!(decode_change(&encode_change(&c)), Ok(c));
         }
-        assert_eq!(decode_change(&[TAG_COMMIT, 0, 0]), None);
+        assert_eq!(decode_change(&[TAG_COMMIT, 0, 0]), Err(Unreadable::Malformed));
     }
 
     #[test]
@@ -766,7 +790,34 @@ mod tests {
         let mut bytes = bytes[..second].to_vec();
         frame(&encode_change(&txn(TXN_STATE_MAX + 1)), &mut bytes);
         frame(&encode_change(&commit("g", 0, 2)), &mut bytes);
-        assert_eq!(read_entries(&bytes), Err(UnreadableEntry(second)));
+        let unknown = Unreadable::UnknownTxnState(TXN_STATE_MAX + 1);
+        assert_eq!(read_entries(&bytes), Err(UnreadableEntry { at_byte: second, why: unknown }));
+    }
+
+    #[test]
+    fn a_journal_holding_an_unknown_transaction_state_does_not_open() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let dir = std::env::temp_dir().join(format!("sluice-unknown-txn-state-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).unwrap();
+                let unknown = StoredTxn { producer_id: 1, state: TXN_STATE_MAX + 1, ..Default::default() };
+                let mut bytes = Vec::new();
+                frame(&encode_change(&commit("g", 0, 1)), &mut bytes);
+                frame(&encode_change(&Change::Txn { id: "t".into(), state: unknown }), &mut bytes);
+                std::fs::write(journal_path(&dir, 0), &bytes).unwrap();
+
+                let error = GroupStore::open(dir.clone()).await.err().expect("the store refuses to open");
+                let StorageError::Corrupt(message) = error else { panic!("not a corruption error: {error:?}") };
+                assert!(message.contains("journal-0"), "{message}");
+                assert!(message.contains(&format!("transaction state {}", TXN_STATE_MAX + 1)), "{message}");
+                // Nothing was cut: the entry is still there for a version that knows it.
+                assert_eq!(std::fs::read(journal_path(&dir, 0)).unwrap(), bytes);
+                std::fs::remove_dir_all(&dir).unwrap();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     #[test]

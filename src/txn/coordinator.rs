@@ -74,20 +74,6 @@ impl TxnState {
         TxnState::CompleteAbort,
     ];
 
-    /// The state a stored number stands for; the store refuses to read any
-    /// number above `TXN_STATE_MAX`, so an unknown one cannot get here.
-    fn from_u8(v: u8) -> TxnState {
-        match v {
-            0 => TxnState::Empty,
-            1 => TxnState::Ongoing,
-            2 => TxnState::PrepareCommit,
-            3 => TxnState::PrepareAbort,
-            4 => TxnState::CompleteCommit,
-            5 => TxnState::CompleteAbort,
-            _ => unreachable!("transaction state {v} above TXN_STATE_MAX passed the store's decoder"),
-        }
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             TxnState::Empty => "Empty",
@@ -96,6 +82,28 @@ impl TxnState {
             TxnState::PrepareAbort => "PrepareAbort",
             TxnState::CompleteCommit => "CompleteCommit",
             TxnState::CompleteAbort => "CompleteAbort",
+        }
+    }
+}
+
+/// A stored transaction state number that names no state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown transaction state number {0}")]
+pub struct UnknownTxnState(pub u8);
+
+impl TryFrom<u8> for TxnState {
+    type Error = UnknownTxnState;
+
+    /// The state a stored number stands for; never a guess.
+    fn try_from(number: u8) -> Result<TxnState, UnknownTxnState> {
+        match number {
+            0 => Ok(TxnState::Empty),
+            1 => Ok(TxnState::Ongoing),
+            2 => Ok(TxnState::PrepareCommit),
+            3 => Ok(TxnState::PrepareAbort),
+            4 => Ok(TxnState::CompleteCommit),
+            5 => Ok(TxnState::CompleteAbort),
+            _ => Err(UnknownTxnState(number)),
         }
     }
 }
@@ -137,9 +145,11 @@ impl Drop for IdLock<'_> {
     }
 }
 
-/// The state of a stored transaction.
+/// A stored transaction's state. The store refuses to open with a number
+/// above `TXN_STATE_MAX` in it, and the numbers up to it are exactly the
+/// states (see the tests), so every stored number converts.
 pub(super) fn state_of(txn: &StoredTxn) -> TxnState {
-    TxnState::from_u8(txn.state)
+    TxnState::try_from(txn.state).unwrap_or_else(|e| panic!("{e} passed the store's decoder"))
 }
 
 fn listing(id: &str, txn: &StoredTxn) -> TxnListing {
@@ -400,5 +410,24 @@ impl TxnCoordinator {
         for partition in self.partitions.values() {
             partition.store.close().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::store::TXN_STATE_MAX;
+
+    #[test]
+    fn stored_state_numbers_convert_back_and_unknown_ones_are_refused() {
+        for state in TxnState::ALL {
+            assert_eq!(TxnState::try_from(state as u8), Ok(state));
+        }
+        // Exactly the numbers the store accepts name a state: no stored one is refused here.
+        for number in 0..=u8::MAX {
+            assert_eq!(TxnState::try_from(number).is_ok(), number <= TXN_STATE_MAX, "state number {number}");
+        }
+        assert_eq!(TxnState::try_from(TXN_STATE_MAX + 1), Err(UnknownTxnState(TXN_STATE_MAX + 1)));
+        assert_eq!(UnknownTxnState(9).to_string(), "unknown transaction state number 9");
     }
 }
