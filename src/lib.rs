@@ -2,6 +2,10 @@
 //!
 //! # Layout
 //!
+//! Crates, bottom to top (each depends only on those above it in this list):
+//! `sluice-core`, `sluice-protocol`, `sluice-storage`, `sluice-domain`,
+//! `sluice-runtime`, and this one. See ARCHITECTURE.md.
+//!
 //! - [`broker`]: process start and stop: shard pool, mesh, clean-shutdown marker.
 //! - [`config`]: CLI, `SLUICE_*` environment and properties file into one `BrokerConfig`;
 //!   per-topic configs under Kafka's names.
@@ -27,16 +31,12 @@
 //!   (runs before and apart from any shard).
 
 pub mod broker;
-pub mod clock;
-pub mod config;
-pub mod constants;
-pub mod group;
 pub mod handlers;
-pub mod metadata;
-pub mod protocol;
-pub mod router;
 pub mod server;
-pub mod shard;
-pub mod storage;
 pub mod tune;
-pub mod txn;
+
+pub use sluice_core::{clock, config, constants};
+pub use sluice_domain::{group, metadata, txn};
+pub use sluice_protocol as protocol;
+pub use sluice_runtime::{router, shard};
+pub use sluice_storage as storage;

@@ -1,0 +1,489 @@
+//! Command line, `SLUICE_*` environment variables and an optional Kafka-style
+//! properties file, merged into one validated [`BrokerConfig`].
+//!
+//! Precedence: flag, then environment variable (clap reads both), then the
+//! config file, then the built-in default. Broker defaults keep Kafka's names
+//! in the file (`num.partitions=3`) and kebab-case as flags (`--num-partitions`).
+
+pub mod topic;
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::constants::{
+    FRAME_BYTES_MAX_DEFAULT, FRAME_BYTES_MIN, INDEX_INTERVAL_BYTES_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT,
+    NUM_PARTITIONS_DEFAULT, PARTITIONS_PER_TOPIC_MAX, SEGMENT_BYTES_DEFAULT, SHARDS_MAX,
+};
+pub use topic::{TimestampType, TopicConfig};
+
+/// Flags of `sluice serve`; each also reads a `SLUICE_*` environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address the Kafka listener binds (every shard binds it with SO_REUSEPORT).
+    #[arg(long, env = "SLUICE_LISTEN")]
+    pub listen: Option<String>,
+    /// Directory holding partitions and the broker's metadata.
+    #[arg(long, env = "SLUICE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// HOST:PORT given to clients in Metadata; defaults to the bound address.
+    #[arg(long, env = "SLUICE_ADVERTISED_LISTENER")]
+    pub advertised_listener: Option<String>,
+    /// This broker's node id (`node.id`).
+    #[arg(long, env = "SLUICE_NODE_ID")]
+    pub node_id: Option<i32>,
+    /// Executors to run, one per core; defaults to the CPUs the process may run on.
+    #[arg(long, env = "SLUICE_SHARDS")]
+    pub shards: Option<usize>,
+    /// CPUs the shards are pinned to, e.g. `2-7` or `1,3,5`; defaults to the
+    /// CPUs the process may run on (its affinity: `taskset`, systemd `CPUAffinity=`).
+    #[arg(long, env = "SLUICE_CPUS")]
+    pub cpus: Option<String>,
+    /// Optional properties file (`key=value` lines, Kafka names).
+    #[arg(long, env = "SLUICE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// `num.partitions`: partitions of auto-created topics and of CreateTopics asking for -1.
+    #[arg(long, env = "SLUICE_NUM_PARTITIONS")]
+    pub num_partitions: Option<i32>,
+    /// `auto.create.topics.enable`.
+    #[arg(long, env = "SLUICE_AUTO_CREATE_TOPICS_ENABLE")]
+    pub auto_create_topics_enable: Option<bool>,
+    /// `socket.request.max.bytes`: largest request frame.
+    #[arg(long, env = "SLUICE_SOCKET_REQUEST_MAX_BYTES")]
+    pub socket_request_max_bytes: Option<usize>,
+    /// `log.segment.bytes`: default `segment.bytes` of topics.
+    #[arg(long, env = "SLUICE_LOG_SEGMENT_BYTES")]
+    pub log_segment_bytes: Option<u64>,
+    /// `log.index.interval.bytes`: default `index.interval.bytes` of topics.
+    #[arg(long, env = "SLUICE_LOG_INDEX_INTERVAL_BYTES")]
+    pub log_index_interval_bytes: Option<u64>,
+    /// `message.max.bytes`: default `max.message.bytes` of topics.
+    #[arg(long, env = "SLUICE_MESSAGE_MAX_BYTES")]
+    pub message_max_bytes: Option<u64>,
+    /// `log.message.timestamp.type`: CreateTime or LogAppendTime.
+    #[arg(long, env = "SLUICE_LOG_MESSAGE_TIMESTAMP_TYPE")]
+    pub log_message_timestamp_type: Option<String>,
+    /// `log.retention.ms`: default `retention.ms` of topics.
+    #[arg(long, env = "SLUICE_LOG_RETENTION_MS")]
+    pub log_retention_ms: Option<i64>,
+    /// `log.retention.bytes`: default `retention.bytes` of topics.
+    #[arg(long, env = "SLUICE_LOG_RETENTION_BYTES")]
+    pub log_retention_bytes: Option<i64>,
+    /// `log.roll.ms`: default `segment.ms` of topics.
+    #[arg(long, env = "SLUICE_LOG_ROLL_MS")]
+    pub log_roll_ms: Option<i64>,
+    /// `log.retention.check.interval.ms`: how often retention runs.
+    #[arg(long, env = "SLUICE_LOG_RETENTION_CHECK_INTERVAL_MS")]
+    pub log_retention_check_interval_ms: Option<u64>,
+    /// `max.connections`: client connections the broker accepts at once.
+    #[arg(long, env = "SLUICE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// `connections.max.idle.ms`: connections with no request for this long are closed.
+    #[arg(long, env = "SLUICE_CONNECTIONS_MAX_IDLE_MS")]
+    pub connections_max_idle_ms: Option<u64>,
+    /// `group.initial.rebalance.delay.ms`: how long a new group waits for more members.
+    #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// `offsets.retention.minutes`: committed offsets of empty groups expire after this.
+    #[arg(long, env = "SLUICE_OFFSETS_RETENTION_MINUTES")]
+    pub offsets_retention_minutes: Option<u64>,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask for.
+    #[arg(long, env = "SLUICE_TRANSACTION_MAX_TIMEOUT_MS")]
+    pub transaction_max_timeout_ms: Option<i32>,
+}
+
+/// A configuration problem, reported before any shard starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    File { path: PathBuf, source: std::io::Error },
+    #[error("config file line {line}: {reason}")]
+    FileLine { line: usize, reason: String },
+    #[error("{key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// The broker's validated configuration, shared read-only by every shard.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub listen: SocketAddr,
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub data_dir: PathBuf,
+    pub node_id: i32,
+    pub shards: usize,
+    /// CPUs the shards are spread over; `None`: the process's affinity.
+    pub cpus: Option<Vec<usize>>,
+    pub num_partitions: i32,
+    pub auto_create_topics_enable: bool,
+    pub socket_request_max_bytes: usize,
+    /// Topic config defaults (`log.segment.bytes` and friends).
+    pub topic_defaults: TopicConfig,
+    pub group_initial_rebalance_delay_ms: u64,
+    pub offsets_retention_minutes: u64,
+    pub transaction_max_timeout_ms: i32,
+    pub log_retention_check_interval_ms: u64,
+    pub max_connections: usize,
+    pub connections_max_idle_ms: u64,
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, reason: reason.into() }
+}
+
+/// Parses a properties file: `key=value` lines, `#` and `!` comments.
+pub fn parse_properties(text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut map = BTreeMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let (key, value) = line.split_once('=').ok_or_else(|| ConfigError::FileLine {
+            line: i + 1,
+            reason: format!("expected key=value, got {line:?}"),
+        })?;
+        map.insert(key.trim().to_string(), value.trim().to_string());
+    }
+    Ok(map)
+}
+
+fn from_file<T: std::str::FromStr>(
+    file: &BTreeMap<String, String>,
+    key: &'static str,
+) -> Result<Option<T>, ConfigError> {
+    match file.get(key) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| invalid(key, format!("cannot parse {v:?}"))),
+    }
+}
+
+/// Parses a Linux CPU list (`0-3,6,8-9`) into sorted, distinct CPU numbers.
+pub fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
+    let mut cpus = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("cannot parse CPU list {text:?}");
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => {
+                (a.trim().parse::<usize>().map_err(|_| bad())?, b.trim().parse::<usize>().map_err(|_| bad())?)
+            }
+            None => {
+                let n = part.parse::<usize>().map_err(|_| bad())?;
+                (n, n)
+            }
+        };
+        if first > last || last >= crate::constants::CPUS_MAX {
+            return Err(bad());
+        }
+        cpus.extend(first..=last);
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    if cpus.is_empty() {
+        return Err(format!("CPU list {text:?} names no CPU"));
+    }
+    Ok(cpus)
+}
+
+impl BrokerConfig {
+    /// Merges flags/environment with the optional file and validates the result.
+    pub fn resolve(args: &ServeArgs) -> Result<BrokerConfig, ConfigError> {
+        let file = match &args.config {
+            None => BTreeMap::new(),
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::File { path: path.clone(), source })?;
+                parse_properties(&text)?
+            }
+        };
+        const KNOWN: &[&str] = &[
+            "listeners",
+            "log.dirs",
+            "advertised.listeners",
+            "node.id",
+            "num.partitions",
+            "auto.create.topics.enable",
+            "socket.request.max.bytes",
+            "log.segment.bytes",
+            "log.index.interval.bytes",
+            "message.max.bytes",
+            "log.message.timestamp.type",
+            "log.retention.ms",
+            "log.retention.bytes",
+            "log.roll.ms",
+            "log.cleanup.policy",
+            "log.retention.check.interval.ms",
+            "max.connections",
+            "connections.max.idle.ms",
+            "group.initial.rebalance.delay.ms",
+            "offsets.retention.minutes",
+            "transaction.max.timeout.ms",
+            "shards",
+            "cpus",
+        ];
+        if let Some(unknown) = file.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            return Err(invalid("config", format!("unknown broker config {unknown:?}")));
+        }
+
+        let listen_text = args
+            .listen
+            .clone()
+            .or_else(|| file.get("listeners").cloned())
+            .unwrap_or_else(|| "127.0.0.1:9092".to_string());
+        let listen_text = listen_text.strip_prefix("PLAINTEXT://").unwrap_or(&listen_text).to_string();
+        let listen = listen_text
+            .to_socket_addrs()
+            .map_err(|e| invalid("listen", format!("{listen_text:?}: {e}")))?
+            .next()
+            .ok_or_else(|| invalid("listen", format!("{listen_text:?} resolves to nothing")))?;
+
+        let advertised = args.advertised_listener.clone().or_else(|| file.get("advertised.listeners").cloned());
+        let (advertised_host, advertised_port) = match advertised {
+            Some(text) => {
+                let text = text.strip_prefix("PLAINTEXT://").unwrap_or(&text).to_string();
+                let (host, port) = text
+                    .rsplit_once(':')
+                    .ok_or_else(|| invalid("advertised-listener", format!("expected HOST:PORT, got {text:?}")))?;
+                let port = port.parse().map_err(|_| invalid("advertised-listener", format!("bad port in {text:?}")))?;
+                (host.trim_matches(|c| c == '[' || c == ']').to_string(), port)
+            }
+            None => (listen.ip().to_string(), listen.port()),
+        };
+
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or_else(|| file.get("log.dirs").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let node_id = match args.node_id {
+            Some(v) => v,
+            None => from_file(&file, "node.id")?.unwrap_or(0),
+        };
+        if node_id < 0 {
+            return Err(invalid("node-id", "must be >= 0"));
+        }
+        let cpus = match args.cpus.clone().or_else(|| file.get("cpus").cloned()) {
+            None => None,
+            Some(text) => Some(parse_cpu_list(&text).map_err(|reason| invalid("cpus", reason))?),
+        };
+        // available_parallelism honours the process's CPU affinity.
+        let allowed = cpus
+            .as_ref()
+            .map(Vec::len)
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        let shards = match args.shards {
+            Some(v) => v,
+            None => from_file(&file, "shards")?.unwrap_or(allowed),
+        };
+        if shards == 0 || shards > SHARDS_MAX {
+            return Err(invalid("shards", format!("must be 1..={SHARDS_MAX}")));
+        }
+        if cpus.is_some() && shards > allowed {
+            return Err(invalid("shards", format!("{shards} shards need as many CPUs; --cpus lists {allowed}")));
+        }
+        let num_partitions = match args.num_partitions {
+            Some(v) => v,
+            None => from_file(&file, "num.partitions")?.unwrap_or(NUM_PARTITIONS_DEFAULT),
+        };
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&num_partitions) {
+            return Err(invalid("num.partitions", format!("must be 1..={PARTITIONS_PER_TOPIC_MAX}")));
+        }
+        let auto_create_topics_enable = match args.auto_create_topics_enable {
+            Some(v) => v,
+            None => from_file(&file, "auto.create.topics.enable")?.unwrap_or(true),
+        };
+        let socket_request_max_bytes = match args.socket_request_max_bytes {
+            Some(v) => v,
+            None => from_file(&file, "socket.request.max.bytes")?.unwrap_or(FRAME_BYTES_MAX_DEFAULT),
+        };
+        if !(FRAME_BYTES_MIN..=crate::constants::REQUEST_BYTES_PER_SHARD_MAX).contains(&socket_request_max_bytes) {
+            return Err(invalid(
+                "socket.request.max.bytes",
+                format!("must be {FRAME_BYTES_MIN}..={}", crate::constants::REQUEST_BYTES_PER_SHARD_MAX),
+            ));
+        }
+        let max_connections = match args.max_connections {
+            Some(v) => v,
+            None => from_file(&file, "max.connections")?.unwrap_or(crate::constants::CONNECTIONS_MAX_DEFAULT),
+        };
+        if max_connections == 0 {
+            return Err(invalid("max.connections", "must be at least 1"));
+        }
+        let connections_max_idle_ms = match args.connections_max_idle_ms {
+            Some(v) => v,
+            None => {
+                from_file(&file, "connections.max.idle.ms")?.unwrap_or(crate::constants::CONNECTION_IDLE_MS_DEFAULT)
+            }
+        };
+        if connections_max_idle_ms == 0 {
+            return Err(invalid("connections.max.idle.ms", "must be at least 1"));
+        }
+
+        let mut topic_defaults = TopicConfig {
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
+            max_message_bytes: MESSAGE_BYTES_MAX_DEFAULT,
+            ..TopicConfig::default()
+        };
+        let pairs: [(&'static str, &'static str, Option<String>); 8] = [
+            ("log.retention.ms", "retention.ms", args.log_retention_ms.map(|v| v.to_string())),
+            ("log.retention.bytes", "retention.bytes", args.log_retention_bytes.map(|v| v.to_string())),
+            ("log.roll.ms", "segment.ms", args.log_roll_ms.map(|v| v.to_string())),
+            ("log.cleanup.policy", "cleanup.policy", None),
+            ("log.segment.bytes", "segment.bytes", args.log_segment_bytes.map(|v| v.to_string())),
+            ("log.index.interval.bytes", "index.interval.bytes", args.log_index_interval_bytes.map(|v| v.to_string())),
+            ("message.max.bytes", "max.message.bytes", args.message_max_bytes.map(|v| v.to_string())),
+            ("log.message.timestamp.type", "message.timestamp.type", args.log_message_timestamp_type.clone()),
+        ];
+        for (broker_key, topic_key, flag) in pairs {
+            if let Some(value) = flag.or_else(|| file.get(broker_key).cloned()) {
+                topic_defaults.set(topic_key, &value).map_err(|reason| invalid(broker_key, reason))?;
+            }
+        }
+
+        let group_initial_rebalance_delay_ms = match args.group_initial_rebalance_delay_ms {
+            Some(v) => v,
+            None => from_file(&file, "group.initial.rebalance.delay.ms")?
+                .unwrap_or(crate::constants::GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT),
+        };
+        let offsets_retention_minutes = match args.offsets_retention_minutes {
+            Some(v) => v,
+            None => from_file(&file, "offsets.retention.minutes")?
+                .unwrap_or(crate::constants::OFFSETS_RETENTION_MINUTES_DEFAULT),
+        };
+        if offsets_retention_minutes == 0 {
+            return Err(invalid("offsets.retention.minutes", "must be at least 1"));
+        }
+        let transaction_max_timeout_ms = match args.transaction_max_timeout_ms {
+            Some(v) => v,
+            None => {
+                from_file(&file, "transaction.max.timeout.ms")?.unwrap_or(crate::constants::TXN_TIMEOUT_MS_MAX_DEFAULT)
+            }
+        };
+        if transaction_max_timeout_ms <= 0 {
+            return Err(invalid("transaction.max.timeout.ms", "must be at least 1"));
+        }
+        let log_retention_check_interval_ms = match args.log_retention_check_interval_ms {
+            Some(v) => v,
+            None => from_file(&file, "log.retention.check.interval.ms")?
+                .unwrap_or(crate::constants::LOG_RETENTION_CHECK_INTERVAL_MS_DEFAULT),
+        };
+        if log_retention_check_interval_ms == 0 {
+            return Err(invalid("log.retention.check.interval.ms", "must be at least 1"));
+        }
+        Ok(BrokerConfig {
+            max_connections,
+            connections_max_idle_ms,
+            log_retention_check_interval_ms,
+            group_initial_rebalance_delay_ms,
+            offsets_retention_minutes,
+            transaction_max_timeout_ms,
+            listen,
+            advertised_host,
+            advertised_port,
+            data_dir,
+            node_id,
+            shards,
+            cpus,
+            num_partitions,
+            auto_create_topics_enable,
+            socket_request_max_bytes,
+            topic_defaults,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> ServeArgs {
+        ServeArgs {
+            listen: None,
+            data_dir: None,
+            advertised_listener: None,
+            node_id: None,
+            shards: Some(2),
+            cpus: None,
+            config: None,
+            num_partitions: None,
+            auto_create_topics_enable: None,
+            socket_request_max_bytes: None,
+            log_segment_bytes: None,
+            log_index_interval_bytes: None,
+            message_max_bytes: None,
+            log_message_timestamp_type: None,
+            group_initial_rebalance_delay_ms: None,
+            offsets_retention_minutes: None,
+            transaction_max_timeout_ms: None,
+            log_retention_ms: None,
+            log_retention_bytes: None,
+            log_roll_ms: None,
+            log_retention_check_interval_ms: None,
+            max_connections: None,
+            connections_max_idle_ms: None,
+        }
+    }
+
+    #[test]
+    fn defaults_match_kafka() {
+        let c = BrokerConfig::resolve(&args()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9092");
+        assert_eq!(c.num_partitions, 1);
+        assert!(c.auto_create_topics_enable);
+        assert_eq!(c.socket_request_max_bytes, 100 * 1024 * 1024);
+        assert_eq!(c.topic_defaults.segment_bytes, 1 << 30);
+        assert_eq!(c.advertised_port, 9092);
+    }
+
+    #[test]
+    fn file_fills_in_and_flags_win() {
+        let dir = std::env::temp_dir().join(format!("sluice-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("server.properties");
+        std::fs::write(&path, "# comment\nnum.partitions=3\nlog.segment.bytes=2097152\nnode.id=5\n").unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        a.node_id = Some(7);
+        let c = BrokerConfig::resolve(&a).unwrap();
+        assert_eq!(c.num_partitions, 3);
+        assert_eq!(c.topic_defaults.segment_bytes, 2 * 1024 * 1024);
+        assert_eq!(c.node_id, 7);
+    }
+
+    #[test]
+    fn cpu_lists_and_every_documented_file_key() {
+        assert_eq!(parse_cpu_list("0-2,5, 7-7").unwrap(), vec![0, 1, 2, 5, 7]);
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("x").is_err());
+        assert!(parse_cpu_list("").is_err());
+        let dir = std::env::temp_dir().join(format!("sluice-config-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("server.properties");
+        let text = "offsets.retention.minutes=5\nmax.connections=7\nconnections.max.idle.ms=1000\n\
+                    group.initial.rebalance.delay.ms=0\ntransaction.max.timeout.ms=60000\nlog.retention.ms=1000\n\
+                    log.retention.check.interval.ms=500\ncpus=0\n";
+        std::fs::write(&path, text).unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        a.shards = None;
+        let c = BrokerConfig::resolve(&a).unwrap();
+        assert_eq!((c.offsets_retention_minutes, c.max_connections, c.transaction_max_timeout_ms), (5, 7, 60_000));
+        assert_eq!((c.shards, c.cpus.clone()), (1, Some(vec![0])));
+        a.shards = Some(2);
+        assert!(BrokerConfig::resolve(&a).is_err(), "two shards on one listed CPU");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let mut a = args();
+        a.num_partitions = Some(0);
+        assert!(BrokerConfig::resolve(&a).is_err());
+        let mut a = args();
+        a.log_message_timestamp_type = Some("Sometime".into());
+        assert!(BrokerConfig::resolve(&a).is_err());
+        assert!(parse_properties("no equals sign").is_err());
+    }
+}

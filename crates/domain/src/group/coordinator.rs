@@ -1,0 +1,594 @@
+//! The group coordinator of one shard, for the groups whose offsets
+//! partitions it owns: the I/O shell around the classic group state machine
+//! ([`super::classic::Group`]), and committed offsets.
+//!
+//! The shell reads the clock once per operation ([`Now::system`]) and hands
+//! the reading to the state machine; it keeps the JoinGroup and SyncGroup
+//! requests that wait for a rebalance and answers them with the replies the
+//! state machine addresses to their member ids; it makes group metadata and
+//! offsets durable in the offsets partitions' journals; and its `sweep`, run
+//! every `GROUP_SWEEP_INTERVAL_MS`, is the timer that expires sessions and
+//! completes rebalances whose time is up.
+//!
+//! State lives in `RefCell`s touched only by this shard; no borrow is held
+//! across an `.await`: changes are applied in memory, then the journal append
+//! is awaited with the borrow released. Replies reach their waiting requests
+//! before any `.await` (a SyncGroup answered after the journal append is
+//! taken out of the waiting requests before it), so a reply can never reach a
+//! later request of the same member id.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use kafka_protocol::messages::{
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
+    SyncGroupRequest, SyncGroupResponse,
+};
+
+pub use super::classic::GroupDescription;
+use super::classic::{join_error, Group, GroupState, JoinAnswer, JoinParams, Reply, SyncAnswer};
+use super::clock::Now;
+use super::store::{Change, CommittedOffset, GroupStore, StoreState, StoredGroup};
+use sluice_core::constants::{OFFSETS_PARTITIONS, OFFSET_METADATA_BYTES_MAX};
+use sluice_protocol::ResponseError;
+
+/// Group settings from the broker config.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupSettings {
+    pub initial_rebalance_delay: Duration,
+    pub offsets_retention: Duration,
+}
+
+/// One offsets partition this shard owns: its durable store and state.
+struct OffsetsPartition {
+    store: GroupStore,
+    state: RefCell<StoreState>,
+}
+
+/// Requests of one group's members waiting for a rebalance, by member id.
+#[derive(Default)]
+struct Waiting {
+    joins: HashMap<String, oneshot::Sender<JoinGroupResponse>>,
+    syncs: HashMap<String, oneshot::Sender<SyncGroupResponse>>,
+}
+
+/// A group and the requests waiting on it.
+struct Hosted {
+    group: Group,
+    waiting: Waiting,
+}
+
+impl Hosted {
+    fn new(group: Group) -> Hosted {
+        Hosted { group, waiting: Waiting::default() }
+    }
+
+    /// Answers the waiting requests the replies are addressed to. A request
+    /// whose client went away is simply not answered.
+    fn deliver(&mut self, replies: Vec<(String, Reply)>) {
+        for (member_id, reply) in replies {
+            match reply {
+                Reply::Join(response) => {
+                    if let Some(waiter) = self.waiting.joins.remove(&member_id) {
+                        let _ = waiter.send(response);
+                    }
+                }
+                Reply::Sync(response) => {
+                    if let Some(waiter) = self.waiting.syncs.remove(&member_id) {
+                        let _ = waiter.send(response);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A request waits here exactly while the state machine has its member waiting.
+    fn check_waiting(&self) {
+        debug_assert!(self.waiting.joins.keys().all(|id| self.group.is_awaiting_join(id)), "stray JoinGroup waiter");
+        debug_assert!(self.waiting.syncs.keys().all(|id| self.group.is_awaiting_sync(id)), "stray SyncGroup waiter");
+        debug_assert!(
+            self.group.member_ids().all(|id| self.group.is_awaiting_join(id) == self.waiting.joins.contains_key(id)
+                && self.group.is_awaiting_sync(id) == self.waiting.syncs.contains_key(id)),
+            "a waiting member without its request"
+        );
+    }
+}
+
+/// The coordinator of every group whose offsets partition this shard owns.
+pub struct GroupCoordinator {
+    shard_id: usize,
+    shards: usize,
+    settings: GroupSettings,
+    partitions: HashMap<usize, Rc<OffsetsPartition>>,
+    groups: RefCell<HashMap<String, Hosted>>,
+}
+
+/// One group's committed offsets, for OffsetFetch.
+pub type FetchedOffsets = Vec<(String, i32, Option<CommittedOffset>)>;
+
+/// How a JoinGroup goes on once the group is no longer borrowed.
+enum JoinThen {
+    Answer(Box<JoinGroupResponse>),
+    Wait(oneshot::Receiver<JoinGroupResponse>),
+}
+
+/// How a SyncGroup goes on once the group is no longer borrowed.
+enum SyncThen {
+    Wait(oneshot::Receiver<SyncGroupResponse>),
+    Persist(Box<Assigned>),
+}
+
+/// The leader's assignment, to persist before anyone gets it.
+struct Assigned {
+    stored: StoredGroup,
+    leader: SyncGroupResponse,
+    followers: Vec<(oneshot::Sender<SyncGroupResponse>, SyncGroupResponse)>,
+}
+
+impl GroupCoordinator {
+    /// Opens the offsets partitions this shard owns and reloads their groups.
+    pub async fn open(
+        data_dir: &Path,
+        shard_id: usize,
+        shards: usize,
+        settings: GroupSettings,
+    ) -> Result<GroupCoordinator, String> {
+        let now = Now::system();
+        let mut partitions = HashMap::new();
+        let mut groups = HashMap::new();
+        for n in (0..OFFSETS_PARTITIONS).filter(|n| n % shards == shard_id) {
+            let dir = data_dir.join(format!("__consumer_offsets-{n}"));
+            let (store, state) = GroupStore::open(dir).await.map_err(|e| e.to_string())?;
+            for (id, stored) in &state.groups {
+                let group = Group::from_stored(id, stored, now, settings.initial_rebalance_delay);
+                groups.insert(id.clone(), Hosted::new(group));
+            }
+            partitions.insert(n, Rc::new(OffsetsPartition { store, state: RefCell::new(state) }));
+        }
+        Ok(GroupCoordinator { shard_id, shards, settings, partitions, groups: RefCell::new(groups) })
+    }
+
+    /// The time, read once per operation.
+    fn now(&self) -> Now {
+        Now::system()
+    }
+
+    fn new_group(&self, group_id: &str, now: Now) -> Hosted {
+        Hosted::new(Group::new(group_id, now, self.settings.initial_rebalance_delay))
+    }
+
+    fn partition_of(&self, group_id: &str) -> Rc<OffsetsPartition> {
+        let n = super::offsets_partition(group_id);
+        assert_eq!(n % self.shards, self.shard_id, "group {group_id} routed to the wrong shard");
+        self.partitions.get(&n).expect("owned offsets partition is open").clone()
+    }
+
+    /// Applies changes in memory and makes them durable.
+    async fn persist(&self, group_id: &str, changes: Vec<Change>) -> Result<(), ResponseError> {
+        let partition = self.partition_of(group_id);
+        {
+            let mut state = partition.state.borrow_mut();
+            changes.iter().for_each(|c| state.apply(c));
+        }
+        // The whole state is copied only when the journal is checkpointed.
+        let snapshot = || partition.state.borrow().clone();
+        partition.store.append(&changes, snapshot).await.map_err(|e| {
+            tracing::error!(group = group_id, error = %e, "offsets store write failed");
+            ResponseError::CoordinatorNotAvailable
+        })
+    }
+
+    async fn persist_group(&self, group_id: &str, stored: StoredGroup) -> Result<(), ResponseError> {
+        self.persist(group_id, vec![Change::Group { group: group_id.to_string(), state: stored }]).await
+    }
+
+    /// JoinGroup: answered at once, or when the rebalance completes.
+    pub async fn join(
+        &self,
+        version: i16,
+        request: JoinGroupRequest,
+        client_host: String,
+        client_id: String,
+    ) -> JoinGroupResponse {
+        let params = match JoinParams::from_request(version, &request, client_host, client_id) {
+            Ok(params) => params,
+            Err(code) => return join_error(code, request.member_id.as_str()),
+        };
+        let group_id = request.group_id.0.as_str();
+        let (answer, persist) = {
+            let now = self.now();
+            let mut groups = self.groups.borrow_mut();
+            let hosted = groups.entry(group_id.to_string()).or_insert_with(|| self.new_group(group_id, now));
+            let (answer, effects) = hosted.group.join(now, params);
+            hosted.deliver(effects.replies);
+            let answer = match answer {
+                JoinAnswer::Now(response) => JoinThen::Answer(Box::new(response)),
+                JoinAnswer::Wait { member_id } => {
+                    let (tx, rx) = oneshot::channel();
+                    hosted.waiting.joins.insert(member_id, tx);
+                    JoinThen::Wait(rx)
+                }
+            };
+            hosted.check_waiting();
+            (answer, effects.persist)
+        };
+        if let Some(stored) = persist {
+            if let Err(code) = self.persist_group(group_id, stored).await {
+                return join_error(code, "");
+            }
+        }
+        match answer {
+            JoinThen::Answer(response) => *response,
+            JoinThen::Wait(rx) => rx.await.unwrap_or_else(|_| join_error(ResponseError::UnknownMemberId, "")),
+        }
+    }
+
+    /// SyncGroup: the leader's assignment is persisted before anyone gets it.
+    pub async fn sync(&self, version: i16, request: SyncGroupRequest) -> SyncGroupResponse {
+        let error = |code: ResponseError| SyncGroupResponse::default().with_error_code(code.code());
+        let group_id = request.group_id.0.to_string();
+        let then = {
+            let mut groups = self.groups.borrow_mut();
+            let Some(hosted) = groups.get_mut(&group_id) else {
+                return error(ResponseError::UnknownMemberId);
+            };
+            let then = match hosted.group.sync(version, &request) {
+                SyncAnswer::Now(response) => return response,
+                SyncAnswer::Wait => {
+                    let (tx, rx) = oneshot::channel();
+                    // A SyncGroup of the same member still waiting is dropped: it answers REBALANCE_IN_PROGRESS.
+                    hosted.waiting.syncs.insert(request.member_id.to_string(), tx);
+                    SyncThen::Wait(rx)
+                }
+                SyncAnswer::Persist { stored, leader, followers } => {
+                    let followers = followers
+                        .into_iter()
+                        .filter_map(|(id, response)| Some((hosted.waiting.syncs.remove(&id)?, response)))
+                        .collect();
+                    SyncThen::Persist(Box::new(Assigned { stored, leader, followers }))
+                }
+            };
+            hosted.check_waiting();
+            then
+        };
+        match then {
+            SyncThen::Wait(rx) => rx.await.unwrap_or_else(|_| error(ResponseError::RebalanceInProgress)),
+            SyncThen::Persist(assigned) => {
+                let Assigned { stored, leader, followers } = *assigned;
+                let result = self.persist_group(&group_id, stored).await;
+                for (waiter, response) in followers {
+                    let _ = waiter.send(match result {
+                        Ok(()) => response,
+                        Err(code) => error(code),
+                    });
+                }
+                match result {
+                    Ok(()) => leader,
+                    Err(code) => error(code),
+                }
+            }
+        }
+    }
+
+    pub fn heartbeat(&self, request: HeartbeatRequest) -> HeartbeatResponse {
+        let now = self.now();
+        let mut groups = self.groups.borrow_mut();
+        let result = match groups.get_mut(request.group_id.0.as_str()) {
+            None => Err(ResponseError::UnknownMemberId),
+            Some(hosted) => hosted.group.heartbeat(now, &request),
+        };
+        HeartbeatResponse::default().with_error_code(result.err().map(|c| c.code()).unwrap_or(0))
+    }
+
+    pub async fn leave(&self, version: i16, request: LeaveGroupRequest) -> LeaveGroupResponse {
+        let group_id = request.group_id.0.to_string();
+        let (response, persist) = {
+            let now = self.now();
+            let mut groups = self.groups.borrow_mut();
+            let Some(hosted) = groups.get_mut(&group_id) else {
+                return LeaveGroupResponse::default().with_error_code(ResponseError::UnknownMemberId.code());
+            };
+            let (response, effects) = hosted.group.leave(now, version, &request);
+            hosted.deliver(effects.replies);
+            hosted.check_waiting();
+            (response, effects.persist)
+        };
+        if let Some(stored) = persist {
+            let _ = self.persist_group(&group_id, stored).await;
+        }
+        response
+    }
+
+    /// OffsetCommit for one group: Kafka's checks, then one durable append.
+    pub async fn commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
+        self.admit_commit(group_id, generation, member_id, instance_id)?;
+        self.persist_offsets(group_id, offsets, |topic, partition, offset| Change::Commit {
+            group: group_id.to_string(),
+            topic,
+            partition,
+            offset,
+        })
+        .await
+    }
+
+    /// TxnOffsetCommit: the offsets wait, durable, for the transaction's marker.
+    pub async fn txn_commit(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
+        self.admit_commit(group_id, generation, member_id, instance_id)?;
+        self.persist_offsets(group_id, offsets, |topic, partition, offset| Change::TxnOffset {
+            group: group_id.to_string(),
+            producer_id,
+            topic,
+            partition,
+            offset,
+        })
+        .await
+    }
+
+    /// The transaction marker for a group: the producer's pending offsets are
+    /// committed or dropped, durably.
+    pub async fn txn_end(&self, group_id: &str, producer_id: i64, commit: bool) -> Result<(), ResponseError> {
+        let pending = self
+            .partition_of(group_id)
+            .state
+            .borrow()
+            .pending_txn_offsets
+            .contains_key(&(group_id.to_string(), producer_id));
+        if !pending {
+            return Ok(());
+        }
+        self.persist(group_id, vec![Change::TxnOffsetEnd { group: group_id.to_string(), producer_id, commit }]).await
+    }
+
+    /// Whether an open transaction has committed an offset for this partition
+    /// (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT).
+    pub fn has_pending_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        let key = (topic.to_string(), partition);
+        self.partition_of(group_id)
+            .state
+            .borrow()
+            .pending_txn_offsets
+            .iter()
+            .any(|((g, _), offsets)| g == group_id && offsets.contains_key(&key))
+    }
+
+    async fn persist_offsets(
+        &self,
+        group_id: &str,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+        change: impl Fn(String, i32, CommittedOffset) -> Change,
+    ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
+        let mut results = Vec::with_capacity(offsets.len());
+        let mut changes = Vec::with_capacity(offsets.len());
+        for (topic, partition, offset) in offsets {
+            if offset.metadata.as_ref().is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX) {
+                results.push(Err(ResponseError::OffsetMetadataTooLarge));
+                continue;
+            }
+            results.push(Ok(()));
+            changes.push(change(topic, partition, offset));
+        }
+        if !changes.is_empty() {
+            self.persist(group_id, changes).await?;
+        }
+        Ok(results)
+    }
+
+    /// Kafka's checks of a committing member against the group.
+    fn admit_commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), ResponseError> {
+        let now = self.now();
+        let mut groups = self.groups.borrow_mut();
+        match groups.get_mut(group_id) {
+            Some(hosted) => hosted.group.admit_commit(now, generation, member_id, instance_id),
+            None if generation < 0 => {
+                // A consumer that manages its own partitions commits with no generation.
+                groups.insert(group_id.to_string(), self.new_group(group_id, now));
+                Ok(())
+            }
+            None => Err(ResponseError::IllegalGeneration),
+        }
+    }
+
+    /// Committed offsets of a group: all of them, or those asked for. Once its
+    /// offsets partition failed a write, the group's offsets are not served
+    /// (COORDINATOR_NOT_AVAILABLE): memory may hold a commit whose client was
+    /// told it failed and that the next start would not find.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        wanted: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Result<FetchedOffsets, ResponseError> {
+        let partition = self.partition_of(group_id);
+        if partition.store.failed() {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        let state = partition.state.borrow();
+        let offsets = state.offsets.get(group_id);
+        Ok(match wanted {
+            None => offsets
+                .map(|o| o.iter().map(|((t, p), c)| (t.clone(), *p, Some(c.clone()))).collect())
+                .unwrap_or_default(),
+            Some(topics) => topics
+                .into_iter()
+                .flat_map(|(topic, partitions)| {
+                    partitions.into_iter().map(move |p| {
+                        let found = offsets.and_then(|o| o.get(&(topic.clone(), p))).cloned();
+                        (topic.clone(), p, found)
+                    })
+                })
+                .collect(),
+        })
+    }
+
+    /// Every group on this shard: (id, protocol type, state).
+    pub fn list(&self) -> Vec<(String, String, &'static str)> {
+        let groups = self.groups.borrow();
+        let mut listed: Vec<_> = groups
+            .values()
+            .map(|hosted| &hosted.group)
+            .filter(|g| g.state() != GroupState::Dead)
+            .map(|g| (g.id().to_string(), g.protocol_type().unwrap_or_default().to_string(), g.state().name()))
+            .collect();
+        // Groups known only by their committed offsets (no membership) are Empty groups too.
+        for partition in self.partitions.values() {
+            for id in partition.state.borrow().offsets.keys() {
+                if !groups.contains_key(id) {
+                    listed.push((id.clone(), String::new(), GroupState::Empty.name()));
+                }
+            }
+        }
+        listed.sort();
+        listed
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        let groups = self.groups.borrow();
+        let Some(hosted) = groups.get(group_id) else {
+            let has_offsets = self.partition_of(group_id).state.borrow().offsets.contains_key(group_id);
+            return has_offsets.then(|| GroupDescription {
+                state: GroupState::Empty.name(),
+                protocol_type: String::new(),
+                protocol_name: String::new(),
+                members: Vec::new(),
+            });
+        };
+        Some(hosted.group.description())
+    }
+
+    /// DeleteGroups for one group: only an empty group may go.
+    pub async fn delete(&self, group_id: &str) -> Result<(), ResponseError> {
+        {
+            let mut groups = self.groups.borrow_mut();
+            let has_offsets = self.partition_of(group_id).state.borrow().offsets.contains_key(group_id);
+            match groups.get(group_id).map(|hosted| hosted.group.state()) {
+                None if !has_offsets => return Err(ResponseError::GroupIdNotFound),
+                Some(GroupState::Dead) => return Err(ResponseError::GroupIdNotFound),
+                Some(state) if state != GroupState::Empty => return Err(ResponseError::NonEmptyGroup),
+                _ => {}
+            }
+            groups.remove(group_id);
+        }
+        self.persist(group_id, vec![Change::DeleteGroup { group: group_id.to_string() }]).await
+    }
+
+    /// OffsetDelete: offsets of topics the group is not consuming may go.
+    pub async fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
+        let subscribed: Vec<String> = {
+            let groups = self.groups.borrow();
+            let has_offsets = self.partition_of(group_id).state.borrow().offsets.contains_key(group_id);
+            match groups.get(group_id).map(|hosted| &hosted.group) {
+                None if !has_offsets => return Err(ResponseError::GroupIdNotFound),
+                Some(g) if g.state() == GroupState::Dead => return Err(ResponseError::GroupIdNotFound),
+                Some(g) if g.state() != GroupState::Empty && g.protocol_type() == Some("consumer") => {
+                    g.subscribed_topics()
+                }
+                _ => Vec::new(),
+            }
+        };
+        let mut results = Vec::new();
+        let mut changes = Vec::new();
+        for (topic, partition) in partitions {
+            if subscribed.contains(&topic) {
+                results.push(Err(ResponseError::GroupSubscribedToTopic));
+            } else {
+                results.push(Ok(()));
+                changes.push(Change::DeleteOffset { group: group_id.to_string(), topic, partition });
+            }
+        }
+        if !changes.is_empty() {
+            self.persist(group_id, changes).await?;
+        }
+        Ok(results)
+    }
+
+    /// The coordinator's timer: expires members whose session lapsed,
+    /// completes rebalances whose time is up, and expires offsets of groups
+    /// empty for `offsets.retention.minutes`.
+    pub async fn sweep(&self) {
+        let now = self.now();
+        let mut to_persist = Vec::new();
+        {
+            let mut groups = self.groups.borrow_mut();
+            for hosted in groups.values_mut() {
+                let effects = hosted.group.tick(now);
+                hosted.deliver(effects.replies);
+                hosted.check_waiting();
+                if let Some(stored) = effects.persist {
+                    to_persist.push((hosted.group.id().to_string(), stored));
+                }
+            }
+        }
+        for (group_id, stored) in to_persist {
+            let _ = self.persist_group(&group_id, stored).await;
+        }
+        self.expire_offsets(now).await;
+    }
+
+    async fn expire_offsets(&self, now: Now) {
+        let retention_ms = self.settings.offsets_retention.as_millis() as i64;
+        let mut expired: Vec<(String, Vec<Change>)> = Vec::new();
+        {
+            let groups = self.groups.borrow();
+            for partition in self.partitions.values() {
+                let state = partition.state.borrow();
+                for (group_id, offsets) in &state.offsets {
+                    let group = groups.get(group_id).map(|hosted| &hosted.group);
+                    if group.is_some_and(|g| g.state() != GroupState::Empty) {
+                        continue;
+                    }
+                    let empty_since = group.map(|g| g.empty_since_ms()).unwrap_or(0);
+                    let changes: Vec<Change> = offsets
+                        .iter()
+                        .filter(|(_, o)| now.wall_ms - o.commit_timestamp_ms.max(empty_since) > retention_ms)
+                        .map(|((topic, partition), _)| Change::DeleteOffset {
+                            group: group_id.clone(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                        })
+                        .collect();
+                    if !changes.is_empty() {
+                        expired.push((group_id.clone(), changes));
+                    }
+                }
+            }
+        }
+        for (group_id, changes) in expired {
+            tracing::info!(group = %group_id, offsets = changes.len(), "committed offsets expired");
+            let _ = self.persist(&group_id, changes).await;
+        }
+    }
+
+    pub async fn close(&self) {
+        for partition in self.partitions.values() {
+            partition.store.close().await;
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! The transaction coordinator of one shard, for the transactional ids whose
+//! transaction state partitions it owns.
+//!
+//! A transaction moves Empty → Ongoing (AddPartitionsToTxn, AddOffsetsToTxn)
+//! → PrepareCommit/PrepareAbort (EndTxn, a timeout, or a new producer
+//! fencing the old one) → CompleteCommit/CompleteAbort. Every state is made
+//! durable before it is acted on: the decision (Prepare*) is fsynced before
+//! any marker is written, so a broker killed in between finishes the
+//! markers after it restarts; an Ongoing transaction found at restart runs
+//! out its timeout and is aborted.
+//!
+//! Markers go to every partition of the transaction on its owning shard
+//! (control batches, synced) and to the group coordinator of every group
+//! whose offsets the transaction committed. Operations on one transactional
+//! id run one at a time (its lock in `locks`), so no two decisions about it
+//! can interleave, while different ids proceed concurrently; no `RefCell`
+//! borrow is held across an `.await`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::Rc;
+
+use glommio::sync::Semaphore;
+
+use super::{state, TxnListing};
+use sluice_core::constants::{TXN_GROUPS_MAX, TXN_PARTITIONS, TXN_PARTITIONS_MAX};
+use crate::group::store::{Change, GroupStore, StoreState, StoredTxn};
+use sluice_protocol::ResponseError;
+
+/// What the transaction coordinator needs from the rest of the broker: the
+/// producer-id allocator, the partitions' owners and the groups'
+/// coordinators (on whichever shards they live), and the time.
+#[allow(async_fn_in_trait)]
+pub trait TxnEnv {
+    /// A new broker-unique producer id; a failure is COORDINATOR_NOT_AVAILABLE, which clients retry.
+    async fn allocate_producer_id(&self) -> Result<i64, ResponseError>;
+    /// Writes a commit or abort marker for `producer_id` at `epoch` into each
+    /// partition (synced on its owner); partitions of deleted topics are skipped.
+    async fn write_partition_markers(
+        &self,
+        partitions: &[(String, i32)],
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), String>;
+    /// Commits or drops `producer_id`'s pending offsets in each group.
+    async fn write_group_markers(&self, groups: &[String], producer_id: i64, commit: bool) -> Result<(), String>;
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// Where a transaction is, named and numbered as Kafka's coordinator does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnState {
+    Empty = 0,
+    Ongoing = 1,
+    PrepareCommit = 2,
+    PrepareAbort = 3,
+    CompleteCommit = 4,
+    CompleteAbort = 5,
+}
+
+const _: () = assert!(TxnState::CompleteAbort as u8 == crate::group::store::TXN_STATE_MAX);
+
+impl TxnState {
+    /// Every state, in Kafka's order.
+    pub const ALL: [TxnState; 6] = [
+        TxnState::Empty,
+        TxnState::Ongoing,
+        TxnState::PrepareCommit,
+        TxnState::PrepareAbort,
+        TxnState::CompleteCommit,
+        TxnState::CompleteAbort,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TxnState::Empty => "Empty",
+            TxnState::Ongoing => "Ongoing",
+            TxnState::PrepareCommit => "PrepareCommit",
+            TxnState::PrepareAbort => "PrepareAbort",
+            TxnState::CompleteCommit => "CompleteCommit",
+            TxnState::CompleteAbort => "CompleteAbort",
+        }
+    }
+}
+
+/// A stored transaction state number that names no state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown transaction state number {0}")]
+pub struct UnknownTxnState(pub u8);
+
+impl TryFrom<u8> for TxnState {
+    type Error = UnknownTxnState;
+
+    /// The state a stored number stands for; never a guess.
+    fn try_from(number: u8) -> Result<TxnState, UnknownTxnState> {
+        match number {
+            0 => Ok(TxnState::Empty),
+            1 => Ok(TxnState::Ongoing),
+            2 => Ok(TxnState::PrepareCommit),
+            3 => Ok(TxnState::PrepareAbort),
+            4 => Ok(TxnState::CompleteCommit),
+            5 => Ok(TxnState::CompleteAbort),
+            _ => Err(UnknownTxnState(number)),
+        }
+    }
+}
+
+/// Coordinator epoch written into markers: a single broker's coordinators never move.
+pub const COORDINATOR_EPOCH: i32 = 0;
+
+/// One transaction state partition this shard owns.
+struct TxnPartition {
+    store: GroupStore,
+    state: RefCell<StoreState>,
+}
+
+/// The coordinator of every transactional id whose partition this shard owns.
+pub struct TxnCoordinator {
+    shard_id: usize,
+    shards: usize,
+    /// `transaction.max.timeout.ms`.
+    timeout_ms_max: i32,
+    partitions: HashMap<usize, Rc<TxnPartition>>,
+    /// One lock per transactional id with an operation running or waiting.
+    locks: RefCell<HashMap<String, Rc<Semaphore>>>,
+}
+
+/// Holds a transactional id's lock; the last holder removes it from the map.
+struct IdLock<'a> {
+    coordinator: &'a TxnCoordinator,
+    id: String,
+    lock: Rc<Semaphore>,
+}
+
+impl Drop for IdLock<'_> {
+    fn drop(&mut self) {
+        self.lock.signal(1);
+        // Only the map and this guard hold it: nobody else waits.
+        if Rc::strong_count(&self.lock) == 2 {
+            self.coordinator.locks.borrow_mut().remove(&self.id);
+        }
+    }
+}
+
+/// A stored transaction's state. The store refuses to open with a number
+/// above `TXN_STATE_MAX` in it, and the numbers up to it are exactly the
+/// states (see the tests), so every stored number converts.
+pub(super) fn state_of(txn: &StoredTxn) -> TxnState {
+    TxnState::try_from(txn.state).unwrap_or_else(|e| panic!("{e} passed the store's decoder"))
+}
+
+fn listing(id: &str, txn: &StoredTxn) -> TxnListing {
+    TxnListing {
+        transactional_id: id.to_string(),
+        producer_id: txn.producer_id,
+        epoch: txn.epoch,
+        state: state_of(txn),
+        timeout_ms: txn.timeout_ms,
+        start_ms: if state_of(txn) == TxnState::Empty { -1 } else { txn.start_ms },
+        partitions: txn.partitions.clone(),
+        groups: txn.groups.clone(),
+    }
+}
+
+impl TxnCoordinator {
+    /// Opens the transaction state partitions this shard owns.
+    pub async fn open(
+        data_dir: &Path,
+        shard_id: usize,
+        shards: usize,
+        timeout_ms_max: i32,
+    ) -> Result<TxnCoordinator, String> {
+        let mut partitions = HashMap::new();
+        for n in (0..TXN_PARTITIONS).filter(|n| n % shards == shard_id) {
+            let dir = data_dir.join(format!("__transaction_state-{n}"));
+            let (store, state) = GroupStore::open(dir).await.map_err(|e| e.to_string())?;
+            partitions.insert(n, Rc::new(TxnPartition { store, state: RefCell::new(state) }));
+        }
+        Ok(TxnCoordinator { shard_id, shards, timeout_ms_max, partitions, locks: RefCell::new(HashMap::new()) })
+    }
+
+    /// Waits for the transactional id's lock.
+    async fn lock(&self, id: &str) -> Result<IdLock<'_>, ResponseError> {
+        let lock = self.locks.borrow_mut().entry(id.to_string()).or_insert_with(|| Rc::new(Semaphore::new(1))).clone();
+        lock.acquire(1).await.map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+        Ok(IdLock { coordinator: self, id: id.to_string(), lock })
+    }
+
+    fn partition_of(&self, id: &str) -> Rc<TxnPartition> {
+        let n = super::txn_partition(id);
+        assert_eq!(n % self.shards, self.shard_id, "transactional id {id} routed to the wrong shard");
+        self.partitions.get(&n).expect("owned transaction partition is open").clone()
+    }
+
+    fn get(&self, id: &str) -> Option<StoredTxn> {
+        self.partition_of(id).state.borrow().txns.get(id).cloned()
+    }
+
+    /// Makes a transactional id's new state durable, then current.
+    async fn persist(&self, id: &str, txn: StoredTxn) -> Result<StoredTxn, ResponseError> {
+        let partition = self.partition_of(id);
+        let change = Change::Txn { id: id.to_string(), state: txn.clone() };
+        let previous = partition.state.borrow().txns.get(id).cloned();
+        partition.state.borrow_mut().apply(&change);
+        // The whole state is copied only when the journal is checkpointed.
+        let snapshot = || partition.state.borrow().clone();
+        if let Err(e) = partition.store.append(std::slice::from_ref(&change), snapshot).await {
+            tracing::error!(transactional_id = id, error = %e, "transaction state write failed");
+            // Nothing may act on a state that did not become durable.
+            let mut state = partition.state.borrow_mut();
+            match previous {
+                Some(previous) => state.txns.insert(id.to_string(), previous),
+                None => state.txns.remove(id),
+            };
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        Ok(txn)
+    }
+
+    /// The transaction of `id`, as DescribeTransactions shows it.
+    pub fn describe(&self, id: &str) -> Result<TxnListing, ResponseError> {
+        self.get(id).map(|t| listing(id, &t)).ok_or(ResponseError::TransactionalIdNotFound)
+    }
+
+    /// AddPartitionsToTxn: the partitions join the producer's transaction.
+    pub async fn add_partitions(
+        &self,
+        env: &impl TxnEnv,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<(), ResponseError> {
+        let _guard = self.lock(id).await?;
+        self.add(env, id, producer_id, epoch, |txn| {
+            for p in partitions {
+                if !txn.partitions.contains(&p) {
+                    txn.partitions.push(p);
+                }
+            }
+            txn.partitions.len() <= TXN_PARTITIONS_MAX
+        })
+        .await
+    }
+
+    /// AddOffsetsToTxn: the group's offsets become part of the producer's transaction.
+    pub async fn add_offsets(
+        &self,
+        env: &impl TxnEnv,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        group_id: String,
+    ) -> Result<(), ResponseError> {
+        let _guard = self.lock(id).await?;
+        self.add(env, id, producer_id, epoch, |txn| {
+            if !txn.groups.contains(&group_id) {
+                txn.groups.push(group_id);
+            }
+            txn.groups.len() <= TXN_GROUPS_MAX
+        })
+        .await
+    }
+
+    /// InitProducerId with a transactional id: a producer id (new, or the
+    /// id's existing one) and a bumped epoch that fences older producers. An
+    /// open transaction of the previous producer is aborted first.
+    pub async fn init_producer_id(
+        &self,
+        env: &impl TxnEnv,
+        id: &str,
+        timeout_ms: i32,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Result<(i64, i16), ResponseError> {
+        let _guard = self.lock(id).await?;
+        let existing = self.get(id);
+        state::check_init(existing.as_ref(), timeout_ms, self.timeout_ms_max, producer_id, epoch)?;
+        let Some(mut txn) = existing else {
+            let producer_id = env.allocate_producer_id().await?;
+            let txn = self.persist(id, state::new_txn(producer_id, timeout_ms, env.now_ms())).await?;
+            return Ok((txn.producer_id, txn.epoch));
+        };
+        let mut bumped = false;
+        if let Some(unfinished) = state::unfinished(&txn)? {
+            txn = self.complete(env, id, txn, unfinished.commit, unfinished.epoch).await?;
+            bumped = unfinished.bumped;
+        }
+        if matches!(state_of(&txn), TxnState::PrepareCommit | TxnState::PrepareAbort) {
+            // Markers of the previous transaction are not all written yet: the client retries.
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        let (mut txn, new_producer_id) = state::initialized(txn, timeout_ms, bumped, env.now_ms());
+        if new_producer_id {
+            txn.producer_id = env.allocate_producer_id().await?;
+        }
+        let txn = self.persist(id, txn).await?;
+        Ok((txn.producer_id, txn.epoch))
+    }
+
+    /// AddPartitionsToTxn and AddOffsetsToTxn: `extend` adds to the
+    /// transaction and says whether it stays within its bounds.
+    async fn add(
+        &self,
+        env: &impl TxnEnv,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        extend: impl FnOnce(&mut StoredTxn) -> bool,
+    ) -> Result<(), ResponseError> {
+        match state::add(self.get(id), producer_id, epoch, env.now_ms(), extend)? {
+            Some(txn) => self.persist(id, txn).await.map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// EndTxn: commits or aborts the producer's open transaction.
+    pub async fn end_txn(
+        &self,
+        env: &impl TxnEnv,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), ResponseError> {
+        let _guard = self.lock(id).await?;
+        match state::end(self.get(id), producer_id, epoch, commit)? {
+            state::EndStep::Complete(txn) => self.complete(env, id, txn, commit, epoch).await.map(|_| ()),
+            state::EndStep::AlreadyDone => Ok(()),
+        }
+    }
+
+    /// Decides `txn` (commit or abort) under `epoch`: the decision is made
+    /// durable, then markers are written everywhere, then the completion. If
+    /// a marker cannot be written the transaction stays prepared and the
+    /// sweep tries again; the decision itself is never taken back.
+    async fn complete(
+        &self,
+        env: &impl TxnEnv,
+        id: &str,
+        mut txn: StoredTxn,
+        commit: bool,
+        epoch: i16,
+    ) -> Result<StoredTxn, ResponseError> {
+        if let Some(prepared) = state::prepared(&txn, commit, epoch, env.now_ms()) {
+            txn = self.persist(id, prepared).await?;
+        }
+        let written = match env.write_partition_markers(&txn.partitions, txn.producer_id, txn.epoch, commit).await {
+            Ok(()) => env.write_group_markers(&txn.groups, txn.producer_id, commit).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            tracing::warn!(transactional_id = id, error = %e, "transaction markers not written yet; will retry");
+            return Ok(txn);
+        }
+        tracing::debug!(transactional_id = id, commit, "transaction completed");
+        self.persist(id, state::completed(txn, commit, env.now_ms())).await
+    }
+
+    /// ListTransactions: the transactions in the given states (all when
+    /// empty), of the given producers (all when empty), open at least `min_duration_ms` (-1: any).
+    pub fn list(&self, now_ms: i64, states: &[String], producer_ids: &[i64], min_duration_ms: i64) -> Vec<TxnListing> {
+        let mut out = Vec::new();
+        for partition in self.partitions.values() {
+            for (id, txn) in &partition.state.borrow().txns {
+                if state::listed(txn, states, producer_ids, min_duration_ms, now_ms) {
+                    out.push(listing(id, txn));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+        out
+    }
+
+    /// Aborts transactions open longer than their timeout (bumping the epoch,
+    /// which fences the producer, as Kafka does) and finishes prepared ones
+    /// whose markers are not all written yet (after a failure or a restart).
+    pub async fn sweep(&self, env: &impl TxnEnv) {
+        let now = env.now_ms();
+        let mut due: Vec<(String, StoredTxn)> = Vec::new();
+        for partition in self.partitions.values() {
+            for (id, txn) in &partition.state.borrow().txns {
+                if state::sweep(txn, now).is_some() {
+                    due.push((id.clone(), txn.clone()));
+                }
+            }
+        }
+        for (id, seen) in due {
+            let Ok(_guard) = self.lock(&id).await else { return };
+            // Look again under the lock: a request may have moved it on.
+            let Some(txn) = self.get(&id) else { continue };
+            if txn != seen {
+                continue;
+            }
+            let Some((commit, epoch)) = state::sweep(&txn, now) else { continue };
+            if state_of(&txn) == TxnState::Ongoing {
+                tracing::info!(transactional_id = %id, producer_id = txn.producer_id, "transaction timed out; aborting");
+            }
+            if let Err(e) = self.complete(env, &id, txn, commit, epoch).await {
+                tracing::warn!(transactional_id = %id, error = ?e, "cannot finish transaction");
+            }
+        }
+    }
+
+    /// Closes the journals; an append under way finishes first.
+    pub async fn close(&self) {
+        for partition in self.partitions.values() {
+            partition.store.close().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::store::TXN_STATE_MAX;
+
+    #[test]
+    fn stored_state_numbers_convert_back_and_unknown_ones_are_refused() {
+        for state in TxnState::ALL {
+            assert_eq!(TxnState::try_from(state as u8), Ok(state));
+        }
+        // Exactly the numbers the store accepts name a state: no stored one is refused here.
+        for number in 0..=u8::MAX {
+            assert_eq!(TxnState::try_from(number).is_ok(), number <= TXN_STATE_MAX, "state number {number}");
+        }
+        assert_eq!(TxnState::try_from(TXN_STATE_MAX + 1), Err(UnknownTxnState(TXN_STATE_MAX + 1)));
+        assert_eq!(UnknownTxnState(9).to_string(), "unknown transaction state number 9");
+    }
+}

@@ -1,0 +1,344 @@
+//! The transaction state machine of one transactional id, as plain
+//! functions of its stored state, the request and the time. They decide;
+//! [`super::coordinator::TxnCoordinator`] makes each decision durable and
+//! writes the markers. Nothing here reads a clock or touches a file.
+
+use super::coordinator::{state_of, TxnState};
+use crate::group::store::StoredTxn;
+use sluice_protocol::ResponseError;
+
+/// Checks that `producer_id` and `epoch` are the transactional id's current ones.
+pub fn current(txn: Option<StoredTxn>, producer_id: i64, epoch: i16) -> Result<StoredTxn, ResponseError> {
+    let Some(txn) = txn else { return Err(ResponseError::InvalidProducerIdMapping) };
+    super::check_producer((txn.producer_id, txn.epoch), producer_id, epoch)?;
+    Ok(txn)
+}
+
+/// InitProducerId's checks: the timeout is within `transaction.max.timeout.ms`
+/// and, per KIP-360, a producer that names its id and epoch may only bump its own.
+pub fn check_init(
+    txn: Option<&StoredTxn>,
+    timeout_ms: i32,
+    timeout_ms_max: i32,
+    producer_id: i64,
+    epoch: i16,
+) -> Result<(), ResponseError> {
+    if timeout_ms <= 0 || timeout_ms > timeout_ms_max {
+        return Err(ResponseError::InvalidTransactionTimeout);
+    }
+    if let Some(txn) = txn {
+        if producer_id >= 0 && (producer_id != txn.producer_id || epoch != txn.epoch) {
+            return Err(ResponseError::ProducerFenced);
+        }
+    }
+    Ok(())
+}
+
+/// What InitProducerId must finish before the producer can start afresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unfinished {
+    pub commit: bool,
+    pub epoch: i16,
+    /// The epoch was bumped to fence the old producer (its open transaction is aborted).
+    pub bumped: bool,
+}
+
+/// The previous producer's transaction that InitProducerId completes first:
+/// a prepared one under its epoch, an open one aborted under a bumped epoch.
+pub fn unfinished(txn: &StoredTxn) -> Result<Option<Unfinished>, ResponseError> {
+    Ok(match state_of(txn) {
+        TxnState::PrepareCommit => Some(Unfinished { commit: true, epoch: txn.epoch, bumped: false }),
+        TxnState::PrepareAbort => Some(Unfinished { commit: false, epoch: txn.epoch, bumped: false }),
+        TxnState::Ongoing => {
+            let epoch = txn.epoch.checked_add(1).ok_or(ResponseError::ProducerFenced)?;
+            Some(Unfinished { commit: false, epoch, bumped: true })
+        }
+        _ => None,
+    })
+}
+
+/// The transactional id's state after InitProducerId: Empty, with the new
+/// timeout and (unless already bumped) the next epoch. `true` means the
+/// epochs are used up and the caller must give it a new producer id (epoch 0).
+pub fn initialized(mut txn: StoredTxn, timeout_ms: i32, bumped: bool, now_ms: i64) -> (StoredTxn, bool) {
+    let mut new_producer_id = false;
+    if !bumped {
+        match txn.epoch.checked_add(1).filter(|e| *e < i16::MAX) {
+            Some(next) => txn.epoch = next,
+            None => {
+                txn.epoch = 0;
+                new_producer_id = true;
+            }
+        }
+    }
+    txn.state = TxnState::Empty as u8;
+    txn.timeout_ms = timeout_ms;
+    txn.partitions.clear();
+    txn.groups.clear();
+    txn.update_ms = now_ms;
+    (txn, new_producer_id)
+}
+
+/// A transactional id seen for the first time.
+pub fn new_txn(producer_id: i64, timeout_ms: i32, now_ms: i64) -> StoredTxn {
+    StoredTxn {
+        producer_id,
+        epoch: 0,
+        timeout_ms,
+        state: TxnState::Empty as u8,
+        update_ms: now_ms,
+        ..Default::default()
+    }
+}
+
+/// AddPartitionsToTxn and AddOffsetsToTxn: `extend` adds to the transaction
+/// (starting one if none is open) and says whether it stays within its
+/// bounds. `None`: nothing changed (a retry), nothing to persist.
+pub fn add(
+    txn: Option<StoredTxn>,
+    producer_id: i64,
+    epoch: i16,
+    now_ms: i64,
+    extend: impl FnOnce(&mut StoredTxn) -> bool,
+) -> Result<Option<StoredTxn>, ResponseError> {
+    let mut txn = current(txn, producer_id, epoch)?;
+    match state_of(&txn) {
+        TxnState::PrepareCommit | TxnState::PrepareAbort => return Err(ResponseError::ConcurrentTransactions),
+        TxnState::Ongoing => {}
+        _ => {
+            txn.partitions.clear();
+            txn.groups.clear();
+            txn.start_ms = now_ms;
+        }
+    }
+    let before = txn.clone();
+    if !extend(&mut txn) {
+        return Err(ResponseError::InvalidRequest);
+    }
+    txn.state = TxnState::Ongoing as u8;
+    if txn == before {
+        return Ok(None);
+    }
+    txn.update_ms = now_ms;
+    Ok(Some(txn))
+}
+
+/// What EndTxn does.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EndStep {
+    /// Complete the open transaction (commit or abort).
+    Complete(StoredTxn),
+    /// A retry of an EndTxn that already finished.
+    AlreadyDone,
+}
+
+pub fn end(txn: Option<StoredTxn>, producer_id: i64, epoch: i16, commit: bool) -> Result<EndStep, ResponseError> {
+    let txn = current(txn, producer_id, epoch)?;
+    match (state_of(&txn), commit) {
+        (TxnState::Ongoing, _) => Ok(EndStep::Complete(txn)),
+        (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(EndStep::AlreadyDone),
+        (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => Err(ResponseError::ConcurrentTransactions),
+        _ => Err(ResponseError::InvalidTxnState),
+    }
+}
+
+/// The decision, before any marker: PrepareCommit or PrepareAbort under
+/// `epoch`. `None` when the transaction is already prepared so.
+pub fn prepared(txn: &StoredTxn, commit: bool, epoch: i16, now_ms: i64) -> Option<StoredTxn> {
+    let state = if commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort };
+    if state_of(txn) == state && txn.epoch == epoch {
+        return None;
+    }
+    let mut txn = txn.clone();
+    txn.state = state as u8;
+    txn.epoch = epoch;
+    txn.update_ms = now_ms;
+    Some(txn)
+}
+
+/// After every marker is written: CompleteCommit or CompleteAbort, nothing left in it.
+pub fn completed(mut txn: StoredTxn, commit: bool, now_ms: i64) -> StoredTxn {
+    txn.state = if commit { TxnState::CompleteCommit } else { TxnState::CompleteAbort } as u8;
+    txn.partitions.clear();
+    txn.groups.clear();
+    txn.update_ms = now_ms;
+    txn
+}
+
+/// What the sweep does with a transaction at `now_ms`: abort one open past
+/// its timeout (bumping the epoch, which fences the producer, as Kafka does;
+/// at the last epoch it stays), or finish a prepared one whose markers are
+/// not all written. `None`: leave it.
+pub fn sweep(txn: &StoredTxn, now_ms: i64) -> Option<(bool, i16)> {
+    match state_of(txn) {
+        TxnState::Ongoing if now_ms - txn.start_ms > txn.timeout_ms as i64 => {
+            Some((false, txn.epoch.checked_add(1).unwrap_or(txn.epoch)))
+        }
+        TxnState::PrepareCommit => Some((true, txn.epoch)),
+        TxnState::PrepareAbort => Some((false, txn.epoch)),
+        _ => None,
+    }
+}
+
+/// Whether ListTransactions shows `txn`: in one of `states` (any when
+/// empty), of one of `producer_ids` (any when empty), and open at least
+/// `min_duration_ms` (-1: any, including not open).
+pub fn listed(txn: &StoredTxn, states: &[String], producer_ids: &[i64], min_duration_ms: i64, now_ms: i64) -> bool {
+    let state = state_of(txn);
+    if !states.is_empty() && !states.iter().any(|s| s == state.name()) {
+        return false;
+    }
+    if !producer_ids.is_empty() && !producer_ids.contains(&txn.producer_id) {
+        return false;
+    }
+    !(min_duration_ms >= 0 && (state == TxnState::Empty || now_ms - txn.start_ms < min_duration_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PID: i64 = 7;
+
+    fn txn(state: TxnState, epoch: i16) -> StoredTxn {
+        StoredTxn { producer_id: PID, epoch, timeout_ms: 60_000, state: state as u8, ..Default::default() }
+    }
+
+    fn add_partition(t: &mut StoredTxn) -> bool {
+        if !t.partitions.contains(&("t".to_string(), 0)) {
+            t.partitions.push(("t".to_string(), 0));
+        }
+        true
+    }
+
+    #[test]
+    fn first_add_opens_a_transaction_and_a_retry_changes_nothing() {
+        let opened = add(Some(txn(TxnState::Empty, 3)), PID, 3, 1_000, add_partition).unwrap().unwrap();
+        assert_eq!(state_of(&opened), TxnState::Ongoing);
+        assert_eq!(opened.start_ms, 1_000);
+        assert_eq!(opened.partitions, vec![("t".to_string(), 0)]);
+        assert_eq!(add(Some(opened.clone()), PID, 3, 2_000, add_partition), Ok(None));
+        // A completed transaction is left behind: the next add starts a new one.
+        let mut done = completed(opened, true, 3_000);
+        done.partitions.push(("old".to_string(), 1));
+        let next = add(Some(done), PID, 3, 4_000, add_partition).unwrap().unwrap();
+        assert_eq!(next.partitions, vec![("t".to_string(), 0)]);
+        assert_eq!(next.start_ms, 4_000);
+    }
+
+    #[test]
+    fn add_checks_producer_state_and_bounds() {
+        assert_eq!(add(None, PID, 0, 0, add_partition), Err(ResponseError::InvalidProducerIdMapping));
+        assert_eq!(
+            add(Some(txn(TxnState::Empty, 3)), PID + 1, 3, 0, add_partition),
+            Err(ResponseError::InvalidProducerIdMapping)
+        );
+        assert_eq!(add(Some(txn(TxnState::Empty, 3)), PID, 2, 0, add_partition), Err(ResponseError::ProducerFenced));
+        assert_eq!(
+            add(Some(txn(TxnState::PrepareCommit, 3)), PID, 3, 0, add_partition),
+            Err(ResponseError::ConcurrentTransactions)
+        );
+        assert_eq!(add(Some(txn(TxnState::Ongoing, 3)), PID, 3, 0, |_| false), Err(ResponseError::InvalidRequest));
+    }
+
+    #[test]
+    fn end_txn_completes_open_and_recognises_retries() {
+        let open = txn(TxnState::Ongoing, 1);
+        assert_eq!(end(Some(open.clone()), PID, 1, true), Ok(EndStep::Complete(open)));
+        assert_eq!(end(Some(txn(TxnState::CompleteCommit, 1)), PID, 1, true), Ok(EndStep::AlreadyDone));
+        assert_eq!(end(Some(txn(TxnState::CompleteAbort, 1)), PID, 1, false), Ok(EndStep::AlreadyDone));
+        assert_eq!(end(Some(txn(TxnState::CompleteCommit, 1)), PID, 1, false), Err(ResponseError::InvalidTxnState));
+        assert_eq!(end(Some(txn(TxnState::Empty, 1)), PID, 1, true), Err(ResponseError::InvalidTxnState));
+        assert_eq!(
+            end(Some(txn(TxnState::PrepareAbort, 1)), PID, 1, false),
+            Err(ResponseError::ConcurrentTransactions)
+        );
+        assert_eq!(end(Some(txn(TxnState::Ongoing, 2)), PID, 1, true), Err(ResponseError::ProducerFenced));
+    }
+
+    #[test]
+    fn prepare_then_complete() {
+        let open = txn(TxnState::Ongoing, 1);
+        let prepared = prepared(&open, true, 1, 10).unwrap();
+        assert_eq!(state_of(&prepared), TxnState::PrepareCommit);
+        assert_eq!(super::prepared(&prepared, true, 1, 11), None, "already prepared: nothing to write");
+        let aborting = super::prepared(&open, false, 2, 12).unwrap();
+        assert_eq!((state_of(&aborting), aborting.epoch), (TxnState::PrepareAbort, 2));
+        let mut with_parts = prepared.clone();
+        with_parts.partitions.push(("t".to_string(), 0));
+        with_parts.groups.push("g".to_string());
+        let done = completed(with_parts, true, 20);
+        assert_eq!(state_of(&done), TxnState::CompleteCommit);
+        assert!(done.partitions.is_empty() && done.groups.is_empty());
+        assert_eq!(done.update_ms, 20);
+    }
+
+    #[test]
+    fn init_checks_timeout_and_kip_360_fencing() {
+        let t = txn(TxnState::Empty, 4);
+        assert_eq!(check_init(Some(&t), 0, 900_000, -1, -1), Err(ResponseError::InvalidTransactionTimeout));
+        assert_eq!(check_init(Some(&t), 900_001, 900_000, -1, -1), Err(ResponseError::InvalidTransactionTimeout));
+        assert_eq!(check_init(Some(&t), 60_000, 900_000, -1, -1), Ok(()));
+        assert_eq!(check_init(Some(&t), 60_000, 900_000, PID, 4), Ok(()));
+        assert_eq!(check_init(Some(&t), 60_000, 900_000, PID, 3), Err(ResponseError::ProducerFenced));
+        assert_eq!(check_init(Some(&t), 60_000, 900_000, PID + 1, 4), Err(ResponseError::ProducerFenced));
+        assert_eq!(check_init(None, 60_000, 900_000, PID, 4), Ok(()));
+    }
+
+    #[test]
+    fn init_finishes_what_the_previous_producer_left() {
+        assert_eq!(unfinished(&txn(TxnState::Empty, 4)), Ok(None));
+        assert_eq!(unfinished(&txn(TxnState::CompleteAbort, 4)), Ok(None));
+        assert_eq!(
+            unfinished(&txn(TxnState::PrepareCommit, 4)),
+            Ok(Some(Unfinished { commit: true, epoch: 4, bumped: false }))
+        );
+        // An open transaction is aborted under a bumped epoch, which fences its producer.
+        assert_eq!(
+            unfinished(&txn(TxnState::Ongoing, 4)),
+            Ok(Some(Unfinished { commit: false, epoch: 5, bumped: true }))
+        );
+        assert_eq!(unfinished(&txn(TxnState::Ongoing, i16::MAX)), Err(ResponseError::ProducerFenced));
+    }
+
+    #[test]
+    fn init_bumps_the_epoch_until_it_is_used_up() {
+        let mut t = txn(TxnState::CompleteCommit, 4);
+        t.partitions.push(("t".to_string(), 0));
+        let (next, new_id) = initialized(t.clone(), 30_000, false, 99);
+        assert_eq!((next.epoch, new_id, state_of(&next), next.timeout_ms), (5, false, TxnState::Empty, 30_000));
+        assert!(next.partitions.is_empty());
+        let (same, _) = initialized(t, 30_000, true, 99);
+        assert_eq!(same.epoch, 4, "an epoch bumped by the abort is not bumped again");
+        let (fresh, new_id) = initialized(txn(TxnState::Empty, i16::MAX - 1), 30_000, false, 99);
+        assert_eq!((fresh.epoch, new_id), (0, true), "epochs used up: a new producer id at epoch 0");
+    }
+
+    #[test]
+    fn sweep_aborts_timed_out_and_finishes_prepared() {
+        let mut open = txn(TxnState::Ongoing, 2);
+        open.start_ms = 1_000;
+        open.timeout_ms = 500;
+        assert_eq!(sweep(&open, 1_400), None);
+        assert_eq!(sweep(&open, 1_501), Some((false, 3)));
+        open.epoch = i16::MAX;
+        assert_eq!(sweep(&open, 1_501), Some((false, i16::MAX)));
+        assert_eq!(sweep(&txn(TxnState::PrepareCommit, 2), 0), Some((true, 2)));
+        assert_eq!(sweep(&txn(TxnState::PrepareAbort, 2), 0), Some((false, 2)));
+        assert_eq!(sweep(&txn(TxnState::CompleteCommit, 2), i64::MAX), None);
+    }
+
+    #[test]
+    fn list_filters() {
+        let mut open = txn(TxnState::Ongoing, 0);
+        open.start_ms = 1_000;
+        let none: [String; 0] = [];
+        assert!(listed(&open, &none, &[], -1, 0));
+        assert!(listed(&open, &["Ongoing".to_string()], &[PID], -1, 0));
+        assert!(!listed(&open, &["Empty".to_string()], &[], -1, 0));
+        assert!(!listed(&open, &none, &[PID + 1], -1, 0));
+        assert!(listed(&open, &none, &[], 500, 1_600));
+        assert!(!listed(&open, &none, &[], 500, 1_400));
+        assert!(!listed(&txn(TxnState::Empty, 0), &none, &[], 0, 10_000), "Empty is never open long enough");
+    }
+}

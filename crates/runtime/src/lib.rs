@@ -1,0 +1,6 @@
+//! The shard runtime: each core's [`shard::Shard`] (its catalog snapshot,
+//! partitions and coordinators), the [`router`] mesh between shards, and the
+//! typed shard client ([`shard::client`]) every cross-shard call goes through.
+
+pub mod router;
+pub mod shard;

@@ -1,0 +1,186 @@
+//! The typed shard client: every cross-shard operation is one call that
+//! names its owner and returns its own answer type, with the routing done
+//! once underneath ([`Shard::invoke_on`]).
+//!
+//! - Partition work goes to the partitions' owners through
+//!   [`Shard::scatter`] and the `*_local` methods of [`Shard`].
+//! - Group work goes to the group's coordinator ([`Shard::on_group`]),
+//!   transaction work to the transactional id's ([`Shard::on_txn`]), catalog
+//!   changes and producer ids to the controller on shard 0
+//!   ([`Shard::on_controller`]).
+//!
+//! It also gives the coordinators what they need from the rest of the broker
+//! ([`TxnEnv`], [`CatalogSink`]), so they never see a `Shard`.
+
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::Shard;
+use sluice_domain::metadata::controller::{CatalogSink, Controller};
+use sluice_domain::metadata::Catalog;
+use sluice_protocol::ResponseError;
+use crate::router::{MarkerPart, RouteError};
+use sluice_storage::StorageError;
+use sluice_domain::txn::coordinator::{TxnEnv, COORDINATOR_EPOCH};
+use sluice_domain::txn::TxnListing;
+
+/// The shard that runs the controller.
+pub const CONTROLLER_SHARD: usize = 0;
+
+impl Shard {
+    /// Runs `job` on the shard coordinating `group_id` (its `groups`).
+    pub async fn on_group<T, F, Fut>(self: &Rc<Self>, group_id: &str, job: F) -> Result<T, RouteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+    {
+        self.invoke_on(sluice_domain::group::coordinator_shard(group_id, self.router.shards), job).await
+    }
+
+    /// Runs `job` on the shard coordinating `transactional_id` (its `txns`,
+    /// whose [`TxnEnv`] is that shard).
+    pub async fn on_txn<T, F, Fut>(self: &Rc<Self>, transactional_id: &str, job: F) -> Result<T, RouteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+    {
+        self.invoke_on(sluice_domain::txn::coordinator_shard(transactional_id, self.router.shards), job).await
+    }
+
+    /// Runs `job` on the controller's shard (see [`Shard::controller`]).
+    pub async fn on_controller<T, F, Fut>(self: &Rc<Self>, job: F) -> Result<T, RouteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+    {
+        self.invoke_on(CONTROLLER_SHARD, job).await
+    }
+
+    /// The controller; only [`CONTROLLER_SHARD`] has one, and only work sent
+    /// there with [`Shard::on_controller`] asks for it.
+    pub fn controller(&self) -> &Controller {
+        self.controller.as_ref().expect("the controller runs on CONTROLLER_SHARD")
+    }
+
+    /// Runs `job` on every shard at once; answers in shard order.
+    pub async fn on_every_shard<T, F, Fut>(self: &Rc<Self>, job: F) -> Vec<Result<T, RouteError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+    {
+        let calls = (0..self.router.shards).map(|target| self.invoke_on(target, job.clone()));
+        futures::future::join_all(calls).await
+    }
+
+    /// The coordinator's view of a transactional id; an unknown id is
+    /// INVALID_PRODUCER_ID_MAPPING, as for the operations that need it.
+    pub async fn describe_txn(self: &Rc<Self>, transactional_id: &str) -> Result<TxnListing, ResponseError> {
+        let id = transactional_id.to_string();
+        match self.on_txn(transactional_id, move |shard| async move { shard.txns.describe(&id) }).await {
+            Ok(result) => result.map_err(|_| ResponseError::InvalidProducerIdMapping),
+            Err(_) => Err(ResponseError::CoordinatorNotAvailable),
+        }
+    }
+
+    /// A new broker-unique producer id from the controller's allocator: for
+    /// an idempotent producer and for a transactional id alike. A failure to
+    /// reserve ids on disk is logged and answered as COORDINATOR_NOT_AVAILABLE,
+    /// which clients retry.
+    pub async fn allocate_producer_id(self: &Rc<Self>) -> Result<i64, ResponseError> {
+        match self.on_controller(|shard| async move { shard.controller().allocate_producer_id().await }).await {
+            Ok(Ok(id)) => Ok(id),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot reserve producer ids");
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
+            Err(_) => Err(ResponseError::CoordinatorNotAvailable),
+        }
+    }
+}
+
+/// A shard as the environment of its coordinators: their way to the rest of
+/// the broker ([`TxnEnv`], [`CatalogSink`]).
+#[derive(Clone)]
+pub struct ShardEnv(Rc<Shard>);
+
+impl Shard {
+    pub fn env(self: &Rc<Self>) -> ShardEnv {
+        ShardEnv(self.clone())
+    }
+}
+
+impl CatalogSink for ShardEnv {
+    /// Has every shard adopt `catalog`, and waits until all have.
+    async fn publish(&self, catalog: Arc<Catalog>) {
+        let applied = self
+            .0
+            .on_every_shard(move |shard| async move {
+                shard.apply_catalog(catalog).await;
+            })
+            .await;
+        for (target, result) in applied.into_iter().enumerate() {
+            if let Err(e) = result {
+                tracing::error!(target, error = %e, "shard did not apply the catalog");
+            }
+        }
+    }
+}
+
+impl TxnEnv for ShardEnv {
+    async fn allocate_producer_id(&self) -> Result<i64, ResponseError> {
+        self.0.allocate_producer_id().await
+    }
+
+    async fn write_partition_markers(
+        &self,
+        partitions: &[(String, i32)],
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), String> {
+        let catalog = self.0.catalog();
+        let mut items = Vec::with_capacity(partitions.len());
+        for (topic, partition) in partitions {
+            let Some(meta) = catalog.topic(topic) else { continue };
+            let Some(owner) = meta.owner(*partition) else { continue };
+            let topic = meta.name.clone();
+            let partition = *partition;
+            let coordinator_epoch = COORDINATOR_EPOCH;
+            items.push((owner, MarkerPart { topic, partition, producer_id, epoch, commit, coordinator_epoch }));
+        }
+        let written =
+            self.0.scatter(items, |shard, markers| async move { shard.write_markers_local(markers).await }).await;
+        for result in written {
+            match result {
+                Ok(_) => {}
+                // The producer has moved on to a newer epoch there: nothing of this one is open.
+                Err(RouteError::Producer(_)) => {}
+                Err(RouteError::Storage(StorageError::Failed(reason))) => return Err(reason),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_group_markers(&self, groups: &[String], producer_id: i64, commit: bool) -> Result<(), String> {
+        for group_id in groups {
+            let id = group_id.clone();
+            let end = move |shard: Rc<Shard>| async move { shard.groups.txn_end(&id, producer_id, commit).await };
+            match self.0.on_group(group_id, end).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("group {group_id}: {e:?}")),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(())
+    }
+
+    fn now_ms(&self) -> i64 {
+        sluice_core::clock::now_ms()
+    }
+}

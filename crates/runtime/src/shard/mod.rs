@@ -1,0 +1,450 @@
+//! The per-core context: this shard's catalog snapshot, the partitions it
+//! owns, its end of the router, and the owner-side handling of routed work.
+//!
+//! Everything here is `Rc`/`RefCell`, touched only by this shard's executor;
+//! no borrow is held across an `.await` (logs are cloned out first).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use futures::channel::oneshot;
+use futures::future::{join_all, select, select_all};
+
+use sluice_core::config::BrokerConfig;
+use sluice_domain::metadata::controller::Controller;
+use sluice_domain::metadata::Catalog;
+use sluice_protocol::offset_spec;
+use crate::router::{
+    Answer, DeletePart, Job, MarkerPart, OffsetQuery, PartitionOffsets, ProducePart, ReadPart, RouteError, Router,
+    ShardMessage, WatchPart,
+};
+use sluice_storage::producer_state::ProducerInfo;
+use sluice_storage::{AckLevel, AppendOutcome, Log, ReadOutcome};
+
+pub mod client;
+pub mod gather;
+pub mod lifecycle;
+
+type PartitionKey = (Arc<str>, i32);
+
+/// One shard's state.
+pub struct Shard {
+    pub id: usize,
+    pub config: Arc<BrokerConfig>,
+    pub cluster_id: Arc<str>,
+    pub router: Router,
+    /// Set on shard 0 only.
+    pub controller: Option<Controller>,
+    /// Coordinator of the groups whose offsets partitions this shard owns.
+    pub groups: sluice_domain::group::coordinator::GroupCoordinator,
+    /// Coordinator of the transactional ids whose transaction partitions this shard owns.
+    pub txns: sluice_domain::txn::coordinator::TxnCoordinator,
+    /// Whether the previous run stopped cleanly (indexes can be trusted).
+    pub clean_start: bool,
+    /// Shared with the broker's other shards: stop, connections, drain.
+    pub lifecycle: Arc<lifecycle::Lifecycle>,
+    /// Requests read from this shard's connections and not yet answered.
+    pub inflight_requests: std::cell::Cell<usize>,
+    /// Bytes of request frames this shard may hold; reading waits when spent.
+    pub request_budget: Rc<glommio::sync::Semaphore>,
+    catalog: RefCell<Arc<Catalog>>,
+    logs: RefCell<HashMap<PartitionKey, Rc<Log>>>,
+    /// Calls to other shards awaiting their answer, by call id.
+    pending_calls: RefCell<HashMap<u64, PendingCall>>,
+    next_call_id: std::cell::Cell<u64>,
+    /// Catalogs applied so far; the listener waits for the first.
+    catalogs_applied: std::cell::Cell<u64>,
+}
+
+/// Hands a remote answer to the local task waiting for it.
+type PendingCall = Box<dyn FnOnce(Answer)>;
+
+/// The coordinators a shard runs, opened before it starts.
+pub struct Coordinators {
+    /// Shard 0 only.
+    pub controller: Option<Controller>,
+    pub groups: sluice_domain::group::coordinator::GroupCoordinator,
+    pub txns: sluice_domain::txn::coordinator::TxnCoordinator,
+}
+
+impl Shard {
+    pub fn new(
+        config: Arc<BrokerConfig>,
+        cluster_id: Arc<str>,
+        router: Router,
+        coordinators: Coordinators,
+        clean_start: bool,
+        lifecycle: Arc<lifecycle::Lifecycle>,
+    ) -> Shard {
+        let Coordinators { controller, groups, txns } = coordinators;
+        Shard {
+            id: router.shard_id,
+            config,
+            cluster_id,
+            router,
+            controller,
+            groups,
+            txns,
+            clean_start,
+            lifecycle,
+            inflight_requests: std::cell::Cell::new(0),
+            request_budget: Rc::new(glommio::sync::Semaphore::new(
+                sluice_core::constants::REQUEST_BYTES_PER_SHARD_MAX as u64,
+            )),
+            catalog: RefCell::new(Arc::new(Catalog::default())),
+            logs: RefCell::new(HashMap::new()),
+            pending_calls: RefCell::new(HashMap::new()),
+            next_call_id: std::cell::Cell::new(0),
+            catalogs_applied: std::cell::Cell::new(0),
+        }
+    }
+
+    /// The current catalog snapshot (cheap to clone; never changes under you).
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.borrow().clone()
+    }
+
+    /// The log of a partition this shard owns. Ownership is checked against
+    /// this shard's catalog: the router and the owner must agree, or the work
+    /// is refused as NOT_LEADER_OR_FOLLOWER (`RouteError::NotOwner`).
+    pub fn owned_log(&self, topic: &str, partition: i32) -> Result<Rc<Log>, RouteError> {
+        if self.catalog().topic(topic).and_then(|t| t.owner(partition)) != Some(self.id) {
+            return Err(RouteError::NotOwner);
+        }
+        self.logs.borrow().get(&(Arc::<str>::from(topic), partition)).cloned().ok_or(RouteError::NotOwner)
+    }
+
+    /// Runs `job` on `shard` with that shard's context and returns its answer.
+    /// Local work runs on a task of its own here, so it finishes even if the
+    /// caller stops waiting (as remote work does); see [`Shard::invoke_on_inline`].
+    pub async fn invoke_on<T, F, Fut>(self: &Rc<Self>, shard: usize, job: F) -> Result<T, RouteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+    {
+        if shard != self.id {
+            return self.call_remote(shard, job).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        let here = self.clone();
+        glommio::spawn_local(async move {
+            let _ = tx.send(job(here).await);
+        })
+        .detach();
+        rx.await.map_err(|_| RouteError::Unreachable(shard))
+    }
+
+    /// As [`Shard::invoke_on`], but local work runs in the caller's task and
+    /// stops when the caller drops it (a long-poll watch ends with its fetch).
+    pub async fn invoke_on_inline<T, F, Fut>(self: &Rc<Self>, shard: usize, job: F) -> Result<T, RouteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+    {
+        if shard != self.id {
+            return self.call_remote(shard, job).await;
+        }
+        Ok(job(self.clone()).await)
+    }
+
+    async fn call_remote<T, F, Fut>(self: &Rc<Self>, shard: usize, job: F) -> Result<T, RouteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<T>();
+        let id = self.next_call_id.get();
+        self.next_call_id.set(id + 1);
+        // The job below and this delivery are made together for the same `T`,
+        // so the answer always has the type asked for.
+        let deliver: PendingCall = Box::new(move |answer: Answer| match answer.downcast::<T>() {
+            Ok(value) => {
+                let _ = tx.send(*value);
+            }
+            Err(_) => tracing::error!(id, "answer of another type than asked; dropped"),
+        });
+        self.pending_calls.borrow_mut().insert(id, deliver);
+        let job: Job = Box::new(move |owner| Box::pin(async move { Box::new(job(owner).await) as Answer }));
+        if let Err(e) = self.router.send(shard, ShardMessage::Call { job, asker: self.id, id }).await {
+            self.pending_calls.borrow_mut().remove(&id);
+            return Err(e);
+        }
+        rx.await.map_err(|_| RouteError::Unreachable(shard))
+    }
+
+    /// A message from another shard: work to run here, or the answer to a call of this shard's.
+    pub fn serve(self: &Rc<Self>, message: ShardMessage) {
+        match message {
+            ShardMessage::Reply { id, answer } => {
+                let pending = self.pending_calls.borrow_mut().remove(&id);
+                match pending {
+                    Some(deliver) => deliver(answer),
+                    None => tracing::debug!(id, "answer for a call nobody waits for"),
+                }
+            }
+            ShardMessage::Call { job, asker, id } => {
+                let shard = self.clone();
+                glommio::spawn_local(async move {
+                    let answer = job(shard.clone()).await;
+                    shard.router.reply(asker, id, answer).await;
+                })
+                .detach();
+            }
+        }
+    }
+
+    /// Sends each `(owner shard, item)` to its owner, one job per shard, all
+    /// shards at once, where `op` handles that shard's items; returns the
+    /// answers in item order.
+    pub async fn scatter<I, R, Op, Fut>(self: &Rc<Self>, items: Vec<(usize, I)>, op: Op) -> Vec<Result<R, RouteError>>
+    where
+        I: Send + 'static,
+        R: Send + 'static,
+        Op: FnOnce(Rc<Shard>, Vec<I>) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Vec<Result<R, RouteError>>> + 'static,
+    {
+        let total = items.len();
+        let mut groups: BTreeMap<usize, (Vec<usize>, Vec<I>)> = BTreeMap::new();
+        for (position, (owner, item)) in items.into_iter().enumerate() {
+            let group = groups.entry(owner).or_default();
+            group.0.push(position);
+            group.1.push(item);
+        }
+        let calls = groups.into_iter().map(|(owner, (positions, items))| {
+            let op = op.clone();
+            async move { (positions, self.invoke_on(owner, move |shard| op(shard, items)).await) }
+        });
+        let mut answers: Vec<Option<Result<R, RouteError>>> = (0..total).map(|_| None).collect();
+        for (positions, answer) in join_all(calls).await {
+            match answer {
+                Ok(results) if results.len() == positions.len() => {
+                    for (position, result) in positions.into_iter().zip(results) {
+                        answers[position] = Some(result);
+                    }
+                }
+                Ok(results) => {
+                    tracing::error!(
+                        asked = positions.len(),
+                        answered = results.len(),
+                        "shard answered a different number of items"
+                    );
+                    for position in positions {
+                        answers[position] = Some(Err(RouteError::NotOwner));
+                    }
+                }
+                Err(e) => {
+                    for position in positions {
+                        answers[position] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        answers.into_iter().map(|a| a.unwrap_or(Err(RouteError::NotOwner))).collect()
+    }
+
+    /// Appends each part to its partition (owner side of Produce).
+    pub async fn produce_local(
+        &self,
+        parts: Vec<ProducePart>,
+        acks: AckLevel,
+    ) -> Vec<Result<AppendOutcome, RouteError>> {
+        let appends = parts.into_iter().map(|part| async move {
+            let log = self.owned_log(&part.topic, part.partition)?;
+            Ok(log.append(&part.records, &part.summaries, acks).await?)
+        });
+        join_all(appends).await
+    }
+
+    /// Reads each part from its partition (owner side of Fetch).
+    pub async fn read_local(&self, parts: Vec<ReadPart>) -> Vec<Result<ReadOutcome, RouteError>> {
+        let reads = parts.into_iter().map(|part| async move {
+            let log = self.owned_log(&part.topic, part.partition)?;
+            Ok(log.read(part.fetch_offset, part.max_bytes, part.committed).await?)
+        });
+        join_all(reads).await
+    }
+
+    /// Resolves once any listed partition's high watermark passes its offset,
+    /// or at `deadline` (owner side of a long-poll Fetch).
+    pub async fn watch_local(&self, parts: Vec<WatchPart>, deadline: Instant) {
+        let waits: Vec<_> = parts
+            .iter()
+            .filter_map(|w| self.owned_log(&w.topic, w.partition).ok().map(|log| log.watch(w.offset)))
+            .collect();
+        let timeout = glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()));
+        if waits.is_empty() {
+            timeout.await;
+        } else {
+            futures::pin_mut!(timeout);
+            let _ = select(select_all(waits), timeout).await;
+        }
+    }
+
+    /// The offsets and size of each partition.
+    pub async fn offsets_local(&self, parts: Vec<(Arc<str>, i32)>) -> Vec<Result<PartitionOffsets, RouteError>> {
+        parts
+            .iter()
+            .map(|(topic, partition)| {
+                let log = self.owned_log(topic, *partition)?;
+                Ok(PartitionOffsets {
+                    log_start_offset: log.log_start_offset(),
+                    high_watermark: log.high_watermark(),
+                    log_end_offset: log.log_end_offset(),
+                    size_bytes: log.size_bytes(),
+                })
+            })
+            .collect()
+    }
+
+    /// DeleteRecords: moves each partition's log start offset; answers the new one.
+    pub async fn delete_records_local(&self, parts: Vec<DeletePart>) -> Vec<Result<i64, RouteError>> {
+        let deletes = parts.into_iter().map(|part| async move {
+            let log = self.owned_log(&part.topic, part.partition)?;
+            Ok(log.delete_records(part.offset).await?)
+        });
+        join_all(deletes).await
+    }
+
+    /// Transaction markers, written and synced on each partition.
+    pub async fn write_markers_local(&self, markers: Vec<MarkerPart>) -> Vec<Result<Option<i64>, RouteError>> {
+        let writes = markers.into_iter().map(|m| async move {
+            let log = self.owned_log(&m.topic, m.partition)?;
+            Ok(log.append_marker(m.producer_id, m.epoch, m.commit, m.coordinator_epoch).await?)
+        });
+        join_all(writes).await
+    }
+
+    /// Producer states of each partition (DescribeProducers).
+    pub async fn describe_producers_local(
+        &self,
+        parts: Vec<(Arc<str>, i32)>,
+    ) -> Vec<Result<Vec<ProducerInfo>, RouteError>> {
+        parts.iter().map(|(topic, partition)| Ok(self.owned_log(topic, *partition)?.producer_states())).collect()
+    }
+
+    /// Timestamp lookups: (timestamp, offset), or None when no record is that new.
+    pub async fn list_offsets_local(&self, queries: Vec<OffsetQuery>) -> Vec<Result<Option<(i64, i64)>, RouteError>> {
+        let mut answers = Vec::with_capacity(queries.len());
+        for q in queries {
+            let answer = async {
+                let log = self.owned_log(&q.topic, q.partition)?;
+                Ok(match q.timestamp {
+                    offset_spec::LATEST if q.committed => Some((-1, log.last_stable_offset())),
+                    offset_spec::LATEST => Some((-1, log.high_watermark())),
+                    offset_spec::EARLIEST | offset_spec::EARLIEST_LOCAL => Some((-1, log.log_start_offset())),
+                    offset_spec::MAX_TIMESTAMP => log.max_timestamp(),
+                    target => log.offset_for_timestamp(target).await?,
+                })
+            };
+            let answer = answer.await;
+            if let Err(e) = &answer {
+                tracing::warn!(topic = %q.topic, partition = q.partition, timestamp = q.timestamp, error = %e, "offset lookup failed");
+            }
+            answers.push(answer);
+        }
+        answers
+    }
+
+    /// Adopts a new catalog: opens partitions newly assigned here, closes and
+    /// deletes the data of partitions whose topic is gone.
+    pub async fn apply_catalog(&self, catalog: Arc<Catalog>) {
+        *self.catalog.borrow_mut() = catalog.clone();
+        let wanted: Vec<(PartitionKey, sluice_core::config::TopicConfig)> = catalog
+            .topics
+            .values()
+            .flat_map(|t| {
+                (0..t.partitions())
+                    .filter(|p| t.owner(*p) == Some(self.id))
+                    .map(|p| ((t.name.clone(), p), t.config.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let gone: Vec<PartitionKey> = self
+            .logs
+            .borrow()
+            .keys()
+            .filter(|(topic, partition)| catalog.topic(topic).and_then(|t| t.owner(*partition)) != Some(self.id))
+            .cloned()
+            .collect();
+        for key in gone {
+            let log = self.logs.borrow_mut().remove(&key);
+            if let Some(log) = log {
+                if let Err(e) = log.close().await {
+                    tracing::warn!(topic = %key.0, partition = key.1, error = %e, "closing removed partition");
+                }
+                if catalog.topic(&key.0).is_none() {
+                    if let Err(e) = sluice_storage::file::remove_dir_all(&log.dir).await {
+                        tracing::error!(dir = %log.dir.display(), error = %e, "deleting partition data");
+                    }
+                }
+            }
+        }
+        for (key, config) in wanted {
+            let existing = self.logs.borrow().get(&key).cloned();
+            if let Some(log) = existing {
+                log.set_config(config);
+                continue;
+            }
+            let dir = self.config.data_dir.join(format!("{}-{}", key.0, key.1));
+            match Log::open(dir, config, self.clean_start).await {
+                Ok(log) => {
+                    self.logs.borrow_mut().insert(key, log);
+                }
+                Err(e) => tracing::error!(topic = %key.0, partition = key.1, error = %e, "cannot open partition"),
+            }
+        }
+        self.catalogs_applied.set(self.catalogs_applied.get() + 1);
+    }
+
+    /// Waits until this shard has applied the controller's first catalog (its
+    /// partitions are open), so that no request finds them missing.
+    pub async fn wait_for_catalog(&self) {
+        while self.catalogs_applied.get() == 0 {
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Applies retention to every partition of this shard.
+    pub fn enforce_retention(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let logs: Vec<Rc<Log>> = self.logs.borrow().values().cloned().collect();
+        for log in logs {
+            log.enforce_retention(now);
+        }
+    }
+
+    /// Writes recovery points for partitions that synced enough since their last one.
+    pub async fn checkpoint_recovery_points(&self) {
+        let logs: Vec<Rc<Log>> = self.logs.borrow().values().cloned().collect();
+        for log in logs {
+            if let Err(e) = log.maybe_checkpoint(sluice_core::constants::RECOVERY_CHECKPOINT_BYTES).await {
+                tracing::warn!(dir = %log.dir.display(), error = %e, "cannot write recovery point");
+            }
+        }
+    }
+
+    /// Closes every partition of this shard: pending writes synced, indexes written.
+    pub async fn close_all(&self) -> bool {
+        let logs: Vec<(PartitionKey, Rc<Log>)> = self.logs.borrow_mut().drain().collect();
+        let mut clean = true;
+        for ((topic, partition), log) in logs {
+            if let Err(e) = log.close().await {
+                tracing::error!(%topic, partition, error = %e, "partition did not close cleanly");
+                clean = false;
+            }
+        }
+        clean
+    }
+}

@@ -1,0 +1,62 @@
+//! Storage: each partition is a log of segments in Kafka's layout
+//! (`<data-dir>/<topic>-<partition>/<20-digit base offset>.log|.index|.timeindex`),
+//! written with O_DIRECT through glommio's DMA files and owned by exactly one shard.
+//!
+//! - [`segment`]: one segment file, its write cursor and its in-memory indexes.
+//! - [`index`]: the `.index` / `.timeindex` entry layouts.
+//! - [`log`]: a partition's log, one concern per file: the `Log` (open,
+//!   close), appends, the writer task (group commit), the tail cache and
+//!   reads, timestamps, retention, producer snapshots, crash recovery and
+//!   recovery points, and the janitor that removes dropped files.
+//! - [`producer_state`]: each partition's table of producers (sequence numbers
+//!   of their last five batches for dedup and ordering, open transactions, the
+//!   aborted-transaction index), snapshotted with the log.
+//! - [`file`]: small whole-file writes (index files, metadata) made durable,
+//!   and the one checksummed format of the small state files.
+//! - [`recovery`]: the batch-by-batch validity scan used after a crash.
+
+pub mod file;
+pub mod index;
+pub mod log;
+pub mod producer_state;
+pub mod recovery;
+pub mod segment;
+
+pub use log::{AckLevel, AppendOutcome, Log, ReadOutcome};
+
+/// Storage failures, mapped to Kafka error codes in `handlers::errors`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StorageError {
+    /// A write or fsync failed; the partition takes no more writes (never retried).
+    #[error("partition storage failed: {0}")]
+    Failed(String),
+    /// The requested offset is outside `[log_start_offset, log_end_offset]`.
+    #[error("offset {offset} out of range [{start}, {end}]")]
+    OffsetOutOfRange { offset: i64, start: i64, end: i64 },
+    /// The partition is being closed or deleted.
+    #[error("partition is closing")]
+    Closing,
+    /// A stored batch could not be read back intact.
+    #[error("corrupt data in {0}")]
+    Corrupt(String),
+}
+
+impl StorageError {
+    pub fn io(context: &str, e: impl std::fmt::Display) -> StorageError {
+        StorageError::Failed(format!("{context}: {e}"))
+    }
+}
+
+/// `<base offset>` as Kafka names segment files: 20 digits, zero padded.
+pub fn segment_file_stem(base_offset: i64) -> String {
+    format!("{base_offset:020}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn segment_names_are_kafkas() {
+        assert_eq!(super::segment_file_stem(0), "00000000000000000000");
+        assert_eq!(super::segment_file_stem(1234), "00000000000000001234");
+    }
+}
