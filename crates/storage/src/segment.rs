@@ -151,10 +151,7 @@ impl Segment {
             index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
             bytes_since_index: 0,
-            created_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0),
+            created_ms: sluice_core::clock::now_ms(),
             corrupt_at: None,
         }
     }
@@ -287,7 +284,9 @@ impl Segment {
         if next >= file_size {
             return false;
         }
-        let Ok(head) = self.file.file.read_at(next, sluice_core::constants::BATCH_HEADER_BYTES).await else { return false };
+        let Ok(head) = self.file.file.read_at(next, sluice_core::constants::BATCH_HEADER_BYTES).await else {
+            return false;
+        };
         let Some(header) = BatchHeader::parse(&head) else { return false };
         if header.magic != 2 || next + header.size_bytes as u64 > file_size {
             return false;

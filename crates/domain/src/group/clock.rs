@@ -3,7 +3,7 @@
 //! group state machine ([`super::classic`]), which never reads a clock itself;
 //! tests build readings and move them forward by hand.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// One reading of the clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,8 +18,7 @@ pub struct Now {
 impl Now {
     /// The system clock, now. The only place the group coordinator reads it.
     pub fn system() -> Now {
-        let wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        Now { instant: Instant::now(), wall_ms }
+        Now { instant: Instant::now(), wall_ms: sluice_core::clock::now_ms() }
     }
 
     /// This reading moved `elapsed` later, on both clocks.

@@ -10,11 +10,11 @@ use glommio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::{validate_partition_count, validate_topic_name, Catalog, TopicMeta};
+use crate::txn::producer_ids::ProducerIdAllocator;
 use sluice_core::config::TopicConfig;
 use sluice_core::constants::{CATALOG_FILE_BYTES_MAX, PARTITIONS_PER_BROKER_MAX};
 use sluice_protocol::ResponseError;
 use sluice_storage::file::{read_bounded, write_atomically};
-use crate::txn::producer_ids::ProducerIdAllocator;
 
 /// A topic to create, as CreateTopics (or auto-creation) asks.
 #[derive(Debug, Clone)]

@@ -24,8 +24,8 @@ use std::rc::Rc;
 use glommio::sync::Semaphore;
 
 use super::{state, TxnListing};
-use sluice_core::constants::{TXN_GROUPS_MAX, TXN_PARTITIONS, TXN_PARTITIONS_MAX};
 use crate::group::store::{Change, GroupStore, StoreState, StoredTxn};
+use sluice_core::constants::{TXN_GROUPS_MAX, TXN_PARTITIONS, TXN_PARTITIONS_MAX};
 use sluice_protocol::ResponseError;
 
 /// What the transaction coordinator needs from the rest of the broker: the

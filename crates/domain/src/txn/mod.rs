@@ -13,9 +13,9 @@ pub mod coordinator;
 pub mod producer_ids;
 pub mod state;
 
+use coordinator::TxnState;
 use sluice_core::constants::TXN_PARTITIONS;
 use sluice_protocol::ResponseError;
-use coordinator::TxnState;
 
 /// The transaction state partition of a transactional id.
 pub fn txn_partition(transactional_id: &str) -> usize {

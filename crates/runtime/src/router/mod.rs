@@ -14,8 +14,8 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 
-use sluice_protocol::batch::BatchSummary;
 use crate::shard::Shard;
+use sluice_protocol::batch::BatchSummary;
 use sluice_storage::StorageError;
 
 /// Errors of work routed to an owner shard.

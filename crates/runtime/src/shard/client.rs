@@ -17,13 +17,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::Shard;
+use crate::router::{MarkerPart, RouteError};
 use sluice_domain::metadata::controller::{CatalogSink, Controller};
 use sluice_domain::metadata::Catalog;
-use sluice_protocol::ResponseError;
-use crate::router::{MarkerPart, RouteError};
-use sluice_storage::StorageError;
 use sluice_domain::txn::coordinator::{TxnEnv, COORDINATOR_EPOCH};
 use sluice_domain::txn::TxnListing;
+use sluice_protocol::ResponseError;
+use sluice_storage::StorageError;
 
 /// The shard that runs the controller.
 pub const CONTROLLER_SHARD: usize = 0;

@@ -16,14 +16,14 @@ use std::future::Future;
 use futures::channel::oneshot;
 use futures::future::{join_all, select, select_all};
 
-use sluice_core::config::BrokerConfig;
-use sluice_domain::metadata::controller::Controller;
-use sluice_domain::metadata::Catalog;
-use sluice_protocol::offset_spec;
 use crate::router::{
     Answer, DeletePart, Job, MarkerPart, OffsetQuery, PartitionOffsets, ProducePart, ReadPart, RouteError, Router,
     ShardMessage, WatchPart,
 };
+use sluice_core::config::BrokerConfig;
+use sluice_domain::metadata::controller::Controller;
+use sluice_domain::metadata::Catalog;
+use sluice_protocol::offset_spec;
 use sluice_storage::producer_state::ProducerInfo;
 use sluice_storage::{AckLevel, AppendOutcome, Log, ReadOutcome};
 
@@ -415,10 +415,7 @@ impl Shard {
 
     /// Applies retention to every partition of this shard.
     pub fn enforce_retention(&self) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let now = sluice_core::clock::now_ms();
         let logs: Vec<Rc<Log>> = self.logs.borrow().values().cloned().collect();
         for log in logs {
             log.enforce_retention(now);

@@ -9,11 +9,11 @@ use futures::channel::oneshot;
 use super::read::CacheEntry;
 use super::writer::{wait_for, PendingWrite};
 use super::{now_ms, Log, LogState, LEADER_EPOCH};
-use sluice_core::config::TimestampType;
-use sluice_protocol::batch::{self, BatchHeader, BatchSummary};
 use crate::producer_state::{self, BatchRecord, ProducerError, ProducerStateTable, SequenceCheck};
 use crate::segment::Segment;
 use crate::StorageError;
+use sluice_core::config::TimestampType;
+use sluice_protocol::batch::{self, BatchHeader, BatchSummary};
 
 /// How far an append must get before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -51,10 +51,10 @@ pub use read::ReadOutcome;
 
 use super::segment::Segment;
 use super::StorageError;
-use sluice_core::config::TopicConfig;
 use crate::producer_state::{ProducerInfo, ProducerStateTable};
 use janitor::Janitor;
 use read::TailCache;
+use sluice_core::config::TopicConfig;
 use writer::{AckWaiter, PendingWrite};
 
 /// Leader epoch stamped into every stored batch (a single-node log never changes leader).
@@ -93,9 +93,7 @@ pub struct Log {
     janitor: Janitor,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+use sluice_core::clock::now_ms;
 
 impl Log {
     /// Opens (or creates) the log in `dir` and starts its writer task.

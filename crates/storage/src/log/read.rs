@@ -10,10 +10,10 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 
 use super::{Log, LogState};
-use sluice_core::constants::FETCH_READ_BYTES_PER_PARTITION_MAX;
-use sluice_protocol::batch::{self, BatchHeader};
 use crate::segment::SegmentFile;
 use crate::StorageError;
+use sluice_core::constants::FETCH_READ_BYTES_PER_PARTITION_MAX;
+use sluice_protocol::batch::{self, BatchHeader};
 
 /// What a fetch gets from one partition.
 #[derive(Debug, Clone, Default)]

@@ -7,10 +7,10 @@
 use std::path::Path;
 
 use super::Log;
-use sluice_core::config::TopicConfig;
-use sluice_core::constants::LINE_FILE_BYTES_MAX;
 use crate::segment::{RecoveryPoint, Segment};
 use crate::{file, segment_file_stem, StorageError};
+use sluice_core::config::TopicConfig;
+use sluice_core::constants::LINE_FILE_BYTES_MAX;
 
 /// The file holding the active segment's last recovery point.
 const RECOVERY_POINT_FILE: &str = "recovery-point";
@@ -135,8 +135,8 @@ impl Log {
 mod tests {
     use super::super::test_support::{append, check_reads, open, run, temp_dir};
     use super::*;
-    use sluice_protocol::batch::{test_support::batch, validate_chunk};
     use crate::log::{AckLevel, AppendError};
+    use sluice_protocol::batch::{test_support::batch, validate_chunk};
 
     #[test]
     fn torn_tail_is_cut_at_the_last_valid_batch() {

@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use super::Log;
-use sluice_core::constants::LINE_FILE_BYTES_MAX;
 use crate::{file, StorageError};
+use sluice_core::constants::LINE_FILE_BYTES_MAX;
 
 /// The file holding the log start offset set by DeleteRecords.
 const LOG_START_FILE: &str = "log-start-offset";

@@ -8,11 +8,13 @@
 use std::path::{Path, PathBuf};
 
 use super::Log;
-use sluice_core::constants::{FETCH_READ_BYTES_PER_PARTITION_MAX, PRODUCER_SNAPSHOTS_RETAINED, PRODUCER_SNAPSHOT_BYTES_MAX};
-use sluice_protocol::batch;
 use crate::producer_state::ProducerStateTable;
 use crate::segment::Segment;
 use crate::{file, segment_file_stem, StorageError};
+use sluice_core::constants::{
+    FETCH_READ_BYTES_PER_PARTITION_MAX, PRODUCER_SNAPSHOTS_RETAINED, PRODUCER_SNAPSHOT_BYTES_MAX,
+};
+use sluice_protocol::batch;
 
 fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
     dir.join(format!("{}.snapshot", segment_file_stem(offset)))

@@ -6,9 +6,9 @@ use bytes::Bytes;
 
 use super::read::ReadPlan;
 use super::Log;
+use crate::StorageError;
 use sluice_core::constants::FETCH_READ_BYTES_PER_PARTITION_MAX;
 use sluice_protocol::batch;
-use crate::StorageError;
 
 impl Log {
     /// `(timestamp, offset)` of the first record whose timestamp is at least

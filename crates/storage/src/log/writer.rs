@@ -12,9 +12,9 @@ use futures::channel::oneshot;
 use glommio::channels::local_channel::LocalReceiver;
 
 use super::{AckLevel, Log, LogState};
-use sluice_core::constants::TAIL_CACHE_BYTES_PER_PARTITION_MAX;
 use crate::segment::{align_down, align_up, SegmentFile, WriteCursor};
 use crate::StorageError;
+use sluice_core::constants::TAIL_CACHE_BYTES_PER_PARTITION_MAX;
 
 /// Appended bytes waiting for the writer.
 pub(super) struct PendingWrite {
