@@ -34,6 +34,7 @@ const STOP_POLL_MS: u64 = 50;
 pub async fn listen(shard: Rc<Shard>) -> std::io::Result<()> {
     let listener = TcpListener::bind(shard.config.listen).map_err(|e| std::io::Error::other(e.to_string()))?;
     tracing::info!(shard = shard.id, addr = %shard.config.listen, "listening");
+    shard.lifecycle.shard_listening(shard.config.listen);
     // One accept stays pending across the stop checks: dropping an accept the
     // kernel may already have completed would lose that connection.
     let mut accept = Box::pin(listener.accept());

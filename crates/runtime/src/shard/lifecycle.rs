@@ -3,7 +3,9 @@
 //! `Lifecycle` per broker, handed to every shard, so several brokers can run
 //! in one process.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// The shared state of one broker's shards.
 #[derive(Debug, Default)]
@@ -11,6 +13,8 @@ pub struct Lifecycle {
     stopping: AtomicBool,
     connections: AtomicUsize,
     drained_shards: AtomicUsize,
+    listening_shards: AtomicUsize,
+    address: OnceLock<SocketAddr>,
 }
 
 impl Lifecycle {
@@ -37,6 +41,22 @@ impl Lifecycle {
     /// A connection counted by [`Lifecycle::take_connection`] closed.
     pub fn release_connection(&self) {
         self.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// A shard's listener is bound to `address` (every shard binds the same one).
+    pub fn shard_listening(&self, address: SocketAddr) {
+        let _ = self.address.set(address);
+        self.listening_shards.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// How many shards accept connections.
+    pub fn listening_shards(&self) -> usize {
+        self.listening_shards.load(Ordering::Acquire)
+    }
+
+    /// The address the broker's shards listen on, once the first is bound.
+    pub fn address(&self) -> Option<SocketAddr> {
+        self.address.get().copied()
     }
 
     /// This shard answered its in-flight requests; returns how many shards have.
