@@ -12,7 +12,7 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 
 use super::coordinator_answer;
 use super::errors::fenced_for_version;
-use crate::protocol::ResponseError;
+use crate::protocol::{ResponseError, TopicPartition};
 use crate::shard::Shard;
 
 pub async fn handle(
@@ -62,8 +62,8 @@ async fn add(
         catalog.topic(topic.name.0.as_str()).and_then(|m| m.owner(p)).is_some()
     };
     let all_known = topics.iter().all(|t| t.partitions.iter().all(|p| known(t, *p)));
-    let partitions: Vec<(String, i32)> =
-        topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p))).collect();
+    let partitions: Vec<TopicPartition> =
+        topics.iter().flat_map(|t| t.partitions.iter().map(|p| TopicPartition::new(t.name.0.as_str(), *p))).collect();
     // Unknown partitions fail the request; the others are not attempted, as in Kafka.
     let outcome: Result<(), ResponseError> = if !all_known {
         Err(ResponseError::OperationNotAttempted)
@@ -107,7 +107,7 @@ async fn verify(
     transactional_id: &str,
     producer_id: i64,
     epoch: i16,
-    partitions: &[(String, i32)],
+    partitions: &[TopicPartition],
 ) -> Result<(), ResponseError> {
     let txn = shard.describe_txn(transactional_id).await?;
     txn.check_open(producer_id, epoch, partitions.iter().all(|p| txn.partitions.contains(p)))

@@ -10,7 +10,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::protocol::ResponseError;
+use crate::protocol::{ResponseError, TopicPartition};
 use crate::shard::Shard;
 
 pub async fn handle(
@@ -32,7 +32,7 @@ pub async fn handle(
             Err(e) => out.with_error_code(e.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1),
             Ok(t) => {
                 let mut topics: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-                for (topic, partition) in t.partitions {
+                for TopicPartition { topic, partition } in t.partitions {
                     topics.entry(topic).or_default().push(partition);
                 }
                 out.with_transaction_state(StrBytes::from_static_str(t.state.name()))

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse, RequestHeader};
 
-use crate::protocol::ResponseError;
+use crate::protocol::{ResponseError, TopicPartition};
 use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
 
@@ -17,7 +17,7 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: OffsetD
         let meta = catalog.topic(topic.name.0.as_str());
         for p in &topic.partitions {
             match meta.and_then(|m| m.owner(p.partition_index)) {
-                Some(_) => plan.send((topic.name.0.to_string(), p.partition_index)),
+                Some(_) => plan.send(TopicPartition::new(topic.name.0.as_str(), p.partition_index)),
                 None => plan.answer(ResponseError::UnknownTopicOrPartition),
             }
         }

@@ -151,7 +151,7 @@ fn in_transaction(
         // A produce from an older epoch: the producer was fenced.
         return Err(ResponseError::InvalidProducerEpoch);
     }
-    let added = txn.partitions.iter().any(|(t, p)| t == topic && *p == partition);
+    let added = txn.partitions.iter().any(|p| p.topic == topic && p.partition == partition);
     // Any other mismatch of this batch with the open transaction is not a transaction it may write to.
     txn.check_open(header.producer_id, header.producer_epoch, added).map_err(|e| match e {
         ResponseError::ProducerFenced => ResponseError::InvalidTxnState,

@@ -8,6 +8,19 @@ pub mod versions;
 
 pub use kafka_protocol::error::ResponseError;
 
+/// A partition of a topic, by the topic's name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> TopicPartition {
+        TopicPartition { topic: topic.into(), partition }
+    }
+}
+
 /// The special timestamps a ListOffsets request may ask for instead of a time.
 pub mod offset_spec {
     /// The next offset to be written (the high watermark, or the last stable

@@ -34,7 +34,7 @@ use super::classic::{join_error, Group, GroupState, JoinAnswer, JoinParams, Repl
 use super::clock::Now;
 use super::store::{Change, CommittedOffset, GroupStore, StoreState, StoredGroup};
 use sluice_core::constants::{OFFSETS_PARTITIONS, OFFSET_METADATA_BYTES_MAX};
-use sluice_protocol::ResponseError;
+use sluice_protocol::{ResponseError, TopicPartition};
 
 /// Group settings from the broker config.
 #[derive(Debug, Clone, Copy)]
@@ -499,7 +499,7 @@ impl GroupCoordinator {
     pub async fn delete_offsets(
         &self,
         group_id: &str,
-        partitions: Vec<(String, i32)>,
+        partitions: Vec<TopicPartition>,
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
         let subscribed: Vec<String> = {
             let groups = self.groups.borrow();
@@ -515,7 +515,7 @@ impl GroupCoordinator {
         };
         let mut results = Vec::new();
         let mut changes = Vec::new();
-        for (topic, partition) in partitions {
+        for TopicPartition { topic, partition } in partitions {
             if subscribed.contains(&topic) {
                 results.push(Err(ResponseError::GroupSubscribedToTopic));
             } else {

@@ -20,6 +20,7 @@ use glommio::io::{BufferedFile, OpenOptions};
 use glommio::sync::Semaphore;
 
 use sluice_core::constants::{OFFSETS_JOURNAL_BYTES_MAX, OFFSETS_RECORD_BYTES_MAX};
+use sluice_protocol::TopicPartition;
 use sluice_storage::file::{read_bounded, sync_dir, write_atomically};
 use sluice_storage::StorageError;
 
@@ -65,7 +66,7 @@ pub struct StoredTxn {
     pub timeout_ms: i32,
     /// [`crate::txn::coordinator::TxnState`] as its number, at most [`TXN_STATE_MAX`].
     pub state: u8,
-    pub partitions: Vec<(String, i32)>,
+    pub partitions: Vec<TopicPartition>,
     /// Groups whose offsets are committed in the transaction.
     pub groups: Vec<String>,
     pub start_ms: i64,
@@ -368,7 +369,7 @@ pub fn encode_change(change: &Change) -> Vec<u8> {
             w.i64(state.start_ms);
             w.i64(state.update_ms);
             w.i32(state.partitions.len() as i32);
-            for (topic, partition) in &state.partitions {
+            for TopicPartition { topic, partition } in &state.partitions {
                 w.str(topic);
                 w.i32(*partition);
             }
@@ -468,7 +469,7 @@ fn decode_fields(payload: &[u8]) -> Option<Change> {
                 return None;
             }
             for _ in 0..count {
-                state.partitions.push((r.str()?, r.i32()?));
+                state.partitions.push(TopicPartition { topic: r.str()?, partition: r.i32()? });
             }
             let count = usize::try_from(r.i32()?).ok()?;
             if count > r.0.len() / 4 {
@@ -725,7 +726,7 @@ mod tests {
                 epoch: 2,
                 timeout_ms: 60_000,
                 state: 1,
-                partitions: vec![("t".into(), 3)],
+                partitions: vec![TopicPartition::new("t", 3)],
                 groups: vec!["g".into()],
                 start_ms: 5,
                 update_ms: 6,

@@ -26,7 +26,7 @@ use glommio::sync::Semaphore;
 use super::{state, TxnListing};
 use crate::group::store::{Change, GroupStore, StoreState, StoredTxn};
 use sluice_core::constants::{TXN_GROUPS_MAX, TXN_PARTITIONS, TXN_PARTITIONS_MAX};
-use sluice_protocol::ResponseError;
+use sluice_protocol::{ResponseError, TopicPartition};
 
 /// What the transaction coordinator needs from the rest of the broker: the
 /// producer-id allocator, the partitions' owners and the groups'
@@ -39,7 +39,7 @@ pub trait TxnEnv {
     /// partition (synced on its owner); partitions of deleted topics are skipped.
     async fn write_partition_markers(
         &self,
-        partitions: &[(String, i32)],
+        partitions: &[TopicPartition],
         producer_id: i64,
         epoch: i16,
         commit: bool,
@@ -232,7 +232,7 @@ impl TxnCoordinator {
         id: &str,
         producer_id: i64,
         epoch: i16,
-        partitions: Vec<(String, i32)>,
+        partitions: Vec<TopicPartition>,
     ) -> Result<(), ResponseError> {
         let _guard = self.lock(id).await?;
         self.add(env, id, producer_id, epoch, |txn| {

@@ -15,7 +15,7 @@ pub mod state;
 
 use coordinator::TxnState;
 use sluice_core::constants::TXN_PARTITIONS;
-use sluice_protocol::ResponseError;
+use sluice_protocol::{ResponseError, TopicPartition};
 
 /// The transaction state partition of a transactional id.
 pub fn txn_partition(transactional_id: &str) -> usize {
@@ -36,7 +36,7 @@ pub struct TxnListing {
     pub state: TxnState,
     pub timeout_ms: i32,
     pub start_ms: i64,
-    pub partitions: Vec<(String, i32)>,
+    pub partitions: Vec<TopicPartition>,
     /// Groups whose offsets the transaction commits.
     pub groups: Vec<String>,
 }

@@ -197,6 +197,7 @@ pub fn listed(txn: &StoredTxn, states: &[String], producer_ids: &[i64], min_dura
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_protocol::TopicPartition;
 
     const PID: i64 = 7;
 
@@ -205,8 +206,8 @@ mod tests {
     }
 
     fn add_partition(t: &mut StoredTxn) -> bool {
-        if !t.partitions.contains(&("t".to_string(), 0)) {
-            t.partitions.push(("t".to_string(), 0));
+        if !t.partitions.contains(&TopicPartition::new("t", 0)) {
+            t.partitions.push(TopicPartition::new("t", 0));
         }
         true
     }
@@ -216,13 +217,13 @@ mod tests {
         let opened = add(Some(txn(TxnState::Empty, 3)), PID, 3, 1_000, add_partition).unwrap().unwrap();
         assert_eq!(state_of(&opened), TxnState::Ongoing);
         assert_eq!(opened.start_ms, 1_000);
-        assert_eq!(opened.partitions, vec![("t".to_string(), 0)]);
+        assert_eq!(opened.partitions, vec![TopicPartition::new("t", 0)]);
         assert_eq!(add(Some(opened.clone()), PID, 3, 2_000, add_partition), Ok(None));
         // A completed transaction is left behind: the next add starts a new one.
         let mut done = completed(opened, true, 3_000);
-        done.partitions.push(("old".to_string(), 1));
+        done.partitions.push(TopicPartition::new("old", 1));
         let next = add(Some(done), PID, 3, 4_000, add_partition).unwrap().unwrap();
-        assert_eq!(next.partitions, vec![("t".to_string(), 0)]);
+        assert_eq!(next.partitions, vec![TopicPartition::new("t", 0)]);
         assert_eq!(next.start_ms, 4_000);
     }
 
@@ -265,7 +266,7 @@ mod tests {
         let aborting = super::prepared(&open, false, 2, 12).unwrap();
         assert_eq!((state_of(&aborting), aborting.epoch), (TxnState::PrepareAbort, 2));
         let mut with_parts = prepared.clone();
-        with_parts.partitions.push(("t".to_string(), 0));
+        with_parts.partitions.push(TopicPartition::new("t", 0));
         with_parts.groups.push("g".to_string());
         let done = completed(with_parts, true, 20);
         assert_eq!(state_of(&done), TxnState::CompleteCommit);
@@ -304,7 +305,7 @@ mod tests {
     #[test]
     fn init_bumps_the_epoch_until_it_is_used_up() {
         let mut t = txn(TxnState::CompleteCommit, 4);
-        t.partitions.push(("t".to_string(), 0));
+        t.partitions.push(TopicPartition::new("t", 0));
         let (next, new_id) = initialized(t.clone(), 30_000, false, 99);
         assert_eq!((next.epoch, new_id, state_of(&next), next.timeout_ms), (5, false, TxnState::Empty, 30_000));
         assert!(next.partitions.is_empty());

@@ -22,7 +22,7 @@ use sluice_domain::metadata::controller::{CatalogSink, Controller};
 use sluice_domain::metadata::Catalog;
 use sluice_domain::txn::coordinator::{TxnEnv, COORDINATOR_EPOCH};
 use sluice_domain::txn::TxnListing;
-use sluice_protocol::ResponseError;
+use sluice_protocol::{ResponseError, TopicPartition};
 use sluice_storage::StorageError;
 
 /// The shard that runs the controller.
@@ -138,14 +138,14 @@ impl TxnEnv for ShardEnv {
 
     async fn write_partition_markers(
         &self,
-        partitions: &[(String, i32)],
+        partitions: &[TopicPartition],
         producer_id: i64,
         epoch: i16,
         commit: bool,
     ) -> Result<(), String> {
         let catalog = self.0.catalog();
         let mut items = Vec::with_capacity(partitions.len());
-        for (topic, partition) in partitions {
+        for TopicPartition { topic, partition } in partitions {
             let Some(meta) = catalog.topic(topic) else { continue };
             let Some(owner) = meta.owner(*partition) else { continue };
             let topic = meta.name.clone();
