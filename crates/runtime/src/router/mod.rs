@@ -3,8 +3,9 @@
 //!
 //! Every shard holds the same partition→shard table (in its catalog
 //! snapshot). A connection's shard splits a request per owning shard, sends
-//! one envelope to each, awaits all answers and merges them in request
-//! order. Work for the connection's own shard runs locally, without the mesh.
+//! one job to each ([`crate::shard::Shard::invoke_on`]), awaits all answers
+//! and merges them in request order. Work for the connection's own shard runs
+//! locally, without the mesh.
 
 use std::any::Any;
 use std::rc::Rc;
