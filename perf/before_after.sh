@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Compares two sluice binaries on this machine, in one run: the max-rate
-# produce and the fixed-rate end-to-end workloads, alternating the binaries
-# (A B A B ...) so that drift of a shared machine falls on both, and prints
-# the median of each figure and the ratio B/A.
+# Compares two sluice binaries on this machine, in one run: the fixed-rate
+# end-to-end and the max-rate produce workloads, alternating the binaries in
+# A B B A order so that drift of a shared machine falls on both alike, and
+# prints the median of each figure and the ratio B/A.
 #
 #   perf/before_after.sh BEFORE_BINARY AFTER_BINARY
 #
-# Settings (environment): ROUNDS (3), DURATION (15), WARMUP (5) seconds per
+# Settings (environment): ROUNDS (4), DURATION (15), WARMUP (5) seconds per
 # run, DATA (/tmp/sluice-before-after) for the brokers' data and results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 [ $# -eq 2 ] || { echo "usage: $0 BEFORE_BINARY AFTER_BINARY" >&2; exit 2; }
 BEFORE=$(realpath "$1")
 AFTER=$(realpath "$2")
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-4}
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-5}
 DATA=${DATA:-/tmp/sluice-before-after}
@@ -35,14 +35,20 @@ wait_port() {
 }
 
 for round in $(seq 1 "$ROUNDS"); do
-    for side in before after; do
+    order="before after"
+    [ $((round % 2)) -eq 0 ] && order="after before"
+    for side in $order; do
         bin=$BEFORE
         [ "$side" = after ] && bin=$AFTER
+        # The previous run's data goes first, and its removal is finished before this one starts.
         rm -rf "$DATA/data"
+        sync
+        sleep 2
         "$bin" serve --listen 127.0.0.1:$PORT --data-dir "$DATA/data" >"$DATA/$side-$round.log" 2>&1 &
         pid=$!
         wait_port
-        for mode in produce e2e; do
+        # End to end first: the max-rate run fills the disk the next one would share.
+        for mode in e2e produce; do
             workload=perf/workloads/max-rate-16p-1k.conf
             [ "$mode" = e2e ] && workload=perf/workloads/fixed-rate-16p-1k.conf
             "$PERF" --workload "$workload" --bootstrap "127.0.0.1:$PORT" --mode "$mode" --label "$side" \
