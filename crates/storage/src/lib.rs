@@ -15,6 +15,7 @@
 //!   and the one checksummed format of the small state files.
 //! - [`recovery`]: the batch-by-batch validity scan used after a crash.
 
+pub mod fifo_lock;
 pub mod file;
 pub mod index;
 pub mod log;

@@ -17,11 +17,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use glommio::io::{BufferedFile, OpenOptions};
-use glommio::sync::Semaphore;
 
 use sluice_core::constants::{OFFSETS_JOURNAL_BYTES_MAX, OFFSETS_RECORD_BYTES_MAX};
 use sluice_protocol::TopicPartition;
-use sluice_storage::file::{read_bounded, sync_dir, write_atomically};
+use sluice_storage::fifo_lock::FifoLock;
+use sluice_storage::file::{read_bounded, remove_if_exists, sync_dir, write_atomically};
 use sluice_storage::StorageError;
 
 /// A committed offset, returned exactly as committed.
@@ -535,8 +535,9 @@ struct Journal {
 pub struct GroupStore {
     dir: PathBuf,
     journal: std::cell::RefCell<Option<Journal>>,
-    /// One journal append (or checkpoint) at a time, so positions never overlap.
-    lock: Semaphore,
+    /// One journal append (or checkpoint) at a time, so positions never
+    /// overlap, in the order the changes were made (`FifoLock`).
+    lock: FifoLock,
     failed: std::cell::Cell<bool>,
 }
 
@@ -613,7 +614,7 @@ impl GroupStore {
         let store = GroupStore {
             dir,
             journal: std::cell::RefCell::new(Some(Journal { file, generation, length_bytes: valid as u64 })),
-            lock: Semaphore::new(1),
+            lock: FifoLock::new(),
             failed: std::cell::Cell::new(false),
         };
         Ok((store, state))
@@ -626,7 +627,7 @@ impl GroupStore {
         if self.failed.get() {
             return Err(StorageError::Failed("offsets journal failed earlier".into()));
         }
-        let _permit = self.lock.acquire_permit(1).await.map_err(|_| StorageError::Closing)?;
+        let _permit = self.lock.lock().await;
         let mut bytes = Vec::new();
         for change in changes {
             let payload = encode_change(change);
@@ -680,12 +681,14 @@ impl GroupStore {
         }
         write_atomically(&self.dir.join("checkpoint"), &bytes).await?;
         let _ = old.file.close().await;
-        let _ = std::fs::remove_file(journal_path(&self.dir, old.generation));
+        // Off the shard's thread: this runs inside a commit. A journal left
+        // behind is removed at the next open (it is of another generation).
+        let _ = remove_if_exists(&journal_path(&self.dir, old.generation)).await;
         Ok(Journal { file, generation, length_bytes: 0 })
     }
 
     pub async fn close(&self) {
-        let _permit = self.lock.acquire_permit(1).await;
+        let _permit = self.lock.lock().await;
         let journal = self.journal.borrow_mut().take();
         if let Some(journal) = journal {
             let _ = journal.file.close().await;

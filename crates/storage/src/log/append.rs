@@ -113,7 +113,8 @@ impl Log {
         marker: Option<Marker>,
     ) -> Result<Option<AppendOutcome>, AppendError> {
         assert!(!summaries.is_empty(), "append of an empty chunk");
-        let permit = self.append_lock.acquire_permit(1).await.map_err(|_| StorageError::Closing)?;
+        // Offsets are taken in the order appends arrive (see `FifoLock`).
+        let permit = self.append_lock.lock().await;
         self.roll_if_needed(chunk.len() as u64).await?;
         let (outcome, wait) = {
             let mut st = self.state.borrow_mut();

@@ -44,7 +44,6 @@ use std::rc::Rc;
 
 use futures::channel::oneshot;
 use glommio::channels::local_channel::{self, LocalSender};
-use glommio::sync::Semaphore;
 
 pub use append::{AckLevel, AppendError, AppendOutcome};
 pub use read::ReadOutcome;
@@ -87,7 +86,7 @@ pub struct Log {
     pub dir: PathBuf,
     state: RefCell<LogState>,
     /// Serialises appends across a segment roll (the only await in an append).
-    append_lock: Semaphore,
+    append_lock: crate::fifo_lock::FifoLock,
     doorbell: LocalSender<()>,
     writer_done: RefCell<Option<glommio::task::JoinHandle<()>>>,
     janitor: Janitor,
@@ -125,7 +124,7 @@ impl Log {
                 snapshot_offsets,
                 checkpointed_bytes: 0,
             }),
-            append_lock: Semaphore::new(1),
+            append_lock: crate::fifo_lock::FifoLock::new(),
             doorbell,
             writer_done: RefCell::new(None),
             janitor: Janitor::start(),
