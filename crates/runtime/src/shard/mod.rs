@@ -113,11 +113,11 @@ impl Shard {
     /// The log of a partition this shard owns. Ownership is checked against
     /// this shard's catalog: the router and the owner must agree, or the work
     /// is refused as NOT_LEADER_OR_FOLLOWER (`RouteError::NotOwner`).
-    pub fn owned_log(&self, topic: &str, partition: i32) -> Result<Rc<Log>, RouteError> {
+    pub fn owned_log(&self, topic: &Arc<str>, partition: i32) -> Result<Rc<Log>, RouteError> {
         if self.catalog().topic(topic).and_then(|t| t.owner(partition)) != Some(self.id) {
             return Err(RouteError::NotOwner);
         }
-        self.logs.borrow().get(&(Arc::<str>::from(topic), partition)).cloned().ok_or(RouteError::NotOwner)
+        self.logs.borrow().get(&(topic.clone(), partition)).cloned().ok_or(RouteError::NotOwner)
     }
 
     /// Runs `job` on `shard` with that shard's context and returns its answer.
