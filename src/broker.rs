@@ -15,9 +15,9 @@ use crate::config::BrokerConfig;
 use crate::constants::{IO_MEMORY_BYTES_PER_SHARD, MESH_CHANNEL_DEPTH};
 use crate::metadata::controller::{CatalogSink, Controller};
 use crate::router::{spawn_receivers, Router, ShardMessage};
-use crate::server;
 use crate::shard::lifecycle::Lifecycle;
 use crate::shard::{Coordinators, Shard};
+use crate::{admin, server};
 
 const CLEAN_SHUTDOWN_MARKER: &str = ".sluice_clean_shutdown";
 
@@ -139,6 +139,19 @@ pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), 
         clean_start, %cluster_id, "starting sluice"
     );
 
+    // Bound here, before any shard starts, so that a taken port fails the start.
+    let admin_listener = match config.admin_listen {
+        Some(address) => {
+            let listener =
+                std::net::TcpListener::bind(address).map_err(|e| format!("bind admin listener {address}: {e}"))?;
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            tracing::info!(admin_addr = %bound, "admin HTTP server (metrics, health, console) at http://{bound}/");
+            Some(listener)
+        }
+        None => None,
+    };
+    let admin_listener = Arc::new(std::sync::Mutex::new(admin_listener));
+    let started = std::time::Instant::now();
     let config = Arc::new(config);
     let mesh = MeshBuilder::<ShardMessage, _>::full(config.shards, MESH_CHANNEL_DEPTH);
     let cpus = shard_cpus(config.cpus.as_deref())?;
@@ -150,7 +163,11 @@ pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), 
             let cluster_id = cluster_id.clone();
             let mesh = mesh.clone();
             let lifecycle = lifecycle.clone();
-            async move { run_shard(config, cluster_id, mesh, clean_start, lifecycle).await }
+            let admin_listener = admin_listener.clone();
+            async move {
+                let start = ShardStart { config, cluster_id, mesh, clean_start, lifecycle, admin_listener, started };
+                run_shard(start).await
+            }
         })
         .map_err(|e| format!("start shards: {e}"))?;
     let results = handles.join_all();
@@ -175,13 +192,20 @@ pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), 
     Ok(())
 }
 
-async fn run_shard(
+/// What each shard starts from.
+struct ShardStart {
     config: Arc<BrokerConfig>,
     cluster_id: Arc<str>,
     mesh: MeshBuilder<ShardMessage, glommio::channels::channel_mesh::Full>,
     clean_start: bool,
     lifecycle: Arc<Lifecycle>,
-) -> Result<bool, String> {
+    /// Taken by the admin shard.
+    admin_listener: Arc<std::sync::Mutex<Option<std::net::TcpListener>>>,
+    started: std::time::Instant,
+}
+
+async fn run_shard(start: ShardStart) -> Result<bool, String> {
+    let ShardStart { config, cluster_id, mesh, clean_start, lifecycle, admin_listener, started } = start;
     let (senders, receivers) = mesh.join().await.map_err(|_| "join the shard mesh".to_string())?;
     let router = Router::new(senders);
     let controller = if router.shard_id == 0 {
@@ -220,6 +244,28 @@ async fn run_shard(
         clean_start,
         lifecycle,
     ));
+    if shard.id == admin::ADMIN_SHARD {
+        let listener = admin_listener.lock().map_err(|_| "admin listener lock poisoned".to_string())?.take();
+        if let Some(listener) = listener {
+            // Behind Kafka work: a small share and no latency promise.
+            let queue = glommio::executor().create_task_queue(
+                glommio::Shares::Static(50),
+                glommio::Latency::NotImportant,
+                "admin",
+            );
+            let admin_shard = shard.clone();
+            glommio::spawn_local_into(
+                async move {
+                    if let Err(e) = admin::listen(admin_shard, listener, started).await {
+                        tracing::error!(error = %e, "admin listener failed");
+                    }
+                },
+                queue,
+            )
+            .map_err(|e| format!("spawn admin listener: {e}"))?
+            .detach();
+        }
+    }
     let serve_shard = shard.clone();
     spawn_receivers(receivers, Rc::new(move |request| serve_shard.serve(request)));
     if let Some(controller) = &shard.controller {
@@ -264,6 +310,22 @@ async fn run_shard(
         background,
     )
     .map_err(|e| format!("spawn retention: {e}"))?
+    .detach();
+    // The metrics' second: latency windows and the busy share.
+    let ticker = shard.clone();
+    glommio::spawn_local_into(
+        async move {
+            let mut last = std::time::Instant::now();
+            while !ticker.lifecycle.stopping() {
+                glommio::timer::sleep(std::time::Duration::from_secs(1)).await;
+                let now = std::time::Instant::now();
+                ticker.metrics.tick(now - last);
+                last = now;
+            }
+        },
+        background,
+    )
+    .map_err(|e| format!("spawn metrics ticker: {e}"))?
     .detach();
     let listener_shard = shard.clone();
     server::listen(listener_shard).await.map_err(|e| format!("listen {}: {e}", shard.config.listen))?;

@@ -30,6 +30,7 @@
 //! - [`tune`]: `sluice tune check`, the host settings the broker depends on
 //!   (runs before and apart from any shard).
 
+pub mod admin;
 pub mod broker;
 pub mod handlers;
 pub mod server;
@@ -38,5 +39,5 @@ pub mod tune;
 pub use sluice_core::{clock, config, constants};
 pub use sluice_domain::{group, metadata, txn};
 pub use sluice_protocol as protocol;
-pub use sluice_runtime::{router, shard};
+pub use sluice_runtime::{metrics, router, shard};
 pub use sluice_storage as storage;

@@ -115,7 +115,10 @@ async fn readme_run_command_works_as_written_from_a_fresh_clone() {
 /// once it listens.
 fn start_in_cwd(cwd: &Path, args: &[&str], envs: &[(&str, &str)], data_dir: PathBuf) -> Broker {
     let mut command = clean_command(common::sluice_bin(), cwd);
-    command.args(["serve", "--listen", "127.0.0.1:0", "--shards", "2"]).args(args).envs(envs.iter().copied());
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--shards", "2"])
+        .args(args)
+        .envs(envs.iter().copied());
     let log = cwd.join(format!("broker-{}.log", data_dir.file_name().unwrap().to_string_lossy()));
     Broker::launch(command, None, data_dir, log, Duration::from_secs(20))
 }

@@ -32,7 +32,17 @@ impl InProcess {
     fn start(data_dir: &Path) -> InProcess {
         let data_dir = data_dir.to_str().unwrap();
         let shards = SHARDS.to_string();
-        let args = Args::parse_from(["sluice", "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--shards", &shards]);
+        let args = Args::parse_from([
+            "sluice",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "none",
+            "--data-dir",
+            data_dir,
+            "--shards",
+            &shards,
+        ]);
         let config = BrokerConfig::resolve(&args.serve).expect("a valid config");
         let lifecycle = Arc::new(Lifecycle::default());
         let serving = lifecycle.clone();

@@ -7,6 +7,7 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
@@ -18,6 +19,7 @@ use crate::constants::{
     INFLIGHT_REQUESTS_PER_CONNECTION_MAX,
 };
 use crate::handlers;
+use crate::metrics::RequestTimes;
 use crate::protocol::frame::{self, ResponseFrame};
 use crate::shard::Shard;
 
@@ -31,32 +33,36 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     // its answers is not idle.
     let pending = Rc::new(Cell::new(0usize));
     let (mut reader, writer) = stream.split();
-    let (queue, responses) = local_channel::new_bounded::<glommio::task::JoinHandle<Result<Option<ResponseFrame>, ()>>>(
+    let (queue, responses) = local_channel::new_bounded::<glommio::task::JoinHandle<Result<Answered, ()>>>(
         INFLIGHT_REQUESTS_PER_CONNECTION_MAX,
     );
     // Set when a request is refused: the connection ends after the answers before it.
     let refused = Rc::new(Cell::new(false));
 
     let refused_in_writer = refused.clone();
+    let shard_in_writer = shard.clone();
     let writer_task = glommio::spawn_local(async move {
         let mut out = BufWriter::with_capacity(CONNECTION_WRITE_BUFFER_BYTES, writer);
         while let Some(pending) = responses.recv().await {
-            let frame = match pending.await {
-                Some(Ok(Some(frame))) => frame,
-                Some(Ok(None)) => continue,
+            let answered = match pending.await {
+                Some(Ok(answered)) => answered,
                 Some(Err(())) | None => {
                     refused_in_writer.set(true);
                     break;
                 }
             };
-            for chunk in &frame.chunks {
-                if out.write_all(chunk).await.is_err() {
+            let picked = Instant::now();
+            if let Some(frame) = &answered.frame {
+                for chunk in &frame.chunks {
+                    if out.write_all(chunk).await.is_err() {
+                        return;
+                    }
+                }
+                if out.flush().await.is_err() {
                     return;
                 }
             }
-            if out.flush().await.is_err() {
-                return;
-            }
+            shard_in_writer.metrics.record_request(answered.api_key, answered.times(picked, Instant::now()));
         }
         let _ = out.flush().await;
         let _ = out.close().await;
@@ -94,6 +100,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 break;
             }
         };
+        let read_at = Instant::now();
         let request = match frame::parse_request(Bytes::from(body)) {
             Ok(request) => request,
             Err(e) => {
@@ -107,14 +114,17 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         let inflight = InFlight::enter(&shard);
         pending.set(pending.get() + 1);
         let pending_in_task = pending.clone();
+        let api_key = request.api_key as i16;
         let handle = glommio::spawn_local(async move {
             let _inflight = inflight;
             let _budget = budget;
             let _pending = Decrement(pending_in_task);
-            handlers::dispatch(shard, request, &peer_for_task).await.map_err(|e| {
+            let started = Instant::now();
+            let frame = handlers::dispatch(shard, request, &peer_for_task).await.map_err(|e| {
                 tracing::warn!(peer = %peer_for_task, error = %e, "closing connection: request refused");
                 refused_in_task.set(true);
-            })
+            })?;
+            Ok(Answered { frame, api_key, read_at, started, ready: Instant::now() })
         })
         .detach();
         if queue.send(handle).await.is_err() {
@@ -139,6 +149,30 @@ async fn read_body<R: futures::io::AsyncRead + Unpin>(reader: &mut R, length: us
         reader.read_exact(&mut body[at..]).await?;
     }
     Ok(body)
+}
+
+/// A request's answer (none for acks=0) and when it moved through each step.
+struct Answered {
+    frame: Option<ResponseFrame>,
+    api_key: i16,
+    /// The frame was read whole.
+    read_at: Instant,
+    /// The handler started.
+    started: Instant,
+    /// The handler answered.
+    ready: Instant,
+}
+
+impl Answered {
+    /// The steps' durations, given when the writer took the answer and when it was written.
+    fn times(&self, picked: Instant, written: Instant) -> RequestTimes {
+        RequestTimes {
+            queue: self.started.saturating_duration_since(self.read_at),
+            local: self.ready.saturating_duration_since(self.started),
+            response_queue: picked.saturating_duration_since(self.ready),
+            send: written.saturating_duration_since(picked),
+        }
+    }
 }
 
 /// Counts a request as in flight on its shard until dropped, so that a

@@ -51,12 +51,16 @@ pub async fn listen(shard: Rc<Shard>) -> std::io::Result<()> {
                                 max = shard.config.max_connections,
                                 "max.connections reached; refusing a connection"
                             );
+                            shard.metrics.connections_refused.inc();
                             drop(stream);
                             continue;
                         };
                         let shard = shard.clone();
+                        shard.metrics.connections_accepted.inc();
                         glommio::spawn_local(async move {
-                            connection::serve(shard, stream).await;
+                            shard.metrics.connections_open.add(1);
+                            connection::serve(shard.clone(), stream).await;
+                            shard.metrics.connections_open.add(-1);
                             drop(slot);
                         })
                         .detach();

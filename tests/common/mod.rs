@@ -54,6 +54,14 @@ fn listening_port(log: &str) -> Option<u16> {
     })
 }
 
+/// The admin HTTP port, from the log line naming `admin_addr=HOST:PORT`.
+fn admin_port(log: &str) -> Option<u16> {
+    log.lines().map(strip_ansi).find_map(|line| {
+        let addr = line.split("admin_addr=").nth(1)?.split_whitespace().next()?;
+        addr.rsplit(':').next()?.parse().ok()
+    })
+}
+
 fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
@@ -85,7 +93,7 @@ impl Broker {
         let mut command = Command::new(sluice_bin());
         command
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--shards", &shards.to_string()])
@@ -145,6 +153,12 @@ impl Broker {
 
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:PORT` of the broker's admin listener.
+    pub fn admin_url(&self) -> String {
+        let port = admin_port(&self.log()).expect("the broker's log names its admin address");
+        format!("http://127.0.0.1:{port}")
     }
 
     pub fn log(&self) -> String {

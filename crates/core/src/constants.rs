@@ -144,3 +144,26 @@ const _: () = assert!(FRAME_BYTES_MAX_DEFAULT <= REQUEST_BYTES_PER_SHARD_MAX);
 const _: () = assert!(INFLIGHT_REQUESTS_PER_CONNECTION_MAX >= 5, "idempotent producers pipeline 5 requests");
 /// Records one batch may declare (a compressed batch cannot be checked against its bytes).
 pub const BATCH_RECORDS_MAX: usize = 1 << 20;
+
+// The admin HTTP listener (metrics, health, web console). It runs on one
+// shard in a low-priority task queue; every limit below keeps a slow or
+// hostile client from holding more than its share.
+
+/// `admin.listeners` default: loopback only, Redpanda's admin port.
+pub const ADMIN_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
+/// Admin HTTP connections open at once; more are closed on accept.
+pub const ADMIN_CONNECTIONS_MAX: usize = 64;
+/// Bytes of an admin request's line and headers (hyper's smallest read buffer is 8 KiB).
+pub const ADMIN_REQUEST_HEAD_BYTES_MAX: usize = 16 * 1024;
+/// Bytes of an admin request's body (the console's actions send small JSON).
+pub const ADMIN_REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
+/// Each read or write on an admin connection must progress within this.
+pub const ADMIN_IO_TIMEOUT_MS: u64 = 10_000;
+/// An admin connection is closed after this long, kept alive or not.
+pub const ADMIN_CONNECTION_LIFETIME_MS: u64 = 120_000;
+/// Records the console shows per page of a partition.
+pub const CONSOLE_RECORDS_MAX: usize = 500;
+/// Bytes of a partition the console reads for one page.
+pub const CONSOLE_READ_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+const _: () = assert!(ADMIN_REQUEST_HEAD_BYTES_MAX >= 8 * 1024, "hyper's read buffer is at least 8 KiB");

@@ -14,11 +14,13 @@
 //! - [`file`]: small whole-file writes (index files, metadata) made durable,
 //!   and the one checksummed format of the small state files.
 //! - [`recovery`]: the batch-by-batch validity scan used after a crash.
+//! - [`metrics`]: what a shard's logs count (I/O bytes, fdatasyncs, cache reads).
 
 pub mod fifo_lock;
 pub mod file;
 pub mod index;
 pub mod log;
+pub mod metrics;
 pub mod producer_state;
 pub mod recovery;
 pub mod segment;

@@ -92,6 +92,14 @@ pub struct ServeArgs {
     /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask for.
     #[arg(long, env = "SLUICE_TRANSACTION_MAX_TIMEOUT_MS")]
     pub transaction_max_timeout_ms: Option<i32>,
+    /// `admin.listeners`: HOST:PORT of the admin HTTP listener (metrics,
+    /// health, web console); `none` turns it off.
+    #[arg(long, env = "SLUICE_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+    /// `metrics.partitions.enable`: per-partition series in /metrics (their
+    /// number grows with the partitions).
+    #[arg(long, env = "SLUICE_METRICS_PARTITIONS_ENABLE")]
+    pub metrics_partitions_enable: Option<bool>,
 }
 
 /// A configuration problem, reported before any shard starts.
@@ -127,6 +135,9 @@ pub struct BrokerConfig {
     pub log_retention_check_interval_ms: u64,
     pub max_connections: usize,
     pub connections_max_idle_ms: u64,
+    /// The admin HTTP listener's address; `None`: turned off.
+    pub admin_listen: Option<SocketAddr>,
+    pub metrics_partitions_enable: bool,
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -187,6 +198,21 @@ pub fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
     Ok(cpus)
 }
 
+/// `HOST:PORT` (an `http://` prefix is allowed), or `none` / empty for no admin listener.
+fn parse_admin_listen(text: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let address = text.strip_prefix("http://").unwrap_or(text);
+    let resolved = address
+        .to_socket_addrs()
+        .map_err(|e| invalid("admin.listeners", format!("{text:?}: {e}")))?
+        .next()
+        .ok_or_else(|| invalid("admin.listeners", format!("{text:?} resolves to nothing")))?;
+    Ok(Some(resolved))
+}
+
 impl BrokerConfig {
     /// Merges flags/environment with the optional file and validates the result.
     pub fn resolve(args: &ServeArgs) -> Result<BrokerConfig, ConfigError> {
@@ -222,6 +248,8 @@ impl BrokerConfig {
             "transaction.max.timeout.ms",
             "shards",
             "cpus",
+            "admin.listeners",
+            "metrics.partitions.enable",
         ];
         if let Some(unknown) = file.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(invalid("config", format!("unknown broker config {unknown:?}")));
@@ -373,7 +401,19 @@ impl BrokerConfig {
         if log_retention_check_interval_ms == 0 {
             return Err(invalid("log.retention.check.interval.ms", "must be at least 1"));
         }
+        let admin_text = args
+            .admin_listen
+            .clone()
+            .or_else(|| file.get("admin.listeners").cloned())
+            .unwrap_or_else(|| crate::constants::ADMIN_LISTEN_DEFAULT.to_string());
+        let admin_listen = parse_admin_listen(&admin_text)?;
+        let metrics_partitions_enable = match args.metrics_partitions_enable {
+            Some(v) => v,
+            None => from_file(&file, "metrics.partitions.enable")?.unwrap_or(false),
+        };
         Ok(BrokerConfig {
+            admin_listen,
+            metrics_partitions_enable,
             max_connections,
             connections_max_idle_ms,
             log_retention_check_interval_ms,
@@ -424,7 +464,23 @@ mod tests {
             log_retention_check_interval_ms: None,
             max_connections: None,
             connections_max_idle_ms: None,
+            admin_listen: None,
+            metrics_partitions_enable: None,
         }
+    }
+
+    #[test]
+    fn the_admin_listener_defaults_to_localhost_and_can_be_turned_off() {
+        let c = BrokerConfig::resolve(&args()).unwrap();
+        assert_eq!(c.admin_listen.unwrap().to_string(), "127.0.0.1:9644");
+        assert!(!c.metrics_partitions_enable);
+        for off in ["none", "", "NONE"] {
+            let c = BrokerConfig::resolve(&ServeArgs { admin_listen: Some(off.into()), ..args() }).unwrap();
+            assert_eq!(c.admin_listen, None, "{off:?}");
+        }
+        let c = BrokerConfig::resolve(&ServeArgs { admin_listen: Some("http://127.0.0.1:0".into()), ..args() });
+        assert_eq!(c.unwrap().admin_listen.unwrap().port(), 0);
+        assert!(BrokerConfig::resolve(&ServeArgs { admin_listen: Some("nowhere".into()), ..args() }).is_err());
     }
 
     #[test]

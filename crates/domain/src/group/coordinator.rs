@@ -444,6 +444,17 @@ impl GroupCoordinator {
         })
     }
 
+    /// Every committed offset of every group on this shard: (group, topic, partition, offset).
+    pub fn all_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        let mut out = Vec::new();
+        for partition in self.partitions.values() {
+            for (group, offsets) in &partition.state.borrow().offsets {
+                out.extend(offsets.iter().map(|((topic, p), c)| (group.clone(), topic.clone(), *p, c.offset)));
+            }
+        }
+        out
+    }
+
     /// Every group on this shard: (id, protocol type, state).
     pub fn list(&self) -> Vec<(String, String, &'static str)> {
         let groups = self.groups.borrow();

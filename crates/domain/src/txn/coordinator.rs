@@ -126,6 +126,17 @@ pub struct TxnCoordinator {
     partitions: HashMap<usize, Rc<TxnPartition>>,
     /// One lock per transactional id with an operation running or waiting.
     locks: RefCell<HashMap<String, Rc<Semaphore>>>,
+    committed: sluice_core::metrics::Counter,
+    aborted: sluice_core::metrics::Counter,
+}
+
+/// How many transactions this coordinator has open and has ended since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TxnCounts {
+    /// Ongoing or prepared.
+    pub open: u64,
+    pub committed: u64,
+    pub aborted: u64,
 }
 
 /// Holds a transactional id's lock; the last holder removes it from the map.
@@ -179,7 +190,15 @@ impl TxnCoordinator {
             let (store, state) = GroupStore::open(dir).await.map_err(|e| e.to_string())?;
             partitions.insert(n, Rc::new(TxnPartition { store, state: RefCell::new(state) }));
         }
-        Ok(TxnCoordinator { shard_id, shards, timeout_ms_max, partitions, locks: RefCell::new(HashMap::new()) })
+        Ok(TxnCoordinator {
+            shard_id,
+            shards,
+            timeout_ms_max,
+            partitions,
+            locks: RefCell::new(HashMap::new()),
+            committed: Default::default(),
+            aborted: Default::default(),
+        })
     }
 
     /// Waits for the transactional id's lock.
@@ -357,7 +376,28 @@ impl TxnCoordinator {
             return Ok(txn);
         }
         tracing::debug!(transactional_id = id, commit, "transaction completed");
-        self.persist(id, state::completed(txn, commit, env.now_ms())).await
+        let completed = self.persist(id, state::completed(txn, commit, env.now_ms())).await?;
+        if commit { &self.committed } else { &self.aborted }.inc();
+        Ok(completed)
+    }
+
+    /// Open transactions now, and those ended since start.
+    pub fn counts(&self) -> TxnCounts {
+        let open = self
+            .partitions
+            .values()
+            .map(|p| {
+                let state = p.state.borrow();
+                state
+                    .txns
+                    .values()
+                    .filter(|t| {
+                        matches!(state_of(t), TxnState::Ongoing | TxnState::PrepareCommit | TxnState::PrepareAbort)
+                    })
+                    .count() as u64
+            })
+            .sum();
+        TxnCounts { open, committed: self.committed.get(), aborted: self.aborted.get() }
     }
 
     /// ListTransactions: the transactions in the given states (all when

@@ -96,6 +96,7 @@ pub struct MarkerPart {
 pub struct PartitionOffsets {
     pub log_start_offset: i64,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_end_offset: i64,
     pub size_bytes: u64,
 }

@@ -16,6 +16,7 @@ use std::future::Future;
 use futures::channel::oneshot;
 use futures::future::{join_all, select, select_all};
 
+use crate::metrics::{GroupOffsetSnapshot, PartitionSnapshot, ShardMetrics, ShardSnapshot};
 use crate::router::{
     Answer, DeletePart, Job, MarkerPart, OffsetQuery, PartitionOffsets, ProducePart, ReadPart, RouteError, Router,
     ShardMessage, WatchPart,
@@ -23,7 +24,7 @@ use crate::router::{
 use sluice_core::config::BrokerConfig;
 use sluice_domain::metadata::controller::Controller;
 use sluice_domain::metadata::Catalog;
-use sluice_protocol::offset_spec;
+use sluice_protocol::{batch, offset_spec};
 use sluice_storage::producer_state::ProducerInfo;
 use sluice_storage::{AckLevel, AppendOutcome, Log, ReadOutcome};
 
@@ -53,6 +54,8 @@ pub struct Shard {
     pub inflight_requests: std::cell::Cell<usize>,
     /// Bytes of request frames this shard may hold; reading waits when spent.
     pub request_budget: Rc<glommio::sync::Semaphore>,
+    /// What this shard counts; see [`crate::metrics`].
+    pub metrics: ShardMetrics,
     catalog: RefCell<Arc<Catalog>>,
     logs: RefCell<HashMap<PartitionKey, Rc<Log>>>,
     /// Calls to other shards awaiting their answer, by call id.
@@ -97,6 +100,7 @@ impl Shard {
             request_budget: Rc::new(glommio::sync::Semaphore::new(
                 sluice_core::constants::REQUEST_BYTES_PER_SHARD_MAX as u64,
             )),
+            metrics: ShardMetrics::default(),
             catalog: RefCell::new(Arc::new(Catalog::default())),
             logs: RefCell::new(HashMap::new()),
             pending_calls: RefCell::new(HashMap::new()),
@@ -173,6 +177,7 @@ impl Shard {
             Err(_) => tracing::error!(id, "answer of another type than asked; dropped"),
         });
         self.pending_calls.borrow_mut().insert(id, deliver);
+        self.metrics.mesh_calls.inc();
         let job: Job = Box::new(move |owner| Box::pin(async move { Box::new(job(owner).await) as Answer }));
         if let Err(e) = self.router.send(shard, ShardMessage::Call { job, asker: self.id, id }).await {
             self.pending_calls.borrow_mut().remove(&id);
@@ -259,18 +264,35 @@ impl Shard {
     ) -> Vec<Result<AppendOutcome, RouteError>> {
         let appends = parts.into_iter().map(|part| async move {
             let log = self.owned_log(&part.topic, part.partition)?;
-            Ok(log.append(&part.records, &part.summaries, acks).await?)
+            let appended = log.append(&part.records, &part.summaries, acks).await?;
+            let m = &self.metrics;
+            m.messages_in.add(part.summaries.iter().map(|s| s.offset_count as u64).sum());
+            m.bytes_in.add(part.records.len() as u64);
+            Ok(appended)
         });
-        join_all(appends).await
+        let answers = join_all(appends).await;
+        self.metrics.produce_requests.add(answers.len() as u64);
+        self.metrics.failed_produce_requests.add(answers.iter().filter(|a| a.is_err()).count() as u64);
+        answers
     }
 
     /// Reads each part from its partition (owner side of Fetch).
     pub async fn read_local(&self, parts: Vec<ReadPart>) -> Vec<Result<ReadOutcome, RouteError>> {
         let reads = parts.into_iter().map(|part| async move {
             let log = self.owned_log(&part.topic, part.partition)?;
-            Ok(log.read(part.fetch_offset, part.max_bytes, part.committed).await?)
+            let read = log.read(part.fetch_offset, part.max_bytes, part.committed).await?;
+            let m = &self.metrics;
+            for chunk in &read.chunks {
+                m.bytes_out.add(chunk.len() as u64);
+                // Batch headers only: the records themselves are not decoded.
+                m.messages_out.add(batch::headers(chunk).map(|(_, h)| h.records_count.max(0) as u64).sum());
+            }
+            Ok(read)
         });
-        join_all(reads).await
+        let answers = join_all(reads).await;
+        self.metrics.fetch_requests.add(answers.len() as u64);
+        self.metrics.failed_fetch_requests.add(answers.iter().filter(|a| a.is_err()).count() as u64);
+        answers
     }
 
     /// Resolves once any listed partition's high watermark passes its offset,
@@ -298,6 +320,7 @@ impl Shard {
                 Ok(PartitionOffsets {
                     log_start_offset: log.log_start_offset(),
                     high_watermark: log.high_watermark(),
+                    last_stable_offset: log.last_stable_offset(),
                     log_end_offset: log.log_end_offset(),
                     size_bytes: log.size_bytes(),
                 })
@@ -395,7 +418,7 @@ impl Shard {
                 continue;
             }
             let dir = self.config.data_dir.join(format!("{}-{}", key.0, key.1));
-            match Log::open(dir, config, self.clean_start).await {
+            match Log::open(dir, config, self.clean_start, self.metrics.io.clone()).await {
                 Ok(log) => {
                     self.logs.borrow_mut().insert(key, log);
                 }
@@ -429,6 +452,44 @@ impl Shard {
             if let Err(e) = log.maybe_checkpoint(sluice_core::constants::RECOVERY_CHECKPOINT_BYTES).await {
                 tracing::warn!(dir = %log.dir.display(), error = %e, "cannot write recovery point");
             }
+        }
+    }
+
+    /// This shard's numbers, its partitions, its groups' offsets and its
+    /// transactions, for the admin listener.
+    pub fn snapshot(&self) -> ShardSnapshot {
+        let mut partitions: Vec<PartitionSnapshot> = self
+            .logs
+            .borrow()
+            .iter()
+            .map(|((topic, partition), log)| PartitionSnapshot {
+                topic: topic.to_string(),
+                partition: *partition,
+                log_start_offset: log.log_start_offset(),
+                log_end_offset: log.log_end_offset(),
+                high_watermark: log.high_watermark(),
+                last_stable_offset: log.last_stable_offset(),
+                size_bytes: log.size_bytes(),
+                segments: log.segment_count(),
+            })
+            .collect();
+        partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        let group_offsets = self
+            .groups
+            .all_offsets()
+            .into_iter()
+            .map(|(group, topic, partition, offset)| GroupOffsetSnapshot { group, topic, partition, offset })
+            .collect();
+        let budget = sluice_core::constants::REQUEST_BYTES_PER_SHARD_MAX as u64;
+        ShardSnapshot {
+            shard: self.id,
+            counters: self.metrics.snapshot(),
+            request_bytes_held: budget.saturating_sub(self.request_budget.available()),
+            calls_pending: self.pending_calls.borrow().len() as u64,
+            partitions,
+            group_offsets,
+            groups: self.groups.list().len() as u64,
+            txns: self.txns.counts(),
         }
     }
 

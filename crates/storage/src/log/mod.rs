@@ -50,6 +50,7 @@ pub use read::ReadOutcome;
 
 use super::segment::Segment;
 use super::StorageError;
+use crate::metrics::IoMetrics;
 use crate::producer_state::{ProducerInfo, ProducerStateTable};
 use janitor::Janitor;
 use read::TailCache;
@@ -90,13 +91,20 @@ pub struct Log {
     doorbell: LocalSender<()>,
     writer_done: RefCell<Option<glommio::task::JoinHandle<()>>>,
     janitor: Janitor,
+    /// The owning shard's I/O counters.
+    metrics: Rc<IoMetrics>,
 }
 
 use sluice_core::clock::now_ms;
 
 impl Log {
     /// Opens (or creates) the log in `dir` and starts its writer task.
-    pub async fn open(dir: PathBuf, config: TopicConfig, clean: bool) -> Result<Rc<Log>, StorageError> {
+    pub async fn open(
+        dir: PathBuf,
+        config: TopicConfig,
+        clean: bool,
+        metrics: Rc<IoMetrics>,
+    ) -> Result<Rc<Log>, StorageError> {
         let segments = recovery::open_segments(&dir, &config, clean).await?;
         let corrupt_from = segments.iter().find(|s| s.corrupt_at.is_some()).map(|s| s.next_offset);
         let next_offset = segments.last().map(|s| s.next_offset).unwrap_or(0);
@@ -128,6 +136,7 @@ impl Log {
             doorbell,
             writer_done: RefCell::new(None),
             janitor: Janitor::start(),
+            metrics,
         });
         let writer = glommio::spawn_local(writer::writer_loop(log.clone(), bell)).detach();
         *log.writer_done.borrow_mut() = Some(writer);
@@ -174,6 +183,10 @@ impl Log {
     /// Bytes of all the log's segments.
     pub fn size_bytes(&self) -> u64 {
         self.state.borrow().segments.iter().map(|s| s.size_bytes).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.state.borrow().segments.len()
     }
 
     /// Takes a topic's changed config (segment size, timestamps, retention...).

@@ -188,6 +188,7 @@ impl Log {
             }
             if st.cache.reaches_back_to(fetch_offset) {
                 outcome.chunks = st.cache.read(fetch_offset, max_bytes, st.high_watermark);
+                self.metrics.cache_reads.inc();
                 return Ok(outcome);
             }
             let i = st.segments.partition_point(|s| s.base_offset() <= fetch_offset).saturating_sub(1);
@@ -196,7 +197,8 @@ impl Log {
             let position = segment.index.lookup(relative) as u64;
             (ReadPlan { file: segment.file.clone(), position, end: segment.synced_bytes }, outcome)
         };
-        outcome.chunks = read_disk(plan, fetch_offset, max_bytes).await?;
+        self.metrics.disk_reads.inc();
+        outcome.chunks = read_disk(plan, fetch_offset, max_bytes, &self.metrics.read_bytes).await?;
         Ok(outcome)
     }
 }
@@ -231,7 +233,12 @@ fn trim_below(chunks: &mut Vec<Bytes>, upper: i64) -> Option<i64> {
 
 /// Serves a read from a segment file: one DMA read from the indexed position,
 /// trimmed to whole batches holding `fetch_offset` and after.
-async fn read_disk(plan: ReadPlan, fetch_offset: i64, max_bytes: usize) -> Result<Vec<Bytes>, StorageError> {
+async fn read_disk(
+    plan: ReadPlan,
+    fetch_offset: i64,
+    max_bytes: usize,
+    read_bytes: &sluice_core::metrics::Counter,
+) -> Result<Vec<Bytes>, StorageError> {
     let mut position = plan.position;
     loop {
         if position >= plan.end {
@@ -241,6 +248,7 @@ async fn read_disk(plan: ReadPlan, fetch_offset: i64, max_bytes: usize) -> Resul
             .min(max_bytes.saturating_add(64 * 1024))
             .min(FETCH_READ_BYTES_PER_PARTITION_MAX);
         let read = plan.file.file.read_at(position, want).await.map_err(|e| StorageError::io("read segment", e))?;
+        read_bytes.add(read.len() as u64);
         let mut from = None;
         let mut to = 0usize;
         let mut skipped_to = 0usize;
@@ -274,6 +282,7 @@ async fn read_disk(plan: ReadPlan, fetch_offset: i64, max_bytes: usize) -> Resul
                 return Err(StorageError::Corrupt(format!("{} at {at}", plan.file.log_path.display())));
             }
             let whole = plan.file.file.read_at(at, size).await.map_err(|e| StorageError::io("read segment", e))?;
+            read_bytes.add(whole.len() as u64);
             return Ok(vec![Bytes::copy_from_slice(&whole)]);
         }
         if skipped_to == 0 {

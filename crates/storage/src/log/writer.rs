@@ -92,7 +92,8 @@ async fn write_and_sync(
                 seal(log, &previous).await?;
             }
         }
-        write_run(&segment, &work[start..end]).await?;
+        let bytes = write_run(&segment, &work[start..end]).await?;
+        log.metrics.write_bytes.add(bytes as u64);
         *last_written = Some(segment.clone());
         synced_segments.push((segment, work[end - 1].end_position));
         start = end;
@@ -100,7 +101,10 @@ async fn write_and_sync(
     let written_to = work.last().expect("work is not empty").end_offset;
     resolve(log, written_to, AckLevel::Written);
     let (active, _) = synced_segments.last().expect("work is not empty");
+    let sync_started = std::time::Instant::now();
     active.file.fdatasync().await.map_err(|e| StorageError::io("fdatasync", e))?;
+    log.metrics.sync_us.record_duration(sync_started.elapsed());
+    log.metrics.sync_batch_appends.record(work.len() as u64);
     {
         let mut st = log.state.borrow_mut();
         for (file, end_position) in &synced_segments {
@@ -139,7 +143,8 @@ fn resolve(log: &Log, offset: i64, level: AckLevel) {
 
 /// Writes consecutive chunks of one segment with one aligned O_DIRECT write
 /// that begins with the partially filled block left by the previous write.
-async fn write_run(segment: &SegmentFile, run: &[PendingWrite]) -> Result<(), StorageError> {
+/// Returns the bytes written (whole blocks).
+async fn write_run(segment: &SegmentFile, run: &[PendingWrite]) -> Result<usize, StorageError> {
     let (block_start, block) = {
         let cursor = segment.cursor.borrow();
         (cursor.block_start, cursor.block.clone())
@@ -171,7 +176,7 @@ async fn write_run(segment: &SegmentFile, run: &[PendingWrite]) -> Result<(), St
         return Err(StorageError::Failed(format!("short write: {written} of {expected} bytes")));
     }
     *segment.cursor.borrow_mut() = WriteCursor { block_start: new_block_start, block: new_block };
-    Ok(())
+    Ok(written)
 }
 
 /// Finishes a segment that takes no more appends: exact length, synced, indexes written.

@@ -1,0 +1,154 @@
+//! Record batches read back for a person to look at (the console's message
+//! browser). This is the one place Sluice decodes records, and it is off the
+//! hot path: produce and fetch never do. Decompression is bounded, so a
+//! small batch that inflates to gigabytes is refused, not expanded.
+
+use std::io::Read;
+
+use bytes::Bytes;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use serde_json::{json, Value};
+
+use crate::protocol::batch;
+
+/// Bytes one batch may inflate to.
+pub const DECOMPRESSED_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// A key, value or header value as the console shows it: the text when it is
+/// UTF-8, and always the hex.
+fn bytes_json(bytes: Option<&Bytes>) -> Value {
+    match bytes {
+        None => Value::Null,
+        Some(b) => json!({
+            "text": std::str::from_utf8(b).ok(),
+            "hex": b.iter().map(|x| format!("{x:02x}")).collect::<String>(),
+        }),
+    }
+}
+
+/// Reads all of `reader`, failing past `DECOMPRESSED_BYTES_MAX`.
+fn read_bounded(reader: impl Read) -> anyhow::Result<Bytes> {
+    let mut out = Vec::new();
+    reader.take(DECOMPRESSED_BYTES_MAX as u64 + 1).read_to_end(&mut out)?;
+    anyhow::ensure!(out.len() <= DECOMPRESSED_BYTES_MAX, "batch inflates past {DECOMPRESSED_BYTES_MAX} bytes");
+    Ok(Bytes::from(out))
+}
+
+/// Snappy as Kafka writes it: xerial framing (a magic header, then
+/// length-prefixed raw blocks) or one raw block. Each block's length is
+/// known before it is inflated.
+fn snappy(data: &[u8]) -> anyhow::Result<Bytes> {
+    const XERIAL: &[u8] = b"\x82SNAPPY\x00";
+    let blocks: Vec<&[u8]> = if data.starts_with(XERIAL) && data.len() >= 16 {
+        let mut blocks = Vec::new();
+        let mut at = 16;
+        while at < data.len() {
+            let len = u32::from_be_bytes(
+                data.get(at..at + 4).ok_or_else(|| anyhow::anyhow!("cut snappy block"))?.try_into()?,
+            ) as usize;
+            blocks.push(data.get(at + 4..at + 4 + len).ok_or_else(|| anyhow::anyhow!("cut snappy block"))?);
+            at += 4 + len;
+        }
+        blocks
+    } else {
+        vec![data]
+    };
+    let mut total = 0usize;
+    for block in &blocks {
+        total += snap::raw::decompress_len(block)?;
+        anyhow::ensure!(total <= DECOMPRESSED_BYTES_MAX, "batch inflates past {DECOMPRESSED_BYTES_MAX} bytes");
+    }
+    let mut out = Vec::with_capacity(total);
+    for block in blocks {
+        out.extend_from_slice(&snap::raw::Decoder::new().decompress_vec(block)?);
+    }
+    Ok(Bytes::from(out))
+}
+
+fn decompress(data: &mut Bytes, codec: Compression) -> anyhow::Result<Bytes> {
+    let data = std::mem::take(data);
+    match codec {
+        Compression::None => Ok(data),
+        Compression::Gzip => read_bounded(flate2::read::GzDecoder::new(&data[..])),
+        Compression::Zstd => read_bounded(zstd::stream::read::Decoder::new(&data[..])?),
+        Compression::Lz4 => read_bounded(lz4::Decoder::new(&data[..])?),
+        Compression::Snappy => snappy(&data),
+    }
+}
+
+/// The records of `chunks` (whole batches) from `from` on, at most `limit`,
+/// and the offset after the last batch looked at.
+pub fn decode(chunks: &[Bytes], from: i64, limit: usize, out: &mut Vec<Value>) -> i64 {
+    let mut next = from;
+    for chunk in chunks {
+        for (position, header) in batch::headers(chunk) {
+            if out.len() >= limit {
+                return next;
+            }
+            let mut one = chunk.slice(position..position + header.size_bytes);
+            let last = header.last_offset();
+            match RecordBatchDecoder::decode_with_custom_compression(&mut one, Some(decompress)) {
+                Ok(set) => {
+                    for record in set.records.iter().filter(|r| r.offset >= from) {
+                        if out.len() >= limit {
+                            return record.offset;
+                        }
+                        out.push(record_json(record));
+                    }
+                }
+                Err(e) => out.push(json!({
+                    "offset": header.base_offset,
+                    "error": format!("batch of offsets {}..={last} not shown: {e}", header.base_offset),
+                })),
+            }
+            next = next.max(last + 1);
+        }
+    }
+    next
+}
+
+fn record_json(r: &kafka_protocol::records::Record) -> Value {
+    // A control record's key is (version: i16, type: i16); type 0 aborts, 1 commits.
+    let control =
+        r.control.then(|| match r.key.as_ref().filter(|k| k.len() >= 4).map(|k| i16::from_be_bytes([k[2], k[3]])) {
+            Some(1) => "COMMIT",
+            Some(0) => "ABORT",
+            _ => "UNKNOWN",
+        });
+    let headers: Vec<Value> =
+        r.headers.iter().map(|(k, v)| json!({ "key": k.to_string(), "value": bytes_json(v.as_ref()) })).collect();
+    json!({
+        "offset": r.offset,
+        "timestamp": r.timestamp,
+        "timestamp_type": match r.timestamp_type {
+            kafka_protocol::records::TimestampType::Creation => "CreateTime",
+            kafka_protocol::records::TimestampType::LogAppend => "LogAppendTime",
+        },
+        "key": if r.control { Value::Null } else { bytes_json(r.key.as_ref()) },
+        "value": if r.control { Value::Null } else { bytes_json(r.value.as_ref()) },
+        "headers": headers,
+        "producer_id": r.producer_id,
+        "producer_epoch": r.producer_epoch,
+        "transactional": r.transactional,
+        "control": control,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inflation_past_the_bound_is_refused() {
+        let zeros = vec![0u8; DECOMPRESSED_BYTES_MAX + 1];
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gz, &zeros).unwrap();
+        let mut packed = Bytes::from(gz.finish().unwrap());
+        assert!(packed.len() < 64 * 1024);
+        assert!(decompress(&mut packed, Compression::Gzip).is_err());
+        let mut small = Bytes::from(zstd::bulk::compress(b"hello", 3).unwrap());
+        assert_eq!(&decompress(&mut small, Compression::Zstd).unwrap()[..], b"hello");
+        let mut raw = Bytes::from(snap::raw::Encoder::new().compress_vec(b"snappy").unwrap());
+        assert_eq!(&snappy(&raw.split_off(0)).unwrap()[..], b"snappy");
+    }
+}
