@@ -70,10 +70,17 @@ pub fn encode(scrape: Scrape, openmetrics: bool) -> (String, &'static str) {
 
 type Labels = Vec<(&'static str, String)>;
 
-/// A histogram as Prometheus buckets: (sum, count, cumulative buckets), values scaled by `scale`.
+/// A histogram as Prometheus buckets, values scaled by `scale`: (sum, count,
+/// per-bucket counts ending with +Inf); the encoder makes them cumulative.
 fn buckets(h: &Snapshot, bounds: &[u64], scale: f64) -> (f64, u64, Vec<(f64, u64)>) {
-    let mut out: Vec<(f64, u64)> = bounds.iter().map(|b| (*b as f64 * scale, h.count_between(0, *b))).collect();
-    out.push((f64::INFINITY, h.len()));
+    let mut out = Vec::with_capacity(bounds.len() + 1);
+    let mut below = 0;
+    for bound in bounds {
+        let up_to = h.count_between(0, *bound).min(h.len());
+        out.push((*bound as f64 * scale, up_to.saturating_sub(below)));
+        below = below.max(up_to);
+    }
+    out.push((f64::INFINITY, h.len().saturating_sub(below)));
     (h.mean() * h.len() as f64 * scale, h.len(), out)
 }
 

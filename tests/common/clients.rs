@@ -3,7 +3,9 @@
 //! set-up step of its own:
 //!
 //! - kcat (librdkafka's CLI): from `PATH`, else Debian's `kcat` package;
-//! - kafka-python: a virtualenv under `target/clients/`, from PyPI;
+//! - kafka-python and Prometheus's Python client (its text-format parser): a
+//!   virtualenv under `target/clients/`, from PyPI;
+//! - Chromium (headless, for the web console): from `PATH`, else Debian's `chromium` package;
 //! - the Java client (kafka-clients): resolved by Maven from `tests/clients/java/pom.xml`.
 //!
 //! A prerequisite that is missing and cannot be installed fails the test that
@@ -16,6 +18,8 @@ use std::sync::OnceLock;
 
 /// The kafka-python release the tests are written against.
 const KAFKA_PYTHON_VERSION: &str = "3.0.12";
+/// Prometheus's Python client, whose text-format parser reads `/metrics` in the tests.
+const PROMETHEUS_CLIENT_VERSION: &str = "0.26.0";
 
 fn clients_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").join("clients");
@@ -96,19 +100,45 @@ pub fn kcat() -> PathBuf {
     }
 }
 
-/// A Python interpreter that has kafka-python: a virtualenv in `target/clients/`.
+/// The Chromium executable (headless, for the console), installed from Debian's packages if missing.
+pub fn chromium() -> PathBuf {
+    static CHROMIUM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = CHROMIUM.get_or_init(|| {
+        let find = || ["chromium", "chromium-browser"].iter().find_map(|p| on_path(p));
+        if let Some(p) = find() {
+            return Ok(p);
+        }
+        let _lock = InstallLock::take();
+        if let Some(p) = find() {
+            return Ok(p);
+        }
+        apt_install(&["chromium"])?;
+        find().ok_or_else(|| "apt-get installed chromium but it is not on PATH".to_string())
+    });
+    match found {
+        Ok(p) => p.clone(),
+        Err(e) => panic!(
+            "Chromium is required by this test and could not be installed ({e}); install it: apt-get install chromium"
+        ),
+    }
+}
+
+/// A Python interpreter that has kafka-python and prometheus-client: a virtualenv in `target/clients/`.
 pub fn python() -> PathBuf {
     static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let found = PYTHON.get_or_init(|| {
         let venv = clients_dir().join("python-venv");
         let python = venv.join("bin").join("python");
-        let ready =
-            || {
-                succeeds(Command::new(&python).args([
-                    "-c",
-                    &format!("import kafka, sys; sys.exit(kafka.__version__ != '{KAFKA_PYTHON_VERSION}')"),
-                ]))
-            };
+        let ready = || {
+            succeeds(Command::new(&python).args([
+                "-c",
+                &format!(
+                    "import kafka, prometheus_client, importlib.metadata as m, sys; \
+                         sys.exit(kafka.__version__ != '{KAFKA_PYTHON_VERSION}' \
+                         or m.version('prometheus-client') != '{PROMETHEUS_CLIENT_VERSION}')"
+                ),
+            ]))
+        };
         if python.is_file() && ready() {
             return Ok(python);
         }
@@ -128,10 +158,14 @@ pub fn python() -> PathBuf {
         let pip = Command::new(&python)
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
             .arg(format!("kafka-python=={KAFKA_PYTHON_VERSION}"))
+            .arg(format!("prometheus-client=={PROMETHEUS_CLIENT_VERSION}"))
             .stderr(Stdio::inherit())
             .status();
         if !matches!(pip, Ok(s) if s.success()) || !ready() {
-            return Err(format!("pip could not install kafka-python=={KAFKA_PYTHON_VERSION} from PyPI"));
+            return Err(format!(
+                "pip could not install kafka-python=={KAFKA_PYTHON_VERSION} and \
+                 prometheus-client=={PROMETHEUS_CLIENT_VERSION} from PyPI"
+            ));
         }
         Ok(python)
     });

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod http;
 pub mod kafka;
 
 use std::io::{Read, Write};
