@@ -193,10 +193,13 @@ async fn every_console_page_and_action_in_chromium() {
     // committed and an aborted transaction, a group part way through.
     create_topic(&b, "orders", 3, &[]).await;
     let producer = kafka::producer(&b, &[("acks", "all")]);
+    // An hour ago, a second apart: partition 0 holds orders 0, 3, 6, ...
+    let base_ms = sluice::clock::now_ms() - 3_600_000;
     let records = (0..60).map(|i| {
         Record::new(format!("{{\"order\":{i},\"item\":\"widget\"}}"))
             .key(format!("customer-{}", i % 7))
             .partition(i % 3)
+            .timestamp(base_ms + i as i64 * 1000)
     });
     produce(&producer, "orders", records).await;
     let traced = OwnedHeaders::new().insert(Header { key: "trace-id", value: Some("abc-123") });
@@ -278,12 +281,12 @@ async fn every_console_page_and_action_in_chromium() {
     assert_eq!(console.count("[data-test=partition-row]"), 3);
     assert!(console.text("[data-test=partition-row][data-partition='0']").contains("25"));
     console.set("[data-test=alter-name]", "retention.ms");
-    console.set("[data-test=alter-value]", "3600000");
+    console.set("[data-test=alter-value]", "7200000");
     console.click("[data-test=alter-submit]");
     console.notice();
     console.wait(
         "the altered config",
-        "document.querySelector('[data-test=config-row][data-config=\"retention.ms\"] [data-test=config-value]')?.innerText.includes('3600000')",
+        "document.querySelector('[data-test=config-row][data-config=\"retention.ms\"] [data-test=config-value]')?.innerText.includes('7200000')",
     );
     let detail = http::get(&broker.admin_url(), "/api/topics/orders").json();
     let retention = detail["configs"].as_array().unwrap().iter().find(|c| c["name"] == "retention.ms").unwrap().clone();
@@ -316,6 +319,33 @@ async fn every_console_page_and_action_in_chromium() {
     console.click("[data-test=msg-hex]");
     console.wait("hex values", "document.querySelector(\"[data-test=record-row][data-offset='21'] [data-test=record-value]\")?.innerText.includes('70616964')");
     console.click("[data-test=msg-hex]");
+    // From a time: the first record at or after it (order 6, offset 2).
+    console.go(&format!("#/messages?topic=orders&partition=0&timestamp={}", base_ms + 5_000));
+    console.wait("records from a time", "document.querySelector('[data-test=record-row]')");
+    assert_eq!(console.eval("return document.querySelector('[data-test=record-row]').dataset.offset;"), "2");
+
+    // A live member with its assignment.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let member = std::thread::spawn({
+        let (b, stop) = (b.clone(), stop.clone());
+        move || {
+            let consumer: BaseConsumer = consumer_config(&b, "live-readers").create().unwrap();
+            consumer.subscribe(&["orders"]).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                consumer.poll(Duration::from_millis(100));
+            }
+        }
+    });
+    common::wait_until("the member joins", TIMEOUT, || {
+        http::get(&broker.admin_url(), "/api/groups/live-readers").json()["state"] == "Stable"
+    });
+    console.go("#/groups/live-readers");
+    assert_eq!(console.text("[data-test=group-state]").trim(), "Stable");
+    let row = console.text("[data-test=member-row]");
+    assert!(row.contains("orders") && row.contains("rdkafka"), "member row: {row}");
+    assert_eq!(console.eval("return document.querySelector('[data-test=delete-group]').disabled;"), true);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    member.join().unwrap();
 
     // Groups: lag as kafka-consumer-groups.sh shows it; reset; delete.
     console.go("#/groups");

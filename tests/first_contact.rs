@@ -15,6 +15,8 @@ use rdkafka::Offset;
 
 /// The broker's default listener (README: "listens on `127.0.0.1:9092`").
 const DEFAULT_PORT: u16 = 9092;
+/// The admin listener's default port (metrics, health, console).
+const DEFAULT_ADMIN_PORT: u16 = 9644;
 
 /// The first fenced command under "## The two commands" in README.md.
 fn readme_run_command() -> Vec<String> {
@@ -93,10 +95,12 @@ fn clean_command(program: impl AsRef<std::ffi::OsStr>, dir: &Path) -> Command {
 async fn readme_run_command_works_as_written_from_a_fresh_clone() {
     let words = readme_run_command();
     assert_eq!(words[..2], ["cargo", "run"], "the README's first command is no longer `cargo run ...`: {words:?}");
-    assert!(
-        port_is_free(DEFAULT_PORT),
-        "port {DEFAULT_PORT} is taken: this test runs the README's command on its default port; stop what listens there"
-    );
+    for port in [DEFAULT_PORT, DEFAULT_ADMIN_PORT] {
+        assert!(
+            port_is_free(port),
+            "port {port} is taken: this test runs the README's command on its default ports; stop what listens there"
+        );
+    }
     let clone = fresh_clone();
     let mut command = clean_command(&words[0], &clone);
     command.args(&words[1..]);
@@ -107,6 +111,13 @@ async fn readme_run_command_works_as_written_from_a_fresh_clone() {
     // The first run in a fresh clone compiles the broker.
     let broker = Broker::launch(command, Some(DEFAULT_PORT), clone.join("data"), log, Duration::from_secs(1200));
     produce_and_consume(&broker.bootstrap(), "first-contact", 10).await;
+    // The console and metrics on their default address, as the README says.
+    let admin = format!("http://127.0.0.1:{DEFAULT_ADMIN_PORT}");
+    assert_eq!(common::http::get(&admin, "/ready").status, 200);
+    let console = common::http::get(&admin, "/");
+    assert!(console.status == 200 && console.body.contains("<title>"), "no console at {admin}/");
+    let metrics = common::http::parse_metrics(&common::http::get(&admin, "/metrics").body);
+    assert_eq!(common::http::sum(&metrics, "sluice_messages_in_total", &[]), 10.0);
     broker.stop();
     assert!(clone.join("data").join("first-contact-0").is_dir(), "no ./data/first-contact-0 in the clone");
 }

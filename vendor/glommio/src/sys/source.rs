@@ -284,7 +284,13 @@ impl Source {
     // adds a waiter to the list. Useful for streams that have many futures waiting
     // on a single I/O source
     pub(crate) fn add_waiter_many(&self, waker: Waker) {
-        self.inner.borrow_mut().wakers.waiters.push(waker)
+        let waiters = &mut self.inner.borrow_mut().wakers.waiters;
+        // A future polled again before its I/O completes (as `select` with a
+        // timer does) registers the same task again: keep one waker per task,
+        // or every poll holds another reference and the task's count overflows.
+        if !waiters.iter().any(|w| w.will_wake(&waker)) {
+            waiters.push(waker)
+        }
     }
 
     pub(super) fn is_installed(&self) -> Option<bool> {
