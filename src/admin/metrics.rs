@@ -14,15 +14,7 @@ use prometheus_client::registry::Registry;
 
 use crate::metrics::ShardSnapshot;
 use crate::shard::Shard;
-use sluice_core::metrics::Snapshot;
-
-/// Upper bounds of latency buckets, in microseconds (100 µs to 30 s).
-const LATENCY_BUCKETS_US: [u64; 17] = [
-    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
-    5_000_000, 10_000_000, 30_000_000,
-];
-/// Upper bounds of the appends-per-fdatasync buckets.
-const BATCH_BUCKETS: [u64; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+use sluice_core::metrics::{Buckets, BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_US};
 
 /// Everything one scrape reports; plain data, encoded after the gather.
 #[derive(Debug)]
@@ -70,18 +62,11 @@ pub fn encode(scrape: Scrape, openmetrics: bool) -> (String, &'static str) {
 
 type Labels = Vec<(&'static str, String)>;
 
-/// A histogram as Prometheus buckets, values scaled by `scale`: (sum, count,
-/// per-bucket counts ending with +Inf); the encoder makes them cumulative.
-fn buckets(h: &Snapshot, bounds: &[u64], scale: f64) -> (f64, u64, Vec<(f64, u64)>) {
-    let mut out = Vec::with_capacity(bounds.len() + 1);
-    let mut below = 0;
-    for bound in bounds {
-        let up_to = h.count_between(0, *bound).min(h.len());
-        out.push((*bound as f64 * scale, up_to.saturating_sub(below)));
-        below = below.max(up_to);
-    }
-    out.push((f64::INFINITY, h.len().saturating_sub(below)));
-    (h.mean() * h.len() as f64 * scale, h.len(), out)
+/// Buckets as the encoder takes them: (upper bound scaled by `scale`, count
+/// in that bucket), ending with +Inf; the encoder makes them cumulative.
+fn scaled(b: &Buckets, bounds: &[u64], scale: f64) -> Vec<(f64, u64)> {
+    let uppers = bounds.iter().map(|u| *u as f64 * scale).chain([f64::INFINITY]);
+    uppers.zip(b.per_bucket.iter().copied()).collect()
 }
 
 /// Writes one metric family at a time.
@@ -120,12 +105,12 @@ impl Families<'_> {
         help: &str,
         bounds: &[u64],
         scale: f64,
-        rows: impl IntoIterator<Item = (Labels, &'h Snapshot)>,
+        rows: impl IntoIterator<Item = (Labels, &'h Buckets)>,
     ) -> std::fmt::Result {
         let mut family = self.0.encode_descriptor(name, help, None, MetricType::Histogram)?;
-        for (labels, h) in rows {
-            let (sum, count, buckets) = buckets(h, bounds, scale);
-            family.encode_family(&labels)?.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+        for (labels, b) in rows {
+            let buckets = scaled(b, bounds, scale);
+            family.encode_family(&labels)?.encode_histogram::<NoLabelSet>(b.sum * scale, b.count, &buckets, None)?;
         }
         Ok(())
     }
@@ -193,7 +178,7 @@ impl Collector for Scrape {
             "Requests answered, per API (Kafka: RequestMetrics RequestsPerSec).",
             apis().map(|(s, a)| (api_labels(s, a.api_key), a.requests)),
         )?;
-        let latency: [(&str, &str, fn(&crate::metrics::ApiSnapshot) -> &Snapshot); 5] = [
+        let latency: [(&str, &str, fn(&crate::metrics::ApiSnapshot) -> &Buckets); 5] = [
             (
                 "request_total_time_seconds",
                 "From the request read whole to its answer written (Kafka: TotalTimeMs).",
@@ -238,7 +223,7 @@ impl Collector for Scrape {
         f.histogram(
             "log_flush_batch_appends",
             "Appends acknowledged by one fdatasync (group commit).",
-            &BATCH_BUCKETS,
+            &BATCH_SIZE_BUCKETS,
             1.0,
             shards.iter().map(|s| (shard_label(s), &s.counters.sync_batch_appends)),
         )?;

@@ -59,6 +59,38 @@ pub fn merge(into: &mut Snapshot, from: &Snapshot) {
     let _ = into.add(from);
 }
 
+/// Upper bounds of latency buckets, in microseconds (100 µs to 30 s).
+pub const LATENCY_BUCKETS_US: [u64; 17] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000, 10_000_000, 30_000_000,
+];
+/// Upper bounds of batch-size buckets (appends per fdatasync).
+pub const BATCH_SIZE_BUCKETS: [u64; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+
+/// A histogram as Prometheus buckets: counts per bucket (one per bound, then
+/// one above the last), the sum and the count of the values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Buckets {
+    pub per_bucket: Vec<u64>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+/// Sorts `h`'s values into buckets with upper bounds `bounds`, in one pass
+/// over the values it holds (not over its whole range), so it stays cheap
+/// enough for the shard that owns the histogram.
+pub fn buckets(h: &Snapshot, bounds: &[u64]) -> Buckets {
+    let mut per_bucket = vec![0; bounds.len() + 1];
+    let mut sum = 0.0;
+    for v in h.iter_recorded() {
+        let value = h.median_equivalent(v.value_iterated_to());
+        let n = v.count_at_value();
+        per_bucket[bounds.partition_point(|b| *b < value)] += n;
+        sum += value as f64 * n as f64;
+    }
+    Buckets { per_bucket, sum, count: h.len() }
+}
+
 /// A histogram of values; values above [`HISTOGRAM_VALUE_MAX`] count as it.
 #[derive(Debug)]
 pub struct Histogram(RefCell<Snapshot>);
@@ -135,6 +167,19 @@ mod tests {
         let p50 = all.value_at_quantile(0.5);
         assert!((495..=505).contains(&p50), "p50 {p50}");
         assert!(all.max() >= HISTOGRAM_VALUE_MAX * 99 / 100);
+    }
+
+    #[test]
+    fn buckets_count_each_value_once_under_its_bound() {
+        let h = Histogram::default();
+        for v in [50, 100, 150, 2_000, 2_000, 40_000_000] {
+            h.record(v);
+        }
+        let b = buckets(&h.snapshot(), &[100, 1_000, 10_000]);
+        assert_eq!(b.per_bucket, [2, 1, 2, 1]);
+        assert_eq!(b.count, 6);
+        let exact = (50 + 100 + 150 + 4_000 + 40_000_000) as f64;
+        assert!((b.sum - exact).abs() / exact < 0.01, "sum {}", b.sum);
     }
 
     #[test]

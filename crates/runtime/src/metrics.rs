@@ -8,7 +8,9 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use sluice_core::metrics::{Counter, Gauge, Histogram, Snapshot, WindowedHistogram};
+use sluice_core::metrics::{
+    buckets, Buckets, Counter, Gauge, Histogram, Snapshot, WindowedHistogram, BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_US,
+};
 use sluice_domain::txn::coordinator::TxnCounts;
 use sluice_storage::metrics::IoMetrics;
 
@@ -117,15 +119,18 @@ impl ShardMetrics {
             .iter()
             .enumerate()
             .filter_map(|(key, api)| api.as_ref().map(|api| (key as i16, api)))
-            .map(|(api_key, api)| ApiSnapshot {
-                api_key,
-                requests: api.requests.get(),
-                total: api.total.snapshot(),
-                total_last_second: api.total.last_interval(),
-                queue: api.queue.snapshot(),
-                local: api.local.snapshot(),
-                response_queue: api.response_queue.snapshot(),
-                send: api.send.snapshot(),
+            .map(|(api_key, api)| {
+                let latency = |h: Snapshot| buckets(&h, &LATENCY_BUCKETS_US);
+                ApiSnapshot {
+                    api_key,
+                    requests: api.requests.get(),
+                    total: latency(api.total.snapshot()),
+                    total_last_second: api.total.last_interval(),
+                    queue: latency(api.queue.snapshot()),
+                    local: latency(api.local.snapshot()),
+                    response_queue: latency(api.response_queue.snapshot()),
+                    send: latency(api.send.snapshot()),
+                }
             })
             .collect();
         CountersSnapshot {
@@ -146,25 +151,27 @@ impl ShardMetrics {
             busy_last_second: self.busy_last_second.get(),
             io_write_bytes: self.io.write_bytes.get(),
             io_read_bytes: self.io.read_bytes.get(),
-            sync_us: self.io.sync_us.snapshot(),
-            sync_batch_appends: self.io.sync_batch_appends.snapshot(),
+            sync_us: buckets(&self.io.sync_us.snapshot(), &LATENCY_BUCKETS_US),
+            sync_batch_appends: buckets(&self.io.sync_batch_appends.snapshot(), &BATCH_SIZE_BUCKETS),
             cache_reads: self.io.cache_reads.get(),
             disk_reads: self.io.disk_reads.get(),
         }
     }
 }
 
-/// One API's numbers on one shard; latencies in microseconds.
+/// One API's numbers on one shard: latencies in microseconds, in the
+/// buckets of `LATENCY_BUCKETS_US`, and the last second's values whole (for
+/// the console's percentiles).
 #[derive(Debug, Clone)]
 pub struct ApiSnapshot {
     pub api_key: i16,
     pub requests: u64,
-    pub total: Snapshot,
+    pub total: Buckets,
     pub total_last_second: Snapshot,
-    pub queue: Snapshot,
-    pub local: Snapshot,
-    pub response_queue: Snapshot,
-    pub send: Snapshot,
+    pub queue: Buckets,
+    pub local: Buckets,
+    pub response_queue: Buckets,
+    pub send: Buckets,
 }
 
 /// A shard's counters at one moment.
@@ -187,8 +194,10 @@ pub struct CountersSnapshot {
     pub busy_last_second: f64,
     pub io_write_bytes: u64,
     pub io_read_bytes: u64,
-    pub sync_us: Snapshot,
-    pub sync_batch_appends: Snapshot,
+    /// In the buckets of `LATENCY_BUCKETS_US`.
+    pub sync_us: Buckets,
+    /// In the buckets of `BATCH_SIZE_BUCKETS`.
+    pub sync_batch_appends: Buckets,
     pub cache_reads: u64,
     pub disk_reads: u64,
 }
