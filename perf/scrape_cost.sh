@@ -39,13 +39,28 @@ wait_port() {
     exit 1
 }
 
-# Scrapes until killed; appends each scrape's seconds to $1.
+# Scrapes until killed, over one kept-alive connection (as Prometheus does),
+# so that the scraper's own process start-up does not load the machine;
+# appends each /metrics scrape's seconds to $1.
 scraper() {
-    while true; do
-        curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$ADMIN_PORT/metrics" >>"$1"
-        curl -s -o /dev/null "http://127.0.0.1:$ADMIN_PORT/api/overview"
-        sleep "$SCRAPE_INTERVAL"
-    done
+    exec python3 - "$ADMIN_PORT" "$SCRAPE_INTERVAL" "$1" <<'PY'
+import http.client, sys, time
+port, interval, out = int(sys.argv[1]), float(sys.argv[2]), open(sys.argv[3], "a")
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+while True:
+    try:
+        started = time.monotonic()
+        conn.request("GET", "/metrics")
+        conn.getresponse().read()
+        out.write(f"{time.monotonic() - started}\n")
+        out.flush()
+        conn.request("GET", "/api/overview")
+        conn.getresponse().read()
+    except (OSError, http.client.HTTPException):
+        conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    time.sleep(interval)
+PY
 }
 
 for round in $(seq 1 "$ROUNDS"); do
