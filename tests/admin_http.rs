@@ -10,10 +10,9 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::http::{self, parse_metrics, sum, Sample};
-use common::kafka::{self, consume_to_end, consumer_config, produce, Record};
+use common::kafka::{self, commit, committed, consume_to_end, consumer_config, produce, Record};
 use common::{create_topic, wait_until, Broker};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,30 +22,6 @@ fn scrape(broker: &Broker) -> Vec<Sample> {
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert!(answer.headers["content-type"].starts_with("text/plain; version=0.0.4"), "{:?}", answer.headers);
     parse_metrics(&answer.body)
-}
-
-fn commit(bootstrap: &str, group: &str, topic: &str, offsets: &[(i32, i64)]) {
-    let consumer: BaseConsumer = consumer_config(bootstrap, group).create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for (p, o) in offsets {
-        tpl.add_partition_offset(topic, *p, Offset::Offset(*o)).unwrap();
-    }
-    consumer.commit(&tpl, CommitMode::Sync).expect("commit offsets");
-}
-
-fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    let consumer: BaseConsumer = consumer_config(bootstrap, group).create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let got = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
-    (0..partitions)
-        .map(|p| match got.find_partition(topic, p).unwrap().offset() {
-            Offset::Offset(o) => o,
-            other => panic!("partition {p}: no committed offset ({other:?})"),
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -152,6 +127,23 @@ async fn health_ready_and_hostile_http_clients_cost_kafka_nothing() {
     let bad_json = http::request(&admin, "POST", "/api/topics", Some("{not json"));
     assert_eq!(bad_json.status, 400);
     assert!(bad_json.json()["message"].as_str().unwrap().contains("bad JSON"));
+    // What another web page could make an operator's browser send is refused.
+    let host = admin.trim_start_matches("http://");
+    let cross_site = format!(
+        "POST /api/topics HTTP/1.1\r\nHost: {host}\r\nOrigin: http://evil.example\r\nContent-Type: application/json\r\n\
+         Content-Length: 15\r\nConnection: close\r\n\r\n{{\"name\":\"csrf\"}}"
+    );
+    assert_eq!(http::raw(&admin, cross_site.as_bytes()).unwrap().status, 403);
+    let form = format!(
+        "POST /api/topics HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/plain\r\n\
+         Content-Length: 15\r\nConnection: close\r\n\r\n{{\"name\":\"csrf\"}}"
+    );
+    assert_eq!(http::raw(&admin, form.as_bytes()).unwrap().status, 415);
+    let same_origin = format!(
+        "POST /api/topics HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\nContent-Type: application/json\r\n\
+         Content-Length: 15\r\nConnection: close\r\n\r\n{{\"name\":\"csrf\"}}"
+    );
+    assert_eq!(http::raw(&admin, same_origin.as_bytes()).unwrap().status, 200, "the console's own origin is served");
     if let Some(answer) = http::raw(&admin, b"\x00\x01\x02 garbage\r\n\r\n") {
         assert_eq!(answer.status, 400);
     }

@@ -11,15 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::http;
-use common::kafka::{self, consumer_config, produce, Record};
+use common::kafka::{self, commit, committed, consumer_config, produce, Record};
 use common::{create_topic, Broker};
 use headless_chrome::protocol::cdp::types::Event;
 use headless_chrome::protocol::cdp::Page::{self, CaptureScreenshotFormatOption};
 use headless_chrome::{Browser, LaunchOptions, Tab};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -169,21 +168,6 @@ impl Console {
     }
 }
 
-fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    let consumer: BaseConsumer = consumer_config(bootstrap, group).create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let got = consumer.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
-    (0..partitions)
-        .map(|p| match got.find_partition(topic, p).unwrap().offset() {
-            Offset::Offset(o) => o,
-            other => panic!("no committed offset for {p}: {other:?}"),
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_console_page_and_action_in_chromium() {
     let broker = Broker::start("console-browser", 2, &["--group-initial-rebalance-delay-ms", "0"]);
@@ -215,13 +199,7 @@ async fn every_console_page_and_action_in_chromium() {
     txn.send(BaseRecord::to("orders").payload("refunded").key("t").partition(0)).unwrap();
     txn.flush(TIMEOUT).unwrap();
     txn.abort_transaction(TIMEOUT).unwrap();
-    let group: BaseConsumer = consumer_config(&b, "billing").create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for (p, o) in [(0, 5), (1, 10), (2, 20)] {
-        tpl.add_partition_offset("orders", p, Offset::Offset(o)).unwrap();
-    }
-    group.commit(&tpl, CommitMode::Sync).unwrap();
-    drop(group);
+    commit(&b, "billing", "orders", &[(0, 5), (1, 10), (2, 20)]);
     // Partition 0: 20 records, the traced one, and two transactional records
     // with a marker each (25 offsets); partitions 1 and 2: 20 each.
     let lag = (25 - 5) + (20 - 10) + (20 - 20);

@@ -461,10 +461,11 @@ async fn records(shard: &Rc<Shard>, topic: &str, partition: i32, query: &Query) 
     };
     let start = start.clamp(offsets.log_start_offset, offsets.high_watermark);
     let mut out = Vec::new();
+    let mut shown = 0usize;
     let mut next = start;
     // Reads as a fetch does (the same storage path), a bounded number of times.
     for _ in 0..16 {
-        if out.len() >= limit || next >= offsets.high_watermark {
+        if out.len() >= limit || shown >= super::records::SHOWN_BYTES_PER_PAGE_MAX || next >= offsets.high_watermark {
             break;
         }
         let part = ReadPart {
@@ -484,7 +485,7 @@ async fn records(shard: &Rc<Shard>, topic: &str, partition: i32, query: &Query) 
         if read.chunks.is_empty() {
             break;
         }
-        let after = super::records::decode(&read.chunks, next, limit, &mut out);
+        let after = super::records::decode(&read.chunks, next, limit, &mut out, &mut shown);
         if after <= next {
             break;
         }

@@ -146,6 +146,9 @@ async fn route(admin: &Admin, request: Request<Incoming>) -> HttpResponse {
             respond(StatusCode::OK, content_type, body)
         }
         (_, p) if p.starts_with("/api/") => {
+            if let Err((status, e)) = same_origin_json(&method, request.headers()) {
+                return json(status, &e.body());
+            }
             let segments: Vec<String> = p["/api/".len()..].split('/').map(percent_decode).collect();
             let body = match Limited::new(request.into_body(), ADMIN_REQUEST_BODY_BYTES_MAX).collect().await {
                 Ok(body) => body.to_bytes(),
@@ -163,6 +166,30 @@ async fn route(admin: &Admin, request: Request<Incoming>) -> HttpResponse {
         (&Method::GET, _) => text(StatusCode::NOT_FOUND, "not found\n"),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     }
+}
+
+/// Refuses what another web page could make a browser send: an action
+/// (anything but GET) from another origin, or a POST whose body is not
+/// declared JSON (a cross-site form or a "simple" fetch cannot declare it
+/// without the browser asking first, and this listener allows no such asking).
+fn same_origin_json(method: &Method, headers: &hyper::HeaderMap) -> Result<(), (StatusCode, api::ApiError)> {
+    if method == Method::GET {
+        return Ok(());
+    }
+    let header = |name| headers.get(name).and_then(|v: &hyper::header::HeaderValue| v.to_str().ok());
+    if let Some(origin) = header(hyper::header::ORIGIN) {
+        let host = header(hyper::header::HOST).unwrap_or_default();
+        if origin.strip_prefix("http://") != Some(host) {
+            let e = api::ApiError::bad_request(format!("actions from origin {origin} are refused"));
+            return Err((StatusCode::FORBIDDEN, e));
+        }
+    }
+    let json_body = header(hyper::header::CONTENT_TYPE).is_some_and(|t| t.starts_with("application/json"));
+    if method == Method::POST && !json_body {
+        let e = api::ApiError::bad_request("a POST body must be sent as Content-Type: application/json");
+        return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, e));
+    }
+    Ok(())
 }
 
 /// Ready once every shard listens (its partitions recovered first) and answers, and the broker is not stopping.

@@ -13,17 +13,35 @@ use crate::protocol::batch;
 
 /// Bytes one batch may inflate to.
 pub const DECOMPRESSED_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Bytes of one key, value or header value shown; the rest is cut.
+pub const SHOWN_BYTES_PER_FIELD_MAX: usize = 64 * 1024;
+/// Bytes of keys and values one page shows at most (it ends early past it).
+pub const SHOWN_BYTES_PER_PAGE_MAX: usize = 4 * 1024 * 1024;
 
 /// A key, value or header value as the console shows it: the text when it is
-/// UTF-8, and always the hex.
+/// UTF-8, and always the hex, of at most `SHOWN_BYTES_PER_FIELD_MAX` bytes.
 fn bytes_json(bytes: Option<&Bytes>) -> Value {
-    match bytes {
-        None => Value::Null,
-        Some(b) => json!({
-            "text": std::str::from_utf8(b).ok(),
-            "hex": b.iter().map(|x| format!("{x:02x}")).collect::<String>(),
-        }),
-    }
+    let Some(b) = bytes else { return Value::Null };
+    let shown = &b[..b.len().min(SHOWN_BYTES_PER_FIELD_MAX)];
+    let text = match std::str::from_utf8(shown) {
+        Ok(text) => Some(text),
+        // Cut inside a character: the text up to it.
+        Err(e) if shown.len() < b.len() && e.error_len().is_none() => {
+            std::str::from_utf8(&shown[..e.valid_up_to()]).ok()
+        }
+        Err(_) => None,
+    };
+    json!({
+        "text": text,
+        "hex": shown.iter().map(|x| format!("{x:02x}")).collect::<String>(),
+        "size": b.len(),
+        "truncated": shown.len() < b.len(),
+    })
+}
+
+fn shown_bytes(r: &kafka_protocol::records::Record) -> usize {
+    let field = |b: Option<&Bytes>| b.map_or(0, |b| b.len().min(SHOWN_BYTES_PER_FIELD_MAX));
+    field(r.key.as_ref()) + field(r.value.as_ref()) + r.headers.values().map(|v| field(v.as_ref())).sum::<usize>()
 }
 
 /// Reads all of `reader`, failing past `DECOMPRESSED_BYTES_MAX`.
@@ -76,9 +94,10 @@ fn decompress(data: &mut Bytes, codec: Compression) -> anyhow::Result<Bytes> {
     }
 }
 
-/// The records of `chunks` (whole batches) from `from` on, at most `limit`,
-/// and the offset after the last batch looked at.
-pub fn decode(chunks: &[Bytes], from: i64, limit: usize, out: &mut Vec<Value>) -> i64 {
+/// The records of `chunks` (whole batches) from `from` on, at most `limit`
+/// and about `SHOWN_BYTES_PER_PAGE_MAX` of keys and values, and the offset
+/// after the last record or batch looked at.
+pub fn decode(chunks: &[Bytes], from: i64, limit: usize, out: &mut Vec<Value>, shown: &mut usize) -> i64 {
     let mut next = from;
     for chunk in chunks {
         for (position, header) in batch::headers(chunk) {
@@ -90,9 +109,10 @@ pub fn decode(chunks: &[Bytes], from: i64, limit: usize, out: &mut Vec<Value>) -
             match RecordBatchDecoder::decode_with_custom_compression(&mut one, Some(decompress)) {
                 Ok(set) => {
                     for record in set.records.iter().filter(|r| r.offset >= from) {
-                        if out.len() >= limit {
+                        if out.len() >= limit || *shown >= SHOWN_BYTES_PER_PAGE_MAX {
                             return record.offset;
                         }
+                        *shown += shown_bytes(record);
                         out.push(record_json(record));
                     }
                 }
@@ -137,6 +157,18 @@ fn record_json(r: &kafka_protocol::records::Record) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_fields_are_cut_and_say_so() {
+        // The cut falls inside a two-byte character: the text stops before it.
+        let long = Bytes::from(format!("a{}", "é".repeat(SHOWN_BYTES_PER_FIELD_MAX)));
+        let shown = bytes_json(Some(&long));
+        assert_eq!(shown["truncated"], true);
+        assert_eq!(shown["size"], long.len());
+        assert_eq!(shown["text"].as_str().unwrap().len(), SHOWN_BYTES_PER_FIELD_MAX - 1);
+        assert_eq!(shown["hex"].as_str().unwrap().len(), 2 * SHOWN_BYTES_PER_FIELD_MAX);
+        assert_eq!(bytes_json(Some(&Bytes::from_static(b"ok")))["truncated"], false);
+    }
 
     #[test]
     fn inflation_past_the_bound_is_refused() {

@@ -175,3 +175,30 @@ pub fn watermarks(bootstrap: &str, topic: &str, partition: i32) -> (i64, i64) {
     let consumer: BaseConsumer = client_config(bootstrap, &[]).create().expect("consumer");
     consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)).expect("watermarks")
 }
+
+/// Commits `offsets` ((partition, offset) pairs of `topic`) for `group`, as a member-less client does.
+pub fn commit(bootstrap: &str, group: &str, topic: &str, offsets: &[(i32, i64)]) {
+    use rdkafka::consumer::CommitMode;
+    let consumer: BaseConsumer = consumer_config(bootstrap, group).create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in offsets {
+        tpl.add_partition_offset(topic, *p, Offset::Offset(*o)).unwrap();
+    }
+    consumer.commit(&tpl, CommitMode::Sync).expect("commit offsets");
+}
+
+/// `group`'s committed offsets of partitions `0..partitions` of `topic`; panics where there is none.
+pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = consumer_config(bootstrap, group).create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
+    (0..partitions)
+        .map(|p| match got.find_partition(topic, p).expect("asked for").offset() {
+            Offset::Offset(o) => o,
+            other => panic!("{group} has no committed offset for {topic}-{p}: {other:?}"),
+        })
+        .collect()
+}
