@@ -201,8 +201,9 @@ async fn every_console_page_and_action_in_chromium() {
     txn.abort_transaction(TIMEOUT).unwrap();
     commit(&b, "billing", "orders", &[(0, 5), (1, 10), (2, 20)]);
     // Partition 0: 20 records, the traced one, and two transactional records
-    // with a marker each (25 offsets); partitions 1 and 2: 20 each.
-    let lag = (25 - 5) + (20 - 10) + (20 - 20);
+    // with a marker each (25 offsets); partitions 1 and 2: 20 each, and
+    // partition 2 has none left to read.
+    let lag = (25 - 5) + (20 - 10);
 
     let console = Console::open(&broker.admin_url());
 

@@ -172,7 +172,7 @@ fn latency_json(scrape: &Scrape, api: ApiKey) -> Value {
             sluice_core::metrics::merge(&mut merged, &a.total_last_second);
         }
     }
-    let ms = |q: f64| (merged.len() > 0).then(|| merged.value_at_quantile(q) as f64 / 1000.0);
+    let ms = |q: f64| (!merged.is_empty()).then(|| merged.value_at_quantile(q) as f64 / 1000.0);
     json!({ "count": merged.len(), "p50": ms(0.5), "p99": ms(0.99), "p999": ms(0.999) })
 }
 
@@ -576,7 +576,7 @@ fn assignment_json(bytes: &bytes::Bytes) -> Vec<Value> {
         return Vec::new();
     }
     let version = i16::from_be_bytes([buf[0], buf[1]]);
-    let _ = bytes::Buf::advance(&mut buf, 2);
+    bytes::Buf::advance(&mut buf, 2);
     match ConsumerProtocolAssignment::decode(&mut buf, version.clamp(0, 3)) {
         Ok(a) => a
             .assigned_partitions

@@ -61,6 +61,10 @@ pub fn encode(scrape: Scrape, openmetrics: bool) -> (String, &'static str) {
 }
 
 type Labels = Vec<(&'static str, String)>;
+/// A metric family read off each API's numbers: name, help and the field.
+type ApiFamily = (&'static str, &'static str, fn(&crate::metrics::ApiSnapshot) -> &Buckets);
+/// A per-partition gauge: name, help and the field.
+type PartitionFamily = (&'static str, &'static str, fn(&crate::metrics::PartitionSnapshot) -> i64);
 
 /// Buckets as the encoder takes them: (upper bound scaled by `scale`, count
 /// in that bucket), ending with +Inf; the encoder makes them cumulative.
@@ -178,7 +182,7 @@ impl Collector for Scrape {
             "Requests answered, per API (Kafka: RequestMetrics RequestsPerSec).",
             apis().map(|(s, a)| (api_labels(s, a.api_key), a.requests)),
         )?;
-        let latency: [(&str, &str, fn(&crate::metrics::ApiSnapshot) -> &Buckets); 5] = [
+        let latency: [ApiFamily; 5] = [
             (
                 "request_total_time_seconds",
                 "From the request read whole to its answer written (Kafka: TotalTimeMs).",
@@ -324,7 +328,7 @@ impl Collector for Scrape {
                     })
                 })
             };
-            let per_partition: [(&str, &str, fn(&crate::metrics::PartitionSnapshot) -> i64); 6] = [
+            let per_partition: [PartitionFamily; 6] = [
                 ("partition_log_start_offset", "First offset of the partition (Kafka: LogStartOffset).", |p| {
                     p.log_start_offset
                 }),
