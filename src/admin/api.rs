@@ -169,7 +169,9 @@ fn latency_json(scrape: &Scrape, api: ApiKey) -> Value {
     let mut merged = sluice_core::metrics::empty_snapshot();
     for s in &scrape.shards {
         for a in s.counters.apis.iter().filter(|a| a.api_key == api as i16) {
-            sluice_core::metrics::merge(&mut merged, &a.total_last_second);
+            if let Some(last_second) = &a.total_last_second {
+                sluice_core::metrics::merge(&mut merged, last_second);
+            }
         }
     }
     let ms = |q: f64| (!merged.is_empty()).then(|| merged.value_at_quantile(q) as f64 / 1000.0);

@@ -246,6 +246,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_live_latency_apis_are_produce_and_fetch() {
+        use kafka_protocol::messages::ApiKey;
+        let keys = [ApiKey::Produce as i16, ApiKey::Fetch as i16];
+        assert_eq!(crate::metrics::LIVE_LATENCY_API_KEYS, keys, "the overview shows these two");
+    }
+
+    #[test]
     fn percent_escapes_decode_and_bad_ones_stay() {
         assert_eq!(percent_decode("a%2Fb+c"), "a/b c");
         assert_eq!(percent_decode("100%"), "100%");

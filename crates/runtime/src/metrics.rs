@@ -125,7 +125,7 @@ impl ShardMetrics {
                     api_key,
                     requests: api.requests.get(),
                     total: latency(api.total.snapshot()),
-                    total_last_second: api.total.last_interval(),
+                    total_last_second: LIVE_LATENCY_API_KEYS.contains(&api_key).then(|| api.total.last_interval()),
                     queue: latency(api.queue.snapshot()),
                     local: latency(api.local.snapshot()),
                     response_queue: latency(api.response_queue.snapshot()),
@@ -159,15 +159,20 @@ impl ShardMetrics {
     }
 }
 
+/// APIs whose last second of latencies travels whole in a snapshot, for the
+/// console's live percentiles: Produce and Fetch.
+pub const LIVE_LATENCY_API_KEYS: [i16; 2] = [0, 1];
+
 /// One API's numbers on one shard: latencies in microseconds, in the
-/// buckets of `LATENCY_BUCKETS_US`, and the last second's values whole (for
-/// the console's percentiles).
+/// buckets of `LATENCY_BUCKETS_US`, and for the APIs of
+/// `LIVE_LATENCY_API_KEYS` the last second's values whole (for the console's
+/// percentiles).
 #[derive(Debug, Clone)]
 pub struct ApiSnapshot {
     pub api_key: i16,
     pub requests: u64,
     pub total: Buckets,
-    pub total_last_second: Snapshot,
+    pub total_last_second: Option<Snapshot>,
     pub queue: Buckets,
     pub local: Buckets,
     pub response_queue: Buckets,
