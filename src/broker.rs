@@ -118,13 +118,21 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
 /// shard has stopped.
 pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("create {}: {e}", config.data_dir.display()))?;
-    if config.listen.port() == 0 {
-        // Every shard must bind the same port: choose it once here.
-        let probe = std::net::TcpListener::bind(config.listen).map_err(|e| format!("bind {}: {e}", config.listen))?;
-        config.listen = probe.local_addr().map_err(|e| e.to_string())?;
-        if config.advertised_port == 0 {
-            config.advertised_port = config.listen.port();
+    // Every shard must bind the same port: a listener on port 0 has it chosen once here.
+    for listener in &mut config.listeners {
+        if listener.bind.port() == 0 {
+            let probe = std::net::TcpListener::bind(listener.bind)
+                .map_err(|e| format!("bind listener {} {}: {e}", listener.name, listener.bind))?;
+            listener.bind = probe.local_addr().map_err(|e| e.to_string())?;
+            if listener.advertised_port == 0 {
+                listener.advertised_port = listener.bind.port();
+            }
         }
+    }
+    // A certificate or key that does not load fails the start, with its reason.
+    crate::server::listener::check_listeners(&config.listeners)?;
+    for key in &config.ignored_keys {
+        tracing::warn!(key = %key, "config file key is not a Sluice setting; ignored");
     }
     let cluster_id: Arc<str> =
         cluster_id(&config.data_dir, config.node_id).map_err(|e| format!("meta.properties: {e}"))?.into();
@@ -135,7 +143,8 @@ pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), 
         std::fs::File::open(&config.data_dir).and_then(|d| d.sync_all()).map_err(|e| e.to_string())?;
     }
     tracing::info!(
-        listen = %config.listen, data_dir = %config.data_dir.display(), shards = config.shards,
+        listeners = %config.listeners.iter().map(|l| format!("{}://{}", l.name, l.bind)).collect::<Vec<_>>().join(","),
+        data_dir = %config.data_dir.display(), shards = config.shards,
         clean_start, %cluster_id, "starting sluice"
     );
 
@@ -328,7 +337,7 @@ async fn run_shard(start: ShardStart) -> Result<bool, String> {
     .map_err(|e| format!("spawn metrics ticker: {e}"))?
     .detach();
     let listener_shard = shard.clone();
-    server::listen(listener_shard).await.map_err(|e| format!("listen {}: {e}", shard.config.listen))?;
+    server::listen(listener_shard).await?;
     // Stop: no new connections or requests; let in-flight ones finish (a
     // long-poll fetch at most its wait), then sync and close every partition.
     let drain_deadline =

@@ -19,7 +19,8 @@ use crate::constants::{CONSOLE_READ_BYTES_MAX, CONSOLE_RECORDS_MAX};
 use crate::handlers;
 use crate::protocol::{versions, ResponseError};
 use crate::router::ReadPart;
-use crate::shard::Shard;
+use crate::security::principal::KafkaPrincipal;
+use crate::server::session::{RequestContext, Session};
 
 /// An API failure: HTTP status, Kafka error code (0 when none fits) and text.
 #[derive(Debug)]
@@ -87,13 +88,20 @@ fn check(code: i16, message: Option<&StrBytes>) -> Result<(), ApiError> {
     }
 }
 
-/// The header of a request the console sends itself, at the highest version served.
-fn header(api: ApiKey) -> RequestHeader {
+/// The console's own request, at the highest version served. With an
+/// authorizer the console acts as `User:sluice-console` from the admin
+/// listener's address, and needs ACLs (or `super.users`) like any client.
+/// The principal the console acts as.
+pub const CONSOLE_PRINCIPAL_NAME: &str = "sluice-console";
+
+fn context(admin: &Admin, api: ApiKey) -> RequestContext {
     let version = versions::supported(api).map(|r| r.max).unwrap_or(0);
-    RequestHeader::default()
+    let header = RequestHeader::default()
         .with_request_api_key(api as i16)
         .with_request_api_version(version)
-        .with_client_id(Some(StrBytes::from_static_str("sluice-console")))
+        .with_client_id(Some(StrBytes::from_static_str("sluice-console")));
+    let session = Session::new(admin.console.clone(), admin.address, KafkaPrincipal::user(CONSOLE_PRINCIPAL_NAME));
+    RequestContext { header, session: Rc::new(session) }
 }
 
 fn name(text: &str) -> StrBytes {
@@ -103,25 +111,24 @@ fn name(text: &str) -> StrBytes {
 /// Routes one API call; `segments` is the path after `/api/`.
 pub async fn handle(admin: &Admin, method: &hyper::Method, segments: &[String], query: &str, body: &[u8]) -> ApiResult {
     use hyper::Method as M;
-    let shard = &admin.shard;
     let s: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (method, s.as_slice()) {
         (&M::GET, ["overview"]) => overview(admin).await,
-        (&M::GET, ["topics"]) => topics(shard).await,
-        (&M::POST, ["topics"]) => create_topic(shard, parse(body)?).await,
-        (&M::GET, ["topics", topic]) => topic_detail(shard, topic).await,
-        (&M::DELETE, ["topics", topic]) => delete_topic(shard, topic).await,
-        (&M::POST, ["topics", topic, "configs"]) => alter_configs(shard, topic, parse(body)?).await,
-        (&M::POST, ["topics", topic, "delete-records"]) => delete_records(shard, topic, parse(body)?).await,
+        (&M::GET, ["topics"]) => topics(admin).await,
+        (&M::POST, ["topics"]) => create_topic(admin, parse(body)?).await,
+        (&M::GET, ["topics", topic]) => topic_detail(admin, topic).await,
+        (&M::DELETE, ["topics", topic]) => delete_topic(admin, topic).await,
+        (&M::POST, ["topics", topic, "configs"]) => alter_configs(admin, topic, parse(body)?).await,
+        (&M::POST, ["topics", topic, "delete-records"]) => delete_records(admin, topic, parse(body)?).await,
         (&M::GET, ["topics", topic, "partitions", partition, "records"]) => {
             let partition = partition.parse().map_err(|_| ApiError::bad_request("partition must be a number"))?;
-            records(shard, topic, partition, &Query::parse(query)).await
+            records(admin, topic, partition, &Query::parse(query)).await
         }
-        (&M::GET, ["groups"]) => groups(shard).await,
-        (&M::GET, ["groups", group]) => group_detail(shard, group).await,
-        (&M::DELETE, ["groups", group]) => delete_group(shard, group).await,
-        (&M::POST, ["groups", group, "reset-offsets"]) => reset_offsets(shard, group, parse(body)?).await,
-        (&M::GET, ["transactions"]) => transactions(shard).await,
+        (&M::GET, ["groups"]) => groups(admin).await,
+        (&M::GET, ["groups", group]) => group_detail(admin, group).await,
+        (&M::DELETE, ["groups", group]) => delete_group(admin, group).await,
+        (&M::POST, ["groups", group, "reset-offsets"]) => reset_offsets(admin, group, parse(body)?).await,
+        (&M::GET, ["transactions"]) => transactions(admin).await,
         _ => Err(ApiError::not_found("no such API")),
     }
 }
@@ -156,7 +163,8 @@ impl Query {
 }
 
 /// Every shard's snapshot; a shard that does not answer fails the call.
-async fn snapshots(shard: &Rc<Shard>) -> Result<Scrape, ApiError> {
+async fn snapshots(admin: &Admin) -> Result<Scrape, ApiError> {
+    let shard = &admin.shard;
     let scrape = super::metrics::gather(shard, std::time::Instant::now()).await;
     if let Some(missing) = scrape.missing.first() {
         return Err(ApiError::unavailable(format!("shard {missing} did not answer")));
@@ -180,7 +188,7 @@ fn latency_json(scrape: &Scrape, api: ApiKey) -> Value {
 
 async fn overview(admin: &Admin) -> ApiResult {
     let shard = &admin.shard;
-    let scrape = snapshots(shard).await?;
+    let scrape = snapshots(admin).await?;
     let catalog = shard.catalog();
     let sum = |f: fn(&crate::metrics::ShardSnapshot) -> u64| scrape.shards.iter().map(f).sum::<u64>();
     let shards: Vec<Value> = scrape
@@ -197,14 +205,19 @@ async fn overview(admin: &Admin) -> ApiResult {
         })
         .collect();
     let (total_bytes, available_bytes) = disk_space(&shard.config.data_dir);
-    let listen = shard.lifecycle.address().unwrap_or(shard.config.listen);
+    let listeners: Vec<serde_json::Value> = shard
+        .config
+        .listeners
+        .iter()
+        .map(|l| json!({ "name": l.name, "protocol": l.protocol.name(), "address": l.bind.to_string() }))
+        .collect();
     Ok(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "cluster_id": &*shard.cluster_id,
         "node_id": shard.config.node_id,
         "uptime_ms": admin.started.elapsed().as_millis() as u64,
         "data_dir": shard.config.data_dir.display().to_string(),
-        "listeners": [{ "name": "PLAINTEXT", "address": listen.to_string() }],
+        "listeners": listeners,
         "admin_address": admin.address.to_string(),
         "shards": shards,
         "topics": catalog.topics.len(),
@@ -238,8 +251,9 @@ fn disk_space(dir: &std::path::Path) -> (Option<u64>, Option<u64>) {
     (Some(stat.f_blocks as u64 * block), Some(stat.f_bavail as u64 * block))
 }
 
-async fn topics(shard: &Rc<Shard>) -> ApiResult {
-    let scrape = snapshots(shard).await?;
+async fn topics(admin: &Admin) -> ApiResult {
+    let shard = &admin.shard;
+    let scrape = snapshots(admin).await?;
     let mut sizes: HashMap<&str, (u64, i64)> = HashMap::new();
     for p in scrape.shards.iter().flat_map(|s| &s.partitions) {
         let entry = sizes.entry(p.topic.as_str()).or_default();
@@ -270,13 +284,14 @@ fn config_source(source: i8) -> &'static str {
     }
 }
 
-async fn topic_detail(shard: &Rc<Shard>, topic: &str) -> ApiResult {
+async fn topic_detail(admin: &Admin, topic: &str) -> ApiResult {
+    let shard = &admin.shard;
     use kafka_protocol::messages::describe_configs_request::{DescribeConfigsRequest, DescribeConfigsResource};
     let request = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
         .with_resource_type(2)
         .with_resource_name(name(topic))
         .with_configuration_keys(None)]);
-    let response = handlers::describe_configs::handle(shard, &header(ApiKey::DescribeConfigs), request).await;
+    let response = handlers::describe_configs::handle(shard, &context(admin, ApiKey::DescribeConfigs), request).await;
     let result = response.results.first().ok_or_else(|| ApiError::bad_request("no result"))?;
     check(result.error_code, result.error_message.as_ref())?;
     let configs: Vec<Value> = result
@@ -295,7 +310,7 @@ async fn topic_detail(shard: &Rc<Shard>, topic: &str) -> ApiResult {
     let catalog = shard.catalog();
     let meta =
         catalog.topic(topic).ok_or_else(|| ApiError::kafka(ResponseError::UnknownTopicOrPartition.code(), None))?;
-    let scrape = snapshots(shard).await?;
+    let scrape = snapshots(admin).await?;
     let partitions: Vec<Value> = scrape
         .shards
         .iter()
@@ -327,7 +342,8 @@ struct CreateTopic {
     configs: BTreeMap<String, String>,
 }
 
-async fn create_topic(shard: &Rc<Shard>, body: CreateTopic) -> ApiResult {
+async fn create_topic(admin: &Admin, body: CreateTopic) -> ApiResult {
+    let shard = &admin.shard;
     use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig, CreateTopicsRequest};
     let configs =
         body.configs.iter().map(|(k, v)| CreatableTopicConfig::default().with_name(name(k)).with_value(Some(name(v))));
@@ -337,18 +353,19 @@ async fn create_topic(shard: &Rc<Shard>, body: CreateTopic) -> ApiResult {
         .with_replication_factor(-1)
         .with_configs(configs.collect());
     let request = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(30_000);
-    let response = handlers::create_topics::handle(shard, &header(ApiKey::CreateTopics), request).await;
+    let response = handlers::create_topics::handle(shard, &context(admin, ApiKey::CreateTopics), request).await;
     let result = response.topics.first().ok_or_else(|| ApiError::bad_request("no result"))?;
     check(result.error_code, result.error_message.as_ref())?;
     Ok(json!({ "ok": true, "name": body.name }))
 }
 
-async fn delete_topic(shard: &Rc<Shard>, topic: &str) -> ApiResult {
+async fn delete_topic(admin: &Admin, topic: &str) -> ApiResult {
+    let shard = &admin.shard;
     use kafka_protocol::messages::delete_topics_request::{DeleteTopicState, DeleteTopicsRequest};
     let request = DeleteTopicsRequest::default()
         .with_topics(vec![DeleteTopicState::default().with_name(Some(name(topic).into()))])
         .with_timeout_ms(30_000);
-    let response = handlers::delete_topics::handle(shard, &header(ApiKey::DeleteTopics), request).await;
+    let response = handlers::delete_topics::handle(shard, &context(admin, ApiKey::DeleteTopics), request).await;
     let result = response.responses.first().ok_or_else(|| ApiError::bad_request("no result"))?;
     check(result.error_code, result.error_message.as_ref())?;
     Ok(json!({ "ok": true }))
@@ -362,7 +379,8 @@ struct AlterConfigs {
     delete: Vec<String>,
 }
 
-async fn alter_configs(shard: &Rc<Shard>, topic: &str, body: AlterConfigs) -> ApiResult {
+async fn alter_configs(admin: &Admin, topic: &str, body: AlterConfigs) -> ApiResult {
+    let shard = &admin.shard;
     use kafka_protocol::messages::incremental_alter_configs_request::{
         AlterConfigsResource, AlterableConfig, IncrementalAlterConfigsRequest,
     };
@@ -381,7 +399,7 @@ async fn alter_configs(shard: &Rc<Shard>, topic: &str, body: AlterConfigs) -> Ap
         AlterConfigsResource::default().with_resource_type(2).with_resource_name(name(topic)).with_configs(configs);
     let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
     let response =
-        handlers::incremental_alter_configs::handle(shard, &header(ApiKey::IncrementalAlterConfigs), request).await;
+        handlers::incremental_alter_configs::handle(shard, &context(admin, ApiKey::IncrementalAlterConfigs), request).await;
     let result = response.responses.first().ok_or_else(|| ApiError::bad_request("no result"))?;
     check(result.error_code, result.error_message.as_ref())?;
     Ok(json!({ "ok": true }))
@@ -394,7 +412,8 @@ struct DeleteRecords {
     offset: i64,
 }
 
-async fn delete_records(shard: &Rc<Shard>, topic: &str, body: DeleteRecords) -> ApiResult {
+async fn delete_records(admin: &Admin, topic: &str, body: DeleteRecords) -> ApiResult {
+    let shard = &admin.shard;
     use kafka_protocol::messages::delete_records_request::{
         DeleteRecordsPartition, DeleteRecordsRequest, DeleteRecordsTopic,
     };
@@ -402,7 +421,7 @@ async fn delete_records(shard: &Rc<Shard>, topic: &str, body: DeleteRecords) -> 
     let request = DeleteRecordsRequest::default()
         .with_topics(vec![DeleteRecordsTopic::default().with_name(name(topic).into()).with_partitions(vec![partition])])
         .with_timeout_ms(30_000);
-    let response = handlers::delete_records::handle(shard, &header(ApiKey::DeleteRecords), request).await;
+    let response = handlers::delete_records::handle(shard, &context(admin, ApiKey::DeleteRecords), request).await;
     let result =
         response.topics.first().and_then(|t| t.partitions.first()).ok_or_else(|| ApiError::bad_request("no result"))?;
     check(result.error_code, None)?;
@@ -412,18 +431,19 @@ async fn delete_records(shard: &Rc<Shard>, topic: &str, body: DeleteRecords) -> 
 /// ListOffsets through its handler: the offset for `timestamp` (-2 earliest,
 /// -1 latest) of each partition, `None` when no record is that new.
 async fn list_offsets(
-    shard: &Rc<Shard>,
+    admin: &Admin,
     topic: &str,
     partitions: &[i32],
     timestamp: i64,
 ) -> Result<Vec<(i32, Option<i64>)>, ApiError> {
+    let shard = &admin.shard;
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic};
     let asked =
         partitions.iter().map(|p| ListOffsetsPartition::default().with_partition_index(*p).with_timestamp(timestamp));
     let request = ListOffsetsRequest::default()
         .with_replica_id((-1).into())
         .with_topics(vec![ListOffsetsTopic::default().with_name(name(topic).into()).with_partitions(asked.collect())]);
-    let response = handlers::list_offsets::handle(shard, &header(ApiKey::ListOffsets), request).await;
+    let response = handlers::list_offsets::handle(shard, &context(admin, ApiKey::ListOffsets), request).await;
     let mut out = Vec::new();
     for p in response.topics.iter().flat_map(|t| &t.partitions) {
         check(p.error_code, None)?;
@@ -432,7 +452,8 @@ async fn list_offsets(
     Ok(out)
 }
 
-async fn records(shard: &Rc<Shard>, topic: &str, partition: i32, query: &Query) -> ApiResult {
+async fn records(admin: &Admin, topic: &str, partition: i32, query: &Query) -> ApiResult {
+    let shard = &admin.shard;
     let catalog = shard.catalog();
     let meta =
         catalog.topic(topic).ok_or_else(|| ApiError::kafka(ResponseError::UnknownTopicOrPartition.code(), None))?;
@@ -449,7 +470,7 @@ async fn records(shard: &Rc<Shard>, topic: &str, partition: i32, query: &Query) 
         .and_then(Result::ok)
         .ok_or_else(|| ApiError::unavailable("partition owner did not answer"))?;
     let start = if let Some(timestamp) = query.number("timestamp")? {
-        list_offsets(shard, topic, &[partition], timestamp)
+        list_offsets(admin, topic, &[partition], timestamp)
             .await?
             .first()
             .and_then(|(_, o)| *o)
@@ -506,9 +527,10 @@ async fn records(shard: &Rc<Shard>, topic: &str, partition: i32, query: &Query) 
 }
 
 /// Group ids with their listing (protocol type, state) from ListGroups.
-async fn list_groups(shard: &Rc<Shard>) -> Vec<(String, String, String)> {
+async fn list_groups(admin: &Admin) -> Vec<(String, String, String)> {
+    let shard = &admin.shard;
     let request = kafka_protocol::messages::ListGroupsRequest::default();
-    let response = handlers::list_groups::handle(shard, &header(ApiKey::ListGroups), request).await;
+    let response = handlers::list_groups::handle(shard, &context(admin, ApiKey::ListGroups), request).await;
     response
         .groups
         .iter()
@@ -517,12 +539,13 @@ async fn list_groups(shard: &Rc<Shard>) -> Vec<(String, String, String)> {
 }
 
 async fn describe_groups(
-    shard: &Rc<Shard>,
+    admin: &Admin,
     ids: Vec<String>,
 ) -> Vec<kafka_protocol::messages::describe_groups_response::DescribedGroup> {
+    let shard = &admin.shard;
     let request = kafka_protocol::messages::DescribeGroupsRequest::default()
         .with_groups(ids.iter().map(|g| name(g).into()).collect());
-    handlers::describe_groups::handle(shard, &header(ApiKey::DescribeGroups), request).await.groups
+    handlers::describe_groups::handle(shard, &context(admin, ApiKey::DescribeGroups), request).await.groups
 }
 
 /// Committed offsets, log end and lag of a group's partitions.
@@ -548,10 +571,10 @@ fn group_offsets(scrape: &Scrape, group: &str) -> (Vec<Value>, i64) {
     (rows, total)
 }
 
-async fn groups(shard: &Rc<Shard>) -> ApiResult {
-    let listed = list_groups(shard).await;
-    let described = describe_groups(shard, listed.iter().map(|g| g.0.clone()).collect()).await;
-    let scrape = snapshots(shard).await?;
+async fn groups(admin: &Admin) -> ApiResult {
+    let listed = list_groups(admin).await;
+    let described = describe_groups(admin, listed.iter().map(|g| g.0.clone()).collect()).await;
+    let scrape = snapshots(admin).await?;
     let groups: Vec<Value> = listed
         .iter()
         .map(|(id, protocol_type, state)| {
@@ -589,11 +612,11 @@ fn assignment_json(bytes: &bytes::Bytes) -> Vec<Value> {
     }
 }
 
-async fn group_detail(shard: &Rc<Shard>, group: &str) -> ApiResult {
-    let described = describe_groups(shard, vec![group.to_string()]).await;
+async fn group_detail(admin: &Admin, group: &str) -> ApiResult {
+    let described = describe_groups(admin, vec![group.to_string()]).await;
     let d = described.first().ok_or_else(|| ApiError::bad_request("no result"))?;
     check(d.error_code, None)?;
-    let scrape = snapshots(shard).await?;
+    let scrape = snapshots(admin).await?;
     let (offsets, total_lag) = group_offsets(&scrape, group);
     if d.group_state.as_str() == "Dead" && offsets.is_empty() {
         return Err(ApiError::kafka(
@@ -626,9 +649,10 @@ async fn group_detail(shard: &Rc<Shard>, group: &str) -> ApiResult {
     }))
 }
 
-async fn delete_group(shard: &Rc<Shard>, group: &str) -> ApiResult {
+async fn delete_group(admin: &Admin, group: &str) -> ApiResult {
+    let shard = &admin.shard;
     let request = kafka_protocol::messages::DeleteGroupsRequest::default().with_groups_names(vec![name(group).into()]);
-    let response = handlers::delete_groups::handle(shard, &header(ApiKey::DeleteGroups), request).await;
+    let response = handlers::delete_groups::handle(shard, &context(admin, ApiKey::DeleteGroups), request).await;
     let result = response.results.first().ok_or_else(|| ApiError::bad_request("no result"))?;
     check(result.error_code, None)?;
     Ok(json!({ "ok": true }))
@@ -645,11 +669,12 @@ struct ResetOffsets {
 
 /// `kafka-consumer-groups.sh --reset-offsets --execute`: only for a group
 /// with no members; the new offsets are committed with OffsetCommit.
-async fn reset_offsets(shard: &Rc<Shard>, group: &str, body: ResetOffsets) -> ApiResult {
+async fn reset_offsets(admin: &Admin, group: &str, body: ResetOffsets) -> ApiResult {
+    let shard = &admin.shard;
     use kafka_protocol::messages::offset_commit_request::{
         OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
     };
-    let described = describe_groups(shard, vec![group.to_string()]).await;
+    let described = describe_groups(admin, vec![group.to_string()]).await;
     let state = described.first().map(|d| d.group_state.to_string()).unwrap_or_default();
     if !matches!(state.as_str(), "Empty" | "Dead") {
         return Err(ApiError::kafka(
@@ -660,7 +685,7 @@ async fn reset_offsets(shard: &Rc<Shard>, group: &str, body: ResetOffsets) -> Ap
         ));
     }
     let value = || body.value.ok_or_else(|| ApiError::bad_request(format!("mode {} needs a value", body.mode)));
-    let scrape = snapshots(shard).await?;
+    let scrape = snapshots(admin).await?;
     let committed: HashMap<(String, i32), i64> = scrape
         .shards
         .iter()
@@ -690,10 +715,10 @@ async fn reset_offsets(shard: &Rc<Shard>, group: &str, body: ResetOffsets) -> Ap
     }
     let mut new_offsets: Vec<(String, i32, i64)> = Vec::new();
     for (topic, partitions) in &targets {
-        let earliest = list_offsets(shard, topic, partitions, -2).await?;
-        let latest = list_offsets(shard, topic, partitions, -1).await?;
+        let earliest = list_offsets(admin, topic, partitions, -2).await?;
+        let latest = list_offsets(admin, topic, partitions, -1).await?;
         let at_time = match body.mode.as_str() {
-            "timestamp" => Some(list_offsets(shard, topic, partitions, value()?).await?),
+            "timestamp" => Some(list_offsets(admin, topic, partitions, value()?).await?),
             _ => None,
         };
         for (i, partition) in partitions.iter().enumerate() {
@@ -730,7 +755,7 @@ async fn reset_offsets(shard: &Rc<Shard>, group: &str, body: ResetOffsets) -> Ap
         .with_generation_id_or_member_epoch(-1)
         .with_member_id(StrBytes::default())
         .with_topics(topics);
-    let response = handlers::offset_commit::handle(shard, &header(ApiKey::OffsetCommit), request).await;
+    let response = handlers::offset_commit::handle(shard, &context(admin, ApiKey::OffsetCommit), request).await;
     for p in response.topics.iter().flat_map(|t| &t.partitions) {
         check(p.error_code, None)?;
     }
@@ -739,12 +764,13 @@ async fn reset_offsets(shard: &Rc<Shard>, group: &str, body: ResetOffsets) -> Ap
     Ok(json!({ "ok": true, "offsets": offsets }))
 }
 
-async fn transactions(shard: &Rc<Shard>) -> ApiResult {
+async fn transactions(admin: &Admin) -> ApiResult {
+    let shard = &admin.shard;
     use kafka_protocol::messages::describe_producers_request::{DescribeProducersRequest, TopicRequest};
     use kafka_protocol::messages::{DescribeTransactionsRequest, ListTransactionsRequest};
     let listed = handlers::list_transactions::handle(
         shard,
-        &header(ApiKey::ListTransactions),
+        &context(admin, ApiKey::ListTransactions),
         ListTransactionsRequest::default(),
     )
     .await;
@@ -753,7 +779,7 @@ async fn transactions(shard: &Rc<Shard>) -> ApiResult {
         Vec::new()
     } else {
         let request = DescribeTransactionsRequest::default().with_transactional_ids(ids);
-        handlers::describe_transactions::handle(shard, &header(ApiKey::DescribeTransactions), request)
+        handlers::describe_transactions::handle(shard, &context(admin, ApiKey::DescribeTransactions), request)
             .await
             .transaction_states
     };
@@ -790,7 +816,7 @@ async fn transactions(shard: &Rc<Shard>) -> ApiResult {
         })
         .collect();
     let request = DescribeProducersRequest::default().with_topics(topics);
-    let response = handlers::describe_producers::handle(shard, &header(ApiKey::DescribeProducers), request).await;
+    let response = handlers::describe_producers::handle(shard, &context(admin, ApiKey::DescribeProducers), request).await;
     let producers: Vec<Value> = response
         .topics
         .iter()

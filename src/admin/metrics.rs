@@ -275,6 +275,21 @@ impl Collector for Scrape {
             "Client connections closed at once because max.connections was reached.",
             per_shard(|s| s.counters.connections_refused),
         )?;
+        f.counter(
+            "tls_handshakes_failed",
+            "TLS handshakes that failed or timed out (Kafka: failed-authentication-total counts these too).",
+            per_shard(|s| s.counters.tls_handshakes_failed),
+        )?;
+        f.counter(
+            "authentications_failed",
+            "Logins refused (Kafka: failed-authentication-total).",
+            per_shard(|s| s.counters.authentications_failed),
+        )?;
+        f.counter(
+            "authentications_succeeded",
+            "SASL logins and re-logins accepted (Kafka: successful-authentication-total).",
+            per_shard(|s| s.counters.authentications_succeeded),
+        )?;
 
         f.gauge("partitions", "Partitions the shard owns.", per_shard(|s| s.partitions.len() as u64))?;
         f.gauge(

@@ -45,6 +45,8 @@ pub struct Admin {
     pub shard: Rc<Shard>,
     pub address: SocketAddr,
     pub started: Instant,
+    /// The listener the console's own Kafka requests count as coming in on (the first).
+    pub console: Rc<crate::server::listener::ListenerRuntime>,
 }
 
 /// Serves the admin listener until the broker stops.
@@ -55,7 +57,10 @@ pub async fn listen(shard: Rc<Shard>, listener: std::net::TcpListener, started: 
         // SAFETY: the descriptor comes from a bound listener whose ownership moves here.
         unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) }
     };
-    let admin = Rc::new(Admin { shard, address, started });
+    let console = crate::server::listener::ListenerRuntime::new(shard.config.listeners[0].clone())
+        .map(Rc::new)
+        .map_err(std::io::Error::other)?;
+    let admin = Rc::new(Admin { shard, address, started, console });
     let open = Rc::new(Cell::new(0usize));
     let mut accept = Box::pin(listener.accept());
     loop {

@@ -3,21 +3,29 @@
 
 use std::rc::Rc;
 
-use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, RequestHeader};
+use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
 use super::errors::fenced_for_version;
 use super::{code_of, coordinator_answer};
+use super::access::Access;
+use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
 pub async fn handle(
     shard: &Rc<Shard>,
-    header: &RequestHeader,
+    ctx: &RequestContext,
     request: AddOffsetsToTxnRequest,
 ) -> AddOffsetsToTxnResponse {
     let transactional_id = request.transactional_id.0.to_string();
+    let access = Access::of(shard, ctx);
     let result = if transactional_id.is_empty() {
         Err(ResponseError::InvalidRequest)
+    } else if !access.transactional_id(AclOperation::Write, &transactional_id) {
+        Err(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !access.group(AclOperation::Read, request.group_id.0.as_str()) {
+        Err(ResponseError::GroupAuthorizationFailed)
     } else if request.group_id.0.is_empty() {
         Err(ResponseError::InvalidGroupId)
     } else {
@@ -28,6 +36,6 @@ pub async fn handle(
         };
         coordinator_answer(shard.on_txn(&transactional_id, add).await)
     };
-    let result = result.map_err(|e| fenced_for_version(e, header.request_api_version, 2));
+    let result = result.map_err(|e| fenced_for_version(e, ctx.version(), 2));
     AddOffsetsToTxnResponse::default().with_error_code(code_of(result))
 }

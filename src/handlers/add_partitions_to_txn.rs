@@ -8,22 +8,27 @@ use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnT
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
-use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, RequestHeader};
+use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 
 use super::coordinator_answer;
 use super::errors::fenced_for_version;
+use super::access::Access;
+use crate::security::acl::AclOperation;
 use crate::protocol::{ResponseError, TopicPartition};
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
 pub async fn handle(
     shard: &Rc<Shard>,
-    header: &RequestHeader,
+    ctx: &RequestContext,
     request: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
-    let version = header.request_api_version;
+    let version = ctx.version();
+    let access = Access::of(shard, ctx);
     if version <= 3 {
         let results = add(
             shard,
+            &access,
             version,
             request.v3_and_below_transactional_id.0.to_string(),
             request.v3_and_below_producer_id.0,
@@ -34,11 +39,15 @@ pub async fn handle(
         .await;
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
     }
+    // v4+ is how brokers verify transactions among themselves: CLUSTER_ACTION.
+    if let Err(e) = access.require_cluster(AclOperation::ClusterAction) {
+        return AddPartitionsToTxnResponse::default().with_error_code(e.code());
+    }
     let mut by_transaction = Vec::with_capacity(request.transactions.len());
     for t in &request.transactions {
         let transactional_id = t.transactional_id.0.to_string();
         let results =
-            add(shard, version, transactional_id, t.producer_id.0, t.producer_epoch, t.verify_only, &t.topics).await;
+            add(shard, &access, version, transactional_id, t.producer_id.0, t.producer_epoch, t.verify_only, &t.topics).await;
         by_transaction.push(
             AddPartitionsToTxnResult::default()
                 .with_transactional_id(t.transactional_id.clone())
@@ -50,6 +59,7 @@ pub async fn handle(
 
 async fn add(
     shard: &Rc<Shard>,
+    access: &Access,
     version: i16,
     transactional_id: String,
     producer_id: i64,
@@ -62,10 +72,18 @@ async fn add(
         catalog.topic(topic.name.0.as_str()).and_then(|m| m.owner(p)).is_some()
     };
     let all_known = topics.iter().all(|t| t.partitions.iter().all(|p| known(t, *p)));
+    // WRITE on the transactional id and on every topic, else nothing is attempted.
+    let txn_denied = !access.transactional_id(AclOperation::Write, &transactional_id);
+    let writable = |t: &AddPartitionsToTxnTopic| access.topic(AclOperation::Write, t.name.0.as_str());
+    let all_writable = topics.iter().all(writable);
     let partitions: Vec<TopicPartition> =
         topics.iter().flat_map(|t| t.partitions.iter().map(|p| TopicPartition::new(t.name.0.as_str(), *p))).collect();
     // Unknown partitions fail the request; the others are not attempted, as in Kafka.
-    let outcome: Result<(), ResponseError> = if !all_known {
+    let outcome: Result<(), ResponseError> = if txn_denied {
+        Err(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !all_writable {
+        Err(ResponseError::OperationNotAttempted)
+    } else if !all_known {
         Err(ResponseError::OperationNotAttempted)
     } else if verify_only {
         verify(shard, &transactional_id, producer_id, epoch, &partitions).await
@@ -88,7 +106,12 @@ async fn add(
                 .map(|p| {
                     let code = match outcome {
                         Ok(()) => 0,
-                        Err(_) if !known(t, *p) => ResponseError::UnknownTopicOrPartition.code(),
+                        Err(ResponseError::OperationNotAttempted) if !writable(t) => {
+                            ResponseError::TopicAuthorizationFailed.code()
+                        }
+                        Err(ResponseError::OperationNotAttempted) if all_writable && !known(t, *p) => {
+                            ResponseError::UnknownTopicOrPartition.code()
+                        }
                         Err(e) => e.code(),
                     };
                     AddPartitionsToTxnPartitionResult::default()

@@ -4,13 +4,14 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
-use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, RequestHeader};
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
 use super::{alter_topic_configs, ConfigResult};
 use crate::metadata::controller::ConfigChange;
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
-pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let resources: Vec<(i8, String, ConfigChange)> = request
         .resources
         .iter()
@@ -20,7 +21,7 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: AlterCo
             (r.resource_type, r.resource_name.to_string(), ConfigChange::Replace(configs))
         })
         .collect();
-    let results = alter_topic_configs(shard, resources, request.validate_only).await;
+    let results = alter_topic_configs(shard, ctx, resources, request.validate_only).await;
     let responses = results
         .into_iter()
         .map(|ConfigResult { resource_type, name, code, message }| {

@@ -3,11 +3,12 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
 use crate::protocol::frame::{encode_response, FrameError, ResponseFrame};
 use crate::protocol::{versions, ResponseError};
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
 fn api_keys() -> Vec<ApiVersion> {
     versions::SUPPORTED
@@ -16,7 +17,7 @@ fn api_keys() -> Vec<ApiVersion> {
         .collect()
 }
 
-pub async fn handle(_shard: &Rc<Shard>, _header: &RequestHeader, _request: ApiVersionsRequest) -> ApiVersionsResponse {
+pub async fn handle(_shard: &Rc<Shard>, _ctx: &RequestContext, _request: ApiVersionsRequest) -> ApiVersionsResponse {
     ApiVersionsResponse::default().with_api_keys(api_keys())
 }
 

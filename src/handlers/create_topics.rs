@@ -4,27 +4,34 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
-use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, RequestHeader};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::access::Access;
 use super::create_topics;
+use crate::security::acl::AclOperation;
 use crate::metadata::controller::TopicSpec;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
 /// `config_source` values of Kafka's DescribeConfigs.
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
 
-pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for t in &request.topics {
         *counts.entry(t.name.0.as_str()).or_default() += 1;
     }
+    // CREATE on the cluster, or on the topic (literal or by prefix).
+    let access = Access::of(shard, ctx);
+    let cluster_create = access.cluster(AclOperation::Create);
+    let creatable = |name: &str| cluster_create || access.topic(AclOperation::Create, name);
     let specs: Vec<TopicSpec> = request
         .topics
         .iter()
-        .filter(|t| counts[t.name.0.as_str()] == 1)
+        .filter(|t| counts[t.name.0.as_str()] == 1 && creatable(t.name.0.as_str()))
         .map(|t| TopicSpec {
             name: t.name.0.to_string(),
             num_partitions: t.num_partitions,
@@ -49,7 +56,17 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: CreateT
                     StrBytes::from_string(format!("Found multiple entries for {}", t.name.0)),
                 ));
             }
+            if !creatable(t.name.0.as_str()) {
+                return result
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(StrBytes::from_static_str("Authorization failed.")));
+            }
             match results.next().expect("one result per unique topic") {
+                Ok(topic) if !access.topic(AclOperation::DescribeConfigs, &topic.name) => result
+                    .with_topic_id(topic.id)
+                    .with_num_partitions(topic.partitions())
+                    .with_replication_factor(1)
+                    .with_topic_config_error_code(ResponseError::TopicAuthorizationFailed.code()),
                 Ok(topic) => {
                     let configs = [
                         ("segment.bytes", topic.config.segment_bytes.to_string()),

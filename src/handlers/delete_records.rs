@@ -3,24 +3,33 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
-use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, RequestHeader};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
+use super::access::Access;
 use super::errors::route_error_code;
+use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
 use crate::router::DeletePart;
 use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
 pub async fn handle(
     shard: &Rc<Shard>,
-    _header: &RequestHeader,
+    ctx: &RequestContext,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let catalog = shard.catalog();
+    let access = Access::of(shard, ctx);
     let mut plan = Plan::new();
     for topic in &request.topics {
         let meta = catalog.topic(topic.name.0.as_str());
+        let allowed = access.topic(AclOperation::Delete, topic.name.0.as_str());
         for p in &topic.partitions {
+            if !allowed {
+                plan.answer(ResponseError::TopicAuthorizationFailed);
+                continue;
+            }
             match meta.and_then(|m| m.owner(p.partition_index).map(|o| (m, o))) {
                 Some((meta, owner)) => plan.send((
                     owner,

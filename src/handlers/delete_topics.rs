@@ -3,16 +3,19 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader, TopicName};
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
+use super::access::Access;
 use crate::metadata::controller::TopicRef;
+use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
-pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
-    let refs: Vec<TopicRef> = if header.request_api_version >= 6 {
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let refs: Vec<TopicRef> = if ctx.version() >= 6 {
         request
             .topics
             .iter()
@@ -24,13 +27,45 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: DeleteTo
     } else {
         request.topic_names.iter().map(|n| TopicRef::Name(n.0.to_string())).collect()
     };
-    let count = refs.len();
-    let topics = refs.clone();
-    let delete = |shard: Rc<Shard>| async move { shard.controller().delete_topics(&shard.env(), topics).await };
-    let results = match shard.on_controller(delete).await {
-        Ok(results) => results,
-        Err(e) => (0..count).map(|_| Err((ResponseError::UnknownServerError, e.to_string()))).collect(),
-    };
+    // DELETE on each topic; a topic named by id that the principal may not
+    // even describe is answered as unknown, so that its name does not leak.
+    let access = Access::of(shard, ctx);
+    let catalog = shard.catalog();
+    let denied: Vec<Option<ResponseError>> = refs
+        .iter()
+        .map(|r| {
+            let name = match r {
+                TopicRef::Name(name) => name.clone(),
+                TopicRef::Id(id) => match catalog.topic_by_id(id) {
+                    Some(topic) if !access.topic(AclOperation::Describe, &topic.name) => {
+                        return Some(ResponseError::UnknownTopicId)
+                    }
+                    Some(topic) => topic.name.to_string(),
+                    None => return None,
+                },
+            };
+            (!access.topic(AclOperation::Delete, &name)).then_some(ResponseError::TopicAuthorizationFailed)
+        })
+        .collect();
+    let topics: Vec<TopicRef> = refs.iter().zip(&denied).filter(|(_, d)| d.is_none()).map(|(r, _)| r.clone()).collect();
+    let count = topics.len();
+    let mut answers = if topics.is_empty() {
+        Vec::new()
+    } else {
+        let delete = |shard: Rc<Shard>| async move { shard.controller().delete_topics(&shard.env(), topics).await };
+        match shard.on_controller(delete).await {
+            Ok(results) => results,
+            Err(e) => (0..count).map(|_| Err((ResponseError::UnknownServerError, e.to_string()))).collect(),
+        }
+    }
+    .into_iter();
+    let results: Vec<_> = denied
+        .iter()
+        .map(|d| match d {
+            Some(code) => Err((*code, code.to_string())),
+            None => answers.next().expect("one answer per topic sent"),
+        })
+        .collect();
     let responses = refs
         .iter()
         .zip(results)

@@ -7,13 +7,16 @@ use std::rc::Rc;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
-use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, RequestHeader};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::access::Access;
+use crate::security::acl::AclOperation;
 use crate::config::topic::{ConfigKind, TopicConfig, TOPIC_CONFIG_DEFS};
 use crate::config::BrokerConfig;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
@@ -73,12 +76,39 @@ fn broker_entries(broker: &BrokerConfig) -> Vec<Entry> {
     };
     let mut entries = vec![
         fixed("node.id", broker.node_id.to_string(), ConfigKind::Int),
-        fixed("listeners", format!("PLAINTEXT://{}", broker.listen), ConfigKind::String),
         fixed(
-            "advertised.listeners",
-            format!("PLAINTEXT://{}:{}", broker.advertised_host, broker.advertised_port),
+            "listeners",
+            broker.listeners.iter().map(|l| format!("{}://{}", l.name, l.bind)).collect::<Vec<_>>().join(","),
             ConfigKind::String,
         ),
+        fixed(
+            "advertised.listeners",
+            broker
+                .listeners
+                .iter()
+                .map(|l| format!("{}://{}:{}", l.name, l.advertised_host, l.advertised_port))
+                .collect::<Vec<_>>()
+                .join(","),
+            ConfigKind::String,
+        ),
+        fixed(
+            "listener.security.protocol.map",
+            broker.listeners.iter().map(|l| format!("{}:{}", l.name, l.protocol.name())).collect::<Vec<_>>().join(","),
+            ConfigKind::String,
+        ),
+        fixed(
+            "authorizer.class.name",
+            if broker.security.authorizer.enabled { crate::config::listeners::STANDARD_AUTHORIZER } else { "" }.into(),
+            ConfigKind::String,
+        ),
+        fixed("super.users", broker.security.authorizer.super_users.join(";"), ConfigKind::String),
+        fixed(
+            "allow.everyone.if.no.acl.found",
+            broker.security.authorizer.allow_everyone_if_no_acl_found.to_string(),
+            ConfigKind::Boolean,
+        ),
+        fixed("sasl.server.max.receive.size", broker.security.sasl_receive_bytes_max.to_string(), ConfigKind::Int),
+        fixed("connections.max.reauth.ms", broker.security.connections_max_reauth_ms.to_string(), ConfigKind::Long),
         fixed("log.dirs", broker.data_dir.display().to_string(), ConfigKind::String),
         fixed("num.partitions", broker.num_partitions.to_string(), ConfigKind::Int),
         fixed("auto.create.topics.enable", broker.auto_create_topics_enable.to_string(), ConfigKind::Boolean),
@@ -101,11 +131,12 @@ fn broker_entries(broker: &BrokerConfig) -> Vec<Entry> {
 
 pub async fn handle(
     shard: &Rc<Shard>,
-    header: &RequestHeader,
+    ctx: &RequestContext,
     request: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
-    let version = header.request_api_version;
+    let version = ctx.version();
     let catalog = shard.catalog();
+    let access = Access::of(shard, ctx);
     let results = request
         .resources
         .iter()
@@ -113,7 +144,16 @@ pub async fn handle(
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
+            let denied = |code: ResponseError| {
+                result.clone().with_error_code(code.code()).with_error_message(Some(s("Authorization failed.".to_string())))
+            };
             let entries = match resource.resource_type {
+                RESOURCE_TOPIC if !access.topic(AclOperation::DescribeConfigs, resource.resource_name.as_str()) => {
+                    return denied(ResponseError::TopicAuthorizationFailed)
+                }
+                RESOURCE_BROKER if !access.cluster(AclOperation::DescribeConfigs) => {
+                    return denied(ResponseError::ClusterAuthorizationFailed)
+                }
                 RESOURCE_TOPIC => match catalog.topic(resource.resource_name.as_str()) {
                     Some(topic) => topic_entries(&topic.config, &shard.config),
                     None => {

@@ -3,11 +3,14 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
-use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, RequestHeader};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::access::Access;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
 fn s(v: String) -> StrBytes {
     StrBytes::from_string(v)
@@ -15,13 +18,18 @@ fn s(v: String) -> StrBytes {
 
 pub async fn handle(
     shard: &Rc<Shard>,
-    header: &RequestHeader,
+    ctx: &RequestContext,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
-    let version = header.request_api_version;
+    let version = ctx.version();
+    let access = Access::of(shard, ctx);
     let mut groups = Vec::with_capacity(request.groups.len());
     for id in &request.groups {
         let described = DescribedGroup::default().with_group_id(id.clone());
+        if !access.group(AclOperation::Describe, id.0.as_str()) {
+            groups.push(described.with_error_code(ResponseError::GroupAuthorizationFailed.code()));
+            continue;
+        }
         let group_id = id.0.to_string();
         let describe = |shard: Rc<Shard>| async move { shard.groups.describe(&group_id) };
         groups.push(match shard.on_group(id.0.as_str(), describe).await {
@@ -47,6 +55,11 @@ pub async fn handle(
                 ),
             Err(_) => described.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
         });
+    }
+    if request.include_authorized_operations {
+        for group in groups.iter_mut().filter(|g| g.error_code == 0) {
+            group.authorized_operations = access.operations(ResourceType::Group, group.group_id.0.as_str());
+        }
     }
     DescribeGroupsResponse::default().with_groups(groups)
 }

@@ -6,10 +6,13 @@ use std::rc::Rc;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
-use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, RequestHeader, TopicName};
+use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use super::access::Access;
+use crate::security::acl::AclOperation;
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
 /// Total and available bytes of the file system holding `dir`.
 fn capacity(dir: &std::path::Path) -> (i64, i64) {
@@ -25,9 +28,14 @@ fn capacity(dir: &std::path::Path) -> (i64, i64) {
 
 pub async fn handle(
     shard: &Rc<Shard>,
-    header: &RequestHeader,
+    ctx: &RequestContext,
     request: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
+    // DESCRIBE on the cluster; refused, v3+ says so and older versions list nothing, as Kafka answers.
+    if let Err(e) = Access::of(shard, ctx).require_cluster(AclOperation::Describe) {
+        let response = DescribeLogDirsResponse::default();
+        return if ctx.version() >= 3 { response.with_error_code(e.code()) } else { response };
+    }
     let catalog = shard.catalog();
     let wanted: Vec<(std::sync::Arc<str>, i32, usize)> = match &request.topics {
         None => catalog
@@ -73,7 +81,7 @@ pub async fn handle(
     let mut result = DescribeLogDirsResult::default()
         .with_log_dir(StrBytes::from_string(dir.display().to_string()))
         .with_topics(topics);
-    if header.request_api_version >= 4 {
+    if ctx.version() >= 4 {
         let (total, usable) = capacity(&dir);
         result = result.with_total_bytes(total).with_usable_bytes(usable);
     }

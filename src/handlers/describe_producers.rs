@@ -4,23 +4,32 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
-use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId, RequestHeader};
+use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 
 use super::errors::route_error_code;
+use super::access::Access;
+use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
 use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
 pub async fn handle(
     shard: &Rc<Shard>,
-    _header: &RequestHeader,
+    ctx: &RequestContext,
     request: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
     let catalog = shard.catalog();
+    let access = Access::of(shard, ctx);
     let mut plan = Plan::new();
     for topic in &request.topics {
         let meta = catalog.topic(topic.name.0.as_str());
+        let readable = access.topic(AclOperation::Read, topic.name.0.as_str());
         for p in &topic.partition_indexes {
+            if !readable {
+                plan.answer(ResponseError::TopicAuthorizationFailed);
+                continue;
+            }
             match meta.and_then(|m| m.owner(*p).map(|owner| (m, owner))) {
                 Some((m, owner)) => plan.send((owner, (m.name.clone(), *p))),
                 None => plan.answer(ResponseError::UnknownTopicOrPartition),

@@ -6,23 +6,29 @@ use std::rc::Rc;
 
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::{
-    DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, RequestHeader, TopicName,
+    DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::access::Access;
+use crate::security::acl::AclOperation;
 use crate::protocol::{ResponseError, TopicPartition};
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
 pub async fn handle(
     shard: &Rc<Shard>,
-    _header: &RequestHeader,
+    ctx: &RequestContext,
     request: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
+    let access = Access::of(shard, ctx);
     let mut states = Vec::with_capacity(request.transactional_ids.len());
     for id in &request.transactional_ids {
         let out = TransactionState::default().with_transactional_id(id.clone());
         let described = if id.0.is_empty() {
             Err(ResponseError::TransactionalIdNotFound)
+        } else if !access.transactional_id(AclOperation::Describe, id.0.as_str()) {
+            Err(ResponseError::TransactionalIdAuthorizationFailed)
         } else {
             let transactional_id = id.0.to_string();
             let describe = |shard: Rc<Shard>| async move { shard.txns.describe(&transactional_id) };
@@ -32,7 +38,11 @@ pub async fn handle(
             Err(e) => out.with_error_code(e.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1),
             Ok(t) => {
                 let mut topics: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+                // Topics the principal may not describe are left out.
                 for TopicPartition { topic, partition } in t.partitions {
+                    if !access.topic(AclOperation::Describe, &topic) {
+                        continue;
+                    }
                     topics.entry(topic).or_default().push(partition);
                 }
                 out.with_transaction_state(StrBytes::from_static_str(t.state.name()))

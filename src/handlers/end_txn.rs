@@ -4,17 +4,22 @@
 
 use std::rc::Rc;
 
-use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, RequestHeader};
+use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 
 use super::errors::fenced_for_version;
 use super::{code_of, coordinator_answer};
+use super::access::Access;
+use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
-pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: EndTxnRequest) -> EndTxnResponse {
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: EndTxnRequest) -> EndTxnResponse {
     let transactional_id = request.transactional_id.0.to_string();
     let result = if transactional_id.is_empty() {
         Err(ResponseError::InvalidRequest)
+    } else if !Access::of(shard, ctx).transactional_id(AclOperation::Write, &transactional_id) {
+        Err(ResponseError::TransactionalIdAuthorizationFailed)
     } else {
         let (producer_id, epoch, commit) = (request.producer_id.0, request.producer_epoch, request.committed);
         let id = transactional_id.clone();
@@ -23,6 +28,6 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: EndTxnRe
         };
         coordinator_answer(shard.on_txn(&transactional_id, end).await)
     };
-    let result = result.map_err(|e| fenced_for_version(e, header.request_api_version, 2));
+    let result = result.map_err(|e| fenced_for_version(e, ctx.version(), 2));
     EndTxnResponse::default().with_error_code(code_of(result))
 }

@@ -8,15 +8,18 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures::future::{select, select_all};
-use kafka_protocol::messages::{FetchRequest, RequestHeader};
+use kafka_protocol::messages::FetchRequest;
 use uuid::Uuid;
 
+use super::access::Access;
 use super::errors::route_error_code;
 use crate::constants::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
 use crate::protocol::fetch_response::{FetchPartitionOut, FetchResponseOut, FetchTopicOut};
 use crate::protocol::ResponseError;
 use crate::router::{ReadPart, WatchPart};
+use crate::security::acl::AclOperation;
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
 const READ_COMMITTED: i8 = 1;
 
@@ -28,14 +31,15 @@ struct Wanted {
     part: ReadPart,
 }
 
-pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: FetchRequest) -> FetchResponseOut {
-    let version = header.request_api_version;
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: FetchRequest) -> FetchResponseOut {
+    let version = ctx.version();
     let mut response = FetchResponseOut::default();
     if request.session_id != 0 {
         response.error_code = ResponseError::FetchSessionIdNotFound.code();
         return response;
     }
     let catalog = shard.catalog();
+    let access = Access::of(shard, ctx);
     let committed = request.isolation_level == READ_COMMITTED;
     let mut wanted = Vec::new();
     for (topic_slot, topic) in request.topics.iter().enumerate() {
@@ -58,6 +62,9 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: FetchReq
             let owner = meta.and_then(|m| m.owner(p.partition));
             match (meta, owner) {
                 (None, _) if version >= 13 => partition.error_code = ResponseError::UnknownTopicId.code(),
+                (Some(meta), _) if !access.topic(AclOperation::Read, &meta.name) => {
+                    partition.error_code = ResponseError::TopicAuthorizationFailed.code()
+                }
                 (None, _) | (_, None) => partition.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 (Some(meta), Some(owner)) => wanted.push(Wanted {
                     topic_slot,

@@ -5,21 +5,25 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
-use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader};
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::access::Access;
+use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub async fn handle(
     shard: &Rc<Shard>,
-    header: &RequestHeader,
+    ctx: &RequestContext,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let version = header.request_api_version;
+    let version = ctx.version();
+    let access = Access::of(shard, ctx);
     let keys: Vec<StrBytes> = if version >= 4 { request.coordinator_keys.clone() } else { vec![request.key.clone()] };
     let coordinators: Vec<Coordinator> = keys
         .into_iter()
@@ -39,14 +43,23 @@ pub async fn handle(
                 KEY_TYPE_TRANSACTION if key.is_empty() => {
                     return refused(ResponseError::InvalidRequest, "Transactional id must not be empty.");
                 }
+                KEY_TYPE_GROUP if !access.group(AclOperation::Describe, &key) => {
+                    return refused(ResponseError::GroupAuthorizationFailed, "Group authorization failed.");
+                }
+                KEY_TYPE_TRANSACTION if !access.transactional_id(AclOperation::Describe, &key) => {
+                    return refused(
+                        ResponseError::TransactionalIdAuthorizationFailed,
+                        "Transactional Id authorization failed.",
+                    );
+                }
                 KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => {}
                 other => return refused(ResponseError::InvalidRequest, &format!("Unknown key type {other}.")),
             }
             Coordinator::default()
                 .with_key(key)
                 .with_node_id(BrokerId(shard.config.node_id))
-                .with_host(StrBytes::from_string(shard.config.advertised_host.clone()))
-                .with_port(shard.config.advertised_port as i32)
+                .with_host(StrBytes::from_string(ctx.advertised().0.to_string()))
+                .with_port(ctx.advertised().1 as i32)
         })
         .collect();
     if version >= 4 {

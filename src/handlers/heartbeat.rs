@@ -2,13 +2,19 @@
 
 use std::rc::Rc;
 
-use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse, RequestHeader};
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
+use super::access::Access;
+use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
-pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: HeartbeatRequest) -> HeartbeatResponse {
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: HeartbeatRequest) -> HeartbeatResponse {
     let group_id = request.group_id.0.to_string();
+    if !Access::of(shard, ctx).group(AclOperation::Read, &group_id) {
+        return HeartbeatResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     match shard.on_group(&group_id, |shard| async move { shard.groups.heartbeat(request) }).await {
         Ok(response) => response,
         Err(_) => HeartbeatResponse::default().with_error_code(ResponseError::CoordinatorNotAvailable.code()),

@@ -5,15 +5,16 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
-use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, RequestHeader};
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
 use super::{alter_topic_configs, ConfigResult};
 use crate::metadata::controller::ConfigChange;
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
 pub async fn handle(
     shard: &Rc<Shard>,
-    _header: &RequestHeader,
+    ctx: &RequestContext,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let resources: Vec<(i8, String, ConfigChange)> = request
@@ -28,7 +29,7 @@ pub async fn handle(
             (r.resource_type, r.resource_name.to_string(), ConfigChange::Incremental(ops))
         })
         .collect();
-    let results = alter_topic_configs(shard, resources, request.validate_only).await;
+    let results = alter_topic_configs(shard, ctx, resources, request.validate_only).await;
     let responses = results
         .into_iter()
         .map(|ConfigResult { resource_type, name, code, message }| {

@@ -5,16 +5,19 @@
 
 use std::rc::Rc;
 
-use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId, RequestHeader};
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::coordinator_answer;
 use super::errors::fenced_for_version;
+use super::access::Access;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
 pub async fn handle(
     shard: &Rc<Shard>,
-    header: &RequestHeader,
+    ctx: &RequestContext,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let refused = |code: ResponseError| {
@@ -23,9 +26,13 @@ pub async fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
+    let access = Access::of(shard, ctx);
     if let Some(id) = request.transactional_id.as_ref().map(|t| t.0.to_string()) {
         if id.is_empty() {
             return refused(ResponseError::InvalidRequest);
+        }
+        if !access.transactional_id(AclOperation::Write, &id) {
+            return refused(ResponseError::TransactionalIdAuthorizationFailed);
         }
         let (timeout_ms, producer_id, epoch) =
             (request.transaction_timeout_ms, request.producer_id.0, request.producer_epoch);
@@ -37,8 +44,12 @@ pub async fn handle(
             Ok((producer_id, epoch)) => {
                 InitProducerIdResponse::default().with_producer_id(ProducerId(producer_id)).with_producer_epoch(epoch)
             }
-            Err(e) => refused(fenced_for_version(e, header.request_api_version, 4)),
+            Err(e) => refused(fenced_for_version(e, ctx.version(), 4)),
         };
+    }
+    // An idempotent producer: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (Kafka 3.0+).
+    if !access.cluster(AclOperation::IdempotentWrite) && !access.any_of_type(AclOperation::Write, ResourceType::Topic) {
+        return refused(ResponseError::ClusterAuthorizationFailed);
     }
     match shard.allocate_producer_id().await {
         Ok(id) => InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(0),

@@ -3,24 +3,32 @@
 
 use std::rc::Rc;
 
-use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, RequestHeader};
+use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::access::Access;
+use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
 pub async fn handle(
     shard: &Rc<Shard>,
-    header: &RequestHeader,
+    ctx: &RequestContext,
     request: JoinGroupRequest,
-    peer: &str,
 ) -> JoinGroupResponse {
-    let version = header.request_api_version;
+    let version = ctx.version();
     let group_id = request.group_id.0.to_string();
     let member_id = request.member_id.clone();
-    let client_id = header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
-    let host = peer.rsplit_once(':').map(|(h, _)| h).unwrap_or(peer);
-    let client_host = format!("/{}", host.trim_matches(|c| c == '[' || c == ']'));
+    if !Access::of(shard, ctx).group(AclOperation::Read, &group_id) {
+        return JoinGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+            .with_generation_id(-1)
+            .with_member_id(member_id)
+            .with_protocol_name((version < 7).then(StrBytes::default));
+    }
+    let client_id = ctx.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
+    let client_host = format!("/{}", ctx.session.host);
     let join = move |shard: Rc<Shard>| async move { shard.groups.join(version, request, client_host, client_id).await };
     let mut response = match shard.on_group(&group_id, join).await {
         Ok(response) => response,

@@ -2,14 +2,20 @@
 
 use std::rc::Rc;
 
-use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, RequestHeader};
+use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
+use super::access::Access;
+use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
-pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: LeaveGroupRequest) -> LeaveGroupResponse {
-    let version = header.request_api_version;
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse {
+    let version = ctx.version();
     let group_id = request.group_id.0.to_string();
+    if !Access::of(shard, ctx).group(AclOperation::Read, &group_id) {
+        return LeaveGroupResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     match shard.on_group(&group_id, move |shard| async move { shard.groups.leave(version, request).await }).await {
         Ok(response) => response,
         Err(_) => LeaveGroupResponse::default().with_error_code(ResponseError::CoordinatorNotAvailable.code()),

@@ -3,14 +3,17 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
-use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, RequestHeader};
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::access::Access;
+use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
-pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListGroupsRequest) -> ListGroupsResponse {
-    let version = header.request_api_version;
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ListGroupsRequest) -> ListGroupsResponse {
+    let version = ctx.version();
     let mut groups = Vec::new();
     for answer in shard.on_every_shard(|shard| async move { shard.groups.list() }).await {
         match answer {
@@ -19,6 +22,11 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListGrou
                 return ListGroupsResponse::default().with_error_code(ResponseError::CoordinatorLoadInProgress.code())
             }
         }
+    }
+    // DESCRIBE on the cluster lists every group; otherwise only the groups the principal may describe.
+    let access = Access::of(shard, ctx);
+    if !access.cluster(AclOperation::Describe) {
+        groups.retain(|(id, _, _)| access.group(AclOperation::Describe, id));
     }
     let states: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = request.types_filter.iter().map(|s| s.to_lowercase()).collect();

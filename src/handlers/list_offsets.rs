@@ -5,9 +5,11 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
-use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::errors::route_error_code;
+use super::access::Access;
+use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
 use crate::router::OffsetQuery;
 use crate::shard::gather::{Outcome, Plan};
@@ -15,6 +17,7 @@ use crate::shard::Shard;
 use crate::storage::log::LEADER_EPOCH;
 
 use crate::protocol::offset_spec::{EARLIEST, EARLIEST_LOCAL, LATEST, MAX_TIMESTAMP};
+use crate::server::session::RequestContext;
 
 /// Lowest version that may ask for each special timestamp.
 fn special_supported(timestamp: i64, version: i16) -> bool {
@@ -25,12 +28,14 @@ fn special_supported(timestamp: i64, version: i16) -> bool {
     }
 }
 
-pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListOffsetsRequest) -> ListOffsetsResponse {
-    let version = header.request_api_version;
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let version = ctx.version();
     let catalog = shard.catalog();
+    let access = Access::of(shard, ctx);
     let mut plan = Plan::new();
     for topic in &request.topics {
         let meta = catalog.topic(topic.name.0.as_str());
+        let described = access.topic(AclOperation::Describe, topic.name.0.as_str());
         for p in &topic.partitions {
             let early = |code: ResponseError| {
                 ListOffsetsPartitionResponse::default()
@@ -39,6 +44,10 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: ListOffs
                     .with_timestamp(-1)
                     .with_offset(-1)
             };
+            if !described {
+                plan.answer(early(ResponseError::TopicAuthorizationFailed));
+                continue;
+            }
             let Some((meta, owner)) = meta.and_then(|m| m.owner(p.partition_index).map(|o| (m, o))) else {
                 plan.answer(early(ResponseError::UnknownTopicOrPartition));
                 continue;

@@ -5,17 +5,20 @@ use std::rc::Rc;
 
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{
-    ListTransactionsRequest, ListTransactionsResponse, ProducerId, RequestHeader, TransactionalId,
+    ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::access::Access;
+use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 use crate::txn::coordinator::TxnState;
+use crate::server::session::RequestContext;
 
 pub async fn handle(
     shard: &Rc<Shard>,
-    header: &RequestHeader,
+    ctx: &RequestContext,
     request: ListTransactionsRequest,
 ) -> ListTransactionsResponse {
     let states: Vec<String> = request.state_filters.iter().map(|s| s.to_string()).collect();
@@ -25,7 +28,7 @@ pub async fn handle(
         .filter(|s| !TxnState::ALL.iter().any(|t| t.name() == s.as_str()))
         .cloned()
         .collect();
-    let min_duration_ms = if header.request_api_version >= 1 { request.duration_filter } else { -1 };
+    let min_duration_ms = if ctx.version() >= 1 { request.duration_filter } else { -1 };
     let producer_ids: Vec<i64> = request.producer_id_filters.iter().map(|p| p.0).collect();
     let mut listed = Vec::new();
     let mut error = None;
@@ -44,9 +47,12 @@ pub async fn handle(
     if let Some(e) = error {
         return response.with_error_code(e.code());
     }
+    // Only the transactional ids the principal may describe.
+    let access = Access::of(shard, ctx);
     response.with_transaction_states(
         listed
             .into_iter()
+            .filter(|t| access.transactional_id(AclOperation::Describe, &t.transactional_id))
             .map(|t| {
                 TransactionState::default()
                     .with_transactional_id(TransactionalId(StrBytes::from_string(t.transactional_id)))

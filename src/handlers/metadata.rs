@@ -1,21 +1,26 @@
 //! Metadata (v0-12): this broker as the only node and controller, topics
 //! with ids, every partition led by this node. Auto-creates topics when
-//! `auto.create.topics.enable` and the request allow it.
+//! `auto.create.topics.enable` and the request allow it, and the principal
+//! may create them. Topics the principal may not DESCRIBE are left out of an
+//! all-topics answer and answered TOPIC_AUTHORIZATION_FAILED when named.
 
 use std::rc::Rc;
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, RequestHeader, TopicName};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
+use super::access::{Access, CLUSTER_NAME};
 use super::resolve_topics;
 use crate::metadata::{validate_topic_name, TopicMeta};
 use crate::protocol::ResponseError;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::shard::Shard;
 use crate::storage::log::LEADER_EPOCH;
+use crate::server::session::RequestContext;
 
 fn topic_entry(node: i32, topic: &TopicMeta) -> MetadataResponseTopic {
     let partitions = (0..topic.partitions())
@@ -41,16 +46,18 @@ fn error_entry(name: Option<&str>, id: Uuid, error: ResponseError) -> MetadataRe
         .with_error_code(error.code())
 }
 
-pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: MetadataRequest) -> MetadataResponse {
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: MetadataRequest) -> MetadataResponse {
     let node = shard.config.node_id;
-    let version = header.request_api_version;
+    let version = ctx.version();
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let all = match &request.topics {
         None => true,
         Some(t) => t.is_empty() && version == 0,
     };
-    let topics = if all {
-        shard.catalog().topics.values().map(|t| topic_entry(node, t)).collect()
+    let access = Access::of(shard, ctx);
+    let described = |name: &str| access.topic(AclOperation::Describe, name);
+    let mut topics: Vec<MetadataResponseTopic> = if all {
+        shard.catalog().topics.values().filter(|t| described(&t.name)).map(|t| topic_entry(node, t)).collect()
     } else {
         let wanted = request.topics.unwrap_or_default();
         let allow = version < 4 || request.allow_auto_topic_creation;
@@ -58,9 +65,9 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: Metadata
             .iter()
             .filter_map(|t| t.name.as_ref())
             .map(|n| n.0.to_string())
-            .filter(|n| validate_topic_name(n).is_ok())
+            .filter(|n| validate_topic_name(n).is_ok() && described(n))
             .collect();
-        let resolved = resolve_topics(shard, &names, allow).await;
+        let resolved = resolve_topics(shard, &names, allow.then_some(&access)).await;
         let catalog = shard.catalog();
         wanted
             .iter()
@@ -68,12 +75,19 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: Metadata
                 Some(name) if validate_topic_name(name).is_err() => {
                     error_entry(Some(name), Uuid::nil(), ResponseError::InvalidTopicException)
                 }
+                Some(name) if !described(name) => {
+                    error_entry(Some(name), Uuid::nil(), ResponseError::TopicAuthorizationFailed)
+                }
                 Some(name) => match resolved.get(name.0.as_str()) {
                     Some(Ok(topic)) => topic_entry(node, topic),
                     Some(Err((code, _))) => error_entry(Some(name), Uuid::nil(), *code),
                     None => error_entry(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition),
                 },
                 None => match catalog.topic_by_id(&t.topic_id) {
+                    // The name is not given away to whoever may not see the topic.
+                    Some(topic) if !described(&topic.name) => {
+                        error_entry(None, t.topic_id, ResponseError::TopicAuthorizationFailed)
+                    }
                     Some(topic) => topic_entry(node, topic),
                     None => error_entry(None, t.topic_id, ResponseError::UnknownTopicId),
                 },
@@ -82,9 +96,22 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: Metadata
     };
     let broker = MetadataResponseBroker::default()
         .with_node_id(BrokerId(node))
-        .with_host(StrBytes::from_string(shard.config.advertised_host.clone()))
-        .with_port(shard.config.advertised_port as i32);
+        .with_host(StrBytes::from_string(ctx.advertised().0.to_string()))
+        .with_port(ctx.advertised().1 as i32);
+    if request.include_topic_authorized_operations {
+        for topic in topics.iter_mut().filter(|t| t.error_code == 0) {
+            if let Some(name) = &topic.name {
+                topic.topic_authorized_operations = access.operations(ResourceType::Topic, name);
+            }
+        }
+    }
+    let cluster_operations = if request.include_cluster_authorized_operations {
+        access.operations(ResourceType::Cluster, CLUSTER_NAME)
+    } else {
+        i32::MIN
+    };
     MetadataResponse::default()
+        .with_cluster_authorized_operations(cluster_operations)
         .with_brokers(vec![broker])
         .with_cluster_id(Some(StrBytes::from_string(shard.cluster_id.to_string())))
         .with_controller_id(BrokerId(node))

@@ -1,27 +1,34 @@
 //! One module per Kafka API, all of the same shape:
 //!
-//! `pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: XRequest) -> XResponse`
+//! `pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: XRequest) -> XResponse`
 //!
 //! decode (done here), reject the whole request early, validate per
 //! partition, route partitions to their owning shards, gather, map internal
 //! errors to Kafka codes in [`errors`], respond. [`dispatch`] decodes the
 //! body for the version asked, calls the handler and encodes its answer.
 
+pub mod access;
+pub mod acl_codec;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_transactions;
+pub mod describe_user_scram_credentials;
 pub mod end_txn;
 pub mod errors;
 pub mod fetch;
@@ -40,6 +47,8 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 pub mod txn_offset_commit;
 
@@ -51,18 +60,26 @@ use kafka_protocol::messages::ApiKey;
 
 use crate::metadata::controller::{TopicError, TopicSpec};
 use crate::metadata::TopicMeta;
-use crate::protocol::frame::{decode_body, encode_response, FrameError, RequestFrame, ResponseFrame};
+use bytes::Bytes;
+
+use crate::protocol::frame::{decode_body, encode_response, FrameError, ResponseFrame};
 use crate::protocol::{versions, ResponseError};
 use crate::router::RouteError;
+use crate::security::acl::AclOperation;
+use crate::server::session::RequestContext;
 use crate::shard::Shard;
 
 /// Runs one request. `Ok(None)` means no response is sent (acks=0 produce);
 /// `Err` means the connection must be closed, as Kafka does for requests it
 /// cannot parse or versions it does not serve.
-pub async fn dispatch(shard: Rc<Shard>, frame: RequestFrame, peer: &str) -> Result<Option<ResponseFrame>, FrameError> {
-    let RequestFrame { api_key, header, mut body } = frame;
-    let version = header.request_api_version;
-    let correlation_id = header.correlation_id;
+pub async fn dispatch(
+    shard: Rc<Shard>,
+    api_key: ApiKey,
+    mut body: Bytes,
+    ctx: RequestContext,
+) -> Result<Option<ResponseFrame>, FrameError> {
+    let version = ctx.version();
+    let correlation_id = ctx.header.correlation_id;
     if !versions::accepts(api_key, version) {
         if api_key == ApiKey::ApiVersions {
             return Ok(Some(api_versions::unsupported_version(correlation_id)?));
@@ -73,7 +90,7 @@ pub async fn dispatch(shard: Rc<Shard>, frame: RequestFrame, peer: &str) -> Resu
     macro_rules! run {
         ($module:ident) => {{
             let request = decode_body(api_key, version, &mut body)?;
-            let response = $module::handle(&shard, &header, request).await;
+            let response = $module::handle(&shard, &ctx, request).await;
             Some(encode_response(api_key, version, correlation_id, &response)?)
         }};
     }
@@ -110,21 +127,24 @@ pub async fn dispatch(shard: Rc<Shard>, frame: RequestFrame, peer: &str) -> Resu
         ApiKey::DescribeProducers => run!(describe_producers),
         ApiKey::ListTransactions => run!(list_transactions),
         ApiKey::DescribeTransactions => run!(describe_transactions),
-        ApiKey::JoinGroup => {
-            let request = decode_body(api_key, version, &mut body)?;
-            let response = join_group::handle(&shard, &header, request, peer).await;
-            Some(encode_response(api_key, version, correlation_id, &response)?)
-        }
+        ApiKey::SaslHandshake => run!(sasl_handshake),
+        ApiKey::SaslAuthenticate => run!(sasl_authenticate),
+        ApiKey::CreateAcls => run!(create_acls),
+        ApiKey::DescribeAcls => run!(describe_acls),
+        ApiKey::DeleteAcls => run!(delete_acls),
+        ApiKey::DescribeUserScramCredentials => run!(describe_user_scram_credentials),
+        ApiKey::AlterUserScramCredentials => run!(alter_user_scram_credentials),
+        ApiKey::JoinGroup => run!(join_group),
         ApiKey::Produce => {
             let request = decode_body(api_key, version, &mut body)?;
-            match produce::handle(&shard, &header, request).await {
+            match produce::handle(&shard, &ctx, request).await {
                 Some(response) => Some(encode_response(api_key, version, correlation_id, &response)?),
                 None => None,
             }
         }
         ApiKey::Fetch => {
             let request = decode_body(api_key, version, &mut body)?;
-            Some(fetch::handle(&shard, &header, request).await.encode(version, correlation_id))
+            Some(fetch::handle(&shard, &ctx, request).await.encode(version, correlation_id))
         }
         _ => unreachable!("versions::accepts admits only the APIs matched here"),
     };
@@ -154,14 +174,23 @@ pub struct ConfigResult {
 /// (Sluice's broker configs are static), other resource types are invalid.
 pub async fn alter_topic_configs(
     shard: &Rc<Shard>,
+    ctx: &RequestContext,
     resources: Vec<(i8, String, crate::metadata::controller::ConfigChange)>,
     validate_only: bool,
 ) -> Vec<ConfigResult> {
     use kafka_protocol::protocol::StrBytes;
+    let access = access::Access::of(shard, ctx);
+    let denied = |code: ResponseError| Some((code, "Authorization failed.".to_string()));
     let mut early: Vec<Option<(ResponseError, String)>> = Vec::with_capacity(resources.len());
     let mut topics = Vec::new();
     for (resource_type, name, change) in &resources {
         early.push(match *resource_type {
+            describe_configs::RESOURCE_TOPIC if !access.topic(AclOperation::AlterConfigs, name) => {
+                denied(ResponseError::TopicAuthorizationFailed)
+            }
+            describe_configs::RESOURCE_BROKER if !access.cluster(AclOperation::AlterConfigs) => {
+                denied(ResponseError::ClusterAuthorizationFailed)
+            }
             describe_configs::RESOURCE_TOPIC => {
                 topics.push((name.clone(), change.clone()));
                 None
@@ -219,12 +248,13 @@ pub async fn create_topics(
 }
 
 /// Looks up topics by name, creating the missing ones with the broker
-/// defaults when `auto.create.topics.enable` is on and `allow` says so.
-/// Missing topics that were not created map to `None`.
+/// defaults when `auto.create.topics.enable` is on and `create` is given and
+/// allows it (CREATE on the cluster or the topic; a missing topic the
+/// principal may not create is TOPIC_AUTHORIZATION_FAILED, as Kafka answers).
 pub async fn resolve_topics(
     shard: &Rc<Shard>,
     names: &[String],
-    allow: bool,
+    create: Option<&access::Access>,
 ) -> BTreeMap<String, Result<Arc<TopicMeta>, TopicError>> {
     let catalog = shard.catalog();
     let mut found = BTreeMap::new();
@@ -234,7 +264,14 @@ pub async fn resolve_topics(
             Some(t) => {
                 found.insert(name.clone(), Ok(t.clone()));
             }
-            None if allow && shard.config.auto_create_topics_enable => missing.push(name.clone()),
+            None if create.is_some() && shard.config.auto_create_topics_enable => {
+                let access = create.expect("checked");
+                if access.cluster(AclOperation::Create) || access.topic(AclOperation::Create, name) {
+                    missing.push(name.clone());
+                } else {
+                    found.insert(name.clone(), Err((ResponseError::TopicAuthorizationFailed, String::new())));
+                }
+            }
             None => {
                 found.insert(name.clone(), Err(errors::unknown_topic()));
             }

@@ -5,16 +5,19 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
-use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, RequestHeader};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
+use super::access::Access;
+use crate::security::acl::AclOperation;
 use crate::group::store::CommittedOffset;
 use crate::group::PartitionResults;
 use crate::protocol::ResponseError;
 use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
-pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: OffsetCommitRequest) -> OffsetCommitResponse {
-    let version = header.request_api_version;
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let version = ctx.version();
     let group_id = request.group_id.0.to_string();
     let asked = request.topics.iter().map(|t| {
         let partitions = t
@@ -27,10 +30,13 @@ pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: OffsetCo
             .collect();
         (t.name.0.to_string(), partitions)
     });
-    let plan = plan_commit(shard, asked);
+    let access = Access::of(shard, ctx);
+    let plan = plan_commit(shard, &access, asked);
     let offsets = plan.sent().to_vec();
     let results: PartitionResults = if group_id.is_empty() {
         Err(ResponseError::InvalidGroupId)
+    } else if !access.group(AclOperation::Read, &group_id) {
+        Err(ResponseError::GroupAuthorizationFailed)
     } else {
         let generation = request.generation_id_or_member_epoch;
         let member_id = request.member_id.to_string();
@@ -70,13 +76,22 @@ pub(super) type CommitPlan = Plan<ResponseError, (String, i32, CommittedOffset)>
 /// Turns the offsets of a commit (OffsetCommit, TxnOffsetCommit) into the
 /// ones sent to the coordinator, stamped with the commit time; partitions
 /// this broker does not host get UNKNOWN_TOPIC_OR_PARTITION at once.
-pub(super) fn plan_commit(shard: &Rc<Shard>, topics: impl Iterator<Item = (String, AskedOffsets)>) -> CommitPlan {
+pub(super) fn plan_commit(
+    shard: &Rc<Shard>,
+    access: &Access,
+    topics: impl Iterator<Item = (String, AskedOffsets)>,
+) -> CommitPlan {
     let catalog = shard.catalog();
     let now_ms = crate::clock::now_ms();
     let mut plan = Plan::new();
     for (topic, partitions) in topics {
         let meta = catalog.topic(&topic);
+        let readable = access.topic(AclOperation::Read, &topic);
         for (partition, offset, leader_epoch, metadata) in partitions {
+            if !readable {
+                plan.answer(ResponseError::TopicAuthorizationFailed);
+                continue;
+            }
             if meta.and_then(|m| m.owner(partition)).is_none() {
                 plan.answer(ResponseError::UnknownTopicOrPartition);
                 continue;

@@ -3,19 +3,31 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
-use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse, RequestHeader};
+use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
+use super::access::Access;
+use crate::security::acl::AclOperation;
 use crate::protocol::{ResponseError, TopicPartition};
 use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
-pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group_id = request.group_id.0.to_string();
+    let access = Access::of(shard, ctx);
+    if !access.group(AclOperation::Delete, &group_id) {
+        return OffsetDeleteResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let catalog = shard.catalog();
     let mut plan = Plan::new();
     for topic in &request.topics {
         let meta = catalog.topic(topic.name.0.as_str());
+        let readable = access.topic(AclOperation::Read, topic.name.0.as_str());
         for p in &topic.partitions {
+            if !readable {
+                plan.answer(ResponseError::TopicAuthorizationFailed);
+                continue;
+            }
             match meta.and_then(|m| m.owner(p.partition_index)) {
                 Some(_) => plan.send(TopicPartition::new(topic.name.0.as_str(), p.partition_index)),
                 None => plan.answer(ResponseError::UnknownTopicOrPartition),

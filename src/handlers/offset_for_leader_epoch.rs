@@ -4,23 +4,28 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
-use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, RequestHeader};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
+use super::access::Access;
 use super::errors::route_error_code;
+use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
 use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
 use crate::storage::log::LEADER_EPOCH;
+use crate::server::session::RequestContext;
 
 pub async fn handle(
     shard: &Rc<Shard>,
-    _header: &RequestHeader,
+    ctx: &RequestContext,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let catalog = shard.catalog();
+    let access = Access::of(shard, ctx);
     let mut plan = Plan::new();
     for topic in &request.topics {
         let meta = catalog.topic(topic.topic.0.as_str());
+        let described = access.topic(AclOperation::Describe, topic.topic.0.as_str());
         for p in &topic.partitions {
             let early = |code: ResponseError| {
                 EpochEndOffset::default()
@@ -29,6 +34,10 @@ pub async fn handle(
                     .with_leader_epoch(-1)
                     .with_end_offset(-1)
             };
+            if !described {
+                plan.answer(early(ResponseError::TopicAuthorizationFailed));
+                continue;
+            }
             let Some((meta, owner)) = meta.and_then(|m| m.owner(p.partition).map(|o| (m, o))) else {
                 plan.answer(early(ResponseError::UnknownTopicOrPartition));
                 continue;

@@ -6,18 +6,21 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::access::Access;
 use super::errors::{batch_error_code, route_error_code};
 use super::resolve_topics;
 use crate::protocol::batch::{validate_chunk, BatchHeader};
 use crate::protocol::ResponseError;
 use crate::router::ProducePart;
+use crate::security::acl::AclOperation;
 use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
 use crate::storage::AckLevel;
 use crate::txn::TxnListing;
+use crate::server::session::RequestContext;
 
 fn partition_error(index: i32, code: ResponseError, message: Option<String>) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -27,7 +30,7 @@ fn partition_error(index: i32, code: ResponseError, message: Option<String>) -> 
         .with_error_message(message.map(StrBytes::from_string))
 }
 
-pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceRequest) -> Option<ProduceResponse> {
     let acks = match request.acks {
         0 => AckLevel::None,
         1 => AckLevel::Written,
@@ -37,9 +40,22 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: Produce
     let acks_valid = matches!(request.acks, -1..=1);
     let transactional = request.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty());
 
-    let names: Vec<String> = request.topic_data.iter().map(|t| t.name.0.to_string()).collect();
+    let access = Access::of(shard, ctx);
+    // WRITE on each topic, and on the transactional id of a transactional producer.
+    let txn_denied = transactional
+        && !access.transactional_id(
+            AclOperation::Write,
+            request.transactional_id.as_ref().map(|t| t.0.as_str()).unwrap_or_default(),
+        );
+    let writable = |name: &str| !txn_denied && access.topic(AclOperation::Write, name);
+    let names: Vec<String> =
+        request.topic_data.iter().map(|t| t.name.0.to_string()).filter(|n| writable(n)).collect();
     // A transaction writes only to partitions it added, so to existing topics.
-    let topics = if acks_valid { resolve_topics(shard, &names, !transactional).await } else { Default::default() };
+    let topics = if acks_valid {
+        resolve_topics(shard, &names, (!transactional).then_some(&access)).await
+    } else {
+        Default::default()
+    };
 
     // Transactional batches go only to partitions of the producer's open
     // transaction (KIP-890): a batch outside one could never get its marker.
@@ -55,6 +71,14 @@ pub async fn handle(shard: &Rc<Shard>, _header: &RequestHeader, request: Produce
             let early = |code, message| partition_error(p.index, code, message);
             if !acks_valid {
                 plan.answer(early(ResponseError::InvalidRequiredAcks, None));
+                continue;
+            }
+            if txn_denied {
+                plan.answer(early(ResponseError::TransactionalIdAuthorizationFailed, None));
+                continue;
+            }
+            if !writable(&topic.name.0) {
+                plan.answer(early(ResponseError::TopicAuthorizationFailed, None));
                 continue;
             }
             let meta = match topics.get(topic.name.0.as_str()) {

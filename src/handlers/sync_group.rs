@@ -2,14 +2,20 @@
 
 use std::rc::Rc;
 
-use kafka_protocol::messages::{RequestHeader, SyncGroupRequest, SyncGroupResponse};
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
+use super::access::Access;
+use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
-pub async fn handle(shard: &Rc<Shard>, header: &RequestHeader, request: SyncGroupRequest) -> SyncGroupResponse {
-    let version = header.request_api_version;
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: SyncGroupRequest) -> SyncGroupResponse {
+    let version = ctx.version();
     let group_id = request.group_id.0.to_string();
+    if !Access::of(shard, ctx).group(AclOperation::Read, &group_id) {
+        return SyncGroupResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let sync = move |shard: Rc<Shard>| async move { shard.groups.sync(version, request).await };
     let mut response = match shard.on_group(&group_id, sync).await {
         Ok(response) => response,

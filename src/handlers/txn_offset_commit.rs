@@ -7,20 +7,23 @@ use std::rc::Rc;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
-use kafka_protocol::messages::{RequestHeader, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::errors::fenced_for_version;
 use super::offset_commit::{codes, plan_commit};
+use super::access::Access;
+use crate::security::acl::AclOperation;
 use crate::group::PartitionResults;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
+use crate::server::session::RequestContext;
 
 pub async fn handle(
     shard: &Rc<Shard>,
-    header: &RequestHeader,
+    ctx: &RequestContext,
     request: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
-    let version = header.request_api_version;
+    let version = ctx.version();
     let group_id = request.group_id.0.to_string();
     let asked = request.topics.iter().map(|t| {
         let partitions = t
@@ -33,10 +36,15 @@ pub async fn handle(
             .collect();
         (t.name.0.to_string(), partitions)
     });
-    let plan = plan_commit(shard, asked);
+    let access = Access::of(shard, ctx);
+    let plan = plan_commit(shard, &access, asked);
     let offsets = plan.sent().to_vec();
     let results: PartitionResults = if group_id.is_empty() {
         Err(ResponseError::InvalidGroupId)
+    } else if !access.transactional_id(AclOperation::Write, request.transactional_id.0.as_str()) {
+        Err(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !access.group(AclOperation::Read, &group_id) {
+        Err(ResponseError::GroupAuthorizationFailed)
     } else if request.producer_id.0 < 0 || request.transactional_id.0.is_empty() {
         Err(ResponseError::InvalidProducerIdMapping)
     } else if let Err(e) = in_transaction(shard, &request).await {

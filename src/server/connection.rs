@@ -4,15 +4,23 @@
 //! The connection owns its read buffer; a frame's length is checked before
 //! its body is allocated. At most `INFLIGHT_REQUESTS_PER_CONNECTION_MAX`
 //! requests are in flight: reading pauses while the queue is full.
+//!
+//! On a SASL listener only ApiVersions and the SASL APIs are served until the
+//! client has logged in, one at a time and with frames no larger than
+//! `sasl.server.max.receive.size`; anything else closes the connection, as
+//! Kafka does. SASL requests are always answered before the next frame is
+//! read, so that a login (or re-login) is complete before what follows it.
 
 use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use futures::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use glommio::channels::local_channel;
-use glommio::net::TcpStream;
+use kafka_protocol::messages::ApiKey;
 
 use crate::constants::{
     CONNECTION_READ_CHUNK_BYTES, CONNECTION_WRITE_BUFFER_BYTES, FRAME_BODY_PREALLOC_BYTES_MAX,
@@ -23,19 +31,23 @@ use crate::metrics::RequestTimes;
 use crate::protocol::frame::{self, ResponseFrame};
 use crate::shard::Shard;
 
+use super::session::{RequestContext, Session};
+
+/// A request's answer as the writer waits for it: a task's, or one already made.
+type PendingAnswer = Pin<Box<dyn Future<Output = Option<Result<Answered, ()>>>>>;
+
 /// Serves one connection until the client closes it, sends a bad frame, or the broker stops.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let _ = stream.set_nodelay(true);
+pub async fn serve<S>(shard: Rc<Shard>, session: Rc<Session>, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let peer = session.peer.to_string();
     let idle = std::time::Duration::from_millis(shard.config.connections_max_idle_ms);
-    let _ = stream.set_read_timeout(Some(idle));
     // Requests of this connection not yet answered: a connection waiting for
     // its answers is not idle.
     let pending = Rc::new(Cell::new(0usize));
     let (mut reader, writer) = stream.split();
-    let (queue, responses) = local_channel::new_bounded::<glommio::task::JoinHandle<Result<Answered, ()>>>(
-        INFLIGHT_REQUESTS_PER_CONNECTION_MAX,
-    );
+    let (queue, responses) = local_channel::new_bounded::<PendingAnswer>(INFLIGHT_REQUESTS_PER_CONNECTION_MAX);
     // Set when a request is refused: the connection ends after the answers before it.
     let refused = Rc::new(Cell::new(false));
 
@@ -63,13 +75,16 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 }
             }
             shard_in_writer.metrics.record_request(answered.api_key, answered.times(picked, Instant::now()));
+            if answered.last {
+                refused_in_writer.set(true);
+                break;
+            }
         }
         let _ = out.flush().await;
         let _ = out.close().await;
     })
     .detach();
 
-    let frame_bytes_max = shard.config.socket_request_max_bytes;
     while !refused.get() && !shard.lifecycle.stopping() {
         let mut prefix = [0u8; 4];
         match read_prefix(&mut reader, &mut prefix, &pending).await {
@@ -84,10 +99,16 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 break;
             }
         }
+        let authenticated = session.authenticated();
+        let frame_bytes_max = if authenticated {
+            shard.config.socket_request_max_bytes
+        } else {
+            shard.config.security.sasl_receive_bytes_max.min(shard.config.socket_request_max_bytes)
+        };
         let length = match frame::frame_length(prefix, frame_bytes_max) {
             Ok(length) => length,
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection: bad frame length");
+                tracing::warn!(%peer, authenticated, error = %e, "closing connection: bad frame length");
                 break;
             }
         };
@@ -108,31 +129,73 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 break;
             }
         };
-        let shard = shard.clone();
-        let peer_for_task = peer.clone();
-        let refused_in_task = refused.clone();
-        let inflight = InFlight::enter(&shard);
-        pending.set(pending.get() + 1);
-        let pending_in_task = pending.clone();
-        let api_key = request.api_key as i16;
-        let handle = glommio::spawn_local(async move {
-            let _inflight = inflight;
-            let _budget = budget;
-            let _pending = Decrement(pending_in_task);
-            let started = Instant::now();
-            let frame = handlers::dispatch(shard, request, &peer_for_task).await.map_err(|e| {
-                tracing::warn!(peer = %peer_for_task, error = %e, "closing connection: request refused");
-                refused_in_task.set(true);
-            })?;
-            Ok(Answered { frame, api_key, read_at, started, ready: Instant::now() })
-        })
-        .detach();
-        if queue.send(handle).await.is_err() {
+        let frame::RequestFrame { api_key: api, header, body } = request;
+        let sasl_api = matches!(api, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate);
+        if !authenticated && !sasl_api && api != ApiKey::ApiVersions {
+            tracing::warn!(%peer, api = ?api, "closing connection: a request before SASL authentication");
+            break;
+        }
+        if !sasl_api && session.expired(read_at) {
+            tracing::info!(%peer, "closing connection: its SASL session expired (connections.max.reauth.ms)");
+            break;
+        }
+        let ctx = RequestContext { header, session: session.clone() };
+        let run = Request { shard: shard.clone(), ctx, api, body, read_at, refused: refused.clone() };
+        let answer: PendingAnswer = if sasl_api || !authenticated {
+            // Answered before the next frame is read: the login state it changes
+            // decides how that frame is treated.
+            let answer = run.answer(budget).await;
+            let last = answer.as_ref().map_or(true, |a| a.last);
+            if queue.send(Box::pin(futures::future::ready(Some(answer)))).await.is_err() || last {
+                break;
+            }
+            continue;
+        } else {
+            let inflight = InFlight::enter(&shard);
+            pending.set(pending.get() + 1);
+            let pending_in_task = pending.clone();
+            Box::pin(
+                glommio::spawn_local(async move {
+                    let _inflight = inflight;
+                    let _pending = Decrement(pending_in_task);
+                    run.answer(budget).await
+                })
+                .detach(),
+            )
+        };
+        if queue.send(answer).await.is_err() {
             break;
         }
     }
     drop(queue);
     let _ = writer_task.await;
+}
+
+/// One parsed request and what answering it needs.
+struct Request {
+    shard: Rc<Shard>,
+    ctx: RequestContext,
+    api: ApiKey,
+    body: Bytes,
+    read_at: Instant,
+    refused: Rc<Cell<bool>>,
+}
+
+impl Request {
+    /// Runs the handler; `Err` when the connection must close without an answer.
+    async fn answer<B>(self, budget: B) -> Result<Answered, ()> {
+        let _budget = budget;
+        let Request { shard, ctx, api, body, read_at, refused } = self;
+        let api_key = api as i16;
+        let started = Instant::now();
+        let session = ctx.session.clone();
+        let frame = handlers::dispatch(shard, api, body, ctx).await.map_err(|e| {
+            tracing::warn!(peer = %session.peer, error = %e, "closing connection: request refused");
+            refused.set(true);
+        })?;
+        let last = session.close_after_answer.get();
+        Ok(Answered { frame, api_key, read_at, started, ready: Instant::now(), last })
+    }
 }
 
 /// Reads a frame body of `length` bytes. Up to `FRAME_BODY_PREALLOC_BYTES_MAX`
@@ -161,6 +224,8 @@ struct Answered {
     started: Instant,
     /// The handler answered.
     ready: Instant,
+    /// The connection closes once this answer is written (a failed login).
+    last: bool,
 }
 
 impl Answered {

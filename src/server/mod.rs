@@ -1,12 +1,13 @@
-//! The Kafka listener of one shard and its connections. Every shard binds the
-//! same address (SO_REUSEPORT) and serves the connections the kernel gives it.
+//! The Kafka listeners of one shard and their connections. Every shard binds
+//! each listener's address (SO_REUSEPORT) and serves the connections the
+//! kernel gives it.
 
 pub mod connection;
+pub mod listener;
+pub mod session;
 
 use std::rc::Rc;
 use std::sync::Arc;
-
-use glommio::net::TcpListener;
 
 use crate::shard::lifecycle::Lifecycle;
 use crate::shard::Shard;
@@ -27,53 +28,16 @@ impl Drop for ConnectionSlot {
     }
 }
 
-/// How often an idle accept loop looks whether the broker is stopping.
-const STOP_POLL_MS: u64 = 50;
-
-/// Accepts connections until the broker stops.
-pub async fn listen(shard: Rc<Shard>) -> std::io::Result<()> {
-    let listener = TcpListener::bind(shard.config.listen).map_err(|e| std::io::Error::other(e.to_string()))?;
-    tracing::info!(shard = shard.id, addr = %shard.config.listen, "listening");
-    shard.lifecycle.shard_listening(shard.config.listen);
-    // One accept stays pending across the stop checks: dropping an accept the
-    // kernel may already have completed would lose that connection.
-    let mut accept = Box::pin(listener.accept());
-    loop {
-        let tick = glommio::timer::sleep(std::time::Duration::from_millis(STOP_POLL_MS));
-        futures::pin_mut!(tick);
-        match futures::future::select(accept.as_mut(), tick).await {
-            futures::future::Either::Left((accepted, _)) => {
-                accept = Box::pin(listener.accept());
-                match accepted {
-                    Ok(stream) => {
-                        let Some(slot) = ConnectionSlot::take(&shard.lifecycle, shard.config.max_connections) else {
-                            tracing::warn!(
-                                max = shard.config.max_connections,
-                                "max.connections reached; refusing a connection"
-                            );
-                            shard.metrics.connections_refused.inc();
-                            drop(stream);
-                            continue;
-                        };
-                        let shard = shard.clone();
-                        shard.metrics.connections_accepted.inc();
-                        glommio::spawn_local(async move {
-                            shard.metrics.connections_open.add(1);
-                            connection::serve(shard.clone(), stream).await;
-                            shard.metrics.connections_open.add(-1);
-                            drop(slot);
-                        })
-                        .detach();
-                    }
-                    Err(e) => tracing::warn!(error = %e, "accept failed"),
-                }
-            }
-            futures::future::Either::Right(_) => {}
-        }
-        if shard.lifecycle.stopping() {
-            return Ok(());
-        }
-    }
+/// Serves every listener until the broker stops.
+pub async fn listen(shard: Rc<Shard>) -> Result<(), String> {
+    let runtimes = listener::runtimes(&shard.config.listeners)?;
+    let loops = runtimes.into_iter().map(|runtime| {
+        let shard = shard.clone();
+        let name = runtime.config.name.clone();
+        let address = runtime.config.bind;
+        async move { listener::listen(shard, runtime).await.map_err(|e| format!("listener {name} {address}: {e}")) }
+    });
+    futures::future::try_join_all(loops).await.map(|_| ())
 }
 
 #[cfg(test)]

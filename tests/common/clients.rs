@@ -181,7 +181,20 @@ pub fn python() -> PathBuf {
 /// The Java client's classpath (kafka-clients and its dependencies), resolved by Maven.
 pub fn java_classpath() -> String {
     static CLASSPATH: OnceLock<Result<String, String>> = OnceLock::new();
-    let found = CLASSPATH.get_or_init(|| {
+    maven_classpath(&CLASSPATH, "java", "kafka-clients")
+}
+
+/// The classpath of Kafka's own command-line tools (`kafka-acls.sh` runs
+/// `org.apache.kafka.tools.AclCommand`, `kafka-configs.sh` runs
+/// `kafka.admin.ConfigCommand`), resolved by Maven.
+pub fn kafka_tools_classpath() -> String {
+    static CLASSPATH: OnceLock<Result<String, String>> = OnceLock::new();
+    maven_classpath(&CLASSPATH, "kafka-tools", "Kafka's tools")
+}
+
+/// Resolves `tests/clients/<project>/pom.xml`'s dependencies once per test process.
+fn maven_classpath(cell: &'static OnceLock<Result<String, String>>, project: &str, what: &str) -> String {
+    let found = cell.get_or_init(|| {
         if on_path("java").is_none() {
             return Err("java (JDK 17 or newer) is not on PATH".into());
         }
@@ -191,8 +204,8 @@ pub fn java_classpath() -> String {
                 apt_install(&["maven"])?;
             }
         }
-        let pom = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/java/pom.xml");
-        let out = clients_dir().join("java.classpath");
+        let pom = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/clients/{project}/pom.xml"));
+        let out = clients_dir().join(format!("{project}.classpath"));
         let _lock = InstallLock::take();
         let resolve = |offline: bool| {
             let mut c = Command::new("mvn");
@@ -208,12 +221,12 @@ pub fn java_classpath() -> String {
         };
         // Offline first: after the first run everything is in ~/.m2.
         if !resolve(true) && !resolve(false) {
-            return Err("mvn could not resolve kafka-clients from Maven Central".into());
+            return Err(format!("mvn could not resolve {what} from Maven Central"));
         }
         std::fs::read_to_string(&out).map(|s| s.trim().to_string()).map_err(|e| format!("read {}: {e}", out.display()))
     });
     match found {
         Ok(cp) => cp.clone(),
-        Err(e) => panic!("the Java client is required by this test and could not be resolved ({e})"),
+        Err(e) => panic!("{what} (Java) is required by this test and could not be resolved ({e})"),
     }
 }

@@ -6,6 +6,7 @@
 pub mod clients;
 pub mod http;
 pub mod kafka;
+pub mod tls;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -47,12 +48,22 @@ pub fn sluice_bin() -> PathBuf {
     std::env::var_os("SLUICE_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sluice")))
 }
 
-/// The port a broker listens on, from its log line `listening ... addr=HOST:PORT`.
+/// The port a broker listens on, from its log line `listening ... addr=HOST:PORT`
+/// (the first listener's: `listener=PLAINTEXT` unless the test named others).
 fn listening_port(log: &str) -> Option<u16> {
-    log.lines().map(strip_ansi).filter(|line| line.contains("listening")).find_map(|line| {
-        let addr = line.split("addr=").nth(1)?.split_whitespace().next()?;
-        addr.rsplit(':').next()?.parse().ok()
-    })
+    listener_port_in(log, None)
+}
+
+/// The port of the listener called `name` (any listener for `None`), from the log.
+fn listener_port_in(log: &str, name: Option<&str>) -> Option<u16> {
+    log.lines()
+        .map(strip_ansi)
+        .filter(|line| line.contains("listening"))
+        .filter(|line| name.is_none_or(|n| line.contains(&format!("listener={n} "))))
+        .find_map(|line| {
+            let addr = line.split("addr=").nth(1)?.split_whitespace().next()?;
+            addr.rsplit(':').next()?.parse().ok()
+        })
 }
 
 /// The admin HTTP port, from the log line naming `admin_addr=HOST:PORT`.
@@ -91,10 +102,16 @@ impl Broker {
     /// choosing (port 0) and the test reads it from the log, so no port is
     /// picked here and released for another process to take first.
     pub fn start_in(data_dir: PathBuf, shards: usize, extra: &[&str]) -> Broker {
+        Broker::start_listening(data_dir, shards, "127.0.0.1:0", extra)
+    }
+
+    /// Starts a broker with the given `--listen` value (Kafka's `listeners`);
+    /// [`Broker::bootstrap`] is then the first listener's address.
+    pub fn start_listening(data_dir: PathBuf, shards: usize, listeners: &str, extra: &[&str]) -> Broker {
         let mut command = Command::new(sluice_bin());
         command
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--listen", listeners, "--admin-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--shards", &shards.to_string()])
@@ -145,6 +162,16 @@ impl Broker {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("sluice did not start; log:\n{}", self.log());
+    }
+
+    /// The port of the listener called `name` (e.g. `SASL_SSL`).
+    pub fn listener_port(&self, name: &str) -> u16 {
+        listener_port_in(&self.log(), Some(name)).unwrap_or_else(|| panic!("no listener {name} in:\n{}", self.log()))
+    }
+
+    /// `127.0.0.1:PORT` of the listener called `name`.
+    pub fn listener(&self, name: &str) -> String {
+        format!("127.0.0.1:{}", self.listener_port(name))
     }
 
     /// The broker's process id.

@@ -167,3 +167,30 @@ pub const CONSOLE_RECORDS_MAX: usize = 500;
 pub const CONSOLE_READ_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 const _: () = assert!(ADMIN_REQUEST_HEAD_BYTES_MAX >= 8 * 1024, "hyper's read buffer is at least 8 KiB");
+
+// Security: listeners, TLS, SASL, ACLs.
+
+/// The listener when none is configured: one PLAINTEXT listener on the loopback.
+pub const LISTENERS_DEFAULT: &str = "PLAINTEXT://127.0.0.1:9092";
+/// Listeners one broker serves.
+pub const LISTENERS_MAX: usize = 16;
+/// Kafka's `sasl.server.max.receive.size`: the largest frame a connection may
+/// send before it has authenticated.
+pub const SASL_RECEIVE_BYTES_MAX_DEFAULT: usize = 512 * 1024;
+/// A TLS handshake, or a SASL exchange from connect to authenticated, must finish within this.
+pub const AUTHENTICATION_MS_MAX: u64 = 10_000;
+/// After a failed login the broker waits this long before answering, so that
+/// password guessing over one connection is slow (Kafka's `connection.failed.authentication.delay.ms` is 100).
+pub const FAILED_AUTHENTICATION_DELAY_MS: u64 = 100;
+/// Failed logins logged per shard per second; the rest are only counted.
+pub const FAILED_AUTHENTICATION_LOGS_PER_SECOND_MAX: u32 = 5;
+/// How often certificate and key files are checked for changes (reloaded without restart).
+pub const TLS_RELOAD_CHECK_MS: u64 = 5_000;
+/// Largest PEM file (keystore, truststore) read.
+pub const PEM_FILE_BYTES_MAX: u64 = 1024 * 1024;
+/// ACL bindings one broker stores.
+pub const ACLS_MAX: usize = 100_000;
+/// SCRAM users one broker stores.
+pub const SCRAM_USERS_MAX: usize = 100_000;
+/// Largest security state file (ACLs, SCRAM credentials, quotas).
+pub const SECURITY_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;

@@ -60,6 +60,15 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::DescribeProducers, 0, 0),
     range(ApiKey::ListTransactions, 0, 1),
     range(ApiKey::DescribeTransactions, 0, 0),
+    // Security. SaslHandshake v0 (bare tokens outside Kafka's framing, before
+    // Kafka 1.0) is not served.
+    range(ApiKey::SaslHandshake, 1, 1),
+    range(ApiKey::SaslAuthenticate, 0, 2),
+    range(ApiKey::CreateAcls, 2, 3),
+    range(ApiKey::DescribeAcls, 1, 3),
+    range(ApiKey::DeleteAcls, 2, 3),
+    range(ApiKey::DescribeUserScramCredentials, 0, 0),
+    range(ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The advertised range of `api_key`, if Sluice serves it.

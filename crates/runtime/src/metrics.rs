@@ -65,6 +65,12 @@ pub struct ShardMetrics {
     pub connections_accepted: Counter,
     pub connections_refused: Counter,
     pub connections_open: Gauge,
+    /// TLS handshakes that failed or timed out (a plaintext client on a TLS port, an untrusted certificate).
+    pub tls_handshakes_failed: Counter,
+    /// Logins refused: wrong password, unknown user, a certificate mapping to no principal.
+    pub authentications_failed: Counter,
+    /// Logins that succeeded (SASL; re-authentications count too).
+    pub authentications_succeeded: Counter,
     /// Calls sent to other shards over the mesh.
     pub mesh_calls: Counter,
     /// Time the executor spent running tasks or polling I/O, in microseconds.
@@ -145,6 +151,9 @@ impl ShardMetrics {
             failed_fetch_requests: self.failed_fetch_requests.get(),
             connections_accepted: self.connections_accepted.get(),
             connections_refused: self.connections_refused.get(),
+            tls_handshakes_failed: self.tls_handshakes_failed.get(),
+            authentications_failed: self.authentications_failed.get(),
+            authentications_succeeded: self.authentications_succeeded.get(),
             connections_open: self.connections_open.get().max(0) as u64,
             mesh_calls: self.mesh_calls.get(),
             busy_us: self.busy_us.get(),
@@ -193,6 +202,9 @@ pub struct CountersSnapshot {
     pub failed_fetch_requests: u64,
     pub connections_accepted: u64,
     pub connections_refused: u64,
+    pub tls_handshakes_failed: u64,
+    pub authentications_failed: u64,
+    pub authentications_succeeded: u64,
     pub connections_open: u64,
     pub mesh_calls: u64,
     pub busy_us: u64,

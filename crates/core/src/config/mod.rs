@@ -5,6 +5,7 @@
 //! config file, then the built-in default. Broker defaults keep Kafka's names
 //! in the file (`num.partitions=3`) and kebab-case as flags (`--num-partitions`).
 
+pub mod listeners;
 pub mod topic;
 
 use std::collections::BTreeMap;
@@ -17,18 +18,23 @@ use crate::constants::{
     FRAME_BYTES_MAX_DEFAULT, FRAME_BYTES_MIN, INDEX_INTERVAL_BYTES_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT,
     NUM_PARTITIONS_DEFAULT, PARTITIONS_PER_TOPIC_MAX, SEGMENT_BYTES_DEFAULT, SHARDS_MAX,
 };
+pub use listeners::{
+    AuthorizerConfig, ClientAuth, ListenerConfig, Pem, SecurityConfig, SecurityProtocol, TlsConfig,
+};
 pub use topic::{TimestampType, TopicConfig};
 
 /// Flags of `sluice serve`; each also reads a `SLUICE_*` environment variable.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address the Kafka listener binds (every shard binds it with SO_REUSEPORT).
+    /// `listeners`: the Kafka listeners, `NAME://HOST:PORT,...` (a bare
+    /// `HOST:PORT` is one PLAINTEXT listener). Every shard binds each with SO_REUSEPORT.
     #[arg(long, env = "SLUICE_LISTEN")]
     pub listen: Option<String>,
     /// Directory holding partitions and the broker's metadata.
     #[arg(long, env = "SLUICE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// HOST:PORT given to clients in Metadata; defaults to the bound address.
+    /// `advertised.listeners`: `NAME://HOST:PORT,...` given to clients in
+    /// Metadata (a bare `HOST:PORT` is the PLAINTEXT listener's); defaults to each bound address.
     #[arg(long, env = "SLUICE_ADVERTISED_LISTENER")]
     pub advertised_listener: Option<String>,
     /// This broker's node id (`node.id`).
@@ -111,14 +117,19 @@ pub enum ConfigError {
     FileLine { line: usize, reason: String },
     #[error("{key}: {reason}")]
     Invalid { key: &'static str, reason: String },
+    #[error("{key}: {reason}")]
+    Listener { key: String, reason: String },
 }
 
 /// The broker's validated configuration, shared read-only by every shard.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
-    pub listen: SocketAddr,
-    pub advertised_host: String,
-    pub advertised_port: u16,
+    /// The Kafka listeners, in the order configured (at least one).
+    pub listeners: Vec<ListenerConfig>,
+    /// Authorizer and SASL settings shared by every listener.
+    pub security: SecurityConfig,
+    /// Keys of the config file Sluice does not use; logged at start, as Kafka does.
+    pub ignored_keys: Vec<String>,
     pub data_dir: PathBuf,
     pub node_id: i32,
     pub shards: usize,
@@ -251,34 +262,17 @@ impl BrokerConfig {
             "admin.listeners",
             "metrics.partitions.enable",
         ];
-        if let Some(unknown) = file.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return Err(invalid("config", format!("unknown broker config {unknown:?}")));
-        }
+        let ignored_keys: Vec<String> =
+            file.keys().filter(|k| !KNOWN.contains(&k.as_str()) && !listeners::is_security_key(k)).cloned().collect();
 
-        let listen_text = args
+        let listeners_text = args
             .listen
             .clone()
             .or_else(|| file.get("listeners").cloned())
-            .unwrap_or_else(|| "127.0.0.1:9092".to_string());
-        let listen_text = listen_text.strip_prefix("PLAINTEXT://").unwrap_or(&listen_text).to_string();
-        let listen = listen_text
-            .to_socket_addrs()
-            .map_err(|e| invalid("listen", format!("{listen_text:?}: {e}")))?
-            .next()
-            .ok_or_else(|| invalid("listen", format!("{listen_text:?} resolves to nothing")))?;
-
+            .unwrap_or_else(|| crate::constants::LISTENERS_DEFAULT.to_string());
         let advertised = args.advertised_listener.clone().or_else(|| file.get("advertised.listeners").cloned());
-        let (advertised_host, advertised_port) = match advertised {
-            Some(text) => {
-                let text = text.strip_prefix("PLAINTEXT://").unwrap_or(&text).to_string();
-                let (host, port) = text
-                    .rsplit_once(':')
-                    .ok_or_else(|| invalid("advertised-listener", format!("expected HOST:PORT, got {text:?}")))?;
-                let port = port.parse().map_err(|_| invalid("advertised-listener", format!("bad port in {text:?}")))?;
-                (host.trim_matches(|c| c == '[' || c == ']').to_string(), port)
-            }
-            None => (listen.ip().to_string(), listen.port()),
-        };
+        let listeners = listeners::resolve_listeners(&listeners_text, advertised.as_deref(), &file)?;
+        let security = listeners::resolve_security(&file)?;
 
         let data_dir = args
             .data_dir
@@ -420,9 +414,9 @@ impl BrokerConfig {
             group_initial_rebalance_delay_ms,
             offsets_retention_minutes,
             transaction_max_timeout_ms,
-            listen,
-            advertised_host,
-            advertised_port,
+            listeners,
+            security,
+            ignored_keys,
             data_dir,
             node_id,
             shards,
@@ -486,12 +480,15 @@ mod tests {
     #[test]
     fn defaults_match_kafka() {
         let c = BrokerConfig::resolve(&args()).unwrap();
-        assert_eq!(c.listen.to_string(), "127.0.0.1:9092");
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.listeners[0].bind.to_string(), "127.0.0.1:9092");
+        assert_eq!(c.listeners[0].protocol, SecurityProtocol::Plaintext);
         assert_eq!(c.num_partitions, 1);
         assert!(c.auto_create_topics_enable);
         assert_eq!(c.socket_request_max_bytes, 100 * 1024 * 1024);
         assert_eq!(c.topic_defaults.segment_bytes, 1 << 30);
-        assert_eq!(c.advertised_port, 9092);
+        assert_eq!(c.listeners[0].advertised_port, 9092);
+        assert!(!c.security.authorizer.enabled);
     }
 
     #[test]

@@ -12,9 +12,10 @@ use uuid::Uuid;
 use super::{validate_partition_count, validate_topic_name, Catalog, TopicMeta};
 use crate::txn::producer_ids::ProducerIdAllocator;
 use sluice_core::config::TopicConfig;
-use sluice_core::constants::{CATALOG_FILE_BYTES_MAX, PARTITIONS_PER_BROKER_MAX};
+use sluice_core::constants::{CATALOG_FILE_BYTES_MAX, PARTITIONS_PER_BROKER_MAX, SECURITY_FILE_BYTES_MAX};
 use sluice_protocol::ResponseError;
-use sluice_storage::file::{read_bounded, write_atomically};
+use sluice_security::store::SecurityState;
+use sluice_storage::file::{read_bounded, seal, unseal, write_atomically};
 
 /// A topic to create, as CreateTopics (or auto-creation) asks.
 #[derive(Debug, Clone)]
@@ -66,6 +67,8 @@ pub fn unknown_topic() -> TopicError {
 /// Shard 0's catalog writer.
 pub struct Controller {
     catalog_path: PathBuf,
+    /// ACLs and SCRAM credentials (`__sluice/security`).
+    security_path: PathBuf,
     node_id: i32,
     shards: usize,
     defaults: TopicConfig,
@@ -100,8 +103,19 @@ impl Controller {
             tracing::info!(shards, "partitions of removed shards reassigned");
             write_atomically(&catalog_path, &catalog.encode()).await.map_err(|e| e.to_string())?;
         }
+        let security_path = meta_dir.join("security");
+        catalog.security = match read_bounded(&security_path, SECURITY_FILE_BYTES_MAX) {
+            Ok(None) => Arc::default(),
+            Ok(Some(bytes)) => {
+                let body = unseal(&bytes).map_err(|e| format!("{}: {e}", security_path.display()))?;
+                let text = std::str::from_utf8(body).map_err(|_| format!("{}: not UTF-8", security_path.display()))?;
+                Arc::new(SecurityState::decode(text).map_err(|e| format!("{}: {e}", security_path.display()))?)
+            }
+            Err(e) => return Err(format!("{}: {e}", security_path.display())),
+        };
         let producer_ids = ProducerIdAllocator::load(&meta_dir)?;
         Ok(Controller {
+            security_path,
             producer_ids,
             catalog_path,
             node_id,
@@ -430,6 +444,30 @@ impl Controller {
         let mut updated = topic.clone();
         updated.shards.extend(catalog.assign(count - current, self.shards));
         Ok(updated)
+    }
+
+    /// Changes the security state (ACLs, SCRAM credentials): `change` edits a
+    /// copy and says whether anything changed; a changed copy is persisted,
+    /// then every shard adopts it before this returns.
+    pub async fn update_security<R>(
+        &self,
+        sink: &impl CatalogSink,
+        change: impl FnOnce(&mut SecurityState) -> (R, bool),
+    ) -> Result<R, String> {
+        let _permit = self.lock.acquire_permit(1).await;
+        let current = self.catalog();
+        let mut security = (*current.security).clone();
+        let (answer, changed) = change(&mut security);
+        if !changed {
+            return Ok(answer);
+        }
+        write_atomically(&self.security_path, &seal(security.encode().as_bytes())).await.map_err(|e| e.to_string())?;
+        let mut next = (*current).clone();
+        next.security = Arc::new(security);
+        let next = Arc::new(next);
+        *self.catalog.borrow_mut() = next.clone();
+        sink.publish(next).await;
+        Ok(answer)
     }
 
     /// Persists `next`, then has every shard adopt it.

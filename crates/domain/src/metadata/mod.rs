@@ -32,11 +32,14 @@ impl TopicMeta {
     }
 }
 
-/// A snapshot of every topic.
+/// A snapshot of every topic, and of the security state (ACLs, SCRAM users),
+/// which the controller changes and publishes the same way but stores in a
+/// file of its own.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     pub topics: BTreeMap<Arc<str>, Arc<TopicMeta>>,
     pub by_id: HashMap<Uuid, Arc<str>>,
+    pub security: Arc<sluice_security::store::SecurityState>,
 }
 
 const CATALOG_MAGIC: &str = "sluice-catalog 1";

@@ -25,6 +25,8 @@ use sluice_core::config::BrokerConfig;
 use sluice_domain::metadata::controller::Controller;
 use sluice_domain::metadata::Catalog;
 use sluice_protocol::{batch, offset_spec};
+use sluice_security::acl::Authorizer;
+use sluice_security::store::SecurityState;
 use sluice_storage::producer_state::ProducerInfo;
 use sluice_storage::{AckLevel, AppendOutcome, Log, ReadOutcome};
 
@@ -57,12 +59,33 @@ pub struct Shard {
     /// What this shard counts; see [`crate::metrics`].
     pub metrics: ShardMetrics,
     catalog: RefCell<Arc<Catalog>>,
+    security: RefCell<Rc<ShardSecurity>>,
     logs: RefCell<HashMap<PartitionKey, Rc<Log>>>,
     /// Calls to other shards awaiting their answer, by call id.
     pending_calls: RefCell<HashMap<u64, PendingCall>>,
     next_call_id: std::cell::Cell<u64>,
     /// Catalogs applied so far; the listener waits for the first.
     catalogs_applied: std::cell::Cell<u64>,
+}
+
+/// A shard's view of the security state: what the controller stored, and the
+/// authorizer built from it once per change, so that a check is one lookup
+/// with no lock and no hop to another shard.
+pub struct ShardSecurity {
+    pub state: Arc<SecurityState>,
+    pub authorizer: Authorizer,
+}
+
+impl ShardSecurity {
+    pub fn new(state: Arc<SecurityState>, config: &BrokerConfig) -> ShardSecurity {
+        let settings = &config.security.authorizer;
+        let authorizer = if settings.enabled {
+            Authorizer::new(&state.acls, settings.super_users.clone(), settings.allow_everyone_if_no_acl_found)
+        } else {
+            Authorizer::allow_all()
+        };
+        ShardSecurity { state, authorizer }
+    }
 }
 
 /// Hands a remote answer to the local task waiting for it.
@@ -86,7 +109,9 @@ impl Shard {
         lifecycle: Arc<lifecycle::Lifecycle>,
     ) -> Shard {
         let Coordinators { controller, groups, txns } = coordinators;
+        let security = RefCell::new(Rc::new(ShardSecurity::new(Arc::default(), &config)));
         Shard {
+            security,
             id: router.shard_id,
             config,
             cluster_id,
@@ -107,6 +132,12 @@ impl Shard {
             next_call_id: std::cell::Cell::new(0),
             catalogs_applied: std::cell::Cell::new(0),
         }
+    }
+
+    /// The current ACLs, SCRAM credentials and the authorizer built from them
+    /// (cheap to clone; never changes under you).
+    pub fn security(&self) -> Rc<ShardSecurity> {
+        self.security.borrow().clone()
     }
 
     /// The current catalog snapshot (cheap to clone; never changes under you).
@@ -380,6 +411,9 @@ impl Shard {
     /// Adopts a new catalog: opens partitions newly assigned here, closes and
     /// deletes the data of partitions whose topic is gone.
     pub async fn apply_catalog(&self, catalog: Arc<Catalog>) {
+        if !Arc::ptr_eq(&self.security.borrow().state, &catalog.security) {
+            *self.security.borrow_mut() = Rc::new(ShardSecurity::new(catalog.security.clone(), &self.config));
+        }
         *self.catalog.borrow_mut() = catalog.clone();
         let wanted: Vec<(PartitionKey, sluice_core::config::TopicConfig)> = catalog
             .topics

@@ -1,0 +1,211 @@
+//! One listener on one shard: its accept loop and, for TLS listeners, the
+//! rustls configuration (reloaded when its files change) and the mapping of
+//! client certificates to principals.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::future::{select, Either};
+use glommio::net::{TcpListener, TcpStream};
+
+use crate::config::{ListenerConfig, SecurityProtocol};
+use crate::constants::{AUTHENTICATION_MS_MAX, TLS_RELOAD_CHECK_MS};
+use crate::security::plain::{JaasPlainUsers, PLAIN_LOGIN_MODULE};
+use crate::security::principal::{subject_dn, KafkaPrincipal, SslPrincipalMapper};
+use crate::security::tls;
+use crate::shard::Shard;
+
+use super::session::Session;
+use super::{connection, ConnectionSlot};
+
+/// How often an idle accept loop looks whether the broker is stopping.
+const STOP_POLL_MS: u64 = 50;
+
+/// A TLS listener's current configuration and the stamp of the files it was built from.
+struct TlsState {
+    acceptor: futures_rustls::TlsAcceptor,
+    stamp: Vec<Option<(SystemTime, u64)>>,
+}
+
+/// A listener as one shard serves it.
+pub struct ListenerRuntime {
+    pub config: ListenerConfig,
+    tls: RefCell<Option<TlsState>>,
+    mapper: Option<SslPrincipalMapper>,
+    /// PLAIN users of the listener's JAAS config (`user_<name>="<password>"`).
+    plain_users: Option<JaasPlainUsers>,
+}
+
+impl ListenerRuntime {
+    /// Builds the listener's TLS state; a bad certificate or key fails here, before it listens.
+    pub fn new(config: ListenerConfig) -> Result<ListenerRuntime, String> {
+        let (tls, mapper) = match &config.tls {
+            None => (None, None),
+            Some(settings) => {
+                let server = tls::server_config(settings).map_err(|e| format!("listener {}: {e}", config.name))?;
+                let mapper = SslPrincipalMapper::parse(&settings.principal_mapping_rules)
+                    .map_err(|e| format!("listener {}: ssl.principal.mapping.rules: {e}", config.name))?;
+                let state = TlsState { acceptor: futures_rustls::TlsAcceptor::from(server), stamp: tls::stamp(settings) };
+                (Some(state), Some(mapper))
+            }
+        };
+        let plain_users = match &config.plain_jaas {
+            Some(jaas) if config.sasl_mechanisms.iter().any(|m| m == "PLAIN") => {
+                let users = JaasPlainUsers::parse(jaas)
+                    .map_err(|e| format!("listener {}: sasl.jaas.config: {e}", config.name))?;
+                if users.login_module() != PLAIN_LOGIN_MODULE {
+                    tracing::warn!(listener = %config.name, module = users.login_module(), "sasl.jaas.config names no PlainLoginModule: it declares no PLAIN users");
+                }
+                Some(users)
+            }
+            _ => None,
+        };
+        Ok(ListenerRuntime { config, tls: RefCell::new(tls), mapper, plain_users })
+    }
+
+    /// The PLAIN users the listener's JAAS config declares, if any.
+    pub fn plain_users(&self) -> Option<&JaasPlainUsers> {
+        self.plain_users.as_ref()
+    }
+
+    /// Rebuilds the TLS configuration when its files changed. A change that
+    /// does not load (a key written before its certificate) keeps the old
+    /// configuration and is tried again at the next check.
+    fn reload_tls(&self) {
+        let Some(settings) = &self.config.tls else { return };
+        let stamp = tls::stamp(settings);
+        if self.tls.borrow().as_ref().is_some_and(|t| t.stamp == stamp) {
+            return;
+        }
+        match tls::server_config(settings) {
+            Ok(server) => {
+                *self.tls.borrow_mut() =
+                    Some(TlsState { acceptor: futures_rustls::TlsAcceptor::from(server), stamp });
+                tracing::info!(listener = %self.config.name, "TLS certificate reloaded");
+            }
+            Err(e) => tracing::warn!(listener = %self.config.name, error = %e, "TLS files changed but do not load"),
+        }
+    }
+
+    fn acceptor(&self) -> Option<futures_rustls::TlsAcceptor> {
+        self.tls.borrow().as_ref().map(|t| t.acceptor.clone())
+    }
+
+    /// The principal of a TLS client certificate, mapped by `ssl.principal.mapping.rules`.
+    fn certificate_principal(&self, certificate: &[u8]) -> Result<KafkaPrincipal, String> {
+        let dn = subject_dn(certificate)?;
+        let mapper = self.mapper.as_ref().ok_or("no principal mapping on a plaintext listener")?;
+        Ok(KafkaPrincipal::user(&mapper.map(&dn)?))
+    }
+}
+
+/// Accepts connections on one listener until the broker stops.
+pub async fn listen(shard: Rc<Shard>, listener: Rc<ListenerRuntime>) -> std::io::Result<()> {
+    let address = listener.config.bind;
+    let socket = TcpListener::bind(address).map_err(|e| std::io::Error::other(e.to_string()))?;
+    tracing::info!(
+        shard = shard.id, listener = %listener.config.name, protocol = listener.config.protocol.name(),
+        addr = %address, "listening"
+    );
+    shard.lifecycle.shard_listening(address);
+    // One accept stays pending across the stop checks: dropping an accept the
+    // kernel may already have completed would lose that connection.
+    let mut accept = Box::pin(socket.accept());
+    let mut next_reload = Instant::now() + Duration::from_millis(TLS_RELOAD_CHECK_MS);
+    loop {
+        let tick = glommio::timer::sleep(Duration::from_millis(STOP_POLL_MS));
+        futures::pin_mut!(tick);
+        if let Either::Left((accepted, _)) = select(accept.as_mut(), tick).await {
+            accept = Box::pin(socket.accept());
+            match accepted {
+                Ok(stream) => admit(&shard, &listener, stream),
+                Err(e) => tracing::warn!(error = %e, "accept failed"),
+            }
+        }
+        if shard.lifecycle.stopping() {
+            return Ok(());
+        }
+        if Instant::now() >= next_reload {
+            listener.reload_tls();
+            next_reload = Instant::now() + Duration::from_millis(TLS_RELOAD_CHECK_MS);
+        }
+    }
+}
+
+/// Takes a connection slot and serves the connection on a task of its own.
+fn admit(shard: &Rc<Shard>, listener: &Rc<ListenerRuntime>, stream: TcpStream) {
+    let Some(slot) = ConnectionSlot::take(&shard.lifecycle, shard.config.max_connections) else {
+        tracing::warn!(max = shard.config.max_connections, "max.connections reached; refusing a connection");
+        shard.metrics.connections_refused.inc();
+        return;
+    };
+    shard.metrics.connections_accepted.inc();
+    let shard = shard.clone();
+    let listener = listener.clone();
+    glommio::spawn_local(async move {
+        shard.metrics.connections_open.add(1);
+        serve_stream(shard.clone(), listener, stream).await;
+        shard.metrics.connections_open.add(-1);
+        drop(slot);
+    })
+    .detach();
+}
+
+/// Runs the TLS handshake when the listener has TLS, then serves the connection.
+async fn serve_stream(shard: Rc<Shard>, listener: Rc<ListenerRuntime>, stream: TcpStream) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(shard.config.connections_max_idle_ms)));
+    let Some(acceptor) = listener.acceptor() else {
+        let session = Rc::new(Session::new(listener, peer, KafkaPrincipal::anonymous()));
+        connection::serve(shard, session, stream).await;
+        return;
+    };
+    let deadline = glommio::timer::sleep(Duration::from_millis(AUTHENTICATION_MS_MAX));
+    futures::pin_mut!(deadline);
+    let handshake = acceptor.accept(stream);
+    futures::pin_mut!(handshake);
+    let stream = match select(handshake, deadline).await {
+        Either::Left((Ok(stream), _)) => stream,
+        Either::Left((Err(e), _)) => {
+            shard.metrics.tls_handshakes_failed.inc();
+            tracing::debug!(%peer, listener = %listener.config.name, error = %e, "TLS handshake failed");
+            return;
+        }
+        Either::Right(_) => {
+            shard.metrics.tls_handshakes_failed.inc();
+            tracing::debug!(%peer, listener = %listener.config.name, "TLS handshake timed out");
+            return;
+        }
+    };
+    // With ssl.client.auth the principal is the certificate's subject; SASL replaces it on SASL_SSL.
+    let certificate = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
+    let principal = match (certificate, listener.config.protocol) {
+        (Some(der), SecurityProtocol::Ssl) => match listener.certificate_principal(&der) {
+            Ok(p) => p,
+            Err(e) => {
+                shard.metrics.authentications_failed.inc();
+                tracing::warn!(%peer, listener = %listener.config.name, error = %e, "client certificate maps to no principal");
+                return;
+            }
+        },
+        _ => KafkaPrincipal::anonymous(),
+    };
+    let session = Rc::new(Session::new(listener, peer, principal));
+    connection::serve(shard, session, stream).await;
+}
+
+/// Every listener's TLS state built once before any shard starts, so that a
+/// bad certificate fails the start with its reason.
+pub fn check_listeners(listeners: &[ListenerConfig]) -> Result<(), String> {
+    for listener in listeners {
+        ListenerRuntime::new(listener.clone())?;
+    }
+    Ok(())
+}
+
+/// The listeners of one shard, built from the broker's config.
+pub fn runtimes(listeners: &[ListenerConfig]) -> Result<Vec<Rc<ListenerRuntime>>, String> {
+    listeners.iter().map(|l| ListenerRuntime::new(l.clone()).map(Rc::new)).collect()
+}
