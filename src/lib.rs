@@ -3,8 +3,8 @@
 //! # Layout
 //!
 //! Crates, bottom to top (each depends only on those above it in this list):
-//! `sluice-core`, `sluice-protocol`, `sluice-storage`, `sluice-domain`,
-//! `sluice-runtime`, and this one. See ARCHITECTURE.md.
+//! `sluice-core`, `sluice-protocol`, `sluice-storage`, `sluice-security`,
+//! `sluice-domain`, `sluice-runtime`, and this one. See ARCHITECTURE.md.
 //!
 //! - [`broker`]: process start and stop: shard pool, mesh, clean-shutdown marker.
 //! - [`config`]: CLI, `SLUICE_*` environment and properties file into one `BrokerConfig`;
@@ -12,8 +12,9 @@
 //! - [`constants`]: every limit and default, unit last.
 //! - [`protocol`]: frames, request/response headers, advertised API versions,
 //!   RecordBatch v2 read in place, the zero-copy Fetch response encoder.
-//! - [`server`]: each shard's listener (SO_REUSEPORT) and its connections;
-//!   a connection lives on the shard that accepted it.
+//! - [`server`]: each shard's listeners (SO_REUSEPORT; PLAINTEXT, TLS, SASL)
+//!   and their connections; a connection lives on the shard that accepted it.
+//! - [`security`]: principals, ACLs and the authorizer, SASL mechanisms, TLS settings.
 //! - [`handlers`]: one module per Kafka API, all of the same shape.
 //! - [`router`]: the cross-shard mesh and the envelopes carried on it.
 //! - [`shard`]: the per-core context; owner-side handling of routed work.

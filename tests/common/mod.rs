@@ -255,9 +255,35 @@ pub struct Raw {
 
 impl Raw {
     pub fn connect(broker: &Broker) -> Raw {
-        let stream = TcpStream::connect(("127.0.0.1", broker.port)).unwrap();
+        Raw::connect_to(&broker.bootstrap())
+    }
+
+    /// A connection to `HOST:PORT` (another listener of a broker).
+    pub fn connect_to(address: &str) -> Raw {
+        let stream = TcpStream::connect(address).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         Raw { stream, correlation: 0 }
+    }
+
+    /// Logs in with SASL/PLAIN (SaslHandshake v1, then SaslAuthenticate v2);
+    /// returns SaslAuthenticate's error code and message.
+    pub fn sasl_plain(&mut self, user: &str, password: &str) -> (i16, Option<String>) {
+        use kafka_protocol::messages::{
+            SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+        };
+        let handshake: SaslHandshakeResponse = self.call(
+            ApiKey::SaslHandshake,
+            1,
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+        );
+        assert_eq!(handshake.error_code, 0, "PLAIN handshake refused: {handshake:?}");
+        let token = format!("\0{user}\0{password}");
+        let answer: SaslAuthenticateResponse = self.call(
+            ApiKey::SaslAuthenticate,
+            2,
+            &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token.into_bytes())),
+        );
+        (answer.error_code, answer.error_message.map(|m| m.to_string()))
     }
 
     pub fn send_bytes(&mut self, bytes: &[u8]) {

@@ -1,0 +1,485 @@
+//! Security end to end: TLS and mTLS listeners, SASL PLAIN and SCRAM, ACLs
+//! and SCRAM users set with Kafka's own `kafka-acls.sh` / `kafka-configs.sh`
+//! classes, and real clients (the rdkafka crate, kcat, the Java client) that
+//! get in, or are refused with Kafka's errors. Certificates are made by the
+//! test (rcgen).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse, DescribeAclsRequest,
+    DescribeAclsResponse, FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest,
+    InitProducerIdResponse, JoinGroupRequest, JoinGroupResponse, ListGroupsRequest, ListGroupsResponse,
+    MetadataRequest, MetadataResponse, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+
+use common::tls::Pki;
+use common::{fresh_data_dir, Broker, Raw};
+
+const LISTENERS: &str = "SASL_SSL://127.0.0.1:0,SSL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0";
+const JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                    user_admin=\"admin-secret\" user_eve=\"eve-secret\";";
+
+/// TOPIC_AUTHORIZATION_FAILED and friends, as Kafka numbers them.
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+const ILLEGAL_SASL_STATE: i16 = 34;
+const SASL_AUTHENTICATION_FAILED: i16 = 58;
+
+/// A broker with three listeners (SASL_SSL, SSL with required client
+/// certificates, SASL_PLAINTEXT), PLAIN users from JAAS, SCRAM, and Kafka's
+/// StandardAuthorizer with `User:admin` as the only super user.
+struct Secure {
+    broker: Broker,
+    pki: Pki,
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Secure {
+    fn start(name: &str) -> Secure {
+        let dir = fresh_data_dir(name);
+        let pki = Pki::new(&dir.with_extension("pki"));
+        let config = dir.with_extension("properties");
+        let text = format!(
+            "listener.security.protocol.map=SASL_SSL:SASL_SSL,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT\n\
+             ssl.keystore.type=PEM\n\
+             ssl.keystore.location={keystore}\n\
+             ssl.truststore.type=PEM\n\
+             ssl.truststore.location={ca}\n\
+             listener.name.ssl.ssl.client.auth=required\n\
+             ssl.principal.mapping.rules=RULE:^CN=([^,]+),OU=eng,.*$/$1/L,DEFAULT\n\
+             sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN\n\
+             sasl.jaas.config={JAAS}\n\
+             authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n\
+             super.users=User:admin\n",
+            keystore = pki.server_keystore.display(),
+            ca = pki.ca.display(),
+        );
+        std::fs::write(&config, text).unwrap();
+        let broker = Secure::launch(&dir, &config);
+        Secure { broker, pki, dir, config }
+    }
+
+    fn launch(dir: &Path, config: &Path) -> Broker {
+        Broker::start_listening(dir.to_path_buf(), 2, LISTENERS, &["--config", config.to_str().unwrap()])
+    }
+
+    fn restart(self) -> Secure {
+        let Secure { broker, pki, dir, config } = self;
+        broker.stop();
+        let broker = Secure::launch(&dir, &config);
+        Secure { broker, pki, dir, config }
+    }
+
+    fn sasl_ssl(&self) -> String {
+        self.broker.listener("SASL_SSL")
+    }
+
+    /// rdkafka settings of a SCRAM login over SASL_SSL.
+    fn scram(&self, mechanism: &str, user: &str, password: &str) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", self.sasl_ssl())
+            .set("security.protocol", "SASL_SSL")
+            .set("sasl.mechanisms", mechanism)
+            .set("sasl.username", user)
+            .set("sasl.password", password)
+            .set("ssl.ca.location", self.pki.ca.to_str().unwrap())
+            .set("message.timeout.ms", "10000")
+            .set("socket.timeout.ms", "10000");
+        config
+    }
+
+    /// rdkafka settings of an mTLS client with `cert`.
+    fn mtls(&self, cert: &common::tls::ClientCert) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", self.broker.listener("SSL"))
+            .set("security.protocol", "SSL")
+            .set("ssl.ca.location", self.pki.ca.to_str().unwrap())
+            .set("ssl.certificate.location", cert.cert.to_str().unwrap())
+            .set("ssl.key.location", cert.key.to_str().unwrap())
+            .set("message.timeout.ms", "10000")
+            .set("socket.timeout.ms", "10000");
+        config
+    }
+
+    /// A Java client properties file: SASL_SSL with `mechanism` as `user`.
+    fn java_properties(&self, file: &str, mechanism: &str, user: &str, password: &str) -> PathBuf {
+        let module = if mechanism == "PLAIN" {
+            "org.apache.kafka.common.security.plain.PlainLoginModule"
+        } else {
+            "org.apache.kafka.common.security.scram.ScramLoginModule"
+        };
+        let path = self.dir.with_extension(file);
+        std::fs::write(
+            &path,
+            format!(
+                "security.protocol=SASL_SSL\nsasl.mechanism={mechanism}\n\
+                 sasl.jaas.config={module} required username=\"{user}\" password=\"{password}\";\n\
+                 ssl.truststore.type=PEM\nssl.truststore.location={}\n",
+                self.pki.ca.display()
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// Runs one of Kafka's command-line tools (its main class, as the shell
+    /// script would) against the SASL_SSL listener; returns its output.
+    fn kafka_tool(&self, class: &str, properties: &Path, args: &[&str]) -> String {
+        let classpath = common::clients::kafka_tools_classpath();
+        let output = Command::new("java")
+            .arg("-cp")
+            .arg(classpath.trim())
+            .arg(class)
+            .args(["--bootstrap-server", &self.sasl_ssl(), "--command-config", properties.to_str().unwrap()])
+            .args(args)
+            .output()
+            .expect("run java");
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(
+            output.status.success(),
+            "{class} {args:?} failed:\nstdout:\n{stdout}\nstderr:\n{}\nbroker log:\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.broker.log()
+        );
+        stdout
+    }
+
+    fn configs(&self, properties: &Path, args: &[&str]) -> String {
+        self.kafka_tool("kafka.admin.ConfigCommand", properties, args)
+    }
+
+    fn acls(&self, properties: &Path, args: &[&str]) -> String {
+        self.kafka_tool("org.apache.kafka.tools.AclCommand", properties, args)
+    }
+}
+
+fn topics_seen(config: &ClientConfig) -> Vec<String> {
+    let consumer: BaseConsumer = config.create().expect("consumer");
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10)).expect("metadata");
+    let mut names: Vec<String> = metadata.topics().iter().map(|t| t.name().to_string()).collect();
+    names.sort();
+    names
+}
+
+async fn produce(config: &ClientConfig, topic: &str, count: usize) -> Result<(), KafkaError> {
+    let producer: FutureProducer = config.create().expect("producer");
+    for i in 0..count {
+        let value = format!("record-{i}");
+        producer
+            .send(FutureRecord::<(), _>::to(topic).payload(&value), Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)?;
+    }
+    producer.flush(Duration::from_secs(10)).map_err(|e| e)?;
+    Ok(())
+}
+
+/// A login that must fail: metadata cannot be fetched with these settings.
+fn refused_login(config: &ClientConfig) {
+    let mut config = config.clone();
+    config.set("socket.timeout.ms", "3000");
+    let consumer: BaseConsumer = config.create().expect("consumer");
+    let result = consumer.fetch_metadata(None, Duration::from_secs(4));
+    assert!(result.is_err(), "a bad login was let in: {:?}", result.map(|m| m.topics().len()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kafka_tools_manage_scram_users_and_acls_and_real_clients_obey_them() {
+    let secure = Secure::start("sec-tools");
+    // kafka-configs.sh, as the JAAS admin over SASL_SSL with PLAIN: SCRAM users.
+    let plain_admin = secure.java_properties("admin-plain.properties", "PLAIN", "admin", "admin-secret");
+    for (user, mechanism, password) in [
+        ("admin", "SCRAM-SHA-512", "admin-secret"),
+        ("alice", "SCRAM-SHA-512", "alice-secret"),
+        ("bob", "SCRAM-SHA-256", "bob-secret"),
+    ] {
+        let config = format!("{mechanism}=[iterations=8192,password={password}]");
+        let out = secure.configs(
+            &plain_admin,
+            &["--alter", "--add-config", &config, "--entity-type", "users", "--entity-name", user],
+        );
+        assert!(out.contains("Completed updating config"), "{out}");
+    }
+    let described = secure.configs(&plain_admin, &["--describe", "--entity-type", "users", "--entity-name", "alice"]);
+    assert!(described.contains("SCRAM-SHA-512=iterations=8192"), "{described}");
+    assert!(!described.contains("alice-secret"));
+
+    // kafka-acls.sh, as the SCRAM admin (the Java client over SSL with SCRAM-SHA-512).
+    let admin = secure.java_properties("admin-scram.properties", "SCRAM-SHA-512", "admin", "admin-secret");
+    secure.acls(
+        &admin,
+        &["--add", "--allow-principal", "User:alice", "--operation", "Write", "--operation", "Create", "--topic", "orders"],
+    );
+    secure.acls(&admin, &["--add", "--allow-principal", "User:bob", "--consumer", "--topic", "orders", "--group", "readers"]);
+    let listed = secure.acls(&admin, &["--list", "--topic", "orders"]);
+    assert!(listed.contains("User:alice") && listed.contains("User:bob"), "{listed}");
+    assert!(listed.contains("operation=WRITE") && listed.contains("operation=READ"), "{listed}");
+
+    // A topic only the admin may touch.
+    let admin_client: rdkafka::admin::AdminClient<_> =
+        secure.scram("SCRAM-SHA-512", "admin", "admin-secret").create().expect("admin client");
+    let created = admin_client
+        .create_topics(&[NewTopic::new("secret", 1, TopicReplication::Fixed(1))], &AdminOptions::new())
+        .await
+        .expect("create topics");
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+
+    // alice writes (auto-creating the topic: she may create it) but may not write elsewhere.
+    let alice = secure.scram("SCRAM-SHA-512", "alice", "alice-secret");
+    produce(&alice, "orders", 10).await.expect("alice writes orders");
+    match produce(&alice, "secret", 1).await {
+        Err(KafkaError::MessageProduction(RDKafkaErrorCode::TopicAuthorizationFailed)) => {}
+        other => panic!("alice wrote to secret: {other:?}"),
+    }
+    assert_eq!(topics_seen(&alice), vec!["orders"], "alice sees only what she may describe");
+
+    // bob (SCRAM-SHA-256) reads them in his group.
+    let mut bob = secure.scram("SCRAM-SHA-256", "bob", "bob-secret");
+    bob.set("group.id", "readers").set("auto.offset.reset", "earliest");
+    let records = common::kafka::consume_to_end(&bob, "orders", 1, Duration::from_secs(30));
+    assert_eq!(records.len(), 10);
+    assert_eq!(topics_seen(&bob), vec!["orders"]);
+
+    // Wrong password, unknown user, and SCRAM-SHA-256 for a user with only SHA-512.
+    refused_login(&secure.scram("SCRAM-SHA-512", "alice", "wrong"));
+    refused_login(&secure.scram("SCRAM-SHA-512", "mallory", "anything"));
+    refused_login(&secure.scram("SCRAM-SHA-256", "alice", "alice-secret"));
+
+    // Users and ACLs are durable.
+    let secure = secure.restart();
+    let mut bob = secure.scram("SCRAM-SHA-256", "bob", "bob-secret");
+    bob.set("group.id", "readers-after-restart").set("auto.offset.reset", "earliest");
+    assert_eq!(topics_seen(&bob), vec!["orders"]);
+    assert_eq!(common::kafka::consume_to_end(&bob, "orders", 1, Duration::from_secs(30)).len(), 10);
+    let listed = secure.acls(&admin, &["--list", "--topic", "orders"]);
+    assert!(listed.contains("User:alice") && listed.contains("User:bob"), "{listed}");
+    // Removing alice's credential locks her out.
+    let out = secure.configs(
+        &admin,
+        &["--alter", "--delete-config", "SCRAM-SHA-512", "--entity-type", "users", "--entity-name", "alice"],
+    );
+    assert!(out.contains("Completed updating config"), "{out}");
+    refused_login(&secure.scram("SCRAM-SHA-512", "alice", "alice-secret"));
+    secure.broker.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mutual_tls_maps_the_certificate_subject_to_the_principal() {
+    let secure = Secure::start("sec-mtls");
+    let admin = secure.java_properties("admin-plain.properties", "PLAIN", "admin", "admin-secret");
+    // CN=alice,OU=eng,... maps to User:alice by the RULE.
+    secure.acls(
+        &admin,
+        &["--add", "--allow-principal", "User:alice", "--operation", "All", "--topic", "mtls-", "--resource-pattern-type", "prefixed"],
+    );
+    let alice = secure.pki.client("Alice", false);
+    let alice_config = secure.mtls(&alice);
+    produce(&alice_config, "mtls-orders", 3).await.expect("alice over mTLS");
+    match produce(&alice_config, "elsewhere", 1).await {
+        Err(KafkaError::MessageProduction(RDKafkaErrorCode::TopicAuthorizationFailed)) => {}
+        other => panic!("alice wrote outside her prefix: {other:?}"),
+    }
+    assert_eq!(topics_seen(&alice_config), vec!["mtls-orders"]);
+
+    // kcat (librdkafka's CLI, Debian's build) over the same listener.
+    let kcat = common::clients::kcat();
+    let output = Command::new(&kcat)
+        .args(["-b", &secure.broker.listener("SSL"), "-X", "security.protocol=SSL"])
+        .args(["-X", &format!("ssl.ca.location={}", secure.pki.ca.display())])
+        .args(["-X", &format!("ssl.certificate.location={}", alice.cert.display())])
+        .args(["-X", &format!("ssl.key.location={}", alice.key.display())])
+        .args(["-C", "-t", "mtls-orders", "-o", "beginning", "-e", "-q"])
+        .output()
+        .expect("run kcat");
+    let consumed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "kcat failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(consumed.lines().count(), 3, "{consumed}");
+
+    // Certificates the broker must refuse: expired, from another CA, none at all.
+    refused_login(&secure.mtls(&secure.pki.client("alice", true)));
+    refused_login(&secure.mtls(&secure.pki.untrusted_client("alice")));
+    let mut no_cert = secure.mtls(&alice);
+    no_cert.remove("ssl.certificate.location").remove("ssl.key.location");
+    refused_login(&no_cert);
+    // A plaintext client on the TLS port gets nothing and is disconnected.
+    let mut raw = Raw::connect_to(&secure.broker.listener("SSL"));
+    raw.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert!(raw.closed_by_broker());
+    let metrics = common::http::get(&secure.broker.admin_url(), "/metrics");
+    let failed = common::http::sum(
+        &common::http::parse_metrics(&metrics.body),
+        "sluice_tls_handshakes_failed_total",
+        &[],
+    );
+    assert!(failed >= 4.0, "failed handshakes counted: {failed}");
+
+    // A renewed certificate is served without a restart.
+    secure.pki.write_server_keystore(&secure.pki.server_keystore, "renewed");
+    common::wait_until("the renewed certificate is loaded", Duration::from_secs(20), || {
+        secure.broker.log().contains("TLS certificate reloaded")
+    });
+    produce(&alice_config, "mtls-orders", 1).await.expect("alice after the reload");
+    secure.broker.stop();
+}
+
+#[test]
+fn before_login_only_the_sasl_apis_are_served() {
+    let secure = Secure::start("sec-prelogin");
+    let address = secure.broker.listener("SASL_PLAINTEXT");
+
+    // ApiVersions is served before login; anything else closes the connection.
+    let mut raw = Raw::connect_to(&address);
+    let versions: ApiVersionsResponse = raw.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert_eq!(versions.error_code, 0);
+    for api in [ApiKey::SaslHandshake, ApiKey::SaslAuthenticate, ApiKey::CreateAcls, ApiKey::AlterUserScramCredentials] {
+        assert!(versions.api_keys.iter().any(|k| k.api_key == api as i16), "{api:?} advertised");
+    }
+    raw.send(ApiKey::Metadata, 12, &MetadataRequest::default());
+    assert!(raw.closed_by_broker(), "Metadata before login must close the connection");
+
+    // A frame above sasl.server.max.receive.size (512 KiB) before login is refused.
+    let mut raw = Raw::connect_to(&address);
+    raw.send_bytes(&(1024 * 1024i32).to_be_bytes());
+    assert!(raw.closed_by_broker());
+
+    // SaslAuthenticate without a handshake: ILLEGAL_SASL_STATE, then the connection closes.
+    let mut raw = Raw::connect_to(&address);
+    let answer: SaslAuthenticateResponse =
+        raw.call(ApiKey::SaslAuthenticate, 2, &SaslAuthenticateRequest::default());
+    assert_eq!(answer.error_code, ILLEGAL_SASL_STATE);
+    assert!(raw.closed_by_broker());
+
+    // A mechanism the listener does not offer: the answer lists those it does.
+    let mut raw = Raw::connect_to(&address);
+    let answer: SaslHandshakeResponse = raw.call(
+        ApiKey::SaslHandshake,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("GSSAPI")),
+    );
+    assert_eq!(answer.error_code, UNSUPPORTED_SASL_MECHANISM);
+    let offered: Vec<String> = answer.mechanisms.iter().map(|m| m.to_string()).collect();
+    assert_eq!(offered, vec!["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]);
+    assert!(raw.closed_by_broker());
+
+    // A wrong password: SASL_AUTHENTICATION_FAILED with Kafka's message, then closed.
+    let mut raw = Raw::connect_to(&address);
+    let (code, message) = raw.sasl_plain("eve", "wrong");
+    assert_eq!(code, SASL_AUTHENTICATION_FAILED);
+    assert_eq!(message.as_deref(), Some("Authentication failed: Invalid username or password"));
+    assert!(raw.closed_by_broker());
+
+    // The right one: then the other APIs are served.
+    let mut raw = Raw::connect_to(&address);
+    assert_eq!(raw.sasl_plain("admin", "admin-secret").0, 0);
+    let metadata: MetadataResponse = raw.call(ApiKey::Metadata, 12, &MetadataRequest::default());
+    assert_eq!(metadata.brokers[0].port as u16, secure.broker.listener_port("SASL_PLAINTEXT"));
+    secure.broker.stop();
+}
+
+#[test]
+fn a_principal_without_acls_is_refused_with_kafkas_errors_and_sees_nothing() {
+    let secure = Secure::start("sec-noacl");
+    let address = secure.broker.listener("SASL_PLAINTEXT");
+    let mut admin = Raw::connect_to(&address);
+    assert_eq!(admin.sasl_plain("admin", "admin-secret").0, 0);
+    let created: CreateTopicsResponse = admin.call(
+        ApiKey::CreateTopics,
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![
+            kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("private")))
+                .with_num_partitions(1)
+                .with_replication_factor(1),
+        ]),
+    );
+    assert_eq!(created.topics[0].error_code, 0);
+
+    let mut eve = Raw::connect_to(&address);
+    assert_eq!(eve.sasl_plain("eve", "eve-secret").0, 0);
+    // Metadata: nothing listed; a named topic is TOPIC_AUTHORIZATION_FAILED (not created, not described).
+    let all: MetadataResponse = eve.call(ApiKey::Metadata, 12, &MetadataRequest::default());
+    assert!(all.topics.is_empty(), "{:?}", all.topics);
+    let named: MetadataResponse = eve.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(Some(vec![
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("private")))),
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("new-one")))),
+        ])),
+    );
+    assert!(named.topics.iter().all(|t| t.error_code == TOPIC_AUTHORIZATION_FAILED), "{:?}", named.topics);
+    assert!(named.topics.iter().all(|t| t.partitions.is_empty()));
+    // Produce.
+    let (code, _) = eve.produce("private", 0, common::record_batch(&[b"x"], 0));
+    assert_eq!(code, TOPIC_AUTHORIZATION_FAILED);
+    // CreateTopics.
+    let created: CreateTopicsResponse = eve.call(
+        ApiKey::CreateTopics,
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![
+            kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("eves")))
+                .with_num_partitions(1)
+                .with_replication_factor(1),
+        ]),
+    );
+    assert_eq!(created.topics[0].error_code, TOPIC_AUTHORIZATION_FAILED);
+    // Groups.
+    let found: FindCoordinatorResponse = eve.call(
+        ApiKey::FindCoordinator,
+        4,
+        &FindCoordinatorRequest::default().with_key_type(0).with_coordinator_keys(vec![StrBytes::from_static_str("g")]),
+    );
+    assert_eq!(found.coordinators[0].error_code, GROUP_AUTHORIZATION_FAILED);
+    let joined: JoinGroupResponse = eve.call(
+        ApiKey::JoinGroup,
+        9,
+        &JoinGroupRequest::default()
+            .with_group_id(kafka_protocol::messages::GroupId(StrBytes::from_static_str("g")))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_protocol_type(StrBytes::from_static_str("consumer")),
+    );
+    assert_eq!(joined.error_code, GROUP_AUTHORIZATION_FAILED);
+    let listed: ListGroupsResponse = eve.call(ApiKey::ListGroups, 5, &ListGroupsRequest::default());
+    assert_eq!(listed.error_code, 0);
+    assert!(listed.groups.is_empty());
+    // Cluster-level APIs.
+    let acls: DescribeAclsResponse = eve.call(
+        ApiKey::DescribeAcls,
+        3,
+        &DescribeAclsRequest::default().with_resource_type_filter(1).with_pattern_type_filter(1).with_operation(1).with_permission_type(1),
+    );
+    assert_eq!(acls.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    let pid: InitProducerIdResponse =
+        eve.call(
+        ApiKey::InitProducerId,
+        5,
+        &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000),
+    );
+    assert_eq!(pid.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    // The admin still sees everything.
+    let all: MetadataResponse = admin.call(ApiKey::Metadata, 12, &MetadataRequest::default());
+    assert_eq!(all.topics.len(), 1);
+    secure.broker.stop();
+}
