@@ -11,6 +11,7 @@ pub mod access;
 pub mod acl_codec;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
@@ -22,6 +23,7 @@ pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_acls;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -47,6 +49,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod quota;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
@@ -87,7 +90,19 @@ pub async fn dispatch(
         return Err(FrameError::Body { api: api_key, version, reason: "unsupported version".into() });
     }
 
+    // Every API but ApiVersions and the SASL ones counts against
+    // `request_percentage`, as in Kafka: the time the shard spent polling the
+    // handler is recorded and a throttle time goes into the answer.
     macro_rules! run {
+        ($module:ident) => {{
+            let request = decode_body(api_key, version, &mut body)?;
+            let (mut response, busy) = timed($module::handle(&shard, &ctx, request)).await;
+            let throttle = quota::record_request_time(&shard, &ctx, busy);
+            apply_throttle(&mut response.throttle_time_ms, throttle, &ctx);
+            Some(encode_response(api_key, version, correlation_id, &response)?)
+        }};
+    }
+    macro_rules! run_exempt {
         ($module:ident) => {{
             let request = decode_body(api_key, version, &mut body)?;
             let response = $module::handle(&shard, &ctx, request).await;
@@ -96,7 +111,7 @@ pub async fn dispatch(
     }
 
     let response = match api_key {
-        ApiKey::ApiVersions => run!(api_versions),
+        ApiKey::ApiVersions => run_exempt!(api_versions),
         ApiKey::Metadata => run!(metadata),
         ApiKey::CreateTopics => run!(create_topics),
         ApiKey::DeleteTopics => run!(delete_topics),
@@ -127,28 +142,65 @@ pub async fn dispatch(
         ApiKey::DescribeProducers => run!(describe_producers),
         ApiKey::ListTransactions => run!(list_transactions),
         ApiKey::DescribeTransactions => run!(describe_transactions),
-        ApiKey::SaslHandshake => run!(sasl_handshake),
-        ApiKey::SaslAuthenticate => run!(sasl_authenticate),
+        ApiKey::SaslHandshake => run_exempt!(sasl_handshake),
+        ApiKey::SaslAuthenticate => run_exempt!(sasl_authenticate),
         ApiKey::CreateAcls => run!(create_acls),
         ApiKey::DescribeAcls => run!(describe_acls),
         ApiKey::DeleteAcls => run!(delete_acls),
         ApiKey::DescribeUserScramCredentials => run!(describe_user_scram_credentials),
         ApiKey::AlterUserScramCredentials => run!(alter_user_scram_credentials),
+        ApiKey::DescribeClientQuotas => run!(describe_client_quotas),
+        ApiKey::AlterClientQuotas => run!(alter_client_quotas),
         ApiKey::JoinGroup => run!(join_group),
         ApiKey::Produce => {
             let request = decode_body(api_key, version, &mut body)?;
-            match produce::handle(&shard, &ctx, request).await {
-                Some(response) => Some(encode_response(api_key, version, correlation_id, &response)?),
-                None => None,
+            let (response, busy) = timed(produce::handle(&shard, &ctx, request)).await;
+            let throttle = quota::record_request_time(&shard, &ctx, busy);
+            match response {
+                Some(mut response) => {
+                    apply_throttle(&mut response.throttle_time_ms, throttle, &ctx);
+                    Some(encode_response(api_key, version, correlation_id, &response)?)
+                }
+                None => {
+                    ctx.session.throttle(throttle);
+                    None
+                }
             }
         }
         ApiKey::Fetch => {
             let request = decode_body(api_key, version, &mut body)?;
-            Some(fetch::handle(&shard, &ctx, request).await.encode(version, correlation_id))
+            let (mut response, busy) = timed(fetch::handle(&shard, &ctx, request)).await;
+            let throttle = quota::record_request_time(&shard, &ctx, busy);
+            apply_throttle(&mut response.throttle_time_ms, throttle, &ctx);
+            Some(response.encode(version, correlation_id))
         }
         _ => unreachable!("versions::accepts admits only the APIs matched here"),
     };
     Ok(response)
+}
+
+/// Runs a handler, measuring the time the shard spends polling it (its own
+/// work, not the waits for other shards, the disk or a long poll).
+async fn timed<F: std::future::Future>(handler: F) -> (F::Output, std::time::Duration) {
+    let mut busy = std::time::Duration::ZERO;
+    let mut handler = std::pin::pin!(handler);
+    let output = std::future::poll_fn(|cx| {
+        let started = std::time::Instant::now();
+        let poll = handler.as_mut().poll(cx);
+        busy += started.elapsed();
+        poll
+    })
+    .await;
+    (output, busy)
+}
+
+/// Puts the larger of the answer's own throttle time (a byte-rate quota's)
+/// and the request-time one into the answer, and mutes the connection for it.
+fn apply_throttle(field: &mut i32, request_throttle_ms: u64, ctx: &RequestContext) {
+    let ms = (*field).max(0) as u64;
+    let ms = ms.max(request_throttle_ms).min(i32::MAX as u64);
+    *field = ms as i32;
+    ctx.session.throttle(ms);
 }
 
 /// A transaction coordinator's answer, or COORDINATOR_NOT_AVAILABLE when it

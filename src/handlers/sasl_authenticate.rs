@@ -1,7 +1,8 @@
 //! SaslAuthenticate (v0-2): one step of the SASL exchange the handshake
 //! chose. PLAIN is checked against the listener's JAAS users, then against the
 //! SCRAM credentials; SCRAM-SHA-256/512 runs RFC 5802 against the stored
-//! credentials. A failed login is answered with SASL_AUTHENTICATION_FAILED
+//! credentials; OAUTHBEARER checks a JWT against the listener's key set (its
+//! expiry bounds the session). A failed login is answered with SASL_AUTHENTICATION_FAILED
 //! after a short delay, and the connection closes, as Kafka does.
 
 use std::cell::Cell;
@@ -14,6 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::constants::{FAILED_AUTHENTICATION_DELAY_MS, FAILED_AUTHENTICATION_LOGS_PER_SECOND_MAX};
 use crate::protocol::ResponseError;
+use crate::security::oauthbearer::{session_lifetime_ms, OAuthBearerServer, OAuthStep};
 use crate::security::plain::parse_plain;
 use crate::security::principal::KafkaPrincipal;
 use crate::security::scram::{ScramMechanism, ScramServer, ScramStep};
@@ -24,8 +26,9 @@ use crate::shard::Shard;
 enum Step {
     /// More messages to exchange: these bytes go to the client.
     Continue(Vec<u8>),
-    /// Logged in as `user`; these bytes (SCRAM's server-final message) go to the client.
-    Done { user: String, bytes: Vec<u8> },
+    /// Logged in as `user`; these bytes (SCRAM's server-final message) go to
+    /// the client; the credential ends at `expires_ms` (an OAUTHBEARER token's expiry).
+    Done { user: String, bytes: Vec<u8>, expires_ms: Option<i64> },
     /// Refused, with the message the client sees.
     Failed(String),
 }
@@ -34,7 +37,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: SaslAuthen
     let session = &ctx.session;
     let step = {
         let mut state = session.sasl.borrow_mut();
-        let SaslState::Handshaken { mechanism, scram } = &mut *state else {
+        let SaslState::Handshaken { mechanism, scram, oauth } = &mut *state else {
             drop(state);
             session.close_after_answer.set(true);
             return SaslAuthenticateResponse::default()
@@ -45,6 +48,21 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: SaslAuthen
         };
         match mechanism.as_str() {
             "PLAIN" => plain(shard, ctx, &request.auth_bytes),
+            "OAUTHBEARER" => match session.listener.oauth_validator() {
+                None => Step::Failed("OAUTHBEARER is not configured on this listener".into()),
+                Some(validator) => {
+                    let server = oauth.get_or_insert_with(OAuthBearerServer::new);
+                    match server.step(&request.auth_bytes, &validator, crate::clock::now_ms()) {
+                        Ok(OAuthStep::Continue(bytes)) => Step::Continue(bytes),
+                        Ok(OAuthStep::Done { token, .. }) => Step::Done {
+                            user: token.principal_name,
+                            bytes: Vec::new(),
+                            expires_ms: Some(token.expires_at_ms),
+                        },
+                        Err(e) => Step::Failed(e.client_message(false)),
+                    }
+                }
+            },
             name => match ScramMechanism::from_name(name) {
                 Some(mechanism) => {
                     let server = scram.get_or_insert_with(|| ScramServer::new(mechanism));
@@ -52,7 +70,9 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: SaslAuthen
                     let lookup = |user: &str| security.state.scram_credential(user, mechanism).cloned();
                     match server.step(&request.auth_bytes, &lookup) {
                         Ok(ScramStep::Continue(bytes)) => Step::Continue(bytes),
-                        Ok(ScramStep::Done { server_final, username }) => Step::Done { user: username, bytes: server_final },
+                        Ok(ScramStep::Done { server_final, username }) => {
+                            Step::Done { user: username, bytes: server_final, expires_ms: None }
+                        }
                         Err(e) => Step::Failed(e.to_string()),
                     }
                 }
@@ -60,9 +80,9 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: SaslAuthen
             },
         }
     };
-    let (user, bytes) = match step {
+    let (user, bytes, expires_ms) = match step {
         Step::Continue(bytes) => return SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(bytes)),
-        Step::Done { user, bytes } => (user, bytes),
+        Step::Done { user, bytes, expires_ms } => (user, bytes, expires_ms),
         Step::Failed(message) => return failed(shard, ctx, message).await,
     };
     let principal = KafkaPrincipal::user(&user).to_string();
@@ -72,13 +92,19 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: SaslAuthen
         return failed(shard, ctx, format!("Cannot change principals during re-authentication from {previous}: {principal}"))
             .await;
     }
-    let lifetime_ms = shard.config.security.connections_max_reauth_ms;
-    let expires = (lifetime_ms > 0).then(|| Instant::now() + Duration::from_millis(lifetime_ms));
+    // The session lasts connections.max.reauth.ms, and no longer than the credential (KIP-368).
+    let reauth_ms = shard.config.security.connections_max_reauth_ms.min(i64::MAX as u64) as i64;
+    let lifetime_ms = match expires_ms {
+        Some(at) => session_lifetime_ms(at, crate::clock::now_ms(), reauth_ms),
+        None => reauth_ms,
+    };
+    let expires = (lifetime_ms > 0 || expires_ms.is_some())
+        .then(|| Instant::now() + Duration::from_millis(lifetime_ms.max(0) as u64));
     session.set_principal(&principal);
     *session.sasl.borrow_mut() = SaslState::Authenticated { expires };
     shard.metrics.authentications_succeeded.inc();
     tracing::debug!(peer = %session.peer, %principal, reauthenticating, "SASL login");
-    SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(bytes)).with_session_lifetime_ms(lifetime_ms as i64)
+    SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(bytes)).with_session_lifetime_ms(lifetime_ms)
 }
 
 /// PLAIN: the listener's JAAS users first, then the SCRAM credentials (any mechanism).
@@ -89,7 +115,11 @@ fn plain(shard: &Rc<Shard>, ctx: &RequestContext, token: &[u8]) -> Step {
     };
     let invalid = || Step::Failed("Authentication failed: Invalid username or password".into());
     if let Some(verdict) = ctx.session.listener.plain_users().and_then(|u| u.check(&credentials.username, &credentials.password)) {
-        return if verdict { Step::Done { user: credentials.username, bytes: Vec::new() } } else { invalid() };
+        return if verdict {
+            Step::Done { user: credentials.username, bytes: Vec::new(), expires_ms: None }
+        } else {
+            invalid()
+        };
     }
     let security = shard.security();
     let known = [ScramMechanism::Sha512, ScramMechanism::Sha256]
@@ -97,7 +127,7 @@ fn plain(shard: &Rc<Shard>, ctx: &RequestContext, token: &[u8]) -> Step {
         .find_map(|m| security.state.scram_credential(&credentials.username, m));
     match known {
         Some(credential) if credential.verify_password(&credentials.password) => {
-            Step::Done { user: credentials.username, bytes: Vec::new() }
+            Step::Done { user: credentials.username, bytes: Vec::new(), expires_ms: None }
         }
         _ => invalid(),
     }

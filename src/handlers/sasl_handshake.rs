@@ -31,6 +31,6 @@ pub async fn handle(_shard: &Rc<Shard>, ctx: &RequestContext, request: SaslHands
         tracing::info!(peer = %session.peer, %mechanism, "SASL mechanism not enabled on this listener");
         return refuse(ResponseError::UnsupportedSaslMechanism);
     }
-    *state = SaslState::Handshaken { mechanism, scram: None };
+    *state = SaslState::Handshaken { mechanism, scram: None, oauth: None };
     SaslHandshakeResponse::default().with_mechanisms(mechanisms)
 }

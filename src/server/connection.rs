@@ -86,6 +86,10 @@ where
     .detach();
 
     while !refused.get() && !shard.lifecycle.stopping() {
+        // A throttled client is not read from until its throttle time has passed.
+        if let Some(until) = session.muted_until(Instant::now()) {
+            glommio::timer::sleep(until.saturating_duration_since(Instant::now())).await;
+        }
         let mut prefix = [0u8; 4];
         match read_prefix(&mut reader, &mut prefix, &pending).await {
             Ok(true) => {}

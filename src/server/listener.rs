@@ -9,8 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::future::{select, Either};
 use glommio::net::{TcpListener, TcpStream};
 
-use crate::config::{ListenerConfig, SecurityProtocol};
-use crate::constants::{AUTHENTICATION_MS_MAX, TLS_RELOAD_CHECK_MS};
+use crate::config::{ListenerConfig, OAuthConfig, SecurityProtocol};
+use crate::constants::{AUTHENTICATION_MS_MAX, PEM_FILE_BYTES_MAX, TLS_RELOAD_CHECK_MS};
+use crate::security::oauthbearer::{OAuthBearerConfig, OAuthBearerValidator};
 use crate::security::plain::{JaasPlainUsers, PLAIN_LOGIN_MODULE};
 use crate::security::principal::{subject_dn, KafkaPrincipal, SslPrincipalMapper};
 use crate::security::tls;
@@ -35,6 +36,41 @@ pub struct ListenerRuntime {
     mapper: Option<SslPrincipalMapper>,
     /// PLAIN users of the listener's JAAS config (`user_<name>="<password>"`).
     plain_users: Option<JaasPlainUsers>,
+    /// OAUTHBEARER's token validator (its key set reloaded when the file changes).
+    oauth: RefCell<Option<OAuthState>>,
+}
+
+/// The OAUTHBEARER validator and the stamp of the key file it was built from.
+struct OAuthState {
+    validator: Rc<OAuthBearerValidator>,
+    stamp: Option<(SystemTime, u64)>,
+}
+
+/// Builds the OAUTHBEARER validator from the listener's settings and key file.
+fn oauth_validator(settings: &OAuthConfig) -> Result<OAuthState, String> {
+    let stamp = std::fs::metadata(&settings.jwks_file).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
+    let text = read_small(&settings.jwks_file)?;
+    let mut config = OAuthBearerConfig::new(format!("file:{}", settings.jwks_file.display()));
+    config.expected_audience = settings.expected_audience.clone();
+    config.expected_issuer = settings.expected_issuer.clone();
+    config.sub_claim_name = settings.sub_claim_name.clone();
+    config.scope_claim_name = settings.scope_claim_name.clone();
+    config.clock_skew_seconds = settings.clock_skew_seconds.min(i32::MAX as u64) as i32;
+    let validator = OAuthBearerValidator::new(&config, &text)
+        .map_err(|e| format!("sasl.oauthbearer.jwks.endpoint.url {}: {e}", settings.jwks_file.display()))?;
+    Ok(OAuthState { validator: Rc::new(validator), stamp })
+}
+
+/// Reads a key file of at most `PEM_FILE_BYTES_MAX` bytes.
+fn read_small(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut text = String::new();
+    file.take(PEM_FILE_BYTES_MAX + 1).read_to_string(&mut text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if text.len() as u64 > PEM_FILE_BYTES_MAX {
+        return Err(format!("{}: larger than {PEM_FILE_BYTES_MAX} bytes", path.display()));
+    }
+    Ok(text)
 }
 
 impl ListenerRuntime {
@@ -61,7 +97,32 @@ impl ListenerRuntime {
             }
             _ => None,
         };
-        Ok(ListenerRuntime { config, tls: RefCell::new(tls), mapper, plain_users })
+        let oauth = match &config.oauth {
+            Some(settings) => Some(oauth_validator(settings).map_err(|e| format!("listener {}: {e}", config.name))?),
+            None => None,
+        };
+        Ok(ListenerRuntime { config, tls: RefCell::new(tls), mapper, plain_users, oauth: RefCell::new(oauth) })
+    }
+
+    /// The OAUTHBEARER validator, if the listener offers OAUTHBEARER.
+    pub fn oauth_validator(&self) -> Option<Rc<OAuthBearerValidator>> {
+        self.oauth.borrow().as_ref().map(|o| o.validator.clone())
+    }
+
+    /// Rebuilds the OAUTHBEARER validator when its key file changed (keys rotate).
+    fn reload_oauth(&self) {
+        let Some(settings) = &self.config.oauth else { return };
+        let stamp = std::fs::metadata(&settings.jwks_file).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
+        if self.oauth.borrow().as_ref().is_some_and(|o| o.stamp == stamp) {
+            return;
+        }
+        match oauth_validator(settings) {
+            Ok(state) => {
+                *self.oauth.borrow_mut() = Some(state);
+                tracing::info!(listener = %self.config.name, "OAUTHBEARER keys reloaded");
+            }
+            Err(e) => tracing::warn!(listener = %self.config.name, error = %e, "OAUTHBEARER key file changed but does not load"),
+        }
     }
 
     /// The PLAIN users the listener's JAAS config declares, if any.
@@ -128,6 +189,7 @@ pub async fn listen(shard: Rc<Shard>, listener: Rc<ListenerRuntime>) -> std::io:
         }
         if Instant::now() >= next_reload {
             listener.reload_tls();
+            listener.reload_oauth();
             next_reload = Instant::now() + Duration::from_millis(TLS_RELOAD_CHECK_MS);
         }
     }

@@ -11,6 +11,7 @@ use kafka_protocol::messages::RequestHeader;
 
 use crate::config::ListenerConfig;
 use crate::security::principal::KafkaPrincipal;
+use crate::security::oauthbearer::OAuthBearerServer;
 use crate::security::scram::ScramServer;
 
 use super::listener::ListenerRuntime;
@@ -23,7 +24,7 @@ pub enum SaslState {
     /// A SaslHandshake must come first.
     AwaitingHandshake,
     /// The handshake chose `mechanism`; SaslAuthenticate requests carry the exchange.
-    Handshaken { mechanism: String, scram: Option<ScramServer> },
+    Handshaken { mechanism: String, scram: Option<ScramServer>, oauth: Option<OAuthBearerServer> },
     /// Logged in; the session ends at `expires` (`connections.max.reauth.ms`).
     Authenticated { expires: Option<Instant> },
 }
@@ -38,6 +39,8 @@ pub struct Session {
     pub sasl: RefCell<SaslState>,
     /// Set by a handler whose answer must be the connection's last (a failed login).
     pub close_after_answer: Cell<bool>,
+    /// A throttled client's connection is not read from until then (KIP-219).
+    muted_until: Cell<Option<Instant>>,
 }
 
 impl Session {
@@ -50,7 +53,31 @@ impl Session {
             principal: RefCell::new(principal.to_string().into()),
             sasl: RefCell::new(sasl),
             close_after_answer: Cell::new(false),
+            muted_until: Cell::new(None),
         }
+    }
+
+    /// Mutes the connection for `ms` from now (a quota's throttle time), as
+    /// Kafka does once it has sent the answer that carries the throttle time.
+    pub fn throttle(&self, ms: u64) {
+        if ms == 0 {
+            return;
+        }
+        let until = Instant::now() + std::time::Duration::from_millis(ms);
+        if self.muted_until.get().is_none_or(|u| u < until) {
+            self.muted_until.set(Some(until));
+        }
+    }
+
+    /// Until when the connection is muted, if it is.
+    pub fn muted_until(&self, now: Instant) -> Option<Instant> {
+        self.muted_until.get().filter(|u| *u > now)
+    }
+
+    /// The user name quotas are keyed by (the principal's name, `ANONYMOUS` unauthenticated).
+    pub fn quota_user(&self) -> String {
+        let principal = self.principal();
+        principal.split_once(':').map(|(_, name)| name.to_string()).unwrap_or_else(|| principal.to_string())
     }
 
     /// `Type:name`, e.g. `User:alice`; `User:ANONYMOUS` before authentication.

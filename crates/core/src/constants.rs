@@ -194,3 +194,7 @@ pub const ACLS_MAX: usize = 100_000;
 pub const SCRAM_USERS_MAX: usize = 100_000;
 /// Largest security state file (ACLs, SCRAM credentials, quotas).
 pub const SECURITY_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Quota sensors (rates per user and client id) one shard keeps.
+pub const QUOTA_SENSORS_PER_SHARD_MAX: usize = 100_000;
+/// A throttle time is reported and applied up to this long (Kafka's field is an int32 of ms).
+pub const THROTTLE_MS_MAX: u64 = 60 * 60 * 1000;

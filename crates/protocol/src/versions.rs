@@ -69,6 +69,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::DeleteAcls, 2, 3),
     range(ApiKey::DescribeUserScramCredentials, 0, 0),
     range(ApiKey::AlterUserScramCredentials, 0, 0),
+    range(ApiKey::DescribeClientQuotas, 0, 1),
+    range(ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 /// The advertised range of `api_key`, if Sluice serves it.

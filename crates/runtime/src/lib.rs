@@ -4,5 +4,6 @@
 //! and each shard's [`metrics`].
 
 pub mod metrics;
+pub mod quota;
 pub mod router;
 pub mod shard;

@@ -6,8 +6,10 @@
 //! every shard checks against an immutable snapshot.
 
 pub mod acl;
+pub mod oauthbearer;
 pub mod plain;
 pub mod principal;
+pub mod quota;
 pub mod scram;
 pub mod store;
 pub mod tls;

@@ -1,21 +1,24 @@
-//! What the broker stores about security: ACL bindings and SCRAM credentials
-//! (salted keys only, never a password), as one immutable state that the
-//! controller replaces whole on each change and every shard reads.
+//! What the broker stores about security: ACL bindings, SCRAM credentials
+//! (salted keys only, never a password) and client quotas, as one immutable
+//! state that the controller replaces whole on each change and every shard reads.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::acl::{decode_line, encode_line, AclBinding, Acls};
+use crate::quota::ClientQuotas;
 use crate::scram::{ScramCredential, ScramMechanism};
 
 const MAGIC: &str = "sluice-security 1";
 
-/// ACLs and SCRAM users, as of one change.
+/// ACLs, SCRAM users and client quotas, as of one change.
 #[derive(Debug, Clone, Default)]
 pub struct SecurityState {
     pub acls: Arc<Acls>,
     /// SCRAM credentials by user name, at most one per mechanism.
     pub scram: BTreeMap<String, Vec<ScramCredential>>,
+    /// Quotas by user and client id (`kafka-configs.sh --entity-type users|clients`).
+    pub quotas: Arc<ClientQuotas>,
 }
 
 impl SecurityState {
@@ -44,8 +47,8 @@ impl SecurityState {
         removed
     }
 
-    /// The text this state is stored as: a header line, then one `acl` or
-    /// `scram` line each. The caller seals it with a checksum.
+    /// The text this state is stored as: a header line, then one `acl`,
+    /// `scram` or `quota` line each. The caller seals it with a checksum.
     pub fn encode(&self) -> String {
         let mut text = format!("{MAGIC}\n");
         for binding in self.acls.iter() {
@@ -58,6 +61,11 @@ impl SecurityState {
                 text.push_str(&format!("scram {} {} {}\n", escape(user), c.mechanism.name(), c.to_text()));
             }
         }
+        for line in self.quotas.encode_lines() {
+            text.push_str("quota ");
+            text.push_str(&line);
+            text.push('\n');
+        }
         text
     }
 
@@ -68,6 +76,7 @@ impl SecurityState {
             return Err("not a security state file".into());
         }
         let mut acls = Acls::default();
+        let mut quotas = ClientQuotas::default();
         let mut state = SecurityState::default();
         for line in lines {
             match line.split_once(' ') {
@@ -88,10 +97,14 @@ impl SecurityState {
                         .map_err(|e| format!("bad credential for {user}: {e:?}"))?;
                     state.upsert_scram(&user, credential);
                 }
+                Some(("quota", rest)) => {
+                    quotas.decode_line(rest).map_err(|e| format!("bad quota line {line:?}: {e}"))?;
+                }
                 _ => return Err(format!("bad security line {line:?}")),
             }
         }
         state.acls = Arc::new(acls);
+        state.quotas = Arc::new(quotas);
         Ok(state)
     }
 }
@@ -145,6 +158,18 @@ mod tests {
         assert!(!found.verify_password("other"));
         assert!(back.scram_credential("with space", ScramMechanism::Sha512).is_none());
         assert!(!text.contains("pw\n"), "no password is stored");
+    }
+
+    #[test]
+    fn quotas_round_trip() {
+        let mut quotas = ClientQuotas::default();
+        let entity = crate::quota::QuotaEntity::user_client_id(Some("a b"), None);
+        quotas.alter(&entity, &[("producer_byte_rate", Some(1024.0))]).unwrap();
+        let state = SecurityState { quotas: Arc::new(quotas), ..SecurityState::default() };
+        let back = SecurityState::decode(&state.encode()).unwrap();
+        assert_eq!(back.quotas.len(), 1);
+        let resolved = back.quotas.quota_for("a b", "any", crate::quota::QuotaKey::ProducerByteRate).unwrap();
+        assert_eq!(resolved.value, 1024.0);
     }
 
     #[test]

@@ -100,6 +100,25 @@ pub struct ListenerConfig {
     /// The `sasl.jaas.config` of PlainLoginModule (`user_<name>="<password>"`
     /// entries): PLAIN logins are checked against it, then against the SCRAM users.
     pub plain_jaas: Option<String>,
+    /// OAUTHBEARER's JWT validation (when the listener enables OAUTHBEARER).
+    pub oauth: Option<OAuthConfig>,
+}
+
+/// `sasl.oauthbearer.*`: how OAUTHBEARER tokens are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthConfig {
+    /// `sasl.oauthbearer.jwks.endpoint.url`: a `file:` URL (or path) of the JSON Web Key Set.
+    pub jwks_file: PathBuf,
+    /// `sasl.oauthbearer.expected.audience`: accepted `aud` values (empty: not checked).
+    pub expected_audience: Vec<String>,
+    /// `sasl.oauthbearer.expected.issuer`.
+    pub expected_issuer: Option<String>,
+    /// `sasl.oauthbearer.sub.claim.name` (default `sub`): the claim naming the principal.
+    pub sub_claim_name: String,
+    /// `sasl.oauthbearer.scope.claim.name` (default `scope`).
+    pub scope_claim_name: String,
+    /// `sasl.oauthbearer.clock.skew.seconds` (default 30).
+    pub clock_skew_seconds: u64,
 }
 
 /// Who may do what: Kafka's authorizer settings.
@@ -165,7 +184,67 @@ pub const SECURITY_KEYS: &[&str] = &[
     "authorizer.class.name",
     "super.users",
     "allow.everyone.if.no.acl.found",
+    "sasl.oauthbearer.jwks.endpoint.url",
+    "sasl.oauthbearer.expected.audience",
+    "sasl.oauthbearer.expected.issuer",
+    "sasl.oauthbearer.sub.claim.name",
+    "sasl.oauthbearer.scope.claim.name",
+    "sasl.oauthbearer.clock.skew.seconds",
+    "oauthbearer.sasl.server.callback.handler.class",
+    "sasl.server.callback.handler.class",
 ];
+
+/// Kafka's broker-side OAUTHBEARER validator (JWT checked against a JWKS).
+pub const OAUTH_VALIDATOR_HANDLER: &str =
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
+
+fn oauth_config(name: &str, keys: &ListenerKeys) -> Result<OAuthConfig, ConfigError> {
+    let handler = keys
+        .get("oauthbearer.sasl.server.callback.handler.class")
+        .or_else(|| keys.get("sasl.server.callback.handler.class"));
+    if let Some(h) = handler {
+        if h.trim() != OAUTH_VALIDATOR_HANDLER {
+            return Err(invalid(
+                "sasl.server.callback.handler.class",
+                format!("listener {name}: only {OAUTH_VALIDATOR_HANDLER} is available for OAUTHBEARER"),
+            ));
+        }
+    }
+    let url = keys.get("sasl.oauthbearer.jwks.endpoint.url").ok_or_else(|| {
+        invalid(
+            "sasl.oauthbearer.jwks.endpoint.url",
+            format!("listener {name} enables OAUTHBEARER: name the JSON Web Key Set as a file: URL"),
+        )
+    })?;
+    let jwks_file = match url.trim().strip_prefix("file://").or_else(|| url.trim().strip_prefix("file:")) {
+        Some(path) => PathBuf::from(path),
+        None if url.starts_with('/') => PathBuf::from(url.trim()),
+        None => {
+            return Err(invalid(
+                "sasl.oauthbearer.jwks.endpoint.url",
+                format!("listener {name}: {url:?}: Sluice reads keys from a file: URL, not over the network"),
+            ))
+        }
+    };
+    let clock_skew_seconds = match keys.get("sasl.oauthbearer.clock.skew.seconds") {
+        None => 30,
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| invalid("sasl.oauthbearer.clock.skew.seconds", format!("cannot parse {v:?}")))?,
+    };
+    Ok(OAuthConfig {
+        jwks_file,
+        expected_audience: keys
+            .get("sasl.oauthbearer.expected.audience")
+            .map(|t| t.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect())
+            .unwrap_or_default(),
+        expected_issuer: keys.get("sasl.oauthbearer.expected.issuer").map(|s| s.trim().to_string()),
+        sub_claim_name: keys.get("sasl.oauthbearer.sub.claim.name").cloned().unwrap_or_else(|| "sub".into()),
+        scope_claim_name: keys.get("sasl.oauthbearer.scope.claim.name").cloned().unwrap_or_else(|| "scope".into()),
+        clock_skew_seconds,
+    })
+}
 
 fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Listener { key: key.to_string(), reason: reason.into() }
@@ -344,7 +423,7 @@ pub fn resolve_listeners(
         };
         let keys = ListenerKeys { file, prefix: format!("listener.name.{}.", name.to_ascii_lowercase()) };
         let tls = if protocol.tls() { Some(tls_config(&name, &keys)?) } else { None };
-        let (sasl_mechanisms, plain_jaas) = if protocol.sasl() {
+        let (sasl_mechanisms, plain_jaas, oauth) = if protocol.sasl() {
             let text = keys.get("sasl.enabled.mechanisms").map(String::as_str).unwrap_or("SCRAM-SHA-256,SCRAM-SHA-512");
             let mut mechanisms = Vec::new();
             for m in text.split(',').map(|m| m.trim().to_ascii_uppercase()).filter(|m| !m.is_empty()) {
@@ -367,9 +446,14 @@ pub fn resolve_listeners(
                 ));
             }
             let jaas = keys.get("plain.sasl.jaas.config").or_else(|| keys.get("sasl.jaas.config")).cloned();
-            (mechanisms, jaas)
+            let oauth = if mechanisms.iter().any(|m| m == "OAUTHBEARER") {
+                Some(oauth_config(&name, &keys)?)
+            } else {
+                None
+            };
+            (mechanisms, jaas, oauth)
         } else {
-            (Vec::new(), None)
+            (Vec::new(), None, None)
         };
         resolved.push(ListenerConfig {
             name,
@@ -380,6 +464,7 @@ pub fn resolve_listeners(
             tls,
             sasl_mechanisms,
             plain_jaas,
+            oauth,
         });
     }
     if resolved.is_empty() {
@@ -506,6 +591,28 @@ mod tests {
         assert!(resolve_listeners("SASL_PLAINTEXT://127.0.0.1:1", None, &gssapi).is_err());
         assert!(resolve_listeners("PLAINTEXT://127.0.0.1:1,PLAINTEXT://127.0.0.1:2", None, &none).is_err());
         assert!(resolve_listeners("PLAINTEXT://127.0.0.1:1", Some("SSL://h:1"), &none).is_err());
+    }
+
+    #[test]
+    fn oauthbearer_needs_a_key_file() {
+        let none = file(&[("sasl.enabled.mechanisms", "OAUTHBEARER")]);
+        assert!(resolve_listeners("SASL_PLAINTEXT://127.0.0.1:1", None, &none).is_err());
+        let remote = file(&[
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            ("sasl.oauthbearer.jwks.endpoint.url", "https://idp.example/jwks"),
+        ]);
+        assert!(resolve_listeners("SASL_PLAINTEXT://127.0.0.1:1", None, &remote).is_err());
+        let good = file(&[
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            ("sasl.oauthbearer.jwks.endpoint.url", "file:///etc/sluice/jwks.json"),
+            ("sasl.oauthbearer.expected.audience", "kafka, sluice"),
+            ("listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class", OAUTH_VALIDATOR_HANDLER),
+        ]);
+        let l = resolve_listeners("SASL_PLAINTEXT://127.0.0.1:1", None, &good).unwrap();
+        let oauth = l[0].oauth.as_ref().unwrap();
+        assert_eq!(oauth.jwks_file, PathBuf::from("/etc/sluice/jwks.json"));
+        assert_eq!(oauth.expected_audience, vec!["kafka", "sluice"]);
+        assert_eq!((oauth.sub_claim_name.as_str(), oauth.clock_skew_seconds), ("sub", 30));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::constants::{
     NUM_PARTITIONS_DEFAULT, PARTITIONS_PER_TOPIC_MAX, SEGMENT_BYTES_DEFAULT, SHARDS_MAX,
 };
 pub use listeners::{
-    AuthorizerConfig, ClientAuth, ListenerConfig, Pem, SecurityConfig, SecurityProtocol, TlsConfig,
+    AuthorizerConfig, ClientAuth, ListenerConfig, OAuthConfig, Pem, SecurityConfig, SecurityProtocol, TlsConfig,
 };
 pub use topic::{TimestampType, TopicConfig};
 

@@ -58,6 +58,8 @@ pub struct Shard {
     pub request_budget: Rc<glommio::sync::Semaphore>,
     /// What this shard counts; see [`crate::metrics`].
     pub metrics: ShardMetrics,
+    /// What this shard's clients have used against their quotas.
+    pub quota_usage: RefCell<crate::quota::QuotaUsage>,
     catalog: RefCell<Arc<Catalog>>,
     security: RefCell<Rc<ShardSecurity>>,
     logs: RefCell<HashMap<PartitionKey, Rc<Log>>>,
@@ -126,6 +128,7 @@ impl Shard {
                 sluice_core::constants::REQUEST_BYTES_PER_SHARD_MAX as u64,
             )),
             metrics: ShardMetrics::default(),
+            quota_usage: RefCell::default(),
             catalog: RefCell::new(Arc::new(Catalog::default())),
             logs: RefCell::new(HashMap::new()),
             pending_calls: RefCell::new(HashMap::new()),
