@@ -28,7 +28,7 @@ use rdkafka::ClientConfig;
 use common::tls::Pki;
 use common::{fresh_data_dir, Broker, Raw};
 
-const LISTENERS: &str = "SASL_SSL://127.0.0.1:0,SSL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0";
+const LISTENERS: &str = "SASL_SSL://127.0.0.1:0,SSL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,OAUTH://127.0.0.1:0";
 const JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
                     user_admin=\"admin-secret\" user_eve=\"eve-secret\";";
 
@@ -40,14 +40,17 @@ const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 const ILLEGAL_SASL_STATE: i16 = 34;
 const SASL_AUTHENTICATION_FAILED: i16 = 58;
 
-/// A broker with three listeners (SASL_SSL, SSL with required client
-/// certificates, SASL_PLAINTEXT), PLAIN users from JAAS, SCRAM, and Kafka's
-/// StandardAuthorizer with `User:admin` as the only super user.
+/// A broker with four listeners (SASL_SSL, SSL with required client
+/// certificates, SASL_PLAINTEXT, and OAUTH: SASL_PLAINTEXT with OAUTHBEARER),
+/// PLAIN users from JAAS, SCRAM, and Kafka's StandardAuthorizer with
+/// `User:admin` as the only super user.
 struct Secure {
     broker: Broker,
     pki: Pki,
     dir: PathBuf,
     config: PathBuf,
+    /// The key OAUTHBEARER tokens are signed with (its public half is in the broker's JWKS file).
+    jwt_key: rcgen::KeyPair,
 }
 
 impl Secure {
@@ -55,8 +58,16 @@ impl Secure {
         let dir = fresh_data_dir(name);
         let pki = Pki::new(&dir.with_extension("pki"));
         let config = dir.with_extension("properties");
+        let jwt_key = rcgen::KeyPair::generate().expect("JWT key");
+        let jwks = dir.with_extension("jwks.json");
+        std::fs::write(&jwks, jwks_of(&jwt_key)).unwrap();
         let text = format!(
-            "listener.security.protocol.map=SASL_SSL:SASL_SSL,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT\n\
+            "listener.security.protocol.map=SASL_SSL:SASL_SSL,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,OAUTH:SASL_PLAINTEXT\n\
+             listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER\n\
+             listener.name.oauth.oauthbearer.sasl.server.callback.handler.class=\
+             org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler\n\
+             sasl.oauthbearer.jwks.endpoint.url=file://{jwks}\n\
+             sasl.oauthbearer.expected.audience=sluice\n\
              ssl.keystore.type=PEM\n\
              ssl.keystore.location={keystore}\n\
              ssl.truststore.type=PEM\n\
@@ -69,10 +80,11 @@ impl Secure {
              super.users=User:admin\n",
             keystore = pki.server_keystore.display(),
             ca = pki.ca.display(),
+            jwks = jwks.display(),
         );
         std::fs::write(&config, text).unwrap();
         let broker = Secure::launch(&dir, &config);
-        Secure { broker, pki, dir, config }
+        Secure { broker, pki, dir, config, jwt_key }
     }
 
     fn launch(dir: &Path, config: &Path) -> Broker {
@@ -80,10 +92,34 @@ impl Secure {
     }
 
     fn restart(self) -> Secure {
-        let Secure { broker, pki, dir, config } = self;
+        let Secure { broker, pki, dir, config, jwt_key } = self;
         broker.stop();
         let broker = Secure::launch(&dir, &config);
-        Secure { broker, pki, dir, config }
+        Secure { broker, pki, dir, config, jwt_key }
+    }
+
+    /// A JWT for `subject`, signed with the broker's trusted key, expiring
+    /// `lifetime_s` from now (negative: already expired).
+    fn token(&self, subject: &str, audience: &str, lifetime_s: i64) -> String {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let claims = serde_json::json!({
+            "sub": subject, "aud": audience, "iss": "sluice-test", "iat": now - 60, "exp": now + lifetime_s,
+        });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("test-key".into());
+        let key = jsonwebtoken::EncodingKey::from_ec_der(&self.jwt_key.serialize_der());
+        jsonwebtoken::encode(&header, &claims, &key).expect("sign JWT")
+    }
+
+    /// rdkafka settings of an OAUTHBEARER login on the OAUTH listener.
+    fn oauth(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", self.broker.listener("OAUTH"))
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanisms", "OAUTHBEARER")
+            .set("socket.timeout.ms", "10000");
+        config
     }
 
     fn sasl_ssl(&self) -> String {
@@ -171,6 +207,57 @@ impl Secure {
     }
 }
 
+/// The JSON Web Key Set holding the public half of a P-256 key.
+fn jwks_of(key: &rcgen::KeyPair) -> String {
+    use base64::Engine as _;
+    let point = key.public_key_raw();
+    assert_eq!(point.len(), 65, "an uncompressed P-256 point");
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    serde_json::json!({ "keys": [{
+        "kty": "EC", "crv": "P-256", "kid": "test-key", "use": "sig", "alg": "ES256",
+        "x": b64(&point[1..33]), "y": b64(&point[33..]),
+    }]})
+    .to_string()
+}
+
+/// An rdkafka client context handing librdkafka a fixed OAUTHBEARER token.
+struct TokenContext {
+    token: String,
+    principal: String,
+}
+
+impl rdkafka::ClientContext for TokenContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        let lifetime_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64 + 60_000;
+        Ok(rdkafka::client::OAuthToken { token: self.token.clone(), principal_name: self.principal.clone(), lifetime_ms })
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for TokenContext {}
+
+/// Topics an OAUTHBEARER client with `token` sees, or the error fetching them.
+fn oauth_topics(config: &ClientConfig, token: String) -> Result<Vec<String>, KafkaError> {
+    let mut config = config.clone();
+    config.set("socket.timeout.ms", "3000");
+    let consumer: BaseConsumer<TokenContext> =
+        config.create_with_context(TokenContext { token, principal: "ignored".into() }).expect("consumer");
+    // librdkafka asks for the token from its background queue: poll until it has.
+    for _ in 0..20 {
+        let _ = consumer.poll(Duration::from_millis(100));
+        if let Ok(metadata) = consumer.fetch_metadata(None, Duration::from_secs(1)) {
+            let mut names: Vec<String> = metadata.topics().iter().map(|t| t.name().to_string()).collect();
+            names.sort();
+            return Ok(names);
+        }
+    }
+    consumer.fetch_metadata(None, Duration::from_secs(3)).map(|m| m.topics().iter().map(|t| t.name().to_string()).collect())
+}
+
 fn topics_seen(config: &ClientConfig) -> Vec<String> {
     let consumer: BaseConsumer = config.create().expect("consumer");
     let metadata = consumer.fetch_metadata(None, Duration::from_secs(10)).expect("metadata");
@@ -190,6 +277,21 @@ async fn produce(config: &ClientConfig, topic: &str, count: usize) -> Result<(),
     }
     producer.flush(Duration::from_secs(10)).map_err(|e| e)?;
     Ok(())
+}
+
+/// Sends `count` records of `size` bytes one after another (each acknowledged
+/// before the next), so that a throttled connection holds the producer back.
+async fn produce_bulk(config: &ClientConfig, topic: &str, count: usize, size: usize) {
+    let mut config = config.clone();
+    config.set("message.timeout.ms", "120000").set("linger.ms", "0");
+    let producer: FutureProducer = config.create().expect("producer");
+    let value = vec![b'x'; size];
+    for _ in 0..count {
+        producer
+            .send(FutureRecord::<(), _>::to(topic).payload(&value), Duration::from_secs(120))
+            .await
+            .expect("record delivered");
+    }
 }
 
 /// A login that must fail: metadata cannot be fetched with these settings.
@@ -221,6 +323,13 @@ async fn kafka_tools_manage_scram_users_and_acls_and_real_clients_obey_them() {
     let described = secure.configs(&plain_admin, &["--describe", "--entity-type", "users", "--entity-name", "alice"]);
     assert!(described.contains("SCRAM-SHA-512=iterations=8192"), "{described}");
     assert!(!described.contains("alice-secret"));
+    // A produce quota for alice, by kafka-configs.sh as for Kafka.
+    secure.configs(
+        &plain_admin,
+        &["--alter", "--add-config", "producer_byte_rate=102400", "--entity-type", "users", "--entity-name", "alice"],
+    );
+    let described = secure.configs(&plain_admin, &["--describe", "--entity-type", "users", "--entity-name", "alice"]);
+    assert!(described.contains("producer_byte_rate=102400"), "{described}");
 
     // kafka-acls.sh, as the SCRAM admin (the Java client over SSL with SCRAM-SHA-512).
     let admin = secure.java_properties("admin-scram.properties", "SCRAM-SHA-512", "admin", "admin-secret");
@@ -229,6 +338,11 @@ async fn kafka_tools_manage_scram_users_and_acls_and_real_clients_obey_them() {
         &["--add", "--allow-principal", "User:alice", "--operation", "Write", "--operation", "Create", "--topic", "orders"],
     );
     secure.acls(&admin, &["--add", "--allow-principal", "User:bob", "--consumer", "--topic", "orders", "--group", "readers"]);
+    // Every group whose name starts with "readers-" too (a prefixed pattern).
+    secure.acls(
+        &admin,
+        &["--add", "--allow-principal", "User:bob", "--operation", "Read", "--group", "readers-", "--resource-pattern-type", "prefixed"],
+    );
     let listed = secure.acls(&admin, &["--list", "--topic", "orders"]);
     assert!(listed.contains("User:alice") && listed.contains("User:bob"), "{listed}");
     assert!(listed.contains("operation=WRITE") && listed.contains("operation=READ"), "{listed}");
@@ -251,11 +365,24 @@ async fn kafka_tools_manage_scram_users_and_acls_and_real_clients_obey_them() {
     }
     assert_eq!(topics_seen(&alice), vec!["orders"], "alice sees only what she may describe");
 
+    // Throttled: Kafka's quota is a rate over 11 one-second windows, measured
+    // over at least 10 s, so the first ~1 MB at 100 KiB/s goes at once; past
+    // it alice is held to her quota, the answers carrying a throttle time and
+    // her connection muted. 2 MiB then take at least ~10 s; the admin, with
+    // no quota, sends the same in a moment.
+    let started = std::time::Instant::now();
+    produce_bulk(&alice, "orders", 2048, 1024).await;
+    let alice_took = started.elapsed();
+    assert!(alice_took >= Duration::from_secs(8), "2 MiB at a 100 KiB/s quota took only {alice_took:?}");
+    let started = std::time::Instant::now();
+    produce_bulk(&secure.scram("SCRAM-SHA-512", "admin", "admin-secret"), "secret", 2048, 1024).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "the admin has no quota: {:?}", started.elapsed());
+
     // bob (SCRAM-SHA-256) reads them in his group.
     let mut bob = secure.scram("SCRAM-SHA-256", "bob", "bob-secret");
     bob.set("group.id", "readers").set("auto.offset.reset", "earliest");
     let records = common::kafka::consume_to_end(&bob, "orders", 1, Duration::from_secs(30));
-    assert_eq!(records.len(), 10);
+    assert_eq!(records.len(), 2058);
     assert_eq!(topics_seen(&bob), vec!["orders"]);
 
     // Wrong password, unknown user, and SCRAM-SHA-256 for a user with only SHA-512.
@@ -268,7 +395,7 @@ async fn kafka_tools_manage_scram_users_and_acls_and_real_clients_obey_them() {
     let mut bob = secure.scram("SCRAM-SHA-256", "bob", "bob-secret");
     bob.set("group.id", "readers-after-restart").set("auto.offset.reset", "earliest");
     assert_eq!(topics_seen(&bob), vec!["orders"]);
-    assert_eq!(common::kafka::consume_to_end(&bob, "orders", 1, Duration::from_secs(30)).len(), 10);
+    assert_eq!(common::kafka::consume_to_end(&bob, "orders", 1, Duration::from_secs(30)).len(), 2058);
     let listed = secure.acls(&admin, &["--list", "--topic", "orders"]);
     assert!(listed.contains("User:alice") && listed.contains("User:bob"), "{listed}");
     // Removing alice's credential locks her out.
@@ -415,7 +542,7 @@ fn a_principal_without_acls_is_refused_with_kafkas_errors_and_sees_nothing() {
     let mut eve = Raw::connect_to(&address);
     assert_eq!(eve.sasl_plain("eve", "eve-secret").0, 0);
     // Metadata: nothing listed; a named topic is TOPIC_AUTHORIZATION_FAILED (not created, not described).
-    let all: MetadataResponse = eve.call(ApiKey::Metadata, 12, &MetadataRequest::default());
+    let all: MetadataResponse = eve.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
     assert!(all.topics.is_empty(), "{:?}", all.topics);
     let named: MetadataResponse = eve.call(
         ApiKey::Metadata,
@@ -479,7 +606,41 @@ fn a_principal_without_acls_is_refused_with_kafkas_errors_and_sees_nothing() {
     );
     assert_eq!(pid.error_code, CLUSTER_AUTHORIZATION_FAILED);
     // The admin still sees everything.
-    let all: MetadataResponse = admin.call(ApiKey::Metadata, 12, &MetadataRequest::default());
+    let all: MetadataResponse = admin.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
     assert_eq!(all.topics.len(), 1);
+    secure.broker.stop();
+}
+
+#[test]
+fn oauthbearer_tokens_are_checked_against_the_key_set() {
+    let secure = Secure::start("sec-oauth");
+    let admin = secure.java_properties("admin-plain.properties", "PLAIN", "admin", "admin-secret");
+    secure.acls(&admin, &["--add", "--allow-principal", "User:svc-ingest", "--operation", "Describe", "--topic", "metrics"]);
+    // The admin makes the topic.
+    let mut raw = Raw::connect_to(&secure.broker.listener("SASL_PLAINTEXT"));
+    assert_eq!(raw.sasl_plain("admin", "admin-secret").0, 0);
+    let _: MetadataResponse = raw.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("metrics"))))]))
+            .with_allow_auto_topic_creation(true),
+    );
+
+    // A good token: the principal is its subject, and ACLs apply to it.
+    let seen = oauth_topics(&secure.oauth(), secure.token("svc-ingest", "sluice", 300)).expect("a valid token logs in");
+    assert_eq!(seen, vec!["metrics"]);
+    // Expired, for another audience, or signed by a key the broker does not trust: refused.
+    assert!(oauth_topics(&secure.oauth(), secure.token("svc-ingest", "sluice", -300)).is_err());
+    assert!(oauth_topics(&secure.oauth(), secure.token("svc-ingest", "elsewhere", 300)).is_err());
+    let stranger = rcgen::KeyPair::generate().unwrap();
+    let forged = {
+        let claims = serde_json::json!({ "sub": "svc-ingest", "aud": "sluice", "iat": 0, "exp": 4_000_000_000u64 });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("test-key".into());
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&stranger.serialize_der())).unwrap()
+    };
+    assert!(oauth_topics(&secure.oauth(), forged).is_err());
     secure.broker.stop();
 }

@@ -8,6 +8,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
+use super::quota;
 use super::create_topics;
 use crate::security::acl::AclOperation;
 use crate::metadata::controller::TopicSpec;
@@ -28,10 +29,34 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: CreateTopi
     let access = Access::of(shard, ctx);
     let cluster_create = access.cluster(AclOperation::Create);
     let creatable = |name: &str| cluster_create || access.topic(AclOperation::Create, name);
+    // controller_mutation_rate: each new partition counts; v6+ refuses past the quota.
+    let mut throttle_ms = 0u64;
+    let mut throttled: HashMap<&str, bool> = HashMap::new();
+    for t in request.topics.iter().filter(|t| counts[t.name.0.as_str()] == 1 && creatable(t.name.0.as_str())) {
+        let partitions = if !t.assignments.is_empty() {
+            t.assignments.len() as u32
+        } else if t.num_partitions > 0 {
+            t.num_partitions as u32
+        } else {
+            shard.config.num_partitions.max(1) as u32
+        };
+        let recorded = if request.validate_only { Ok(0) } else { quota::record_mutations(shard, ctx, partitions, ctx.version() >= 6) };
+        let refused = match recorded {
+            Ok(ms) => {
+                throttle_ms = throttle_ms.max(ms);
+                false
+            }
+            Err(ms) => {
+                throttle_ms = throttle_ms.max(ms);
+                true
+            }
+        };
+        throttled.insert(t.name.0.as_str(), refused);
+    }
     let specs: Vec<TopicSpec> = request
         .topics
         .iter()
-        .filter(|t| counts[t.name.0.as_str()] == 1 && creatable(t.name.0.as_str()))
+        .filter(|t| throttled.get(t.name.0.as_str()) == Some(&false))
         .map(|t| TopicSpec {
             name: t.name.0.to_string(),
             num_partitions: t.num_partitions,
@@ -60,6 +85,11 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: CreateTopi
                 return result
                     .with_error_code(ResponseError::TopicAuthorizationFailed.code())
                     .with_error_message(Some(StrBytes::from_static_str("Authorization failed.")));
+            }
+            if throttled.get(t.name.0.as_str()) == Some(&true) {
+                return result.with_error_code(ResponseError::ThrottlingQuotaExceeded.code()).with_error_message(Some(
+                    StrBytes::from_static_str("The throttling quota has been exceeded."),
+                ));
             }
             match results.next().expect("one result per unique topic") {
                 Ok(topic) if !access.topic(AclOperation::DescribeConfigs, &topic.name) => result
@@ -96,5 +126,5 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: CreateTopi
             }
         })
         .collect();
-    CreateTopicsResponse::default().with_topics(topics)
+    CreateTopicsResponse::default().with_topics(topics).with_throttle_time_ms(throttle_ms.min(i32::MAX as u64) as i32)
 }

@@ -10,12 +10,14 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
+use super::quota;
 use super::errors::{batch_error_code, route_error_code};
 use super::resolve_topics;
 use crate::protocol::batch::{validate_chunk, BatchHeader};
 use crate::protocol::ResponseError;
 use crate::router::ProducePart;
 use crate::security::acl::AclOperation;
+use crate::security::quota::QuotaKey;
 use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
 use crate::storage::AckLevel;
@@ -131,7 +133,12 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
 
     let produce = move |shard: Rc<Shard>, parts| async move { shard.produce_local(parts, acks).await };
     let mut outcomes = plan.scatter(shard, produce).await;
+    // producer_byte_rate counts the request's record bytes, as Kafka does.
+    let bytes: usize =
+        request.topic_data.iter().flat_map(|t| &t.partition_data).map(|p| p.records.as_ref().map_or(0, |r| r.len())).sum();
+    let throttle_ms = quota::record_bytes(shard, ctx, QuotaKey::ProducerByteRate, bytes);
     if acks == AckLevel::None {
+        ctx.session.throttle(throttle_ms);
         return None;
     }
     let responses = request
@@ -154,7 +161,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
             TopicProduceResponse::default().with_name(topic.name.clone()).with_partition_responses(partitions)
         })
         .collect();
-    Some(ProduceResponse::default().with_responses(responses))
+    Some(ProduceResponse::default().with_responses(responses).with_throttle_time_ms(throttle_ms as i32))
 }
 
 /// The coordinator's view of the transaction the request's batches belong to.
