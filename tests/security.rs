@@ -179,12 +179,18 @@ impl Secure {
     /// Runs one of Kafka's command-line tools (its main class, as the shell
     /// script would) against the SASL_SSL listener; returns its output.
     fn kafka_tool(&self, class: &str, properties: &Path, args: &[&str]) -> String {
+        self.kafka_tool_on(&self.sasl_ssl(), &[], class, properties, args)
+    }
+
+    /// [`Secure::kafka_tool`] against `bootstrap`, with JVM options.
+    fn kafka_tool_on(&self, bootstrap: &str, jvm: &[&str], class: &str, properties: &Path, args: &[&str]) -> String {
         let classpath = common::clients::kafka_tools_classpath();
         let output = Command::new("java")
+            .args(jvm)
             .arg("-cp")
             .arg(classpath.trim())
             .arg(class)
-            .args(["--bootstrap-server", &self.sasl_ssl(), "--command-config", properties.to_str().unwrap()])
+            .args(["--bootstrap-server", bootstrap, "--command-config", properties.to_str().unwrap()])
             .args(args)
             .output()
             .expect("run java");
@@ -608,6 +614,33 @@ fn a_principal_without_acls_is_refused_with_kafkas_errors_and_sees_nothing() {
     // The admin still sees everything.
     let all: MetadataResponse = admin.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
     assert_eq!(all.topics.len(), 1);
+    // eve may not set quotas; the admin may: 2 connections a second from this address.
+    use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+    use kafka_protocol::messages::{AlterClientQuotasRequest, AlterClientQuotasResponse};
+    let limit = AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
+        .with_entity(vec![EntityData::default()
+            .with_entity_type(StrBytes::from_static_str("ip"))
+            .with_entity_name(Some(StrBytes::from_static_str("127.0.0.1")))])
+        .with_ops(vec![OpData::default()
+            .with_key(StrBytes::from_static_str("connection_creation_rate"))
+            .with_value(2.0)])]);
+    let refused: AlterClientQuotasResponse = eve.call(ApiKey::AlterClientQuotas, 1, &limit);
+    assert_eq!(refused.entries[0].error_code, CLUSTER_AUTHORIZATION_FAILED);
+    let set: AlterClientQuotasResponse = admin.call(ApiKey::AlterClientQuotas, 1, &limit);
+    assert_eq!(set.entries[0].error_code, 0, "{set:?}");
+    // Kafka's rate is over at least 10 s, so about 20 connections pass at once
+    // and the rest are closed (the shards share the rate; the kernel spreads
+    // connections over them unevenly, hence the margin).
+    let mut connections: Vec<Raw> = (0..40).map(|_| Raw::connect_to(&address)).collect();
+    let mut served = 0;
+    for raw in &mut connections {
+        raw.stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        raw.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+        if raw.read_frame().is_some() {
+            served += 1;
+        }
+    }
+    assert!((12..=30).contains(&served), "{served} of 40 connections served at 2/s");
     secure.broker.stop();
 }
 
@@ -642,5 +675,31 @@ fn oauthbearer_tokens_are_checked_against_the_key_set() {
         jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&stranger.serialize_der())).unwrap()
     };
     assert!(oauth_topics(&secure.oauth(), forged).is_err());
+
+    // The Java client (kafka-acls.sh) with OAUTHBEARER: Kafka's login handler
+    // reads the signed token from a file; as `admin` it may list the ACLs.
+    let token = secure.dir.with_extension("admin.jwt");
+    std::fs::write(&token, secure.token("admin", "sluice", 300)).unwrap();
+    let token_url = format!("file://{}", token.display());
+    let properties = secure.dir.with_extension("oauth.properties");
+    std::fs::write(
+        &properties,
+        format!(
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=OAUTHBEARER\n\
+             sasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler\n\
+             sasl.oauthbearer.token.endpoint.url={token_url}\n\
+             sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ;\n"
+        ),
+    )
+    .unwrap();
+    let allowed = format!("-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={token_url}");
+    let listed = secure.kafka_tool_on(
+        &secure.broker.listener("OAUTH"),
+        &[&allowed],
+        "org.apache.kafka.tools.AclCommand",
+        &properties,
+        &["--list", "--topic", "metrics"],
+    );
+    assert!(listed.contains("User:svc-ingest"), "{listed}");
     secure.broker.stop();
 }

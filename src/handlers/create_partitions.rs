@@ -8,6 +8,7 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
+use super::quota;
 use crate::metadata::controller::PartitionGrowth;
 use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
@@ -19,9 +20,35 @@ pub async fn handle(
     ctx: &RequestContext,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    // ALTER on each topic.
+    // ALTER on each topic, then controller_mutation_rate for the partitions added (v3+ refuses past it).
     let access = Access::of(shard, ctx);
-    let allowed: Vec<bool> = request.topics.iter().map(|t| access.topic(AclOperation::Alter, &t.name.0)).collect();
+    let catalog = shard.catalog();
+    let mut throttle_ms = 0u64;
+    let verdicts: Vec<Option<ResponseError>> = request
+        .topics
+        .iter()
+        .map(|t| {
+            if !access.topic(AclOperation::Alter, &t.name.0) {
+                return Some(ResponseError::TopicAuthorizationFailed);
+            }
+            let current = catalog.topic(&t.name.0).map_or(0, |m| m.partitions());
+            let added = (t.count - current).max(0) as u32;
+            if request.validate_only || added == 0 {
+                return None;
+            }
+            match quota::record_mutations(shard, ctx, added, ctx.version() >= 3) {
+                Ok(ms) => {
+                    throttle_ms = throttle_ms.max(ms);
+                    None
+                }
+                Err(ms) => {
+                    throttle_ms = throttle_ms.max(ms);
+                    Some(ResponseError::ThrottlingQuotaExceeded)
+                }
+            }
+        })
+        .collect();
+    let allowed: Vec<bool> = verdicts.iter().map(Option::is_none).collect();
     let topics: Vec<PartitionGrowth> = request
         .topics
         .iter()
@@ -50,12 +77,11 @@ pub async fn handle(
     let results = request
         .topics
         .iter()
-        .zip(allowed)
-        .map(|(t, allowed)| {
-            let result = if allowed {
-                answers.next().expect("one answer per topic sent")
-            } else {
-                Err((ResponseError::TopicAuthorizationFailed, "Authorization failed.".to_string()))
+        .zip(verdicts)
+        .map(|(t, verdict)| {
+            let result = match verdict {
+                None => answers.next().expect("one answer per topic sent"),
+                Some(code) => Err((code, code.to_string())),
             };
             let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             match result {
@@ -66,5 +92,5 @@ pub async fn handle(
             }
         })
         .collect();
-    CreatePartitionsResponse::default().with_results(results)
+    CreatePartitionsResponse::default().with_results(results).with_throttle_time_ms(throttle_ms.min(i32::MAX as u64) as i32)
 }

@@ -8,6 +8,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::access::Access;
+use super::quota;
 use crate::metadata::controller::TopicRef;
 use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
@@ -29,8 +30,10 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DeleteTopi
     };
     // DELETE on each topic; a topic named by id that the principal may not
     // even describe is answered as unknown, so that its name does not leak.
+    // controller_mutation_rate counts the partitions deleted (v5+ refuses past it).
     let access = Access::of(shard, ctx);
     let catalog = shard.catalog();
+    let mut throttle_ms = 0u64;
     let denied: Vec<Option<ResponseError>> = refs
         .iter()
         .map(|r| {
@@ -44,7 +47,23 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DeleteTopi
                     None => return None,
                 },
             };
-            (!access.topic(AclOperation::Delete, &name)).then_some(ResponseError::TopicAuthorizationFailed)
+            if !access.topic(AclOperation::Delete, &name) {
+                return Some(ResponseError::TopicAuthorizationFailed);
+            }
+            let partitions = catalog.topic(&name).map_or(0, |t| t.partitions()) as u32;
+            if partitions == 0 {
+                return None;
+            }
+            match quota::record_mutations(shard, ctx, partitions, ctx.version() >= 5) {
+                Ok(ms) => {
+                    throttle_ms = throttle_ms.max(ms);
+                    None
+                }
+                Err(ms) => {
+                    throttle_ms = throttle_ms.max(ms);
+                    Some(ResponseError::ThrottlingQuotaExceeded)
+                }
+            }
         })
         .collect();
     let topics: Vec<TopicRef> = refs.iter().zip(&denied).filter(|(_, d)| d.is_none()).map(|(r, _)| r.clone()).collect();
@@ -89,5 +108,5 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DeleteTopi
             }
         })
         .collect();
-    DeleteTopicsResponse::default().with_responses(responses)
+    DeleteTopicsResponse::default().with_responses(responses).with_throttle_time_ms(throttle_ms.min(i32::MAX as u64) as i32)
 }

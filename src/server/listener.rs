@@ -217,6 +217,13 @@ fn admit(shard: &Rc<Shard>, listener: &Rc<ListenerRuntime>, stream: TcpStream) {
 /// Runs the TLS handshake when the listener has TLS, then serves the connection.
 async fn serve_stream(shard: Rc<Shard>, listener: Rc<ListenerRuntime>, stream: TcpStream) {
     let Ok(peer) = stream.peer_addr() else { return };
+    // connection_creation_rate of the peer's IP: past it the connection is
+    // closed after the throttle time (bounded by one window), as Kafka does.
+    if let Some(delay) = connection_throttle(&shard, peer.ip()) {
+        tracing::debug!(%peer, delay_ms = delay.as_millis() as u64, "connection_creation_rate exceeded; closing");
+        glommio::timer::sleep(delay).await;
+        return;
+    }
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(shard.config.connections_max_idle_ms)));
     let Some(acceptor) = listener.acceptor() else {
@@ -256,6 +263,28 @@ async fn serve_stream(shard: Rc<Shard>, listener: Rc<ListenerRuntime>, stream: T
     };
     let session = Rc::new(Session::new(listener, peer, principal));
     connection::serve(shard, session, stream).await;
+}
+
+/// The delay before closing a connection from `ip` that goes over its
+/// `connection_creation_rate`, or `None` when it may be served.
+fn connection_throttle(shard: &Rc<Shard>, ip: std::net::IpAddr) -> Option<Duration> {
+    use crate::security::quota::{QuotaKey, QuotaSensorKey};
+    let security = shard.security();
+    if security.state.quotas.is_empty() {
+        return None;
+    }
+    // The kernel spreads an address's connections over the shards' listeners,
+    // so each shard allows its share of the rate.
+    let (quota, _) = security.state.quotas.ip_quota(ip)?;
+    let quota = quota / shard.router.shards as f64;
+    let now = crate::clock::now_ms().max(0) as u64;
+    let sensor = QuotaSensorKey { user: ip.to_string(), client_id: String::new() };
+    let mut usage = shard.quota_usage.borrow_mut();
+    let sampler = usage.rate(QuotaKey::ConnectionCreationRate, sensor, now);
+    sampler.record(now, 1.0);
+    let window = sampler.window_ms();
+    let ms = sampler.bounded_throttle_time_ms(now, quota, window);
+    (ms > 0).then(|| Duration::from_millis(ms))
 }
 
 /// Every listener's TLS state built once before any shard starts, so that a
