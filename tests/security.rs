@@ -239,8 +239,13 @@ impl rdkafka::ClientContext for TokenContext {
         &self,
         _config: Option<&str>,
     ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
-        let lifetime_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64 + 60_000;
-        Ok(rdkafka::client::OAuthToken { token: self.token.clone(), principal_name: self.principal.clone(), lifetime_ms })
+        let lifetime_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64 + 60_000;
+        Ok(rdkafka::client::OAuthToken {
+            token: self.token.clone(),
+            principal_name: self.principal.clone(),
+            lifetime_ms,
+        })
     }
 }
 
@@ -261,7 +266,9 @@ fn oauth_topics(config: &ClientConfig, token: String) -> Result<Vec<String>, Kaf
             return Ok(names);
         }
     }
-    consumer.fetch_metadata(None, Duration::from_secs(3)).map(|m| m.topics().iter().map(|t| t.name().to_string()).collect())
+    consumer
+        .fetch_metadata(None, Duration::from_secs(3))
+        .map(|m| m.topics().iter().map(|t| t.name().to_string()).collect())
 }
 
 fn topics_seen(config: &ClientConfig) -> Vec<String> {
@@ -281,7 +288,7 @@ async fn produce(config: &ClientConfig, topic: &str, count: usize) -> Result<(),
             .await
             .map_err(|(e, _)| e)?;
     }
-    producer.flush(Duration::from_secs(10)).map_err(|e| e)?;
+    producer.flush(Duration::from_secs(10))?;
     Ok(())
 }
 
@@ -341,13 +348,36 @@ async fn kafka_tools_manage_scram_users_and_acls_and_real_clients_obey_them() {
     let admin = secure.java_properties("admin-scram.properties", "SCRAM-SHA-512", "admin", "admin-secret");
     secure.acls(
         &admin,
-        &["--add", "--allow-principal", "User:alice", "--operation", "Write", "--operation", "Create", "--topic", "orders"],
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Write",
+            "--operation",
+            "Create",
+            "--topic",
+            "orders",
+        ],
     );
-    secure.acls(&admin, &["--add", "--allow-principal", "User:bob", "--consumer", "--topic", "orders", "--group", "readers"]);
+    secure.acls(
+        &admin,
+        &["--add", "--allow-principal", "User:bob", "--consumer", "--topic", "orders", "--group", "readers"],
+    );
     // Every group whose name starts with "readers-" too (a prefixed pattern).
     secure.acls(
         &admin,
-        &["--add", "--allow-principal", "User:bob", "--operation", "Read", "--group", "readers-", "--resource-pattern-type", "prefixed"],
+        &[
+            "--add",
+            "--allow-principal",
+            "User:bob",
+            "--operation",
+            "Read",
+            "--group",
+            "readers-",
+            "--resource-pattern-type",
+            "prefixed",
+        ],
     );
     let listed = secure.acls(&admin, &["--list", "--topic", "orders"]);
     assert!(listed.contains("User:alice") && listed.contains("User:bob"), "{listed}");
@@ -421,7 +451,17 @@ async fn mutual_tls_maps_the_certificate_subject_to_the_principal() {
     // CN=alice,OU=eng,... maps to User:alice by the RULE.
     secure.acls(
         &admin,
-        &["--add", "--allow-principal", "User:alice", "--operation", "All", "--topic", "mtls-", "--resource-pattern-type", "prefixed"],
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "All",
+            "--topic",
+            "mtls-",
+            "--resource-pattern-type",
+            "prefixed",
+        ],
     );
     let alice = secure.pki.client("Alice", false);
     let alice_config = secure.mtls(&alice);
@@ -457,11 +497,8 @@ async fn mutual_tls_maps_the_certificate_subject_to_the_principal() {
     raw.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
     assert!(raw.closed_by_broker());
     let metrics = common::http::get(&secure.broker.admin_url(), "/metrics");
-    let failed = common::http::sum(
-        &common::http::parse_metrics(&metrics.body),
-        "sluice_tls_handshakes_failed_total",
-        &[],
-    );
+    let failed =
+        common::http::sum(&common::http::parse_metrics(&metrics.body), "sluice_tls_handshakes_failed_total", &[]);
     assert!(failed >= 4.0, "failed handshakes counted: {failed}");
 
     // A renewed certificate is served without a restart.
@@ -482,7 +519,8 @@ fn before_login_only_the_sasl_apis_are_served() {
     let mut raw = Raw::connect_to(&address);
     let versions: ApiVersionsResponse = raw.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
     assert_eq!(versions.error_code, 0);
-    for api in [ApiKey::SaslHandshake, ApiKey::SaslAuthenticate, ApiKey::CreateAcls, ApiKey::AlterUserScramCredentials] {
+    for api in [ApiKey::SaslHandshake, ApiKey::SaslAuthenticate, ApiKey::CreateAcls, ApiKey::AlterUserScramCredentials]
+    {
         assert!(versions.api_keys.iter().any(|k| k.api_key == api as i16), "{api:?} advertised");
     }
     raw.send(ApiKey::Metadata, 12, &MetadataRequest::default());
@@ -495,8 +533,7 @@ fn before_login_only_the_sasl_apis_are_served() {
 
     // SaslAuthenticate without a handshake: ILLEGAL_SASL_STATE, then the connection closes.
     let mut raw = Raw::connect_to(&address);
-    let answer: SaslAuthenticateResponse =
-        raw.call(ApiKey::SaslAuthenticate, 2, &SaslAuthenticateRequest::default());
+    let answer: SaslAuthenticateResponse = raw.call(ApiKey::SaslAuthenticate, 2, &SaslAuthenticateRequest::default());
     assert_eq!(answer.error_code, ILLEGAL_SASL_STATE);
     assert!(raw.closed_by_broker());
 
@@ -601,11 +638,14 @@ fn a_principal_without_acls_is_refused_with_kafkas_errors_and_sees_nothing() {
     let acls: DescribeAclsResponse = eve.call(
         ApiKey::DescribeAcls,
         3,
-        &DescribeAclsRequest::default().with_resource_type_filter(1).with_pattern_type_filter(1).with_operation(1).with_permission_type(1),
+        &DescribeAclsRequest::default()
+            .with_resource_type_filter(1)
+            .with_pattern_type_filter(1)
+            .with_operation(1)
+            .with_permission_type(1),
     );
     assert_eq!(acls.error_code, CLUSTER_AUTHORIZATION_FAILED);
-    let pid: InitProducerIdResponse =
-        eve.call(
+    let pid: InitProducerIdResponse = eve.call(
         ApiKey::InitProducerId,
         5,
         &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000),
@@ -648,7 +688,10 @@ fn a_principal_without_acls_is_refused_with_kafkas_errors_and_sees_nothing() {
 fn oauthbearer_tokens_are_checked_against_the_key_set() {
     let secure = Secure::start("sec-oauth");
     let admin = secure.java_properties("admin-plain.properties", "PLAIN", "admin", "admin-secret");
-    secure.acls(&admin, &["--add", "--allow-principal", "User:svc-ingest", "--operation", "Describe", "--topic", "metrics"]);
+    secure.acls(
+        &admin,
+        &["--add", "--allow-principal", "User:svc-ingest", "--operation", "Describe", "--topic", "metrics"],
+    );
     // The admin makes the topic.
     let mut raw = Raw::connect_to(&secure.broker.listener("SASL_PLAINTEXT"));
     assert_eq!(raw.sasl_plain("admin", "admin-secret").0, 0);
@@ -672,7 +715,8 @@ fn oauthbearer_tokens_are_checked_against_the_key_set() {
         let claims = serde_json::json!({ "sub": "svc-ingest", "aud": "sluice", "iat": 0, "exp": 4_000_000_000u64 });
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
         header.kid = Some("test-key".into());
-        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&stranger.serialize_der())).unwrap()
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&stranger.serialize_der()))
+            .unwrap()
     };
     assert!(oauth_topics(&secure.oauth(), forged).is_err());
 

@@ -399,7 +399,8 @@ async fn alter_configs(admin: &Admin, topic: &str, body: AlterConfigs) -> ApiRes
         AlterConfigsResource::default().with_resource_type(2).with_resource_name(name(topic)).with_configs(configs);
     let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
     let response =
-        handlers::incremental_alter_configs::handle(shard, &context(admin, ApiKey::IncrementalAlterConfigs), request).await;
+        handlers::incremental_alter_configs::handle(shard, &context(admin, ApiKey::IncrementalAlterConfigs), request)
+            .await;
     let result = response.responses.first().ok_or_else(|| ApiError::bad_request("no result"))?;
     check(result.error_code, result.error_message.as_ref())?;
     Ok(json!({ "ok": true }))
@@ -816,7 +817,8 @@ async fn transactions(admin: &Admin) -> ApiResult {
         })
         .collect();
     let request = DescribeProducersRequest::default().with_topics(topics);
-    let response = handlers::describe_producers::handle(shard, &context(admin, ApiKey::DescribeProducers), request).await;
+    let response =
+        handlers::describe_producers::handle(shard, &context(admin, ApiKey::DescribeProducers), request).await;
     let producers: Vec<Value> = response
         .topics
         .iter()

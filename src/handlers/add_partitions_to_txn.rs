@@ -10,13 +10,13 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 };
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 
+use super::access::Access;
 use super::coordinator_answer;
 use super::errors::fenced_for_version;
-use super::access::Access;
-use crate::security::acl::AclOperation;
 use crate::protocol::{ResponseError, TopicPartition};
-use crate::shard::Shard;
+use crate::security::acl::AclOperation;
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -26,17 +26,13 @@ pub async fn handle(
     let version = ctx.version();
     let access = Access::of(shard, ctx);
     if version <= 3 {
-        let results = add(
-            shard,
-            &access,
-            version,
-            request.v3_and_below_transactional_id.0.to_string(),
-            request.v3_and_below_producer_id.0,
-            request.v3_and_below_producer_epoch,
-            false,
-            &request.v3_and_below_topics,
-        )
-        .await;
+        let producer = Producer {
+            transactional_id: request.v3_and_below_transactional_id.0.to_string(),
+            producer_id: request.v3_and_below_producer_id.0,
+            epoch: request.v3_and_below_producer_epoch,
+            verify_only: false,
+        };
+        let results = add(shard, &access, version, producer, &request.v3_and_below_topics).await;
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
     }
     // v4+ is how brokers verify transactions among themselves: CLUSTER_ACTION.
@@ -45,9 +41,13 @@ pub async fn handle(
     }
     let mut by_transaction = Vec::with_capacity(request.transactions.len());
     for t in &request.transactions {
-        let transactional_id = t.transactional_id.0.to_string();
-        let results =
-            add(shard, &access, version, transactional_id, t.producer_id.0, t.producer_epoch, t.verify_only, &t.topics).await;
+        let producer = Producer {
+            transactional_id: t.transactional_id.0.to_string(),
+            producer_id: t.producer_id.0,
+            epoch: t.producer_epoch,
+            verify_only: t.verify_only,
+        };
+        let results = add(shard, &access, version, producer, &t.topics).await;
         by_transaction.push(
             AddPartitionsToTxnResult::default()
                 .with_transactional_id(t.transactional_id.clone())
@@ -57,16 +57,22 @@ pub async fn handle(
     AddPartitionsToTxnResponse::default().with_results_by_transaction(by_transaction)
 }
 
-async fn add(
-    shard: &Rc<Shard>,
-    access: &Access,
-    version: i16,
+/// The producer whose transaction the partitions join (or are verified in, v4+).
+struct Producer {
     transactional_id: String,
     producer_id: i64,
     epoch: i16,
     verify_only: bool,
+}
+
+async fn add(
+    shard: &Rc<Shard>,
+    access: &Access,
+    version: i16,
+    producer: Producer,
     topics: &[AddPartitionsToTxnTopic],
 ) -> Vec<AddPartitionsToTxnTopicResult> {
+    let Producer { transactional_id, producer_id, epoch, verify_only } = producer;
     let catalog = shard.catalog();
     let known = |topic: &AddPartitionsToTxnTopic, p: i32| {
         catalog.topic(topic.name.0.as_str()).and_then(|m| m.owner(p)).is_some()
@@ -81,9 +87,7 @@ async fn add(
     // Unknown partitions fail the request; the others are not attempted, as in Kafka.
     let outcome: Result<(), ResponseError> = if txn_denied {
         Err(ResponseError::TransactionalIdAuthorizationFailed)
-    } else if !all_writable {
-        Err(ResponseError::OperationNotAttempted)
-    } else if !all_known {
+    } else if !all_writable || !all_known {
         Err(ResponseError::OperationNotAttempted)
     } else if verify_only {
         verify(shard, &transactional_id, producer_id, epoch, &partitions).await

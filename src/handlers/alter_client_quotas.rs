@@ -40,7 +40,8 @@ pub async fn handle(
         .entries
         .iter()
         .map(|e| {
-            let entity = e.entity.iter().map(|d| (d.entity_type.to_string(), d.entity_name.as_ref().map(|n| n.to_string())));
+            let entity =
+                e.entity.iter().map(|d| (d.entity_type.to_string(), d.entity_name.as_ref().map(|n| n.to_string())));
             let ops = e.ops.iter().map(|o| (o.key.to_string(), if o.remove { None } else { Some(o.value) }));
             (entity.collect(), ops.collect())
         })

@@ -8,8 +8,8 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
 use super::{alter_topic_configs, ConfigResult};
 use crate::metadata::controller::ConfigChange;
-use crate::shard::Shard;
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let resources: Vec<(i8, String, ConfigChange)> = request

@@ -73,7 +73,12 @@ pub async fn handle(
             if u.salted_password.len() != mechanism.hash_len() {
                 return Err((ResponseError::UnacceptableCredential, "Salted password has the wrong length".into()));
             }
-            Ok(Change::Upsert(ScramCredential::from_salted_password(mechanism, &u.salted_password, &u.salt, iterations)))
+            Ok(Change::Upsert(ScramCredential::from_salted_password(
+                mechanism,
+                &u.salted_password,
+                &u.salt,
+                iterations,
+            )))
         })();
         match verdict {
             Ok(change) => changes.push(change),
@@ -135,11 +140,12 @@ pub async fn handle(
         };
         match shard.on_controller(apply).await {
             Ok(Ok(results)) => results,
-            Ok(Err(e)) => order.iter().map(|u| (u.clone(), Err((ResponseError::UnknownServerError, e.clone())))).collect(),
-            Err(e) => order
-                .iter()
-                .map(|u| (u.clone(), Err((ResponseError::UnknownServerError, e.to_string()))))
-                .collect(),
+            Ok(Err(e)) => {
+                order.iter().map(|u| (u.clone(), Err((ResponseError::UnknownServerError, e.clone())))).collect()
+            }
+            Err(e) => {
+                order.iter().map(|u| (u.clone(), Err((ResponseError::UnknownServerError, e.to_string())))).collect()
+            }
         }
     };
     let results = order

@@ -7,8 +7,8 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
 use crate::protocol::frame::{encode_response, FrameError, ResponseFrame};
 use crate::protocol::{versions, ResponseError};
-use crate::shard::Shard;
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
 fn api_keys() -> Vec<ApiVersion> {
     versions::SUPPORTED

@@ -19,7 +19,9 @@ use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: CreateAclsRequest) -> CreateAclsResponse {
     let failed = |error: ResponseError, message: String| {
-        AclCreationResult::default().with_error_code(error.code()).with_error_message(Some(StrBytes::from_string(message)))
+        AclCreationResult::default()
+            .with_error_code(error.code())
+            .with_error_message(Some(StrBytes::from_string(message)))
     };
     if let Err(e) = Access::of(shard, ctx).require_cluster(AclOperation::Alter) {
         let results = request.creations.iter().map(|_| failed(e, "Cluster authorization failed.".into())).collect();

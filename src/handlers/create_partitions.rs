@@ -10,10 +10,10 @@ use kafka_protocol::protocol::StrBytes;
 use super::access::Access;
 use super::quota;
 use crate::metadata::controller::PartitionGrowth;
-use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
-use crate::shard::Shard;
+use crate::security::acl::AclOperation;
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -92,5 +92,7 @@ pub async fn handle(
             }
         })
         .collect();
-    CreatePartitionsResponse::default().with_results(results).with_throttle_time_ms(throttle_ms.min(i32::MAX as u64) as i32)
+    CreatePartitionsResponse::default()
+        .with_results(results)
+        .with_throttle_time_ms(throttle_ms.min(i32::MAX as u64) as i32)
 }

@@ -8,13 +8,13 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
-use super::quota;
 use super::create_topics;
-use crate::security::acl::AclOperation;
+use super::quota;
 use crate::metadata::controller::TopicSpec;
 use crate::protocol::ResponseError;
-use crate::shard::Shard;
+use crate::security::acl::AclOperation;
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
 /// `config_source` values of Kafka's DescribeConfigs.
 const SOURCE_TOPIC: i8 = 1;
@@ -40,7 +40,11 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: CreateTopi
         } else {
             shard.config.num_partitions.max(1) as u32
         };
-        let recorded = if request.validate_only { Ok(0) } else { quota::record_mutations(shard, ctx, partitions, ctx.version() >= 6) };
+        let recorded = if request.validate_only {
+            Ok(0)
+        } else {
+            quota::record_mutations(shard, ctx, partitions, ctx.version() >= 6)
+        };
         let refused = match recorded {
             Ok(ms) => {
                 throttle_ms = throttle_ms.max(ms);
@@ -87,9 +91,9 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: CreateTopi
                     .with_error_message(Some(StrBytes::from_static_str("Authorization failed.")));
             }
             if throttled.get(t.name.0.as_str()) == Some(&true) {
-                return result.with_error_code(ResponseError::ThrottlingQuotaExceeded.code()).with_error_message(Some(
-                    StrBytes::from_static_str("The throttling quota has been exceeded."),
-                ));
+                return result
+                    .with_error_code(ResponseError::ThrottlingQuotaExceeded.code())
+                    .with_error_message(Some(StrBytes::from_static_str("The throttling quota has been exceeded.")));
             }
             match results.next().expect("one result per unique topic") {
                 Ok(topic) if !access.topic(AclOperation::DescribeConfigs, &topic.name) => result

@@ -6,10 +6,10 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use super::access::Access;
-use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
-use crate::shard::Shard;
+use crate::security::acl::AclOperation;
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let access = Access::of(shard, ctx);

@@ -7,18 +7,14 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::access::Access;
 use super::errors::route_error_code;
-use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
 use crate::router::DeletePart;
+use crate::security::acl::AclOperation;
+use crate::server::session::RequestContext;
 use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
-use crate::server::session::RequestContext;
 
-pub async fn handle(
-    shard: &Rc<Shard>,
-    ctx: &RequestContext,
-    request: DeleteRecordsRequest,
-) -> DeleteRecordsResponse {
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let catalog = shard.catalog();
     let access = Access::of(shard, ctx);
     let mut plan = Plan::new();

@@ -10,10 +10,10 @@ use uuid::Uuid;
 use super::access::Access;
 use super::quota;
 use crate::metadata::controller::TopicRef;
-use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
-use crate::shard::Shard;
+use crate::security::acl::AclOperation;
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let refs: Vec<TopicRef> = if ctx.version() >= 6 {
@@ -108,5 +108,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DeleteTopi
             }
         })
         .collect();
-    DeleteTopicsResponse::default().with_responses(responses).with_throttle_time_ms(throttle_ms.min(i32::MAX as u64) as i32)
+    DeleteTopicsResponse::default()
+        .with_responses(responses)
+        .with_throttle_time_ms(throttle_ms.min(i32::MAX as u64) as i32)
 }

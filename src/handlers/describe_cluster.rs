@@ -7,10 +7,10 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::protocol::StrBytes;
 
 use super::access::{Access, CLUSTER_NAME};
-use crate::security::acl::{AclOperation, ResourceType};
 use crate::protocol::ResponseError;
-use crate::shard::Shard;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
 /// `endpoint_type` 1: brokers (2 would ask for controllers, which clients cannot reach here).
 const ENDPOINT_TYPE_BROKERS: i8 = 1;

@@ -11,12 +11,12 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
-use crate::security::acl::AclOperation;
 use crate::config::topic::{ConfigKind, TopicConfig, TOPIC_CONFIG_DEFS};
 use crate::config::BrokerConfig;
 use crate::protocol::ResponseError;
-use crate::shard::Shard;
+use crate::security::acl::AclOperation;
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
@@ -145,7 +145,10 @@ pub async fn handle(
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
             let denied = |code: ResponseError| {
-                result.clone().with_error_code(code.code()).with_error_message(Some(s("Authorization failed.".to_string())))
+                result
+                    .clone()
+                    .with_error_code(code.code())
+                    .with_error_message(Some(s("Authorization failed.".to_string())))
             };
             let entries = match resource.resource_type {
                 RESOURCE_TOPIC if !access.topic(AclOperation::DescribeConfigs, resource.resource_name.as_str()) => {

@@ -7,20 +7,16 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
-use crate::security::acl::{AclOperation, ResourceType};
 use crate::protocol::ResponseError;
-use crate::shard::Shard;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
 fn s(v: String) -> StrBytes {
     StrBytes::from_string(v)
 }
 
-pub async fn handle(
-    shard: &Rc<Shard>,
-    ctx: &RequestContext,
-    request: DescribeGroupsRequest,
-) -> DescribeGroupsResponse {
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let version = ctx.version();
     let access = Access::of(shard, ctx);
     let mut groups = Vec::with_capacity(request.groups.len());

@@ -11,8 +11,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
 use crate::security::acl::AclOperation;
-use crate::shard::Shard;
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
 /// Total and available bytes of the file system holding `dir`.
 fn capacity(dir: &std::path::Path) -> (i64, i64) {

@@ -6,13 +6,13 @@ use std::rc::Rc;
 use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 
-use super::errors::route_error_code;
 use super::access::Access;
-use crate::security::acl::AclOperation;
+use super::errors::route_error_code;
 use crate::protocol::ResponseError;
+use crate::security::acl::AclOperation;
+use crate::server::session::RequestContext;
 use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
-use crate::server::session::RequestContext;
 
 pub async fn handle(
     shard: &Rc<Shard>,

@@ -5,16 +5,14 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
-use kafka_protocol::messages::{
-    DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TopicName,
-};
+use kafka_protocol::messages::{DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
-use crate::security::acl::AclOperation;
 use crate::protocol::{ResponseError, TopicPartition};
-use crate::shard::Shard;
+use crate::security::acl::AclOperation;
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
 pub async fn handle(
     shard: &Rc<Shard>,

@@ -35,8 +35,7 @@ pub async fn handle(
             .map(|c| CredentialInfo::default().with_mechanism(c.mechanism.code()).with_iterations(c.iterations as i32))
             .collect()
     };
-    let requested: Vec<String> =
-        request.users.unwrap_or_default().into_iter().map(|u| u.name.to_string()).collect();
+    let requested: Vec<String> = request.users.unwrap_or_default().into_iter().map(|u| u.name.to_string()).collect();
     if requested.is_empty() {
         let results = security
             .state
@@ -59,7 +58,10 @@ pub async fn handle(
         .map(|user| {
             let result = DescribeUserScramCredentialsResult::default().with_user(StrBytes::from_string(user.clone()));
             let failed = |error: ResponseError, message: &str| {
-                result.clone().with_error_code(error.code()).with_error_message(Some(StrBytes::from_string(message.into())))
+                result
+                    .clone()
+                    .with_error_code(error.code())
+                    .with_error_message(Some(StrBytes::from_string(message.into())))
             };
             if duplicates.contains(user) {
                 return failed(
@@ -69,7 +71,9 @@ pub async fn handle(
             }
             match security.state.scram.get(user) {
                 Some(credentials) => result.clone().with_credential_infos(infos(credentials)),
-                None => failed(ResponseError::ResourceNotFound, "Attempt to describe a user credential that does not exist"),
+                None => {
+                    failed(ResponseError::ResourceNotFound, "Attempt to describe a user credential that does not exist")
+                }
             }
         })
         .collect();

@@ -12,16 +12,16 @@ use kafka_protocol::messages::FetchRequest;
 use uuid::Uuid;
 
 use super::access::Access;
-use super::quota;
 use super::errors::route_error_code;
+use super::quota;
 use crate::constants::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
 use crate::protocol::fetch_response::{FetchPartitionOut, FetchResponseOut, FetchTopicOut};
 use crate::protocol::ResponseError;
 use crate::router::{ReadPart, WatchPart};
 use crate::security::acl::AclOperation;
 use crate::security::quota::QuotaKey;
-use crate::shard::Shard;
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
 const READ_COMMITTED: i8 = 1;
 
@@ -131,7 +131,12 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: FetchReque
     }
     // consumer_byte_rate: a fetch that would go over answers empty, with the
     // throttle time, and its bytes do not count (Kafka's throttled response).
-    let bytes: usize = response.topics.iter().flat_map(|t| &t.partitions).map(|p| p.records.iter().map(|c| c.len()).sum::<usize>()).sum();
+    let bytes: usize = response
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.records.iter().map(|c| c.len()).sum::<usize>())
+        .sum();
     let throttle_ms = quota::record_bytes(shard, ctx, QuotaKey::ConsumerByteRate, bytes);
     if throttle_ms > 0 {
         quota::unrecord_bytes(shard, ctx, QuotaKey::ConsumerByteRate, bytes);

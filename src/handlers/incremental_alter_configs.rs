@@ -9,8 +9,8 @@ use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterC
 
 use super::{alter_topic_configs, ConfigResult};
 use crate::metadata::controller::ConfigChange;
-use crate::shard::Shard;
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
 pub async fn handle(
     shard: &Rc<Shard>,

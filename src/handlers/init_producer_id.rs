@@ -7,19 +7,15 @@ use std::rc::Rc;
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
+use super::access::Access;
 use super::coordinator_answer;
 use super::errors::fenced_for_version;
-use super::access::Access;
-use crate::security::acl::{AclOperation, ResourceType};
 use crate::protocol::ResponseError;
-use crate::shard::Shard;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
-pub async fn handle(
-    shard: &Rc<Shard>,
-    ctx: &RequestContext,
-    request: InitProducerIdRequest,
-) -> InitProducerIdResponse {
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: InitProducerIdRequest) -> InitProducerIdResponse {
     let refused = |code: ResponseError| {
         InitProducerIdResponse::default()
             .with_error_code(code.code())

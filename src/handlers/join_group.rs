@@ -7,16 +7,12 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
-use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
-use crate::shard::Shard;
+use crate::security::acl::AclOperation;
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
-pub async fn handle(
-    shard: &Rc<Shard>,
-    ctx: &RequestContext,
-    request: JoinGroupRequest,
-) -> JoinGroupResponse {
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: JoinGroupRequest) -> JoinGroupResponse {
     let version = ctx.version();
     let group_id = request.group_id.0.to_string();
     let member_id = request.member_id.clone();

@@ -7,10 +7,10 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
-use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
-use crate::shard::Shard;
+use crate::security::acl::AclOperation;
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ListGroupsRequest) -> ListGroupsResponse {
     let version = ctx.version();

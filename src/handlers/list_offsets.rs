@@ -7,11 +7,11 @@ use std::rc::Rc;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::errors::route_error_code;
 use super::access::Access;
-use crate::security::acl::AclOperation;
+use super::errors::route_error_code;
 use crate::protocol::ResponseError;
 use crate::router::OffsetQuery;
+use crate::security::acl::AclOperation;
 use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
 use crate::storage::log::LEADER_EPOCH;

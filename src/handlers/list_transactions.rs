@@ -4,17 +4,15 @@
 use std::rc::Rc;
 
 use kafka_protocol::messages::list_transactions_response::TransactionState;
-use kafka_protocol::messages::{
-    ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId,
-};
+use kafka_protocol::messages::{ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
-use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
+use crate::security::acl::AclOperation;
+use crate::server::session::RequestContext;
 use crate::shard::Shard;
 use crate::txn::coordinator::TxnState;
-use crate::server::session::RequestContext;
 
 pub async fn handle(
     shard: &Rc<Shard>,

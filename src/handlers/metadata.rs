@@ -18,9 +18,9 @@ use super::resolve_topics;
 use crate::metadata::{validate_topic_name, TopicMeta};
 use crate::protocol::ResponseError;
 use crate::security::acl::{AclOperation, ResourceType};
+use crate::server::session::RequestContext;
 use crate::shard::Shard;
 use crate::storage::log::LEADER_EPOCH;
-use crate::server::session::RequestContext;
 
 fn topic_entry(node: i32, topic: &TopicMeta) -> MetadataResponseTopic {
     let partitions = (0..topic.partitions())

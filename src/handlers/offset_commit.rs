@@ -8,13 +8,13 @@ use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponseParti
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::access::Access;
-use crate::security::acl::AclOperation;
 use crate::group::store::CommittedOffset;
 use crate::group::PartitionResults;
 use crate::protocol::ResponseError;
+use crate::security::acl::AclOperation;
+use crate::server::session::RequestContext;
 use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
-use crate::server::session::RequestContext;
 
 pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let version = ctx.version();

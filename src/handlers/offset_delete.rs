@@ -6,11 +6,11 @@ use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponseParti
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use super::access::Access;
-use crate::security::acl::AclOperation;
 use crate::protocol::{ResponseError, TopicPartition};
+use crate::security::acl::AclOperation;
+use crate::server::session::RequestContext;
 use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
-use crate::server::session::RequestContext;
 
 pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group_id = request.group_id.0.to_string();

@@ -11,11 +11,11 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicNam
 use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
-use crate::security::acl::AclOperation;
 use crate::group::coordinator::FetchedOffsets;
 use crate::protocol::ResponseError;
-use crate::shard::Shard;
+use crate::security::acl::AclOperation;
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
 /// A group's committed offsets, and for `require_stable` (v7+) which of
 /// them an open transaction is about to change.
@@ -37,8 +37,7 @@ async fn fetch(
         return Err(ResponseError::GroupAuthorizationFailed);
     }
     let described = |topic: &str| access.topic(AclOperation::Describe, topic);
-    let denied: Vec<(String, Vec<i32>)> =
-        wanted.iter().flatten().filter(|(t, _)| !described(t)).cloned().collect();
+    let denied: Vec<(String, Vec<i32>)> = wanted.iter().flatten().filter(|(t, _)| !described(t)).cloned().collect();
     let wanted = wanted.map(|w| w.into_iter().filter(|(t, _)| described(t)).collect::<Vec<_>>());
     let all = wanted.is_none();
     let id = group_id.to_string();

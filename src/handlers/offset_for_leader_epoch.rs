@@ -8,12 +8,12 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 
 use super::access::Access;
 use super::errors::route_error_code;
-use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
+use crate::security::acl::AclOperation;
+use crate::server::session::RequestContext;
 use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
 use crate::storage::log::LEADER_EPOCH;
-use crate::server::session::RequestContext;
 
 pub async fn handle(
     shard: &Rc<Shard>,

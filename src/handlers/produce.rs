@@ -10,19 +10,19 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
-use super::quota;
 use super::errors::{batch_error_code, route_error_code};
+use super::quota;
 use super::resolve_topics;
 use crate::protocol::batch::{validate_chunk, BatchHeader};
 use crate::protocol::ResponseError;
 use crate::router::ProducePart;
 use crate::security::acl::AclOperation;
 use crate::security::quota::QuotaKey;
+use crate::server::session::RequestContext;
 use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
 use crate::storage::AckLevel;
 use crate::txn::TxnListing;
-use crate::server::session::RequestContext;
 
 fn partition_error(index: i32, code: ResponseError, message: Option<String>) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -50,8 +50,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
             request.transactional_id.as_ref().map(|t| t.0.as_str()).unwrap_or_default(),
         );
     let writable = |name: &str| !txn_denied && access.topic(AclOperation::Write, name);
-    let names: Vec<String> =
-        request.topic_data.iter().map(|t| t.name.0.to_string()).filter(|n| writable(n)).collect();
+    let names: Vec<String> = request.topic_data.iter().map(|t| t.name.0.to_string()).filter(|n| writable(n)).collect();
     // A transaction writes only to partitions it added, so to existing topics.
     let topics = if acks_valid {
         resolve_topics(shard, &names, (!transactional).then_some(&access)).await
@@ -134,8 +133,12 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
     let produce = move |shard: Rc<Shard>, parts| async move { shard.produce_local(parts, acks).await };
     let mut outcomes = plan.scatter(shard, produce).await;
     // producer_byte_rate counts the request's record bytes, as Kafka does.
-    let bytes: usize =
-        request.topic_data.iter().flat_map(|t| &t.partition_data).map(|p| p.records.as_ref().map_or(0, |r| r.len())).sum();
+    let bytes: usize = request
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+        .sum();
     let throttle_ms = quota::record_bytes(shard, ctx, QuotaKey::ProducerByteRate, bytes);
     if acks == AckLevel::None {
         ctx.session.throttle(throttle_ms);

@@ -33,7 +33,11 @@ enum Step {
     Failed(String),
 }
 
-pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: SaslAuthenticateRequest) -> SaslAuthenticateResponse {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    ctx: &RequestContext,
+    request: SaslAuthenticateRequest,
+) -> SaslAuthenticateResponse {
     let session = &ctx.session;
     let step = {
         let mut state = session.sasl.borrow_mut();
@@ -89,8 +93,12 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: SaslAuthen
     let previous = session.principal();
     let reauthenticating = !previous.is_empty() && *previous != *KafkaPrincipal::anonymous().to_string();
     if reauthenticating && *previous != *principal {
-        return failed(shard, ctx, format!("Cannot change principals during re-authentication from {previous}: {principal}"))
-            .await;
+        return failed(
+            shard,
+            ctx,
+            format!("Cannot change principals during re-authentication from {previous}: {principal}"),
+        )
+        .await;
     }
     // The session lasts connections.max.reauth.ms, and no longer than the credential (KIP-368).
     let reauth_ms = shard.config.security.connections_max_reauth_ms.min(i64::MAX as u64) as i64;
@@ -114,7 +122,9 @@ fn plain(shard: &Rc<Shard>, ctx: &RequestContext, token: &[u8]) -> Step {
         Err(e) => return Step::Failed(e.to_string()),
     };
     let invalid = || Step::Failed("Authentication failed: Invalid username or password".into());
-    if let Some(verdict) = ctx.session.listener.plain_users().and_then(|u| u.check(&credentials.username, &credentials.password)) {
+    if let Some(verdict) =
+        ctx.session.listener.plain_users().and_then(|u| u.check(&credentials.username, &credentials.password))
+    {
         return if verdict {
             Step::Done { user: credentials.username, bytes: Vec::new(), expires_ms: None }
         } else {

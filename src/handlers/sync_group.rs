@@ -5,10 +5,10 @@ use std::rc::Rc;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::access::Access;
-use crate::security::acl::AclOperation;
 use crate::protocol::ResponseError;
-use crate::shard::Shard;
+use crate::security::acl::AclOperation;
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
 pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: SyncGroupRequest) -> SyncGroupResponse {
     let version = ctx.version();

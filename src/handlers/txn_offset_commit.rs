@@ -9,14 +9,14 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
+use super::access::Access;
 use super::errors::fenced_for_version;
 use super::offset_commit::{codes, plan_commit};
-use super::access::Access;
-use crate::security::acl::AclOperation;
 use crate::group::PartitionResults;
 use crate::protocol::ResponseError;
-use crate::shard::Shard;
+use crate::security::acl::AclOperation;
 use crate::server::session::RequestContext;
+use crate::shard::Shard;
 
 pub async fn handle(
     shard: &Rc<Shard>,

@@ -82,7 +82,8 @@ impl ListenerRuntime {
                 let server = tls::server_config(settings).map_err(|e| format!("listener {}: {e}", config.name))?;
                 let mapper = SslPrincipalMapper::parse(&settings.principal_mapping_rules)
                     .map_err(|e| format!("listener {}: ssl.principal.mapping.rules: {e}", config.name))?;
-                let state = TlsState { acceptor: futures_rustls::TlsAcceptor::from(server), stamp: tls::stamp(settings) };
+                let state =
+                    TlsState { acceptor: futures_rustls::TlsAcceptor::from(server), stamp: tls::stamp(settings) };
                 (Some(state), Some(mapper))
             }
         };
@@ -121,7 +122,9 @@ impl ListenerRuntime {
                 *self.oauth.borrow_mut() = Some(state);
                 tracing::info!(listener = %self.config.name, "OAUTHBEARER keys reloaded");
             }
-            Err(e) => tracing::warn!(listener = %self.config.name, error = %e, "OAUTHBEARER key file changed but does not load"),
+            Err(e) => {
+                tracing::warn!(listener = %self.config.name, error = %e, "OAUTHBEARER key file changed but does not load")
+            }
         }
     }
 
@@ -141,8 +144,7 @@ impl ListenerRuntime {
         }
         match tls::server_config(settings) {
             Ok(server) => {
-                *self.tls.borrow_mut() =
-                    Some(TlsState { acceptor: futures_rustls::TlsAcceptor::from(server), stamp });
+                *self.tls.borrow_mut() = Some(TlsState { acceptor: futures_rustls::TlsAcceptor::from(server), stamp });
                 tracing::info!(listener = %self.config.name, "TLS certificate reloaded");
             }
             Err(e) => tracing::warn!(listener = %self.config.name, error = %e, "TLS files changed but do not load"),

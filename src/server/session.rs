@@ -10,8 +10,8 @@ use std::time::Instant;
 use kafka_protocol::messages::RequestHeader;
 
 use crate::config::ListenerConfig;
-use crate::security::principal::KafkaPrincipal;
 use crate::security::oauthbearer::OAuthBearerServer;
+use crate::security::principal::KafkaPrincipal;
 use crate::security::scram::ScramServer;
 
 use super::listener::ListenerRuntime;

@@ -196,10 +196,7 @@ pub struct AclError {
 
 impl AclError {
     fn invalid_request(message: impl Into<String>) -> Self {
-        AclError {
-            error_code: INVALID_REQUEST,
-            message: message.into(),
-        }
+        AclError { error_code: INVALID_REQUEST, message: message.into() }
     }
 }
 
@@ -251,43 +248,25 @@ impl AclBinding {
     pub fn validate(&self) -> Result<(), AclError> {
         match self.resource_type {
             ResourceType::Unknown | ResourceType::Any => {
-                return Err(AclError::invalid_request(format!(
-                    "Invalid resourceType {}",
-                    self.resource_type
-                )))
+                return Err(AclError::invalid_request(format!("Invalid resourceType {}", self.resource_type)))
             }
             _ => {}
         }
         match self.pattern_type {
             PatternType::Literal | PatternType::Prefixed => {}
-            _ => {
-                return Err(AclError::invalid_request(format!(
-                    "Invalid patternType {}",
-                    self.pattern_type
-                )))
-            }
+            _ => return Err(AclError::invalid_request(format!("Invalid patternType {}", self.pattern_type))),
         }
         match self.operation {
             AclOperation::Unknown | AclOperation::Any => {
-                return Err(AclError::invalid_request(format!(
-                    "Invalid operation {}",
-                    self.operation
-                )))
+                return Err(AclError::invalid_request(format!("Invalid operation {}", self.operation)))
             }
             _ => {}
         }
         match self.permission {
             AclPermission::Allow | AclPermission::Deny => {}
-            _ => {
-                return Err(AclError::invalid_request(format!(
-                    "Invalid permissionType {}",
-                    self.permission
-                )))
-            }
+            _ => return Err(AclError::invalid_request(format!("Invalid permissionType {}", self.permission))),
         }
-        if self.resource_type == ResourceType::Cluster
-            && self.resource_name != CLUSTER_RESOURCE_NAME
-        {
+        if self.resource_type == ResourceType::Cluster && self.resource_name != CLUSTER_RESOURCE_NAME {
             return Err(AclError::invalid_request(format!(
                 "The only valid name for the CLUSTER resource is {CLUSTER_RESOURCE_NAME}"
             )));
@@ -395,8 +374,7 @@ impl AclFilter {
     }
 
     fn matches_pattern(&self, binding: &AclBinding) -> bool {
-        if self.resource_type != ResourceType::Any && self.resource_type != binding.resource_type
-        {
+        if self.resource_type != ResourceType::Any && self.resource_type != binding.resource_type {
             return false;
         }
         if self.pattern_type != PatternType::Any
@@ -413,9 +391,7 @@ impl AclFilter {
         }
         // Only MATCH reaches this point.
         match binding.pattern_type {
-            PatternType::Literal => {
-                *name == binding.resource_name || binding.resource_name == WILDCARD_RESOURCE
-            }
+            PatternType::Literal => *name == binding.resource_name || binding.resource_name == WILDCARD_RESOURCE,
             PatternType::Prefixed => name.starts_with(binding.resource_name.as_str()),
             // Kafka throws here; a binding with such a pattern type cannot be
             // stored, so it simply does not match.
@@ -469,10 +445,8 @@ impl AclFilter {
     /// Checks a DeleteAcls filter: Kafka refuses a filter with any `UNKNOWN`
     /// resource type, pattern type, operation or permission type.
     pub fn validate_for_delete(&self) -> Result<(), AclError> {
-        let pattern_unknown = self.resource_type == ResourceType::Unknown
-            || self.pattern_type == PatternType::Unknown;
-        let entry_unknown =
-            self.operation == AclOperation::Unknown || self.permission == AclPermission::Unknown;
+        let pattern_unknown = self.resource_type == ResourceType::Unknown || self.pattern_type == PatternType::Unknown;
+        let entry_unknown = self.operation == AclOperation::Unknown || self.permission == AclPermission::Unknown;
         if pattern_unknown {
             Err(AclError::invalid_request("Unknown patternFilter."))
         } else if entry_unknown {
@@ -593,9 +567,7 @@ impl Acls {
 
 impl FromIterator<AclBinding> for Acls {
     fn from_iter<I: IntoIterator<Item = AclBinding>>(iter: I) -> Self {
-        Acls {
-            bindings: iter.into_iter().collect(),
-        }
+        Acls { bindings: iter.into_iter().collect() }
     }
 }
 
@@ -623,9 +595,8 @@ impl<'a> IntoIterator for &'a Acls {
 /// every non-ASCII byte become `%XX`), so the line is printable ASCII and
 /// any string round-trips, the empty string included.
 pub fn encode_line(binding: &AclBinding) -> String {
-    let mut out = String::with_capacity(
-        48 + binding.resource_name.len() + binding.principal.len() + binding.host.len(),
-    );
+    let mut out =
+        String::with_capacity(48 + binding.resource_name.len() + binding.principal.len() + binding.host.len());
     out.push_str(binding.resource_type.name());
     out.push(' ');
     out.push_str(binding.pattern_type.name());
@@ -650,13 +621,8 @@ pub fn decode_line(line: &str) -> Result<AclBinding, String> {
     let line = line.strip_suffix('\n').unwrap_or(line);
     let line = line.strip_suffix('\r').unwrap_or(line);
     let fields: Vec<&str> = line.split(' ').collect();
-    let [resource_type, pattern_type, name, principal, host, operation, permission] =
-        fields.as_slice()
-    else {
-        return Err(format!(
-            "expected 7 space-separated fields, found {}",
-            fields.len()
-        ));
+    let [resource_type, pattern_type, name, principal, host, operation, permission] = fields.as_slice() else {
+        return Err(format!("expected 7 space-separated fields, found {}", fields.len()));
     };
     let binding = AclBinding {
         resource_type: resource_type.parse()?,
@@ -728,9 +694,7 @@ pub fn parse_super_users(config: &str) -> Result<Vec<String>, String> {
             continue;
         }
         if !value.contains(':') {
-            return Err(format!(
-                "expected a string in format principalType:principalName but got {value}"
-            ));
+            return Err(format!("expected a string in format principalType:principalName but got {value}"));
         }
         users.push(value.to_string());
     }
@@ -748,8 +712,7 @@ pub fn host_address(ip: IpAddr) -> String {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => v4.to_string(),
             None => {
-                let groups: Vec<String> =
-                    v6.segments().iter().map(|g| format!("{g:x}")).collect();
+                let groups: Vec<String> = v6.segments().iter().map(|g| format!("{g:x}")).collect();
                 groups.join(":")
             }
         },
@@ -786,10 +749,9 @@ impl Entry {
                             | AclOperation::Delete
                             | AclOperation::Alter
                     ),
-                    AclOperation::DescribeConfigs => matches!(
-                        self.operation,
-                        AclOperation::DescribeConfigs | AclOperation::AlterConfigs
-                    ),
+                    AclOperation::DescribeConfigs => {
+                        matches!(self.operation, AclOperation::DescribeConfigs | AclOperation::AlterConfigs)
+                    }
                     _ => self.operation == op,
                 };
                 if !applies {
@@ -833,22 +795,14 @@ impl TypeIndex {
     /// `name`, each step a `O(log n)` lookup.
     fn for_each_prefix_match(&self, name: &str, mut visit: impl FnMut(&[Entry]) -> bool) {
         let mut upper: Bound<&str> = Bound::Included(name);
-        while let Some((key, entries)) = self
-            .prefixed
-            .range::<str, _>((Bound::Unbounded, upper))
-            .next_back()
-        {
+        while let Some((key, entries)) = self.prefixed.range::<str, _>((Bound::Unbounded, upper)).next_back() {
             if name.starts_with(key.as_str()) {
                 if !visit(entries) {
                     return;
                 }
                 upper = Bound::Excluded(key.as_str());
             } else {
-                let common = key
-                    .bytes()
-                    .zip(name.bytes())
-                    .take_while(|(a, b)| a == b)
-                    .count();
+                let common = key.bytes().zip(name.bytes()).take_while(|(a, b)| a == b).count();
                 let mut cut = common;
                 while !name.is_char_boundary(cut) {
                     cut -= 1;
@@ -1135,15 +1089,7 @@ mod tests {
         operation: AclOperation,
         permission: AclPermission,
     ) -> AclBinding {
-        binding(
-            ResourceType::Topic,
-            name,
-            pattern_type,
-            principal,
-            "*",
-            operation,
-            permission,
-        )
+        binding(ResourceType::Topic, name, pattern_type, principal, "*", operation, permission)
     }
 
     use AclOperation as Op;
@@ -1151,11 +1097,7 @@ mod tests {
     use PatternType::{Literal, Prefixed};
 
     fn authorizer(bindings: Vec<AclBinding>, allow_everyone: bool) -> Authorizer {
-        Authorizer::new(
-            &bindings.into_iter().collect(),
-            vec!["User:admin".to_string()],
-            allow_everyone,
-        )
+        Authorizer::new(&bindings.into_iter().collect(), vec!["User:admin".to_string()], allow_everyone)
     }
 
     #[test]
@@ -1201,57 +1143,25 @@ mod tests {
         assert_eq!(empty_principal_name.validate(), Ok(()));
 
         let err = |b: AclBinding| b.validate().unwrap_err();
-        let e = err(AclBinding {
-            resource_type: ResourceType::Any,
-            ..good.clone()
-        });
+        let e = err(AclBinding { resource_type: ResourceType::Any, ..good.clone() });
         assert_eq!(e.error_code, INVALID_REQUEST);
         assert_eq!(e.message, "Invalid resourceType ANY");
-        let e = err(AclBinding {
-            pattern_type: PatternType::Match,
-            ..good.clone()
-        });
+        let e = err(AclBinding { pattern_type: PatternType::Match, ..good.clone() });
         assert_eq!(e.message, "Invalid patternType MATCH");
-        let e = err(AclBinding {
-            operation: Op::Unknown,
-            ..good.clone()
-        });
+        let e = err(AclBinding { operation: Op::Unknown, ..good.clone() });
         assert_eq!(e.message, "Invalid operation UNKNOWN");
-        let e = err(AclBinding {
-            permission: AclPermission::Any,
-            ..good.clone()
-        });
+        let e = err(AclBinding { permission: AclPermission::Any, ..good.clone() });
         assert_eq!(e.message, "Invalid permissionType ANY");
-        let e = err(AclBinding {
-            resource_name: String::new(),
-            ..good.clone()
-        });
+        let e = err(AclBinding { resource_name: String::new(), ..good.clone() });
         assert_eq!(e.message, "Invalid empty resource name");
-        let e = err(AclBinding {
-            principal: "alice".into(),
-            ..good.clone()
-        });
+        let e = err(AclBinding { principal: "alice".into(), ..good.clone() });
         assert!(e.message.starts_with("Could not parse principal from `alice`"));
         assert_eq!(e.error_code, INVALID_REQUEST);
 
-        let cluster = binding(
-            ResourceType::Cluster,
-            "kafka-cluster",
-            Literal,
-            "User:a",
-            "*",
-            Op::ClusterAction,
-            Allow,
-        );
+        let cluster = binding(ResourceType::Cluster, "kafka-cluster", Literal, "User:a", "*", Op::ClusterAction, Allow);
         assert_eq!(cluster.validate(), Ok(()));
-        let e = err(AclBinding {
-            resource_name: "other".into(),
-            ..cluster
-        });
-        assert_eq!(
-            e.message,
-            "The only valid name for the CLUSTER resource is kafka-cluster"
-        );
+        let e = err(AclBinding { resource_name: "other".into(), ..cluster });
+        assert_eq!(e.message, "The only valid name for the CLUSTER resource is kafka-cluster");
     }
 
     #[test]
@@ -1260,15 +1170,7 @@ mod tests {
         let wild = topic_acl("*", Literal, "User:a", Op::Read, Allow);
         let pre = topic_acl("payments.", Prefixed, "User:a", Op::Read, Allow);
         let other_pre = topic_acl("pay.", Prefixed, "User:a", Op::Read, Allow);
-        let group = binding(
-            ResourceType::Group,
-            "payments.received",
-            Literal,
-            "User:a",
-            "*",
-            Op::Read,
-            Allow,
-        );
+        let group = binding(ResourceType::Group, "payments.received", Literal, "User:a", "*", Op::Read, Allow);
         let filter = |pattern_type, name: Option<&str>| AclFilter {
             resource_type: ResourceType::Topic,
             resource_name: name.map(str::to_string),
@@ -1308,15 +1210,7 @@ mod tests {
 
     #[test]
     fn filter_entry_fields_are_exact() {
-        let b = binding(
-            ResourceType::Topic,
-            "t",
-            Literal,
-            "User:alice",
-            "10.0.0.1",
-            Op::Write,
-            Deny,
-        );
+        let b = binding(ResourceType::Topic, "t", Literal, "User:alice", "10.0.0.1", Op::Write, Deny);
         let with = |f: AclFilter| f.matches(&b);
         assert!(with(AclFilter {
             principal: Some("User:alice".into()),
@@ -1325,22 +1219,10 @@ mod tests {
             permission: Deny,
             ..AclFilter::ANY
         }));
-        assert!(!with(AclFilter {
-            principal: Some("User:*".into()),
-            ..AclFilter::ANY
-        }));
-        assert!(!with(AclFilter {
-            host: Some("*".into()),
-            ..AclFilter::ANY
-        }));
-        assert!(!with(AclFilter {
-            operation: Op::All,
-            ..AclFilter::ANY
-        }));
-        assert!(!with(AclFilter {
-            permission: Allow,
-            ..AclFilter::ANY
-        }));
+        assert!(!with(AclFilter { principal: Some("User:*".into()), ..AclFilter::ANY }));
+        assert!(!with(AclFilter { host: Some("*".into()), ..AclFilter::ANY }));
+        assert!(!with(AclFilter { operation: Op::All, ..AclFilter::ANY }));
+        assert!(!with(AclFilter { permission: Allow, ..AclFilter::ANY }));
         assert!(b.to_filter().matches(&b));
     }
 
@@ -1348,26 +1230,11 @@ mod tests {
     fn filter_validation() {
         assert_eq!(AclFilter::ANY.validate_for_describe(), Ok(()));
         assert_eq!(AclFilter::ANY.validate_for_delete(), Ok(()));
-        let unknown_pattern = AclFilter {
-            pattern_type: PatternType::Unknown,
-            ..AclFilter::ANY
-        };
-        assert_eq!(
-            unknown_pattern.validate_for_delete().unwrap_err().message,
-            "Unknown patternFilter."
-        );
-        assert_eq!(
-            unknown_pattern.validate_for_describe().unwrap_err().error_code,
-            INVALID_REQUEST
-        );
-        let unknown_op = AclFilter {
-            operation: Op::Unknown,
-            ..AclFilter::ANY
-        };
-        assert_eq!(
-            unknown_op.validate_for_delete().unwrap_err().message,
-            "Unknown entryFilter."
-        );
+        let unknown_pattern = AclFilter { pattern_type: PatternType::Unknown, ..AclFilter::ANY };
+        assert_eq!(unknown_pattern.validate_for_delete().unwrap_err().message, "Unknown patternFilter.");
+        assert_eq!(unknown_pattern.validate_for_describe().unwrap_err().error_code, INVALID_REQUEST);
+        let unknown_op = AclFilter { operation: Op::Unknown, ..AclFilter::ANY };
+        assert_eq!(unknown_op.validate_for_delete().unwrap_err().message, "Unknown entryFilter.");
         assert!(unknown_op.validate_for_describe().is_err());
     }
 
@@ -1382,10 +1249,7 @@ mod tests {
         assert!(acls.add(b.clone()));
         assert!(acls.add(c.clone()));
         assert_eq!(acls.len(), 3);
-        let named_a = AclFilter {
-            resource_name: Some("a".into()),
-            ..AclFilter::ANY
-        };
+        let named_a = AclFilter { resource_name: Some("a".into()), ..AclFilter::ANY };
         assert_eq!(acls.matching(&named_a), vec![&a, &c]);
         assert_eq!(acls.remove_matching(&named_a), vec![a.clone(), c]);
         assert_eq!(acls.len(), 1);
@@ -1428,10 +1292,7 @@ mod tests {
         }
         assert_eq!(Acls::from_text(&acls.to_text()), Ok(acls.clone()));
         let b = topic_acl("a b", Literal, "User:x", Op::IdempotentWrite, Deny);
-        assert_eq!(
-            encode_line(&b),
-            "TOPIC LITERAL a%20b User:x * IDEMPOTENT_WRITE DENY"
-        );
+        assert_eq!(encode_line(&b), "TOPIC LITERAL a%20b User:x * IDEMPOTENT_WRITE DENY");
     }
 
     #[test]
@@ -1460,10 +1321,7 @@ mod tests {
 
     #[test]
     fn super_users_and_allow_all() {
-        let az = authorizer(
-            vec![topic_acl("t", Literal, "User:*", Op::All, Deny)],
-            false,
-        );
+        let az = authorizer(vec![topic_acl("t", Literal, "User:*", Op::All, Deny)], false);
         assert!(az.is_super_user("User:admin"));
         assert!(!az.is_super_user("User:alice"));
         assert!(az.authorize("User:admin", "h", Op::Write, ResourceType::Topic, "t"));
@@ -1474,10 +1332,7 @@ mod tests {
         assert!(!open.is_enabled());
         assert!(open.authorize("User:x", "h", Op::Alter, ResourceType::Cluster, "kafka-cluster"));
         assert!(open.authorize_by_resource_type("User:x", "h", Op::Write, ResourceType::Topic));
-        assert_eq!(
-            parse_super_users(" User:a ;; User:b;"),
-            Ok(vec!["User:a".to_string(), "User:b".to_string()])
-        );
+        assert_eq!(parse_super_users(" User:a ;; User:b;"), Ok(vec!["User:a".to_string(), "User:b".to_string()]));
         assert!(parse_super_users("User:a;bob").is_err());
     }
 
@@ -1577,14 +1432,8 @@ mod tests {
             // ACLs exist for the resource (for someone else, another op): denied.
             assert!(!az.authorize("User:me", "h", Op::Read, ResourceType::Topic, "guarded"));
             // No ACL on the resource: the flag decides.
-            assert_eq!(
-                az.authorize("User:me", "h", Op::Read, ResourceType::Topic, "open"),
-                allow_everyone
-            );
-            assert_eq!(
-                az.authorize("User:me", "h", Op::Read, ResourceType::Group, "guarded"),
-                allow_everyone
-            );
+            assert_eq!(az.authorize("User:me", "h", Op::Read, ResourceType::Topic, "open"), allow_everyone);
+            assert_eq!(az.authorize("User:me", "h", Op::Read, ResourceType::Group, "guarded"), allow_everyone);
         }
         // A prefixed ACL covering the resource counts as an ACL on it.
         let az = authorizer(vec![topic_acl("gu", Prefixed, "User:x", Op::Read, Allow)], true);
@@ -1674,9 +1523,8 @@ mod tests {
                 let principal = ["User:a", "User:b", "User:c"][next(3)];
                 let host = ["h1", "h2"][next(2)];
                 let op = [Op::Read, Op::Write, Op::Describe, Op::DescribeConfigs][next(4)];
-                let expected =
-                    reference_authorize(&bindings, principal, host, op, ResourceType::Topic, &name)
-                        .unwrap_or(allow_everyone);
+                let expected = reference_authorize(&bindings, principal, host, op, ResourceType::Topic, &name)
+                    .unwrap_or(allow_everyone);
                 assert_eq!(
                     az.authorize(principal, host, op, ResourceType::Topic, &name),
                     expected,
@@ -1693,8 +1541,7 @@ mod tests {
             binding(rt, name, pattern_type, principal, "*", op, permission)
         };
         let check = |bindings: Vec<AclBinding>, allow_everyone: bool| {
-            authorizer(bindings, allow_everyone)
-                .authorize_by_resource_type("User:p", "h", Op::Write, rt)
+            authorizer(bindings, allow_everyone).authorize_by_resource_type("User:p", "h", Op::Write, rt)
         };
         // Nothing at all: the `hardcode` probe falls back to the flag.
         assert!(!check(vec![], false));
@@ -1707,16 +1554,10 @@ mod tests {
         // Wildcard principal counts; other principals and hosts do not.
         assert!(check(vec![acl("tx-1", Literal, "User:*", Op::Write, Allow)], false));
         assert!(!check(vec![acl("tx-1", Literal, "User:q", Op::Write, Allow)], false));
-        assert!(!check(
-            vec![binding(rt, "tx", Literal, "User:p", "other", Op::Write, Allow)],
-            false
-        ));
+        assert!(!check(vec![binding(rt, "tx", Literal, "User:p", "other", Op::Write, Allow)], false));
         // A literal deny of the same name dominates a literal allow.
         assert!(!check(
-            vec![
-                acl("tx-1", Literal, "User:p", Op::Write, Allow),
-                acl("tx-1", Literal, "User:p", Op::Write, Deny),
-            ],
+            vec![acl("tx-1", Literal, "User:p", Op::Write, Allow), acl("tx-1", Literal, "User:p", Op::Write, Deny),],
             false
         ));
         // A prefixed deny dominates allows under its prefix, literal or prefixed.
@@ -1739,26 +1580,17 @@ mod tests {
         ));
         // A literal deny does not dominate a prefixed allow of the same name.
         assert!(check(
-            vec![
-                acl("tx", Prefixed, "User:p", Op::Write, Allow),
-                acl("tx", Literal, "User:p", Op::Write, Deny),
-            ],
+            vec![acl("tx", Prefixed, "User:p", Op::Write, Allow), acl("tx", Literal, "User:p", Op::Write, Deny),],
             false
         ));
         // Wildcards: a wildcard deny wins over everything, a wildcard allow
         // over prefixed denies.
         assert!(!check(
-            vec![
-                acl("*", Literal, "User:p", Op::Write, Allow),
-                acl("*", Literal, "User:p", Op::Write, Deny),
-            ],
+            vec![acl("*", Literal, "User:p", Op::Write, Allow), acl("*", Literal, "User:p", Op::Write, Deny),],
             false
         ));
         assert!(check(
-            vec![
-                acl("*", Literal, "User:p", Op::Write, Allow),
-                acl("t", Prefixed, "User:p", Op::Write, Deny),
-            ],
+            vec![acl("*", Literal, "User:p", Op::Write, Allow), acl("t", Prefixed, "User:p", Op::Write, Deny),],
             false
         ));
         // A wildcard ACL makes the `hardcode` probe answer first.
@@ -1773,10 +1605,7 @@ mod tests {
     fn host_address_matches_java() {
         assert_eq!(host_address("10.1.2.3".parse().unwrap()), "10.1.2.3");
         assert_eq!(host_address("::1".parse().unwrap()), "0:0:0:0:0:0:0:1");
-        assert_eq!(
-            host_address("2001:db8::ff00:42:8329".parse().unwrap()),
-            "2001:db8:0:0:0:ff00:42:8329"
-        );
+        assert_eq!(host_address("2001:db8::ff00:42:8329".parse().unwrap()), "2001:db8:0:0:0:ff00:42:8329");
         assert_eq!(host_address("::ffff:192.0.2.1".parse().unwrap()), "192.0.2.1");
     }
 

@@ -41,10 +41,7 @@ pub struct KafkaPrincipal {
 impl KafkaPrincipal {
     /// A principal of the given type and name.
     pub fn new(principal_type: impl Into<String>, name: impl Into<String>) -> Self {
-        KafkaPrincipal {
-            principal_type: principal_type.into(),
-            name: name.into(),
-        }
+        KafkaPrincipal { principal_type: principal_type.into(), name: name.into() }
     }
 
     /// `User:<name>`.
@@ -68,9 +65,7 @@ impl KafkaPrincipal {
     pub fn parse(s: &str) -> Result<Self, String> {
         match s.split_once(':') {
             Some((principal_type, name)) => Ok(Self::new(principal_type, name)),
-            None => Err(format!(
-                "expected a string in format principalType:principalName but got {s}"
-            )),
+            None => Err(format!("expected a string in format principalType:principalName but got {s}")),
         }
     }
 }
@@ -109,9 +104,7 @@ impl FromStr for KafkaPrincipal {
 /// The certificate must be well-formed DER; the error says why it is not.
 pub fn subject_dn(cert_der: &[u8]) -> Result<String, String> {
     let mut parser = X509CertificateParser::new().with_deep_parse_extensions(false);
-    let (_, cert) = parser
-        .parse(cert_der)
-        .map_err(|e| format!("invalid certificate: {e}"))?;
+    let (_, cert) = parser.parse(cert_der).map_err(|e| format!("invalid certificate: {e}"))?;
     Ok(rfc2253_name(cert.subject()))
 }
 
@@ -148,10 +141,7 @@ const RFC2253_KEYWORDS: &[(&str, &str)] = &[
 
 fn rfc2253_ava(ava: &AttributeTypeAndValue<'_>) -> String {
     let oid = oid_to_dotted(ava.attr_type().as_bytes());
-    let keyword = RFC2253_KEYWORDS
-        .iter()
-        .find(|(dotted, _)| *dotted == oid)
-        .map(|(_, keyword)| *keyword);
+    let keyword = RFC2253_KEYWORDS.iter().find(|(dotted, _)| *dotted == oid).map(|(_, keyword)| *keyword);
     let value = ava.attr_value();
     let header = &value.header;
     let is_text = header.class() == Class::Universal
@@ -215,14 +205,7 @@ fn escape_value(value: &str, out: &mut String) {
 }
 
 /// Writes a DER identifier and definite length.
-fn encode_header(
-    class: u8,
-    constructed: bool,
-    tag: u32,
-    raw_tag: Option<&[u8]>,
-    len: usize,
-    out: &mut Vec<u8>,
-) {
+fn encode_header(class: u8, constructed: bool, tag: u32, raw_tag: Option<&[u8]>, len: usize, out: &mut Vec<u8>) {
     match raw_tag {
         Some(raw) if !raw.is_empty() => out.extend_from_slice(raw),
         _ => {
@@ -367,14 +350,7 @@ impl Rule {
     /// The mapped name, `None` if the rule does not apply, or an error from
     /// the replacement (a reference to a missing group, a dangling `\`).
     fn apply(&self, dn: &str) -> Result<Option<String>, String> {
-        let Rule::Replace {
-            whole,
-            search,
-            replacement,
-            case,
-            ..
-        } = self
-        else {
+        let Rule::Replace { whole, search, replacement, case, .. } = self else {
             return Ok(Some(dn.to_string()));
         };
         if !whole.is_match(dn) {
@@ -397,12 +373,7 @@ impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Rule::Default => f.write_str("DEFAULT"),
-            Rule::Replace {
-                pattern,
-                replacement,
-                case,
-                ..
-            } => {
+            Rule::Replace { pattern, replacement, case, .. } => {
                 write!(f, "RULE:{pattern}/{replacement}")?;
                 match case {
                     CaseChange::None => Ok(()),
@@ -422,8 +393,7 @@ const JAVA_SPACE: &str = r"[ \t\n\x0B\x0C\r]";
 const JAVA_END: &str = r"(?:\r\n|[\n\r\x{85}\x{2028}\x{2029}])?\z";
 /// Kafka's rule grammar. Groups: 1 `DEFAULT`; 2 pattern; 4 replacement;
 /// 6 case flag; 7 anything else (an invalid or empty rule).
-const RULE_GRAMMAR: &str =
-    r"(DEFAULT)|RULE:((\\<DOT>|[^\\/])*)/((\\<DOT>|[^\\/])*)/([LU]?)<DOT>*?|(<DOT>*?)";
+const RULE_GRAMMAR: &str = r"(DEFAULT)|RULE:((\\<DOT>|[^\\/])*)/((\\<DOT>|[^\\/])*)/([LU]?)<DOT>*?|(<DOT>*?)";
 
 fn rule_grammar() -> String {
     RULE_GRAMMAR.replace("<DOT>", JAVA_DOT)
@@ -461,12 +431,9 @@ impl SslPrincipalMapper {
     /// substring: `y` ``) or the pattern the regex engine refused.
     pub fn parse(rules: &str) -> Result<Self, String> {
         let grammar = rule_grammar();
-        let splitter = Regex::new(&format!(
-            r"{JAVA_SPACE}*({grammar}){JAVA_SPACE}*(,{JAVA_SPACE}*|{JAVA_END})"
-        ))
-        .map_err(|e| format!("internal rule splitter: {e}"))?;
-        let parser = Regex::new(&format!(r"\A(?:{grammar})"))
-            .map_err(|e| format!("internal rule parser: {e}"))?;
+        let splitter = Regex::new(&format!(r"{JAVA_SPACE}*({grammar}){JAVA_SPACE}*(,{JAVA_SPACE}*|{JAVA_END})"))
+            .map_err(|e| format!("internal rule splitter: {e}"))?;
+        let parser = Regex::new(&format!(r"\A(?:{grammar})")).map_err(|e| format!("internal rule parser: {e}"))?;
 
         // Java's String.trim(): every character up to U+0020.
         let trimmed = rules.trim_matches(|c: char| c <= ' ');
@@ -478,10 +445,7 @@ impl SslPrincipalMapper {
             };
             let end = fields.get(0).map_or(0, |m| m.end());
             if end != rule.len() {
-                return Err(format!(
-                    "Invalid rule: `{rule}`, unmatched substring: `{}`",
-                    &rule[end..]
-                ));
+                return Err(format!("Invalid rule: `{rule}`, unmatched substring: `{}`", &rule[end..]));
             }
             if fields.get(1).is_some() {
                 parsed.push(Rule::Default);
@@ -528,9 +492,9 @@ impl SslPrincipalMapper {
     /// the mapped subject.
     pub fn principal_for_certificate(&self, cert_der: &[u8]) -> Result<KafkaPrincipal, String> {
         let dn = subject_dn(cert_der)?;
-        let name = self.map(&dn).map_err(|e| {
-            format!("Failed to map name for '{dn}' based on SSL principal mapping rules: {e}")
-        })?;
+        let name = self
+            .map(&dn)
+            .map_err(|e| format!("Failed to map name for '{dn}' based on SSL principal mapping rules: {e}"))?;
         Ok(KafkaPrincipal::user(name))
     }
 
@@ -543,9 +507,7 @@ impl SslPrincipalMapper {
 impl Default for SslPrincipalMapper {
     /// The `DEFAULT` rule alone.
     fn default() -> Self {
-        SslPrincipalMapper {
-            rules: vec![Rule::Default],
-        }
+        SslPrincipalMapper { rules: vec![Rule::Default] }
     }
 }
 
@@ -564,10 +526,7 @@ impl fmt::Display for SslPrincipalMapper {
 /// As in Kafka, positions come from the original text while insertions go
 /// into the text already rewritten, so a second rewrite lands one place
 /// early per earlier one; positions count UTF-16 units, as Java's do.
-fn escape_literal_back_references(
-    replacement: &str,
-    group_count: usize,
-) -> Result<String, String> {
+fn escape_literal_back_references(replacement: &str, group_count: usize) -> Result<String, String> {
     if group_count == 0 {
         return Ok(replacement.to_string());
     }
@@ -595,10 +554,7 @@ fn escape_literal_back_references(
             for &d in digits {
                 index = index * 10 + i64::from(d - u16::from(b'0'));
                 if index > i64::from(i32::MAX) {
-                    return Err(format!(
-                        "For input string: \"{}\"",
-                        String::from_utf16_lossy(digits)
-                    ));
+                    return Err(format!("For input string: \"{}\"", String::from_utf16_lossy(digits)));
                 }
             }
             let groups = i64::try_from(group_count).unwrap_or(i64::MAX);
@@ -650,12 +606,7 @@ fn replace_all(regex: &Regex, text: &str, replacement: &str) -> Result<String, S
 /// Java's replacement syntax: `\x` is a literal `x`; `$n` is group `n`,
 /// taking further digits while the number stays a valid group; `${name}` a
 /// named group. A group that did not participate expands to nothing.
-fn expand_replacement(
-    regex: &Regex,
-    caps: &Captures<'_>,
-    replacement: &str,
-    out: &mut String,
-) -> Result<(), String> {
+fn expand_replacement(regex: &Regex, caps: &Captures<'_>, replacement: &str, out: &mut String) -> Result<(), String> {
     let group_count = caps.len().saturating_sub(1);
     let chars: Vec<char> = replacement.chars().collect();
     let mut i = 0;
@@ -687,9 +638,7 @@ fn expand_replacement(
                     return Err("named capturing group is missing trailing '}'".to_string());
                 }
                 if name.starts_with(|c: char| c.is_ascii_digit()) {
-                    return Err(format!(
-                        "capturing group name {{{name}}} starts with digit character"
-                    ));
+                    return Err(format!("capturing group name {{{name}}} starts with digit character"));
                 }
                 if !regex.capture_names().any(|n| n == Some(name.as_str())) {
                     return Err(format!("No group with name {{{name}}}"));
@@ -760,10 +709,7 @@ mod tests {
         let dn = "CN=alice,OU=eng,O=Sluice Test,C=US";
         assert_eq!(mapper("DEFAULT").map(dn).unwrap(), dn);
         assert_eq!(SslPrincipalMapper::default().map(dn).unwrap(), dn);
-        assert_eq!(
-            mapper(DEFAULT_SSL_PRINCIPAL_MAPPING_RULES).to_string(),
-            "SslPrincipalMapper(rules = [DEFAULT])"
-        );
+        assert_eq!(mapper(DEFAULT_SSL_PRINCIPAL_MAPPING_RULES).to_string(), "SslPrincipalMapper(rules = [DEFAULT])");
     }
 
     #[test]
@@ -780,10 +726,7 @@ mod tests {
         assert_eq!(name("CN=Duke,OU=SME,O=mycp,L=Fulton,ST=MD,C=US"), "duke@sme");
         assert_eq!(name("cn=duke,ou=sme,dc=mycp,dc=com"), "DUKE@SME");
         assert_eq!(name("cN=duke,OU=JavaSoft,O=Sun Microsystems"), "DUKE");
-        assert_eq!(
-            name("OU=JavaSoft,O=Sun Microsystems,C=US"),
-            "OU=JavaSoft,O=Sun Microsystems,C=US"
-        );
+        assert_eq!(name("OU=JavaSoft,O=Sun Microsystems,C=US"), "OU=JavaSoft,O=Sun Microsystems,C=US");
         let keep_case = mapper("RULE:^CN=([^,]*),.*$/$1/");
         assert_eq!(keep_case.map("CN=MixedCase,O=x").unwrap(), "MixedCase");
     }
@@ -842,10 +785,7 @@ mod tests {
     #[test]
     fn comma_inside_pattern() {
         let m = mapper(r"RULE:^CN=((\\, *|\w)+)(,.*|$)/$1/,DEFAULT");
-        assert_eq!(
-            m.map(r"CN=Tkac\, Adam,OU=ITZ,DC=geodis,DC=cz").unwrap(),
-            r"Tkac\, Adam"
-        );
+        assert_eq!(m.map(r"CN=Tkac\, Adam,OU=ITZ,DC=geodis,DC=cz").unwrap(), r"Tkac\, Adam");
     }
 
     #[test]
@@ -909,19 +849,15 @@ mod tests {
             ),
         ];
         for (rules, expected) in cases {
-            assert_eq!(
-                mapper(rules).to_string(),
-                format!("SslPrincipalMapper(rules = {expected})"),
-                "{rules:?}"
-            );
+            assert_eq!(mapper(rules).to_string(), format!("SslPrincipalMapper(rules = {expected})"), "{rules:?}");
         }
     }
 
     #[test]
     fn arbitrary_rules_and_subjects_never_panic() {
         let pieces = [
-            "RULE:", "DEFAULT", "/", "\\", ",", "$", "1", "0", "${", "}", "(", ")", ".*", "?",
-            "L", "U", " ", "é", "\n", "CN=", "[a-z]", "+",
+            "RULE:", "DEFAULT", "/", "\\", ",", "$", "1", "0", "${", "}", "(", ")", ".*", "?", "L", "U", " ", "é",
+            "\n", "CN=", "[a-z]", "+",
         ];
         let subjects = ["", "CN=a", "CN=é,O=x", "CN=a\\, b,OU=c", "\n", "$1"];
         let mut state: u64 = 0x2545_F491_4F6C_DD1D;
@@ -968,10 +904,7 @@ mod tests {
     #[test]
     fn oid_formatting() {
         assert_eq!(oid_to_dotted(&[0x55, 0x04, 0x03]), "2.5.4.3");
-        assert_eq!(
-            oid_to_dotted(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]),
-            "1.2.840.113549.1.9.1"
-        );
+        assert_eq!(oid_to_dotted(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]), "1.2.840.113549.1.9.1");
         assert_eq!(
             oid_to_dotted(&[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19]),
             "0.9.2342.19200300.100.1.25"
@@ -1079,17 +1012,11 @@ mod tests {
         assert_eq!(subject, "CN=alice,OU=eng,O=Sluice Test,C=US");
 
         assert_eq!(
-            SslPrincipalMapper::default()
-                .principal_for_certificate(der)
-                .unwrap()
-                .to_string(),
+            SslPrincipalMapper::default().principal_for_certificate(der).unwrap().to_string(),
             "User:CN=alice,OU=eng,O=Sluice Test,C=US"
         );
         let m = mapper("RULE:^CN=([^,]+),OU=eng,.*$/$1/U");
-        assert_eq!(
-            m.principal_for_certificate(der).unwrap(),
-            KafkaPrincipal::user("ALICE")
-        );
+        assert_eq!(m.principal_for_certificate(der).unwrap(), KafkaPrincipal::user("ALICE"));
         let m = mapper("RULE:^CN=([^,]+),OU=ops,.*$/$1/");
         assert!(m.principal_for_certificate(der).is_err());
     }
@@ -1098,10 +1025,7 @@ mod tests {
     fn certificate_string_types_and_escapes() {
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         let mut dn = rcgen::DistinguishedName::new();
-        dn.push(
-            rcgen::DnType::OrganizationName,
-            rcgen::DnValue::PrintableString("Org=1".try_into().unwrap()),
-        );
+        dn.push(rcgen::DnType::OrganizationName, rcgen::DnValue::PrintableString("Org=1".try_into().unwrap()));
         dn.push(
             rcgen::DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]),
             rcgen::DnValue::Ia5String("x@y".try_into().unwrap()),

@@ -67,11 +67,8 @@ pub fn server_config(tls: &TlsConfig) -> Result<Arc<ServerConfig>, String> {
                 roots.add(cert).map_err(|e| format!("ssl.truststore: {e}"))?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if tls.client_auth == ClientAuth::Requested {
-                verifier.allow_unauthenticated()
-            } else {
-                verifier
-            };
+            let verifier =
+                if tls.client_auth == ClientAuth::Requested { verifier.allow_unauthenticated() } else { verifier };
             builder.with_client_cert_verifier(verifier.build().map_err(|e| format!("ssl.truststore: {e}"))?)
         }
     };

@@ -262,8 +262,9 @@ fn parse_endpoints(key: &str, text: &str) -> Result<Vec<(String, String, u16)>, 
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return Err(invalid(key, format!("bad listener name in {entry:?}")));
         }
-        let (host, port) =
-            address.rsplit_once(':').ok_or_else(|| invalid(key, format!("expected NAME://HOST:PORT, got {entry:?}")))?;
+        let (host, port) = address
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(key, format!("expected NAME://HOST:PORT, got {entry:?}")))?;
         let port: u16 = port.parse().map_err(|_| invalid(key, format!("bad port in {entry:?}")))?;
         let host = host.trim_matches(|c| c == '[' || c == ']').to_string();
         if endpoints.iter().any(|(n, _, _)| *n == name) {
@@ -323,7 +324,9 @@ fn tls_config(name: &str, keys: &ListenerKeys) -> Result<TlsConfig, ConfigError>
             if !t.eq_ignore_ascii_case("PEM") {
                 return Err(invalid(
                     type_key,
-                    format!("listener {name}: Sluice reads PEM keystores and truststores, not {t} (convert with openssl)"),
+                    format!(
+                        "listener {name}: Sluice reads PEM keystores and truststores, not {t} (convert with openssl)"
+                    ),
                 ));
             }
         }
@@ -369,7 +372,9 @@ fn tls_config(name: &str, keys: &ListenerKeys) -> Result<TlsConfig, ConfigError>
         None | Some("none") => ClientAuth::None,
         Some("requested") => ClientAuth::Requested,
         Some("required") => ClientAuth::Required,
-        Some(other) => return Err(invalid("ssl.client.auth", format!("expected required, requested or none, got {other:?}"))),
+        Some(other) => {
+            return Err(invalid("ssl.client.auth", format!("expected required, requested or none, got {other:?}")))
+        }
     };
     if client_auth != ClientAuth::None && truststore.is_none() {
         return Err(invalid(
@@ -446,11 +451,8 @@ pub fn resolve_listeners(
                 ));
             }
             let jaas = keys.get("plain.sasl.jaas.config").or_else(|| keys.get("sasl.jaas.config")).cloned();
-            let oauth = if mechanisms.iter().any(|m| m == "OAUTHBEARER") {
-                Some(oauth_config(&name, &keys)?)
-            } else {
-                None
-            };
+            let oauth =
+                if mechanisms.iter().any(|m| m == "OAUTHBEARER") { Some(oauth_config(&name, &keys)?) } else { None };
             (mechanisms, jaas, oauth)
         } else {
             (Vec::new(), None, None)
@@ -487,7 +489,12 @@ pub fn resolve_security(file: &BTreeMap<String, String>) -> Result<SecurityConfi
                 format!("AclAuthorizer is ZooKeeper's and gone in Kafka 4; use {STANDARD_AUTHORIZER}"),
             ))
         }
-        Some(other) => return Err(invalid("authorizer.class.name", format!("{other} is not available; use {STANDARD_AUTHORIZER}"))),
+        Some(other) => {
+            return Err(invalid(
+                "authorizer.class.name",
+                format!("{other} is not available; use {STANDARD_AUTHORIZER}"),
+            ))
+        }
     };
     let super_users = file
         .get("super.users")
@@ -499,7 +506,9 @@ pub fn resolve_security(file: &BTreeMap<String, String>) -> Result<SecurityConfi
         }
     }
     let flag = |key: &str| -> Result<Option<bool>, ConfigError> {
-        file.get(key).map(|v| v.trim().parse().map_err(|_| invalid(key, format!("expected true or false, got {v:?}")))).transpose()
+        file.get(key)
+            .map(|v| v.trim().parse().map_err(|_| invalid(key, format!("expected true or false, got {v:?}"))))
+            .transpose()
     };
     let number = |key: &str| -> Result<Option<u64>, ConfigError> {
         file.get(key).map(|v| v.trim().parse().map_err(|_| invalid(key, format!("cannot parse {v:?}")))).transpose()
