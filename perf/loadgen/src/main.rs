@@ -80,6 +80,21 @@ struct Args {
     /// Draw per-second latency percentiles (p50, p99, p99.9) and throughput into this PNG file.
     #[arg(long)]
     png: Option<String>,
+    /// librdkafka settings for every client, as name=value (repeatable), e.g.
+    /// `-X security.protocol=SSL -X ssl.ca.location=ca.pem`.
+    #[arg(short = 'X', long = "client-config")]
+    client_configs: Vec<String>,
+}
+
+/// A librdkafka config with the bootstrap address and every `-X` setting.
+fn base_config(args: &Args) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &args.bootstrap);
+    for setting in &args.client_configs {
+        let (k, v) = setting.split_once('=').expect("-X name=value");
+        c.set(k, v);
+    }
+    c
 }
 
 fn now_us() -> u64 {
@@ -197,9 +212,8 @@ impl ProducerContext for Acks {
 }
 
 fn producer_config(args: &Args) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &args.bootstrap)
-        .set("acks", &args.acks)
+    let mut c = base_config(args);
+    c.set("acks", &args.acks)
         .set("compression.codec", &args.compression)
         .set("linger.ms", args.linger_ms.to_string())
         .set("batch.size", args.batch_size.to_string())
@@ -254,8 +268,7 @@ fn run_producer(args: Args, rate: u64, stats: Arc<Stats>, stop: Arc<AtomicBool>,
 /// A consumer of every partition from the beginning; with `e2e`, latency is
 /// the receipt time minus the send time carried in each record.
 fn run_consumer(args: Args, stats: Arc<Stats>, stop: Arc<AtomicBool>, e2e: bool) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap)
+    let consumer: BaseConsumer = base_config(&args)
         .set("group.id", "sluice-perf")
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "100")
@@ -284,7 +297,7 @@ fn run_consumer(args: Args, stats: Arc<Stats>, stop: Arc<AtomicBool>, e2e: bool)
 
 fn ensure_topic(args: &Args) {
     let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", &args.bootstrap).create().expect("admin client");
+        base_config(args).create().expect("admin client");
     let rt = std::thread::spawn({
         let args = args.clone();
         move || {
