@@ -41,7 +41,7 @@ const CLUSTER_OPERATIONS: [AclOperation; 9] = [
 pub struct Access {
     security: Rc<ShardSecurity>,
     principal: Rc<str>,
-    host: String,
+    host: Rc<str>,
 }
 
 impl Access {

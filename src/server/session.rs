@@ -34,7 +34,7 @@ pub struct Session {
     pub listener: Rc<ListenerRuntime>,
     pub peer: SocketAddr,
     /// The peer's address as ACL host rules name it.
-    pub host: String,
+    pub host: Rc<str>,
     principal: RefCell<Rc<str>>,
     pub sasl: RefCell<SaslState>,
     /// Set by a handler whose answer must be the connection's last (a failed login).
@@ -49,7 +49,7 @@ impl Session {
         Session {
             listener,
             peer,
-            host: crate::security::acl::host_address(peer.ip()),
+            host: crate::security::acl::host_address(peer.ip()).into(),
             principal: RefCell::new(principal.to_string().into()),
             sasl: RefCell::new(sasl),
             close_after_answer: Cell::new(false),
