@@ -8,12 +8,15 @@
 #
 #   perf/tls_cost.sh
 #
-# Settings (environment): ROUNDS (4), DURATION (15), WARMUP (5) seconds per
-# run, DATA (/tmp/sluice-tls-cost) for the broker's data, certificates and results.
+# Settings (environment): ROUNDS (2), DURATION (15), WARMUP (5) seconds per
+# run, DATA (/tmp/sluice-tls-cost) for the broker's data, certificates and
+# results. Each round keeps what its max-rate produce runs wrote (they are
+# read back): about 10 GB per round on this machine, so make room for
+# ROUNDS times that under DATA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=${ROUNDS:-4}
+ROUNDS=${ROUNDS:-2}
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-5}
 DATA=${DATA:-/tmp/sluice-tls-cost}
