@@ -55,6 +55,11 @@ struct Secure {
 
 impl Secure {
     fn start(name: &str) -> Secure {
+        Secure::start_with(name, "")
+    }
+
+    /// [`Secure::start`] with more lines for the properties file.
+    fn start_with(name: &str, more: &str) -> Secure {
         let dir = fresh_data_dir(name);
         let pki = Pki::new(&dir.with_extension("pki"));
         let config = dir.with_extension("properties");
@@ -77,7 +82,7 @@ impl Secure {
              sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN\n\
              sasl.jaas.config={JAAS}\n\
              authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n\
-             super.users=User:admin\n",
+             super.users=User:admin\n{more}",
             keystore = pki.server_keystore.display(),
             ca = pki.ca.display(),
             jwks = jwks.display(),
@@ -420,6 +425,24 @@ async fn kafka_tools_manage_scram_users_and_acls_and_real_clients_obey_them() {
     let records = common::kafka::consume_to_end(&bob, "orders", 1, Duration::from_secs(30));
     assert_eq!(records.len(), 2058);
     assert_eq!(topics_seen(&bob), vec!["orders"]);
+    // kcat (Debian's librdkafka build) as bob over SASL_SSL with SCRAM-SHA-256.
+    let output = Command::new(common::clients::kcat())
+        .args(["-b", &secure.sasl_ssl(), "-X", "security.protocol=SASL_SSL", "-X", "sasl.mechanisms=SCRAM-SHA-256"])
+        .args(["-X", "sasl.username=bob", "-X", "sasl.password=bob-secret"])
+        .args(["-X", &format!("ssl.ca.location={}", secure.pki.ca.display())])
+        .args(["-C", "-t", "orders", "-p", "0", "-o", "beginning", "-c", "5", "-e", "-q"])
+        .output()
+        .expect("run kcat");
+    assert!(output.status.success(), "kcat failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 5);
+    let output = Command::new(common::clients::kcat())
+        .args(["-b", &secure.sasl_ssl(), "-X", "security.protocol=SASL_SSL", "-X", "sasl.mechanisms=SCRAM-SHA-512"])
+        .args(["-X", "sasl.username=alice", "-X", "sasl.password=not-hers"])
+        .args(["-X", &format!("ssl.ca.location={}", secure.pki.ca.display())])
+        .args(["-L", "-m", "5"])
+        .output()
+        .expect("run kcat");
+    assert!(!output.status.success(), "kcat logged in with a wrong password");
 
     // Wrong password, unknown user, and SCRAM-SHA-256 for a user with only SHA-512.
     refused_login(&secure.scram("SCRAM-SHA-512", "alice", "wrong"));
@@ -745,5 +768,54 @@ fn oauthbearer_tokens_are_checked_against_the_key_set() {
         &["--list", "--topic", "metrics"],
     );
     assert!(listed.contains("User:svc-ingest"), "{listed}");
+    secure.broker.stop();
+}
+
+#[test]
+fn sessions_end_unless_clients_log_in_again_within_connections_max_reauth_ms() {
+    let secure = Secure::start_with("sec-reauth", "connections.max.reauth.ms=1500\n");
+    let address = secure.broker.listener("SASL_PLAINTEXT");
+    let login = |raw: &mut Raw| -> SaslAuthenticateResponse {
+        let handshake: SaslHandshakeResponse = raw.call(
+            ApiKey::SaslHandshake,
+            1,
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+        );
+        assert_eq!(handshake.error_code, 0);
+        raw.call(
+            ApiKey::SaslAuthenticate,
+            2,
+            &SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::from_static(b"\0eve\0eve-secret")),
+        )
+    };
+    // The answer tells the client how long its session lasts (KIP-368).
+    let mut raw = Raw::connect_to(&address);
+    let answer = login(&mut raw);
+    assert_eq!((answer.error_code, answer.session_lifetime_ms), (0, 1500));
+    // Logging in again before the end keeps the connection going.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(login(&mut raw).error_code, 0);
+    std::thread::sleep(Duration::from_millis(1000));
+    let _: MetadataResponse = raw.call(ApiKey::Metadata, 12, &MetadataRequest::default());
+    // Past the end, the next request closes the connection.
+    std::thread::sleep(Duration::from_millis(1700));
+    raw.send(ApiKey::Metadata, 12, &MetadataRequest::default());
+    assert!(raw.closed_by_broker(), "an expired session was still served");
+    // A re-login may not change who the connection is.
+    let mut raw = Raw::connect_to(&address);
+    assert_eq!(login(&mut raw).error_code, 0);
+    let handshake: SaslHandshakeResponse = raw.call(
+        ApiKey::SaslHandshake,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+    );
+    assert_eq!(handshake.error_code, 0);
+    let other: SaslAuthenticateResponse = raw.call(
+        ApiKey::SaslAuthenticate,
+        2,
+        &SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::from_static(b"\0admin\0admin-secret")),
+    );
+    assert_eq!(other.error_code, SASL_AUTHENTICATION_FAILED);
+    assert!(raw.closed_by_broker());
     secure.broker.stop();
 }
