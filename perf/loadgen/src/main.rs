@@ -296,8 +296,7 @@ fn run_consumer(args: Args, stats: Arc<Stats>, stop: Arc<AtomicBool>, e2e: bool)
 }
 
 fn ensure_topic(args: &Args) {
-    let admin: AdminClient<DefaultClientContext> =
-        base_config(args).create().expect("admin client");
+    let admin: AdminClient<DefaultClientContext> = base_config(args).create().expect("admin client");
     let rt = std::thread::spawn({
         let args = args.clone();
         move || {
