@@ -61,7 +61,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::ListTransactions, 0, 1),
     range(ApiKey::DescribeTransactions, 0, 0),
     // Security. SaslHandshake v0 (bare tokens outside Kafka's framing, before
-    // Kafka 1.0) is not served.
+    // Kafka 1.0) is not served: Kafka 4 dropped it too (KIP-896).
     range(ApiKey::SaslHandshake, 1, 1),
     range(ApiKey::SaslAuthenticate, 0, 2),
     range(ApiKey::CreateAcls, 2, 3),
