@@ -13,6 +13,7 @@
 //!   "may this principal do this operation on this resource?" exactly as
 //!   `StandardAuthorizer` does.
 
+use crate::text::{percent_decode, percent_encode};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
@@ -637,51 +638,6 @@ pub fn decode_line(line: &str) -> Result<AclBinding, String> {
         return Err(format!("not a concrete ACL: {binding}"));
     }
     Ok(binding)
-}
-
-fn percent_encode(s: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s.as_bytes() {
-        if b.is_ascii_graphic() && b != b'%' {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
-}
-
-fn percent_decode(s: &str) -> Result<String, String> {
-    fn hex(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' {
-            let hi = bytes.get(i + 1).copied().and_then(hex);
-            let lo = bytes.get(i + 2).copied().and_then(hex);
-            match (hi, lo) {
-                (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                _ => return Err(format!("bad percent escape at byte {i}")),
-            }
-            i += 3;
-        } else if b.is_ascii_graphic() {
-            out.push(b);
-            i += 1;
-        } else {
-            return Err(format!("unencoded byte 0x{b:02x} at byte {i}"));
-        }
-    }
-    String::from_utf8(out).map_err(|_| "not UTF-8 once decoded".to_string())
 }
 
 /// Parses Kafka's `super.users` value: `;`-separated principals, each

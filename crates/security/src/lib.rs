@@ -12,4 +12,5 @@ pub mod principal;
 pub mod quota;
 pub mod scram;
 pub mod store;
+mod text;
 pub mod tls;

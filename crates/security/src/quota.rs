@@ -21,6 +21,7 @@
 //!
 //! Nothing here reads a clock: every time is a parameter in milliseconds.
 
+use crate::text::{percent_decode, percent_encode};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -1092,50 +1093,6 @@ fn decode_line(line: &str) -> Result<(QuotaEntity, Vec<(QuotaKey, f64)>), String
         return Err(format!("quota {key} does not apply to {entity}"));
     }
     Ok((entity, values))
-}
-
-fn percent_encode(s: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s.as_bytes() {
-        if b.is_ascii_graphic() && b != b'%' && b != b'=' {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
-}
-
-fn percent_decode(s: &str) -> Result<String, String> {
-    fn hex(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hi = bytes.get(i + 1).copied().and_then(hex);
-            let lo = bytes.get(i + 2).copied().and_then(hex);
-            match (hi, lo) {
-                (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                _ => return Err(format!("bad percent escape at byte {i}")),
-            }
-            i += 3;
-        } else if b.is_ascii_graphic() {
-            out.push(b);
-            i += 1;
-        } else {
-            return Err(format!("unencoded byte 0x{b:02x} at byte {i}"));
-        }
-    }
-    String::from_utf8(out).map_err(|_| "not UTF-8 once decoded".to_owned())
 }
 
 /// Converts a caller's millisecond time to Java's signed `long`.

@@ -8,8 +8,15 @@ use std::sync::Arc;
 use crate::acl::{decode_line, encode_line, AclBinding, Acls};
 use crate::quota::ClientQuotas;
 use crate::scram::{ScramCredential, ScramMechanism};
+use crate::text::{percent_decode, percent_encode};
 
 const MAGIC: &str = "sluice-security 1";
+
+fn encoded(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    percent_encode(text, &mut out);
+    out
+}
 
 /// ACLs, SCRAM users and client quotas, as of one change.
 #[derive(Debug, Clone, Default)]
@@ -58,7 +65,7 @@ impl SecurityState {
         }
         for (user, credentials) in &self.scram {
             for c in credentials {
-                text.push_str(&format!("scram {} {} {}\n", escape(user), c.mechanism.name(), c.to_text()));
+                text.push_str(&format!("scram {} {} {}\n", encoded(user), c.mechanism.name(), c.to_text()));
             }
         }
         for line in self.quotas.encode_lines() {
@@ -90,7 +97,7 @@ impl SecurityState {
                     else {
                         return Err(format!("bad scram line {line:?}"));
                     };
-                    let user = unescape(user).ok_or_else(|| format!("bad user in {line:?}"))?;
+                    let user = percent_decode(user).map_err(|e| format!("bad user in {line:?}: {e}"))?;
                     let mechanism =
                         ScramMechanism::from_name(mechanism).ok_or_else(|| format!("unknown mechanism in {line:?}"))?;
                     let credential = ScramCredential::from_text(mechanism, credential)
@@ -107,36 +114,6 @@ impl SecurityState {
         state.quotas = Arc::new(quotas);
         Ok(state)
     }
-}
-
-/// Percent-encodes what would break a space-separated line.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_graphic() && b != b'%' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn unescape(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -187,7 +164,5 @@ mod tests {
         assert!(SecurityState::decode("nope").is_err());
         assert!(SecurityState::decode(&format!("{MAGIC}\nscram a\n")).is_err());
         assert!(SecurityState::decode(&format!("{MAGIC}\nwhat ever\n")).is_err());
-        assert!(unescape("%G1").is_none());
-        assert!(unescape("%4").is_none());
     }
 }
