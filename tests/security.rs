@@ -410,14 +410,15 @@ async fn kafka_tools_manage_scram_users_and_acls_and_real_clients_obey_them() {
     // over at least 10 s, so the first ~1 MB at 100 KiB/s goes at once; past
     // it alice is held to her quota, the answers carrying a throttle time and
     // her connection muted. 2 MiB then take at least ~10 s; the admin, with
-    // no quota, sends the same in a moment.
+    // no quota, sends the same in well under half that.
     let started = std::time::Instant::now();
     produce_bulk(&alice, "orders", 2048, 1024).await;
     let alice_took = started.elapsed();
     assert!(alice_took >= Duration::from_secs(8), "2 MiB at a 100 KiB/s quota took only {alice_took:?}");
     let started = std::time::Instant::now();
     produce_bulk(&secure.scram("SCRAM-SHA-512", "admin", "admin-secret"), "secret", 2048, 1024).await;
-    assert!(started.elapsed() < Duration::from_secs(5), "the admin has no quota: {:?}", started.elapsed());
+    let admin_took = started.elapsed();
+    assert!(admin_took * 2 < alice_took, "the admin has no quota, yet took {admin_took:?} (alice {alice_took:?})");
 
     // bob (SCRAM-SHA-256) reads them in his group.
     let mut bob = secure.scram("SCRAM-SHA-256", "bob", "bob-secret");

@@ -36,16 +36,7 @@ pub async fn handle(
             if request.validate_only || added == 0 {
                 return None;
             }
-            match quota::record_mutations(shard, ctx, added, ctx.version() >= 3) {
-                Ok(ms) => {
-                    throttle_ms = throttle_ms.max(ms);
-                    None
-                }
-                Err(ms) => {
-                    throttle_ms = throttle_ms.max(ms);
-                    Some(ResponseError::ThrottlingQuotaExceeded)
-                }
-            }
+            quota::mutations_verdict(shard, ctx, added, ctx.version() >= 3, &mut throttle_ms)
         })
         .collect();
     let allowed: Vec<bool> = verdicts.iter().map(Option::is_none).collect();

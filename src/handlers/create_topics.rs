@@ -40,21 +40,8 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: CreateTopi
         } else {
             shard.config.num_partitions.max(1) as u32
         };
-        let recorded = if request.validate_only {
-            Ok(0)
-        } else {
-            quota::record_mutations(shard, ctx, partitions, ctx.version() >= 6)
-        };
-        let refused = match recorded {
-            Ok(ms) => {
-                throttle_ms = throttle_ms.max(ms);
-                false
-            }
-            Err(ms) => {
-                throttle_ms = throttle_ms.max(ms);
-                true
-            }
-        };
+        let refused = !request.validate_only
+            && quota::mutations_verdict(shard, ctx, partitions, ctx.version() >= 6, &mut throttle_ms).is_some();
         throttled.insert(t.name.0.as_str(), refused);
     }
     let specs: Vec<TopicSpec> = request

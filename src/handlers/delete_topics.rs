@@ -54,16 +54,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DeleteTopi
             if partitions == 0 {
                 return None;
             }
-            match quota::record_mutations(shard, ctx, partitions, ctx.version() >= 5) {
-                Ok(ms) => {
-                    throttle_ms = throttle_ms.max(ms);
-                    None
-                }
-                Err(ms) => {
-                    throttle_ms = throttle_ms.max(ms);
-                    Some(ResponseError::ThrottlingQuotaExceeded)
-                }
-            }
+            quota::mutations_verdict(shard, ctx, partitions, ctx.version() >= 5, &mut throttle_ms)
         })
         .collect();
     let topics: Vec<TopicRef> = refs.iter().zip(&denied).filter(|(_, d)| d.is_none()).map(|(r, _)| r.clone()).collect();

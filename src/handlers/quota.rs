@@ -63,7 +63,7 @@ pub fn record_request_time(shard: &Rc<Shard>, ctx: &RequestContext, busy: Durati
 /// the throttle time when a strict request (CreateTopics v6+,
 /// CreatePartitions v3+, DeleteTopics v5+) must be refused with
 /// THROTTLING_QUOTA_EXCEEDED; `Ok` with the throttle time otherwise.
-pub fn record_mutations(shard: &Rc<Shard>, ctx: &RequestContext, partitions: u32, strict: bool) -> Result<u64, u64> {
+fn record_mutations(shard: &Rc<Shard>, ctx: &RequestContext, partitions: u32, strict: bool) -> Result<u64, u64> {
     let Some(quota) = resolve(shard, ctx, QuotaKey::ControllerMutationRate) else { return Ok(0) };
     let now = now_ms();
     let mut usage = shard.quota_usage.borrow_mut();
@@ -73,5 +73,26 @@ pub fn record_mutations(shard: &Rc<Shard>, ctx: &RequestContext, partitions: u32
         Ok(clamp(bucket.throttle_time_ms(now, quota.value)))
     } else {
         Ok(clamp(bucket.record_permissive(now, partitions as f64, quota.value)))
+    }
+}
+
+/// [`record_mutations`] for one topic of a request: `Some(THROTTLING_QUOTA_EXCEEDED)`
+/// when it must be refused; the throttle time goes into `throttle_ms` (the request's largest).
+pub fn mutations_verdict(
+    shard: &Rc<Shard>,
+    ctx: &RequestContext,
+    partitions: u32,
+    strict: bool,
+    throttle_ms: &mut u64,
+) -> Option<crate::protocol::ResponseError> {
+    match record_mutations(shard, ctx, partitions, strict) {
+        Ok(ms) => {
+            *throttle_ms = (*throttle_ms).max(ms);
+            None
+        }
+        Err(ms) => {
+            *throttle_ms = (*throttle_ms).max(ms);
+            Some(crate::protocol::ResponseError::ThrottlingQuotaExceeded)
+        }
     }
 }
