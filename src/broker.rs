@@ -320,6 +320,13 @@ async fn run_shard(start: ShardStart) -> Result<bool, String> {
     )
     .map_err(|e| format!("spawn retention: {e}"))?
     .detach();
+    // Log compaction of this shard's partitions, behind everything else.
+    let cleaner_queue =
+        glommio::executor().create_task_queue(glommio::Shares::Static(25), glommio::Latency::NotImportant, "cleaner");
+    let cleaner = shard.clone();
+    glommio::spawn_local_into(async move { cleaner.run_cleaner().await }, cleaner_queue)
+        .map_err(|e| format!("spawn log cleaner: {e}"))?
+        .detach();
     // The metrics' second: latency windows and the busy share.
     let ticker = shard.clone();
     glommio::spawn_local_into(

@@ -1,5 +1,6 @@
 //! Topic administration as Kafka clients see it: CreateTopics errors and
-//! validate_only, DeleteTopics by name and id, auto-creation, DescribeCluster.
+//! validate_only, DeleteTopics by name and id, auto-creation, DescribeCluster,
+//! and the log-compaction configs (with Kafka's `kafka-configs.sh`).
 
 mod common;
 
@@ -9,10 +10,13 @@ use common::kafka::{self, produce, Record};
 use common::{create_topic, Broker, Raw};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse, TopicName,
+    DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
@@ -189,5 +193,272 @@ fn describe_cluster_names_this_broker() {
     let mut raw = Raw::connect(&broker);
     let response: DescribeClusterResponse = raw.call(ApiKey::DescribeCluster, 0, &DescribeClusterRequest::default());
     assert_eq!(response.cluster_id.as_str(), cluster_id);
+    broker.stop();
+}
+
+/// One config of a DescribeConfigs answer: value, source, type and synonyms (name, value, source).
+#[derive(Debug, PartialEq)]
+struct Described {
+    value: Option<String>,
+    source: i8,
+    kind: i8,
+    synonyms: Vec<(String, String, i8)>,
+}
+
+/// DescribeConfigs v4 with synonyms of one resource (2: topic, 4: broker).
+fn describe(raw: &mut Raw, resource_type: i8, name: &str) -> std::collections::BTreeMap<String, Described> {
+    let request = DescribeConfigsRequest::default().with_include_synonyms(true).with_resources(vec![
+        DescribeConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_string()))
+            .with_configuration_keys(None),
+    ]);
+    let response: DescribeConfigsResponse = raw.call(ApiKey::DescribeConfigs, 4, &request);
+    let result = &response.results[0];
+    assert_eq!(result.error_code, 0, "{:?}", result.error_message);
+    result
+        .configs
+        .iter()
+        .map(|c| {
+            let synonyms = c
+                .synonyms
+                .iter()
+                .map(|s| (s.name.to_string(), s.value.as_deref().unwrap_or_default().to_string(), s.source))
+                .collect();
+            let described = Described {
+                value: c.value.as_ref().map(|v| v.to_string()),
+                source: c.config_source,
+                kind: c.config_type,
+                synonyms,
+            };
+            (c.name.to_string(), described)
+        })
+        .collect()
+}
+
+/// IncrementalAlterConfigs SET of topic configs: the error code and message.
+fn set_topic_configs(raw: &mut Raw, topic: &str, configs: &[(&str, &str)]) -> (i16, Option<String>) {
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(StrBytes::from_string(topic.to_string()))
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    AlterableConfig::default()
+                        .with_name(StrBytes::from_string(k.to_string()))
+                        .with_config_operation(0)
+                        .with_value(Some(StrBytes::from_string(v.to_string())))
+                })
+                .collect(),
+        )]);
+    let response: IncrementalAlterConfigsResponse = raw.call(ApiKey::IncrementalAlterConfigs, 1, &request);
+    let r = &response.responses[0];
+    (r.error_code, r.error_message.as_ref().map(|m| m.to_string()))
+}
+
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+const TYPE_LONG: i8 = 5;
+const TYPE_DOUBLE: i8 = 6;
+const TYPE_LIST: i8 = 7;
+
+#[test]
+fn compaction_configs_are_created_described_and_altered_as_in_kafka() {
+    let dir = common::fresh_data_dir("admin-compaction");
+    let properties = dir.with_extension("properties");
+    std::fs::write(&properties, "log.cleaner.min.cleanable.ratio=0.25\nlog.cleaner.threads=2\n").unwrap();
+    let broker = Broker::start_in(dir, 2, &["--config", properties.to_str().unwrap()]);
+    let mut raw = Raw::connect(&broker);
+
+    let request = CreateTopicsRequest::default().with_timeout_ms(5000).with_topics(vec![
+        creatable(
+            "compacted",
+            2,
+            1,
+            &[("cleanup.policy", "compact"), ("min.cleanable.dirty.ratio", "0.01"), ("delete.retention.ms", "1000")],
+        ),
+        creatable("too-dirty", 1, 1, &[("min.cleanable.dirty.ratio", "1.5")]),
+        creatable("lagging", 1, 1, &[("min.compaction.lag.ms", "100"), ("max.compaction.lag.ms", "10")]),
+    ]);
+    let response: CreateTopicsResponse = raw.call(ApiKey::CreateTopics, 7, &request);
+    assert_eq!(response.topics[0].error_code, 0, "{:?}", response.topics[0].error_message);
+    assert_eq!(response.topics[1].error_code, 40, "INVALID_CONFIG");
+    assert_eq!(
+        response.topics[1].error_message.as_deref(),
+        Some("Invalid value 1.5 for configuration min.cleanable.dirty.ratio: Value must be no more than 1")
+    );
+    assert_eq!(response.topics[2].error_code, 40, "min.compaction.lag.ms > max.compaction.lag.ms");
+    assert_eq!(
+        response.topics[2].error_message.as_deref(),
+        Some("conflict topic config setting min.compaction.lag.ms (100) > max.compaction.lag.ms (10)")
+    );
+
+    let configs = describe(&mut raw, 2, "compacted");
+    let described = |value: &str, source: i8, kind: i8, synonyms: &[(&str, &str, i8)]| Described {
+        value: Some(value.to_string()),
+        source,
+        kind,
+        synonyms: synonyms.iter().map(|(n, v, s)| (n.to_string(), v.to_string(), *s)).collect(),
+    };
+    assert_eq!(
+        configs["cleanup.policy"],
+        described(
+            "compact",
+            SOURCE_TOPIC,
+            TYPE_LIST,
+            &[("cleanup.policy", "compact", SOURCE_TOPIC), ("log.cleanup.policy", "delete", SOURCE_DEFAULT)]
+        )
+    );
+    assert_eq!(
+        configs["min.cleanable.dirty.ratio"],
+        described(
+            "0.01",
+            SOURCE_TOPIC,
+            TYPE_DOUBLE,
+            &[
+                ("min.cleanable.dirty.ratio", "0.01", SOURCE_TOPIC),
+                ("log.cleaner.min.cleanable.ratio", "0.25", SOURCE_STATIC_BROKER),
+                ("log.cleaner.min.cleanable.ratio", "0.5", SOURCE_DEFAULT),
+            ]
+        )
+    );
+    assert_eq!(
+        configs["delete.retention.ms"],
+        described(
+            "1000",
+            SOURCE_TOPIC,
+            TYPE_LONG,
+            &[
+                ("delete.retention.ms", "1000", SOURCE_TOPIC),
+                ("log.cleaner.delete.retention.ms", "86400000", SOURCE_DEFAULT)
+            ]
+        )
+    );
+    assert_eq!(
+        configs["min.compaction.lag.ms"],
+        described("0", SOURCE_DEFAULT, TYPE_LONG, &[("log.cleaner.min.compaction.lag.ms", "0", SOURCE_DEFAULT)])
+    );
+    assert_eq!(
+        configs["max.compaction.lag.ms"],
+        described(
+            "9223372036854775807",
+            SOURCE_DEFAULT,
+            TYPE_LONG,
+            &[("log.cleaner.max.compaction.lag.ms", "9223372036854775807", SOURCE_DEFAULT)]
+        )
+    );
+
+    // IncrementalAlterConfigs SET; the checks between configs apply to the result.
+    assert_eq!(set_topic_configs(&mut raw, "compacted", &[("max.compaction.lag.ms", "60000")]), (0, None));
+    let configs = describe(&mut raw, 2, "compacted");
+    assert_eq!(configs["max.compaction.lag.ms"].value.as_deref(), Some("60000"));
+    assert_eq!(configs["max.compaction.lag.ms"].source, SOURCE_TOPIC);
+    assert_eq!(configs["cleanup.policy"].value.as_deref(), Some("compact"), "other overrides stay");
+    let (code, message) = set_topic_configs(&mut raw, "compacted", &[("min.compaction.lag.ms", "120000")]);
+    assert_eq!(code, 40);
+    assert_eq!(
+        message.as_deref(),
+        Some("conflict topic config setting min.compaction.lag.ms (120000) > max.compaction.lag.ms (60000)")
+    );
+    let (code, message) = set_topic_configs(&mut raw, "compacted", &[("min.cleanable.dirty.ratio", "1.5")]);
+    assert_eq!(code, 40, "{message:?}");
+    assert_eq!(describe(&mut raw, 2, "compacted")["min.cleanable.dirty.ratio"].value.as_deref(), Some("0.01"));
+    assert_eq!(
+        set_topic_configs(
+            &mut raw,
+            "compacted",
+            &[("cleanup.policy", "delete, compact"), ("min.compaction.lag.ms", "10")]
+        ),
+        (0, None)
+    );
+    let configs = describe(&mut raw, 2, "compacted");
+    assert_eq!(configs["cleanup.policy"].value.as_deref(), Some("delete,compact"));
+    assert_eq!(configs["min.compaction.lag.ms"].value.as_deref(), Some("10"));
+
+    // The broker's cleaner configs: from the file, or Kafka's defaults.
+    let configs = describe(&mut raw, 4, "");
+    let value_source = |name: &str| {
+        let c = configs.get(name).unwrap_or_else(|| panic!("no {name}"));
+        (c.value.clone().unwrap_or_default(), c.source, c.kind)
+    };
+    assert_eq!(value_source("log.cleaner.threads"), ("2".into(), SOURCE_STATIC_BROKER, 3));
+    assert_eq!(value_source("log.cleaner.enable"), ("true".into(), SOURCE_DEFAULT, 1));
+    assert_eq!(value_source("log.cleaner.backoff.ms"), ("15000".into(), SOURCE_DEFAULT, TYPE_LONG));
+    assert_eq!(value_source("log.cleaner.dedupe.buffer.size"), ("134217728".into(), SOURCE_DEFAULT, TYPE_LONG));
+    assert_eq!(value_source("log.cleaner.io.buffer.size"), ("524288".into(), SOURCE_DEFAULT, 3));
+    assert_eq!(value_source("log.cleaner.io.buffer.load.factor"), ("0.9".into(), SOURCE_DEFAULT, TYPE_DOUBLE));
+    assert_eq!(
+        value_source("log.cleaner.io.max.bytes.per.second"),
+        ("1.7976931348623157E308".into(), SOURCE_DEFAULT, TYPE_DOUBLE)
+    );
+    assert_eq!(value_source("log.cleaner.min.cleanable.ratio"), ("0.25".into(), SOURCE_STATIC_BROKER, TYPE_DOUBLE));
+    assert_eq!(value_source("log.cleaner.delete.retention.ms"), ("86400000".into(), SOURCE_DEFAULT, TYPE_LONG));
+
+    // The overrides survive a restart.
+    let dir = broker.stop();
+    let broker = Broker::start_in(dir, 2, &["--config", properties.to_str().unwrap()]);
+    let mut raw = Raw::connect(&broker);
+    let configs = describe(&mut raw, 2, "compacted");
+    assert_eq!(configs["cleanup.policy"].value.as_deref(), Some("delete,compact"));
+    assert_eq!(configs["min.cleanable.dirty.ratio"].value.as_deref(), Some("0.01"));
+    assert_eq!(configs["max.compaction.lag.ms"].value.as_deref(), Some("60000"));
+    broker.stop();
+}
+
+/// Runs Kafka's `kafka-configs.sh` (`kafka.admin.ConfigCommand`) against `bootstrap`; returns its output.
+fn kafka_configs(bootstrap: &str, args: &[&str]) -> String {
+    let classpath = common::clients::kafka_tools_classpath();
+    let output = std::process::Command::new("java")
+        .arg("-cp")
+        .arg(classpath.trim())
+        .arg("kafka.admin.ConfigCommand")
+        .args(["--bootstrap-server", bootstrap])
+        .args(args)
+        .output()
+        .expect("run java");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "ConfigCommand {args:?} failed:\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_configs_sh_alters_and_describes_compaction_configs() {
+    let broker = Broker::start("admin-config-command", 2, &[]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "t", 1, &[("cleanup.policy", "compact")]).await;
+    tokio::task::block_in_place(|| {
+        let topic = ["--entity-type", "topics", "--entity-name", "t"];
+        let add =
+            [&topic[..], &["--alter", "--add-config", "delete.retention.ms=5000,min.compaction.lag.ms=10"]].concat();
+        let out = kafka_configs(&bootstrap, &add);
+        assert!(out.contains("Completed updating config for topic t."), "{out}");
+        let out = kafka_configs(&bootstrap, &[&topic[..], &["--describe"]].concat());
+        assert!(out.contains("delete.retention.ms=5000"), "{out}");
+        assert!(out.contains("min.compaction.lag.ms=10"), "{out}");
+        assert!(out.contains("cleanup.policy=compact"), "{out}");
+        assert!(out.contains("DEFAULT_CONFIG:log.cleaner.delete.retention.ms=86400000"), "{out}");
+        // Every config, with Kafka's defaults for those not set.
+        let out = kafka_configs(&bootstrap, &[&topic[..], &["--describe", "--all"]].concat());
+        assert!(out.contains("min.cleanable.dirty.ratio=0.5"), "{out}");
+        assert!(out.contains("max.compaction.lag.ms=9223372036854775807"), "{out}");
+        // A ratio above 1 is refused by the broker.
+        let refused = std::process::Command::new("java")
+            .arg("-cp")
+            .arg(common::clients::kafka_tools_classpath().trim())
+            .arg("kafka.admin.ConfigCommand")
+            .args(["--bootstrap-server", &bootstrap])
+            .args(topic)
+            .args(["--alter", "--add-config", "min.cleanable.dirty.ratio=1.5"])
+            .output()
+            .expect("run java");
+        let said = format!("{}{}", String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr));
+        assert!(said.contains("Value must be no more than 1"), "{said}");
+    });
     broker.stop();
 }

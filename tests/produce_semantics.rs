@@ -1,13 +1,21 @@
 //! Produce edge cases Kafka clients rely on: acks=0 gets no response,
 //! pipelined requests are answered in order, LogAppendTime topics stamp the
-//! broker's time, oversized batches and bad acks get Kafka's errors.
+//! broker's time, oversized batches and bad acks get Kafka's errors,
+//! compacted topics refuse records without a key.
 
 mod common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::{Bytes, BytesMut};
 use common::{create_topic, fetch_request, produce_request, record_batch, Broker, Raw};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchResponse, ProduceResponse};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_zero_pipelining_and_errors() {
@@ -83,4 +91,110 @@ async fn stop_answers_in_flight_requests() {
     assert_eq!(response.responses[0].partitions[0].error_code, 0);
     let dir = stopper.join().unwrap();
     assert!(dir.join(".sluice_clean_shutdown").exists());
+}
+
+/// A batch of records with the given keys (`None`: a null key) and values.
+fn keyed_batch(records: &[(Option<&str>, &str)], compression: Compression) -> BytesMut {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // One batch: the encoder groups records whose offset minus sequence
+            // agree, and takes the first's sequence as the base (-1, no producer).
+            sequence: i as i32 - 1,
+            timestamp: 1_000 + i as i64,
+            key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+            value: Some(Bytes::copy_from_slice(value.as_bytes())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).unwrap();
+    buf
+}
+
+/// The partition's log end offset (ListOffsets, latest).
+fn log_end(raw: &mut Raw, topic: &str) -> i64 {
+    let response: ListOffsetsResponse = raw.call(
+        ApiKey::ListOffsets,
+        5,
+        &ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1)])]),
+    );
+    response.topics[0].partitions[0].offset
+}
+
+/// Kafka's `LogValidator.validateKey`: a compacted topic refuses a produce
+/// holding a record without a key (INVALID_RECORD, one record error per
+/// keyless record) and stores nothing of it; a `delete` topic takes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacted_topics_refuse_records_without_a_key() {
+    let broker = Broker::start("keyless", 2, &[]);
+    create_topic(&broker.bootstrap(), "compacted", 1, &[("cleanup.policy", "compact")]).await;
+    create_topic(&broker.bootstrap(), "both", 1, &[("cleanup.policy", "delete,compact")]).await;
+    create_topic(&broker.bootstrap(), "deleted", 1, &[("cleanup.policy", "delete")]).await;
+    tokio::task::block_in_place(|| {
+        let mut raw = Raw::connect(&broker);
+        let reason = "Compacted topic cannot accept message without key in topic partition compacted-0";
+
+        let response: ProduceResponse =
+            raw.call(ApiKey::Produce, 9, &produce_request("compacted", 0, -1, record_batch(&[b"no key"], 1)));
+        let p = &response.responses[0].partition_responses[0];
+        assert_eq!((p.error_code, p.base_offset), (87, -1), "INVALID_RECORD: {p:?}");
+        let expected = format!(
+            "One or more records have been rejected due to 1 record errors in total, and only showing the first \
+             three errors at most: [RecordError(batchIndex=0, message='{reason}')]"
+        );
+        assert_eq!(p.error_message.as_ref().map(|m| m.to_string()), Some(expected));
+        assert_eq!(p.record_errors.len(), 1);
+        assert_eq!(p.record_errors[0].batch_index, 0);
+        assert_eq!(p.record_errors[0].batch_index_error_message.as_ref().map(|m| m.to_string()), Some(reason.into()));
+        assert_eq!(log_end(&mut raw, "compacted"), 0, "nothing of the refused batch is stored");
+
+        // Keyed records are taken.
+        let keyed = keyed_batch(&[(Some("k1"), "v1"), (Some("k2"), "v2")], Compression::None);
+        assert_eq!(raw.produce("compacted", 0, keyed), (0, 0));
+        assert_eq!(log_end(&mut raw, "compacted"), 2);
+
+        // A compressed batch with keyless records among keyed ones: each keyless one is named.
+        let mixed = keyed_batch(&[(Some("k"), "a"), (None, "b"), (Some("k"), "c"), (None, "d")], Compression::Gzip);
+        let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce_request("compacted", 0, -1, mixed));
+        let p = &response.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 87);
+        assert_eq!(p.record_errors.iter().map(|e| e.batch_index).collect::<Vec<_>>(), vec![1, 3]);
+        assert!(p
+            .error_message
+            .as_ref()
+            .unwrap()
+            .starts_with("One or more records have been rejected due to 2 record"));
+        assert_eq!(log_end(&mut raw, "compacted"), 2);
+
+        // Produce v7 has no record errors: the code alone.
+        let response: ProduceResponse =
+            raw.call(ApiKey::Produce, 7, &produce_request("compacted", 0, -1, record_batch(&[b"x"], 1)));
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 87);
+
+        // A compressed batch that does not inflate: CORRUPT_MESSAGE (its CRC is right).
+        let mut broken = keyed_batch(&[(Some("k"), "value")], Compression::Zstd).to_vec();
+        broken[61..].fill(0xaa);
+        let crc = crc32c::crc32c(&broken[21..]);
+        broken[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(raw.produce("compacted", 0, broken).0, 2, "CORRUPT_MESSAGE");
+        assert_eq!(log_end(&mut raw, "compacted"), 2);
+
+        // `delete,compact` compacts too; `delete` alone takes keyless records.
+        assert_eq!(raw.produce("both", 0, record_batch(&[b"no key"], 1)).0, 87);
+        assert_eq!(raw.produce("deleted", 0, record_batch(&[b"no key"], 1)), (0, 0));
+        assert_eq!(log_end(&mut raw, "deleted"), 1);
+    });
+    broker.stop();
 }

@@ -247,6 +247,21 @@ impl Collector for Scrape {
             per_shard(|s| s.counters.cache_reads),
         )?;
         f.counter("disk_reads", "Partition reads that went to disk.", per_shard(|s| s.counters.disk_reads))?;
+        f.counter(
+            "cleaner_passes",
+            "Cleaning passes of compacted partitions finished.",
+            per_shard(|s| s.counters.cleaner_passes),
+        )?;
+        f.counter(
+            "cleaner_removed_bytes",
+            "Bytes cleaning passes removed from compacted partitions.",
+            per_shard(|s| s.counters.cleaner_bytes_removed),
+        )?;
+        f.counter(
+            "cleaner_failures",
+            "Cleaning passes that failed; the partition is not cleaned again until a restart.",
+            per_shard(|s| s.counters.cleaner_failures),
+        )?;
 
         f.counter("mesh_calls", "Calls sent to other shards.", per_shard(|s| s.counters.mesh_calls))?;
         f.gauge("mesh_calls_pending", "Calls to other shards awaiting their answer.", per_shard(|s| s.calls_pending))?;

@@ -1,15 +1,12 @@
 //! Record batches read back for a person to look at (the console's message
-//! browser). This is the one place Sluice decodes records, and it is off the
-//! hot path: produce and fetch never do. Decompression is bounded, so a
-//! small batch that inflates to gigabytes is refused, not expanded.
-
-use std::io::Read;
+//! browser), off the hot path. Decompression is `sluice-protocol`'s, bounded,
+//! so a small batch that inflates to gigabytes is refused, not expanded.
 
 use bytes::Bytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use serde_json::{json, Value};
 
-use crate::protocol::batch;
+use crate::protocol::{batch, compression};
 
 /// Bytes one batch may inflate to.
 pub const DECOMPRESSED_BYTES_MAX: usize = 16 * 1024 * 1024;
@@ -44,54 +41,13 @@ fn shown_bytes(r: &kafka_protocol::records::Record) -> usize {
     field(r.key.as_ref()) + field(r.value.as_ref()) + r.headers.values().map(|v| field(v.as_ref())).sum::<usize>()
 }
 
-/// Reads all of `reader`, failing past `DECOMPRESSED_BYTES_MAX`.
-fn read_bounded(reader: impl Read) -> anyhow::Result<Bytes> {
-    let mut out = Vec::new();
-    reader.take(DECOMPRESSED_BYTES_MAX as u64 + 1).read_to_end(&mut out)?;
-    anyhow::ensure!(out.len() <= DECOMPRESSED_BYTES_MAX, "batch inflates past {DECOMPRESSED_BYTES_MAX} bytes");
-    Ok(Bytes::from(out))
-}
-
-/// Snappy as Kafka writes it: xerial framing (a magic header, then
-/// length-prefixed raw blocks) or one raw block. Each block's length is
-/// known before it is inflated.
-fn snappy(data: &[u8]) -> anyhow::Result<Bytes> {
-    const XERIAL: &[u8] = b"\x82SNAPPY\x00";
-    let blocks: Vec<&[u8]> = if data.starts_with(XERIAL) && data.len() >= 16 {
-        let mut blocks = Vec::new();
-        let mut at = 16;
-        while at < data.len() {
-            let len = u32::from_be_bytes(
-                data.get(at..at + 4).ok_or_else(|| anyhow::anyhow!("cut snappy block"))?.try_into()?,
-            ) as usize;
-            blocks.push(data.get(at + 4..at + 4 + len).ok_or_else(|| anyhow::anyhow!("cut snappy block"))?);
-            at += 4 + len;
-        }
-        blocks
-    } else {
-        vec![data]
-    };
-    let mut total = 0usize;
-    for block in &blocks {
-        total += snap::raw::decompress_len(block)?;
-        anyhow::ensure!(total <= DECOMPRESSED_BYTES_MAX, "batch inflates past {DECOMPRESSED_BYTES_MAX} bytes");
-    }
-    let mut out = Vec::with_capacity(total);
-    for block in blocks {
-        out.extend_from_slice(&snap::raw::Decoder::new().decompress_vec(block)?);
-    }
-    Ok(Bytes::from(out))
-}
-
+/// Inflates a batch's records for the decoder, at most `DECOMPRESSED_BYTES_MAX` bytes.
 fn decompress(data: &mut Bytes, codec: Compression) -> anyhow::Result<Bytes> {
     let data = std::mem::take(data);
-    match codec {
-        Compression::None => Ok(data),
-        Compression::Gzip => read_bounded(flate2::read::GzDecoder::new(&data[..])),
-        Compression::Zstd => read_bounded(zstd::stream::read::Decoder::new(&data[..])?),
-        Compression::Lz4 => read_bounded(lz4::Decoder::new(&data[..])?),
-        Compression::Snappy => snappy(&data),
+    if codec == Compression::None {
+        return Ok(data);
     }
+    Ok(Bytes::from(compression::decompress(codec as i16, &data, DECOMPRESSED_BYTES_MAX)?))
 }
 
 /// The records of `chunks` (whole batches) from `from` on, at most `limit`
@@ -173,14 +129,12 @@ mod tests {
     #[test]
     fn inflation_past_the_bound_is_refused() {
         let zeros = vec![0u8; DECOMPRESSED_BYTES_MAX + 1];
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        std::io::Write::write_all(&mut gz, &zeros).unwrap();
-        let mut packed = Bytes::from(gz.finish().unwrap());
+        let mut packed = Bytes::from(compression::compress(compression::GZIP, &zeros).unwrap());
         assert!(packed.len() < 64 * 1024);
         assert!(decompress(&mut packed, Compression::Gzip).is_err());
-        let mut small = Bytes::from(zstd::bulk::compress(b"hello", 3).unwrap());
+        let mut small = Bytes::from(compression::compress(compression::ZSTD, b"hello").unwrap());
         assert_eq!(&decompress(&mut small, Compression::Zstd).unwrap()[..], b"hello");
-        let mut raw = Bytes::from(snap::raw::Encoder::new().compress_vec(b"snappy").unwrap());
-        assert_eq!(&snappy(&raw.split_off(0)).unwrap()[..], b"snappy");
+        let mut framed = Bytes::from(compression::compress(compression::SNAPPY, b"snappy").unwrap());
+        assert_eq!(&decompress(&mut framed, Compression::Snappy).unwrap()[..], b"snappy");
     }
 }

@@ -1,6 +1,7 @@
 //! DescribeConfigs (v1-4): topic configs with their sources and synonyms
 //! (topic override, static broker default, built-in default), and the
-//! broker's own configs, read-only.
+//! broker's own configs (the topic defaults and `log.cleaner.*` among them),
+//! read-only.
 
 use std::rc::Rc;
 
@@ -12,7 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
 use crate::config::topic::{ConfigKind, TopicConfig, TOPIC_CONFIG_DEFS};
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, CleanerConfig};
 use crate::protocol::ResponseError;
 use crate::security::acl::AclOperation;
 use crate::server::session::RequestContext;
@@ -122,6 +123,13 @@ fn broker_entries(broker: &BrokerConfig) -> Vec<Entry> {
         let explicit = broker.topic_defaults.overrides.contains_key(def.name);
         let mut entry = fixed(def.broker_name, broker.topic_defaults.value_of(def.name).unwrap_or_default(), def.kind);
         entry.source = if explicit { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
+        entries.push(entry);
+    }
+    for key in crate::config::cleaner::KEYS {
+        let value = broker.cleaner.value_of(key).unwrap_or_default();
+        let kind = CleanerConfig::kind_of(key).unwrap_or(ConfigKind::String);
+        let mut entry = fixed(key, value, kind);
+        entry.source = if broker.cleaner.configured.contains(key) { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
         entries.push(entry);
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));

@@ -1,6 +1,7 @@
 //! The one place where internal errors become Kafka error codes.
 
 use crate::protocol::batch::BatchError;
+use crate::protocol::records::RecordsError;
 use crate::protocol::ResponseError;
 use crate::router::RouteError;
 use crate::storage::producer_state::ProducerError;
@@ -41,6 +42,17 @@ pub fn batch_error_code(e: &BatchError) -> ResponseError {
     }
 }
 
+/// The code for records of a produced batch that cannot be read (the key
+/// check of compacted topics): CORRUPT_MESSAGE, or MESSAGE_TOO_LARGE for a
+/// batch inflating past the broker's bound.
+pub fn records_error_code(e: &RecordsError) -> ResponseError {
+    match e {
+        RecordsError::TooLarge { .. } | RecordsError::Oversized(_) => ResponseError::MessageTooLarge,
+        RecordsError::UnknownCodec(_) => ResponseError::UnsupportedCompressionType,
+        _ => ResponseError::CorruptMessage,
+    }
+}
+
 /// PRODUCER_FENCED (KIP-588) is only known to newer clients; older request
 /// versions get INVALID_PRODUCER_EPOCH, as Kafka answers them.
 pub fn fenced_for_version(e: ResponseError, version: i16, fenced_from_version: i16) -> ResponseError {
@@ -67,5 +79,9 @@ mod tests {
         assert_eq!(storage_error_code(&oor).code(), 1);
         assert_eq!(fenced_for_version(ResponseError::ProducerFenced, 3, 4).code(), 47);
         assert_eq!(fenced_for_version(ResponseError::ProducerFenced, 4, 4).code(), 90);
+        assert_eq!(records_error_code(&RecordsError::Truncated).code(), 2);
+        let inflate = RecordsError::Decompress { codec: "gzip", reason: "bad header".into() };
+        assert_eq!(records_error_code(&inflate).code(), 2);
+        assert_eq!(records_error_code(&RecordsError::TooLarge { bytes_max: 1 }).code(), 10);
     }
 }

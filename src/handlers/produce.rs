@@ -5,15 +5,19 @@
 
 use std::rc::Rc;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
-use super::errors::{batch_error_code, route_error_code};
+use super::errors::{batch_error_code, records_error_code, route_error_code};
 use super::quota;
 use super::resolve_topics;
-use crate::protocol::batch::{validate_chunk, BatchHeader};
+use crate::constants::DECOMPRESSED_BATCH_BYTES_MAX;
+use crate::protocol::batch::{validate_chunk, BatchHeader, BatchSummary};
+use crate::protocol::records::keyless_records;
 use crate::protocol::ResponseError;
 use crate::router::ProducePart;
 use crate::security::acl::AclOperation;
@@ -126,6 +130,13 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
                     continue;
                 }
             }
+            // Only compacted topics read records: the key check costs nothing elsewhere.
+            if meta.config.compacts() {
+                if let Some(refusal) = keyless_refusal(&meta.name, p.index, &records, &summaries) {
+                    plan.answer(refusal);
+                    continue;
+                }
+            }
             plan.send((owner, ProducePart { topic: meta.name.clone(), partition: p.index, records, summaries }));
         }
     }
@@ -165,6 +176,64 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
         })
         .collect();
     Some(ProduceResponse::default().with_responses(responses).with_throttle_time_ms(throttle_ms as i32))
+}
+
+/// Kafka's `LogValidator.validateKey`: a compacted topic refuses records
+/// without a key. The batches are read in order (inflated if compressed); the
+/// first holding keyless records refuses the partition's whole produce with
+/// INVALID_RECORD, the message of Kafka's `RecordValidationException` and one
+/// record error per keyless record (its index in the batch), which the
+/// response carries from v8. Records that cannot be read are CORRUPT_MESSAGE.
+fn keyless_refusal(
+    topic: &str,
+    partition: i32,
+    records: &[u8],
+    summaries: &[BatchSummary],
+) -> Option<PartitionProduceResponse> {
+    for s in summaries {
+        let batch = &records[s.position..s.position + s.size_bytes];
+        // Clients may not write control batches (validate_chunk refuses them); they have no user keys.
+        if BatchHeader::parse(batch).is_some_and(|h| h.is_control()) {
+            continue;
+        }
+        let keyless = match keyless_records(batch, DECOMPRESSED_BATCH_BYTES_MAX) {
+            Ok(keyless) if keyless.is_empty() => continue,
+            Ok(keyless) => keyless,
+            Err(e) => {
+                tracing::debug!(topic, partition, error = %e, "produce refused: records unreadable");
+                return Some(partition_error(partition, records_error_code(&e), Some(e.to_string())));
+            }
+        };
+        let (message, record_errors) = keyless_errors(topic, partition, &keyless);
+        return Some(
+            partition_error(partition, ResponseError::InvalidRecord, Some(message)).with_record_errors(record_errors),
+        );
+    }
+    None
+}
+
+/// What Kafka 4 answers for keyless records on a compacted topic: the
+/// partition's error message (`LogValidator.processRecordErrors`, at most
+/// three record errors shown) and the record errors (`validateKey`).
+fn keyless_errors(topic: &str, partition: i32, keyless: &[i32]) -> (String, Vec<BatchIndexAndErrorMessage>) {
+    let reason = format!("Compacted topic cannot accept message without key in topic partition {topic}-{partition}");
+    let shown: Vec<String> =
+        keyless.iter().take(3).map(|i| format!("RecordError(batchIndex={i}, message='{reason}')")).collect();
+    let message = format!(
+        "One or more records have been rejected due to {} record errors in total, and only showing the first three \
+         errors at most: [{}]",
+        keyless.len(),
+        shown.join(", ")
+    );
+    let record_errors = keyless
+        .iter()
+        .map(|&i| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(i)
+                .with_batch_index_error_message(Some(StrBytes::from_string(reason.clone())))
+        })
+        .collect();
+    (message, record_errors)
 }
 
 /// The coordinator's view of the transaction the request's batches belong to.

@@ -132,6 +132,34 @@ pub const BACKGROUND_TICK_MS: u64 = 200;
 /// How long a stopping broker waits for in-flight requests before syncing and exiting.
 pub const STOP_DRAIN_MS_MAX: u64 = 5_000;
 
+// Log compaction: the compaction topic configs' defaults and the cleaner's
+// broker configs (`log.cleaner.*`), all with Kafka's values.
+
+/// Default for `delete.retention.ms` / `log.cleaner.delete.retention.ms` (Kafka: 1 day).
+pub const DELETE_RETENTION_MS_DEFAULT: i64 = 24 * 3600 * 1000;
+/// Default for `min.cleanable.dirty.ratio` / `log.cleaner.min.cleanable.ratio` (Kafka: 0.5).
+pub const MIN_CLEANABLE_DIRTY_RATIO_DEFAULT: f64 = 0.5;
+/// Default for `min.compaction.lag.ms` / `log.cleaner.min.compaction.lag.ms` (Kafka: 0).
+pub const MIN_COMPACTION_LAG_MS_DEFAULT: i64 = 0;
+/// Default for `max.compaction.lag.ms` / `log.cleaner.max.compaction.lag.ms` (Kafka: Long.MAX_VALUE, no bound).
+pub const MAX_COMPACTION_LAG_MS_DEFAULT: i64 = i64::MAX;
+/// `log.cleaner.threads` default (Kafka: 1). Sluice runs one cleaner per shard whatever it says.
+pub const CLEANER_THREADS_DEFAULT: usize = 1;
+/// `log.cleaner.io.max.bytes.per.second` default (Kafka: Double.MAX_VALUE, unthrottled).
+pub const CLEANER_IO_BYTES_PER_SECOND_MAX_DEFAULT: f64 = f64::MAX;
+/// `log.cleaner.dedupe.buffer.size` default: the cleaners' key maps, all shards together (Kafka: 128 MiB).
+pub const CLEANER_DEDUPE_BUFFER_BYTES_DEFAULT: u64 = 128 * 1024 * 1024;
+/// Kafka refuses a `log.cleaner.dedupe.buffer.size` of this or less per `log.cleaner.threads`.
+pub const CLEANER_DEDUPE_BUFFER_BYTES_PER_THREAD_MIN: u64 = 1024 * 1024;
+/// `log.cleaner.io.buffer.load.factor` default: how full a key map may get (Kafka: 0.9).
+pub const CLEANER_DEDUPE_BUFFER_LOAD_FACTOR_DEFAULT: f64 = 0.9;
+/// `log.cleaner.io.buffer.size` default: the cleaners' read and write buffers (Kafka: 512 KiB).
+pub const CLEANER_IO_BUFFER_BYTES_DEFAULT: usize = 512 * 1024;
+/// `log.cleaner.backoff.ms` default: a cleaner's sleep when nothing is cleanable (Kafka: 15 s).
+pub const CLEANER_BACKOFF_MS_DEFAULT: u64 = 15_000;
+
+const _: () = assert!(CLEANER_DEDUPE_BUFFER_BYTES_DEFAULT > CLEANER_DEDUPE_BUFFER_BYTES_PER_THREAD_MIN);
+
 /// Bytes of request frames a shard holds at once (read, not yet answered);
 /// reading from sockets pauses while it is spent (backpressure).
 pub const REQUEST_BYTES_PER_SHARD_MAX: usize = 256 * 1024 * 1024;
@@ -144,6 +172,16 @@ const _: () = assert!(FRAME_BYTES_MAX_DEFAULT <= REQUEST_BYTES_PER_SHARD_MAX);
 const _: () = assert!(INFLIGHT_REQUESTS_PER_CONNECTION_MAX >= 5, "idempotent producers pipeline 5 requests");
 /// Records one batch may declare (a compressed batch cannot be checked against its bytes).
 pub const BATCH_RECORDS_MAX: usize = 1 << 20;
+
+// Log compaction (each shard cleans the compacted partitions it owns).
+/// Bytes the cleaner reads or writes at a time.
+pub const CLEANER_IO_BYTES: usize = 1024 * 1024;
+/// Bytes a stored batch may inflate to when the cleaner (or a check of a
+/// compacted topic's keys) decodes it; a batch past it is refused, not expanded.
+pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+// Every uncompressed batch the broker accepts (at most the largest `max.message.bytes`) fits.
+const _: () = assert!(DECOMPRESSED_BATCH_BYTES_MAX >= FETCH_READ_BYTES_PER_PARTITION_MAX);
 
 // The admin HTTP listener (metrics, health, web console). It runs on one
 // shard in a low-priority task queue; every limit below keeps a slow or

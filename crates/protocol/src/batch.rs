@@ -3,6 +3,8 @@
 //! The broker never decodes records on the produce or fetch path: it checks a
 //! batch's header and CRC-32C, patches the base offset (and the timestamp for
 //! `LogAppendTime` topics) where the batch lies, and stores the bytes as sent.
+//! (Compacted topics are the exception: their produce checks every record has
+//! a key, with [`crate::records`].)
 //!
 //! ```text
 //! 0  base_offset i64        8  batch_length i32      12 partition_leader_epoch i32
@@ -14,26 +16,29 @@
 
 use sluice_core::constants::{BATCH_HEADER_BYTES, BATCH_LENGTH_PREFIX_BYTES};
 
-const OFFSET_BASE_OFFSET: usize = 0;
-const OFFSET_BATCH_LENGTH: usize = 8;
-const OFFSET_LEADER_EPOCH: usize = 12;
-const OFFSET_MAGIC: usize = 16;
-const OFFSET_CRC: usize = 17;
-const OFFSET_ATTRIBUTES: usize = 21;
-const OFFSET_LAST_OFFSET_DELTA: usize = 23;
-const OFFSET_BASE_TIMESTAMP: usize = 27;
-const OFFSET_MAX_TIMESTAMP: usize = 35;
-const OFFSET_PRODUCER_ID: usize = 43;
-const OFFSET_PRODUCER_EPOCH: usize = 51;
-const OFFSET_BASE_SEQUENCE: usize = 53;
-const OFFSET_RECORDS_COUNT: usize = 57;
+pub(crate) const OFFSET_BASE_OFFSET: usize = 0;
+pub(crate) const OFFSET_BATCH_LENGTH: usize = 8;
+pub(crate) const OFFSET_LEADER_EPOCH: usize = 12;
+pub(crate) const OFFSET_MAGIC: usize = 16;
+pub(crate) const OFFSET_CRC: usize = 17;
+pub(crate) const OFFSET_ATTRIBUTES: usize = 21;
+pub(crate) const OFFSET_LAST_OFFSET_DELTA: usize = 23;
+pub(crate) const OFFSET_BASE_TIMESTAMP: usize = 27;
+pub(crate) const OFFSET_MAX_TIMESTAMP: usize = 35;
+pub(crate) const OFFSET_PRODUCER_ID: usize = 43;
+pub(crate) const OFFSET_PRODUCER_EPOCH: usize = 51;
+pub(crate) const OFFSET_BASE_SEQUENCE: usize = 53;
+pub(crate) const OFFSET_RECORDS_COUNT: usize = 57;
 
-const ATTR_COMPRESSION_MASK: i16 = 0x07;
-const ATTR_TIMESTAMP_LOG_APPEND: i16 = 0x08;
-const ATTR_TRANSACTIONAL: i16 = 0x10;
-const ATTR_CONTROL: i16 = 0x20;
+pub(crate) const ATTR_COMPRESSION_MASK: i16 = 0x07;
+pub(crate) const ATTR_TIMESTAMP_LOG_APPEND: i16 = 0x08;
+pub const ATTR_TRANSACTIONAL: i16 = 0x10;
+pub const ATTR_CONTROL: i16 = 0x20;
+/// KIP-534: the base timestamp is the time after which the log cleaner may
+/// remove the batch's tombstones (or, for a marker, the marker itself).
+pub(crate) const ATTR_DELETE_HORIZON: i16 = 0x40;
 /// Highest compression codec id Kafka defines (zstd).
-const COMPRESSION_CODEC_MAX: i16 = 4;
+pub(crate) const COMPRESSION_CODEC_MAX: i16 = 4;
 
 /// Why a batch was refused; each maps to one Kafka error code in the handler.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +63,7 @@ pub struct BatchHeader {
     pub base_offset: i64,
     /// Whole batch size, including base_offset and batch_length.
     pub size_bytes: usize,
+    pub partition_leader_epoch: i32,
     pub magic: i8,
     pub attributes: i16,
     pub last_offset_delta: i32,
@@ -93,6 +99,7 @@ impl BatchHeader {
         Some(BatchHeader {
             base_offset: i64_at(b, OFFSET_BASE_OFFSET),
             size_bytes: BATCH_LENGTH_PREFIX_BYTES + batch_length as usize,
+            partition_leader_epoch: i32_at(b, OFFSET_LEADER_EPOCH),
             magic: b[OFFSET_MAGIC] as i8,
             attributes: i16_at(b, OFFSET_ATTRIBUTES),
             last_offset_delta: i32_at(b, OFFSET_LAST_OFFSET_DELTA),
@@ -120,6 +127,11 @@ impl BatchHeader {
     }
     pub fn is_log_append_time(&self) -> bool {
         self.attributes & ATTR_TIMESTAMP_LOG_APPEND != 0
+    }
+    /// The delete horizon the log cleaner set (KIP-534): the base timestamp
+    /// when the "has delete horizon" attribute is set.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp)
     }
 }
 

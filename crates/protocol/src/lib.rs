@@ -1,9 +1,12 @@
 //! The Kafka wire protocol: frames, headers, the API versions Sluice serves,
-//! and RecordBatch v2 read in place.
+//! RecordBatch v2 read in place, and its records decoded and rebuilt off the
+//! hot path (compacted topics).
 
 pub mod batch;
+pub mod compression;
 pub mod fetch_response;
 pub mod frame;
+pub mod records;
 pub mod versions;
 
 pub use kafka_protocol::error::ResponseError;

@@ -164,6 +164,9 @@ impl ShardMetrics {
             sync_batch_appends: buckets(&self.io.sync_batch_appends.snapshot(), &BATCH_SIZE_BUCKETS),
             cache_reads: self.io.cache_reads.get(),
             disk_reads: self.io.disk_reads.get(),
+            cleaner_passes: self.io.cleaner_passes.get(),
+            cleaner_bytes_removed: self.io.cleaner_bytes_removed.get(),
+            cleaner_failures: self.io.cleaner_failures.get(),
         }
     }
 }
@@ -217,6 +220,9 @@ pub struct CountersSnapshot {
     pub sync_batch_appends: Buckets,
     pub cache_reads: u64,
     pub disk_reads: u64,
+    pub cleaner_passes: u64,
+    pub cleaner_bytes_removed: u64,
+    pub cleaner_failures: u64,
 }
 
 /// One partition a shard owns, at one moment.

@@ -8,6 +8,8 @@
 //!   close), appends, the writer task (group commit), the tail cache and
 //!   reads, timestamps, retention, producer snapshots, crash recovery and
 //!   recovery points, and the janitor that removes dropped files.
+//! - [`cleaner`]: log compaction: the shard's cleaner, the key map, Kafka's
+//!   rules for what a clean keeps, its I/O limit and the crash-safe swap.
 //! - [`producer_state`]: each partition's table of producers (sequence numbers
 //!   of their last five batches for dedup and ordering, open transactions, the
 //!   aborted-transaction index), snapshotted with the log.
@@ -16,6 +18,7 @@
 //! - [`recovery`]: the batch-by-batch validity scan used after a crash.
 //! - [`metrics`]: what a shard's logs count (I/O bytes, fdatasyncs, cache reads).
 
+pub mod cleaner;
 pub mod fifo_lock;
 pub mod file;
 pub mod index;

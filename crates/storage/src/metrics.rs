@@ -18,4 +18,10 @@ pub struct IoMetrics {
     pub cache_reads: Counter,
     /// Reads that went to disk.
     pub disk_reads: Counter,
+    /// Cleaning passes of compacted partitions finished.
+    pub cleaner_passes: Counter,
+    /// Bytes cleaning passes removed from segments.
+    pub cleaner_bytes_removed: Counter,
+    /// Cleaning passes that failed (the partition is not cleaned again until a restart).
+    pub cleaner_failures: Counter,
 }

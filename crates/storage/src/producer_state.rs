@@ -218,6 +218,18 @@ impl ProducerStateTable {
             .collect()
     }
 
+    /// Every aborted transaction still in the log, in marker order.
+    pub fn aborted_txns(&self) -> Vec<AbortedTxn> {
+        self.aborted.iter().copied().collect()
+    }
+
+    /// Forgets aborted transactions whose markers `(producer id, marker
+    /// offset)` compaction removed (their records went before them).
+    pub fn forget_aborted(&mut self, markers: &[(i64, i64)]) {
+        let gone: std::collections::HashSet<(i64, i64)> = markers.iter().copied().collect();
+        self.aborted.retain(|a| !gone.contains(&(a.producer_id, a.last_offset)));
+    }
+
     /// Forgets aborted transactions wholly below the log start offset.
     pub fn drop_aborted_below(&mut self, log_start_offset: i64) {
         while self.aborted.front().is_some_and(|a| a.last_offset < log_start_offset) {

@@ -70,6 +70,9 @@ pub struct Segment {
     /// Offset after the segment's last batch.
     pub next_offset: i64,
     pub max_timestamp: i64,
+    /// Base timestamp of the segment's first batch (-1 if not read: indexes
+    /// were loaded), for `max.compaction.lag.ms`.
+    pub first_timestamp: i64,
     /// Base offset of the batch holding `max_timestamp`.
     pub offset_of_max_timestamp: i64,
     pub index: OffsetIndex,
@@ -118,7 +121,7 @@ impl RecoveryPoint {
     }
 }
 
-async fn open_dma(path: &Path, create_new: bool) -> Result<DmaFile, StorageError> {
+pub(crate) async fn open_dma(path: &Path, create_new: bool) -> Result<DmaFile, StorageError> {
     let mut options = OpenOptions::new();
     options.read(true).write(true);
     if create_new {
@@ -139,7 +142,7 @@ impl Segment {
         Ok(Segment::new(SegmentFile { base_offset, file, log_path, cursor: RefCell::default() }, 0))
     }
 
-    fn new(file: SegmentFile, size_bytes: u64) -> Segment {
+    pub(crate) fn new(file: SegmentFile, size_bytes: u64) -> Segment {
         let base = file.base_offset;
         Segment {
             file: std::rc::Rc::new(file),
@@ -147,6 +150,7 @@ impl Segment {
             synced_bytes: size_bytes,
             next_offset: base,
             max_timestamp: -1,
+            first_timestamp: -1,
             offset_of_max_timestamp: -1,
             index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
@@ -315,6 +319,9 @@ impl Segment {
     pub fn record_batch(&mut self, position: u64, header: &BatchHeader, index_interval_bytes: u64) {
         assert!(header.base_offset >= self.file.base_offset, "batch below segment base");
         let relative = (header.base_offset - self.file.base_offset) as u32;
+        if position == 0 {
+            self.first_timestamp = header.base_timestamp;
+        }
         if self.bytes_since_index >= index_interval_bytes && position > 0 {
             self.index.append(relative, position as u32);
             self.bytes_since_index = 0;

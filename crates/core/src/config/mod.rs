@@ -5,6 +5,7 @@
 //! config file, then the built-in default. Broker defaults keep Kafka's names
 //! in the file (`num.partitions=3`) and kebab-case as flags (`--num-partitions`).
 
+pub mod cleaner;
 pub mod listeners;
 pub mod topic;
 
@@ -18,6 +19,7 @@ use crate::constants::{
     FRAME_BYTES_MAX_DEFAULT, FRAME_BYTES_MIN, INDEX_INTERVAL_BYTES_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT,
     NUM_PARTITIONS_DEFAULT, PARTITIONS_PER_TOPIC_MAX, SEGMENT_BYTES_DEFAULT, SHARDS_MAX,
 };
+pub use cleaner::CleanerConfig;
 pub use listeners::{
     AuthorizerConfig, ClientAuth, ListenerConfig, OAuthConfig, Pem, SecurityConfig, SecurityProtocol, TlsConfig,
 };
@@ -140,6 +142,9 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// Topic config defaults (`log.segment.bytes` and friends).
     pub topic_defaults: TopicConfig,
+    /// The log cleaner's settings (`log.cleaner.enable` and friends); each
+    /// shard runs one cleaner for its own partitions.
+    pub cleaner: CleanerConfig,
     pub group_initial_rebalance_delay_ms: u64,
     pub offsets_retention_minutes: u64,
     pub transaction_max_timeout_ms: i32,
@@ -251,6 +256,10 @@ impl BrokerConfig {
             "log.retention.bytes",
             "log.roll.ms",
             "log.cleanup.policy",
+            "log.cleaner.delete.retention.ms",
+            "log.cleaner.min.cleanable.ratio",
+            "log.cleaner.min.compaction.lag.ms",
+            "log.cleaner.max.compaction.lag.ms",
             "log.retention.check.interval.ms",
             "max.connections",
             "connections.max.idle.ms",
@@ -262,8 +271,13 @@ impl BrokerConfig {
             "admin.listeners",
             "metrics.partitions.enable",
         ];
-        let ignored_keys: Vec<String> =
-            file.keys().filter(|k| !KNOWN.contains(&k.as_str()) && !listeners::is_security_key(k)).cloned().collect();
+        let ignored_keys: Vec<String> = file
+            .keys()
+            .filter(|k| {
+                !KNOWN.contains(&k.as_str()) && !cleaner::KEYS.contains(&k.as_str()) && !listeners::is_security_key(k)
+            })
+            .cloned()
+            .collect();
 
         let listeners_text = args
             .listen
@@ -349,7 +363,7 @@ impl BrokerConfig {
             max_message_bytes: MESSAGE_BYTES_MAX_DEFAULT,
             ..TopicConfig::default()
         };
-        let pairs: [(&'static str, &'static str, Option<String>); 8] = [
+        let pairs: [(&'static str, &'static str, Option<String>); 12] = [
             ("log.retention.ms", "retention.ms", args.log_retention_ms.map(|v| v.to_string())),
             ("log.retention.bytes", "retention.bytes", args.log_retention_bytes.map(|v| v.to_string())),
             ("log.roll.ms", "segment.ms", args.log_roll_ms.map(|v| v.to_string())),
@@ -358,12 +372,19 @@ impl BrokerConfig {
             ("log.index.interval.bytes", "index.interval.bytes", args.log_index_interval_bytes.map(|v| v.to_string())),
             ("message.max.bytes", "max.message.bytes", args.message_max_bytes.map(|v| v.to_string())),
             ("log.message.timestamp.type", "message.timestamp.type", args.log_message_timestamp_type.clone()),
+            ("log.cleaner.delete.retention.ms", "delete.retention.ms", None),
+            ("log.cleaner.min.cleanable.ratio", "min.cleanable.dirty.ratio", None),
+            ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms", None),
+            ("log.cleaner.max.compaction.lag.ms", "max.compaction.lag.ms", None),
         ];
         for (broker_key, topic_key, flag) in pairs {
             if let Some(value) = flag.or_else(|| file.get(broker_key).cloned()) {
                 topic_defaults.set(topic_key, &value).map_err(|reason| invalid(broker_key, reason))?;
             }
         }
+        // Kafka checks the defaults as a whole at start, as it checks each topic's config.
+        topic_defaults.validate().map_err(|reason| invalid("log.cleaner.min.compaction.lag.ms", reason))?;
+        let cleaner = CleanerConfig::from_file(&file)?;
 
         let group_initial_rebalance_delay_ms = match args.group_initial_rebalance_delay_ms {
             Some(v) => v,
@@ -425,6 +446,7 @@ impl BrokerConfig {
             auto_create_topics_enable,
             socket_request_max_bytes,
             topic_defaults,
+            cleaner,
         })
     }
 }
@@ -527,6 +549,48 @@ mod tests {
         assert_eq!((c.shards, c.cpus.clone()), (1, Some(vec![0])));
         a.shards = Some(2);
         assert!(BrokerConfig::resolve(&a).is_err(), "two shards on one listed CPU");
+    }
+
+    #[test]
+    fn compaction_defaults_and_the_cleaner_come_from_the_file() {
+        let dir = std::env::temp_dir().join(format!("sluice-config-cleaner-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("server.properties");
+        let resolve = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            BrokerConfig::resolve(&ServeArgs { config: Some(path.clone()), ..args() })
+        };
+
+        let c = resolve("").unwrap();
+        assert_eq!(c.cleaner, CleanerConfig::default());
+        assert_eq!(c.topic_defaults.delete_retention_ms, 86_400_000);
+        assert_eq!(c.topic_defaults.value_of("min.cleanable.dirty.ratio").as_deref(), Some("0.5"));
+
+        let text = "log.cleaner.delete.retention.ms=1000\nlog.cleaner.min.cleanable.ratio=0.25\n\
+                    log.cleaner.min.compaction.lag.ms=5\nlog.cleaner.max.compaction.lag.ms=60000\n\
+                    log.cleaner.enable=false\nlog.cleaner.threads=2\nlog.cleaner.backoff.ms=100\n\
+                    log.cleaner.dedupe.buffer.size=33554432\nlog.cleaner.io.buffer.size=65536\n\
+                    log.cleaner.io.buffer.load.factor=0.5\nlog.cleaner.io.max.bytes.per.second=1e6\n";
+        let c = resolve(text).unwrap();
+        let t = &c.topic_defaults;
+        assert_eq!((t.delete_retention_ms, t.min_compaction_lag_ms, t.max_compaction_lag_ms), (1000, 5, 60_000));
+        assert_eq!(t.min_cleanable_dirty_ratio.get(), 0.25);
+        assert_eq!(t.overrides.len(), 4, "each is reported as set on the broker");
+        assert!(!c.cleaner.enable);
+        assert_eq!((c.cleaner.threads, c.cleaner.backoff_ms, c.cleaner.io_buffer_size), (2, 100, 65_536));
+        assert_eq!(c.cleaner.dedupe_buffer_bytes_per_shard(c.shards), 16 << 20);
+        assert_eq!((c.cleaner.io_buffer_load_factor, c.cleaner.io_max_bytes_per_second), (0.5, 1e6));
+        assert!(c.ignored_keys.is_empty(), "{:?}", c.ignored_keys);
+
+        let refused = |text: &str| resolve(text).unwrap_err().to_string();
+        assert_eq!(
+            refused("log.cleaner.min.compaction.lag.ms=10\nlog.cleaner.max.compaction.lag.ms=5\n"),
+            "log.cleaner.min.compaction.lag.ms: conflict topic config setting min.compaction.lag.ms (10) > \
+             max.compaction.lag.ms (5)"
+        );
+        assert!(refused("log.cleaner.min.cleanable.ratio=2\n").contains("Value must be no more than 1"));
+        assert!(refused("log.cleaner.delete.retention.ms=-1\n").contains("Value must be at least 0"));
+        assert!(refused("log.cleaner.threads=0\n").contains("at least 1"));
     }
 
     #[test]

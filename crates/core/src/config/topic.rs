@@ -2,7 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::constants::{FETCH_READ_BYTES_PER_PARTITION_MAX, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
+use crate::constants::{
+    DELETE_RETENTION_MS_DEFAULT, FETCH_READ_BYTES_PER_PARTITION_MAX, MAX_COMPACTION_LAG_MS_DEFAULT,
+    MIN_CLEANABLE_DIRTY_RATIO_DEFAULT, MIN_COMPACTION_LAG_MS_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
+};
 
 /// `message.timestamp.type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -10,6 +13,92 @@ pub enum TimestampType {
     #[default]
     CreateTime,
     LogAppendTime,
+}
+
+/// The value of a `DOUBLE` config. It compares by its bits, so that configs
+/// holding one can be `Eq`, and prints as Java's `Double.toString` does
+/// (`0.5`, `0.01`, `1.0`, `1.7976931348623157E308`), as Kafka describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigDouble(f64);
+
+impl ConfigDouble {
+    pub const fn new(value: f64) -> ConfigDouble {
+        ConfigDouble(value)
+    }
+
+    pub const fn get(self) -> f64 {
+        self.0
+    }
+
+    /// Parses `text` as Java's `Double.parseDouble` does (surrounding spaces,
+    /// a sign, an exponent, a trailing `d`/`f`, `Infinity`), but refuses NaN:
+    /// `None` when it is not a number.
+    pub fn parse(text: &str) -> Option<ConfigDouble> {
+        let t = text.trim();
+        let unsigned = t.strip_prefix(['+', '-']).unwrap_or(t);
+        if unsigned == "Infinity" {
+            return Some(ConfigDouble(if t.starts_with('-') { f64::NEG_INFINITY } else { f64::INFINITY }));
+        }
+        // Java's float-literal suffixes; Rust would also take `inf` and `nan`, Java does not.
+        let number = t.strip_suffix(['d', 'D', 'f', 'F']).unwrap_or(t);
+        let digits = number.strip_prefix(['+', '-']).unwrap_or(number);
+        let well_formed = digits.chars().any(|c| c.is_ascii_digit())
+            && digits.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'));
+        if !well_formed {
+            return None;
+        }
+        number.parse::<f64>().ok().filter(|v| !v.is_nan()).map(ConfigDouble)
+    }
+}
+
+impl PartialEq for ConfigDouble {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for ConfigDouble {}
+
+impl std::fmt::Display for ConfigDouble {
+    /// Java's `Double.toString`: the shortest digits that read back as the
+    /// same value, in plain notation from 10^-3 up to 10^7 (with at least one
+    /// digit after the point), in computerized scientific notation outside.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        if v.is_nan() {
+            return f.write_str("NaN");
+        }
+        let sign = if v.is_sign_negative() { "-" } else { "" };
+        if v.is_infinite() {
+            return write!(f, "{sign}Infinity");
+        }
+        if v == 0.0 {
+            return write!(f, "{sign}0.0");
+        }
+        // Rust's `{:e}` gives the shortest round-tripping digits: `d.ddde±x`.
+        let sci = format!("{:e}", v.abs());
+        let (mantissa, exponent) = sci.split_once('e').expect("{:e} has an exponent");
+        let exponent: i32 = exponent.parse().expect("{:e} exponent is a number");
+        let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+        let abs = v.abs();
+        if (1e-3..1e7).contains(&abs) {
+            if exponent < 0 {
+                let zeros = "0".repeat((-exponent - 1) as usize);
+                write!(f, "{sign}0.{zeros}{digits}")
+            } else {
+                let point = exponent as usize + 1;
+                let (int, frac) = if digits.len() > point {
+                    (digits[..point].to_string(), digits[point..].to_string())
+                } else {
+                    (format!("{digits}{}", "0".repeat(point - digits.len())), "0".to_string())
+                };
+                write!(f, "{sign}{int}.{frac}")
+            }
+        } else {
+            let frac = if digits.len() > 1 { &digits[1..] } else { "0" };
+            write!(f, "{sign}{}.{frac}E{exponent}", &digits[..1])
+        }
+    }
 }
 
 /// A topic's effective configuration.
@@ -23,7 +112,21 @@ pub struct TopicConfig {
     pub message_timestamp_type: TimestampType,
     pub retention_ms: i64,
     pub retention_bytes: i64,
+    /// `cleanup.policy` as Kafka prints it: the policies joined by `,` with no
+    /// spaces (`delete`, `compact`, `compact,delete`, or empty for no cleanup).
+    /// Read it through [`TopicConfig::compacts`] and [`TopicConfig::deletes`].
     pub cleanup_policy: String,
+    /// `delete.retention.ms`: how long a compacted topic keeps tombstones (and
+    /// transaction markers) once they are cleaned, `[0, i64::MAX]`.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the share of a log not yet compacted above
+    /// which it is eligible for cleaning, `[0, 1]`.
+    pub min_cleanable_dirty_ratio: ConfigDouble,
+    /// `min.compaction.lag.ms`: records younger than this are never compacted, `[0, i64::MAX]`.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: records older than this make the log eligible
+    /// whatever its dirty ratio, `[1, i64::MAX]`; at least `min_compaction_lag_ms`.
+    pub max_compaction_lag_ms: i64,
     pub flush_messages: i64,
     pub flush_ms: i64,
     pub min_insync_replicas: i32,
@@ -43,6 +146,10 @@ impl Default for TopicConfig {
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
             cleanup_policy: "delete".to_string(),
+            delete_retention_ms: DELETE_RETENTION_MS_DEFAULT,
+            min_cleanable_dirty_ratio: ConfigDouble::new(MIN_CLEANABLE_DIRTY_RATIO_DEFAULT),
+            min_compaction_lag_ms: MIN_COMPACTION_LAG_MS_DEFAULT,
+            max_compaction_lag_ms: MAX_COMPACTION_LAG_MS_DEFAULT,
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
             min_insync_replicas: 1,
@@ -59,6 +166,7 @@ pub enum ConfigKind {
     String = 2,
     Int = 3,
     Long = 5,
+    Double = 6,
     List = 7,
 }
 
@@ -74,11 +182,27 @@ pub struct ConfigDef {
 pub const TOPIC_CONFIG_DEFS: &[ConfigDef] = &[
     ConfigDef { name: "cleanup.policy", broker_name: "log.cleanup.policy", kind: ConfigKind::List },
     ConfigDef { name: "compression.type", broker_name: "compression.type", kind: ConfigKind::String },
+    ConfigDef { name: "delete.retention.ms", broker_name: "log.cleaner.delete.retention.ms", kind: ConfigKind::Long },
     ConfigDef { name: "flush.messages", broker_name: "log.flush.interval.messages", kind: ConfigKind::Long },
     ConfigDef { name: "flush.ms", broker_name: "log.flush.interval.ms", kind: ConfigKind::Long },
     ConfigDef { name: "index.interval.bytes", broker_name: "log.index.interval.bytes", kind: ConfigKind::Int },
+    ConfigDef {
+        name: "max.compaction.lag.ms",
+        broker_name: "log.cleaner.max.compaction.lag.ms",
+        kind: ConfigKind::Long,
+    },
     ConfigDef { name: "max.message.bytes", broker_name: "message.max.bytes", kind: ConfigKind::Int },
     ConfigDef { name: "message.timestamp.type", broker_name: "log.message.timestamp.type", kind: ConfigKind::String },
+    ConfigDef {
+        name: "min.cleanable.dirty.ratio",
+        broker_name: "log.cleaner.min.cleanable.ratio",
+        kind: ConfigKind::Double,
+    },
+    ConfigDef {
+        name: "min.compaction.lag.ms",
+        broker_name: "log.cleaner.min.compaction.lag.ms",
+        kind: ConfigKind::Long,
+    },
     ConfigDef { name: "min.insync.replicas", broker_name: "min.insync.replicas", kind: ConfigKind::Int },
     ConfigDef { name: "retention.bytes", broker_name: "log.retention.bytes", kind: ConfigKind::Long },
     ConfigDef { name: "retention.ms", broker_name: "log.retention.ms", kind: ConfigKind::Long },
@@ -87,12 +211,49 @@ pub const TOPIC_CONFIG_DEFS: &[ConfigDef] = &[
     ConfigDef { name: "segment.ms", broker_name: "log.roll.ms", kind: ConfigKind::Long },
 ];
 
-fn parse_i64(value: &str, min: i64, max: i64) -> Result<i64, String> {
-    let v: i64 = value.trim().parse().map_err(|_| format!("Invalid value {value} : not a number"))?;
-    if v < min || v > max {
-        return Err(format!("Invalid value {v}: value must be in [{min}, {max}]"));
+/// Kafka's message for a refused value (its `ConfigException`).
+fn refused(name: &str, value: impl std::fmt::Display, reason: &str) -> String {
+    format!("Invalid value {value} for configuration {name}: {reason}")
+}
+
+/// An `INT` (`int`) or `LONG` config within `[min, max]`, refused with Kafka's messages.
+fn integer(name: &str, value: &str, int: bool, min: i64, max: i64) -> Result<i64, String> {
+    let trimmed = value.trim();
+    let parsed = if int { trimmed.parse::<i32>().map(i64::from) } else { trimmed.parse::<i64>() };
+    let v = parsed.map_err(|_| {
+        refused(name, value, if int { "Not a number of type INT" } else { "Not a number of type LONG" })
+    })?;
+    if v < min {
+        return Err(refused(name, v, &format!("Value must be at least {min}")));
+    }
+    if v > max {
+        return Err(refused(name, v, &format!("Value must be no more than {max}")));
     }
     Ok(v)
+}
+
+fn long(name: &str, value: &str, min: i64, max: i64) -> Result<i64, String> {
+    integer(name, value, false, min, max)
+}
+
+fn int(name: &str, value: &str, min: i64, max: i64) -> Result<i64, String> {
+    integer(name, value, true, min, max)
+}
+
+/// `cleanup.policy` as Kafka 4.1 reads a list: empty (after trimming) is
+/// the empty list (no cleanup at all), otherwise the items between commas,
+/// spaces around them dropped, each `compact` or `delete`. Returns the
+/// items joined by `,`, as Kafka prints the list.
+fn cleanup_policy(value: &str) -> Result<String, String> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let items: Vec<&str> = trimmed.split(',').map(str::trim).collect();
+    if let Some(bad) = items.iter().find(|p| **p != "compact" && **p != "delete") {
+        return Err(refused("cleanup.policy", bad, "String must be one of: compact, delete"));
+    }
+    Ok(items.join(","))
 }
 
 impl TopicConfig {
@@ -100,43 +261,77 @@ impl TopicConfig {
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
         match name {
             "segment.bytes" => {
-                self.segment_bytes = parse_i64(value, SEGMENT_BYTES_MIN as i64, SEGMENT_BYTES_MAX as i64)? as u64
+                self.segment_bytes = int(name, value, SEGMENT_BYTES_MIN as i64, SEGMENT_BYTES_MAX as i64)? as u64
             }
-            "segment.ms" => self.segment_ms = parse_i64(value, 1, i64::MAX)?,
-            "segment.index.bytes" => self.segment_index_bytes = parse_i64(value, 4, i32::MAX as i64)? as u64,
-            "index.interval.bytes" => self.index_interval_bytes = parse_i64(value, 0, i32::MAX as i64)? as u64,
+            "segment.ms" => self.segment_ms = long(name, value, 1, i64::MAX)?,
+            "segment.index.bytes" => self.segment_index_bytes = int(name, value, 4, i32::MAX as i64)? as u64,
+            "index.interval.bytes" => self.index_interval_bytes = int(name, value, 0, i32::MAX as i64)? as u64,
             "max.message.bytes" => {
-                self.max_message_bytes = parse_i64(value, 0, FETCH_READ_BYTES_PER_PARTITION_MAX as i64)? as u64
+                self.max_message_bytes = int(name, value, 0, FETCH_READ_BYTES_PER_PARTITION_MAX as i64)? as u64
             }
             "message.timestamp.type" => {
-                self.message_timestamp_type = match value {
+                self.message_timestamp_type = match value.trim() {
                     "CreateTime" => TimestampType::CreateTime,
                     "LogAppendTime" => TimestampType::LogAppendTime,
-                    _ => return Err(format!("Invalid value {value}: must be CreateTime or LogAppendTime")),
+                    _ => return Err(refused(name, value, "String must be one of: CreateTime, LogAppendTime")),
                 }
             }
-            "retention.ms" => self.retention_ms = parse_i64(value, -1, i64::MAX)?,
-            "retention.bytes" => self.retention_bytes = parse_i64(value, -1, i64::MAX)?,
-            "cleanup.policy" => {
-                let ok = value.split(',').map(str::trim).all(|p| p == "delete" || p == "compact");
-                if !ok || value.trim().is_empty() {
-                    return Err(format!("Invalid value {value}: must be delete, compact or both"));
+            "retention.ms" => self.retention_ms = long(name, value, -1, i64::MAX)?,
+            "retention.bytes" => self.retention_bytes = long(name, value, -1, i64::MAX)?,
+            "cleanup.policy" => self.cleanup_policy = cleanup_policy(value)?,
+            "delete.retention.ms" => self.delete_retention_ms = long(name, value, 0, i64::MAX)?,
+            "min.cleanable.dirty.ratio" => {
+                let ratio =
+                    ConfigDouble::parse(value).ok_or_else(|| refused(name, value, "Not a number of type DOUBLE"))?;
+                if ratio.get() < 0.0 {
+                    return Err(refused(name, ratio, "Value must be at least 0"));
                 }
-                self.cleanup_policy = value.to_string();
+                if ratio.get() > 1.0 {
+                    return Err(refused(name, ratio, "Value must be no more than 1"));
+                }
+                self.min_cleanable_dirty_ratio = ratio;
             }
-            "flush.messages" => self.flush_messages = parse_i64(value, 1, i64::MAX)?,
-            "flush.ms" => self.flush_ms = parse_i64(value, 0, i64::MAX)?,
-            "min.insync.replicas" => self.min_insync_replicas = parse_i64(value, 1, i32::MAX as i64)? as i32,
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms = long(name, value, 0, i64::MAX)?,
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms = long(name, value, 1, i64::MAX)?,
+            "flush.messages" => self.flush_messages = long(name, value, 1, i64::MAX)?,
+            "flush.ms" => self.flush_ms = long(name, value, 0, i64::MAX)?,
+            "min.insync.replicas" => self.min_insync_replicas = int(name, value, 1, i32::MAX as i64)? as i32,
             // The broker stores batches as the producer compressed them; it never recompresses.
-            "compression.type" if value == "producer" => {}
+            "compression.type" if value.trim() == "producer" => {}
             "compression.type" => {
-                return Err(format!(
-                    "Invalid value {value}: Sluice stores batches as produced; only 'producer' is supported"
-                ))
+                return Err(refused(name, value, "Sluice stores batches as produced; only 'producer' is supported"))
             }
             _ => return Err(format!("Unknown topic config name: {name}")),
         }
-        self.overrides.insert(name.to_string(), value.to_string());
+        // Kafka trims every value it parses; kept trimmed (a list as printed),
+        // an override holds no spaces or line breaks, which the catalog's
+        // one-line-per-override file relies on.
+        let stored = if name == "cleanup.policy" { self.cleanup_policy.clone() } else { value.trim().to_string() };
+        self.overrides.insert(name.to_string(), stored);
+        Ok(())
+    }
+
+    /// Whether `cleanup.policy` includes `compact`: the log cleaner keeps the
+    /// newest record of each key.
+    pub fn compacts(&self) -> bool {
+        self.cleanup_policy.split(',').any(|p| p.trim().eq_ignore_ascii_case("compact"))
+    }
+
+    /// Whether `cleanup.policy` includes `delete`: retention removes old segments.
+    pub fn deletes(&self) -> bool {
+        self.cleanup_policy.split(',').any(|p| p.trim().eq_ignore_ascii_case("delete"))
+    }
+
+    /// The checks between configs of Kafka's `LogConfig.validateValues`, run
+    /// on a topic's whole config (broker defaults and its overrides) when it
+    /// is created or altered, and on the broker defaults at start.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.min_compaction_lag_ms > self.max_compaction_lag_ms {
+            return Err(format!(
+                "conflict topic config setting min.compaction.lag.ms ({}) > max.compaction.lag.ms ({})",
+                self.min_compaction_lag_ms, self.max_compaction_lag_ms
+            ));
+        }
         Ok(())
     }
 
@@ -145,14 +340,18 @@ impl TopicConfig {
         Some(match name {
             "cleanup.policy" => self.cleanup_policy.clone(),
             "compression.type" => "producer".to_string(),
+            "delete.retention.ms" => self.delete_retention_ms.to_string(),
             "flush.messages" => self.flush_messages.to_string(),
             "flush.ms" => self.flush_ms.to_string(),
             "index.interval.bytes" => self.index_interval_bytes.to_string(),
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms.to_string(),
             "max.message.bytes" => self.max_message_bytes.to_string(),
             "message.timestamp.type" => match self.message_timestamp_type {
                 TimestampType::CreateTime => "CreateTime".to_string(),
                 TimestampType::LogAppendTime => "LogAppendTime".to_string(),
             },
+            "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio.to_string(),
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
             "min.insync.replicas" => self.min_insync_replicas.to_string(),
             "retention.bytes" => self.retention_bytes.to_string(),
             "retention.ms" => self.retention_ms.to_string(),
@@ -163,8 +362,23 @@ impl TopicConfig {
         })
     }
 
-    /// The defaults with `overrides` applied, or the first invalid entry.
+    /// The defaults with `overrides` applied and the whole checked
+    /// ([`TopicConfig::validate`]), or the first problem: what a topic being
+    /// created or altered must pass.
     pub fn with_overrides<'a>(
+        &self,
+        overrides: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<TopicConfig, String> {
+        let config = self.apply_overrides(overrides)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The defaults with `overrides` applied, each value checked on its own
+    /// but not against the others: for overrides accepted before and read
+    /// back at start, which a since-changed broker default must not make
+    /// unreadable (Kafka, too, checks them only when they are set).
+    pub fn apply_overrides<'a>(
         &self,
         overrides: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<TopicConfig, String> {
@@ -204,5 +418,165 @@ mod tests {
             assert_eq!(again.value_of(def.name), Some(value), "{}", def.name);
         }
         assert!(TOPIC_CONFIG_DEFS.windows(2).all(|w| w[0].name < w[1].name));
+    }
+
+    #[test]
+    fn doubles_print_as_java_does() {
+        let java = |v: f64| ConfigDouble::new(v).to_string();
+        assert_eq!(java(0.5), "0.5");
+        assert_eq!(java(0.01), "0.01");
+        assert_eq!(java(1.0), "1.0");
+        assert_eq!(java(0.9), "0.9");
+        assert_eq!(java(0.0), "0.0");
+        assert_eq!(java(-0.0), "-0.0");
+        assert_eq!(java(0.001), "0.001");
+        assert_eq!(java(0.0001), "1.0E-4");
+        assert_eq!(java(100.0), "100.0");
+        assert_eq!(java(123456.7), "123456.7");
+        assert_eq!(java(9999999.0), "9999999.0");
+        assert_eq!(java(1e7), "1.0E7");
+        assert_eq!(java(1.25e-5), "1.25E-5");
+        assert_eq!(java(f64::MAX), "1.7976931348623157E308");
+        assert_eq!(java(f64::INFINITY), "Infinity");
+        assert_eq!(java(-2.5), "-2.5");
+    }
+
+    #[test]
+    fn doubles_parse_as_java_does_but_not_nan() {
+        let parse = |t: &str| ConfigDouble::parse(t).map(ConfigDouble::get);
+        assert_eq!(parse("0.5"), Some(0.5));
+        assert_eq!(parse(" 0.50 "), Some(0.5));
+        assert_eq!(parse("5e-1"), Some(0.5));
+        assert_eq!(parse(".5"), Some(0.5));
+        assert_eq!(parse("1."), Some(1.0));
+        assert_eq!(parse("+1"), Some(1.0));
+        assert_eq!(parse("0.5d"), Some(0.5));
+        assert_eq!(parse("1.7976931348623157E308"), Some(f64::MAX));
+        assert_eq!(parse("Infinity"), Some(f64::INFINITY));
+        for bad in ["", " ", "NaN", "nan", "inf", "infinity", "abc", "0.5x", "1,5", "e5", "."] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(ConfigDouble::new(0.5), ConfigDouble::parse("0.5").unwrap());
+        assert_ne!(ConfigDouble::new(0.0), ConfigDouble::new(-0.0), "compared by bits");
+    }
+
+    #[test]
+    fn compaction_configs_are_validated_as_kafka_does() {
+        let base = TopicConfig::default();
+        assert_eq!(base.delete_retention_ms, 86_400_000);
+        assert_eq!(base.min_cleanable_dirty_ratio.get(), 0.5);
+        assert_eq!(base.value_of("min.cleanable.dirty.ratio").as_deref(), Some("0.5"));
+        assert_eq!((base.min_compaction_lag_ms, base.max_compaction_lag_ms), (0, i64::MAX));
+        assert_eq!(base.value_of("max.compaction.lag.ms").as_deref(), Some("9223372036854775807"));
+
+        let c = base
+            .with_overrides([
+                ("min.cleanable.dirty.ratio", "0.01"),
+                ("delete.retention.ms", "1000"),
+                ("min.compaction.lag.ms", "10"),
+                ("max.compaction.lag.ms", "10"),
+            ])
+            .unwrap();
+        assert_eq!(c.min_cleanable_dirty_ratio.get(), 0.01);
+        assert_eq!(c.value_of("min.cleanable.dirty.ratio").as_deref(), Some("0.01"));
+        assert_eq!((c.delete_retention_ms, c.min_compaction_lag_ms, c.max_compaction_lag_ms), (1000, 10, 10));
+        assert_eq!(c.overrides["min.cleanable.dirty.ratio"], "0.01");
+        let spaced = base.with_overrides([("min.cleanable.dirty.ratio", " 0.010\n")]).unwrap();
+        assert_eq!(spaced.overrides["min.cleanable.dirty.ratio"], "0.010", "overrides are kept trimmed");
+        for (ratio, printed) in [("0", "0.0"), ("1", "1.0"), ("1.0", "1.0"), (" 0.50 ", "0.5"), ("1e-2", "0.01")] {
+            let c = base.with_overrides([("min.cleanable.dirty.ratio", ratio)]).unwrap();
+            assert_eq!(c.value_of("min.cleanable.dirty.ratio").as_deref(), Some(printed), "{ratio:?}");
+        }
+
+        let refused = |name: &str, value: &str| base.with_overrides([(name, value)]).unwrap_err();
+        assert_eq!(
+            refused("min.cleanable.dirty.ratio", "1.5"),
+            "Invalid value 1.5 for configuration min.cleanable.dirty.ratio: Value must be no more than 1"
+        );
+        assert_eq!(
+            refused("min.cleanable.dirty.ratio", "-0.1"),
+            "Invalid value -0.1 for configuration min.cleanable.dirty.ratio: Value must be at least 0"
+        );
+        assert_eq!(
+            refused("min.cleanable.dirty.ratio", "half"),
+            "Invalid value half for configuration min.cleanable.dirty.ratio: Not a number of type DOUBLE"
+        );
+        assert!(refused("min.cleanable.dirty.ratio", "NaN").contains("Not a number"));
+        assert_eq!(
+            refused("delete.retention.ms", "-1"),
+            "Invalid value -1 for configuration delete.retention.ms: Value must be at least 0"
+        );
+        assert_eq!(
+            refused("min.compaction.lag.ms", "-1"),
+            "Invalid value -1 for configuration min.compaction.lag.ms: Value must be at least 0"
+        );
+        assert_eq!(
+            refused("max.compaction.lag.ms", "0"),
+            "Invalid value 0 for configuration max.compaction.lag.ms: Value must be at least 1"
+        );
+        assert_eq!(
+            refused("max.compaction.lag.ms", "9223372036854775808"),
+            "Invalid value 9223372036854775808 for configuration max.compaction.lag.ms: Not a number of type LONG"
+        );
+        assert!(base.with_overrides([("delete.retention.ms", "9223372036854775807")]).is_ok());
+
+        // min.compaction.lag.ms > max.compaction.lag.ms is refused on the whole config, in either order,
+        // and against the defaults (here the broker's).
+        let conflict = "conflict topic config setting min.compaction.lag.ms (100) > max.compaction.lag.ms (10)";
+        let pair = [("min.compaction.lag.ms", "100"), ("max.compaction.lag.ms", "10")];
+        assert_eq!(base.with_overrides(pair).unwrap_err(), conflict);
+        assert_eq!(base.with_overrides(pair.into_iter().rev()).unwrap_err(), conflict);
+        let broker = TopicConfig { min_compaction_lag_ms: 100, ..TopicConfig::default() };
+        assert_eq!(broker.with_overrides([("max.compaction.lag.ms", "10")]).unwrap_err(), conflict);
+        // Read back at start, a stored topic is not checked against changed defaults.
+        assert_eq!(broker.apply_overrides([("max.compaction.lag.ms", "10")]).unwrap().max_compaction_lag_ms, 10);
+    }
+
+    #[test]
+    fn cleanup_policy_spellings_of_kafka_4() {
+        let base = TopicConfig::default();
+        assert!(base.deletes() && !base.compacts());
+        let policy = |v: &str| base.with_overrides([("cleanup.policy", v)]).map(|c| (c.cleanup_policy.clone(), c));
+        for (given, printed, compacts, deletes) in [
+            ("delete", "delete", false, true),
+            ("compact", "compact", true, false),
+            ("compact,delete", "compact,delete", true, true),
+            ("delete,compact", "delete,compact", true, true),
+            (" compact , delete ", "compact,delete", true, true),
+            ("delete,delete", "delete,delete", false, true),
+            ("", "", false, false),
+            ("  ", "", false, false),
+        ] {
+            let (value, c) = policy(given).unwrap_or_else(|e| panic!("{given:?}: {e}"));
+            assert_eq!(value, printed, "{given:?}");
+            assert_eq!(c.value_of("cleanup.policy").as_deref(), Some(printed));
+            assert_eq!((c.compacts(), c.deletes()), (compacts, deletes), "{given:?}");
+            assert_eq!(c.overrides["cleanup.policy"], printed, "the override is kept as Kafka prints the list");
+        }
+        assert_eq!(
+            policy("Compact").unwrap_err(),
+            "Invalid value Compact for configuration cleanup.policy: String must be one of: compact, delete"
+        );
+        assert!(policy("compact,").is_err(), "an empty item");
+        assert!(policy("compact;delete").is_err());
+        assert_eq!(policy("compact,\n delete").unwrap().1.overrides["cleanup.policy"], "compact,delete");
+    }
+
+    #[test]
+    fn numeric_messages_are_kafkas() {
+        let base = TopicConfig::default();
+        assert_eq!(
+            base.with_overrides([("retention.ms", "x")]).unwrap_err(),
+            "Invalid value x for configuration retention.ms: Not a number of type LONG"
+        );
+        assert_eq!(
+            base.with_overrides([("min.insync.replicas", "0")]).unwrap_err(),
+            "Invalid value 0 for configuration min.insync.replicas: Value must be at least 1"
+        );
+        assert_eq!(
+            base.with_overrides([("segment.index.bytes", "4294967296")]).unwrap_err(),
+            "Invalid value 4294967296 for configuration segment.index.bytes: Not a number of type INT"
+        );
+        assert!(base.with_overrides([("message.timestamp.type", " LogAppendTime ")]).is_ok());
     }
 }

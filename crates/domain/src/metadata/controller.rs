@@ -374,8 +374,12 @@ impl Controller {
                         2 | 3 if name == "cleanup.policy" => {
                             let current =
                                 overrides.get(&name).cloned().unwrap_or_else(|| topic.config.cleanup_policy.clone());
-                            let mut items: Vec<String> = current.split(',').map(|s| s.trim().to_string()).collect();
-                            for v in value.unwrap_or_default().split(',').map(|s| s.trim().to_string()) {
+                            // Empty items are dropped, as Kafka does: an empty policy plus `compact` is `compact`.
+                            let parts = |text: &str| -> Vec<String> {
+                                text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+                            };
+                            let mut items = parts(&current);
+                            for v in parts(&value.unwrap_or_default()) {
                                 if op == 2 && !items.contains(&v) {
                                     items.push(v);
                                 } else if op == 3 {

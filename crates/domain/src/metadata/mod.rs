@@ -162,8 +162,9 @@ impl Catalog {
         }
         let mut catalog = Catalog::default();
         for (name, (id, shards, overrides)) in topics {
+            // Checked one by one only: a broker default changed since must not make a stored topic unreadable.
             let config = defaults
-                .with_overrides(overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .apply_overrides(overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .map_err(|e| format!("topic {name}: {e}"))?;
             catalog.insert(TopicMeta { name: name.into(), id, shards, config });
         }

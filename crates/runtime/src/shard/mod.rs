@@ -482,6 +482,60 @@ impl Shard {
         }
     }
 
+    /// The shard's log cleaner, until the broker stops: cleans the compacted
+    /// partition of this shard most in need of it whose pass is due, else
+    /// waits `log.cleaner.backoff.ms`. Runs in its own low-priority queue.
+    pub async fn run_cleaner(&self) {
+        let settings = &self.config.cleaner;
+        if !settings.enable {
+            return;
+        }
+        let shards = self.router.shards.max(1);
+        let mut cleaner = sluice_storage::cleaner::Cleaner::new(sluice_storage::cleaner::CleanerSettings {
+            key_map_bytes: (settings.dedupe_buffer_size / shards as u64) as usize,
+            load_factor: settings.io_buffer_load_factor,
+            io_bytes_per_second_max: settings.io_max_bytes_per_second / shards as f64,
+        });
+        let backoff = std::time::Duration::from_millis(settings.backoff_ms);
+        let tick = std::time::Duration::from_millis(sluice_core::constants::BACKGROUND_TICK_MS);
+        // Partitions whose pass failed: not cleaned again until a restart.
+        let mut uncleanable: Vec<std::path::PathBuf> = Vec::new();
+        while !self.lifecycle.stopping() {
+            let now = sluice_core::clock::now_ms();
+            let logs: Vec<Rc<Log>> =
+                self.logs.borrow().values().filter(|l| !uncleanable.contains(&l.dir)).cloned().collect();
+            let Some(log) = sluice_storage::cleaner::Cleaner::dirtiest(&logs, now) else {
+                let until = std::time::Instant::now() + backoff;
+                while !self.lifecycle.stopping() && std::time::Instant::now() < until {
+                    glommio::timer::sleep(tick.min(backoff)).await;
+                }
+                continue;
+            };
+            drop(logs);
+            let started = std::time::Instant::now();
+            match cleaner.clean(&log, now).await {
+                Ok(report) => {
+                    self.metrics.io.cleaner_passes.inc();
+                    self.metrics.io.cleaner_bytes_removed.add(report.bytes_before.saturating_sub(report.bytes_after));
+                    tracing::info!(
+                        dir = %log.dir.display(), segments = report.segments_swapped, before = report.bytes_before,
+                        after = report.bytes_after, read = report.bytes_read, cleaned_to = report.cleaned_to,
+                        ms = started.elapsed().as_millis() as u64, "log cleaned"
+                    );
+                }
+                Err(sluice_storage::StorageError::Closing) => {}
+                Err(e) => {
+                    self.metrics.io.cleaner_failures.inc();
+                    tracing::error!(
+                        dir = %log.dir.display(), error = %e,
+                        "log cleaning failed; the partition is not cleaned again until a restart"
+                    );
+                    uncleanable.push(log.dir.clone());
+                }
+            }
+        }
+    }
+
     /// Writes recovery points for partitions that synced enough since their last one.
     pub async fn checkpoint_recovery_points(&self) {
         let logs: Vec<Rc<Log>> = self.logs.borrow().values().cloned().collect();

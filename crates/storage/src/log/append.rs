@@ -154,7 +154,13 @@ impl Log {
             let st = self.state.borrow();
             let active = st.segments.last().expect("a log always has a segment");
             let too_big = active.size_bytes + incoming_bytes > st.config.segment_bytes;
-            let too_old = now_ms().saturating_sub(active.created_ms) >= st.config.segment_ms;
+            // A compacted topic's records must reach a closed segment within max.compaction.lag.ms.
+            let segment_ms = if st.config.compacts() {
+                st.config.segment_ms.min(st.config.max_compaction_lag_ms)
+            } else {
+                st.config.segment_ms
+            };
+            let too_old = now_ms().saturating_sub(active.created_ms) >= segment_ms;
             if active.size_bytes == 0 || !(too_big || too_old) {
                 return Ok(());
             }

@@ -26,6 +26,7 @@
 //! - `janitor.rs`: removal of files the log dropped, off the shard's hot path.
 
 mod append;
+mod compaction;
 mod janitor;
 mod read;
 mod recovery;
@@ -46,6 +47,7 @@ use futures::channel::oneshot;
 use glommio::channels::local_channel::{self, LocalSender};
 
 pub use append::{AckLevel, AppendError, AppendOutcome};
+pub use compaction::{CleanReport, Cleanable};
 pub use read::ReadOutcome;
 
 use super::segment::Segment;
@@ -80,6 +82,12 @@ struct LogState {
     snapshot_offsets: Vec<i64>,
     /// Synced bytes of the active segment at the last recovery point.
     checkpointed_bytes: u64,
+    /// Compaction: the first offset not yet cleaned (the cleaner checkpoint).
+    first_dirty: i64,
+    /// Compaction: the earliest delete horizon of a kept tombstone or marker.
+    next_horizon_ms: Option<i64>,
+    /// A cleaned segment is being swapped in: retention leaves files alone.
+    swapping: bool,
 }
 
 /// One partition's log, owned by one shard.
@@ -88,6 +96,8 @@ pub struct Log {
     state: RefCell<LogState>,
     /// Serialises appends across a segment roll (the only await in an append).
     append_lock: crate::fifo_lock::FifoLock,
+    /// Held by a cleaning pass; `close` waits for it.
+    clean_lock: crate::fifo_lock::FifoLock,
     doorbell: LocalSender<()>,
     writer_done: RefCell<Option<glommio::task::JoinHandle<()>>>,
     janitor: Janitor,
@@ -111,6 +121,10 @@ impl Log {
         let log_start_offset =
             retention::read_log_start(&dir).unwrap_or(0).max(segments[0].base_offset()).min(next_offset);
         let (producers, snapshot_offsets) = snapshots::load_producers(&dir, &segments, next_offset).await?;
+        let checkpoint = compaction::read_checkpoint(&dir);
+        // After a restart the horizons of kept tombstones are not known; none is
+        // later than a horizon set now.
+        let next_horizon_ms = checkpoint.map(|_| now_ms().saturating_add(config.delete_retention_ms));
         let (doorbell, bell) = local_channel::new_bounded(1);
         let log = Rc::new(Log {
             dir,
@@ -131,8 +145,12 @@ impl Log {
                 producers,
                 snapshot_offsets,
                 checkpointed_bytes: 0,
+                first_dirty: checkpoint.unwrap_or(0),
+                next_horizon_ms,
+                swapping: false,
             }),
             append_lock: crate::fifo_lock::FifoLock::new(),
+            clean_lock: crate::fifo_lock::FifoLock::new(),
             doorbell,
             writer_done: RefCell::new(None),
             janitor: Janitor::start(),
@@ -218,6 +236,8 @@ impl Log {
             }
         }
         let _ = self.doorbell.try_send(());
+        // A cleaning pass notices the close and stops; wait until it has.
+        drop(self.clean_lock.lock().await);
         let writer = self.writer_done.borrow_mut().take();
         if let Some(writer) = writer {
             writer.await;

@@ -26,6 +26,7 @@ fn parse_segment_base(path: &Path) -> Option<i64> {
 /// cleanly.
 pub(super) async fn open_segments(dir: &Path, config: &TopicConfig, clean: bool) -> Result<Vec<Segment>, StorageError> {
     std::fs::create_dir_all(dir).map_err(|e| StorageError::io(&format!("create {}", dir.display()), e))?;
+    crate::cleaner::swap::recover(dir, config.index_interval_bytes).await?;
     let mut bases: Vec<i64> = std::fs::read_dir(dir)
         .map_err(|e| StorageError::io(&format!("list {}", dir.display()), e))?
         .filter_map(|entry| entry.ok().and_then(|e| parse_segment_base(&e.path())))

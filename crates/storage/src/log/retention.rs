@@ -47,7 +47,7 @@ impl Log {
         loop {
             let delete = {
                 let st = self.state.borrow();
-                if !st.config.cleanup_policy.split(',').any(|p| p.trim() == "delete") || st.segments.len() < 2 {
+                if !st.config.deletes() || st.segments.len() < 2 || st.swapping {
                     break;
                 }
                 let oldest = &st.segments[0];
@@ -76,7 +76,7 @@ impl Log {
         loop {
             let below = {
                 let st = self.state.borrow();
-                st.segments.len() >= 2 && st.segments[0].next_offset <= st.log_start_offset
+                st.segments.len() >= 2 && st.segments[0].next_offset <= st.log_start_offset && !st.swapping
             };
             if !below {
                 return;

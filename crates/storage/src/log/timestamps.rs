@@ -14,32 +14,28 @@ impl Log {
     /// `(timestamp, offset)` of the first record whose timestamp is at least
     /// `target`; `None` when every record is older.
     pub async fn offset_for_timestamp(&self, target: i64) -> Result<Option<(i64, i64)>, StorageError> {
-        let plan = {
+        // Segments from the first whose largest timestamp reaches the target: a
+        // cleaned batch keeps its largest timestamp when the record holding it
+        // went, so the first candidate may hold no such record.
+        let plans: Vec<ReadPlan> = {
             let st = self.state.borrow();
-            let Some(segment) = st.segments.iter().find(|s| s.max_timestamp >= target && s.synced_bytes > 0) else {
+            let Some(first) = st.segments.iter().position(|s| s.max_timestamp >= target && s.synced_bytes > 0) else {
                 return Ok(None);
             };
-            let start = segment.time_index.scan_start(target);
-            let position = segment.index.lookup(start) as u64;
-            ReadPlan { file: segment.file.clone(), position, end: segment.synced_bytes }
+            st.segments[first..]
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.max_timestamp >= target && s.synced_bytes > 0)
+                .map(|(i, s)| {
+                    let position = if i == 0 { s.index.lookup(s.time_index.scan_start(target)) as u64 } else { 0 };
+                    ReadPlan { file: s.file.clone(), position, end: s.synced_bytes }
+                })
+                .collect()
         };
-        let mut position = plan.position;
-        while position < plan.end {
-            let want = ((plan.end - position) as usize).min(FETCH_READ_BYTES_PER_PARTITION_MAX);
-            let read = plan.file.file.read_at(position, want).await.map_err(|e| StorageError::io("read segment", e))?;
-            let mut last_end = 0;
-            for (at, header) in batch::headers(&read) {
-                last_end = at + header.size_bytes;
-                if header.max_timestamp >= target {
-                    let batch_bytes = Bytes::copy_from_slice(&read[at..at + header.size_bytes]);
-                    let found = batch::first_record_at_or_after(batch_bytes, target).map_err(StorageError::Corrupt)?;
-                    return Ok(found.map(|(offset, timestamp)| (timestamp, offset)));
-                }
+        for plan in plans {
+            if let Some(found) = scan_for_timestamp(&plan, target).await? {
+                return Ok(Some(found));
             }
-            if last_end == 0 {
-                break;
-            }
-            position += last_end as u64;
         }
         Ok(None)
     }
@@ -53,4 +49,29 @@ impl Log {
             .max_by_key(|s| s.max_timestamp)
             .map(|s| (s.max_timestamp, s.offset_of_max_timestamp))
     }
+}
+
+/// `(timestamp, offset)` of the first record at or after `target` in a segment, from `plan.position`.
+async fn scan_for_timestamp(plan: &ReadPlan, target: i64) -> Result<Option<(i64, i64)>, StorageError> {
+    let mut position = plan.position;
+    while position < plan.end {
+        let want = ((plan.end - position) as usize).min(FETCH_READ_BYTES_PER_PARTITION_MAX);
+        let read = plan.file.file.read_at(position, want).await.map_err(|e| StorageError::io("read segment", e))?;
+        let mut last_end = 0;
+        for (at, header) in batch::headers(&read) {
+            last_end = at + header.size_bytes;
+            if header.max_timestamp >= target && header.records_count > 0 {
+                let batch_bytes = Bytes::copy_from_slice(&read[at..at + header.size_bytes]);
+                let found = batch::first_record_at_or_after(batch_bytes, target).map_err(StorageError::Corrupt)?;
+                if let Some((offset, timestamp)) = found {
+                    return Ok(Some((timestamp, offset)));
+                }
+            }
+        }
+        if last_end == 0 {
+            break;
+        }
+        position += last_end as u64;
+    }
+    Ok(None)
 }
