@@ -174,8 +174,6 @@ const _: () = assert!(INFLIGHT_REQUESTS_PER_CONNECTION_MAX >= 5, "idempotent pro
 pub const BATCH_RECORDS_MAX: usize = 1 << 20;
 
 // Log compaction (each shard cleans the compacted partitions it owns).
-/// Bytes the cleaner reads or writes at a time.
-pub const CLEANER_IO_BYTES: usize = 1024 * 1024;
 /// Bytes a stored batch may inflate to when the cleaner (or a check of a
 /// compacted topic's keys) decodes it; a batch past it is refused, not expanded.
 pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;

@@ -495,6 +495,8 @@ impl Shard {
             key_map_bytes: (settings.dedupe_buffer_size / shards as u64) as usize,
             load_factor: settings.io_buffer_load_factor,
             io_bytes_per_second_max: settings.io_max_bytes_per_second / shards as f64,
+            // Kafka splits its I/O buffer between reading and writing.
+            io_bytes: settings.io_buffer_size / shards / 2,
         });
         let backoff = std::time::Duration::from_millis(settings.backoff_ms);
         let tick = std::time::Duration::from_millis(sluice_core::constants::BACKGROUND_TICK_MS);

@@ -30,6 +30,8 @@ pub struct CleanerSettings {
     pub load_factor: f64,
     /// Cleaner reads and writes per second on this shard.
     pub io_bytes_per_second_max: f64,
+    /// Bytes of one cleaner read or write.
+    pub io_bytes: usize,
 }
 
 /// One shard's cleaner. The key map is allocated at the first pass.
@@ -56,6 +58,6 @@ impl Cleaner {
     pub async fn clean(&mut self, log: &Log, now_ms: i64) -> Result<CleanReport, StorageError> {
         let settings = self.settings;
         let map = self.map.get_or_insert_with(|| OffsetMap::with_bytes(settings.key_map_bytes, settings.load_factor));
-        log.clean(map, &mut self.throttle, now_ms).await
+        log.clean(map, &mut self.throttle, settings.io_bytes, now_ms).await
     }
 }

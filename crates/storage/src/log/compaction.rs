@@ -33,7 +33,7 @@ use crate::cleaner::swap;
 use crate::cleaner::throttle::Throttle;
 use crate::segment::{align_down, align_up, Segment, SegmentFile, WriteCursor};
 use crate::{file, StorageError};
-use sluice_core::constants::{CLEANER_IO_BYTES, LINE_FILE_BYTES_MAX};
+use sluice_core::constants::{DMA_ALIGNMENT_BYTES, LINE_FILE_BYTES_MAX};
 use sluice_protocol::batch::BatchHeader;
 use sluice_protocol::records;
 
@@ -128,13 +128,17 @@ impl Log {
     }
 
     /// One cleaning pass (see the module's description). `map` is the
-    /// shard's key map; `throttle` its I/O limit.
+    /// shard's key map; `throttle` its I/O limit; reads and writes are of
+    /// about `io_bytes`.
     pub async fn clean(
         &self,
         map: &mut OffsetMap,
         throttle: &mut Throttle,
+        io_bytes: usize,
         now_ms: i64,
     ) -> Result<CleanReport, StorageError> {
+        let io_bytes = (io_bytes as u64).max(DMA_ALIGNMENT_BYTES).div_ceil(DMA_ALIGNMENT_BYTES) * DMA_ALIGNMENT_BYTES;
+        let io_bytes = io_bytes as usize;
         let _pass = self.clean_lock.lock().await;
         let (section, sources, aborted, producers, config) = {
             let st = self.state.borrow();
@@ -184,7 +188,7 @@ impl Log {
         'build: for source in sources.iter().filter(|s| s.end_offset > section.first_dirty) {
             let mut position = 0;
             while position < source.size {
-                let (read, batches) = read_batches(&source.file.file, position, source.size).await?;
+                let (read, batches) = read_batches(&source.file.file, position, source.size, io_bytes).await?;
                 report.bytes_read += read.len() as u64;
                 throttle.charge(read.len()).await;
                 self.check_open()?;
@@ -222,8 +226,9 @@ impl Log {
         let candidates: Vec<Source> = sources.into_iter().filter(|s| s.base < map_end).collect();
         for group in group_by_size(&candidates, config.segment_bytes) {
             report.bytes_before += group.iter().map(|s| s.size).sum::<u64>();
-            let cleaned =
-                self.clean_group(group, &mut filter, throttle, config.index_interval_bytes, &mut report).await?;
+            let cleaned = self
+                .clean_group(group, &mut filter, throttle, config.index_interval_bytes, io_bytes, &mut report)
+                .await?;
             report.bytes_after += cleaned;
         }
         let next_horizon = filter.next_horizon_ms;
@@ -255,14 +260,15 @@ impl Log {
         filter: &mut BatchFilter<'_>,
         throttle: &mut Throttle,
         index_interval_bytes: u64,
+        io_bytes: usize,
         report: &mut CleanReport,
     ) -> Result<u64, StorageError> {
         let base = group[0].base;
         let cleaned_path = swap::cleaned_path(&self.dir, base);
         file::remove_if_exists(&cleaned_path).await?;
         let out = crate::segment::open_dma(&cleaned_path, true).await?;
-        let mut writer = CleanedWriter::new(out, swap::log_path(&self.dir, base), base, index_interval_bytes);
-        let written = self.write_group(group, filter, throttle, &mut writer, report).await;
+        let mut writer = CleanedWriter::new(out, swap::log_path(&self.dir, base), base, index_interval_bytes, io_bytes);
+        let written = self.write_group(group, filter, throttle, &mut writer, io_bytes, report).await;
         let finished = match written {
             Ok(()) => writer.finish(throttle).await,
             Err(e) => Err(e),
@@ -290,13 +296,14 @@ impl Log {
         filter: &mut BatchFilter<'_>,
         throttle: &mut Throttle,
         writer: &mut CleanedWriter,
+        io_bytes: usize,
         report: &mut CleanReport,
     ) -> Result<(), StorageError> {
         for (i, source) in group.iter().enumerate() {
             let last_source = i + 1 == group.len();
             let mut position = 0;
             while position < source.size {
-                let (read, batches) = read_batches(&source.file.file, position, source.size).await?;
+                let (read, batches) = read_batches(&source.file.file, position, source.size, io_bytes).await?;
                 report.bytes_read += read.len() as u64;
                 throttle.charge(read.len()).await;
                 self.check_open()?;
@@ -395,14 +402,15 @@ fn records_bytes_max(max_message_bytes: u64) -> usize {
     sluice_core::constants::DECOMPRESSED_BATCH_BYTES_MAX.max(max_message_bytes as usize)
 }
 
-/// Reads whole batches from `position` (about `CLEANER_IO_BYTES`, or one
-/// larger batch whole), up to `end`. Returns the read and the batches in it.
+/// Reads whole batches from `position` (about `io_bytes`, or one larger
+/// batch whole), up to `end`. Returns the read and the batches in it.
 async fn read_batches(
     file: &DmaFile,
     position: u64,
     end: u64,
+    io_bytes: usize,
 ) -> Result<(ReadResult, Vec<(usize, BatchHeader)>), StorageError> {
-    let want = ((end - position) as usize).min(CLEANER_IO_BYTES);
+    let want = ((end - position) as usize).min(io_bytes);
     let read = file.read_at(position, want).await.map_err(|e| StorageError::io("read segment", e))?;
     let batches: Vec<(usize, BatchHeader)> = sluice_protocol::batch::headers(&read).collect();
     if !batches.is_empty() {
@@ -442,6 +450,8 @@ fn group_by_size(sources: &[Source], segment_bytes: u64) -> Vec<&[Source]> {
 struct CleanedWriter {
     segment: Segment,
     index_interval_bytes: u64,
+    /// Bytes written at a time.
+    io_bytes: usize,
     /// Bytes not yet written; they start at `flushed`.
     pending: Vec<u8>,
     flushed: u64,
@@ -453,10 +463,11 @@ impl CleanedWriter {
         final_path: std::path::PathBuf,
         base_offset: i64,
         index_interval_bytes: u64,
+        io_bytes: usize,
     ) -> CleanedWriter {
         let segment_file = SegmentFile { base_offset, file, log_path: final_path, cursor: Default::default() };
         let segment = Segment::new(segment_file, 0);
-        CleanedWriter { segment, index_interval_bytes, pending: Vec::with_capacity(CLEANER_IO_BYTES * 2), flushed: 0 }
+        CleanedWriter { segment, index_interval_bytes, io_bytes, pending: Vec::with_capacity(io_bytes * 2), flushed: 0 }
     }
 
     fn push(&mut self, batch: &[u8]) {
@@ -468,7 +479,7 @@ impl CleanedWriter {
 
     /// Writes the whole aligned blocks pending once there are enough of them.
     async fn flush_full(&mut self, throttle: &mut Throttle) -> Result<(), StorageError> {
-        if self.pending.len() < CLEANER_IO_BYTES {
+        if self.pending.len() < self.io_bytes {
             return Ok(());
         }
         let whole = align_down(self.pending.len() as u64) as usize;
@@ -549,6 +560,8 @@ mod tests {
     type Txns = Vec<(i64, i64)>;
 
     const DELETE_RETENTION_MS: i64 = 1000;
+    /// Small reads and writes, so that a pass crosses many of them.
+    const TEST_IO_BYTES: usize = 4096;
 
     fn compact_config() -> TopicConfig {
         TopicConfig {
@@ -668,6 +681,41 @@ mod tests {
         (records, markers)
     }
 
+    /// A fetch at any offset, removed or not, starts with the first batch
+    /// that ends at or after it; ListOffsets by time finds the first record
+    /// at or after the time.
+    async fn check_fetch_at_every_offset(log: &Log) {
+        let mut batches = Vec::new();
+        let mut offset = log.log_start_offset();
+        while offset < log.high_watermark() {
+            let read = log.read(offset, 1, false).await.unwrap();
+            let header = BatchHeader::parse(&read.chunks[0]).unwrap();
+            batches.push((header.base_offset, header.last_offset()));
+            offset = header.last_offset() + 1;
+        }
+        for offset in log.log_start_offset()..log.high_watermark() {
+            let read = log.read(offset, 1, false).await.unwrap();
+            let header = BatchHeader::parse(&read.chunks[0]).unwrap();
+            let expected = batches.iter().find(|(_, last)| *last >= offset).unwrap();
+            assert_eq!((header.base_offset, header.last_offset()), *expected, "fetch at {offset}");
+        }
+        // ListOffsets by time: the first record (markers too) stamped at or after it.
+        let mut stamped = Vec::new();
+        for (base, _) in &batches {
+            let read = log.read(*base, 1, false).await.unwrap();
+            let decoded = records::decode(&read.chunks[0], 1 << 24).unwrap();
+            for view in &decoded.views {
+                let header = &decoded.header;
+                stamped.push((view.offset(header.base_offset), view.timestamp(header.base_timestamp)));
+            }
+        }
+        // The test histories stamp step i at 1000 + i.
+        for target in (1_000..1_800).step_by(7) {
+            let expected = stamped.iter().find(|(_, t)| *t >= target).map(|(o, t)| (*t, *o));
+            assert_eq!(log.offset_for_timestamp(target).await.unwrap(), expected, "time {target}");
+        }
+    }
+
     /// The safety of a clean, whatever state it reached: every record served
     /// is one written at that offset; each key's latest value is served; a
     /// key whose latest record is a tombstone that went has nothing served.
@@ -731,21 +779,22 @@ mod tests {
                 let mut map = unbounded_map();
                 let mut throttle = Throttle::new(f64::MAX);
 
-                let first = log.clean(&mut map, &mut throttle, 10_000).await.unwrap();
+                let first = log.clean(&mut map, &mut throttle, TEST_IO_BYTES, 10_000).await.unwrap();
                 assert!(first.segments_swapped >= 1 && first.bytes_after < first.bytes_before, "{first:?}");
                 let active_base = log.state.borrow().segments.last().unwrap().base_offset();
                 assert_eq!(first.cleaned_to, active_base, "the whole closed log was cleaned");
                 let (served, _) = read_all(&log).await;
                 check_compacted(&model, &served, first.cleaned_to, true);
                 assert_eq!(log.log_end_offset(), end);
+                check_fetch_at_every_offset(&log).await;
 
                 // Past the delete horizon the tombstones and empty transactions' markers go.
                 assert!(log.cleanable(10_000 + DELETE_RETENTION_MS).unwrap().due, "a horizon passing makes a pass due");
-                log.clean(&mut map, &mut throttle, 10_000 + DELETE_RETENTION_MS).await.unwrap();
+                log.clean(&mut map, &mut throttle, TEST_IO_BYTES, 10_000 + DELETE_RETENTION_MS).await.unwrap();
                 // A marker goes one horizon after the pass that finds its transaction
                 // empty (a transaction emptied by its tombstones going takes two).
-                log.clean(&mut map, &mut throttle, 20_000 + DELETE_RETENTION_MS).await.unwrap();
-                log.clean(&mut map, &mut throttle, 30_000 + DELETE_RETENTION_MS).await.unwrap();
+                log.clean(&mut map, &mut throttle, TEST_IO_BYTES, 20_000 + DELETE_RETENTION_MS).await.unwrap();
+                log.clean(&mut map, &mut throttle, TEST_IO_BYTES, 30_000 + DELETE_RETENTION_MS).await.unwrap();
                 let (served, markers) = read_all(&log).await;
                 check_compacted(&model, &served, first.cleaned_to, false);
                 // A marker stays only while its transaction has records, or ends
@@ -797,7 +846,7 @@ mod tests {
             let active_base = log.state.borrow().segments.last().unwrap().base_offset();
             let mut passes = 0;
             loop {
-                let report = log.clean(&mut map, &mut throttle, 10_000).await.unwrap();
+                let report = log.clean(&mut map, &mut throttle, TEST_IO_BYTES, 10_000).await.unwrap();
                 passes += 1;
                 let (served, _) = read_all(&log).await;
                 check_safe(&model, &served);
@@ -809,7 +858,7 @@ mod tests {
             assert!(passes > 1, "20 keys per pass cannot cover 60 keys at once");
             // A whole pass over it all then leaves the model's log.
             log.state.borrow_mut().first_dirty = 0;
-            log.clean(&mut unbounded_map(), &mut throttle, 10_000).await.unwrap();
+            log.clean(&mut unbounded_map(), &mut throttle, TEST_IO_BYTES, 10_000).await.unwrap();
             let (served, _) = read_all(&log).await;
             check_compacted(&model, &served, active_base, true);
             log.close().await.unwrap();
@@ -852,11 +901,12 @@ mod tests {
             let (model, _) = write_history(&log, &mut rng, 500, 30).await;
             let end = log.log_end_offset();
             // A first pass shrinks the segments; the second merges them, and is the one crashed.
-            log.clean(&mut unbounded_map(), &mut Throttle::new(f64::MAX), 10_000).await.unwrap();
+            log.clean(&mut unbounded_map(), &mut Throttle::new(f64::MAX), TEST_IO_BYTES, 10_000).await.unwrap();
             log.close().await.unwrap();
             copy_dir(&dir, &before);
             let log = open(&dir, compact_config(), true).await;
-            let report = log.clean(&mut unbounded_map(), &mut Throttle::new(f64::MAX), 10_000).await.unwrap();
+            let report =
+                log.clean(&mut unbounded_map(), &mut Throttle::new(f64::MAX), TEST_IO_BYTES, 10_000).await.unwrap();
             assert!(report.segments_swapped >= 1, "{report:?}");
             let (cleaned, _) = read_all(&log).await;
             log.close().await.unwrap();
