@@ -189,6 +189,16 @@ async fn delete_records_moves_the_log_start_durably() {
     let b = broker.bootstrap();
     tokio::task::spawn_blocking(move || assert_eq!(watermarks(&b, "trimmed", 0), (6_000, 10_000))).await.unwrap();
     assert!(broker.log_segments("trimmed-0") <= segments_before);
+
+    // A compacted topic keeps its records: POLICY_VIOLATION, as Kafka answers.
+    let b = broker.bootstrap();
+    create_topic(&b, "kept", 1, &[("cleanup.policy", "compact")]).await;
+    produce(&kafka::producer(&b, BATCHED), "kept", (0..10).map(|i| Record::new("v").key(format!("k{i}")))).await;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("kept", 0, Offset::Offset(5)).unwrap();
+    let result = kafka::admin(&b).delete_records(&tpl, &AdminOptions::new()).await.unwrap();
+    let policy_violation = rdkafka::types::RDKafkaErrorCode::PolicyViolation;
+    assert_eq!(result.elements()[0].error(), Err(rdkafka::error::KafkaError::OffsetFetch(policy_violation)));
     broker.stop();
 }
 

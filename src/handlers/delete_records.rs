@@ -27,6 +27,9 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DeleteReco
                 continue;
             }
             match meta.and_then(|m| m.owner(p.partition_index).map(|o| (m, o))) {
+                // As Kafka's `Partition.deleteRecordsOnLeader`: a topic without `delete`
+                // in its cleanup policy keeps its records.
+                Some((meta, _)) if !meta.config.deletes() => plan.answer(ResponseError::PolicyViolation),
                 Some((meta, owner)) => plan.send((
                     owner,
                     DeletePart { topic: meta.name.clone(), partition: p.partition_index, offset: p.offset },

@@ -80,6 +80,10 @@ pub struct Segment {
     bytes_since_index: u64,
     /// Wall-clock time the segment was created or opened, for `segment.ms`.
     pub created_ms: i64,
+    /// The segment takes no more writes and its indexes are on disk (the
+    /// writer sealed it, or it was closed when the log opened): only then may
+    /// the cleaner replace it.
+    pub sealed: bool,
     /// Set when recovery found an invalid batch with valid data after it: the
     /// byte position of the bad batch. Nothing at or after it is served.
     pub corrupt_at: Option<u64>,
@@ -156,6 +160,7 @@ impl Segment {
             time_index: TimeIndex::default(),
             bytes_since_index: 0,
             created_ms: sluice_core::clock::now_ms(),
+            sealed: false,
             corrupt_at: None,
         }
     }

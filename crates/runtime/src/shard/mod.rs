@@ -506,16 +506,23 @@ impl Shard {
             let now = sluice_core::clock::now_ms();
             let logs: Vec<Rc<Log>> =
                 self.logs.borrow().values().filter(|l| !uncleanable.contains(&l.dir)).cloned().collect();
-            let Some(log) = sluice_storage::cleaner::Cleaner::dirtiest(&logs, now) else {
+            // Waits `backoff`, or until the broker stops.
+            let pause = || async {
                 let until = std::time::Instant::now() + backoff;
                 while !self.lifecycle.stopping() && std::time::Instant::now() < until {
                     glommio::timer::sleep(tick.min(backoff)).await;
                 }
+            };
+            let Some(log) = sluice_storage::cleaner::Cleaner::dirtiest(&logs, now) else {
+                pause().await;
                 continue;
             };
             drop(logs);
             let started = std::time::Instant::now();
             match cleaner.clean(&log, now).await {
+                // Due, yet nothing could be cleaned (a segment not sealed yet, an
+                // open transaction): wait rather than try again at once.
+                Ok(report) if report.segments_swapped == 0 => pause().await,
                 Ok(report) => {
                     self.metrics.io.cleaner_passes.inc();
                     self.metrics.io.cleaner_bytes_removed.add(report.bytes_before.saturating_sub(report.bytes_after));

@@ -110,7 +110,8 @@ impl Log {
             return None;
         }
         let Section { first_dirty, upper } = section(&st, now_ms);
-        let closed = &st.segments[..st.segments.len() - 1];
+        let sealed = st.segments.iter().take_while(|s| s.sealed).count().min(st.segments.len() - 1);
+        let closed = &st.segments[..sealed];
         let clean_bytes: u64 = closed.iter().filter(|s| s.base_offset() < first_dirty).map(|s| s.size_bytes).sum();
         let dirty: Vec<&Segment> =
             closed.iter().filter(|s| s.next_offset > first_dirty && s.base_offset() < upper).collect();
@@ -147,8 +148,10 @@ impl Log {
             }
             let section = section(&st, now_ms);
             let closed = &st.segments[..st.segments.len() - 1];
+            // A segment the writer has not sealed yet may still get writes or its indexes.
             let sources: Vec<Source> = closed
                 .iter()
+                .take_while(|s| s.sealed)
                 .filter(|s| s.base_offset() < section.upper.max(section.first_dirty))
                 .map(|s| Source {
                     file: s.file.clone(),
@@ -517,6 +520,7 @@ impl CleanedWriter {
         file.fdatasync().await.map_err(|e| StorageError::io("fdatasync cleaned segment", e))?;
         assert_eq!(self.segment.size_bytes, size, "batches tile the cleaned segment");
         self.segment.synced_bytes = size;
+        self.segment.sealed = true;
         *self.segment.file.cursor.borrow_mut() = WriteCursor { block_start: tail_start, block: tail };
         Ok(self.segment)
     }

@@ -73,6 +73,10 @@ pub(super) async fn open_segments(dir: &Path, config: &TopicConfig, clean: bool)
         segments.push(Segment::create(dir, 0).await?);
         file::sync_dir(dir).await?;
     }
+    let closed = segments.len() - 1;
+    for segment in &mut segments[..closed] {
+        segment.sealed = true;
+    }
     Ok(segments)
 }
 

@@ -192,6 +192,10 @@ async fn seal(log: &Log, segment: &Rc<SegmentFile>) -> Result<(), StorageError> 
         crate::file::write_atomically(&segment.index_path(), index.as_bytes()).await?;
         crate::file::write_atomically(&segment.time_index_path(), time_index.as_bytes()).await?;
     }
+    let mut st = log.state.borrow_mut();
+    if let Some(s) = st.segments.iter_mut().find(|s| Rc::ptr_eq(&s.file, segment)) {
+        s.sealed = true;
+    }
     Ok(())
 }
 
