@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-60}"
 cargo +nightly run --quiet --bin seeds
-for target in request_frame record_batch recovery_scan sasl_exchange tls_handshake; do
+for target in request_frame record_batch recovery_scan compaction sasl_exchange tls_handshake; do
     echo "== $target: ${seconds}s"
     cargo +nightly fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=1048576
 done

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::kafka::{self, consume_to_end, consumer_config, produce, Record};
 use common::{create_topic, Broker};
-use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, FutureProducer, FutureRecord, Producer, ThreadedProducer};
 
@@ -188,17 +187,7 @@ fn transactional_producer(bootstrap: &str, id: &str) -> ThreadedProducer<Default
 }
 
 fn send(producer: &ThreadedProducer<DefaultProducerContext>, topic: &str, key: &str, value: &str) {
-    let mut record = BaseRecord::to(topic).payload(value).key(key).partition(0);
-    loop {
-        match producer.send(record) {
-            Ok(()) => return,
-            Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
-                record = r;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err((e, _)) => panic!("send: {e}"),
-        }
-    }
+    kafka::send(producer, BaseRecord::to(topic).payload(value).key(key).partition(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,7 +30,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::Consumer;
-use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -59,17 +58,7 @@ fn transactional_producer(bootstrap: &str, id: &str, timeout_ms: u32) -> Threade
 }
 
 fn send(producer: &ThreadedProducer<DefaultProducerContext>, topic: &str, partition: i32, value: &str) {
-    let mut record = BaseRecord::to(topic).payload(value).key("k").partition(partition);
-    loop {
-        match producer.send(record) {
-            Ok(()) => return,
-            Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
-                record = r;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err((e, _)) => panic!("send: {e}"),
-        }
-    }
+    kafka::send(producer, BaseRecord::to(topic).payload(value).key("k").partition(partition));
 }
 
 /// A TCP proxy in front of the broker that can cut every open connection.

@@ -280,8 +280,9 @@ fn main() {
     for (name, codec) in codecs {
         let b = batch(codec, 5);
         write(&corpus.join("record_batch"), name, &b);
+        write(&corpus.join("compaction"), name, &b);
         segment.put_slice(&b);
-        count += 1;
+        count += 2;
     }
     write(&corpus.join("recovery_scan"), "segment", &segment);
     count += 1;

@@ -11,7 +11,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, FutureProducer, FutureRecord, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
 /// An admin client for `bootstrap`.
@@ -201,4 +201,19 @@ pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> 
             other => panic!("{group} has no committed offset for {topic}-{p}: {other:?}"),
         })
         .collect()
+}
+
+/// Queues `record` on a threaded producer, waiting while its queue is full;
+/// panics on any other error.
+pub fn send(producer: &ThreadedProducer<DefaultProducerContext>, mut record: BaseRecord<'_, str, str>) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((e, _)) => panic!("send: {e}"),
+        }
+    }
 }

@@ -191,10 +191,7 @@ impl Log {
         'build: for source in sources.iter().filter(|s| s.end_offset > section.first_dirty) {
             let mut position = 0;
             while position < source.size {
-                let (read, batches) = read_batches(&source.file.file, position, source.size, io_bytes).await?;
-                report.bytes_read += read.len() as u64;
-                throttle.charge(read.len()).await;
-                self.check_open()?;
+                let (read, batches) = self.read_source(source, position, io_bytes, throttle, &mut report).await?;
                 for (at, header) in &batches {
                     position += header.size_bytes as u64;
                     if header.last_offset() < section.first_dirty {
@@ -242,6 +239,23 @@ impl Log {
         st.first_dirty = st.first_dirty.max(map_end);
         st.next_horizon_ms = next_horizon;
         Ok(report)
+    }
+
+    /// The next whole batches of `source` from `position`, read within the
+    /// I/O limit; stops the pass if the log closed or failed meanwhile.
+    async fn read_source(
+        &self,
+        source: &Source,
+        position: u64,
+        io_bytes: usize,
+        throttle: &mut Throttle,
+        report: &mut CleanReport,
+    ) -> Result<(ReadResult, Vec<(usize, BatchHeader)>), StorageError> {
+        let (read, batches) = read_batches(&source.file.file, position, source.size, io_bytes).await?;
+        report.bytes_read += read.len() as u64;
+        throttle.charge(read.len()).await;
+        self.check_open()?;
+        Ok((read, batches))
     }
 
     fn check_open(&self) -> Result<(), StorageError> {
@@ -306,10 +320,7 @@ impl Log {
             let last_source = i + 1 == group.len();
             let mut position = 0;
             while position < source.size {
-                let (read, batches) = read_batches(&source.file.file, position, source.size, io_bytes).await?;
-                report.bytes_read += read.len() as u64;
-                throttle.charge(read.len()).await;
-                self.check_open()?;
+                let (read, batches) = self.read_source(source, position, io_bytes, throttle, report).await?;
                 let read_end = position + batches.iter().map(|(_, h)| h.size_bytes as u64).sum::<u64>();
                 for (at, header) in &batches {
                     let bytes = &read[*at..*at + header.size_bytes];
