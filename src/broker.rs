@@ -217,20 +217,7 @@ async fn run_shard(start: ShardStart) -> Result<bool, String> {
     let ShardStart { config, cluster_id, mesh, clean_start, lifecycle, admin_listener, started } = start;
     let (senders, receivers) = mesh.join().await.map_err(|_| "join the shard mesh".to_string())?;
     let router = Router::new(senders);
-    let controller = if router.shard_id == 0 {
-        Some(
-            Controller::load(
-                config.data_dir.clone(),
-                config.node_id,
-                config.shards,
-                config.topic_defaults.clone(),
-                config.num_partitions,
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
+    let controller = if router.shard_id == 0 { Some(Controller::load(config.clone()).await?) } else { None };
     let settings = crate::group::coordinator::GroupSettings {
         initial_rebalance_delay: std::time::Duration::from_millis(config.group_initial_rebalance_delay_ms),
         offsets_retention: std::time::Duration::from_secs(config.offsets_retention_minutes * 60),
@@ -238,13 +225,13 @@ async fn run_shard(start: ShardStart) -> Result<bool, String> {
     let groups =
         crate::group::coordinator::GroupCoordinator::open(&config.data_dir, router.shard_id, router.shards, settings)
             .await?;
-    let txns = crate::txn::coordinator::TxnCoordinator::open(
-        &config.data_dir,
-        router.shard_id,
-        router.shards,
-        config.transaction_max_timeout_ms,
-    )
-    .await?;
+    let txn_settings = crate::txn::coordinator::TxnSettings {
+        timeout_ms_max: config.transaction_max_timeout_ms,
+        id_expiration_ms: i64::from(config.transactional_id_expiration_ms),
+    };
+    let txns =
+        crate::txn::coordinator::TxnCoordinator::open(&config.data_dir, router.shard_id, router.shards, txn_settings)
+            .await?;
     let shard = Rc::new(Shard::new(
         config,
         cluster_id,
@@ -304,15 +291,26 @@ async fn run_shard(start: ShardStart) -> Result<bool, String> {
     .detach();
     let retainer = shard.clone();
     let interval = std::time::Duration::from_millis(shard.config.log_retention_check_interval_ms);
+    // Kafka looks every `producer.id.expiration.check.interval.ms` (10 minutes);
+    // a shorter expiration is looked for as often as it is long.
+    let producer_check = std::time::Duration::from_millis(
+        (shard.config.producer_id_expiration_ms as u64)
+            .min(crate::constants::PRODUCER_EXPIRATION_CHECK_INTERVAL_MS_MAX),
+    );
     glommio::spawn_local_into(
         async move {
             let mut next_retention = std::time::Instant::now() + interval;
+            let mut next_producer_check = std::time::Instant::now() + producer_check;
             while !retainer.lifecycle.stopping() {
                 glommio::timer::sleep(std::time::Duration::from_millis(crate::constants::BACKGROUND_TICK_MS)).await;
                 retainer.checkpoint_recovery_points().await;
                 if std::time::Instant::now() >= next_retention {
                     retainer.enforce_retention();
                     next_retention = std::time::Instant::now() + interval;
+                }
+                if std::time::Instant::now() >= next_producer_check {
+                    retainer.remove_expired_producers();
+                    next_producer_check = std::time::Instant::now() + producer_check;
                 }
             }
         },

@@ -378,7 +378,7 @@ fn compaction_configs_are_created_described_and_altered_as_in_kafka() {
     assert_eq!(configs["min.compaction.lag.ms"].value.as_deref(), Some("10"));
 
     // The broker's cleaner configs: from the file, or Kafka's defaults.
-    let configs = describe(&mut raw, 4, "");
+    let configs = describe(&mut raw, 4, "0");
     let value_source = |name: &str| {
         let c = configs.get(name).unwrap_or_else(|| panic!("no {name}"));
         (c.value.clone().unwrap_or_default(), c.source, c.kind)
@@ -459,6 +459,264 @@ async fn kafka_configs_sh_alters_and_describes_compaction_configs() {
             .expect("run java");
         let said = format!("{}{}", String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr));
         assert!(said.contains("Value must be no more than 1"), "{said}");
+    });
+    broker.stop();
+}
+
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
+
+/// IncrementalAlterConfigs of the broker resource `name` ("" for the cluster
+/// default) with (config, operation, value) operations: the error code and message.
+fn alter_broker(
+    raw: &mut Raw,
+    name: &str,
+    ops: &[(&str, i8, Option<&str>)],
+    validate_only: bool,
+) -> (i16, Option<String>) {
+    let configs = ops
+        .iter()
+        .map(|(k, op, v)| {
+            AlterableConfig::default()
+                .with_name(StrBytes::from_string(k.to_string()))
+                .with_config_operation(*op)
+                .with_value(v.map(|v| StrBytes::from_string(v.to_string())))
+        })
+        .collect();
+    let request = IncrementalAlterConfigsRequest::default().with_validate_only(validate_only).with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_string(name.to_string()))
+            .with_configs(configs),
+    ]);
+    let response: IncrementalAlterConfigsResponse = raw.call(ApiKey::IncrementalAlterConfigs, 1, &request);
+    let r = &response.responses[0];
+    (r.error_code, r.error_message.as_ref().map(|m| m.to_string()))
+}
+
+/// Runs `kafka-configs.sh` expecting it to fail; returns what it printed.
+fn kafka_configs_refused(bootstrap: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new("java")
+        .arg("-cp")
+        .arg(common::clients::kafka_tools_classpath().trim())
+        .arg("kafka.admin.ConfigCommand")
+        .args(["--bootstrap-server", bootstrap])
+        .args(args)
+        .output()
+        .expect("run java");
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(!output.status.success(), "ConfigCommand {args:?} should have failed:\n{said}");
+    said
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_configs_sh_changes_cleaner_configs_at_runtime() {
+    let dir = common::fresh_data_dir("admin-dynamic-configs");
+    let properties = dir.with_extension("properties");
+    std::fs::write(&properties, "log.cleaner.backoff.ms=100\n").unwrap();
+    let flags = ["--node-id", "3", "--config", properties.to_str().unwrap()];
+    let broker = Broker::start_in(dir, 2, &flags);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "plain", 1, &[("cleanup.policy", "compact")]).await;
+    create_topic(&bootstrap, "own", 1, &[("cleanup.policy", "compact"), ("delete.retention.ms", "1000")]).await;
+    let synonyms = |list: &[(&str, &str, i8)]| -> Vec<(String, String, i8)> {
+        list.iter().map(|(n, v, s)| (n.to_string(), v.to_string(), *s)).collect()
+    };
+    let default = ["--entity-type", "brokers", "--entity-default"];
+    let this = ["--entity-type", "brokers", "--entity-name", "3"];
+    tokio::task::block_in_place(|| {
+        let add = "log.cleaner.io.max.bytes.per.second=1000000,log.cleaner.delete.retention.ms=5000";
+        let out = kafka_configs(&bootstrap, &[&default[..], &["--alter", "--add-config", add]].concat());
+        assert!(out.contains("Completed updating default config for brokers in the cluster."), "{out}");
+        let out = kafka_configs(&bootstrap, &[&default[..], &["--describe"]].concat());
+        assert!(out.contains("Default configs for brokers in the cluster are:"), "{out}");
+        assert!(
+            out.contains(
+                "log.cleaner.io.max.bytes.per.second=1000000 sensitive=false \
+                 synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:log.cleaner.io.max.bytes.per.second=1000000}"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "log.cleaner.delete.retention.ms=5000 sensitive=false \
+                 synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:log.cleaner.delete.retention.ms=5000}"
+            ),
+            "{out}"
+        );
+
+        // A topic without an override of its own follows the dynamic default; one with keeps its own.
+        let plain = ["--entity-type", "topics", "--entity-name", "plain", "--describe", "--all"];
+        let out = kafka_configs(&bootstrap, &plain);
+        assert!(
+            out.contains(
+                "delete.retention.ms=5000 sensitive=false \
+                 synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:log.cleaner.delete.retention.ms=5000, \
+                 DEFAULT_CONFIG:log.cleaner.delete.retention.ms=86400000}"
+            ),
+            "{out}"
+        );
+        let mut raw = Raw::connect(&broker);
+        assert_eq!(
+            describe(&mut raw, 2, "plain")["delete.retention.ms"],
+            Described {
+                value: Some("5000".into()),
+                source: SOURCE_DYNAMIC_DEFAULT_BROKER,
+                kind: TYPE_LONG,
+                synonyms: synonyms(&[
+                    ("log.cleaner.delete.retention.ms", "5000", SOURCE_DYNAMIC_DEFAULT_BROKER),
+                    ("log.cleaner.delete.retention.ms", "86400000", SOURCE_DEFAULT),
+                ]),
+            }
+        );
+        let own = describe(&mut raw, 2, "own");
+        assert_eq!(own["delete.retention.ms"].value.as_deref(), Some("1000"));
+        assert_eq!(
+            own["delete.retention.ms"].synonyms,
+            synonyms(&[
+                ("delete.retention.ms", "1000", SOURCE_TOPIC),
+                ("log.cleaner.delete.retention.ms", "5000", SOURCE_DYNAMIC_DEFAULT_BROKER),
+                ("log.cleaner.delete.retention.ms", "86400000", SOURCE_DEFAULT),
+            ])
+        );
+
+        // This broker's own value wins over the cluster default.
+        let set = ["--alter", "--add-config", "log.cleaner.io.max.bytes.per.second=2000000"];
+        let out = kafka_configs(&bootstrap, &[&this[..], &set].concat());
+        assert!(out.contains("Completed updating config for broker 3."), "{out}");
+        let out = kafka_configs(&bootstrap, &[&this[..], &["--describe"]].concat());
+        assert!(out.contains("Dynamic configs for broker 3 are:"), "{out}");
+        assert!(
+            out.contains(
+                "log.cleaner.io.max.bytes.per.second=2000000.0 sensitive=false \
+                 synonyms={DYNAMIC_BROKER_CONFIG:log.cleaner.io.max.bytes.per.second=2000000, \
+                 DYNAMIC_DEFAULT_BROKER_CONFIG:log.cleaner.io.max.bytes.per.second=1000000, \
+                 DEFAULT_CONFIG:log.cleaner.io.max.bytes.per.second=1.7976931348623157E308}"
+            ),
+            "{out}"
+        );
+        let configs = describe(&mut raw, 4, "3");
+        assert_eq!(configs["log.cleaner.io.max.bytes.per.second"].source, SOURCE_DYNAMIC_BROKER);
+        assert_eq!(configs["log.cleaner.delete.retention.ms"].value.as_deref(), Some("5000"));
+        assert_eq!(configs["log.cleaner.delete.retention.ms"].source, SOURCE_DYNAMIC_DEFAULT_BROKER);
+        assert_eq!(
+            configs["log.cleaner.backoff.ms"].synonyms,
+            synonyms(&[
+                ("log.cleaner.backoff.ms", "100", SOURCE_STATIC_BROKER),
+                ("log.cleaner.backoff.ms", "15000", SOURCE_DEFAULT)
+            ])
+        );
+        // The shards' cleaners take the new settings.
+        common::wait_until("the cleaners are reconfigured", Duration::from_secs(10), || {
+            broker.log().contains("log cleaner reconfigured")
+        });
+
+        // Refused as Kafka refuses them.
+        let set = ["--alter", "--add-config", "log.dirs=/elsewhere"];
+        let said = kafka_configs_refused(&bootstrap, &[&default[..], &set].concat());
+        assert!(said.contains("Cannot update these configs dynamically: Set(log.dirs)"), "{said}");
+        let backoff = |v: &'static str| [("log.cleaner.backoff.ms", 0, Some(v))];
+        assert_eq!(
+            alter_broker(&mut raw, "4", &backoff("10"), false),
+            (42, Some("Unexpected broker id, expected 3, but received 4".into()))
+        );
+        assert_eq!(
+            alter_broker(&mut raw, "three", &backoff("10"), false),
+            (42, Some("Node id must be an integer, but it is: three".into()))
+        );
+        assert_eq!(
+            alter_broker(&mut raw, "", &backoff("-1"), false),
+            (42, Some("Invalid value -1 for configuration log.cleaner.backoff.ms: Value must be at least 0".into()))
+        );
+        assert_eq!(
+            alter_broker(&mut raw, "3", &[("log.cleaner.enable", 0, Some("false"))], false),
+            (42, Some("Cannot update these configs dynamically: Set(log.cleaner.enable)".into()))
+        );
+        assert_eq!(
+            alter_broker(&mut raw, "", &[("log.cleaner.threads", 0, Some("3"))], false),
+            (
+                42,
+                Some(
+                    "Invalid value org.apache.kafka.common.config.ConfigException: Log cleaner threads cannot be \
+                     increased to more than double the current value 1 for configuration Invalid dynamic configuration"
+                        .into()
+                )
+            )
+        );
+        assert_eq!(
+            alter_broker(&mut raw, "", &[("log.cleaner.backoff.ms", 2, Some("10"))], false),
+            (40, Some("Config value append is not allowed for config key: log.cleaner.backoff.ms".into()))
+        );
+        let request = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str("4"))
+            .with_configuration_keys(None)]);
+        let response: DescribeConfigsResponse = raw.call(ApiKey::DescribeConfigs, 4, &request);
+        assert_eq!(response.results[0].error_code, 42);
+        assert_eq!(
+            response.results[0].error_message.as_deref(),
+            Some("Unexpected broker id, expected 3 or empty string, but received 4")
+        );
+        // validate_only checks and changes nothing.
+        let retention = [("log.cleaner.delete.retention.ms", 0, Some("7"))];
+        assert_eq!(alter_broker(&mut raw, "", &retention, true), (0, None));
+        assert_eq!(describe(&mut raw, 2, "plain")["delete.retention.ms"].value.as_deref(), Some("5000"));
+        let threads = [("log.cleaner.threads", 0, Some("3"))];
+        assert_eq!(alter_broker(&mut raw, "", &threads, true).0, 42, "validate_only refuses as the change would");
+
+        // Deleting this broker's value: the cluster default applies again.
+        let delete = ["--alter", "--delete-config", "log.cleaner.io.max.bytes.per.second"];
+        let out = kafka_configs(&bootstrap, &[&this[..], &delete].concat());
+        assert!(out.contains("Completed updating config for broker 3."), "{out}");
+        let configs = describe(&mut raw, 4, "3");
+        assert_eq!(configs["log.cleaner.io.max.bytes.per.second"].value.as_deref(), Some("1000000.0"));
+        assert_eq!(configs["log.cleaner.io.max.bytes.per.second"].source, SOURCE_DYNAMIC_DEFAULT_BROKER);
+    });
+
+    // Stored with the catalog: they survive kill -9 and a restart.
+    let dir = broker.kill();
+    let broker = Broker::start_in(dir, 2, &flags);
+    let bootstrap = broker.bootstrap();
+    tokio::task::block_in_place(|| {
+        let mut raw = Raw::connect(&broker);
+        let defaults = describe(&mut raw, 4, "");
+        let stored: Vec<(&str, Option<&str>, i8)> =
+            defaults.iter().map(|(k, c)| (k.as_str(), c.value.as_deref(), c.source)).collect();
+        assert_eq!(
+            stored,
+            [
+                ("log.cleaner.delete.retention.ms", Some("5000"), SOURCE_DYNAMIC_DEFAULT_BROKER),
+                ("log.cleaner.io.max.bytes.per.second", Some("1000000"), SOURCE_DYNAMIC_DEFAULT_BROKER),
+            ]
+        );
+        let plain = describe(&mut raw, 2, "plain");
+        assert_eq!(plain["delete.retention.ms"].value.as_deref(), Some("5000"));
+        assert_eq!(plain["delete.retention.ms"].source, SOURCE_DYNAMIC_DEFAULT_BROKER);
+
+        // Deleting the default: the topic is back to Kafka's default.
+        let delete = ["--alter", "--delete-config", "log.cleaner.delete.retention.ms"];
+        let out = kafka_configs(&bootstrap, &[&default[..], &delete].concat());
+        assert!(out.contains("Completed updating default config for brokers in the cluster."), "{out}");
+        let plain = describe(&mut raw, 2, "plain");
+        assert_eq!(plain["delete.retention.ms"].value.as_deref(), Some("86400000"));
+        assert_eq!(plain["delete.retention.ms"].source, SOURCE_DEFAULT);
+
+        // The legacy AlterConfigs replaces the whole set of the resource.
+        use kafka_protocol::messages::alter_configs_request::{
+            AlterConfigsResource as LegacyResource, AlterableConfig as LegacyConfig,
+        };
+        use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+        let request = AlterConfigsRequest::default().with_resources(vec![LegacyResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str(""))
+            .with_configs(vec![LegacyConfig::default()
+                .with_name(StrBytes::from_static_str("log.retention.ms"))
+                .with_value(Some(StrBytes::from_static_str("3600000")))])]);
+        let response: AlterConfigsResponse = raw.call(ApiKey::AlterConfigs, 2, &request);
+        assert_eq!(response.responses[0].error_code, 0, "{:?}", response.responses[0].error_message);
+        let defaults = describe(&mut raw, 4, "");
+        assert_eq!(defaults.keys().collect::<Vec<_>>(), ["log.retention.ms"]);
+        assert_eq!(describe(&mut raw, 2, "plain")["retention.ms"].value.as_deref(), Some("3600000"));
     });
     broker.stop();
 }

@@ -675,6 +675,26 @@ fn a_principal_without_acls_is_refused_with_kafkas_errors_and_sees_nothing() {
         &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000),
     );
     assert_eq!(pid.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    // WriteTxnMarkers needs ALTER or CLUSTER_ACTION on the cluster: every partition is refused, known or not.
+    use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
+    use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+    let markers = WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+        .with_producer_id(kafka_protocol::messages::ProducerId(1))
+        .with_topics(vec![
+            WritableTxnMarkerTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("private")))
+                .with_partition_indexes(vec![0]),
+            WritableTxnMarkerTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("nope")))
+                .with_partition_indexes(vec![0]),
+        ])]);
+    let codes = |r: WriteTxnMarkersResponse| -> Vec<i16> {
+        r.markers[0].topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)).collect()
+    };
+    let refused: WriteTxnMarkersResponse = eve.call(ApiKey::WriteTxnMarkers, 1, &markers);
+    assert_eq!(codes(refused), [CLUSTER_AUTHORIZATION_FAILED; 2]);
+    let allowed: WriteTxnMarkersResponse = admin.call(ApiKey::WriteTxnMarkers, 1, &markers);
+    assert_eq!(codes(allowed), [0, 3], "nothing open to end; UNKNOWN_TOPIC_OR_PARTITION");
     // The admin still sees everything.
     let all: MetadataResponse = admin.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
     assert_eq!(all.topics.len(), 1);

@@ -111,11 +111,15 @@ async fn configs_are_described_altered_and_sourced_like_kafka() {
             AlterConfigsResource::default()
                 .with_resource_type(4)
                 .with_resource_name(StrBytes::from_static_str("0"))
-                .with_configs(vec![op("log.retention.ms", 0, Some("1"))]),
+                .with_configs(vec![op("log.dirs", 0, Some("/elsewhere"))]),
         ]);
         let response: IncrementalAlterConfigsResponse = raw.call(ApiKey::IncrementalAlterConfigs, 1, &request);
         assert_eq!(response.responses[0].error_code, 0);
-        assert_eq!(response.responses[1].error_code, 42, "broker configs are static: INVALID_REQUEST");
+        assert_eq!(response.responses[1].error_code, 42, "a broker config Kafka does not change at runtime");
+        assert_eq!(
+            response.responses[1].error_message.as_deref(),
+            Some("Cannot update these configs dynamically: Set(log.dirs)")
+        );
     });
     assert_eq!(config_of(&admin, "tuned", "segment.bytes").await.0.as_deref(), Some("4194304"));
     assert_eq!(config_of(&admin, "tuned", "retention.ms").await, (Some("3600000".into()), ConfigSource::StaticBroker));

@@ -1,7 +1,9 @@
 //! Exactly-once with librdkafka: an idempotent producer whose connections are
 //! cut mid-flight, a consume-transform-produce loop with transactional offset
 //! commits and deliberate aborts, zombie fencing, and a broker killed in the
-//! middle of a transaction.
+//! middle of a transaction. Operators' side: Kafka's `kafka-transactions.sh`
+//! finding and aborting a hanging transaction (WriteTxnMarkers), and the
+//! expiry of idle transactional ids and producer ids.
 
 mod common;
 
@@ -25,7 +27,8 @@ use kafka_protocol::messages::{
     DescribeProducersRequest, DescribeProducersResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
     EndTxnRequest, EndTxnResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, InitProducerIdRequest,
     InitProducerIdResponse, ListTransactionsRequest, ListTransactionsResponse, OffsetFetchRequest, OffsetFetchResponse,
-    ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+    ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest, TxnOffsetCommitResponse, WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -599,5 +602,346 @@ async fn prepared_commit_is_completed_after_restart() {
         &DescribeTransactionsRequest::default().with_transactional_ids(vec![txn_id("prep-id")]),
     );
     assert_eq!(described.transaction_states[0].transaction_state.as_str(), "CompleteCommit");
+    broker.stop();
+}
+
+/// InitProducerId v4: a producer id and epoch, for `transactional_id` (with
+/// `timeout_ms`) or, with `None`, for an idempotent producer.
+fn init_producer(raw: &mut Raw, transactional_id: Option<&str>, timeout_ms: i32) -> (i64, i16) {
+    let response: InitProducerIdResponse = raw.call(
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(transactional_id.map(txn_id))
+            .with_transaction_timeout_ms(timeout_ms)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    );
+    assert_eq!(response.error_code, 0, "InitProducerId {transactional_id:?}");
+    (response.producer_id.0, response.producer_epoch)
+}
+
+/// AddPartitionsToTxn v3 of one partition: its error code.
+fn add_partition(raw: &mut Raw, id: &str, (pid, epoch): (i64, i16), topic: &str, partition: i32) -> i16 {
+    let response: AddPartitionsToTxnResponse = raw.call(
+        ApiKey::AddPartitionsToTxn,
+        3,
+        &AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(txn_id(id))
+            .with_v3_and_below_producer_id(ProducerId(pid))
+            .with_v3_and_below_producer_epoch(epoch)
+            .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![partition])]),
+    );
+    response.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+}
+
+/// EndTxn v3: its error code.
+fn end_txn(raw: &mut Raw, id: &str, (pid, epoch): (i64, i16), commit: bool) -> i16 {
+    let response: EndTxnResponse = raw.call(
+        ApiKey::EndTxn,
+        3,
+        &EndTxnRequest::default()
+            .with_transactional_id(txn_id(id))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_committed(commit),
+    );
+    response.error_code
+}
+
+/// DescribeTransactions v0 of one id: (error code, state, producer id).
+fn describe_txn(raw: &mut Raw, id: &str) -> (i16, String, i64) {
+    let response: DescribeTransactionsResponse = raw.call(
+        ApiKey::DescribeTransactions,
+        0,
+        &DescribeTransactionsRequest::default().with_transactional_ids(vec![txn_id(id)]),
+    );
+    let t = &response.transaction_states[0];
+    (t.error_code, t.transaction_state.to_string(), t.producer_id.0)
+}
+
+/// DescribeProducers v0 of one partition: (producer id, current transaction start offset), by producer id.
+fn active_producers(raw: &mut Raw, topic: &str, partition: i32) -> Vec<(i64, i64)> {
+    let response: DescribeProducersResponse = raw.call(
+        ApiKey::DescribeProducers,
+        0,
+        &DescribeProducersRequest::default().with_topics(vec![
+            kafka_protocol::messages::describe_producers_request::TopicRequest::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_indexes(vec![partition]),
+        ]),
+    );
+    let p = &response.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0, "DescribeProducers {topic}-{partition}");
+    let mut producers: Vec<(i64, i64)> =
+        p.active_producers.iter().map(|s| (s.producer_id.0, s.current_txn_start_offset)).collect();
+    producers.sort_unstable();
+    producers
+}
+
+/// ListOffsets v5 latest of one partition: (high watermark, last stable offset).
+fn watermarks(raw: &mut Raw, topic: &str, partition: i32) -> (i64, i64) {
+    let mut latest = |isolation: i8| -> i64 {
+        let response: ListOffsetsResponse = raw.call(
+            ApiKey::ListOffsets,
+            5,
+            &ListOffsetsRequest::default().with_isolation_level(isolation).with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(vec![ListOffsetsPartition::default()
+                        .with_partition_index(partition)
+                        .with_timestamp(-1)]),
+            ]),
+        );
+        response.topics[0].partitions[0].offset
+    };
+    (latest(0), latest(1))
+}
+
+/// WriteTxnMarkers v1 of one marker: each (topic, partition) with its error code, in answer order.
+fn write_markers(
+    raw: &mut Raw,
+    (pid, epoch): (i64, i16),
+    commit: bool,
+    partitions: &[(&str, i32)],
+) -> Vec<(String, i32, i16)> {
+    use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
+    let topics = partitions
+        .iter()
+        .map(|(topic, p)| {
+            WritableTxnMarkerTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_indexes(vec![*p])
+        })
+        .collect();
+    let response: WriteTxnMarkersResponse = raw.call(
+        ApiKey::WriteTxnMarkers,
+        1,
+        &WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_transaction_result(commit)
+            .with_coordinator_epoch(0)
+            .with_topics(topics)]),
+    );
+    assert_eq!(response.markers.len(), 1);
+    assert_eq!(response.markers[0].producer_id.0, pid);
+    let mut codes = Vec::new();
+    for t in &response.markers[0].topics {
+        for p in &t.partitions {
+            codes.push((t.name.0.to_string(), p.partition_index, p.error_code));
+        }
+    }
+    codes
+}
+
+/// Runs Kafka's `kafka-transactions.sh` (`org.apache.kafka.tools.TransactionsCommand`)
+/// against `bootstrap` and returns its output; it must succeed.
+fn kafka_transactions(bootstrap: &str, args: &[&str]) -> String {
+    let classpath = common::clients::kafka_tools_classpath();
+    let output = std::process::Command::new("java")
+        .arg("-cp")
+        .arg(classpath.trim())
+        .arg("org.apache.kafka.tools.TransactionsCommand")
+        .args(["--bootstrap-server", bootstrap])
+        .args(args)
+        .output()
+        .expect("run java");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "kafka-transactions.sh {args:?} failed:\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The rows of a table `kafka-transactions.sh` printed, as words, without its header.
+fn table_rows(out: &str) -> Vec<Vec<String>> {
+    out.lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .filter(|r: &Vec<_>| !r.is_empty())
+        .collect()
+}
+
+/// A hanging transaction, as Kafka's operations docs describe it: a
+/// transactional batch in a partition whose coordinator does not know the
+/// partition is in a transaction, so no marker will ever end it, and the
+/// partition's last stable offset stays behind it. `kafka-transactions.sh`
+/// finds it (`find-hanging`) and ends it (`abort`, which sends WriteTxnMarkers
+/// to the partition's leader); then read_committed consumers get past it and
+/// never see its records.
+///
+/// Sluice checks every transactional batch against its coordinator (KIP-890),
+/// so a client cannot write one; it comes here the way one arises: a batch of
+/// the producer landing after its coordinator completed the transaction (in
+/// Kafka, a produce delayed in flight past the commit). The batch is written
+/// into the partition's log while the broker is stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_transactions_sh_finds_and_aborts_a_hanging_transaction() {
+    let broker = Broker::start("txn-hanging", 2, &[]);
+    create_topic(&broker.bootstrap(), "hang", 1, &[]).await;
+    let mut raw = Raw::connect(&broker);
+    let old = init_producer(&mut raw, Some("hang-id"), 60_000);
+    // A second InitProducerId bumps the epoch, so there is an older one to fence.
+    let producer = init_producer(&mut raw, Some("hang-id"), 60_000);
+    let (pid, epoch) = producer;
+    assert_eq!((pid, epoch), (old.0, old.1 + 1));
+    assert_eq!(add_partition(&mut raw, "hang-id", producer, "hang", 0), 0);
+    let committed = producer_batch(pid, epoch, 0, &[b"c0", b"c1"], 1000, true);
+    assert_eq!(raw.produce_transactional("hang-id", "hang", 0, committed), (0, 0));
+    assert_eq!(end_txn(&mut raw, "hang-id", producer, true), 0, "commit marker at offset 2");
+    drop(raw);
+    let data_dir = broker.stop();
+
+    // The late batch: the producer's next sequence, long ago by its timestamp.
+    let partition_dir = data_dir.join("hang-0");
+    glommio::LocalExecutorBuilder::default()
+        .spawn(move || async move {
+            use sluice::storage::log::{AckLevel, Log};
+            let metrics = std::rc::Rc::new(sluice::storage::metrics::IoMetrics::default());
+            let config = sluice::config::TopicConfig::default();
+            let log = Log::open(partition_dir, config, true, metrics).await.unwrap();
+            let chunk = producer_batch(pid, epoch, 2, &[b"h0", b"h1"], 1000, true);
+            let summaries = sluice::protocol::batch::validate_chunk(&chunk, 1 << 20).unwrap();
+            assert_eq!(log.append(&chunk, &summaries, AckLevel::Synced).await.unwrap().base_offset, 3);
+            log.close().await.unwrap();
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+
+    let broker = Broker::start_in(data_dir, 2, &[]);
+    let bootstrap = broker.bootstrap();
+    let mut raw = Raw::connect(&broker);
+    assert_eq!(raw.produce("hang", 0, common::record_batch(&[b"after"], 1000)), (0, 5));
+    assert_eq!(watermarks(&mut raw, "hang", 0), (6, 3), "the open transaction holds the last stable offset at 3");
+    assert_eq!(describe_txn(&mut raw, "hang-id"), (0, "CompleteCommit".to_string(), pid));
+    assert_eq!(active_producers(&mut raw, "hang", 0), vec![(pid, 3)]);
+
+    // WriteTxnMarkers checks each partition: an unknown one, and an older epoch than the partition's producer.
+    let codes = write_markers(&mut raw, (pid, epoch - 1), false, &[("hang", 0), ("nope", 0)]);
+    assert_eq!(
+        codes,
+        vec![("hang".into(), 0, 47), ("nope".into(), 0, 3)],
+        "INVALID_PRODUCER_EPOCH, UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    assert_eq!(watermarks(&mut raw, "hang", 0), (6, 3), "nothing written");
+
+    let (pid_text, epoch_text) = (pid.to_string(), epoch.to_string());
+    let (pid_text, epoch_text) = (pid_text.as_str(), epoch_text.as_str());
+    tokio::task::block_in_place(|| {
+        let listed = table_rows(&kafka_transactions(&bootstrap, &["list"]));
+        assert!(listed.iter().any(|r| r[..] == ["hang-id", "0", pid_text, "CompleteCommit"]), "{listed:?}");
+        let described = kafka_transactions(&bootstrap, &["describe", "--transactional-id", "hang-id"]);
+        let row = &table_rows(&described)[0];
+        assert_eq!(row[..5], ["0", "hang-id", pid_text, epoch_text, "CompleteCommit"], "{described}");
+        let producers = kafka_transactions(&bootstrap, &["describe-producers", "--topic", "hang", "--partition", "0"]);
+        let row = &table_rows(&producers)[0];
+        // ProducerId ProducerEpoch LatestCoordinatorEpoch LastSequence LastTimestamp CurrentTransactionStartOffset
+        assert_eq!(row[..], [pid_text, epoch_text, "0", "3", "1001", "3"], "{producers}");
+
+        let hanging = table_rows(&kafka_transactions(&bootstrap, &["find-hanging", "--broker-id", "0"]));
+        // Topic Partition ProducerId ProducerEpoch CoordinatorEpoch StartOffset LastTimestamp Duration(min)
+        assert_eq!(hanging.len(), 1, "{hanging:?}");
+        assert_eq!(hanging[0][..7], ["hang", "0", pid_text, epoch_text, "0", "3", "1001"], "{hanging:?}");
+
+        kafka_transactions(&bootstrap, &["abort", "--topic", "hang", "--partition", "0", "--start-offset", "3"]);
+        let hanging = table_rows(&kafka_transactions(&bootstrap, &["find-hanging", "--broker-id", "0"]));
+        assert!(hanging.is_empty(), "{hanging:?}");
+        let producers = kafka_transactions(&bootstrap, &["describe-producers", "--topic", "hang", "--partition", "0"]);
+        assert_eq!(table_rows(&producers)[0][5], "None", "{producers}");
+    });
+
+    // The abort marker went at 6; the last stable offset is the high watermark again.
+    assert_eq!(watermarks(&mut raw, "hang", 0), (7, 7));
+    assert_eq!(active_producers(&mut raw, "hang", 0), vec![(pid, -1)]);
+    let b = broker.bootstrap();
+    let (committed, uncommitted) = tokio::task::spawn_blocking(move || {
+        (read_all(&b, "hang", 1, "read_committed"), read_all(&b, "hang", 1, "read_uncommitted"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(committed[&0], ["c0", "c1", "after"], "the aborted records are skipped");
+    assert_eq!(uncommitted[&0], ["c0", "c1", "h0", "h1", "after"]);
+    broker.stop();
+}
+
+/// `transactional.id.expiration.ms`: the coordinator forgets a transactional
+/// id with nothing open once it has not changed for that long, durably; one
+/// with a transaction open stays. The id then starts afresh with a new producer id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_transactional_ids_expire() {
+    let dir = common::fresh_data_dir("txn-id-expiry");
+    let properties = dir.with_extension("properties");
+    std::fs::write(&properties, "transactional.id.expiration.ms=2000\n").unwrap();
+    let broker = Broker::start_in(dir, 2, &["--config", properties.to_str().unwrap()]);
+    create_topic(&broker.bootstrap(), "exp", 1, &[]).await;
+    let mut raw = Raw::connect(&broker);
+    let (idle_pid, _) = init_producer(&mut raw, Some("idle-id"), 60_000);
+    let busy = init_producer(&mut raw, Some("busy-id"), 600_000);
+    assert_eq!(add_partition(&mut raw, "busy-id", busy, "exp", 0), 0);
+    assert_eq!(describe_txn(&mut raw, "idle-id"), (0, "Empty".to_string(), idle_pid));
+    tokio::task::block_in_place(|| {
+        common::wait_until("idle-id to expire", Duration::from_secs(20), || describe_txn(&mut raw, "idle-id").0 == 105);
+    });
+    assert_eq!(describe_txn(&mut raw, "busy-id"), (0, "Ongoing".to_string(), busy.0), "an open transaction stays");
+    let listed: ListTransactionsResponse =
+        raw.call(ApiKey::ListTransactions, 1, &ListTransactionsRequest::default().with_duration_filter(-1));
+    let ids: Vec<&str> = listed.transaction_states.iter().map(|t| t.transactional_id.0.as_str()).collect();
+    assert_eq!(ids, ["busy-id"]);
+    drop(raw);
+
+    // Forgotten for good: a restart with the default expiration (7 days) does not bring it back.
+    let data_dir = broker.stop();
+    let broker = Broker::start_in(data_dir, 2, &[]);
+    let mut raw = Raw::connect(&broker);
+    assert_eq!(describe_txn(&mut raw, "idle-id").0, 105, "TRANSACTIONAL_ID_NOT_FOUND");
+    assert_eq!(describe_txn(&mut raw, "busy-id").1, "Ongoing");
+    let (new_pid, epoch) = init_producer(&mut raw, Some("idle-id"), 60_000);
+    assert!(new_pid != idle_pid && epoch == 0, "a new producer id: {new_pid} (was {idle_pid}), epoch {epoch}");
+    broker.stop();
+}
+
+/// `producer.id.expiration.ms`: a partition forgets a producer whose last
+/// batch or marker is that old, unless it has a transaction open there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_producers_are_forgotten_unless_a_transaction_is_open() {
+    let dir = common::fresh_data_dir("producer-id-expiry");
+    let properties = dir.with_extension("properties");
+    std::fs::write(&properties, "producer.id.expiration.ms=2000\n").unwrap();
+    let broker = Broker::start_in(dir, 2, &["--config", properties.to_str().unwrap()]);
+    create_topic(&broker.bootstrap(), "pexp", 1, &[]).await;
+    let mut raw = Raw::connect(&broker);
+    let now_ms = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    // A transaction left open, its only batch long ago by its timestamp.
+    let txn = init_producer(&mut raw, Some("pexp-id"), 600_000);
+    assert_eq!(add_partition(&mut raw, "pexp-id", txn, "pexp", 0), 0);
+    let batch = producer_batch(txn.0, txn.1, 0, &[b"t0"], 1000, true);
+    assert_eq!(raw.produce_transactional("pexp-id", "pexp", 0, batch), (0, 0));
+    let (idempotent, _) = init_producer(&mut raw, None, 60_000);
+    let batch = common::idempotent_batch(idempotent, 0, 0, &[b"i0"], now_ms());
+    assert_eq!(raw.produce("pexp", 0, batch), (0, 1));
+    assert_eq!(active_producers(&mut raw, "pexp", 0), vec![(txn.0, 0), (idempotent, -1)]);
+
+    tokio::task::block_in_place(|| {
+        common::wait_until("the idempotent producer to be forgotten", Duration::from_secs(20), || {
+            active_producers(&mut raw, "pexp", 0) == vec![(txn.0, 0)]
+        });
+    });
+    // Its marker is the transactional producer's last activity: it is kept for
+    // another expiration, then forgotten.
+    assert_eq!(end_txn(&mut raw, "pexp-id", txn, true), 0);
+    let committed = Instant::now();
+    assert_eq!(active_producers(&mut raw, "pexp", 0), vec![(txn.0, -1)]);
+    tokio::task::block_in_place(|| {
+        common::wait_until("the transactional producer to be forgotten", Duration::from_secs(20), || {
+            active_producers(&mut raw, "pexp", 0).is_empty()
+        });
+    });
+    assert!(committed.elapsed() >= Duration::from_millis(1900), "kept for the expiration after its marker");
     broker.stop();
 }

@@ -1,12 +1,13 @@
-//! AlterConfigs (v0-2): replaces a topic's config overrides, through the
-//! controller; broker configs are static and refused.
+//! AlterConfigs (v0-2): replaces a topic's config overrides, or the dynamic
+//! configs of a broker resource (the cluster default or this broker),
+//! through the controller.
 
 use std::rc::Rc;
 
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
-use super::{alter_topic_configs, ConfigResult};
+use super::{alter_configs, ConfigResult};
 use crate::metadata::controller::ConfigChange;
 use crate::server::session::RequestContext;
 use crate::shard::Shard;
@@ -21,7 +22,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: AlterConfi
             (r.resource_type, r.resource_name.to_string(), ConfigChange::Replace(configs))
         })
         .collect();
-    let results = alter_topic_configs(shard, ctx, resources, request.validate_only).await;
+    let results = alter_configs(shard, ctx, resources, request.validate_only).await;
     let responses = results
         .into_iter()
         .map(|ConfigResult { resource_type, name, code, message }| {

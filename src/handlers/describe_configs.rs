@@ -1,7 +1,8 @@
 //! DescribeConfigs (v1-4): topic configs with their sources and synonyms
-//! (topic override, static broker default, built-in default), and the
-//! broker's own configs (the topic defaults and `log.cleaner.*` among them),
-//! read-only.
+//! (topic override, dynamic broker configs, static broker default, built-in
+//! default), and the broker's own configs (the topic defaults and
+//! `log.cleaner.*` among them) with theirs; describing the broker resource
+//! "" shows the cluster-wide dynamic defaults only, as Kafka does.
 
 use std::rc::Rc;
 
@@ -12,6 +13,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
+use crate::config::dynamic::{self, BrokerScope, DynamicConfigs, EffectiveConfig};
 use crate::config::topic::{ConfigKind, TopicConfig, TOPIC_CONFIG_DEFS};
 use crate::config::{BrokerConfig, CleanerConfig};
 use crate::protocol::ResponseError;
@@ -22,8 +24,10 @@ use crate::shard::Shard;
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 
-/// `config_source` values.
+/// `config_source` values (Kafka's `DescribeConfigsResponse.ConfigSource`).
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
@@ -40,101 +44,168 @@ struct Entry {
     synonyms: Vec<(String, String, i8)>,
 }
 
-fn topic_entries(config: &TopicConfig, broker: &BrokerConfig) -> Vec<Entry> {
-    let builtin = TopicConfig::default();
-    TOPIC_CONFIG_DEFS
-        .iter()
-        .map(|def| {
-            let mut synonyms = Vec::new();
-            if let Some(v) = config.overrides.get(def.name) {
-                synonyms.push((def.name.to_string(), v.clone(), SOURCE_TOPIC));
-            }
-            if let Some(v) = broker.topic_defaults.overrides.get(def.name) {
-                synonyms.push((def.broker_name.to_string(), v.clone(), SOURCE_STATIC_BROKER));
-            }
-            let default = builtin.value_of(def.name).unwrap_or_default();
-            synonyms.push((def.broker_name.to_string(), default, SOURCE_DEFAULT));
-            Entry {
-                name: def.name.to_string(),
-                value: config.value_of(def.name).unwrap_or_default(),
-                source: synonyms[0].2,
-                kind: def.kind,
-                read_only: false,
-                synonyms,
-            }
-        })
-        .collect()
+/// What the broker configs are made of: the static config, the dynamic
+/// configs as stored, and what they make together.
+struct BrokerView<'a> {
+    broker: &'a BrokerConfig,
+    dynamic: &'a DynamicConfigs,
+    effective: EffectiveConfig,
 }
 
-fn broker_entries(broker: &BrokerConfig) -> Vec<Entry> {
-    let fixed = |name: &str, value: String, kind| Entry {
-        name: name.to_string(),
-        value,
-        source: SOURCE_STATIC_BROKER,
-        kind,
-        read_only: true,
-        synonyms: Vec::new(),
-    };
-    let mut entries = vec![
-        fixed("node.id", broker.node_id.to_string(), ConfigKind::Int),
-        fixed(
-            "listeners",
-            broker.listeners.iter().map(|l| format!("{}://{}", l.name, l.bind)).collect::<Vec<_>>().join(","),
-            ConfigKind::String,
-        ),
-        fixed(
-            "advertised.listeners",
-            broker
-                .listeners
-                .iter()
-                .map(|l| format!("{}://{}:{}", l.name, l.advertised_host, l.advertised_port))
-                .collect::<Vec<_>>()
-                .join(","),
-            ConfigKind::String,
-        ),
-        fixed(
-            "listener.security.protocol.map",
-            broker.listeners.iter().map(|l| format!("{}:{}", l.name, l.protocol.name())).collect::<Vec<_>>().join(","),
-            ConfigKind::String,
-        ),
-        fixed(
-            "authorizer.class.name",
-            if broker.security.authorizer.enabled { crate::config::listeners::STANDARD_AUTHORIZER } else { "" }.into(),
-            ConfigKind::String,
-        ),
-        fixed("super.users", broker.security.authorizer.super_users.join(";"), ConfigKind::String),
-        fixed(
-            "allow.everyone.if.no.acl.found",
-            broker.security.authorizer.allow_everyone_if_no_acl_found.to_string(),
-            ConfigKind::Boolean,
-        ),
-        fixed("sasl.server.max.receive.size", broker.security.sasl_receive_bytes_max.to_string(), ConfigKind::Int),
-        fixed("connections.max.reauth.ms", broker.security.connections_max_reauth_ms.to_string(), ConfigKind::Long),
-        fixed("log.dirs", broker.data_dir.display().to_string(), ConfigKind::String),
-        fixed("num.partitions", broker.num_partitions.to_string(), ConfigKind::Int),
-        fixed("auto.create.topics.enable", broker.auto_create_topics_enable.to_string(), ConfigKind::Boolean),
-        fixed("socket.request.max.bytes", broker.socket_request_max_bytes.to_string(), ConfigKind::Int),
-        fixed("offsets.topic.num.partitions", crate::constants::OFFSETS_PARTITIONS.to_string(), ConfigKind::Int),
-        fixed("offsets.retention.minutes", broker.offsets_retention_minutes.to_string(), ConfigKind::Int),
-        fixed("group.initial.rebalance.delay.ms", broker.group_initial_rebalance_delay_ms.to_string(), ConfigKind::Int),
-        fixed("log.retention.check.interval.ms", broker.log_retention_check_interval_ms.to_string(), ConfigKind::Long),
-    ];
-    for def in TOPIC_CONFIG_DEFS {
-        let explicit = broker.topic_defaults.overrides.contains_key(def.name);
-        let mut entry = fixed(def.broker_name, broker.topic_defaults.value_of(def.name).unwrap_or_default(), def.kind);
-        entry.source = if explicit { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
-        entries.push(entry);
+impl BrokerView<'_> {
+    /// The synonyms of broker config `name` in Kafka's order of precedence:
+    /// this broker's dynamic value, the cluster-wide dynamic default, the
+    /// static value, the built-in default; each where it is set.
+    fn synonyms(&self, name: &str, static_value: Option<String>, default: String) -> Vec<(String, String, i8)> {
+        let own = BrokerScope::Broker(self.broker.node_id);
+        let dynamic = [(own, SOURCE_DYNAMIC_BROKER), (BrokerScope::ClusterDefault, SOURCE_DYNAMIC_DEFAULT_BROKER)]
+            .into_iter()
+            .filter_map(|(scope, source)| self.dynamic.get(scope, name).map(|v| (v.to_string(), source)));
+        let fixed = static_value.map(|v| (v, SOURCE_STATIC_BROKER)).into_iter().chain([(default, SOURCE_DEFAULT)]);
+        dynamic.chain(fixed).map(|(value, source)| (name.to_string(), value, source)).collect()
     }
-    for key in crate::config::cleaner::KEYS {
-        let value = broker.cleaner.value_of(key).unwrap_or_default();
-        let kind = CleanerConfig::kind_of(key).unwrap_or(ConfigKind::String);
-        let mut entry = fixed(key, value, kind);
-        entry.source = if broker.cleaner.configured.contains(key) { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
-        entries.push(entry);
+
+    /// The broker-level synonyms of topic config `def`.
+    fn topic_default_synonyms(&self, def: &crate::config::topic::ConfigDef) -> Vec<(String, String, i8)> {
+        let static_value = self.broker.topic_defaults.overrides.get(def.name).cloned();
+        let default = TopicConfig::default().value_of(def.name).unwrap_or_default();
+        self.synonyms(def.broker_name, static_value, default)
     }
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    entries.dedup_by(|a, b| a.name == b.name);
-    entries
+
+    fn topic_entries(&self, config: &TopicConfig) -> Vec<Entry> {
+        TOPIC_CONFIG_DEFS
+            .iter()
+            .map(|def| {
+                let mut synonyms = Vec::new();
+                if let Some(v) = config.overrides.get(def.name) {
+                    synonyms.push((def.name.to_string(), v.clone(), SOURCE_TOPIC));
+                }
+                synonyms.extend(self.topic_default_synonyms(def));
+                Entry {
+                    name: def.name.to_string(),
+                    value: config.value_of(def.name).unwrap_or_default(),
+                    source: synonyms[0].2,
+                    kind: def.kind,
+                    read_only: false,
+                    synonyms,
+                }
+            })
+            .collect()
+    }
+
+    /// Every config of this broker, with its source and synonyms.
+    fn broker_entries(&self) -> Vec<Entry> {
+        let broker = self.broker;
+        let fixed = |name: &str, value: String, kind| Entry {
+            synonyms: vec![(name.to_string(), value.clone(), SOURCE_STATIC_BROKER)],
+            name: name.to_string(),
+            value,
+            source: SOURCE_STATIC_BROKER,
+            kind,
+            read_only: true,
+        };
+        let mut entries = vec![
+            fixed("node.id", broker.node_id.to_string(), ConfigKind::Int),
+            fixed(
+                "listeners",
+                broker.listeners.iter().map(|l| format!("{}://{}", l.name, l.bind)).collect::<Vec<_>>().join(","),
+                ConfigKind::String,
+            ),
+            fixed(
+                "advertised.listeners",
+                broker
+                    .listeners
+                    .iter()
+                    .map(|l| format!("{}://{}:{}", l.name, l.advertised_host, l.advertised_port))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                ConfigKind::String,
+            ),
+            fixed(
+                "listener.security.protocol.map",
+                broker
+                    .listeners
+                    .iter()
+                    .map(|l| format!("{}:{}", l.name, l.protocol.name()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                ConfigKind::String,
+            ),
+            fixed(
+                "authorizer.class.name",
+                if broker.security.authorizer.enabled { crate::config::listeners::STANDARD_AUTHORIZER } else { "" }
+                    .into(),
+                ConfigKind::String,
+            ),
+            fixed("super.users", broker.security.authorizer.super_users.join(";"), ConfigKind::String),
+            fixed(
+                "allow.everyone.if.no.acl.found",
+                broker.security.authorizer.allow_everyone_if_no_acl_found.to_string(),
+                ConfigKind::Boolean,
+            ),
+            fixed("sasl.server.max.receive.size", broker.security.sasl_receive_bytes_max.to_string(), ConfigKind::Int),
+            fixed("connections.max.reauth.ms", broker.security.connections_max_reauth_ms.to_string(), ConfigKind::Long),
+            fixed("log.dirs", broker.data_dir.display().to_string(), ConfigKind::String),
+            fixed("num.partitions", broker.num_partitions.to_string(), ConfigKind::Int),
+            fixed("auto.create.topics.enable", broker.auto_create_topics_enable.to_string(), ConfigKind::Boolean),
+            fixed("socket.request.max.bytes", broker.socket_request_max_bytes.to_string(), ConfigKind::Int),
+            fixed("offsets.topic.num.partitions", crate::constants::OFFSETS_PARTITIONS.to_string(), ConfigKind::Int),
+            fixed("offsets.retention.minutes", broker.offsets_retention_minutes.to_string(), ConfigKind::Int),
+            fixed(
+                "group.initial.rebalance.delay.ms",
+                broker.group_initial_rebalance_delay_ms.to_string(),
+                ConfigKind::Int,
+            ),
+            fixed(
+                "log.retention.check.interval.ms",
+                broker.log_retention_check_interval_ms.to_string(),
+                ConfigKind::Long,
+            ),
+        ];
+        for def in TOPIC_CONFIG_DEFS {
+            let synonyms = self.topic_default_synonyms(def);
+            entries.push(Entry {
+                name: def.broker_name.to_string(),
+                value: self.effective.topic_defaults.value_of(def.name).unwrap_or_default(),
+                source: synonyms[0].2,
+                kind: def.kind,
+                read_only: !dynamic::is_dynamic(def.broker_name),
+                synonyms,
+            });
+        }
+        let builtin = CleanerConfig::default();
+        for key in crate::config::cleaner::KEYS {
+            let static_value = broker.cleaner.configured.contains(key).then(|| broker.cleaner.value_of(key));
+            let synonyms = self.synonyms(key, static_value.flatten(), builtin.value_of(key).unwrap_or_default());
+            entries.push(Entry {
+                name: key.to_string(),
+                value: self.effective.cleaner.value_of(key).unwrap_or_default(),
+                source: synonyms[0].2,
+                kind: CleanerConfig::kind_of(key).unwrap_or(ConfigKind::String),
+                read_only: !dynamic::is_dynamic(key),
+                synonyms,
+            });
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.dedup_by(|a, b| a.name == b.name);
+        entries
+    }
+
+    /// The resource "": the cluster-wide dynamic defaults, as stored.
+    fn cluster_default_entries(&self) -> Vec<Entry> {
+        self.dynamic
+            .cluster_default
+            .iter()
+            .map(|(name, value)| Entry {
+                name: name.clone(),
+                value: value.clone(),
+                source: SOURCE_DYNAMIC_DEFAULT_BROKER,
+                kind: dynamic::kind_of(name).unwrap_or(ConfigKind::String),
+                read_only: !dynamic::is_dynamic(name),
+                synonyms: vec![(name.clone(), value.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER)],
+            })
+            .collect()
+    }
 }
 
 pub async fn handle(
@@ -145,6 +216,11 @@ pub async fn handle(
     let version = ctx.version();
     let catalog = shard.catalog();
     let access = Access::of(shard, ctx);
+    let view = BrokerView {
+        broker: &shard.config,
+        dynamic: &catalog.broker_configs,
+        effective: shard.config.with_stored_dynamic(&catalog.broker_configs).0,
+    };
     let results = request
         .resources
         .iter()
@@ -166,7 +242,7 @@ pub async fn handle(
                     return denied(ResponseError::ClusterAuthorizationFailed)
                 }
                 RESOURCE_TOPIC => match catalog.topic(resource.resource_name.as_str()) {
-                    Some(topic) => topic_entries(&topic.config, &shard.config),
+                    Some(topic) => view.topic_entries(&topic.config),
                     None => {
                         return result
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
@@ -175,12 +251,25 @@ pub async fn handle(
                 },
                 RESOURCE_BROKER => {
                     let name = resource.resource_name.as_str();
-                    if !name.is_empty() && name != shard.config.node_id.to_string() {
+                    let node_id = shard.config.node_id;
+                    let refused = match name.parse::<i32>() {
+                        _ if name.is_empty() => None,
+                        Ok(id) if id == node_id => None,
+                        Ok(_) => Some(format!(
+                            "Unexpected broker id, expected {node_id} or empty string, but received {name}"
+                        )),
+                        Err(_) => Some(format!("Broker id must be an integer, but it is: {name}")),
+                    };
+                    if let Some(message) = refused {
                         return result
                             .with_error_code(ResponseError::InvalidRequest.code())
-                            .with_error_message(Some(s(format!("Broker {name} is not this broker."))));
+                            .with_error_message(Some(s(message)));
                     }
-                    broker_entries(&shard.config)
+                    if name.is_empty() {
+                        view.cluster_default_entries()
+                    } else {
+                        view.broker_entries()
+                    }
                 }
                 other => {
                     return result

@@ -22,6 +22,7 @@ pub fn producer_error_code(e: &ProducerError) -> ResponseError {
         ProducerError::InvalidEpoch { .. } => ResponseError::InvalidProducerEpoch,
         ProducerError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber,
         ProducerError::UnknownProducer { .. } => ResponseError::UnknownProducerId,
+        ProducerError::CoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
     }
 }
 

@@ -1,13 +1,13 @@
 //! IncrementalAlterConfigs (v0-1): SET, DELETE, APPEND and SUBTRACT on a
-//! topic's config overrides, through the controller; broker configs are
-//! static and refused.
+//! topic's config overrides, or on the dynamic configs of a broker resource
+//! (the cluster default or this broker), through the controller.
 
 use std::rc::Rc;
 
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
-use super::{alter_topic_configs, ConfigResult};
+use super::{alter_configs, ConfigResult};
 use crate::metadata::controller::ConfigChange;
 use crate::server::session::RequestContext;
 use crate::shard::Shard;
@@ -29,7 +29,7 @@ pub async fn handle(
             (r.resource_type, r.resource_name.to_string(), ConfigChange::Incremental(ops))
         })
         .collect();
-    let results = alter_topic_configs(shard, ctx, resources, request.validate_only).await;
+    let results = alter_configs(shard, ctx, resources, request.validate_only).await;
     let responses = results
         .into_iter()
         .map(|ConfigResult { resource_type, name, code, message }| {

@@ -29,6 +29,8 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_quorum;
+pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
 pub mod end_txn;
@@ -54,6 +56,8 @@ pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod update_features;
+pub mod write_txn_markers;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -61,6 +65,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::ApiKey;
 
+use crate::config::BrokerScope;
 use crate::metadata::controller::{TopicError, TopicSpec};
 use crate::metadata::TopicMeta;
 use bytes::Bytes;
@@ -90,9 +95,9 @@ pub async fn dispatch(
         return Err(FrameError::Body { api: api_key, version, reason: "unsupported version".into() });
     }
 
-    // Every API but ApiVersions and the SASL ones counts against
-    // `request_percentage`, as in Kafka: the time the shard spent polling the
-    // handler is recorded and a throttle time goes into the answer.
+    // Every API but ApiVersions, the SASL ones and WriteTxnMarkers counts
+    // against `request_percentage`, as in Kafka: the time the shard spent
+    // polling the handler is recorded and a throttle time goes into the answer.
     macro_rules! run {
         ($module:ident) => {{
             let request = decode_body(api_key, version, &mut body)?;
@@ -116,6 +121,10 @@ pub async fn dispatch(
         ApiKey::CreateTopics => run!(create_topics),
         ApiKey::DeleteTopics => run!(delete_topics),
         ApiKey::DescribeCluster => run!(describe_cluster),
+        ApiKey::DescribeTopicPartitions => run!(describe_topic_partitions),
+        // Its answer has no throttle time, as in Kafka, where it is exempt.
+        ApiKey::DescribeQuorum => run_exempt!(describe_quorum),
+        ApiKey::UpdateFeatures => run!(update_features),
         ApiKey::ListOffsets => run!(list_offsets),
         ApiKey::OffsetForLeaderEpoch => run!(offset_for_leader_epoch),
         ApiKey::InitProducerId => run!(init_producer_id),
@@ -142,6 +151,7 @@ pub async fn dispatch(
         ApiKey::DescribeProducers => run!(describe_producers),
         ApiKey::ListTransactions => run!(list_transactions),
         ApiKey::DescribeTransactions => run!(describe_transactions),
+        ApiKey::WriteTxnMarkers => run_exempt!(write_txn_markers),
         ApiKey::SaslHandshake => run_exempt!(sasl_handshake),
         ApiKey::SaslAuthenticate => run_exempt!(sasl_authenticate),
         ApiKey::CreateAcls => run!(create_acls),
@@ -222,21 +232,41 @@ pub struct ConfigResult {
     pub message: Option<kafka_protocol::protocol::StrBytes>,
 }
 
-/// Alters topic configs through the controller; broker resources are refused
-/// (Sluice's broker configs are static), other resource types are invalid.
-pub async fn alter_topic_configs(
+/// The scope of a BROKER config resource: "" (every broker) or this broker's
+/// id; another id is refused with Kafka's messages (its `ConfigAdminManager`).
+fn broker_scope(name: &str, node_id: i32) -> Result<BrokerScope, String> {
+    if name.is_empty() {
+        return Ok(BrokerScope::ClusterDefault);
+    }
+    match name.parse::<i32>() {
+        Ok(id) if id == node_id => Ok(BrokerScope::Broker(id)),
+        Ok(_) => Err(format!("Unexpected broker id, expected {node_id}, but received {name}")),
+        Err(_) => Err(format!("Node id must be an integer, but it is: {name}")),
+    }
+}
+
+/// Alters topic configs and dynamic broker configs (the cluster default or
+/// this broker's) through the controller; other resource types are invalid.
+pub async fn alter_configs(
     shard: &Rc<Shard>,
     ctx: &RequestContext,
     resources: Vec<(i8, String, crate::metadata::controller::ConfigChange)>,
     validate_only: bool,
 ) -> Vec<ConfigResult> {
     use kafka_protocol::protocol::StrBytes;
+    /// Where a resource's answer comes from.
+    enum Route {
+        Refused(ResponseError, String),
+        Topic,
+        Broker,
+    }
     let access = access::Access::of(shard, ctx);
-    let denied = |code: ResponseError| Some((code, "Authorization failed.".to_string()));
-    let mut early: Vec<Option<(ResponseError, String)>> = Vec::with_capacity(resources.len());
+    let denied = |code: ResponseError| Route::Refused(code, "Authorization failed.".to_string());
+    let mut routes: Vec<Route> = Vec::with_capacity(resources.len());
     let mut topics = Vec::new();
+    let mut brokers = Vec::new();
     for (resource_type, name, change) in &resources {
-        early.push(match *resource_type {
+        routes.push(match *resource_type {
             describe_configs::RESOURCE_TOPIC if !access.topic(AclOperation::AlterConfigs, name) => {
                 denied(ResponseError::TopicAuthorizationFailed)
             }
@@ -245,34 +275,49 @@ pub async fn alter_topic_configs(
             }
             describe_configs::RESOURCE_TOPIC => {
                 topics.push((name.clone(), change.clone()));
-                None
+                Route::Topic
             }
-            describe_configs::RESOURCE_BROKER => {
-                Some((ResponseError::InvalidRequest, "Broker configs are static: set them at start.".to_string()))
-            }
-            other => Some((ResponseError::InvalidRequest, format!("Resource type {other} is not supported."))),
+            describe_configs::RESOURCE_BROKER => match broker_scope(name, shard.config.node_id) {
+                Ok(scope) => {
+                    brokers.push((scope, change.clone()));
+                    Route::Broker
+                }
+                Err(message) => Route::Refused(ResponseError::InvalidRequest, message),
+            },
+            other => Route::Refused(ResponseError::InvalidRequest, format!("Unknown resource type {other}")),
         });
     }
-    let count = topics.len();
-    let mut answers = if topics.is_empty() {
+    let unreachable = |count: usize, e: RouteError| -> Vec<Result<(), TopicError>> {
+        (0..count).map(|_| Err((ResponseError::UnknownServerError, e.to_string()))).collect()
+    };
+    let mut topic_answers = if topics.is_empty() {
         Vec::new()
     } else {
+        let count = topics.len();
         let alter = move |shard: Rc<Shard>| async move {
             shard.controller().alter_configs(&shard.env(), topics, validate_only).await
         };
-        match shard.on_controller(alter).await {
-            Ok(results) => results,
-            Err(e) => (0..count).map(|_| Err((ResponseError::UnknownServerError, e.to_string()))).collect(),
-        }
+        shard.on_controller(alter).await.unwrap_or_else(|e| unreachable(count, e))
+    }
+    .into_iter();
+    let mut broker_answers = if brokers.is_empty() {
+        Vec::new()
+    } else {
+        let count = brokers.len();
+        let alter = move |shard: Rc<Shard>| async move {
+            shard.controller().alter_broker_configs(&shard.env(), brokers, validate_only).await
+        };
+        shard.on_controller(alter).await.unwrap_or_else(|e| unreachable(count, e))
     }
     .into_iter();
     resources
         .into_iter()
-        .zip(early)
-        .map(|((resource_type, name, _), early)| {
-            let outcome = match early {
-                Some(e) => Err(e),
-                None => answers.next().expect("one answer per topic"),
+        .zip(routes)
+        .map(|((resource_type, name, _), route)| {
+            let outcome = match route {
+                Route::Refused(code, message) => Err((code, message)),
+                Route::Topic => topic_answers.next().expect("one answer per topic"),
+                Route::Broker => broker_answers.next().expect("one answer per broker resource"),
             };
             let (code, message) = match outcome {
                 Ok(()) => (0, None),

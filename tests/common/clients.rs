@@ -6,7 +6,11 @@
 //! - kafka-python and Prometheus's Python client (its text-format parser): a
 //!   virtualenv under `target/clients/`, from PyPI;
 //! - Chromium (headless, for the web console): from `PATH`, else Debian's `chromium` package;
-//! - the Java client (kafka-clients): resolved by Maven from `tests/clients/java/pom.xml`.
+//! - the Java client (kafka-clients): resolved by Maven from `tests/clients/java/pom.xml`;
+//! - Go, which builds the franz-go checks (`tests/clients/go`): from `PATH` or
+//!   `/usr/local/go/bin`, else Debian's `golang-go` package; the Go module
+//!   proxy serves franz-go (and a newer Go, should the found one be older
+//!   than `go.mod` asks).
 //!
 //! A prerequisite that is missing and cannot be installed fails the test that
 //! needs it with a message naming it and how to install it; nothing is skipped.
@@ -176,6 +180,50 @@ pub fn python() -> PathBuf {
              it needs python3 with venv and access to PyPI"
         ),
     }
+}
+
+/// The oldest Go that builds `tests/clients/go`: from Go 1.21 on, the `go`
+/// command fetches the Go release that `go.mod` asks for (`GOTOOLCHAIN=auto`).
+const GO_MIN_MINOR: u32 = 21;
+
+/// The `go` command: from `PATH` or `/usr/local/go/bin`, else installed from
+/// Debian's packages; Go 1.21 or newer.
+pub fn go() -> PathBuf {
+    static GO: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = GO.get_or_init(|| {
+        let candidates = || on_path("go").into_iter().chain([PathBuf::from("/usr/local/go/bin/go")]);
+        let usable = || candidates().filter(|p| p.is_file()).find(|p| go_minor(p).is_some_and(|m| m >= GO_MIN_MINOR));
+        if let Some(p) = usable() {
+            return Ok(p);
+        }
+        let _lock = InstallLock::take();
+        if let Some(p) = usable() {
+            return Ok(p);
+        }
+        apt_install(&["golang-go"])?;
+        usable().ok_or_else(|| {
+            let versions: Vec<String> = candidates()
+                .filter(|p| p.is_file())
+                .map(|p| format!("{} is go1.{}", p.display(), go_minor(&p).map_or("?".into(), |m| m.to_string())))
+                .collect();
+            format!("no Go 1.{GO_MIN_MINOR} or newer after apt-get install golang-go ({})", versions.join(", "))
+        })
+    });
+    match found {
+        Ok(p) => p.clone(),
+        Err(e) => panic!(
+            "Go 1.{GO_MIN_MINOR} or newer is required by this test and could not be installed ({e}); \
+             install Go 1.{GO_MIN_MINOR} or newer on PATH or in /usr/local/go"
+        ),
+    }
+}
+
+/// The minor version of the Go release `go` is (`go version go1.26.8 linux/amd64` is 26).
+fn go_minor(go: &Path) -> Option<u32> {
+    let out = Command::new(go).arg("version").env("GOTOOLCHAIN", "local").stderr(Stdio::null()).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split_whitespace().find_map(|w| w.strip_prefix("go1."))?;
+    version.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 /// The Java client's classpath (kafka-clients and its dependencies), resolved by Maven.

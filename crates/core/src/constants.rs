@@ -51,6 +51,9 @@ pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
 
 /// Partitions one topic may have.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+/// Partitions one DescribeTopicPartitions answer lists at most, whatever the
+/// client asks (Kafka's `max.request.partition.size.limit` default).
+pub const DESCRIBE_TOPIC_PARTITIONS_PER_RESPONSE_MAX: i32 = 2000;
 /// Partitions one broker may host in all.
 pub const PARTITIONS_PER_BROKER_MAX: usize = 100_000;
 /// Topic name length limit (Kafka: 249).
@@ -81,6 +84,13 @@ const _: () = assert!(BATCH_LENGTH_PREFIX_BYTES < BATCH_HEADER_BYTES);
 pub const PRODUCER_BATCHES_RETAINED: usize = 5;
 /// Producers whose state one partition keeps; the least recently active goes first.
 pub const PRODUCERS_PER_PARTITION_MAX: usize = 10_000;
+/// `producer.id.expiration.ms` default: a partition forgets a producer idle
+/// this long with no transaction open there (Kafka: 1 day).
+pub const PRODUCER_ID_EXPIRATION_MS_DEFAULT: i32 = 86_400_000;
+/// Longest wait between two looks for expired producers (Kafka's
+/// `producer.id.expiration.check.interval.ms` default, 10 minutes); a shorter
+/// `producer.id.expiration.ms` is looked for as often as it is long.
+pub const PRODUCER_EXPIRATION_CHECK_INTERVAL_MS_MAX: u64 = 600_000;
 /// Producer ids reserved on disk at a time by the allocator.
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 /// Producer-state snapshots kept per partition.
@@ -100,6 +110,12 @@ pub const OFFSETS_PARTITIONS: usize = 50;
 pub const TXN_PARTITIONS: usize = 50;
 /// `transaction.max.timeout.ms` default: longest transaction a producer may ask for (Kafka: 15 minutes).
 pub const TXN_TIMEOUT_MS_MAX_DEFAULT: i32 = 900_000;
+/// `transactional.id.expiration.ms` default: the coordinator forgets a
+/// transactional id idle this long with no transaction open (Kafka: 7 days).
+pub const TXN_ID_EXPIRATION_MS_DEFAULT: i32 = 604_800_000;
+/// Transactional ids one shard's sweep forgets at most, in one journal write
+/// per transaction state partition; the rest wait for the next sweep.
+pub const TXN_IDS_EXPIRED_PER_SWEEP_MAX: usize = 1_000;
 /// Partitions one transaction may span (bounds a transaction's persisted state).
 pub const TXN_PARTITIONS_MAX: usize = 10_000;
 /// Groups whose offsets one transaction may commit.

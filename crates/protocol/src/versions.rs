@@ -32,6 +32,10 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::DeleteTopics, 1, 6),
     range(ApiKey::OffsetForLeaderEpoch, 2, 4),
     range(ApiKey::DescribeCluster, 0, 1),
+    // Operator APIs of a single node that is its own KRaft controller.
+    range(ApiKey::DescribeTopicPartitions, 0, 0),
+    range(ApiKey::DescribeQuorum, 0, 2),
+    range(ApiKey::UpdateFeatures, 0, 2),
     range(ApiKey::InitProducerId, 0, 5),
     range(ApiKey::FindCoordinator, 0, 6),
     range(ApiKey::JoinGroup, 0, 9),
@@ -60,6 +64,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::DescribeProducers, 0, 0),
     range(ApiKey::ListTransactions, 0, 1),
     range(ApiKey::DescribeTransactions, 0, 0),
+    // Broker to broker in Kafka, and `kafka-transactions.sh abort`; v0 went with KIP-896.
+    range(ApiKey::WriteTxnMarkers, 1, 1),
     // Security. SaslHandshake v0 (bare tokens outside Kafka's framing, before
     // Kafka 1.0) is not served: Kafka 4 dropped it too (KIP-896).
     range(ApiKey::SaslHandshake, 1, 1),

@@ -29,6 +29,10 @@ pub enum ProducerError {
     /// UNKNOWN_PRODUCER_ID: no state for this producer and the batch does not start at 0.
     #[error("no state for producer {producer_id} and sequence {found} is not 0")]
     UnknownProducer { producer_id: i64, found: i32 },
+    /// TRANSACTION_COORDINATOR_FENCED: a marker from a coordinator epoch older
+    /// than the one of the producer's last marker (a zombie coordinator's).
+    #[error("producer {producer_id}: coordinator epoch {coordinator_epoch} is older than {current}")]
+    CoordinatorFenced { producer_id: i64, coordinator_epoch: i32, current: i32 },
 }
 
 /// Sequence range and offsets of one appended batch.
@@ -63,6 +67,19 @@ pub struct AbortedTxn {
     pub producer_id: i64,
     pub first_offset: i64,
     pub last_offset: i64,
+}
+
+/// A transaction marker as the producer state records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkerRecord {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+    /// The marker's offset.
+    pub offset: i64,
+    /// The marker's timestamp: the producer's last activity, as Kafka counts it.
+    pub timestamp: i64,
 }
 
 /// What to do with a producer's batch.
@@ -192,14 +209,39 @@ impl ProducerStateTable {
         }
     }
 
-    /// Ends the producer's open transaction with a marker at `marker_offset`.
-    pub fn end_txn(&mut self, producer_id: i64, epoch: i16, commit: bool, marker_offset: i64, coordinator_epoch: i32) {
-        let entry = self.entry(producer_id, epoch);
-        entry.coordinator_epoch = coordinator_epoch;
-        let Some(first_offset) = entry.txn_first_offset.take() else { return };
-        if !commit {
-            self.aborted.push_back(AbortedTxn { producer_id, first_offset, last_offset: marker_offset });
+    /// Kafka's coordinator-epoch check of a marker: refused when the producer's
+    /// last marker came from a newer coordinator epoch.
+    pub fn check_coordinator_epoch(&self, producer_id: i64, coordinator_epoch: i32) -> Result<(), ProducerError> {
+        match self.producers.get(&producer_id) {
+            Some(e) if coordinator_epoch < e.coordinator_epoch => {
+                Err(ProducerError::CoordinatorFenced { producer_id, coordinator_epoch, current: e.coordinator_epoch })
+            }
+            _ => Ok(()),
         }
+    }
+
+    /// Ends the producer's open transaction with `marker`.
+    pub fn end_txn(&mut self, marker: MarkerRecord) {
+        let entry = self.entry(marker.producer_id, marker.epoch);
+        entry.coordinator_epoch = marker.coordinator_epoch;
+        entry.last_timestamp = marker.timestamp;
+        let Some(first_offset) = entry.txn_first_offset.take() else { return };
+        if !marker.commit {
+            let producer_id = marker.producer_id;
+            self.aborted.push_back(AbortedTxn { producer_id, first_offset, last_offset: marker.offset });
+        }
+    }
+
+    /// Forgets the producers idle for `expiration_ms` or longer (by the
+    /// timestamp of their last batch or marker), as Kafka's
+    /// `ProducerStateManager.removeExpiredProducers` does for
+    /// `producer.id.expiration.ms`; a producer with a transaction open here
+    /// is always kept. Returns how many were forgotten.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| e.txn_first_offset.is_some() || now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        before - self.producers.len()
     }
 
     /// The first offset of the oldest open transaction, if any.
@@ -250,8 +292,14 @@ impl ProducerStateTable {
         }
         if header.is_control() {
             if let Some((commit, coordinator_epoch)) = sluice_protocol::batch::control_marker(bytes) {
-                let (id, epoch) = (header.producer_id, header.producer_epoch);
-                self.end_txn(id, epoch, commit, header.base_offset, coordinator_epoch);
+                self.end_txn(MarkerRecord {
+                    producer_id: header.producer_id,
+                    epoch: header.producer_epoch,
+                    commit,
+                    coordinator_epoch,
+                    offset: header.base_offset,
+                    timestamp: header.max_timestamp,
+                });
             }
             return;
         }
@@ -360,6 +408,11 @@ mod tests {
         BatchRecord { first_seq: first, last_seq: last, base_offset: base, last_offset: base + (last - first) as i64 }
     }
 
+    /// A marker of `producer_id` at `offset` (coordinator epoch 0, timestamp 0).
+    fn marker(producer_id: i64, epoch: i16, commit: bool, offset: i64) -> MarkerRecord {
+        MarkerRecord { producer_id, epoch, commit, coordinator_epoch: 0, offset, timestamp: 0 }
+    }
+
     #[test]
     fn in_order_duplicates_and_gaps() {
         let mut t = ProducerStateTable::default();
@@ -400,10 +453,10 @@ mod tests {
         assert_eq!(t.check_marker(1, 0), Ok(true));
         assert!(t.check_marker(1, -1).is_err());
         assert_eq!(t.check_marker(3, 0), Ok(false));
-        t.end_txn(1, 0, true, 14, 0);
+        t.end_txn(marker(1, 0, true, 14));
         assert_eq!(t.first_unstable_offset(), Some(12));
         assert_eq!(t.check_marker(1, 0), Ok(false));
-        t.end_txn(2, 1, false, 15, 0);
+        t.end_txn(marker(2, 1, false, 15));
         assert_eq!(t.first_unstable_offset(), None);
         assert_eq!(t.aborted_between(0, 12), Vec::<(i64, i64)>::new());
         assert_eq!(t.aborted_between(13, 20), vec![(2, 12)]);
@@ -412,6 +465,38 @@ mod tests {
         assert!(matches!(t.check(2, 0, 1, 1), Err(ProducerError::InvalidEpoch { .. })));
         t.drop_aborted_below(16);
         assert!(t.aborted_between(0, 100).is_empty());
+    }
+
+    #[test]
+    fn a_marker_from_an_older_coordinator_epoch_is_fenced() {
+        let mut t = ProducerStateTable::default();
+        assert_eq!(t.check_coordinator_epoch(1, 0), Ok(()), "unknown producer");
+        t.record(1, 0, rec(0, 0, 0), true, 0);
+        assert_eq!(t.check_coordinator_epoch(1, 0), Ok(()), "no marker yet (-1)");
+        t.end_txn(MarkerRecord { coordinator_epoch: 3, ..marker(1, 0, false, 1) });
+        assert_eq!(t.check_coordinator_epoch(1, 3), Ok(()));
+        assert_eq!(t.check_coordinator_epoch(1, 4), Ok(()));
+        assert!(matches!(t.check_coordinator_epoch(1, 2), Err(ProducerError::CoordinatorFenced { current: 3, .. })));
+    }
+
+    #[test]
+    fn idle_producers_expire_unless_a_transaction_is_open() {
+        let mut t = ProducerStateTable::default();
+        t.record(1, 0, rec(0, 0, 0), false, 1_000);
+        t.record(2, 0, rec(0, 0, 1), true, 1_000);
+        t.record(3, 0, rec(0, 0, 2), false, 5_000);
+        assert_eq!(t.remove_expired(5_999, 5_000), 0, "idle 4999 ms");
+        assert_eq!(t.remove_expired(6_000, 5_000), 1, "producer 1 idle 5000 ms");
+        assert_eq!(t.producers().map(|(id, _)| id).collect::<std::collections::BTreeSet<_>>(), [2, 3].into());
+        // The open transaction keeps producer 2 however long it is idle; its
+        // marker's time then counts as its last activity.
+        assert_eq!(t.remove_expired(i64::MAX, 5_000), 1);
+        t.end_txn(MarkerRecord { timestamp: 20_000, ..marker(2, 0, true, 3) });
+        assert_eq!(t.remove_expired(24_999, 5_000), 0);
+        assert_eq!(t.remove_expired(25_000, 5_000), 1);
+        assert!(t.is_empty());
+        // Forgotten: its next batch is that of a producer never seen.
+        assert!(matches!(t.check(1, 0, 1, 1), Err(ProducerError::UnknownProducer { .. })));
     }
 
     #[test]
@@ -427,7 +512,7 @@ mod tests {
         t.record(1, 3, rec(5, 5, 15), false, 0);
         t.record(99, 0, rec(0, 0, 16), true, 0);
         t.record(98, 0, rec(0, 0, 17), true, 0);
-        t.end_txn(98, 0, false, 18, 0);
+        t.end_txn(marker(98, 0, false, 18));
         let bytes = crate::file::seal(&t.encode());
         let back = ProducerStateTable::decode(crate::file::unseal(&bytes).unwrap()).unwrap();
         assert_eq!(back.check(1, 3, 5, 5), Ok(SequenceCheck::Duplicate(rec(5, 5, 15))));

@@ -1,5 +1,6 @@
 //! The log cleaner's broker configs, under Kafka's names (`log.cleaner.*`),
-//! read from the config file.
+//! read from the config file; all but `log.cleaner.enable` can also be
+//! changed at runtime ([`super::dynamic`]), checked by the same code.
 //!
 //! Sluice runs one cleaner task per shard, each compacting the partitions its
 //! shard owns; `log.cleaner.threads` is validated and reported (DescribeConfigs)
@@ -10,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::topic::{ConfigDouble, ConfigKind};
+use super::topic::{int, long, refused, ConfigDouble, ConfigKind};
 use super::{invalid, ConfigError};
 use crate::constants::{
     CLEANER_BACKOFF_MS_DEFAULT, CLEANER_DEDUPE_BUFFER_BYTES_DEFAULT, CLEANER_DEDUPE_BUFFER_BYTES_PER_THREAD_MIN,
@@ -77,21 +78,14 @@ impl Default for CleanerConfig {
     }
 }
 
-/// An integer key in `[min, max]`.
-fn integer(key: &'static str, text: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
-    let v: i64 = text.trim().parse().map_err(|_| invalid(key, format!("cannot parse {text:?}")))?;
-    if v < min {
-        return Err(invalid(key, format!("Value must be at least {min}")));
-    }
-    if v > max {
-        return Err(invalid(key, format!("Value must be no more than {max}")));
-    }
-    Ok(v)
+fn double(key: &str, text: &str) -> Result<f64, String> {
+    ConfigDouble::parse(text).map(ConfigDouble::get).ok_or_else(|| refused(key, text, "Not a number of type DOUBLE"))
 }
 
-fn double(key: &'static str, text: &str) -> Result<f64, ConfigError> {
-    ConfigDouble::parse(text).map(ConfigDouble::get).ok_or_else(|| invalid(key, format!("cannot parse {text:?}")))
-}
+/// Kafka's refusal of `log.cleaner.threads` below 1.
+pub const THREADS_AT_LEAST_ONE: &str = "Log cleaner threads should be at least 1";
+/// Kafka's refusal of a key map under 1 MiB per cleaner thread.
+pub const DEDUPE_PER_THREAD: &str = "log.cleaner.dedupe.buffer.size must be at least 1MB per cleaner thread.";
 
 impl CleanerConfig {
     /// The cleaner keys of a config file, validated as Kafka does; absent keys keep their defaults.
@@ -99,55 +93,65 @@ impl CleanerConfig {
         let mut c = CleanerConfig::default();
         for key in KEYS {
             let Some(text) = file.get(key) else { continue };
+            c.set(key, text).map_err(|reason| invalid(key, reason))?;
             c.configured.insert(key);
-            match key {
-                ENABLE => {
-                    c.enable = match text.trim().to_ascii_lowercase().as_str() {
-                        "true" => true,
-                        "false" => false,
-                        _ => return Err(invalid(ENABLE, "Expected value to be either true or false")),
-                    }
-                }
-                THREADS => {
-                    // Kafka's static range starts at 0, but it refuses fewer than 1 running thread.
-                    let threads = integer(THREADS, text, i64::MIN, i32::MAX as i64)?;
-                    if threads < 1 {
-                        return Err(invalid(THREADS, "Log cleaner threads should be at least 1"));
-                    }
-                    c.threads = threads as usize;
-                }
-                IO_MAX_BYTES_PER_SECOND => {
-                    // Kafka takes any double; zero or less would stop the cleaners for good.
-                    let rate = double(IO_MAX_BYTES_PER_SECOND, text)?;
-                    if rate <= 0.0 {
-                        return Err(invalid(IO_MAX_BYTES_PER_SECOND, "Value must be more than 0"));
-                    }
-                    c.io_max_bytes_per_second = rate;
-                }
-                DEDUPE_BUFFER_SIZE => {
-                    // Checked against the threads below, once both are known.
-                    c.dedupe_buffer_size = integer(DEDUPE_BUFFER_SIZE, text, i64::MIN, i64::MAX)?.max(0) as u64;
-                }
-                IO_BUFFER_LOAD_FACTOR => {
-                    // Kafka takes any double; outside (0, 1] a key map is either never used or overfilled.
-                    let factor = double(IO_BUFFER_LOAD_FACTOR, text)?;
-                    if !(factor > 0.0 && factor <= 1.0) {
-                        return Err(invalid(IO_BUFFER_LOAD_FACTOR, "Value must be more than 0 and at most 1"));
-                    }
-                    c.io_buffer_load_factor = factor;
-                }
-                IO_BUFFER_SIZE => c.io_buffer_size = integer(IO_BUFFER_SIZE, text, 0, i32::MAX as i64)? as usize,
-                BACKOFF_MS => c.backoff_ms = integer(BACKOFF_MS, text, 0, i64::MAX)? as u64,
-                _ => unreachable!("every key of KEYS is handled"),
-            }
         }
-        if c.dedupe_buffer_size / c.threads as u64 <= CLEANER_DEDUPE_BUFFER_BYTES_PER_THREAD_MIN {
-            return Err(invalid(
-                DEDUPE_BUFFER_SIZE,
-                "log.cleaner.dedupe.buffer.size must be at least 1MB per cleaner thread.",
-            ));
-        }
+        c.check().map_err(|(key, reason)| invalid(key, reason))?;
         Ok(c)
+    }
+
+    /// Sets one cleaner key from its text, checked on its own as Kafka checks
+    /// its type and range (and, where Kafka takes anything, refusing what
+    /// would stop or break the cleaners); refused with Kafka's message
+    /// (`Invalid value X for configuration K: ...`). The checks between keys
+    /// are [`CleanerConfig::check`]'s.
+    pub fn set(&mut self, key: &str, text: &str) -> Result<(), String> {
+        match key {
+            ENABLE => {
+                self.enable = match text.trim().to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(refused(key, text, "Expected value to be either true or false")),
+                }
+            }
+            // Kafka's range starts at 0; fewer than 1 thread is refused by `check`.
+            THREADS => self.threads = int(key, text, 0, i32::MAX as i64)? as usize,
+            IO_MAX_BYTES_PER_SECOND => {
+                // Kafka takes any double; zero or less would stop the cleaners for good.
+                let rate = double(key, text)?;
+                if rate <= 0.0 {
+                    return Err(refused(key, text.trim(), "Value must be more than 0"));
+                }
+                self.io_max_bytes_per_second = rate;
+            }
+            // Checked against the threads by `check`; a negative size fails there.
+            DEDUPE_BUFFER_SIZE => self.dedupe_buffer_size = long(key, text, i64::MIN, i64::MAX)?.max(0) as u64,
+            IO_BUFFER_LOAD_FACTOR => {
+                // Kafka takes any double; outside (0, 1] a key map is either never used or overfilled.
+                let factor = double(key, text)?;
+                if !(factor > 0.0 && factor <= 1.0) {
+                    return Err(refused(key, text.trim(), "Value must be more than 0 and at most 1"));
+                }
+                self.io_buffer_load_factor = factor;
+            }
+            IO_BUFFER_SIZE => self.io_buffer_size = int(key, text, 0, i32::MAX as i64)? as usize,
+            BACKOFF_MS => self.backoff_ms = long(key, text, 0, i64::MAX)? as u64,
+            _ => return Err(format!("Unknown log cleaner config name: {key}")),
+        }
+        Ok(())
+    }
+
+    /// The checks between the cleaner's keys, as Kafka makes them: at least
+    /// one thread, and at least 1 MiB of key map per thread. The key to
+    /// blame, and Kafka's message.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.threads < 1 {
+            return Err((THREADS, THREADS_AT_LEAST_ONE.to_string()));
+        }
+        if self.dedupe_buffer_size / self.threads as u64 <= CLEANER_DEDUPE_BUFFER_BYTES_PER_THREAD_MIN {
+            return Err((DEDUPE_BUFFER_SIZE, DEDUPE_PER_THREAD.to_string()));
+        }
+        Ok(())
     }
 
     /// Bytes of one shard's key map: `log.cleaner.dedupe.buffer.size` shared by the shards.
@@ -232,12 +236,16 @@ mod tests {
         assert_eq!(refused(THREADS, "0"), "log.cleaner.threads: Log cleaner threads should be at least 1");
         assert!(refused(ENABLE, "yes").contains("true or false"));
         assert!(refused(IO_MAX_BYTES_PER_SECOND, "0").contains("more than 0"));
-        assert!(refused(IO_MAX_BYTES_PER_SECOND, "NaN").contains("cannot parse"));
+        assert!(refused(IO_MAX_BYTES_PER_SECOND, "NaN").contains("Not a number of type DOUBLE"));
         assert!(refused(IO_BUFFER_LOAD_FACTOR, "1.5").contains("at most 1"));
         assert!(refused(IO_BUFFER_LOAD_FACTOR, "0").contains("more than 0"));
         assert!(refused(IO_BUFFER_SIZE, "-1").contains("at least 0"));
         assert!(refused(BACKOFF_MS, "-1").contains("at least 0"));
-        assert!(refused(BACKOFF_MS, "soon").contains("cannot parse"));
+        assert_eq!(
+            refused(BACKOFF_MS, "soon"),
+            "log.cleaner.backoff.ms: Invalid value soon for configuration log.cleaner.backoff.ms: \
+             Not a number of type LONG"
+        );
         assert!(refused(DEDUPE_BUFFER_SIZE, "1048576").contains("at least 1MB per cleaner thread"));
         assert!(refused(DEDUPE_BUFFER_SIZE, "-5").contains("at least 1MB per cleaner thread"));
         // Kafka's check is per thread: 4 MiB for 4 threads is refused, for 2 accepted.

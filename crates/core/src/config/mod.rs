@@ -6,6 +6,7 @@
 //! in the file (`num.partitions=3`) and kebab-case as flags (`--num-partitions`).
 
 pub mod cleaner;
+pub mod dynamic;
 pub mod listeners;
 pub mod topic;
 
@@ -20,6 +21,7 @@ use crate::constants::{
     NUM_PARTITIONS_DEFAULT, PARTITIONS_PER_TOPIC_MAX, SEGMENT_BYTES_DEFAULT, SHARDS_MAX,
 };
 pub use cleaner::CleanerConfig;
+pub use dynamic::{BrokerScope, DynamicConfigs, EffectiveConfig};
 pub use listeners::{
     AuthorizerConfig, ClientAuth, ListenerConfig, OAuthConfig, Pem, SecurityConfig, SecurityProtocol, TlsConfig,
 };
@@ -148,6 +150,10 @@ pub struct BrokerConfig {
     pub group_initial_rebalance_delay_ms: u64,
     pub offsets_retention_minutes: u64,
     pub transaction_max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: transactional ids idle this long with nothing open are forgotten.
+    pub transactional_id_expiration_ms: i32,
+    /// `producer.id.expiration.ms`: partitions forget producers idle this long with no transaction open.
+    pub producer_id_expiration_ms: i32,
     pub log_retention_check_interval_ms: u64,
     pub max_connections: usize,
     pub connections_max_idle_ms: u64,
@@ -266,6 +272,8 @@ impl BrokerConfig {
             "group.initial.rebalance.delay.ms",
             "offsets.retention.minutes",
             "transaction.max.timeout.ms",
+            "transactional.id.expiration.ms",
+            "producer.id.expiration.ms",
             "shards",
             "cpus",
             "admin.listeners",
@@ -408,6 +416,17 @@ impl BrokerConfig {
         if transaction_max_timeout_ms <= 0 {
             return Err(invalid("transaction.max.timeout.ms", "must be at least 1"));
         }
+        // File keys only; Kafka requires at least 1 ms of each.
+        let transactional_id_expiration_ms = from_file(&file, "transactional.id.expiration.ms")?
+            .unwrap_or(crate::constants::TXN_ID_EXPIRATION_MS_DEFAULT);
+        if transactional_id_expiration_ms < 1 {
+            return Err(invalid("transactional.id.expiration.ms", "must be at least 1"));
+        }
+        let producer_id_expiration_ms = from_file(&file, "producer.id.expiration.ms")?
+            .unwrap_or(crate::constants::PRODUCER_ID_EXPIRATION_MS_DEFAULT);
+        if producer_id_expiration_ms < 1 {
+            return Err(invalid("producer.id.expiration.ms", "must be at least 1"));
+        }
         let log_retention_check_interval_ms = match args.log_retention_check_interval_ms {
             Some(v) => v,
             None => from_file(&file, "log.retention.check.interval.ms")?
@@ -435,6 +454,8 @@ impl BrokerConfig {
             group_initial_rebalance_delay_ms,
             offsets_retention_minutes,
             transaction_max_timeout_ms,
+            transactional_id_expiration_ms,
+            producer_id_expiration_ms,
             listeners,
             security,
             ignored_keys,
@@ -455,7 +476,7 @@ impl BrokerConfig {
 mod tests {
     use super::*;
 
-    fn args() -> ServeArgs {
+    pub(crate) fn args() -> ServeArgs {
         ServeArgs {
             listen: None,
             data_dir: None,
@@ -549,6 +570,26 @@ mod tests {
         assert_eq!((c.shards, c.cpus.clone()), (1, Some(vec![0])));
         a.shards = Some(2);
         assert!(BrokerConfig::resolve(&a).is_err(), "two shards on one listed CPU");
+    }
+
+    #[test]
+    fn expiration_keys_default_to_kafkas_and_must_be_positive() {
+        let c = BrokerConfig::resolve(&args()).unwrap();
+        assert_eq!((c.transactional_id_expiration_ms, c.producer_id_expiration_ms), (604_800_000, 86_400_000));
+        let dir = std::env::temp_dir().join(format!("sluice-config-expiration-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("server.properties");
+        let mut a = args();
+        a.config = Some(path.clone());
+        std::fs::write(&path, "transactional.id.expiration.ms=2000\nproducer.id.expiration.ms=3000\n").unwrap();
+        let c = BrokerConfig::resolve(&a).unwrap();
+        assert_eq!((c.transactional_id_expiration_ms, c.producer_id_expiration_ms), (2000, 3000));
+        assert!(c.ignored_keys.is_empty(), "{:?}", c.ignored_keys);
+        std::fs::write(&path, "producer.id.expiration.ms=0\n").unwrap();
+        assert!(BrokerConfig::resolve(&a).is_err());
+        std::fs::write(&path, "transactional.id.expiration.ms=-1\n").unwrap();
+        assert!(BrokerConfig::resolve(&a).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

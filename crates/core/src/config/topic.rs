@@ -212,7 +212,7 @@ pub const TOPIC_CONFIG_DEFS: &[ConfigDef] = &[
 ];
 
 /// Kafka's message for a refused value (its `ConfigException`).
-fn refused(name: &str, value: impl std::fmt::Display, reason: &str) -> String {
+pub(super) fn refused(name: &str, value: impl std::fmt::Display, reason: &str) -> String {
     format!("Invalid value {value} for configuration {name}: {reason}")
 }
 
@@ -232,11 +232,11 @@ fn integer(name: &str, value: &str, int: bool, min: i64, max: i64) -> Result<i64
     Ok(v)
 }
 
-fn long(name: &str, value: &str, min: i64, max: i64) -> Result<i64, String> {
+pub(super) fn long(name: &str, value: &str, min: i64, max: i64) -> Result<i64, String> {
     integer(name, value, false, min, max)
 }
 
-fn int(name: &str, value: &str, min: i64, max: i64) -> Result<i64, String> {
+pub(super) fn int(name: &str, value: &str, min: i64, max: i64) -> Result<i64, String> {
     integer(name, value, true, min, max)
 }
 
@@ -244,14 +244,14 @@ fn int(name: &str, value: &str, min: i64, max: i64) -> Result<i64, String> {
 /// the empty list (no cleanup at all), otherwise the items between commas,
 /// spaces around them dropped, each `compact` or `delete`. Returns the
 /// items joined by `,`, as Kafka prints the list.
-fn cleanup_policy(value: &str) -> Result<String, String> {
+fn cleanup_policy(shown: &str, value: &str) -> Result<String, String> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Ok(String::new());
     }
     let items: Vec<&str> = trimmed.split(',').map(str::trim).collect();
     if let Some(bad) = items.iter().find(|p| **p != "compact" && **p != "delete") {
-        return Err(refused("cleanup.policy", bad, "String must be one of: compact, delete"));
+        return Err(refused(shown, bad, "String must be one of: compact, delete"));
     }
     Ok(items.join(","))
 }
@@ -259,47 +259,54 @@ fn cleanup_policy(value: &str) -> Result<String, String> {
 impl TopicConfig {
     /// Sets one config by its Kafka name, validating the value as Kafka does.
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        self.set_as(name, value, name)
+    }
+
+    /// [`TopicConfig::set`], with a refused value reported under `shown`:
+    /// the broker config that sets this default (`log.retention.ms` for
+    /// `retention.ms`), as Kafka reports a broker config it refuses.
+    pub fn set_as(&mut self, name: &str, value: &str, shown: &str) -> Result<(), String> {
         match name {
             "segment.bytes" => {
-                self.segment_bytes = int(name, value, SEGMENT_BYTES_MIN as i64, SEGMENT_BYTES_MAX as i64)? as u64
+                self.segment_bytes = int(shown, value, SEGMENT_BYTES_MIN as i64, SEGMENT_BYTES_MAX as i64)? as u64
             }
-            "segment.ms" => self.segment_ms = long(name, value, 1, i64::MAX)?,
-            "segment.index.bytes" => self.segment_index_bytes = int(name, value, 4, i32::MAX as i64)? as u64,
-            "index.interval.bytes" => self.index_interval_bytes = int(name, value, 0, i32::MAX as i64)? as u64,
+            "segment.ms" => self.segment_ms = long(shown, value, 1, i64::MAX)?,
+            "segment.index.bytes" => self.segment_index_bytes = int(shown, value, 4, i32::MAX as i64)? as u64,
+            "index.interval.bytes" => self.index_interval_bytes = int(shown, value, 0, i32::MAX as i64)? as u64,
             "max.message.bytes" => {
-                self.max_message_bytes = int(name, value, 0, FETCH_READ_BYTES_PER_PARTITION_MAX as i64)? as u64
+                self.max_message_bytes = int(shown, value, 0, FETCH_READ_BYTES_PER_PARTITION_MAX as i64)? as u64
             }
             "message.timestamp.type" => {
                 self.message_timestamp_type = match value.trim() {
                     "CreateTime" => TimestampType::CreateTime,
                     "LogAppendTime" => TimestampType::LogAppendTime,
-                    _ => return Err(refused(name, value, "String must be one of: CreateTime, LogAppendTime")),
+                    _ => return Err(refused(shown, value, "String must be one of: CreateTime, LogAppendTime")),
                 }
             }
-            "retention.ms" => self.retention_ms = long(name, value, -1, i64::MAX)?,
-            "retention.bytes" => self.retention_bytes = long(name, value, -1, i64::MAX)?,
-            "cleanup.policy" => self.cleanup_policy = cleanup_policy(value)?,
-            "delete.retention.ms" => self.delete_retention_ms = long(name, value, 0, i64::MAX)?,
+            "retention.ms" => self.retention_ms = long(shown, value, -1, i64::MAX)?,
+            "retention.bytes" => self.retention_bytes = long(shown, value, -1, i64::MAX)?,
+            "cleanup.policy" => self.cleanup_policy = cleanup_policy(shown, value)?,
+            "delete.retention.ms" => self.delete_retention_ms = long(shown, value, 0, i64::MAX)?,
             "min.cleanable.dirty.ratio" => {
                 let ratio =
-                    ConfigDouble::parse(value).ok_or_else(|| refused(name, value, "Not a number of type DOUBLE"))?;
+                    ConfigDouble::parse(value).ok_or_else(|| refused(shown, value, "Not a number of type DOUBLE"))?;
                 if ratio.get() < 0.0 {
-                    return Err(refused(name, ratio, "Value must be at least 0"));
+                    return Err(refused(shown, ratio, "Value must be at least 0"));
                 }
                 if ratio.get() > 1.0 {
-                    return Err(refused(name, ratio, "Value must be no more than 1"));
+                    return Err(refused(shown, ratio, "Value must be no more than 1"));
                 }
                 self.min_cleanable_dirty_ratio = ratio;
             }
-            "min.compaction.lag.ms" => self.min_compaction_lag_ms = long(name, value, 0, i64::MAX)?,
-            "max.compaction.lag.ms" => self.max_compaction_lag_ms = long(name, value, 1, i64::MAX)?,
-            "flush.messages" => self.flush_messages = long(name, value, 1, i64::MAX)?,
-            "flush.ms" => self.flush_ms = long(name, value, 0, i64::MAX)?,
-            "min.insync.replicas" => self.min_insync_replicas = int(name, value, 1, i32::MAX as i64)? as i32,
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms = long(shown, value, 0, i64::MAX)?,
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms = long(shown, value, 1, i64::MAX)?,
+            "flush.messages" => self.flush_messages = long(shown, value, 1, i64::MAX)?,
+            "flush.ms" => self.flush_ms = long(shown, value, 0, i64::MAX)?,
+            "min.insync.replicas" => self.min_insync_replicas = int(shown, value, 1, i32::MAX as i64)? as i32,
             // The broker stores batches as the producer compressed them; it never recompresses.
             "compression.type" if value.trim() == "producer" => {}
             "compression.type" => {
-                return Err(refused(name, value, "Sluice stores batches as produced; only 'producer' is supported"))
+                return Err(refused(shown, value, "Sluice stores batches as produced; only 'producer' is supported"))
             }
             _ => return Err(format!("Unknown topic config name: {name}")),
         }

@@ -117,6 +117,10 @@ pub enum Change {
         id: String,
         state: StoredTxn,
     },
+    /// A transactional id forgotten (`transactional.id.expiration.ms`).
+    DeleteTxn {
+        id: String,
+    },
 }
 
 /// Offsets keyed by (topic, partition).
@@ -168,6 +172,9 @@ impl StoreState {
             }
             Change::Txn { id, state } => {
                 self.txns.insert(id.clone(), state.clone());
+            }
+            Change::DeleteTxn { id } => {
+                self.txns.remove(id);
             }
         }
     }
@@ -285,6 +292,7 @@ const TAG_DELETE_GROUP: u8 = 4;
 const TAG_TXN_OFFSET: u8 = 5;
 const TAG_TXN_OFFSET_END: u8 = 6;
 const TAG_TXN: u8 = 7;
+const TAG_DELETE_TXN: u8 = 8;
 
 fn write_offset(w: &mut Writer, offset: &CommittedOffset) {
     w.i64(offset.offset);
@@ -377,6 +385,10 @@ pub fn encode_change(change: &Change) -> Vec<u8> {
             for group in &state.groups {
                 w.str(group);
             }
+        }
+        Change::DeleteTxn { id } => {
+            w.u8(TAG_DELETE_TXN);
+            w.str(id);
         }
     }
     w.0
@@ -480,6 +492,7 @@ fn decode_fields(payload: &[u8]) -> Option<Change> {
             }
             Change::Txn { id, state }
         }
+        TAG_DELETE_TXN => Change::DeleteTxn { id: r.str()? },
         _ => return None,
     };
     r.0.is_empty().then_some(change)
@@ -743,7 +756,8 @@ mod tests {
             offset: CommittedOffset { offset: 9, leader_epoch: -1, metadata: None, commit_timestamp_ms: 1 },
         };
         let end = Change::TxnOffsetEnd { group: "g".into(), producer_id: 7, commit: true };
-        for c in [commit("g", 1, 42), group, Change::DeleteGroup { group: "g".into() }, txn, pending, end] {
+        let forgotten = Change::DeleteTxn { id: "tx".into() };
+        for c in [commit("g", 1, 42), group, Change::DeleteGroup { group: "g".into() }, txn, pending, end, forgotten] {
             assert_eq!(decode_change(&encode_change(&c)), Ok(c));
         }
         assert_eq!(decode_change(&[TAG_COMMIT, 0, 0]), Err(Unreadable::Malformed));

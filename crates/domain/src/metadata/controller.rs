@@ -9,9 +9,12 @@ use std::sync::Arc;
 use glommio::sync::Semaphore;
 use uuid::Uuid;
 
+use super::features::{self, FeatureUpdate};
 use super::{validate_partition_count, validate_topic_name, Catalog, TopicMeta};
 use crate::txn::producer_ids::ProducerIdAllocator;
-use sluice_core::config::TopicConfig;
+use sluice_core::config::dynamic::{self, BrokerScope};
+use sluice_core::config::topic::ConfigKind;
+use sluice_core::config::{BrokerConfig, DynamicConfigs, EffectiveConfig, TopicConfig};
 use sluice_core::constants::{CATALOG_FILE_BYTES_MAX, PARTITIONS_PER_BROKER_MAX, SECURITY_FILE_BYTES_MAX};
 use sluice_protocol::ResponseError;
 use sluice_security::store::SecurityState;
@@ -59,6 +62,24 @@ pub trait CatalogSink {
     async fn publish(&self, catalog: Arc<Catalog>);
 }
 
+/// APPEND (or SUBTRACT) of the items of `value` to (from) the list
+/// `current`. Empty items are dropped, as Kafka does: an empty list plus
+/// `compact` is `compact`.
+fn edit_list(current: &str, value: &str, append: bool) -> String {
+    let parts = |text: &str| -> Vec<String> {
+        text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+    };
+    let mut items = parts(current);
+    for v in parts(value) {
+        if append && !items.contains(&v) {
+            items.push(v);
+        } else if !append {
+            items.retain(|i| *i != v);
+        }
+    }
+    items.join(",")
+}
+
 /// A topic that does not exist, as Kafka answers it.
 pub fn unknown_topic() -> TopicError {
     (ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition.".into())
@@ -71,8 +92,12 @@ pub struct Controller {
     security_path: PathBuf,
     node_id: i32,
     shards: usize,
-    defaults: TopicConfig,
     num_partitions: i32,
+    /// The static config, which the dynamic broker configs of the catalog change.
+    config: Arc<BrokerConfig>,
+    /// What the catalog's dynamic broker configs make of `config`: the topic
+    /// defaults new and altered topics start from, and the cleaner's settings.
+    effective: RefCell<EffectiveConfig>,
     catalog: RefCell<Arc<Catalog>>,
     producer_ids: ProducerIdAllocator,
     /// One catalog change (or producer id reservation) at a time.
@@ -80,25 +105,29 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// Loads the catalog from `data_dir`, moving partitions of shards that no
-    /// longer exist, and persists it if anything moved.
-    pub async fn load(
-        data_dir: PathBuf,
-        node_id: i32,
-        shards: usize,
-        defaults: TopicConfig,
-        num_partitions: i32,
-    ) -> Result<Controller, String> {
-        let meta_dir = data_dir.join("__sluice");
+    /// Loads the catalog from the data dir of `config`, moving partitions of
+    /// shards that no longer exist, and persists it if anything moved.
+    pub async fn load(config: Arc<BrokerConfig>) -> Result<Controller, String> {
+        let meta_dir = config.data_dir.join("__sluice");
         std::fs::create_dir_all(&meta_dir).map_err(|e| format!("create {}: {e}", meta_dir.display()))?;
         let catalog_path = meta_dir.join("catalog");
+        let mut effective = config.static_effective();
         let mut catalog = match read_bounded(&catalog_path, CATALOG_FILE_BYTES_MAX) {
             Ok(None) => Catalog::default(),
             Ok(Some(bytes)) => {
-                Catalog::decode(&bytes, &defaults).map_err(|e| format!("{}: {e}", catalog_path.display()))?
+                let defaults = |dynamic: &DynamicConfigs| {
+                    let (applied, skipped) = config.with_stored_dynamic(dynamic);
+                    for reason in skipped {
+                        tracing::error!(config = %reason, "dynamic broker config ignored: it no longer applies");
+                    }
+                    effective = applied;
+                    effective.topic_defaults.clone()
+                };
+                Catalog::decode(&bytes, defaults).map_err(|e| format!("{}: {e}", catalog_path.display()))?
             }
             Err(e) => return Err(format!("{}: {e}", catalog_path.display())),
         };
+        let shards = config.shards;
         if catalog.reassign_for(shards) {
             tracing::info!(shards, "partitions of removed shards reassigned");
             write_atomically(&catalog_path, &catalog.encode()).await.map_err(|e| e.to_string())?;
@@ -118,10 +147,11 @@ impl Controller {
             security_path,
             producer_ids,
             catalog_path,
-            node_id,
+            node_id: config.node_id,
             shards,
-            defaults,
-            num_partitions,
+            num_partitions: config.num_partitions,
+            config,
+            effective: RefCell::new(effective),
             catalog: RefCell::new(Arc::new(catalog)),
             lock: Semaphore::new(1),
         })
@@ -182,30 +212,181 @@ impl Controller {
         self.alter(sink, validate_only, topics, |c, t, (n, a)| c.add_partitions(t, n, a)).await
     }
 
+    /// AlterConfigs and IncrementalAlterConfigs of broker resources: the
+    /// cluster-wide default or this broker. Each change is checked as Kafka's
+    /// `ConfigAdminManager` and `DynamicBrokerConfig` check it; the accepted
+    /// ones are stored with the catalog in one change, which also gives every
+    /// topic its new effective config (defaults changed under its overrides).
+    pub async fn alter_broker_configs(
+        &self,
+        sink: &impl CatalogSink,
+        changes: Vec<(BrokerScope, ConfigChange)>,
+        validate_only: bool,
+    ) -> Vec<Result<(), TopicError>> {
+        let _permit = self.lock.acquire_permit(1).await;
+        let current = self.catalog();
+        let mut dynamic = (*current.broker_configs).clone();
+        let mut effective = self.effective.borrow().clone();
+        let mut results = Vec::with_capacity(changes.len());
+        for (scope, change) in changes {
+            match self.alter_broker_config(&dynamic, &effective, scope, change) {
+                Ok((next_dynamic, next_effective)) => {
+                    if !validate_only {
+                        dynamic = next_dynamic;
+                        effective = next_effective;
+                    }
+                    results.push(Ok(()));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        if validate_only || dynamic == *current.broker_configs {
+            return results;
+        }
+        let mut next = (*current).clone();
+        for topic in current.topics.values() {
+            let overrides = topic.config.overrides.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            // Each override was accepted on its own before; the defaults do not change that.
+            match effective.topic_defaults.apply_overrides(overrides) {
+                Ok(config) if config != topic.config => next.insert(TopicMeta { config, ..(**topic).clone() }),
+                Ok(_) => {}
+                Err(e) => tracing::error!(topic = %topic.name, error = %e, "topic keeps its config"),
+            }
+        }
+        next.broker_configs = Arc::new(dynamic);
+        let stored = next.broker_configs.clone();
+        if let Err(e) = self.commit(sink, next).await {
+            return results.iter().map(|_| Err((ResponseError::KafkaStorageError, e.clone()))).collect();
+        }
+        *self.effective.borrow_mut() = effective;
+        tracing::info!(
+            cluster_default = ?stored.cluster_default,
+            broker = ?stored.per_broker.get(&self.node_id),
+            "dynamic broker configs changed"
+        );
+        results
+    }
+
+    /// One broker resource's change applied to `dynamic`: the configs it
+    /// then holds, and the effective config they make.
+    fn alter_broker_config(
+        &self,
+        dynamic: &DynamicConfigs,
+        effective: &EffectiveConfig,
+        scope: BrokerScope,
+        change: ConfigChange,
+    ) -> Result<(DynamicConfigs, EffectiveConfig), TopicError> {
+        let invalid_request = |m: String| (ResponseError::InvalidRequest, m);
+        if let BrokerScope::Broker(id) = scope {
+            if id != self.node_id {
+                return Err(invalid_request(format!(
+                    "Unexpected broker id, expected {}, but received {id}",
+                    self.node_id
+                )));
+            }
+        }
+        let names: Vec<&str> = match &change {
+            ConfigChange::Replace(configs) => configs.iter().map(|(n, _)| n.as_str()).collect(),
+            ConfigChange::Incremental(ops) => ops.iter().map(|(n, _, _)| n.as_str()).collect(),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        if !names.iter().all(|n| seen.insert(*n)) {
+            return Err(invalid_request("Error due to duplicate config keys".into()));
+        }
+        let nulls: Vec<&str> = match &change {
+            ConfigChange::Replace(configs) => {
+                configs.iter().filter(|(_, v)| v.is_none()).map(|(n, _)| n.as_str()).collect()
+            }
+            ConfigChange::Incremental(ops) => {
+                ops.iter().filter(|(_, op, v)| *op != 1 && v.is_none()).map(|(n, _, _)| n.as_str()).collect()
+            }
+        };
+        if !nulls.is_empty() {
+            return Err(invalid_request(format!("Null value not supported for : {}", nulls.join(", "))));
+        }
+        let mut configs = match change {
+            ConfigChange::Replace(configs) => configs.into_iter().map(|(n, v)| (n, v.unwrap_or_default())).collect(),
+            ConfigChange::Incremental(ops) => {
+                if let Some((_, op, _)) = ops.iter().find(|(_, op, _)| !(0..=3).contains(op)) {
+                    return Err(invalid_request(format!("Unknown operations type {op}")));
+                }
+                let mut configs = dynamic.of(scope);
+                for (name, op, value) in ops {
+                    let value = value.unwrap_or_default();
+                    match op {
+                        0 => {
+                            configs.insert(name, value);
+                        }
+                        1 => {
+                            configs.remove(&name);
+                        }
+                        _ if dynamic::topic_default_of(&name).is_some_and(|d| d.kind == ConfigKind::List) => {
+                            // As Kafka: the list set here, else the built-in default.
+                            let default = dynamic::topic_default_of(&name)
+                                .and_then(|d| TopicConfig::default().value_of(d.name))
+                                .unwrap_or_default();
+                            let current = configs.get(&name).cloned().unwrap_or(default);
+                            configs.insert(name, edit_list(&current, &value, op == 2));
+                        }
+                        _ => {
+                            let verb = if op == 2 { "append" } else { "subtract" };
+                            return Err((
+                                ResponseError::InvalidConfig,
+                                format!("Config value {verb} is not allowed for config key: {name}"),
+                            ));
+                        }
+                    }
+                }
+                configs
+            }
+        };
+        let fixed: Vec<&str> = configs.keys().map(String::as_str).filter(|n| !dynamic::is_dynamic(n)).collect();
+        if !fixed.is_empty() {
+            return Err(invalid_request(dynamic::not_dynamic(&fixed)));
+        }
+        for (name, value) in configs.iter_mut() {
+            *value = dynamic::stored_value(name, value);
+        }
+        let next = self.config.with_dynamic_change(dynamic, scope, &configs).map_err(invalid_request)?;
+        dynamic::check_threads_change(effective.cleaner.threads, next.cleaner.threads).map_err(invalid_request)?;
+        let mut stored = dynamic.clone();
+        stored.replace(scope, configs);
+        Ok((stored, next))
+    }
+
     fn validate(&self, catalog: &Catalog, spec: &TopicSpec) -> Result<TopicMeta, TopicError> {
         validate_topic_name(&spec.name).map_err(|m| (ResponseError::InvalidTopicException, m))?;
         if catalog.topic(&spec.name).is_some() {
             return Err((ResponseError::TopicAlreadyExists, format!("Topic '{}' already exists.", spec.name)));
         }
         let count = if !spec.assignments.is_empty() {
-            if spec.num_partitions != -1 || spec.replication_factor != -1 {
-                return Err((
-                    ResponseError::InvalidRequest,
-                    "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
-                ));
+            // Kafka's controller's checks (`ReplicationControlManager.createTopic`), in its order.
+            let unset = |field: &str| {
+                let message = format!("A manual partition assignment was specified, but {field} was not set to -1.");
+                Err((ResponseError::InvalidRequest, message))
+            };
+            if spec.replication_factor != -1 {
+                return unset("replication factor");
             }
-            let mut seen: Vec<i32> = spec.assignments.iter().map(|(p, _)| *p).collect();
-            seen.sort_unstable();
-            if seen.iter().enumerate().any(|(i, p)| *p != i as i32) {
+            if spec.num_partitions != -1 {
+                return unset("numPartitions");
+            }
+            let mut partitions = std::collections::BTreeSet::new();
+            let mut replicas = None;
+            for (partition, brokers) in &spec.assignments {
+                if !partitions.insert(*partition) {
+                    return Err((
+                        ResponseError::InvalidReplicaAssignment,
+                        format!("Found multiple manual partition assignments for partition {partition}"),
+                    ));
+                }
+                self.check_replicas(brokers, replicas)?;
+                replicas = Some(brokers.len());
+            }
+            if partitions.iter().enumerate().any(|(i, p)| *p != i as i32) {
                 return Err((
                     ResponseError::InvalidReplicaAssignment,
-                    "Partitions should be consecutive and start at 0.".into(),
-                ));
-            }
-            if spec.assignments.iter().any(|(_, brokers)| brokers.as_slice() != [self.node_id]) {
-                return Err((
-                    ResponseError::InvalidReplicaAssignment,
-                    format!("Replica assignments may only name broker {}.", self.node_id),
+                    "partitions should be a consecutive 0-based integer sequence".into(),
                 ));
             }
             spec.assignments.len() as i32
@@ -239,7 +420,8 @@ impl Controller {
             })?;
             overrides.push((name.as_str(), value));
         }
-        let config = self.defaults.with_overrides(overrides).map_err(|m| (ResponseError::InvalidConfig, m))?;
+        let defaults = &self.effective.borrow().topic_defaults;
+        let config = defaults.with_overrides(overrides).map_err(|m| (ResponseError::InvalidConfig, m))?;
         Ok(TopicMeta {
             name: spec.name.as_str().into(),
             id: Uuid::new_v4(),
@@ -374,19 +556,7 @@ impl Controller {
                         2 | 3 if name == "cleanup.policy" => {
                             let current =
                                 overrides.get(&name).cloned().unwrap_or_else(|| topic.config.cleanup_policy.clone());
-                            // Empty items are dropped, as Kafka does: an empty policy plus `compact` is `compact`.
-                            let parts = |text: &str| -> Vec<String> {
-                                text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
-                            };
-                            let mut items = parts(&current);
-                            for v in parts(&value.unwrap_or_default()) {
-                                if op == 2 && !items.contains(&v) {
-                                    items.push(v);
-                                } else if op == 3 {
-                                    items.retain(|i| *i != v);
-                                }
-                            }
-                            overrides.insert(name, items.join(","));
+                            overrides.insert(name, edit_list(&current, &value.unwrap_or_default(), op == 2));
                         }
                         2 | 3 => {
                             return Err(invalid(format!(
@@ -398,8 +568,9 @@ impl Controller {
                 }
             }
         }
+        let defaults = &self.effective.borrow().topic_defaults;
         let config =
-            self.defaults.with_overrides(overrides.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(invalid)?;
+            defaults.with_overrides(overrides.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(invalid)?;
         Ok(TopicMeta { config, ..topic.clone() })
     }
 
@@ -409,32 +580,34 @@ impl Controller {
         count: i32,
         assignments: Option<Vec<Vec<i32>>>,
     ) -> Result<TopicMeta, TopicError> {
+        // Kafka's controller's checks (`ReplicationControlManager.createPartitions`).
         let current = topic.partitions();
         if count <= current {
             let message = if count == current {
-                format!("Topic already has {current} partitions.")
+                format!("Topic already has {current} partition(s).")
             } else {
-                format!("Topic currently has {current} partitions, which is higher than the requested {count}.")
+                format!(
+                    "The topic {} currently has {current} partition(s); {count} would not be an increase.",
+                    topic.name
+                )
             };
             return Err((ResponseError::InvalidPartitions, message));
         }
         validate_partition_count(count).map_err(|m| (ResponseError::InvalidPartitions, m))?;
         if let Some(assignments) = &assignments {
-            if assignments.len() != (count - current) as usize {
+            let additional = count - current;
+            if assignments.len() != additional as usize {
                 return Err((
                     ResponseError::InvalidReplicaAssignment,
                     format!(
-                        "Increasing the number of partitions by {} but {} assignments provided.",
-                        count - current,
+                        "Attempted to add {additional} additional partition(s), but only {} assignment(s) were specified.",
                         assignments.len()
                     ),
                 ));
             }
-            if assignments.iter().any(|a| a.as_slice() != [self.node_id]) {
-                return Err((
-                    ResponseError::InvalidReplicaAssignment,
-                    format!("Replica assignments may only name broker {}.", self.node_id),
-                ));
+            // Every partition has one replica, this node.
+            for brokers in assignments {
+                self.check_replicas(brokers, Some(1))?;
             }
         }
         let catalog = self.catalog();
@@ -448,6 +621,58 @@ impl Controller {
         let mut updated = topic.clone();
         updated.shards.extend(catalog.assign(count - current, self.shards));
         Ok(updated)
+    }
+
+    /// One partition's replicas in a manual assignment, checked as Kafka's
+    /// `validateManualPartitionAssignment` does; this node is the only broker
+    /// registered. `replicas` is the count the earlier partitions have.
+    fn check_replicas(&self, brokers: &[i32], replicas: Option<usize>) -> Result<(), TopicError> {
+        let refuse = |message: String| Err((ResponseError::InvalidReplicaAssignment, message));
+        if brokers.is_empty() {
+            return refuse("The manual partition assignment includes an empty replica list.".into());
+        }
+        let mut sorted = brokers.to_vec();
+        sorted.sort_unstable();
+        for (i, id) in sorted.iter().enumerate() {
+            if *id != self.node_id {
+                return refuse(format!(
+                    "The manual partition assignment includes broker {id}, but no such broker is registered."
+                ));
+            }
+            if i > 0 && sorted[i - 1] == *id {
+                return refuse(format!("The manual partition assignment includes the broker {id} more than once."));
+            }
+        }
+        match replicas {
+            Some(r) if r != brokers.len() => refuse(format!(
+                "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {r} replica(s).",
+                brokers.len()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// UpdateFeatures: every update applied or none (Kafka's rules, in
+    /// [`features::apply`]), persisted and adopted by every shard before this
+    /// returns; nothing is written for a dry run or when no level changes.
+    pub async fn update_features(
+        &self,
+        sink: &impl CatalogSink,
+        updates: Vec<FeatureUpdate>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _permit = self.lock.acquire_permit(1).await;
+        let current = self.catalog();
+        let levels = features::apply(&current.features, &updates, self.node_id)
+            .map_err(|message| (ResponseError::InvalidUpdateVersion, message))?;
+        if validate_only || levels == current.features {
+            return Ok(());
+        }
+        let mut next = (*current).clone();
+        next.features = levels;
+        self.commit(sink, next).await.map_err(|e| (ResponseError::KafkaStorageError, e))?;
+        tracing::info!(features = ?updates, "feature levels changed");
+        Ok(())
     }
 
     /// Changes the security state (ACLs, SCRAM credentials): `change` edits a
@@ -475,7 +700,8 @@ impl Controller {
     }
 
     /// Persists `next`, then has every shard adopt it.
-    async fn commit(&self, sink: &impl CatalogSink, next: Catalog) -> Result<(), String> {
+    async fn commit(&self, sink: &impl CatalogSink, mut next: Catalog) -> Result<(), String> {
+        next.version += 1;
         write_atomically(&self.catalog_path, &next.encode()).await.map_err(|e| e.to_string())?;
         let next = Arc::new(next);
         *self.catalog.borrow_mut() = next.clone();

@@ -1,15 +1,17 @@
-//! The topic catalog: names, ids, partition→shard assignment and config
-//! overrides. Shard 0 is the controller that changes it ([`controller`]);
-//! every shard holds a read-only snapshot, replaced whole on each change.
+//! The topic catalog: names, ids, partition→shard assignment, config
+//! overrides and finalized feature levels ([`features`]). Shard 0 is the
+//! controller that changes it ([`controller`]); every shard holds a read-only
+//! snapshot, replaced whole on each change.
 
 pub mod controller;
+pub mod features;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use uuid::Uuid;
 
-use sluice_core::config::TopicConfig;
+use sluice_core::config::{DynamicConfigs, TopicConfig};
 use sluice_core::constants::{PARTITIONS_PER_TOPIC_MAX, TOPIC_NAME_BYTES_MAX};
 
 /// One topic as every shard sees it.
@@ -32,17 +34,28 @@ impl TopicMeta {
     }
 }
 
-/// A snapshot of every topic, and of the security state (ACLs, SCRAM users),
-/// which the controller changes and publishes the same way but stores in a
-/// file of its own.
+/// A snapshot of every topic and of the dynamic broker configs (stored in
+/// the same file), and of the security state (ACLs, SCRAM users), which the
+/// controller changes and publishes the same way but stores in a file of its own.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     pub topics: BTreeMap<Arc<str>, Arc<TopicMeta>>,
     pub by_id: HashMap<Uuid, Arc<str>>,
+    /// Broker configs set at runtime; replaced (a new `Arc`) only when they change.
+    pub broker_configs: Arc<DynamicConfigs>,
+    /// Finalized feature levels (KIP-584), stored in the same file.
+    pub features: features::FeatureLevels,
+    /// Changes committed to the catalog file since the data directory was
+    /// created: the offset of this node's metadata, which DescribeQuorum
+    /// reports as the high watermark and ApiVersions as the finalized
+    /// features epoch. Security changes, kept in a file of their own, do not count.
+    pub version: u64,
     pub security: Arc<sluice_security::store::SecurityState>,
 }
 
 const CATALOG_MAGIC: &str = "sluice-catalog 1";
+/// The scope of a `broker` line holding a cluster-wide default.
+const BROKER_DEFAULT: &str = "default";
 
 impl Catalog {
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicMeta>> {
@@ -113,11 +126,20 @@ impl Catalog {
     }
 
     /// The catalog file: a text header, one `topic` line per topic, one
-    /// `config` line per override, and a CRC-32 of everything before it.
+    /// `config` line per override, one `broker` line per dynamic broker
+    /// config (`broker default NAME=VALUE` for the cluster default, `broker
+    /// ID NAME=VALUE` for one broker), and a CRC-32 of everything before it.
+    /// A `version N` line and one `feature NAME LEVEL` line per finalized
+    /// feature follow the header; files written before features were stored
+    /// have neither (version 0, the features of a new data directory).
     pub fn encode(&self) -> Vec<u8> {
         let mut text = String::new();
         text.push_str(CATALOG_MAGIC);
         text.push('\n');
+        text.push_str(&format!("version {}\n", self.version));
+        for (name, level) in self.features.iter() {
+            text.push_str(&format!("feature {name} {level}\n"));
+        }
         for topic in self.topics.values() {
             let shards: Vec<String> = topic.shards.iter().map(u16::to_string).collect();
             text.push_str(&format!("topic {} {} {}\n", topic.name, topic.id, shards.join(",")));
@@ -125,11 +147,21 @@ impl Catalog {
                 text.push_str(&format!("config {} {}={}\n", topic.name, k, v));
             }
         }
+        for (k, v) in &self.broker_configs.cluster_default {
+            text.push_str(&format!("broker {BROKER_DEFAULT} {k}={v}\n"));
+        }
+        for (id, configs) in &self.broker_configs.per_broker {
+            for (k, v) in configs {
+                text.push_str(&format!("broker {id} {k}={v}\n"));
+            }
+        }
         sluice_storage::file::seal(text.as_bytes())
     }
 
-    /// Reads a catalog file written by [`Catalog::encode`].
-    pub fn decode(bytes: &[u8], defaults: &TopicConfig) -> Result<Catalog, String> {
+    /// Reads a catalog file written by [`Catalog::encode`]. `defaults` gives
+    /// the topic defaults the stored dynamic broker configs make (the static
+    /// ones with the dynamic applied), which topics without an override use.
+    pub fn decode(bytes: &[u8], defaults: impl FnOnce(&DynamicConfigs) -> TopicConfig) -> Result<Catalog, String> {
         let body = sluice_storage::file::unseal(bytes).map_err(|e| format!("catalog {e}"))?;
         let body = std::str::from_utf8(body).map_err(|_| "catalog is not UTF-8".to_string())?;
         let mut lines = body.lines();
@@ -138,7 +170,32 @@ impl Catalog {
         }
         type Entry = (Uuid, Vec<u16>, Vec<(String, String)>);
         let mut topics: BTreeMap<String, Entry> = BTreeMap::new();
+        let mut broker_configs = DynamicConfigs::default();
+        let mut version = 0;
+        let mut levels: Option<Vec<(String, i16)>> = None;
         for line in lines {
+            if let Some(n) = line.strip_prefix("version ") {
+                version = n.parse().map_err(|_| format!("bad version line {line:?}"))?;
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("feature ") {
+                let bad = || format!("bad feature line {line:?}");
+                let (name, level) = rest.split_once(' ').ok_or_else(bad)?;
+                let level = level.parse().map_err(|_| bad())?;
+                levels.get_or_insert_with(Vec::new).push((name.to_string(), level));
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("broker ") {
+                let bad = || format!("bad broker config line {line:?}");
+                let (scope, pair) = rest.split_once(' ').ok_or_else(bad)?;
+                let (k, v) = pair.split_once('=').ok_or_else(bad)?;
+                let configs = match scope {
+                    BROKER_DEFAULT => &mut broker_configs.cluster_default,
+                    id => broker_configs.per_broker.entry(id.parse().map_err(|_| bad())?).or_default(),
+                };
+                configs.insert(k.to_string(), v.to_string());
+                continue;
+            }
             let mut parts = line.splitn(4, ' ');
             match (parts.next(), parts.next(), parts.next(), parts.next()) {
                 (Some("topic"), Some(name), Some(id), Some(shards)) => {
@@ -160,7 +217,9 @@ impl Catalog {
                 _ => return Err(format!("bad catalog line {line:?}")),
             }
         }
-        let mut catalog = Catalog::default();
+        let defaults = defaults(&broker_configs);
+        let features = levels.map_or_else(features::FeatureLevels::default, features::FeatureLevels::from_levels);
+        let mut catalog = Catalog { broker_configs: Arc::new(broker_configs), features, version, ..Catalog::default() };
         for (name, (id, shards, overrides)) in topics {
             // Checked one by one only: a broker default changed since must not make a stored topic unreadable.
             let config = defaults
@@ -235,12 +294,58 @@ mod tests {
         t.config = TopicConfig::default().with_overrides([("retention.ms", "1000")]).unwrap();
         c.insert(t.clone());
         let bytes = c.encode();
-        let back = Catalog::decode(&bytes, &TopicConfig::default()).unwrap();
+        let back = Catalog::decode(&bytes, |_| TopicConfig::default()).unwrap();
         assert_eq!(**back.topic("orders").unwrap(), t);
         assert_eq!(back.topic_by_id(&t.id).unwrap().name.as_ref(), "orders");
+        assert_eq!(*back.broker_configs, DynamicConfigs::default());
         let mut bad = bytes.clone();
         bad[20] ^= 1;
-        assert!(Catalog::decode(&bad, &TopicConfig::default()).is_err());
+        assert!(Catalog::decode(&bad, |_| TopicConfig::default()).is_err());
+    }
+
+    #[test]
+    fn features_and_version_are_stored_and_older_files_get_the_initial_ones() {
+        use features::{upgrade_type, FeatureLevels, FeatureUpdate, ELR_VERSION};
+        let mut c = Catalog { version: 7, ..Catalog::default() };
+        let off = FeatureUpdate { name: ELR_VERSION.into(), level: 0, upgrade_type: upgrade_type::SAFE_DOWNGRADE };
+        c.features = features::apply(&c.features, &[off], 0).unwrap();
+        let back = Catalog::decode(&c.encode(), |_| TopicConfig::default()).unwrap();
+        assert_eq!(back.version, 7);
+        assert_eq!(back.features, c.features);
+        assert_ne!(back.features, FeatureLevels::default());
+        let older = sluice_storage::file::seal(format!("{CATALOG_MAGIC}\ntopic a {} 0\n", Uuid::new_v4()).as_bytes());
+        let back = Catalog::decode(&older, |_| TopicConfig::default()).unwrap();
+        assert_eq!((back.version, back.features), (0, FeatureLevels::default()));
+    }
+
+    #[test]
+    fn dynamic_broker_configs_are_stored_and_make_the_topic_defaults() {
+        let mut c = Catalog::default();
+        c.insert(topic("plain", vec![0]));
+        let mut own = topic("own", vec![0]);
+        own.config = TopicConfig::default().with_overrides([("delete.retention.ms", "1000")]).unwrap();
+        c.insert(own);
+        let mut dynamic = DynamicConfigs::default();
+        dynamic.cluster_default.insert("log.cleaner.delete.retention.ms".into(), "5000".into());
+        dynamic.per_broker.entry(3).or_default().insert("log.cleaner.backoff.ms".into(), "10".into());
+        c.broker_configs = Arc::new(dynamic.clone());
+        let bytes = c.encode();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("broker default log.cleaner.delete.retention.ms=5000\n"), "{text}");
+        assert!(text.contains("broker 3 log.cleaner.backoff.ms=10\n"), "{text}");
+        let back = Catalog::decode(&bytes, |d| {
+            let mut defaults = TopicConfig::default();
+            for (k, v) in &d.cluster_default {
+                assert_eq!(k, "log.cleaner.delete.retention.ms");
+                defaults.set("delete.retention.ms", v).unwrap();
+            }
+            defaults
+        })
+        .unwrap();
+        assert_eq!(*back.broker_configs, dynamic);
+        assert_eq!(back.topic("plain").unwrap().config.delete_retention_ms, 5000, "the dynamic default applies");
+        assert_eq!(back.topic("own").unwrap().config.delete_retention_ms, 1000, "an override wins");
+        assert!(back.topic("plain").unwrap().config.overrides.is_empty());
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! durable before it is acted on: the decision (Prepare*) is fsynced before
 //! any marker is written, so a broker killed in between finishes the
 //! markers after it restarts; an Ongoing transaction found at restart runs
-//! out its timeout and is aborted.
+//! out its timeout and is aborted. An id left in Empty, CompleteCommit or
+//! CompleteAbort for `transactional.id.expiration.ms` is forgotten (a
+//! journal entry deletes it), as Kafka expires it.
 //!
 //! Markers go to every partition of the transaction on its owning shard
 //! (control batches, synced) and to the group coordinator of every group
@@ -17,7 +19,7 @@
 //! borrow is held across an `.await`.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -25,7 +27,7 @@ use glommio::sync::Semaphore;
 
 use super::{state, TxnListing};
 use crate::group::store::{Change, GroupStore, StoreState, StoredTxn};
-use sluice_core::constants::{TXN_GROUPS_MAX, TXN_PARTITIONS, TXN_PARTITIONS_MAX};
+use sluice_core::constants::{TXN_GROUPS_MAX, TXN_IDS_EXPIRED_PER_SWEEP_MAX, TXN_PARTITIONS, TXN_PARTITIONS_MAX};
 use sluice_protocol::{ResponseError, TopicPartition};
 
 /// What the transaction coordinator needs from the rest of the broker: the
@@ -111,6 +113,15 @@ impl TryFrom<u8> for TxnState {
 /// Coordinator epoch written into markers: a single broker's coordinators never move.
 pub const COORDINATOR_EPOCH: i32 = 0;
 
+/// The coordinator's settings, from the broker config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnSettings {
+    /// `transaction.max.timeout.ms`: the longest timeout a producer may ask for.
+    pub timeout_ms_max: i32,
+    /// `transactional.id.expiration.ms`: an id idle this long with nothing open is forgotten.
+    pub id_expiration_ms: i64,
+}
+
 /// One transaction state partition this shard owns.
 struct TxnPartition {
     store: GroupStore,
@@ -121,8 +132,7 @@ struct TxnPartition {
 pub struct TxnCoordinator {
     shard_id: usize,
     shards: usize,
-    /// `transaction.max.timeout.ms`.
-    timeout_ms_max: i32,
+    settings: TxnSettings,
     partitions: HashMap<usize, Rc<TxnPartition>>,
     /// One lock per transactional id with an operation running or waiting.
     locks: RefCell<HashMap<String, Rc<Semaphore>>>,
@@ -182,7 +192,7 @@ impl TxnCoordinator {
         data_dir: &Path,
         shard_id: usize,
         shards: usize,
-        timeout_ms_max: i32,
+        settings: TxnSettings,
     ) -> Result<TxnCoordinator, String> {
         let mut partitions = HashMap::new();
         for n in (0..TXN_PARTITIONS).filter(|n| n % shards == shard_id) {
@@ -193,7 +203,7 @@ impl TxnCoordinator {
         Ok(TxnCoordinator {
             shard_id,
             shards,
-            timeout_ms_max,
+            settings,
             partitions,
             locks: RefCell::new(HashMap::new()),
             committed: Default::default(),
@@ -297,7 +307,7 @@ impl TxnCoordinator {
     ) -> Result<(i64, i16), ResponseError> {
         let _guard = self.lock(id).await?;
         let existing = self.get(id);
-        state::check_init(existing.as_ref(), timeout_ms, self.timeout_ms_max, producer_id, epoch)?;
+        state::check_init(existing.as_ref(), timeout_ms, self.settings.timeout_ms_max, producer_id, epoch)?;
         let Some(mut txn) = existing else {
             let producer_id = env.allocate_producer_id().await?;
             let txn = self.persist(id, state::new_txn(producer_id, timeout_ms, env.now_ms())).await?;
@@ -416,17 +426,28 @@ impl TxnCoordinator {
     }
 
     /// Aborts transactions open longer than their timeout (bumping the epoch,
-    /// which fences the producer, as Kafka does) and finishes prepared ones
-    /// whose markers are not all written yet (after a failure or a restart).
+    /// which fences the producer, as Kafka does), finishes prepared ones
+    /// whose markers are not all written yet (after a failure or a restart),
+    /// and forgets transactional ids past `transactional.id.expiration.ms`.
     pub async fn sweep(&self, env: &impl TxnEnv) {
         let now = env.now_ms();
         let mut due: Vec<(String, StoredTxn)> = Vec::new();
-        for partition in self.partitions.values() {
+        let mut idle: BTreeMap<usize, Vec<(String, StoredTxn)>> = BTreeMap::new();
+        let mut idle_count = 0;
+        for (n, partition) in &self.partitions {
             for (id, txn) in &partition.state.borrow().txns {
                 if state::sweep(txn, now).is_some() {
                     due.push((id.clone(), txn.clone()));
+                } else if idle_count < TXN_IDS_EXPIRED_PER_SWEEP_MAX
+                    && state::expired(txn, now, self.settings.id_expiration_ms)
+                {
+                    idle.entry(*n).or_default().push((id.clone(), txn.clone()));
+                    idle_count += 1;
                 }
             }
+        }
+        for (n, ids) in idle {
+            self.expire(n, ids).await;
         }
         for (id, seen) in due {
             let Ok(_guard) = self.lock(&id).await else { return };
@@ -442,6 +463,42 @@ impl TxnCoordinator {
             if let Err(e) = self.complete(env, &id, txn, commit, epoch).await {
                 tracing::warn!(transactional_id = %id, error = ?e, "cannot finish transaction");
             }
+        }
+    }
+
+    /// Forgets the expired transactional ids `seen` of state partition `n`
+    /// in one journal write, each under its lock and only if nothing changed
+    /// it since it was seen. Only the sweep holds several locks at once, so
+    /// taking them one after another cannot deadlock.
+    async fn expire(&self, n: usize, seen: Vec<(String, StoredTxn)>) {
+        let partition = self.partitions.get(&n).expect("owned transaction partition is open").clone();
+        let mut guards = Vec::with_capacity(seen.len());
+        let mut forgotten = Vec::with_capacity(seen.len());
+        for (id, txn) in seen {
+            let Ok(guard) = self.lock(&id).await else { return };
+            if self.get(&id).as_ref() == Some(&txn) {
+                forgotten.push((id, txn));
+                guards.push(guard);
+            }
+        }
+        if forgotten.is_empty() {
+            return;
+        }
+        let changes: Vec<Change> = forgotten.iter().map(|(id, _)| Change::DeleteTxn { id: id.clone() }).collect();
+        for change in &changes {
+            partition.state.borrow_mut().apply(change);
+        }
+        let snapshot = || partition.state.borrow().clone();
+        if let Err(e) = partition.store.append(&changes, snapshot).await {
+            tracing::error!(partition = n, error = %e, "transactional id expiration not written; kept");
+            let mut state = partition.state.borrow_mut();
+            for (id, txn) in forgotten {
+                state.txns.insert(id, txn);
+            }
+            return;
+        }
+        for (id, txn) in &forgotten {
+            tracing::info!(transactional_id = %id, producer_id = txn.producer_id, "transactional id expired");
         }
     }
 

@@ -180,6 +180,15 @@ pub fn sweep(txn: &StoredTxn, now_ms: i64) -> Option<(bool, i16)> {
     }
 }
 
+/// Whether the transactional id is forgotten at `now_ms`, as Kafka's
+/// `transactional.id.expiration.ms` forgets it: no transaction open or being
+/// decided (Empty, CompleteCommit, CompleteAbort) and no change of state for
+/// `expiration_ms`.
+pub fn expired(txn: &StoredTxn, now_ms: i64, expiration_ms: i64) -> bool {
+    matches!(state_of(txn), TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort)
+        && txn.update_ms <= now_ms.saturating_sub(expiration_ms)
+}
+
 /// Whether ListTransactions shows `txn`: in one of `states` (any when
 /// empty), of one of `producer_ids` (any when empty), and open at least
 /// `min_duration_ms` (-1: any, including not open).
@@ -327,6 +336,17 @@ mod tests {
         assert_eq!(sweep(&txn(TxnState::PrepareCommit, 2), 0), Some((true, 2)));
         assert_eq!(sweep(&txn(TxnState::PrepareAbort, 2), 0), Some((false, 2)));
         assert_eq!(sweep(&txn(TxnState::CompleteCommit, 2), i64::MAX), None);
+    }
+
+    #[test]
+    fn only_idle_ids_with_nothing_open_expire() {
+        for state in TxnState::ALL {
+            let mut t = txn(state, 0);
+            t.update_ms = 1_000;
+            let idle = matches!(state, TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort);
+            assert_eq!(expired(&t, 6_000, 5_000), idle, "{state:?}");
+            assert!(!expired(&t, 5_999, 5_000), "{state:?} changed 4999 ms ago");
+        }
     }
 
     #[test]

@@ -85,10 +85,7 @@ pub struct DeletePart {
 pub struct MarkerPart {
     pub topic: Arc<str>,
     pub partition: i32,
-    pub producer_id: i64,
-    pub epoch: i16,
-    pub commit: bool,
-    pub coordinator_epoch: i32,
+    pub marker: sluice_storage::log::TxnMarker,
 }
 
 /// The offsets of one partition.

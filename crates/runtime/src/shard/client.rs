@@ -23,6 +23,7 @@ use sluice_domain::metadata::Catalog;
 use sluice_domain::txn::coordinator::{TxnEnv, COORDINATOR_EPOCH};
 use sluice_domain::txn::TxnListing;
 use sluice_protocol::{ResponseError, TopicPartition};
+use sluice_storage::log::{MarkerOrigin, TxnMarker};
 use sluice_storage::StorageError;
 
 /// The shard that runs the controller.
@@ -148,10 +149,14 @@ impl TxnEnv for ShardEnv {
         for TopicPartition { topic, partition } in partitions {
             let Some(meta) = catalog.topic(topic) else { continue };
             let Some(owner) = meta.owner(*partition) else { continue };
-            let topic = meta.name.clone();
-            let partition = *partition;
-            let coordinator_epoch = COORDINATOR_EPOCH;
-            items.push((owner, MarkerPart { topic, partition, producer_id, epoch, commit, coordinator_epoch }));
+            let marker = TxnMarker {
+                producer_id,
+                epoch,
+                commit,
+                coordinator_epoch: COORDINATOR_EPOCH,
+                origin: MarkerOrigin::Coordinator,
+            };
+            items.push((owner, MarkerPart { topic: meta.name.clone(), partition: *partition, marker }));
         }
         let written =
             self.0.scatter(items, |shard, markers| async move { shard.write_markers_local(markers).await }).await;

@@ -21,7 +21,7 @@ use crate::router::{
     Answer, DeletePart, Job, MarkerPart, OffsetQuery, PartitionOffsets, ProducePart, ReadPart, RouteError, Router,
     ShardMessage, WatchPart,
 };
-use sluice_core::config::BrokerConfig;
+use sluice_core::config::{BrokerConfig, CleanerConfig};
 use sluice_domain::metadata::controller::Controller;
 use sluice_domain::metadata::Catalog;
 use sluice_protocol::{batch, offset_spec};
@@ -87,6 +87,17 @@ impl ShardSecurity {
             Authorizer::allow_all()
         };
         ShardSecurity { state, authorizer }
+    }
+}
+
+/// A shard's cleaner settings: the broker's `log.cleaner.*` shared equally by the shards.
+fn cleaner_settings(config: &CleanerConfig, shards: usize) -> sluice_storage::cleaner::CleanerSettings {
+    sluice_storage::cleaner::CleanerSettings {
+        key_map_bytes: config.dedupe_buffer_bytes_per_shard(shards) as usize,
+        load_factor: config.io_buffer_load_factor,
+        io_bytes_per_second_max: config.io_max_bytes_per_second / shards as f64,
+        // Kafka splits its I/O buffer between reading and writing.
+        io_bytes: config.io_buffer_size / shards / 2,
     }
 }
 
@@ -375,9 +386,23 @@ impl Shard {
     pub async fn write_markers_local(&self, markers: Vec<MarkerPart>) -> Vec<Result<Option<i64>, RouteError>> {
         let writes = markers.into_iter().map(|m| async move {
             let log = self.owned_log(&m.topic, m.partition)?;
-            Ok(log.append_marker(m.producer_id, m.epoch, m.commit, m.coordinator_epoch).await?)
+            Ok(log.append_txn_marker(m.marker).await?)
         });
         join_all(writes).await
+    }
+
+    /// Forgets, in every partition of this shard, the producers idle longer
+    /// than `producer.id.expiration.ms` with no transaction open there.
+    pub fn remove_expired_producers(&self) {
+        let now = sluice_core::clock::now_ms();
+        let expiration_ms = i64::from(self.config.producer_id_expiration_ms);
+        let logs: Vec<Rc<Log>> = self.logs.borrow().values().cloned().collect();
+        for log in logs {
+            let removed = log.remove_expired_producers(now, expiration_ms);
+            if removed > 0 {
+                tracing::debug!(dir = %log.dir.display(), removed, "expired producer ids forgotten");
+            }
+        }
     }
 
     /// Producer states of each partition (DescribeProducers).
@@ -398,7 +423,7 @@ impl Shard {
                     offset_spec::LATEST if q.committed => Some((-1, log.last_stable_offset())),
                     offset_spec::LATEST => Some((-1, log.high_watermark())),
                     offset_spec::EARLIEST | offset_spec::EARLIEST_LOCAL => Some((-1, log.log_start_offset())),
-                    offset_spec::MAX_TIMESTAMP => log.max_timestamp(),
+                    offset_spec::MAX_TIMESTAMP => log.max_timestamp().await?,
                     target => log.offset_for_timestamp(target).await?,
                 })
             };
@@ -485,31 +510,51 @@ impl Shard {
     /// The shard's log cleaner, until the broker stops: cleans the compacted
     /// partition of this shard most in need of it whose pass is due, else
     /// waits `log.cleaner.backoff.ms`. Runs in its own low-priority queue.
+    /// Its settings follow the dynamic broker configs of the catalog, taken
+    /// between passes.
     pub async fn run_cleaner(&self) {
-        let settings = &self.config.cleaner;
-        if !settings.enable {
+        if !self.config.cleaner.enable {
             return;
         }
         let shards = self.router.shards.max(1);
-        let mut cleaner = sluice_storage::cleaner::Cleaner::new(sluice_storage::cleaner::CleanerSettings {
-            key_map_bytes: (settings.dedupe_buffer_size / shards as u64) as usize,
-            load_factor: settings.io_buffer_load_factor,
-            io_bytes_per_second_max: settings.io_max_bytes_per_second / shards as f64,
-            // Kafka splits its I/O buffer between reading and writing.
-            io_bytes: settings.io_buffer_size / shards / 2,
-        });
-        let backoff = std::time::Duration::from_millis(settings.backoff_ms);
+        let mut seen = self.catalog().broker_configs.clone();
+        let effective = self.config.with_stored_dynamic(&seen).0.cleaner;
+        let mut cleaner = sluice_storage::cleaner::Cleaner::new(cleaner_settings(&effective, shards));
+        let mut backoff = std::time::Duration::from_millis(effective.backoff_ms);
         let tick = std::time::Duration::from_millis(sluice_core::constants::BACKGROUND_TICK_MS);
         // Partitions whose pass failed: not cleaned again until a restart.
         let mut uncleanable: Vec<std::path::PathBuf> = Vec::new();
         while !self.lifecycle.stopping() {
+            let current = self.catalog().broker_configs.clone();
+            if !Arc::ptr_eq(&current, &seen) {
+                let effective = self.config.with_stored_dynamic(&current).0.cleaner;
+                let settings = cleaner_settings(&effective, shards);
+                let next_backoff = std::time::Duration::from_millis(effective.backoff_ms);
+                if settings != cleaner.settings() || next_backoff != backoff {
+                    cleaner.reconfigure(settings);
+                    backoff = next_backoff;
+                    tracing::info!(
+                        shard = self.id,
+                        io_max_bytes_per_second = effective.io_max_bytes_per_second,
+                        dedupe_buffer_size = effective.dedupe_buffer_size,
+                        io_buffer_size = effective.io_buffer_size,
+                        io_buffer_load_factor = effective.io_buffer_load_factor,
+                        backoff_ms = effective.backoff_ms,
+                        "log cleaner reconfigured"
+                    );
+                }
+                seen = current;
+            }
             let now = sluice_core::clock::now_ms();
             let logs: Vec<Rc<Log>> =
                 self.logs.borrow().values().filter(|l| !uncleanable.contains(&l.dir)).cloned().collect();
-            // Waits `backoff`, or until the broker stops.
+            // Waits `backoff`, or until the broker stops or its configs change.
             let pause = || async {
                 let until = std::time::Instant::now() + backoff;
-                while !self.lifecycle.stopping() && std::time::Instant::now() < until {
+                while !self.lifecycle.stopping()
+                    && std::time::Instant::now() < until
+                    && Arc::ptr_eq(&self.catalog().broker_configs, &seen)
+                {
                     glommio::timer::sleep(tick.min(backoff)).await;
                 }
             };

@@ -46,6 +46,22 @@ impl Cleaner {
         Cleaner { settings, map: None, throttle: Throttle::new(settings.io_bytes_per_second_max) }
     }
 
+    /// The settings the cleaner runs with.
+    pub fn settings(&self) -> CleanerSettings {
+        self.settings
+    }
+
+    /// New settings (dynamic broker configs), taken between passes: the
+    /// throttle starts over at the new rate, and the key map is dropped so
+    /// that the next pass allocates it at the new size.
+    pub fn reconfigure(&mut self, settings: CleanerSettings) {
+        if settings.key_map_bytes != self.settings.key_map_bytes || settings.load_factor != self.settings.load_factor {
+            self.map = None;
+        }
+        self.settings = settings;
+        self.throttle = Throttle::new(settings.io_bytes_per_second_max);
+    }
+
     /// The log among `logs` most in need of a clean whose pass is due.
     pub fn dirtiest(logs: &[Rc<Log>], now_ms: i64) -> Option<Rc<Log>> {
         logs.iter()

@@ -9,7 +9,7 @@ use futures::channel::oneshot;
 use super::read::CacheEntry;
 use super::writer::{wait_for, PendingWrite};
 use super::{now_ms, Log, LogState, LEADER_EPOCH};
-use crate::producer_state::{self, BatchRecord, ProducerError, ProducerStateTable, SequenceCheck};
+use crate::producer_state::{self, BatchRecord, MarkerRecord, ProducerError, ProducerStateTable, SequenceCheck};
 use crate::segment::Segment;
 use crate::StorageError;
 use sluice_core::config::TimestampType;
@@ -44,13 +44,25 @@ pub enum AppendError {
     Producer(#[from] ProducerError),
 }
 
-/// A transaction marker being appended.
-#[derive(Debug, Clone, Copy)]
-struct Marker {
-    producer_id: i64,
-    epoch: i16,
-    commit: bool,
-    coordinator_epoch: i32,
+/// Who asks for a transaction marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkerOrigin {
+    /// This broker's transaction coordinator. A single node's coordinators
+    /// never move, so none of its markers can come from a zombie coordinator.
+    Coordinator,
+    /// A WriteTxnMarkers request (`kafka-transactions.sh abort`, another
+    /// broker's coordinator): its coordinator epoch is checked, as Kafka does.
+    Request,
+}
+
+/// A transaction marker to append: the end of `producer_id`'s transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnMarker {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+    pub origin: MarkerOrigin,
 }
 
 /// The producer fields of one idempotent or transactional batch of an append.
@@ -84,10 +96,26 @@ impl Log {
         commit: bool,
         coordinator_epoch: i32,
     ) -> Result<Option<i64>, AppendError> {
-        let chunk = batch::control_batch(producer_id, epoch, commit, coordinator_epoch, now_ms());
-        let summary =
-            BatchSummary { position: 0, size_bytes: chunk.len(), offset_count: 1, max_timestamp: -1, producer_id };
-        let marker = Marker { producer_id, epoch, commit, coordinator_epoch };
+        let origin = MarkerOrigin::Coordinator;
+        self.append_txn_marker(TxnMarker { producer_id, epoch, commit, coordinator_epoch, origin }).await
+    }
+
+    /// As [`append_marker`](Self::append_marker), for a marker of either
+    /// origin: one from an older producer epoch than the partition's is
+    /// refused (INVALID_PRODUCER_EPOCH), and one from a request also when its
+    /// coordinator epoch is older than the producer's last marker's
+    /// (TRANSACTION_COORDINATOR_FENCED), as Kafka's `ProducerAppendInfo` checks them.
+    pub async fn append_txn_marker(&self, marker: TxnMarker) -> Result<Option<i64>, AppendError> {
+        let timestamp = now_ms();
+        let chunk =
+            batch::control_batch(marker.producer_id, marker.epoch, marker.commit, marker.coordinator_epoch, timestamp);
+        let summary = BatchSummary {
+            position: 0,
+            size_bytes: chunk.len(),
+            offset_count: 1,
+            max_timestamp: timestamp,
+            producer_id: marker.producer_id,
+        };
         let outcome = self.append_inner(&chunk, &[summary], AckLevel::Synced, Some(marker)).await?;
         Ok(outcome.map(|o| o.base_offset))
     }
@@ -110,7 +138,7 @@ impl Log {
         chunk: &[u8],
         summaries: &[BatchSummary],
         acks: AckLevel,
-        marker: Option<Marker>,
+        marker: Option<TxnMarker>,
     ) -> Result<Option<AppendOutcome>, AppendError> {
         assert!(!summaries.is_empty(), "append of an empty chunk");
         // Offsets are taken in the order appends arrive (see `FifoLock`).
@@ -127,7 +155,11 @@ impl Log {
             let verdict = match marker {
                 None => check_producers(&st.producers, chunk, summaries)?,
                 Some(m) => {
-                    if !st.producers.check_marker(m.producer_id, m.epoch)? {
+                    let open = st.producers.check_marker(m.producer_id, m.epoch)?;
+                    if m.origin == MarkerOrigin::Request {
+                        st.producers.check_coordinator_epoch(m.producer_id, m.coordinator_epoch)?;
+                    }
+                    if !open {
                         return Ok(None);
                     }
                     ProducerVerdict::Append(vec![None])
@@ -199,7 +231,7 @@ fn stage(
     chunk: &[u8],
     summaries: &[BatchSummary],
     producer_batches: Vec<Option<ProducerBatch>>,
-    marker: Option<Marker>,
+    marker: Option<TxnMarker>,
     acks: AckLevel,
 ) -> (AppendOutcome, AckWait) {
     let base_offset = st.next_offset;
@@ -225,7 +257,14 @@ fn stage(
             st.producers.record(p.producer_id, p.epoch, record, p.transactional, s.max_timestamp);
         }
         if let Some(m) = marker {
-            st.producers.end_txn(m.producer_id, m.epoch, m.commit, next, m.coordinator_epoch);
+            st.producers.end_txn(MarkerRecord {
+                producer_id: m.producer_id,
+                epoch: m.epoch,
+                commit: m.commit,
+                coordinator_epoch: m.coordinator_epoch,
+                offset: next,
+                timestamp: s.max_timestamp,
+            });
         }
         next += s.offset_count;
     }
@@ -369,6 +408,40 @@ mod tests {
             assert_eq!(clean.append_marker(9, 0, true, 0).await.unwrap(), Some(9));
             assert_eq!(clean.last_stable_offset(), 10);
             clean.close().await.unwrap();
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
+    }
+
+    #[test]
+    fn requested_markers_check_the_coordinator_epoch_and_move_the_last_stable_offset() {
+        run(|| async {
+            let dir = temp_dir("requested-marker");
+            let log = open(&dir, TopicConfig::default(), false).await;
+            let request = |commit, coordinator_epoch| TxnMarker {
+                producer_id: 5,
+                epoch: 0,
+                commit,
+                coordinator_epoch,
+                origin: MarkerOrigin::Request,
+            };
+            // A transaction its coordinator never ends: it holds the last stable offset back.
+            let chunk = txn_batch(5, 0, 2);
+            log.append(&chunk, &validate_chunk(&chunk, 1 << 20).unwrap(), AckLevel::Synced).await.unwrap();
+            assert_eq!(append(&log, 1, 10).await.base_offset, 2);
+            assert_eq!((log.high_watermark(), log.last_stable_offset()), (3, 0));
+            assert_eq!(log.append_txn_marker(request(false, 2)).await.unwrap(), Some(3));
+            assert_eq!((log.high_watermark(), log.last_stable_offset()), (4, 4));
+            assert_eq!(log.producer_states()[0].coordinator_epoch, 2);
+            // The next transaction: a request from an older coordinator epoch is
+            // fenced; this broker's own coordinator is not checked.
+            let chunk = txn_batch(5, 2, 1);
+            log.append(&chunk, &validate_chunk(&chunk, 1 << 20).unwrap(), AckLevel::Synced).await.unwrap();
+            let fenced = log.append_txn_marker(request(true, 1)).await;
+            assert!(matches!(fenced, Err(AppendError::Producer(ProducerError::CoordinatorFenced { current: 2, .. }))));
+            assert_eq!(log.last_stable_offset(), 4, "nothing was written");
+            assert_eq!(log.append_marker(5, 0, true, 0).await.unwrap(), Some(5));
+            assert_eq!(log.last_stable_offset(), 6);
+            log.close().await.unwrap();
             std::fs::remove_dir_all(&dir).unwrap();
         });
     }

@@ -46,7 +46,7 @@ use std::rc::Rc;
 use futures::channel::oneshot;
 use glommio::channels::local_channel::{self, LocalSender};
 
-pub use append::{AckLevel, AppendError, AppendOutcome};
+pub use append::{AckLevel, AppendError, AppendOutcome, MarkerOrigin, TxnMarker};
 pub use compaction::{CleanReport, Cleanable};
 pub use read::ReadOutcome;
 
@@ -196,6 +196,13 @@ impl Log {
             .collect();
         out.sort_unstable();
         out
+    }
+
+    /// Forgets the producers idle for `expiration_ms` or longer
+    /// (`producer.id.expiration.ms`) that have no transaction open here;
+    /// returns how many. Their batches stay in the log.
+    pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.state.borrow_mut().producers.remove_expired(now_ms, expiration_ms)
     }
 
     /// Bytes of all the log's segments.

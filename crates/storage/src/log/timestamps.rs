@@ -40,14 +40,25 @@ impl Log {
         Ok(None)
     }
 
-    /// The largest timestamp in the log and the offset of the batch holding it.
-    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
-        let st = self.state.borrow();
-        st.segments
-            .iter()
-            .filter(|s| s.max_timestamp >= 0 && s.synced_bytes > 0)
-            .max_by_key(|s| s.max_timestamp)
-            .map(|s| (s.max_timestamp, s.offset_of_max_timestamp))
+    /// `(timestamp, offset)` of the first record holding the log's largest
+    /// timestamp (ListOffsets' max timestamp): the record's own offset, as
+    /// Kafka answers since 3.8 (KAFKA-16310), not its batch's base offset.
+    pub async fn max_timestamp(&self) -> Result<Option<(i64, i64)>, StorageError> {
+        let largest = {
+            let st = self.state.borrow();
+            st.segments
+                .iter()
+                .filter(|s| s.max_timestamp >= 0 && s.synced_bytes > 0)
+                .map(|s| (s.max_timestamp, s.offset_of_max_timestamp))
+                // The first segment reaching it, as Kafka takes.
+                .fold(None, |best: Option<(i64, i64)>, s| if best.is_some_and(|b| b.0 >= s.0) { best } else { Some(s) })
+        };
+        let Some((timestamp, batch_offset)) = largest else {
+            return Ok(None);
+        };
+        // No record is newer, so the first at or after it is the first at it;
+        // a cleaned batch may have lost that record but kept the timestamp.
+        Ok(Some(self.offset_for_timestamp(timestamp).await?.unwrap_or((timestamp, batch_offset))))
     }
 }
 
