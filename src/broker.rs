@@ -267,8 +267,13 @@ async fn run_shard(start: ShardStart) -> Result<bool, String> {
     if let Some(controller) = &shard.controller {
         shard.env().publish(controller.catalog()).await;
     }
-    // Every shard has its partitions open before its listener accepts.
+    // Every shard has its partitions open before any listener accepts: a
+    // request taken by one shard may be routed to any other.
     shard.wait_for_catalog().await;
+    shard.lifecycle.shard_opened();
+    while !shard.lifecycle.all_opened(shard.router.shards) && !shard.lifecycle.stopping() {
+        glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+    }
     // Sessions, rebalance deadlines and offset expiry, in a low-priority queue.
     let sweeper = shard.clone();
     let background = glommio::executor().create_task_queue(

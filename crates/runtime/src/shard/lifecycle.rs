@@ -14,6 +14,8 @@ pub struct Lifecycle {
     connections: AtomicUsize,
     drained_shards: AtomicUsize,
     listening_shards: AtomicUsize,
+    /// Shards whose partitions are open (their first catalog applied).
+    opened_shards: AtomicUsize,
     address: OnceLock<SocketAddr>,
 }
 
@@ -41,6 +43,17 @@ impl Lifecycle {
     /// A connection counted by [`Lifecycle::take_connection`] closed.
     pub fn release_connection(&self) {
         self.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// A shard has opened its partitions.
+    pub fn shard_opened(&self) {
+        self.opened_shards.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether `shards` shards have opened their partitions, so that a
+    /// request routed to any of them finds its partitions.
+    pub fn all_opened(&self, shards: usize) -> bool {
+        self.opened_shards.load(Ordering::Acquire) >= shards
     }
 
     /// A shard's listener is bound to `address` (every shard binds the same one).
