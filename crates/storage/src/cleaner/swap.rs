@@ -4,13 +4,15 @@
 //! 1. The cleaned bytes are written to `<base>.cleaned` (O_DIRECT), synced.
 //! 2. It is renamed `<base>.swap` and the directory synced: from here on the
 //!    clean is decided, and recovery finishes it.
-//! 3. The old segments' index files, and the `.log` files of all but the
-//!    first, are removed and the directory synced.
+//! 3. The old segments' index files are removed and their `.log` files
+//!    renamed `.log.deleted`, and the directory synced.
 //! 4. The new indexes are written, then `<base>.swap` is renamed over
 //!    `<base>.log` and the directory synced.
 //!
-//! On open, [`recover`] removes `.cleaned` files (a clean cut short) and
-//! finishes every `.swap`: segments within its offsets are removed and it
+//! The log's janitor then closes each old segment and removes its
+//! `.log.deleted` off the shard's thread (freeing a large file's blocks is
+//! slow). On open, [`recover`] removes `.cleaned` and `.log.deleted` files
+//! and finishes every `.swap`: segments within its offsets are removed and it
 //! becomes `<base>.log`, whose indexes are then rebuilt by a scan.
 
 use std::path::{Path, PathBuf};
@@ -23,6 +25,10 @@ pub fn cleaned_path(dir: &Path, base_offset: i64) -> PathBuf {
 }
 pub fn swap_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{}.swap", segment_file_stem(base_offset)))
+}
+/// Where a replaced segment's `.log` goes until the log's janitor removes it.
+pub fn retired_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(format!("{}.log.deleted", segment_file_stem(base_offset)))
 }
 pub fn log_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{}.log", segment_file_stem(base_offset)))
@@ -56,6 +62,10 @@ pub async fn recover(dir: &Path, index_interval_bytes: u64) -> Result<(), Storag
         return Ok(());
     }
     let mut changed = false;
+    for base in list(dir, "log.deleted")? {
+        file::remove_if_exists(&retired_path(dir, base)).await?;
+        changed = true;
+    }
     for base in list(dir, "cleaned")? {
         tracing::info!(dir = %dir.display(), base, "removing a clean cut short");
         file::remove_if_exists(&cleaned_path(dir, base)).await?;

@@ -224,10 +224,15 @@ impl Log {
         let mut filter =
             BatchFilter::new(map, map_end, now_ms, config.delete_retention_ms, aborted, &producers, batch_bytes_max);
         let candidates: Vec<Source> = sources.into_iter().filter(|s| s.base < map_end).collect();
-        for group in group_by_size(&candidates, config.segment_bytes) {
+        let groups = group_by_size(&candidates, config.segment_bytes);
+        // Each group's files are let go once it is swapped, so that the
+        // janitor can close and remove them while the pass goes on.
+        let mut slots: Vec<Option<Source>> = candidates.into_iter().map(Some).collect();
+        for range in groups {
+            let group: Vec<Source> = slots[range].iter_mut().filter_map(Option::take).collect();
             report.bytes_before += group.iter().map(|s| s.size).sum::<u64>();
             let cleaned = self
-                .clean_group(group, &mut filter, throttle, config.index_interval_bytes, io_bytes, &mut report)
+                .clean_group(&group, &mut filter, throttle, config.index_interval_bytes, io_bytes, &mut report)
                 .await?;
             report.bytes_after += cleaned;
         }
@@ -373,9 +378,13 @@ impl Log {
         }
         debug_assert!(Rc::ptr_eq(&st.segments[at].file, &group[0].file), "only the cleaner removes from the middle");
         let end = segment.next_offset;
-        st.segments.splice(at..at + group.len(), [segment]);
+        let replaced: Vec<Segment> = st.segments.splice(at..at + group.len(), [segment]).collect();
         st.cache.drop_below(end);
         drop(st);
+        for old in replaced {
+            let path = swap::retired_path(&self.dir, old.base_offset());
+            self.janitor.retire_segment(old.file, path);
+        }
         tracing::debug!(dir = %self.dir.display(), base, end, segments = group.len(), "cleaned segments swapped in");
         Ok(())
     }
@@ -395,9 +404,7 @@ impl Log {
             let [index, time_index, log] = swap::segment_paths(dir, old.base);
             file::remove_if_exists(&index).await?;
             file::remove_if_exists(&time_index).await?;
-            if old.base != base {
-                file::remove_if_exists(&log).await?;
-            }
+            rename(log, swap::retired_path(dir, old.base)).await?;
         }
         file::sync_dir(dir).await?;
         segment.write_indexes().await?;
@@ -439,8 +446,9 @@ async fn read_batches(
 }
 
 /// Consecutive sources grouped so that each group's bytes stay within
-/// `segment_bytes` and its offsets within the index's 32-bit range.
-fn group_by_size(sources: &[Source], segment_bytes: u64) -> Vec<&[Source]> {
+/// `segment_bytes` and its offsets within the index's 32-bit range: the
+/// index ranges of the groups.
+fn group_by_size(sources: &[Source], segment_bytes: u64) -> Vec<std::ops::Range<usize>> {
     let mut groups = Vec::new();
     let mut start = 0;
     while start < sources.len() {
@@ -453,7 +461,7 @@ fn group_by_size(sources: &[Source], segment_bytes: u64) -> Vec<&[Source]> {
             bytes += sources[end].size;
             end += 1;
         }
-        groups.push(&sources[start..end]);
+        groups.push(start..end);
         start = end;
     }
     groups
@@ -934,7 +942,7 @@ mod tests {
             let cleaned_segment = std::fs::read(swap::log_path(&dir, first)).unwrap();
 
             type Damage = fn(&Path, &[i64], &[u8]);
-            let steps: [(&str, Damage); 4] = [
+            let steps: [(&str, Damage); 5] = [
                 ("cleaned file written", |d, _, bytes| std::fs::write(swap::cleaned_path(d, 0), bytes).unwrap()),
                 ("renamed to swap", |d, _, bytes| std::fs::write(swap::swap_path(d, 0), bytes).unwrap()),
                 ("old files partly removed", |d, group, bytes| {
@@ -943,6 +951,15 @@ mod tests {
                         std::fs::remove_file(path).unwrap();
                     }
                     std::fs::remove_file(swap::log_path(d, group[1])).unwrap();
+                }),
+                ("old segments renamed aside", |d, group, bytes| {
+                    std::fs::write(swap::swap_path(d, 0), bytes).unwrap();
+                    for base in group {
+                        let [index, time_index, log] = swap::segment_paths(d, *base);
+                        std::fs::remove_file(index).unwrap();
+                        std::fs::remove_file(time_index).unwrap();
+                        std::fs::rename(log, swap::retired_path(d, *base)).unwrap();
+                    }
                 }),
                 ("old files removed, new indexes written", |d, group, bytes| {
                     std::fs::write(swap::swap_path(d, 0), bytes).unwrap();
@@ -964,7 +981,8 @@ mod tests {
                 check_safe(&model, &served);
                 let names: Vec<String> =
                     std::fs::read_dir(&state).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-                assert!(!names.iter().any(|n| n.ends_with(".cleaned") || n.ends_with(".swap")), "{step}: {names:?}");
+                let leftover = |n: &String| n.ends_with(".cleaned") || n.ends_with(".swap") || n.ends_with(".deleted");
+                assert!(!names.iter().any(leftover), "{step}: {names:?}");
                 if step != "cleaned file written" {
                     let group_end = new_bases[1];
                     let first_group: Vec<_> = served.range(..group_end).collect();

@@ -15,10 +15,18 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use crate::file;
 use crate::segment::SegmentFile;
 
+/// How long a retired segment waits for its last readers: 600 × 100 ms.
+const RETIRE_WAITS_MAX: usize = 600;
+const RETIRE_WAIT_MS: u64 = 100;
+
 enum Chore {
     /// A segment the log dropped: closed first when nothing else holds it,
     /// so that the unlink, not the close, frees its space.
     Segment(Rc<SegmentFile>),
+    /// A segment a clean replaced, its `.log` renamed to `path`: closed once
+    /// nothing else holds it (so that its blocks are freed by the unlink, on
+    /// the blocking thread, not by a close on the shard's), then removed.
+    Retired(Rc<SegmentFile>, PathBuf),
     /// Files the log dropped.
     Files(Vec<PathBuf>),
     /// Answered once everything queued before it is done.
@@ -44,6 +52,11 @@ impl Janitor {
     /// Removes a segment's files, which the log no longer refers to.
     pub(super) fn remove_segment(&self, segment: Rc<SegmentFile>) {
         self.queue(Chore::Segment(segment));
+    }
+
+    /// Closes and removes a segment a clean replaced, renamed to `path`.
+    pub(super) fn retire_segment(&self, segment: Rc<SegmentFile>, path: PathBuf) {
+        self.queue(Chore::Retired(segment, path));
     }
 
     /// Removes files the log no longer refers to.
@@ -77,6 +90,24 @@ async fn run(queue: LocalReceiver<Chore>) {
                     }
                 }
                 remove(&paths).await;
+            }
+            Chore::Retired(mut segment, path) => {
+                // Readers of the old segment finish with it first (bounded wait).
+                for _ in 0..RETIRE_WAITS_MAX {
+                    match Rc::try_unwrap(segment) {
+                        Ok(owned) => {
+                            if let Err(e) = owned.file.close().await {
+                                tracing::warn!(path = %path.display(), error = %e, "cannot close segment");
+                            }
+                            break;
+                        }
+                        Err(shared) => {
+                            segment = shared;
+                            glommio::timer::sleep(std::time::Duration::from_millis(RETIRE_WAIT_MS)).await;
+                        }
+                    }
+                }
+                remove(&[path]).await;
             }
             Chore::Files(paths) => remove(&paths).await,
             Chore::Barrier(done) => {
