@@ -31,7 +31,7 @@
 #   CLEANER_IO_MAX=50000000 SIDES="quiet cleaning" BIG_BYTES=2000000000 SOLO=0 perf/cleaner_cost.sh
 #
 # Settings (environment): ROUNDS (2), DURATION (15), WARMUP (5) seconds per
-# run, RATE (20000) records/s, BIG_BYTES (10e9) and WHOLE_BYTES (1.5e9) of
+# run, RATE (20000) records/s, BIG_BYTES (10e9) and WHOLE_BYTES (1e9) of
 # dirty log, KEYS (100000), FILL_RATE (300000) records/s, SIDES ("quiet
 # cleaning whole-pass"), CLEANER_IO_MAX (the broker's
 # log.cleaner.io.max.bytes.per.second; unset: unlimited, the default),
@@ -47,7 +47,7 @@ DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-5}
 RATE=${RATE:-20000}
 BIG_BYTES=${BIG_BYTES:-10000000000}
-WHOLE_BYTES=${WHOLE_BYTES:-1500000000}
+WHOLE_BYTES=${WHOLE_BYTES:-1000000000}
 KEYS=${KEYS:-100000}
 FILL_RATE=${FILL_RATE:-300000}
 SIDES=${SIDES:-quiet cleaning whole-pass}
