@@ -163,15 +163,19 @@ impl ListenerRuntime {
     }
 }
 
-/// Accepts connections on one listener until the broker stops.
-pub async fn listen(shard: Rc<Shard>, listener: Rc<ListenerRuntime>) -> std::io::Result<()> {
+/// Binds one listener's address on this shard (SO_REUSEPORT).
+pub fn bind(shard: &Shard, listener: &ListenerRuntime) -> std::io::Result<TcpListener> {
     let address = listener.config.bind;
     let socket = TcpListener::bind(address).map_err(|e| std::io::Error::other(e.to_string()))?;
     tracing::info!(
         shard = shard.id, listener = %listener.config.name, protocol = listener.config.protocol.name(),
         addr = %address, "listening"
     );
-    shard.lifecycle.shard_listening(address);
+    Ok(socket)
+}
+
+/// Accepts connections on one bound listener until the broker stops.
+pub async fn serve(shard: Rc<Shard>, listener: Rc<ListenerRuntime>, socket: TcpListener) {
     // One accept stays pending across the stop checks: dropping an accept the
     // kernel may already have completed would lose that connection.
     let mut accept = Box::pin(socket.accept());
@@ -187,7 +191,7 @@ pub async fn listen(shard: Rc<Shard>, listener: Rc<ListenerRuntime>) -> std::io:
             }
         }
         if shard.lifecycle.stopping() {
-            return Ok(());
+            return;
         }
         if Instant::now() >= next_reload {
             listener.reload_tls();

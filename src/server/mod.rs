@@ -31,13 +31,21 @@ impl Drop for ConnectionSlot {
 /// Serves every listener until the broker stops.
 pub async fn listen(shard: Rc<Shard>) -> Result<(), String> {
     let runtimes = listener::runtimes(&shard.config.listeners)?;
-    let loops = runtimes.into_iter().map(|runtime| {
+    // Every listener is bound before the shard counts as listening, so the
+    // broker is ready only once each shard takes connections on each listener.
+    let mut bound = Vec::with_capacity(runtimes.len());
+    for runtime in runtimes {
+        let socket = listener::bind(&shard, &runtime)
+            .map_err(|e| format!("listener {} {}: {e}", runtime.config.name, runtime.config.bind))?;
+        bound.push((runtime, socket));
+    }
+    shard.lifecycle.shard_listening();
+    let loops = bound.into_iter().map(|(runtime, socket)| {
         let shard = shard.clone();
-        let name = runtime.config.name.clone();
-        let address = runtime.config.bind;
-        async move { listener::listen(shard, runtime).await.map_err(|e| format!("listener {name} {address}: {e}")) }
+        async move { listener::serve(shard, runtime, socket).await }
     });
-    futures::future::try_join_all(loops).await.map(|_| ())
+    futures::future::join_all(loops).await;
+    Ok(())
 }
 
 #[cfg(test)]

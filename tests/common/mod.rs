@@ -151,7 +151,7 @@ impl Broker {
         while Instant::now() < deadline {
             let listening = listening_port(&self.log()).filter(|&port| expected == 0 || port == expected);
             if let Some(port) = listening {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() && self.admin_ready() {
                     self.port = port;
                     return;
                 }
@@ -162,6 +162,19 @@ impl Broker {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("sluice did not start; log:\n{}", self.log());
+    }
+
+    /// Whether the admin listener, where there is one, says the broker is
+    /// ready: every shard takes connections on every listener.
+    fn admin_ready(&self) -> bool {
+        let Some(port) = admin_port(&self.log()) else { return true };
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let request = b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let mut answer = Vec::new();
+        stream.write_all(request).is_ok()
+            && stream.read_to_end(&mut answer).is_ok()
+            && answer.starts_with(b"HTTP/1.1 200")
     }
 
     /// The port of the listener called `name` (e.g. `SASL_SSL`).

@@ -3,9 +3,7 @@
 //! `Lifecycle` per broker, handed to every shard, so several brokers can run
 //! in one process.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::OnceLock;
 
 /// The shared state of one broker's shards.
 #[derive(Debug, Default)]
@@ -16,7 +14,6 @@ pub struct Lifecycle {
     listening_shards: AtomicUsize,
     /// Shards whose partitions are open (their first catalog applied).
     opened_shards: AtomicUsize,
-    address: OnceLock<SocketAddr>,
 }
 
 impl Lifecycle {
@@ -56,20 +53,14 @@ impl Lifecycle {
         self.opened_shards.load(Ordering::Acquire) >= shards
     }
 
-    /// A shard's listener is bound to `address` (every shard binds the same one).
-    pub fn shard_listening(&self, address: SocketAddr) {
-        let _ = self.address.set(address);
+    /// A shard has bound every listener and takes connections.
+    pub fn shard_listening(&self) {
         self.listening_shards.fetch_add(1, Ordering::AcqRel);
     }
 
     /// How many shards accept connections.
     pub fn listening_shards(&self) -> usize {
         self.listening_shards.load(Ordering::Acquire)
-    }
-
-    /// The address the broker's shards listen on, once the first is bound.
-    pub fn address(&self) -> Option<SocketAddr> {
-        self.address.get().copied()
     }
 
     /// This shard answered its in-flight requests; returns how many shards have.
