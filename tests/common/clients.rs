@@ -3,8 +3,9 @@
 //! set-up step of its own:
 //!
 //! - kcat (librdkafka's CLI): from `PATH`, else Debian's `kcat` package;
-//! - kafka-python and Prometheus's Python client (its text-format parser): a
-//!   virtualenv under `target/clients/`, from PyPI;
+//! - kafka-python, confluent-kafka (Python over its own librdkafka) and
+//!   Prometheus's Python client (its text-format parser): a virtualenv under
+//!   `target/clients/`, from PyPI;
 //! - Chromium (headless, for the web console): from `PATH`, else Debian's `chromium` package;
 //! - the Java client (kafka-clients): resolved by Maven from `tests/clients/java/pom.xml`;
 //! - Go, which builds the franz-go checks (`tests/clients/go`): from `PATH` or
@@ -22,6 +23,8 @@ use std::sync::OnceLock;
 
 /// The kafka-python release the tests are written against.
 const KAFKA_PYTHON_VERSION: &str = "3.0.12";
+/// The confluent-kafka (Python) release the tests are written against; its wheel carries librdkafka.
+const CONFLUENT_KAFKA_VERSION: &str = "2.16.1";
 /// Prometheus's Python client, whose text-format parser reads `/metrics` in the tests.
 const PROMETHEUS_CLIENT_VERSION: &str = "0.26.0";
 
@@ -127,7 +130,8 @@ pub fn chromium() -> PathBuf {
     }
 }
 
-/// A Python interpreter that has kafka-python and prometheus-client: a virtualenv in `target/clients/`.
+/// A Python interpreter that has kafka-python, confluent-kafka and
+/// prometheus-client: a virtualenv in `target/clients/`.
 pub fn python() -> PathBuf {
     static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let found = PYTHON.get_or_init(|| {
@@ -137,8 +141,9 @@ pub fn python() -> PathBuf {
             succeeds(Command::new(&python).args([
                 "-c",
                 &format!(
-                    "import kafka, prometheus_client, importlib.metadata as m, sys; \
+                    "import kafka, confluent_kafka, prometheus_client, importlib.metadata as m, sys; \
                          sys.exit(kafka.__version__ != '{KAFKA_PYTHON_VERSION}' \
+                         or m.version('confluent-kafka') != '{CONFLUENT_KAFKA_VERSION}' \
                          or m.version('prometheus-client') != '{PROMETHEUS_CLIENT_VERSION}')"
                 ),
             ]))
@@ -162,12 +167,14 @@ pub fn python() -> PathBuf {
         let pip = Command::new(&python)
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
             .arg(format!("kafka-python=={KAFKA_PYTHON_VERSION}"))
+            .arg(format!("confluent-kafka=={CONFLUENT_KAFKA_VERSION}"))
             .arg(format!("prometheus-client=={PROMETHEUS_CLIENT_VERSION}"))
             .stderr(Stdio::inherit())
             .status();
         if !matches!(pip, Ok(s) if s.success()) || !ready() {
             return Err(format!(
-                "pip could not install kafka-python=={KAFKA_PYTHON_VERSION} and \
+                "pip could not install kafka-python=={KAFKA_PYTHON_VERSION}, \
+                 confluent-kafka=={CONFLUENT_KAFKA_VERSION} and \
                  prometheus-client=={PROMETHEUS_CLIENT_VERSION} from PyPI"
             ));
         }
@@ -176,7 +183,7 @@ pub fn python() -> PathBuf {
     match found {
         Ok(p) => p.clone(),
         Err(e) => panic!(
-            "kafka-python is required by this test and could not be installed ({e}); \
+            "the Python clients are required by this test and could not be installed ({e}); \
              it needs python3 with venv and access to PyPI"
         ),
     }

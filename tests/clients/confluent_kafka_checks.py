@@ -1,0 +1,342 @@
+"""Checks with confluent-kafka (Python over librdkafka), as an application would use it.
+
+Usage: confluent_kafka_checks.py BOOTSTRAP
+Each check prints "ok <name>" when it passes; the first failure raises and
+exits non-zero. The last line is "confluent-kafka ok".
+
+- admin: create topics (with configs), describe them and their configs,
+  add partitions, list and describe groups, delete a topic;
+- codecs: an idempotent acks=all producer per codec (none, gzip, snappy,
+  lz4, zstd) with keys, headers and timestamps, read back exactly;
+- group: two consumers of one classic group share the partitions, read every
+  record once (committing before a rebalance takes partitions away), commit,
+  and the committed offsets are what they read;
+- transactions: a committed and an aborted transaction, offsets sent to the
+  transaction; a read_committed consumer sees the committed records only;
+- offsets: watermarks and offsets_for_times.
+"""
+import sys
+import time
+import uuid
+
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+    ConsumerGroupTopicPartitions,
+)
+from confluent_kafka.admin import (
+    AdminClient,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    ResourceType,
+)
+
+TIMEOUT_S = 30
+BASE_TS = 1_700_000_000_000
+
+
+def run_id():
+    return uuid.uuid4().hex[:8]
+
+
+def wait_all(futures):
+    return {name: f.result(timeout=TIMEOUT_S) for name, f in futures.items()}
+
+
+def create_topic(admin, name, partitions, config=None):
+    wait_all(admin.create_topics([NewTopic(name, partitions, 1, config=config or {})], operation_timeout=TIMEOUT_S))
+
+
+def produce_all(producer, topic, records):
+    """Produces (key, value, headers, partition) tuples; returns the delivered (partition, offset) per index."""
+    delivered = {}
+    errors = []
+
+    def report(index):
+        def on_delivery(err, msg):
+            if err is not None:
+                errors.append((index, err))
+            else:
+                delivered[index] = (msg.partition(), msg.offset())
+
+        return on_delivery
+
+    for i, (key, value, headers, partition) in enumerate(records):
+        producer.produce(
+            topic,
+            key=key,
+            value=value,
+            headers=headers,
+            partition=partition,
+            timestamp=BASE_TS + i,
+            on_delivery=report(i),
+        )
+        producer.poll(0)
+    left = producer.flush(TIMEOUT_S)
+    assert left == 0, f"{left} records not delivered"
+    assert not errors, errors[:5]
+    assert len(delivered) == len(records), (len(delivered), len(records))
+    return delivered
+
+
+def read(consumer, count, deadline_s=TIMEOUT_S):
+    """Polls until `count` records arrived; fails on any error or a timeout."""
+    got = []
+    deadline = time.time() + deadline_s
+    while len(got) < count and time.time() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error():
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            raise KafkaException(msg.error())
+        got.append(msg)
+    assert len(got) == count, f"read {len(got)} of {count} records"
+    return got
+
+
+def check_admin(bootstrap):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = f"ck-admin-{run_id()}"
+    create_topic(admin, topic, 2, {"retention.ms": "3600000", "cleanup.policy": "delete"})
+    metadata = admin.list_topics(timeout=TIMEOUT_S)
+    assert topic in metadata.topics, sorted(metadata.topics)
+    assert len(metadata.topics[topic].partitions) == 2
+    assert len(metadata.brokers) == 1, metadata.brokers
+
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    configs = list(admin.describe_configs([resource]).values())[0].result(timeout=TIMEOUT_S)
+    assert configs["retention.ms"].value == "3600000", configs["retention.ms"]
+    assert not configs["retention.ms"].is_default
+    assert configs["segment.bytes"].is_default
+
+    wait_all(admin.create_partitions([NewPartitions(topic, 4)]))
+    deadline = time.time() + TIMEOUT_S
+    while len(admin.list_topics(topic, timeout=TIMEOUT_S).topics[topic].partitions) != 4:
+        assert time.time() < deadline, "partitions never grew to 4"
+        time.sleep(0.2)
+
+    # Growing to fewer partitions is refused with Kafka's error.
+    try:
+        wait_all(admin.create_partitions([NewPartitions(topic, 2)]))
+        raise AssertionError("shrinking partitions was accepted")
+    except KafkaException as e:
+        assert e.args[0].code() == KafkaError.INVALID_PARTITIONS, e
+
+    # A topic that exists already.
+    try:
+        create_topic(admin, topic, 1)
+        raise AssertionError("creating an existing topic was accepted")
+    except KafkaException as e:
+        assert e.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS, e
+
+    wait_all(admin.delete_topics([topic], operation_timeout=TIMEOUT_S))
+    deadline = time.time() + TIMEOUT_S
+    while topic in admin.list_topics(timeout=TIMEOUT_S).topics:
+        assert time.time() < deadline, "deleted topic still listed"
+        time.sleep(0.2)
+    print("ok admin")
+
+
+def check_codecs(bootstrap):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"]:
+        topic = f"ck-{codec}-{run_id()}"
+        create_topic(admin, topic, 3)
+        producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "compression.type": codec,
+                "linger.ms": 5,
+            }
+        )
+        records = [
+            (f"key-{i % 13}".encode(), f"{codec}-value-{i}".encode() * 8, [("i", str(i).encode())], i % 3)
+            for i in range(2000)
+        ]
+        delivered = produce_all(producer, topic, records)
+        consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"ck-reader-{run_id()}",
+                "enable.auto.commit": False,
+            }
+        )
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(3)])
+        got = read(consumer, len(records))
+        consumer.close()
+        by_place = {(m.partition(), m.offset()): m for m in got}
+        assert len(by_place) == len(records), "duplicates read"
+        for i, (key, value, headers, partition) in enumerate(records):
+            m = by_place[delivered[i]]
+            assert m.partition() == partition
+            assert (m.key(), m.value()) == (key, value), (i, m.key(), m.value()[:20])
+            assert m.headers() == headers, (i, m.headers())
+            assert m.timestamp()[1] == BASE_TS + i, (i, m.timestamp())
+        # Offsets within a partition are dense from 0 and follow send order.
+        for p in range(3):
+            offsets = sorted(off for (part, off) in by_place if part == p)
+            assert offsets == list(range(len(offsets))), (codec, p, offsets[:5])
+        print(f"ok codec {codec}")
+
+
+def check_group(bootstrap):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = f"ck-group-{run_id()}"
+    group = f"ck-group-{run_id()}"
+    create_topic(admin, topic, 4)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    records = [(None, f"g-{i}".encode(), None, i % 4) for i in range(400)]
+    produce_all(producer, topic, records)
+
+    def member():
+        return Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "partition.assignment.strategy": "range",
+            }
+        )
+
+    def hand_over(consumer, partitions):
+        # Commit what was read before partitions move, so no one reads it again.
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as e:
+            assert e.args[0].code() == KafkaError._NO_OFFSET, e
+
+    a, b = member(), member()
+    a.subscribe([topic], on_revoke=hand_over)
+    b.subscribe([topic], on_revoke=hand_over)
+    seen = {}
+    deadline = time.time() + TIMEOUT_S
+    while len(seen) < len(records) and time.time() < deadline:
+        for c in (a, b):
+            msg = c.poll(0.2)
+            if msg is None or msg.error():
+                assert msg is None or msg.error().code() == KafkaError._PARTITION_EOF, msg.error()
+                continue
+            key = (msg.partition(), msg.offset())
+            assert key not in seen, f"{key} read twice"
+            seen[key] = c
+    assert len(seen) == len(records), f"group read {len(seen)} of {len(records)}"
+    assigned_a = {tp.partition for tp in a.assignment()}
+    assigned_b = {tp.partition for tp in b.assignment()}
+    assert assigned_a and assigned_b and not (assigned_a & assigned_b), (assigned_a, assigned_b)
+    assert assigned_a | assigned_b == {0, 1, 2, 3}
+    a.commit(asynchronous=False)
+    b.commit(asynchronous=False)
+    committed = a.committed([TopicPartition(topic, p) for p in range(4)], timeout=TIMEOUT_S)
+    assert sorted((tp.partition, tp.offset) for tp in committed) == [(p, 100) for p in range(4)], committed
+
+    listed = admin.list_consumer_groups().result(timeout=TIMEOUT_S)
+    assert group in [g.group_id for g in listed.valid], listed.valid
+    described = admin.describe_consumer_groups([group])[group].result(timeout=TIMEOUT_S)
+    assert len(described.members) == 2, described.members
+    assert str(described.state).endswith("STABLE"), described.state
+    offsets = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(
+        timeout=TIMEOUT_S
+    )
+    assert sorted((tp.partition, tp.offset) for tp in offsets.topic_partitions) == [(p, 100) for p in range(4)]
+    a.close()
+    b.close()
+    print("ok group")
+
+
+def check_transactions(bootstrap):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = f"ck-txn-{run_id()}"
+    source_group = f"ck-txn-group-{run_id()}"
+    create_topic(admin, topic, 2)
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"ck-txn-{run_id()}"})
+    producer.init_transactions(TIMEOUT_S)
+
+    producer.begin_transaction()
+    for i in range(50):
+        producer.produce(topic, key=b"k", value=f"committed-{i}".encode(), partition=i % 2)
+    producer.send_offsets_to_transaction(
+        [TopicPartition(topic, 0, 7)],
+        Consumer({"bootstrap.servers": bootstrap, "group.id": source_group}).consumer_group_metadata(),
+        TIMEOUT_S,
+    )
+    producer.commit_transaction(TIMEOUT_S)
+
+    producer.begin_transaction()
+    for i in range(30):
+        producer.produce(topic, key=b"k", value=f"aborted-{i}".encode(), partition=i % 2)
+    producer.flush(TIMEOUT_S)
+    producer.abort_transaction(TIMEOUT_S)
+
+    producer.begin_transaction()
+    producer.produce(topic, key=b"k", value=b"last", partition=0)
+    producer.commit_transaction(TIMEOUT_S)
+
+    reader = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"ck-txn-reader-{run_id()}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    reader.assign([TopicPartition(topic, p, 0) for p in range(2)])
+    values = [m.value().decode() for m in read(reader, 51)]
+    assert sorted(values) == sorted([f"committed-{i}" for i in range(50)] + ["last"]), values
+    # Nothing more: the aborted records never show (EOF on both partitions).
+    eofs = set()
+    deadline = time.time() + 5
+    while len(eofs) < 2 and time.time() < deadline:
+        msg = reader.poll(0.2)
+        if msg is None:
+            continue
+        assert msg.error() and msg.error().code() == KafkaError._PARTITION_EOF, msg.value()
+        eofs.add(msg.partition())
+    assert eofs == {0, 1}, eofs
+    reader.close()
+
+    offsets = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(source_group)])[source_group].result(
+        timeout=TIMEOUT_S
+    )
+    assert [(tp.topic, tp.partition, tp.offset) for tp in offsets.topic_partitions] == [(topic, 0, 7)], offsets
+    print("ok transactions")
+
+
+def check_offsets(bootstrap):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = f"ck-offsets-{run_id()}"
+    create_topic(admin, topic, 1)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    produce_all(producer, topic, [(None, b"x", None, 0) for _ in range(100)])
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"ck-offsets-{run_id()}"})
+    low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=TIMEOUT_S)
+    assert (low, high) == (0, 100), (low, high)
+    # Record i carries timestamp BASE_TS + i.
+    found = consumer.offsets_for_times([TopicPartition(topic, 0, BASE_TS + 42)], timeout=TIMEOUT_S)
+    assert found[0].offset == 42, found
+    past_end = consumer.offsets_for_times([TopicPartition(topic, 0, BASE_TS + 10_000)], timeout=TIMEOUT_S)
+    assert past_end[0].offset == -1, past_end
+    consumer.close()
+    print("ok offsets")
+
+
+def main(bootstrap):
+    check_admin(bootstrap)
+    check_codecs(bootstrap)
+    check_group(bootstrap)
+    check_transactions(bootstrap)
+    check_offsets(bootstrap)
+    print("confluent-kafka ok")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
