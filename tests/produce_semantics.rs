@@ -198,3 +198,61 @@ async fn compacted_topics_refuse_records_without_a_key() {
     });
     broker.stop();
 }
+
+/// The newest versions of the core APIs, as Kafka 4.x clients send them:
+/// Produce v13 and Fetch v18 name topics by id (an unknown id is
+/// UNKNOWN_TOPIC_ID, never an auto-created topic), ListOffsets v10 carries a
+/// timeout, Metadata v13 a top-level error code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_versions_name_topics_by_id() {
+    use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+    use uuid::Uuid;
+    let broker = Broker::start("newest-versions", 2, &[]);
+    create_topic(&broker.bootstrap(), "by-id", 2, &[]).await;
+    tokio::task::block_in_place(|| {
+        let mut raw = Raw::connect(&broker);
+        let metadata: MetadataResponse = raw.call(ApiKey::Metadata, 13, &MetadataRequest::default().with_topics(None));
+        assert_eq!(metadata.error_code, 0);
+        let topic = metadata.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "by-id")).unwrap();
+        let id = topic.topic_id;
+        assert_ne!(id, Uuid::nil());
+
+        let mut by_id = produce_request("", 1, -1, record_batch(&[b"one", b"two"], 7));
+        by_id.topic_data[0].topic_id = id;
+        let produced: ProduceResponse = raw.call(ApiKey::Produce, 13, &by_id);
+        let answer = &produced.responses[0];
+        assert_eq!(answer.topic_id, id);
+        assert_eq!(
+            (answer.partition_responses[0].error_code, answer.partition_responses[0].base_offset),
+            (0, 0)
+        );
+        let again: ProduceResponse = raw.call(ApiKey::Produce, 13, &by_id);
+        assert_eq!(again.responses[0].partition_responses[0].base_offset, 2);
+
+        let mut unknown = produce_request("by-id", 0, -1, record_batch(&[b"lost"], 7));
+        unknown.topic_data[0].topic_id = Uuid::from_u128(0x1234);
+        let refused: ProduceResponse = raw.call(ApiKey::Produce, 13, &unknown);
+        assert_eq!(refused.responses[0].partition_responses[0].error_code, 100, "UNKNOWN_TOPIC_ID");
+        let after: MetadataResponse = raw.call(ApiKey::Metadata, 13, &MetadataRequest::default().with_topics(None));
+        assert_eq!(after.topics.len(), metadata.topics.len(), "nothing was created");
+
+        let mut fetch = fetch_request("", &[(1, 0)], 100);
+        fetch.topics[0].topic_id = id;
+        let fetched: FetchResponse = raw.call(ApiKey::Fetch, 18, &fetch);
+        let partition = &fetched.responses[0].partitions[0];
+        assert_eq!((fetched.responses[0].topic_id, partition.error_code, partition.high_watermark), (id, 0, 4));
+        let offsets: Vec<i64> = sluice::protocol::batch::headers(partition.records.as_ref().unwrap())
+            .flat_map(|(_, h)| h.base_offset..=h.base_offset + h.last_offset_delta as i64)
+            .collect();
+        assert_eq!(offsets, [0, 1, 2, 3], "both produces, by id");
+
+        let list = ListOffsetsRequest::default().with_replica_id((-1).into()).with_timeout_ms(1000).with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("by-id")))
+                .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(1).with_timestamp(-1)]),
+        ]);
+        let listed: ListOffsetsResponse = raw.call(ApiKey::ListOffsets, 10, &list);
+        assert_eq!(listed.topics[0].partitions[0].offset, 4);
+    });
+    broker.stop();
+}

@@ -1,6 +1,7 @@
-//! ListOffsets (v1-9): earliest (-2), latest (-1), max timestamp (-3),
+//! ListOffsets (v1-10): earliest (-2), latest (-1), max timestamp (-3),
 //! earliest local (-4, the same as earliest without tiered storage) and
 //! lookups by timestamp through the time index, each on the owning shard.
+//! v10's timeout bounds reads from remote storage, which Sluice has none of.
 
 use std::rc::Rc;
 

@@ -1,4 +1,5 @@
-//! Metadata (v0-12): this broker as the only node and controller, topics
+//! Metadata (v0-13; v13's top-level error code stays NONE: this broker
+//! never asks a client to rebootstrap): this broker as the only node and controller, topics
 //! with ids, every partition led by this node. Auto-creates topics when
 //! `auto.create.topics.enable` and the request allow it, and the principal
 //! may create them. Topics the principal may not DESCRIBE are left out of an

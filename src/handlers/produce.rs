@@ -1,10 +1,11 @@
-//! Produce (v3-12): validate each partition's batches here, on the
+//! Produce (v3-13; v13 names topics by id): validate each partition's batches here, on the
 //! connection's shard, then route them to their owners, which assign offsets
 //! and store them. acks=0 gets no response; acks=1 is answered once written;
 //! acks=all once fdatasync'd.
 
 use std::rc::Rc;
 
+use kafka_protocol::messages::produce_request::TopicProduceData;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -54,7 +55,17 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
             request.transactional_id.as_ref().map(|t| t.0.as_str()).unwrap_or_default(),
         );
     let writable = |name: &str| !txn_denied && access.topic(AclOperation::Write, name);
-    let names: Vec<String> = request.topic_data.iter().map(|t| t.name.0.to_string()).filter(|n| writable(n)).collect();
+    // From v13 a topic is named by its id, which only an existing topic has.
+    let by_id = ctx.version() >= 13;
+    let topic_names: Vec<Option<String>> = {
+        let catalog = shard.catalog();
+        let name_of = |t: &TopicProduceData| match by_id {
+            true => catalog.topic_by_id(&t.topic_id).map(|meta| meta.name.to_string()),
+            false => Some(t.name.0.to_string()),
+        };
+        request.topic_data.iter().map(name_of).collect()
+    };
+    let names: Vec<String> = topic_names.iter().flatten().filter(|n| writable(n)).cloned().collect();
     // A transaction writes only to partitions it added, so to existing topics.
     let topics = if acks_valid {
         resolve_topics(shard, &names, (!transactional).then_some(&access)).await
@@ -71,7 +82,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
     };
 
     let mut plan: Plan<PartitionProduceResponse, (usize, ProducePart)> = Plan::new();
-    for topic in &request.topic_data {
+    for (topic, name) in request.topic_data.iter().zip(&topic_names) {
         for p in &topic.partition_data {
             let early = |code, message| partition_error(p.index, code, message);
             if !acks_valid {
@@ -82,11 +93,15 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
                 plan.answer(early(ResponseError::TransactionalIdAuthorizationFailed, None));
                 continue;
             }
-            if !writable(&topic.name.0) {
+            let Some(name) = name else {
+                plan.answer(early(ResponseError::UnknownTopicId, None));
+                continue;
+            };
+            if !writable(name) {
                 plan.answer(early(ResponseError::TopicAuthorizationFailed, None));
                 continue;
             }
-            let meta = match topics.get(topic.name.0.as_str()) {
+            let meta = match topics.get(name.as_str()) {
                 Some(Ok(meta)) => meta.clone(),
                 Some(Err((code, message))) => {
                     plan.answer(early(*code, Some(message.clone())));
@@ -172,7 +187,10 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
                     Outcome::Sent(Err(e)) => partition_error(p.index, route_error_code(&e), Some(e.to_string())),
                 })
                 .collect();
-            TopicProduceResponse::default().with_name(topic.name.clone()).with_partition_responses(partitions)
+            TopicProduceResponse::default()
+                .with_name(topic.name.clone())
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(partitions)
         })
         .collect();
     Some(ProduceResponse::default().with_responses(responses).with_throttle_time_ms(throttle_ms as i32))

@@ -1,4 +1,4 @@
-//! The APIs and versions Sluice serves, as Kafka 4.0 advertises them.
+//! The APIs and versions Sluice serves, as Kafka 4.x advertises them.
 //!
 //! ApiVersions answers from this table and the dispatcher refuses anything
 //! outside it, so the two can never disagree.
@@ -23,10 +23,13 @@ const fn range(api_key: ApiKey, min: i16, max: i16) -> ApiRange {
 
 /// Every API Sluice serves.
 pub const SUPPORTED: &[ApiRange] = &[
-    ApiRange { api_key: ApiKey::Produce, min: 0, max: 12, accepted_min: 3 },
-    range(ApiKey::Fetch, 4, 17),
-    range(ApiKey::ListOffsets, 1, 9),
-    range(ApiKey::Metadata, 0, 12),
+    // Produce v13 names topics by id; Fetch v18 adds a follower's high
+    // watermark (ignored: no followers); ListOffsets v10 a timeout for remote
+    // storage (none here); Metadata v13 a top-level error code.
+    ApiRange { api_key: ApiKey::Produce, min: 0, max: 13, accepted_min: 3 },
+    range(ApiKey::Fetch, 4, 18),
+    range(ApiKey::ListOffsets, 1, 10),
+    range(ApiKey::Metadata, 0, 13),
     range(ApiKey::ApiVersions, 0, 4),
     range(ApiKey::CreateTopics, 2, 7),
     range(ApiKey::DeleteTopics, 1, 6),
@@ -107,7 +110,8 @@ mod tests {
     fn produce_v2_is_advertised_but_refused() {
         assert!(!accepts(ApiKey::Produce, 2));
         assert!(accepts(ApiKey::Produce, 3));
-        assert!(!accepts(ApiKey::Fetch, 18));
+        assert!(accepts(ApiKey::Fetch, 18));
+        assert!(!accepts(ApiKey::Fetch, 19));
         assert!(accepts(ApiKey::JoinGroup, 0));
         assert!(!accepts(ApiKey::OffsetCommit, 1));
     }
