@@ -222,10 +222,7 @@ async fn newest_versions_name_topics_by_id() {
         let produced: ProduceResponse = raw.call(ApiKey::Produce, 13, &by_id);
         let answer = &produced.responses[0];
         assert_eq!(answer.topic_id, id);
-        assert_eq!(
-            (answer.partition_responses[0].error_code, answer.partition_responses[0].base_offset),
-            (0, 0)
-        );
+        assert_eq!((answer.partition_responses[0].error_code, answer.partition_responses[0].base_offset), (0, 0));
         let again: ProduceResponse = raw.call(ApiKey::Produce, 13, &by_id);
         assert_eq!(again.responses[0].partition_responses[0].base_offset, 2);
 

@@ -39,7 +39,9 @@ pub async fn listen(shard: Rc<Shard>) -> Result<(), String> {
             .map_err(|e| format!("listener {} {}: {e}", runtime.config.name, runtime.config.bind))?;
         bound.push((runtime, socket));
     }
-    shard.lifecycle.shard_listening();
+    if let Some((runtime, _)) = bound.first() {
+        shard.lifecycle.shard_listening(runtime.config.bind);
+    }
     let loops = bound.into_iter().map(|(runtime, socket)| {
         let shard = shard.clone();
         async move { listener::serve(shard, runtime, socket).await }

@@ -3,7 +3,9 @@
 //! `Lifecycle` per broker, handed to every shard, so several brokers can run
 //! in one process.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// The shared state of one broker's shards.
 #[derive(Debug, Default)]
@@ -14,6 +16,7 @@ pub struct Lifecycle {
     listening_shards: AtomicUsize,
     /// Shards whose partitions are open (their first catalog applied).
     opened_shards: AtomicUsize,
+    address: OnceLock<SocketAddr>,
 }
 
 impl Lifecycle {
@@ -53,9 +56,16 @@ impl Lifecycle {
         self.opened_shards.load(Ordering::Acquire) >= shards
     }
 
-    /// A shard has bound every listener and takes connections.
-    pub fn shard_listening(&self) {
+    /// A shard has bound every listener and takes connections; `address` is
+    /// its first listener's (every shard binds the same ones).
+    pub fn shard_listening(&self, address: SocketAddr) {
+        let _ = self.address.set(address);
         self.listening_shards.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The address of the first listener, once a shard listens.
+    pub fn address(&self) -> Option<SocketAddr> {
+        self.address.get().copied()
     }
 
     /// How many shards accept connections.
