@@ -188,7 +188,7 @@ const COARSE_SYNONYMS: [(&str, &str, i64); 4] = [
 fn coarse_synonym(file: &BTreeMap<String, String>, ms_key: &str) -> Result<Option<String>, ConfigError> {
     for (key, _, unit_ms) in COARSE_SYNONYMS.iter().filter(|(_, ms, _)| *ms == ms_key) {
         let Some(text) = file.get(*key) else { continue };
-        let count = topic::int(key, text, i32::MIN.into(), i32::MAX.into()).map_err(|reason| invalid(*key, reason))?;
+        let count = topic::int(key, text, i32::MIN.into(), i32::MAX.into()).map_err(|reason| invalid(key, reason))?;
         let ms = count * unit_ms;
         return Ok(Some(if ms_key == "log.retention.ms" && ms < 0 { -1 } else { ms }.to_string()));
     }
