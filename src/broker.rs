@@ -131,8 +131,12 @@ pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), 
     }
     // A certificate or key that does not load fails the start, with its reason.
     crate::server::listener::check_listeners(&config.listeners)?;
-    for key in &config.ignored_keys {
-        tracing::warn!(key = %key, "config file key is not a Sluice setting; ignored");
+    // One warning naming them all, as Kafka logs the keys it does not use and starts.
+    if !config.ignored_keys.is_empty() {
+        tracing::warn!(
+            keys = %config.ignored_keys.join(", "),
+            "config file keys are Kafka broker configs Sluice does not use; ignored"
+        );
     }
     let cluster_id: Arc<str> =
         cluster_id(&config.data_dir, config.node_id).map_err(|e| format!("meta.properties: {e}"))?.into();

@@ -5,7 +5,9 @@
 //! levels read and changed. Below the tools, the same APIs over raw frames:
 //! DescribeTopicPartitions' cursors and errors, DescribeQuorum at each
 //! version, UpdateFeatures, the features in ApiVersions, and CreateTopics and
-//! CreatePartitions with assignments refused with Kafka's errors.
+//! CreatePartitions with assignments refused with Kafka's errors. Every topic
+//! config of Kafka 4.1 set by `kafka-topics.sh --create --config` and shown by
+//! `kafka-configs.sh --describe`; a Kafka 4.1 `server.properties` carried over.
 
 mod common;
 
@@ -74,6 +76,7 @@ fn tool_fails(broker: &Broker, class: &str, args: &[&str]) -> String {
 }
 
 const TOPICS: &str = "org.apache.kafka.tools.TopicCommand";
+const CONFIGS: &str = "kafka.admin.ConfigCommand";
 const QUORUM: &str = "org.apache.kafka.tools.MetadataQuorumCommand";
 const FEATURES: &str = "org.apache.kafka.tools.FeatureCommand";
 
@@ -711,4 +714,165 @@ fn create_topics_and_partitions_with_assignments_as_kafka_checks_them() {
     let page = describe_partitions(&mut raw, &["ok"], 100, None);
     assert_eq!(listing(&page).0, vec![entry("ok", &[0, 1, 2, 3])]);
     broker.stop();
+}
+
+/// A valid value, not the default, of every topic config Kafka 4.1 defines.
+const EVERY_TOPIC_CONFIG: [(&str, &str); 33] = [
+    ("cleanup.policy", "compact"),
+    ("compression.gzip.level", "5"),
+    ("compression.lz4.level", "10"),
+    ("compression.type", "producer"),
+    ("compression.zstd.level", "7"),
+    ("delete.retention.ms", "5000"),
+    ("file.delete.delay.ms", "1000"),
+    ("flush.messages", "1000"),
+    ("flush.ms", "2000"),
+    ("follower.replication.throttled.replicas", "*"),
+    ("index.interval.bytes", "8192"),
+    ("leader.replication.throttled.replicas", "0:3"),
+    ("local.retention.bytes", "-1"),
+    ("local.retention.ms", "-1"),
+    ("max.compaction.lag.ms", "600000"),
+    ("max.message.bytes", "2000000"),
+    ("message.timestamp.after.max.ms", "60000"),
+    ("message.timestamp.before.max.ms", "86400000"),
+    ("message.timestamp.type", "LogAppendTime"),
+    ("min.cleanable.dirty.ratio", "0.25"),
+    ("min.compaction.lag.ms", "10"),
+    ("min.insync.replicas", "1"),
+    ("preallocate", "true"),
+    ("remote.log.copy.disable", "true"),
+    ("remote.log.delete.on.disable", "true"),
+    ("remote.storage.enable", "false"),
+    ("retention.bytes", "1048576"),
+    ("retention.ms", "3600000"),
+    ("segment.bytes", "1048576"),
+    ("segment.index.bytes", "65536"),
+    ("segment.jitter.ms", "100"),
+    ("segment.ms", "600000"),
+    ("unclean.leader.election.enable", "true"),
+];
+
+#[test]
+fn kafka_topics_creates_with_every_kafka_4_1_topic_config_and_kafka_configs_describes_them() {
+    let broker = start("ops-every-config");
+    let settings: Vec<String> = EVERY_TOPIC_CONFIG.iter().map(|(name, value)| format!("{name}={value}")).collect();
+    let mut args = vec!["--create", "--topic", "configured"];
+    for setting in &settings {
+        args.extend(["--config", setting.as_str()]);
+    }
+    let created = tool_ok(&broker, TOPICS, &args);
+    assert!(created.contains("Created topic configured."), "{created}");
+
+    let topic = ["--entity-type", "topics", "--entity-name", "configured"];
+    let described = tool_ok(&broker, CONFIGS, &[&topic[..], &["--describe"]].concat());
+    assert!(described.contains("Dynamic configs for topic configured are:"), "{described}");
+    for (name, value) in EVERY_TOPIC_CONFIG {
+        let line = format!("  {name}={value} sensitive=false synonyms={{DYNAMIC_TOPIC_CONFIG:{name}={value}");
+        assert!(described.contains(&line), "{line} in:\n{described}");
+    }
+
+    // Altered through IncrementalAlterConfigs, a list among them; every config is described, with its default.
+    let add = "preallocate=false,segment.jitter.ms=5,leader.replication.throttled.replicas=[0:3,1:3]";
+    let altered = tool_ok(&broker, CONFIGS, &[&topic[..], &["--alter", "--add-config", add]].concat());
+    assert!(altered.contains("Completed updating config for topic configured."), "{altered}");
+    let all = tool_ok(&broker, CONFIGS, &[&topic[..], &["--describe", "--all"]].concat());
+    for line in ["  preallocate=false ", "  segment.jitter.ms=5 ", "  leader.replication.throttled.replicas=0:3,1:3 "] {
+        assert!(all.contains(line), "{line} in:\n{all}");
+    }
+    let other = ["--entity-type", "topics", "--entity-name", "plain"];
+    tool_ok(&broker, TOPICS, &["--create", "--topic", "plain"]);
+    let defaults = tool_ok(&broker, CONFIGS, &[&other[..], &["--describe", "--all"]].concat());
+    assert_eq!(defaults.lines().filter(|l| l.starts_with("  ")).count(), 33, "{defaults}");
+    for line in [
+        "  file.delete.delay.ms=60000 sensitive=false synonyms={DEFAULT_CONFIG:log.segment.delete.delay.ms=60000}",
+        "  message.timestamp.after.max.ms=3600000 sensitive=false \
+         synonyms={DEFAULT_CONFIG:log.message.timestamp.after.max.ms=3600000}",
+        "  remote.storage.enable=false sensitive=false synonyms={}",
+        "  follower.replication.throttled.replicas= sensitive=false synonyms={}",
+        "  unclean.leader.election.enable=false sensitive=false \
+         synonyms={DEFAULT_CONFIG:unclean.leader.election.enable=false}",
+    ] {
+        assert!(defaults.contains(line), "{line} in:\n{defaults}");
+    }
+
+    // Refused as Kafka 4.1 refuses them: an unknown name (message.downconversion.enable is gone since 4.0),
+    // a bad value, and tiered storage on a broker that has none.
+    for (config, message) in [
+        ("no.such.config=1", "Unknown topic config name: no.such.config"),
+        ("message.downconversion.enable=true", "Unknown topic config name: message.downconversion.enable"),
+        ("preallocate=yes", "Invalid value yes for configuration preallocate: Expected value to be either true or false"),
+        (
+            "remote.storage.enable=true",
+            "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.",
+        ),
+    ] {
+        let refused = tool_fails(&broker, TOPICS, &["--create", "--topic", "refused", "--config", config]);
+        assert!(refused.contains(message), "{config}: {refused}");
+    }
+    let refused =
+        tool_fails(&broker, CONFIGS, &[&topic[..], &["--alter", "--add-config", "no.such.config=1"]].concat());
+    assert!(refused.contains("no.such.config"), "{refused}");
+    broker.stop();
+}
+
+/// The Kafka 4.1 sample `server.properties` of a single KRaft node.
+fn kafka_server_properties() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kafka-4.1-server.properties")
+}
+
+#[test]
+fn a_kafka_4_1_server_properties_starts_the_broker_with_one_warning() {
+    let properties = kafka_server_properties();
+    let config = properties.to_str().unwrap();
+    // Where and on which port it listens is the test's; everything else is the file's.
+    let args = ["--config", config, "--advertised-listener", "PLAINTEXT://127.0.0.1:0"];
+    let broker = Broker::start_listening(fresh_data_dir("ops-server-properties"), 1, "PLAINTEXT://127.0.0.1:0", &args);
+    let log = broker.log();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("Sluice does not use")).collect();
+    assert_eq!(warnings.len(), 1, "one warning names them all:\n{log}");
+    for key in [
+        "process.roles",
+        "controller.quorum.bootstrap.servers",
+        "num.network.threads",
+        "num.io.threads",
+        "socket.send.buffer.bytes",
+        "offsets.topic.replication.factor",
+        "share.coordinator.state.topic.min.isr",
+        "transaction.state.log.min.isr",
+    ] {
+        assert!(warnings[0].contains(key), "{key} in {}", warnings[0]);
+    }
+    // Keys Sluice uses are not among them, and take effect: log.retention.hours=168 is a week.
+    for key in ["log.retention.hours", "log.segment.bytes", "num.partitions", "node.id"] {
+        assert!(!warnings[0].contains(&format!("{key},")) && !warnings[0].ends_with(key), "{key}: {}", warnings[0]);
+    }
+    let described =
+        tool_ok(&broker, CONFIGS, &["--entity-type", "brokers", "--entity-name", "1", "--describe", "--all"]);
+    assert!(described.contains("  log.retention.ms=604800000 "), "{described}");
+    let created = tool_ok(&broker, TOPICS, &["--create", "--topic", "carried-over"]);
+    assert!(created.contains("Created topic carried-over."), "{created}");
+    broker.stop();
+
+    // A key that is not Kafka's stops the start, named.
+    let text =
+        std::fs::read_to_string(&properties).unwrap() + "log.retention.day=1\nzookeeper.connect=localhost:2181\n";
+    let misspelt = fresh_data_dir("ops-server-properties-bad").with_extension("properties");
+    std::fs::write(&misspelt, text).unwrap();
+    let output = Command::new(common::sluice_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "none", "--config"])
+        .arg(&misspelt)
+        .arg("--data-dir")
+        .arg(fresh_data_dir("ops-server-properties-bad"))
+        .output()
+        .expect("run sluice");
+    let said = String::from_utf8_lossy(&output.stderr).to_string() + &String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{said}");
+    assert!(
+        said.contains(
+            "config file keys that are neither Kafka 4.1 broker configs nor Sluice settings (misspelt?): \
+             log.retention.day, zookeeper.connect"
+        ),
+        "{said}"
+    );
 }

@@ -1,7 +1,8 @@
 //! Produce edge cases Kafka clients rely on: acks=0 gets no response,
 //! pipelined requests are answered in order, LogAppendTime topics stamp the
 //! broker's time, oversized batches and bad acks get Kafka's errors,
-//! compacted topics refuse records without a key.
+//! compacted topics refuse records without a key, and records outside
+//! `message.timestamp.before.max.ms` / `after.max.ms` are refused as Kafka does.
 
 mod common;
 
@@ -250,6 +251,67 @@ async fn newest_versions_name_topics_by_id() {
         ]);
         let listed: ListOffsetsResponse = raw.call(ApiKey::ListOffsets, 10, &list);
         assert_eq!(listed.topics[0].partitions[0].offset, 4);
+
+/// One batch of keyless records stamped `timestamps` (`CreateTime`).
+fn timed_batch(timestamps: &[i64], compression: Compression) -> BytesMut {
+    let records: Vec<Record> = timestamps
+        .iter()
+        .enumerate()
+        .map(|(i, timestamp)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp: *timestamp,
+            key: None,
+            value: Some(Bytes::from_static(b"v")),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).unwrap();
+    buf
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_outside_the_timestamp_bounds_are_refused_as_kafka_does() {
+    let broker = Broker::start("timestamp-bounds", 2, &[]);
+    let bounds = [("message.timestamp.before.max.ms", "60000"), ("message.timestamp.after.max.ms", "60000")];
+    create_topic(&broker.bootstrap(), "bounded", 1, &bounds).await;
+    create_topic(&broker.bootstrap(), "default", 1, &[]).await;
+    create_topic(&broker.bootstrap(), "stamped", 1, &[("message.timestamp.type", "LogAppendTime")]).await;
+    tokio::task::block_in_place(|| {
+        let mut raw = Raw::connect(&broker);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+        let two_hours = 2 * 3600 * 1000;
+
+        // Kafka 4.1's defaults: any age, at most an hour ahead.
+        assert_eq!(raw.produce("default", 0, record_batch(&[b"old"], 1)).0, 0);
+        assert_eq!(raw.produce("default", 0, timed_batch(&[now + two_hours], Compression::None)).0, 32);
+        // The broker stamps LogAppendTime topics: the producer's timestamp is not checked.
+        assert_eq!(raw.produce("stamped", 0, timed_batch(&[now + two_hours], Compression::None)).0, 0);
+
+        // A compressed batch with one record too old among recent ones: that record is named.
+        let batch = timed_batch(&[now, now - two_hours, now], Compression::Gzip);
+        let response: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce_request("bounded", 0, -1, batch));
+        let p = &response.responses[0].partition_responses[0];
+        assert_eq!((p.error_code, p.base_offset), (32, -1), "INVALID_TIMESTAMP: {p:?}");
+        assert_eq!(p.error_message.as_deref(), Some("One or more records have been rejected due to invalid timestamp"));
+        assert_eq!(p.record_errors.iter().map(|e| e.batch_index).collect::<Vec<_>>(), vec![1]);
+        let said = p.record_errors[0].batch_index_error_message.as_deref().unwrap_or_default().to_string();
+        let prefix = format!(
+            "Timestamp {} of message with offset 1 is out of range. The timestamp should be within [",
+            now - two_hours
+        );
+        assert!(said.starts_with(&prefix), "{said}");
+        assert_eq!(log_end(&mut raw, "bounded"), 0, "nothing of the refused batch is stored");
+        assert_eq!(raw.produce("bounded", 0, timed_batch(&[now - 1000, now + 1000], Compression::None)).0, 0);
+        assert_eq!(raw.produce("bounded", 0, record_batch(&[b"old"], 1)).0, 32);
     });
     broker.stop();
 }

@@ -67,9 +67,10 @@ impl BrokerView<'_> {
 
     /// The broker-level synonyms of topic config `def`.
     fn topic_default_synonyms(&self, def: &crate::config::topic::ConfigDef) -> Vec<(String, String, i8)> {
+        let Some(broker_name) = def.broker_name else { return Vec::new() };
         let static_value = self.broker.topic_defaults.overrides.get(def.name).cloned();
         let default = TopicConfig::default().value_of(def.name).unwrap_or_default();
-        self.synonyms(def.broker_name, static_value, default)
+        self.synonyms(broker_name, static_value, default)
     }
 
     fn topic_entries(&self, config: &TopicConfig) -> Vec<Entry> {
@@ -81,10 +82,12 @@ impl BrokerView<'_> {
                     synonyms.push((def.name.to_string(), v.clone(), SOURCE_TOPIC));
                 }
                 synonyms.extend(self.topic_default_synonyms(def));
+                // A config no broker config sets (Kafka's remote-storage and
+                // throttle configs) and the topic does not: Kafka's default.
                 Entry {
                     name: def.name.to_string(),
                     value: config.value_of(def.name).unwrap_or_default(),
-                    source: synonyms[0].2,
+                    source: synonyms.first().map_or(SOURCE_DEFAULT, |s| s.2),
                     kind: def.kind,
                     read_only: false,
                     synonyms,
@@ -163,13 +166,14 @@ impl BrokerView<'_> {
             ),
         ];
         for def in TOPIC_CONFIG_DEFS {
+            let Some(broker_name) = def.broker_name else { continue };
             let synonyms = self.topic_default_synonyms(def);
             entries.push(Entry {
-                name: def.broker_name.to_string(),
+                name: broker_name.to_string(),
                 value: self.effective.topic_defaults.value_of(def.name).unwrap_or_default(),
                 source: synonyms[0].2,
                 kind: def.kind,
-                read_only: !dynamic::is_dynamic(def.broker_name),
+                read_only: !dynamic::is_dynamic(broker_name),
                 synonyms,
             });
         }

@@ -16,9 +16,10 @@ use super::access::Access;
 use super::errors::{batch_error_code, records_error_code, route_error_code};
 use super::quota;
 use super::resolve_topics;
+use crate::config::{TimestampType, TopicConfig};
 use crate::constants::DECOMPRESSED_BATCH_BYTES_MAX;
 use crate::protocol::batch::{validate_chunk, BatchHeader, BatchSummary};
-use crate::protocol::records::keyless_records;
+use crate::protocol::records::{keyless_records, record_timestamps};
 use crate::protocol::ResponseError;
 use crate::router::ProducePart;
 use crate::security::acl::AclOperation;
@@ -145,6 +146,10 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
                     continue;
                 }
             }
+            if let Some(refusal) = timestamp_refusal(&meta.config, p.index, &records, &summaries) {
+                plan.answer(refusal);
+                continue;
+            }
             // Only compacted topics read records: the key check costs nothing elsewhere.
             if meta.config.compacts() {
                 if let Some(refusal) = keyless_refusal(&meta.name, p.index, &records, &summaries) {
@@ -225,6 +230,65 @@ fn keyless_refusal(
         let (message, record_errors) = keyless_errors(topic, partition, &keyless);
         return Some(
             partition_error(partition, ResponseError::InvalidRecord, Some(message)).with_record_errors(record_errors),
+        );
+    }
+    None
+}
+
+/// Kafka's `LogValidator.validateTimestamp`: on a `CreateTime` topic, records
+/// older than `message.timestamp.before.max.ms` or newer than
+/// `message.timestamp.after.max.ms` (against the broker's clock) refuse the
+/// partition's whole produce with INVALID_TIMESTAMP, Kafka's message and one
+/// record error per such record of the first batch holding any.
+///
+/// Sluice stores a batch as sent, so its header's first and max timestamps
+/// are what readers see: a batch whose both lie within the bounds passes
+/// without its records being read, unless `message.timestamp.before.max.ms`
+/// is set (a record may be older than the batch's first).
+fn timestamp_refusal(
+    config: &TopicConfig,
+    partition: i32,
+    records: &[u8],
+    summaries: &[BatchSummary],
+) -> Option<PartitionProduceResponse> {
+    if config.message_timestamp_type != TimestampType::CreateTime {
+        return None;
+    }
+    let now_ms = crate::clock::now_ms();
+    let lower_bounded = config.message_timestamp_before_max_ms != i64::MAX;
+    for s in summaries {
+        let batch = &records[s.position..s.position + s.size_bytes];
+        let header = BatchHeader::parse(batch)?;
+        let header_fits = !config.timestamp_refused(now_ms, header.base_timestamp)
+            && !config.timestamp_refused(now_ms, header.max_timestamp);
+        if header_fits && !lower_bounded {
+            continue;
+        }
+        let times = match record_timestamps(batch, DECOMPRESSED_BATCH_BYTES_MAX) {
+            Ok(times) => times,
+            Err(e) => return Some(partition_error(partition, records_error_code(&e), Some(e.to_string()))),
+        };
+        let (low, high) = config.timestamp_bounds(now_ms);
+        let record_errors: Vec<BatchIndexAndErrorMessage> = times
+            .iter()
+            .filter(|(_, _, timestamp)| config.timestamp_refused(now_ms, *timestamp))
+            .map(|(index, offset, timestamp)| {
+                let message = format!(
+                    "Timestamp {timestamp} of message with offset {offset} is out of range. \
+                     The timestamp should be within [{low}, {high}]"
+                );
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(*index)
+                    .with_batch_index_error_message(Some(StrBytes::from_string(message)))
+            })
+            .collect();
+        if record_errors.is_empty() {
+            continue;
+        }
+        let message = "One or more records have been rejected due to invalid timestamp".to_string();
+        return Some(
+            partition_error(partition, ResponseError::InvalidTimestamp, Some(message))
+                .with_record_errors(record_errors),
         );
     }
     None

@@ -151,6 +151,9 @@ pub const STOP_DRAIN_MS_MAX: u64 = 5_000;
 // Log compaction: the compaction topic configs' defaults and the cleaner's
 // broker configs (`log.cleaner.*`), all with Kafka's values.
 
+/// Default for `message.timestamp.after.max.ms` / `log.message.timestamp.after.max.ms`
+/// (Kafka 4.1: 1 hour): a `CreateTime` record further in the future is refused.
+pub const MESSAGE_TIMESTAMP_AFTER_MAX_MS_DEFAULT: i64 = 3600 * 1000;
 /// Default for `delete.retention.ms` / `log.cleaner.delete.retention.ms` (Kafka: 1 day).
 pub const DELETE_RETENTION_MS_DEFAULT: i64 = 24 * 3600 * 1000;
 /// Default for `min.cleanable.dirty.ratio` / `log.cleaner.min.cleanable.ratio` (Kafka: 0.5).

@@ -302,6 +302,27 @@ pub fn keyless_records(batch: &[u8], bytes_max: usize) -> Result<Vec<i32>, Recor
     Ok(keyless)
 }
 
+/// (index in the batch, offset as sent, timestamp) of each record of
+/// `batch`, inflated first if compressed (at most `bytes_max` bytes).
+pub fn record_timestamps(batch: &[u8], bytes_max: usize) -> Result<Vec<(i32, i64, i64)>, RecordsError> {
+    let (header, payload) = split_batch(batch)?;
+    let mut times = Vec::with_capacity(header.records_count as usize);
+    let mut note = |i: usize, view: RecordView| {
+        let timestamp = header.base_timestamp.wrapping_add(view.timestamp_delta);
+        times.push((i as i32, view.offset(header.base_offset), timestamp));
+    };
+    if header.compression() == compression::NONE {
+        if payload.len() > bytes_max {
+            return Err(RecordsError::TooLarge { bytes_max });
+        }
+        walk(payload, count_within(&header, payload.len())?, &mut note)?;
+    } else {
+        let records = compression::decompress(header.compression(), payload, bytes_max)?;
+        walk(&records, count_within(&header, records.len())?, &mut note)?;
+    }
+    Ok(times)
+}
+
 /// The fields of a batch header that [`write_batch`] writes.
 struct HeaderFields {
     base_offset: i64,

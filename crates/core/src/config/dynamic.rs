@@ -34,7 +34,7 @@ pub const CLEANER_KEYS: [&str; 6] = [
 /// `retention.ms`), if it is one. Kafka's `DynamicLogConfig` makes every
 /// such default dynamic.
 pub fn topic_default_of(name: &str) -> Option<&'static ConfigDef> {
-    TOPIC_CONFIG_DEFS.iter().find(|def| def.broker_name == name)
+    TOPIC_CONFIG_DEFS.iter().find(|def| def.broker_name == Some(name))
 }
 
 /// Whether Sluice changes broker config `name` at runtime.
@@ -306,8 +306,8 @@ mod tests {
         for key in CLEANER_KEYS {
             assert!(is_dynamic(key) && kind_of(key).is_some(), "{key}");
         }
-        for def in TOPIC_CONFIG_DEFS {
-            assert!(is_dynamic(def.broker_name), "{}", def.broker_name);
+        for broker_name in TOPIC_CONFIG_DEFS.iter().filter_map(|def| def.broker_name) {
+            assert!(is_dynamic(broker_name), "{broker_name}");
         }
         for key in ["log.cleaner.enable", "log.dirs", "num.partitions", "node.id", "retention.ms", "no.such"] {
             assert!(!is_dynamic(key), "{key}");

@@ -7,6 +7,7 @@
 
 pub mod cleaner;
 pub mod dynamic;
+pub mod kafka_keys;
 pub mod listeners;
 pub mod topic;
 
@@ -25,6 +26,7 @@ pub use dynamic::{BrokerScope, DynamicConfigs, EffectiveConfig};
 pub use listeners::{
     AuthorizerConfig, ClientAuth, ListenerConfig, OAuthConfig, Pem, SecurityConfig, SecurityProtocol, TlsConfig,
 };
+use topic::TOPIC_CONFIG_DEFS;
 pub use topic::{TimestampType, TopicConfig};
 
 /// Flags of `sluice serve`; each also reads a `SLUICE_*` environment variable.
@@ -123,6 +125,11 @@ pub enum ConfigError {
     Invalid { key: &'static str, reason: String },
     #[error("{key}: {reason}")]
     Listener { key: String, reason: String },
+    #[error(
+        "config file keys that are neither Kafka 4.1 broker configs nor Sluice settings (misspelt?): {}",
+        keys.join(", ")
+    )]
+    NotKafka { keys: Vec<String> },
 }
 
 /// The broker's validated configuration, shared read-only by every shard.
@@ -132,7 +139,8 @@ pub struct BrokerConfig {
     pub listeners: Vec<ListenerConfig>,
     /// Authorizer and SASL settings shared by every listener.
     pub security: SecurityConfig,
-    /// Keys of the config file Sluice does not use; logged at start, as Kafka does.
+    /// Kafka broker configs of the config file that Sluice does not use;
+    /// logged once at start, as Kafka logs keys it does not know.
     pub ignored_keys: Vec<String>,
     pub data_dir: PathBuf,
     pub node_id: i32,
@@ -160,6 +168,31 @@ pub struct BrokerConfig {
     /// The admin HTTP listener's address; `None`: turned off.
     pub admin_listen: Option<SocketAddr>,
     pub metrics_partitions_enable: bool,
+}
+
+/// `compression.type`, a broker config that Sluice does not use (it stores batches as produced).
+const COMPRESSION_TYPE: &str = "compression.type";
+
+/// Kafka's coarser spellings of a topic default, read when the millisecond
+/// key is absent, finest first: (key, the millisecond key, milliseconds per unit).
+const COARSE_SYNONYMS: [(&str, &str, i64); 4] = [
+    ("log.retention.minutes", "log.retention.ms", 60 * 1000),
+    ("log.retention.hours", "log.retention.ms", 3600 * 1000),
+    ("log.roll.hours", "log.roll.ms", 3600 * 1000),
+    ("log.roll.jitter.hours", "log.roll.jitter.ms", 3600 * 1000),
+];
+
+/// The value of millisecond key `ms_key` from its coarser spelling in
+/// `file`, as Kafka derives it (`log.retention.hours=168` is
+/// `log.retention.ms=604800000`; a negative retention is -1, unlimited).
+fn coarse_synonym(file: &BTreeMap<String, String>, ms_key: &str) -> Result<Option<String>, ConfigError> {
+    for (key, _, unit_ms) in COARSE_SYNONYMS.iter().filter(|(_, ms, _)| *ms == ms_key) {
+        let Some(text) = file.get(*key) else { continue };
+        let count = topic::int(key, text, i32::MIN.into(), i32::MAX.into()).map_err(|reason| invalid(key, reason))?;
+        let ms = count * unit_ms;
+        return Ok(Some(if ms_key == "log.retention.ms" && ms < 0 { -1 } else { ms }.to_string()));
+    }
+    Ok(None)
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -279,13 +312,18 @@ impl BrokerConfig {
             "admin.listeners",
             "metrics.partitions.enable",
         ];
-        let ignored_keys: Vec<String> = file
-            .keys()
-            .filter(|k| {
-                !KNOWN.contains(&k.as_str()) && !cleaner::KEYS.contains(&k.as_str()) && !listeners::is_security_key(k)
-            })
-            .cloned()
-            .collect();
+        let used = |k: &str| {
+            KNOWN.contains(&k)
+                || cleaner::KEYS.contains(&k)
+                || listeners::is_security_key(k)
+                || COARSE_SYNONYMS.iter().any(|(coarse, _, _)| *coarse == k)
+                || TOPIC_CONFIG_DEFS.iter().any(|d| d.broker_name == Some(k) && k != COMPRESSION_TYPE)
+        };
+        let (ignored_keys, not_kafka): (Vec<String>, Vec<String>) =
+            file.keys().filter(|k| !used(k)).cloned().partition(|k| kafka_keys::is_kafka_broker_key(k));
+        if !not_kafka.is_empty() {
+            return Err(ConfigError::NotKafka { keys: not_kafka });
+        }
 
         let listeners_text = args
             .listen
@@ -371,24 +409,28 @@ impl BrokerConfig {
             max_message_bytes: MESSAGE_BYTES_MAX_DEFAULT,
             ..TopicConfig::default()
         };
-        let pairs: [(&'static str, &'static str, Option<String>); 12] = [
-            ("log.retention.ms", "retention.ms", args.log_retention_ms.map(|v| v.to_string())),
-            ("log.retention.bytes", "retention.bytes", args.log_retention_bytes.map(|v| v.to_string())),
-            ("log.roll.ms", "segment.ms", args.log_roll_ms.map(|v| v.to_string())),
-            ("log.cleanup.policy", "cleanup.policy", None),
-            ("log.segment.bytes", "segment.bytes", args.log_segment_bytes.map(|v| v.to_string())),
-            ("log.index.interval.bytes", "index.interval.bytes", args.log_index_interval_bytes.map(|v| v.to_string())),
-            ("message.max.bytes", "max.message.bytes", args.message_max_bytes.map(|v| v.to_string())),
-            ("log.message.timestamp.type", "message.timestamp.type", args.log_message_timestamp_type.clone()),
-            ("log.cleaner.delete.retention.ms", "delete.retention.ms", None),
-            ("log.cleaner.min.cleanable.ratio", "min.cleanable.dirty.ratio", None),
-            ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms", None),
-            ("log.cleaner.max.compaction.lag.ms", "max.compaction.lag.ms", None),
+        let flags: [(&str, Option<String>); 8] = [
+            ("log.retention.ms", args.log_retention_ms.map(|v| v.to_string())),
+            ("log.retention.bytes", args.log_retention_bytes.map(|v| v.to_string())),
+            ("log.roll.ms", args.log_roll_ms.map(|v| v.to_string())),
+            ("log.segment.bytes", args.log_segment_bytes.map(|v| v.to_string())),
+            ("log.index.interval.bytes", args.log_index_interval_bytes.map(|v| v.to_string())),
+            ("message.max.bytes", args.message_max_bytes.map(|v| v.to_string())),
+            ("log.message.timestamp.type", args.log_message_timestamp_type.clone()),
+            ("log.cleaner.delete.retention.ms", None),
         ];
-        for (broker_key, topic_key, flag) in pairs {
-            if let Some(value) = flag.or_else(|| file.get(broker_key).cloned()) {
-                topic_defaults.set(topic_key, &value).map_err(|reason| invalid(broker_key, reason))?;
-            }
+        for def in TOPIC_CONFIG_DEFS {
+            // Sluice never recompresses: a broker `compression.type` is one of the keys it does not use.
+            let Some(broker_key) = def.broker_name.filter(|k| *k != COMPRESSION_TYPE) else { continue };
+            let flag = flags.iter().find(|(k, _)| *k == broker_key).and_then(|(_, v)| v.clone());
+            let value = match flag.or_else(|| file.get(broker_key).cloned()) {
+                Some(value) => value,
+                None => match coarse_synonym(&file, broker_key)? {
+                    Some(value) => value,
+                    None => continue,
+                },
+            };
+            topic_defaults.set(def.name, &value).map_err(|reason| invalid(broker_key, reason))?;
         }
         // Kafka checks the defaults as a whole at start, as it checks each topic's config.
         topic_defaults.validate().map_err(|reason| invalid("log.cleaner.min.compaction.lag.ms", reason))?;
@@ -643,5 +685,42 @@ mod tests {
         a.log_message_timestamp_type = Some("Sometime".into());
         assert!(BrokerConfig::resolve(&a).is_err());
         assert!(parse_properties("no equals sign").is_err());
+    }
+
+    #[test]
+    fn kafka_keys_sluice_does_not_use_are_listed_and_others_refused() {
+        let dir = std::env::temp_dir().join(format!("sluice-config-kafka-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("server.properties");
+        let resolve = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            BrokerConfig::resolve(&ServeArgs { config: Some(path.clone()), ..args() })
+        };
+        let c = resolve(
+            "process.roles=broker,controller\nnum.io.threads=8\nlog.retention.hours=24\n\
+             compression.type=gzip\nlog.preallocate=true\nmin.insync.replicas=2\nlog.roll.hours=1\n",
+        )
+        .unwrap();
+        assert_eq!(c.ignored_keys, ["compression.type", "num.io.threads", "process.roles"]);
+        assert_eq!(c.topic_defaults.retention_ms, 24 * 3_600_000, "log.retention.hours is read");
+        assert_eq!(c.topic_defaults.segment_ms, 3_600_000, "log.roll.hours is read");
+        assert_eq!(c.topic_defaults.value_of("preallocate").as_deref(), Some("true"));
+        assert_eq!(c.topic_defaults.min_insync_replicas, 2);
+        let c = resolve("log.retention.hours=168\nlog.retention.ms=1000\nlog.retention.minutes=5\n").unwrap();
+        assert_eq!(c.topic_defaults.retention_ms, 1000, "the millisecond key wins");
+        assert_eq!(resolve("log.retention.hours=-1\n").unwrap().topic_defaults.retention_ms, -1);
+
+        let refused = |text: &str| resolve(text).unwrap_err().to_string();
+        assert_eq!(
+            refused("num.io.threads=8\nzookeeper.connect=localhost:2181\nlog.retention.day=1\n"),
+            "config file keys that are neither Kafka 4.1 broker configs nor Sluice settings (misspelt?): \
+             log.retention.day, zookeeper.connect"
+        );
+        assert_eq!(
+            refused("log.retention.hours=a week\n"),
+            "log.retention.hours: Invalid value a week for configuration log.retention.hours: Not a number of type INT"
+        );
+        assert!(refused("log.preallocate=yes\n").contains("Expected value to be either true or false"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

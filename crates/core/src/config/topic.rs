@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use crate::constants::{
     DELETE_RETENTION_MS_DEFAULT, FETCH_READ_BYTES_PER_PARTITION_MAX, MAX_COMPACTION_LAG_MS_DEFAULT,
-    MIN_CLEANABLE_DIRTY_RATIO_DEFAULT, MIN_COMPACTION_LAG_MS_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
+    MESSAGE_TIMESTAMP_AFTER_MAX_MS_DEFAULT, MIN_CLEANABLE_DIRTY_RATIO_DEFAULT, MIN_COMPACTION_LAG_MS_DEFAULT,
+    SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
 };
 
 /// `message.timestamp.type`.
@@ -130,6 +131,16 @@ pub struct TopicConfig {
     pub flush_messages: i64,
     pub flush_ms: i64,
     pub min_insync_replicas: i32,
+    /// `message.timestamp.before.max.ms`: a `CreateTime` record older than
+    /// this (against the broker's clock) is refused with INVALID_TIMESTAMP, `[0, i64::MAX]`.
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: a `CreateTime` record newer than
+    /// this (against the broker's clock) is refused with INVALID_TIMESTAMP, `[0, i64::MAX]`.
+    pub message_timestamp_after_max_ms: i64,
+    /// The values of the configs Sluice accepts and describes but does not
+    /// act on ([`ConfigDef::no_effect`]), as Kafka prints them; a config not
+    /// here has its Kafka default.
+    pub inert: BTreeMap<&'static str, String>,
     /// Configs set explicitly on the topic, as given.
     pub overrides: BTreeMap<String, String>,
 }
@@ -153,6 +164,9 @@ impl Default for TopicConfig {
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
             min_insync_replicas: 1,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: MESSAGE_TIMESTAMP_AFTER_MAX_MS_DEFAULT,
+            inert: BTreeMap::new(),
             overrides: BTreeMap::new(),
         }
     }
@@ -174,42 +188,193 @@ pub enum ConfigKind {
 #[derive(Debug, Clone, Copy)]
 pub struct ConfigDef {
     pub name: &'static str,
-    pub broker_name: &'static str,
+    /// The broker config that sets this config's default (Kafka's first
+    /// synonym, `log.retention.ms` for `retention.ms`); `None`: no broker
+    /// config does (the remote-storage and replication-throttle configs).
+    pub broker_name: Option<&'static str>,
     pub kind: ConfigKind,
+    /// `Some`: accepted, checked and described as Kafka does, but with no
+    /// effect on Sluice; how it is checked, its default and why it does nothing.
+    pub no_effect: Option<NoEffect>,
 }
 
-/// Every topic config, in name order, with Kafka's broker-level synonym.
+/// A config Sluice accepts and describes without acting on it.
+#[derive(Debug, Clone, Copy)]
+pub struct NoEffect {
+    pub check: Check,
+    /// Kafka 4.1's default, as Kafka prints it.
+    pub default: &'static str,
+    /// Why the config has no effect on Sluice (the README's table says the same).
+    pub why: &'static str,
+}
+
+/// How the value of a [`NoEffect`] config is checked: Kafka 4.1's validator.
+#[derive(Debug, Clone, Copy)]
+pub enum Check {
+    /// A `LONG` of at least `min`.
+    LongAtLeast(i64),
+    /// An `INT` within `[min, max]`.
+    IntBetween(i32, i32),
+    /// `compression.gzip.level`: an `INT` within `[1, 9]`, or -1.
+    GzipLevel,
+    /// A `BOOLEAN`.
+    Boolean,
+    /// A `BOOLEAN` that must stay `false`: `remote.storage.enable` on a broker without tiered storage.
+    RemoteStorageOff,
+    /// `*` or a list of `partition:broker` (the replication throttle lists).
+    ThrottledReplicas,
+}
+
+const fn honoured(name: &'static str, broker_name: &'static str, kind: ConfigKind) -> ConfigDef {
+    ConfigDef { name, broker_name: Some(broker_name), kind, no_effect: None }
+}
+
+const fn inert(
+    name: &'static str,
+    broker_name: Option<&'static str>,
+    kind: ConfigKind,
+    check: Check,
+    default: &'static str,
+    why: &'static str,
+) -> ConfigDef {
+    ConfigDef { name, broker_name, kind, no_effect: Some(NoEffect { check, default, why }) }
+}
+
+const WHY_NO_REPLICATION: &str = "a single node: no replicas to elect or to throttle";
+const WHY_NO_RECOMPRESSION: &str = "batches are stored as the producer compressed them, never recompressed";
+const WHY_NO_TIERED_STORAGE: &str = "no tiered storage: every segment stays local";
+
+/// Every topic config of Kafka 4.1 (its `LogConfig`, internal ones left
+/// out), in name order, with the broker config that sets its default.
 pub const TOPIC_CONFIG_DEFS: &[ConfigDef] = &[
-    ConfigDef { name: "cleanup.policy", broker_name: "log.cleanup.policy", kind: ConfigKind::List },
-    ConfigDef { name: "compression.type", broker_name: "compression.type", kind: ConfigKind::String },
-    ConfigDef { name: "delete.retention.ms", broker_name: "log.cleaner.delete.retention.ms", kind: ConfigKind::Long },
-    ConfigDef { name: "flush.messages", broker_name: "log.flush.interval.messages", kind: ConfigKind::Long },
-    ConfigDef { name: "flush.ms", broker_name: "log.flush.interval.ms", kind: ConfigKind::Long },
-    ConfigDef { name: "index.interval.bytes", broker_name: "log.index.interval.bytes", kind: ConfigKind::Int },
-    ConfigDef {
-        name: "max.compaction.lag.ms",
-        broker_name: "log.cleaner.max.compaction.lag.ms",
-        kind: ConfigKind::Long,
-    },
-    ConfigDef { name: "max.message.bytes", broker_name: "message.max.bytes", kind: ConfigKind::Int },
-    ConfigDef { name: "message.timestamp.type", broker_name: "log.message.timestamp.type", kind: ConfigKind::String },
-    ConfigDef {
-        name: "min.cleanable.dirty.ratio",
-        broker_name: "log.cleaner.min.cleanable.ratio",
-        kind: ConfigKind::Double,
-    },
-    ConfigDef {
-        name: "min.compaction.lag.ms",
-        broker_name: "log.cleaner.min.compaction.lag.ms",
-        kind: ConfigKind::Long,
-    },
-    ConfigDef { name: "min.insync.replicas", broker_name: "min.insync.replicas", kind: ConfigKind::Int },
-    ConfigDef { name: "retention.bytes", broker_name: "log.retention.bytes", kind: ConfigKind::Long },
-    ConfigDef { name: "retention.ms", broker_name: "log.retention.ms", kind: ConfigKind::Long },
-    ConfigDef { name: "segment.bytes", broker_name: "log.segment.bytes", kind: ConfigKind::Int },
-    ConfigDef { name: "segment.index.bytes", broker_name: "log.index.size.max.bytes", kind: ConfigKind::Int },
-    ConfigDef { name: "segment.ms", broker_name: "log.roll.ms", kind: ConfigKind::Long },
+    honoured("cleanup.policy", "log.cleanup.policy", ConfigKind::List),
+    inert(
+        "compression.gzip.level",
+        Some("compression.gzip.level"),
+        ConfigKind::Int,
+        Check::GzipLevel,
+        "-1",
+        WHY_NO_RECOMPRESSION,
+    ),
+    inert(
+        "compression.lz4.level",
+        Some("compression.lz4.level"),
+        ConfigKind::Int,
+        Check::IntBetween(1, 17),
+        "9",
+        WHY_NO_RECOMPRESSION,
+    ),
+    honoured("compression.type", "compression.type", ConfigKind::String),
+    inert(
+        "compression.zstd.level",
+        Some("compression.zstd.level"),
+        ConfigKind::Int,
+        Check::IntBetween(-131_072, 22),
+        "3",
+        WHY_NO_RECOMPRESSION,
+    ),
+    honoured("delete.retention.ms", "log.cleaner.delete.retention.ms", ConfigKind::Long),
+    inert(
+        "file.delete.delay.ms",
+        Some("log.segment.delete.delay.ms"),
+        ConfigKind::Long,
+        Check::LongAtLeast(0),
+        "60000",
+        "segments are removed once no reader holds them, not after a delay",
+    ),
+    honoured("flush.messages", "log.flush.interval.messages", ConfigKind::Long),
+    honoured("flush.ms", "log.flush.interval.ms", ConfigKind::Long),
+    inert(
+        "follower.replication.throttled.replicas",
+        None,
+        ConfigKind::List,
+        Check::ThrottledReplicas,
+        "",
+        WHY_NO_REPLICATION,
+    ),
+    honoured("index.interval.bytes", "log.index.interval.bytes", ConfigKind::Int),
+    inert(
+        "leader.replication.throttled.replicas",
+        None,
+        ConfigKind::List,
+        Check::ThrottledReplicas,
+        "",
+        WHY_NO_REPLICATION,
+    ),
+    inert(
+        "local.retention.bytes",
+        Some("log.local.retention.bytes"),
+        ConfigKind::Long,
+        Check::LongAtLeast(-2),
+        "-2",
+        WHY_NO_TIERED_STORAGE,
+    ),
+    inert(
+        "local.retention.ms",
+        Some("log.local.retention.ms"),
+        ConfigKind::Long,
+        Check::LongAtLeast(-2),
+        "-2",
+        WHY_NO_TIERED_STORAGE,
+    ),
+    honoured("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", ConfigKind::Long),
+    honoured("max.message.bytes", "message.max.bytes", ConfigKind::Int),
+    honoured("message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", ConfigKind::Long),
+    honoured("message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", ConfigKind::Long),
+    honoured("message.timestamp.type", "log.message.timestamp.type", ConfigKind::String),
+    honoured("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", ConfigKind::Double),
+    honoured("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", ConfigKind::Long),
+    honoured("min.insync.replicas", "min.insync.replicas", ConfigKind::Int),
+    inert(
+        "preallocate",
+        Some("log.preallocate"),
+        ConfigKind::Boolean,
+        Check::Boolean,
+        "false",
+        "segment files grow as they are written; none is created at full size",
+    ),
+    inert("remote.log.copy.disable", None, ConfigKind::Boolean, Check::Boolean, "false", WHY_NO_TIERED_STORAGE),
+    inert("remote.log.delete.on.disable", None, ConfigKind::Boolean, Check::Boolean, "false", WHY_NO_TIERED_STORAGE),
+    inert(
+        "remote.storage.enable",
+        None,
+        ConfigKind::Boolean,
+        Check::RemoteStorageOff,
+        "false",
+        "only `false` is accepted: no tiered storage",
+    ),
+    honoured("retention.bytes", "log.retention.bytes", ConfigKind::Long),
+    honoured("retention.ms", "log.retention.ms", ConfigKind::Long),
+    honoured("segment.bytes", "log.segment.bytes", ConfigKind::Int),
+    honoured("segment.index.bytes", "log.index.size.max.bytes", ConfigKind::Int),
+    inert(
+        "segment.jitter.ms",
+        Some("log.roll.jitter.ms"),
+        ConfigKind::Long,
+        Check::LongAtLeast(0),
+        "0",
+        "segments roll at `segment.ms` exactly, without a random jitter",
+    ),
+    honoured("segment.ms", "log.roll.ms", ConfigKind::Long),
+    inert(
+        "unclean.leader.election.enable",
+        Some("unclean.leader.election.enable"),
+        ConfigKind::Boolean,
+        Check::Boolean,
+        "false",
+        WHY_NO_REPLICATION,
+    ),
 ];
+
+/// The definition of topic config `name`, if Kafka 4.1 has one.
+pub fn def_of(name: &str) -> Option<&'static ConfigDef> {
+    TOPIC_CONFIG_DEFS.binary_search_by(|def| def.name.cmp(name)).ok().map(|i| &TOPIC_CONFIG_DEFS[i])
+}
+
+/// Kafka's message when `remote.storage.enable=true` meets a broker without
+/// tiered storage (its `LogConfig.validateRemoteStorageOnlyIfSystemEnabled`).
+pub const REMOTE_STORAGE_DISABLED: &str =
+    "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.";
 
 /// Kafka's message for a refused value (its `ConfigException`).
 pub(super) fn refused(name: &str, value: impl std::fmt::Display, reason: &str) -> String {
@@ -254,6 +419,65 @@ fn cleanup_policy(shown: &str, value: &str) -> Result<String, String> {
         return Err(refused(shown, bad, "String must be one of: compact, delete"));
     }
     Ok(items.join(","))
+}
+
+/// The values of `compression.type` Kafka knows besides `producer`.
+const KAFKA_COMPRESSION_TYPES: [&str; 5] = ["uncompressed", "zstd", "lz4", "snappy", "gzip"];
+
+/// A `BOOLEAN` as Kafka reads one: `true` or `false` in any case, spaces around dropped.
+fn boolean(name: &str, value: &str) -> Result<bool, String> {
+    match value.trim() {
+        v if v.eq_ignore_ascii_case("true") => Ok(true),
+        v if v.eq_ignore_ascii_case("false") => Ok(false),
+        _ => Err(refused(name, value, "Expected value to be either true or false")),
+    }
+}
+
+/// A replication throttle list as Kafka 4.1 reads it (`ThrottledReplicaListValidator`):
+/// `*`, or items `partition:broker` (an empty item allowed) between commas.
+/// Returns the items joined by `,`, as Kafka prints the list.
+fn throttled_replicas(name: &str, value: &str) -> Result<String, String> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let items: Vec<&str> = trimmed.split(',').map(str::trim).collect();
+    let number = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let replica = |item: &&str| item.is_empty() || item.split_once(':').is_some_and(|(p, b)| number(p) && number(b));
+    if items.concat() == "*" || items.iter().all(replica) {
+        return Ok(items.join(","));
+    }
+    Err(refused(
+        name,
+        format!("[{}]", items.join(", ")),
+        &format!(
+            "{name} must be the literal '*' or a list of replicas in the following format: \
+             [partitionId]:[brokerId],[partitionId]:[brokerId],..."
+        ),
+    ))
+}
+
+/// Checks the value of a config with no effect as Kafka's validator does;
+/// the value as Kafka prints it.
+fn checked(name: &str, value: &str, check: Check) -> Result<String, String> {
+    let printed = match check {
+        Check::LongAtLeast(min) => long(name, value, min, i64::MAX)?.to_string(),
+        Check::IntBetween(min, max) => int(name, value, min.into(), max.into())?.to_string(),
+        Check::GzipLevel => {
+            let level = int(name, value, i32::MIN.into(), i32::MAX.into())?;
+            if level != -1 && !(1..=9).contains(&level) {
+                return Err(refused(name, level, "Value must be between 1 and 9 or equal to -1"));
+            }
+            level.to_string()
+        }
+        Check::Boolean => boolean(name, value)?.to_string(),
+        Check::RemoteStorageOff => match boolean(name, value)? {
+            false => "false".to_string(),
+            true => return Err(REMOTE_STORAGE_DISABLED.to_string()),
+        },
+        Check::ThrottledReplicas => throttled_replicas(name, value)?,
+    };
+    Ok(printed)
 }
 
 impl TopicConfig {
@@ -303,12 +527,30 @@ impl TopicConfig {
             "flush.messages" => self.flush_messages = long(shown, value, 1, i64::MAX)?,
             "flush.ms" => self.flush_ms = long(shown, value, 0, i64::MAX)?,
             "min.insync.replicas" => self.min_insync_replicas = int(shown, value, 1, i32::MAX as i64)? as i32,
+            "message.timestamp.before.max.ms" => {
+                self.message_timestamp_before_max_ms = long(shown, value, 0, i64::MAX)?
+            }
+            "message.timestamp.after.max.ms" => self.message_timestamp_after_max_ms = long(shown, value, 0, i64::MAX)?,
             // The broker stores batches as the producer compressed them; it never recompresses.
             "compression.type" if value.trim() == "producer" => {}
-            "compression.type" => {
+            "compression.type" if KAFKA_COMPRESSION_TYPES.contains(&value.trim()) => {
                 return Err(refused(shown, value, "Sluice stores batches as produced; only 'producer' is supported"))
             }
-            _ => return Err(format!("Unknown topic config name: {name}")),
+            "compression.type" => {
+                return Err(refused(
+                    shown,
+                    value,
+                    "String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer",
+                ))
+            }
+            _ => {
+                let def = def_of(name).ok_or_else(|| format!("Unknown topic config name: {name}"))?;
+                let no_effect = def.no_effect.ok_or_else(|| format!("Unknown topic config name: {name}"))?;
+                let printed = checked(shown, value, no_effect.check)?;
+                self.inert.insert(def.name, printed.clone());
+                self.overrides.insert(name.to_string(), printed);
+                return Ok(());
+            }
         }
         // Kafka trims every value it parses; kept trimmed (a list as printed),
         // an override holds no spaces or line breaks, which the catalog's
@@ -316,6 +558,27 @@ impl TopicConfig {
         let stored = if name == "cleanup.policy" { self.cleanup_policy.clone() } else { value.trim().to_string() };
         self.overrides.insert(name.to_string(), stored);
         Ok(())
+    }
+
+    /// Whether a record's `CreateTime` timestamp lies outside
+    /// `message.timestamp.before.max.ms` / `after.max.ms` of `now_ms`, so that
+    /// Kafka refuses it (its `LogValidator.recordHasInvalidTimestamp`, with
+    /// Java's wrapping arithmetic). `LogAppendTime` topics and records
+    /// without a timestamp (-1) pass.
+    pub fn timestamp_refused(&self, now_ms: i64, timestamp_ms: i64) -> bool {
+        if self.message_timestamp_type != TimestampType::CreateTime || timestamp_ms == -1 {
+            return false;
+        }
+        let diff_ms = now_ms.wrapping_sub(timestamp_ms);
+        diff_ms > self.message_timestamp_before_max_ms || diff_ms.wrapping_neg() > self.message_timestamp_after_max_ms
+    }
+
+    /// The range of timestamps accepted at `now_ms`, as Kafka prints it in its refusal.
+    pub fn timestamp_bounds(&self, now_ms: i64) -> (i64, i64) {
+        (
+            now_ms.wrapping_sub(self.message_timestamp_before_max_ms),
+            now_ms.wrapping_add(self.message_timestamp_after_max_ms),
+        )
     }
 
     /// Whether `cleanup.policy` includes `compact`: the log cleaner keeps the
@@ -365,7 +628,13 @@ impl TopicConfig {
             "segment.bytes" => self.segment_bytes.to_string(),
             "segment.index.bytes" => self.segment_index_bytes.to_string(),
             "segment.ms" => self.segment_ms.to_string(),
-            _ => return None,
+            "message.timestamp.before.max.ms" => self.message_timestamp_before_max_ms.to_string(),
+            "message.timestamp.after.max.ms" => self.message_timestamp_after_max_ms.to_string(),
+            _ => {
+                let def = def_of(name)?;
+                let no_effect = def.no_effect?;
+                self.inert.get(def.name).cloned().unwrap_or_else(|| no_effect.default.to_string())
+            }
         })
     }
 
@@ -585,5 +854,136 @@ mod tests {
             "Invalid value 4294967296 for configuration segment.index.bytes: Not a number of type INT"
         );
         assert!(base.with_overrides([("message.timestamp.type", " LogAppendTime ")]).is_ok());
+    }
+
+    /// The topic configs of Kafka 4.1.1 (`LogConfig.nonInternalConfigNames()`) with their defaults.
+    const KAFKA_4_1_DEFAULTS: [(&str, &str); 33] = [
+        ("cleanup.policy", "delete"),
+        ("compression.gzip.level", "-1"),
+        ("compression.lz4.level", "9"),
+        ("compression.type", "producer"),
+        ("compression.zstd.level", "3"),
+        ("delete.retention.ms", "86400000"),
+        ("file.delete.delay.ms", "60000"),
+        ("flush.messages", "9223372036854775807"),
+        ("flush.ms", "9223372036854775807"),
+        ("follower.replication.throttled.replicas", ""),
+        ("index.interval.bytes", "4096"),
+        ("leader.replication.throttled.replicas", ""),
+        ("local.retention.bytes", "-2"),
+        ("local.retention.ms", "-2"),
+        ("max.compaction.lag.ms", "9223372036854775807"),
+        ("max.message.bytes", "1048588"),
+        ("message.timestamp.after.max.ms", "3600000"),
+        ("message.timestamp.before.max.ms", "9223372036854775807"),
+        ("message.timestamp.type", "CreateTime"),
+        ("min.cleanable.dirty.ratio", "0.5"),
+        ("min.compaction.lag.ms", "0"),
+        ("min.insync.replicas", "1"),
+        ("preallocate", "false"),
+        ("remote.log.copy.disable", "false"),
+        ("remote.log.delete.on.disable", "false"),
+        ("remote.storage.enable", "false"),
+        ("retention.bytes", "-1"),
+        ("retention.ms", "604800000"),
+        ("segment.bytes", "1073741824"),
+        ("segment.index.bytes", "10485760"),
+        ("segment.jitter.ms", "0"),
+        ("segment.ms", "604800000"),
+        ("unclean.leader.election.enable", "false"),
+    ];
+
+    #[test]
+    fn every_kafka_4_1_topic_config_is_defined_with_its_default() {
+        let names: Vec<&str> = TOPIC_CONFIG_DEFS.iter().map(|d| d.name).collect();
+        let kafka: Vec<&str> = KAFKA_4_1_DEFAULTS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, kafka);
+        let base = TopicConfig::default();
+        for (name, default) in KAFKA_4_1_DEFAULTS {
+            assert_eq!(base.value_of(name).as_deref(), Some(default), "{name}");
+            assert!(def_of(name).is_some(), "{name}");
+        }
+        // Removed in Kafka 4.0 (KIP-724): unknown, as Kafka 4.1 answers it.
+        assert_eq!(
+            base.with_overrides([("message.downconversion.enable", "true")]).unwrap_err(),
+            "Unknown topic config name: message.downconversion.enable"
+        );
+    }
+
+    #[test]
+    fn configs_with_no_effect_are_checked_and_printed_as_kafka_does() {
+        let base = TopicConfig::default();
+        let c = base
+            .with_overrides([
+                ("preallocate", " TRUE "),
+                ("segment.jitter.ms", "100"),
+                ("compression.gzip.level", "9"),
+                ("compression.zstd.level", "-5"),
+                ("leader.replication.throttled.replicas", "0:1 , 1:2"),
+                ("follower.replication.throttled.replicas", " * "),
+                ("local.retention.ms", "-2"),
+                ("remote.storage.enable", "false"),
+                ("unclean.leader.election.enable", "false"),
+            ])
+            .unwrap();
+        for (name, printed) in [
+            ("preallocate", "true"),
+            ("segment.jitter.ms", "100"),
+            ("compression.gzip.level", "9"),
+            ("compression.zstd.level", "-5"),
+            ("leader.replication.throttled.replicas", "0:1,1:2"),
+            ("follower.replication.throttled.replicas", "*"),
+            ("local.retention.ms", "-2"),
+        ] {
+            assert_eq!(c.value_of(name).as_deref(), Some(printed), "{name}");
+            assert_eq!(c.overrides[name], printed, "the override is kept as Kafka prints it");
+        }
+        // Kafka 4.1.1's own messages (its `LogConfig.validate`).
+        let refused = |name: &str, value: &str| base.with_overrides([(name, value)]).unwrap_err();
+        for (name, value, message) in [
+            ("compression.gzip.level", "0", "Invalid value 0 for configuration compression.gzip.level: Value must be between 1 and 9 or equal to -1"),
+            ("compression.gzip.level", "x", "Invalid value x for configuration compression.gzip.level: Not a number of type INT"),
+            ("compression.lz4.level", "18", "Invalid value 18 for configuration compression.lz4.level: Value must be no more than 17"),
+            ("compression.zstd.level", "-131073", "Invalid value -131073 for configuration compression.zstd.level: Value must be at least -131072"),
+            ("preallocate", "yes", "Invalid value yes for configuration preallocate: Expected value to be either true or false"),
+            ("local.retention.ms", "-3", "Invalid value -3 for configuration local.retention.ms: Value must be at least -2"),
+            ("segment.jitter.ms", "-1", "Invalid value -1 for configuration segment.jitter.ms: Value must be at least 0"),
+            ("file.delete.delay.ms", "-1", "Invalid value -1 for configuration file.delete.delay.ms: Value must be at least 0"),
+            ("message.timestamp.before.max.ms", "-1", "Invalid value -1 for configuration message.timestamp.before.max.ms: Value must be at least 0"),
+            ("remote.storage.enable", "maybe", "Invalid value maybe for configuration remote.storage.enable: Expected value to be either true or false"),
+            ("compression.type", "brotli", "Invalid value brotli for configuration compression.type: String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer"),
+            ("leader.replication.throttled.replicas", "0:1, 1:x", "Invalid value [0:1, 1:x] for configuration leader.replication.throttled.replicas: leader.replication.throttled.replicas must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],..."),
+            ("leader.replication.throttled.replicas", "*,0:1", "Invalid value [*, 0:1] for configuration leader.replication.throttled.replicas: leader.replication.throttled.replicas must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],..."),
+            ("remote.storage.enable", "true", REMOTE_STORAGE_DISABLED),
+        ] {
+            assert_eq!(refused(name, value), message, "{name}={value}");
+        }
+        assert_eq!(
+            base.with_overrides([("leader.replication.throttled.replicas", "0:1,")])
+                .unwrap()
+                .value_of("leader.replication.throttled.replicas")
+                .as_deref(),
+            Some("0:1,")
+        );
+    }
+
+    #[test]
+    fn timestamp_bounds_are_kafkas() {
+        let now = 1_700_000_000_000;
+        let base = TopicConfig::default();
+        assert!(!base.timestamp_refused(now, 1), "no lower bound by default");
+        assert!(!base.timestamp_refused(now, now + 3_600_000));
+        assert!(base.timestamp_refused(now, now + 3_600_001), "one hour ahead at most by default");
+        assert!(!base.timestamp_refused(now, -1), "no timestamp");
+        let c = base
+            .with_overrides([("message.timestamp.before.max.ms", "1000"), ("message.timestamp.after.max.ms", "0")])
+            .unwrap();
+        assert!(c.timestamp_refused(now, now - 1001) && !c.timestamp_refused(now, now - 1000));
+        assert!(c.timestamp_refused(now, now + 1));
+        assert_eq!(c.timestamp_bounds(now), (now - 1000, now));
+        let log_append = c.with_overrides([("message.timestamp.type", "LogAppendTime")]).unwrap();
+        assert!(!log_append.timestamp_refused(now, now + 1), "the broker sets LogAppendTime");
+        let unbounded = base.with_overrides([("message.timestamp.after.max.ms", "9223372036854775807")]).unwrap();
+        assert!(!unbounded.timestamp_refused(now, i64::MAX));
     }
 }

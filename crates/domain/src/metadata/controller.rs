@@ -13,7 +13,7 @@ use super::features::{self, FeatureUpdate};
 use super::{validate_partition_count, validate_topic_name, Catalog, TopicMeta};
 use crate::txn::producer_ids::ProducerIdAllocator;
 use sluice_core::config::dynamic::{self, BrokerScope};
-use sluice_core::config::topic::ConfigKind;
+use sluice_core::config::topic::{self, ConfigKind};
 use sluice_core::config::{BrokerConfig, DynamicConfigs, EffectiveConfig, TopicConfig};
 use sluice_core::constants::{CATALOG_FILE_BYTES_MAX, PARTITIONS_PER_BROKER_MAX, SECURITY_FILE_BYTES_MAX};
 use sluice_protocol::ResponseError;
@@ -553,9 +553,12 @@ impl Controller {
                         1 => {
                             overrides.remove(&name);
                         }
-                        2 | 3 if name == "cleanup.policy" => {
-                            let current =
-                                overrides.get(&name).cloned().unwrap_or_else(|| topic.config.cleanup_policy.clone());
+                        // As Kafka: APPEND and SUBTRACT edit the LIST configs only.
+                        2 | 3 if topic::def_of(&name).is_some_and(|d| d.kind == ConfigKind::List) => {
+                            let current = match overrides.get(&name) {
+                                Some(v) => v.clone(),
+                                None => topic.config.value_of(&name).unwrap_or_default(),
+                            };
                             overrides.insert(name, edit_list(&current, &value.unwrap_or_default(), op == 2));
                         }
                         2 | 3 => {
