@@ -541,17 +541,14 @@ impl GroupCoordinator {
 
     /// DeleteGroups for one group: only an empty group may go.
     pub async fn delete(&self, group_id: &str) -> Result<(), ResponseError> {
-        {
-            let mut consumer_groups = self.consumer_groups.borrow_mut();
-            match consumer_groups.get(group_id) {
-                Some(g) if !g.is_empty() => return Err(ResponseError::NonEmptyGroup),
-                Some(_) => {
-                    consumer_groups.remove(group_id);
-                    drop(consumer_groups);
-                    return self.persist(group_id, vec![Change::DeleteGroup { group: group_id.to_string() }]).await;
-                }
-                None => {}
+        let consumer_group_empty = self.consumer_groups.borrow().get(group_id).map(ConsumerGroup::is_empty);
+        match consumer_group_empty {
+            Some(false) => return Err(ResponseError::NonEmptyGroup),
+            Some(true) => {
+                self.consumer_groups.borrow_mut().remove(group_id);
+                return self.persist(group_id, vec![Change::DeleteGroup { group: group_id.to_string() }]).await;
             }
+            None => {}
         }
         {
             let mut groups = self.groups.borrow_mut();
