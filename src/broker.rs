@@ -217,6 +217,26 @@ struct ShardStart {
     started: std::time::Instant,
 }
 
+/// The consumer groups' settings, with the assignors' names checked.
+fn consumer_settings(
+    config: &crate::config::ConsumerGroupConfig,
+) -> Result<crate::group::consumer::ConsumerSettings, String> {
+    use crate::group::consumer::AssignorKind;
+    let assignors = config
+        .assignors
+        .iter()
+        .map(|name| {
+            AssignorKind::parse(name).ok_or_else(|| format!("group.consumer.assignors: unknown assignor {name:?}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(crate::group::consumer::ConsumerSettings {
+        session_timeout: std::time::Duration::from_millis(config.session_timeout_ms),
+        heartbeat_interval_ms: config.heartbeat_interval_ms as i32,
+        assignors,
+        members_max: config.max_size,
+    })
+}
+
 async fn run_shard(start: ShardStart) -> Result<bool, String> {
     let ShardStart { config, cluster_id, mesh, clean_start, lifecycle, admin_listener, started } = start;
     let (senders, receivers) = mesh.join().await.map_err(|_| "join the shard mesh".to_string())?;
@@ -225,6 +245,7 @@ async fn run_shard(start: ShardStart) -> Result<bool, String> {
     let settings = crate::group::coordinator::GroupSettings {
         initial_rebalance_delay: std::time::Duration::from_millis(config.group_initial_rebalance_delay_ms),
         offsets_retention: std::time::Duration::from_secs(config.offsets_retention_minutes * 60),
+        consumer: consumer_settings(&config.consumer_groups)?,
     };
     let groups =
         crate::group::coordinator::GroupCoordinator::open(&config.data_dir, router.shard_id, router.shards, settings)

@@ -45,3 +45,8 @@ fn java_client_round_trip() {
 fn java_client_transactions() {
     run_java("java-transactions", "JavaTransactions.java", "java transactions ok");
 }
+
+#[test]
+fn java_consumer_protocol_group() {
+    run_java("java-kip848", "JavaConsumerProtocol.java", "java consumer protocol ok");
+}

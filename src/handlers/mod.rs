@@ -15,6 +15,8 @@ pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
@@ -162,6 +164,8 @@ pub async fn dispatch(
         ApiKey::DescribeClientQuotas => run!(describe_client_quotas),
         ApiKey::AlterClientQuotas => run!(alter_client_quotas),
         ApiKey::JoinGroup => run!(join_group),
+        ApiKey::ConsumerGroupHeartbeat => run!(consumer_group_heartbeat),
+        ApiKey::ConsumerGroupDescribe => run!(consumer_group_describe),
         ApiKey::Produce => {
             let request = decode_body(api_key, version, &mut body)?;
             let (response, busy) = timed(produce::handle(&shard, &ctx, request)).await;

@@ -29,6 +29,7 @@ async fn fetch(
     group_id: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
     require_stable: bool,
+    member: Option<(String, i32)>,
 ) -> Result<(FetchedOffsets, Vec<Flag>), ResponseError> {
     if group_id.is_empty() {
         return Err(ResponseError::InvalidGroupId);
@@ -41,7 +42,13 @@ async fn fetch(
     let wanted = wanted.map(|w| w.into_iter().filter(|(t, _)| described(t)).collect::<Vec<_>>());
     let all = wanted.is_none();
     let id = group_id.to_string();
-    let fetch = move |shard: Rc<Shard>| async move { shard.groups.fetch_offsets(&id, wanted) };
+    // v9: a consumer-protocol member's id and epoch are checked, as Kafka 4 does.
+    let fetch = move |shard: Rc<Shard>| async move {
+        if let Some((member_id, epoch)) = &member {
+            shard.groups.admit_fetch(&id, Some(member_id), *epoch)?;
+        }
+        shard.groups.fetch_offsets(&id, wanted)
+    };
     let mut offsets = shard.on_group(group_id, fetch).await.unwrap_or(Err(ResponseError::CoordinatorNotAvailable))?;
     if all {
         offsets.retain(|(t, _, _)| described(t));
@@ -120,7 +127,8 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: OffsetFetc
                 .as_ref()
                 .map(|ts| ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect::<Vec<_>>());
             let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            groups.push(match fetch(shard, &access, g.group_id.0.as_str(), wanted, require_stable).await {
+            let member = member_of(g);
+            groups.push(match fetch(shard, &access, g.group_id.0.as_str(), wanted, require_stable, member).await {
                 Err(code) => group.with_error_code(code.code()),
                 Ok(offsets) => group.with_topics(
                     grouped(offsets)
@@ -152,7 +160,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: OffsetFetc
         .topics
         .as_ref()
         .map(|ts| ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect::<Vec<_>>());
-    match fetch(shard, &access, request.group_id.0.as_str(), wanted.clone(), require_stable).await {
+    match fetch(shard, &access, request.group_id.0.as_str(), wanted.clone(), require_stable, None).await {
         Ok(offsets) => OffsetFetchResponse::default().with_topics(
             grouped(offsets)
                 .into_iter()
@@ -199,4 +207,9 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: OffsetFetc
                 .collect(),
         ),
     }
+}
+
+/// The member id and epoch a v9 group names (null member id: no check).
+fn member_of(group: &kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup) -> Option<(String, i32)> {
+    group.member_id.as_ref().map(|m| (m.to_string(), group.member_epoch))
 }

@@ -131,6 +131,20 @@ pub const GROUP_SESSION_TIMEOUT_MS_MIN: i32 = 6_000;
 pub const GROUP_SESSION_TIMEOUT_MS_MAX: i32 = 1_800_000;
 /// `group.max.size`: members one group may have.
 pub const GROUP_MEMBERS_MAX: usize = 10_000;
+/// `group.consumer.session.timeout.ms` default (Kafka: 45 s).
+pub const GROUP_CONSUMER_SESSION_TIMEOUT_MS_DEFAULT: u64 = 45_000;
+/// `group.consumer.heartbeat.interval.ms` default (Kafka: 5 s).
+pub const GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 5_000;
+/// `group.consumer.max.size` default: members one consumer group may have.
+pub const GROUP_CONSUMER_MAX_SIZE_DEFAULT: usize = 200;
+/// Longest `subscribed_topic_regex` accepted.
+pub const GROUP_CONSUMER_REGEX_BYTES_MAX: usize = 4096;
+/// Compiled size one subscription regex may take.
+pub const GROUP_CONSUMER_REGEX_COMPILED_BYTES_MAX: usize = 1024 * 1024;
+/// Topic names one member may subscribe to by name.
+pub const GROUP_CONSUMER_SUBSCRIBED_TOPICS_MAX: usize = 10_000;
+const _: () = assert!(GROUP_CONSUMER_MAX_SIZE_DEFAULT <= GROUP_MEMBERS_MAX);
+const _: () = assert!(GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT < GROUP_CONSUMER_SESSION_TIMEOUT_MS_DEFAULT);
 /// How often each shard looks for expired members and offsets, timed-out
 /// transactions and transactions whose markers are not all written yet.
 pub const GROUP_SWEEP_INTERVAL_MS: u64 = 200;

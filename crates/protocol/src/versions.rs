@@ -50,6 +50,9 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::ListGroups, 0, 5),
     range(ApiKey::DescribeGroups, 0, 5),
     range(ApiKey::DeleteGroups, 0, 2),
+    // KIP-848's consumer group protocol.
+    range(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    range(ApiKey::ConsumerGroupDescribe, 0, 1),
     range(ApiKey::OffsetDelete, 0, 0),
     range(ApiKey::DescribeConfigs, 1, 4),
     range(ApiKey::AlterConfigs, 0, 2),

@@ -112,6 +112,72 @@ pub struct ServeArgs {
     /// number grows with the partitions).
     #[arg(long, env = "SLUICE_METRICS_PARTITIONS_ENABLE")]
     pub metrics_partitions_enable: Option<bool>,
+    /// `group.consumer.session.timeout.ms`: a consumer-protocol member silent this long is removed.
+    #[arg(long, env = "SLUICE_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]
+    pub group_consumer_session_timeout_ms: Option<u64>,
+    /// `group.consumer.heartbeat.interval.ms`: how often consumer-protocol members heartbeat.
+    #[arg(long, env = "SLUICE_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
+    pub group_consumer_heartbeat_interval_ms: Option<u64>,
+    /// `group.consumer.assignors`: comma-separated server assignors (`uniform`, `range`); the first is the default.
+    #[arg(long, env = "SLUICE_GROUP_CONSUMER_ASSIGNORS")]
+    pub group_consumer_assignors: Option<String>,
+    /// `group.consumer.max.size`: members one consumer group may have.
+    #[arg(long, env = "SLUICE_GROUP_CONSUMER_MAX_SIZE")]
+    pub group_consumer_max_size: Option<usize>,
+}
+
+/// Consumer groups of KIP-848's protocol (`group.consumer.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupConfig {
+    pub session_timeout_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    /// Assignor names, validated by the group coordinator's parser; never empty.
+    pub assignors: Vec<String>,
+    pub max_size: usize,
+}
+
+impl ConsumerGroupConfig {
+    fn resolve(args: &ServeArgs, file: &BTreeMap<String, String>) -> Result<ConsumerGroupConfig, ConfigError> {
+        use crate::constants::*;
+        let session_timeout_ms = match args.group_consumer_session_timeout_ms {
+            Some(v) => v,
+            None => from_file(file, "group.consumer.session.timeout.ms")?
+                .unwrap_or(GROUP_CONSUMER_SESSION_TIMEOUT_MS_DEFAULT),
+        };
+        let heartbeat_interval_ms = match args.group_consumer_heartbeat_interval_ms {
+            Some(v) => v,
+            None => from_file(file, "group.consumer.heartbeat.interval.ms")?
+                .unwrap_or(GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT),
+        };
+        if !(1..=i32::MAX as u64).contains(&heartbeat_interval_ms) {
+            return Err(invalid("group.consumer.heartbeat.interval.ms", "must be between 1 and 2147483647"));
+        }
+        // Kafka requires the interval to be below the session timeout.
+        if session_timeout_ms <= heartbeat_interval_ms || session_timeout_ms > i32::MAX as u64 {
+            return Err(invalid(
+                "group.consumer.session.timeout.ms",
+                "must be greater than group.consumer.heartbeat.interval.ms",
+            ));
+        }
+        let assignors_text = args
+            .group_consumer_assignors
+            .clone()
+            .or_else(|| file.get("group.consumer.assignors").cloned())
+            .unwrap_or_else(|| "uniform,range".to_string());
+        let assignors: Vec<String> =
+            assignors_text.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
+        if assignors.is_empty() {
+            return Err(invalid("group.consumer.assignors", "must name at least one assignor"));
+        }
+        let max_size = match args.group_consumer_max_size {
+            Some(v) => v,
+            None => from_file(file, "group.consumer.max.size")?.unwrap_or(GROUP_CONSUMER_MAX_SIZE_DEFAULT),
+        };
+        if !(1..=GROUP_MEMBERS_MAX).contains(&max_size) {
+            return Err(invalid("group.consumer.max.size", format!("must be between 1 and {GROUP_MEMBERS_MAX}")));
+        }
+        Ok(ConsumerGroupConfig { session_timeout_ms, heartbeat_interval_ms, assignors, max_size })
+    }
 }
 
 /// A configuration problem, reported before any shard starts.
@@ -168,6 +234,7 @@ pub struct BrokerConfig {
     /// The admin HTTP listener's address; `None`: turned off.
     pub admin_listen: Option<SocketAddr>,
     pub metrics_partitions_enable: bool,
+    pub consumer_groups: ConsumerGroupConfig,
 }
 
 /// `compression.type`, a broker config that Sluice does not use (it stores batches as produced).
@@ -311,6 +378,10 @@ impl BrokerConfig {
             "cpus",
             "admin.listeners",
             "metrics.partitions.enable",
+            "group.consumer.session.timeout.ms",
+            "group.consumer.heartbeat.interval.ms",
+            "group.consumer.assignors",
+            "group.consumer.max.size",
         ];
         let used = |k: &str| {
             KNOWN.contains(&k)
@@ -487,7 +558,9 @@ impl BrokerConfig {
             Some(v) => v,
             None => from_file(&file, "metrics.partitions.enable")?.unwrap_or(false),
         };
+        let consumer_groups = ConsumerGroupConfig::resolve(args, &file)?;
         Ok(BrokerConfig {
+            consumer_groups,
             admin_listen,
             metrics_partitions_enable,
             max_connections,
@@ -545,6 +618,10 @@ mod tests {
             connections_max_idle_ms: None,
             admin_listen: None,
             metrics_partitions_enable: None,
+            group_consumer_session_timeout_ms: None,
+            group_consumer_heartbeat_interval_ms: None,
+            group_consumer_assignors: None,
+            group_consumer_max_size: None,
         }
     }
 

@@ -21,6 +21,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::channel::oneshot;
@@ -32,15 +33,21 @@ use kafka_protocol::messages::{
 pub use super::classic::GroupDescription;
 use super::classic::{join_error, Group, GroupState, JoinAnswer, JoinParams, Reply, SyncAnswer};
 use super::clock::Now;
+use super::consumer::{
+    ConsumerGroup, ConsumerGroupDescription, ConsumerSettings, HeartbeatAnswer, HeartbeatParams, Refusal, TopicImage,
+};
 use super::store::{Change, CommittedOffset, GroupStore, StoreState, StoredGroup};
+use crate::metadata::Catalog;
 use sluice_core::constants::{OFFSETS_PARTITIONS, OFFSET_METADATA_BYTES_MAX};
 use sluice_protocol::{ResponseError, TopicPartition};
 
 /// Group settings from the broker config.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct GroupSettings {
     pub initial_rebalance_delay: Duration,
     pub offsets_retention: Duration,
+    /// Groups of the consumer protocol (KIP-848).
+    pub consumer: ConsumerSettings,
 }
 
 /// One offsets partition this shard owns: its durable store and state.
@@ -105,7 +112,21 @@ pub struct GroupCoordinator {
     settings: GroupSettings,
     partitions: HashMap<usize, Rc<OffsetsPartition>>,
     groups: RefCell<HashMap<String, Hosted>>,
+    /// Groups of the consumer protocol; a group id is in at most one of the two maps.
+    consumer_groups: RefCell<HashMap<String, ConsumerGroup>>,
+    /// The topics as the consumer groups' assignment sees them, and the catalog they were taken from.
+    topic_image: RefCell<Option<(Arc<Catalog>, Rc<TopicImage>)>>,
 }
+
+/// What a group id names, for the checks between the two protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GroupKind {
+    Classic,
+    Consumer,
+}
+
+/// A listed group: id, protocol type, state, kind.
+pub type ListedGroup = (String, String, &'static str, GroupKind);
 
 /// One group's committed offsets, for OffsetFetch.
 pub type FetchedOffsets = Vec<(String, i32, Option<CommittedOffset>)>;
@@ -149,7 +170,15 @@ impl GroupCoordinator {
             }
             partitions.insert(n, Rc::new(OffsetsPartition { store, state: RefCell::new(state) }));
         }
-        Ok(GroupCoordinator { shard_id, shards, settings, partitions, groups: RefCell::new(groups) })
+        Ok(GroupCoordinator {
+            shard_id,
+            shards,
+            settings,
+            partitions,
+            groups: RefCell::new(groups),
+            consumer_groups: RefCell::new(HashMap::new()),
+            topic_image: RefCell::new(None),
+        })
     }
 
     /// The time, read once per operation.
@@ -199,6 +228,9 @@ impl GroupCoordinator {
             Err(code) => return join_error(code, request.member_id.as_str()),
         };
         let group_id = request.group_id.0.as_str();
+        if let Err(code) = self.make_classic(group_id) {
+            return join_error(code, request.member_id.as_str());
+        }
         let (answer, persist) = {
             let now = self.now();
             let mut groups = self.groups.borrow_mut();
@@ -400,6 +432,9 @@ impl GroupCoordinator {
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Result<(), ResponseError> {
+        if let Some(group) = self.consumer_groups.borrow().get(group_id) {
+            return group.admit_commit(member_id, generation);
+        }
         let now = self.now();
         let mut groups = self.groups.borrow_mut();
         match groups.get_mut(group_id) {
@@ -455,20 +490,29 @@ impl GroupCoordinator {
         out
     }
 
-    /// Every group on this shard: (id, protocol type, state).
-    pub fn list(&self) -> Vec<(String, String, &'static str)> {
+    /// Every group on this shard, classic and consumer.
+    pub fn list(&self) -> Vec<ListedGroup> {
         let groups = self.groups.borrow();
+        let consumer_groups = self.consumer_groups.borrow();
         let mut listed: Vec<_> = groups
             .values()
             .map(|hosted| &hosted.group)
             .filter(|g| g.state() != GroupState::Dead)
-            .map(|g| (g.id().to_string(), g.protocol_type().unwrap_or_default().to_string(), g.state().name()))
+            .map(|g| {
+                let protocol_type = g.protocol_type().unwrap_or_default().to_string();
+                (g.id().to_string(), protocol_type, g.state().name(), GroupKind::Classic)
+            })
             .collect();
+        listed.extend(
+            consumer_groups
+                .values()
+                .map(|g| (g.id().to_string(), "consumer".to_string(), g.state_name(), GroupKind::Consumer)),
+        );
         // Groups known only by their committed offsets (no membership) are Empty groups too.
         for partition in self.partitions.values() {
             for id in partition.state.borrow().offsets.keys() {
-                if !groups.contains_key(id) {
-                    listed.push((id.clone(), String::new(), GroupState::Empty.name()));
+                if !groups.contains_key(id) && !consumer_groups.contains_key(id) {
+                    listed.push((id.clone(), String::new(), GroupState::Empty.name(), GroupKind::Classic));
                 }
             }
         }
@@ -476,7 +520,12 @@ impl GroupCoordinator {
         listed
     }
 
+    /// DescribeGroups: a consumer group is not described (Kafka: "not a
+    /// classic group", Dead before v6); ConsumerGroupDescribe describes it.
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        if self.consumer_groups.borrow().contains_key(group_id) {
+            return None;
+        }
         let groups = self.groups.borrow();
         let Some(hosted) = groups.get(group_id) else {
             let has_offsets = self.partition_of(group_id).state.borrow().offsets.contains_key(group_id);
@@ -492,6 +541,15 @@ impl GroupCoordinator {
 
     /// DeleteGroups for one group: only an empty group may go.
     pub async fn delete(&self, group_id: &str) -> Result<(), ResponseError> {
+        let consumer_group_empty = self.consumer_groups.borrow().get(group_id).map(ConsumerGroup::is_empty);
+        match consumer_group_empty {
+            Some(false) => return Err(ResponseError::NonEmptyGroup),
+            Some(true) => {
+                self.consumer_groups.borrow_mut().remove(group_id);
+                return self.persist(group_id, vec![Change::DeleteGroup { group: group_id.to_string() }]).await;
+            }
+            None => {}
+        }
         {
             let mut groups = self.groups.borrow_mut();
             let has_offsets = self.partition_of(group_id).state.borrow().offsets.contains_key(group_id);
@@ -512,7 +570,16 @@ impl GroupCoordinator {
         group_id: &str,
         partitions: Vec<TopicPartition>,
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
-        let subscribed: Vec<String> = {
+        let consumer_subscribed = self.consumer_groups.borrow().get(group_id).map(|g| {
+            if g.is_empty() {
+                Vec::new()
+            } else {
+                g.subscribed_topics()
+            }
+        });
+        let subscribed: Vec<String> = if let Some(subscribed) = consumer_subscribed {
+            subscribed
+        } else {
             let groups = self.groups.borrow();
             let has_offsets = self.partition_of(group_id).state.borrow().offsets.contains_key(group_id);
             match groups.get(group_id).map(|hosted| &hosted.group) {
@@ -560,6 +627,16 @@ impl GroupCoordinator {
         for (group_id, stored) in to_persist {
             let _ = self.persist_group(&group_id, stored).await;
         }
+        {
+            let mut consumer_groups = self.consumer_groups.borrow_mut();
+            for group in consumer_groups.values_mut() {
+                group.tick(now, &self.settings.consumer);
+            }
+            // An empty consumer group with no offsets is gone, as Kafka's once its offsets expire.
+            consumer_groups.retain(|id, g| {
+                !g.is_empty() || self.partition_of(id).state.borrow().offsets.contains_key(id.as_str())
+            });
+        }
         self.expire_offsets(now).await;
     }
 
@@ -573,6 +650,9 @@ impl GroupCoordinator {
                 for (group_id, offsets) in &state.offsets {
                     let group = groups.get(group_id).map(|hosted| &hosted.group);
                     if group.is_some_and(|g| g.state() != GroupState::Empty) {
+                        continue;
+                    }
+                    if self.consumer_groups.borrow().get(group_id).is_some_and(|g| !g.is_empty()) {
                         continue;
                     }
                     let empty_since = group.map(|g| g.empty_since_ms()).unwrap_or(0);
@@ -594,6 +674,106 @@ impl GroupCoordinator {
         for (group_id, changes) in expired {
             tracing::info!(group = %group_id, offsets = changes.len(), "committed offsets expired");
             let _ = self.persist(&group_id, changes).await;
+        }
+    }
+
+    /// The server assignors consumer groups may name (`group.consumer.assignors`).
+    pub fn consumer_assignors(&self) -> &[super::consumer::AssignorKind] {
+        &self.settings.consumer.assignors
+    }
+
+    /// Makes room for a classic group: a consumer group of that id with
+    /// members refuses (Kafka 4 upgrades such a group online, Sluice does
+    /// not); an empty one is dropped, its committed offsets kept.
+    fn make_classic(&self, group_id: &str) -> Result<(), ResponseError> {
+        let mut consumer_groups = self.consumer_groups.borrow_mut();
+        match consumer_groups.get(group_id) {
+            Some(g) if !g.is_empty() => Err(ResponseError::InconsistentGroupProtocol),
+            Some(_) => {
+                consumer_groups.remove(group_id);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The topics as assignment sees them, rebuilt only when the catalog changed.
+    fn topic_image(&self, catalog: &Arc<Catalog>) -> Rc<TopicImage> {
+        let mut cached = self.topic_image.borrow_mut();
+        if let Some((seen, image)) = cached.as_ref() {
+            if Arc::ptr_eq(seen, catalog) {
+                return image.clone();
+            }
+        }
+        let image =
+            Rc::new(TopicImage::new(catalog.topics.values().map(|t| (t.name.to_string(), t.id, t.partitions()))));
+        *cached = Some((catalog.clone(), image.clone()));
+        image
+    }
+
+    /// ConsumerGroupHeartbeat. A non-empty classic group of that id answers
+    /// GROUP_ID_NOT_FOUND, as Kafka's; an empty one (offsets only) becomes a
+    /// consumer group. Nothing of it is persisted (see [`super::consumer`]).
+    pub fn consumer_heartbeat(
+        &self,
+        params: HeartbeatParams,
+        group_id: &str,
+        catalog: &Arc<Catalog>,
+    ) -> Result<HeartbeatAnswer, Refusal> {
+        let now = self.now();
+        {
+            let mut groups = self.groups.borrow_mut();
+            if let Some(hosted) = groups.get(group_id) {
+                let state = hosted.group.state();
+                if state != GroupState::Empty && state != GroupState::Dead {
+                    return Err((ResponseError::GroupIdNotFound, format!("Group {group_id} is not a consumer group.")));
+                }
+                groups.remove(group_id);
+            }
+        }
+        let image = self.topic_image(catalog);
+        let mut consumer_groups = self.consumer_groups.borrow_mut();
+        if !consumer_groups.contains_key(group_id) {
+            if params.member_epoch != super::consumer::JOIN_EPOCH {
+                return Err((
+                    ResponseError::UnknownMemberId,
+                    format!("Group {group_id} has no member {}.", params.member_id),
+                ));
+            }
+            consumer_groups
+                .insert(group_id.to_string(), ConsumerGroup::new(group_id, self.settings.consumer.assignors[0]));
+        }
+        let group = consumer_groups.get_mut(group_id).expect("inserted above");
+        group.heartbeat(now, params, &image, &self.settings.consumer)
+    }
+
+    /// ConsumerGroupDescribe: GROUP_ID_NOT_FOUND for an unknown or a classic group, as Kafka.
+    pub fn consumer_describe(
+        &self,
+        group_id: &str,
+        catalog: &Arc<Catalog>,
+    ) -> Result<ConsumerGroupDescription, Refusal> {
+        let image = self.topic_image(catalog);
+        match self.consumer_groups.borrow().get(group_id) {
+            Some(group) => Ok(group.description(&image)),
+            None if self.groups.borrow().contains_key(group_id) => {
+                Err((ResponseError::GroupIdNotFound, format!("Group {group_id} is not a consumer group.")))
+            }
+            None => Err((ResponseError::GroupIdNotFound, format!("Group {group_id} not found."))),
+        }
+    }
+
+    /// OffsetFetch by a member of a consumer group (v9's member id and epoch).
+    pub fn admit_fetch(&self, group_id: &str, member_id: Option<&str>, member_epoch: i32) -> Result<(), ResponseError> {
+        let Some(member_id) = member_id else { return Ok(()) };
+        if member_epoch < 0 && member_id.is_empty() {
+            return Ok(());
+        }
+        match self.consumer_groups.borrow().get(group_id) {
+            Some(group) => group.admit_commit(member_id, member_epoch),
+            // Classic groups' members fetch with no checks, as in Kafka.
+            None if self.groups.borrow().contains_key(group_id) => Ok(()),
+            None => Err(ResponseError::UnknownMemberId),
         }
     }
 

@@ -1,5 +1,5 @@
-//! Consumer groups: the classic group protocol's coordinator and committed
-//! offsets.
+//! Consumer groups: the classic and the consumer (KIP-848) group protocols'
+//! coordinator, and committed offsets.
 //!
 //! Every group id hashes (Java's `String.hashCode`, as Kafka does) onto one
 //! of `OFFSETS_PARTITIONS` internal offsets partitions; offsets partition `n`
@@ -8,6 +8,9 @@
 //!
 //! - [`classic`]: one group's membership state machine (joins, rebalances,
 //!   sessions), a plain type that takes the time as a parameter.
+//! - [`consumer`]: one group of KIP-848's consumer protocol (server-side
+//!   assignment, epochs, incremental reconciliation), a plain type too; its
+//!   state lives in memory only and members rejoin after a restart.
 //! - [`clock`]: the time as the coordinator reads it and hands it down.
 //! - [`coordinator`]: the shard's coordinator around it: waiting requests,
 //!   durability, the sweep, committed offsets.
@@ -15,6 +18,7 @@
 
 pub mod classic;
 pub mod clock;
+pub mod consumer;
 pub mod coordinator;
 pub mod store;
 

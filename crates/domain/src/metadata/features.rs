@@ -56,8 +56,9 @@ pub const SUPPORTED: [SupportedFeature; 6] = [
     // Level 2 (the new EndTxn, AddPartitionsToTxn and TxnOffsetCommit
     // versions, epoch bumps per transaction) is not implemented.
     SupportedFeature { name: TRANSACTION_VERSION, min: 0, max: 1, initial: 1 },
-    // Classic groups only: level 1 is KIP-848's consumer protocol
-    // (ConsumerGroupHeartbeat), which is not served.
+    // Level 1 is KIP-848's consumer protocol. ConsumerGroupHeartbeat is
+    // served and advertised whatever this level (clients look at the API,
+    // not the feature); offering level 1 is not done yet.
     SupportedFeature { name: GROUP_VERSION, min: 0, max: 0, initial: 0 },
     // With one replica per partition the ISR never shrinks below it, so the
     // eligible leader replicas are empty whether the feature is on or off and

@@ -1,0 +1,331 @@
+//! KIP-848's consumer group protocol with real clients: librdkafka (2.12,
+//! `group.protocol=consumer`) and raw ConsumerGroupHeartbeat requests for a
+//! member that stops heartbeating and for what the broker answers at the
+//! protocol's edges.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::kafka::{self, client_config, produce, value, Record};
+use common::{create_topic, wait_until, Broker, Raw};
+use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+use kafka_protocol::messages::{
+    ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse, GroupId, JoinGroupRequest, JoinGroupResponse, ListGroupsRequest,
+    ListGroupsResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+
+/// (member, topic, partition, offset, value) of every record members received.
+type Seen = Arc<Mutex<Vec<(String, String, i32, i64, String)>>>;
+
+/// A broker whose consumer groups heartbeat every 500 ms and time out after 6 s.
+fn start_broker(name: &str) -> Broker {
+    Broker::start(
+        name,
+        2,
+        &["--group-consumer-session-timeout-ms", "6000", "--group-consumer-heartbeat-interval-ms", "500"],
+    )
+}
+
+/// A librdkafka member of the consumer protocol on its own thread, recording
+/// what it receives and owns; it commits every 100 ms.
+struct Member {
+    stop: Arc<AtomicBool>,
+    assignment: Arc<Mutex<BTreeSet<(String, i32)>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Member {
+    fn start(name: &str, bootstrap: &str, group: &str, topics: &[&str], seen: Seen) -> Member {
+        let consumer: BaseConsumer = client_config(
+            bootstrap,
+            &[
+                ("group.id", group),
+                ("group.protocol", "consumer"),
+                ("enable.auto.commit", "true"),
+                ("auto.commit.interval.ms", "100"),
+                ("auto.offset.reset", "earliest"),
+                ("topic.metadata.refresh.interval.ms", "1000"),
+            ],
+        )
+        .create()
+        .unwrap();
+        consumer.subscribe(topics).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let assignment = Arc::new(Mutex::new(BTreeSet::new()));
+        let (s, a, n) = (stop.clone(), assignment.clone(), name.to_string());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                    let record = (n.clone(), m.topic().to_string(), m.partition(), m.offset(), value(&m));
+                    seen.lock().unwrap().push(record);
+                }
+                let owned = consumer
+                    .assignment()
+                    .unwrap()
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                *a.lock().unwrap() = owned;
+            }
+            // Closing the consumer leaves the group (epoch -1).
+        });
+        Member { stop, assignment, thread: Some(thread) }
+    }
+
+    fn owned(&self) -> BTreeSet<(String, i32)> {
+        self.assignment.lock().unwrap().clone()
+    }
+
+    fn close(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+    }
+}
+
+/// Partitions 0..partitions of `topic` split among `owners`, none owned twice.
+fn exclusive_cover(owners: &[BTreeSet<(String, i32)>], topic: &str, partitions: i32) -> bool {
+    let total: usize = owners.iter().map(|o| o.iter().filter(|(t, _)| t == topic).count()).sum();
+    let union: BTreeSet<i32> = owners.iter().flatten().filter(|(t, _)| t == topic).map(|(_, p)| *p).collect();
+    total == partitions as usize && union == (0..partitions).collect()
+}
+
+fn records(prefix: &str, count: usize) -> impl Iterator<Item = Record> + '_ {
+    (0..count).map(move |i| {
+        let value = format!("{prefix}-{i}");
+        Record::new(value.clone()).key(value)
+    })
+}
+
+/// Waits until `count` records with values starting with `prefix` were seen,
+/// then checks each was seen exactly once.
+fn seen_exactly_once(seen: &Seen, prefix: &str, count: usize) {
+    let with_prefix = || seen.lock().unwrap().iter().filter(|s| s.4.starts_with(prefix)).count();
+    wait_until(&format!("{count} {prefix} records"), Duration::from_secs(60), || with_prefix() >= count);
+    std::thread::sleep(Duration::from_millis(500));
+    let seen = seen.lock().unwrap();
+    let values: Vec<&String> = seen.iter().filter(|s| s.4.starts_with(prefix)).map(|s| &s.4).collect();
+    let distinct: BTreeSet<&String> = values.iter().copied().collect();
+    assert_eq!((values.len(), distinct.len()), (count, count), "{prefix}: no duplicates, no gaps");
+}
+
+fn heartbeat(raw: &mut Raw, request: &ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse {
+    raw.call(ApiKey::ConsumerGroupHeartbeat, 1, request)
+}
+
+fn join_request(group: &str, member: &str, topics: &[&str]) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_member_id(StrBytes::from_string(member.into()))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(
+            topics.iter().map(|t| TopicName(StrBytes::from_string(t.to_string()))).collect(),
+        ))
+        .with_topic_partitions(Some(Vec::new()))
+}
+
+fn describe(raw: &mut Raw, group: &str) -> ConsumerGroupDescribeResponse {
+    let request =
+        ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(StrBytes::from_string(group.into()))]);
+    raw.call(ApiKey::ConsumerGroupDescribe, 1, &request)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_scale_out_and_in_and_a_silent_member_times_out() {
+    let broker = start_broker("kip848-scale");
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "flow", 6, &[]).await;
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+    let a = Member::start("a", &bootstrap, "flowers", &["flow"], seen.clone());
+    tokio::task::block_in_place(|| {
+        wait_until("a to own all six partitions", Duration::from_secs(30), || exclusive_cover(&[a.owned()], "flow", 6))
+    });
+    produce(&kafka::producer(&bootstrap, &[]), "flow", records("first", 600)).await;
+    tokio::task::block_in_place(|| seen_exactly_once(&seen, "first", 600));
+    // Let the auto-commit catch up before partitions move.
+    std::thread::sleep(Duration::from_millis(1000));
+
+    // Scale out: three members, two partitions each, the offsets carried over.
+    let b = Member::start("b", &bootstrap, "flowers", &["flow"], seen.clone());
+    let c = Member::start("c", &bootstrap, "flowers", &["flow"], seen.clone());
+    let members = [&a, &b, &c];
+    tokio::task::block_in_place(|| {
+        wait_until("three members to own two partitions each", Duration::from_secs(60), || {
+            let owned: Vec<_> = members.iter().map(|m| m.owned()).collect();
+            exclusive_cover(&owned, "flow", 6) && owned.iter().all(|o| o.len() == 2)
+        })
+    });
+    let mut raw = Raw::connect(&broker);
+    let described = describe(&mut raw, "flowers");
+    let group = &described.groups[0];
+    assert_eq!((group.error_code, group.group_state.as_str(), group.members.len()), (0, "Stable", 3), "{group:?}");
+    assert_eq!(group.assignor_name.as_str(), "uniform");
+    assert!(group
+        .members
+        .iter()
+        .all(|m| m.member_epoch == group.assignment_epoch && m.assignment.topic_partitions[0].partitions.len() == 2));
+    produce(&kafka::producer(&bootstrap, &[]), "flow", records("second", 600)).await;
+    tokio::task::block_in_place(|| seen_exactly_once(&seen, "second", 600));
+    {
+        // Each partition read by one member only.
+        let seen = seen.lock().unwrap();
+        let mut readers: BTreeMap<i32, BTreeSet<&String>> = BTreeMap::new();
+        for (member, _, partition, _, v) in seen.iter() {
+            if v.starts_with("second") {
+                readers.entry(*partition).or_default().insert(member);
+            }
+        }
+        assert!(readers.values().all(|r| r.len() == 1), "{readers:?}");
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+
+    // Scale in: c leaves; a and b take its partitions and go on from its offsets.
+    c.close();
+    tokio::task::block_in_place(|| {
+        wait_until("two members to own all six partitions", Duration::from_secs(60), || {
+            exclusive_cover(&[a.owned(), b.owned()], "flow", 6)
+        })
+    });
+    produce(&kafka::producer(&bootstrap, &[]), "flow", records("third", 600)).await;
+    tokio::task::block_in_place(|| seen_exactly_once(&seen, "third", 600));
+    assert!(seen.lock().unwrap().iter().filter(|s| s.4.starts_with("third")).all(|s| s.0 != "c"));
+
+    // A member that joins, takes its share, then goes silent (a crash): once
+    // its session times out, a and b own everything again.
+    let mut silent = join_request("flowers", "silent-member", &["flow"]);
+    let mut response = heartbeat(&mut raw, &silent);
+    assert_eq!(response.error_code, 0, "{response:?}");
+    let started = Instant::now();
+    loop {
+        let owned = response.assignment.as_ref().map(|a| a.topic_partitions.clone());
+        if let Some(owned) = owned {
+            silent = silent.with_topic_partitions(Some(
+                owned
+                    .iter()
+                    .map(|t| TopicPartitions::default().with_topic_id(t.topic_id).with_partitions(t.partitions.clone()))
+                    .collect(),
+            ));
+            if owned.iter().map(|t| t.partitions.len()).sum::<usize>() == 2 {
+                break;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the silent member never got its partitions");
+        std::thread::sleep(Duration::from_millis(300));
+        silent = silent.with_member_epoch(response.member_epoch).with_subscribed_topic_names(None);
+        response = heartbeat(&mut raw, &silent);
+        assert_eq!(response.error_code, 0, "{response:?}");
+    }
+    let silent_since = Instant::now();
+    tokio::task::block_in_place(|| {
+        wait_until("a and b to own four partitions", Duration::from_secs(30), || {
+            a.owned().len() + b.owned().len() == 4
+        });
+        wait_until("a and b to own all six partitions again", Duration::from_secs(40), || {
+            exclusive_cover(&[a.owned(), b.owned()], "flow", 6)
+        })
+    });
+    assert!(silent_since.elapsed() >= Duration::from_secs(5), "partitions moved before the session timed out");
+    // The timed-out member is unknown now.
+    let late = heartbeat(&mut raw, &silent.with_member_epoch(response.member_epoch));
+    assert_eq!(late.error_code, 25, "UNKNOWN_MEMBER_ID: {late:?}");
+    a.close();
+    b.close();
+    broker.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regex_subscription_picks_up_a_topic_created_later() {
+    let broker = start_broker("kip848-regex");
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "orders-eu", 2, &[]).await;
+    create_topic(&bootstrap, "payments", 1, &[]).await;
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+    let member = Member::start("r", &bootstrap, "regexers", &["^orders-.*"], seen.clone());
+    tokio::task::block_in_place(|| {
+        wait_until("orders-eu assigned", Duration::from_secs(30), || exclusive_cover(&[member.owned()], "orders-eu", 2))
+    });
+    produce(&kafka::producer(&bootstrap, &[]), "orders-eu", records("eu", 50)).await;
+    produce(&kafka::producer(&bootstrap, &[]), "payments", records("pay", 10)).await;
+    tokio::task::block_in_place(|| seen_exactly_once(&seen, "eu", 50));
+
+    create_topic(&bootstrap, "orders-us", 3, &[]).await;
+    tokio::task::block_in_place(|| {
+        wait_until("orders-us assigned too", Duration::from_secs(60), || {
+            exclusive_cover(&[member.owned()], "orders-us", 3)
+        })
+    });
+    produce(&kafka::producer(&bootstrap, &[]), "orders-us", records("us", 50)).await;
+    tokio::task::block_in_place(|| seen_exactly_once(&seen, "us", 50));
+    assert!(seen.lock().unwrap().iter().all(|s| s.1 != "payments"), "payments does not match the regex");
+
+    // The two protocols side by side: ListGroups v5 tells them apart, a
+    // classic JoinGroup may not take the consumer group, and
+    // ConsumerGroupDescribe does not describe a classic group.
+    let mut raw = Raw::connect(&broker);
+    let join = JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("regexers")))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(StrBytes::from_static_str("consumer"));
+    let refused: JoinGroupResponse = raw.call(ApiKey::JoinGroup, 9, &join);
+    assert_eq!(refused.error_code, 23, "INCONSISTENT_GROUP_PROTOCOL: {refused:?}");
+    kafka::commit(&bootstrap, "classic-only", "payments", &[(0, 5)]);
+    let listed: ListGroupsResponse = raw.call(ApiKey::ListGroups, 5, &ListGroupsRequest::default());
+    let types: BTreeMap<String, String> =
+        listed.groups.iter().map(|g| (g.group_id.0.to_string(), g.group_type.to_string())).collect();
+    assert_eq!(types.get("regexers").map(String::as_str), Some("consumer"), "{types:?}");
+    assert_eq!(types.get("classic-only").map(String::as_str), Some("classic"), "{types:?}");
+    let only_consumer = ListGroupsRequest::default().with_types_filter(vec![StrBytes::from_static_str("consumer")]);
+    let listed: ListGroupsResponse = raw.call(ApiKey::ListGroups, 5, &only_consumer);
+    assert!(listed.groups.iter().all(|g| g.group_type.as_str() == "consumer") && !listed.groups.is_empty());
+    let described = describe(&mut raw, "classic-only");
+    assert_eq!(described.groups[0].error_code, 69, "GROUP_ID_NOT_FOUND: {described:?}");
+    let described = describe(&mut raw, "regexers");
+    assert_eq!((described.groups[0].error_code, described.groups[0].members.len()), (0, 1), "{described:?}");
+    member.close();
+    broker.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_are_forgotten_by_a_restart_and_rejoin() {
+    let broker = start_broker("kip848-restart");
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "kept", 2, &[]).await;
+    // Offsets committed by hand first: an empty classic group, which the consumer protocol takes over.
+    kafka::commit(&bootstrap, "restarters", "kept", &[(0, 1), (1, 0)]);
+    let mut raw = Raw::connect(&broker);
+    let joined = heartbeat(&mut raw, &join_request("restarters", "m1", &["kept"]));
+    assert_eq!((joined.error_code, joined.member_epoch), (0, 1), "{joined:?}");
+    // Malformed heartbeats are refused as Kafka does.
+    let bad = join_request("restarters", "m2", &["kept"]).with_topic_partitions(None);
+    assert_eq!(heartbeat(&mut raw, &bad).error_code, 42, "INVALID_REQUEST");
+    let bad =
+        join_request("restarters", "m2", &["kept"]).with_subscribed_topic_regex(Some(StrBytes::from_static_str("(")));
+    assert_eq!(heartbeat(&mut raw, &bad).error_code, 128, "INVALID_REGULAR_EXPRESSION");
+    let fenced = heartbeat(&mut raw, &join_request("restarters", "m1", &["kept"]).with_member_epoch(7));
+    assert_eq!(fenced.error_code, 110, "FENCED_MEMBER_EPOCH: {fenced:?}");
+    let dir = broker.stop();
+    let broker = Broker::start_in(
+        dir,
+        2,
+        &["--group-consumer-session-timeout-ms", "6000", "--group-consumer-heartbeat-interval-ms", "500"],
+    );
+    let mut raw = Raw::connect(&broker);
+    let after = heartbeat(&mut raw, &join_request("restarters", "m1", &["kept"]).with_member_epoch(1));
+    assert_eq!(after.error_code, 25, "UNKNOWN_MEMBER_ID after a restart: {after:?}");
+    let rejoined = heartbeat(&mut raw, &join_request("restarters", "m1", &["kept"]));
+    assert_eq!(rejoined.error_code, 0, "{rejoined:?}");
+    let assigned: usize = rejoined.assignment.unwrap().topic_partitions.iter().map(|t| t.partitions.len()).sum();
+    assert_eq!(assigned, 2);
+    assert_eq!(kafka::committed(&broker.bootstrap(), "restarters", "kept", 2)[0], 1, "offsets survive");
+    broker.stop();
+}
