@@ -251,6 +251,9 @@ async fn newest_versions_name_topics_by_id() {
         ]);
         let listed: ListOffsetsResponse = raw.call(ApiKey::ListOffsets, 10, &list);
         assert_eq!(listed.topics[0].partitions[0].offset, 4);
+    });
+    broker.stop();
+}
 
 /// One batch of keyless records stamped `timestamps` (`CreateTime`).
 fn timed_batch(timestamps: &[i64], compression: Compression) -> BytesMut {
