@@ -407,13 +407,13 @@ fn compaction_configs_are_created_described_and_altered_as_in_kafka() {
     broker.stop();
 }
 
-/// Runs Kafka's `kafka-configs.sh` (`kafka.admin.ConfigCommand`) against `bootstrap`; returns its output.
+/// Runs Kafka's `kafka-configs.sh` (`org.apache.kafka.tools.ConfigCommand`) against `bootstrap`; returns its output.
 fn kafka_configs(bootstrap: &str, args: &[&str]) -> String {
     let classpath = common::clients::kafka_tools_classpath();
     let output = std::process::Command::new("java")
         .arg("-cp")
         .arg(classpath.trim())
-        .arg("kafka.admin.ConfigCommand")
+        .arg("org.apache.kafka.tools.ConfigCommand")
         .args(["--bootstrap-server", bootstrap])
         .args(args)
         .output()
@@ -451,7 +451,7 @@ async fn kafka_configs_sh_alters_and_describes_compaction_configs() {
         let refused = std::process::Command::new("java")
             .arg("-cp")
             .arg(common::clients::kafka_tools_classpath().trim())
-            .arg("kafka.admin.ConfigCommand")
+            .arg("org.apache.kafka.tools.ConfigCommand")
             .args(["--bootstrap-server", &bootstrap])
             .args(topic)
             .args(["--alter", "--add-config", "min.cleanable.dirty.ratio=1.5"])
@@ -499,7 +499,7 @@ fn kafka_configs_refused(bootstrap: &str, args: &[&str]) -> String {
     let output = std::process::Command::new("java")
         .arg("-cp")
         .arg(common::clients::kafka_tools_classpath().trim())
-        .arg("kafka.admin.ConfigCommand")
+        .arg("org.apache.kafka.tools.ConfigCommand")
         .args(["--bootstrap-server", bootstrap])
         .args(args)
         .output()

@@ -1,4 +1,4 @@
-//! Kafka 4.1.1's operator tools against Sluice, run as `kafka-topics.sh`,
+//! Kafka 4.4.0's operator tools against Sluice, run as `kafka-topics.sh`,
 //! `kafka-metadata-quorum.sh` and `kafka-features.sh` run them (their main
 //! classes on Kafka's classpath): topics created with replica assignments and
 //! described a page at a time, the metadata quorum of a single node, feature
@@ -76,7 +76,7 @@ fn tool_fails(broker: &Broker, class: &str, args: &[&str]) -> String {
 }
 
 const TOPICS: &str = "org.apache.kafka.tools.TopicCommand";
-const CONFIGS: &str = "kafka.admin.ConfigCommand";
+const CONFIGS: &str = "org.apache.kafka.tools.ConfigCommand";
 const QUORUM: &str = "org.apache.kafka.tools.MetadataQuorumCommand";
 const FEATURES: &str = "org.apache.kafka.tools.FeatureCommand";
 
@@ -472,7 +472,10 @@ fn features(broker: &Broker) -> BTreeMap<String, [String; 4]> {
     described
         .lines()
         .map(|line| {
-            let value = |i: usize| line.split('\t').nth(i).and_then(|f| f.split(": ").nth(1)).unwrap().to_string();
+            // `Feature: <name>  SupportedMinVersion: <v>  ...`, separated by tabs
+            // (Kafka 4.1) or padded columns (Kafka 4.2 on): every other word.
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let value = |i: usize| words.get(2 * i + 1).unwrap_or_else(|| panic!("{line}")).to_string();
             (value(0), [value(1), value(2), value(3), value(4)])
         })
         .collect()

@@ -210,7 +210,7 @@ impl Secure {
     }
 
     fn configs(&self, properties: &Path, args: &[&str]) -> String {
-        self.kafka_tool("kafka.admin.ConfigCommand", properties, args)
+        self.kafka_tool("org.apache.kafka.tools.ConfigCommand", properties, args)
     }
 
     fn acls(&self, properties: &Path, args: &[&str]) -> String {
