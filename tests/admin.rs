@@ -183,6 +183,20 @@ fn describe_cluster_names_this_broker() {
     assert_eq!(response.brokers.len(), 1);
     assert_eq!(response.brokers[0].broker_id.0, 7);
     assert_eq!(response.brokers[0].port as u16, broker.port);
+    // The node is its own controller, reached on the same listener
+    // (`--bootstrap-controller`); v2 may ask for fenced brokers, of which there are none.
+    let controllers: DescribeClusterResponse = raw.call(
+        ApiKey::DescribeCluster,
+        2,
+        &DescribeClusterRequest::default().with_endpoint_type(2).with_include_fenced_brokers(true),
+    );
+    assert_eq!((controllers.error_code, controllers.endpoint_type, controllers.controller_id.0), (0, 2, 7));
+    assert_eq!(controllers.brokers.len(), 1);
+    assert_eq!((controllers.brokers[0].broker_id.0, controllers.brokers[0].port as u16), (7, broker.port));
+    assert!(!controllers.brokers[0].is_fenced);
+    let unknown: DescribeClusterResponse =
+        raw.call(ApiKey::DescribeCluster, 1, &DescribeClusterRequest::default().with_endpoint_type(3));
+    assert_eq!(unknown.error_code, 115, "UNSUPPORTED_ENDPOINT_TYPE");
     let md: MetadataResponse = raw.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None));
     assert_eq!(md.cluster_id.as_deref(), Some(response.cluster_id.as_str()));
     assert_eq!(md.controller_id.0, 7);

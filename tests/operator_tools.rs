@@ -49,11 +49,17 @@ fn start(name: &str) -> Broker {
 /// Runs one of Kafka's tools (its main class, as the shell script does)
 /// against `broker`: whether it succeeded, its standard output and error.
 fn tool(broker: &Broker, class: &str, args: &[&str]) -> (bool, String, String) {
+    tool_via(broker, "--bootstrap-server", class, args)
+}
+
+/// [`tool`], reaching the broker through `bootstrap_flag`
+/// (`--bootstrap-server`, or `--bootstrap-controller` as for a KRaft controller).
+fn tool_via(broker: &Broker, bootstrap_flag: &str, class: &str, args: &[&str]) -> (bool, String, String) {
     let output = Command::new("java")
         .arg("-cp")
         .arg(common::clients::kafka_tools_classpath().trim())
         .arg(class)
-        .args(["--bootstrap-server", &broker.bootstrap()])
+        .args([bootstrap_flag, &broker.bootstrap()])
         .args(args)
         .output()
         .expect("run java");
@@ -425,6 +431,14 @@ fn kafka_metadata_quorum_describes_this_node_as_its_own_controller() {
     assert!((now - 60_000..=now).contains(&fetched), "the leader's times are the broker's now:\n{replication}");
     let human = tool_ok(&broker, QUORUM, &["describe", "--replication", "--human-readable"]);
     assert!(human.contains(" ms ago"), "{human}");
+
+    // Asked as a controller (`--bootstrap-controller`), the same answers:
+    // the admin client finds the controllers with DescribeCluster first.
+    let (ok, via_controller, stderr) = tool_via(&broker, "--bootstrap-controller", QUORUM, &["describe", "--status"]);
+    assert!(ok, "{via_controller}{stderr}");
+    assert_eq!(status_value(&via_controller, "LeaderId"), "3", "{via_controller}");
+    assert_eq!(status_value(&via_controller, "HighWatermark"), "2", "{via_controller}");
+    assert_eq!(status_value(&via_controller, "CurrentVoters"), status_value(&status, "CurrentVoters"));
 
     // Each version, straight.
     let v0: DescribeQuorumResponse = raw.call(ApiKey::DescribeQuorum, 0, &metadata_quorum_request());

@@ -34,7 +34,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::CreateTopics, 2, 7),
     range(ApiKey::DeleteTopics, 1, 6),
     range(ApiKey::OffsetForLeaderEpoch, 2, 4),
-    range(ApiKey::DescribeCluster, 0, 1),
+    range(ApiKey::DescribeCluster, 0, 2),
     // Operator APIs of a single node that is its own KRaft controller.
     range(ApiKey::DescribeTopicPartitions, 0, 0),
     range(ApiKey::DescribeQuorum, 0, 2),
