@@ -96,10 +96,15 @@ async fn stop_answers_in_flight_requests() {
 
 /// A batch of records with the given keys (`None`: a null key) and values.
 fn keyed_batch(records: &[(Option<&str>, &str)], compression: Compression) -> BytesMut {
+    let records = records.iter().enumerate().map(|(i, (key, value))| (*key, *value, 1_000 + i as i64));
+    batch_of(records, compression)
+}
+
+/// One batch (`CreateTime`) of records given as (key, value, timestamp).
+fn batch_of<'a>(records: impl Iterator<Item = (Option<&'a str>, &'a str, i64)>, compression: Compression) -> BytesMut {
     let records: Vec<Record> = records
-        .iter()
         .enumerate()
-        .map(|(i, (key, value))| Record {
+        .map(|(i, (key, value, timestamp))| Record {
             transactional: false,
             control: false,
             delete_horizon: false,
@@ -111,7 +116,7 @@ fn keyed_batch(records: &[(Option<&str>, &str)], compression: Compression) -> By
             // One batch: the encoder groups records whose offset minus sequence
             // agree, and takes the first's sequence as the base (-1, no producer).
             sequence: i as i32 - 1,
-            timestamp: 1_000 + i as i64,
+            timestamp,
             key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
             value: Some(Bytes::copy_from_slice(value.as_bytes())),
             headers: Default::default(),
@@ -257,28 +262,7 @@ async fn newest_versions_name_topics_by_id() {
 
 /// One batch of keyless records stamped `timestamps` (`CreateTime`).
 fn timed_batch(timestamps: &[i64], compression: Compression) -> BytesMut {
-    let records: Vec<Record> = timestamps
-        .iter()
-        .enumerate()
-        .map(|(i, timestamp)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: *timestamp,
-            key: None,
-            value: Some(Bytes::from_static(b"v")),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).unwrap();
-    buf
+    batch_of(timestamps.iter().map(|t| (None, "v", *t)), compression)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -283,44 +283,45 @@ pub fn decode(batch: &[u8], bytes_max: usize) -> Result<DecodedBatch, RecordsErr
 /// An uncompressed batch is read where it lies; a compressed one is inflated
 /// first, at most `bytes_max` bytes.
 pub fn keyless_records(batch: &[u8], bytes_max: usize) -> Result<Vec<i32>, RecordsError> {
-    let (header, payload) = split_batch(batch)?;
     let mut keyless = Vec::new();
-    let mut note = |i: usize, view: RecordView| {
+    walk_batch(batch, bytes_max, |_, i, view| {
         if view.key.is_none() {
             keyless.push(i as i32);
         }
-    };
-    if header.compression() == compression::NONE {
-        if payload.len() > bytes_max {
-            return Err(RecordsError::TooLarge { bytes_max });
-        }
-        walk(payload, count_within(&header, payload.len())?, &mut note)?;
-    } else {
-        let records = compression::decompress(header.compression(), payload, bytes_max)?;
-        walk(&records, count_within(&header, records.len())?, &mut note)?;
-    }
+    })?;
     Ok(keyless)
 }
 
 /// (index in the batch, offset as sent, timestamp) of each record of
 /// `batch`, inflated first if compressed (at most `bytes_max` bytes).
 pub fn record_timestamps(batch: &[u8], bytes_max: usize) -> Result<Vec<(i32, i64, i64)>, RecordsError> {
-    let (header, payload) = split_batch(batch)?;
-    let mut times = Vec::with_capacity(header.records_count as usize);
-    let mut note = |i: usize, view: RecordView| {
+    let mut times = Vec::new();
+    walk_batch(batch, bytes_max, |header, i, view| {
         let timestamp = header.base_timestamp.wrapping_add(view.timestamp_delta);
         times.push((i as i32, view.offset(header.base_offset), timestamp));
-    };
+    })?;
+    Ok(times)
+}
+
+/// Calls `note` with the header, index and view of each record of `batch`:
+/// an uncompressed batch is read where it lies, a compressed one is inflated
+/// first; either way at most `bytes_max` bytes of records.
+fn walk_batch(
+    batch: &[u8],
+    bytes_max: usize,
+    mut note: impl FnMut(&BatchHeader, usize, RecordView),
+) -> Result<(), RecordsError> {
+    let (header, payload) = split_batch(batch)?;
+    let mut note = |i: usize, view: RecordView| note(&header, i, view);
     if header.compression() == compression::NONE {
         if payload.len() > bytes_max {
             return Err(RecordsError::TooLarge { bytes_max });
         }
-        walk(payload, count_within(&header, payload.len())?, &mut note)?;
+        walk(payload, count_within(&header, payload.len())?, &mut note)
     } else {
         let records = compression::decompress(header.compression(), payload, bytes_max)?;
-        walk(&records, count_within(&header, records.len())?, &mut note)?;
+        walk(&records, count_within(&header, records.len())?, &mut note)
     }
-    Ok(times)
 }
 
 /// The fields of a batch header that [`write_batch`] writes.
