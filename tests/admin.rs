@@ -282,7 +282,11 @@ const TYPE_LIST: i8 = 7;
 fn compaction_configs_are_created_described_and_altered_as_in_kafka() {
     let dir = common::fresh_data_dir("admin-compaction");
     let properties = dir.with_extension("properties");
-    std::fs::write(&properties, "log.cleaner.min.cleanable.ratio=0.25\nlog.cleaner.threads=2\n").unwrap();
+    std::fs::write(
+        &properties,
+        "log.cleaner.min.cleanable.ratio=0.25\nlog.cleaner.threads=2\ngroup.consumer.max.size=50\n",
+    )
+    .unwrap();
     let broker = Broker::start_in(dir, 2, &["--config", properties.to_str().unwrap()]);
     let mut raw = Raw::connect(&broker);
 
@@ -399,6 +403,11 @@ fn compaction_configs_are_created_described_and_altered_as_in_kafka() {
     };
     assert_eq!(value_source("log.cleaner.threads"), ("2".into(), SOURCE_STATIC_BROKER, 3));
     assert_eq!(value_source("log.cleaner.enable"), ("true".into(), SOURCE_DEFAULT, 1));
+    // KIP-848's group configs: from the file, or Kafka's defaults.
+    assert_eq!(value_source("group.consumer.session.timeout.ms"), ("45000".into(), SOURCE_DEFAULT, 3));
+    assert_eq!(value_source("group.consumer.heartbeat.interval.ms"), ("5000".into(), SOURCE_DEFAULT, 3));
+    assert_eq!(value_source("group.consumer.assignors"), ("uniform,range".into(), SOURCE_DEFAULT, 7));
+    assert_eq!(value_source("group.consumer.max.size"), ("50".into(), SOURCE_STATIC_BROKER, 3));
     assert_eq!(value_source("log.cleaner.backoff.ms"), ("15000".into(), SOURCE_DEFAULT, TYPE_LONG));
     assert_eq!(value_source("log.cleaner.dedupe.buffer.size"), ("134217728".into(), SOURCE_DEFAULT, TYPE_LONG));
     assert_eq!(value_source("log.cleaner.io.buffer.size"), ("524288".into(), SOURCE_DEFAULT, 3));

@@ -165,6 +165,39 @@ impl BrokerView<'_> {
                 ConfigKind::Long,
             ),
         ];
+        // KIP-848's group configs Sluice uses, static as in Kafka; a value
+        // other than Kafka's default was set at start-up.
+        let (groups, kafka) = (&broker.consumer_groups, crate::config::ConsumerGroupConfig::default());
+        let group_configs = [
+            ("group.consumer.session.timeout.ms", groups.session_timeout_ms, kafka.session_timeout_ms, ConfigKind::Int),
+            (
+                "group.consumer.heartbeat.interval.ms",
+                groups.heartbeat_interval_ms,
+                kafka.heartbeat_interval_ms,
+                ConfigKind::Int,
+            ),
+            ("group.consumer.max.size", groups.max_size as u64, kafka.max_size as u64, ConfigKind::Int),
+        ]
+        .map(|(name, value, default, kind)| (name, value.to_string(), default.to_string(), kind))
+        .into_iter()
+        .chain([(
+            "group.consumer.assignors",
+            groups.assignors.join(","),
+            kafka.assignors.join(","),
+            ConfigKind::List,
+        )]);
+        for (name, value, default, kind) in group_configs {
+            let static_value = (value != default).then(|| value.clone());
+            let synonyms = self.synonyms(name, static_value, default);
+            entries.push(Entry {
+                name: name.to_string(),
+                value,
+                source: synonyms[0].2,
+                kind,
+                read_only: true,
+                synonyms,
+            });
+        }
         for def in TOPIC_CONFIG_DEFS {
             let Some(broker_name) = def.broker_name else { continue };
             let synonyms = self.topic_default_synonyms(def);

@@ -137,6 +137,8 @@ pub const GROUP_CONSUMER_SESSION_TIMEOUT_MS_DEFAULT: u64 = 45_000;
 pub const GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 5_000;
 /// `group.consumer.max.size` default: members one consumer group may have.
 pub const GROUP_CONSUMER_MAX_SIZE_DEFAULT: usize = 200;
+/// `group.consumer.assignors` default: the server assignors, the first the default one.
+pub const GROUP_CONSUMER_ASSIGNORS_DEFAULT: &str = "uniform,range";
 /// Longest `subscribed_topic_regex` accepted.
 pub const GROUP_CONSUMER_REGEX_BYTES_MAX: usize = 4096;
 /// Compiled size one subscription regex may take.

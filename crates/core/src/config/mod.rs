@@ -136,6 +136,19 @@ pub struct ConsumerGroupConfig {
     pub max_size: usize,
 }
 
+impl Default for ConsumerGroupConfig {
+    /// Kafka's defaults.
+    fn default() -> ConsumerGroupConfig {
+        use crate::constants::*;
+        ConsumerGroupConfig {
+            session_timeout_ms: GROUP_CONSUMER_SESSION_TIMEOUT_MS_DEFAULT,
+            heartbeat_interval_ms: GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT,
+            assignors: GROUP_CONSUMER_ASSIGNORS_DEFAULT.split(',').map(str::to_string).collect(),
+            max_size: GROUP_CONSUMER_MAX_SIZE_DEFAULT,
+        }
+    }
+}
+
 impl ConsumerGroupConfig {
     fn resolve(args: &ServeArgs, file: &BTreeMap<String, String>) -> Result<ConsumerGroupConfig, ConfigError> {
         use crate::constants::*;
@@ -163,7 +176,7 @@ impl ConsumerGroupConfig {
             .group_consumer_assignors
             .clone()
             .or_else(|| file.get("group.consumer.assignors").cloned())
-            .unwrap_or_else(|| "uniform,range".to_string());
+            .unwrap_or_else(|| crate::constants::GROUP_CONSUMER_ASSIGNORS_DEFAULT.to_string());
         let assignors: Vec<String> =
             assignors_text.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
         if assignors.is_empty() {
