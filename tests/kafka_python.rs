@@ -1,6 +1,7 @@
 //! A second, independent client: kafka-python (pure Python, its own protocol
 //! code) creates a topic, produces and consumes against the real broker, and
-//! runs transactions read back with read_committed, as
+//! runs transactions read back with read_committed, a cooperative-sticky
+//! group and static group members, as
 //! `tests/clients/kafka_python_roundtrip.py` describes.
 //! kafka-python is installed on first use (`common::clients`).
 
@@ -9,7 +10,7 @@ mod common;
 use common::Broker;
 
 /// The checks the script runs, each of which must print `ok <check>`.
-const CHECKS: &[&str] = &["roundtrip", "transactions"];
+const CHECKS: &[&str] = &["roundtrip", "transactions", "cooperative-sticky", "static-membership"];
 
 #[test]
 fn kafka_python_round_trip() {

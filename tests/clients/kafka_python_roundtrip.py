@@ -7,13 +7,22 @@ Prints "ok <check>" for each check that passes; exits non-zero on the first fail
   partition, and checks offsets, order, payloads, headers and timestamps;
 - transactions: a committed, an aborted and a committed transaction, offsets
   sent to the last one; a read_committed consumer sees the committed records
-  only, and the group's committed offset is the one sent.
+  only, and the group's committed offset is the one sent;
+- cooperative-sticky: a second member of a cooperative-sticky group takes
+  half the partitions, and the first is revoked only those; every record is
+  read once;
+- static-membership: two static members (group_instance_id); one closes and
+  starts again within its session and gets its partitions back, and the
+  other sees no rebalance.
 """
 import sys
 import time
 
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 RECORDS = 3000
 PARTITIONS = 3
@@ -121,9 +130,111 @@ def check_transactions(bootstrap):
     print("ok transactions")
 
 
+class Revocations(ConsumerRebalanceListener):
+    def __init__(self):
+        self.revoked = []
+
+    def on_partitions_revoked(self, revoked):
+        if revoked:
+            self.revoked.append(sorted(tp.partition for tp in revoked))
+
+    def on_partitions_assigned(self, assigned):
+        pass
+
+
+def owned(consumer):
+    return {tp.partition for tp in consumer.assignment()}
+
+
+def poll_members(members, seen, until, what):
+    """Polls every member until `until()` holds, recording (partition, offset) -> member name."""
+    deadline = time.time() + 60
+    while not until():
+        assert time.time() < deadline, f"timed out waiting for {what}: " + str({n: owned(c) for n, c in members.items()})
+        for name, consumer in members.items():
+            for tp, messages in consumer.poll(timeout_ms=50).items():
+                for m in messages:
+                    key = (tp.partition, m.offset)
+                    assert key not in seen, f"{key} read twice"
+                    seen[key] = name
+
+
+def group_member(bootstrap, group, topic, listener, **config):
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        heartbeat_interval_ms=500,
+        **config,
+    )
+    consumer.subscribe([topic], listener=listener)
+    return consumer
+
+
+def produce_to(bootstrap, topic, count, partitions):
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for i in range(count):
+        producer.send(topic, value=f"{topic}-{i}".encode(), partition=i % partitions)
+    producer.flush()
+    producer.close()
+
+
+def check_cooperative_sticky(bootstrap):
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic("py-coop", num_partitions=4, replication_factor=1)])
+    admin.close()
+    revocations = Revocations()
+    config = {"partition_assignment_strategy": [CooperativeStickyAssignor]}
+    a = group_member(bootstrap, "py-coop", "py-coop", revocations, **config)
+    members = {"a": a}
+    poll_members(members, {}, lambda: owned(a) == {0, 1, 2, 3}, "the first member to own every partition")
+    b = group_member(bootstrap, "py-coop", "py-coop", Revocations(), **config)
+    members["b"] = b
+    poll_members(members, {}, lambda: len(owned(a)) == 2 and len(owned(b)) == 2, "two members with two partitions each")
+    assert not owned(a) & owned(b), (owned(a), owned(b))
+    # Incremental: the first member gave up the two partitions that moved, never all four.
+    assert [len(r) for r in revocations.revoked] == [2], revocations.revoked
+    produce_to(bootstrap, "py-coop", 200, 4)
+    seen = {}
+    poll_members(members, seen, lambda: len(seen) == 200, "every record")
+    assert {p for (p, _), n in seen.items() if n == "a"} <= owned(a), seen
+    a.close()
+    b.close()
+    print("ok cooperative-sticky")
+
+
+def check_static_membership(bootstrap):
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic("py-static", num_partitions=4, replication_factor=1)])
+    admin.close()
+    revocations = Revocations()
+    config = {"partition_assignment_strategy": [RangePartitionAssignor], "session_timeout_ms": 30000}
+    a = group_member(bootstrap, "py-static", "py-static", revocations, group_instance_id="py-a", **config)
+    b = group_member(bootstrap, "py-static", "py-static", Revocations(), group_instance_id="py-b", **config)
+    members = {"a": a, "b": b}
+    poll_members(members, {}, lambda: len(owned(a)) == 2 and len(owned(b)) == 2, "two members with two partitions each")
+    before = owned(b)
+    revocations.revoked.clear()
+    # A static member's close does not leave the group; its restart takes its place back.
+    b.close()
+    again = group_member(bootstrap, "py-static", "py-static", Revocations(), group_instance_id="py-b", **config)
+    members["b"] = again
+    poll_members(members, {}, lambda: bool(owned(again)), "the restarted member to own partitions")
+    produce_to(bootstrap, "py-static", 200, 4)
+    seen = {}
+    poll_members(members, seen, lambda: len(seen) == 200, "every record")
+    assert owned(again) == before, (owned(again), before)
+    assert not revocations.revoked, f"the other member rebalanced: {revocations.revoked}"
+    a.close()
+    again.close()
+    print("ok static-membership")
+
+
 def main(bootstrap):
     check_roundtrip(bootstrap)
     check_transactions(bootstrap)
+    check_cooperative_sticky(bootstrap)
+    check_static_membership(bootstrap)
     print("kafka-python ok")
 
 
