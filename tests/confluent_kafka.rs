@@ -1,7 +1,7 @@
 //! confluent-kafka, the Python client over librdkafka (its wheel carries its
 //! own librdkafka, newer than the `rdkafka` crate's): admin, every codec with
 //! an idempotent producer, a classic consumer group, a cooperative-sticky
-//! group, KIP-848's consumer group protocol, transactions with read_committed,
+//! group, static members, KIP-848's consumer group protocol, transactions with read_committed,
 //! and offset lookups, as `tests/clients/confluent_kafka_checks.py` describes. Installed on first use (`common::clients`).
 
 mod common;
@@ -18,6 +18,7 @@ const CHECKS: &[&str] = &[
     "codec zstd",
     "group",
     "cooperative-sticky",
+    "static-membership",
     "consumer-protocol",
     "transactions",
     "offsets",

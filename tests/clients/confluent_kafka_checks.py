@@ -14,6 +14,9 @@ exits non-zero. The last line is "confluent-kafka ok".
   described, and its offsets are reset once it is empty;
 - cooperative-sticky: a second member of a cooperative-sticky group takes
   half the partitions, and the first is revoked only those;
+- static-membership: two static members (group.instance.id); one closes and
+  starts again within its session and gets its partitions back, and the
+  other sees no rebalance;
 - consumer-protocol: KIP-848's group protocol (group.protocol=consumer): two
   members split the partitions, every record is read once, the group is
   described as a consumer group, and the committed offsets are what was read;
@@ -339,6 +342,51 @@ def check_cooperative_sticky(bootstrap):
     print("ok cooperative-sticky")
 
 
+def check_static_membership(bootstrap):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = f"ck-static-{run_id()}"
+    group = f"ck-static-{run_id()}"
+    create_topic(admin, topic, 4)
+    revoked = []
+
+    def member(instance, on_revoke):
+        c = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "group.instance.id": instance,
+                "session.timeout.ms": 30000,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "range",
+            }
+        )
+        c.subscribe([topic], on_revoke=on_revoke)
+        return c
+
+    a = member("static-a", lambda _c, ps: revoked.append(sorted(tp.partition for tp in ps)))
+    b = member("static-b", lambda _c, ps: None)
+    members = {"a": a, "b": b}
+    poll_members(
+        members, {}, lambda: len(owned(a)) == 2 and len(owned(b)) == 2, "two static members with two partitions each"
+    )
+    before = owned(b)
+    revoked.clear()
+    # A static member's close does not leave the group; its restart takes its place back.
+    b.close()
+    again = member("static-b", lambda _c, ps: None)
+    members["b"] = again
+    poll_members(members, {}, lambda: bool(owned(again)), "the restarted member to own partitions")
+    records = [(None, f"s-{i}".encode(), None, i % 4) for i in range(200)]
+    produce_all(Producer({"bootstrap.servers": bootstrap}), topic, records)
+    seen = {}
+    poll_members(members, seen, lambda: len(seen) == len(records), "every record")
+    assert owned(again) == before, (owned(again), before)
+    assert not revoked, f"the other member rebalanced: {revoked}"
+    a.close()
+    again.close()
+    print("ok static-membership")
+
+
 def check_consumer_protocol(bootstrap):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     topic = f"ck-kip848-{run_id()}"
@@ -475,6 +523,7 @@ def main(bootstrap):
     check_codecs(bootstrap)
     check_group(bootstrap)
     check_cooperative_sticky(bootstrap)
+    check_static_membership(bootstrap)
     check_consumer_protocol(bootstrap)
     check_transactions(bootstrap)
     check_offsets(bootstrap)
