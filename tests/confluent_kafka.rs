@@ -1,8 +1,10 @@
 //! confluent-kafka, the Python client over librdkafka (its wheel carries its
 //! own librdkafka, newer than the `rdkafka` crate's): admin, every codec with
 //! an idempotent producer, a classic consumer group, a cooperative-sticky
-//! group, static members, KIP-848's consumer group protocol, transactions with read_committed,
-//! and offset lookups, as `tests/clients/confluent_kafka_checks.py` describes. Installed on first use (`common::clients`).
+//! group, static members, KIP-848's consumer group protocol, transactions
+//! with read_committed, offset lookups and admin offset and record changes,
+//! as `tests/clients/confluent_kafka_checks.py` describes. Installed on first
+//! use (`common::clients`).
 
 mod common;
 
