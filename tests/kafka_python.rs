@@ -30,7 +30,10 @@ fn kafka_python_round_trip() {
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     for check in CHECKS {
-        assert!(stdout.lines().any(|l| l == format!("ok {check}") || l.starts_with(&format!("ok {check} ("))), "no `ok {check}` in:\n{stdout}");
+        assert!(
+            stdout.lines().any(|l| l == format!("ok {check}") || l.starts_with(&format!("ok {check} ("))),
+            "no `ok {check}` in:\n{stdout}"
+        );
     }
     assert!(stdout.ends_with("kafka-python ok\n"), "{stdout}");
     broker.stop();
