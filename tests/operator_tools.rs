@@ -8,6 +8,9 @@
 //! CreatePartitions with assignments refused with Kafka's errors. Every topic
 //! config of Kafka 4.1 set by `kafka-topics.sh --create --config` and shown by
 //! `kafka-configs.sh --describe`; a Kafka 4.1 `server.properties` carried over.
+//! `kafka-consumer-groups.sh` resetting, listing, describing and deleting a
+//! group, `kafka-get-offsets.sh`, `kafka-delete-records.sh`, and
+//! `kafka-topics.sh --delete`.
 
 mod common;
 
