@@ -405,6 +405,54 @@ async fn cooperative_sticky_rebalances_incrementally() {
     broker.stop();
 }
 
+/// Static membership (KIP-345) with librdkafka: a static member that closes
+/// (without leaving) and starts again within its session gets its partitions
+/// back, and the other member sees no rebalance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_member_restarts_without_a_rebalance() {
+    let broker = Broker::start("groups-static", 2, &["--group-initial-rebalance-delay-ms", "0"]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "statics", 4, &[]).await;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let config = |instance: &str| {
+        group_config(&bootstrap, "static-group", &[("group.instance.id", instance), ("session.timeout.ms", "30000")])
+    };
+    tokio::task::block_in_place(|| {
+        let a: BaseConsumer<Recorder> = config("static-a").create_with_context(Recorder(events.clone())).unwrap();
+        a.subscribe(&["statics"]).unwrap();
+        let partitions = |c: &BaseConsumer<Recorder>| -> BTreeSet<i32> {
+            c.assignment().unwrap().elements().iter().map(|e| e.partition()).collect()
+        };
+        let b: BaseConsumer<Recorder> =
+            config("static-b").create_with_context(Recorder(Arc::new(Mutex::new(Vec::new())))).unwrap();
+        b.subscribe(&["statics"]).unwrap();
+        wait_until("two static members with two partitions each", Duration::from_secs(40), || {
+            a.poll(Duration::from_millis(50));
+            b.poll(Duration::from_millis(50));
+            exclusive_cover(&[partitions(&a), partitions(&b)], 4) && partitions(&a).len() == 2
+        });
+        let before = partitions(&b);
+        events.lock().unwrap().clear();
+        drop(b);
+        let again: BaseConsumer<Recorder> =
+            config("static-b").create_with_context(Recorder(Arc::new(Mutex::new(Vec::new())))).unwrap();
+        again.subscribe(&["statics"]).unwrap();
+        wait_until("the restarted member to own partitions", Duration::from_secs(20), || {
+            a.poll(Duration::from_millis(50));
+            again.poll(Duration::from_millis(50));
+            !partitions(&again).is_empty()
+        });
+        for _ in 0..10 {
+            a.poll(Duration::from_millis(50));
+            again.poll(Duration::from_millis(50));
+        }
+        assert_eq!(partitions(&again), before, "the restarted member got other partitions");
+        assert_eq!(partitions(&a).len(), 2);
+        assert!(events.lock().unwrap().is_empty(), "the other member rebalanced: {:?}", events.lock().unwrap());
+    });
+    broker.stop();
+}
+
 /// Static membership (KIP-345) on the wire: a restarted static member gets a
 /// new member id without a rebalance and fences its old id; OffsetDelete is
 /// refused for subscribed topics; ListGroups filters by state.

@@ -1,6 +1,7 @@
-//! The Java client (kafka-clients 4.1, resolved by Maven from
+//! The Java client (kafka-clients 4.4, resolved by Maven from
 //! `tests/clients/java/pom.xml`) on its defaults: admin, idempotent producer,
-//! consumer; and its transactions. Maven resolves the jars on first use
+//! consumer; its transactions; cooperative-sticky and static group members;
+//! and KIP-848's consumer group protocol. Maven resolves the jars on first use
 //! (`common::clients`); a missing Java fails this test.
 
 mod common;
@@ -44,6 +45,13 @@ fn java_client_round_trip() {
 #[test]
 fn java_client_transactions() {
     run_java("java-transactions", "JavaTransactions.java", "java transactions ok");
+}
+
+/// Classic groups with the Java client: the cooperative-sticky assignor and
+/// static membership.
+#[test]
+fn java_client_groups() {
+    run_java("java-groups", "JavaGroups.java", "java groups ok");
 }
 
 #[test]

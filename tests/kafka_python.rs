@@ -1,10 +1,16 @@
 //! A second, independent client: kafka-python (pure Python, its own protocol
-//! code) creates a topic, produces and consumes against the real broker.
+//! code) creates a topic, produces and consumes against the real broker, and
+//! runs transactions read back with read_committed, a cooperative-sticky
+//! group and static group members, as
+//! `tests/clients/kafka_python_roundtrip.py` describes.
 //! kafka-python is installed on first use (`common::clients`).
 
 mod common;
 
 use common::Broker;
+
+/// The checks the script runs, each of which must print `ok <check>`.
+const CHECKS: &[&str] = &["roundtrip", "transactions", "cooperative-sticky", "static-membership"];
 
 #[test]
 fn kafka_python_round_trip() {
@@ -22,6 +28,13 @@ fn kafka_python_round_trip() {
         String::from_utf8_lossy(&output.stderr),
         broker.log()
     );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("round trip ok"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for check in CHECKS {
+        assert!(
+            stdout.lines().any(|l| l == format!("ok {check}") || l.starts_with(&format!("ok {check} ("))),
+            "no `ok {check}` in:\n{stdout}"
+        );
+    }
+    assert!(stdout.ends_with("kafka-python ok\n"), "{stdout}");
     broker.stop();
 }

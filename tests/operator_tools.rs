@@ -8,6 +8,9 @@
 //! CreatePartitions with assignments refused with Kafka's errors. Every topic
 //! config of Kafka 4.1 set by `kafka-topics.sh --create --config` and shown by
 //! `kafka-configs.sh --describe`; a Kafka 4.1 `server.properties` carried over.
+//! `kafka-consumer-groups.sh` resetting, listing, describing and deleting a
+//! group, `kafka-get-offsets.sh`, `kafka-delete-records.sh`, and
+//! `kafka-topics.sh --delete`.
 
 mod common;
 
@@ -892,4 +895,67 @@ fn a_kafka_4_1_server_properties_starts_the_broker_with_one_warning() {
         ),
         "{said}"
     );
+}
+
+const CONSUMER_GROUPS: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
+const GET_OFFSETS: &str = "org.apache.kafka.tools.GetOffsetShell";
+const DELETE_RECORDS: &str = "org.apache.kafka.tools.DeleteRecordsCommand";
+
+/// The data rows of a table ConsumerGroupCommand printed (after its header), as words.
+fn group_rows(out: &str) -> Vec<Vec<String>> {
+    out.lines()
+        .skip_while(|l| !l.starts_with("GROUP "))
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+/// `kafka-consumer-groups.sh` resetting, listing, describing and deleting a
+/// group, `kafka-get-offsets.sh` and `kafka-delete-records.sh` moving the log
+/// start, and `kafka-topics.sh --delete`, each checked by the next tool.
+#[test]
+fn kafka_consumer_groups_get_offsets_and_delete_records() {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+    let broker = start("ops-groups");
+    tool_ok(&broker, TOPICS, &["--create", "--topic", "ops", "--partitions", "2"]);
+    let described = tool_ok(&broker, TOPICS, &["--describe", "--topic", "ops"]);
+    assert!(described.contains("Topic: ops\t") && described.contains("PartitionCount: 2\t"), "{described}");
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        common::kafka::client_config(&broker.bootstrap(), &[("acks", "all")]).create().unwrap();
+    for i in 0..10 {
+        common::kafka::send(&producer, BaseRecord::to("ops").partition(i % 2).payload("x").key("k"));
+    }
+    producer.flush(std::time::Duration::from_secs(10)).unwrap();
+
+    // Offsets of a group with no members, set by the tool (OffsetCommit).
+    let reset = ["--group", "opsg", "--topic", "ops", "--reset-offsets", "--to-offset", "3", "--execute"];
+    let out = tool_ok(&broker, CONSUMER_GROUPS, &reset);
+    assert_eq!(group_rows(&out), [["opsg", "ops", "0", "3"], ["opsg", "ops", "1", "3"]], "{out}");
+    let reset = ["--group", "opsg", "--topic", "ops:1", "--reset-offsets", "--to-earliest", "--execute"];
+    let out = tool_ok(&broker, CONSUMER_GROUPS, &reset);
+    assert_eq!(group_rows(&out), [["opsg", "ops", "1", "0"]], "{out}");
+    let listed = tool_ok(&broker, CONSUMER_GROUPS, &["--list"]);
+    assert_eq!(listed.lines().collect::<Vec<_>>(), ["opsg"], "{listed}");
+    let described = tool_ok(&broker, CONSUMER_GROUPS, &["--describe", "--group", "opsg"]);
+    let rows: Vec<Vec<String>> = group_rows(&described).into_iter().map(|r| r[..5].to_vec()).collect();
+    assert_eq!(rows, [["opsg", "ops", "0", "3", "5"], ["opsg", "ops", "1", "0", "5"]], "{described}");
+
+    // kafka-delete-records.sh moves partition 0's log start; kafka-get-offsets.sh sees it.
+    let ends = tool_ok(&broker, GET_OFFSETS, &["--topic", "ops"]);
+    assert_eq!(ends.lines().collect::<Vec<_>>(), ["ops:0:5", "ops:1:5"], "{ends}");
+    let json = fresh_data_dir("ops-groups-delete").with_extension("json");
+    std::fs::write(&json, r#"{"partitions":[{"topic":"ops","partition":0,"offset":2}],"version":1}"#).unwrap();
+    let deleted = tool_ok(&broker, DELETE_RECORDS, &["--offset-json-file", json.to_str().unwrap()]);
+    assert!(deleted.contains("partition: ops-0\tlow_watermark: 2"), "{deleted}");
+    let starts = tool_ok(&broker, GET_OFFSETS, &["--topic", "ops", "--time", "-2"]);
+    assert_eq!(starts.lines().collect::<Vec<_>>(), ["ops:0:2", "ops:1:0"], "{starts}");
+
+    let out = tool_ok(&broker, CONSUMER_GROUPS, &["--delete", "--group", "opsg"]);
+    assert!(out.contains("Deletion of requested consumer groups ('opsg') was successful."), "{out}");
+    tool_ok(&broker, TOPICS, &["--delete", "--topic", "ops"]);
+    let mut raw = Raw::connect(&broker);
+    assert_eq!(describe_partitions(&mut raw, &["ops"], 100, None).topics[0].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    broker.stop();
 }

@@ -5,15 +5,25 @@ Each check prints "ok <name>" when it passes; the first failure raises and
 exits non-zero. The last line is "confluent-kafka ok".
 
 - admin: create topics (with configs), describe them and their configs,
-  add partitions, list and describe groups, delete a topic;
+  alter a config, add partitions, delete a topic;
 - codecs: an idempotent acks=all producer per codec (none, gzip, snappy,
   lz4, zstd) with keys, headers and timestamps, read back exactly;
 - group: two consumers of one classic group share the partitions, read every
   record once (committing before a rebalance takes partitions away), commit,
-  and the committed offsets are what they read;
+  and the committed offsets are what they read; the group is listed and
+  described, and its offsets are reset once it is empty;
+- cooperative-sticky: a second member of a cooperative-sticky group takes
+  half the partitions, and the first is revoked only those;
+- static-membership: two static members (group.instance.id); one closes and
+  starts again within its session and gets its partitions back, and the
+  other sees no rebalance;
+- consumer-protocol: KIP-848's group protocol (group.protocol=consumer): two
+  members split the partitions, every record is read once, the group is
+  described as a consumer group, and the committed offsets are what was read;
 - transactions: a committed and an aborted transaction, offsets sent to the
   transaction; a read_committed consumer sees the committed records only;
-- offsets: watermarks and offsets_for_times.
+- offsets: watermarks and offsets_for_times; delete_records moves the log
+  start.
 """
 import sys
 import time
@@ -29,6 +39,8 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import (
     AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
     ConfigResource,
     NewPartitions,
     NewTopic,
@@ -114,6 +126,15 @@ def check_admin(bootstrap):
     assert configs["retention.ms"].value == "3600000", configs["retention.ms"]
     assert not configs["retention.ms"].is_default
     assert configs["segment.bytes"].is_default
+    altered = ConfigResource(
+        ResourceType.TOPIC,
+        topic,
+        incremental_configs=[ConfigEntry("retention.ms", "7200000", incremental_operation=AlterConfigOpType.SET)],
+    )
+    wait_all(admin.incremental_alter_configs([altered]))
+    configs = list(admin.describe_configs([resource]).values())[0].result(timeout=TIMEOUT_S)
+    assert configs["retention.ms"].value == "7200000", configs["retention.ms"]
+    assert configs["cleanup.policy"].value == "delete", configs["cleanup.policy"]
 
     wait_all(admin.create_partitions([NewPartitions(topic, 4)]))
     deadline = time.time() + TIMEOUT_S
@@ -249,7 +270,171 @@ def check_group(bootstrap):
     assert sorted((tp.partition, tp.offset) for tp in offsets.topic_partitions) == [(p, 100) for p in range(4)]
     a.close()
     b.close()
+
+    # Once the group is empty, an operator resets its offsets.
+    reset = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0, 10), TopicPartition(topic, 3, 0)])
+    admin.alter_consumer_group_offsets([reset])[group].result(timeout=TIMEOUT_S)
+    offsets = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(
+        timeout=TIMEOUT_S
+    )
+    assert sorted((tp.partition, tp.offset) for tp in offsets.topic_partitions) == [(0, 10), (1, 100), (2, 100), (3, 0)]
     print("ok group")
+
+
+def poll_members(members, seen, until, what, deadline_s=TIMEOUT_S):
+    """Polls every member until `until()` holds, recording (partition, offset) -> member; fails on errors."""
+    deadline = time.time() + deadline_s
+    while not until():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        for name, c in members.items():
+            msg = c.poll(0.1)
+            if msg is None:
+                continue
+            if msg.error():
+                assert msg.error().code() == KafkaError._PARTITION_EOF, msg.error()
+                continue
+            key = (msg.partition(), msg.offset())
+            assert key not in seen, f"{key} read twice"
+            seen[key] = name
+
+
+def owned(consumer):
+    return {tp.partition for tp in consumer.assignment()}
+
+
+def check_cooperative_sticky(bootstrap):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = f"ck-coop-{run_id()}"
+    group = f"ck-coop-{run_id()}"
+    create_topic(admin, topic, 4)
+    revoked = {"a": [], "b": []}
+
+    def member(name):
+        c = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "cooperative-sticky",
+            }
+        )
+        c.subscribe([topic], on_revoke=lambda _c, ps: revoked[name].append(sorted(tp.partition for tp in ps)))
+        return c
+
+    a = member("a")
+    members = {"a": a}
+    poll_members(members, {}, lambda: owned(a) == {0, 1, 2, 3}, "the first member to own every partition")
+    b = member("b")
+    members["b"] = b
+    poll_members(
+        members, {}, lambda: len(owned(a)) == 2 and len(owned(b)) == 2, "two members with two partitions each"
+    )
+    assert not owned(a) & owned(b), (owned(a), owned(b))
+    # Incremental: the first member gave up the two partitions that moved, never all four.
+    assert [len(r) for r in revoked["a"] if r] == [2], revoked
+    records = [(None, f"c-{i}".encode(), None, i % 4) for i in range(200)]
+    produce_all(Producer({"bootstrap.servers": bootstrap}), topic, records)
+    seen = {}
+    poll_members(members, seen, lambda: len(seen) == len(records), "every record")
+    assert {p for (p, _), n in seen.items() if n == "a"} == owned(a), seen
+    a.close()
+    b.close()
+    print("ok cooperative-sticky")
+
+
+def check_static_membership(bootstrap):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = f"ck-static-{run_id()}"
+    group = f"ck-static-{run_id()}"
+    create_topic(admin, topic, 4)
+    revoked = []
+
+    def member(instance, on_revoke):
+        c = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "group.instance.id": instance,
+                "session.timeout.ms": 30000,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "range",
+            }
+        )
+        c.subscribe([topic], on_revoke=on_revoke)
+        return c
+
+    a = member("static-a", lambda _c, ps: revoked.append(sorted(tp.partition for tp in ps)))
+    b = member("static-b", lambda _c, ps: None)
+    members = {"a": a, "b": b}
+    poll_members(
+        members, {}, lambda: len(owned(a)) == 2 and len(owned(b)) == 2, "two static members with two partitions each"
+    )
+    before = owned(b)
+    revoked.clear()
+    # A static member's close does not leave the group; its restart takes its place back.
+    b.close()
+    again = member("static-b", lambda _c, ps: None)
+    members["b"] = again
+    poll_members(members, {}, lambda: bool(owned(again)), "the restarted member to own partitions")
+    records = [(None, f"s-{i}".encode(), None, i % 4) for i in range(200)]
+    produce_all(Producer({"bootstrap.servers": bootstrap}), topic, records)
+    seen = {}
+    poll_members(members, seen, lambda: len(seen) == len(records), "every record")
+    assert owned(again) == before, (owned(again), before)
+    assert not revoked, f"the other member rebalanced: {revoked}"
+    a.close()
+    again.close()
+    print("ok static-membership")
+
+
+def check_consumer_protocol(bootstrap):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = f"ck-kip848-{run_id()}"
+    group = f"ck-kip848-{run_id()}"
+    create_topic(admin, topic, 4)
+
+    def member():
+        c = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "group.protocol": "consumer",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        c.subscribe([topic])
+        return c
+
+    a = member()
+    members = {"a": a}
+    poll_members(members, {}, lambda: owned(a) == {0, 1, 2, 3}, "the first member to own every partition")
+    b = member()
+    members["b"] = b
+    poll_members(
+        members,
+        {},
+        lambda: len(owned(a)) == 2 and len(owned(b)) == 2 and not owned(a) & owned(b),
+        "two members with two partitions each",
+    )
+    records = [(None, f"k-{i}".encode(), None, i % 4) for i in range(400)]
+    produce_all(Producer({"bootstrap.servers": bootstrap}), topic, records)
+    seen = {}
+    poll_members(members, seen, lambda: len(seen) == len(records), "every record")
+    for name, c in members.items():
+        assert {p for (p, _), n in seen.items() if n == name} == owned(c), (name, owned(c))
+        c.commit(asynchronous=False)
+
+    described = admin.describe_consumer_groups([group])[group].result(timeout=TIMEOUT_S)
+    assert len(described.members) == 2, described.members
+    assert str(described.type).endswith("CONSUMER"), described.type
+    offsets = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(
+        timeout=TIMEOUT_S
+    )
+    assert sorted((tp.partition, tp.offset) for tp in offsets.topic_partitions) == [(p, 100) for p in range(4)]
+    a.close()
+    b.close()
+    print("ok consumer-protocol")
 
 
 def check_transactions(bootstrap):
@@ -325,6 +510,10 @@ def check_offsets(bootstrap):
     assert found[0].offset == 42, found
     past_end = consumer.offsets_for_times([TopicPartition(topic, 0, BASE_TS + 10_000)], timeout=TIMEOUT_S)
     assert past_end[0].offset == -1, past_end
+    deleted = admin.delete_records([TopicPartition(topic, 0, 42)])
+    assert list(deleted.values())[0].result(timeout=TIMEOUT_S).low_watermark == 42
+    low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=TIMEOUT_S, cached=False)
+    assert (low, high) == (42, 100), (low, high)
     consumer.close()
     print("ok offsets")
 
@@ -333,6 +522,9 @@ def main(bootstrap):
     check_admin(bootstrap)
     check_codecs(bootstrap)
     check_group(bootstrap)
+    check_cooperative_sticky(bootstrap)
+    check_static_membership(bootstrap)
+    check_consumer_protocol(bootstrap)
     check_transactions(bootstrap)
     check_offsets(bootstrap)
     print("confluent-kafka ok")

@@ -1,6 +1,6 @@
-// Round trip with the Java client (kafka-clients 4.1) on its defaults: an
+// Round trip with the Java client (kafka-clients 4.4) on its defaults: an
 // idempotent producer with acks=all, an admin client, and a consumer that
-// assigns partitions itself. Usage: java -cp <classpath> JavaRoundTrip.java BOOTSTRAP
+// assigns partitions itself; then each other compression codec. Usage: java -cp <classpath> JavaRoundTrip.java BOOTSTRAP
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.*;
@@ -17,6 +17,46 @@ public class JavaRoundTrip {
 
     static void check(boolean ok, String what) {
         if (!ok) throw new AssertionError(what);
+    }
+
+    /** Produces records compressed with `codec` to a topic of their own and reads them back in order. */
+    static void codec(Properties common, String codec) throws Exception {
+        String topic = "java-" + codec;
+        int count = 500;
+        try (Admin admin = Admin.create(common)) {
+            admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1))).all().get();
+        }
+        Properties p = new Properties();
+        p.putAll(common);
+        p.put("key.serializer", StringSerializer.class.getName());
+        p.put("value.serializer", StringSerializer.class.getName());
+        p.put("linger.ms", "5");
+        p.put("compression.type", codec);
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
+            for (int i = 0; i < count; i++) producer.send(new ProducerRecord<>(topic, 0, "k" + i, codec + "-" + i + "-" + "x".repeat(i % 100)));
+            producer.flush();
+        }
+        Properties c = new Properties();
+        c.putAll(common);
+        c.put("key.deserializer", StringDeserializer.class.getName());
+        c.put("value.deserializer", StringDeserializer.class.getName());
+        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(c)) {
+            TopicPartition tp = new TopicPartition(topic, 0);
+            consumer.assign(List.of(tp));
+            consumer.seekToBeginning(List.of(tp));
+            int next = 0;
+            long deadline = System.currentTimeMillis() + 30_000;
+            while (next < count) {
+                check(System.currentTimeMillis() < deadline, codec + " read timed out at " + next);
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(200))) {
+                    check(r.offset() == next, codec + ": offset " + r.offset() + ", expected " + next);
+                    check(r.key().equals("k" + next) && r.value().equals(codec + "-" + next + "-" + "x".repeat(next % 100)),
+                        codec + ": record " + next);
+                    next++;
+                }
+            }
+        }
+        System.out.println("ok codec " + codec);
     }
 
     public static void main(String[] args) throws Exception {
@@ -113,6 +153,7 @@ public class JavaRoundTrip {
             var offsets = admin.listConsumerGroupOffsets("java-group").partitionsToOffsetAndMetadata().get();
             check(offsets.values().stream().mapToLong(OffsetAndMetadata::offset).sum() == RECORDS, "admin sees the offsets");
         }
+        for (String codec : List.of("gzip", "snappy", "zstd")) codec(common, codec);
         System.out.println("java round trip ok: " + RECORDS + " records");
     }
 }
