@@ -50,6 +50,10 @@ pub trait TxnEnv {
     async fn write_group_markers(&self, groups: &[String], producer_id: i64, commit: bool) -> Result<(), String>;
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
+    /// Whether the cluster's finalized `transaction.version` is 2 or more,
+    /// which decides how the coordinator's own aborts (timeouts, fencing by
+    /// a new producer) bump the epoch, as Kafka's `transactionVersionLevel`.
+    fn epoch_bump(&self) -> bool;
 }
 
 /// Where a transaction is, named and numbered as Kafka's coordinator does.
@@ -314,7 +318,7 @@ impl TxnCoordinator {
             return Ok((txn.producer_id, txn.epoch));
         };
         let mut bumped = false;
-        if let Some(unfinished) = state::unfinished(&txn)? {
+        if let Some(unfinished) = state::unfinished(&txn, env.epoch_bump())? {
             txn = self.complete(env, id, txn, unfinished.commit, unfinished.epoch).await?;
             bumped = unfinished.bumped;
         }
@@ -346,7 +350,10 @@ impl TxnCoordinator {
         }
     }
 
-    /// EndTxn: commits or aborts the producer's open transaction.
+    /// EndTxn: commits or aborts the producer's open transaction. With
+    /// transaction version 2 (`epoch_bump`: EndTxn v5) the epoch is bumped
+    /// and the answer is the producer id and epoch the client continues
+    /// with; before it, the ones it has.
     pub async fn end_txn(
         &self,
         env: &impl TxnEnv,
@@ -354,11 +361,25 @@ impl TxnCoordinator {
         producer_id: i64,
         epoch: i16,
         commit: bool,
-    ) -> Result<(), ResponseError> {
+        epoch_bump: bool,
+    ) -> Result<(i64, i16), ResponseError> {
         let _guard = self.lock(id).await?;
-        match state::end(self.get(id), producer_id, epoch, commit)? {
-            state::EndStep::Complete(txn) => self.complete(env, id, txn, commit, epoch).await.map(|_| ()),
-            state::EndStep::AlreadyDone => Ok(()),
+        let step = match epoch_bump {
+            true => state::end_v2(self.get(id), producer_id, epoch, commit, env.now_ms())?,
+            false => state::end(self.get(id), producer_id, epoch, commit)?,
+        };
+        match step {
+            state::EndStep::Complete { mut txn, epoch, rotate } => {
+                if rotate {
+                    txn.next_producer_id = env.allocate_producer_id().await?;
+                }
+                let done = self.complete(env, id, txn, commit, epoch).await?;
+                Ok(state::continues_with(&done))
+            }
+            state::EndStep::AlreadyDone => {
+                let txn = self.get(id).ok_or(ResponseError::InvalidProducerIdMapping)?;
+                Ok(state::continues_with(&txn))
+            }
         }
     }
 
@@ -431,12 +452,13 @@ impl TxnCoordinator {
     /// and forgets transactional ids past `transactional.id.expiration.ms`.
     pub async fn sweep(&self, env: &impl TxnEnv) {
         let now = env.now_ms();
+        let epoch_bump = env.epoch_bump();
         let mut due: Vec<(String, StoredTxn)> = Vec::new();
         let mut idle: BTreeMap<usize, Vec<(String, StoredTxn)>> = BTreeMap::new();
         let mut idle_count = 0;
         for (n, partition) in &self.partitions {
             for (id, txn) in &partition.state.borrow().txns {
-                if state::sweep(txn, now).is_some() {
+                if state::sweep(txn, now, epoch_bump).is_some() {
                     due.push((id.clone(), txn.clone()));
                 } else if idle_count < TXN_IDS_EXPIRED_PER_SWEEP_MAX
                     && state::expired(txn, now, self.settings.id_expiration_ms)
@@ -456,7 +478,7 @@ impl TxnCoordinator {
             if txn != seen {
                 continue;
             }
-            let Some((commit, epoch)) = state::sweep(&txn, now) else { continue };
+            let Some((commit, epoch)) = state::sweep(&txn, now, epoch_bump) else { continue };
             if state_of(&txn) == TxnState::Ongoing {
                 tracing::info!(transactional_id = %id, producer_id = txn.producer_id, "transaction timed out; aborting");
             }
