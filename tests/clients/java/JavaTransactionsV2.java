@@ -88,7 +88,7 @@ public class JavaTransactionsV2 {
         try (KafkaProducer<String, String> producer = new KafkaProducer<>(producerProps(bootstrap, "tv2-txn"))) {
             producer.initTransactions();
             TransactionDescription start = describe(admin, "tv2-txn");
-            short epoch = start.producerEpoch();
+            int epoch = start.producerEpoch();
 
             // Commit: every partition joins when first produced to, and the epoch goes up by one.
             producer.beginTransaction();
@@ -166,7 +166,7 @@ public class JavaTransactionsV2 {
         check(finalizedLevel(admin) == 1, "transaction.version set to 1");
         try (KafkaProducer<String, String> producer = new KafkaProducer<>(producerProps(bootstrap, "tv1-txn"))) {
             producer.initTransactions();
-            short epoch = describe(admin, "tv1-txn").producerEpoch();
+            int epoch = describe(admin, "tv1-txn").producerEpoch();
             for (int round = 0; round < 2; round++) {
                 producer.beginTransaction();
                 producer.send(new ProducerRecord<>(TOPIC, 0, "k", "v1-" + round)).get();
