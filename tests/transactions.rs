@@ -976,7 +976,8 @@ fn describe_epoch(raw: &mut Raw, id: &str) -> (String, i16, Vec<String>) {
     );
     let t = &response.transaction_states[0];
     assert_eq!(t.error_code, 0, "DescribeTransactions {id}");
-    let partitions = t.topics.iter().flat_map(|topic| topic.partitions.iter().map(move |p| format!("{}-{p}", topic.topic.0)));
+    let partitions =
+        t.topics.iter().flat_map(|topic| topic.partitions.iter().map(move |p| format!("{}-{p}", topic.topic.0)));
     (t.transaction_state.to_string(), t.producer_epoch, partitions.collect())
 }
 
@@ -995,7 +996,11 @@ async fn transaction_version_2_on_the_wire() {
     let (pid, e0) = init_producer(&mut raw, Some("w2"), 60_000);
 
     let batch = |epoch: i16, seq: i32, values: &[&[u8]]| producer_batch(pid, epoch, seq, values, 1_000, true);
-    assert_eq!(produce_at(&mut raw, 11, "w2", "tv2w", 1, batch(e0, 0, &[b"never"])), INVALID_TXN_STATE, "v11: not added");
+    assert_eq!(
+        produce_at(&mut raw, 11, "w2", "tv2w", 1, batch(e0, 0, &[b"never"])),
+        INVALID_TXN_STATE,
+        "v11: not added"
+    );
     assert_eq!(produce_at(&mut raw, 12, "w2", "tv2w", 0, batch(e0, 0, &[b"a", b"b"])), 0, "v12 adds the partition");
     let (state, epoch, partitions) = describe_epoch(&mut raw, "w2");
     assert_eq!((state.as_str(), epoch, partitions), ("Ongoing", e0, vec!["tv2w-0".to_string()]));

@@ -40,9 +40,8 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: EndTxnRequ
         Ok((producer_id, epoch)) => {
             EndTxnResponse::default().with_producer_id(ProducerId(producer_id)).with_producer_epoch(epoch)
         }
-        Err(e) => EndTxnResponse::default()
-            .with_error_code(e.code())
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1),
+        Err(e) => {
+            EndTxnResponse::default().with_error_code(e.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1)
+        }
     }
 }

@@ -92,7 +92,11 @@ const IMPLICIT_ADD_VERSION: i16 = 5;
 /// would never get a marker (KIP-890): checked before v5, added from v5. A
 /// fenced epoch is INVALID_PRODUCER_EPOCH there, as Kafka's
 /// `AddPartitionsToTxnManager` answers the group coordinator.
-async fn join_transaction(shard: &Rc<Shard>, request: &TxnOffsetCommitRequest, version: i16) -> Result<(), ResponseError> {
+async fn join_transaction(
+    shard: &Rc<Shard>,
+    request: &TxnOffsetCommitRequest,
+    version: i16,
+) -> Result<(), ResponseError> {
     if version < IMPLICIT_ADD_VERSION {
         return in_transaction(shard, request).await;
     }

@@ -54,7 +54,9 @@ pub fn unfinished(txn: &StoredTxn, epoch_bump: bool) -> Result<Option<Unfinished
     Ok(match state_of(txn) {
         TxnState::PrepareCommit => Some(Unfinished { commit: true, epoch: txn.epoch, bumped: false }),
         TxnState::PrepareAbort => Some(Unfinished { commit: false, epoch: txn.epoch, bumped: false }),
-        TxnState::Ongoing if epoch_bump => Some(Unfinished { commit: false, epoch: fenced_epoch(txn.epoch), bumped: false }),
+        TxnState::Ongoing if epoch_bump => {
+            Some(Unfinished { commit: false, epoch: fenced_epoch(txn.epoch), bumped: false })
+        }
         TxnState::Ongoing => {
             let epoch = txn.epoch.checked_add(1).ok_or(ResponseError::ProducerFenced)?;
             Some(Unfinished { commit: false, epoch, bumped: true })
@@ -480,7 +482,10 @@ mod tests {
         assert_eq!(prepared.epoch, i16::MAX, "markers carry the last epoch of the old producer id");
         assert_eq!(continues_with(&prepared), (PID + 100, 0));
         let done = completed(prepared, true, 2);
-        assert_eq!((done.producer_id, done.epoch, done.prev_producer_id, done.next_producer_id), (PID + 100, 0, PID, -1));
+        assert_eq!(
+            (done.producer_id, done.epoch, done.prev_producer_id, done.next_producer_id),
+            (PID + 100, 0, PID, -1)
+        );
         // The retry names the old producer id at its last epoch seen by the client.
         assert_eq!(end_v2(Some(done.clone()), PID, i16::MAX - 1, true, 3), Ok(EndStep::AlreadyDone));
         assert_eq!(end_v2(Some(done), PID, i16::MAX - 2, true, 3), Err(ResponseError::InvalidProducerIdMapping));
