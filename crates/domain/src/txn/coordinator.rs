@@ -11,6 +11,13 @@
 //! CompleteAbort for `transactional.id.expiration.ms` is forgotten (a
 //! journal entry deletes it), as Kafka expires it.
 //!
+//! With transaction version 2 (KIP-890 part 2: EndTxn v5, implicit
+//! additions from Produce v12+ and TxnOffsetCommit v5) every decision bumps
+//! the producer epoch and the markers carry the new one; a producer whose
+//! epochs run out is handed a new producer id when its transaction
+//! completes (the id is chosen before the decision is made durable, so a
+//! restart completes the same hand-over).
+//!
 //! Markers go to every partition of the transaction on its owning shard
 //! (control batches, synced) and to the group coordinator of every group
 //! whose offsets the transaction committed. Operations on one transactional
