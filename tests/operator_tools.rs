@@ -511,7 +511,7 @@ fn kafka_features_describes_upgrades_and_downgrades() {
         ("kraft.version", levels("0", "0", "0", 0)),
         ("metadata.version", levels("4.1-IV1", "4.1-IV1", "4.1-IV1", 0)),
         ("share.version", levels("0", "0", "0", 0)),
-        ("transaction.version", levels("0", "1", "1", 0)),
+        ("transaction.version", levels("0", "2", "2", 0)),
     ]
     .into_iter()
     .map(|(name, levels)| (name.to_string(), levels))
@@ -520,21 +520,21 @@ fn kafka_features_describes_upgrades_and_downgrades() {
 
     let said = tool_ok(&broker, FEATURES, &["downgrade", "--feature", "transaction.version=0", "--dry-run"]);
     assert_eq!(said.trim(), "transaction.version can be downgraded to 0.");
-    assert_eq!(features(&broker)["transaction.version"], levels("0", "1", "1", 0), "a dry run changes nothing");
+    assert_eq!(features(&broker)["transaction.version"], levels("0", "2", "2", 0), "a dry run changes nothing");
     let said = tool_ok(&broker, FEATURES, &["downgrade", "--feature", "transaction.version=0"]);
     assert_eq!(said.trim(), "transaction.version was downgraded to 0.");
-    assert_eq!(features(&broker)["transaction.version"], levels("0", "1", "0", 1));
+    assert_eq!(features(&broker)["transaction.version"], levels("0", "2", "0", 1));
     let said = tool_ok(&broker, FEATURES, &["upgrade", "--feature", "transaction.version=1"]);
     assert_eq!(said.trim(), "transaction.version was upgraded to 1.");
-    assert_eq!(features(&broker)["transaction.version"], levels("0", "1", "1", 2));
+    assert_eq!(features(&broker)["transaction.version"], levels("0", "2", "1", 2));
 
     // Levels Sluice does not implement are refused with Kafka's messages.
-    let refused = tool_fails(&broker, FEATURES, &["upgrade", "--feature", "transaction.version=2"]);
+    let refused = tool_fails(&broker, FEATURES, &["upgrade", "--feature", "transaction.version=3"]);
     assert!(
         refused.contains(
-            "Could not upgrade transaction.version to 2. The update failed for all features since the following \
-             feature had an error: Invalid update version 2 for feature transaction.version. Local controller 3 \
-             only supports versions 0-1"
+            "Could not upgrade transaction.version to 3. The update failed for all features since the following \
+             feature had an error: Invalid update version 3 for feature transaction.version. Local controller 3 \
+             only supports versions 0-2"
         ),
         "{refused}"
     );
@@ -560,7 +560,7 @@ fn kafka_features_describes_upgrades_and_downgrades() {
     let broker = Broker::start_in(dir, 2, &["--node-id", &NODE.to_string()]);
     let after = features(&broker);
     assert_eq!(after["eligible.leader.replicas.version"], levels("0", "1", "0", 3));
-    assert_eq!(after["transaction.version"], levels("0", "1", "1", 3));
+    assert_eq!(after["transaction.version"], levels("0", "2", "1", 3), "level 1 is kept");
     broker.stop();
 }
 
@@ -574,15 +574,20 @@ fn update_features_and_api_versions_on_the_wire() {
     assert_eq!(served(ApiKey::DescribeTopicPartitions), Some((0, 0)));
     assert_eq!(served(ApiKey::DescribeQuorum), Some((0, 2)));
     assert_eq!(served(ApiKey::UpdateFeatures), Some((0, 2)));
+    // Transaction version 2's requests, advertised whatever the finalized level, as Kafka does.
+    assert_eq!(served(ApiKey::EndTxn), Some((0, 5)));
+    assert_eq!(served(ApiKey::AddPartitionsToTxn), Some((0, 5)));
+    assert_eq!(served(ApiKey::TxnOffsetCommit), Some((0, 5)));
+    assert_eq!(served(ApiKey::AddOffsetsToTxn), Some((0, 4)));
     let supported: Vec<(&str, i16, i16)> =
         v4.supported_features.iter().map(|f| (f.name.as_str(), f.min_version, f.max_version)).collect();
     assert_eq!(supported.len(), 6, "{supported:?}");
-    assert!(supported.contains(&("transaction.version", 0, 1)), "{supported:?}");
+    assert!(supported.contains(&("transaction.version", 0, 2)), "{supported:?}");
     let finalized: Vec<(&str, i16)> =
         v4.finalized_features.iter().map(|f| (f.name.as_str(), f.max_version_level)).collect();
     assert_eq!(
         finalized,
-        [("eligible.leader.replicas.version", 1), ("metadata.version", 27), ("transaction.version", 1)]
+        [("eligible.leader.replicas.version", 1), ("metadata.version", 27), ("transaction.version", 2)]
     );
     assert_eq!(v4.finalized_features_epoch, 0);
     // Before v4, features whose minimum is 0 are left out (KAFKA-17492).

@@ -945,3 +945,90 @@ async fn idle_producers_are_forgotten_unless_a_transaction_is_open() {
     assert!(committed.elapsed() >= Duration::from_millis(1900), "kept for the expiration after its marker");
     broker.stop();
 }
+
+/// Produce at `version` of one transactional batch to one partition: its error code.
+fn produce_at(raw: &mut Raw, version: i16, id: &str, topic: &str, partition: i32, batch: bytes::BytesMut) -> i16 {
+    let request = common::produce_request(topic, partition, -1, batch).with_transactional_id(Some(txn_id(id)));
+    let response: kafka_protocol::messages::ProduceResponse = raw.call(ApiKey::Produce, version, &request);
+    response.responses[0].partition_responses[0].error_code
+}
+
+/// EndTxn v5: (error code, producer id, epoch) of the answer.
+fn end_txn_v5(raw: &mut Raw, id: &str, (pid, epoch): (i64, i16), commit: bool) -> (i16, i64, i16) {
+    let response: EndTxnResponse = raw.call(
+        ApiKey::EndTxn,
+        5,
+        &EndTxnRequest::default()
+            .with_transactional_id(txn_id(id))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_committed(commit),
+    );
+    (response.error_code, response.producer_id.0, response.producer_epoch)
+}
+
+/// DescribeTransactions v0 of one id: (state, epoch, partitions as `topic-n`).
+fn describe_epoch(raw: &mut Raw, id: &str) -> (String, i16, Vec<String>) {
+    let response: DescribeTransactionsResponse = raw.call(
+        ApiKey::DescribeTransactions,
+        0,
+        &DescribeTransactionsRequest::default().with_transactional_ids(vec![txn_id(id)]),
+    );
+    let t = &response.transaction_states[0];
+    assert_eq!(t.error_code, 0, "DescribeTransactions {id}");
+    let partitions =
+        t.topics.iter().flat_map(|topic| topic.partitions.iter().map(move |p| format!("{}-{p}", topic.topic.0)));
+    (t.transaction_state.to_string(), t.producer_epoch, partitions.collect())
+}
+
+/// Transaction version 2 on the wire, at the level a new cluster finalizes:
+/// Produce v12 adds its partition to the transaction (v11 still needs
+/// AddPartitionsToTxn first), EndTxn v5 answers the bumped epoch the
+/// markers carry and recognises its own retry, the old epoch is fenced, and
+/// a classic EndTxn v3 at the same level keeps the epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_version_2_on_the_wire() {
+    const INVALID_PRODUCER_EPOCH: i16 = 47;
+    const INVALID_TXN_STATE: i16 = 48;
+    let broker = Broker::start("txn-v2-wire", 2, &[]);
+    create_topic(&broker.bootstrap(), "tv2w", 2, &[]).await;
+    let mut raw = Raw::connect(&broker);
+    let (pid, e0) = init_producer(&mut raw, Some("w2"), 60_000);
+
+    let batch = |epoch: i16, seq: i32, values: &[&[u8]]| producer_batch(pid, epoch, seq, values, 1_000, true);
+    assert_eq!(
+        produce_at(&mut raw, 11, "w2", "tv2w", 1, batch(e0, 0, &[b"never"])),
+        INVALID_TXN_STATE,
+        "v11: not added"
+    );
+    assert_eq!(produce_at(&mut raw, 12, "w2", "tv2w", 0, batch(e0, 0, &[b"a", b"b"])), 0, "v12 adds the partition");
+    let (state, epoch, partitions) = describe_epoch(&mut raw, "w2");
+    assert_eq!((state.as_str(), epoch, partitions), ("Ongoing", e0, vec!["tv2w-0".to_string()]));
+
+    assert_eq!(end_txn_v5(&mut raw, "w2", (pid, e0), true), (0, pid, e0 + 1), "commit bumps the epoch");
+    assert_eq!(end_txn_v5(&mut raw, "w2", (pid, e0), true), (0, pid, e0 + 1), "a retry gets the same answer");
+    assert_eq!(describe_epoch(&mut raw, "w2").0, "CompleteCommit");
+    assert_eq!(end_txn_v5(&mut raw, "w2", (pid, e0 + 1), true).0, INVALID_TXN_STATE, "nothing open to commit");
+    // The marker carried the new epoch: the old one is fenced at the partition and the coordinator.
+    assert_eq!(produce_at(&mut raw, 12, "w2", "tv2w", 0, batch(e0, 2, &[b"zombie"])), INVALID_PRODUCER_EPOCH);
+    assert_eq!(produce_at(&mut raw, 12, "w2", "tv2w", 0, batch(e0 + 1, 0, &[b"gone"])), 0);
+    assert_eq!(end_txn_v5(&mut raw, "w2", (pid, e0 + 1), false), (0, pid, e0 + 2), "abort bumps too");
+    assert_eq!(produce_at(&mut raw, 12, "w2", "tv2w", 1, batch(e0 + 2, 0, &[b"c"])), 0);
+    assert_eq!(end_txn_v5(&mut raw, "w2", (pid, e0 + 2), true), (0, pid, e0 + 3));
+    assert_eq!(watermarks(&mut raw, "tv2w", 0).0, watermarks(&mut raw, "tv2w", 0).1, "nothing left open");
+
+    // A classic client at the same level: AddPartitionsToTxn, EndTxn v3, no bump.
+    let classic = init_producer(&mut raw, Some("w1"), 60_000);
+    assert_eq!(add_partition(&mut raw, "w1", classic, "tv2w", 1), 0);
+    let classic_batch = producer_batch(classic.0, classic.1, 0, &[b"d"], 1_000, true);
+    assert_eq!(produce_at(&mut raw, 9, "w1", "tv2w", 1, classic_batch), 0);
+    assert_eq!(end_txn(&mut raw, "w1", classic, true), 0);
+    assert_eq!(describe_epoch(&mut raw, "w1").1, classic.1, "EndTxn v3 keeps the epoch");
+    drop(raw);
+
+    let b = broker.bootstrap();
+    let read = tokio::task::spawn_blocking(move || read_all(&b, "tv2w", 2, "read_committed")).await.unwrap();
+    assert_eq!(read[&0], vec!["a".to_string(), "b".to_string()]);
+    assert_eq!(read[&1], vec!["c".to_string(), "d".to_string()]);
+    broker.stop();
+}

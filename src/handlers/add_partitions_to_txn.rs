@@ -1,6 +1,9 @@
-//! AddPartitionsToTxn (v0-4): partitions join the producer's transaction
+//! AddPartitionsToTxn (v0-5): partitions join the producer's transaction
 //! before it writes to them. v4 batches several transactions and may only
-//! verify (`verify_only`) that partitions are already part of one.
+//! verify (`verify_only`) that partitions are already part of one; v5 is how
+//! Kafka's brokers add a partition for a producer of transaction version 2
+//! (which never sends this request itself), and answers a verification of a
+//! partition outside the transaction with TRANSACTION_ABORTABLE.
 
 use std::rc::Rc;
 
@@ -90,7 +93,10 @@ async fn add(
     } else if !all_writable || !all_known {
         Err(ResponseError::OperationNotAttempted)
     } else if verify_only {
-        verify(shard, &transactional_id, producer_id, epoch, &partitions).await
+        verify(shard, &transactional_id, producer_id, epoch, &partitions).await.map_err(|e| match e {
+            ResponseError::InvalidTxnState if version >= 5 => ResponseError::TransactionAbortable,
+            other => other,
+        })
     } else if transactional_id.is_empty() {
         Err(ResponseError::InvalidRequest)
     } else {

@@ -2,7 +2,14 @@
 //! connection's shard, then route them to their owners, which assign offsets
 //! and store them. acks=0 gets no response; acks=1 is answered once written;
 //! acks=all once fdatasync'd.
+//!
+//! Transactional batches go only into the producer's open transaction. Up
+//! to v11 the producer added the partitions first (AddPartitionsToTxn) and
+//! this checks they are in it; from v12 (transaction version 2, KIP-890)
+//! the partitions join the transaction here, as Kafka's produce path has the
+//! coordinator add them (`AddPartitionsToTxnManager`).
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use kafka_protocol::messages::produce_request::TopicProduceData;
@@ -13,6 +20,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
+use super::coordinator_answer;
 use super::errors::{batch_error_code, records_error_code, route_error_code};
 use super::quota;
 use super::resolve_topics;
@@ -20,7 +28,7 @@ use crate::config::{TimestampType, TopicConfig};
 use crate::constants::DECOMPRESSED_BATCH_BYTES_MAX;
 use crate::protocol::batch::{validate_chunk, BatchHeader, BatchSummary};
 use crate::protocol::records::{keyless_records, record_timestamps};
-use crate::protocol::ResponseError;
+use crate::protocol::{ResponseError, TopicPartition};
 use crate::router::ProducePart;
 use crate::security::acl::AclOperation;
 use crate::security::quota::QuotaKey;
@@ -29,6 +37,9 @@ use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
 use crate::storage::AckLevel;
 use crate::txn::TxnListing;
+
+/// The first Produce version whose partitions join the transaction implicitly.
+const IMPLICIT_ADD_VERSION: i16 = 12;
 
 fn partition_error(index: i32, code: ResponseError, message: Option<String>) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -76,10 +87,25 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
 
     // Transactional batches go only to partitions of the producer's open
     // transaction (KIP-890): a batch outside one could never get its marker.
-    let open_txn = if transactional && acks_valid {
+    let implicit_add = ctx.version() >= IMPLICIT_ADD_VERSION;
+    let open_txn = if transactional && acks_valid && !implicit_add {
         open_transaction(shard, &request).await
     } else {
         Err(ResponseError::InvalidTxnState)
+    };
+    let added = if transactional && acks_valid && implicit_add && !txn_denied {
+        let candidates = request.topic_data.iter().zip(&topic_names).flat_map(|(topic, name)| {
+            let meta = name.as_ref().filter(|n| writable(n)).and_then(|n| topics.get(n.as_str())?.as_ref().ok());
+            topic.partition_data.iter().filter_map(move |p| {
+                let meta = meta?;
+                meta.owner(p.index)?;
+                let header = BatchHeader::parse(p.records.as_deref()?).filter(|h| h.is_transactional())?;
+                Some(((header.producer_id, header.producer_epoch), TopicPartition::new(meta.name.to_string(), p.index)))
+            })
+        });
+        add_to_transaction(shard, &request, candidates).await
+    } else {
+        BTreeMap::new()
     };
 
     let mut plan: Plan<PartitionProduceResponse, (usize, ProducePart)> = Plan::new();
@@ -141,7 +167,14 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
             }
             if transactional {
                 let header = BatchHeader::parse(&records).expect("validated batch");
-                if let Err(code) = in_transaction(&open_txn, &meta.name, p.index, &header) {
+                let joined = match implicit_add {
+                    true => added
+                        .get(&(header.producer_id, header.producer_epoch))
+                        .copied()
+                        .unwrap_or(Err(ResponseError::InvalidTxnState)),
+                    false => in_transaction(&open_txn, &meta.name, p.index, &header),
+                };
+                if let Err(code) = joined {
                     plan.answer(early(code, None));
                     continue;
                 }
@@ -322,6 +355,44 @@ fn keyless_errors(topic: &str, partition: i32, keyless: &[i32]) -> (String, Vec<
 async fn open_transaction(shard: &Rc<Shard>, request: &ProduceRequest) -> Result<TxnListing, ResponseError> {
     let id = request.transactional_id.as_ref().map(|t| t.0.to_string()).unwrap_or_default();
     shard.describe_txn(&id).await
+}
+
+/// From v12: adds the partitions to the transaction of the producer (id and
+/// epoch) whose batches go to them, one coordinator call per producer, and
+/// answers for each producer what its batches get. The coordinator's errors
+/// become what Kafka's produce path answers: a fenced epoch is
+/// INVALID_PRODUCER_EPOCH, and a retriable coordinator state is
+/// NOT_ENOUGH_REPLICAS, which every client retries without a metadata refresh.
+async fn add_to_transaction(
+    shard: &Rc<Shard>,
+    request: &ProduceRequest,
+    candidates: impl Iterator<Item = ((i64, i16), TopicPartition)>,
+) -> BTreeMap<(i64, i16), Result<(), ResponseError>> {
+    let transactional_id = request.transactional_id.as_ref().map(|t| t.0.to_string()).unwrap_or_default();
+    let mut by_producer: BTreeMap<(i64, i16), Vec<TopicPartition>> = BTreeMap::new();
+    for (producer, partition) in candidates {
+        let partitions = by_producer.entry(producer).or_default();
+        if !partitions.contains(&partition) {
+            partitions.push(partition);
+        }
+    }
+    let mut added = BTreeMap::new();
+    for ((producer_id, epoch), partitions) in by_producer {
+        let id = transactional_id.clone();
+        let add = move |shard: Rc<Shard>| async move {
+            shard.txns.add_partitions(&shard.env(), &id, producer_id, epoch, partitions).await
+        };
+        let outcome = coordinator_answer(shard.on_txn(&transactional_id, add).await).map_err(|e| match e {
+            ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+            ResponseError::ConcurrentTransactions
+            | ResponseError::CoordinatorNotAvailable
+            | ResponseError::CoordinatorLoadInProgress
+            | ResponseError::NotCoordinator => ResponseError::NotEnoughReplicas,
+            other => other,
+        });
+        added.insert((producer_id, epoch), outcome);
+    }
+    added
 }
 
 /// Whether a transactional batch belongs to the producer's open transaction on this partition.

@@ -1,6 +1,9 @@
-//! TxnOffsetCommit (v0-4): offsets committed inside a transaction. The group
+//! TxnOffsetCommit (v0-5): offsets committed inside a transaction. The group
 //! coordinator keeps them pending (durably) until the transaction's marker
-//! commits or drops them.
+//! commits or drops them. Before v5 the group must have joined the
+//! transaction (AddOffsetsToTxn); v5 is transaction version 2, whose clients
+//! send no AddOffsetsToTxn: the group joins here, as Kafka's group
+//! coordinator has the transaction coordinator add it.
 
 use std::rc::Rc;
 
@@ -10,6 +13,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::access::Access;
+use super::coordinator_answer;
 use super::errors::fenced_for_version;
 use super::offset_commit::{codes, plan_commit};
 use crate::group::PartitionResults;
@@ -47,7 +51,7 @@ pub async fn handle(
         Err(ResponseError::GroupAuthorizationFailed)
     } else if request.producer_id.0 < 0 || request.transactional_id.0.is_empty() {
         Err(ResponseError::InvalidProducerIdMapping)
-    } else if let Err(e) = in_transaction(shard, &request).await {
+    } else if let Err(e) = join_transaction(shard, &request, version).await {
         Err(e)
     } else {
         let producer_id = request.producer_id.0;
@@ -81,8 +85,34 @@ pub async fn handle(
     TxnOffsetCommitResponse::default().with_topics(topics)
 }
 
-/// The group must be part of the producer's open transaction (AddOffsetsToTxn
-/// first), or its offsets would never get a marker (KIP-890).
+/// The first version whose group joins the transaction implicitly.
+const IMPLICIT_ADD_VERSION: i16 = 5;
+
+/// The group must be part of the producer's open transaction, or its offsets
+/// would never get a marker (KIP-890): checked before v5, added from v5. A
+/// fenced epoch is INVALID_PRODUCER_EPOCH there, as Kafka's
+/// `AddPartitionsToTxnManager` answers the group coordinator.
+async fn join_transaction(
+    shard: &Rc<Shard>,
+    request: &TxnOffsetCommitRequest,
+    version: i16,
+) -> Result<(), ResponseError> {
+    if version < IMPLICIT_ADD_VERSION {
+        return in_transaction(shard, request).await;
+    }
+    let transactional_id = request.transactional_id.0.to_string();
+    let (producer_id, epoch) = (request.producer_id.0, request.producer_epoch);
+    let (id, group_id) = (transactional_id.clone(), request.group_id.0.to_string());
+    let add = move |shard: Rc<Shard>| async move {
+        shard.txns.add_offsets(&shard.env(), &id, producer_id, epoch, group_id).await
+    };
+    coordinator_answer(shard.on_txn(&transactional_id, add).await).map_err(|e| match e {
+        ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+        other => other,
+    })
+}
+
+/// Before v5: the group was added by AddOffsetsToTxn to the open transaction.
 async fn in_transaction(shard: &Rc<Shard>, request: &TxnOffsetCommitRequest) -> Result<(), ResponseError> {
     let txn = shard.describe_txn(request.transactional_id.0.as_str()).await?;
     let added = txn.groups.iter().any(|g| g.as_str() == request.group_id.0.as_str());

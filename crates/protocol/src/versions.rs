@@ -60,13 +60,16 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::CreatePartitions, 0, 3),
     range(ApiKey::DeleteRecords, 0, 2),
     range(ApiKey::DescribeLogDirs, 1, 4),
-    // Transactions as Kafka serves them without transaction.version 2 (whose
-    // AddPartitionsToTxn v5, EndTxn v5 and TxnOffsetCommit v5 clients use
-    // only when the broker advertises that feature).
-    range(ApiKey::AddPartitionsToTxn, 0, 4),
+    // Transactions, with transaction.version 2 (KIP-890 part 2): EndTxn v5
+    // bumps the epoch per transaction, Produce v12+ and TxnOffsetCommit v5
+    // add partitions and groups implicitly, AddPartitionsToTxn v5 is the
+    // brokers' own addition. Clients use these only while the finalized
+    // transaction.version is 2 (ApiVersions' finalized features), as with
+    // Kafka, which advertises the versions whatever the level.
+    range(ApiKey::AddPartitionsToTxn, 0, 5),
     range(ApiKey::AddOffsetsToTxn, 0, 4),
-    range(ApiKey::EndTxn, 0, 4),
-    range(ApiKey::TxnOffsetCommit, 0, 4),
+    range(ApiKey::EndTxn, 0, 5),
+    range(ApiKey::TxnOffsetCommit, 0, 5),
     range(ApiKey::DescribeProducers, 0, 0),
     range(ApiKey::ListTransactions, 0, 1),
     range(ApiKey::DescribeTransactions, 0, 0),

@@ -147,7 +147,8 @@ public class JavaTransactions {
             check(fenced, "the older producer is fenced");
             zombie.close(Duration.ZERO);
             current.beginTransaction();
-            current.send(new ProducerRecord<>("jout", 1, "k", "current"));
+            // Under transaction version 2 the partition joins when the record arrives.
+            current.send(new ProducerRecord<>("jout", 1, "k", "current")).get();
 
             try (Admin admin = Admin.create(common)) {
                 Collection<TransactionListing> listed = admin.listTransactions().all().get();

@@ -59,7 +59,7 @@ pub struct StoredGroup {
 }
 
 /// A transactional id's state as the transaction coordinator persists it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredTxn {
     pub producer_id: i64,
     pub epoch: i16,
@@ -71,6 +71,37 @@ pub struct StoredTxn {
     pub groups: Vec<String>,
     pub start_ms: i64,
     pub update_ms: i64,
+    /// The producer id before the last rotation (transaction version 2 ran
+    /// out of epochs), so that a retried EndTxn is recognised; -1 if none.
+    pub prev_producer_id: i64,
+    /// The producer id the transaction being decided hands over to when it
+    /// completes (its epochs are used up); -1 if none.
+    pub next_producer_id: i64,
+}
+
+impl Default for StoredTxn {
+    fn default() -> StoredTxn {
+        StoredTxn {
+            producer_id: 0,
+            epoch: 0,
+            timeout_ms: 0,
+            state: 0,
+            partitions: Vec::new(),
+            groups: Vec::new(),
+            start_ms: 0,
+            update_ms: 0,
+            prev_producer_id: -1,
+            next_producer_id: -1,
+        }
+    }
+}
+
+impl StoredTxn {
+    /// Whether the fields of transaction version 2 hold anything, which
+    /// only the longer entry ([`TAG_TXN_ROTATION`]) can store.
+    fn has_rotation(&self) -> bool {
+        self.prev_producer_id != -1 || self.next_producer_id != -1
+    }
 }
 
 /// The highest transaction state number (CompleteAbort, as Kafka numbers them);
@@ -293,6 +324,10 @@ const TAG_TXN_OFFSET: u8 = 5;
 const TAG_TXN_OFFSET_END: u8 = 6;
 const TAG_TXN: u8 = 7;
 const TAG_DELETE_TXN: u8 = 8;
+/// A [`TAG_TXN`] entry followed by the previous and next producer ids. Only
+/// a transactional id whose producer id rotated is written so, which keeps
+/// every other entry readable by builds that predate it.
+const TAG_TXN_ROTATION: u8 = 9;
 
 fn write_offset(w: &mut Writer, offset: &CommittedOffset) {
     w.i64(offset.offset);
@@ -368,7 +403,7 @@ pub fn encode_change(change: &Change) -> Vec<u8> {
             w.u8(*commit as u8);
         }
         Change::Txn { id, state } => {
-            w.u8(TAG_TXN);
+            w.u8(if state.has_rotation() { TAG_TXN_ROTATION } else { TAG_TXN });
             w.str(id);
             w.i64(state.producer_id);
             w.i16(state.epoch);
@@ -384,6 +419,10 @@ pub fn encode_change(change: &Change) -> Vec<u8> {
             w.i32(state.groups.len() as i32);
             for group in &state.groups {
                 w.str(group);
+            }
+            if state.has_rotation() {
+                w.i64(state.prev_producer_id);
+                w.i64(state.next_producer_id);
             }
         }
         Change::DeleteTxn { id } => {
@@ -464,7 +503,7 @@ fn decode_fields(payload: &[u8]) -> Option<Change> {
             offset: read_offset(&mut r)?,
         },
         TAG_TXN_OFFSET_END => Change::TxnOffsetEnd { group: r.str()?, producer_id: r.i64()?, commit: r.u8()? != 0 },
-        TAG_TXN => {
+        tag @ (TAG_TXN | TAG_TXN_ROTATION) => {
             let id = r.str()?;
             let mut state = StoredTxn {
                 producer_id: r.i64()?,
@@ -489,6 +528,10 @@ fn decode_fields(payload: &[u8]) -> Option<Change> {
             }
             for _ in 0..count {
                 state.groups.push(r.str()?);
+            }
+            if tag == TAG_TXN_ROTATION {
+                state.prev_producer_id = r.i64()?;
+                state.next_producer_id = r.i64()?;
             }
             Change::Txn { id, state }
         }
@@ -746,8 +789,20 @@ mod tests {
                 groups: vec!["g".into()],
                 start_ms: 5,
                 update_ms: 6,
+                ..Default::default()
             },
         };
+        let rotated = match &txn {
+            Change::Txn { id, state } => Change::Txn {
+                id: id.clone(),
+                state: StoredTxn { prev_producer_id: 7, next_producer_id: 8, ..state.clone() },
+            },
+            _ => unreachable!(),
+        };
+        // Without a rotation the entry is written as before transaction version 2.
+        assert_eq!(encode_change(&txn)[0], TAG_TXN);
+        assert_eq!(encode_change(&rotated)[0], TAG_TXN_ROTATION);
+        assert_eq!(decode_change(&encode_change(&rotated)), Ok(rotated));
         let pending = Change::TxnOffset {
             group: "g".into(),
             producer_id: 7,

@@ -51,11 +51,14 @@ pub const SUPPORTED: [SupportedFeature; 6] = [
     // 0: a static quorum of one voter. Level 1 (KIP-853's dynamic voter set,
     // AddRaftVoter and RemoveRaftVoter) is not served.
     SupportedFeature { name: KRAFT_VERSION, min: 0, max: 0, initial: 0 },
-    // Transactions before KIP-890 part 2: level 1 differs from 0 only in the
-    // format of Kafka's own transaction log, which Sluice does not write.
-    // Level 2 (the new EndTxn, AddPartitionsToTxn and TxnOffsetCommit
-    // versions, epoch bumps per transaction) is not implemented.
-    SupportedFeature { name: TRANSACTION_VERSION, min: 0, max: 1, initial: 1 },
+    // Level 1 differs from 0 only in the format of Kafka's own transaction
+    // log, which Sluice does not write. Level 2 is KIP-890 part 2: clients
+    // that see it finalized use EndTxn v5 (an epoch bump per transaction),
+    // Produce v12+ and TxnOffsetCommit v5 (partitions and groups join the
+    // transaction implicitly); the coordinator's own aborts bump as Kafka's
+    // do at that level. A new cluster starts at 2, as Kafka 4.1's
+    // (`TransactionVersion.TV_2` needs metadata.version 4.0-IV2).
+    SupportedFeature { name: TRANSACTION_VERSION, min: 0, max: 2, initial: 2 },
     // Level 1 is KIP-848's consumer protocol. ConsumerGroupHeartbeat is
     // served and advertised whatever this level (clients look at the API,
     // not the feature); offering level 1 is not done yet.
@@ -95,6 +98,15 @@ impl Default for FeatureLevels {
 }
 
 impl FeatureLevels {
+    /// The levels of a catalog written before levels were stored: those of
+    /// a new data directory, except `transaction.version`, which Sluice then
+    /// served at 1. An upgrade keeps the levels the cluster had, as Kafka's does.
+    pub fn unrecorded() -> FeatureLevels {
+        let mut levels = FeatureLevels::default();
+        levels.set(TRANSACTION_VERSION, 1);
+        levels
+    }
+
     /// Levels as stored: `(name, level)` pairs, zeros dropped.
     pub fn from_levels(levels: impl IntoIterator<Item = (String, i16)>) -> FeatureLevels {
         FeatureLevels(levels.into_iter().filter(|(_, level)| *level != 0).collect())
@@ -219,7 +231,7 @@ mod tests {
     fn a_new_cluster_starts_at_kafka_4_1_levels_sluice_implements() {
         let levels = FeatureLevels::default();
         assert_eq!(levels.level(METADATA_VERSION), 27);
-        assert_eq!(levels.level(TRANSACTION_VERSION), 1);
+        assert_eq!(levels.level(TRANSACTION_VERSION), 2);
         assert_eq!(levels.level(ELR_VERSION), 1);
         assert_eq!(levels.level(GROUP_VERSION), 0);
         assert_eq!(levels.iter().count(), 3, "features at 0 are not finalized");
@@ -242,6 +254,15 @@ mod tests {
         assert_eq!(next.iter().count(), 1);
         let back = apply(&next, &[update(TRANSACTION_VERSION, 1, upgrade_type::UPGRADE)], 1).unwrap();
         assert_eq!(back.level(TRANSACTION_VERSION), 1);
+        // Transaction version 2 has no dependency Sluice's metadata.version lacks: up and down freely.
+        let v2 = apply(&back, &[update(TRANSACTION_VERSION, 2, upgrade_type::UPGRADE)], 1).unwrap();
+        assert_eq!(v2.level(TRANSACTION_VERSION), 2);
+        let v1 = apply(&v2, &[update(TRANSACTION_VERSION, 1, upgrade_type::SAFE_DOWNGRADE)], 1).unwrap();
+        assert_eq!(v1.level(TRANSACTION_VERSION), 1);
+        let v0 = apply(&v2, &[update(TRANSACTION_VERSION, 0, upgrade_type::UNSAFE_DOWNGRADE)], 1).unwrap();
+        assert_eq!(v0.level(TRANSACTION_VERSION), 0);
+        let skip = apply(&next, &[update(TRANSACTION_VERSION, 2, upgrade_type::UPGRADE)], 1).unwrap();
+        assert_eq!(skip.level(TRANSACTION_VERSION), 2, "0 to 2 in one step");
         // Setting the level a feature has is accepted (and changes nothing).
         assert_eq!(apply(&current, &[update(METADATA_VERSION, 27, 1), update(KRAFT_VERSION, 0, 1)], 1), Ok(current));
     }
@@ -250,8 +271,13 @@ mod tests {
     fn refusals_use_kafkas_words() {
         let current = FeatureLevels::default();
         assert_eq!(
-            refusal(&current, &[update(TRANSACTION_VERSION, 2, 1)]),
-            "Invalid update version 2 for feature transaction.version. Local controller 1 only supports versions 0-1"
+            refusal(&current, &[update(TRANSACTION_VERSION, 3, 1)]),
+            "Invalid update version 3 for feature transaction.version. Local controller 1 only supports versions 0-2"
+        );
+        assert_eq!(
+            refusal(&current, &[update(TRANSACTION_VERSION, 1, upgrade_type::UPGRADE)]),
+            "Invalid update version 1 for feature transaction.version. Can't downgrade the version of this feature \
+             without setting the upgrade type to either safe or unsafe downgrade."
         );
         assert_eq!(
             refusal(&current, &[update(GROUP_VERSION, 1, 1)]),
@@ -270,6 +296,11 @@ mod tests {
         assert_eq!(
             refusal(&off, &[update(TRANSACTION_VERSION, 1, 2)]),
             "Invalid update version 1 for feature transaction.version. Can't downgrade to a newer version."
+        );
+        let one = apply(&current, &[update(TRANSACTION_VERSION, 1, 2)], 1).unwrap();
+        assert_eq!(
+            refusal(&one, &[update(TRANSACTION_VERSION, 2, upgrade_type::SAFE_DOWNGRADE)]),
+            "Invalid update version 2 for feature transaction.version. Can't downgrade to a newer version."
         );
         assert_eq!(
             refusal(&current, &[update(ELR_VERSION, -1, 3)]),

@@ -131,7 +131,7 @@ impl Catalog {
     /// ID NAME=VALUE` for one broker), and a CRC-32 of everything before it.
     /// A `version N` line and one `feature NAME LEVEL` line per finalized
     /// feature follow the header; files written before features were stored
-    /// have neither (version 0, the features of a new data directory).
+    /// have neither (version 0, [`features::FeatureLevels::unrecorded`]).
     pub fn encode(&self) -> Vec<u8> {
         let mut text = String::new();
         text.push_str(CATALOG_MAGIC);
@@ -218,7 +218,7 @@ impl Catalog {
             }
         }
         let defaults = defaults(&broker_configs);
-        let features = levels.map_or_else(features::FeatureLevels::default, features::FeatureLevels::from_levels);
+        let features = levels.map_or_else(features::FeatureLevels::unrecorded, features::FeatureLevels::from_levels);
         let mut catalog = Catalog { broker_configs: Arc::new(broker_configs), features, version, ..Catalog::default() };
         for (name, (id, shards, overrides)) in topics {
             // Checked one by one only: a broker default changed since must not make a stored topic unreadable.
@@ -315,7 +315,14 @@ mod tests {
         assert_ne!(back.features, FeatureLevels::default());
         let older = sluice_storage::file::seal(format!("{CATALOG_MAGIC}\ntopic a {} 0\n", Uuid::new_v4()).as_bytes());
         let back = Catalog::decode(&older, |_| TopicConfig::default()).unwrap();
-        assert_eq!((back.version, back.features), (0, FeatureLevels::default()));
+        assert_eq!((back.version, back.features.clone()), (0, FeatureLevels::unrecorded()));
+        assert_eq!(back.features.level(features::TRANSACTION_VERSION), 1, "an upgraded data directory keeps level 1");
+        // A catalog that stored level 1 keeps it; a new one starts at 2.
+        let mut one = Catalog::default();
+        assert_eq!(one.features.level(features::TRANSACTION_VERSION), 2);
+        one.features = FeatureLevels::from_levels([(features::TRANSACTION_VERSION.to_string(), 1)]);
+        let back = Catalog::decode(&one.encode(), |_| TopicConfig::default()).unwrap();
+        assert_eq!(back.features.level(features::TRANSACTION_VERSION), 1);
     }
 
     #[test]

@@ -11,6 +11,13 @@
 //! CompleteAbort for `transactional.id.expiration.ms` is forgotten (a
 //! journal entry deletes it), as Kafka expires it.
 //!
+//! With transaction version 2 (KIP-890 part 2: EndTxn v5, implicit
+//! additions from Produce v12+ and TxnOffsetCommit v5) every decision bumps
+//! the producer epoch and the markers carry the new one; a producer whose
+//! epochs run out is handed a new producer id when its transaction
+//! completes (the id is chosen before the decision is made durable, so a
+//! restart completes the same hand-over).
+//!
 //! Markers go to every partition of the transaction on its owning shard
 //! (control batches, synced) and to the group coordinator of every group
 //! whose offsets the transaction committed. Operations on one transactional
@@ -50,6 +57,10 @@ pub trait TxnEnv {
     async fn write_group_markers(&self, groups: &[String], producer_id: i64, commit: bool) -> Result<(), String>;
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
+    /// Whether the cluster's finalized `transaction.version` is 2 or more,
+    /// which decides how the coordinator's own aborts (timeouts, fencing by
+    /// a new producer) bump the epoch, as Kafka's `transactionVersionLevel`.
+    fn epoch_bump(&self) -> bool;
 }
 
 /// Where a transaction is, named and numbered as Kafka's coordinator does.
@@ -314,7 +325,7 @@ impl TxnCoordinator {
             return Ok((txn.producer_id, txn.epoch));
         };
         let mut bumped = false;
-        if let Some(unfinished) = state::unfinished(&txn)? {
+        if let Some(unfinished) = state::unfinished(&txn, env.epoch_bump())? {
             txn = self.complete(env, id, txn, unfinished.commit, unfinished.epoch).await?;
             bumped = unfinished.bumped;
         }
@@ -346,7 +357,10 @@ impl TxnCoordinator {
         }
     }
 
-    /// EndTxn: commits or aborts the producer's open transaction.
+    /// EndTxn: commits or aborts the producer's open transaction. With
+    /// transaction version 2 (`epoch_bump`: EndTxn v5) the epoch is bumped
+    /// and the answer is the producer id and epoch the client continues
+    /// with; before it, the ones it has.
     pub async fn end_txn(
         &self,
         env: &impl TxnEnv,
@@ -354,11 +368,25 @@ impl TxnCoordinator {
         producer_id: i64,
         epoch: i16,
         commit: bool,
-    ) -> Result<(), ResponseError> {
+        epoch_bump: bool,
+    ) -> Result<(i64, i16), ResponseError> {
         let _guard = self.lock(id).await?;
-        match state::end(self.get(id), producer_id, epoch, commit)? {
-            state::EndStep::Complete(txn) => self.complete(env, id, txn, commit, epoch).await.map(|_| ()),
-            state::EndStep::AlreadyDone => Ok(()),
+        let step = match epoch_bump {
+            true => state::end_v2(self.get(id), producer_id, epoch, commit, env.now_ms())?,
+            false => state::end(self.get(id), producer_id, epoch, commit)?,
+        };
+        match step {
+            state::EndStep::Complete { mut txn, epoch, rotate } => {
+                if rotate {
+                    txn.next_producer_id = env.allocate_producer_id().await?;
+                }
+                let done = self.complete(env, id, txn, commit, epoch).await?;
+                Ok(state::continues_with(&done))
+            }
+            state::EndStep::AlreadyDone => {
+                let txn = self.get(id).ok_or(ResponseError::InvalidProducerIdMapping)?;
+                Ok(state::continues_with(&txn))
+            }
         }
     }
 
@@ -431,12 +459,13 @@ impl TxnCoordinator {
     /// and forgets transactional ids past `transactional.id.expiration.ms`.
     pub async fn sweep(&self, env: &impl TxnEnv) {
         let now = env.now_ms();
+        let epoch_bump = env.epoch_bump();
         let mut due: Vec<(String, StoredTxn)> = Vec::new();
         let mut idle: BTreeMap<usize, Vec<(String, StoredTxn)>> = BTreeMap::new();
         let mut idle_count = 0;
         for (n, partition) in &self.partitions {
             for (id, txn) in &partition.state.borrow().txns {
-                if state::sweep(txn, now).is_some() {
+                if state::sweep(txn, now, epoch_bump).is_some() {
                     due.push((id.clone(), txn.clone()));
                 } else if idle_count < TXN_IDS_EXPIRED_PER_SWEEP_MAX
                     && state::expired(txn, now, self.settings.id_expiration_ms)
@@ -456,7 +485,7 @@ impl TxnCoordinator {
             if txn != seen {
                 continue;
             }
-            let Some((commit, epoch)) = state::sweep(&txn, now) else { continue };
+            let Some((commit, epoch)) = state::sweep(&txn, now, epoch_bump) else { continue };
             if state_of(&txn) == TxnState::Ongoing {
                 tracing::info!(transactional_id = %id, producer_id = txn.producer_id, "transaction timed out; aborting");
             }

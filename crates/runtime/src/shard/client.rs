@@ -188,4 +188,8 @@ impl TxnEnv for ShardEnv {
     fn now_ms(&self) -> i64 {
         sluice_core::clock::now_ms()
     }
+
+    fn epoch_bump(&self) -> bool {
+        self.0.catalog().features.level(sluice_domain::metadata::features::TRANSACTION_VERSION) >= 2
+    }
 }
