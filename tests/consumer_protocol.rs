@@ -295,8 +295,38 @@ async fn a_regex_subscription_picks_up_a_topic_created_later() {
     broker.stop();
 }
 
+/// The broker flags of these tests, for a restart on the same data dir.
+const FLAGS: [&str; 4] =
+    ["--group-consumer-session-timeout-ms", "6000", "--group-consumer-heartbeat-interval-ms", "500"];
+
+/// The partitions a heartbeat answer assigned, as the next heartbeat reports them owned.
+fn owned_from(response: &ConsumerGroupHeartbeatResponse) -> Vec<TopicPartitions> {
+    let topics = response.assignment.as_ref().map(|a| a.topic_partitions.clone()).unwrap_or_default();
+    topics
+        .iter()
+        .map(|t| TopicPartitions::default().with_topic_id(t.topic_id).with_partitions(t.partitions.clone()))
+        .collect()
+}
+
+fn beat_request(group: &str, member: &str, epoch: i32, owned: &[TopicPartitions]) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_member_id(StrBytes::from_string(member.into()))
+        .with_member_epoch(epoch)
+        .with_rebalance_timeout_ms(-1)
+        .with_topic_partitions(Some(owned.to_vec()))
+}
+
+/// (group epoch, [(member id, member epoch)]) as ConsumerGroupDescribe shows them.
+fn epochs(raw: &mut Raw, group: &str) -> (i32, Vec<(String, i32)>) {
+    let described = describe(raw, group);
+    let g = &described.groups[0];
+    assert_eq!(g.error_code, 0, "{g:?}");
+    (g.group_epoch, g.members.iter().map(|m| (m.member_id.to_string(), m.member_epoch)).collect())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn members_are_forgotten_by_a_restart_and_rejoin() {
+async fn members_keep_their_ids_and_epochs_across_restarts_and_sessions_restart_on_load() {
     let broker = start_broker("kip848-restart");
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "kept", 2, &[]).await;
@@ -305,6 +335,8 @@ async fn members_are_forgotten_by_a_restart_and_rejoin() {
     let mut raw = Raw::connect(&broker);
     let joined = heartbeat(&mut raw, &join_request("restarters", "m1", &["kept"]));
     assert_eq!((joined.error_code, joined.member_epoch), (0, 1), "{joined:?}");
+    let owned = owned_from(&joined);
+    assert_eq!(owned.iter().map(|t| t.partitions.len()).sum::<usize>(), 2);
     // Malformed heartbeats are refused as Kafka does.
     let bad = join_request("restarters", "m2", &["kept"]).with_topic_partitions(None);
     assert_eq!(heartbeat(&mut raw, &bad).error_code, 42, "INVALID_REQUEST");
@@ -313,19 +345,90 @@ async fn members_are_forgotten_by_a_restart_and_rejoin() {
     assert_eq!(heartbeat(&mut raw, &bad).error_code, 128, "INVALID_REGULAR_EXPRESSION");
     let fenced = heartbeat(&mut raw, &join_request("restarters", "m1", &["kept"]).with_member_epoch(7));
     assert_eq!(fenced.error_code, 110, "FENCED_MEMBER_EPOCH: {fenced:?}");
+    let before = epochs(&mut raw, "restarters");
+    assert_eq!(before, (1, vec![("m1".to_string(), 1)]));
+
+    // A clean stop: m1 goes on heartbeating at its epoch, no rejoin, nothing moves.
     let dir = broker.stop();
-    let broker = Broker::start_in(
-        dir,
-        2,
-        &["--group-consumer-session-timeout-ms", "6000", "--group-consumer-heartbeat-interval-ms", "500"],
-    );
+    let broker = Broker::start_in(dir, 2, &FLAGS);
     let mut raw = Raw::connect(&broker);
-    let after = heartbeat(&mut raw, &join_request("restarters", "m1", &["kept"]).with_member_epoch(1));
-    assert_eq!(after.error_code, 25, "UNKNOWN_MEMBER_ID after a restart: {after:?}");
-    let rejoined = heartbeat(&mut raw, &join_request("restarters", "m1", &["kept"]));
-    assert_eq!(rejoined.error_code, 0, "{rejoined:?}");
-    let assigned: usize = rejoined.assignment.unwrap().topic_partitions.iter().map(|t| t.partitions.len()).sum();
-    assert_eq!(assigned, 2);
+    let after = heartbeat(&mut raw, &beat_request("restarters", "m1", 1, &owned));
+    assert_eq!((after.error_code, after.member_epoch), (0, 1), "{after:?}");
+    assert!(after.assignment.is_none(), "nothing changed for m1: {after:?}");
+    assert_eq!(epochs(&mut raw, "restarters"), before);
+
+    // kill -9, and the broker down for longer than the session timeout: the
+    // session restarts when the group is loaded, as Kafka's.
+    let dir = broker.kill();
+    std::thread::sleep(Duration::from_secs(7));
+    let broker = Broker::start_in(dir, 2, &FLAGS);
+    let mut raw = Raw::connect(&broker);
+    assert_eq!(epochs(&mut raw, "restarters"), before);
+    let after = heartbeat(&mut raw, &beat_request("restarters", "m1", 1, &owned));
+    assert_eq!((after.error_code, after.member_epoch), (0, 1), "{after:?}");
     assert_eq!(kafka::committed(&broker.bootstrap(), "restarters", "kept", 2)[0], 1, "offsets survive");
+
+    // A second member moves the group epoch; both survive another crash.
+    let m2 = heartbeat(&mut raw, &join_request("restarters", "m2", &["kept"]));
+    assert_eq!((m2.error_code, m2.member_epoch), (0, 2), "{m2:?}");
+    let revoke = heartbeat(&mut raw, &beat_request("restarters", "m1", 1, &owned));
+    assert_eq!(revoke.error_code, 0, "{revoke:?}");
+    let kept = owned_from(&revoke);
+    assert_eq!(kept.iter().map(|t| t.partitions.len()).sum::<usize>(), 1, "m1 gives one partition up");
+    let dir = broker.kill();
+    let broker = Broker::start_in(dir, 2, &FLAGS);
+    let mut raw = Raw::connect(&broker);
+    // m1 acknowledges the revocation after the crash and reaches epoch 2; m2 then gets the partition.
+    let acked = heartbeat(&mut raw, &beat_request("restarters", "m1", 1, &kept));
+    assert_eq!((acked.error_code, acked.member_epoch), (0, 2), "{acked:?}");
+    let m2 = heartbeat(&mut raw, &beat_request("restarters", "m2", 2, &[]));
+    assert_eq!(m2.error_code, 0, "{m2:?}");
+    assert_eq!(owned_from(&m2).iter().map(|t| t.partitions.len()).sum::<usize>(), 1, "{m2:?}");
+    let (group_epoch, members) = epochs(&mut raw, "restarters");
+    assert_eq!((group_epoch, members), (2, vec![("m1".to_string(), 2), ("m2".to_string(), 2)]));
+
+    // Silent after the restart: the restarted sessions expire as usual.
+    tokio::task::block_in_place(|| {
+        wait_until("both sessions to expire", Duration::from_secs(20), || epochs(&mut raw, "restarters").1.is_empty())
+    });
+    let late = heartbeat(&mut raw, &beat_request("restarters", "m1", 2, &kept));
+    assert_eq!(late.error_code, 25, "UNKNOWN_MEMBER_ID: {late:?}");
+    broker.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_librdkafka_member_consumes_on_across_a_restart_and_a_crash() {
+    let broker = start_broker("kip848-restart-rdkafka");
+    let bootstrap = broker.bootstrap();
+    // The broker comes back on the same port, so the client reconnects to it.
+    let listen = bootstrap.clone();
+    create_topic(&bootstrap, "steady", 3, &[]).await;
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+    let member = Member::start("s", &bootstrap, "steadies", &["steady"], seen.clone());
+    tokio::task::block_in_place(|| {
+        wait_until("the member to own all three partitions", Duration::from_secs(30), || {
+            exclusive_cover(&[member.owned()], "steady", 3)
+        })
+    });
+    produce(&kafka::producer(&bootstrap, &[]), "steady", records("before", 300)).await;
+    tokio::task::block_in_place(|| seen_exactly_once(&seen, "before", 300));
+    std::thread::sleep(Duration::from_millis(1000));
+    let mut raw = Raw::connect(&broker);
+    let before = epochs(&mut raw, "steadies");
+    assert_eq!(before.1.len(), 1, "{before:?}");
+    drop(raw);
+
+    let mut broker = broker;
+    for (round, crash) in [("clean", false), ("crash", true)] {
+        let dir = if crash { broker.kill() } else { broker.stop() };
+        broker = Broker::start_listening(dir, 2, &listen, &FLAGS);
+        assert_eq!(broker.bootstrap(), listen);
+        produce(&kafka::producer(&listen, &[]), "steady", records(round, 300)).await;
+        tokio::task::block_in_place(|| seen_exactly_once(&seen, round, 300));
+        let mut raw = Raw::connect(&broker);
+        assert_eq!(epochs(&mut raw, "steadies"), before, "{round}: the member went on without rejoining");
+    }
+    assert!(exclusive_cover(&[member.owned()], "steady", 3));
+    member.close();
     broker.stop();
 }

@@ -487,7 +487,7 @@ fn kafka_features_describes_upgrades_and_downgrades() {
     let broker = start("ops-features");
     let expected: BTreeMap<String, [String; 4]> = [
         ("eligible.leader.replicas.version", levels("0", "1", "1", 0)),
-        ("group.version", levels("0", "0", "0", 0)),
+        ("group.version", levels("0", "1", "1", 0)),
         ("kraft.version", levels("0", "0", "0", 0)),
         ("metadata.version", levels("4.1-IV1", "4.1-IV1", "4.1-IV1", 0)),
         ("share.version", levels("0", "0", "0", 0)),
@@ -518,12 +518,19 @@ fn kafka_features_describes_upgrades_and_downgrades() {
         ),
         "{refused}"
     );
-    let refused = tool_fails(&broker, FEATURES, &["upgrade", "--feature", "group.version=1", "--dry-run"]);
+    let refused = tool_fails(&broker, FEATURES, &["upgrade", "--feature", "group.version=2", "--dry-run"]);
     assert!(
-        refused.contains("Can not upgrade group.version to 1. ")
+        refused.contains("Can not upgrade group.version to 2. ")
             && refused.contains(
-                "Invalid update version 1 for feature group.version. Local controller 3 does not support this feature."
+                "Invalid update version 2 for feature group.version. Local controller 3 only supports versions 0-1"
             ),
+        "{refused}"
+    );
+    let refused = tool_fails(&broker, FEATURES, &["upgrade", "--feature", "share.version=1", "--dry-run"]);
+    assert!(
+        refused.contains(
+            "Invalid update version 1 for feature share.version. Local controller 3 does not support this feature."
+        ),
         "{refused}"
     );
     let refused = tool_fails(&broker, FEATURES, &["downgrade", "--metadata", "4.0-IV3"]);
@@ -558,11 +565,17 @@ fn update_features_and_api_versions_on_the_wire() {
         v4.supported_features.iter().map(|f| (f.name.as_str(), f.min_version, f.max_version)).collect();
     assert_eq!(supported.len(), 6, "{supported:?}");
     assert!(supported.contains(&("transaction.version", 0, 1)), "{supported:?}");
+    assert!(supported.contains(&("group.version", 0, 1)), "{supported:?}");
     let finalized: Vec<(&str, i16)> =
         v4.finalized_features.iter().map(|f| (f.name.as_str(), f.max_version_level)).collect();
     assert_eq!(
         finalized,
-        [("eligible.leader.replicas.version", 1), ("metadata.version", 27), ("transaction.version", 1)]
+        [
+            ("eligible.leader.replicas.version", 1),
+            ("group.version", 1),
+            ("metadata.version", 27),
+            ("transaction.version", 1)
+        ]
     );
     assert_eq!(v4.finalized_features_epoch, 0);
     // Before v4, features whose minimum is 0 are left out (KAFKA-17492).
@@ -579,7 +592,7 @@ fn update_features_and_api_versions_on_the_wire() {
     assert_eq!(answer.results[0].feature.as_str(), "eligible.leader.replicas.version");
     assert_eq!(answer.results[0].error_code, 0);
     let v4: ApiVersionsResponse = raw.call(ApiKey::ApiVersions, 4, &ApiVersionsRequest::default());
-    assert_eq!(v4.finalized_features.len(), 3, "validate_only changed nothing");
+    assert_eq!(v4.finalized_features.len(), 4, "validate_only changed nothing");
     assert_eq!(v4.finalized_features_epoch, 0);
 
     // One refusal refuses every update of the request.
@@ -609,7 +622,11 @@ fn update_features_and_api_versions_on_the_wire() {
     assert_eq!(applied.error_code, 0);
     let v4: ApiVersionsResponse = raw.call(ApiKey::ApiVersions, 4, &ApiVersionsRequest::default());
     let finalized: Vec<&str> = v4.finalized_features.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(finalized, ["metadata.version", "transaction.version"], "a feature at 0 is not finalized");
+    assert_eq!(
+        finalized,
+        ["group.version", "metadata.version", "transaction.version"],
+        "a feature at 0 is not finalized"
+    );
     assert_eq!(v4.finalized_features_epoch, 1);
     broker.stop();
 }
