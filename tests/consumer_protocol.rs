@@ -13,10 +13,15 @@ use std::time::{Duration, Instant};
 use common::kafka::{self, client_config, produce, value, Record};
 use common::{create_topic, wait_until, Broker, Raw};
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
 use kafka_protocol::messages::{
     ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest,
     ConsumerGroupHeartbeatResponse, GroupId, JoinGroupRequest, JoinGroupResponse, ListGroupsRequest,
     ListGroupsResponse, TopicName,
+};
+use kafka_protocol::messages::{
+    ApiVersionsRequest, ApiVersionsResponse, DescribeGroupsRequest, DescribeGroupsResponse, UpdateFeaturesRequest,
+    UpdateFeaturesResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -44,11 +49,16 @@ struct Member {
 
 impl Member {
     fn start(name: &str, bootstrap: &str, group: &str, topics: &[&str], seen: Seen) -> Member {
+        Member::start_with("consumer", name, bootstrap, group, topics, seen)
+    }
+
+    /// A member of `protocol`'s group protocol (`consumer` or `classic`).
+    fn start_with(protocol: &str, name: &str, bootstrap: &str, group: &str, topics: &[&str], seen: Seen) -> Member {
         let consumer: BaseConsumer = client_config(
             bootstrap,
             &[
                 ("group.id", group),
-                ("group.protocol", "consumer"),
+                ("group.protocol", protocol),
                 ("enable.auto.commit", "true"),
                 ("auto.commit.interval.ms", "100"),
                 ("auto.offset.reset", "earliest"),
@@ -430,5 +440,129 @@ async fn a_librdkafka_member_consumes_on_across_a_restart_and_a_crash() {
     }
     assert!(exclusive_cover(&[member.owned()], "steady", 3));
     member.close();
+    broker.stop();
+}
+
+/// The state DescribeGroups (v5) gives the group.
+fn classic_state(raw: &mut Raw, group: &str) -> String {
+    let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(StrBytes::from_string(group.into()))]);
+    let described: DescribeGroupsResponse = raw.call(ApiKey::DescribeGroups, 5, &request);
+    assert_eq!(described.groups[0].error_code, 0, "{described:?}");
+    described.groups[0].group_state.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_and_consumer_members_take_turns_on_one_group_and_its_offsets() {
+    let broker = start_broker("kip848-turns");
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "turns", 2, &[]).await;
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+    let mut raw = Raw::connect(&broker);
+
+    // A classic member first.
+    produce(&kafka::producer(&bootstrap, &[]), "turns", records("one", 100)).await;
+    let classic = Member::start_with("classic", "c1", &bootstrap, "turners", &["turns"], seen.clone());
+    tokio::task::block_in_place(|| seen_exactly_once(&seen, "one", 100));
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(classic_state(&mut raw, "turners"), "Stable");
+    // A consumer-protocol member may not join while the classic group has members.
+    let refused = heartbeat(&mut raw, &join_request("turners", "k1", &["turns"]));
+    assert_eq!(refused.error_code, 69, "GROUP_ID_NOT_FOUND: {refused:?}");
+    classic.close();
+    assert_eq!(classic_state(&mut raw, "turners"), "Empty");
+
+    // The empty classic group becomes a consumer group, from the committed offsets.
+    produce(&kafka::producer(&bootstrap, &[]), "turns", records("two", 100)).await;
+    let modern = Member::start("k1", &bootstrap, "turners", &["turns"], seen.clone());
+    tokio::task::block_in_place(|| seen_exactly_once(&seen, "two", 100));
+    std::thread::sleep(Duration::from_millis(1000));
+    // As Kafka 4.1's: DescribeGroups before v6 describes a consumer group as Dead, with no error.
+    assert_eq!(classic_state(&mut raw, "turners"), "Dead");
+    assert_eq!(epochs(&mut raw, "turners").1.len(), 1);
+    // A classic member of another protocol type is refused.
+    let join = JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("turners")))
+        .with_member_id(StrBytes::from_static_str("classic-1"))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(StrBytes::from_static_str("connect"));
+    let refused: JoinGroupResponse = raw.call(ApiKey::JoinGroup, 9, &join);
+    assert_eq!(refused.error_code, 23, "INCONSISTENT_GROUP_PROTOCOL: {refused:?}");
+    modern.close();
+
+    // Empty again: a classic member takes the group back, from the offsets the consumer protocol committed.
+    produce(&kafka::producer(&bootstrap, &[]), "turns", records("three", 100)).await;
+    let classic = Member::start_with("classic", "c2", &bootstrap, "turners", &["turns"], seen.clone());
+    tokio::task::block_in_place(|| seen_exactly_once(&seen, "three", 100));
+    {
+        let seen = seen.lock().unwrap();
+        let values: BTreeSet<&String> = seen.iter().map(|s| &s.4).collect();
+        assert_eq!((seen.len(), values.len()), (300, 300), "every record once, in three turns");
+    }
+    classic.close();
+    broker.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_migration_policy_disabled_a_classic_group_is_not_upgraded() {
+    let broker = Broker::start(
+        "kip848-no-upgrade",
+        2,
+        &[&FLAGS[..], &["--group-consumer-migration-policy", "DISABLED"]].concat(),
+    );
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "kept-classic", 1, &[]).await;
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+    let classic = Member::start_with("classic", "c", &bootstrap, "classics", &["kept-classic"], seen.clone());
+    let mut raw = Raw::connect(&broker);
+    tokio::task::block_in_place(|| {
+        wait_until("the classic group to be stable", Duration::from_secs(30), || {
+            classic_state(&mut raw, "classics") == "Stable"
+        })
+    });
+    let refused = heartbeat(&mut raw, &join_request("classics", "k1", &["kept-classic"]));
+    assert_eq!(refused.error_code, 69, "GROUP_ID_NOT_FOUND: {refused:?}");
+    assert_eq!(
+        refused.error_message.as_deref(),
+        Some("Cannot upgrade classic group classics to consumer group because online upgrade is disabled.")
+    );
+    classic.close();
+    // An empty classic group is replaced whatever the policy, as in Kafka.
+    let joined = heartbeat(&mut raw, &join_request("classics", "k1", &["kept-classic"]));
+    assert_eq!((joined.error_code, joined.member_epoch), (0, 1), "{joined:?}");
+    broker.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_group_version_1_the_consumer_protocol_answers_unsupported_version() {
+    let broker = start_broker("kip848-feature");
+    let mut raw = Raw::connect(&broker);
+    let joined = heartbeat(&mut raw, &join_request("featured", "m1", &["any"]));
+    assert_eq!(joined.error_code, 0, "a new cluster starts at group.version 1: {joined:?}");
+    let off =
+        UpdateFeaturesRequest::default().with_timeout_ms(30_000).with_feature_updates(vec![FeatureUpdateKey::default(
+        )
+        .with_feature(StrBytes::from_static_str("group.version"))
+        .with_max_version_level(0)
+        .with_upgrade_type(2)]);
+    let answer: UpdateFeaturesResponse = raw.call(ApiKey::UpdateFeatures, 1, &off);
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    let refused = heartbeat(&mut raw, &join_request("featured", "m1", &["any"]));
+    assert_eq!((refused.error_code, refused.error_message.as_deref()), (35, None), "UNSUPPORTED_VERSION");
+    let described = describe(&mut raw, "featured");
+    assert_eq!(described.groups[0].error_code, 35, "UNSUPPORTED_VERSION: {described:?}");
+    // ApiVersions still lists the API, as Kafka's.
+    let versions: ApiVersionsResponse = raw.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert!(versions.api_keys.iter().any(|k| k.api_key == ApiKey::ConsumerGroupHeartbeat as i16));
+    let on =
+        UpdateFeaturesRequest::default().with_timeout_ms(30_000).with_feature_updates(vec![FeatureUpdateKey::default(
+        )
+        .with_feature(StrBytes::from_static_str("group.version"))
+        .with_max_version_level(1)
+        .with_upgrade_type(1)]);
+    let answer: UpdateFeaturesResponse = raw.call(ApiKey::UpdateFeatures, 1, &on);
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    let beat = heartbeat(&mut raw, &beat_request("featured", "m1", 1, &[]));
+    assert_eq!((beat.error_code, beat.member_epoch), (0, 1), "the group was kept: {beat:?}");
     broker.stop();
 }

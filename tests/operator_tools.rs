@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::{fresh_data_dir, Broker, Raw};
+use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_partitions_request::{CreatePartitionsAssignment, CreatePartitionsTopic};
 use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
@@ -28,6 +29,7 @@ use kafka_protocol::messages::{
     DescribeQuorumRequest, DescribeQuorumResponse, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse,
     TopicName, UpdateFeaturesRequest, UpdateFeaturesResponse,
 };
+use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId};
 use kafka_protocol::protocol::StrBytes;
 
 /// The node id the brokers here run with, so that "this node" is never a default 0.
@@ -79,6 +81,7 @@ const TOPICS: &str = "org.apache.kafka.tools.TopicCommand";
 const CONFIGS: &str = "kafka.admin.ConfigCommand";
 const QUORUM: &str = "org.apache.kafka.tools.MetadataQuorumCommand";
 const FEATURES: &str = "org.apache.kafka.tools.FeatureCommand";
+const CONSUMER_GROUPS: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
 
 fn name(text: &str) -> TopicName {
     TopicName(StrBytes::from_string(text.to_string()))
@@ -892,4 +895,52 @@ fn a_kafka_4_1_server_properties_starts_the_broker_with_one_warning() {
         ),
         "{said}"
     );
+}
+
+#[test]
+fn kafka_consumer_groups_describes_a_consumer_protocol_group_with_members_and_offsets() {
+    let broker = start("ops-consumer-groups");
+    let mut raw = Raw::connect(&broker);
+    create_topics(&mut raw, &[("watched", 2)]);
+    // Offsets first (an empty group), then a consumer-protocol member takes the group over.
+    common::kafka::commit(&broker.bootstrap(), "watchers", "watched", &[(0, 0), (1, 0)]);
+    let join = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("watchers")))
+        .with_member_id(StrBytes::from_static_str("member-one"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![name("watched")]))
+        .with_topic_partitions(Some(Vec::new()));
+    let joined: ConsumerGroupHeartbeatResponse = raw.call(ApiKey::ConsumerGroupHeartbeat, 1, &join);
+    assert_eq!((joined.error_code, joined.member_epoch), (0, 1), "{joined:?}");
+    let owned: Vec<TopicPartitions> = joined
+        .assignment
+        .unwrap()
+        .topic_partitions
+        .iter()
+        .map(|t| TopicPartitions::default().with_topic_id(t.topic_id).with_partitions(t.partitions.clone()))
+        .collect();
+    let beat = join.clone().with_member_epoch(1).with_topic_partitions(Some(owned));
+    let stable: ConsumerGroupHeartbeatResponse = raw.call(ApiKey::ConsumerGroupHeartbeat, 1, &beat);
+    assert_eq!(stable.error_code, 0, "{stable:?}");
+
+    let offsets = tool_ok(&broker, CONSUMER_GROUPS, &["--describe", "--group", "watchers"]);
+    let rows: Vec<Vec<&str>> =
+        offsets.lines().filter(|l| l.starts_with("watchers ")).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), 2, "one row per partition:\n{offsets}");
+    for row in &rows {
+        // GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID
+        assert_eq!((row[1], row[3], row[4], row[5], row[6]), ("watched", "0", "0", "0", "member-one"), "{offsets}");
+    }
+    let state = tool_ok(&broker, CONSUMER_GROUPS, &["--describe", "--group", "watchers", "--state"]);
+    let line = state.lines().find(|l| l.starts_with("watchers ")).unwrap_or_else(|| panic!("{state}"));
+    // GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE #MEMBERS
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[fields.len() - 3..], ["uniform", "Stable", "1"], "{state}");
+    let members = tool_ok(&broker, CONSUMER_GROUPS, &["--describe", "--group", "watchers", "--members"]);
+    let line = members.lines().find(|l| l.starts_with("watchers ")).unwrap_or_else(|| panic!("{members}"));
+    assert!(line.contains("member-one") && line.split_whitespace().last() == Some("2"), "{members}");
+    let listed = tool_ok(&broker, CONSUMER_GROUPS, &["--list", "--type"]);
+    assert!(listed.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["watchers", "Consumer"]), "{listed}");
+    broker.stop();
 }

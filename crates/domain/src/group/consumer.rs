@@ -80,6 +80,8 @@ pub struct ConsumerSettings {
     pub assignors: Vec<AssignorKind>,
     /// `group.consumer.max.size`.
     pub members_max: usize,
+    /// Whether `group.consumer.migration.policy` allows upgrading a classic group.
+    pub upgrade_enabled: bool,
 }
 
 /// The topics as assignment needs them: id and partition count by name.
@@ -999,6 +1001,7 @@ mod tests {
             heartbeat_interval_ms: 5_000,
             assignors: vec![AssignorKind::Uniform, AssignorKind::Range],
             members_max: 3,
+            upgrade_enabled: true,
         }
     }
 

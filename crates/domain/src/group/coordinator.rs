@@ -1,6 +1,9 @@
 //! The group coordinator of one shard, for the groups whose offsets
 //! partitions it owns: the I/O shell around the classic group state machine
-//! ([`super::classic::Group`]), and committed offsets.
+//! ([`super::classic::Group`]) and the consumer group one
+//! ([`super::consumer::ConsumerGroup`]), and committed offsets. A consumer
+//! group's change is written as the difference between the group in memory
+//! and its stored records, so a heartbeat that changes nothing writes nothing.
 //!
 //! The shell reads the clock once per operation ([`Now::system`]) and hands
 //! the reading to the state machine; it keeps the JoinGroup and SyncGroup
@@ -771,6 +774,30 @@ impl GroupCoordinator {
         Ok(answer)
     }
 
+    /// Why a consumer-protocol member may not join a classic group that has
+    /// members, with Kafka's checks (`validateOnlineUpgrade`) and messages.
+    /// A group that passes them Kafka converts online; Sluice does not convert
+    /// a classic group with members, and refuses it as not a consumer group.
+    fn refuse_upgrade(&self, group: &Group) -> Refusal {
+        let id = group.id();
+        let cannot = |why: &str| {
+            (
+                ResponseError::GroupIdNotFound,
+                format!("Cannot upgrade classic group {id} to consumer group because {why}."),
+            )
+        };
+        if !self.settings.consumer.upgrade_enabled {
+            return cannot("online upgrade is disabled");
+        }
+        if group.protocol_type() != Some("consumer") {
+            return cannot("the group does not use the consumer embedded protocol");
+        }
+        if group.member_ids().count() > self.settings.consumer.members_max {
+            return cannot("the group size exceeds the consumer group maximum size");
+        }
+        (ResponseError::GroupIdNotFound, format!("Group {id} is not a consumer group."))
+    }
+
     /// The heartbeat applied in memory, and the records that make it durable.
     fn consumer_heartbeat_in_memory(
         &self,
@@ -784,7 +811,7 @@ impl GroupCoordinator {
             if let Some(hosted) = groups.get(group_id) {
                 let state = hosted.group.state();
                 if state != GroupState::Empty && state != GroupState::Dead {
-                    return Err((ResponseError::GroupIdNotFound, format!("Group {group_id} is not a consumer group.")));
+                    return Err(self.refuse_upgrade(&hosted.group));
                 }
                 groups.remove(group_id);
             }
