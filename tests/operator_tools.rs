@@ -921,8 +921,13 @@ fn kafka_consumer_groups_describes_a_consumer_protocol_group_with_members_and_of
         .map(|t| TopicPartitions::default().with_topic_id(t.topic_id).with_partitions(t.partitions.clone()))
         .collect();
     let beat = join.clone().with_member_epoch(1).with_topic_partitions(Some(owned));
-    let stable: ConsumerGroupHeartbeatResponse = raw.call(ApiKey::ConsumerGroupHeartbeat, 1, &beat);
-    assert_eq!(stable.error_code, 0, "{stable:?}");
+    // Each tool run starts a JVM: the member heartbeats before each, so its
+    // session (45 s) never lapses on a slow machine.
+    let mut keep_alive = || {
+        let stable: ConsumerGroupHeartbeatResponse = raw.call(ApiKey::ConsumerGroupHeartbeat, 1, &beat);
+        assert_eq!(stable.error_code, 0, "{stable:?}");
+    };
+    keep_alive();
 
     let offsets = tool_ok(&broker, CONSUMER_GROUPS, &["--describe", "--group", "watchers"]);
     let rows: Vec<Vec<&str>> =
@@ -932,11 +937,13 @@ fn kafka_consumer_groups_describes_a_consumer_protocol_group_with_members_and_of
         // GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID
         assert_eq!((row[1], row[3], row[4], row[5], row[6]), ("watched", "0", "0", "0", "member-one"), "{offsets}");
     }
+    keep_alive();
     let state = tool_ok(&broker, CONSUMER_GROUPS, &["--describe", "--group", "watchers", "--state"]);
     let line = state.lines().find(|l| l.starts_with("watchers ")).unwrap_or_else(|| panic!("{state}"));
     // GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE #MEMBERS
     let fields: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(fields[fields.len() - 3..], ["uniform", "Stable", "1"], "{state}");
+    keep_alive();
     let members = tool_ok(&broker, CONSUMER_GROUPS, &["--describe", "--group", "watchers", "--members"]);
     let line = members.lines().find(|l| l.starts_with("watchers ")).unwrap_or_else(|| panic!("{members}"));
     assert!(line.contains("member-one") && line.split_whitespace().last() == Some("2"), "{members}");
