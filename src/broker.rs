@@ -234,6 +234,7 @@ fn consumer_settings(
         heartbeat_interval_ms: config.heartbeat_interval_ms as i32,
         assignors,
         members_max: config.max_size,
+        upgrade_enabled: matches!(config.migration_policy.as_str(), "upgrade" | "bidirectional"),
     })
 }
 

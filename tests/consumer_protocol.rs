@@ -13,10 +13,15 @@ use std::time::{Duration, Instant};
 use common::kafka::{self, client_config, produce, value, Record};
 use common::{create_topic, wait_until, Broker, Raw};
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
 use kafka_protocol::messages::{
     ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest,
     ConsumerGroupHeartbeatResponse, GroupId, JoinGroupRequest, JoinGroupResponse, ListGroupsRequest,
     ListGroupsResponse, TopicName,
+};
+use kafka_protocol::messages::{
+    ApiVersionsRequest, ApiVersionsResponse, DescribeGroupsRequest, DescribeGroupsResponse, UpdateFeaturesRequest,
+    UpdateFeaturesResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -44,11 +49,16 @@ struct Member {
 
 impl Member {
     fn start(name: &str, bootstrap: &str, group: &str, topics: &[&str], seen: Seen) -> Member {
+        Member::start_with("consumer", name, bootstrap, group, topics, seen)
+    }
+
+    /// A member of `protocol`'s group protocol (`consumer` or `classic`).
+    fn start_with(protocol: &str, name: &str, bootstrap: &str, group: &str, topics: &[&str], seen: Seen) -> Member {
         let consumer: BaseConsumer = client_config(
             bootstrap,
             &[
                 ("group.id", group),
-                ("group.protocol", "consumer"),
+                ("group.protocol", protocol),
                 ("enable.auto.commit", "true"),
                 ("auto.commit.interval.ms", "100"),
                 ("auto.offset.reset", "earliest"),
@@ -295,8 +305,38 @@ async fn a_regex_subscription_picks_up_a_topic_created_later() {
     broker.stop();
 }
 
+/// The broker flags of these tests, for a restart on the same data dir.
+const FLAGS: [&str; 4] =
+    ["--group-consumer-session-timeout-ms", "6000", "--group-consumer-heartbeat-interval-ms", "500"];
+
+/// The partitions a heartbeat answer assigned, as the next heartbeat reports them owned.
+fn owned_from(response: &ConsumerGroupHeartbeatResponse) -> Vec<TopicPartitions> {
+    let topics = response.assignment.as_ref().map(|a| a.topic_partitions.clone()).unwrap_or_default();
+    topics
+        .iter()
+        .map(|t| TopicPartitions::default().with_topic_id(t.topic_id).with_partitions(t.partitions.clone()))
+        .collect()
+}
+
+fn beat_request(group: &str, member: &str, epoch: i32, owned: &[TopicPartitions]) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_member_id(StrBytes::from_string(member.into()))
+        .with_member_epoch(epoch)
+        .with_rebalance_timeout_ms(-1)
+        .with_topic_partitions(Some(owned.to_vec()))
+}
+
+/// (group epoch, [(member id, member epoch)]) as ConsumerGroupDescribe shows them.
+fn epochs(raw: &mut Raw, group: &str) -> (i32, Vec<(String, i32)>) {
+    let described = describe(raw, group);
+    let g = &described.groups[0];
+    assert_eq!(g.error_code, 0, "{g:?}");
+    (g.group_epoch, g.members.iter().map(|m| (m.member_id.to_string(), m.member_epoch)).collect())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn members_are_forgotten_by_a_restart_and_rejoin() {
+async fn members_keep_their_ids_and_epochs_across_restarts_and_sessions_restart_on_load() {
     let broker = start_broker("kip848-restart");
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "kept", 2, &[]).await;
@@ -305,6 +345,8 @@ async fn members_are_forgotten_by_a_restart_and_rejoin() {
     let mut raw = Raw::connect(&broker);
     let joined = heartbeat(&mut raw, &join_request("restarters", "m1", &["kept"]));
     assert_eq!((joined.error_code, joined.member_epoch), (0, 1), "{joined:?}");
+    let owned = owned_from(&joined);
+    assert_eq!(owned.iter().map(|t| t.partitions.len()).sum::<usize>(), 2);
     // Malformed heartbeats are refused as Kafka does.
     let bad = join_request("restarters", "m2", &["kept"]).with_topic_partitions(None);
     assert_eq!(heartbeat(&mut raw, &bad).error_code, 42, "INVALID_REQUEST");
@@ -313,19 +355,214 @@ async fn members_are_forgotten_by_a_restart_and_rejoin() {
     assert_eq!(heartbeat(&mut raw, &bad).error_code, 128, "INVALID_REGULAR_EXPRESSION");
     let fenced = heartbeat(&mut raw, &join_request("restarters", "m1", &["kept"]).with_member_epoch(7));
     assert_eq!(fenced.error_code, 110, "FENCED_MEMBER_EPOCH: {fenced:?}");
+    let before = epochs(&mut raw, "restarters");
+    assert_eq!(before, (1, vec![("m1".to_string(), 1)]));
+
+    // A clean stop: m1 goes on heartbeating at its epoch, no rejoin, nothing moves.
     let dir = broker.stop();
-    let broker = Broker::start_in(
-        dir,
-        2,
-        &["--group-consumer-session-timeout-ms", "6000", "--group-consumer-heartbeat-interval-ms", "500"],
-    );
+    let broker = Broker::start_in(dir, 2, &FLAGS);
     let mut raw = Raw::connect(&broker);
-    let after = heartbeat(&mut raw, &join_request("restarters", "m1", &["kept"]).with_member_epoch(1));
-    assert_eq!(after.error_code, 25, "UNKNOWN_MEMBER_ID after a restart: {after:?}");
-    let rejoined = heartbeat(&mut raw, &join_request("restarters", "m1", &["kept"]));
-    assert_eq!(rejoined.error_code, 0, "{rejoined:?}");
-    let assigned: usize = rejoined.assignment.unwrap().topic_partitions.iter().map(|t| t.partitions.len()).sum();
-    assert_eq!(assigned, 2);
+    let after = heartbeat(&mut raw, &beat_request("restarters", "m1", 1, &owned));
+    assert_eq!((after.error_code, after.member_epoch), (0, 1), "{after:?}");
+    assert!(after.assignment.is_none(), "nothing changed for m1: {after:?}");
+    assert_eq!(epochs(&mut raw, "restarters"), before);
+
+    // kill -9, and the broker down for longer than the session timeout: the
+    // session restarts when the group is loaded, as Kafka's.
+    let dir = broker.kill();
+    std::thread::sleep(Duration::from_secs(7));
+    let broker = Broker::start_in(dir, 2, &FLAGS);
+    let mut raw = Raw::connect(&broker);
+    assert_eq!(epochs(&mut raw, "restarters"), before);
+    let after = heartbeat(&mut raw, &beat_request("restarters", "m1", 1, &owned));
+    assert_eq!((after.error_code, after.member_epoch), (0, 1), "{after:?}");
     assert_eq!(kafka::committed(&broker.bootstrap(), "restarters", "kept", 2)[0], 1, "offsets survive");
+
+    // A second member moves the group epoch; both survive another crash.
+    let m2 = heartbeat(&mut raw, &join_request("restarters", "m2", &["kept"]));
+    assert_eq!((m2.error_code, m2.member_epoch), (0, 2), "{m2:?}");
+    let revoke = heartbeat(&mut raw, &beat_request("restarters", "m1", 1, &owned));
+    assert_eq!(revoke.error_code, 0, "{revoke:?}");
+    let kept = owned_from(&revoke);
+    assert_eq!(kept.iter().map(|t| t.partitions.len()).sum::<usize>(), 1, "m1 gives one partition up");
+    let dir = broker.kill();
+    let broker = Broker::start_in(dir, 2, &FLAGS);
+    let mut raw = Raw::connect(&broker);
+    // m1 acknowledges the revocation after the crash and reaches epoch 2; m2 then gets the partition.
+    let acked = heartbeat(&mut raw, &beat_request("restarters", "m1", 1, &kept));
+    assert_eq!((acked.error_code, acked.member_epoch), (0, 2), "{acked:?}");
+    let m2 = heartbeat(&mut raw, &beat_request("restarters", "m2", 2, &[]));
+    assert_eq!(m2.error_code, 0, "{m2:?}");
+    assert_eq!(owned_from(&m2).iter().map(|t| t.partitions.len()).sum::<usize>(), 1, "{m2:?}");
+    let (group_epoch, members) = epochs(&mut raw, "restarters");
+    assert_eq!((group_epoch, members), (2, vec![("m1".to_string(), 2), ("m2".to_string(), 2)]));
+
+    // Silent after the restart: the restarted sessions expire as usual.
+    tokio::task::block_in_place(|| {
+        wait_until("both sessions to expire", Duration::from_secs(20), || epochs(&mut raw, "restarters").1.is_empty())
+    });
+    let late = heartbeat(&mut raw, &beat_request("restarters", "m1", 2, &kept));
+    assert_eq!(late.error_code, 25, "UNKNOWN_MEMBER_ID: {late:?}");
+    broker.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_librdkafka_member_consumes_on_across_a_restart_and_a_crash() {
+    let broker = start_broker("kip848-restart-rdkafka");
+    let bootstrap = broker.bootstrap();
+    // The broker comes back on the same port, so the client reconnects to it.
+    let listen = bootstrap.clone();
+    create_topic(&bootstrap, "steady", 3, &[]).await;
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+    let member = Member::start("s", &bootstrap, "steadies", &["steady"], seen.clone());
+    tokio::task::block_in_place(|| {
+        wait_until("the member to own all three partitions", Duration::from_secs(30), || {
+            exclusive_cover(&[member.owned()], "steady", 3)
+        })
+    });
+    produce(&kafka::producer(&bootstrap, &[]), "steady", records("before", 300)).await;
+    tokio::task::block_in_place(|| seen_exactly_once(&seen, "before", 300));
+    std::thread::sleep(Duration::from_millis(1000));
+    let mut raw = Raw::connect(&broker);
+    let before = epochs(&mut raw, "steadies");
+    assert_eq!(before.1.len(), 1, "{before:?}");
+    drop(raw);
+
+    let mut broker = broker;
+    for (round, crash) in [("clean", false), ("crash", true)] {
+        let dir = if crash { broker.kill() } else { broker.stop() };
+        broker = Broker::start_listening(dir, 2, &listen, &FLAGS);
+        assert_eq!(broker.bootstrap(), listen);
+        produce(&kafka::producer(&listen, &[]), "steady", records(round, 300)).await;
+        tokio::task::block_in_place(|| seen_exactly_once(&seen, round, 300));
+        let mut raw = Raw::connect(&broker);
+        assert_eq!(epochs(&mut raw, "steadies"), before, "{round}: the member went on without rejoining");
+    }
+    assert!(exclusive_cover(&[member.owned()], "steady", 3));
+    member.close();
+    broker.stop();
+}
+
+/// The state DescribeGroups (v5) gives the group.
+fn classic_state(raw: &mut Raw, group: &str) -> String {
+    let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(StrBytes::from_string(group.into()))]);
+    let described: DescribeGroupsResponse = raw.call(ApiKey::DescribeGroups, 5, &request);
+    assert_eq!(described.groups[0].error_code, 0, "{described:?}");
+    described.groups[0].group_state.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_and_consumer_members_take_turns_on_one_group_and_its_offsets() {
+    let broker = start_broker("kip848-turns");
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "turns", 2, &[]).await;
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+    let mut raw = Raw::connect(&broker);
+
+    // A classic member first.
+    produce(&kafka::producer(&bootstrap, &[]), "turns", records("one", 100)).await;
+    let classic = Member::start_with("classic", "c1", &bootstrap, "turners", &["turns"], seen.clone());
+    tokio::task::block_in_place(|| seen_exactly_once(&seen, "one", 100));
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(classic_state(&mut raw, "turners"), "Stable");
+    // A consumer-protocol member may not join while the classic group has members.
+    let refused = heartbeat(&mut raw, &join_request("turners", "k1", &["turns"]));
+    assert_eq!(refused.error_code, 69, "GROUP_ID_NOT_FOUND: {refused:?}");
+    classic.close();
+    assert_eq!(classic_state(&mut raw, "turners"), "Empty");
+
+    // The empty classic group becomes a consumer group, from the committed offsets.
+    produce(&kafka::producer(&bootstrap, &[]), "turns", records("two", 100)).await;
+    let modern = Member::start("k1", &bootstrap, "turners", &["turns"], seen.clone());
+    tokio::task::block_in_place(|| seen_exactly_once(&seen, "two", 100));
+    std::thread::sleep(Duration::from_millis(1000));
+    // As Kafka 4.1's: DescribeGroups before v6 describes a consumer group as Dead, with no error.
+    assert_eq!(classic_state(&mut raw, "turners"), "Dead");
+    assert_eq!(epochs(&mut raw, "turners").1.len(), 1);
+    // A classic member of another protocol type is refused.
+    let join = JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("turners")))
+        .with_member_id(StrBytes::from_static_str("classic-1"))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(StrBytes::from_static_str("connect"));
+    let refused: JoinGroupResponse = raw.call(ApiKey::JoinGroup, 9, &join);
+    assert_eq!(refused.error_code, 23, "INCONSISTENT_GROUP_PROTOCOL: {refused:?}");
+    modern.close();
+
+    // Empty again: a classic member takes the group back, from the offsets the consumer protocol committed.
+    produce(&kafka::producer(&bootstrap, &[]), "turns", records("three", 100)).await;
+    let classic = Member::start_with("classic", "c2", &bootstrap, "turners", &["turns"], seen.clone());
+    tokio::task::block_in_place(|| seen_exactly_once(&seen, "three", 100));
+    {
+        let seen = seen.lock().unwrap();
+        let values: BTreeSet<&String> = seen.iter().map(|s| &s.4).collect();
+        assert_eq!((seen.len(), values.len()), (300, 300), "every record once, in three turns");
+    }
+    classic.close();
+    broker.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_migration_policy_disabled_a_classic_group_is_not_upgraded() {
+    let broker = Broker::start(
+        "kip848-no-upgrade",
+        2,
+        &[&FLAGS[..], &["--group-consumer-migration-policy", "DISABLED"]].concat(),
+    );
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "kept-classic", 1, &[]).await;
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+    let classic = Member::start_with("classic", "c", &bootstrap, "classics", &["kept-classic"], seen.clone());
+    let mut raw = Raw::connect(&broker);
+    tokio::task::block_in_place(|| {
+        wait_until("the classic group to be stable", Duration::from_secs(30), || {
+            classic_state(&mut raw, "classics") == "Stable"
+        })
+    });
+    let refused = heartbeat(&mut raw, &join_request("classics", "k1", &["kept-classic"]));
+    assert_eq!(refused.error_code, 69, "GROUP_ID_NOT_FOUND: {refused:?}");
+    assert_eq!(
+        refused.error_message.as_deref(),
+        Some("Cannot upgrade classic group classics to consumer group because online upgrade is disabled.")
+    );
+    classic.close();
+    // An empty classic group is replaced whatever the policy, as in Kafka.
+    let joined = heartbeat(&mut raw, &join_request("classics", "k1", &["kept-classic"]));
+    assert_eq!((joined.error_code, joined.member_epoch), (0, 1), "{joined:?}");
+    broker.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_group_version_1_the_consumer_protocol_answers_unsupported_version() {
+    let broker = start_broker("kip848-feature");
+    let mut raw = Raw::connect(&broker);
+    let joined = heartbeat(&mut raw, &join_request("featured", "m1", &["any"]));
+    assert_eq!(joined.error_code, 0, "a new cluster starts at group.version 1: {joined:?}");
+    let off =
+        UpdateFeaturesRequest::default().with_timeout_ms(30_000).with_feature_updates(vec![FeatureUpdateKey::default(
+        )
+        .with_feature(StrBytes::from_static_str("group.version"))
+        .with_max_version_level(0)
+        .with_upgrade_type(2)]);
+    let answer: UpdateFeaturesResponse = raw.call(ApiKey::UpdateFeatures, 1, &off);
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    let refused = heartbeat(&mut raw, &join_request("featured", "m1", &["any"]));
+    assert_eq!((refused.error_code, refused.error_message.as_deref()), (35, None), "UNSUPPORTED_VERSION");
+    let described = describe(&mut raw, "featured");
+    assert_eq!(described.groups[0].error_code, 35, "UNSUPPORTED_VERSION: {described:?}");
+    // ApiVersions still lists the API, as Kafka's.
+    let versions: ApiVersionsResponse = raw.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert!(versions.api_keys.iter().any(|k| k.api_key == ApiKey::ConsumerGroupHeartbeat as i16));
+    let on =
+        UpdateFeaturesRequest::default().with_timeout_ms(30_000).with_feature_updates(vec![FeatureUpdateKey::default(
+        )
+        .with_feature(StrBytes::from_static_str("group.version"))
+        .with_max_version_level(1)
+        .with_upgrade_type(1)]);
+    let answer: UpdateFeaturesResponse = raw.call(ApiKey::UpdateFeatures, 1, &on);
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    let beat = heartbeat(&mut raw, &beat_request("featured", "m1", 1, &[]));
+    assert_eq!((beat.error_code, beat.member_epoch), (0, 1), "the group was kept: {beat:?}");
     broker.stop();
 }

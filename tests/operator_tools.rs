@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::{fresh_data_dir, Broker, Raw};
+use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_partitions_request::{CreatePartitionsAssignment, CreatePartitionsTopic};
 use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
@@ -31,6 +32,7 @@ use kafka_protocol::messages::{
     DescribeQuorumRequest, DescribeQuorumResponse, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse,
     TopicName, UpdateFeaturesRequest, UpdateFeaturesResponse,
 };
+use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId};
 use kafka_protocol::protocol::StrBytes;
 
 /// The node id the brokers here run with, so that "this node" is never a default 0.
@@ -88,6 +90,7 @@ const TOPICS: &str = "org.apache.kafka.tools.TopicCommand";
 const CONFIGS: &str = "org.apache.kafka.tools.ConfigCommand";
 const QUORUM: &str = "org.apache.kafka.tools.MetadataQuorumCommand";
 const FEATURES: &str = "org.apache.kafka.tools.FeatureCommand";
+const CONSUMER_GROUPS: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
 
 fn name(text: &str) -> TopicName {
     TopicName(StrBytes::from_string(text.to_string()))
@@ -507,7 +510,7 @@ fn kafka_features_describes_upgrades_and_downgrades() {
     let broker = start("ops-features");
     let expected: BTreeMap<String, [String; 4]> = [
         ("eligible.leader.replicas.version", levels("0", "1", "1", 0)),
-        ("group.version", levels("0", "0", "0", 0)),
+        ("group.version", levels("0", "1", "1", 0)),
         ("kraft.version", levels("0", "0", "0", 0)),
         ("metadata.version", levels("4.1-IV1", "4.1-IV1", "4.1-IV1", 0)),
         ("share.version", levels("0", "0", "0", 0)),
@@ -538,12 +541,19 @@ fn kafka_features_describes_upgrades_and_downgrades() {
         ),
         "{refused}"
     );
-    let refused = tool_fails(&broker, FEATURES, &["upgrade", "--feature", "group.version=1", "--dry-run"]);
+    let refused = tool_fails(&broker, FEATURES, &["upgrade", "--feature", "group.version=2", "--dry-run"]);
     assert!(
-        refused.contains("Can not upgrade group.version to 1. ")
+        refused.contains("Can not upgrade group.version to 2. ")
             && refused.contains(
-                "Invalid update version 1 for feature group.version. Local controller 3 does not support this feature."
+                "Invalid update version 2 for feature group.version. Local controller 3 only supports versions 0-1"
             ),
+        "{refused}"
+    );
+    let refused = tool_fails(&broker, FEATURES, &["upgrade", "--feature", "share.version=1", "--dry-run"]);
+    assert!(
+        refused.contains(
+            "Invalid update version 1 for feature share.version. Local controller 3 does not support this feature."
+        ),
         "{refused}"
     );
     let refused = tool_fails(&broker, FEATURES, &["downgrade", "--metadata", "4.0-IV3"]);
@@ -583,11 +593,17 @@ fn update_features_and_api_versions_on_the_wire() {
         v4.supported_features.iter().map(|f| (f.name.as_str(), f.min_version, f.max_version)).collect();
     assert_eq!(supported.len(), 6, "{supported:?}");
     assert!(supported.contains(&("transaction.version", 0, 2)), "{supported:?}");
+    assert!(supported.contains(&("group.version", 0, 1)), "{supported:?}");
     let finalized: Vec<(&str, i16)> =
         v4.finalized_features.iter().map(|f| (f.name.as_str(), f.max_version_level)).collect();
     assert_eq!(
         finalized,
-        [("eligible.leader.replicas.version", 1), ("metadata.version", 27), ("transaction.version", 2)]
+        [
+            ("eligible.leader.replicas.version", 1),
+            ("group.version", 1),
+            ("metadata.version", 27),
+            ("transaction.version", 2)
+        ]
     );
     assert_eq!(v4.finalized_features_epoch, 0);
     // Before v4, features whose minimum is 0 are left out (KAFKA-17492).
@@ -604,7 +620,7 @@ fn update_features_and_api_versions_on_the_wire() {
     assert_eq!(answer.results[0].feature.as_str(), "eligible.leader.replicas.version");
     assert_eq!(answer.results[0].error_code, 0);
     let v4: ApiVersionsResponse = raw.call(ApiKey::ApiVersions, 4, &ApiVersionsRequest::default());
-    assert_eq!(v4.finalized_features.len(), 3, "validate_only changed nothing");
+    assert_eq!(v4.finalized_features.len(), 4, "validate_only changed nothing");
     assert_eq!(v4.finalized_features_epoch, 0);
 
     // One refusal refuses every update of the request.
@@ -634,7 +650,11 @@ fn update_features_and_api_versions_on_the_wire() {
     assert_eq!(applied.error_code, 0);
     let v4: ApiVersionsResponse = raw.call(ApiKey::ApiVersions, 4, &ApiVersionsRequest::default());
     let finalized: Vec<&str> = v4.finalized_features.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(finalized, ["metadata.version", "transaction.version"], "a feature at 0 is not finalized");
+    assert_eq!(
+        finalized,
+        ["group.version", "metadata.version", "transaction.version"],
+        "a feature at 0 is not finalized"
+    );
     assert_eq!(v4.finalized_features_epoch, 1);
     broker.stop();
 }
@@ -902,7 +922,6 @@ fn a_kafka_4_1_server_properties_starts_the_broker_with_one_warning() {
     );
 }
 
-const CONSUMER_GROUPS: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
 const GET_OFFSETS: &str = "org.apache.kafka.tools.GetOffsetShell";
 const DELETE_RECORDS: &str = "org.apache.kafka.tools.DeleteRecordsCommand";
 
@@ -962,5 +981,58 @@ fn kafka_consumer_groups_get_offsets_and_delete_records() {
     tool_ok(&broker, TOPICS, &["--delete", "--topic", "ops"]);
     let mut raw = Raw::connect(&broker);
     assert_eq!(describe_partitions(&mut raw, &["ops"], 100, None).topics[0].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+
+#[test]
+fn kafka_consumer_groups_describes_a_consumer_protocol_group_with_members_and_offsets() {
+    let broker = start("ops-consumer-groups");
+    let mut raw = Raw::connect(&broker);
+    create_topics(&mut raw, &[("watched", 2)]);
+    // Offsets first (an empty group), then a consumer-protocol member takes the group over.
+    common::kafka::commit(&broker.bootstrap(), "watchers", "watched", &[(0, 0), (1, 0)]);
+    let join = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("watchers")))
+        .with_member_id(StrBytes::from_static_str("member-one"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![name("watched")]))
+        .with_topic_partitions(Some(Vec::new()));
+    let joined: ConsumerGroupHeartbeatResponse = raw.call(ApiKey::ConsumerGroupHeartbeat, 1, &join);
+    assert_eq!((joined.error_code, joined.member_epoch), (0, 1), "{joined:?}");
+    let owned: Vec<TopicPartitions> = joined
+        .assignment
+        .unwrap()
+        .topic_partitions
+        .iter()
+        .map(|t| TopicPartitions::default().with_topic_id(t.topic_id).with_partitions(t.partitions.clone()))
+        .collect();
+    let beat = join.clone().with_member_epoch(1).with_topic_partitions(Some(owned));
+    // Each tool run starts a JVM: the member heartbeats before each, so its
+    // session (45 s) never lapses on a slow machine.
+    let mut keep_alive = || {
+        let stable: ConsumerGroupHeartbeatResponse = raw.call(ApiKey::ConsumerGroupHeartbeat, 1, &beat);
+        assert_eq!(stable.error_code, 0, "{stable:?}");
+    };
+    keep_alive();
+
+    let offsets = tool_ok(&broker, CONSUMER_GROUPS, &["--describe", "--group", "watchers"]);
+    let rows: Vec<Vec<&str>> =
+        offsets.lines().filter(|l| l.starts_with("watchers ")).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), 2, "one row per partition:\n{offsets}");
+    for row in &rows {
+        // GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID
+        assert_eq!((row[1], row[3], row[4], row[5], row[6]), ("watched", "0", "0", "0", "member-one"), "{offsets}");
+    }
+    keep_alive();
+    let state = tool_ok(&broker, CONSUMER_GROUPS, &["--describe", "--group", "watchers", "--state"]);
+    let line = state.lines().find(|l| l.starts_with("watchers ")).unwrap_or_else(|| panic!("{state}"));
+    // GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE #MEMBERS
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[fields.len() - 3..], ["uniform", "Stable", "1"], "{state}");
+    keep_alive();
+    let members = tool_ok(&broker, CONSUMER_GROUPS, &["--describe", "--group", "watchers", "--members"]);
+    let line = members.lines().find(|l| l.starts_with("watchers ")).unwrap_or_else(|| panic!("{members}"));
+    assert!(line.contains("member-one") && line.split_whitespace().last() == Some("2"), "{members}");
+    let listed = tool_ok(&broker, CONSUMER_GROUPS, &["--list", "--type"]);
+    assert!(listed.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["watchers", "Consumer"]), "{listed}");
     broker.stop();
 }

@@ -25,6 +25,15 @@ pub async fn handle(
     ctx: &RequestContext,
     request: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
+    if !super::consumer_group_heartbeat::consumer_protocol_enabled(shard) {
+        // Below group.version 1, as Kafka: every group answers UNSUPPORTED_VERSION.
+        let unsupported = request.group_ids.iter().map(|id| {
+            DescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_error_code(ResponseError::UnsupportedVersion.code())
+        });
+        return ConsumerGroupDescribeResponse::default().with_groups(unsupported.collect());
+    }
     let access = Access::of(shard, ctx);
     let mut groups = Vec::with_capacity(request.group_ids.len());
     for id in &request.group_ids {

@@ -11,6 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::access::Access;
 use crate::constants::GROUP_CONSUMER_SUBSCRIBED_TOPICS_MAX;
 use crate::group::consumer::{HeartbeatAnswer, HeartbeatFields, HeartbeatParams, Refusal};
+use crate::metadata::features;
 use crate::protocol::ResponseError;
 use crate::security::acl::AclOperation;
 use crate::server::session::RequestContext;
@@ -22,6 +23,10 @@ pub async fn handle(
     request: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
     let group_id = request.group_id.0.to_string();
+    // Below group.version 1 the protocol is off: Kafka answers the code alone.
+    if !consumer_protocol_enabled(shard) {
+        return ConsumerGroupHeartbeatResponse::default().with_error_code(ResponseError::UnsupportedVersion.code());
+    }
     let result = if !Access::of(shard, ctx).group(AclOperation::Read, &group_id) {
         Err((ResponseError::GroupAuthorizationFailed, String::new()))
     } else {
@@ -32,7 +37,7 @@ pub async fn handle(
                 let id = group_id.clone();
                 let beat = move |shard: Rc<Shard>| async move {
                     let catalog = shard.catalog();
-                    shard.groups.consumer_heartbeat(params, &id, &catalog)
+                    shard.groups.consumer_heartbeat(params, &id, &catalog).await
                 };
                 shard
                     .on_group(&group_id, beat)
@@ -42,6 +47,11 @@ pub async fn handle(
         }
     };
     respond(result)
+}
+
+/// Whether `group.version` is at least 1 (Kafka's `isConsumerGroupProtocolEnabled`).
+pub fn consumer_protocol_enabled(shard: &Shard) -> bool {
+    shard.catalog().features.level(features::GROUP_VERSION) >= 1
 }
 
 /// The request's fields as the coordinator checks them; owned partitions

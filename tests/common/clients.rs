@@ -241,7 +241,7 @@ pub fn java_classpath() -> String {
 
 /// The classpath of Kafka's own command-line tools (`kafka-acls.sh` runs
 /// `org.apache.kafka.tools.AclCommand`, `kafka-configs.sh` runs
-/// `kafka.admin.ConfigCommand`), resolved by Maven.
+/// `org.apache.kafka.tools.ConfigCommand`), resolved by Maven.
 pub fn kafka_tools_classpath() -> String {
     static CLASSPATH: OnceLock<Result<String, String>> = OnceLock::new();
     maven_classpath(&CLASSPATH, "kafka-tools", "Kafka's tools")

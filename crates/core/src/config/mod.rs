@@ -124,6 +124,10 @@ pub struct ServeArgs {
     /// `group.consumer.max.size`: members one consumer group may have.
     #[arg(long, env = "SLUICE_GROUP_CONSUMER_MAX_SIZE")]
     pub group_consumer_max_size: Option<usize>,
+    /// `group.consumer.migration.policy`: `disabled`, `upgrade`, `downgrade` or
+    /// `bidirectional`: which conversions between classic and consumer groups are allowed.
+    #[arg(long, env = "SLUICE_GROUP_CONSUMER_MIGRATION_POLICY")]
+    pub group_consumer_migration_policy: Option<String>,
 }
 
 /// Consumer groups of KIP-848's protocol (`group.consumer.*`).
@@ -134,7 +138,12 @@ pub struct ConsumerGroupConfig {
     /// Assignor names, validated by the group coordinator's parser; never empty.
     pub assignors: Vec<String>,
     pub max_size: usize,
+    /// `group.consumer.migration.policy`, lower-cased: one of [`MIGRATION_POLICIES`].
+    pub migration_policy: String,
 }
+
+/// `group.consumer.migration.policy`'s values (Kafka's `ConsumerGroupMigrationPolicy`).
+pub const MIGRATION_POLICIES: [&str; 4] = ["disabled", "upgrade", "downgrade", "bidirectional"];
 
 impl Default for ConsumerGroupConfig {
     /// Kafka's defaults.
@@ -145,6 +154,7 @@ impl Default for ConsumerGroupConfig {
             heartbeat_interval_ms: GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT,
             assignors: GROUP_CONSUMER_ASSIGNORS_DEFAULT.split(',').map(str::to_string).collect(),
             max_size: GROUP_CONSUMER_MAX_SIZE_DEFAULT,
+            migration_policy: "bidirectional".to_string(),
         }
     }
 }
@@ -189,7 +199,21 @@ impl ConsumerGroupConfig {
         if !(1..=GROUP_MEMBERS_MAX).contains(&max_size) {
             return Err(invalid("group.consumer.max.size", format!("must be between 1 and {GROUP_MEMBERS_MAX}")));
         }
-        Ok(ConsumerGroupConfig { session_timeout_ms, heartbeat_interval_ms, assignors, max_size })
+        // Kafka parses the policy ignoring case.
+        let migration_policy = args
+            .group_consumer_migration_policy
+            .clone()
+            .or_else(|| file.get("group.consumer.migration.policy").cloned())
+            .unwrap_or_else(|| "bidirectional".to_string())
+            .trim()
+            .to_ascii_lowercase();
+        if !MIGRATION_POLICIES.contains(&migration_policy.as_str()) {
+            return Err(invalid(
+                "group.consumer.migration.policy",
+                format!("must be one of {}", MIGRATION_POLICIES.join(", ")),
+            ));
+        }
+        Ok(ConsumerGroupConfig { session_timeout_ms, heartbeat_interval_ms, assignors, max_size, migration_policy })
     }
 }
 
@@ -395,6 +419,7 @@ impl BrokerConfig {
             "group.consumer.heartbeat.interval.ms",
             "group.consumer.assignors",
             "group.consumer.max.size",
+            "group.consumer.migration.policy",
         ];
         let used = |k: &str| {
             KNOWN.contains(&k)
@@ -635,6 +660,7 @@ mod tests {
             group_consumer_heartbeat_interval_ms: None,
             group_consumer_assignors: None,
             group_consumer_max_size: None,
+            group_consumer_migration_policy: None,
         }
     }
 

@@ -12,9 +12,11 @@
 //! So a partition never has two owners.
 //!
 //! A plain type: the time and the topics are parameters, nothing here reads
-//! a clock or does I/O. The state is not persisted: after a restart members
-//! are unknown, get UNKNOWN_MEMBER_ID, and rejoin with epoch 0, as Kafka
-//! clients do.
+//! a clock or does I/O. The coordinator persists the group as one record for
+//! the group and one per member ([`ConsumerGroup::stored_group`],
+//! [`ConsumerGroup::stored_member`]) and reloads it with
+//! [`ConsumerGroup::from_stored`], so members keep their ids and epochs
+//! across a restart, as Kafka's replay of `__consumer_offsets` does.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
@@ -24,6 +26,9 @@ use regex::Regex;
 use uuid::Uuid;
 
 use super::clock::Now;
+use super::store::{
+    StoredAssignment, StoredConsumer, StoredConsumerGroup, StoredConsumerMember, CONSUMER_MEMBER_STATE_MAX,
+};
 use sluice_core::constants::{
     GROUP_CONSUMER_REGEX_BYTES_MAX, GROUP_CONSUMER_REGEX_COMPILED_BYTES_MAX, GROUP_CONSUMER_SUBSCRIBED_TOPICS_MAX,
 };
@@ -75,6 +80,8 @@ pub struct ConsumerSettings {
     pub assignors: Vec<AssignorKind>,
     /// `group.consumer.max.size`.
     pub members_max: usize,
+    /// Whether `group.consumer.migration.policy` allows upgrading a classic group.
+    pub upgrade_enabled: bool,
 }
 
 /// The topics as assignment needs them: id and partition count by name.
@@ -243,15 +250,18 @@ pub struct HeartbeatAnswer {
     pub assignment: Option<Assignment>,
 }
 
-/// A member's place in its reconciliation, as Kafka's `MemberState`.
+/// A member's place in its reconciliation, as Kafka's `MemberState`; the
+/// numbers are those stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum MemberState {
-    Stable,
+    Stable = 0,
     /// Waiting for the member to acknowledge the revocation of partitions.
-    UnrevokedPartitions,
+    UnrevokedPartitions = 1,
     /// Waiting for other members to release partitions of its target.
-    UnreleasedPartitions,
+    UnreleasedPartitions = 2,
 }
+const _: () = assert!(MemberState::UnreleasedPartitions as u8 == CONSUMER_MEMBER_STATE_MAX);
 
 #[derive(Debug, Clone)]
 struct Member {
@@ -751,6 +761,94 @@ impl ConsumerGroup {
         !expired.is_empty()
     }
 
+    /// The group as the offsets partition stores it: its own record and each member's.
+    pub fn stored_group(&self) -> StoredConsumerGroup {
+        StoredConsumerGroup {
+            group_epoch: self.group_epoch,
+            assignment_epoch: self.assignment_epoch,
+            assignor: self.assignor.name().to_string(),
+            subscribed: self.subscribed.iter().map(|(name, (id, count))| (name.clone(), *id, *count)).collect(),
+        }
+    }
+
+    /// The ids of the members, in order.
+    pub fn member_ids(&self) -> impl Iterator<Item = &str> {
+        self.members.keys().map(String::as_str)
+    }
+
+    /// One member as stored, with its target.
+    pub fn stored_member(&self, member_id: &str) -> Option<StoredConsumerMember> {
+        let m = self.members.get(member_id)?;
+        let flat = |a: &Assignment| -> StoredAssignment {
+            a.iter().filter(|(_, p)| !p.is_empty()).map(|(t, p)| (*t, p.iter().copied().collect())).collect()
+        };
+        Some(StoredConsumerMember {
+            member_id: m.id.clone(),
+            instance_id: m.instance_id.clone(),
+            rack_id: m.rack_id.clone(),
+            client_id: m.client_id.clone(),
+            client_host: m.client_host.clone(),
+            epoch: m.epoch,
+            previous_epoch: m.previous_epoch,
+            state: m.state as u8,
+            rebalance_timeout_ms: m.rebalance_timeout_ms,
+            topic_names: m.topic_names.iter().cloned().collect(),
+            topic_regex: m.regex.as_ref().map(|(p, _)| p.clone()),
+            assignor: m.assignor.map(|a| a.name().to_string()),
+            assigned: flat(&m.assigned),
+            revoking: flat(&m.revoking),
+            target: self.target.get(&m.id).map(flat).unwrap_or_default(),
+        })
+    }
+
+    /// A group as loaded from its offsets partition. Sessions restart now, and
+    /// so does the time a member has to acknowledge a revocation, as Kafka's
+    /// coordinator schedules both when it loads a group.
+    pub fn from_stored(id: &str, stored: &StoredConsumer, now: Now, settings: &ConsumerSettings) -> ConsumerGroup {
+        let default = settings.assignors[0];
+        let unflat =
+            |a: &StoredAssignment| -> Assignment { a.iter().map(|(t, p)| (*t, p.iter().copied().collect())).collect() };
+        let mut group = ConsumerGroup::new(id, AssignorKind::parse(&stored.group.assignor).unwrap_or(default));
+        group.group_epoch = stored.group.group_epoch;
+        group.assignment_epoch = stored.group.assignment_epoch;
+        group.subscribed =
+            stored.group.subscribed.iter().map(|(name, id, count)| (name.clone(), (*id, *count))).collect();
+        for m in stored.members.values() {
+            let state = match m.state {
+                1 => MemberState::UnrevokedPartitions,
+                2 => MemberState::UnreleasedPartitions,
+                _ => MemberState::Stable,
+            };
+            let regex = m.topic_regex.as_ref().and_then(|p| compile_regex(p).ok().map(|r| (p.clone(), r)));
+            let revocation_deadline = (state == MemberState::UnrevokedPartitions)
+                .then(|| now.instant + Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64));
+            let member = Member {
+                id: m.member_id.clone(),
+                instance_id: m.instance_id.clone(),
+                rack_id: m.rack_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                epoch: m.epoch,
+                previous_epoch: m.previous_epoch,
+                state,
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                topic_names: m.topic_names.iter().cloned().collect(),
+                regex,
+                assignor: m.assignor.as_deref().and_then(AssignorKind::parse),
+                assigned: unflat(&m.assigned),
+                revoking: unflat(&m.revoking),
+                session_deadline: now.instant + settings.session_timeout,
+                revocation_deadline,
+            };
+            if let Some(instance_id) = &member.instance_id {
+                group.static_ids.insert(instance_id.clone(), member.id.clone());
+            }
+            group.target.insert(member.id.clone(), unflat(&m.target));
+            group.members.insert(member.id.clone(), member);
+        }
+        group
+    }
+
     pub fn description(&self, image: &TopicImage) -> ConsumerGroupDescription {
         let named = |a: &Assignment| -> Vec<(Uuid, String, Vec<i32>)> {
             a.iter()
@@ -903,6 +1001,7 @@ mod tests {
             heartbeat_interval_ms: 5_000,
             assignors: vec![AssignorKind::Uniform, AssignorKind::Range],
             members_max: 3,
+            upgrade_enabled: true,
         }
     }
 
@@ -1198,6 +1297,51 @@ mod tests {
         let r = assign_range(&subs);
         assert_eq!(r["a"][&t], BTreeSet::from([0, 1, 2]));
         assert_eq!(r["b"][&t], BTreeSet::from([3, 4]));
+    }
+
+    fn stored(g: &ConsumerGroup) -> StoredConsumer {
+        StoredConsumer {
+            group: g.stored_group(),
+            members: g.member_ids().map(|id| (id.to_string(), g.stored_member(id).unwrap())).collect(),
+        }
+    }
+
+    #[test]
+    fn a_reloaded_group_goes_on_where_it_was_with_fresh_sessions() {
+        let now = Now::system();
+        let img = image(&[("t", 1, 4)]);
+        let mut g = ConsumerGroup::new("g", AssignorKind::Uniform);
+        let mut a = Client { id: "a", epoch: 0, owned: Assignment::new() };
+        let first = g.heartbeat(now, join("a", &["t"]), &img, &settings()).unwrap();
+        (a.epoch, a.owned) = (first.member_epoch, first.assignment.unwrap());
+        let static_b = HeartbeatParams { instance_id: Some("ib".into()), ..join("b", &["t"]) };
+        g.heartbeat(now, static_b, &img, &settings()).unwrap();
+        // a is told to give two partitions up: it is mid-revocation when the broker stops.
+        a.beat(&mut g, now, &img);
+        assert_eq!((a.epoch, count(&a.owned)), (1, 2));
+        let saved = stored(&g);
+
+        // Loaded 40 s later: sessions (45 s) and the revocation (30 s) start over.
+        let later = now.after(Duration::from_secs(40));
+        let mut back = ConsumerGroup::from_stored("g", &saved, later, &settings());
+        assert_eq!(stored(&back), saved, "nothing is lost or invented by a reload");
+        assert_eq!((back.group_epoch(), back.state_name()), (2, "Reconciling"));
+        assert!(!back.tick(later.after(Duration::from_secs(29)), &settings()), "nobody expires early");
+        // a acknowledges the revocation at its old epoch and reaches the group's.
+        let answer = a.beat(&mut back, later, &img);
+        assert_eq!(answer.member_epoch, 2);
+        let mut b = Client { id: "b", epoch: 2, owned: Assignment::new() };
+        b.beat(&mut back, later, &img);
+        assert_eq!((count(&a.owned), count(&b.owned)), (2, 2));
+        assert!(no_partition_twice(&[&a, &b]));
+        assert_eq!(back.group_epoch(), 2, "no rebalance came of the reload");
+        // The static member is still known by its instance id.
+        let replaced = HeartbeatParams { instance_id: Some("ib".into()), ..join("b2", &["t"]) };
+        let err = back.heartbeat(later, replaced, &img, &settings()).unwrap_err();
+        assert_eq!(err.0, ResponseError::UnreleasedInstanceId);
+        // Silent members expire a session timeout after the reload.
+        assert!(back.tick(later.after(Duration::from_secs(46)), &settings()));
+        assert!(back.is_empty());
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The group coordinator of one shard, for the groups whose offsets
 //! partitions it owns: the I/O shell around the classic group state machine
-//! ([`super::classic::Group`]), and committed offsets.
+//! ([`super::classic::Group`]) and the consumer group one
+//! ([`super::consumer::ConsumerGroup`]), and committed offsets. A consumer
+//! group's change is written as the difference between the group in memory
+//! and its stored records, so a heartbeat that changes nothing writes nothing.
 //!
 //! The shell reads the clock once per operation ([`Now::system`]) and hands
 //! the reading to the state machine; it keeps the JoinGroup and SyncGroup
@@ -161,12 +164,16 @@ impl GroupCoordinator {
         let now = Now::system();
         let mut partitions = HashMap::new();
         let mut groups = HashMap::new();
+        let mut consumer_groups = HashMap::new();
         for n in (0..OFFSETS_PARTITIONS).filter(|n| n % shards == shard_id) {
             let dir = data_dir.join(format!("__consumer_offsets-{n}"));
             let (store, state) = GroupStore::open(dir).await.map_err(|e| e.to_string())?;
             for (id, stored) in &state.groups {
                 let group = Group::from_stored(id, stored, now, settings.initial_rebalance_delay);
                 groups.insert(id.clone(), Hosted::new(group));
+            }
+            for (id, stored) in &state.consumer_groups {
+                consumer_groups.insert(id.clone(), ConsumerGroup::from_stored(id, stored, now, &settings.consumer));
             }
             partitions.insert(n, Rc::new(OffsetsPartition { store, state: RefCell::new(state) }));
         }
@@ -176,7 +183,7 @@ impl GroupCoordinator {
             settings,
             partitions,
             groups: RefCell::new(groups),
-            consumer_groups: RefCell::new(HashMap::new()),
+            consumer_groups: RefCell::new(consumer_groups),
             topic_image: RefCell::new(None),
         })
     }
@@ -209,6 +216,34 @@ impl GroupCoordinator {
             tracing::error!(group = group_id, error = %e, "offsets store write failed");
             ResponseError::CoordinatorNotAvailable
         })
+    }
+
+    /// What to write so that the stored consumer group matches `group`: its
+    /// record if it changed, and the records of the members that joined,
+    /// changed or left. Nothing when nothing changed (a steady heartbeat).
+    fn consumer_changes(&self, group_id: &str, group: &ConsumerGroup) -> Vec<Change> {
+        let partition = self.partition_of(group_id);
+        let state = partition.state.borrow();
+        let stored = state.consumer_groups.get(group_id);
+        let mut changes = Vec::new();
+        let record = group.stored_group();
+        if stored.is_none_or(|s| s.group != record) {
+            changes.push(Change::ConsumerGroup { group: group_id.to_string(), state: record });
+        }
+        for member_id in group.member_ids() {
+            let Some(member) = group.stored_member(member_id) else { continue };
+            if stored.and_then(|s| s.members.get(member_id)) != Some(&member) {
+                changes.push(Change::ConsumerMember { group: group_id.to_string(), member });
+            }
+        }
+        if let Some(stored) = stored {
+            let live: std::collections::HashSet<&str> = group.member_ids().collect();
+            for member_id in stored.members.keys().filter(|id| !live.contains(id.as_str())) {
+                changes
+                    .push(Change::DeleteConsumerMember { group: group_id.to_string(), member_id: member_id.clone() });
+            }
+        }
+        changes
     }
 
     async fn persist_group(&self, group_id: &str, stored: StoredGroup) -> Result<(), ResponseError> {
@@ -627,15 +662,27 @@ impl GroupCoordinator {
         for (group_id, stored) in to_persist {
             let _ = self.persist_group(&group_id, stored).await;
         }
+        let mut consumer_writes: Vec<(String, Vec<Change>)> = Vec::new();
         {
             let mut consumer_groups = self.consumer_groups.borrow_mut();
-            for group in consumer_groups.values_mut() {
-                group.tick(now, &self.settings.consumer);
+            for (id, group) in consumer_groups.iter_mut() {
+                if group.tick(now, &self.settings.consumer) {
+                    consumer_writes.push((id.clone(), self.consumer_changes(id, group)));
+                }
             }
             // An empty consumer group with no offsets is gone, as Kafka's once its offsets expire.
             consumer_groups.retain(|id, g| {
-                !g.is_empty() || self.partition_of(id).state.borrow().offsets.contains_key(id.as_str())
+                let keep = !g.is_empty() || self.partition_of(id).state.borrow().offsets.contains_key(id.as_str());
+                if !keep {
+                    consumer_writes.push((id.clone(), vec![Change::DeleteGroup { group: id.clone() }]));
+                }
+                keep
             });
+        }
+        for (group_id, changes) in consumer_writes {
+            if !changes.is_empty() {
+                let _ = self.persist(&group_id, changes).await;
+            }
         }
         self.expire_offsets(now).await;
     }
@@ -713,20 +760,58 @@ impl GroupCoordinator {
 
     /// ConsumerGroupHeartbeat. A non-empty classic group of that id answers
     /// GROUP_ID_NOT_FOUND, as Kafka's; an empty one (offsets only) becomes a
-    /// consumer group. Nothing of it is persisted (see [`super::consumer`]).
-    pub fn consumer_heartbeat(
+    /// consumer group. What changed is durable before the member is answered.
+    pub async fn consumer_heartbeat(
         &self,
         params: HeartbeatParams,
         group_id: &str,
         catalog: &Arc<Catalog>,
     ) -> Result<HeartbeatAnswer, Refusal> {
+        let (answer, changes) = self.consumer_heartbeat_in_memory(params, group_id, catalog)?;
+        if !changes.is_empty() {
+            self.persist(group_id, changes).await.map_err(|code| (code, String::new()))?;
+        }
+        Ok(answer)
+    }
+
+    /// Why a consumer-protocol member may not join a classic group that has
+    /// members, with Kafka's checks (`validateOnlineUpgrade`) and messages.
+    /// A group that passes them Kafka converts online; Sluice does not convert
+    /// a classic group with members, and refuses it as not a consumer group.
+    fn refuse_upgrade(&self, group: &Group) -> Refusal {
+        let id = group.id();
+        let cannot = |why: &str| {
+            (
+                ResponseError::GroupIdNotFound,
+                format!("Cannot upgrade classic group {id} to consumer group because {why}."),
+            )
+        };
+        if !self.settings.consumer.upgrade_enabled {
+            return cannot("online upgrade is disabled");
+        }
+        if group.protocol_type() != Some("consumer") {
+            return cannot("the group does not use the consumer embedded protocol");
+        }
+        if group.member_ids().count() > self.settings.consumer.members_max {
+            return cannot("the group size exceeds the consumer group maximum size");
+        }
+        (ResponseError::GroupIdNotFound, format!("Group {id} is not a consumer group."))
+    }
+
+    /// The heartbeat applied in memory, and the records that make it durable.
+    fn consumer_heartbeat_in_memory(
+        &self,
+        params: HeartbeatParams,
+        group_id: &str,
+        catalog: &Arc<Catalog>,
+    ) -> Result<(HeartbeatAnswer, Vec<Change>), Refusal> {
         let now = self.now();
         {
             let mut groups = self.groups.borrow_mut();
             if let Some(hosted) = groups.get(group_id) {
                 let state = hosted.group.state();
                 if state != GroupState::Empty && state != GroupState::Dead {
-                    return Err((ResponseError::GroupIdNotFound, format!("Group {group_id} is not a consumer group.")));
+                    return Err(self.refuse_upgrade(&hosted.group));
                 }
                 groups.remove(group_id);
             }
@@ -744,7 +829,15 @@ impl GroupCoordinator {
                 .insert(group_id.to_string(), ConsumerGroup::new(group_id, self.settings.consumer.assignors[0]));
         }
         let group = consumer_groups.get_mut(group_id).expect("inserted above");
-        group.heartbeat(now, params, &image, &self.settings.consumer)
+        // A refused heartbeat may still have changed the group (a member fenced): persist either way.
+        let result = group.heartbeat(now, params, &image, &self.settings.consumer);
+        let changes = self.consumer_changes(group_id, group);
+        if group.is_empty() && group.group_epoch() == 0 {
+            // A first join that was refused leaves no group behind.
+            consumer_groups.remove(group_id);
+            return result.map(|answer| (answer, Vec::new()));
+        }
+        result.map(|answer| (answer, changes))
     }
 
     /// ConsumerGroupDescribe: GROUP_ID_NOT_FOUND for an unknown or a classic group, as Kafka.

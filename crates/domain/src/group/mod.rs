@@ -9,8 +9,8 @@
 //! - [`classic`]: one group's membership state machine (joins, rebalances,
 //!   sessions), a plain type that takes the time as a parameter.
 //! - [`consumer`]: one group of KIP-848's consumer protocol (server-side
-//!   assignment, epochs, incremental reconciliation), a plain type too; its
-//!   state lives in memory only and members rejoin after a restart.
+//!   assignment, epochs, incremental reconciliation), a plain type too,
+//!   journalled as a group record plus one record per member.
 //! - [`clock`]: the time as the coordinator reads it and hands it down.
 //! - [`coordinator`]: the shard's coordinator around it: waiting requests,
 //!   durability, the sweep, committed offsets.

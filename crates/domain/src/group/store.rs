@@ -1,7 +1,8 @@
 //! Durable state of one internal partition, as a checkpoint file plus a journal
 //! of changes: an offsets partition (`__consumer_offsets-<n>`) holds
-//! committed offsets, transactional offsets not yet decided, and group
-//! metadata; a transaction state partition (`__transaction_state-<n>`) holds
+//! committed offsets, transactional offsets not yet decided, classic group
+//! metadata, and consumer (KIP-848) groups as one record per group plus one
+//! per member, so that a change of one member rewrites only its record; a transaction state partition (`__transaction_state-<n>`) holds
 //! the transactional ids it coordinates. Entries are written as a journal
 //! of changes since it. Every change is appended to the journal and
 //! fdatasync'd before it is acknowledged; when the journal grows past
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use glommio::io::{BufferedFile, OpenOptions};
+use uuid::Uuid;
 
 use sluice_core::constants::{OFFSETS_JOURNAL_BYTES_MAX, OFFSETS_RECORD_BYTES_MAX};
 use sluice_protocol::TopicPartition;
@@ -56,6 +58,57 @@ pub struct StoredGroup {
     pub members: Vec<StoredMember>,
     /// When the group last became empty (for offset expiry), 0 if it has members.
     pub empty_since_ms: i64,
+}
+
+/// A consumer (KIP-848) group's own record: its epochs, the assignor its
+/// target was computed with, and the subscribed topics' metadata that target
+/// was computed from (Kafka's ConsumerGroupMetadata, TargetAssignmentMetadata
+/// and PartitionMetadata records).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoredConsumerGroup {
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: String,
+    /// (name, id, partition count) of every subscribed topic.
+    pub subscribed: Vec<(String, Uuid, i32)>,
+}
+
+/// Partitions by topic id, as stored.
+pub type StoredAssignment = Vec<(Uuid, Vec<i32>)>;
+
+/// One member of a consumer group, with its target assignment (Kafka's
+/// ConsumerGroupMemberMetadata, CurrentMemberAssignment and
+/// TargetAssignmentMember records). Its session is not stored: it restarts
+/// when the group is loaded, as Kafka's.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoredConsumerMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub epoch: i32,
+    pub previous_epoch: i32,
+    /// The reconciliation state, at most [`CONSUMER_MEMBER_STATE_MAX`].
+    pub state: u8,
+    pub rebalance_timeout_ms: i32,
+    pub topic_names: Vec<String>,
+    pub topic_regex: Option<String>,
+    pub assignor: Option<String>,
+    pub assigned: StoredAssignment,
+    pub revoking: StoredAssignment,
+    pub target: StoredAssignment,
+}
+
+/// The highest member reconciliation state number
+/// ([`crate::group::consumer::MemberState`]).
+pub const CONSUMER_MEMBER_STATE_MAX: u8 = 2;
+
+/// A consumer group as stored: its record and its members by id.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoredConsumer {
+    pub group: StoredConsumerGroup,
+    pub members: BTreeMap<String, StoredConsumerMember>,
 }
 
 /// A transactional id's state as the transaction coordinator persists it.
@@ -129,6 +182,21 @@ pub enum Change {
     DeleteGroup {
         group: String,
     },
+    /// A consumer group's own record; a classic group of that id is gone.
+    ConsumerGroup {
+        group: String,
+        state: StoredConsumerGroup,
+    },
+    /// A consumer group's member joined or changed.
+    ConsumerMember {
+        group: String,
+        member: StoredConsumerMember,
+    },
+    /// A consumer group's member left.
+    DeleteConsumerMember {
+        group: String,
+        member_id: String,
+    },
     /// An offset committed inside a producer's transaction (TxnOffsetCommit).
     TxnOffset {
         group: String,
@@ -162,6 +230,8 @@ pub type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
 pub struct StoreState {
     pub offsets: BTreeMap<String, GroupOffsets>,
     pub groups: BTreeMap<String, StoredGroup>,
+    /// Consumer (KIP-848) groups; a group id is in at most one of `groups` and this.
+    pub consumer_groups: BTreeMap<String, StoredConsumer>,
     /// Offsets committed in open transactions, by (group, producer id).
     pub pending_txn_offsets: BTreeMap<(String, i64), GroupOffsets>,
     pub txns: BTreeMap<String, StoredTxn>,
@@ -182,11 +252,28 @@ impl StoreState {
                 }
             }
             Change::Group { group, state } => {
+                self.consumer_groups.remove(group);
                 self.groups.insert(group.clone(), state.clone());
             }
             Change::DeleteGroup { group } => {
                 self.groups.remove(group);
+                self.consumer_groups.remove(group);
                 self.offsets.remove(group);
+            }
+            Change::ConsumerGroup { group, state } => {
+                self.groups.remove(group);
+                self.consumer_groups.entry(group.clone()).or_default().group = state.clone();
+            }
+            Change::ConsumerMember { group, member } => {
+                // A member's record comes after its group's, in the same append.
+                if let Some(stored) = self.consumer_groups.get_mut(group) {
+                    stored.members.insert(member.member_id.clone(), member.clone());
+                }
+            }
+            Change::DeleteConsumerMember { group, member_id } => {
+                if let Some(stored) = self.consumer_groups.get_mut(group) {
+                    stored.members.remove(member_id);
+                }
             }
             Change::TxnOffset { group, producer_id, topic, partition, offset } => {
                 self.pending_txn_offsets
@@ -215,6 +302,12 @@ impl StoreState {
         let mut changes = Vec::new();
         for (group, state) in &self.groups {
             changes.push(Change::Group { group: group.clone(), state: state.clone() });
+        }
+        for (group, stored) in &self.consumer_groups {
+            changes.push(Change::ConsumerGroup { group: group.clone(), state: stored.group.clone() });
+            for member in stored.members.values() {
+                changes.push(Change::ConsumerMember { group: group.clone(), member: member.clone() });
+            }
         }
         for (group, offsets) in &self.offsets {
             for ((topic, partition), offset) in offsets {
@@ -274,6 +367,17 @@ impl Writer {
             Some(s) => self.str(s),
         }
     }
+    fn uuid(&mut self, v: &Uuid) {
+        self.0.extend_from_slice(v.as_bytes());
+    }
+    fn assignment(&mut self, v: &StoredAssignment) {
+        self.i32(v.len() as i32);
+        for (topic, partitions) in v {
+            self.uuid(topic);
+            self.i32(partitions.len() as i32);
+            partitions.iter().for_each(|p| self.i32(*p));
+        }
+    }
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -314,6 +418,25 @@ impl<'a> Reader<'a> {
         let n = usize::try_from(n).ok()?;
         String::from_utf8(self.take(n)?.to_vec()).ok().map(Some)
     }
+    fn uuid(&mut self) -> Option<Uuid> {
+        self.take(16).map(|b| Uuid::from_bytes(b.try_into().expect("16 bytes")))
+    }
+    /// A count of items each at least `item_bytes` long: one the payload cannot hold is corrupt.
+    fn count(&mut self, item_bytes: usize) -> Option<usize> {
+        let count = usize::try_from(self.i32()?).ok()?;
+        (count <= self.0.len() / item_bytes).then_some(count)
+    }
+    fn assignment(&mut self) -> Option<StoredAssignment> {
+        let topics = self.count(20)?;
+        let mut out = Vec::with_capacity(topics);
+        for _ in 0..topics {
+            let topic = self.uuid()?;
+            let n = self.count(4)?;
+            let partitions = (0..n).map(|_| self.i32()).collect::<Option<Vec<i32>>>()?;
+            out.push((topic, partitions));
+        }
+        Some(out)
+    }
 }
 
 const TAG_COMMIT: u8 = 1;
@@ -324,10 +447,13 @@ const TAG_TXN_OFFSET: u8 = 5;
 const TAG_TXN_OFFSET_END: u8 = 6;
 const TAG_TXN: u8 = 7;
 const TAG_DELETE_TXN: u8 = 8;
+const TAG_CONSUMER_GROUP: u8 = 9;
+const TAG_CONSUMER_MEMBER: u8 = 10;
+const TAG_DELETE_CONSUMER_MEMBER: u8 = 11;
 /// A [`TAG_TXN`] entry followed by the previous and next producer ids. Only
 /// a transactional id whose producer id rotated is written so, which keeps
 /// every other entry readable by builds that predate it.
-const TAG_TXN_ROTATION: u8 = 9;
+const TAG_TXN_ROTATION: u8 = 12;
 
 fn write_offset(w: &mut Writer, offset: &CommittedOffset) {
     w.i64(offset.offset);
@@ -387,6 +513,44 @@ pub fn encode_change(change: &Change) -> Vec<u8> {
         Change::DeleteGroup { group } => {
             w.u8(TAG_DELETE_GROUP);
             w.str(group);
+        }
+        Change::ConsumerGroup { group, state } => {
+            w.u8(TAG_CONSUMER_GROUP);
+            w.str(group);
+            w.i32(state.group_epoch);
+            w.i32(state.assignment_epoch);
+            w.str(&state.assignor);
+            w.i32(state.subscribed.len() as i32);
+            for (name, id, partitions) in &state.subscribed {
+                w.str(name);
+                w.uuid(id);
+                w.i32(*partitions);
+            }
+        }
+        Change::ConsumerMember { group, member: m } => {
+            w.u8(TAG_CONSUMER_MEMBER);
+            w.str(group);
+            w.str(&m.member_id);
+            w.opt_str(&m.instance_id);
+            w.opt_str(&m.rack_id);
+            w.str(&m.client_id);
+            w.str(&m.client_host);
+            w.i32(m.epoch);
+            w.i32(m.previous_epoch);
+            w.u8(m.state);
+            w.i32(m.rebalance_timeout_ms);
+            w.i32(m.topic_names.len() as i32);
+            m.topic_names.iter().for_each(|t| w.str(t));
+            w.opt_str(&m.topic_regex);
+            w.opt_str(&m.assignor);
+            w.assignment(&m.assigned);
+            w.assignment(&m.revoking);
+            w.assignment(&m.target);
+        }
+        Change::DeleteConsumerMember { group, member_id } => {
+            w.u8(TAG_DELETE_CONSUMER_MEMBER);
+            w.str(group);
+            w.str(member_id);
         }
         Change::TxnOffset { group, producer_id, topic, partition, offset } => {
             w.u8(TAG_TXN_OFFSET);
@@ -495,6 +659,49 @@ fn decode_fields(payload: &[u8]) -> Option<Change> {
             Change::Group { group, state }
         }
         TAG_DELETE_GROUP => Change::DeleteGroup { group: r.str()? },
+        TAG_CONSUMER_GROUP => {
+            let group = r.str()?;
+            let mut state = StoredConsumerGroup {
+                group_epoch: r.i32()?,
+                assignment_epoch: r.i32()?,
+                assignor: r.str()?,
+                subscribed: Vec::new(),
+            };
+            let count = r.count(24)?;
+            for _ in 0..count {
+                state.subscribed.push((r.str()?, r.uuid()?, r.i32()?));
+            }
+            Change::ConsumerGroup { group, state }
+        }
+        TAG_CONSUMER_MEMBER => {
+            let group = r.str()?;
+            let mut m = StoredConsumerMember {
+                member_id: r.str()?,
+                instance_id: r.opt_str()?,
+                rack_id: r.opt_str()?,
+                client_id: r.str()?,
+                client_host: r.str()?,
+                epoch: r.i32()?,
+                previous_epoch: r.i32()?,
+                state: r.u8()?,
+                rebalance_timeout_ms: r.i32()?,
+                ..Default::default()
+            };
+            if m.state > CONSUMER_MEMBER_STATE_MAX {
+                return None;
+            }
+            let count = r.count(4)?;
+            for _ in 0..count {
+                m.topic_names.push(r.str()?);
+            }
+            m.topic_regex = r.opt_str()?;
+            m.assignor = r.opt_str()?;
+            m.assigned = r.assignment()?;
+            m.revoking = r.assignment()?;
+            m.target = r.assignment()?;
+            Change::ConsumerMember { group, member: m }
+        }
+        TAG_DELETE_CONSUMER_MEMBER => Change::DeleteConsumerMember { group: r.str()?, member_id: r.str()? },
         TAG_TXN_OFFSET => Change::TxnOffset {
             group: r.str()?,
             producer_id: r.i64()?,
@@ -816,6 +1023,63 @@ mod tests {
             assert_eq!(decode_change(&encode_change(&c)), Ok(c));
         }
         assert_eq!(decode_change(&[TAG_COMMIT, 0, 0]), Err(Unreadable::Malformed));
+    }
+
+    fn consumer_member(id: &str) -> StoredConsumerMember {
+        let t = Uuid::from_bytes([7; 16]);
+        StoredConsumerMember {
+            member_id: id.into(),
+            instance_id: Some("i".into()),
+            rack_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            epoch: 3,
+            previous_epoch: 2,
+            state: 1,
+            rebalance_timeout_ms: 30_000,
+            topic_names: vec!["t".into()],
+            topic_regex: Some("t.*".into()),
+            assignor: Some("uniform".into()),
+            assigned: vec![(t, vec![0, 1])],
+            revoking: vec![(t, vec![2])],
+            target: vec![(t, vec![0, 1, 3])],
+        }
+    }
+
+    #[test]
+    fn consumer_group_changes_round_trip_and_replace_a_classic_group() {
+        let meta = StoredConsumerGroup {
+            group_epoch: 4,
+            assignment_epoch: 4,
+            assignor: "range".into(),
+            subscribed: vec![("t".into(), Uuid::from_bytes([7; 16]), 4)],
+        };
+        let changes = [
+            Change::ConsumerGroup { group: "g".into(), state: meta.clone() },
+            Change::ConsumerMember { group: "g".into(), member: consumer_member("m1") },
+            Change::ConsumerMember { group: "g".into(), member: consumer_member("m2") },
+            Change::DeleteConsumerMember { group: "g".into(), member_id: "m1".into() },
+        ];
+        for c in &changes {
+            assert_eq!(decode_change(&encode_change(c)).as_ref(), Ok(c));
+        }
+        let bad_state = Change::ConsumerMember {
+            group: "g".into(),
+            member: StoredConsumerMember { state: CONSUMER_MEMBER_STATE_MAX + 1, ..consumer_member("m") },
+        };
+        assert_eq!(decode_change(&encode_change(&bad_state)), Err(Unreadable::Malformed));
+        let mut state = StoreState::default();
+        state.apply(&Change::Group { group: "g".into(), state: StoredGroup::default() });
+        changes.iter().for_each(|c| state.apply(c));
+        assert!(state.groups.is_empty(), "the consumer group replaced the classic one");
+        assert_eq!(state.consumer_groups["g"].group, meta);
+        assert_eq!(state.consumer_groups["g"].members.keys().collect::<Vec<_>>(), ["m2"]);
+        // The checkpoint's changes rebuild it.
+        let mut rebuilt = StoreState::default();
+        state.changes().iter().for_each(|c| rebuilt.apply(c));
+        assert_eq!(rebuilt, state);
+        state.apply(&Change::Group { group: "g".into(), state: StoredGroup::default() });
+        assert!(state.consumer_groups.is_empty(), "and a classic group replaces a consumer group");
     }
 
     #[test]

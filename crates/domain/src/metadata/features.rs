@@ -59,10 +59,12 @@ pub const SUPPORTED: [SupportedFeature; 6] = [
     // do at that level. A new cluster starts at 2, as Kafka 4.1's
     // (`TransactionVersion.TV_2` needs metadata.version 4.0-IV2).
     SupportedFeature { name: TRANSACTION_VERSION, min: 0, max: 2, initial: 2 },
-    // Level 1 is KIP-848's consumer protocol. ConsumerGroupHeartbeat is
-    // served and advertised whatever this level (clients look at the API,
-    // not the feature); offering level 1 is not done yet.
-    SupportedFeature { name: GROUP_VERSION, min: 0, max: 0, initial: 0 },
+    // Level 1 turns on KIP-848's consumer protocol: below it
+    // ConsumerGroupHeartbeat and ConsumerGroupDescribe answer
+    // UNSUPPORTED_VERSION (still listed by ApiVersions), as Kafka's
+    // `KafkaApis.isConsumerGroupProtocolEnabled`. A new cluster starts at 1,
+    // Kafka 4.1's default for its metadata.version.
+    SupportedFeature { name: GROUP_VERSION, min: 0, max: 1, initial: 1 },
     // With one replica per partition the ISR never shrinks below it, so the
     // eligible leader replicas are empty whether the feature is on or off and
     // both levels behave as Kafka does. A new cluster starts at 1, as Kafka 4.1's.
@@ -233,8 +235,8 @@ mod tests {
         assert_eq!(levels.level(METADATA_VERSION), 27);
         assert_eq!(levels.level(TRANSACTION_VERSION), 2);
         assert_eq!(levels.level(ELR_VERSION), 1);
-        assert_eq!(levels.level(GROUP_VERSION), 0);
-        assert_eq!(levels.iter().count(), 3, "features at 0 are not finalized");
+        assert_eq!(levels.level(GROUP_VERSION), 1);
+        assert_eq!(levels.iter().count(), 4, "features at 0 are not finalized");
         for f in SUPPORTED {
             assert!(f.min <= f.initial && f.initial <= f.max, "{}", f.name);
         }
@@ -251,7 +253,7 @@ mod tests {
         .unwrap();
         assert_eq!(next.level(ELR_VERSION), 0);
         assert_eq!(next.level(TRANSACTION_VERSION), 0);
-        assert_eq!(next.iter().count(), 1);
+        assert_eq!(next.iter().count(), 2, "metadata.version and group.version");
         let back = apply(&next, &[update(TRANSACTION_VERSION, 1, upgrade_type::UPGRADE)], 1).unwrap();
         assert_eq!(back.level(TRANSACTION_VERSION), 1);
         // Transaction version 2 has no dependency Sluice's metadata.version lacks: up and down freely.
@@ -280,8 +282,12 @@ mod tests {
              without setting the upgrade type to either safe or unsafe downgrade."
         );
         assert_eq!(
-            refusal(&current, &[update(GROUP_VERSION, 1, 1)]),
-            "Invalid update version 1 for feature group.version. Local controller 1 does not support this feature."
+            refusal(&current, &[update(GROUP_VERSION, 2, 1)]),
+            "Invalid update version 2 for feature group.version. Local controller 1 only supports versions 0-1"
+        );
+        assert_eq!(
+            refusal(&current, &[update(SHARE_VERSION, 1, 1)]),
+            "Invalid update version 1 for feature share.version. Local controller 1 does not support this feature."
         );
         assert_eq!(
             refusal(&current, &[update(METADATA_VERSION, 26, 2)]),
@@ -316,7 +322,22 @@ mod tests {
         );
         assert_eq!(apply(&current, &[update("streams.version", 0, 2)], 1), Ok(current.clone()));
         // One refusal refuses the whole request.
-        assert!(apply(&current, &[update(ELR_VERSION, 0, 2), update(GROUP_VERSION, 1, 1)], 1).is_err());
+        assert!(apply(&current, &[update(ELR_VERSION, 0, 2), update(GROUP_VERSION, 2, 1)], 1).is_err());
+    }
+
+    #[test]
+    fn group_version_goes_down_and_up_as_kafka_allows() {
+        let current = FeatureLevels::default();
+        // Kafka refuses a downgrade asked for as an upgrade, and an upgrade asked for as a downgrade.
+        assert!(refusal(&current, &[update(GROUP_VERSION, 0, upgrade_type::UPGRADE)])
+            .contains("Can't downgrade the version of this feature without setting the upgrade type"));
+        let off = apply(&current, &[update(GROUP_VERSION, 0, upgrade_type::SAFE_DOWNGRADE)], 1).unwrap();
+        assert_eq!(off.level(GROUP_VERSION), 0);
+        assert!(off.iter().all(|(name, _)| name != GROUP_VERSION), "level 0 is not finalized");
+        assert!(refusal(&off, &[update(GROUP_VERSION, 1, upgrade_type::SAFE_DOWNGRADE)])
+            .contains("Can't downgrade to a newer version."));
+        let on = apply(&off, &[update(GROUP_VERSION, 1, upgrade_type::UPGRADE)], 1).unwrap();
+        assert_eq!(on, current);
     }
 
     #[test]
