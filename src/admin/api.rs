@@ -129,8 +129,58 @@ pub async fn handle(admin: &Admin, method: &hyper::Method, segments: &[String], 
         (&M::DELETE, ["groups", group]) => delete_group(admin, group).await,
         (&M::POST, ["groups", group, "reset-offsets"]) => reset_offsets(admin, group, parse(body)?).await,
         (&M::GET, ["transactions"]) => transactions(admin).await,
+        (&M::GET, ["clients"]) => clients(admin).await,
         _ => Err(ApiError::not_found("no such API")),
     }
+}
+
+/// Client telemetry (KIP-714): the client metrics subscriptions, and each
+/// client instance that asked for one with the latest values it pushed.
+async fn clients(admin: &Admin) -> ApiResult {
+    let telemetry = super::metrics::telemetry(&admin.shard)
+        .await
+        .ok_or_else(|| ApiError::unavailable("the controller's shard did not answer"))?;
+    let catalog = admin.shard.catalog();
+    let subscriptions: Vec<Value> =
+        catalog.client_metrics.iter().map(|(name, configs)| json!({ "name": name, "configs": configs })).collect();
+    let clients: Vec<Value> = telemetry
+        .clients
+        .iter()
+        .map(|c| {
+            let metrics: Vec<Value> = c
+                .series
+                .iter()
+                .map(|(name, attributes, value)| json!({ "name": name, "attributes": attributes, "value": value }))
+                .collect();
+            let resource: BTreeMap<&str, &str> = c.resource.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            json!({
+                "client_instance_id": c.client_instance_id,
+                "client_id": c.client_id,
+                "software_name": c.software_name,
+                "software_version": c.software_version,
+                "source_address": c.source_address,
+                "push_interval_ms": c.push_interval_ms,
+                "subscribed_metrics": c.subscribed_metrics,
+                "pushes": c.pushes,
+                "last_push_ms": c.last_push_ms,
+                "terminating": c.terminating,
+                "resource": resource,
+                "metrics": metrics,
+            })
+        })
+        .collect();
+    let c = telemetry.counters;
+    Ok(json!({
+        "subscriptions": subscriptions,
+        "clients": clients,
+        "counters": {
+            "pushes": c.pushes_accepted,
+            "unknown_subscription_requests": c.unknown_subscription_requests,
+            "throttled_requests": c.throttled_requests,
+            "errors": c.export_errors,
+            "series_dropped": c.series_dropped,
+        },
+    }))
 }
 
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {

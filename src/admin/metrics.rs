@@ -24,6 +24,28 @@ pub struct Scrape {
     pub missing: Vec<usize>,
     pub partitions_enabled: bool,
     pub uptime_seconds: f64,
+    /// Client telemetry (KIP-714) from the controller's shard; `None` if it did not answer.
+    pub telemetry: Option<Telemetry>,
+}
+
+/// The client instances that asked for telemetry subscriptions, and the broker's counts.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    pub clients: Vec<sluice_domain::telemetry::ClientSnapshot>,
+    pub counters: sluice_domain::telemetry::TelemetryCounters,
+}
+
+/// Asks the controller's shard for the client instances it knows (expired ones dropped first).
+pub async fn telemetry(shard: &Rc<Shard>) -> Option<Telemetry> {
+    let now_ms = crate::handlers::get_telemetry_subscriptions::now_ms();
+    shard
+        .on_controller(move |s: Rc<Shard>| async move {
+            let mut telemetry = s.telemetry.borrow_mut();
+            telemetry.expire(now_ms);
+            Telemetry { clients: telemetry.snapshot(), counters: telemetry.counters }
+        })
+        .await
+        .ok()
 }
 
 /// Asks every shard for its snapshot.
@@ -34,6 +56,7 @@ pub async fn gather(shard: &Rc<Shard>, started: std::time::Instant) -> Scrape {
         missing: Vec::new(),
         partitions_enabled: shard.config.metrics_partitions_enable,
         uptime_seconds: started.elapsed().as_secs_f64(),
+        telemetry: telemetry(shard).await,
     };
     for (id, answer) in answers.into_iter().enumerate() {
         match answer {
@@ -345,6 +368,10 @@ impl Collector for Scrape {
             }),
         )?;
 
+        if let Some(t) = &self.telemetry {
+            encode_telemetry(&mut f, t)?;
+        }
+
         if self.partitions_enabled {
             let partition_rows = || {
                 shards.iter().flat_map(|s| {
@@ -380,4 +407,54 @@ impl Collector for Scrape {
         }
         Ok(())
     }
+}
+
+/// Client telemetry: the broker's counts (Kafka's `client-metrics` group)
+/// and the latest value of every series each client instance pushed.
+fn encode_telemetry(f: &mut Families<'_>, t: &Telemetry) -> std::fmt::Result {
+    let c = &t.counters;
+    let none = || Labels::new();
+    f.gauge(
+        "client_telemetry_instances",
+        "Client instances with telemetry state (Kafka: client-metrics instance-count).",
+        [(none(), t.clients.len() as u64)],
+    )?;
+    f.counter("client_telemetry_pushes", "PushTelemetry requests accepted.", [(none(), c.pushes_accepted)])?;
+    f.counter(
+        "client_telemetry_unknown_subscription_requests",
+        "Pushes refused with UNKNOWN_SUBSCRIPTION_ID (Kafka: unknown-subscription-request).",
+        [(none(), c.unknown_subscription_requests)],
+    )?;
+    f.counter(
+        "client_telemetry_throttled_requests",
+        "Telemetry requests refused as earlier than the push interval (Kafka: throttle).",
+        [(none(), c.throttled_requests)],
+    )?;
+    f.counter(
+        "client_telemetry_errors",
+        "Pushes whose payload could not be decompressed or decoded (Kafka: plugin-error).",
+        [(none(), c.export_errors)],
+    )?;
+    f.counter(
+        "client_telemetry_series_dropped",
+        "Pushed series not kept: past the per-client or broker-wide series bound.",
+        [(none(), c.series_dropped)],
+    )?;
+    let rows = t.clients.iter().flat_map(|client| {
+        client.series.iter().map(move |(name, attributes, value)| {
+            let labels = vec![
+                ("client_instance_id", client.client_instance_id.clone()),
+                ("client_id", client.client_id.clone()),
+                ("client_software_name", client.software_name.clone()),
+                ("name", name.clone()),
+                ("attributes", attributes.clone()),
+            ];
+            (labels, *value)
+        })
+    });
+    f.gauge(
+        "client_metric",
+        "The latest value a client pushed of a metric (KIP-714; sums are per push interval, delta temporality).",
+        rows,
+    )
 }

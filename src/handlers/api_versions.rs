@@ -21,7 +21,13 @@ fn api_keys() -> Vec<ApiVersion> {
         .collect()
 }
 
-pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, _request: ApiVersionsRequest) -> ApiVersionsResponse {
+pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ApiVersionsRequest) -> ApiVersionsResponse {
+    if ctx.version() >= 3 {
+        // What client telemetry's `client_software_*` selectors match (bounded by the frame).
+        let cut = |s: &str| s.chars().take(crate::constants::TELEMETRY_LABEL_BYTES_MAX).collect::<String>();
+        *ctx.session.client_software.borrow_mut() =
+            Some((cut(&request.client_software_name), cut(&request.client_software_version)));
+    }
     let response = ApiVersionsResponse::default().with_api_keys(api_keys());
     if ctx.version() < 3 {
         return response;

@@ -2,7 +2,8 @@
 //! (topic override, dynamic broker configs, static broker default, built-in
 //! default), and the broker's own configs (the topic defaults and
 //! `log.cleaner.*` among them) with theirs; describing the broker resource
-//! "" shows the cluster-wide dynamic defaults only, as Kafka does.
+//! "" shows the cluster-wide dynamic defaults only, as Kafka does. Client
+//! metrics subscriptions (type 16) show `interval.ms`, `match` and `metrics`.
 
 use std::rc::Rc;
 
@@ -23,6 +24,7 @@ use crate::shard::Shard;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_CLIENT_METRICS: i8 = 16;
 
 /// `config_source` values (Kafka's `DescribeConfigsResponse.ConfigSource`).
 const SOURCE_TOPIC: i8 = 1;
@@ -30,6 +32,7 @@ const SOURCE_DYNAMIC_BROKER: i8 = 2;
 const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
+const SOURCE_CLIENT_METRICS: i8 = 7;
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
@@ -245,6 +248,28 @@ impl BrokerView<'_> {
     }
 }
 
+/// A client metrics subscription's configs: each of Kafka's three, as set
+/// or at its default (an unknown name shows the defaults, as in Kafka).
+fn client_metrics_entries(configs: Option<&std::collections::BTreeMap<String, String>>) -> Vec<Entry> {
+    use sluice_domain::telemetry::subscription::{self, CONFIG_NAMES, INTERVAL_MS_CONFIG};
+    CONFIG_NAMES
+        .iter()
+        .map(|name| {
+            let kind = if *name == INTERVAL_MS_CONFIG { ConfigKind::Int } else { ConfigKind::List };
+            let set = configs.and_then(|c| c.get(*name));
+            let value = match set {
+                Some(v) if kind == ConfigKind::List => subscription::parse_list(v).join(","),
+                Some(v) => v.trim().to_string(),
+                None => subscription::default_value(name).unwrap_or_default(),
+            };
+            let synonyms =
+                set.map(|_| vec![(name.to_string(), value.clone(), SOURCE_CLIENT_METRICS)]).unwrap_or_default();
+            let source = if set.is_some() { SOURCE_CLIENT_METRICS } else { SOURCE_DEFAULT };
+            Entry { name: name.to_string(), value, source, kind, read_only: false, synonyms }
+        })
+        .collect()
+}
+
 pub async fn handle(
     shard: &Rc<Shard>,
     ctx: &RequestContext,
@@ -275,8 +300,16 @@ pub async fn handle(
                 RESOURCE_TOPIC if !access.topic(AclOperation::DescribeConfigs, resource.resource_name.as_str()) => {
                     return denied(ResponseError::TopicAuthorizationFailed)
                 }
-                RESOURCE_BROKER if !access.cluster(AclOperation::DescribeConfigs) => {
+                RESOURCE_BROKER | RESOURCE_CLIENT_METRICS if !access.cluster(AclOperation::DescribeConfigs) => {
                     return denied(ResponseError::ClusterAuthorizationFailed)
+                }
+                RESOURCE_CLIENT_METRICS if resource.resource_name.is_empty() => {
+                    return result
+                        .with_error_code(ResponseError::InvalidRequest.code())
+                        .with_error_message(Some(s("Client metrics subscription name must not be empty")))
+                }
+                RESOURCE_CLIENT_METRICS => {
+                    client_metrics_entries(catalog.client_metrics.get(resource.resource_name.as_str()))
                 }
                 RESOURCE_TOPIC => match catalog.topic(resource.resource_name.as_str()) {
                     Some(topic) => view.topic_entries(&topic.config),

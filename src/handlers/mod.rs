@@ -39,11 +39,13 @@ pub mod end_txn;
 pub mod errors;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod get_telemetry_subscriptions;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_transactions;
@@ -53,6 +55,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod push_telemetry;
 pub mod quota;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
@@ -166,6 +169,9 @@ pub async fn dispatch(
         ApiKey::JoinGroup => run!(join_group),
         ApiKey::ConsumerGroupHeartbeat => run!(consumer_group_heartbeat),
         ApiKey::ConsumerGroupDescribe => run!(consumer_group_describe),
+        ApiKey::GetTelemetrySubscriptions => run!(get_telemetry_subscriptions),
+        ApiKey::PushTelemetry => run!(push_telemetry),
+        ApiKey::ListConfigResources => run!(list_config_resources),
         ApiKey::Produce => {
             let request = decode_body(api_key, version, &mut body)?;
             let (response, busy) = timed(produce::handle(&shard, &ctx, request)).await;
@@ -249,8 +255,9 @@ fn broker_scope(name: &str, node_id: i32) -> Result<BrokerScope, String> {
     }
 }
 
-/// Alters topic configs and dynamic broker configs (the cluster default or
-/// this broker's) through the controller; other resource types are invalid.
+/// Alters topic configs, dynamic broker configs (the cluster default or
+/// this broker's) and client metrics subscriptions through the controller;
+/// other resource types are invalid.
 pub async fn alter_configs(
     shard: &Rc<Shard>,
     ctx: &RequestContext,
@@ -263,19 +270,27 @@ pub async fn alter_configs(
         Refused(ResponseError, String),
         Topic,
         Broker,
+        ClientMetrics,
     }
     let access = access::Access::of(shard, ctx);
     let denied = |code: ResponseError| Route::Refused(code, "Authorization failed.".to_string());
     let mut routes: Vec<Route> = Vec::with_capacity(resources.len());
     let mut topics = Vec::new();
     let mut brokers = Vec::new();
+    let mut client_metrics = Vec::new();
     for (resource_type, name, change) in &resources {
         routes.push(match *resource_type {
             describe_configs::RESOURCE_TOPIC if !access.topic(AclOperation::AlterConfigs, name) => {
                 denied(ResponseError::TopicAuthorizationFailed)
             }
-            describe_configs::RESOURCE_BROKER if !access.cluster(AclOperation::AlterConfigs) => {
+            describe_configs::RESOURCE_BROKER | describe_configs::RESOURCE_CLIENT_METRICS
+                if !access.cluster(AclOperation::AlterConfigs) =>
+            {
                 denied(ResponseError::ClusterAuthorizationFailed)
+            }
+            describe_configs::RESOURCE_CLIENT_METRICS => {
+                client_metrics.push((name.clone(), change.clone()));
+                Route::ClientMetrics
             }
             describe_configs::RESOURCE_TOPIC => {
                 topics.push((name.clone(), change.clone()));
@@ -314,6 +329,16 @@ pub async fn alter_configs(
         shard.on_controller(alter).await.unwrap_or_else(|e| unreachable(count, e))
     }
     .into_iter();
+    let mut client_metrics_answers = if client_metrics.is_empty() {
+        Vec::new()
+    } else {
+        let count = client_metrics.len();
+        let alter = move |shard: Rc<Shard>| async move {
+            shard.controller().alter_client_metrics(&shard.env(), client_metrics, validate_only).await
+        };
+        shard.on_controller(alter).await.unwrap_or_else(|e| unreachable(count, e))
+    }
+    .into_iter();
     resources
         .into_iter()
         .zip(routes)
@@ -322,6 +347,7 @@ pub async fn alter_configs(
                 Route::Refused(code, message) => Err((code, message)),
                 Route::Topic => topic_answers.next().expect("one answer per topic"),
                 Route::Broker => broker_answers.next().expect("one answer per broker resource"),
+                Route::ClientMetrics => client_metrics_answers.next().expect("one answer per subscription"),
             };
             let (code, message) = match outcome {
                 Ok(()) => (0, None),

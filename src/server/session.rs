@@ -41,6 +41,8 @@ pub struct Session {
     pub close_after_answer: Cell<bool>,
     /// A throttled client's connection is not read from until then (KIP-219).
     muted_until: Cell<Option<Instant>>,
+    /// The client software name and version its ApiVersions (v3+) gave.
+    pub client_software: RefCell<Option<(String, String)>>,
 }
 
 impl Session {
@@ -54,6 +56,7 @@ impl Session {
             sasl: RefCell::new(sasl),
             close_after_answer: Cell::new(false),
             muted_until: Cell::new(None),
+            client_software: RefCell::new(None),
         }
     }
 

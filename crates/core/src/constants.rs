@@ -269,3 +269,22 @@ pub const SECURITY_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 pub const QUOTA_SENSORS_PER_SHARD_MAX: usize = 100_000;
 /// A throttle time is reported and applied up to this long (Kafka's field is an int32 of ms).
 pub const THROTTLE_MS_MAX: u64 = 60 * 60 * 1000;
+
+/// Client instances whose telemetry state the broker keeps (Kafka's
+/// `ClientMetricsManager` cache size); the least recently seen goes first.
+pub const TELEMETRY_CLIENTS_MAX: usize = 16_384;
+/// Metric series (a metric name and its point attributes) kept per client instance.
+pub const TELEMETRY_SERIES_PER_CLIENT_MAX: usize = 1_024;
+/// Metric series kept for all client instances together.
+pub const TELEMETRY_SERIES_MAX: usize = 65_536;
+/// Bytes of a metric name, attribute text or client label kept; longer ones are cut.
+pub const TELEMETRY_LABEL_BYTES_MAX: usize = 256;
+/// Kafka's `telemetry.max.bytes` default: the largest push, compressed or not.
+pub const TELEMETRY_MAX_BYTES_DEFAULT: usize = 1024 * 1024;
+/// A client instance is forgotten this long after its last request at the
+/// least, or three push intervals when longer (Kafka's cache expiry).
+pub const TELEMETRY_EXPIRY_MS_MIN: u64 = 60_000;
+/// Client metrics subscriptions (CLIENT_METRICS config resources) one broker stores.
+pub const CLIENT_METRICS_SUBSCRIPTIONS_MAX: usize = 1_024;
+
+const _: () = assert!(TELEMETRY_SERIES_PER_CLIENT_MAX <= TELEMETRY_SERIES_MAX);

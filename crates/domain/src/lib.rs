@@ -11,7 +11,10 @@
 //! - [`txn`]: producer ids (allocated by the controller) and the transaction
 //!   coordinator; a transactional id lives on the shard owning its transaction
 //!   state partition (`hash(id) % 50`, then `% shards`).
+//! - [`telemetry`]: client metrics subscriptions and what clients push
+//!   (KIP-714), on the controller's shard.
 
 pub mod group;
 pub mod metadata;
+pub mod telemetry;
 pub mod txn;

@@ -86,6 +86,12 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::AlterUserScramCredentials, 0, 0),
     range(ApiKey::DescribeClientQuotas, 0, 1),
     range(ApiKey::AlterClientQuotas, 0, 1),
+    // Client telemetry (KIP-714): Kafka serves these only with a metrics
+    // exporter plugin; Sluice keeps and shows what clients push itself.
+    range(ApiKey::GetTelemetrySubscriptions, 0, 0),
+    range(ApiKey::PushTelemetry, 0, 0),
+    // v0 was ListClientMetricsResources.
+    range(ApiKey::ListConfigResources, 0, 1),
 ];
 
 /// The advertised range of `api_key`, if Sluice serves it.

@@ -327,6 +327,7 @@ const routes = [
   [/^\/groups$/, 'groups', pageGroups],
   [/^\/groups\/(.+)$/, 'groups', pageGroup],
   [/^\/transactions$/, 'transactions', pageTransactions],
+  [/^\/clients$/, 'clients', pageClients],
 ];
 let current = null; // context of the page on screen
 
@@ -850,6 +851,34 @@ async function pageTransactions(ctx) {
         h('td', {}, h('a', { href: '#/topics/' + enc(p.topic) }, p.topic)), num(p.partition), num(p.producer_id),
         num(p.producer_epoch), num(p.last_sequence), h('td', { class: 'mono' }, fmtTime(p.last_timestamp)),
         num(p.current_txn_start_offset < 0 ? '–' : p.current_txn_start_offset))), 'No idempotent producer state'));
+    ctx.loaded();
+  });
+}
+
+// ------------------------------------------------------------------ page: clients (telemetry)
+
+async function pageClients(ctx) {
+  const subBox = h('div');
+  const clientBox = h('div');
+  main.append(pageHead('Clients'), card('Client metrics subscriptions', subBox), card('Clients pushing metrics (KIP-714)', clientBox));
+  ctx.poll(5000, async () => {
+    const r = await api('/clients');
+    if (!ctx.alive) return;
+    subBox.replaceChildren(table('subscriptions', ['Name', 'Metrics', 'Interval', 'Match'],
+      (r.subscriptions || []).map((s) => h('tr', { test: 'subscription-row', 'data-subscription': s.name },
+        h('td', { class: 'mono' }, s.name), h('td', { class: 'mono' }, s.configs.metrics || muted('none')),
+        h('td', {}, s.configs['interval.ms'] ? fmtDuration(Number(s.configs['interval.ms'])) : muted('default')),
+        h('td', { class: 'mono' }, s.configs.match || muted('every client')))),
+      'No subscription: create one with kafka-configs.sh --entity-type client-metrics'));
+    clientBox.replaceChildren(...(r.clients || []).map((c) => h('div', { test: 'client', 'data-client-id': c.client_id },
+      h('h3', {}, c.client_id || muted('(no client id)'), ' ', h('span', { class: 'mono muted' }, c.client_instance_id)),
+      h('p', {}, `${c.software_name} ${c.software_version} from ${c.source_address}, every ${fmtDuration(c.push_interval_ms)}, `,
+        `${c.pushes} pushes`, c.terminating ? ', closed' : ''),
+      table('client-metrics', ['Metric', 'Attributes', 'Value#'],
+        (c.metrics || []).map((m) => h('tr', { test: 'client-metric-row', 'data-metric': m.name },
+          h('td', { class: 'mono' }, m.name), h('td', { class: 'mono' }, m.attributes || ''), num(m.value))),
+        'Nothing pushed yet'))));
+    if (!(r.clients || []).length) clientBox.replaceChildren(muted('No client has asked for telemetry subscriptions'));
     ctx.loaded();
   });
 }

@@ -80,6 +80,80 @@ fn edit_list(current: &str, value: &str, append: bool) -> String {
     items.join(",")
 }
 
+/// The configs client metrics subscription `name` has after `change`,
+/// checked as Kafka checks them (empty: the subscription goes).
+fn client_metrics_change(
+    subscriptions: &crate::telemetry::SubscriptionConfigs,
+    name: &str,
+    change: ConfigChange,
+) -> Result<std::collections::BTreeMap<String, String>, TopicError> {
+    use crate::telemetry::subscription;
+    if name.is_empty() {
+        return Err((ResponseError::InvalidRequest, "Subscription name can't be empty".into()));
+    }
+    let configs = match change {
+        ConfigChange::Replace(configs) => {
+            let mut out = std::collections::BTreeMap::new();
+            for (k, v) in configs {
+                let v =
+                    v.ok_or_else(|| (ResponseError::InvalidRequest, format!("Null value not supported for : {k}")))?;
+                out.insert(k, v);
+            }
+            out
+        }
+        ConfigChange::Incremental(ops) => {
+            let mut configs = subscriptions.get(name).cloned().unwrap_or_default();
+            for (key, op, value) in ops {
+                if !subscription::CONFIG_NAMES.contains(&key.as_str()) {
+                    return Err((
+                        ResponseError::InvalidRequest,
+                        format!("Unknown client metrics configuration: {key}"),
+                    ));
+                }
+                let list = key != subscription::INTERVAL_MS_CONFIG;
+                match (op, value) {
+                    (1, _) => {
+                        configs.remove(&key);
+                    }
+                    (0, Some(v)) => {
+                        configs.insert(key, v);
+                    }
+                    (2 | 3, Some(v)) if list => {
+                        let current = configs.get(&key).cloned().unwrap_or_default();
+                        configs.insert(key, edit_list(&current, &v, op == 2));
+                    }
+                    (2 | 3, Some(_)) => {
+                        let verb = if op == 2 { "append" } else { "subtract" };
+                        return Err((
+                            ResponseError::InvalidConfig,
+                            format!("Config value {verb} is not allowed for config key: {key}"),
+                        ));
+                    }
+                    (0..=3, None) => {
+                        return Err((ResponseError::InvalidRequest, format!("Null value not supported for : {key}")))
+                    }
+                    _ => return Err((ResponseError::InvalidRequest, format!("Unknown operations type {op}"))),
+                }
+            }
+            configs
+        }
+    };
+    subscription::parse(name, &configs)?;
+    if !subscriptions.contains_key(name)
+        && !configs.is_empty()
+        && subscriptions.len() >= sluice_core::constants::CLIENT_METRICS_SUBSCRIPTIONS_MAX
+    {
+        return Err((
+            ResponseError::PolicyViolation,
+            format!(
+                "This broker stores at most {} client metrics subscriptions.",
+                sluice_core::constants::CLIENT_METRICS_SUBSCRIPTIONS_MAX
+            ),
+        ));
+    }
+    Ok(configs)
+}
+
 /// A topic that does not exist, as Kafka answers it.
 pub fn unknown_topic() -> TopicError {
     (ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition.".into())
@@ -264,6 +338,48 @@ impl Controller {
             broker = ?stored.per_broker.get(&self.node_id),
             "dynamic broker configs changed"
         );
+        results
+    }
+
+    /// AlterConfigs and IncrementalAlterConfigs of CLIENT_METRICS resources
+    /// (client metrics subscriptions, KIP-714): each resulting set of configs
+    /// is checked as Kafka's `ClientMetricsConfigs.validate` checks it; a
+    /// subscription left with no config is removed. The accepted changes are
+    /// stored with the catalog in one change.
+    pub async fn alter_client_metrics(
+        &self,
+        sink: &impl CatalogSink,
+        changes: Vec<(String, ConfigChange)>,
+        validate_only: bool,
+    ) -> Vec<Result<(), TopicError>> {
+        let _permit = self.lock.acquire_permit(1).await;
+        let current = self.catalog();
+        let mut subscriptions = (*current.client_metrics).clone();
+        let mut results = Vec::with_capacity(changes.len());
+        for (name, change) in changes {
+            match client_metrics_change(&subscriptions, &name, change) {
+                Ok(configs) => {
+                    if !validate_only {
+                        if configs.is_empty() {
+                            subscriptions.remove(&name);
+                        } else {
+                            subscriptions.insert(name, configs);
+                        }
+                    }
+                    results.push(Ok(()));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        if validate_only || subscriptions == *current.client_metrics {
+            return results;
+        }
+        let mut next = (*current).clone();
+        next.client_metrics = Arc::new(subscriptions);
+        if let Err(e) = self.commit(sink, next).await {
+            return results.iter().map(|_| Err((ResponseError::KafkaStorageError, e.clone()))).collect();
+        }
+        tracing::info!(subscriptions = self.catalog().client_metrics.len(), "client metrics subscriptions changed");
         results
     }
 

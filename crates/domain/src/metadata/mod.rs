@@ -51,11 +51,49 @@ pub struct Catalog {
     /// features epoch. Security changes, kept in a file of their own, do not count.
     pub version: u64,
     pub security: Arc<sluice_security::store::SecurityState>,
+    /// Client metrics subscriptions (CLIENT_METRICS config resources, KIP-714),
+    /// stored in the same file; replaced (a new `Arc`) only when they change.
+    pub client_metrics: Arc<crate::telemetry::SubscriptionConfigs>,
 }
 
 const CATALOG_MAGIC: &str = "sluice-catalog 1";
 /// The scope of a `broker` line holding a cluster-wide default.
 const BROKER_DEFAULT: &str = "default";
+
+/// `%XX`-escapes the bytes of `text` that would end a catalog line's field:
+/// `%`, control characters, and (in names) space and `=`.
+fn escape(text: &str, name: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '%' || c.is_control() || (name && (c == ' ' || c == '=')) {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Reverses [`escape`].
+fn unescape(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3).ok_or_else(|| format!("bad escape in {text:?}"))?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad escape in {text:?}"))?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("bad escape in {text:?}"))
+}
 
 impl Catalog {
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicMeta>> {
@@ -155,6 +193,11 @@ impl Catalog {
                 text.push_str(&format!("broker {id} {k}={v}\n"));
             }
         }
+        for (name, configs) in self.client_metrics.iter() {
+            for (k, v) in configs {
+                text.push_str(&format!("clientmetrics {} {k}={}\n", escape(name, true), escape(v, false)));
+            }
+        }
         sluice_storage::file::seal(text.as_bytes())
     }
 
@@ -173,7 +216,15 @@ impl Catalog {
         let mut broker_configs = DynamicConfigs::default();
         let mut version = 0;
         let mut levels: Option<Vec<(String, i16)>> = None;
+        let mut client_metrics = crate::telemetry::SubscriptionConfigs::new();
         for line in lines {
+            if let Some(rest) = line.strip_prefix("clientmetrics ") {
+                let bad = || format!("bad client metrics line {line:?}");
+                let (name, pair) = rest.split_once(' ').ok_or_else(bad)?;
+                let (k, v) = pair.split_once('=').ok_or_else(bad)?;
+                client_metrics.entry(unescape(name)?).or_default().insert(k.to_string(), unescape(v)?);
+                continue;
+            }
             if let Some(n) = line.strip_prefix("version ") {
                 version = n.parse().map_err(|_| format!("bad version line {line:?}"))?;
                 continue;
@@ -219,7 +270,13 @@ impl Catalog {
         }
         let defaults = defaults(&broker_configs);
         let features = levels.map_or_else(features::FeatureLevels::unrecorded, features::FeatureLevels::from_levels);
-        let mut catalog = Catalog { broker_configs: Arc::new(broker_configs), features, version, ..Catalog::default() };
+        let mut catalog = Catalog {
+            broker_configs: Arc::new(broker_configs),
+            features,
+            version,
+            client_metrics: Arc::new(client_metrics),
+            ..Catalog::default()
+        };
         for (name, (id, shards, overrides)) in topics {
             // Checked one by one only: a broker default changed since must not make a stored topic unreadable.
             let config = defaults
@@ -353,6 +410,17 @@ mod tests {
         assert_eq!(back.topic("plain").unwrap().config.delete_retention_ms, 5000, "the dynamic default applies");
         assert_eq!(back.topic("own").unwrap().config.delete_retention_ms, 1000, "an override wins");
         assert!(back.topic("plain").unwrap().config.overrides.is_empty());
+    }
+
+    #[test]
+    fn client_metrics_subscriptions_are_stored_with_odd_names_and_values() {
+        let mut c = Catalog::default();
+        let mut subs = crate::telemetry::SubscriptionConfigs::new();
+        let configs = [("metrics", "a.,b"), ("match", "client_id=x y%=z")];
+        subs.insert("my sub=1%".into(), configs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        c.client_metrics = Arc::new(subs.clone());
+        let back = Catalog::decode(&c.encode(), |_| TopicConfig::default()).unwrap();
+        assert_eq!(*back.client_metrics, subs);
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub struct Shard {
     pub metrics: ShardMetrics,
     /// What this shard's clients have used against their quotas.
     pub quota_usage: RefCell<crate::quota::QuotaUsage>,
+    /// Client telemetry (KIP-714): used on the controller's shard only, where
+    /// GetTelemetrySubscriptions and PushTelemetry are sent.
+    pub telemetry: RefCell<sluice_domain::telemetry::ClientMetricsManager>,
     catalog: RefCell<Arc<Catalog>>,
     security: RefCell<Rc<ShardSecurity>>,
     logs: RefCell<HashMap<PartitionKey, Rc<Log>>>,
@@ -140,6 +143,9 @@ impl Shard {
             )),
             metrics: ShardMetrics::default(),
             quota_usage: RefCell::default(),
+            telemetry: RefCell::new(sluice_domain::telemetry::ClientMetricsManager::new(
+                sluice_core::constants::TELEMETRY_MAX_BYTES_DEFAULT,
+            )),
             catalog: RefCell::new(Arc::new(Catalog::default())),
             logs: RefCell::new(HashMap::new()),
             pending_calls: RefCell::new(HashMap::new()),
