@@ -981,6 +981,8 @@ fn kafka_consumer_groups_get_offsets_and_delete_records() {
     tool_ok(&broker, TOPICS, &["--delete", "--topic", "ops"]);
     let mut raw = Raw::connect(&broker);
     assert_eq!(describe_partitions(&mut raw, &["ops"], 100, None).topics[0].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+    broker.stop();
+}
 
 #[test]
 fn kafka_consumer_groups_describes_a_consumer_protocol_group_with_members_and_offsets() {
