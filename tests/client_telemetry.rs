@@ -281,7 +281,7 @@ fn kafka_client_metrics_tool_manages_subscriptions() {
         text
     };
     const CLIENT_METRICS_TOOL: &str = "org.apache.kafka.tools.ClientMetricsCommand";
-    const CONFIGS: &str = "kafka.admin.ConfigCommand";
+    const CONFIGS: &str = "org.apache.kafka.tools.ConfigCommand";
     run(
         CLIENT_METRICS_TOOL,
         &[
