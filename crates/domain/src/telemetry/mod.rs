@@ -502,7 +502,7 @@ mod tests {
     fn no_match_is_no_metrics_at_the_default_interval() {
         let mut m = ClientMetricsManager::new(1024);
         m.update_subscriptions(&configs(&[("only", &[("metrics", "*"), ("match", "client_id=other")])]));
-        let answer = m.get_subscriptions(T0 + 0, Uuid::nil(), client("p"));
+        let answer = m.get_subscriptions(T0, Uuid::nil(), client("p"));
         assert!(answer.subscribed.metrics.is_empty());
         assert_eq!(answer.subscribed.push_interval_ms, subscription::INTERVAL_MS_DEFAULT);
     }
@@ -558,7 +558,7 @@ mod tests {
     fn too_large_before_and_after_decompression() {
         let mut m = ClientMetricsManager::new(64);
         m.update_subscriptions(&configs(&[("all", &[("metrics", "*")])]));
-        let got = m.get_subscriptions(T0 + 0, Uuid::nil(), client("p"));
+        let got = m.get_subscriptions(T0, Uuid::nil(), client("p"));
         let (id, sub) = (got.client_instance_id, got.subscribed.subscription_id);
         let big = vec![0u8; 65];
         assert_eq!(m.push(T0 + 1, push(id, sub, &big), client("p")).unwrap_err().0, ResponseError::TelemetryTooLarge);
@@ -572,7 +572,7 @@ mod tests {
     #[test]
     fn a_subscription_change_reevaluates_and_instances_expire() {
         let mut m = manager();
-        let got = m.get_subscriptions(T0 + 0, Uuid::nil(), client("p"));
+        let got = m.get_subscriptions(T0, Uuid::nil(), client("p"));
         m.update_subscriptions(&configs(&[("producers", &[("metrics", "*"), ("interval.ms", "500")])]));
         let again = m.get_subscriptions(T0 + 100, got.client_instance_id, client("p"));
         assert!(again.error.is_none(), "a changed subscription is answered at once");

@@ -298,7 +298,7 @@ mod tests {
         let got = subscribe(&[a.clone(), b, none.clone()], &client);
         assert_eq!(got.push_interval_ms, 1000);
         assert_eq!(got.metrics.len(), 2);
-        let nothing = subscribe(&[none.clone()], &client);
+        let nothing = subscribe(std::slice::from_ref(&none), &client);
         assert_eq!((nothing.metrics.len(), nothing.push_interval_ms), (0, INTERVAL_MS_DEFAULT));
         let all = parse("d", &configs(&[("metrics", "*,x")])).unwrap();
         assert_eq!(subscribe(&[a, all], &client).metrics, ["*"]);
