@@ -235,6 +235,7 @@ fn consumer_settings(
         assignors,
         members_max: config.max_size,
         upgrade_enabled: matches!(config.migration_policy.as_str(), "upgrade" | "bidirectional"),
+        downgrade_enabled: matches!(config.migration_policy.as_str(), "downgrade" | "bidirectional"),
     })
 }
 

@@ -54,19 +54,28 @@ impl Member {
 
     /// A member of `protocol`'s group protocol (`consumer` or `classic`).
     fn start_with(protocol: &str, name: &str, bootstrap: &str, group: &str, topics: &[&str], seen: Seen) -> Member {
-        let consumer: BaseConsumer = client_config(
-            bootstrap,
-            &[
-                ("group.id", group),
-                ("group.protocol", protocol),
-                ("enable.auto.commit", "true"),
-                ("auto.commit.interval.ms", "100"),
-                ("auto.offset.reset", "earliest"),
-                ("topic.metadata.refresh.interval.ms", "1000"),
-            ],
-        )
-        .create()
-        .unwrap();
+        Member::start_configured(protocol, name, bootstrap, group, topics, seen, &[])
+    }
+
+    /// A member of `protocol`'s group protocol with more client settings.
+    fn start_configured(
+        protocol: &str,
+        name: &str,
+        bootstrap: &str,
+        group: &str,
+        topics: &[&str],
+        seen: Seen,
+        extra: &[(&str, &str)],
+    ) -> Member {
+        let settings = [
+            ("group.id", group),
+            ("group.protocol", protocol),
+            ("enable.auto.commit", "true"),
+            ("auto.commit.interval.ms", "100"),
+            ("auto.offset.reset", "earliest"),
+            ("topic.metadata.refresh.interval.ms", "1000"),
+        ];
+        let consumer: BaseConsumer = client_config(bootstrap, &[&settings[..], extra].concat()).create().unwrap();
         consumer.subscribe(topics).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let assignment = Arc::new(Mutex::new(BTreeSet::new()));
@@ -465,9 +474,10 @@ async fn classic_and_consumer_members_take_turns_on_one_group_and_its_offsets() 
     tokio::task::block_in_place(|| seen_exactly_once(&seen, "one", 100));
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(classic_state(&mut raw, "turners"), "Stable");
-    // A consumer-protocol member may not join while the classic group has members.
-    let refused = heartbeat(&mut raw, &join_request("turners", "k1", &["turns"]));
+    // Only a joining member (epoch 0) may upgrade a classic group with members.
+    let refused = heartbeat(&mut raw, &beat_request("turners", "k1", 3, &[]));
     assert_eq!(refused.error_code, 69, "GROUP_ID_NOT_FOUND: {refused:?}");
+    assert_eq!(refused.error_message.as_deref(), Some("Group turners is not a consumer group."));
     classic.close();
     assert_eq!(classic_state(&mut raw, "turners"), "Empty");
 
@@ -500,6 +510,72 @@ async fn classic_and_consumer_members_take_turns_on_one_group_and_its_offsets() 
         assert_eq!((seen.len(), values.len()), (300, 300), "every record once, in three turns");
     }
     classic.close();
+    broker.stop();
+}
+
+/// ConsumerGroupDescribe's member types (0 classic, 1 consumer), by member count.
+fn member_types(raw: &mut Raw, group: &str) -> Vec<i8> {
+    let mut types: Vec<i8> = describe(raw, group).groups[0].members.iter().map(|m| m.member_type).collect();
+    types.sort();
+    types
+}
+
+/// Kafka 4's online migration with live members: a classic group upgrades to
+/// a consumer group when a member of the consumer protocol joins, its classic
+/// members share the partitions with it through JoinGroup/SyncGroup, and the
+/// group turns classic again when that member leaves; no record is lost or
+/// read twice on the way. Run with an eager and a cooperative classic assignor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classic_group_with_members_upgrades_online_and_downgrades_when_the_last_consumer_member_leaves() {
+    let broker = start_broker("kip848-online");
+    let bootstrap = broker.bootstrap();
+    let mut raw = Raw::connect(&broker);
+    for assignor in ["range", "cooperative-sticky"] {
+        let (topic, group) = (format!("online-{assignor}"), format!("migrating-{assignor}"));
+        create_topic(&bootstrap, &topic, 4, &[]).await;
+        let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+        let producer = kafka::producer(&bootstrap, &[]);
+        let extra = [("partition.assignment.strategy", assignor), ("session.timeout.ms", "10000")];
+        let classic = Member::start_configured("classic", "c", &bootstrap, &group, &[&topic], seen.clone(), &extra);
+        produce(&producer, &topic, records("one", 100)).await;
+        tokio::task::block_in_place(|| {
+            seen_exactly_once(&seen, "one", 100);
+            wait_until("the classic member to own every partition", Duration::from_secs(30), || {
+                exclusive_cover(&[classic.owned()], &topic, 4) && classic_state(&mut raw, &group) == "Stable"
+            });
+        });
+
+        // A member of the consumer protocol joins: the group is upgraded, and
+        // the two share the partitions once the classic member rejoined.
+        let modern = Member::start("k", &bootstrap, &group, &[&topic], seen.clone());
+        tokio::task::block_in_place(|| {
+            wait_until("the two members to share the partitions", Duration::from_secs(60), || {
+                let (c, m) = (classic.owned(), modern.owned());
+                !c.is_empty() && !m.is_empty() && exclusive_cover(&[c, m], &topic, 4)
+            })
+        });
+        assert_eq!(member_types(&mut raw, &group), [0, 1], "one classic member, one consumer-protocol member");
+        assert_eq!(classic_state(&mut raw, &group), "Dead", "DescribeGroups v5 sees no classic group");
+        produce(&producer, &topic, records("two", 200)).await;
+        tokio::task::block_in_place(|| seen_exactly_once(&seen, "two", 200));
+        let readers: BTreeSet<String> =
+            seen.lock().unwrap().iter().filter(|r| r.4.starts_with("two")).map(|r| r.0.clone()).collect();
+        assert_eq!(readers.len(), 2, "both members read: {readers:?}");
+
+        // The member of the consumer protocol leaves: the group is classic
+        // again and its classic member takes every partition back.
+        modern.close();
+        tokio::task::block_in_place(|| {
+            wait_until("the classic group to be stable with one member", Duration::from_secs(60), || {
+                classic_state(&mut raw, &group) == "Stable" && exclusive_cover(&[classic.owned()], &topic, 4)
+            })
+        });
+        let described = describe(&mut raw, &group);
+        assert_eq!(described.groups[0].error_code, 69, "no longer a consumer group: {described:?}");
+        produce(&producer, &topic, records("three", 100)).await;
+        tokio::task::block_in_place(|| seen_exactly_once(&seen, "three", 100));
+        classic.close();
+    }
     broker.stop();
 }
 

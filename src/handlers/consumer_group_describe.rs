@@ -95,8 +95,8 @@ fn described_group(described: DescribedGroup, d: ConsumerGroupDescription) -> De
                 .with_subscribed_topic_regex(m.topic_regex.map(s))
                 .with_assignment(assignment(m.assignment))
                 .with_target_assignment(assignment(m.target_assignment))
-                // v1: 1 = a consumer-protocol member (0 would be a classic one).
-                .with_member_type(1)
+                // v1: 0 = a classic member, 1 = a consumer-protocol member.
+                .with_member_type(if m.classic { 0 } else { 1 })
         })
         .collect();
     described

@@ -25,7 +25,10 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: JoinGroupR
     }
     let client_id = ctx.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
     let client_host = format!("/{}", ctx.session.host);
-    let join = move |shard: Rc<Shard>| async move { shard.groups.join(version, request, client_host, client_id).await };
+    let join = move |shard: Rc<Shard>| async move {
+        let catalog = shard.catalog();
+        shard.groups.join(version, request, client_host, client_id, &catalog).await
+    };
     let mut response = match shard.on_group(&group_id, join).await {
         Ok(response) => response,
         Err(_) => JoinGroupResponse::default()

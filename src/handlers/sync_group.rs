@@ -16,7 +16,10 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: SyncGroupR
     if !Access::of(shard, ctx).group(AclOperation::Read, &group_id) {
         return SyncGroupResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
     }
-    let sync = move |shard: Rc<Shard>| async move { shard.groups.sync(version, request).await };
+    let sync = move |shard: Rc<Shard>| async move {
+        let catalog = shard.catalog();
+        shard.groups.sync(version, request, &catalog).await
+    };
     let mut response = match shard.on_group(&group_id, sync).await {
         Ok(response) => response,
         Err(_) => SyncGroupResponse::default().with_error_code(ResponseError::CoordinatorNotAvailable.code()),

@@ -154,6 +154,22 @@ pub struct GroupDescription {
     pub members: Vec<(String, Option<String>, String, String, Bytes, Bytes)>,
 }
 
+/// A member crossing between a classic group and a consumer group (Kafka 4's
+/// online upgrade and downgrade), with what both protocols need of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigratingMember {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    /// (name, metadata), in the member's order of preference.
+    pub protocols: Vec<(String, Bytes)>,
+    /// Its share of the last assignment, as the consumer protocol serializes it.
+    pub assignment: Bytes,
+}
+
 #[derive(Debug, Clone)]
 struct Member {
     id: String,
@@ -280,6 +296,79 @@ impl Group {
             );
         }
         group
+    }
+
+    /// The group a consumer group becomes when its last member speaking the
+    /// consumer protocol leaves (Kafka's `ClassicGroup.fromConsumerGroup`):
+    /// its members with the assignment they were last given, at the group
+    /// epoch as generation, and at once rebalancing so that they rejoin.
+    pub fn from_consumer_group(
+        id: &str,
+        generation: i32,
+        members: Vec<MigratingMember>,
+        now: Now,
+        initial_rebalance_delay: Duration,
+    ) -> Group {
+        let mut group = Group::new(id, now, initial_rebalance_delay);
+        group.generation = generation;
+        group.protocol_type = Some("consumer".to_string());
+        for m in members {
+            if let Some(instance) = &m.instance_id {
+                group.static_members.insert(instance.clone(), m.id.clone());
+            }
+            group.leader.get_or_insert_with(|| m.id.clone());
+            group.join_counter += 1;
+            group.members.insert(
+                m.id.clone(),
+                Member {
+                    id: m.id,
+                    instance_id: m.instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout: m.session_timeout,
+                    rebalance_timeout: m.rebalance_timeout,
+                    protocols: m.protocols,
+                    assignment: m.assignment,
+                    last_heartbeat: now.instant,
+                    awaiting_join: None,
+                    join_order: group.join_counter,
+                    awaiting_sync: false,
+                },
+            );
+        }
+        if group.members.is_empty() {
+            return group;
+        }
+        group.state = GroupState::Stable;
+        group.protocol_name = group.select_protocol();
+        group.prepare_rebalance(now, &mut Vec::new());
+        group
+    }
+
+    /// The members as a consumer group takes them over, with the metadata of
+    /// the group's protocol first; empty unless the group uses the consumer protocol.
+    pub fn migrating_members(&self) -> Vec<MigratingMember> {
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        self.members
+            .values()
+            .map(|m| {
+                let mut protocols = m.protocols.clone();
+                if let Some(i) = protocols.iter().position(|(n, _)| *n == protocol) {
+                    let chosen = protocols.remove(i);
+                    protocols.insert(0, chosen);
+                }
+                MigratingMember {
+                    id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout: m.session_timeout,
+                    rebalance_timeout: m.rebalance_timeout,
+                    protocols,
+                    assignment: m.assignment.clone(),
+                }
+            })
+            .collect()
     }
 
     /// The group's metadata as persisted.

@@ -25,9 +25,14 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 use uuid::Uuid;
 
+mod classic_members;
+
+pub use classic_members::ClassicMembership;
+
 use super::clock::Now;
 use super::store::{
-    StoredAssignment, StoredConsumer, StoredConsumerGroup, StoredConsumerMember, CONSUMER_MEMBER_STATE_MAX,
+    StoredAssignment, StoredClassicMembership, StoredConsumer, StoredConsumerGroup, StoredConsumerMember,
+    CONSUMER_MEMBER_STATE_MAX,
 };
 use sluice_core::constants::{
     GROUP_CONSUMER_REGEX_BYTES_MAX, GROUP_CONSUMER_REGEX_COMPILED_BYTES_MAX, GROUP_CONSUMER_SUBSCRIBED_TOPICS_MAX,
@@ -82,6 +87,8 @@ pub struct ConsumerSettings {
     pub members_max: usize,
     /// Whether `group.consumer.migration.policy` allows upgrading a classic group.
     pub upgrade_enabled: bool,
+    /// Whether it allows downgrading a consumer group to a classic one.
+    pub downgrade_enabled: bool,
 }
 
 /// The topics as assignment needs them: id and partition count by name.
@@ -282,6 +289,8 @@ struct Member {
     session_deadline: Instant,
     /// Set while partitions wait for the member's acknowledgement of their revocation.
     revocation_deadline: Option<Instant>,
+    /// Set for a member speaking the classic protocol (JoinGroup, SyncGroup, Heartbeat).
+    classic: Option<ClassicMembership>,
 }
 
 impl Member {
@@ -303,6 +312,8 @@ pub struct MemberDescription {
     pub topic_regex: Option<String>,
     pub assignment: Vec<(Uuid, String, Vec<i32>)>,
     pub target_assignment: Vec<(Uuid, String, Vec<i32>)>,
+    /// Whether the member speaks the classic protocol.
+    pub classic: bool,
 }
 
 /// A consumer group as ConsumerGroupDescribe shows it.
@@ -313,6 +324,15 @@ pub struct ConsumerGroupDescription {
     pub assignment_epoch: i32,
     pub assignor: &'static str,
     pub members: Vec<MemberDescription>,
+}
+
+/// What the timer removed from a group.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    /// Some member.
+    pub any: bool,
+    /// Some member speaking the consumer protocol (the group may downgrade).
+    pub consumer_protocol: bool,
 }
 
 /// One consumer group.
@@ -386,7 +406,12 @@ impl ConsumerGroup {
         }
         let member = self.members.get(member_id).ok_or(ResponseError::UnknownMemberId)?;
         if member_epoch != member.epoch {
-            return Err(ResponseError::StaleMemberEpoch);
+            // A classic member commits with its generation, which is its epoch.
+            return Err(if member.classic.is_some() {
+                ResponseError::IllegalGeneration
+            } else {
+                ResponseError::StaleMemberEpoch
+            });
         }
         Ok(())
     }
@@ -521,6 +546,7 @@ impl ConsumerGroup {
             revoking: Assignment::new(),
             session_deadline: now.instant + settings.session_timeout,
             revocation_deadline: None,
+            classic: None,
         };
         if let Some(instance_id) = &params.instance_id {
             self.static_ids.insert(instance_id.clone(), params.member_id.clone());
@@ -738,18 +764,25 @@ impl ConsumerGroup {
         }
     }
 
-    /// The coordinator's timer: members whose session lapsed, or who did not
-    /// acknowledge a revocation within their rebalance timeout, are removed.
-    /// Whether any was.
-    pub fn tick(&mut self, now: Now, settings: &ConsumerSettings) -> bool {
+    /// The coordinator's timer: members whose session lapsed, who did not
+    /// acknowledge a revocation within their rebalance timeout, or (classic
+    /// members) did not rejoin or sync in time, are removed.
+    pub fn tick(&mut self, now: Now, settings: &ConsumerSettings) -> Expired {
         let expired: Vec<String> = self
             .members
             .values()
-            .filter(|m| now.instant >= m.session_deadline || m.revocation_deadline.is_some_and(|d| now.instant >= d))
+            .filter(|m| {
+                now.instant >= m.session_deadline
+                    || m.revocation_deadline.is_some_and(|d| now.instant >= d)
+                    || m.classic.as_ref().is_some_and(|c| c.lapsed(now))
+            })
             .map(|m| m.id.clone())
             .collect();
+        let mut outcome = Expired::default();
         for member_id in &expired {
             tracing::info!(group = %self.id, member = %member_id, "consumer group member expired");
+            outcome.any = true;
+            outcome.consumer_protocol |= self.members.get(member_id).is_some_and(|m| m.classic.is_none());
             self.remove_member(member_id);
         }
         if !expired.is_empty() {
@@ -758,7 +791,7 @@ impl ConsumerGroup {
             self.subscribed.retain(|name, _| members.values().any(|m| m.subscribes_to(name)));
             self.compute_target(settings);
         }
-        !expired.is_empty()
+        outcome
     }
 
     /// The group as the offsets partition stores it: its own record and each member's.
@@ -798,6 +831,10 @@ impl ConsumerGroup {
             assigned: flat(&m.assigned),
             revoking: flat(&m.revoking),
             target: self.target.get(&m.id).map(flat).unwrap_or_default(),
+            classic: m.classic.as_ref().map(|c| StoredClassicMembership {
+                session_timeout_ms: c.session_timeout.as_millis().min(i32::MAX as u128) as i32,
+                protocols: c.protocols.iter().map(|(n, m)| (n.clone(), m.to_vec())).collect(),
+            }),
         })
     }
 
@@ -837,8 +874,12 @@ impl ConsumerGroup {
                 assignor: m.assignor.as_deref().and_then(AssignorKind::parse),
                 assigned: unflat(&m.assigned),
                 revoking: unflat(&m.revoking),
-                session_deadline: now.instant + settings.session_timeout,
+                session_deadline: now.instant
+                    + m.classic.as_ref().map_or(settings.session_timeout, |c| {
+                        Duration::from_millis(c.session_timeout_ms.max(0) as u64)
+                    }),
                 revocation_deadline,
+                classic: m.classic.as_ref().map(ClassicMembership::from_stored),
             };
             if let Some(instance_id) = &member.instance_id {
                 group.static_ids.insert(instance_id.clone(), member.id.clone());
@@ -870,6 +911,7 @@ impl ConsumerGroup {
                 topic_regex: m.regex.as_ref().map(|(p, _)| p.clone()),
                 assignment: named(&m.assigned),
                 target_assignment: named(self.target.get(&m.id).unwrap_or(&empty)),
+                classic: m.classic.is_some(),
             })
             .collect();
         ConsumerGroupDescription {
@@ -1002,6 +1044,7 @@ mod tests {
             assignors: vec![AssignorKind::Uniform, AssignorKind::Range],
             members_max: 3,
             upgrade_enabled: true,
+            downgrade_enabled: true,
         }
     }
 
@@ -1136,9 +1179,9 @@ mod tests {
         assert!(clients.iter().all(|c| count(&c.owned) == 3));
         // b stops heartbeating: after the session timeout a takes everything.
         let later = now.after(Duration::from_secs(46));
-        assert!(!g.tick(now.after(Duration::from_secs(30)), &settings()));
+        assert!(!g.tick(now.after(Duration::from_secs(30)), &settings()).any);
         clients[0].beat(&mut g, now.after(Duration::from_secs(30)), &img);
-        assert!(g.tick(later, &settings()));
+        assert!(g.tick(later, &settings()).any);
         clients[0].beat(&mut g, later, &img);
         assert_eq!(count(&clients[0].owned), 6);
         // b comes back with its old epoch: unknown.
@@ -1326,7 +1369,7 @@ mod tests {
         let mut back = ConsumerGroup::from_stored("g", &saved, later, &settings());
         assert_eq!(stored(&back), saved, "nothing is lost or invented by a reload");
         assert_eq!((back.group_epoch(), back.state_name()), (2, "Reconciling"));
-        assert!(!back.tick(later.after(Duration::from_secs(29)), &settings()), "nobody expires early");
+        assert!(!back.tick(later.after(Duration::from_secs(29)), &settings()).any, "nobody expires early");
         // a acknowledges the revocation at its old epoch and reaches the group's.
         let answer = a.beat(&mut back, later, &img);
         assert_eq!(answer.member_epoch, 2);
@@ -1340,7 +1383,7 @@ mod tests {
         let err = back.heartbeat(later, replaced, &img, &settings()).unwrap_err();
         assert_eq!(err.0, ResponseError::UnreleasedInstanceId);
         // Silent members expire a session timeout after the reload.
-        assert!(back.tick(later.after(Duration::from_secs(46)), &settings()));
+        assert!(back.tick(later.after(Duration::from_secs(46)), &settings()).any);
         assert!(back.is_empty());
     }
 

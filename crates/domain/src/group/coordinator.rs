@@ -41,7 +41,7 @@ use super::consumer::{
 };
 use super::store::{Change, CommittedOffset, GroupStore, StoreState, StoredGroup};
 use crate::metadata::Catalog;
-use sluice_core::constants::{OFFSETS_PARTITIONS, OFFSET_METADATA_BYTES_MAX};
+use sluice_core::constants::{GROUP_MEMBERS_MAX, OFFSETS_PARTITIONS, OFFSET_METADATA_BYTES_MAX};
 use sluice_protocol::{ResponseError, TopicPartition};
 
 /// Group settings from the broker config.
@@ -93,6 +93,18 @@ impl Hosted {
                     }
                 }
             }
+        }
+    }
+
+    /// The group is leaving this map (it became a consumer group): every
+    /// request still waiting is told to rejoin, as Kafka's conversion does.
+    fn rebalance_waiting(self) {
+        for (member_id, waiter) in self.waiting.joins {
+            let _ = waiter.send(join_error(ResponseError::RebalanceInProgress, &member_id));
+        }
+        for (_, waiter) in self.waiting.syncs {
+            let _ =
+                waiter.send(SyncGroupResponse::default().with_error_code(ResponseError::RebalanceInProgress.code()));
         }
     }
 
@@ -257,15 +269,17 @@ impl GroupCoordinator {
         request: JoinGroupRequest,
         client_host: String,
         client_id: String,
+        catalog: &Arc<Catalog>,
     ) -> JoinGroupResponse {
         let params = match JoinParams::from_request(version, &request, client_host, client_id) {
             Ok(params) => params,
             Err(code) => return join_error(code, request.member_id.as_str()),
         };
         let group_id = request.group_id.0.as_str();
-        if let Err(code) = self.make_classic(group_id) {
-            return join_error(code, request.member_id.as_str());
+        if self.consumer_groups.borrow().get(group_id).is_some_and(|g| !g.is_empty()) {
+            return self.classic_join_to_consumer_group(group_id, &params, catalog).await;
         }
+        self.consumer_groups.borrow_mut().remove(group_id);
         let (answer, persist) = {
             let now = self.now();
             let mut groups = self.groups.borrow_mut();
@@ -294,10 +308,39 @@ impl GroupCoordinator {
         }
     }
 
+    /// JoinGroup of a classic member to a consumer group: answered once what
+    /// changed is durable.
+    async fn classic_join_to_consumer_group(
+        &self,
+        group_id: &str,
+        params: &JoinParams,
+        catalog: &Arc<Catalog>,
+    ) -> JoinGroupResponse {
+        let image = self.topic_image(catalog);
+        let (result, changes) = {
+            let mut consumer_groups = self.consumer_groups.borrow_mut();
+            let group = consumer_groups.get_mut(group_id).expect("checked by the caller");
+            let result = group.classic_join(self.now(), params, &image, &self.settings.consumer);
+            (result, self.consumer_changes(group_id, group))
+        };
+        if !changes.is_empty() {
+            if let Err(code) = self.persist(group_id, changes).await {
+                return join_error(code, &params.member_id);
+            }
+        }
+        result.unwrap_or_else(|code| join_error(code, &params.member_id))
+    }
+
     /// SyncGroup: the leader's assignment is persisted before anyone gets it.
-    pub async fn sync(&self, version: i16, request: SyncGroupRequest) -> SyncGroupResponse {
+    pub async fn sync(&self, version: i16, request: SyncGroupRequest, catalog: &Arc<Catalog>) -> SyncGroupResponse {
         let error = |code: ResponseError| SyncGroupResponse::default().with_error_code(code.code());
         let group_id = request.group_id.0.to_string();
+        if self.consumer_groups.borrow().contains_key(&group_id) {
+            let image = self.topic_image(catalog);
+            let mut consumer_groups = self.consumer_groups.borrow_mut();
+            let group = consumer_groups.get_mut(&group_id).expect("checked above");
+            return group.classic_sync(self.now(), &request, &image).unwrap_or_else(error);
+        }
         let then = {
             let mut groups = self.groups.borrow_mut();
             let Some(hosted) = groups.get_mut(&group_id) else {
@@ -343,16 +386,32 @@ impl GroupCoordinator {
 
     pub fn heartbeat(&self, request: HeartbeatRequest) -> HeartbeatResponse {
         let now = self.now();
-        let mut groups = self.groups.borrow_mut();
-        let result = match groups.get_mut(request.group_id.0.as_str()) {
-            None => Err(ResponseError::UnknownMemberId),
-            Some(hosted) => hosted.group.heartbeat(now, &request),
+        let group_id = request.group_id.0.as_str();
+        let result = if let Some(group) = self.consumer_groups.borrow_mut().get_mut(group_id) {
+            group.classic_heartbeat(now, &request)
+        } else {
+            match self.groups.borrow_mut().get_mut(group_id) {
+                None => Err(ResponseError::UnknownMemberId),
+                Some(hosted) => hosted.group.heartbeat(now, &request),
+            }
         };
         HeartbeatResponse::default().with_error_code(result.err().map(|c| c.code()).unwrap_or(0))
     }
 
     pub async fn leave(&self, version: i16, request: LeaveGroupRequest) -> LeaveGroupResponse {
         let group_id = request.group_id.0.to_string();
+        let consumer_leave = self.consumer_groups.borrow_mut().get_mut(&group_id).map(|group| {
+            let response = group.classic_leave(version, &request);
+            (response, self.consumer_changes(&group_id, group))
+        });
+        if let Some((response, changes)) = consumer_leave {
+            if !changes.is_empty() {
+                if let Err(code) = self.persist(&group_id, changes).await {
+                    return LeaveGroupResponse::default().with_error_code(code.code());
+                }
+            }
+            return response;
+        }
         let (response, persist) = {
             let now = self.now();
             let mut groups = self.groups.borrow_mut();
@@ -665,10 +724,21 @@ impl GroupCoordinator {
         let mut consumer_writes: Vec<(String, Vec<Change>)> = Vec::new();
         {
             let mut consumer_groups = self.consumer_groups.borrow_mut();
+            let image = self.topic_image.borrow().as_ref().map(|(_, image)| image.clone()).unwrap_or_default();
+            let mut downgraded = Vec::new();
             for (id, group) in consumer_groups.iter_mut() {
-                if group.tick(now, &self.settings.consumer) {
+                let expired = group.tick(now, &self.settings.consumer);
+                if let Some(classic) = expired.consumer_protocol.then(|| self.downgrade(group, &image, now)).flatten() {
+                    consumer_writes
+                        .push((id.clone(), vec![Change::Group { group: id.clone(), state: classic.stored() }]));
+                    downgraded.push(classic);
+                } else if expired.any {
                     consumer_writes.push((id.clone(), self.consumer_changes(id, group)));
                 }
+            }
+            for classic in downgraded {
+                consumer_groups.remove(classic.id());
+                self.groups.borrow_mut().insert(classic.id().to_string(), Hosted::new(classic));
             }
             // An empty consumer group with no offsets is gone, as Kafka's once its offsets expire.
             consumer_groups.retain(|id, g| {
@@ -729,21 +799,6 @@ impl GroupCoordinator {
         &self.settings.consumer.assignors
     }
 
-    /// Makes room for a classic group: a consumer group of that id with
-    /// members refuses (Kafka 4 upgrades such a group online, Sluice does
-    /// not); an empty one is dropped, its committed offsets kept.
-    fn make_classic(&self, group_id: &str) -> Result<(), ResponseError> {
-        let mut consumer_groups = self.consumer_groups.borrow_mut();
-        match consumer_groups.get(group_id) {
-            Some(g) if !g.is_empty() => Err(ResponseError::InconsistentGroupProtocol),
-            Some(_) => {
-                consumer_groups.remove(group_id);
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-
     /// The topics as assignment sees them, rebuilt only when the catalog changed.
     fn topic_image(&self, catalog: &Arc<Catalog>) -> Rc<TopicImage> {
         let mut cached = self.topic_image.borrow_mut();
@@ -758,9 +813,13 @@ impl GroupCoordinator {
         image
     }
 
-    /// ConsumerGroupHeartbeat. A non-empty classic group of that id answers
-    /// GROUP_ID_NOT_FOUND, as Kafka's; an empty one (offsets only) becomes a
-    /// consumer group. What changed is durable before the member is answered.
+    /// ConsumerGroupHeartbeat. A member joining a classic group of that id
+    /// converts it to a consumer group (its members go on with the classic
+    /// protocol) when `group.consumer.migration.policy` and Kafka's other
+    /// checks allow, else GROUP_ID_NOT_FOUND, as Kafka's. The last member of
+    /// the consumer protocol leaving a group of classic members converts it
+    /// back, if the policy allows. What changed is durable before the member
+    /// is answered.
     pub async fn consumer_heartbeat(
         &self,
         params: HeartbeatParams,
@@ -774,11 +833,9 @@ impl GroupCoordinator {
         Ok(answer)
     }
 
-    /// Why a consumer-protocol member may not join a classic group that has
-    /// members, with Kafka's checks (`validateOnlineUpgrade`) and messages.
-    /// A group that passes them Kafka converts online; Sluice does not convert
-    /// a classic group with members, and refuses it as not a consumer group.
-    fn refuse_upgrade(&self, group: &Group) -> Refusal {
+    /// A classic group with members as a consumer group, if Kafka's checks
+    /// (`validateOnlineUpgrade`) allow, with its messages when they do not.
+    fn upgrade(&self, group: &Group, image: &Rc<TopicImage>, now: Now) -> Result<ConsumerGroup, Refusal> {
         let id = group.id();
         let cannot = |why: &str| {
             (
@@ -787,15 +844,40 @@ impl GroupCoordinator {
             )
         };
         if !self.settings.consumer.upgrade_enabled {
-            return cannot("online upgrade is disabled");
+            return Err(cannot("online upgrade is disabled"));
         }
         if group.protocol_type() != Some("consumer") {
-            return cannot("the group does not use the consumer embedded protocol");
+            return Err(cannot("the group does not use the consumer embedded protocol"));
         }
         if group.member_ids().count() > self.settings.consumer.members_max {
-            return cannot("the group size exceeds the consumer group maximum size");
+            return Err(cannot("the group size exceeds the consumer group maximum size"));
         }
-        (ResponseError::GroupIdNotFound, format!("Group {id} is not a consumer group."))
+        let members = group.migrating_members();
+        ConsumerGroup::from_classic_group(id, group.generation(), members, image, now, &self.settings.consumer)
+            .ok_or_else(|| cannot("the embedded consumer protocol is malformed"))
+    }
+
+    /// The classic group a consumer group becomes once a member of the
+    /// consumer protocol left it with only classic members (Kafka's
+    /// `validateOnlineDowngradeWithFencedMember` and `convertToClassicGroup`),
+    /// or None if it stays.
+    fn downgrade(&self, group: &ConsumerGroup, image: &TopicImage, now: Now) -> Option<Group> {
+        if group.is_empty() || !group.all_classic() || !self.settings.consumer.downgrade_enabled {
+            return None;
+        }
+        if group.len() > GROUP_MEMBERS_MAX {
+            tracing::info!(group = group.id(), "not downgraded: more members than a classic group may have");
+            return None;
+        }
+        tracing::info!(group = group.id(), "consumer group downgraded to a classic group");
+        let members = group.migrating_members(image);
+        Some(Group::from_consumer_group(
+            group.id(),
+            group.group_epoch(),
+            members,
+            now,
+            self.settings.initial_rebalance_delay,
+        ))
     }
 
     /// The heartbeat applied in memory, and the records that make it durable.
@@ -806,17 +888,27 @@ impl GroupCoordinator {
         catalog: &Arc<Catalog>,
     ) -> Result<(HeartbeatAnswer, Vec<Change>), Refusal> {
         let now = self.now();
+        let image = self.topic_image(catalog);
         {
             let mut groups = self.groups.borrow_mut();
             if let Some(hosted) = groups.get(group_id) {
                 let state = hosted.group.state();
                 if state != GroupState::Empty && state != GroupState::Dead {
-                    return Err(self.refuse_upgrade(&hosted.group));
+                    if params.member_epoch != super::consumer::JOIN_EPOCH {
+                        return Err((
+                            ResponseError::GroupIdNotFound,
+                            format!("Group {group_id} is not a consumer group."),
+                        ));
+                    }
+                    let upgraded = self.upgrade(&hosted.group, &image, now)?;
+                    tracing::info!(group = group_id, "classic group upgraded to a consumer group");
+                    self.consumer_groups.borrow_mut().insert(group_id.to_string(), upgraded);
                 }
-                groups.remove(group_id);
+                if let Some(hosted) = groups.remove(group_id) {
+                    hosted.rebalance_waiting();
+                }
             }
         }
-        let image = self.topic_image(catalog);
         let mut consumer_groups = self.consumer_groups.borrow_mut();
         if !consumer_groups.contains_key(group_id) {
             if params.member_epoch != super::consumer::JOIN_EPOCH {
@@ -829,8 +921,19 @@ impl GroupCoordinator {
                 .insert(group_id.to_string(), ConsumerGroup::new(group_id, self.settings.consumer.assignors[0]));
         }
         let group = consumer_groups.get_mut(group_id).expect("inserted above");
+        let leaving = params.member_epoch == super::consumer::LEAVE_EPOCH;
+        let leaving_consumer_protocol = leaving && group.uses_consumer_protocol(&params.member_id) == Some(true);
         // A refused heartbeat may still have changed the group (a member fenced): persist either way.
         let result = group.heartbeat(now, params, &image, &self.settings.consumer);
+        if result.is_ok() && leaving_consumer_protocol {
+            if let Some(classic) = self.downgrade(group, &image, now) {
+                consumer_groups.remove(group_id);
+                let stored = classic.stored();
+                self.groups.borrow_mut().insert(group_id.to_string(), Hosted::new(classic));
+                let change = Change::Group { group: group_id.to_string(), state: stored };
+                return result.map(|answer| (answer, vec![change]));
+            }
+        }
         let changes = self.consumer_changes(group_id, group);
         if group.is_empty() && group.group_epoch() == 0 {
             // A first join that was refused leaves no group behind.

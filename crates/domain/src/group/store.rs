@@ -98,6 +98,17 @@ pub struct StoredConsumerMember {
     pub assigned: StoredAssignment,
     pub revoking: StoredAssignment,
     pub target: StoredAssignment,
+    /// Set for a member that speaks the classic protocol (JoinGroup/SyncGroup).
+    pub classic: Option<StoredClassicMembership>,
+}
+
+/// What a consumer group keeps of a member that joined with the classic
+/// protocol (Kafka's ClassicMemberMetadata).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoredClassicMembership {
+    pub session_timeout_ms: i32,
+    /// (name, metadata) of the protocols its last JoinGroup listed, in its order.
+    pub protocols: Vec<(String, Vec<u8>)>,
 }
 
 /// The highest member reconciliation state number
@@ -454,6 +465,9 @@ const TAG_DELETE_CONSUMER_MEMBER: u8 = 11;
 /// a transactional id whose producer id rotated is written so, which keeps
 /// every other entry readable by builds that predate it.
 const TAG_TXN_ROTATION: u8 = 12;
+/// A [`TAG_CONSUMER_MEMBER`] entry followed by the member's classic protocol
+/// session timeout and protocols; only classic members are written so.
+const TAG_CONSUMER_CLASSIC_MEMBER: u8 = 13;
 
 fn write_offset(w: &mut Writer, offset: &CommittedOffset) {
     w.i64(offset.offset);
@@ -528,7 +542,7 @@ pub fn encode_change(change: &Change) -> Vec<u8> {
             }
         }
         Change::ConsumerMember { group, member: m } => {
-            w.u8(TAG_CONSUMER_MEMBER);
+            w.u8(if m.classic.is_some() { TAG_CONSUMER_CLASSIC_MEMBER } else { TAG_CONSUMER_MEMBER });
             w.str(group);
             w.str(&m.member_id);
             w.opt_str(&m.instance_id);
@@ -546,6 +560,14 @@ pub fn encode_change(change: &Change) -> Vec<u8> {
             w.assignment(&m.assigned);
             w.assignment(&m.revoking);
             w.assignment(&m.target);
+            if let Some(classic) = &m.classic {
+                w.i32(classic.session_timeout_ms);
+                w.i32(classic.protocols.len() as i32);
+                for (name, metadata) in &classic.protocols {
+                    w.str(name);
+                    w.bytes(metadata);
+                }
+            }
         }
         Change::DeleteConsumerMember { group, member_id } => {
             w.u8(TAG_DELETE_CONSUMER_MEMBER);
@@ -616,7 +638,8 @@ pub fn decode_change(payload: &[u8]) -> Result<Change, Unreadable> {
 
 fn decode_fields(payload: &[u8]) -> Option<Change> {
     let mut r = Reader(payload);
-    let change = match r.u8()? {
+    let tag = r.u8()?;
+    let change = match tag {
         TAG_COMMIT => Change::Commit {
             group: r.str()?,
             topic: r.str()?,
@@ -673,7 +696,7 @@ fn decode_fields(payload: &[u8]) -> Option<Change> {
             }
             Change::ConsumerGroup { group, state }
         }
-        TAG_CONSUMER_MEMBER => {
+        TAG_CONSUMER_MEMBER | TAG_CONSUMER_CLASSIC_MEMBER => {
             let group = r.str()?;
             let mut m = StoredConsumerMember {
                 member_id: r.str()?,
@@ -699,6 +722,15 @@ fn decode_fields(payload: &[u8]) -> Option<Change> {
             m.assigned = r.assignment()?;
             m.revoking = r.assignment()?;
             m.target = r.assignment()?;
+            if tag == TAG_CONSUMER_CLASSIC_MEMBER {
+                let session_timeout_ms = r.i32()?;
+                let count = r.count(8)?;
+                let mut protocols = Vec::with_capacity(count);
+                for _ in 0..count {
+                    protocols.push((r.str()?, r.bytes()?));
+                }
+                m.classic = Some(StoredClassicMembership { session_timeout_ms, protocols });
+            }
             Change::ConsumerMember { group, member: m }
         }
         TAG_DELETE_CONSUMER_MEMBER => Change::DeleteConsumerMember { group: r.str()?, member_id: r.str()? },
@@ -1043,6 +1075,7 @@ mod tests {
             assigned: vec![(t, vec![0, 1])],
             revoking: vec![(t, vec![2])],
             target: vec![(t, vec![0, 1, 3])],
+            classic: None,
         }
     }
 
@@ -1058,6 +1091,16 @@ mod tests {
             Change::ConsumerGroup { group: "g".into(), state: meta.clone() },
             Change::ConsumerMember { group: "g".into(), member: consumer_member("m1") },
             Change::ConsumerMember { group: "g".into(), member: consumer_member("m2") },
+            Change::ConsumerMember {
+                group: "g".into(),
+                member: StoredConsumerMember {
+                    classic: Some(StoredClassicMembership {
+                        session_timeout_ms: 45_000,
+                        protocols: vec![("range".into(), vec![0, 3, 1]), ("cooperative-sticky".into(), vec![])],
+                    }),
+                    ..consumer_member("m3")
+                },
+            },
             Change::DeleteConsumerMember { group: "g".into(), member_id: "m1".into() },
         ];
         for c in &changes {
@@ -1073,7 +1116,11 @@ mod tests {
         changes.iter().for_each(|c| state.apply(c));
         assert!(state.groups.is_empty(), "the consumer group replaced the classic one");
         assert_eq!(state.consumer_groups["g"].group, meta);
-        assert_eq!(state.consumer_groups["g"].members.keys().collect::<Vec<_>>(), ["m2"]);
+        assert_eq!(state.consumer_groups["g"].members.keys().collect::<Vec<_>>(), ["m2", "m3"]);
+        assert!(state.consumer_groups["g"].members["m3"].classic.is_some());
+        // A member without classic metadata keeps the entry older builds read.
+        assert_eq!(encode_change(&changes[1])[0], TAG_CONSUMER_MEMBER);
+        assert_eq!(encode_change(&changes[3])[0], TAG_CONSUMER_CLASSIC_MEMBER);
         // The checkpoint's changes rebuild it.
         let mut rebuilt = StoreState::default();
         state.changes().iter().for_each(|c| rebuilt.apply(c));
