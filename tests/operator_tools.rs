@@ -10,7 +10,8 @@
 //! `kafka-configs.sh --describe`; a Kafka 4.1 `server.properties` carried over.
 //! `kafka-consumer-groups.sh` resetting, listing, describing and deleting a
 //! group, `kafka-get-offsets.sh`, `kafka-delete-records.sh`, and
-//! `kafka-topics.sh --delete`.
+//! `kafka-topics.sh --delete`. `kafka-console-producer.sh` with every codec and
+//! `kafka-console-consumer.sh` reading back, read_committed, across a kill -9.
 
 mod common;
 
