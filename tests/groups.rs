@@ -297,6 +297,84 @@ async fn committed_offsets_survive_consumer_and_broker_restarts() {
     broker.stop();
 }
 
+/// librdkafka's admin calls for a group's offsets, `rd_kafka_AlterConsumerGroupOffsets`
+/// (`offsets` set) and `rd_kafka_ListConsumerGroupOffsets` (`offsets` `None`: those
+/// of `partitions`), which the rdkafka crate does not wrap, through its bindings:
+/// each partition's (partition, offset, error code), or the request's error code.
+fn group_offsets_admin(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+    offsets: Option<&[i64]>,
+) -> Result<Vec<(i32, i64, i32)>, i32> {
+    use rdkafka::bindings as rd;
+    use rdkafka::{Offset, TopicPartitionList};
+    use std::ffi::CString;
+
+    let admin = kafka::admin(bootstrap);
+    let rk = admin.inner().native_ptr();
+    let mut tpl = TopicPartitionList::new();
+    for (i, p) in partitions.iter().enumerate() {
+        match offsets {
+            Some(offsets) => tpl.add_partition_offset(topic, *p, Offset::Offset(offsets[i])).unwrap(),
+            None => {
+                tpl.add_partition(topic, *p);
+            }
+        }
+    }
+    let group = CString::new(group).unwrap();
+    // SAFETY: every object made here is destroyed here; the request objects
+    // are copied by the calls taking them; the result's partitions are read
+    // before its event is destroyed.
+    unsafe {
+        let queue = rd::rd_kafka_queue_new(rk);
+        let event = if offsets.is_some() {
+            let op = rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS;
+            let options = rd::rd_kafka_AdminOptions_new(rk, op);
+            let mut request = rd::rd_kafka_AlterConsumerGroupOffsets_new(group.as_ptr(), tpl.ptr());
+            rd::rd_kafka_AlterConsumerGroupOffsets(rk, &mut request, 1, options, queue);
+            rd::rd_kafka_AlterConsumerGroupOffsets_destroy(request);
+            rd::rd_kafka_AdminOptions_destroy(options);
+            rd::rd_kafka_queue_poll(queue, 30_000)
+        } else {
+            let op = rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS;
+            let options = rd::rd_kafka_AdminOptions_new(rk, op);
+            let mut request = rd::rd_kafka_ListConsumerGroupOffsets_new(group.as_ptr(), tpl.ptr());
+            rd::rd_kafka_ListConsumerGroupOffsets(rk, &mut request, 1, options, queue);
+            rd::rd_kafka_ListConsumerGroupOffsets_destroy(request);
+            rd::rd_kafka_AdminOptions_destroy(options);
+            rd::rd_kafka_queue_poll(queue, 30_000)
+        };
+        rd::rd_kafka_queue_destroy(queue);
+        assert!(!event.is_null(), "no answer within 30 s");
+        let error = rd::rd_kafka_event_error(event) as i32;
+        let answer = if error != 0 {
+            Err(error)
+        } else {
+            let mut count = 0;
+            let groups = if offsets.is_some() {
+                let result = rd::rd_kafka_event_AlterConsumerGroupOffsets_result(event);
+                rd::rd_kafka_AlterConsumerGroupOffsets_result_groups(result, &mut count)
+            } else {
+                let result = rd::rd_kafka_event_ListConsumerGroupOffsets_result(event);
+                rd::rd_kafka_ListConsumerGroupOffsets_result_groups(result, &mut count)
+            };
+            assert_eq!(count, 1, "one group asked for");
+            let group_error = rd::rd_kafka_group_result_error(*groups);
+            if !group_error.is_null() {
+                Err(rd::rd_kafka_error_code(group_error) as i32)
+            } else {
+                let list = &*rd::rd_kafka_group_result_partitions(*groups);
+                let elems = std::slice::from_raw_parts(list.elems, list.cnt as usize);
+                Ok(elems.iter().map(|e| (e.partition, e.offset, e.err as i32)).collect())
+            }
+        };
+        rd::rd_kafka_event_destroy(event);
+        answer
+    }
+}
+
 fn list_groups(raw: &mut Raw) -> BTreeMap<String, String> {
     let response: ListGroupsResponse = raw.call(ApiKey::ListGroups, 4, &ListGroupsRequest::default());
     response.groups.iter().map(|g| (g.group_id.0.to_string(), g.group_state.to_string())).collect()
@@ -319,6 +397,44 @@ async fn groups_are_independent_listed_described_and_deleted() {
     let member = Member::start("live", &bootstrap, "beta", "both", seen, &[]);
     tokio::task::block_in_place(|| {
         wait_until("beta to be stable", Duration::from_secs(30), || member.owned().len() == 3);
+
+        // librdkafka's rd_kafka_list_groups: ListGroups, then DescribeGroups of each.
+        let admin = kafka::admin(&bootstrap);
+        let list = admin.inner().fetch_group_list(None, Duration::from_secs(10)).expect("group list");
+        let groups: BTreeMap<&str, &rdkafka::groups::GroupInfo> = list.groups().iter().map(|g| (g.name(), g)).collect();
+        assert_eq!(groups.keys().copied().collect::<Vec<_>>(), ["alpha", "beta"]);
+        assert_eq!((groups["alpha"].state(), groups["alpha"].members().len()), ("Empty", 0));
+        let beta = groups["beta"];
+        assert_eq!((beta.state(), beta.protocol_type(), beta.protocol()), ("Stable", "consumer", "range"));
+        assert_eq!(beta.members().len(), 1);
+        assert_eq!(beta.members()[0].client_id(), "rdkafka");
+        assert!(beta.members()[0].client_host().starts_with("/127.0.0.1"), "{}", beta.members()[0].client_host());
+        assert!(beta.members()[0].assignment().is_some_and(|a| !a.is_empty()));
+        let one = admin.inner().fetch_group_list(Some("beta"), Duration::from_secs(10)).expect("group list");
+        assert_eq!(one.groups().iter().map(|g| (g.name(), g.state())).collect::<Vec<_>>(), [("beta", "Stable")]);
+
+        // Offsets reset by librdkafka's admin API: alpha (empty) is moved back;
+        // beta, with a member, refuses it (UNKNOWN_MEMBER_ID) and keeps its own.
+        let ends: Vec<i64> = (0..3).map(|p| kafka::watermarks(&bootstrap, "both", p).1).collect();
+        let listed = group_offsets_admin(&bootstrap, "alpha", "both", &[0, 1, 2], None).expect("list offsets");
+        assert_eq!(listed, [(0, ends[0], 0), (1, ends[1], 0), (2, ends[2], 0)]);
+        let reset = [5, 0, ends[2] - 1];
+        let altered = group_offsets_admin(&bootstrap, "alpha", "both", &[0, 1, 2], Some(&reset)).expect("alter");
+        assert_eq!(altered, [(0, 5, 0), (1, 0, 0), (2, ends[2] - 1, 0)]);
+        let listed = group_offsets_admin(&bootstrap, "alpha", "both", &[0, 1, 2], None).expect("list offsets");
+        assert_eq!(listed, altered);
+        let refused = group_offsets_admin(&bootstrap, "beta", "both", &[0], Some(&[0])).expect("alter");
+        assert_eq!(refused, [(0, 0, 25)], "UNKNOWN_MEMBER_ID");
+        let beta_offsets = group_offsets_admin(&bootstrap, "beta", "both", &[0], None).expect("list offsets");
+        assert_eq!(beta_offsets, [(0, ends[0], 0)]);
+        // A member of alpha resumes where the admin put it.
+        let want = (ends[0] - 5 + ends[1] + 1) as usize;
+        let resumed = consume_group(&bootstrap, "alpha", "both", want);
+        for (p, from) in reset.iter().enumerate() {
+            let first = resumed.iter().find(|m| m.0 == p as i32).map(|m| m.1);
+            assert_eq!(first, Some(*from), "partition {p} resumed at the reset offset");
+        }
+
         let mut raw = Raw::connect(&broker);
         let listed = list_groups(&mut raw);
         assert_eq!(listed.get("alpha").map(String::as_str), Some("Empty"));

@@ -10,7 +10,8 @@
 //! `kafka-configs.sh --describe`; a Kafka 4.1 `server.properties` carried over.
 //! `kafka-consumer-groups.sh` resetting, listing, describing and deleting a
 //! group, `kafka-get-offsets.sh`, `kafka-delete-records.sh`, and
-//! `kafka-topics.sh --delete`.
+//! `kafka-topics.sh --delete`. `kafka-console-producer.sh` with every codec and
+//! `kafka-console-consumer.sh` reading back, read_committed, across a kill -9.
 
 mod common;
 
@@ -57,10 +58,14 @@ fn tool(broker: &Broker, class: &str, args: &[&str]) -> (bool, String, String) {
     tool_via(broker, "--bootstrap-server", class, args)
 }
 
+/// JVM options for short runs: start quickly rather than tune for long ones.
+const QUICK_JVM: &[&str] = &["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xss1m"];
+
 /// [`tool`], reaching the broker through `bootstrap_flag`
 /// (`--bootstrap-server`, or `--bootstrap-controller` as for a KRaft controller).
 fn tool_via(broker: &Broker, bootstrap_flag: &str, class: &str, args: &[&str]) -> (bool, String, String) {
     let output = Command::new("java")
+        .args(QUICK_JVM)
         .arg("-cp")
         .arg(common::clients::kafka_tools_classpath().trim())
         .arg(class)
@@ -1036,5 +1041,226 @@ fn kafka_consumer_groups_describes_a_consumer_protocol_group_with_members_and_of
     assert!(line.contains("member-one") && line.split_whitespace().last() == Some("2"), "{members}");
     let listed = tool_ok(&broker, CONSUMER_GROUPS, &["--list", "--type"]);
     assert!(listed.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["watchers", "Consumer"]), "{listed}");
+    broker.stop();
+}
+
+const CONSOLE_PRODUCER: &str = "org.apache.kafka.tools.ConsoleProducer";
+const CONSOLE_CONSUMER: &str = "org.apache.kafka.tools.consumer.ConsoleConsumer";
+
+/// The codecs of `kafka-console-producer.sh --compression-codec`, with the
+/// codec id a record batch's attributes carry.
+const CONSOLE_CODECS: &[(&str, i16)] = &[("none", 0), ("gzip", 1), ("snappy", 2), ("lz4", 3), ("zstd", 4)];
+
+/// Lines each `kafka-console-producer.sh` run sends.
+const CONSOLE_LINES: usize = 300;
+
+/// A record batch's header fields, as the broker serves it.
+#[derive(Debug)]
+struct BatchHeader {
+    base_offset: i64,
+    codec: i16,
+    producer_id: i64,
+    base_sequence: i32,
+    records: i32,
+}
+
+/// The headers of the batches of `topic` partition 0 from offset 0, from a Fetch (v11).
+fn batch_headers(broker: &Broker, topic: &str) -> Vec<BatchHeader> {
+    use kafka_protocol::messages::FetchResponse;
+    let mut raw = Raw::connect(broker);
+    let response: FetchResponse = raw.call(ApiKey::Fetch, 11, &common::fetch_request(topic, &[(0, 0)], 0));
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0, "{partition:?}");
+    let bytes = partition.records.clone().unwrap_or_default();
+    let (mut headers, mut at) = (Vec::new(), 0);
+    let i16_at = |p: usize| i16::from_be_bytes(bytes[p..p + 2].try_into().unwrap());
+    let i32_at = |p: usize| i32::from_be_bytes(bytes[p..p + 4].try_into().unwrap());
+    let i64_at = |p: usize| i64::from_be_bytes(bytes[p..p + 8].try_into().unwrap());
+    // baseOffset, batchLength, partitionLeaderEpoch, magic, crc, attributes,
+    // lastOffsetDelta, baseTimestamp, maxTimestamp, producerId, producerEpoch,
+    // baseSequence, records count.
+    while at + 61 <= bytes.len() {
+        let end = at + 12 + i32_at(at + 8) as usize;
+        assert!(end <= bytes.len(), "a batch cut short in a 1 MiB fetch of {} bytes", bytes.len());
+        assert_eq!(bytes[at + 16], 2, "magic");
+        headers.push(BatchHeader {
+            base_offset: i64_at(at),
+            codec: i16_at(at + 21) & 7,
+            producer_id: i64_at(at + 43),
+            base_sequence: i32_at(at + 53),
+            records: i32_at(at + 57),
+        });
+        at = end;
+    }
+    headers
+}
+
+/// The batches `kafka-console-producer.sh --compression-codec <codec>` wrote
+/// to `console-<codec>` are stored as sent: compressed with that codec, by one
+/// idempotent producer (a producer id, sequences from 0 without gaps). The producer ids.
+fn assert_console_batches(broker: &Broker) -> Vec<i64> {
+    let mut producers = Vec::new();
+    for (codec, id) in CONSOLE_CODECS {
+        let batches = batch_headers(broker, &format!("console-{codec}"));
+        assert!(!batches.is_empty(), "console-{codec} has no batches");
+        let mut next = 0;
+        for batch in &batches {
+            assert_eq!(batch.codec, *id, "console-{codec}: {batch:?}");
+            assert!(batch.producer_id >= 0, "console-{codec}: not idempotent: {batch:?}");
+            assert_eq!(batch.producer_id, batches[0].producer_id, "console-{codec}: {batches:?}");
+            assert_eq!((batch.base_offset, batch.base_sequence as i64), (next, next), "console-{codec}: {batches:?}");
+            next += batch.records as i64;
+        }
+        assert_eq!(next, CONSOLE_LINES as i64, "console-{codec}: {batches:?}");
+        producers.push(batches[0].producer_id);
+    }
+    producers
+}
+
+/// `kafka-console-consumer.sh --include 'console-.*' --from-beginning` reading
+/// read_committed until it has `count` records (`extra` options added): the
+/// values, one a line.
+fn console_consume(broker: &Broker, count: usize, extra: &[&str]) -> Vec<String> {
+    let count = count.to_string();
+    let mut args = vec!["--include", "console-.*", "--from-beginning", "--isolation-level", "read_committed"];
+    args.extend(["--max-messages", &count, "--timeout-ms", "60000"]);
+    args.extend(extra);
+    tool_ok(broker, CONSOLE_CONSUMER, &args).lines().map(str::to_string).collect()
+}
+
+/// What a read_committed console consumer must print, per topic: every line of
+/// every codec's producer, in order, and the transactional producer's
+/// committed records, never its aborted ones.
+fn assert_console_values(values: &[String]) {
+    for (codec, _) in CONSOLE_CODECS {
+        let expected: Vec<String> = (0..CONSOLE_LINES).map(|i| format!("{codec}-{i:04}")).collect();
+        let got: Vec<&String> = values.iter().filter(|v| v.starts_with(&format!("{codec}-"))).collect();
+        assert_eq!(got, expected.iter().collect::<Vec<_>>(), "console-{codec}");
+    }
+    let expected: Vec<String> = (0..10).map(|i| format!("committed-{i}")).collect();
+    let got: Vec<&String> =
+        values.iter().filter(|v| v.starts_with("committed-") || v.starts_with("aborted-")).collect();
+    assert_eq!(got, expected.iter().collect::<Vec<_>>(), "console-txn, read_committed");
+    assert_eq!(values.len(), CONSOLE_CODECS.len() * CONSOLE_LINES + 10, "{values:?}");
+}
+
+/// (topic, partition, current offset, log end offset) of each row of
+/// `kafka-consumer-groups.sh --describe --group <group>`.
+fn committed_rows(broker: &Broker, group: &str) -> Vec<(String, String, String, String)> {
+    let out = tool_ok(broker, CONSUMER_GROUPS, &["--describe", "--group", group]);
+    let mut rows: Vec<_> = group_rows(&out)
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r[0], group, "{out}");
+            (r[1].clone(), r[2].clone(), r[3].clone(), r[4].clone())
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// `kafka-console-producer.sh` with every codec (acks=all, idempotent: the
+/// batches are stored compressed with that codec, with a producer id and
+/// sequences), `kafka-console-consumer.sh --isolation-level read_committed
+/// --group` reading them back exactly with a transactional producer's
+/// (librdkafka's) committed records and none of its aborted ones; then the
+/// broker is killed with SIGKILL and restarted on its data: every record is
+/// read back again, and `kafka-consumer-groups.sh --describe` shows the
+/// group's offsets as committed before the kill.
+#[test]
+fn kafka_console_tools_round_trip_every_codec_and_keep_records_and_offsets_across_kill_9() {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use std::io::Write;
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    // No initial rebalance delay: the console consumers join their groups at once.
+    let no_delay = ["--node-id", &NODE.to_string(), "--group-initial-rebalance-delay-ms", "0"];
+    let broker = Broker::start("ops-console", 2, &no_delay);
+    let mut raw = Raw::connect(&broker);
+    let topics: Vec<String> = CONSOLE_CODECS.iter().map(|(codec, _)| format!("console-{codec}")).collect();
+    let mut creatable: Vec<(&str, i32)> = topics.iter().map(|t| (t.as_str(), 1)).collect();
+    creatable.push(("console-txn", 1));
+    create_topics(&mut raw, &creatable);
+
+    // One producer per codec, side by side; 1 KiB batches, so each run writes several.
+    let classpath = common::clients::kafka_tools_classpath();
+    let producers: Vec<_> = CONSOLE_CODECS
+        .iter()
+        .map(|(codec, _)| {
+            let mut child = Command::new("java")
+                .args(QUICK_JVM)
+                .arg("-cp")
+                .arg(classpath.trim())
+                .arg(CONSOLE_PRODUCER)
+                .args(["--bootstrap-server", &broker.bootstrap(), "--topic", &format!("console-{codec}")])
+                .args(["--compression-codec", codec, "--batch-size", "1024"])
+                .args(["--command-property", "acks=all", "--command-property", "enable.idempotence=true"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("run java");
+            let mut stdin = child.stdin.take().unwrap();
+            for i in 0..CONSOLE_LINES {
+                writeln!(stdin, "{codec}-{i:04}").unwrap();
+            }
+            drop(stdin);
+            (codec, child)
+        })
+        .collect();
+    for (codec, child) in producers {
+        let out = child.wait_with_output().expect("wait for java");
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "kafka-console-producer --compression-codec {codec} failed:\n{text}");
+    }
+    let producer_ids = assert_console_batches(&broker);
+    let mut distinct = producer_ids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), CONSOLE_CODECS.len(), "one producer id per producer: {producer_ids:?}");
+
+    // The tools have no transactional producer: librdkafka commits, aborts, commits.
+    {
+        let timeout = Duration::from_secs(30);
+        let txn: ThreadedProducer<DefaultProducerContext> =
+            common::kafka::client_config(&broker.bootstrap(), &[("transactional.id", "console-txn")]).create().unwrap();
+        txn.init_transactions(timeout).unwrap();
+        for (prefix, range, commit) in [("committed", 0..5, true), ("aborted", 0..5, false), ("committed", 5..10, true)]
+        {
+            txn.begin_transaction().unwrap();
+            for i in range {
+                let value = format!("{prefix}-{i}");
+                common::kafka::send(&txn, BaseRecord::to("console-txn").partition(0).payload(value.as_str()).key("t"));
+            }
+            txn.flush(timeout).unwrap();
+            if commit {
+                txn.commit_transaction(timeout).unwrap();
+            } else {
+                txn.abort_transaction(timeout).unwrap();
+            }
+        }
+    }
+    let total = CONSOLE_CODECS.len() * CONSOLE_LINES + 10;
+    assert_console_values(&console_consume(&broker, total, &["--group", "console-readers"]));
+
+    // The group's offsets: every partition read to its end (the transaction's
+    // topic past its last commit marker).
+    let committed = committed_rows(&broker, "console-readers");
+    let mut expected: Vec<_> = topics
+        .iter()
+        .map(|t| (t.clone(), "0".to_string(), CONSOLE_LINES.to_string(), CONSOLE_LINES.to_string()))
+        .collect();
+    // 15 records and 3 markers.
+    expected.push(("console-txn".to_string(), "0".to_string(), "18".to_string(), "18".to_string()));
+    expected.sort();
+    assert_eq!(committed, expected);
+
+    let dir = broker.kill();
+    assert!(!dir.join(".sluice_clean_shutdown").exists());
+    let broker = Broker::start_in(dir, 2, &no_delay);
+    assert_eq!(assert_console_batches(&broker), producer_ids);
+    assert_eq!(committed_rows(&broker, "console-readers"), committed);
+    assert_console_values(&console_consume(&broker, total, &[]));
     broker.stop();
 }

@@ -535,7 +535,7 @@ async fn mutual_tls_maps_the_certificate_subject_to_the_principal() {
 }
 
 #[test]
-fn before_login_only_the_sasl_apis_are_served() {
+fn before_login_only_the_sasl_apis_are_served_then_librdkafka_logs_in_with_plain() {
     let secure = Secure::start("sec-prelogin");
     let address = secure.broker.listener("SASL_PLAINTEXT");
 
@@ -585,6 +585,41 @@ fn before_login_only_the_sasl_apis_are_served() {
     assert_eq!(raw.sasl_plain("admin", "admin-secret").0, 0);
     let metadata: MetadataResponse = raw.call(ApiKey::Metadata, 12, &MetadataRequest::default());
     assert_eq!(metadata.brokers[0].port as u16, secure.broker.listener_port("SASL_PLAINTEXT"));
+
+    // librdkafka over SASL_PLAINTEXT with PLAIN: records written (acks=all) and read back.
+    let plain = |user: &str, password: &str| {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &address)
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanisms", "PLAIN")
+            .set("sasl.username", user)
+            .set("sasl.password", password)
+            .set("message.timeout.ms", "10000")
+            .set("socket.timeout.ms", "10000");
+        config
+    };
+    let admin = plain("admin", "admin-secret");
+    {
+        use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
+        let mut config = admin.clone();
+        config.set("acks", "all");
+        let producer: ThreadedProducer<DefaultProducerContext> = config.create().expect("producer");
+        for i in 0..20 {
+            let value = format!("plain-{i}");
+            common::kafka::send(&producer, BaseRecord::to("plain").partition(0).payload(value.as_str()).key("k"));
+        }
+        producer.flush(Duration::from_secs(10)).expect("records delivered");
+    }
+    let mut reader = admin.clone();
+    reader.set("group.id", "plain-readers");
+    let values: Vec<String> = common::kafka::consume_to_end(&reader, "plain", 1, Duration::from_secs(30))
+        .iter()
+        .map(common::kafka::value)
+        .collect();
+    assert_eq!(values, (0..20).map(|i| format!("plain-{i}")).collect::<Vec<_>>());
+    refused_login(&plain("admin", "wrong"));
+    refused_login(&plain("nobody", "admin-secret"));
     secure.broker.stop();
 }
 
