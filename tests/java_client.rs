@@ -1,8 +1,11 @@
 //! The Java client (kafka-clients 4.4, resolved by Maven from
 //! `tests/clients/java/pom.xml`) on its defaults: admin, idempotent producer,
 //! consumer; its transactions; cooperative-sticky and static group members;
-//! and KIP-848's consumer group protocol. Maven resolves the jars on first use
-//! (`common::clients`); a missing Java fails this test.
+//! KIP-848's consumer group protocol; the admin client's calls (partitions,
+//! configs, records, group offsets, ACLs, the quorum and features) and its
+//! telemetry pushes against a broker with SASL and ACLs; and acknowledged
+//! records and committed offsets across a kill -9. Maven resolves the jars on
+//! first use (`common::clients`); a missing Java fails this test.
 
 mod common;
 
@@ -212,5 +215,6 @@ fn java_acked_records_and_committed_offsets_survive_kill_9() {
     for check in &CHECKS[7..] {
         assert!(stdout.lines().any(|l| l.starts_with(&format!("ok {check}"))), "no `ok {check}` in:\n{stdout}");
     }
+    eprintln!("{stdout}");
     broker.stop();
 }
