@@ -138,5 +138,15 @@ fn python_clients_log_in_and_obey_acls() {
         assert!(stdout.contains(&format!("ok {check}\n")), "no `ok {check}` in:\n{stdout}");
     }
     assert!(stdout.ends_with("python security ok\n"), "{stdout}");
+    // The refused logins were the broker's doing, on every SASL listener.
+    let log = broker.log();
+    for listener in ["SASL_PLAINTEXT", "SASL_SSL", "OAUTH"] {
+        assert!(
+            log.lines()
+                .map(common::strip_ansi)
+                .any(|l| l.contains("failed login") && l.contains(&format!("listener={listener} "))),
+            "no failed login on {listener} in the broker log:\n{log}"
+        );
+    }
     broker.stop();
 }

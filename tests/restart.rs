@@ -180,7 +180,8 @@ async fn repeated_kills_under_load_lose_no_acknowledged_record() {
     let mut sent: std::collections::HashSet<String> = std::collections::HashSet::new();
     for round in 0..rounds {
         let python = PythonProducer::start("kafka_python", &broker.bootstrap(), "busy-py", &format!("py-r{round}"));
-        let confluent = PythonProducer::start("confluent_kafka", &broker.bootstrap(), "busy-ck", &format!("ck-r{round}"));
+        let confluent =
+            PythonProducer::start("confluent_kafka", &broker.bootstrap(), "busy-ck", &format!("ck-r{round}"));
         let producer = kafka::producer(
             &broker.bootstrap(),
             &[("acks", "all"), ("linger.ms", "1"), ("message.timeout.ms", "3000")],
