@@ -40,7 +40,9 @@ def main(bootstrap, topic, prefix, partitions):
     while True:
         value = f"{prefix}-{i}-" + "c" * 100
         try:
-            producer.produce(topic, value=value.encode(), key=value.encode(), partition=i % partitions, on_delivery=on_delivery)
+            producer.produce(
+                topic, value=value.encode(), key=value.encode(), partition=i % partitions, on_delivery=on_delivery
+            )
         except BufferError:  # the queue is full while the broker is away: wait for room
             producer.poll(0.01)
             continue

@@ -367,7 +367,10 @@ def check_admin(bootstrap):
     member.close()
     print("ok groups")
 
-    reset = {TopicPartition(topic, 0): OffsetAndMetadata(10, "", -1), TopicPartition(topic, 3): OffsetAndMetadata(0, "", -1)}
+    reset = {
+        TopicPartition(topic, 0): OffsetAndMetadata(10, "", -1),
+        TopicPartition(topic, 3): OffsetAndMetadata(0, "", -1),
+    }
     errors = admin.alter_group_offsets(group, reset)
     assert all(e.errno == 0 for e in errors.values()), errors
     offsets = admin.list_group_offsets({group: None})[group]

@@ -154,7 +154,7 @@ def confluent_checks(setup_path):
         config = {**config, "error_cb": errors.append}
         client = AdminClient(config)
         try:
-            client.list_topics(timeout=5)
+            client.list_topics(timeout=2)
             raise AssertionError("a login that should fail got metadata")
         except KafkaException:
             pass
@@ -177,7 +177,9 @@ def confluent_checks(setup_path):
 
     def grant(principal):
         bindings = [
-            AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, principal, "*", op, AclPermissionType.ALLOW)
+            AclBinding(
+                ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, principal, "*", op, AclPermissionType.ALLOW
+            )
             for op in (AclOperation.WRITE, AclOperation.READ, AclOperation.DESCRIBE)
         ]
         bindings.append(
@@ -196,21 +198,18 @@ def confluent_checks(setup_path):
         return bindings
 
     def acls_of(principal):
-        found = admin.describe_acls(
-            AclBindingFilter(
-                ResourceType.ANY,
-                None,
-                ResourcePatternType.ANY,
-                principal,
-                None,
-                AclOperation.ANY,
-                AclPermissionType.ANY,
-            )
-        ).result(timeout=TIMEOUT_S)
-        return {(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation, b.permission_type) for b in found}
+        return as_tuples(admin.describe_acls(acls_filter(principal)).result(timeout=TIMEOUT_S))
+
+    def acls_filter(principal):
+        return AclBindingFilter(
+            ResourceType.ANY, None, ResourcePatternType.ANY, principal, None, AclOperation.ANY, AclPermissionType.ANY
+        )
 
     def as_tuples(bindings):
-        return {(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation, b.permission_type) for b in bindings}
+        return {
+            (b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation, b.permission_type)
+            for b in bindings
+        }
 
     # sasl/plain
     for f in admin.create_topics([NewTopic(topic, 1, 1)], operation_timeout=TIMEOUT_S).values():
@@ -226,13 +225,7 @@ def confluent_checks(setup_path):
     bindings = grant("User:eve")
     assert acls_of("User:eve") == as_tuples(bindings), acls_of("User:eve")
     round_trip(eve, "eve")
-    deleted = admin.delete_acls(
-        [
-            AclBindingFilter(
-                ResourceType.ANY, None, ResourcePatternType.ANY, "User:eve", None, AclOperation.ANY, AclPermissionType.ANY
-            )
-        ]
-    )
+    deleted = admin.delete_acls([acls_filter("User:eve")])
     for f in deleted.values():
         assert as_tuples(f.result(timeout=TIMEOUT_S)) == as_tuples(bindings)
     assert acls_of("User:eve") == set()
@@ -417,7 +410,8 @@ def kafka_python_checks(setup_path):
             ACL(principal, "*", op, ACLPermissionType.ALLOW, ResourcePattern(ResourceType.TOPIC, topic))
             for op in (ACLOperation.WRITE, ACLOperation.READ, ACLOperation.DESCRIBE)
         ]
-        acls.append(ACL(principal, "*", ACLOperation.READ, ACLPermissionType.ALLOW, ResourcePattern(ResourceType.GROUP, group)))
+        group_pattern = ResourcePattern(ResourceType.GROUP, group)
+        acls.append(ACL(principal, "*", ACLOperation.READ, ACLPermissionType.ALLOW, group_pattern))
         result = admin.create_acls(acls)
         assert not result["failed"] and len(result["succeeded"]) == len(acls), result
         return acls
