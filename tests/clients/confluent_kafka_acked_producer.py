@@ -4,9 +4,11 @@ the broker acknowledged (acks=all) as `ACK partition offset value`.
 Usage: confluent_kafka_acked_producer.py BOOTSTRAP TOPIC PREFIX PARTITIONS
 Prints READY once the first record is acknowledged. No retries and no
 idempotence, so a record is written at most once; one the broker never
-acknowledged may or may not be stored.
+acknowledged may or may not be stored. Paced at about 2,000 records a second,
+like the kafka-python producer beside it, so the topic stays small.
 """
 import sys
+import time
 
 from confluent_kafka import Producer
 
@@ -47,6 +49,7 @@ def main(bootstrap, topic, prefix, partitions):
             producer.poll(0.01)
             continue
         producer.poll(0)
+        time.sleep(0.0005)
         i += 1
 
 
