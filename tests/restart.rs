@@ -91,10 +91,12 @@ async fn killed_broker_keeps_acknowledged_records() {
 struct PythonProducer {
     child: std::process::Child,
     acked: std::sync::mpsc::Receiver<(i32, i64, String)>,
+    ready: std::sync::mpsc::Receiver<()>,
 }
 
 impl PythonProducer {
-    /// Starts the producer of `client` (`kafka_python` or `confluent_kafka`).
+    /// Starts the producer of `client` (`kafka_python` or `confluent_kafka`);
+    /// [`PythonProducer::wait_ready`] waits for its first acknowledgement.
     fn start(client: &str, bootstrap: &str, topic: &str, prefix: &str) -> PythonProducer {
         use std::io::BufRead;
         let script = format!("{}/tests/clients/{client}_acked_producer.py", env!("CARGO_MANIFEST_DIR"));
@@ -120,8 +122,11 @@ impl PythonProducer {
                 }
             }
         });
-        ready_rx.recv_timeout(Duration::from_secs(60)).expect("the Python producer did not get its first ack");
-        PythonProducer { child, acked }
+        PythonProducer { child, acked, ready: ready_rx }
+    }
+
+    fn wait_ready(&self) {
+        self.ready.recv_timeout(Duration::from_secs(60)).expect("the Python producer did not get its first ack");
     }
 
     /// Kills the process and returns every acknowledgement it printed.
@@ -182,6 +187,8 @@ async fn repeated_kills_under_load_lose_no_acknowledged_record() {
         let python = PythonProducer::start("kafka_python", &broker.bootstrap(), "busy-py", &format!("py-r{round}"));
         let confluent =
             PythonProducer::start("confluent_kafka", &broker.bootstrap(), "busy-ck", &format!("ck-r{round}"));
+        python.wait_ready();
+        confluent.wait_ready();
         let producer = kafka::producer(
             &broker.bootstrap(),
             &[("acks", "all"), ("linger.ms", "1"), ("message.timeout.ms", "3000")],
