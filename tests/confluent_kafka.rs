@@ -3,12 +3,19 @@
 //! an idempotent producer, a classic consumer group, a cooperative-sticky
 //! group, static members, KIP-848's consumer group protocol, transactions
 //! with read_committed, offset lookups and admin offset and record changes,
-//! as `tests/clients/confluent_kafka_checks.py` describes. Installed on first
+//! and client telemetry (KIP-714) pushed to a subscription the test makes, as
+//! `tests/clients/confluent_kafka_checks.py` describes. Installed on first
 //! use (`common::clients`).
 
 mod common;
 
-use common::Broker;
+use common::{Broker, Raw};
+use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use kafka_protocol::messages::{ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+/// The `CLIENT_METRICS` config resource type (KIP-714).
+const CLIENT_METRICS: i8 = 16;
 
 /// The checks the script runs, each of which must print `ok <check>`.
 const CHECKS: &[&str] = &[
@@ -24,15 +31,40 @@ const CHECKS: &[&str] = &[
     "consumer-protocol",
     "transactions",
     "offsets",
+    "telemetry",
 ];
+
+/// Makes the client metrics subscription the `telemetry` check pushes to:
+/// producer metrics every second, from the client `ck-telemetry` only.
+fn subscribe_telemetry(broker: &Broker) {
+    let config = |name: &str, value: &str| {
+        AlterableConfig::default()
+            .with_name(StrBytes::from_string(name.into()))
+            .with_config_operation(0)
+            .with_value(Some(StrBytes::from_string(value.into())))
+    };
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(CLIENT_METRICS)
+        .with_resource_name(StrBytes::from_static_str("confluent-kafka"))
+        .with_configs(vec![
+            config("metrics", "org.apache.kafka.producer."),
+            config("interval.ms", "1000"),
+            config("match", "client_id=ck-telemetry"),
+        ])]);
+    let answer: IncrementalAlterConfigsResponse =
+        Raw::connect(broker).call(ApiKey::IncrementalAlterConfigs, 1, &request);
+    assert_eq!(answer.responses[0].error_code, 0, "{answer:?}");
+}
 
 #[test]
 fn confluent_kafka_checks() {
     let broker = Broker::start("confluent-kafka", 2, &["--group-initial-rebalance-delay-ms", "0"]);
+    subscribe_telemetry(&broker);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/confluent_kafka_checks.py");
     let output = std::process::Command::new(common::clients::python())
         .arg(script)
         .arg(broker.bootstrap())
+        .arg(broker.admin_url())
         .output()
         .expect("run confluent-kafka");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -1,5 +1,6 @@
 //! Consumer groups with real clients: librdkafka (the `rdkafka` crate) and
-//! kafka-python, whose group code is its own.
+//! kafka-python, whose group code is its own (and confluent-kafka's and
+//! kafka-python's committed offsets across a broker restart).
 
 mod common;
 
@@ -241,6 +242,8 @@ fn consume_group(bootstrap: &str, group: &str, topic: &str, want: usize) -> Vec<
     got.iter().map(|m| (m.partition(), m.offset(), value(m))).collect()
 }
 
+/// Offsets committed by librdkafka (the `rdkafka` crate), confluent-kafka and
+/// kafka-python survive their consumers and a kill -9 of the broker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_offsets_survive_consumer_and_broker_restarts() {
     let broker = Broker::start("groups-commit", 2, &["--group-initial-rebalance-delay-ms", "0"]);
@@ -254,6 +257,8 @@ async fn committed_offsets_survive_consumer_and_broker_restarts() {
     let b = bootstrap.clone();
     let second = tokio::task::spawn_blocking(move || consume_group(&b, "resumer", "resumable", 20)).await.unwrap();
     assert_eq!(second[0].1, 60);
+    // confluent-kafka and kafka-python commit in groups of their own.
+    tokio::task::block_in_place(|| python_committed_offsets(&broker, "commit"));
     // Kill the broker right after the commit: the commit was durable.
     let dir = broker.kill();
     let broker = Broker::start_in(dir, 2, &["--group-initial-rebalance-delay-ms", "0"]);
@@ -261,6 +266,7 @@ async fn committed_offsets_survive_consumer_and_broker_restarts() {
     let third = tokio::task::spawn_blocking(move || consume_group(&b, "resumer", "resumable", 20)).await.unwrap();
     assert_eq!(third[0].1, 80);
     assert_eq!(third.last().unwrap().1, 99);
+    tokio::task::block_in_place(|| python_committed_offsets(&broker, "resume"));
 
     // A consumer outside group management commits with no generation; the
     // metadata and leader epoch come back exactly as committed.
@@ -373,6 +379,25 @@ fn group_offsets_admin(
         rd::rd_kafka_event_destroy(event);
         answer
     }
+}
+
+/// Runs `tests/clients/python_committed_offsets.py` against `resumable`:
+/// `commit` has confluent-kafka and kafka-python commit offsets, `resume`
+/// checks them and that new members start there.
+fn python_committed_offsets(broker: &Broker, phase: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/python_committed_offsets.py");
+    let output = Command::new(common::clients::python())
+        .args([script, &broker.bootstrap(), "resumable", phase])
+        .output()
+        .expect("run the Python clients");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the Python clients failed to {phase}:\nstdout:\n{stdout}\nstderr:\n{}\nbroker log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        broker.log()
+    );
+    assert_eq!(stdout, format!("ok confluent-kafka {phase}\nok kafka-python {phase}\n"));
 }
 
 fn list_groups(raw: &mut Raw) -> BTreeMap<String, String> {

@@ -1,7 +1,10 @@
 //! A second, independent client: kafka-python (pure Python, its own protocol
-//! code) creates a topic, produces and consumes against the real broker, and
-//! runs transactions read back with read_committed, a cooperative-sticky
-//! group and static group members, as
+//! code) creates a topic, produces and consumes against the real broker with
+//! every codec, runs transactions read back with read_committed, a
+//! cooperative-sticky group and static group members, and its admin client
+//! adds partitions, describes and alters configs, deletes records, lists and
+//! describes groups and resets their offsets, lists and describes
+//! transactions, and describes the metadata quorum and the features, as
 //! `tests/clients/kafka_python_roundtrip.py` describes.
 //! kafka-python is installed on first use (`common::clients`).
 
@@ -10,7 +13,22 @@ mod common;
 use common::Broker;
 
 /// The checks the script runs, each of which must print `ok <check>`.
-const CHECKS: &[&str] = &["roundtrip", "transactions", "cooperative-sticky", "static-membership"];
+const CHECKS: &[&str] = &[
+    "roundtrip",
+    "transactions",
+    "cooperative-sticky",
+    "static-membership",
+    "codec snappy",
+    "codec lz4",
+    "codec zstd",
+    "partitions",
+    "configs",
+    "delete-records",
+    "groups",
+    "offsets-reset",
+    "transactions-listed",
+    "metadata-quorum-features",
+];
 
 #[test]
 fn kafka_python_round_trip() {

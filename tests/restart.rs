@@ -85,23 +85,27 @@ async fn killed_broker_keeps_acknowledged_records() {
     broker.stop();
 }
 
-/// A kafka-python producer in its own process (`tests/clients/kafka_python_acked_producer.py`),
-/// reporting what the broker acknowledged.
+/// A Python producer in its own process, reporting what the broker
+/// acknowledged: kafka-python (`tests/clients/kafka_python_acked_producer.py`)
+/// or confluent-kafka (`tests/clients/confluent_kafka_acked_producer.py`).
 struct PythonProducer {
     child: std::process::Child,
     acked: std::sync::mpsc::Receiver<(i32, i64, String)>,
+    ready: std::sync::mpsc::Receiver<()>,
 }
 
 impl PythonProducer {
-    fn start(bootstrap: &str, topic: &str, prefix: &str) -> PythonProducer {
+    /// Starts the producer of `client` (`kafka_python` or `confluent_kafka`);
+    /// [`PythonProducer::wait_ready`] waits for its first acknowledgement.
+    fn start(client: &str, bootstrap: &str, topic: &str, prefix: &str) -> PythonProducer {
         use std::io::BufRead;
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/kafka_python_acked_producer.py");
+        let script = format!("{}/tests/clients/{client}_acked_producer.py", env!("CARGO_MANIFEST_DIR"));
         let mut child = std::process::Command::new(common::clients::python())
-            .args([script, bootstrap, topic, prefix, &PARTITIONS.to_string()])
+            .args([&script, bootstrap, topic, prefix, &PARTITIONS.to_string()])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("start the kafka-python producer");
+            .expect("start the Python producer");
         let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (acked_tx, acked) = std::sync::mpsc::channel();
@@ -118,8 +122,11 @@ impl PythonProducer {
                 }
             }
         });
-        ready_rx.recv_timeout(Duration::from_secs(60)).expect("kafka-python producer did not get its first ack");
-        PythonProducer { child, acked }
+        PythonProducer { child, acked, ready: ready_rx }
+    }
+
+    fn wait_ready(&self) {
+        self.ready.recv_timeout(Duration::from_secs(60)).expect("the Python producer did not get its first ack");
     }
 
     /// Kills the process and returns every acknowledgement it printed.
@@ -159,8 +166,8 @@ fn check_after_kills(
     );
 }
 
-/// kill -9 under load from two client libraries at once (librdkafka through
-/// the `rdkafka` crate, and kafka-python), 20 times in a row (`SLUICE_KILL_ROUNDS`
+/// kill -9 under load from three client libraries at once (librdkafka through
+/// the `rdkafka` crate, kafka-python and confluent-kafka), 20 times in a row (`SLUICE_KILL_ROUNDS`
 /// sets how many: `SLUICE_KILL_ROUNDS=100 cargo test --release --test restart
 /// repeated_kills`): every acknowledged record is present exactly once at the
 /// offset it was acknowledged with, offsets are never reused, and
@@ -171,11 +178,17 @@ async fn repeated_kills_under_load_lose_no_acknowledged_record() {
     let mut broker = Broker::start("killed-busy", 2, &[]);
     create_topic(&broker.bootstrap(), "busy", PARTITIONS, &[("segment.bytes", "1048576")]).await;
     create_topic(&broker.bootstrap(), "busy-py", PARTITIONS, &[("segment.bytes", "1048576")]).await;
+    create_topic(&broker.bootstrap(), "busy-ck", PARTITIONS, &[("segment.bytes", "1048576")]).await;
     let mut acked: Vec<(i32, i64, String)> = Vec::new();
     let mut acked_py: Vec<(i32, i64, String)> = Vec::new();
+    let mut acked_ck: Vec<(i32, i64, String)> = Vec::new();
     let mut sent: std::collections::HashSet<String> = std::collections::HashSet::new();
     for round in 0..rounds {
-        let python = PythonProducer::start(&broker.bootstrap(), "busy-py", &format!("py-r{round}"));
+        let python = PythonProducer::start("kafka_python", &broker.bootstrap(), "busy-py", &format!("py-r{round}"));
+        let confluent =
+            PythonProducer::start("confluent_kafka", &broker.bootstrap(), "busy-ck", &format!("ck-r{round}"));
+        python.wait_ready();
+        confluent.wait_ready();
         let producer = kafka::producer(
             &broker.bootstrap(),
             &[("acks", "all"), ("linger.ms", "1"), ("message.timeout.ms", "3000")],
@@ -207,6 +220,7 @@ async fn repeated_kills_under_load_lose_no_acknowledged_record() {
         }
         let dir = broker.kill();
         acked_py.extend(python.kill());
+        acked_ck.extend(confluent.kill());
         drop(producer);
         for t in tasks {
             let _ = t.await;
@@ -216,24 +230,33 @@ async fn repeated_kills_under_load_lose_no_acknowledged_record() {
     }
     assert!(acked.len() > 1000, "only {} records acknowledged to librdkafka", acked.len());
     assert!(acked_py.len() >= rounds, "only {} records acknowledged to kafka-python", acked_py.len());
+    assert!(acked_ck.len() >= rounds, "only {} records acknowledged to confluent-kafka", acked_ck.len());
     let stored = consume_async(&broker.bootstrap(), "busy").await;
     check_after_kills("busy", &stored, &acked, |v| sent.contains(v));
     let stored_py = consume_async(&broker.bootstrap(), "busy-py").await;
-    let python_value = |v: &str| {
-        let mut parts = v.splitn(3, '-');
-        parts.next() == Some("py")
-            && parts.next().is_some_and(|r| r.starts_with('r') && r[1..].parse::<usize>().is_ok_and(|r| r < rounds))
-            && parts.next().is_some_and(|rest| {
-                rest.split_once('-').is_some_and(|(i, pad)| i.parse::<usize>().is_ok() && pad == "p".repeat(100))
-            })
+    // A Python producer's values: `<tag>-r<round>-<i>-` and 100 times `pad`.
+    let python_value = |tag: &'static str, pad: &'static str| {
+        move |v: &str| {
+            let mut parts = v.splitn(3, '-');
+            parts.next() == Some(tag)
+                && parts.next().is_some_and(|r| r.starts_with('r') && r[1..].parse::<usize>().is_ok_and(|r| r < rounds))
+                && parts.next().is_some_and(|rest| {
+                    rest.split_once('-').is_some_and(|(i, p)| i.parse::<usize>().is_ok() && p == pad.repeat(100))
+                })
+        }
     };
-    check_after_kills("busy-py", &stored_py, &acked_py, python_value);
+    check_after_kills("busy-py", &stored_py, &acked_py, python_value("py", "p"));
+    let stored_ck = consume_async(&broker.bootstrap(), "busy-ck").await;
+    check_after_kills("busy-ck", &stored_ck, &acked_ck, python_value("ck", "c"));
     eprintln!(
-        "{rounds} kills: librdkafka {} acknowledged, {} stored; kafka-python {} acknowledged, {} stored",
+        "{rounds} kills: librdkafka {} acknowledged, {} stored; kafka-python {} acknowledged, {} stored; \
+         confluent-kafka {} acknowledged, {} stored",
         acked.len(),
         stored.len(),
         acked_py.len(),
-        stored_py.len()
+        stored_py.len(),
+        acked_ck.len(),
+        stored_ck.len()
     );
     broker.stop_with(libc::SIGINT);
 }

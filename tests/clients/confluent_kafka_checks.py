@@ -1,6 +1,6 @@
 """Checks with confluent-kafka (Python over librdkafka), as an application would use it.
 
-Usage: confluent_kafka_checks.py BOOTSTRAP
+Usage: confluent_kafka_checks.py BOOTSTRAP ADMIN_URL
 Each check prints "ok <name>" when it passes; the first failure raises and
 exits non-zero. The last line is "confluent-kafka ok".
 
@@ -23,8 +23,14 @@ exits non-zero. The last line is "confluent-kafka ok".
 - transactions: a committed and an aborted transaction, offsets sent to the
   transaction; a read_committed consumer sees the committed records only;
 - offsets: watermarks and offsets_for_times; delete_records moves the log
-  start.
+  start;
+- telemetry: with a client metrics subscription for the client id
+  `ck-telemetry` (made by the test), a producer of that id pushes its
+  producer metrics (KIP-714), which the broker's admin listener shows on
+  `/metrics` (read with Prometheus's parser) and `/api/clients`.
 """
+import json
+import urllib.request
 import sys
 import time
 import uuid
@@ -518,7 +524,42 @@ def check_offsets(bootstrap):
     print("ok offsets")
 
 
-def main(bootstrap):
+def check_telemetry(bootstrap, admin_url):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = f"ck-telemetry-{run_id()}"
+    create_topic(admin, topic, 1)
+    producer = Producer({"bootstrap.servers": bootstrap, "client.id": "ck-telemetry", "enable.metrics.push": True})
+    deadline = time.time() + TIMEOUT_S
+    while True:
+        produce_all(producer, topic, [(None, b"x", None, 0)])
+        with urllib.request.urlopen(f"{admin_url}/metrics", timeout=TIMEOUT_S) as r:
+            text = r.read().decode()
+        pushed = [
+            s
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == "sluice_client_metric"
+            and s.labels.get("client_id") == "ck-telemetry"
+            and s.labels.get("name", "").startswith("org.apache.kafka.producer.")
+        ]
+        if pushed:
+            break
+        assert time.time() < deadline, "confluent-kafka's metrics never showed"
+        time.sleep(0.5)
+    assert {s.labels.get("client_software_name") for s in pushed} == {"confluent-kafka-python"}, pushed[0].labels
+    with urllib.request.urlopen(f"{admin_url}/api/clients", timeout=TIMEOUT_S) as r:
+        clients = json.load(r)["clients"]
+    mine = [c for c in clients if c["client_id"] == "ck-telemetry"]
+    assert len(mine) == 1 and mine[0]["pushes"] >= 1, clients
+    # Another client id matches no subscription and pushes nothing.
+    assert not [c for c in clients if c["client_id"] != "ck-telemetry" and c.get("pushes")], clients
+    producer.flush(TIMEOUT_S)
+    print("ok telemetry")
+
+
+def main(bootstrap, admin_url):
     check_admin(bootstrap)
     check_codecs(bootstrap)
     check_group(bootstrap)
@@ -527,8 +568,9 @@ def main(bootstrap):
     check_consumer_protocol(bootstrap)
     check_transactions(bootstrap)
     check_offsets(bootstrap)
+    check_telemetry(bootstrap, admin_url)
     print("confluent-kafka ok")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

@@ -13,13 +13,32 @@ Prints "ok <check>" for each check that passes; exits non-zero on the first fail
   read once;
 - static-membership: two static members (group_instance_id); one closes and
   starts again within its session and gets its partitions back, and the
-  other sees no rebalance.
+  other sees no rebalance;
+- codec snappy, codec lz4, codec zstd: an idempotent acks=all producer per
+  codec, read back exactly (keys, values, headers, dense offsets);
+- partitions: a topic grows from 2 to 4 partitions; shrinking it is refused
+  with INVALID_PARTITIONS;
+- configs: a topic's config set at creation is described, altered
+  (IncrementalAlterConfigs) and described again; defaults are not listed as
+  set;
+- delete-records: delete_records moves the log start, which the consumer's
+  beginning offsets then show;
+- groups: a group with a member is listed and described (state, member,
+  assignment); its committed offsets are listed;
+- offsets-reset: once the group is empty, an admin alters its offsets and
+  reads them back;
+- transactions-listed: an open transaction is listed and described with its
+  partitions, and described as committed after its commit;
+- metadata-quorum-features: DescribeQuorum names this broker as the leader
+  and only voter; DescribeFeatures shows metadata.version and
+  transaction.version finalized.
 """
 import sys
 import time
 
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+from kafka.errors import InvalidPartitionsError
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.coordinator.assignors.range import RangePartitionAssignor
@@ -230,11 +249,187 @@ def check_static_membership(bootstrap):
     print("ok static-membership")
 
 
+def check_codecs(bootstrap):
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    for codec in ["snappy", "lz4", "zstd"]:
+        topic = f"py-{codec}"
+        admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap, linger_ms=5, compression_type=codec, enable_idempotence=True, acks="all"
+        )
+        count = 1000
+        futures = [
+            producer.send(
+                topic,
+                key=f"k-{i % 7}".encode(),
+                value=f"{codec}-{i}".encode() * 10,
+                headers=[("i", str(i).encode())],
+                partition=i % 2,
+            )
+            for i in range(count)
+        ]
+        producer.flush()
+        placed = {(m.partition, m.offset): i for i, m in enumerate(f.get(timeout=30) for f in futures)}
+        producer.close()
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        partitions = [TopicPartition(topic, p) for p in range(2)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        got = {}
+        deadline = time.time() + 30
+        while len(got) < count:
+            assert time.time() < deadline, f"{codec}: read {len(got)} of {count}"
+            for tp, messages in consumer.poll(timeout_ms=500).items():
+                for m in messages:
+                    assert (tp.partition, m.offset) not in got, "read twice"
+                    got[(tp.partition, m.offset)] = m
+        consumer.close()
+        assert sorted(got) == sorted(placed), codec
+        for place, i in placed.items():
+            m = got[place]
+            assert (m.key, m.value) == (f"k-{i % 7}".encode(), f"{codec}-{i}".encode() * 10), (codec, i)
+            assert dict(m.headers) == {"i": str(i).encode()}, (codec, i, m.headers)
+        for p in range(2):
+            offsets = sorted(o for (part, o) in got if part == p)
+            assert offsets == list(range(len(offsets))), (codec, p)
+        print(f"ok codec {codec}")
+    admin.close()
+
+
+def topic_config(admin, topic):
+    described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    return described["topic"][topic]
+
+
+def check_admin(bootstrap):
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    topic = "py-admin"
+    admin.create_topics(
+        [NewTopic(topic, num_partitions=2, replication_factor=1, topic_configs={"retention.ms": "3600000"})]
+    )
+
+    admin.create_partitions({topic: 4})
+    described = admin.describe_topics([topic])
+    assert sorted(p["partition_index"] for p in described[0]["partitions"]) == [0, 1, 2, 3], described
+    try:
+        admin.create_partitions({topic: 2})
+        raise AssertionError("shrinking partitions was accepted")
+    except InvalidPartitionsError:
+        pass
+    print("ok partitions")
+
+    configs = topic_config(admin, topic)
+    assert configs["retention.ms"]["value"] == "3600000", configs
+    assert configs["retention.ms"]["config_source"] == "DYNAMIC_TOPIC_CONFIG", configs
+    assert "segment.bytes" not in configs, "a default listed as modified"
+    resource = ConfigResource(
+        ConfigResourceType.TOPIC,
+        topic,
+        configs={"retention.ms": (AlterConfigOp.SET, "7200000"), "cleanup.policy": (AlterConfigOp.SET, "compact")},
+    )
+    admin.alter_configs([resource])
+    configs = topic_config(admin, topic)
+    assert configs["retention.ms"]["value"] == "7200000", configs
+    assert configs["cleanup.policy"]["value"] == "compact", configs
+    admin.alter_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, topic, configs={"cleanup.policy": (AlterConfigOp.DELETE, None)})]
+    )
+    configs = topic_config(admin, topic)
+    assert "cleanup.policy" not in configs and configs["retention.ms"]["value"] == "7200000", configs
+    print("ok configs")
+
+    produce_to(bootstrap, topic, 400, 4)
+    tp = TopicPartition(topic, 0)
+    deleted = admin.delete_records({tp: 42})
+    assert deleted[tp]["low_watermark"] == 42, deleted
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    assert consumer.beginning_offsets([tp]) == {tp: 42}
+    assert consumer.end_offsets([tp]) == {tp: 100}
+    consumer.close()
+    print("ok delete-records")
+
+    group = "py-admin-group"
+    member = group_member(bootstrap, group, topic, Revocations(), enable_auto_commit=False)
+    seen = {}
+    poll_members({"a": member}, seen, lambda: len(seen) == 400 - 42, "every record after the deleted ones")
+    member.commit()
+    listed = admin.list_groups()
+    assert group in [g["group_id"] for g in listed], listed
+    described = admin.describe_groups([group])[group]
+    assert described["group_state"] == "Stable", described
+    assert described["protocol_type"] == "consumer", described
+    assert len(described["members"]) == 1, described["members"]
+    assignment = described["members"][0]["member_assignment"]
+    assigned = sorted(p for t in assignment["assigned_partitions"] for p in t["partitions"])
+    assert assigned == [0, 1, 2, 3], assignment
+    offsets = admin.list_group_offsets({group: None})[group]
+    assert {t.partition: o.offset for t, o in offsets.items()} == {0: 100, 1: 100, 2: 100, 3: 100}, offsets
+    member.close()
+    print("ok groups")
+
+    reset = {
+        TopicPartition(topic, 0): OffsetAndMetadata(10, "", -1),
+        TopicPartition(topic, 3): OffsetAndMetadata(0, "", -1),
+    }
+    errors = admin.alter_group_offsets(group, reset)
+    assert all(e.errno == 0 for e in errors.values()), errors
+    offsets = admin.list_group_offsets({group: None})[group]
+    assert {t.partition: o.offset for t, o in offsets.items()} == {0: 10, 1: 100, 2: 100, 3: 0}, offsets
+    print("ok offsets-reset")
+    admin.close()
+
+
+def check_transactions_listed(bootstrap):
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic("py-txn-listed", num_partitions=2, replication_factor=1)])
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id="py-txn-listed")
+    producer.init_transactions()
+    producer.begin_transaction()
+    producer.send("py-txn-listed", value=b"open", partition=1).get(timeout=30)
+    listed = [t for ts in admin.list_transactions().values() for t in ts]
+    mine = [t for t in listed if t.transactional_id == "py-txn-listed"]
+    assert len(mine) == 1 and str(mine[0].state).endswith("ONGOING"), listed
+    ongoing = admin.list_transactions(state_filters=["Ongoing"])
+    assert "py-txn-listed" in [t.transactional_id for ts in ongoing.values() for t in ts], ongoing
+    described = admin.describe_transactions(["py-txn-listed"])["py-txn-listed"]
+    assert str(described.state).endswith("ONGOING"), described
+    assert described.topic_partitions == {TopicPartition("py-txn-listed", 1)}, described
+    assert described.producer_id == mine[0].producer_id, (described, mine)
+    producer.commit_transaction()
+    producer.close()
+    described = admin.describe_transactions(["py-txn-listed"])["py-txn-listed"]
+    assert str(described.state).endswith("COMPLETE_COMMIT"), described
+    assert not described.topic_partitions, described
+    admin.close()
+    print("ok transactions-listed")
+
+
+def check_metadata_quorum_features(bootstrap):
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    quorum = admin.describe_metadata_quorum()
+    partition = quorum["topics"][0]["partitions"][0]
+    assert quorum["topics"][0]["topic_name"] == "__cluster_metadata", quorum
+    node = partition["leader_id"]
+    assert [v["replica_id"] for v in partition["current_voters"]] == [node], quorum
+    assert partition["observers"] == [] and partition["high_watermark"] > 0, quorum
+    assert [n["node_id"] for n in quorum["nodes"]] == [node], quorum
+    features = admin.describe_features()
+    assert features["metadata.version"]["finalized"][0] >= 1, features
+    assert features["transaction.version"]["finalized"] == (2, 2), features
+    assert features["transaction.version"]["supported"][1] >= 2, features
+    admin.close()
+    print("ok metadata-quorum-features")
+
+
 def main(bootstrap):
     check_roundtrip(bootstrap)
     check_transactions(bootstrap)
     check_cooperative_sticky(bootstrap)
     check_static_membership(bootstrap)
+    check_codecs(bootstrap)
+    check_admin(bootstrap)
+    check_transactions_listed(bootstrap)
+    check_metadata_quorum_features(bootstrap)
     print("kafka-python ok")
 
 

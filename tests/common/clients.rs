@@ -27,6 +27,10 @@ const KAFKA_PYTHON_VERSION: &str = "3.0.12";
 const CONFLUENT_KAFKA_VERSION: &str = "2.16.1";
 /// Prometheus's Python client, whose text-format parser reads `/metrics` in the tests.
 const PROMETHEUS_CLIENT_VERSION: &str = "0.26.0";
+/// The codec packages kafka-python compresses snappy, lz4 and zstd batches with.
+const PYTHON_SNAPPY_VERSION: &str = "0.7.3";
+const LZ4_VERSION: &str = "4.4.5";
+const ZSTANDARD_VERSION: &str = "0.25.0";
 
 fn clients_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").join("clients");
@@ -130,7 +134,8 @@ pub fn chromium() -> PathBuf {
     }
 }
 
-/// A Python interpreter that has kafka-python, confluent-kafka and
+/// A Python interpreter that has kafka-python (with python-snappy, lz4 and
+/// zstandard, its snappy, lz4 and zstd codecs), confluent-kafka and
 /// prometheus-client: a virtualenv in `target/clients/`.
 pub fn python() -> PathBuf {
     static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
@@ -144,7 +149,10 @@ pub fn python() -> PathBuf {
                     "import kafka, confluent_kafka, prometheus_client, importlib.metadata as m, sys; \
                          sys.exit(kafka.__version__ != '{KAFKA_PYTHON_VERSION}' \
                          or m.version('confluent-kafka') != '{CONFLUENT_KAFKA_VERSION}' \
-                         or m.version('prometheus-client') != '{PROMETHEUS_CLIENT_VERSION}')"
+                         or m.version('prometheus-client') != '{PROMETHEUS_CLIENT_VERSION}' \
+                         or m.version('python-snappy') != '{PYTHON_SNAPPY_VERSION}' \
+                         or m.version('lz4') != '{LZ4_VERSION}' \
+                         or m.version('zstandard') != '{ZSTANDARD_VERSION}')"
                 ),
             ]))
         };
@@ -169,13 +177,17 @@ pub fn python() -> PathBuf {
             .arg(format!("kafka-python=={KAFKA_PYTHON_VERSION}"))
             .arg(format!("confluent-kafka=={CONFLUENT_KAFKA_VERSION}"))
             .arg(format!("prometheus-client=={PROMETHEUS_CLIENT_VERSION}"))
+            .arg(format!("python-snappy=={PYTHON_SNAPPY_VERSION}"))
+            .arg(format!("lz4=={LZ4_VERSION}"))
+            .arg(format!("zstandard=={ZSTANDARD_VERSION}"))
             .stderr(Stdio::inherit())
             .status();
         if !matches!(pip, Ok(s) if s.success()) || !ready() {
             return Err(format!(
                 "pip could not install kafka-python=={KAFKA_PYTHON_VERSION}, \
-                 confluent-kafka=={CONFLUENT_KAFKA_VERSION} and \
-                 prometheus-client=={PROMETHEUS_CLIENT_VERSION} from PyPI"
+                 confluent-kafka=={CONFLUENT_KAFKA_VERSION}, \
+                 prometheus-client=={PROMETHEUS_CLIENT_VERSION}, python-snappy=={PYTHON_SNAPPY_VERSION}, \
+                 lz4=={LZ4_VERSION} and zstandard=={ZSTANDARD_VERSION} from PyPI"
             ));
         }
         Ok(python)

@@ -74,7 +74,8 @@ fn admin_port(log: &str) -> Option<u16> {
     })
 }
 
-fn strip_ansi(text: &str) -> String {
+/// `text` without its ANSI colour codes (the broker colours its log).
+pub fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
