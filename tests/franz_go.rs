@@ -215,8 +215,7 @@ fn franz_go_security_checks() {
         ),
     )
     .unwrap();
-    let broker =
-        Broker::start_listening(dir.clone(), 2, SECURE_LISTENERS, &["--config", config.to_str().unwrap()]);
+    let broker = Broker::start_listening(dir.clone(), 2, SECURE_LISTENERS, &["--config", config.to_str().unwrap()]);
     // CN=Franz-mTLS,OU=eng,... maps to User:franz-mtls by the rule.
     let cert = pki.client("Franz-mTLS", false);
     let secure = serde_json::json!({
