@@ -284,9 +284,7 @@ func checkOAuthBearer(ctx context.Context, e *env) error {
 	if !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		return fmt.Errorf("the token's subject produced outside its ACLs: %s, want TOPIC_AUTHORIZATION_FAILED", errName(err))
 	}
-	// Kafka answers a refused token with an error challenge; franz-go's oauth
-	// mechanism ends the login there with an error of its own.
-	return refused(ctx, "an expired token", on(e, "oauth-expired", sc.OAuth, token(sc.ExpiredToken), nil), nil)
+	return refused(ctx, "an expired token", on(e, "oauth-expired", sc.OAuth, token(sc.ExpiredToken), nil), kerr.SaslAuthenticationFailed)
 }
 
 // checkMutualTLS: over the SSL listener that requires client certificates,
