@@ -1,11 +1,17 @@
 //! A third independent client: franz-go (pure Go, its own protocol code)
 //! through `tests/clients/go`, a program that checks a running broker with
 //! franz-go's client and admin client (kgo and kadm): produce and consume
-//! with every compression codec, a cooperative-sticky consumer group through
-//! rebalances, exactly-once consume-transform-produce with
-//! GroupTransactSession, and the admin calls kadm makes. Go is found or
-//! installed on first use (`common::clients::go`), franz-go comes from the Go
-//! module proxy at the versions `tests/clients/go/go.mod` pins.
+//! with every compression codec; consumer groups with the cooperative-sticky
+//! and the eager range balancers, static members, and the KIP-848 protocol;
+//! exactly-once consume-transform-produce with GroupTransactSession and
+//! transactions V2; the admin calls kadm makes (and DescribeQuorum,
+//! ApiVersions' features, UpdateFeatures); KIP-714 metrics pushes. The same
+//! broker is then killed with SIGKILL and started again on its data, and the
+//! program checks that what was acknowledged and committed before is there.
+//! A second broker with SASL, TLS and ACLs is checked with franz-go's PLAIN,
+//! SCRAM and OAUTHBEARER logins, mutual TLS, and kadm's ACL calls. Go is
+//! found or installed on first use (`common::clients::go`), franz-go comes
+//! from the Go module proxy at the versions `tests/clients/go/go.mod` pins.
 
 mod common;
 
@@ -13,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use common::Broker;
+use common::tls::Pki;
+use common::{fresh_data_dir, Broker};
 
 /// The checks the program runs, each of which must print `ok <check>`.
 const CHECKS: &[&str] = &[
@@ -23,7 +30,13 @@ const CHECKS: &[&str] = &[
     "roundtrip/lz4",
     "roundtrip/zstd",
     "group/cooperative-sticky",
+    "group/eager-range",
+    "group/static-membership",
+    "group/consumer-protocol",
     "txn/group-transact-session",
+    "txn/v2",
+    "kadm/list-describe-transactions",
+    "telemetry/push",
     "kadm/create-topics",
     "kadm/list-describe-topics",
     "kadm/describe-configs",
@@ -34,17 +47,32 @@ const CHECKS: &[&str] = &[
     "kadm/list-describe-groups",
     "kadm/offset-fetch",
     "kadm/delete-topics",
+    "kadm/describe-quorum",
+    "kadm/describe-update-features",
+    "restart/produce-and-commit-before-kill",
+    "restart/acked-records-survive-kill-9",
+    "restart/committed-offsets-survive-kill-9",
+    "sasl/plain",
+    "sasl/scram",
+    "sasl/oauthbearer",
+    "tls/mutual",
+    "acl/create-list-enforce",
 ];
+
+/// Whether a check runs against the secured broker.
+fn is_secure(check: &str) -> bool {
+    ["sasl/", "tls/", "acl/"].iter().any(|p| check.starts_with(p))
+}
 
 /// Builds `tests/clients/go` into the target's tmp dir (a file of this
 /// process's own, so concurrent runs do not trip over each other); modules
 /// and build results are cached where Go keeps them (GOMODCACHE, GOCACHE).
-fn build_checks() -> PathBuf {
+fn build_checks(tag: &str) -> PathBuf {
     let go = common::clients::go();
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/go");
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("franz-go");
     std::fs::create_dir_all(&dir).unwrap();
-    let binary = dir.join(format!("franzgo-{}", std::process::id()));
+    let binary = dir.join(format!("franzgo-{}-{tag}", std::process::id()));
     let mut build = Command::new(&go);
     // A Go older than go.mod asks for fetches that release from the module
     // proxy (some distributions' go.env turns that off).
@@ -68,31 +96,156 @@ fn build_checks() -> PathBuf {
     binary
 }
 
-#[test]
-fn franz_go_checks() {
-    let binary = build_checks();
-    let broker = Broker::start("franz-go", 2, &[]);
+/// Runs one suite of the program against `bootstrap`; its stdout, or a
+/// failure with everything it and the broker said.
+fn run_suite(binary: &Path, suite: &str, bootstrap: &str, args: &[&str], broker: &Broker) -> String {
     let started = Instant::now();
-    let output = Command::new(&binary)
-        .args(["-timeout", "15m"])
-        .arg(broker.bootstrap())
+    let output = Command::new(binary)
+        .args(["-suite", suite, "-timeout", "15m"])
+        .args(args)
+        .arg(bootstrap)
         .output()
         .expect("run the franz-go checks");
-    let _ = std::fs::remove_file(&binary);
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let passed = |check: &str| {
-        stdout.lines().any(|line| line == format!("ok {check}") || line.starts_with(&format!("ok {check} (")))
-    };
-    let missing: Vec<&str> = CHECKS.iter().copied().filter(|c| !passed(c)).collect();
     assert!(
-        output.status.success() && missing.is_empty(),
-        "the franz-go checks failed ({}; no ok line for {missing:?}) after {:.1?}:\n\
-         stdout:\n{stdout}\nstderr:\n{stderr}\nbroker log:\n{}",
+        output.status.success(),
+        "the franz-go {suite} checks failed ({}) after {:.1?}:\nstdout:\n{stdout}\nstderr:\n{stderr}\nbroker log:\n{}",
         output.status,
         started.elapsed(),
         broker.log()
     );
-    eprintln!("franz-go checks passed in {:.1?}:\n{stdout}{stderr}", started.elapsed());
+    eprintln!("franz-go {suite} checks passed in {:.1?}:\n{stdout}{stderr}", started.elapsed());
+    stdout
+}
+
+/// The checks of `CHECKS` selected by `which` that printed no ok line.
+fn missing(stdout: &str, which: impl Fn(&str) -> bool) -> Vec<&'static str> {
+    let passed = |check: &str| {
+        stdout.lines().any(|line| line == format!("ok {check}") || line.starts_with(&format!("ok {check} (")))
+    };
+    CHECKS.iter().copied().filter(|c| which(c) && !passed(c)).collect()
+}
+
+/// Everything but the security checks on one broker, which is then killed
+/// with SIGKILL and started again on the same data for the restart checks.
+#[test]
+fn franz_go_checks() {
+    let binary = build_checks("main");
+    let broker = Broker::start("franz-go", 2, &[]);
+    let admin = broker.admin_url();
+    let mut stdout = run_suite(&binary, "main", &broker.bootstrap(), &["-admin", &admin], &broker);
+    let state = broker.data_dir.with_extension("franzgo-state.json");
+    let state_arg = state.to_str().unwrap();
+    stdout += &run_suite(&binary, "before-kill", &broker.bootstrap(), &["-state", state_arg], &broker);
+    let dir = broker.kill();
+    let broker = Broker::start_in(dir, 2, &[]);
+    stdout += &run_suite(&binary, "after-kill", &broker.bootstrap(), &["-state", state_arg], &broker);
+    let _ = std::fs::remove_file(&binary);
+    let missing = missing(&stdout, |c| !is_secure(c));
+    assert!(missing.is_empty(), "no ok line for {missing:?}:\n{stdout}");
+    broker.stop();
+}
+
+/// The listeners of the secured broker: SASL_SSL, SSL with required client
+/// certificates, SASL_PLAINTEXT, and OAUTH (SASL_PLAINTEXT with OAUTHBEARER).
+const SECURE_LISTENERS: &str =
+    "SASL_SSL://127.0.0.1:0,SSL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,OAUTH://127.0.0.1:0";
+
+/// The JSON Web Key Set holding the public half of a P-256 key.
+fn jwks_of(key: &rcgen::KeyPair) -> String {
+    use base64::Engine as _;
+    let point = key.public_key_raw();
+    assert_eq!(point.len(), 65, "an uncompressed P-256 point");
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    serde_json::json!({ "keys": [{
+        "kty": "EC", "crv": "P-256", "kid": "test-key", "use": "sig", "alg": "ES256",
+        "x": b64(&point[1..33]), "y": b64(&point[33..]),
+    }]})
+    .to_string()
+}
+
+/// A JWT for `subject` and the audience `sluice`, signed with `key`, expiring
+/// `lifetime_s` from now (negative: already expired).
+fn token(key: &rcgen::KeyPair, subject: &str, lifetime_s: i64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let claims = serde_json::json!({
+        "sub": subject, "aud": "sluice", "iss": "sluice-test", "iat": now - 60, "exp": now + lifetime_s,
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("test-key".into());
+    let key = jsonwebtoken::EncodingKey::from_ec_der(&key.serialize_der());
+    jsonwebtoken::encode(&header, &claims, &key).expect("sign JWT")
+}
+
+/// SASL (PLAIN, SCRAM, OAUTHBEARER), TLS and mutual TLS, and ACLs, against a
+/// broker with Kafka's StandardAuthorizer and `User:admin` as super user.
+#[test]
+fn franz_go_security_checks() {
+    let binary = build_checks("secure");
+    let dir = fresh_data_dir("franz-go-secure");
+    let pki = Pki::new(&dir.with_extension("pki"));
+    let jwt_key = rcgen::KeyPair::generate().expect("JWT key");
+    let jwks = dir.with_extension("jwks.json");
+    std::fs::write(&jwks, jwks_of(&jwt_key)).unwrap();
+    let config = dir.with_extension("properties");
+    std::fs::write(
+        &config,
+        format!(
+            "listener.security.protocol.map=SASL_SSL:SASL_SSL,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,OAUTH:SASL_PLAINTEXT\n\
+             listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER\n\
+             listener.name.oauth.oauthbearer.sasl.server.callback.handler.class=\
+             org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler\n\
+             sasl.oauthbearer.jwks.endpoint.url=file://{jwks}\n\
+             sasl.oauthbearer.expected.audience=sluice\n\
+             ssl.keystore.type=PEM\n\
+             ssl.keystore.location={keystore}\n\
+             ssl.truststore.type=PEM\n\
+             ssl.truststore.location={ca}\n\
+             listener.name.ssl.ssl.client.auth=required\n\
+             ssl.principal.mapping.rules=RULE:^CN=([^,]+),OU=eng,.*$/$1/L,DEFAULT\n\
+             sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN\n\
+             sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required \
+             user_admin=\"admin-secret\" user_eve=\"eve-secret\";\n\
+             authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n\
+             super.users=User:admin\n",
+            jwks = jwks.display(),
+            keystore = pki.server_keystore.display(),
+            ca = pki.ca.display(),
+        ),
+    )
+    .unwrap();
+    let broker = Broker::start_listening(dir.clone(), 2, SECURE_LISTENERS, &["--config", config.to_str().unwrap()]);
+    // CN=Franz-mTLS,OU=eng,... maps to User:franz-mtls by the rule.
+    let cert = pki.client("Franz-mTLS", false);
+    let secure = serde_json::json!({
+        "sasl_plaintext": broker.listener("SASL_PLAINTEXT"),
+        "sasl_ssl": broker.listener("SASL_SSL"),
+        "ssl": broker.listener("SSL"),
+        "oauth": broker.listener("OAUTH"),
+        "ca": pki.ca,
+        "client_cert": cert.cert,
+        "client_key": cert.key,
+        "client_cert_user": "franz-mtls",
+        "admin_user": "admin",
+        "admin_password": "admin-secret",
+        "plain_user": "eve",
+        "plain_password": "eve-secret",
+        "oauth_user": "svc-franz",
+        "oauth_token": token(&jwt_key, "svc-franz", 600),
+        "expired_token": token(&jwt_key, "svc-franz", -300),
+    });
+    let secure_file = dir.with_extension("franzgo-secure.json");
+    std::fs::write(&secure_file, secure.to_string()).unwrap();
+    let stdout = run_suite(
+        &binary,
+        "secure",
+        &broker.listener("SASL_PLAINTEXT"),
+        &["-secure", secure_file.to_str().unwrap()],
+        &broker,
+    );
+    let _ = std::fs::remove_file(&binary);
+    let missing = missing(&stdout, is_secure);
+    assert!(missing.is_empty(), "no ok line for {missing:?}:\n{stdout}");
     broker.stop();
 }

@@ -63,11 +63,12 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ApiVersion
 }
 
 /// Kafka's answer to an ApiVersions version it does not know: a v0-shaped
-/// response with UNSUPPORTED_VERSION and the supported ranges, so the client
-/// can retry with a version both sides speak.
+/// response with UNSUPPORTED_VERSION and, as KIP-511 has it, only
+/// ApiVersions' own range, so the client retries with a version both sides
+/// speak (and then sends its software name and reads the features).
 pub fn unsupported_version(correlation_id: i32) -> Result<ResponseFrame, FrameError> {
-    let response = ApiVersionsResponse::default()
-        .with_error_code(ResponseError::UnsupportedVersion.code())
-        .with_api_keys(api_keys());
+    let own = api_keys().into_iter().filter(|k| k.api_key == ApiKey::ApiVersions as i16).collect();
+    let response =
+        ApiVersionsResponse::default().with_error_code(ResponseError::UnsupportedVersion.code()).with_api_keys(own);
     encode_response(ApiKey::ApiVersions, 0, correlation_id, &response)
 }

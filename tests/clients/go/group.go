@@ -61,6 +61,7 @@ type member struct {
 	revoked []int32
 	lost    []int32
 	errs    []string
+	left    sync.Once
 }
 
 func (m *member) onAssigned(_ context.Context, _ *kgo.Client, a map[string][]int32) {
@@ -120,23 +121,24 @@ func (m *member) String() string {
 // startMember joins group and consumes in a loop: poll, record, commit, then
 // allow a rebalance (BlockRebalanceOnPoll), so nothing processed is left
 // uncommitted when partitions move.
-func startMember(e *env, name, group, topic string, seen *seenRecords) (*member, error) {
+// extra chooses the balancer and anything else the group needs.
+func startMember(e *env, name, group, topic string, seen *seenRecords, extra ...kgo.Opt) (*member, error) {
 	m := &member{name: name, topic: topic, seen: seen, done: make(chan struct{}), owned: map[int32]bool{}}
-	cl, err := kgo.NewClient(e.opts(name,
+	opts := []kgo.Opt{
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
-		kgo.FetchMaxWait(500*time.Millisecond),
-		kgo.SessionTimeout(30*time.Second),
-		kgo.RebalanceTimeout(60*time.Second),
+		kgo.FetchMaxWait(500 * time.Millisecond),
+		kgo.SessionTimeout(30 * time.Second),
+		kgo.RebalanceTimeout(60 * time.Second),
 		kgo.HeartbeatInterval(time.Second),
 		kgo.OnPartitionsAssigned(m.onAssigned),
 		kgo.OnPartitionsRevoked(m.onRevoked),
 		kgo.OnPartitionsLost(m.onLost),
-	)...)
+	}
+	cl, err := kgo.NewClient(e.opts(name, append(opts, extra...)...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -171,9 +173,11 @@ func startMember(e *env, name, group, topic string, seen *seenRecords) (*member,
 // leave stops the consume loop (which commits what it processed) and closes
 // the client, which leaves the group.
 func (m *member) leave() {
-	m.stop.Store(true)
-	<-m.done
-	m.cl.Close()
+	m.left.Do(func() {
+		m.stop.Store(true)
+		<-m.done
+		m.cl.Close()
+	})
 }
 
 // checkCooperativeGroup: two consumers with the cooperative-sticky balancer
@@ -213,7 +217,8 @@ func checkCooperativeGroup(ctx context.Context, e *env) error {
 	seen := &seenRecords{count: map[[2]int64]int{}, by: map[string]int{}}
 	all := []int32{0, 1, 2, 3, 4, 5}
 
-	c1, err := startMember(e, "coop-1", group, topic, seen)
+	coop := kgo.Balancers(kgo.CooperativeStickyBalancer())
+	c1, err := startMember(e, "coop-1", group, topic, seen, coop)
 	if err != nil {
 		return err
 	}
@@ -258,7 +263,7 @@ func checkCooperativeGroup(ctx context.Context, e *env) error {
 	}
 	defer stopProducer()
 
-	c2, err := startMember(e, "coop-2", group, topic, seen)
+	c2, err := startMember(e, "coop-2", group, topic, seen, coop)
 	if err != nil {
 		return err
 	}
@@ -289,7 +294,7 @@ func checkCooperativeGroup(ctx context.Context, e *env) error {
 	if len(errs1) > 0 || len(errs2) > 0 {
 		return fmt.Errorf("consumer errors: %v %v", errs1, errs2)
 	}
-	if err := describeGroup(ctx, e, group, map[string][]int32{"franzgo-coop-1": o1, "franzgo-coop-2": o2}, topic); err != nil {
+	if err := describeGroup(ctx, e, group, "cooperative-sticky", map[string][]int32{"franzgo-coop-1": o1, "franzgo-coop-2": o2}, topic); err != nil {
 		return err
 	}
 	before1, before2 := seen.of("coop-1"), seen.of("coop-2")
@@ -388,16 +393,16 @@ func checkCooperativeGroup(ctx context.Context, e *env) error {
 }
 
 // describeGroup checks DescribeGroups against the members' own view: Stable,
-// the consumer protocol with cooperative-sticky, and each client's partitions
-// (want is keyed by client id).
-func describeGroup(ctx context.Context, e *env, group string, want map[string][]int32, topic string) error {
+// the consumer protocol with the assignor protocol, and each client's
+// partitions (want is keyed by client id).
+func describeGroup(ctx context.Context, e *env, group, protocol string, want map[string][]int32, topic string) error {
 	return waitFor(ctx, "DescribeGroups to show the group as its members see it", func() (bool, string) {
 		groups, err := e.adm.DescribeGroups(ctx, group)
 		if err != nil {
 			return false, err.Error()
 		}
 		g := groups[group]
-		if g.Err != nil || g.State != "Stable" || g.ProtocolType != "consumer" || g.Protocol != "cooperative-sticky" || len(g.Members) != len(want) {
+		if g.Err != nil || g.State != "Stable" || g.ProtocolType != "consumer" || g.Protocol != protocol || len(g.Members) != len(want) {
 			return false, fmt.Sprintf("state %q, protocol type %q, protocol %q, %d members, err %v", g.State, g.ProtocolType, g.Protocol, len(g.Members), g.Err)
 		}
 		var diffs []string

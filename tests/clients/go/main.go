@@ -1,7 +1,14 @@
 // Command franzgo checks a running Sluice broker with franz-go (its kgo
 // client and kadm admin client), an independent Kafka client written in Go:
 //
-//	franzgo [-only CHECK,...] [-timeout D] HOST:PORT
+//	franzgo [-suite S] [-only CHECK,...] [-timeout D] [-admin URL] [-state FILE] [-secure FILE] HOST:PORT
+//
+// The suites: "main" (the default) against a plain broker, whose admin HTTP
+// address -admin names; "before-kill" and "after-kill", run before and after
+// the broker is killed with SIGKILL and started again on its data, sharing
+// what was acknowledged through the -state file; "secure" against a broker
+// with SASL, TLS and ACLs, described by the -secure file (HOST:PORT is then
+// its SASL_PLAINTEXT listener, where the PLAIN admin logs in).
 //
 // It runs the checks in order and prints "ok <check>" for each that passes.
 // The first failure prints "FAIL <check>: <reason>" and exits 1; a check that
@@ -26,6 +33,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 )
 
 // logOut takes notes that are not failures.
@@ -39,6 +47,10 @@ type env struct {
 	adm       *kadm.Client
 	admCl     *kgo.Client
 	logLevel  kgo.LogLevel
+	adminURL  string // the broker's admin HTTP address (main suite)
+	statePath string // what before-kill leaves for after-kill
+	secure    *secureConfig
+	auth      []kgo.Opt // how the admin client logs in (secure suite)
 }
 
 // name is a topic or group name unique to this run.
@@ -65,7 +77,21 @@ type check struct {
 	run     func(ctx context.Context, e *env) error
 }
 
-func checks() []check {
+func checks(suite string) []check {
+	switch suite {
+	case "before-kill":
+		return []check{{"restart/produce-and-commit-before-kill", 3 * time.Minute, checkBeforeKill}}
+	case "after-kill":
+		return []check{
+			{"restart/acked-records-survive-kill-9", 2 * time.Minute, checkAckedSurvive},
+			{"restart/committed-offsets-survive-kill-9", 2 * time.Minute, checkCommittedSurvive},
+		}
+	case "secure":
+		return secureChecks()
+	case "main":
+	default:
+		return nil
+	}
 	var list []check
 	for _, codec := range codecs {
 		list = append(list, check{"roundtrip/" + codec.name, 2 * time.Minute, func(ctx context.Context, e *env) error {
@@ -74,18 +100,32 @@ func checks() []check {
 	}
 	list = append(list,
 		check{"group/cooperative-sticky", 5 * time.Minute, checkCooperativeGroup},
+		check{"group/eager-range", 5 * time.Minute, checkEagerGroup},
+		check{"group/static-membership", 3 * time.Minute, checkStaticMembership},
+		check{"group/consumer-protocol", 5 * time.Minute, checkConsumerProtocol},
 		check{"txn/group-transact-session", 5 * time.Minute, checkTransactSession},
+		check{"txn/v2", 3 * time.Minute, checkTransactionsV2},
+		check{"kadm/list-describe-transactions", 2 * time.Minute, checkListDescribeTransactions},
+		check{"telemetry/push", 2 * time.Minute, checkTelemetry},
 	)
-	return append(list, (&adminState{}).checks()...)
+	list = append(list, (&adminState{}).checks()...)
+	return append(list,
+		check{"kadm/describe-quorum", time.Minute, checkDescribeQuorum},
+		check{"kadm/describe-update-features", 2 * time.Minute, checkFeatures},
+	)
 }
 
 func main() {
 	only := flag.String("only", "", "comma-separated check names (or name prefixes) to run; all by default")
 	total := flag.Duration("timeout", 20*time.Minute, "limit on the whole run")
 	list := flag.Bool("list", false, "print the check names and exit")
+	suite := flag.String("suite", "main", "which checks: main, before-kill, after-kill or secure")
+	adminURL := flag.String("admin", "", "the broker's admin HTTP address, http://HOST:PORT")
+	statePath := flag.String("state", "", "the file before-kill writes and after-kill reads")
+	securePath := flag.String("secure", "", "the JSON file describing the secured broker (secure suite)")
 	flag.Parse()
 	if *list {
-		for _, c := range checks() {
+		for _, c := range checks(*suite) {
 			fmt.Println(c.name)
 		}
 		return
@@ -108,8 +148,18 @@ func main() {
 		bootstrap: flag.Arg(0),
 		run:       fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffffff),
 		logLevel:  logLevel(os.Getenv("FRANZGO_LOG")),
+		adminURL:  *adminURL,
+		statePath: *statePath,
 	}
-	admCl, err := kgo.NewClient(e.opts("admin")...)
+	if *suite == "secure" {
+		sc, err := readSecureConfig(*securePath)
+		if err != nil {
+			fail("setup", err)
+		}
+		e.secure = sc
+		e.auth = []kgo.Opt{kgo.SASL(plain.Auth{User: sc.AdminUser, Pass: sc.AdminPassword}.AsMechanism())}
+	}
+	admCl, err := kgo.NewClient(e.opts("admin", e.auth...)...)
 	if err != nil {
 		fail("setup", err)
 	}
@@ -119,13 +169,13 @@ func main() {
 	e.adm.SetTimeoutMillis(30_000)
 
 	var selected []check
-	for _, c := range checks() {
+	for _, c := range checks(*suite) {
 		if wanted(*only, c.name) {
 			selected = append(selected, c)
 		}
 	}
 	if len(selected) == 0 {
-		fail("setup", fmt.Errorf("no check matches -only %q", *only))
+		fail("setup", fmt.Errorf("no check of suite %q matches -only %q", *suite, *only))
 	}
 	for _, c := range selected {
 		start := time.Now()
