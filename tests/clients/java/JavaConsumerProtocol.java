@@ -42,7 +42,11 @@ public class JavaConsumerProtocol {
                     for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(100))) {
                         seen.merge(r.value(), 1, Integer::sum);
                     }
-                    consumer.commitSync();
+                    try {
+                        consumer.commitSync();
+                    } catch (org.apache.kafka.common.errors.RebalanceInProgressException e) {
+                        // A classic member rejoining commits after the rebalance, as Kafka's docs have it.
+                    }
                     Set<Integer> now = new TreeSet<>();
                     for (TopicPartition tp : consumer.assignment()) now.add(tp.partition());
                     owned = now;
@@ -129,6 +133,47 @@ public class JavaConsumerProtocol {
         produce(common, "c", 1000);
         exactlyOnce(seen, "c", 1000);
         first.close();
+
+        // Kafka 4's online migration: a classic group with a member is upgraded
+        // when a member of the consumer protocol joins, the two share the
+        // partitions, and the group is classic again once that member leaves.
+        Properties classic = new Properties();
+        classic.putAll(c);
+        classic.put("group.id", "java-migrating");
+        classic.put("group.protocol", "classic");
+        classic.put("partition.assignment.strategy", CooperativeStickyAssignor.class.getName());
+        Properties modern = new Properties();
+        modern.putAll(c);
+        modern.put("group.id", "java-migrating");
+        Map<String, Integer> migrating = new ConcurrentHashMap<>();
+        Member old = new Member(classic, migrating);
+        waitFor("the classic member to own every partition", () -> old.owned.size() == PARTITIONS);
+        exactlyOnce(migrating, "c", 1000);
+        Member joined = new Member(modern, migrating);
+        waitFor("the classic and the consumer-protocol member to share the partitions", () -> {
+            Set<Integer> all = new TreeSet<>(old.owned);
+            all.addAll(joined.owned);
+            return !old.owned.isEmpty() && !joined.owned.isEmpty()
+                && old.owned.size() + joined.owned.size() == PARTITIONS && all.size() == PARTITIONS;
+        });
+        try (Admin admin = Admin.create(common)) {
+            ConsumerGroupDescription group =
+                admin.describeConsumerGroups(List.of("java-migrating")).all().get().get("java-migrating");
+            check(group.type() == org.apache.kafka.common.GroupType.CONSUMER, "upgraded: " + group);
+            check(group.members().size() == 2, "two members described: " + group);
+        }
+        produce(common, "d", 1000);
+        exactlyOnce(migrating, "d", 1000);
+        joined.close();
+        waitFor("the classic member to own every partition again", () -> old.owned.size() == PARTITIONS);
+        try (Admin admin = Admin.create(common)) {
+            ConsumerGroupDescription group =
+                admin.describeConsumerGroups(List.of("java-migrating")).all().get().get("java-migrating");
+            check(group.type() == org.apache.kafka.common.GroupType.CLASSIC, "downgraded: " + group);
+        }
+        produce(common, "e", 1000);
+        exactlyOnce(migrating, "e", 1000);
+        old.close();
         System.out.println("java consumer protocol ok");
     }
 }

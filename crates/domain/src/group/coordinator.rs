@@ -727,8 +727,11 @@ impl GroupCoordinator {
             let image = self.topic_image.borrow().as_ref().map(|(_, image)| image.clone()).unwrap_or_default();
             let mut downgraded = Vec::new();
             for (id, group) in consumer_groups.iter_mut() {
+                let epoch_before = group.group_epoch();
                 let expired = group.tick(now, &self.settings.consumer);
-                if let Some(classic) = expired.consumer_protocol.then(|| self.downgrade(group, &image, now)).flatten() {
+                let downgraded_group =
+                    expired.consumer_protocol.then(|| self.downgrade(group, epoch_before, &image, now)).flatten();
+                if let Some(classic) = downgraded_group {
                     consumer_writes
                         .push((id.clone(), vec![Change::Group { group: id.clone(), state: classic.stored() }]));
                     downgraded.push(classic);
@@ -860,8 +863,10 @@ impl GroupCoordinator {
     /// The classic group a consumer group becomes once a member of the
     /// consumer protocol left it with only classic members (Kafka's
     /// `validateOnlineDowngradeWithFencedMember` and `convertToClassicGroup`),
-    /// or None if it stays.
-    fn downgrade(&self, group: &ConsumerGroup, image: &TopicImage, now: Now) -> Option<Group> {
+    /// or None if it stays. Its generation is the group epoch before the
+    /// member left (`generation`): Kafka converts without bumping it, so the
+    /// classic members' commits at their epoch still count while they rejoin.
+    fn downgrade(&self, group: &ConsumerGroup, generation: i32, image: &TopicImage, now: Now) -> Option<Group> {
         if group.is_empty() || !group.all_classic() || !self.settings.consumer.downgrade_enabled {
             return None;
         }
@@ -873,7 +878,7 @@ impl GroupCoordinator {
         let members = group.migrating_members(image);
         Some(Group::from_consumer_group(
             group.id(),
-            group.group_epoch(),
+            generation,
             members,
             now,
             self.settings.initial_rebalance_delay,
@@ -923,10 +928,11 @@ impl GroupCoordinator {
         let group = consumer_groups.get_mut(group_id).expect("inserted above");
         let leaving = params.member_epoch == super::consumer::LEAVE_EPOCH;
         let leaving_consumer_protocol = leaving && group.uses_consumer_protocol(&params.member_id) == Some(true);
+        let epoch_before = group.group_epoch();
         // A refused heartbeat may still have changed the group (a member fenced): persist either way.
         let result = group.heartbeat(now, params, &image, &self.settings.consumer);
         if result.is_ok() && leaving_consumer_protocol {
-            if let Some(classic) = self.downgrade(group, &image, now) {
+            if let Some(classic) = self.downgrade(group, epoch_before, &image, now) {
                 consumer_groups.remove(group_id);
                 let stored = classic.stored();
                 self.groups.borrow_mut().insert(group_id.to_string(), Hosted::new(classic));
