@@ -33,6 +33,7 @@ const CHECKS: &[&str] = &[
     "group/eager-range",
     "group/static-membership",
     "group/consumer-protocol",
+    "group/online-migration",
     "txn/group-transact-session",
     "txn/v2",
     "kadm/list-describe-transactions",

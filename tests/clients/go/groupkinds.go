@@ -412,3 +412,88 @@ func checkConsumerProtocol(ctx context.Context, e *env) error {
 	}
 	return consumedOnceAndCommitted(ctx, e, topic, group, seen)
 }
+
+// checkGroupMigration: Kafka 4's online migration. A classic member
+// (cooperative-sticky) owns every partition; a member of the KIP-848 protocol
+// joining converts the group to a consumer group and the two share the
+// partitions; when that member leaves, the group is classic again and the
+// first member takes every partition back. Every record is consumed once and
+// committed.
+func checkGroupMigration(ctx context.Context, e *env) error {
+	topic, group := e.name("migration"), e.name("migration-group")
+	if err := createTopic(ctx, e, topic, groupPartitions, nil); err != nil {
+		return err
+	}
+	if err := produceSpread(ctx, e, "migration-producer", topic, groupPartitions, 0, 10*groupPartitions); err != nil {
+		return err
+	}
+	seen := &seenRecords{count: map[[2]int64]int{}, by: map[string]int{}}
+	all := allPartitions(groupPartitions)
+	classic, err := startMember(e, "migration-classic", group, topic, seen, kgo.Balancers(kgo.CooperativeStickyBalancer()))
+	if err != nil {
+		return err
+	}
+	defer classic.leave()
+	if err := waitFor(ctx, "the classic member to own all partitions and consume", func() (bool, string) {
+		owned, _, _, _ := classic.state()
+		return slices.Equal(owned, all) && seen.distinct() >= 10*groupPartitions, classic.String()
+	}); err != nil {
+		return err
+	}
+	modern, err := startMember(e, "migration-modern", group, topic, seen, kgo.Balancers(kgo.RangeBalancer()), kgo.ServerSideBalancer())
+	if err != nil {
+		return err
+	}
+	modernClosed := false
+	defer func() {
+		if !modernClosed {
+			modern.leave()
+		}
+	}()
+	if err := waitFor(ctx, "the classic and the consumer-protocol member to share the partitions", func() (bool, string) {
+		o1, _, _, _ := classic.state()
+		o2, _, _, _ := modern.state()
+		union := append(slices.Clone(o1), o2...)
+		slices.Sort(union)
+		return len(o1) > 0 && len(o2) > 0 && len(o1)+len(o2) == groupPartitions && len(slices.Compact(union)) == groupPartitions,
+			classic.String() + "; " + modern.String()
+	}); err != nil {
+		return err
+	}
+	described, err := e.adm.DescribeConsumerGroups(ctx, group)
+	if err != nil {
+		return fmt.Errorf("ConsumerGroupDescribe: %w", err)
+	}
+	if g := described[group]; g.Err != nil || len(g.Members) != 2 {
+		return fmt.Errorf("the upgraded group should be a consumer group of two members: %d members, err %v", len(g.Members), g.Err)
+	}
+	if err := produceSpread(ctx, e, "migration-producer", topic, groupPartitions, 10*groupPartitions, 10*groupPartitions); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, "both members to consume", func() (bool, string) {
+		return seen.distinct() == 20*groupPartitions && seen.of("migration-modern") > 0, classic.String() + "; " + modern.String()
+	}); err != nil {
+		return err
+	}
+	modern.leave()
+	modernClosed = true
+	if err := waitFor(ctx, "the classic member to own all partitions of the classic group again", func() (bool, string) {
+		owned, _, _, _ := classic.state()
+		groups, err := e.adm.DescribeGroups(ctx, group)
+		if err != nil {
+			return false, fmt.Sprintf("DescribeGroups: %v", err)
+		}
+		g := groups[group]
+		return slices.Equal(owned, all) && g.State == "Stable" && g.ProtocolType == "consumer",
+			fmt.Sprintf("%s; classic group state %q, protocol type %q", classic, g.State, g.ProtocolType)
+	}); err != nil {
+		return err
+	}
+	if _, _, lost, errs := classic.state(); len(lost) > 0 || len(errs) > 0 {
+		return fmt.Errorf("partitions lost or consumer errors: %s", classic)
+	}
+	if err := produceSpread(ctx, e, "migration-producer", topic, groupPartitions, 20*groupPartitions, 2*groupPartitions); err != nil {
+		return err
+	}
+	return consumedOnceAndCommitted(ctx, e, topic, group, seen)
+}

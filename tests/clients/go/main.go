@@ -103,6 +103,7 @@ func checks(suite string) []check {
 		check{"group/eager-range", 5 * time.Minute, checkEagerGroup},
 		check{"group/static-membership", 3 * time.Minute, checkStaticMembership},
 		check{"group/consumer-protocol", 5 * time.Minute, checkConsumerProtocol},
+		check{"group/online-migration", 5 * time.Minute, checkGroupMigration},
 		check{"txn/group-transact-session", 5 * time.Minute, checkTransactSession},
 		check{"txn/v2", 3 * time.Minute, checkTransactionsV2},
 		check{"kadm/list-describe-transactions", 2 * time.Minute, checkListDescribeTransactions},

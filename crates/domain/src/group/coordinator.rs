@@ -876,13 +876,7 @@ impl GroupCoordinator {
         }
         tracing::info!(group = group.id(), "consumer group downgraded to a classic group");
         let members = group.migrating_members(image);
-        Some(Group::from_consumer_group(
-            group.id(),
-            generation,
-            members,
-            now,
-            self.settings.initial_rebalance_delay,
-        ))
+        Some(Group::from_consumer_group(group.id(), generation, members, now, self.settings.initial_rebalance_delay))
     }
 
     /// The heartbeat applied in memory, and the records that make it durable.
