@@ -221,7 +221,7 @@ pub struct Group {
 /// A step of JoinGroup: go on (with a value), or answer the request now.
 type JoinStep<T> = ControlFlow<JoinGroupResponse, T>;
 
-fn str_bytes(s: &str) -> StrBytes {
+pub(crate) fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
@@ -232,6 +232,36 @@ pub fn join_error(code: ResponseError, member_id: &str) -> JoinGroupResponse {
         .with_generation_id(-1)
         .with_member_id(str_bytes(member_id))
         .with_protocol_name(None)
+}
+
+/// The members a LeaveGroup names, (member id, instance id); before v3, one member by id.
+pub(crate) fn leave_identities(version: i16, request: &LeaveGroupRequest) -> Vec<(String, Option<String>)> {
+    if version >= 3 {
+        request
+            .members
+            .iter()
+            .map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|s| s.to_string())))
+            .collect()
+    } else {
+        vec![(request.member_id.to_string(), None)]
+    }
+}
+
+/// One member's outcome in a LeaveGroup answer.
+pub(crate) fn leave_result(member_id: &str, instance_id: Option<&str>, code: i16) -> MemberResponse {
+    MemberResponse::default()
+        .with_member_id(str_bytes(member_id))
+        .with_group_instance_id(instance_id.map(str_bytes))
+        .with_error_code(code)
+}
+
+/// A LeaveGroup answer: each member's outcome from v3, before that the one member's error.
+pub(crate) fn leave_response(version: i16, results: Vec<MemberResponse>) -> LeaveGroupResponse {
+    if version >= 3 {
+        LeaveGroupResponse::default().with_members(results)
+    } else {
+        LeaveGroupResponse::default().with_error_code(results[0].error_code)
+    }
 }
 
 fn sync_error(code: ResponseError) -> SyncGroupResponse {
@@ -911,15 +941,7 @@ impl Group {
     /// LeaveGroup: members leave (a static one may leave by instance id
     /// alone) and the rest rebalance.
     pub fn leave(&mut self, now: Now, version: i16, request: &LeaveGroupRequest) -> (LeaveGroupResponse, Effects) {
-        let identities: Vec<(String, Option<String>)> = if version >= 3 {
-            request
-                .members
-                .iter()
-                .map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|s| s.to_string())))
-                .collect()
-        } else {
-            vec![(request.member_id.to_string(), None)]
-        };
+        let identities = leave_identities(version, request);
         let mut effects = Effects::default();
         let mut results = Vec::new();
         let mut any_left = false;
@@ -932,12 +954,7 @@ impl Group {
                 }
                 Err(code) => code.code(),
             };
-            results.push(
-                MemberResponse::default()
-                    .with_member_id(str_bytes(member_id))
-                    .with_group_instance_id(instance_id.as_deref().map(str_bytes))
-                    .with_error_code(code),
-            );
+            results.push(leave_result(member_id, instance_id.as_deref(), code));
         }
         if any_left {
             if matches!(self.state, GroupState::Stable | GroupState::CompletingRebalance) {
@@ -947,12 +964,7 @@ impl Group {
                 effects.persist = Some(self.stored());
             }
         }
-        let response = if version >= 3 {
-            LeaveGroupResponse::default().with_members(results)
-        } else {
-            LeaveGroupResponse::default().with_error_code(results[0].error_code)
-        };
-        (response, effects)
+        (leave_response(version, results), effects)
     }
 
     /// The member id a LeaveGroup identity names.

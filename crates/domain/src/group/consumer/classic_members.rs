@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
-use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{
     ConsumerProtocolAssignment, ConsumerProtocolSubscription, HeartbeatRequest, JoinGroupResponse, LeaveGroupRequest,
     LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
@@ -35,7 +34,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::{Assignment, ConsumerGroup, ConsumerSettings, Member, MemberState, TopicImage, JOIN_EPOCH};
-use crate::group::classic::{join_error, JoinParams, MigratingMember};
+use crate::group::classic::{
+    join_error, leave_identities, leave_response, leave_result, str_bytes, JoinParams, MigratingMember,
+};
 use crate::group::clock::Now;
 use crate::group::store::StoredClassicMembership;
 use sluice_protocol::ResponseError;
@@ -154,10 +155,6 @@ fn encode_assignment(assignment: &Assignment, image: &TopicImage, version: i16) 
     // Only a version outside 0..=3 fails, and the version is clamped to it.
     let _ = body.encode(&mut buf, version);
     buf.freeze()
-}
-
-fn str_bytes(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_string())
 }
 
 impl ConsumerGroup {
@@ -471,15 +468,7 @@ impl ConsumerGroup {
     /// only classic members leave this way; a static one may be named by its
     /// instance id alone.
     pub fn classic_leave(&mut self, version: i16, request: &LeaveGroupRequest) -> LeaveGroupResponse {
-        let identities: Vec<(String, Option<String>)> = if version >= 3 {
-            request
-                .members
-                .iter()
-                .map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|s| s.to_string())))
-                .collect()
-        } else {
-            vec![(request.member_id.to_string(), None)]
-        };
+        let identities = leave_identities(version, request);
         let mut results = Vec::with_capacity(identities.len());
         for (member_id, instance_id) in &identities {
             let leaving = match instance_id.as_deref() {
@@ -499,18 +488,9 @@ impl ConsumerGroup {
                 }
                 Err(code) => code.code(),
             };
-            results.push(
-                MemberResponse::default()
-                    .with_member_id(str_bytes(member_id))
-                    .with_group_instance_id(instance_id.as_deref().map(str_bytes))
-                    .with_error_code(code),
-            );
+            results.push(leave_result(member_id, instance_id.as_deref(), code));
         }
-        if version >= 3 {
-            LeaveGroupResponse::default().with_members(results)
-        } else {
-            LeaveGroupResponse::default().with_error_code(results[0].error_code)
-        }
+        leave_response(version, results)
     }
 }
 
