@@ -284,7 +284,8 @@ fn compaction_configs_are_created_described_and_altered_as_in_kafka() {
     let properties = dir.with_extension("properties");
     std::fs::write(
         &properties,
-        "log.cleaner.min.cleanable.ratio=0.25\nlog.cleaner.threads=2\ngroup.consumer.max.size=50\n",
+        "log.cleaner.min.cleanable.ratio=0.25\nlog.cleaner.threads=2\ngroup.consumer.max.size=50\n\
+         log.roll.ms=7200000\nlog.roll.hours=3\n",
     )
     .unwrap();
     let broker = Broker::start_in(dir, 2, &["--config", properties.to_str().unwrap()]);
@@ -418,6 +419,27 @@ fn compaction_configs_are_created_described_and_altered_as_in_kafka() {
     );
     assert_eq!(value_source("log.cleaner.min.cleanable.ratio"), ("0.25".into(), SOURCE_STATIC_BROKER, TYPE_DOUBLE));
     assert_eq!(value_source("log.cleaner.delete.retention.ms"), ("86400000".into(), SOURCE_DEFAULT, TYPE_LONG));
+    // Each spelling of a topic default, with Kafka's synonyms: from the
+    // spelling described on, static before default; Kafka's default is the hours'.
+    let spelling = |value: Option<&str>, source: i8, kind: i8, synonyms: &[(&str, &str, i8)]| Described {
+        value: value.map(str::to_string),
+        source,
+        kind,
+        synonyms: synonyms.iter().map(|(n, v, s)| (n.to_string(), v.to_string(), *s)).collect(),
+    };
+    let roll = [
+        ("log.roll.ms", "7200000", SOURCE_STATIC_BROKER),
+        ("log.roll.hours", "3", SOURCE_STATIC_BROKER),
+        ("log.roll.hours", "168", SOURCE_DEFAULT),
+    ];
+    assert_eq!(configs["log.roll.ms"], spelling(Some("7200000"), SOURCE_STATIC_BROKER, TYPE_LONG, &roll));
+    assert_eq!(configs["log.roll.hours"], spelling(Some("3"), SOURCE_STATIC_BROKER, 3, &roll[1..]));
+    assert_eq!(configs["log.roll.jitter.ms"], spelling(None, SOURCE_DEFAULT, TYPE_LONG, &[]));
+    let jitter = [("log.roll.jitter.hours", "0", SOURCE_DEFAULT)];
+    assert_eq!(configs["log.roll.jitter.hours"], spelling(Some("0"), SOURCE_DEFAULT, 3, &jitter));
+    let topic = describe(&mut raw, 2, "compacted");
+    assert_eq!(topic["segment.ms"], spelling(Some("7200000"), SOURCE_STATIC_BROKER, TYPE_LONG, &roll));
+    assert_eq!(topic["segment.jitter.ms"], spelling(Some("0"), SOURCE_DEFAULT, TYPE_LONG, &[]));
 
     // The overrides survive a restart.
     let dir = broker.stop();

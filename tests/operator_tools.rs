@@ -899,9 +899,22 @@ fn a_kafka_4_1_server_properties_starts_the_broker_with_one_warning() {
     }
     let described =
         tool_ok(&broker, CONFIGS, &["--entity-type", "brokers", "--entity-name", "1", "--describe", "--all"]);
-    assert!(described.contains("  log.retention.ms=604800000 "), "{described}");
+    // Each spelling is described as Kafka does: the one set, the one with Kafka's default, the one not set.
+    for line in [
+        "  log.retention.hours=168 sensitive=false \
+         synonyms={STATIC_BROKER_CONFIG:log.retention.hours=168, DEFAULT_CONFIG:log.retention.hours=168}\n",
+        "  log.retention.ms=null sensitive=false synonyms={}\n",
+        "  log.roll.hours=168 sensitive=false synonyms={DEFAULT_CONFIG:log.roll.hours=168}\n",
+        "  log.roll.ms=null sensitive=false synonyms={}\n",
+    ] {
+        assert!(described.contains(line), "{line} in {described}");
+    }
     let created = tool_ok(&broker, TOPICS, &["--create", "--topic", "carried-over"]);
     assert!(created.contains("Created topic carried-over."), "{created}");
+    // A topic's synonyms start at the first spelling, which is not set: none, as in Kafka.
+    let topic = ["--entity-type", "topics", "--entity-name", "carried-over", "--describe", "--all"];
+    let described = tool_ok(&broker, CONFIGS, &topic);
+    assert!(described.contains("  retention.ms=604800000 sensitive=false synonyms={}\n"), "{described}");
     broker.stop();
 
     // A key that is not Kafka's stops the start, named.

@@ -15,8 +15,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
 use crate::config::dynamic::{self, BrokerScope, DynamicConfigs, EffectiveConfig};
-use crate::config::topic::{ConfigKind, TopicConfig, TOPIC_CONFIG_DEFS};
-use crate::config::{BrokerConfig, CleanerConfig};
+use crate::config::topic::{ConfigDef, ConfigKind, TopicConfig, TOPIC_CONFIG_DEFS};
+use crate::config::{broker_synonyms, BrokerConfig, CleanerConfig, BROKER_SYNONYMS};
 use crate::protocol::ResponseError;
 use crate::security::acl::AclOperation;
 use crate::server::session::RequestContext;
@@ -38,13 +38,17 @@ fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
 
+/// A synonym: (name, value, source).
+type Synonym = (String, String, i8);
+
 struct Entry {
     name: String,
-    value: String,
+    /// `None`: not set and no default, as Kafka shows `log.retention.ms`.
+    value: Option<String>,
     source: i8,
     kind: ConfigKind,
     read_only: bool,
-    synonyms: Vec<(String, String, i8)>,
+    synonyms: Vec<Synonym>,
 }
 
 /// What the broker configs are made of: the static config, the dynamic
@@ -56,24 +60,49 @@ struct BrokerView<'a> {
 }
 
 impl BrokerView<'_> {
-    /// The synonyms of broker config `name` in Kafka's order of precedence:
-    /// this broker's dynamic value, the cluster-wide dynamic default, the
-    /// static value, the built-in default; each where it is set.
-    fn synonyms(&self, name: &str, static_value: Option<String>, default: String) -> Vec<(String, String, i8)> {
+    /// Kafka's synonyms of broker config `name` (its `configSynonyms`): over
+    /// every spelling in `names`, this broker's dynamic values, the
+    /// cluster-wide dynamic defaults, the static values, the built-in
+    /// defaults, each where set, from the first of `name` itself on.
+    fn synonyms(
+        &self,
+        name: &str,
+        names: &[&str],
+        static_of: impl Fn(&str) -> Option<String>,
+        default_of: impl Fn(&str) -> Option<String>,
+    ) -> Vec<Synonym> {
         let own = BrokerScope::Broker(self.broker.node_id);
-        let dynamic = [(own, SOURCE_DYNAMIC_BROKER), (BrokerScope::ClusterDefault, SOURCE_DYNAMIC_DEFAULT_BROKER)]
-            .into_iter()
-            .filter_map(|(scope, source)| self.dynamic.get(scope, name).map(|v| (v.to_string(), source)));
-        let fixed = static_value.map(|v| (v, SOURCE_STATIC_BROKER)).into_iter().chain([(default, SOURCE_DEFAULT)]);
-        dynamic.chain(fixed).map(|(value, source)| (name.to_string(), value, source)).collect()
+        let mut all = Vec::new();
+        for (scope, source) in
+            [(own, SOURCE_DYNAMIC_BROKER), (BrokerScope::ClusterDefault, SOURCE_DYNAMIC_DEFAULT_BROKER)]
+        {
+            all.extend(
+                names.iter().filter_map(|n| self.dynamic.get(scope, n).map(|v| (n.to_string(), v.to_string(), source))),
+            );
+        }
+        all.extend(names.iter().filter_map(|n| static_of(n).map(|v| (n.to_string(), v, SOURCE_STATIC_BROKER))));
+        all.extend(names.iter().filter_map(|n| default_of(n).map(|v| (n.to_string(), v, SOURCE_DEFAULT))));
+        let from = all.iter().position(|(n, _, _)| n == name).unwrap_or(all.len());
+        all.split_off(from)
     }
 
-    /// The broker-level synonyms of topic config `def`.
-    fn topic_default_synonyms(&self, def: &crate::config::topic::ConfigDef) -> Vec<(String, String, i8)> {
-        let Some(broker_name) = def.broker_name else { return Vec::new() };
-        let static_value = self.broker.topic_defaults.overrides.get(def.name).cloned();
-        let default = TopicConfig::default().value_of(def.name).unwrap_or_default();
-        self.synonyms(broker_name, static_value, default)
+    /// The synonyms of a broker config with one spelling.
+    fn single_synonyms(&self, name: &str, static_value: Option<String>, default: String) -> Vec<Synonym> {
+        self.synonyms(name, &[name], |_| static_value.clone(), |_| Some(default.clone()))
+    }
+
+    /// The synonyms of `key`, one of the broker spellings of topic config `def`'s default.
+    fn topic_default_synonyms(&self, def: &ConfigDef, key: &str) -> Vec<Synonym> {
+        let Some(first) = def.broker_name else { return Vec::new() };
+        let names = broker_synonyms(first);
+        let static_of = |n: &str| self.broker.static_topic_defaults.get(n).cloned();
+        // Kafka's default belongs to one spelling: the first, unless another has it.
+        let default_of = |n: &str| match BROKER_SYNONYMS.iter().find(|s| s.key == n) {
+            Some(synonym) => synonym.default.map(str::to_string),
+            None if names.len() > 1 => None,
+            None => Some(TopicConfig::default().value_of(def.name).unwrap_or_default()),
+        };
+        self.synonyms(key, &names, static_of, default_of)
     }
 
     fn topic_entries(&self, config: &TopicConfig) -> Vec<Entry> {
@@ -84,12 +113,14 @@ impl BrokerView<'_> {
                 if let Some(v) = config.overrides.get(def.name) {
                     synonyms.push((def.name.to_string(), v.clone(), SOURCE_TOPIC));
                 }
-                synonyms.extend(self.topic_default_synonyms(def));
+                if let Some(first) = def.broker_name {
+                    synonyms.extend(self.topic_default_synonyms(def, first));
+                }
                 // A config no broker config sets (Kafka's remote-storage and
                 // throttle configs) and the topic does not: Kafka's default.
                 Entry {
                     name: def.name.to_string(),
-                    value: config.value_of(def.name).unwrap_or_default(),
+                    value: Some(config.value_of(def.name).unwrap_or_default()),
                     source: synonyms.first().map_or(SOURCE_DEFAULT, |s| s.2),
                     kind: def.kind,
                     read_only: false,
@@ -105,7 +136,7 @@ impl BrokerView<'_> {
         let fixed = |name: &str, value: String, kind| Entry {
             synonyms: vec![(name.to_string(), value.clone(), SOURCE_STATIC_BROKER)],
             name: name.to_string(),
-            value,
+            value: Some(value),
             source: SOURCE_STATIC_BROKER,
             kind,
             read_only: true,
@@ -152,22 +183,60 @@ impl BrokerView<'_> {
             fixed("sasl.server.max.receive.size", broker.security.sasl_receive_bytes_max.to_string(), ConfigKind::Int),
             fixed("connections.max.reauth.ms", broker.security.connections_max_reauth_ms.to_string(), ConfigKind::Long),
             fixed("log.dirs", broker.data_dir.display().to_string(), ConfigKind::String),
-            fixed("num.partitions", broker.num_partitions.to_string(), ConfigKind::Int),
-            fixed("auto.create.topics.enable", broker.auto_create_topics_enable.to_string(), ConfigKind::Boolean),
-            fixed("socket.request.max.bytes", broker.socket_request_max_bytes.to_string(), ConfigKind::Int),
-            fixed("offsets.topic.num.partitions", crate::constants::OFFSETS_PARTITIONS.to_string(), ConfigKind::Int),
-            fixed("offsets.retention.minutes", broker.offsets_retention_minutes.to_string(), ConfigKind::Int),
-            fixed(
-                "group.initial.rebalance.delay.ms",
-                broker.group_initial_rebalance_delay_ms.to_string(),
+        ];
+        // Static configs with a Kafka default: DEFAULT_CONFIG while at it.
+        use crate::constants as k;
+        let with_defaults = [
+            ("offsets.topic.num.partitions", k::OFFSETS_PARTITIONS.to_string(), "50".to_string(), ConfigKind::Int),
+            (
+                "num.partitions",
+                broker.num_partitions.to_string(),
+                k::NUM_PARTITIONS_DEFAULT.to_string(),
                 ConfigKind::Int,
             ),
-            fixed(
+            (
+                "auto.create.topics.enable",
+                broker.auto_create_topics_enable.to_string(),
+                true.to_string(),
+                ConfigKind::Boolean,
+            ),
+            (
+                "socket.request.max.bytes",
+                broker.socket_request_max_bytes.to_string(),
+                k::FRAME_BYTES_MAX_DEFAULT.to_string(),
+                ConfigKind::Int,
+            ),
+            (
+                "offsets.retention.minutes",
+                broker.offsets_retention_minutes.to_string(),
+                k::OFFSETS_RETENTION_MINUTES_DEFAULT.to_string(),
+                ConfigKind::Int,
+            ),
+            (
+                "group.initial.rebalance.delay.ms",
+                broker.group_initial_rebalance_delay_ms.to_string(),
+                k::GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT.to_string(),
+                ConfigKind::Int,
+            ),
+            (
                 "log.retention.check.interval.ms",
                 broker.log_retention_check_interval_ms.to_string(),
+                k::LOG_RETENTION_CHECK_INTERVAL_MS_DEFAULT.to_string(),
                 ConfigKind::Long,
             ),
         ];
+        for (name, value, default, kind) in with_defaults {
+            let static_value = (value != default).then(|| value.clone());
+            let synonyms = self.single_synonyms(name, static_value, default);
+            entries.push(Entry {
+                name: name.to_string(),
+                value: Some(value),
+                source: synonyms[0].2,
+                kind,
+                read_only: true,
+                synonyms,
+            });
+        }
         // KIP-848's group configs Sluice uses, static as in Kafka; a value
         // other than Kafka's default was set at start-up.
         let (groups, kafka) = (&broker.consumer_groups, crate::config::ConsumerGroupConfig::default());
@@ -191,35 +260,39 @@ impl BrokerView<'_> {
         )]);
         for (name, value, default, kind) in group_configs {
             let static_value = (value != default).then(|| value.clone());
-            let synonyms = self.synonyms(name, static_value, default);
+            let synonyms = self.single_synonyms(name, static_value, default);
             entries.push(Entry {
                 name: name.to_string(),
-                value,
+                value: Some(value),
                 source: synonyms[0].2,
                 kind,
                 read_only: true,
                 synonyms,
             });
         }
+        // Each spelling of each topic default; one not set shows no value, as in Kafka.
         for def in TOPIC_CONFIG_DEFS {
-            let Some(broker_name) = def.broker_name else { continue };
-            let synonyms = self.topic_default_synonyms(def);
-            entries.push(Entry {
-                name: broker_name.to_string(),
-                value: self.effective.topic_defaults.value_of(def.name).unwrap_or_default(),
-                source: synonyms[0].2,
-                kind: def.kind,
-                read_only: !dynamic::is_dynamic(broker_name),
-                synonyms,
-            });
+            let Some(first) = def.broker_name else { continue };
+            for key in broker_synonyms(first) {
+                let synonyms = self.topic_default_synonyms(def, key);
+                let kind = BROKER_SYNONYMS.iter().find(|s| s.key == key).map_or(def.kind, |s| s.kind);
+                entries.push(Entry {
+                    name: key.to_string(),
+                    value: synonyms.first().map(|(_, v, _)| v.clone()),
+                    source: synonyms.first().map_or(SOURCE_DEFAULT, |s| s.2),
+                    kind,
+                    read_only: !dynamic::is_dynamic(key),
+                    synonyms,
+                });
+            }
         }
         let builtin = CleanerConfig::default();
         for key in crate::config::cleaner::KEYS {
             let static_value = broker.cleaner.configured.contains(key).then(|| broker.cleaner.value_of(key));
-            let synonyms = self.synonyms(key, static_value.flatten(), builtin.value_of(key).unwrap_or_default());
+            let synonyms = self.single_synonyms(key, static_value.flatten(), builtin.value_of(key).unwrap_or_default());
             entries.push(Entry {
                 name: key.to_string(),
-                value: self.effective.cleaner.value_of(key).unwrap_or_default(),
+                value: Some(self.effective.cleaner.value_of(key).unwrap_or_default()),
                 source: synonyms[0].2,
                 kind: CleanerConfig::kind_of(key).unwrap_or(ConfigKind::String),
                 read_only: !dynamic::is_dynamic(key),
@@ -238,7 +311,7 @@ impl BrokerView<'_> {
             .iter()
             .map(|(name, value)| Entry {
                 name: name.clone(),
-                value: value.clone(),
+                value: Some(value.clone()),
                 source: SOURCE_DYNAMIC_DEFAULT_BROKER,
                 kind: dynamic::kind_of(name).unwrap_or(ConfigKind::String),
                 read_only: !dynamic::is_dynamic(name),
@@ -265,7 +338,7 @@ fn client_metrics_entries(configs: Option<&std::collections::BTreeMap<String, St
             let synonyms =
                 set.map(|_| vec![(name.to_string(), value.clone(), SOURCE_CLIENT_METRICS)]).unwrap_or_default();
             let source = if set.is_some() { SOURCE_CLIENT_METRICS } else { SOURCE_DEFAULT };
-            Entry { name: name.to_string(), value, source, kind, read_only: false, synonyms }
+            Entry { name: name.to_string(), value: Some(value), source, kind, read_only: false, synonyms }
         })
         .collect()
 }
@@ -355,7 +428,7 @@ pub async fn handle(
                 .map(|e| {
                     let mut c = DescribeConfigsResourceResult::default()
                         .with_name(s(e.name))
-                        .with_value(Some(s(e.value)))
+                        .with_value(e.value.map(s))
                         .with_read_only(e.read_only)
                         .with_config_source(e.source);
                     if request.include_synonyms {

@@ -26,7 +26,7 @@ pub use dynamic::{BrokerScope, DynamicConfigs, EffectiveConfig};
 pub use listeners::{
     AuthorizerConfig, ClientAuth, ListenerConfig, OAuthConfig, Pem, SecurityConfig, SecurityProtocol, TlsConfig,
 };
-use topic::TOPIC_CONFIG_DEFS;
+use topic::{ConfigKind, TOPIC_CONFIG_DEFS};
 pub use topic::{TimestampType, TopicConfig};
 
 /// Flags of `sluice serve`; each also reads a `SLUICE_*` environment variable.
@@ -255,6 +255,10 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// Topic config defaults (`log.segment.bytes` and friends).
     pub topic_defaults: TopicConfig,
+    /// The broker spellings of topic defaults given at start (flag or file),
+    /// by the key they were given under, every spelling of each
+    /// (`log.retention.hours` as well as `log.retention.ms`), as given.
+    pub static_topic_defaults: BTreeMap<String, String>,
     /// The log cleaner's settings (`log.cleaner.enable` and friends); each
     /// shard runs one cleaner for its own partitions.
     pub cleaner: CleanerConfig,
@@ -277,24 +281,82 @@ pub struct BrokerConfig {
 /// `compression.type`, a broker config that Sluice does not use (it stores batches as produced).
 const COMPRESSION_TYPE: &str = "compression.type";
 
-/// Kafka's coarser spellings of a topic default, read when the millisecond
-/// key is absent, finest first: (key, the millisecond key, milliseconds per unit).
-const COARSE_SYNONYMS: [(&str, &str, i64); 4] = [
-    ("log.retention.minutes", "log.retention.ms", 60 * 1000),
-    ("log.retention.hours", "log.retention.ms", 3600 * 1000),
-    ("log.roll.hours", "log.roll.ms", 3600 * 1000),
-    ("log.roll.jitter.hours", "log.roll.jitter.ms", 3600 * 1000),
+/// One of Kafka's other broker spellings of a topic default, read when the
+/// first spelling (the topic config's `broker_name`) is absent.
+#[derive(Debug, Clone, Copy)]
+pub struct BrokerSynonym {
+    pub key: &'static str,
+    /// The first spelling, which this one stands in for.
+    pub of: &'static str,
+    /// Milliseconds per unit of this spelling.
+    pub unit_ms: i64,
+    /// Kafka 4.1's default of this spelling; where one of these has a
+    /// default, the first spelling has none.
+    pub default: Option<&'static str>,
+    pub kind: ConfigKind,
+}
+
+/// Kafka's other spellings of topic defaults, in its order of precedence
+/// after the first (its `ServerTopicConfigSynonyms`).
+pub const BROKER_SYNONYMS: [BrokerSynonym; 5] = [
+    BrokerSynonym {
+        key: "log.retention.minutes",
+        of: "log.retention.ms",
+        unit_ms: 60 * 1000,
+        default: None,
+        kind: ConfigKind::Int,
+    },
+    BrokerSynonym {
+        key: "log.retention.hours",
+        of: "log.retention.ms",
+        unit_ms: 3600 * 1000,
+        default: Some("168"),
+        kind: ConfigKind::Int,
+    },
+    BrokerSynonym {
+        key: "log.roll.hours",
+        of: "log.roll.ms",
+        unit_ms: 3600 * 1000,
+        default: Some("168"),
+        kind: ConfigKind::Int,
+    },
+    BrokerSynonym {
+        key: "log.roll.jitter.hours",
+        of: "log.roll.jitter.ms",
+        unit_ms: 3600 * 1000,
+        default: Some("0"),
+        kind: ConfigKind::Int,
+    },
+    BrokerSynonym {
+        key: "log.flush.scheduler.interval.ms",
+        of: "log.flush.interval.ms",
+        unit_ms: 1,
+        default: Some("9223372036854775807"),
+        kind: ConfigKind::Long,
+    },
 ];
 
-/// The value of millisecond key `ms_key` from its coarser spelling in
-/// `file`, as Kafka derives it (`log.retention.hours=168` is
-/// `log.retention.ms=604800000`; a negative retention is -1, unlimited).
-fn coarse_synonym(file: &BTreeMap<String, String>, ms_key: &str) -> Result<Option<String>, ConfigError> {
-    for (key, _, unit_ms) in COARSE_SYNONYMS.iter().filter(|(_, ms, _)| *ms == ms_key) {
-        let Some(text) = file.get(*key) else { continue };
-        let count = topic::int(key, text, i32::MIN.into(), i32::MAX.into()).map_err(|reason| invalid(key, reason))?;
-        let ms = count * unit_ms;
-        return Ok(Some(if ms_key == "log.retention.ms" && ms < 0 { -1 } else { ms }.to_string()));
+/// Every spelling of the broker config `key` stands for, first spelling
+/// first (Kafka's `brokerConfigSynonyms`): `log.retention.hours` gives
+/// `[log.retention.ms, log.retention.minutes, log.retention.hours]`.
+pub fn broker_synonyms(key: &str) -> Vec<&str> {
+    let first = BROKER_SYNONYMS.iter().find(|s| s.key == key).map_or(key, |s| s.of);
+    std::iter::once(first).chain(BROKER_SYNONYMS.iter().filter(|s| s.of == first).map(|s| s.key)).collect()
+}
+
+/// The value of first spelling `first` from another spelling in `file`, as
+/// Kafka derives it (`log.retention.hours=168` is `log.retention.ms=604800000`;
+/// a negative retention is -1, unlimited).
+fn derived_from_synonym(file: &BTreeMap<String, String>, first: &str) -> Result<Option<String>, ConfigError> {
+    for synonym in BROKER_SYNONYMS.iter().filter(|s| s.of == first) {
+        let Some(text) = file.get(synonym.key) else { continue };
+        let count = match synonym.kind {
+            ConfigKind::Int => topic::int(synonym.key, text, i32::MIN.into(), i32::MAX.into()),
+            _ => topic::long(synonym.key, text, i64::MIN, i64::MAX),
+        }
+        .map_err(|reason| invalid(synonym.key, reason))?;
+        let ms = count.saturating_mul(synonym.unit_ms);
+        return Ok(Some(if first == "log.retention.ms" && ms < 0 { -1 } else { ms }.to_string()));
     }
     Ok(None)
 }
@@ -425,7 +487,7 @@ impl BrokerConfig {
             KNOWN.contains(&k)
                 || cleaner::KEYS.contains(&k)
                 || listeners::is_security_key(k)
-                || COARSE_SYNONYMS.iter().any(|(coarse, _, _)| *coarse == k)
+                || BROKER_SYNONYMS.iter().any(|s| s.key == k)
                 || TOPIC_CONFIG_DEFS.iter().any(|d| d.broker_name == Some(k) && k != COMPRESSION_TYPE)
         };
         let (ignored_keys, not_kafka): (Vec<String>, Vec<String>) =
@@ -518,6 +580,7 @@ impl BrokerConfig {
             max_message_bytes: MESSAGE_BYTES_MAX_DEFAULT,
             ..TopicConfig::default()
         };
+        let mut static_topic_defaults = BTreeMap::new();
         let flags: [(&str, Option<String>); 8] = [
             ("log.retention.ms", args.log_retention_ms.map(|v| v.to_string())),
             ("log.retention.bytes", args.log_retention_bytes.map(|v| v.to_string())),
@@ -532,9 +595,16 @@ impl BrokerConfig {
             // Sluice never recompresses: a broker `compression.type` is one of the keys it does not use.
             let Some(broker_key) = def.broker_name.filter(|k| *k != COMPRESSION_TYPE) else { continue };
             let flag = flags.iter().find(|(k, _)| *k == broker_key).and_then(|(_, v)| v.clone());
-            let value = match flag.or_else(|| file.get(broker_key).cloned()) {
+            let first = flag.or_else(|| file.get(broker_key).cloned());
+            for key in broker_synonyms(broker_key) {
+                let given = if key == broker_key { first.clone() } else { file.get(key).cloned() };
+                if let Some(value) = given {
+                    static_topic_defaults.insert(key.to_string(), value);
+                }
+            }
+            let value = match first {
                 Some(value) => value,
-                None => match coarse_synonym(&file, broker_key)? {
+                None => match derived_from_synonym(&file, broker_key)? {
                     Some(value) => value,
                     None => continue,
                 },
@@ -620,6 +690,7 @@ impl BrokerConfig {
             auto_create_topics_enable,
             socket_request_max_bytes,
             topic_defaults,
+            static_topic_defaults,
             cleaner,
         })
     }
@@ -824,6 +895,19 @@ mod tests {
         assert_eq!(c.topic_defaults.min_insync_replicas, 2);
         let c = resolve("log.retention.hours=168\nlog.retention.ms=1000\nlog.retention.minutes=5\n").unwrap();
         assert_eq!(c.topic_defaults.retention_ms, 1000, "the millisecond key wins");
+        let given: Vec<(&str, &str)> = c.static_topic_defaults.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            given,
+            [("log.retention.hours", "168"), ("log.retention.minutes", "5"), ("log.retention.ms", "1000")],
+            "every spelling given is kept, as given"
+        );
+        assert_eq!(
+            broker_synonyms("log.retention.hours"),
+            ["log.retention.ms", "log.retention.minutes", "log.retention.hours"]
+        );
+        assert_eq!(broker_synonyms("log.segment.bytes"), ["log.segment.bytes"]);
+        let c = resolve("log.flush.scheduler.interval.ms=2000\n").unwrap();
+        assert_eq!(c.topic_defaults.value_of("flush.ms").as_deref(), Some("2000"), "Kafka's fallback for flush.ms");
         assert_eq!(resolve("log.retention.hours=-1\n").unwrap().topic_defaults.retention_ms, -1);
 
         let refused = |text: &str| resolve(text).unwrap_err().to_string();
