@@ -579,6 +579,55 @@ async fn a_classic_group_with_members_upgrades_online_and_downgrades_when_the_la
     broker.stop();
 }
 
+/// A classic static member taking the place of the last member of the
+/// consumer protocol (same `group.instance.id`) makes the group classic at
+/// once, as Kafka's: no rebalance, and it reads the partitions the member it
+/// replaced owned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classic_static_member_replacing_the_last_consumer_member_downgrades_the_group() {
+    let broker = start_broker("kip848-static-replacement");
+    let bootstrap = broker.bootstrap();
+    let mut raw = Raw::connect(&broker);
+    let (topic, group) = ("replaced", "replacing");
+    create_topic(&bootstrap, topic, 2, &[]).await;
+    let instance = || Some(StrBytes::from_static_str("instance-1"));
+
+    // A static member of the consumer protocol, on the wire: it owns both
+    // partitions, then leaves for now (epoch -2), keeping its place.
+    let joined = heartbeat(&mut raw, &join_request(group, "k1", &[topic]).with_instance_id(instance()));
+    assert_eq!(joined.error_code, 0, "{joined:?}");
+    let owned = owned_from(&joined);
+    assert_eq!(owned.iter().map(|t| t.partitions.len()).sum::<usize>(), 2, "{joined:?}");
+    let acked = heartbeat(&mut raw, &beat_request(group, "k1", joined.member_epoch, &owned));
+    assert_eq!(acked.error_code, 0, "{acked:?}");
+    let left = heartbeat(&mut raw, &beat_request(group, "k1", -2, &owned).with_instance_id(instance()));
+    assert_eq!((left.error_code, left.member_epoch), (0, -2), "{left:?}");
+    assert_eq!(member_types(&mut raw, group), [1], "the static member keeps its place");
+    let producer = kafka::producer(&bootstrap, &[]);
+    produce(&producer, topic, records("one", 100)).await;
+
+    // A classic member comes back under the same instance id.
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+    let extra = [("group.instance.id", "instance-1"), ("session.timeout.ms", "10000")];
+    let classic = Member::start_configured("classic", "c", &bootstrap, group, &[topic], seen.clone(), &extra);
+    tokio::task::block_in_place(|| {
+        wait_until("the classic member to own both partitions", Duration::from_secs(30), || {
+            exclusive_cover(&[classic.owned()], topic, 2)
+        });
+        seen_exactly_once(&seen, "one", 100);
+    });
+    assert_eq!(classic_state(&mut raw, group), "Stable");
+    let described = describe(&mut raw, group);
+    assert_eq!(described.groups[0].error_code, 69, "no longer a consumer group: {described:?}");
+    let log = broker.log();
+    let downgrades = log.lines().filter(|l| l.contains("consumer group downgraded to a classic group")).count();
+    assert_eq!(downgrades, 1, "downgraded by the replacement, not emptied by a timeout:\n{log}");
+    produce(&producer, topic, records("two", 100)).await;
+    tokio::task::block_in_place(|| seen_exactly_once(&seen, "two", 100));
+    classic.close();
+    broker.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_migration_policy_disabled_a_classic_group_is_not_upgraded() {
     let broker = Broker::start(

@@ -338,6 +338,7 @@ impl Group {
         members: Vec<MigratingMember>,
         now: Now,
         initial_rebalance_delay: Duration,
+        rebalance: bool,
     ) -> Group {
         let mut group = Group::new(id, now, initial_rebalance_delay);
         group.generation = generation;
@@ -371,7 +372,9 @@ impl Group {
         }
         group.state = GroupState::Stable;
         group.protocol_name = group.select_protocol();
-        group.prepare_rebalance(now, &mut Vec::new());
+        if rebalance {
+            group.prepare_rebalance(now, &mut Vec::new());
+        }
         group
     }
 
@@ -441,6 +444,10 @@ impl Group {
 
     pub fn protocol_type(&self) -> Option<&str> {
         self.protocol_type.as_deref()
+    }
+
+    pub fn protocol_name(&self) -> Option<&str> {
+        self.protocol_name.as_deref()
     }
 
     pub fn leader(&self) -> Option<&str> {

@@ -376,6 +376,11 @@ impl ConsumerGroup {
         self.members.is_empty()
     }
 
+    /// Whether a static member with `instance_id` is in the group.
+    pub fn has_static_member(&self, instance_id: &str) -> bool {
+        self.static_ids.contains_key(instance_id)
+    }
+
     pub fn group_epoch(&self) -> i32 {
         self.group_epoch
     }

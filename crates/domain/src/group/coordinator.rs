@@ -317,11 +317,35 @@ impl GroupCoordinator {
         catalog: &Arc<Catalog>,
     ) -> JoinGroupResponse {
         let image = self.topic_image(catalog);
+        let now = self.now();
         let (result, changes) = {
             let mut consumer_groups = self.consumer_groups.borrow_mut();
             let group = consumer_groups.get_mut(group_id).expect("checked by the caller");
-            let result = group.classic_join(self.now(), params, &image, &self.settings.consumer);
-            (result, self.consumer_changes(group_id, group))
+            let replacing = params.instance_id.as_deref().is_some_and(|i| group.has_static_member(i));
+            let result = group.classic_join(now, params, &image, &self.settings.consumer);
+            // A classic static member in the place of the last member of the consumer
+            // protocol: the group is classic at once (Kafka's
+            // `validateOnlineDowngradeWithReplacedMemberId`), at the epoch it reached.
+            let downgraded = match &result {
+                Ok(_) if replacing => self.downgrade(group, group.group_epoch(), &image, now, false),
+                _ => None,
+            };
+            match downgraded {
+                Some(classic) => {
+                    consumer_groups.remove(group_id);
+                    let change = Change::Group { group: group_id.to_string(), state: classic.stored() };
+                    // The member syncs with the classic group it is now in.
+                    let result = result.map(|response| {
+                        let protocol = classic
+                            .protocol_name()
+                            .map(|p| kafka_protocol::protocol::StrBytes::from_string(p.to_string()));
+                        response.with_generation_id(classic.generation()).with_protocol_name(protocol)
+                    });
+                    self.groups.borrow_mut().insert(group_id.to_string(), Hosted::new(classic));
+                    (result, vec![change])
+                }
+                None => (result, self.consumer_changes(group_id, group)),
+            }
         };
         if !changes.is_empty() {
             if let Err(code) = self.persist(group_id, changes).await {
@@ -730,7 +754,7 @@ impl GroupCoordinator {
                 let epoch_before = group.group_epoch();
                 let expired = group.tick(now, &self.settings.consumer);
                 let downgraded_group =
-                    expired.consumer_protocol.then(|| self.downgrade(group, epoch_before, &image, now)).flatten();
+                    expired.consumer_protocol.then(|| self.downgrade(group, epoch_before, &image, now, true)).flatten();
                 if let Some(classic) = downgraded_group {
                     consumer_writes
                         .push((id.clone(), vec![Change::Group { group: id.clone(), state: classic.stored() }]));
@@ -866,7 +890,17 @@ impl GroupCoordinator {
     /// or None if it stays. Its generation is the group epoch before the
     /// member left (`generation`): Kafka converts without bumping it, so the
     /// classic members' commits at their epoch still count while they rejoin.
-    fn downgrade(&self, group: &ConsumerGroup, generation: i32, image: &TopicImage, now: Now) -> Option<Group> {
+    /// The group rebalances, as Kafka's, unless a classic static member took
+    /// the place of the last member of the consumer protocol (`rebalance`
+    /// false): that one takes over its assignment, and the others keep theirs.
+    fn downgrade(
+        &self,
+        group: &ConsumerGroup,
+        generation: i32,
+        image: &TopicImage,
+        now: Now,
+        rebalance: bool,
+    ) -> Option<Group> {
         if group.is_empty() || !group.all_classic() || !self.settings.consumer.downgrade_enabled {
             return None;
         }
@@ -876,7 +910,8 @@ impl GroupCoordinator {
         }
         tracing::info!(group = group.id(), "consumer group downgraded to a classic group");
         let members = group.migrating_members(image);
-        Some(Group::from_consumer_group(group.id(), generation, members, now, self.settings.initial_rebalance_delay))
+        let delay = self.settings.initial_rebalance_delay;
+        Some(Group::from_consumer_group(group.id(), generation, members, now, delay, rebalance))
     }
 
     /// The heartbeat applied in memory, and the records that make it durable.
@@ -926,7 +961,7 @@ impl GroupCoordinator {
         // A refused heartbeat may still have changed the group (a member fenced): persist either way.
         let result = group.heartbeat(now, params, &image, &self.settings.consumer);
         if result.is_ok() && leaving_consumer_protocol {
-            if let Some(classic) = self.downgrade(group, epoch_before, &image, now) {
+            if let Some(classic) = self.downgrade(group, epoch_before, &image, now, true) {
                 consumer_groups.remove(group_id);
                 let stored = classic.stored();
                 self.groups.borrow_mut().insert(group_id.to_string(), Hosted::new(classic));

@@ -650,9 +650,16 @@ mod tests {
         assert!(group.all_classic());
         let members = group.migrating_members(&image());
         assert_eq!(members.len(), 1);
-        let classic = Group::from_consumer_group("g", group.group_epoch(), members, now, Duration::ZERO);
+        let classic = Group::from_consumer_group("g", group.group_epoch(), members.clone(), now, Duration::ZERO, true);
         assert_eq!((classic.state(), classic.protocol_type()), (GroupState::PreparingRebalance, Some("consumer")));
         assert_eq!(classic.generation(), group.group_epoch());
+        // Taken over after a static replacement: no rebalance, each member keeps its assignment.
+        let kept_assignment = members[0].assignment.clone();
+        let classic = Group::from_consumer_group("g", group.group_epoch(), members, now, Duration::ZERO, false);
+        assert_eq!((classic.state(), classic.protocol_name()), (GroupState::Stable, Some("cooperative-sticky")));
+        let stored = classic.stored();
+        assert_eq!(stored.members.len(), 1);
+        assert_eq!(stored.members[0].assignment, kept_assignment);
     }
 
     #[test]
