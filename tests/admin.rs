@@ -2,7 +2,7 @@
 //! validate_only, DeleteTopics by name and id, auto-creation, DescribeCluster,
 //! and the log-compaction configs (with Kafka's `kafka-configs.sh`).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! `/ready`, hostile HTTP clients that must cost the Kafka side nothing, and
 //! the console's JSON API, whose actions answer with Kafka's errors.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -2,7 +2,7 @@
 //! error where the protocol has one), loses nothing, and leaves the broker
 //! serving everyone else.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::time::Duration;

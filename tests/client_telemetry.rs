@@ -5,7 +5,7 @@
 //! too frequent, terminated), and librdkafka pushing its producer metrics,
 //! which the admin listener then shows on `/metrics` and `/api/clients`.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //! and kill -9 in the middle of cleaning, again and again, with the model
 //! checked after every restart.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

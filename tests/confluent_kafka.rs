@@ -7,7 +7,7 @@
 //! `tests/clients/confluent_kafka_checks.py` describes. Installed on first
 //! use (`common::clients`).
 
-mod common;
+use crate::common;
 
 use common::{Broker, Raw};
 use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};

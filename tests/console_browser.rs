@@ -4,7 +4,7 @@
 //! every action, and checks each action's effect with a Kafka client.
 //! Screenshots go to `target/console-screenshots/` (some are in `docs/`).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! member that stops heartbeating and for what the broker answers at the
 //! protocol's edges.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};

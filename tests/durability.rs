@@ -3,7 +3,7 @@
 //! (holding the broker's log too) refuses writes with KAFKA_STORAGE_ERROR and
 //! offset commits with COORDINATOR_NOT_AVAILABLE, and keeps serving reads.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;

@@ -13,7 +13,7 @@
 //! found or installed on first use (`common::clients::go`), franz-go comes
 //! from the Go module proxy at the versions `tests/clients/go/go.mod` pins.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! kafka-python, whose group code is its own (and confluent-kafka's and
 //! kafka-python's committed offsets across a broker restart).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};

@@ -3,7 +3,7 @@
 //! a connection cap, while well-behaved clients carry on undisturbed and the
 //! broker's memory stays bounded.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

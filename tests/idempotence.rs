@@ -2,7 +2,7 @@
 //! with their original offsets and never written twice, gaps and old epochs
 //! refused, and all of it surviving clean and unclean restarts.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 //! records and committed offsets across a kill -9. Maven resolves the jars on
 //! first use (`common::clients`); a missing Java fails this test.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -8,7 +8,7 @@
 //! `tests/clients/kafka_python_roundtrip.py` describes.
 //! kafka-python is installed on first use (`common::clients`).
 
-mod common;
+use crate::common;
 
 use common::Broker;
 

@@ -2,7 +2,7 @@
 //! list metadata, produce keyed records, consume them back.
 //! kcat is installed on first use (`common::clients`).
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

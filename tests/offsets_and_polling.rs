@@ -1,7 +1,7 @@
 //! ListOffsets, reads from the middle of older segments (index lookups on
 //! disk), and long-poll fetches woken by produces on any shard.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -13,7 +13,7 @@
 //! `kafka-topics.sh --delete`. `kafka-console-producer.sh` with every codec and
 //! `kafka-console-consumer.sh` reading back, read_committed, across a kill -9.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Producing and consuming with librdkafka (the `rdkafka` crate) against the
 //! real broker: every compression codec, keys, headers and timestamps.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

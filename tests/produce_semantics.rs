@@ -4,7 +4,7 @@
 //! compacted topics refuse records without a key, and records outside
 //! `message.timestamp.before.max.ms` / `after.max.ms` are refused as Kafka does.
 
-mod common;
+use crate::common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -7,7 +7,7 @@
 //! as `tests/clients/python_security_checks.py` describes. One broker, one run
 //! of the script; certificates and tokens are made by the test.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

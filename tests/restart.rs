@@ -2,7 +2,7 @@
 //! record at the same offsets, also with a different shard count; a broker
 //! killed without warning comes back with every acknowledged record.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -168,8 +168,8 @@ fn check_after_kills(
 
 /// kill -9 under load from three client libraries at once (librdkafka through
 /// the `rdkafka` crate, kafka-python and confluent-kafka), 20 times in a row (`SLUICE_KILL_ROUNDS`
-/// sets how many: `SLUICE_KILL_ROUNDS=100 cargo test --release --test restart
-/// repeated_kills`): every acknowledged record is present exactly once at the
+/// sets how many: `SLUICE_KILL_ROUNDS=100 cargo test --release --test
+/// integration restart::repeated_kills`): every acknowledged record is present exactly once at the
 /// offset it was acknowledged with, offsets are never reused, and
 /// unacknowledged records are absent or present whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 //! get in, or are refused with Kafka's errors. Certificates are made by the
 //! test (rcgen).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! AlterConfigs and IncrementalAlterConfigs, CreatePartitions,
 //! DeleteRecords, DescribeLogDirs, and retention by size and by time.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

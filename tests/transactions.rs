@@ -5,7 +5,7 @@
 //! finding and aborting a hanging transaction (WriteTxnMarkers), and the
 //! expiry of idle transactional ids and producer ids.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};

@@ -99,7 +99,7 @@ run_one() {
     if [ "$SUITES" = 1 ]; then
         echo "== $name: kill -9 loop, group suite, transaction suite against the instrumented broker"
         t0=$SECONDS
-        SLUICE_BIN="$bin/sluice" cargo test --release --test restart --test groups --test transactions ||
+        SLUICE_BIN="$bin/sluice" cargo test --release --test integration -- restart:: groups:: transactions:: ||
             failed=$((failed + 1))
         echo "   $((SECONDS - t0)) s, reports so far: $(ls "$reports" | wc -l)"
     fi
