@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use common::tls::Pki;
-use common::{fresh_data_dir, Broker};
+use common::secure::Secure;
+use common::Broker;
 
 /// The checks the program runs, each of which must print `ok <check>`.
 const CHECKS: &[&str] = &[
@@ -148,75 +148,13 @@ fn franz_go_checks() {
     broker.stop();
 }
 
-/// The listeners of the secured broker: SASL_SSL, SSL with required client
-/// certificates, SASL_PLAINTEXT, and OAUTH (SASL_PLAINTEXT with OAUTHBEARER).
-const SECURE_LISTENERS: &str =
-    "SASL_SSL://127.0.0.1:0,SSL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,OAUTH://127.0.0.1:0";
-
-/// The JSON Web Key Set holding the public half of a P-256 key.
-fn jwks_of(key: &rcgen::KeyPair) -> String {
-    use base64::Engine as _;
-    let point = key.public_key_raw();
-    assert_eq!(point.len(), 65, "an uncompressed P-256 point");
-    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    serde_json::json!({ "keys": [{
-        "kty": "EC", "crv": "P-256", "kid": "test-key", "use": "sig", "alg": "ES256",
-        "x": b64(&point[1..33]), "y": b64(&point[33..]),
-    }]})
-    .to_string()
-}
-
-/// A JWT for `subject` and the audience `sluice`, signed with `key`, expiring
-/// `lifetime_s` from now (negative: already expired).
-fn token(key: &rcgen::KeyPair, subject: &str, lifetime_s: i64) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let claims = serde_json::json!({
-        "sub": subject, "aud": "sluice", "iss": "sluice-test", "iat": now - 60, "exp": now + lifetime_s,
-    });
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-    header.kid = Some("test-key".into());
-    let key = jsonwebtoken::EncodingKey::from_ec_der(&key.serialize_der());
-    jsonwebtoken::encode(&header, &claims, &key).expect("sign JWT")
-}
-
 /// SASL (PLAIN, SCRAM, OAUTHBEARER), TLS and mutual TLS, and ACLs, against a
 /// broker with Kafka's StandardAuthorizer and `User:admin` as super user.
 #[test]
 fn franz_go_security_checks() {
     let binary = build_checks("secure");
-    let dir = fresh_data_dir("franz-go-secure");
-    let pki = Pki::new(&dir.with_extension("pki"));
-    let jwt_key = rcgen::KeyPair::generate().expect("JWT key");
-    let jwks = dir.with_extension("jwks.json");
-    std::fs::write(&jwks, jwks_of(&jwt_key)).unwrap();
-    let config = dir.with_extension("properties");
-    std::fs::write(
-        &config,
-        format!(
-            "listener.security.protocol.map=SASL_SSL:SASL_SSL,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,OAUTH:SASL_PLAINTEXT\n\
-             listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER\n\
-             listener.name.oauth.oauthbearer.sasl.server.callback.handler.class=\
-             org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler\n\
-             sasl.oauthbearer.jwks.endpoint.url=file://{jwks}\n\
-             sasl.oauthbearer.expected.audience=sluice\n\
-             ssl.keystore.type=PEM\n\
-             ssl.keystore.location={keystore}\n\
-             ssl.truststore.type=PEM\n\
-             ssl.truststore.location={ca}\n\
-             listener.name.ssl.ssl.client.auth=required\n\
-             ssl.principal.mapping.rules=RULE:^CN=([^,]+),OU=eng,.*$/$1/L,DEFAULT\n\
-             sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN\n\
-             sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required \
-             user_admin=\"admin-secret\" user_eve=\"eve-secret\";\n\
-             authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n\
-             super.users=User:admin\n",
-            jwks = jwks.display(),
-            keystore = pki.server_keystore.display(),
-            ca = pki.ca.display(),
-        ),
-    )
-    .unwrap();
-    let broker = Broker::start_listening(dir.clone(), 2, SECURE_LISTENERS, &["--config", config.to_str().unwrap()]);
+    let servers = Secure::start("franz-go-secure");
+    let (broker, pki, dir) = (&servers.broker, &servers.pki, &servers.dir);
     // CN=Franz-mTLS,OU=eng,... maps to User:franz-mtls by the rule.
     let cert = pki.client("Franz-mTLS", false);
     let secure = serde_json::json!({
@@ -233,8 +171,8 @@ fn franz_go_security_checks() {
         "plain_user": "eve",
         "plain_password": "eve-secret",
         "oauth_user": "svc-franz",
-        "oauth_token": token(&jwt_key, "svc-franz", 600),
-        "expired_token": token(&jwt_key, "svc-franz", -300),
+        "oauth_token": servers.token("svc-franz", "sluice", 600),
+        "expired_token": servers.token("svc-franz", "sluice", -300),
     });
     let secure_file = dir.with_extension("franzgo-secure.json");
     std::fs::write(&secure_file, secure.to_string()).unwrap();
@@ -243,10 +181,10 @@ fn franz_go_security_checks() {
         "secure",
         &broker.listener("SASL_PLAINTEXT"),
         &["-secure", secure_file.to_str().unwrap()],
-        &broker,
+        broker,
     );
     let _ = std::fs::remove_file(&binary);
     let missing = missing(&stdout, is_secure);
     assert!(missing.is_empty(), "no ok line for {missing:?}:\n{stdout}");
-    broker.stop();
+    servers.broker.stop();
 }

@@ -184,7 +184,8 @@ impl BrokerView<'_> {
             fixed("connections.max.reauth.ms", broker.security.connections_max_reauth_ms.to_string(), ConfigKind::Long),
             fixed("log.dirs", broker.data_dir.display().to_string(), ConfigKind::String),
         ];
-        // Static configs with a Kafka default: DEFAULT_CONFIG while at it.
+        // Static configs with a Kafka default: DEFAULT_CONFIG while at it,
+        // STATIC_BROKER_CONFIG once set to something else.
         use crate::constants as k;
         let with_defaults = [
             ("offsets.topic.num.partitions", k::OFFSETS_PARTITIONS.to_string(), "50".to_string(), ConfigKind::Int),
@@ -225,18 +226,6 @@ impl BrokerView<'_> {
                 ConfigKind::Long,
             ),
         ];
-        for (name, value, default, kind) in with_defaults {
-            let static_value = (value != default).then(|| value.clone());
-            let synonyms = self.single_synonyms(name, static_value, default);
-            entries.push(Entry {
-                name: name.to_string(),
-                value: Some(value),
-                source: synonyms[0].2,
-                kind,
-                read_only: true,
-                synonyms,
-            });
-        }
         // KIP-848's group configs Sluice uses, static as in Kafka; a value
         // other than Kafka's default was set at start-up.
         let (groups, kafka) = (&broker.consumer_groups, crate::config::ConsumerGroupConfig::default());
@@ -258,7 +247,7 @@ impl BrokerView<'_> {
             kafka.assignors.join(","),
             ConfigKind::List,
         )]);
-        for (name, value, default, kind) in group_configs {
+        for (name, value, default, kind) in with_defaults.into_iter().chain(group_configs) {
             let static_value = (value != default).then(|| value.clone());
             let synonyms = self.single_synonyms(name, static_value, default);
             entries.push(Entry {
