@@ -158,15 +158,17 @@ def confluent_checks(setup_path):
             raise AssertionError("a login that should fail got metadata")
         except KafkaException:
             pass
-        # The error callback is served by poll().
+        def refusals():
+            if tls:
+                return [e for e in errors if e.code() == KafkaError._TRANSPORT and "SSL alert number" in e.str()]
+            return [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
+
+        # The error callback is served by poll(); on a busy machine a first
+        # attempt may time out before the broker's verdict.
         deadline = time.time() + 10
-        while not errors and time.time() < deadline:
+        while not refusals() and time.time() < deadline:
             client.poll(0.2)
-        if tls:
-            refused = [e for e in errors if e.code() == KafkaError._TRANSPORT and "SSL alert number" in e.str()]
-        else:
-            refused = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
-        assert refused, errors[:3]
+        assert refusals(), errors[:3]
 
     def denied(config):
         try:
@@ -388,14 +390,20 @@ def kafka_python_checks(setup_path):
         manager_log = logging.getLogger("kafka.net.manager")
         manager_log.addHandler(warnings)
         try:
-            KafkaAdminClient(**config, bootstrap_timeout_ms=2000)
+            KafkaAdminClient(**config, bootstrap_timeout_ms=4000)
             raise AssertionError("a login that should fail bootstrapped")
         except KafkaTimeoutError:
             pass
         finally:
             manager_log.removeHandler(warnings)
-        # The last attempt may be cut short by the bootstrap deadline instead.
-        failed = [m for m in warnings.messages if m.startswith("Bootstrap connection to") and "timed out" not in m]
+        # An attempt may be cut short by the bootstrap deadline instead (during
+        # the TLS handshake, ApiVersions or the SASL exchange on a busy
+        # machine); those say so and carry no verdict.
+        failed = [
+            m
+            for m in warnings.messages
+            if m.startswith("Bootstrap connection to") and not any(t in m for t in ("timed out", "Timeout"))
+        ]
         assert failed and all(any(w in m for w in why) for m in failed), warnings.messages
 
     def denied(config):
