@@ -237,7 +237,9 @@ fn log_append(c: &mut Criterion) {
                 let _ = std::fs::remove_dir_all(&partition);
                 ex.run(async {
                     let log =
-                        Log::open(partition.clone(), config.clone(), true, Default::default()).await.expect("open log");
+                        Log::open(partition.clone(), config.clone(), true, Default::default(), Default::default())
+                            .await
+                            .expect("open log");
                     let start = Instant::now();
                     for _ in 0..iters {
                         log.append(&chunk, &summaries, acks).await.expect("append");

@@ -105,3 +105,50 @@ async fn round_trip_lz4() {
 async fn round_trip_zstd() {
     round_trip("zstd").await;
 }
+
+/// A consumer far behind the producer reads from disk, then from the shard's
+/// batch cache and read-ahead, then from the tail cache of recent appends:
+/// with a small per-partition fetch size and batches of very different sizes,
+/// every record still comes once and in order, read cold (after a restart)
+/// and again warm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_far_behind_reads_every_record_once_from_disk_and_the_caches() {
+    const TOPIC: &str = "far-behind";
+    const RECORDS: usize = 6_000;
+    const SIZES: [usize; 5] = [4_000, 5_000, 100, 6_000, 3_000];
+    let value = |i: usize| format!("{i}:{}", "v".repeat(SIZES[i % SIZES.len()]));
+    /// Reads the partition from the beginning as `group`, 70 kB per fetch, and checks every record.
+    async fn read_all(bootstrap: String, group: &'static str, value: fn(usize) -> String) {
+        let mut config = consumer_config(&bootstrap, group);
+        config.set("fetch.message.max.bytes", "70000");
+        let messages = tokio::task::spawn_blocking(move || consume_to_end(&config, TOPIC, 1, Duration::from_secs(120)))
+            .await
+            .unwrap();
+        assert_eq!(messages.len(), RECORDS, "{group}: every record once");
+        for (i, m) in messages.iter().enumerate() {
+            assert_eq!(m.offset(), i as i64, "{group}: offsets dense and in order");
+            assert!(kafka::value(m) == value(i), "{group}: record {i} changed");
+        }
+    }
+
+    let broker = Broker::start("far-behind", 2, &[]);
+    create_topic(&broker.bootstrap(), TOPIC, 1, &[]).await;
+    // About 25 MB, far more than the partition's 4 MiB tail cache, in bursts
+    // of 1 to 20 records, each its own batch (5 kB to 100 kB): a batch too
+    // large for what is left of a fetch is often followed by one that fits.
+    let producer = kafka::producer(&broker.bootstrap(), &[("acks", "all"), ("linger.ms", "2")]);
+    let mut next = 0;
+    for burst in [1usize, 8, 2, 20, 1].into_iter().cycle() {
+        let end = (next + burst).min(RECORDS);
+        produce(&producer, TOPIC, (next..end).map(|i| Record::new(value(i)).partition(0))).await;
+        next = end;
+        if next == RECORDS {
+            break;
+        }
+    }
+    read_all(broker.bootstrap(), "just-written", value).await;
+    let broker = Broker::start_in(broker.stop(), 2, &[]);
+    read_all(broker.bootstrap(), "after-a-restart", value).await;
+    read_all(broker.bootstrap(), "read-again", value).await;
+    broker.stop();
+}

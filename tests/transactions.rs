@@ -804,7 +804,7 @@ async fn kafka_transactions_sh_finds_and_aborts_a_hanging_transaction() {
             use sluice::storage::log::{AckLevel, Log};
             let metrics = std::rc::Rc::new(sluice::storage::metrics::IoMetrics::default());
             let config = sluice::config::TopicConfig::default();
-            let log = Log::open(partition_dir, config, true, metrics).await.unwrap();
+            let log = Log::open(partition_dir, config, true, metrics, Default::default()).await.unwrap();
             let chunk = producer_batch(pid, epoch, 2, &[b"h0", b"h1"], 1000, true);
             let summaries = sluice::protocol::batch::validate_chunk(&chunk, 1 << 20).unwrap();
             assert_eq!(log.append(&chunk, &summaries, AckLevel::Synced).await.unwrap().base_offset, 3);

@@ -271,6 +271,21 @@ impl Collector for Scrape {
         )?;
         f.counter("disk_reads", "Partition reads that went to disk.", per_shard(|s| s.counters.disk_reads))?;
         f.counter(
+            "batch_cache_reads",
+            "Partition reads served from the shard's batch cache of earlier disk reads.",
+            per_shard(|s| s.counters.batch_cache_reads),
+        )?;
+        f.counter(
+            "read_ahead_reads",
+            "Disk reads started ahead of a sequential reader.",
+            per_shard(|s| s.counters.read_ahead_reads),
+        )?;
+        f.gauge(
+            "batch_cache_bytes",
+            "Bytes of batches read from disk that the shard keeps.",
+            per_shard(|s| s.counters.batch_cache_bytes),
+        )?;
+        f.counter(
             "cleaner_passes",
             "Cleaning passes of compacted partitions finished.",
             per_shard(|s| s.counters.cleaner_passes),

@@ -42,6 +42,13 @@ pub const INDEX_INTERVAL_BYTES_DEFAULT: u64 = 4096;
 pub const MESSAGE_BYTES_MAX_DEFAULT: u64 = 1_048_588;
 /// Recently appended bytes kept in memory per partition to serve tail reads.
 pub const TAIL_CACHE_BYTES_PER_PARTITION_MAX: usize = 4 * 1024 * 1024;
+/// Memory a shard keeps for batches read from disk (its batch cache), all its
+/// partitions together; least recently used out first.
+pub const BATCH_CACHE_BYTES_PER_SHARD_MAX: usize = 128 * 1024 * 1024;
+/// Bytes one disk read of a partition asks for at least: a sequential
+/// reader's next fetches are served from what it brought, and the next such
+/// read (the read-ahead) starts while they are.
+pub const READ_AHEAD_BYTES: usize = 2 * 1024 * 1024;
 /// Bytes one partition read from disk returns at most, whatever the client asks.
 pub const FETCH_READ_BYTES_PER_PARTITION_MAX: usize = 16 * 1024 * 1024;
 /// Default and upper bound for a whole fetch response's record bytes.
@@ -75,6 +82,9 @@ const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 const _: () = assert!(MESSAGE_BYTES_MAX_DEFAULT <= FETCH_READ_BYTES_PER_PARTITION_MAX as u64);
 const _: () = assert!(SEGMENT_BYTES_MIN.is_multiple_of(DMA_ALIGNMENT_BYTES));
 const _: () = assert!(FETCH_READ_BYTES_PER_PARTITION_MAX <= FETCH_RESPONSE_BYTES_MAX);
+const _: () = assert!(READ_AHEAD_BYTES <= FETCH_READ_BYTES_PER_PARTITION_MAX);
+const _: () = assert!(READ_AHEAD_BYTES.is_multiple_of(DMA_ALIGNMENT_BYTES as usize));
+const _: () = assert!(BATCH_CACHE_BYTES_PER_SHARD_MAX >= 4 * FETCH_READ_BYTES_PER_PARTITION_MAX);
 const _: () = assert!(FETCH_RESPONSE_BYTES_MAX < FRAME_BYTES_MAX_DEFAULT);
 const _: () = assert!(TAIL_CACHE_BYTES_PER_PARTITION_MAX as u64 >= MESSAGE_BYTES_MAX_DEFAULT);
 const _: () = assert!(BATCH_LENGTH_PREFIX_BYTES < BATCH_HEADER_BYTES);

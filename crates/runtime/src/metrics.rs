@@ -164,6 +164,10 @@ impl ShardMetrics {
             sync_batch_appends: buckets(&self.io.sync_batch_appends.snapshot(), &BATCH_SIZE_BUCKETS),
             cache_reads: self.io.cache_reads.get(),
             disk_reads: self.io.disk_reads.get(),
+            batch_cache_reads: self.io.batch_cache_reads.get(),
+            read_ahead_reads: self.io.read_ahead_reads.get(),
+            // The cache is the shard's, not the counters': filled in by the shard.
+            batch_cache_bytes: 0,
             cleaner_passes: self.io.cleaner_passes.get(),
             cleaner_bytes_removed: self.io.cleaner_bytes_removed.get(),
             cleaner_failures: self.io.cleaner_failures.get(),
@@ -220,6 +224,10 @@ pub struct CountersSnapshot {
     pub sync_batch_appends: Buckets,
     pub cache_reads: u64,
     pub disk_reads: u64,
+    pub batch_cache_reads: u64,
+    pub read_ahead_reads: u64,
+    /// Bytes the shard's batch cache holds.
+    pub batch_cache_bytes: u64,
     pub cleaner_passes: u64,
     pub cleaner_bytes_removed: u64,
     pub cleaner_failures: u64,

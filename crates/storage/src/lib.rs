@@ -16,9 +16,15 @@
 //! - [`file`]: small whole-file writes (index files, metadata) made durable,
 //!   and the one checksummed format of the small state files.
 //! - [`recovery`]: the batch-by-batch validity scan used after a crash.
+//! - [`batch_cache`]: the shard's cache of batches read from disk, one memory
+//!   budget for all its partitions, and their read-ahead under way.
+//! - [`dma_bytes`]: disk reads handed out as `Bytes` without a copy, released
+//!   on the shard that read them wherever they were last used.
 //! - [`metrics`]: what a shard's logs count (I/O bytes, fdatasyncs, cache reads).
 
+pub mod batch_cache;
 pub mod cleaner;
+pub mod dma_bytes;
 pub mod fifo_lock;
 pub mod file;
 pub mod index;

@@ -18,6 +18,10 @@ pub struct IoMetrics {
     pub cache_reads: Counter,
     /// Reads that went to disk.
     pub disk_reads: Counter,
+    /// Reads served from the shard's batch cache.
+    pub batch_cache_reads: Counter,
+    /// Disk reads started ahead of a sequential reader.
+    pub read_ahead_reads: Counter,
     /// Cleaning passes of compacted partitions finished.
     pub cleaner_passes: Counter,
     /// Bytes cleaning passes removed from segments.

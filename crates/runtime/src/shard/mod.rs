@@ -66,6 +66,8 @@ pub struct Shard {
     catalog: RefCell<Arc<Catalog>>,
     security: RefCell<Rc<ShardSecurity>>,
     logs: RefCell<HashMap<PartitionKey, Rc<Log>>>,
+    /// Batches this shard's partitions read from disk, under one memory budget.
+    pub batch_cache: Rc<sluice_storage::batch_cache::BatchCache>,
     /// Calls to other shards awaiting their answer, by call id.
     pending_calls: RefCell<HashMap<u64, PendingCall>>,
     next_call_id: std::cell::Cell<u64>,
@@ -148,6 +150,7 @@ impl Shard {
             )),
             catalog: RefCell::new(Arc::new(Catalog::default())),
             logs: RefCell::new(HashMap::new()),
+            batch_cache: Rc::default(),
             pending_calls: RefCell::new(HashMap::new()),
             next_call_id: std::cell::Cell::new(0),
             catalogs_applied: std::cell::Cell::new(0),
@@ -486,7 +489,7 @@ impl Shard {
                 continue;
             }
             let dir = self.config.data_dir.join(format!("{}-{}", key.0, key.1));
-            match Log::open(dir, config, self.clean_start, self.metrics.io.clone()).await {
+            match Log::open(dir, config, self.clean_start, self.metrics.io.clone(), self.batch_cache.clone()).await {
                 Ok(log) => {
                     self.logs.borrow_mut().insert(key, log);
                 }
@@ -632,9 +635,11 @@ impl Shard {
             .map(|(group, topic, partition, offset)| GroupOffsetSnapshot { group, topic, partition, offset })
             .collect();
         let budget = sluice_core::constants::REQUEST_BYTES_PER_SHARD_MAX as u64;
+        let mut counters = self.metrics.snapshot();
+        counters.batch_cache_bytes = self.batch_cache.bytes() as u64;
         ShardSnapshot {
             shard: self.id,
-            counters: self.metrics.snapshot(),
+            counters,
             request_bytes_held: budget.saturating_sub(self.request_budget.available()),
             calls_pending: self.pending_calls.borrow().len() as u64,
             partitions,

@@ -381,6 +381,9 @@ impl Log {
         let replaced: Vec<Segment> = st.segments.splice(at..at + group.len(), [segment]).collect();
         st.cache.drop_below(end);
         drop(st);
+        // Cached reads (and a read-ahead under way) hold what the clean removed.
+        self.batch_cache.forget(self.cache_key.get());
+        self.cache_key.set(self.batch_cache.register());
         for old in replaced {
             let path = swap::retired_path(&self.dir, old.base_offset());
             self.janitor.retire_segment(old.file, path);

@@ -18,7 +18,7 @@
 //! - `mod.rs`: the `Log` and its state, open and close, small accessors.
 //! - `append.rs`: idempotence and transaction checks, offsets, segment rolls.
 //! - `writer.rs`: the writer task, group commit, acks, sealing a full segment.
-//! - `read.rs`: the tail cache, read planning and disk reads, long-poll watches.
+//! - `read.rs`: the tail cache, the batch cache and read-ahead, disk reads, long-poll watches.
 //! - `timestamps.rs`: offset lookup by timestamp.
 //! - `retention.rs`: retention, DeleteRecords and the `log-start-offset` file.
 //! - `snapshots.rs`: producer-state snapshots, written and loaded.
@@ -38,7 +38,7 @@ mod writer;
 #[cfg(test)]
 mod test_support;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -52,6 +52,7 @@ pub use read::ReadOutcome;
 
 use super::segment::Segment;
 use super::StorageError;
+use crate::batch_cache::BatchCache;
 use crate::metrics::IoMetrics;
 use crate::producer_state::{ProducerInfo, ProducerStateTable};
 use janitor::Janitor;
@@ -103,17 +104,23 @@ pub struct Log {
     janitor: Janitor,
     /// The owning shard's I/O counters.
     metrics: Rc<IoMetrics>,
+    /// The owning shard's batch cache, and this log's key in it (a new key
+    /// whenever compaction changes the bytes at some offsets).
+    batch_cache: Rc<BatchCache>,
+    cache_key: Cell<u64>,
 }
 
 use sluice_core::clock::now_ms;
 
 impl Log {
-    /// Opens (or creates) the log in `dir` and starts its writer task.
+    /// Opens (or creates) the log in `dir` and starts its writer task; its
+    /// disk reads are kept in the shard's `batch_cache`.
     pub async fn open(
         dir: PathBuf,
         config: TopicConfig,
         clean: bool,
         metrics: Rc<IoMetrics>,
+        batch_cache: Rc<BatchCache>,
     ) -> Result<Rc<Log>, StorageError> {
         let segments = recovery::open_segments(&dir, &config, clean).await?;
         let corrupt_from = segments.iter().find(|s| s.corrupt_at.is_some()).map(|s| s.next_offset);
@@ -155,6 +162,8 @@ impl Log {
             writer_done: RefCell::new(None),
             janitor: Janitor::start(),
             metrics,
+            cache_key: Cell::new(batch_cache.register()),
+            batch_cache,
         });
         let writer = glommio::spawn_local(writer::writer_loop(log.clone(), bell)).detach();
         *log.writer_done.borrow_mut() = Some(writer);
@@ -229,6 +238,7 @@ impl Log {
     /// queued for removal are gone when it returns, so the directory can then
     /// be deleted or opened again.
     pub async fn close(&self) -> Result<(), StorageError> {
+        self.batch_cache.forget(self.cache_key.get());
         let closed = self.close_files().await;
         self.janitor.drain().await;
         closed

@@ -1,18 +1,27 @@
 //! Reads: from the tail cache (zero-copy slices of recently appended chunks)
-//! when it reaches back to the fetch offset, else one disk read planned from
-//! the offset index; never past the high watermark, nor past the last stable
-//! offset for read_committed. Fetches that found too little wait on `watch`.
+//! when it reaches back to the fetch offset; else from the shard's batch cache
+//! (what earlier disk reads brought, zero-copy slices of their DMA buffers);
+//! else one disk read of at least `READ_AHEAD_BYTES`, planned from the offset
+//! index and kept in the batch cache. A reader moving forward has the read
+//! after the one it is in started for it (the read-ahead), so that sequential
+//! consumers find their next batches in memory. Never past the high watermark,
+//! nor past the last stable offset for read_committed. Fetches that found too
+//! little wait on `watch`.
 
 use std::collections::VecDeque;
 use std::rc::Rc;
 
 use bytes::Bytes;
 use futures::channel::oneshot;
+use futures::FutureExt;
 
 use super::{Log, LogState};
+use crate::batch_cache::Cached;
+use crate::dma_bytes;
+use crate::metrics::IoMetrics;
 use crate::segment::SegmentFile;
 use crate::StorageError;
-use sluice_core::constants::FETCH_READ_BYTES_PER_PARTITION_MAX;
+use sluice_core::constants::{FETCH_READ_BYTES_PER_PARTITION_MAX, READ_AHEAD_BYTES};
 use sluice_protocol::batch::{self, BatchHeader};
 
 /// What a fetch gets from one partition.
@@ -84,23 +93,10 @@ impl TailCache {
         let mut chunks = Vec::new();
         let mut total = 0usize;
         for entry in self.entries.iter().filter(|c| c.end_offset > fetch_offset && c.end_offset <= high_watermark) {
-            let mut from = None;
-            let mut to = 0;
-            for (at, header) in batch::headers(&entry.bytes) {
-                if header.last_offset() < fetch_offset {
-                    continue;
-                }
-                if total > 0 && total + header.size_bytes > max_bytes {
-                    break;
-                }
-                from.get_or_insert(at);
-                to = at + header.size_bytes;
-                total += header.size_bytes;
-            }
-            if let Some(from) = from {
-                chunks.push(entry.bytes.slice(from..to));
-            }
-            if to < entry.bytes.len() && from.is_some() || total >= max_bytes {
+            let (taken, whole) = take_batches(&entry.bytes, fetch_offset, high_watermark, max_bytes, &mut total);
+            chunks.extend(taken);
+            // A batch left out ends the read: what follows it would leave a hole.
+            if !whole || total >= max_bytes {
                 break;
             }
         }
@@ -108,12 +104,76 @@ impl TailCache {
     }
 }
 
+/// Whole batches of `bytes` (whole batches themselves) from the one holding
+/// `fetch_offset`, below `high_watermark`, while `total` stays within
+/// `max_bytes` (but the first batch of a read always); adds what it took to
+/// `total`. Also answers whether nothing after what it took was left out.
+fn take_batches(
+    bytes: &Bytes,
+    fetch_offset: i64,
+    high_watermark: i64,
+    max_bytes: usize,
+    total: &mut usize,
+) -> (Option<Bytes>, bool) {
+    let mut from = None;
+    let mut to = 0;
+    for (at, header) in batch::headers(bytes) {
+        if header.last_offset() < fetch_offset {
+            continue;
+        }
+        if header.last_offset() >= high_watermark || *total > 0 && *total + header.size_bytes > max_bytes {
+            return (from.map(|from| bytes.slice(from..to)), false);
+        }
+        from.get_or_insert(at);
+        to = at + header.size_bytes;
+        *total += header.size_bytes;
+    }
+    (from.map(|from| bytes.slice(from..to)), true)
+}
+
 /// Where a disk read starts and how far it may go.
 pub(super) struct ReadPlan {
     pub(super) file: Rc<SegmentFile>,
+    /// Base offset of the segment.
+    pub(super) segment_base: i64,
     pub(super) position: u64,
     /// Synced bytes of the segment: nothing past them is read.
     pub(super) end: u64,
+}
+
+impl ReadPlan {
+    /// A read of segment `i` from `position`, if anything synced is there.
+    fn of(st: &LogState, i: usize, position: u64) -> Option<ReadPlan> {
+        let segment = st.segments.get(i)?;
+        (position < segment.synced_bytes).then(|| ReadPlan {
+            file: segment.file.clone(),
+            segment_base: segment.base_offset(),
+            position,
+            end: segment.synced_bytes,
+        })
+    }
+
+    /// A read from the indexed position at or before `offset`.
+    fn at_offset(st: &LogState, offset: i64) -> Option<ReadPlan> {
+        let i = st.segments.partition_point(|s| s.base_offset() <= offset).saturating_sub(1);
+        let segment = st.segments.get(i)?;
+        let relative = (offset - segment.base_offset()).clamp(0, u32::MAX as i64) as u32;
+        ReadPlan::of(st, i, segment.index.lookup(relative) as u64)
+    }
+
+    /// A read from `position` of the segment based at `segment_base`, or from
+    /// the start of the next segment when that one has nothing synced there
+    /// and is sealed.
+    fn after(st: &LogState, segment_base: i64, position: u64) -> Option<ReadPlan> {
+        let i = st.segments.binary_search_by_key(&segment_base, |s| s.base_offset()).ok()?;
+        if position < st.segments[i].synced_bytes {
+            return ReadPlan::of(st, i, position);
+        }
+        if i + 1 < st.segments.len() && position >= st.segments[i].size_bytes {
+            return ReadPlan::of(st, i + 1, 0);
+        }
+        None
+    }
 }
 
 pub(super) fn last_stable(st: &LogState) -> i64 {
@@ -191,15 +251,107 @@ impl Log {
                 self.metrics.cache_reads.inc();
                 return Ok(outcome);
             }
-            let i = st.segments.partition_point(|s| s.base_offset() <= fetch_offset).saturating_sub(1);
-            let segment = &st.segments[i];
-            let relative = (fetch_offset - segment.base_offset()).clamp(0, u32::MAX as i64) as u32;
-            let position = segment.index.lookup(relative) as u64;
-            (ReadPlan { file: segment.file.clone(), position, end: segment.synced_bytes }, outcome)
+            (ReadPlan::at_offset(&st, fetch_offset), outcome)
         };
-        self.metrics.disk_reads.inc();
-        outcome.chunks = read_disk(plan, fetch_offset, max_bytes, &self.metrics.read_bytes).await?;
+        let high_watermark = outcome.high_watermark;
+        let mut chunks = self.read_cached(fetch_offset, max_bytes, high_watermark);
+        if chunks.is_empty() {
+            // A read-ahead under way from at or before this offset: it is the read wanted.
+            if let Some((from, done)) = self.batch_cache.pending(self.cache_key.get()) {
+                if from <= fetch_offset {
+                    done.await;
+                    chunks = self.read_cached(fetch_offset, max_bytes, high_watermark);
+                }
+            }
+        }
+        if chunks.is_empty() {
+            let key = self.cache_key.get();
+            let mut plan = plan;
+            let cached = loop {
+                let Some(read) = plan else {
+                    return Ok(outcome);
+                };
+                self.metrics.disk_reads.inc();
+                let (segment_base, end) = (read.segment_base, read.end);
+                match read_disk(read, fetch_offset, max_bytes, &self.metrics).await? {
+                    Some(cached) => break cached,
+                    // Compaction left no batch from the offset to the segment's end: the next segment's first.
+                    None => plan = ReadPlan::after(&self.state.borrow(), segment_base, end),
+                }
+            };
+            let mut total = 0;
+            chunks.extend(take_batches(&cached.bytes, fetch_offset, high_watermark, max_bytes, &mut total).0);
+            self.batch_cache.insert(key, cached);
+        } else {
+            self.metrics.batch_cache_reads.inc();
+        }
+        if let Some(next) = chunks.last().and_then(|c| batch::headers(c).last()).map(|(_, h)| h.last_offset() + 1) {
+            self.read_ahead(next, high_watermark);
+        }
+        outcome.chunks = chunks;
         Ok(outcome)
+    }
+
+    /// Whole batches from the batch cache, from the one holding
+    /// `fetch_offset`, across contiguous entries, about `max_bytes`.
+    fn read_cached(&self, fetch_offset: i64, max_bytes: usize, high_watermark: i64) -> Vec<Bytes> {
+        let key = self.cache_key.get();
+        let mut chunks = Vec::new();
+        let mut total = 0;
+        let mut offset = fetch_offset;
+        while let Some(cached) = self.batch_cache.get(key, offset) {
+            let (taken, whole) = take_batches(&cached.bytes, offset, high_watermark, max_bytes, &mut total);
+            let took = taken.is_some();
+            chunks.extend(taken);
+            // A batch left out ends the read: what follows it would leave a hole.
+            if !took || !whole || total >= max_bytes {
+                break;
+            }
+            offset = cached.end_offset;
+        }
+        chunks
+    }
+
+    /// Starts the read after the batch cache entry holding `next` (or of
+    /// `next` itself when no entry holds it), unless it is cached, under way,
+    /// or past what is synced.
+    fn read_ahead(&self, next: i64, high_watermark: i64) {
+        let key = self.cache_key.get();
+        if next >= high_watermark || self.batch_cache.pending(key).is_some() {
+            return;
+        }
+        let (from, plan) = {
+            let st = self.state.borrow();
+            match self.batch_cache.get(key, next) {
+                Some(current) if current.end_offset >= high_watermark => return,
+                Some(current) if self.batch_cache.get(key, current.end_offset).is_some() => return,
+                Some(current) => (current.end_offset, ReadPlan::after(&st, current.segment_base, current.end_position)),
+                None => (next, ReadPlan::at_offset(&st, next)),
+            }
+        };
+        let Some(plan) = plan else { return };
+        // What the tail cache holds is never read from disk.
+        if self.state.borrow().cache.reaches_back_to(from) {
+            return;
+        }
+        let cache = self.batch_cache.clone();
+        let metrics = self.metrics.clone();
+        let token = cache.next_token();
+        let read = async move {
+            metrics.read_ahead_reads.inc();
+            match read_disk(plan, from, READ_AHEAD_BYTES, &metrics).await {
+                Ok(Some(cached)) => cache.insert(key, cached),
+                Ok(None) => {}
+                // The fetch that reaches this offset reads it again and reports the error.
+                Err(e) => tracing::debug!(error = %e, offset = from, "read-ahead failed"),
+            }
+            cache.end_pending(key, token);
+        }
+        .boxed_local()
+        .shared();
+        if self.batch_cache.start_pending(key, from, token, read.clone()) {
+            glommio::spawn_local(read).detach();
+        }
     }
 }
 
@@ -231,28 +383,35 @@ fn trim_below(chunks: &mut Vec<Bytes>, upper: i64) -> Option<i64> {
     end_offset
 }
 
-/// Serves a read from a segment file: one DMA read from the indexed position,
-/// trimmed to whole batches holding `fetch_offset` and after.
+/// One DMA read from the planned position, of at least `READ_AHEAD_BYTES`
+/// and enough for `max_bytes` from `fetch_offset`: the whole batches it
+/// brought, from the one holding `fetch_offset`, as a batch cache entry over
+/// the read's own buffer. None when every batch from the planned position to
+/// the segment's synced end is before `fetch_offset`.
 async fn read_disk(
     plan: ReadPlan,
     fetch_offset: i64,
     max_bytes: usize,
-    read_bytes: &sluice_core::metrics::Counter,
-) -> Result<Vec<Bytes>, StorageError> {
+    metrics: &IoMetrics,
+) -> Result<Option<Cached>, StorageError> {
+    // Buffers last used on other shards come home before this one allocates.
+    dma_bytes::release_returned();
     let mut position = plan.position;
     loop {
         if position >= plan.end {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let want = ((plan.end - position) as usize)
-            .min(max_bytes.saturating_add(64 * 1024))
+            .min(max_bytes.saturating_add(64 * 1024).max(READ_AHEAD_BYTES))
             .min(FETCH_READ_BYTES_PER_PARTITION_MAX);
         let read = plan.file.file.read_at(position, want).await.map_err(|e| StorageError::io("read segment", e))?;
-        read_bytes.add(read.len() as u64);
+        metrics.read_bytes.add(read.len() as u64);
         let mut from = None;
         let mut to = 0usize;
         let mut skipped_to = 0usize;
         let mut first_incomplete = None;
+        let mut first_offset = 0;
+        let mut end_offset = 0;
         let mut at = 0usize;
         while let Some(header) = BatchHeader::parse(&read[at..]) {
             if at + header.size_bytes > read.len() {
@@ -264,16 +423,19 @@ async fn read_disk(
             if header.last_offset() < fetch_offset {
                 skipped_to = at + header.size_bytes;
             } else {
-                if from.is_some() && to - from.unwrap_or(0) + header.size_bytes > max_bytes {
-                    break;
+                if from.is_none() {
+                    first_offset = header.base_offset;
                 }
                 from.get_or_insert(at);
                 to = at + header.size_bytes;
+                end_offset = header.last_offset() + 1;
             }
             at += header.size_bytes;
         }
         if let Some(from) = from {
-            return Ok(vec![Bytes::copy_from_slice(&read[from..to])]);
+            let bytes = dma_bytes::bytes_of(read).slice(from..to);
+            let end_position = position + to as u64;
+            return Ok(Some(Cached { first_offset, end_offset, segment_base: plan.segment_base, end_position, bytes }));
         }
         if let Some(size) = first_incomplete {
             // The wanted batch is larger than what was read: read exactly it.
@@ -282,8 +444,17 @@ async fn read_disk(
                 return Err(StorageError::Corrupt(format!("{} at {at}", plan.file.log_path.display())));
             }
             let whole = plan.file.file.read_at(at, size).await.map_err(|e| StorageError::io("read segment", e))?;
-            read_bytes.add(whole.len() as u64);
-            return Ok(vec![Bytes::copy_from_slice(&whole)]);
+            metrics.read_bytes.add(whole.len() as u64);
+            let header = BatchHeader::parse(&whole)
+                .filter(|h| h.size_bytes == whole.len())
+                .ok_or_else(|| StorageError::Corrupt(format!("{} at {at}", plan.file.log_path.display())))?;
+            return Ok(Some(Cached {
+                first_offset: header.base_offset,
+                end_offset: header.last_offset() + 1,
+                segment_base: plan.segment_base,
+                end_position: at + size as u64,
+                bytes: dma_bytes::bytes_of(whole),
+            }));
         }
         if skipped_to == 0 {
             return Err(StorageError::Corrupt(format!("{} at {position}", plan.file.log_path.display())));
@@ -320,6 +491,73 @@ mod tests {
             let one = log.read(5, 1, false).await.unwrap();
             assert_eq!(batch::headers(&one.chunks[0]).count(), 1);
             assert_eq!(BatchHeader::parse(&one.chunks[0]).unwrap().base_offset, 4);
+            log.close().await.unwrap();
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
+    }
+
+    /// Reads from `offset` to the high watermark with `max_bytes` per read:
+    /// every offset must come once, in order, with no hole.
+    async fn read_sequentially(log: &Log, max_bytes: usize) -> i64 {
+        let end = log.high_watermark();
+        let mut next = 0;
+        while next < end {
+            let read = log.read(next, max_bytes, false).await.unwrap();
+            assert!(!read.chunks.is_empty(), "nothing at {next} with max_bytes {max_bytes}");
+            for chunk in &read.chunks {
+                for (_, header) in batch::headers(chunk) {
+                    assert!(
+                        header.base_offset <= next && next <= header.last_offset(),
+                        "batch {}..={} after offset {next} with max_bytes {max_bytes}",
+                        header.base_offset,
+                        header.last_offset()
+                    );
+                    next = header.last_offset() + 1;
+                }
+            }
+        }
+        next
+    }
+
+    #[test]
+    fn a_sequential_reader_gets_every_offset_once_from_each_cache_and_the_disk() {
+        run(|| async {
+            let dir = temp_dir("sequential");
+            let log = open(&dir, TopicConfig::default(), false).await;
+            // Batches of 1 to 40 records, so that some never fit beside others.
+            for i in 0..60 {
+                append(&log, [1, 40, 2, 17, 5][i % 5], i as i64).await;
+            }
+            let end = log.high_watermark();
+            for max_bytes in [1, 300, 700, 2000, 5000, 1 << 20] {
+                // From the tail cache.
+                assert_eq!(read_sequentially(&log, max_bytes).await, end);
+            }
+            log.state.borrow_mut().cache = TailCache::default();
+            for max_bytes in [1, 300, 700, 2000, 5000, 1 << 20] {
+                // From the disk, then from the batch cache it filled.
+                log.batch_cache.forget(log.cache_key.get());
+                assert_eq!(read_sequentially(&log, max_bytes).await, end);
+                assert_eq!(read_sequentially(&log, max_bytes).await, end);
+            }
+            log.close().await.unwrap();
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
+    }
+
+    #[test]
+    fn a_batch_too_large_for_max_bytes_ends_a_tail_read() {
+        run(|| async {
+            let dir = temp_dir("tail-hole");
+            let log = open(&dir, TopicConfig::default(), false).await;
+            let small = append(&log, 1, 0).await;
+            append(&log, 40, 1).await;
+            append(&log, 1, 2).await;
+            let first = log.read(small.base_offset, 1, false).await.unwrap();
+            let one_batch = first.bytes();
+            // Room for two small batches, not for the large one between them.
+            let read = log.read(0, one_batch * 2 + 1, false).await.unwrap();
+            assert_eq!(read.chunks.iter().map(|c| batch::headers(c).count()).sum::<usize>(), 1);
             log.close().await.unwrap();
             std::fs::remove_dir_all(&dir).unwrap();
         });

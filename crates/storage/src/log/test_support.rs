@@ -24,7 +24,7 @@ pub(super) fn temp_dir(name: &str) -> PathBuf {
 }
 
 pub(super) async fn open(dir: &Path, config: TopicConfig, clean: bool) -> Rc<Log> {
-    Log::open(dir.to_path_buf(), config, clean, Rc::default()).await.unwrap()
+    Log::open(dir.to_path_buf(), config, clean, Rc::default(), Rc::default()).await.unwrap()
 }
 
 /// 8 KiB segments, an index entry every 256 bytes.

@@ -28,7 +28,7 @@ impl Log {
                 .filter(|(_, s)| s.max_timestamp >= target && s.synced_bytes > 0)
                 .map(|(i, s)| {
                     let position = if i == 0 { s.index.lookup(s.time_index.scan_start(target)) as u64 } else { 0 };
-                    ReadPlan { file: s.file.clone(), position, end: s.synced_bytes }
+                    ReadPlan { file: s.file.clone(), segment_base: s.base_offset(), position, end: s.synced_bytes }
                 })
                 .collect()
         };
