@@ -7,6 +7,7 @@
 #     the max-rate workload throttled to half of Kafka's maximum (produce and e2e).
 #  3. Kafka's own tools against both brokers: ProducerPerformance,
 #     ConsumerPerformance (reading what ProducerPerformance wrote) and EndToEndLatency.
+#  4. perf/consume.sh: consume throughput alone, hot and cold.
 #
 # Prints one table per run with each figure for both brokers and their ratio
 # (perf/report.py). Each sluice-perf run also leaves a PNG chart (latency
@@ -156,6 +157,9 @@ for broker in kafka sluice; do
         2>/dev/null | tail -2 >"$DATA/results/end-to-end-latency-$broker.txt" || true
     stop_broker
 done
+
+# Reads alone, hot and cold (its own brokers and data; results beside these).
+RESULTS_DIR="$RESULTS_DIR" perf/consume.sh
 
 python3 perf/report.py "$DATA/results" | tee "$DATA/results/report.md"
 mkdir -p "$RESULTS_DIR"

@@ -1,8 +1,10 @@
 //! Produce edge cases Kafka clients rely on: acks=0 gets no response,
 //! pipelined requests are answered in order, LogAppendTime topics stamp the
 //! broker's time, oversized batches and bad acks get Kafka's errors,
-//! compacted topics refuse records without a key, and records outside
-//! `message.timestamp.before.max.ms` / `after.max.ms` are refused as Kafka does.
+//! compacted topics refuse records without a key, records outside
+//! `message.timestamp.before.max.ms` / `after.max.ms` are refused as Kafka does,
+//! and a topic setting `flush.ms` or `flush.messages` is acknowledged before
+//! it is synced (write caching).
 
 use crate::common;
 
@@ -299,6 +301,38 @@ async fn records_outside_the_timestamp_bounds_are_refused_as_kafka_does() {
         assert_eq!(log_end(&mut raw, "bounded"), 0, "nothing of the refused batch is stored");
         assert_eq!(raw.produce("bounded", 0, timed_batch(&[now - 1000, now + 1000], Compression::None)).0, 0);
         assert_eq!(raw.produce("bounded", 0, record_batch(&[b"old"], 1)).0, 32);
+    });
+    broker.stop();
+}
+
+/// acks=all on a default topic is answered after an fdatasync of each write;
+/// on a topic that sets `flush.ms` (write caching), once written: the syncs
+/// come at most every `flush.ms`, and the records are readable at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_setting_flush_ms_is_acknowledged_before_it_is_synced() {
+    const WRITES: i64 = 30;
+    let broker = Broker::start("write-caching", 1, &[]);
+    create_topic(&broker.bootstrap(), "cached", 1, &[("flush.ms", "60000")]).await;
+    create_topic(&broker.bootstrap(), "durable", 1, &[]).await;
+    let syncs = || {
+        let samples = common::http::parse_metrics(&common::http::get(&broker.admin_url(), "/metrics").body);
+        common::http::sum(&samples, "sluice_log_flush_time_seconds_count", &[])
+    };
+    tokio::task::block_in_place(|| {
+        let mut raw = Raw::connect(&broker);
+        for (topic, syncs_min, syncs_max) in [("cached", 0.0, 1.0), ("durable", WRITES as f64, f64::MAX)] {
+            let before = syncs();
+            for i in 0..WRITES {
+                let value = format!("{topic}-{i}");
+                assert_eq!(raw.produce(topic, 0, record_batch(&[value.as_bytes()], 1000 + i)), (0, i));
+            }
+            let synced = syncs() - before;
+            assert!((syncs_min..=syncs_max).contains(&synced), "{topic}: {synced} fdatasyncs for {WRITES} writes");
+            // Acknowledged records are readable, synced or not.
+            let response: FetchResponse = raw.call(ApiKey::Fetch, 12, &fetch_request(topic, &[(0, 0)], 0));
+            let partition = &response.responses[0].partitions[0];
+            assert_eq!((partition.error_code, partition.high_watermark), (0, WRITES), "{topic}");
+        }
     });
     broker.stop();
 }

@@ -6,7 +6,9 @@
 //! Invariants:
 //! - `log_start_offset <= high_watermark <= next_offset` (the log end offset).
 //! - Bytes are readable by consumers only once fsynced (`high_watermark`), so a
-//!   consumer never sees a record that a crash could take back.
+//!   consumer never sees a record that a crash could take back; except on a
+//!   topic that asks for write caching (`flush.messages`/`flush.ms`, see
+//!   `writer.rs`), where they are once written, as in Kafka.
 //! - Only the writer task writes segment files, one write at a time, so the
 //!   rewritten tail block can never be overtaken by an older write.
 //! - A failed write or fsync fails the partition for good: the kernel may have
@@ -70,6 +72,9 @@ struct LogState {
     next_offset: i64,
     written_offset: i64,
     high_watermark: i64,
+    /// The offset after the last synced batch: the high watermark, except
+    /// for a topic caching writes, where it may trail it.
+    synced_offset: i64,
     pending: Vec<PendingWrite>,
     waiters: VecDeque<AckWaiter>,
     watchers: Vec<oneshot::Sender<()>>,
@@ -142,6 +147,7 @@ impl Log {
                 next_offset,
                 written_offset: next_offset,
                 high_watermark: next_offset,
+                synced_offset: next_offset,
                 pending: Vec::new(),
                 waiters: VecDeque::new(),
                 watchers: Vec::new(),

@@ -109,15 +109,15 @@ impl Log {
             if active.corrupt_at.is_some() || active.synced_bytes < st.checkpointed_bytes + min_new_bytes.max(1) {
                 return Ok(());
             }
-            // Synced bytes end at the high watermark's batch boundary.
+            // Synced bytes end at the synced offset's batch boundary.
             let point = RecoveryPoint {
                 segment_base: active.base_offset(),
                 position: active.synced_bytes,
-                next_offset: st.high_watermark,
+                next_offset: st.synced_offset,
                 max_timestamp: active.max_timestamp,
                 offset_of_max_timestamp: active.offset_of_max_timestamp,
             };
-            let relative = (st.high_watermark - active.base_offset()).clamp(0, u32::MAX as i64) as u32;
+            let relative = (st.synced_offset - active.base_offset()).clamp(0, u32::MAX as i64) as u32;
             (
                 point,
                 active.index.prefix_bytes(active.synced_bytes).to_vec(),

@@ -3,6 +3,14 @@
 //! are woken as offsets become written and durable. Only this task writes
 //! segment files, and it seals a segment (exact length, synced, indexes
 //! written) before writing the next one.
+//!
+//! Write caching: a topic that sets Kafka's `flush.messages` (above 1) or
+//! `flush.ms` (above 0) asks for Kafka's semantics instead of Sluice's
+//! default: acks=all is answered, and consumers see the records, once they
+//! are written (not yet synced), and the log is synced once that many
+//! messages are unsynced or the oldest unsynced write is that old, whichever
+//! comes first (and at every segment roll and close). A crash may lose what
+//! was acknowledged and not yet synced.
 
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -14,6 +22,7 @@ use glommio::channels::local_channel::LocalReceiver;
 use super::{AckLevel, Log, LogState};
 use crate::segment::{align_down, align_up, SegmentFile, WriteCursor};
 use crate::StorageError;
+use sluice_core::config::TopicConfig;
 use sluice_core::constants::TAIL_CACHE_BYTES_PER_PARTITION_MAX;
 
 /// Appended bytes waiting for the writer.
@@ -45,21 +54,88 @@ pub(super) fn wait_for(
     wait
 }
 
+/// When a write-caching topic syncs: after `messages` unsynced messages, or
+/// once the oldest unsynced write is `after` old.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct SyncBound {
+    messages: i64,
+    after: Option<std::time::Duration>,
+}
+
+/// The sync bound of a topic with write caching (`flush.messages` above 1 or
+/// `flush.ms` above 0, either set); None for Sluice's default, where every
+/// write is synced before it is acknowledged.
+pub(super) fn write_caching(config: &TopicConfig) -> Option<SyncBound> {
+    let messages = config.flush_messages;
+    let ms = config.flush_ms;
+    let cached = (messages != i64::MAX || ms != i64::MAX) && messages > 1 && ms > 0;
+    cached.then(|| SyncBound { messages, after: (ms != i64::MAX).then(|| std::time::Duration::from_millis(ms as u64)) })
+}
+
+/// Written and acknowledged, not yet synced (write caching).
+struct Unsynced {
+    /// When the oldest of these writes was made.
+    since: std::time::Instant,
+    /// The first offset not synced.
+    from_offset: i64,
+    /// The offset after the last written.
+    to_offset: i64,
+    /// Segments written, with the position their writes reached.
+    segments: Vec<(Rc<SegmentFile>, u64)>,
+    /// Appends written.
+    appends: u64,
+}
+
 /// The writer task of `log`: runs until the log closes or a write fails.
 pub(super) async fn writer_loop(log: Rc<Log>, bell: LocalReceiver<()>) {
     let mut last_written: Option<Rc<SegmentFile>> = None;
+    let mut unsynced: Option<Unsynced> = None;
     loop {
         let work: Vec<PendingWrite> = std::mem::take(&mut log.state.borrow_mut().pending);
-        if work.is_empty() {
-            if log.state.borrow().closing {
-                return;
+        let done = if work.is_empty() {
+            let (closing, bound) = {
+                let st = log.state.borrow();
+                (st.closing, write_caching(&st.config))
+            };
+            // When what is written but unsynced must be synced, if ever without more writes.
+            let sync_at = match (&unsynced, bound) {
+                (None, _) => None,
+                // Closing, or the topic no longer caches writes: now.
+                (Some(_), _) if closing => Some(std::time::Instant::now()),
+                (Some(_), None) => Some(std::time::Instant::now()),
+                (Some(u), Some(bound)) => bound.after.map(|after| u.since + after),
+            };
+            match sync_at {
+                Some(at) if at <= std::time::Instant::now() => {
+                    let written = unsynced.take().expect("unsynced writes");
+                    let synced = sync(&log, written).await;
+                    if synced.is_ok() && closing {
+                        return;
+                    }
+                    synced
+                }
+                _ if closing => return,
+                Some(at) => {
+                    let timer = glommio::timer::sleep(at.saturating_duration_since(std::time::Instant::now()));
+                    futures::pin_mut!(timer);
+                    if let futures::future::Either::Left((None, _)) =
+                        futures::future::select(Box::pin(bell.recv()), timer).await
+                    {
+                        return;
+                    }
+                    continue;
+                }
+                None => {
+                    if bell.recv().await.is_none() {
+                        return;
+                    }
+                    continue;
+                }
             }
-            if bell.recv().await.is_none() {
-                return;
-            }
-            continue;
-        }
-        if let Err(e) = write_and_sync(&log, work, &mut last_written).await {
+        } else {
+            write_and_sync(&log, work, &mut last_written, &mut unsynced).await
+        };
+        if let Err(e) = done {
             tracing::error!(dir = %log.dir.display(), error = %e, "partition write failed; refusing further writes");
             let mut st = log.state.borrow_mut();
             let reason = e.to_string();
@@ -73,13 +149,22 @@ pub(super) async fn writer_loop(log: Rc<Log>, bell: LocalReceiver<()>) {
     }
 }
 
+/// Writes `work`; then, unless the topic caches writes and its bound is not
+/// reached, syncs everything written so far.
 async fn write_and_sync(
     log: &Log,
     work: Vec<PendingWrite>,
     last_written: &mut Option<Rc<SegmentFile>>,
+    unsynced: &mut Option<Unsynced>,
 ) -> Result<(), StorageError> {
     let mut start = 0;
-    let mut synced_segments: Vec<(Rc<SegmentFile>, u64)> = Vec::new();
+    let written = unsynced.get_or_insert_with(|| Unsynced {
+        since: std::time::Instant::now(),
+        from_offset: log.state.borrow().synced_offset,
+        to_offset: 0,
+        segments: Vec::new(),
+        appends: 0,
+    });
     while start < work.len() {
         let segment = work[start].segment.clone();
         let mut end = start;
@@ -95,32 +180,68 @@ async fn write_and_sync(
         let bytes = write_run(&segment, &work[start..end]).await?;
         log.metrics.write_bytes.add(bytes as u64);
         *last_written = Some(segment.clone());
-        synced_segments.push((segment, work[end - 1].end_position));
+        let reached = work[end - 1].end_position;
+        match written.segments.iter_mut().find(|(file, _)| Rc::ptr_eq(file, &segment)) {
+            Some((_, position)) => *position = reached,
+            None => written.segments.push((segment, reached)),
+        }
         start = end;
     }
     let written_to = work.last().expect("work is not empty").end_offset;
+    written.to_offset = written_to;
+    written.appends += work.len() as u64;
     resolve(log, written_to, AckLevel::Written);
-    let (active, _) = synced_segments.last().expect("work is not empty");
+    let bound = write_caching(&log.state.borrow().config);
+    if let Some(bound) = bound {
+        // Acknowledged and visible now; synced within the bound.
+        advance_high_watermark(log, written_to);
+        resolve(log, written_to, AckLevel::Synced);
+        let due = written_to - written.from_offset >= bound.messages
+            || bound.after.is_some_and(|after| written.since.elapsed() >= after);
+        if !due {
+            return Ok(());
+        }
+    }
+    let written = unsynced.take().expect("set above");
+    sync(log, written).await
+}
+
+/// Syncs what was written: one fdatasync of the active segment (the ones
+/// before it were synced when sealed), then the high watermark moves and
+/// acks=all waiters are answered.
+async fn sync(log: &Log, written: Unsynced) -> Result<(), StorageError> {
+    let Some((active, _)) = written.segments.last() else {
+        return Ok(());
+    };
     let sync_started = std::time::Instant::now();
     active.file.fdatasync().await.map_err(|e| StorageError::io("fdatasync", e))?;
     log.metrics.sync_us.record_duration(sync_started.elapsed());
-    log.metrics.sync_batch_appends.record(work.len() as u64);
+    log.metrics.sync_batch_appends.record(written.appends);
     {
         let mut st = log.state.borrow_mut();
-        for (file, end_position) in &synced_segments {
+        for (file, end_position) in &written.segments {
             if let Some(s) = st.segments.iter_mut().rev().find(|s| Rc::ptr_eq(&s.file, file)) {
                 s.synced_bytes = *end_position;
             }
         }
-        st.high_watermark = written_to;
+        st.synced_offset = written.to_offset;
+        let synced = st.synced_offset;
+        st.cache.evict_synced(synced, TAIL_CACHE_BYTES_PER_PARTITION_MAX);
+    }
+    advance_high_watermark(log, written.to_offset);
+    resolve(log, written.to_offset, AckLevel::Synced);
+    Ok(())
+}
+
+/// Moves the high watermark up to `offset` (never back) and wakes fetches waiting for it.
+fn advance_high_watermark(log: &Log, offset: i64) {
+    let mut st = log.state.borrow_mut();
+    if offset > st.high_watermark {
+        st.high_watermark = offset;
         for w in st.watchers.drain(..) {
             let _ = w.send(());
         }
-        let high_watermark = st.high_watermark;
-        st.cache.evict_synced(high_watermark, TAIL_CACHE_BYTES_PER_PARTITION_MAX);
     }
-    resolve(log, written_to, AckLevel::Synced);
-    Ok(())
 }
 
 /// Acknowledges waiters up to `offset` that needed no more than `level`.
@@ -202,7 +323,94 @@ async fn seal(log: &Log, segment: &Rc<SegmentFile>) -> Result<(), StorageError> 
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{append, check_reads, open, run, temp_dir};
+    use super::*;
     use sluice_core::config::TopicConfig;
+
+    fn config(overrides: &[(&str, &str)]) -> TopicConfig {
+        TopicConfig::default().with_overrides(overrides.iter().copied()).unwrap()
+    }
+
+    #[test]
+    fn only_flush_settings_that_allow_an_unsynced_write_cache_writes() {
+        assert_eq!(write_caching(&TopicConfig::default()), None, "Sluice's default: synced before acknowledged");
+        assert_eq!(write_caching(&config(&[("flush.messages", "1")])), None, "every message synced");
+        assert_eq!(write_caching(&config(&[("flush.ms", "0")])), None, "synced at once");
+        assert_eq!(write_caching(&config(&[("flush.messages", "1"), ("flush.ms", "100")])), None);
+        assert_eq!(
+            write_caching(&config(&[("flush.ms", "100")])),
+            Some(SyncBound { messages: i64::MAX, after: Some(std::time::Duration::from_millis(100)) })
+        );
+        assert_eq!(
+            write_caching(&config(&[("flush.messages", "1000")])),
+            Some(SyncBound { messages: 1000, after: None })
+        );
+    }
+
+    fn synced_offset(log: &Log) -> i64 {
+        log.state.borrow().synced_offset
+    }
+
+    /// Waits (up to a second) for the sync that an acknowledged write started.
+    async fn synced_soon(log: &Log) -> i64 {
+        for _ in 0..100 {
+            if synced_offset(log) == log.high_watermark() {
+                break;
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        synced_offset(log)
+    }
+
+    #[test]
+    fn a_caching_topic_acknowledges_before_syncing_and_syncs_within_flush_ms() {
+        run(|| async {
+            let dir = temp_dir("caching-ms");
+            let log = open(&dir, config(&[("flush.ms", "300")]), false).await;
+            append(&log, 2, 0).await;
+            append(&log, 3, 1).await;
+            // Acknowledged (acks=all) and readable, not yet synced.
+            glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+            assert_eq!((log.high_watermark(), synced_offset(&log)), (5, 0));
+            check_reads(&log, 5).await;
+            glommio::timer::sleep(std::time::Duration::from_millis(600)).await;
+            assert_eq!(synced_offset(&log), 5, "synced within flush.ms");
+            assert_eq!(log.state.borrow().segments[0].synced_bytes, log.state.borrow().segments[0].size_bytes);
+            log.close().await.unwrap();
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
+    }
+
+    #[test]
+    fn a_caching_topic_syncs_after_flush_messages_and_at_close() {
+        run(|| async {
+            let dir = temp_dir("caching-messages");
+            let log = open(&dir, config(&[("flush.messages", "5")]), false).await;
+            for i in 0..4 {
+                append(&log, 1, i).await;
+            }
+            // Idle, yet not synced: only flush.messages bounds this topic.
+            glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+            assert_eq!((log.high_watermark(), synced_offset(&log)), (4, 0));
+            append(&log, 1, 4).await;
+            assert_eq!(synced_soon(&log).await, 5, "the fifth message made it sync");
+            append(&log, 2, 5).await;
+            assert_eq!((log.high_watermark(), synced_offset(&log)), (7, 5));
+            // Sluice's default again: the next write is synced before it is acknowledged.
+            log.set_config(TopicConfig::default());
+            append(&log, 1, 6).await;
+            assert_eq!((log.high_watermark(), synced_offset(&log)), (8, 8));
+            log.set_config(config(&[("flush.messages", "100")]));
+            append(&log, 1, 7).await;
+            assert_eq!(synced_offset(&log), 8);
+            log.close().await.unwrap();
+            // The close synced it: all there after a clean reopen.
+            let log = open(&dir, TopicConfig::default(), true).await;
+            assert_eq!(log.log_end_offset(), 9);
+            check_reads(&log, 9).await;
+            log.close().await.unwrap();
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
+    }
 
     #[test]
     fn concurrent_appends_share_fsyncs_and_keep_order() {
