@@ -168,9 +168,13 @@ pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), 
     let config = Arc::new(config);
     let mesh = MeshBuilder::<ShardMessage, _>::full(config.shards, MESH_CHANNEL_DEPTH);
     let cpus = shard_cpus(config.cpus.as_deref())?;
-    let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(config.shards, Some(cpus)))
+    let mut pool = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(config.shards, Some(cpus)))
         .name("sluice-shard")
-        .io_memory(IO_MEMORY_BYTES_PER_SHARD)
+        .io_memory(IO_MEMORY_BYTES_PER_SHARD);
+    if config.spin_before_park_us > 0 {
+        pool = pool.spin_before_park(std::time::Duration::from_micros(config.spin_before_park_us));
+    }
+    let handles = pool
         .on_all_shards(move || {
             let config = config.clone();
             let cluster_id = cluster_id.clone();

@@ -1,6 +1,7 @@
 //! Fetch (v4-17): read each partition on its owning shard, zero-copy from the
-//! tail cache or one DMA read, and long-poll until `min_bytes` arrive or
-//! `max_wait_ms` passes. Sessions (KIP-227) are not cached: a client asking
+//! tail cache, the batch cache or a DMA read, and long-poll until `min_bytes`
+//! arrive or `max_wait_ms` passes (on the owning shard itself when it owns
+//! every partition asked for). Sessions (KIP-227) are not cached: a client asking
 //! for a new session gets session id 0 and keeps sending full requests, as
 //! Kafka answers when its session cache is full.
 
@@ -90,9 +91,26 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: FetchReque
     let min_bytes = request.min_bytes.max(0) as usize;
     let wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MS_MAX));
     let deadline = Instant::now() + wait;
+    // Partitions all on one shard (the usual long poll): that shard reads and
+    // waits in one call, so new data is answered without two more hops.
+    let single_owner = wanted.first().map(|w| w.owner).filter(|o| wanted.iter().all(|w| w.owner == *o));
     loop {
-        let items = wanted.iter().map(|w| (w.owner, w.part.clone())).collect();
-        let reads = shard.scatter(items, |shard, parts| async move { shard.read_local(parts).await }).await;
+        let reads = match single_owner {
+            Some(owner) if min_bytes > 0 => {
+                let parts: Vec<ReadPart> = wanted.iter().map(|w| w.part.clone()).collect();
+                let count = parts.len();
+                let read =
+                    move |shard: Rc<Shard>| async move { shard.read_or_wait_local(parts, min_bytes, deadline).await };
+                match shard.invoke_on_inline(owner, read).await {
+                    Ok(reads) => reads,
+                    Err(e) => (0..count).map(|_| Err(e.clone())).collect(),
+                }
+            }
+            _ => {
+                let items = wanted.iter().map(|w| (w.owner, w.part.clone())).collect();
+                shard.scatter(items, |shard, parts| async move { shard.read_local(parts).await }).await
+            }
+        };
         let mut total = 0usize;
         let mut any_error = false;
         for (w, read) in wanted.iter().zip(reads) {

@@ -27,6 +27,8 @@ pub const CPUS_MAX: usize = 4096;
 
 /// Direct-I/O alignment of segment writes and reads.
 pub const DMA_ALIGNMENT_BYTES: u64 = 4096;
+/// Longest `spin.before.park.us` accepted: 10 ms of polling is already a busy core.
+pub const SPIN_BEFORE_PARK_US_MAX: u64 = 10_000;
 /// Memory glommio reserves per shard for io_uring registered buffers.
 pub const IO_MEMORY_BYTES_PER_SHARD: usize = 10 * 1024 * 1024;
 

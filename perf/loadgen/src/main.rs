@@ -3,7 +3,10 @@
 //!
 //! Modes: `produce` (throughput and acknowledgement latency), `consume`
 //! (catch-up reads from the beginning), `e2e` (produce and consume at once;
-//! latency from the producer's intended send time to the consumer's receipt).
+//! latency from the producer's intended send time to the consumer's receipt),
+//! `roundtrip` (one record at a time to partition 0: sent, then received by a
+//! consumer long-polling it, before the next is sent; the latency of each
+//! round trip, what a trading user measures first).
 //! With `--rate`, records are sent on a fixed schedule and latency is measured
 //! from each record's intended send time, so a stalled broker cannot hide its
 //! stall (coordinated omission corrected). Results: a table, JSON with
@@ -35,7 +38,7 @@ struct Args {
     workload: Option<String>,
     #[arg(long, default_value = "127.0.0.1:9092")]
     bootstrap: String,
-    /// produce, consume or e2e.
+    /// produce, consume, e2e or roundtrip.
     #[arg(long, default_value = "produce")]
     mode: String,
     #[arg(long, default_value = "perf")]
@@ -295,6 +298,68 @@ fn run_consumer(args: Args, stats: Arc<Stats>, stop: Arc<AtomicBool>, e2e: bool)
     }
 }
 
+/// One record at a time: sent to partition 0, then polled by a consumer of
+/// that partition until it arrives; the time between is one round trip.
+fn run_roundtrip(args: Args, stats: Arc<Stats>, stop: Arc<AtomicBool>) {
+    let producer: BaseProducer = producer_config(&args)
+        .set("linger.ms", "0")
+        .set("socket.nagle.disable", "true")
+        .create()
+        .expect("create producer");
+    let consumer: BaseConsumer = base_config(&args)
+        .set("group.id", "sluice-perf-roundtrip")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "500")
+        .set("fetch.min.bytes", "1")
+        .set("socket.nagle.disable", "true")
+        .create()
+        .expect("create consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&args.topic, 0, Offset::End).unwrap();
+    consumer.assign(&tpl).unwrap();
+    // Let the consumer find its position before the first record.
+    let settle = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < settle {
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
+    let mut payload = vec![b'x'; args.record_size.max(8)];
+    let mut sequence: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        sequence += 1;
+        payload[..8].copy_from_slice(&sequence.to_be_bytes());
+        let sent = Instant::now();
+        let record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&args.topic).partition(0).payload(&payload[..]);
+        if let Err((e, _)) = producer.send(record) {
+            stats.error(e.to_string());
+            producer.poll(Duration::from_millis(10));
+            continue;
+        }
+        let deadline = sent + Duration::from_secs(10);
+        loop {
+            producer.poll(Duration::ZERO);
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    let got = m.payload().and_then(|p| p.get(..8)).map(|b| u64::from_be_bytes(b.try_into().unwrap()));
+                    if got == Some(sequence) {
+                        stats.record(Some(sent.elapsed().as_micros() as u64), payload.len());
+                        break;
+                    }
+                }
+                Some(Err(e)) => stats.error(e.to_string()),
+                None => {}
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if Instant::now() > deadline {
+                stats.error("round trip not completed within 10 s".to_string());
+                break;
+            }
+        }
+    }
+    let _ = producer.flush(Duration::from_secs(10));
+}
+
 fn ensure_topic(args: &Args) {
     let admin: AdminClient<DefaultClientContext> = base_config(args).create().expect("admin client");
     let rt = std::thread::spawn({
@@ -391,7 +456,11 @@ fn main() {
             let (a, s, st) = (args.clone(), stats.clone(), stop.clone());
             threads.push(std::thread::spawn(move || run_consumer(a, s, st, false)));
         }
-        other => panic!("unknown mode {other}: produce, consume or e2e"),
+        "roundtrip" => {
+            let (a, s, st) = (args.clone(), stats.clone(), stop.clone());
+            threads.push(std::thread::spawn(move || run_roundtrip(a, s, st)));
+        }
+        other => panic!("unknown mode {other}: produce, consume, e2e or roundtrip"),
     }
     std::thread::sleep(Duration::from_secs(args.warmup));
     let measure_start = Instant::now();

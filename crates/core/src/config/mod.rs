@@ -112,6 +112,11 @@ pub struct ServeArgs {
     /// number grows with the partitions).
     #[arg(long, env = "SLUICE_METRICS_PARTITIONS_ENABLE")]
     pub metrics_partitions_enable: Option<bool>,
+    /// `spin.before.park.us`: microseconds a shard with nothing to do keeps
+    /// polling before it sleeps: lower latency for a busy core; 0 (the
+    /// default) sleeps at once.
+    #[arg(long, env = "SLUICE_SPIN_BEFORE_PARK_US")]
+    pub spin_before_park_us: Option<u64>,
     /// `group.consumer.session.timeout.ms`: a consumer-protocol member silent this long is removed.
     #[arg(long, env = "SLUICE_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]
     pub group_consumer_session_timeout_ms: Option<u64>,
@@ -275,6 +280,8 @@ pub struct BrokerConfig {
     /// The admin HTTP listener's address; `None`: turned off.
     pub admin_listen: Option<SocketAddr>,
     pub metrics_partitions_enable: bool,
+    /// How long a shard with nothing to do polls before it sleeps, in microseconds.
+    pub spin_before_park_us: u64,
     pub consumer_groups: ConsumerGroupConfig,
 }
 
@@ -477,6 +484,7 @@ impl BrokerConfig {
             "cpus",
             "admin.listeners",
             "metrics.partitions.enable",
+            "spin.before.park.us",
             "group.consumer.session.timeout.ms",
             "group.consumer.heartbeat.interval.ms",
             "group.consumer.assignors",
@@ -666,11 +674,22 @@ impl BrokerConfig {
             Some(v) => v,
             None => from_file(&file, "metrics.partitions.enable")?.unwrap_or(false),
         };
+        let spin_before_park_us = match args.spin_before_park_us {
+            Some(v) => v,
+            None => from_file(&file, "spin.before.park.us")?.unwrap_or(0),
+        };
+        if spin_before_park_us > crate::constants::SPIN_BEFORE_PARK_US_MAX {
+            return Err(invalid(
+                "spin.before.park.us",
+                format!("must be 0..={}", crate::constants::SPIN_BEFORE_PARK_US_MAX),
+            ));
+        }
         let consumer_groups = ConsumerGroupConfig::resolve(args, &file)?;
         Ok(BrokerConfig {
             consumer_groups,
             admin_listen,
             metrics_partitions_enable,
+            spin_before_park_us,
             max_connections,
             connections_max_idle_ms,
             log_retention_check_interval_ms,
@@ -727,6 +746,7 @@ mod tests {
             connections_max_idle_ms: None,
             admin_listen: None,
             metrics_partitions_enable: None,
+            spin_before_park_us: None,
             group_consumer_session_timeout_ms: None,
             group_consumer_heartbeat_interval_ms: None,
             group_consumer_assignors: None,

@@ -349,6 +349,35 @@ impl Shard {
         answers
     }
 
+    /// Reads each part (owner side of Fetch); while fewer than `min_bytes`
+    /// came back and no part failed, waits until any part's high watermark
+    /// moves past what was read, or `deadline`, and reads again: a long-poll
+    /// Fetch whose partitions are all this shard's, in one call.
+    pub async fn read_or_wait_local(
+        &self,
+        parts: Vec<ReadPart>,
+        min_bytes: usize,
+        deadline: Instant,
+    ) -> Vec<Result<ReadOutcome, RouteError>> {
+        loop {
+            let reads = self.read_local(parts.clone()).await;
+            let total: usize = reads.iter().filter_map(|r| r.as_ref().ok()).map(ReadOutcome::bytes).sum();
+            if total >= min_bytes || reads.iter().any(Result::is_err) || Instant::now() >= deadline {
+                return reads;
+            }
+            let watches = parts
+                .iter()
+                .zip(&reads)
+                .map(|(part, read)| WatchPart {
+                    topic: part.topic.clone(),
+                    partition: part.partition,
+                    offset: read.as_ref().map_or(part.fetch_offset, |r| r.high_watermark.max(part.fetch_offset)),
+                })
+                .collect();
+            self.watch_local(watches, deadline).await;
+        }
+    }
+
     /// Resolves once any listed partition's high watermark passes its offset,
     /// or at `deadline` (owner side of a long-poll Fetch).
     pub async fn watch_local(&self, parts: Vec<WatchPart>, deadline: Instant) {
