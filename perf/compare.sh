@@ -7,7 +7,8 @@
 #     the max-rate workload throttled to half of Kafka's maximum (produce and e2e).
 #  3. Kafka's own tools against both brokers: ProducerPerformance,
 #     ConsumerPerformance (reading what ProducerPerformance wrote) and EndToEndLatency.
-#  4. perf/consume.sh: consume throughput alone, hot and cold.
+#  4. perf/consume.sh: consume throughput alone, hot and cold; perf/roundtrip.sh:
+#     one record's round trip, with where the broker's time goes.
 #
 # Prints one table per run with each figure for both brokers and their ratio
 # (perf/report.py). Each sluice-perf run also leaves a PNG chart (latency
@@ -158,8 +159,10 @@ for broker in kafka sluice; do
     stop_broker
 done
 
-# Reads alone, hot and cold (its own brokers and data; results beside these).
+# Reads alone, hot and cold, and one record's round trip (each with its own
+# brokers and data; results beside these).
 RESULTS_DIR="$RESULTS_DIR" perf/consume.sh
+RESULTS_DIR="$RESULTS_DIR" perf/roundtrip.sh
 
 python3 perf/report.py "$DATA/results" | tee "$DATA/results/report.md"
 mkdir -p "$RESULTS_DIR"

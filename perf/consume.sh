@@ -19,65 +19,14 @@ DATA="${DATA:-/tmp/sluice-consume}"
 RESULTS_DIR="${RESULTS_DIR:-perf/results}"
 RECORDS="${RECORDS:-1000000}"
 ROUNDS="${ROUNDS:-2}"
-KAFKA_PORT=19192
-SLUICE_PORT=19292
 
 cargo build --release -q -p sluice
 (cd perf/kafka && mvn -q dependency:copy-dependencies)
 CP="perf/kafka/target/dependency/*"
 rm -rf "$DATA" && mkdir -p "$DATA/results"
-
-kafka_props() {
-    local dir=$1
-    cat <<PROPS
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$((KAFKA_PORT + 1))
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$((KAFKA_PORT + 1))
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$dir/logs
-num.partitions=16
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-group.initial.rebalance.delay.ms=0
-PROPS
-}
-
-start() { # broker fresh
-    local broker=$1 fresh=$2
-    if [ "$broker" = kafka ]; then
-        local dir="$DATA/kafka"
-        if [ "$fresh" = yes ]; then
-            rm -rf "$dir" && mkdir -p "$dir/logs"
-            kafka_props "$dir" >"$dir/server.properties"
-            java -cp "$CP" kafka.tools.StorageTool format -t "$(java -cp "$CP" kafka.tools.StorageTool random-uuid)" \
-                -c "$dir/server.properties" >/dev/null
-        fi
-        java -Xms1g -Xmx1g -cp "$CP" kafka.Kafka "$dir/server.properties" >>"$dir/kafka.out" 2>&1 &
-        BROKER_PID=$!
-        PORT=$KAFKA_PORT
-    else
-        [ "$fresh" = yes ] && rm -rf "$DATA/sluice"
-        target/release/sluice serve --listen 127.0.0.1:$SLUICE_PORT --data-dir "$DATA/sluice" \
-            --num-partitions 16 --group-initial-rebalance-delay-ms 0 >>"$DATA/sluice.out" 2>&1 &
-        BROKER_PID=$!
-        PORT=$SLUICE_PORT
-    fi
-    for _ in $(seq 1 300); do
-        (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && { sleep 2; return 0; }
-        sleep 0.2
-    done
-    echo "$broker did not start" >&2
-    exit 1
-}
-
-stop() {
-    kill "$BROKER_PID" 2>/dev/null || true
-    wait "$BROKER_PID" 2>/dev/null || true
-}
+SLUICE_FLAGS=(--num-partitions 16)
+# shellcheck source=perf/brokers.sh
+. perf/brokers.sh
 
 drop_caches() {
     sync

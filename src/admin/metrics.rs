@@ -248,6 +248,20 @@ impl Collector for Scrape {
             shards.iter().map(|s| (shard_label(s), &s.counters.sync_us)),
         )?;
         f.histogram(
+            "log_write_time_seconds",
+            "O_DIRECT writes of segment files, one per run of appends.",
+            &LATENCY_BUCKETS_US,
+            1e-6,
+            shards.iter().map(|s| (shard_label(s), &s.counters.write_us)),
+        )?;
+        f.histogram(
+            "mesh_hop_time_seconds",
+            "From a message's send on one shard to its arrival on another (calls and their answers).",
+            &LATENCY_BUCKETS_US,
+            1e-6,
+            shards.iter().map(|s| (shard_label(s), &s.counters.mesh_hop_us)),
+        )?;
+        f.histogram(
             "log_flush_batch_appends",
             "Appends acknowledged by one fdatasync (group commit).",
             &BATCH_SIZE_BUCKETS,

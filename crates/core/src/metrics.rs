@@ -59,10 +59,10 @@ pub fn merge(into: &mut Snapshot, from: &Snapshot) {
     let _ = into.add(from);
 }
 
-/// Upper bounds of latency buckets, in microseconds (100 µs to 30 s).
-pub const LATENCY_BUCKETS_US: [u64; 17] = [
-    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
-    5_000_000, 10_000_000, 30_000_000,
+/// Upper bounds of latency buckets, in microseconds (10 µs to 30 s).
+pub const LATENCY_BUCKETS_US: [u64; 20] = [
+    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000, 30_000_000,
 ];
 /// Upper bounds of batch-size buckets (appends per fdatasync).
 pub const BATCH_SIZE_BUCKETS: [u64; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];

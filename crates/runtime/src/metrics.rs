@@ -73,6 +73,8 @@ pub struct ShardMetrics {
     pub authentications_succeeded: Counter,
     /// Calls sent to other shards over the mesh.
     pub mesh_calls: Counter,
+    /// From a mesh message's send to its arrival here (calls and answers), in microseconds.
+    pub mesh_hop_us: Histogram,
     /// Time the executor spent running tasks or polling I/O, in microseconds.
     busy_us: Cell<u64>,
     /// Busy share of the last whole second.
@@ -161,6 +163,8 @@ impl ShardMetrics {
             io_write_bytes: self.io.write_bytes.get(),
             io_read_bytes: self.io.read_bytes.get(),
             sync_us: buckets(&self.io.sync_us.snapshot(), &LATENCY_BUCKETS_US),
+            write_us: buckets(&self.io.write_us.snapshot(), &LATENCY_BUCKETS_US),
+            mesh_hop_us: buckets(&self.mesh_hop_us.snapshot(), &LATENCY_BUCKETS_US),
             sync_batch_appends: buckets(&self.io.sync_batch_appends.snapshot(), &BATCH_SIZE_BUCKETS),
             cache_reads: self.io.cache_reads.get(),
             disk_reads: self.io.disk_reads.get(),
@@ -220,6 +224,10 @@ pub struct CountersSnapshot {
     pub io_read_bytes: u64,
     /// In the buckets of `LATENCY_BUCKETS_US`.
     pub sync_us: Buckets,
+    /// In the buckets of `LATENCY_BUCKETS_US`.
+    pub write_us: Buckets,
+    /// In the buckets of `LATENCY_BUCKETS_US`.
+    pub mesh_hop_us: Buckets,
     /// In the buckets of `BATCH_SIZE_BUCKETS`.
     pub sync_batch_appends: Buckets,
     pub cache_reads: u64,

@@ -12,6 +12,8 @@ pub struct IoMetrics {
     pub read_bytes: Counter,
     /// fdatasync latency of segment files, in microseconds.
     pub sync_us: Histogram,
+    /// O_DIRECT writes of segment files (one per run of appends), in microseconds.
+    pub write_us: Histogram,
     /// Appends acknowledged by one fdatasync (group commit).
     pub sync_batch_appends: Histogram,
     /// Reads served from a partition's tail cache.

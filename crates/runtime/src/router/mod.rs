@@ -125,10 +125,11 @@ pub type Job = Box<dyn FnOnce(Rc<Shard>) -> LocalBoxFuture<'static, Answer> + Se
 /// executor's thread, so no channel crosses shards: an answer travels as a
 /// [`ShardMessage::Reply`] and is handed to the waiting task by its own shard.
 pub enum ShardMessage {
-    /// Run `job` here and send its answer to shard `asker` under call `id`.
-    Call { job: Job, asker: usize, id: u64 },
-    /// The answer to call `id` this shard made.
-    Reply { id: u64, answer: Answer },
+    /// Run `job` here and send its answer to shard `asker` under call `id`;
+    /// `sent` when it was sent (the hop's latency is measured on arrival).
+    Call { job: Job, asker: usize, id: u64, sent: std::time::Instant },
+    /// The answer to call `id` this shard made, sent at `sent`.
+    Reply { id: u64, answer: Answer, sent: std::time::Instant },
 }
 
 /// This shard's end of the mesh.
@@ -152,7 +153,7 @@ impl Router {
     /// Sends an answer back to the shard that asked.
     pub async fn reply(&self, shard: usize, id: u64, answer: Answer) {
         assert_ne!(shard, self.shard_id, "local answers do not go through the mesh");
-        let message = ShardMessage::Reply { id, answer };
+        let message = ShardMessage::Reply { id, answer, sent: std::time::Instant::now() };
         if self.senders.send_to(shard, message).await.is_err() {
             tracing::debug!(shard, "mesh closed before an answer was sent");
         }

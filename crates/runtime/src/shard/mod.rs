@@ -233,7 +233,9 @@ impl Shard {
         self.pending_calls.borrow_mut().insert(id, deliver);
         self.metrics.mesh_calls.inc();
         let job: Job = Box::new(move |owner| Box::pin(async move { Box::new(job(owner).await) as Answer }));
-        if let Err(e) = self.router.send(shard, ShardMessage::Call { job, asker: self.id, id }).await {
+        if let Err(e) =
+            self.router.send(shard, ShardMessage::Call { job, asker: self.id, id, sent: Instant::now() }).await
+        {
             self.pending_calls.borrow_mut().remove(&id);
             return Err(e);
         }
@@ -243,14 +245,16 @@ impl Shard {
     /// A message from another shard: work to run here, or the answer to a call of this shard's.
     pub fn serve(self: &Rc<Self>, message: ShardMessage) {
         match message {
-            ShardMessage::Reply { id, answer } => {
+            ShardMessage::Reply { id, answer, sent } => {
+                self.metrics.mesh_hop_us.record_duration(sent.elapsed());
                 let pending = self.pending_calls.borrow_mut().remove(&id);
                 match pending {
                     Some(deliver) => deliver(answer),
                     None => tracing::debug!(id, "answer for a call nobody waits for"),
                 }
             }
-            ShardMessage::Call { job, asker, id } => {
+            ShardMessage::Call { job, asker, id, sent } => {
+                self.metrics.mesh_hop_us.record_duration(sent.elapsed());
                 let shard = self.clone();
                 glommio::spawn_local(async move {
                     let answer = job(shard.clone()).await;

@@ -177,7 +177,9 @@ async fn write_and_sync(
                 seal(log, &previous).await?;
             }
         }
+        let write_started = std::time::Instant::now();
         let bytes = write_run(&segment, &work[start..end]).await?;
+        log.metrics.write_us.record_duration(write_started.elapsed());
         log.metrics.write_bytes.add(bytes as u64);
         *last_written = Some(segment.clone());
         let reached = work[end - 1].end_position;
