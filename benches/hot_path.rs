@@ -6,6 +6,9 @@
 //! - the sparse offset index lookup of a full segment;
 //! - segment appends through O_DIRECT (glommio `DmaFile`, and the partition
 //!   `Log` with acks=1 and acks=all) on a glommio executor;
+//! - a consumer's sequential 1 MiB reads of a 64 MiB log: from disk (DMA
+//!   reads with read-ahead, handed out without a copy), and again from the
+//!   shard's batch cache;
 //! - a cross-shard round trip on a glommio channel mesh between two executors.
 //!
 //! Numbers, not tests: run with `cargo bench --bench hot_path` (add
@@ -14,6 +17,7 @@
 //! device under test, since on tmpfs glommio silently turns O_DIRECT off.
 
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -28,9 +32,10 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use sluice::config::TopicConfig;
 use sluice::constants::{FRAME_BYTES_MAX_DEFAULT, IO_MEMORY_BYTES_PER_SHARD};
-use sluice::protocol::batch::validate_chunk;
+use sluice::protocol::batch::{self, validate_chunk};
 use sluice::protocol::fetch_response::{FetchPartitionOut, FetchResponseOut, FetchTopicOut};
 use sluice::protocol::frame::{decode_body, frame_length, parse_request};
+use sluice::storage::batch_cache::BatchCache;
 use sluice::storage::index::OffsetIndex;
 use sluice::storage::{AckLevel, Log};
 
@@ -46,6 +51,10 @@ const DMA_WRITE_BYTES: usize = 1 << 20;
 const DMA_FILE_BYTES_MAX: u64 = 1 << 30;
 /// Segment size of the benchmarked logs: rolls happen, disk use stays bounded per sample.
 const BENCH_SEGMENT_BYTES: u64 = 64 << 20;
+/// Bytes of the log the read benchmarks read through.
+const READ_LOG_BYTES: usize = 64 << 20;
+/// What one read asks for (a consumer's `max.partition.fetch.bytes`).
+const READ_BYTES: usize = 1 << 20;
 /// Entries of the benchmarked offset index: a 1 GiB segment indexed every 4 KiB.
 const INDEX_ENTRIES: u32 = 262_144;
 
@@ -255,6 +264,70 @@ fn log_append(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Reads `log` from its start to its high watermark, `READ_BYTES` at a time, as a consumer does.
+async fn read_through(log: &Log) -> usize {
+    let end = log.high_watermark();
+    let (mut offset, mut bytes) = (0, 0);
+    while offset < end {
+        let read = log.read(offset, READ_BYTES, false).await.expect("read");
+        for chunk in &read.chunks {
+            bytes += chunk.len();
+            if let Some((_, last)) = batch::headers(chunk).last() {
+                offset = last.last_offset() + 1;
+            }
+        }
+    }
+    bytes
+}
+
+fn log_read(c: &mut Criterion) {
+    let ex = executor();
+    let dir = bench_dir("read");
+    let partition = dir.join("read-0");
+    let chunk = batch(16, 1024);
+    let summaries = validate_chunk(&chunk, BATCH_BYTES_MAX).unwrap();
+    let config = TopicConfig { segment_bytes: BENCH_SEGMENT_BYTES, ..TopicConfig::default() };
+    let open = |cache: Rc<BatchCache>| {
+        let (partition, config) = (partition.clone(), config.clone());
+        async move { Log::open(partition, config, true, Default::default(), cache).await.expect("open log") }
+    };
+    ex.run(async {
+        let _ = std::fs::remove_dir_all(&partition);
+        let log = open(Rc::default()).await;
+        let mut written = 0;
+        while written < READ_LOG_BYTES {
+            log.append(&chunk, &summaries, AckLevel::Written).await.expect("append");
+            written += chunk.len();
+        }
+        log.close().await.expect("close log");
+    });
+    let mut group = c.benchmark_group("log_read_1MiB_reads");
+    group.throughput(Throughput::Bytes(READ_LOG_BYTES as u64)).sample_size(10);
+    for (name, warm) in [("from_disk_with_read_ahead", false), ("from_the_batch_cache", true)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                ex.run(async {
+                    let mut elapsed = Duration::ZERO;
+                    for _ in 0..iters {
+                        // Reopened: nothing in the tail cache, a batch cache of its own.
+                        let log = open(Rc::default()).await;
+                        if warm {
+                            read_through(&log).await;
+                        }
+                        let start = Instant::now();
+                        std::hint::black_box(read_through(&log).await);
+                        elapsed += start.elapsed();
+                        log.close().await.expect("close log");
+                    }
+                    elapsed
+                })
+            })
+        });
+    }
+    group.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// What the benchmark thread asks the pinging shard: round trips to make.
 type Rounds = u64;
 
@@ -308,5 +381,5 @@ fn mesh_round_trip(c: &mut Criterion) {
     pong.join().expect("pong shard");
 }
 
-criterion_group!(benches, validate, codec, index_lookup, dma_write, log_append, mesh_round_trip);
+criterion_group!(benches, validate, codec, index_lookup, dma_write, log_append, log_read, mesh_round_trip);
 criterion_main!(benches);

@@ -770,6 +770,16 @@ mod tests {
     }
 
     #[test]
+    fn spinning_before_parking_is_off_by_default_and_bounded() {
+        assert_eq!(BrokerConfig::resolve(&args()).unwrap().spin_before_park_us, 0);
+        let spin = |us: u64| BrokerConfig::resolve(&ServeArgs { spin_before_park_us: Some(us), ..args() });
+        assert_eq!(spin(200).unwrap().spin_before_park_us, 200);
+        assert_eq!(spin(crate::constants::SPIN_BEFORE_PARK_US_MAX).unwrap().spin_before_park_us, 10_000);
+        let refused = spin(crate::constants::SPIN_BEFORE_PARK_US_MAX + 1).unwrap_err().to_string();
+        assert!(refused.contains("spin.before.park.us"), "{refused}");
+    }
+
+    #[test]
     fn defaults_match_kafka() {
         let c = BrokerConfig::resolve(&args()).unwrap();
         assert_eq!(c.listeners.len(), 1);
