@@ -107,6 +107,18 @@ fn spawn_signal_waiter(lifecycle: Arc<Lifecycle>) -> std::thread::JoinHandle<()>
     waiter
 }
 
+/// A port for `address` (whose port is 0), chosen by the kernel and held by
+/// the returned socket: bound with SO_REUSEPORT, as the shards bind it, and
+/// not listening.
+fn reserve_port(address: std::net::SocketAddr) -> std::io::Result<(socket2::Socket, std::net::SocketAddr)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&address.into())?;
+    let bound = socket.local_addr()?.as_socket().ok_or_else(|| std::io::Error::other("not an IP address"))?;
+    Ok((socket, bound))
+}
+
 /// Runs the broker until SIGINT or SIGTERM; returns once every shard has stopped.
 pub fn run(config: BrokerConfig) -> Result<(), String> {
     let lifecycle = Arc::new(Lifecycle::default());
@@ -118,15 +130,20 @@ pub fn run(config: BrokerConfig) -> Result<(), String> {
 /// shard has stopped.
 pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("create {}: {e}", config.data_dir.display()))?;
-    // Every shard must bind the same port: a listener on port 0 has it chosen once here.
+    // Every shard must bind the same port: a listener on port 0 has it chosen
+    // once here, by a socket that keeps it reserved until the broker stops
+    // (bound with SO_REUSEPORT, never listening, so it takes no connections),
+    // so that no other process takes the port before every shard has bound it.
+    let mut _reserved_ports = Vec::new();
     for listener in &mut config.listeners {
         if listener.bind.port() == 0 {
-            let probe = std::net::TcpListener::bind(listener.bind)
+            let (reserved, bound) = reserve_port(listener.bind)
                 .map_err(|e| format!("bind listener {} {}: {e}", listener.name, listener.bind))?;
-            listener.bind = probe.local_addr().map_err(|e| e.to_string())?;
+            listener.bind = bound;
             if listener.advertised_port == 0 {
                 listener.advertised_port = listener.bind.port();
             }
+            _reserved_ports.push(reserved);
         }
     }
     // A certificate or key that does not load fails the start, with its reason.
