@@ -68,12 +68,7 @@ fn confluent_kafka_checks() {
         .output()
         .expect("run confluent-kafka");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "confluent-kafka failed:\nstdout:\n{stdout}\nstderr:\n{}\nbroker log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        broker.log()
-    );
+    assert!(output.status.success(), "{}", broker.client_failure("confluent-kafka", &output));
     for check in CHECKS {
         assert!(stdout.contains(&format!("ok {check}\n")), "no `ok {check}` in:\n{stdout}");
     }

@@ -111,10 +111,9 @@ fn run_suite(binary: &Path, suite: &str, bootstrap: &str, args: &[&str], broker:
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "the franz-go {suite} checks failed ({}) after {:.1?}:\nstdout:\n{stdout}\nstderr:\n{stderr}\nbroker log:\n{}",
-        output.status,
+        "after {:.1?}: {}",
         started.elapsed(),
-        broker.log()
+        broker.client_failure(&format!("the franz-go {suite} checks"), &output)
     );
     eprintln!("franz-go {suite} checks passed in {:.1?}:\n{stdout}{stderr}", started.elapsed());
     stdout

@@ -391,12 +391,7 @@ fn python_committed_offsets(broker: &Broker, phase: &str) {
         .output()
         .expect("run the Python clients");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the Python clients failed to {phase}:\nstdout:\n{stdout}\nstderr:\n{}\nbroker log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        broker.log()
-    );
+    assert!(output.status.success(), "{}", broker.client_failure(&format!("the Python clients ({phase})"), &output));
     assert_eq!(stdout, format!("ok confluent-kafka {phase}\nok kafka-python {phase}\n"));
 }
 

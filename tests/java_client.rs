@@ -40,13 +40,7 @@ fn run_java_checked(broker: &Broker, program: &str, args: &[&str], expected: &st
         .args(args)
         .output()
         .expect("run java");
-    assert!(
-        output.status.success(),
-        "Java client failed:\nstdout:\n{}\nstderr:\n{}\nbroker log:\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        broker.log()
-    );
+    assert!(output.status.success(), "{}", broker.client_failure("the Java client", &output));
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
     stdout

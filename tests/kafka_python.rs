@@ -39,13 +39,7 @@ fn kafka_python_round_trip() {
         .arg(broker.bootstrap())
         .output()
         .expect("run kafka-python");
-    assert!(
-        output.status.success(),
-        "kafka-python failed:\nstdout:\n{}\nstderr:\n{}\nbroker log:\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        broker.log()
-    );
+    assert!(output.status.success(), "{}", broker.client_failure("kafka-python", &output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     for check in CHECKS {
         assert!(

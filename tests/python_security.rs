@@ -60,12 +60,7 @@ fn python_clients_log_in_and_obey_acls() {
         .output()
         .expect("run the Python security checks");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the Python security checks failed:\nstdout:\n{stdout}\nstderr:\n{}\nbroker log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        broker.log()
-    );
+    assert!(output.status.success(), "{}", broker.client_failure("the Python security checks", &output));
     for check in CHECKS {
         assert!(stdout.contains(&format!("ok {check}\n")), "no `ok {check}` in:\n{stdout}");
     }

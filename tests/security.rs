@@ -121,12 +121,7 @@ impl Secure {
             .output()
             .expect("run java");
         let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-        assert!(
-            output.status.success(),
-            "{class} {args:?} failed:\nstdout:\n{stdout}\nstderr:\n{}\nbroker log:\n{}",
-            String::from_utf8_lossy(&output.stderr),
-            self.broker.log()
-        );
+        assert!(output.status.success(), "{}", self.broker.client_failure(&format!("{class} {args:?}"), &output));
         stdout
     }
 

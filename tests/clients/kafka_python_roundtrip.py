@@ -165,11 +165,24 @@ def owned(consumer):
     return {tp.partition for tp in consumer.assignment()}
 
 
+def read_per_partition(seen):
+    """{partition: (records read, highest offset read)}."""
+    found = {}
+    for partition, offset in seen:
+        count, highest = found.get(partition, (0, -1))
+        found[partition] = (count + 1, max(highest, offset))
+    return dict(sorted(found.items()))
+
+
 def poll_members(members, seen, until, what):
     """Polls every member until `until()` holds, recording (partition, offset) -> member name."""
     deadline = time.time() + 60
     while not until():
-        assert time.time() < deadline, f"timed out waiting for {what}: " + str({n: owned(c) for n, c in members.items()})
+        assert time.time() < deadline, (
+            f"timed out waiting for {what}: owned {({n: owned(c) for n, c in members.items()})}, "
+            f"read per partition {read_per_partition(seen)}, positions "
+            f"{({n: {tp.partition: c.position(tp) for tp in c.assignment()} for n, c in members.items()})}"
+        )
         for name, consumer in members.items():
             for tp, messages in consumer.poll(timeout_ms=50).items():
                 for m in messages:

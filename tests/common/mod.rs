@@ -75,7 +75,7 @@ fn admin_port(log: &str) -> Option<u16> {
     })
 }
 
-/// `text` without its ANSI colour codes (the broker colours its log).
+/// `text` without ANSI colour codes (the broker colours its log on a terminal only).
 pub fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
@@ -206,6 +206,33 @@ impl Broker {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Why a client program run against this broker failed, bounded so that a
+    /// test's failure message shows it whole: its exit status, its standard
+    /// output, the end of its standard error without librdkafka's log lines
+    /// (where a traceback or an exception is), and the end of the broker's
+    /// log. Everything the program printed is kept in a file named here.
+    pub fn client_failure(&self, what: &str, output: &std::process::Output) -> String {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
+        let kept = self.log_path.with_extension(format!("{n}.client.txt"));
+        let _ = std::fs::write(&kept, format!("stdout:\n{stdout}\nstderr:\n{stderr}"));
+        let last = |text: &str, lines: usize| {
+            let kept: Vec<&str> = text.lines().filter(|l| !l.starts_with('%')).collect();
+            kept[kept.len().saturating_sub(lines)..].join("\n")
+        };
+        format!(
+            "{what} failed ({}):\nstdout (end):\n{}\nstderr (end, librdkafka's log lines left out):\n{}\n\
+             broker log (end; whole: {}):\n{}\neverything the client printed: {}",
+            output.status,
+            last(&stdout, 60),
+            last(&stderr, 60),
+            self.log_path.display(),
+            last(&self.log(), 80),
+            kept.display()
+        )
     }
 
     /// How many segment (`.log`) files the partition directory `partition_dir`
