@@ -123,7 +123,29 @@ fn reserve_port(address: std::net::SocketAddr) -> std::io::Result<(socket2::Sock
 pub fn run(config: BrokerConfig) -> Result<(), String> {
     let lifecycle = Arc::new(Lifecycle::default());
     let _signals = spawn_signal_waiter(lifecycle.clone());
+    raise_open_files_limit();
     serve(config, lifecycle)
+}
+
+/// Raises this process's soft limit on open files to its hard limit, as the
+/// JVM does for Kafka: every partition keeps its active segment and index
+/// open, and every client connection is a file too, so the common soft
+/// default of 1024 would refuse the thousand-and-first. Logs the limit.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit with a valid resource and a pointer to a live rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    tracing::info!(open_files_max = limit.rlim_cur, "open files limit");
 }
 
 /// Runs one broker until `lifecycle` is asked to stop; returns once every

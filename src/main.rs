@@ -27,6 +27,8 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into()))
         .with_target(false)
+        // Colours for a terminal only: a log written to a file or a pipe stays plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         // A log line that cannot be written (the log's disk is full) is
         // dropped; reporting that on stderr would panic when stderr cannot be
         // written either, and take the broker down with it.
