@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::time::Instant;
 
 use kafka_protocol::messages::produce_request::TopicProduceData;
 use kafka_protocol::messages::produce_response::{
@@ -58,6 +59,24 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
     };
     let acks_valid = matches!(request.acks, -1..=1);
     let transactional = request.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty());
+
+    // producer_byte_rate counts the request's record bytes, as Kafka does. A
+    // connection reads ahead of its answers, so a request read while an
+    // earlier one's throttle time runs waits it out before it is written, as
+    // it would wait unread in Kafka's muted socket; its bytes are then
+    // recorded and the connection muted at once, before anything here
+    // yields, so the next request waits for its throttle time in turn.
+    while let Some(until) = ctx.session.muted_until(Instant::now()) {
+        glommio::timer::sleep(until.saturating_duration_since(Instant::now())).await;
+    }
+    let bytes: usize = request
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+        .sum();
+    let throttle_ms = quota::record_bytes(shard, ctx, QuotaKey::ProducerByteRate, bytes);
+    ctx.session.throttle(throttle_ms);
 
     let access = Access::of(shard, ctx);
     // WRITE on each topic, and on the transactional id of a transactional producer.
@@ -196,16 +215,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
 
     let produce = move |shard: Rc<Shard>, parts| async move { shard.produce_local(parts, acks).await };
     let mut outcomes = plan.scatter(shard, produce).await;
-    // producer_byte_rate counts the request's record bytes, as Kafka does.
-    let bytes: usize = request
-        .topic_data
-        .iter()
-        .flat_map(|t| &t.partition_data)
-        .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
-        .sum();
-    let throttle_ms = quota::record_bytes(shard, ctx, QuotaKey::ProducerByteRate, bytes);
     if acks == AckLevel::None {
-        ctx.session.throttle(throttle_ms);
         return None;
     }
     let responses = request
