@@ -176,3 +176,34 @@ async fn relative_data_dirs_from_flag_environment_and_file() {
         broker.stop();
     }
 }
+
+/// A shell's common soft limit of 1024 open files would refuse the
+/// thousand-and-first partition or connection: the broker raises its soft
+/// limit to the hard one at start, as the JVM does for Kafka.
+#[test]
+fn a_low_open_files_soft_limit_is_raised_to_the_hard_limit() {
+    use std::os::unix::process::CommandExt;
+    let dir = common::fresh_data_dir("nofile");
+    let mut command = clean_command(common::sluice_bin(), &dir);
+    command.args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--shards", "2"]);
+    command.arg("--data-dir").arg(dir.join("data"));
+    // SAFETY: only setrlimit, async-signal-safe, between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+            limit.rlim_cur = limit.rlim_max.min(256);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            Ok(())
+        });
+    }
+    let broker = Broker::launch(command, None, dir.join("data"), dir.join("broker.log"), Duration::from_secs(20));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", broker.pid())).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).expect("a Max open files line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    // "Max open files  SOFT  HARD  files"
+    let (soft, hard) = (fields[3], fields[4]);
+    assert_eq!(soft, hard, "the soft limit was not raised: {line}");
+    assert!(common::strip_ansi(&broker.log()).contains(&format!("open_files_max={hard}")), "{}", broker.log());
+    broker.stop();
+}
