@@ -2,6 +2,8 @@
 # or Sluice for the perf scripts, each with its data under $DATA. Sourced;
 # needs CP (Kafka's classpath) and DATA; SLUICE_FLAGS adds broker flags.
 # start BROKER FRESH sets BROKER_PID and PORT; FRESH=yes starts from empty data.
+# It returns SETTLE_S seconds (default 2) after the port takes connections,
+# and gives up after START_TRIES tries 0.2 s apart (default 300).
 
 KAFKA_PORT=19192
 SLUICE_PORT=19292
@@ -28,6 +30,13 @@ PROPS
 
 start() { # broker fresh
     local broker=$1 fresh=$2
+    local port=$SLUICE_PORT
+    [ "$broker" = kafka ] && port=$KAFKA_PORT
+    # A broker left running from an earlier run would answer in place of this one.
+    if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
+        echo "port $port is taken (a broker left running?): stop it first" >&2
+        exit 1
+    fi
     if [ "$broker" = kafka ]; then
         local dir="$DATA/kafka"
         if [ "$fresh" = yes ]; then
@@ -47,8 +56,8 @@ start() { # broker fresh
         BROKER_PID=$!
         PORT=$SLUICE_PORT
     fi
-    for _ in $(seq 1 300); do
-        (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && { sleep 2; return 0; }
+    for _ in $(seq 1 "${START_TRIES:-300}"); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && { sleep "${SETTLE_S:-2}"; return 0; }
         sleep 0.2
     done
     echo "$broker did not start" >&2

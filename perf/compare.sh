@@ -8,7 +8,12 @@
 #  3. Kafka's own tools against both brokers: ProducerPerformance,
 #     ConsumerPerformance (reading what ProducerPerformance wrote) and EndToEndLatency.
 #  4. perf/consume.sh: consume throughput alone, hot and cold; perf/roundtrip.sh:
-#     one record's round trip, with where the broker's time goes.
+#     one record's round trip, with where the broker's time goes; perf/scale.sh:
+#     1,000 and 10,000 partitions, 1,000 connections, memory per idle
+#     partition, start-up after a clean stop and after kill -9.
+#
+# Every sluice-perf run also reports the broker's CPU time over its measured
+# window and the MB moved per broker CPU-second (--broker-pid).
 #
 # Prints one table per run with each figure for both brokers and their ratio
 # (perf/report.py). Each sluice-perf run also leaves a PNG chart (latency
@@ -100,7 +105,7 @@ run() { # broker port mode workload tag extra...
     local out="$DATA/results/$tag-$mode-$broker"
     "$PERF" --workload "$workload" --bootstrap "127.0.0.1:$port" --mode "$mode" --label "$broker" \
         --topic "$tag-$mode" --duration "$DURATION" --warmup "$WARMUP" \
-        --json "$out.json" --png "$out.png" "$@" >/dev/null
+        --json "$out.json" --png "$out.png" --broker-pid "$BROKER_PID" "$@" >/dev/null
     # A max-rate run writes tens of GB: delete its topic before the next run.
     java -cp "$CP" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" --delete \
         --topic "$tag-$mode" >/dev/null 2>&1 || true
@@ -160,9 +165,11 @@ for broker in kafka sluice; do
 done
 
 # Reads alone, hot and cold, and one record's round trip (each with its own
-# brokers and data; results beside these).
-RESULTS_DIR="$RESULTS_DIR" perf/consume.sh
-RESULTS_DIR="$RESULTS_DIR" perf/roundtrip.sh
+# brokers and its data in its own directory under DATA; results beside these).
+DATA="$DATA/consume" RESULTS_DIR="$RESULTS_DIR" perf/consume.sh
+DATA="$DATA/roundtrip" RESULTS_DIR="$RESULTS_DIR" perf/roundtrip.sh
+# Many partitions and connections, idle partition memory, start-up time.
+DATA="$DATA/scale" RESULTS_DIR="$RESULTS_DIR" DURATION="$DURATION" WARMUP="$WARMUP" perf/scale.sh
 
 python3 perf/report.py "$DATA/results" | tee "$DATA/results/report.md"
 mkdir -p "$RESULTS_DIR"

@@ -27,7 +27,11 @@ if half.exists():
     print(f"Kafka's maximum produce rate ({int(kafka_max):,} records/s, max-rate-16p-1k, default durability) "
           f"measured first; `half-kafka-max` runs send {int(half_rate):,} records/s to both brokers.\n")
 
-figures = [("records_per_sec", "records/s", False), ("mb_per_sec", "MB/s", False)] + [
+figures = [
+    ("records_per_sec", "records/s", False),
+    ("mb_per_sec", "MB/s", False),
+    ("mb_per_broker_cpu_s", "MB per broker CPU-second", False),
+] + [
     (f"{p}_ms", f"{p} ms", True) for p in ("p50", "p90", "p99", "p99.9", "p99.99", "max")
 ]
 for tag, by_broker in sorted(runs.items()):

@@ -87,6 +87,10 @@ struct Args {
     /// `-X security.protocol=SSL -X ssl.ca.location=ca.pem`.
     #[arg(short = 'X', long = "client-config")]
     client_configs: Vec<String>,
+    /// The broker's process id (same machine): its CPU time over the measured
+    /// window is reported, with MB moved per broker CPU-second.
+    #[arg(long)]
+    broker_pid: Option<u32>,
 }
 
 /// A librdkafka config with the bootstrap address and every `-X` setting.
@@ -463,19 +467,33 @@ fn main() {
         other => panic!("unknown mode {other}: produce, consume, e2e or roundtrip"),
     }
     std::thread::sleep(Duration::from_secs(args.warmup));
+    let cpu_start = args.broker_pid.map(cpu_seconds);
     let measure_start = Instant::now();
     stats.start_measuring();
     std::thread::sleep(Duration::from_secs(args.duration));
     stats.measuring.store(false, Ordering::Relaxed);
     let elapsed = measure_start.elapsed().as_secs_f64();
+    let broker_cpu_s = args.broker_pid.map(cpu_seconds).zip(cpu_start).map(|(end, start)| end - start);
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         let _ = t.join();
     }
-    report(&args, &stats, elapsed);
+    report(&args, &stats, elapsed, broker_cpu_s);
 }
 
-fn report(args: &Args, stats: &Stats, elapsed: f64) {
+/// User plus system CPU seconds used so far by process `pid` (`/proc/PID/stat`).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_else(|e| panic!("broker {pid}: {e}"));
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime: fields 14 and 15 of the line, 12 and 13 after the name (0-based 11 and 12).
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / per_second
+}
+
+fn report(args: &Args, stats: &Stats, elapsed: f64, broker_cpu_s: Option<f64>) {
     let h = stats.latency.lock().unwrap();
     let records = stats.records.load(Ordering::Relaxed);
     let bytes = stats.bytes.load(Ordering::Relaxed);
@@ -495,6 +513,14 @@ fn report(args: &Args, stats: &Stats, elapsed: f64) {
         println!("  errors:     {count} x {kind}");
     }
     println!("  throughput: {rps:.0} records/s, {mbps:.1} MB/s");
+    // MB the broker moved per CPU-second it used in the same window.
+    let efficiency = broker_cpu_s.map(|cpu| (cpu, if cpu > 0.0 { bytes as f64 / 1_000_000.0 / cpu } else { 0.0 }));
+    if let Some((cpu, mb_per_cpu_s)) = efficiency {
+        println!("  broker CPU: {cpu:.2} s, {mb_per_cpu_s:.1} MB per CPU-second");
+    }
+    let cpu_json = efficiency
+        .map(|(cpu, mb)| format!("\"broker_cpu_s\":{cpu:.3},\"mb_per_broker_cpu_s\":{mb:.3},"))
+        .unwrap_or_default();
     if !h.is_empty() {
         let line: Vec<String> = latencies.iter().map(|(n, v)| format!("{n} {v:.2} ms")).collect();
         println!("  latency:    {}", line.join(", "));
@@ -511,7 +537,7 @@ fn report(args: &Args, stats: &Stats, elapsed: f64) {
         let kinds: Vec<String> =
             stats.error_kinds.lock().unwrap().iter().map(|(kind, count)| format!("{kind:?}:{count}")).collect();
         let json = format!(
-            "{{\"label\":\"{}\",\"mode\":\"{}\",\"records\":{records},\"records_per_sec\":{rps:.1},\"mb_per_sec\":{mbps:.3},\"errors\":{},\"error_kinds\":{{{}}},{},\"timeline\":[{}],\"timeline_latency_ms\":[{}]}}\n",
+            "{{\"label\":\"{}\",\"mode\":\"{}\",\"records\":{records},\"records_per_sec\":{rps:.1},\"mb_per_sec\":{mbps:.3},{cpu_json}\"errors\":{},\"error_kinds\":{{{}}},{},\"timeline\":[{}],\"timeline_latency_ms\":[{}]}}\n",
             args.label,
             args.mode,
             stats.errors.load(Ordering::Relaxed),
