@@ -3,8 +3,9 @@
 # disk, one run.
 #
 #  1. Kafka's maximum produce rate (perf/workloads/max-rate-16p-1k.conf, default durability).
-#  2. For each durability mode and broker: every workload (produce and e2e), and
-#     the max-rate workload throttled to half of Kafka's maximum (produce and e2e).
+#  2. For each durability mode (default, flush-every-write, write-caching) and
+#     broker: every workload (produce and e2e), and the max-rate workload
+#     throttled to half of Kafka's maximum (produce and e2e).
 #  3. Kafka's own tools against both brokers: ProducerPerformance,
 #     ConsumerPerformance (reading what ProducerPerformance wrote) and EndToEndLatency.
 #  4. perf/consume.sh: consume throughput alone, hot and cold; perf/roundtrip.sh:
@@ -128,10 +129,14 @@ HALF_RATE=$((KAFKA_MAX / 2))
 [ "$HALF_RATE" -gt 0 ] || { echo "Kafka's maximum rate measured as $KAFKA_MAX records/s: nothing to halve" >&2; exit 1; }
 echo "$KAFKA_MAX $HALF_RATE" >"$DATA/results/half-rate.txt"
 
-for durability in default flush-every-write; do
-    extra=()
-    [ "$durability" = flush-every-write ] && extra=(--topic-config flush.messages=1)
+# Durability modes: each broker's default (Kafka does not sync, Sluice syncs
+# before every ack); both syncing every write; and Kafka's default against
+# Sluice with write caching (acknowledged once written, synced within 1 s).
+for durability in default flush-every-write write-caching; do
     for broker in kafka sluice; do
+        extra=()
+        [ "$durability" = flush-every-write ] && extra=(--topic-config flush.messages=1)
+        [ "$durability" = write-caching ] && [ "$broker" = sluice ] && extra=(--topic-config flush.ms=1000)
         if [ "$broker" = kafka ]; then start_kafka; port=$KAFKA_PORT; else start_sluice; port=$SLUICE_PORT; fi
         for workload in "${WORKLOADS[@]}"; do
             tag="$(basename "$workload" .conf)-$durability"
