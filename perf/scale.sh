@@ -48,6 +48,13 @@ OUT="$DATA/results"
 # A failed step leaves no broker running.
 trap 'kill "${BROKER_PID:-}" 2>/dev/null || true' EXIT
 
+# kafka-topics against the broker under test; its output only if it fails.
+topics() {
+    local out
+    out=$(java -cp "$CP" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$PORT" "$@" 2>&1) ||
+        { echo "kafka-topics $*: $out" >&2; exit 1; }
+}
+
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$BROKER_PID/status"; }
 
 perf_run() { # broker topic mode partitions extra...
@@ -66,6 +73,7 @@ readable_after_start() { # broker
     started=$(date +%s%N)
     SETTLE_S=0 start "$1" no
     until kcat -b "127.0.0.1:$PORT" -C -t big -p $((BIG - 1)) -o -1 -c 1 -e -q -m 5 2>/dev/null | grep -q .; do
+        [ $(($(date +%s%N) - started)) -lt 900000000000 ] || { echo "$1: not readable within 15 minutes" >&2; exit 1; }
         sleep 0.05
     done
     READY_MS=$((($(date +%s%N) - started) / 1000000))
@@ -79,10 +87,8 @@ for broker in kafka sluice; do
     before=$(rss_kib)
     # Kafka's controller takes at most 10,000 records in one operation (a
     # topic of 10,000 partitions is 10,001): half at creation, the rest added.
-    java -cp "$CP" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$PORT" --create \
-        --topic big --partitions $((BIG / 2)) --replication-factor 1 2>&1 | grep -v SLF4J
-    java -cp "$CP" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$PORT" --alter \
-        --topic big --partitions "$BIG" 2>&1 | grep -v SLF4J || true
+    topics --create --topic big --partitions $((BIG / 2)) --replication-factor 1
+    topics --alter --topic big --partitions "$BIG"
     sleep 10
     after=$(rss_kib)
     echo "$before $after $BIG" >"$OUT/scale-idle-memory-$broker.txt"
