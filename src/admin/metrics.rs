@@ -299,6 +299,11 @@ impl Collector for Scrape {
             "Bytes of batches read from disk that the shard keeps.",
             per_shard(|s| s.counters.batch_cache_bytes),
         )?;
+        f.gauge(
+            "tail_cache_bytes",
+            "Bytes of recently appended batches the shard's partitions keep to serve tail reads.",
+            per_shard(|s| s.counters.tail_cache_bytes),
+        )?;
         f.counter(
             "cleaner_passes",
             "Cleaning passes of compacted partitions finished.",

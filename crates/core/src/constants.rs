@@ -44,6 +44,9 @@ pub const INDEX_INTERVAL_BYTES_DEFAULT: u64 = 4096;
 pub const MESSAGE_BYTES_MAX_DEFAULT: u64 = 1_048_588;
 /// Recently appended bytes kept in memory per partition to serve tail reads.
 pub const TAIL_CACHE_BYTES_PER_PARTITION_MAX: usize = 4 * 1024 * 1024;
+/// Recently appended bytes kept by all of a shard's partitions together; past
+/// it the partitions appended to least recently lose theirs first.
+pub const TAIL_CACHE_BYTES_PER_SHARD_MAX: usize = 256 * 1024 * 1024;
 /// Memory a shard keeps for batches read from disk (its batch cache), all its
 /// partitions together; least recently used out first.
 pub const BATCH_CACHE_BYTES_PER_SHARD_MAX: usize = 128 * 1024 * 1024;
@@ -89,6 +92,7 @@ const _: () = assert!(READ_AHEAD_BYTES.is_multiple_of(DMA_ALIGNMENT_BYTES as usi
 const _: () = assert!(BATCH_CACHE_BYTES_PER_SHARD_MAX >= 4 * FETCH_READ_BYTES_PER_PARTITION_MAX);
 const _: () = assert!(FETCH_RESPONSE_BYTES_MAX < FRAME_BYTES_MAX_DEFAULT);
 const _: () = assert!(TAIL_CACHE_BYTES_PER_PARTITION_MAX as u64 >= MESSAGE_BYTES_MAX_DEFAULT);
+const _: () = assert!(TAIL_CACHE_BYTES_PER_SHARD_MAX >= 16 * TAIL_CACHE_BYTES_PER_PARTITION_MAX);
 const _: () = assert!(BATCH_LENGTH_PREFIX_BYTES < BATCH_HEADER_BYTES);
 
 /// Batches remembered per producer for duplicate detection (Kafka: 5, matching

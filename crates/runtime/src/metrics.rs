@@ -172,6 +172,7 @@ impl ShardMetrics {
             read_ahead_reads: self.io.read_ahead_reads.get(),
             // The cache is the shard's, not the counters': filled in by the shard.
             batch_cache_bytes: 0,
+            tail_cache_bytes: 0,
             cleaner_passes: self.io.cleaner_passes.get(),
             cleaner_bytes_removed: self.io.cleaner_bytes_removed.get(),
             cleaner_failures: self.io.cleaner_failures.get(),
@@ -236,6 +237,8 @@ pub struct CountersSnapshot {
     pub read_ahead_reads: u64,
     /// Bytes the shard's batch cache holds.
     pub batch_cache_bytes: u64,
+    /// Bytes the shard's partitions keep of what they appended last.
+    pub tail_cache_bytes: u64,
     pub cleaner_passes: u64,
     pub cleaner_bytes_removed: u64,
     pub cleaner_failures: u64,

@@ -9,14 +9,22 @@
 //! which never change in place: a log forgets its entries when compaction
 //! swaps a segment or the log closes. Entries below the log start offset are
 //! never asked for (such fetches are out of range) and age out.
+//!
+//! The same shard-wide view bounds the logs' tail caches (the batches each
+//! log appended last, see `log::read`): their bytes count against one budget,
+//! and once it is passed the logs appended to least recently lose their
+//! synced tails first, down to three quarters of it, so that idle partitions
+//! do not hold memory the busy ones need.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
+use std::rc::{Rc, Weak};
 
 use bytes::Bytes;
 use futures::future::{LocalBoxFuture, Shared};
 
-use sluice_core::constants::BATCH_CACHE_BYTES_PER_SHARD_MAX;
+use crate::log::Log;
+use sluice_core::constants::{BATCH_CACHE_BYTES_PER_SHARD_MAX, TAIL_CACHE_BYTES_PER_SHARD_MAX};
 
 /// Batches one disk read found.
 #[derive(Debug, Clone)]
@@ -55,22 +63,104 @@ struct Inner {
     tokens: u64,
 }
 
+/// What the shard's tail caches hold, and a clock ordering their appends.
+#[derive(Debug, Default)]
+pub(crate) struct TailAccount {
+    bytes: Cell<usize>,
+    clock: Cell<u64>,
+}
+
+impl TailAccount {
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes.get()
+    }
+    pub(crate) fn grew(&self, bytes: usize) {
+        self.bytes.set(self.bytes.get() + bytes);
+    }
+    pub(crate) fn shrank(&self, bytes: usize) {
+        self.bytes.set(self.bytes.get() - bytes);
+    }
+    /// A tick later than every earlier one.
+    pub(crate) fn tick(&self) -> u64 {
+        self.clock.set(self.clock.get() + 1);
+        self.clock.get()
+    }
+}
+
 /// One shard's batch cache.
 pub struct BatchCache {
     budget_bytes: usize,
     inner: RefCell<Inner>,
     next_log: Cell<u64>,
+    tail_budget_bytes: usize,
+    tail_account: Rc<TailAccount>,
+    /// The shard's open logs, by a key of their own, whose tails may be trimmed.
+    tails: RefCell<HashMap<u64, Weak<Log>>>,
 }
 
 impl Default for BatchCache {
     fn default() -> Self {
-        BatchCache::new(BATCH_CACHE_BYTES_PER_SHARD_MAX)
+        BatchCache::new(BATCH_CACHE_BYTES_PER_SHARD_MAX, TAIL_CACHE_BYTES_PER_SHARD_MAX)
     }
 }
 
 impl BatchCache {
-    pub fn new(budget_bytes: usize) -> BatchCache {
-        BatchCache { budget_bytes, inner: RefCell::default(), next_log: Cell::new(0) }
+    /// A cache keeping up to `budget_bytes` of disk reads, and trimming the
+    /// logs' tail caches once they hold over `tail_budget_bytes`.
+    pub fn new(budget_bytes: usize, tail_budget_bytes: usize) -> BatchCache {
+        BatchCache {
+            budget_bytes,
+            inner: RefCell::default(),
+            next_log: Cell::new(0),
+            tail_budget_bytes,
+            tail_account: Rc::default(),
+            tails: RefCell::default(),
+        }
+    }
+
+    /// Bytes held by the shard's tail caches.
+    pub fn tail_bytes(&self) -> usize {
+        self.tail_account.bytes()
+    }
+
+    pub(crate) fn tail_account(&self) -> Rc<TailAccount> {
+        self.tail_account.clone()
+    }
+
+    /// Lists `log` (under a key from [`BatchCache::register`]) among the logs whose tails may be trimmed.
+    pub(crate) fn register_tail(&self, key: u64, log: Weak<Log>) {
+        self.tails.borrow_mut().insert(key, log);
+    }
+
+    pub(crate) fn forget_tail(&self, key: u64) {
+        self.tails.borrow_mut().remove(&key);
+    }
+
+    /// When the tail caches hold more than their budget: drops the synced
+    /// tails of the logs appended to least recently until they hold three
+    /// quarters of it. A log busy at the moment (its state borrowed) is passed over.
+    pub(crate) fn trim_tails(&self) {
+        if self.tail_bytes() <= self.tail_budget_bytes {
+            return;
+        }
+        let low_water = self.tail_budget_bytes / 4 * 3;
+        let mut logs: Vec<(u64, Rc<Log>)> = Vec::new();
+        self.tails.borrow_mut().retain(|_, log| match log.upgrade() {
+            Some(log) => {
+                if let Some(tick) = log.tail_last_append() {
+                    logs.push((tick, log));
+                }
+                true
+            }
+            None => false,
+        });
+        logs.sort_unstable_by_key(|(tick, _)| *tick);
+        for (_, log) in logs {
+            if self.tail_bytes() <= low_water {
+                break;
+            }
+            log.drop_synced_tail();
+        }
     }
 
     /// A key for a newly opened log; never reused, so a log opened again
@@ -195,7 +285,7 @@ mod tests {
 
     #[test]
     fn entries_are_found_by_any_offset_they_hold() {
-        let cache = BatchCache::new(1000);
+        let cache = BatchCache::new(1000, TAIL_CACHE_BYTES_PER_SHARD_MAX);
         let log = cache.register();
         cache.insert(log, cached(10, 20, 100));
         assert!(cache.get(log, 9).is_none());
@@ -207,7 +297,7 @@ mod tests {
 
     #[test]
     fn the_budget_is_kept_by_evicting_the_least_recently_used_of_any_log() {
-        let cache = BatchCache::new(300);
+        let cache = BatchCache::new(300, TAIL_CACHE_BYTES_PER_SHARD_MAX);
         let (a, b) = (cache.register(), cache.register());
         cache.insert(a, cached(0, 10, 100));
         cache.insert(b, cached(0, 10, 100));
@@ -226,7 +316,7 @@ mod tests {
 
     #[test]
     fn an_entry_replaces_those_it_overlaps_and_forget_drops_a_log() {
-        let cache = BatchCache::new(1000);
+        let cache = BatchCache::new(1000, TAIL_CACHE_BYTES_PER_SHARD_MAX);
         let (a, b) = (cache.register(), cache.register());
         cache.insert(a, cached(0, 10, 100));
         cache.insert(a, cached(10, 20, 100));

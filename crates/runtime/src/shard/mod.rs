@@ -670,6 +670,7 @@ impl Shard {
         let budget = sluice_core::constants::REQUEST_BYTES_PER_SHARD_MAX as u64;
         let mut counters = self.metrics.snapshot();
         counters.batch_cache_bytes = self.batch_cache.bytes() as u64;
+        counters.tail_cache_bytes = self.batch_cache.tail_bytes() as u64;
         ShardSnapshot {
             shard: self.id,
             counters,

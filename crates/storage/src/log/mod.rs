@@ -113,6 +113,8 @@ pub struct Log {
     /// whenever compaction changes the bytes at some offsets).
     batch_cache: Rc<BatchCache>,
     cache_key: Cell<u64>,
+    /// This log's key among the batch cache's tails.
+    tail_key: u64,
 }
 
 use sluice_core::clock::now_ms;
@@ -151,7 +153,7 @@ impl Log {
                 pending: Vec::new(),
                 waiters: VecDeque::new(),
                 watchers: Vec::new(),
-                cache: TailCache::default(),
+                cache: TailCache::new(batch_cache.tail_account()),
                 failed: corrupt_from.map(|offset| format!("corrupt record batch at offset {offset}")),
                 corrupt_from,
                 closing: false,
@@ -169,8 +171,10 @@ impl Log {
             janitor: Janitor::start(),
             metrics,
             cache_key: Cell::new(batch_cache.register()),
+            tail_key: batch_cache.register(),
             batch_cache,
         });
+        log.batch_cache.register_tail(log.tail_key, Rc::downgrade(&log));
         let writer = glommio::spawn_local(writer::writer_loop(log.clone(), bell)).detach();
         *log.writer_done.borrow_mut() = Some(writer);
         Ok(log)
@@ -234,6 +238,26 @@ impl Log {
         self.state.borrow_mut().config = config;
     }
 
+    /// When the tail cache last took an append (a tick of the shard's tail
+    /// account), if it holds anything; None while the log is busy.
+    pub(crate) fn tail_last_append(&self) -> Option<u64> {
+        self.state.try_borrow().ok()?.cache.last_append()
+    }
+
+    /// Drops the synced part of the tail cache (unless the log is busy);
+    /// reads below it go to the batch cache or the disk.
+    pub(crate) fn drop_synced_tail(&self) {
+        if let Ok(mut st) = self.state.try_borrow_mut() {
+            let synced = st.synced_offset;
+            st.cache.evict_synced(synced, 0);
+        }
+    }
+
+    /// Bytes in the tail cache.
+    pub fn tail_bytes(&self) -> usize {
+        self.state.borrow().cache.bytes()
+    }
+
     /// Whether the partition refuses writes after an I/O failure.
     pub fn failure(&self) -> Option<String> {
         self.state.borrow().failed.clone()
@@ -245,6 +269,7 @@ impl Log {
     /// be deleted or opened again.
     pub async fn close(&self) -> Result<(), StorageError> {
         self.batch_cache.forget(self.cache_key.get());
+        self.batch_cache.forget_tail(self.tail_key);
         let closed = self.close_files().await;
         self.janitor.drain().await;
         closed

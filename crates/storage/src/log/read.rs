@@ -16,7 +16,7 @@ use futures::channel::oneshot;
 use futures::FutureExt;
 
 use super::{Log, LogState};
-use crate::batch_cache::Cached;
+use crate::batch_cache::{Cached, TailAccount};
 use crate::dma_bytes;
 use crate::metrics::IoMetrics;
 use crate::segment::SegmentFile;
@@ -51,16 +51,35 @@ pub(super) struct CacheEntry {
 }
 
 /// The chunks appended last, oldest first, as appended (headers patched).
-#[derive(Default)]
+/// Their bytes count in the shard's [`TailAccount`], which trims the tails of
+/// the logs appended to least recently when the shard holds too much.
 pub(super) struct TailCache {
     entries: VecDeque<CacheEntry>,
     bytes: usize,
+    account: Rc<TailAccount>,
+    /// The account's tick at the last append.
+    last_append: u64,
 }
 
 impl TailCache {
+    pub(super) fn new(account: Rc<TailAccount>) -> TailCache {
+        TailCache { entries: VecDeque::new(), bytes: 0, account, last_append: 0 }
+    }
+
     pub(super) fn push(&mut self, entry: CacheEntry) {
         self.bytes += entry.bytes.len();
+        self.account.grew(entry.bytes.len());
+        self.last_append = self.account.tick();
         self.entries.push_back(entry);
+    }
+
+    /// The account's tick at the last append, if anything is cached.
+    pub(super) fn last_append(&self) -> Option<u64> {
+        (!self.entries.is_empty()).then_some(self.last_append)
+    }
+
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Whether the oldest cached chunk starts at or below `offset`.
@@ -85,6 +104,7 @@ impl TailCache {
     fn pop_front(&mut self) {
         let gone = self.entries.pop_front().expect("checked by the caller");
         self.bytes -= gone.bytes.len();
+        self.account.shrank(gone.bytes.len());
     }
 
     /// Zero-copy slices of the cached chunks: whole batches from the one
@@ -101,6 +121,12 @@ impl TailCache {
             }
         }
         chunks
+    }
+}
+
+impl Drop for TailCache {
+    fn drop(&mut self) {
+        self.account.shrank(self.bytes);
     }
 }
 
@@ -465,8 +491,9 @@ async fn read_disk(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{append, open, run, temp_dir};
+    use super::super::test_support::{append, check_reads, open, run, temp_dir};
     use super::*;
+    use crate::batch_cache::BatchCache;
     use sluice_core::config::TopicConfig;
 
     #[test]
@@ -484,7 +511,7 @@ mod tests {
                 (4, 8)
             );
             // The same bytes from disk once the cache no longer reaches back.
-            log.state.borrow_mut().cache = TailCache::default();
+            log.drop_synced_tail();
             let disk = log.read(4, 1 << 20, false).await.unwrap();
             assert_eq!(disk.chunks.concat(), cached.chunks.concat());
             // A small max_bytes still returns the first batch whole, and only it.
@@ -533,7 +560,7 @@ mod tests {
                 // From the tail cache.
                 assert_eq!(read_sequentially(&log, max_bytes).await, end);
             }
-            log.state.borrow_mut().cache = TailCache::default();
+            log.drop_synced_tail();
             for max_bytes in [1, 300, 700, 2000, 5000, 1 << 20] {
                 // From the disk, then from the batch cache it filled.
                 log.batch_cache.forget(log.cache_key.get());
@@ -564,18 +591,61 @@ mod tests {
     }
 
     #[test]
+    fn the_shard_keeps_its_tail_budget_by_trimming_the_partitions_appended_to_least_recently() {
+        run(|| async {
+            let dir = temp_dir("tail-budget");
+            let one_batch = batch::test_support::batch(0, 10).len();
+            // Room for about twelve batches across the shard's tails.
+            let budget = one_batch * 12;
+            let cache = Rc::new(BatchCache::new(1 << 20, budget));
+            let mut logs = Vec::new();
+            for i in 0..4 {
+                let log =
+                    Log::open(dir.join(i.to_string()), TopicConfig::default(), false, Rc::default(), cache.clone())
+                        .await
+                        .unwrap();
+                logs.push(log);
+            }
+            // Five batches each, partition 0 first: partition 3 is the one appended to last.
+            for log in &logs {
+                for t in 0..5 {
+                    append(log, 10, t).await;
+                }
+            }
+            assert!(cache.tail_bytes() <= budget, "{} bytes over a budget of {budget}", cache.tail_bytes());
+            assert_eq!(cache.tail_bytes(), logs.iter().map(|l| l.tail_bytes()).sum::<usize>());
+            assert_eq!(logs[0].tail_bytes(), 0, "the coldest partition gave its tail up");
+            assert_eq!(logs[3].tail_bytes(), 5 * one_batch, "the hottest kept its tail");
+            // A trimmed partition still reads every record, from disk.
+            for log in &logs {
+                check_reads(log, 50).await;
+            }
+            for log in &logs {
+                log.close().await.unwrap();
+            }
+            drop(logs);
+            assert_eq!(cache.tail_bytes(), 0, "closed logs hold nothing");
+            std::fs::remove_dir_all(&dir).unwrap();
+        });
+    }
+
+    #[test]
     fn the_cache_keeps_unsynced_chunks_and_drops_what_retention_removed() {
         let entry =
             |base: i64, end: i64| CacheEntry { base_offset: base, end_offset: end, bytes: Bytes::from(vec![0; 10]) };
-        let mut cache = TailCache::default();
+        let account = Rc::new(TailAccount::default());
+        let mut cache = TailCache::new(account.clone());
         for base in 0..5 {
             cache.push(entry(base * 2, base * 2 + 2));
         }
+        assert_eq!(account.bytes(), 50);
         cache.evict_synced(4, 0);
         assert!(!cache.reaches_back_to(3) && cache.reaches_back_to(4), "only synced chunks are evicted");
-        assert_eq!(cache.bytes, 30);
+        assert_eq!((cache.bytes, account.bytes()), (30, 30));
         cache.drop_below(8);
         assert!(cache.reaches_back_to(8) && !cache.reaches_back_to(7));
-        assert_eq!(cache.bytes, 10);
+        assert_eq!((cache.bytes, account.bytes()), (10, 10));
+        drop(cache);
+        assert_eq!(account.bytes(), 0, "a closed log's tail leaves the account");
     }
 }

@@ -230,6 +230,7 @@ async fn sync(log: &Log, written: Unsynced) -> Result<(), StorageError> {
         let synced = st.synced_offset;
         st.cache.evict_synced(synced, TAIL_CACHE_BYTES_PER_PARTITION_MAX);
     }
+    log.batch_cache.trim_tails();
     advance_high_watermark(log, written.to_offset);
     resolve(log, written.to_offset, AckLevel::Synced);
     Ok(())
