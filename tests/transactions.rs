@@ -806,8 +806,8 @@ async fn kafka_transactions_sh_finds_and_aborts_a_hanging_transaction() {
             let config = sluice::config::TopicConfig::default();
             let log = Log::open(partition_dir, config, true, metrics, Default::default()).await.unwrap();
             let chunk = producer_batch(pid, epoch, 2, &[b"h0", b"h1"], 1000, true);
-            let summaries = sluice::protocol::batch::validate_chunk(&chunk, 1 << 20).unwrap();
-            assert_eq!(log.append(&chunk, &summaries, AckLevel::Synced).await.unwrap().base_offset, 3);
+            let summaries = sluice::protocol::batch::validate_chunk(&chunk[..], 1 << 20).unwrap();
+            assert_eq!(log.append(&chunk.freeze(), &summaries, AckLevel::Synced).await.unwrap().base_offset, 3);
             log.close().await.unwrap();
         })
         .unwrap()

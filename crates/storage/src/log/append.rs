@@ -3,12 +3,11 @@
 //! the bytes, and the roll to a new segment when the active one is full or old.
 //! The bytes then wait for the writer task (`writer.rs`).
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::channel::oneshot;
 
-use super::read::CacheEntry;
 use super::writer::{wait_for, PendingWrite};
-use super::{now_ms, Log, LogState, LEADER_EPOCH};
+use super::{now_ms, Log, LogState};
 use crate::producer_state::{self, BatchRecord, MarkerRecord, ProducerError, ProducerStateTable, SequenceCheck};
 use crate::segment::Segment;
 use crate::StorageError;
@@ -116,16 +115,17 @@ impl Log {
             max_timestamp: timestamp,
             producer_id: marker.producer_id,
         };
-        let outcome = self.append_inner(&chunk, &[summary], AckLevel::Synced, Some(marker)).await?;
+        let outcome = self.append_inner(&Bytes::from(chunk), &[summary], AckLevel::Synced, Some(marker)).await?;
         Ok(outcome.map(|o| o.base_offset))
     }
 
     /// Appends a validated chunk of batches. Offsets are assigned here, on the
-    /// owning shard; the bytes are copied once into a buffer where the headers
-    /// are patched, and that buffer serves both the disk write and tail reads.
+    /// owning shard; the bytes are copied once, by the writer, into the DMA
+    /// buffer of the disk write, patching the headers on the way, and that
+    /// buffer then serves tail reads.
     pub async fn append(
         &self,
-        chunk: &[u8],
+        chunk: &Bytes,
         summaries: &[BatchSummary],
         acks: AckLevel,
     ) -> Result<AppendOutcome, AppendError> {
@@ -135,7 +135,7 @@ impl Log {
 
     async fn append_inner(
         &self,
-        chunk: &[u8],
+        chunk: &Bytes,
         summaries: &[BatchSummary],
         acks: AckLevel,
         marker: Option<TxnMarker>,
@@ -223,12 +223,12 @@ fn answer_duplicate(st: &mut LogState, dup: BatchRecord, acks: AckLevel) -> (App
     (outcome, wait)
 }
 
-/// Assigns offsets to the chunk's batches, patches their headers in one copy
-/// of the bytes, records producers and markers, and queues the bytes for the
-/// writer and the tail cache.
+/// Assigns offsets to the chunk's batches, records producers and markers,
+/// and queues the chunk for the writer, which patches the headers as it
+/// copies the bytes into its write (and hands them to the tail cache).
 fn stage(
     st: &mut LogState,
-    chunk: &[u8],
+    chunk: &Bytes,
     summaries: &[BatchSummary],
     producer_batches: Vec<Option<ProducerBatch>>,
     marker: Option<TxnMarker>,
@@ -239,14 +239,10 @@ fn stage(
         TimestampType::LogAppendTime => now_ms(),
         TimestampType::CreateTime => -1,
     };
-    let mut bytes = BytesMut::from(chunk);
+    let mut batches = Vec::with_capacity(summaries.len());
     let mut next = base_offset;
     for (s, producer) in summaries.iter().zip(producer_batches) {
-        let b = &mut bytes[s.position..s.position + s.size_bytes];
-        batch::patch_offset_and_epoch(b, next, LEADER_EPOCH);
-        if log_append_time_ms >= 0 {
-            batch::patch_log_append_time(b, log_append_time_ms);
-        }
+        batches.push((s.position, next));
         if let Some(p) = producer {
             let record = BatchRecord {
                 first_seq: p.first_seq,
@@ -268,28 +264,45 @@ fn stage(
         }
         next += s.offset_count;
     }
-    let bytes = bytes.freeze();
-    let pending = index_batches(st, &bytes, summaries, next);
+    let log_append_time = (log_append_time_ms >= 0).then_some(log_append_time_ms);
+    let pending = index_batches(st, chunk, batches, log_append_time, next);
     st.next_offset = next;
     st.pending.push(pending);
-    st.cache.push(CacheEntry { base_offset, end_offset: next, bytes });
     let wait = (acks != AckLevel::None).then(|| wait_for(st, next, acks));
     (AppendOutcome { base_offset, log_append_time_ms, log_start_offset: st.log_start_offset }, wait)
 }
 
-/// Places the patched batches at the end of the active segment (offsets,
-/// timestamps, index entries) and returns the write that lands them there.
-fn index_batches(st: &mut LogState, bytes: &Bytes, summaries: &[BatchSummary], end_offset: i64) -> PendingWrite {
+/// Places the batches at the end of the active segment (offsets, timestamps
+/// as they will be once patched, index entries) and returns the write that
+/// lands them there.
+fn index_batches(
+    st: &mut LogState,
+    chunk: &Bytes,
+    batches: Vec<(usize, i64)>,
+    log_append_time_ms: Option<i64>,
+    end_offset: i64,
+) -> PendingWrite {
     let interval = st.config.index_interval_bytes;
     let segment = st.segments.last_mut().expect("a log always has a segment");
     let start_position = segment.size_bytes;
-    for s in summaries {
-        let header = BatchHeader::parse(&bytes[s.position..]).expect("validated batch");
-        segment.record_batch(start_position + s.position as u64, &header, interval);
+    for &(position, base_offset) in &batches {
+        let mut header = BatchHeader::parse(&chunk[position..]).expect("validated batch");
+        header.base_offset = base_offset;
+        if let Some(timestamp_ms) = log_append_time_ms {
+            header.max_timestamp = timestamp_ms;
+        }
+        segment.record_batch(start_position + position as u64, &header, interval);
     }
-    assert_eq!(segment.size_bytes, start_position + bytes.len() as u64, "batches must tile the chunk");
+    assert_eq!(segment.size_bytes, start_position + chunk.len() as u64, "batches must tile the chunk");
     assert_eq!(segment.next_offset, end_offset);
-    PendingWrite { segment: segment.file.clone(), bytes: bytes.clone(), end_position: segment.size_bytes, end_offset }
+    PendingWrite {
+        segment: segment.file.clone(),
+        chunk: chunk.clone(),
+        batches,
+        log_append_time_ms,
+        end_position: segment.size_bytes,
+        end_offset,
+    }
 }
 
 /// Checks the sequence numbers of every idempotent batch of a chunk before
@@ -363,7 +376,10 @@ mod tests {
             let log = open(&dir, TopicConfig::default(), false).await;
             let chunk = txn_batch(5, 0, 2);
             let summaries = validate_chunk(&chunk, 1 << 20).unwrap();
-            assert_eq!(log.append(&chunk, &summaries, AckLevel::Synced).await.unwrap().base_offset, 0);
+            assert_eq!(
+                log.append(&Bytes::copy_from_slice(&chunk), &summaries, AckLevel::Synced).await.unwrap().base_offset,
+                0
+            );
             assert_eq!(append(&log, 3, 10).await.base_offset, 2);
             assert_eq!((log.high_watermark(), log.last_stable_offset()), (5, 0));
             let committed = log.read(0, 1 << 20, true).await.unwrap();
@@ -384,7 +400,10 @@ mod tests {
             // A second transaction, committed.
             let chunk = txn_batch(5, 2, 1);
             let summaries = validate_chunk(&chunk, 1 << 20).unwrap();
-            assert_eq!(log.append(&chunk, &summaries, AckLevel::Synced).await.unwrap().base_offset, 6);
+            assert_eq!(
+                log.append(&Bytes::copy_from_slice(&chunk), &summaries, AckLevel::Synced).await.unwrap().base_offset,
+                6
+            );
             assert_eq!(log.last_stable_offset(), 6);
             // A partial read stops before the open transaction.
             let read = log.read(3, 1 << 20, true).await.unwrap();
@@ -396,7 +415,7 @@ mod tests {
             // An open transaction survives a crash (no close) and a clean restart.
             let chunk = txn_batch(9, 0, 1);
             let summaries = validate_chunk(&chunk, 1 << 20).unwrap();
-            log.append(&chunk, &summaries, AckLevel::Synced).await.unwrap();
+            log.append(&Bytes::copy_from_slice(&chunk), &summaries, AckLevel::Synced).await.unwrap();
             let reopened = open(&dir, TopicConfig::default(), false).await;
             assert_eq!((reopened.high_watermark(), reopened.last_stable_offset()), (9, 8));
             assert_eq!(reopened.read(0, 1 << 20, true).await.unwrap().aborted, Some(vec![(5, 0)]));
@@ -426,7 +445,9 @@ mod tests {
             };
             // A transaction its coordinator never ends: it holds the last stable offset back.
             let chunk = txn_batch(5, 0, 2);
-            log.append(&chunk, &validate_chunk(&chunk, 1 << 20).unwrap(), AckLevel::Synced).await.unwrap();
+            log.append(&Bytes::copy_from_slice(&chunk), &validate_chunk(&chunk, 1 << 20).unwrap(), AckLevel::Synced)
+                .await
+                .unwrap();
             assert_eq!(append(&log, 1, 10).await.base_offset, 2);
             assert_eq!((log.high_watermark(), log.last_stable_offset()), (3, 0));
             assert_eq!(log.append_txn_marker(request(false, 2)).await.unwrap(), Some(3));
@@ -435,7 +456,9 @@ mod tests {
             // The next transaction: a request from an older coordinator epoch is
             // fenced; this broker's own coordinator is not checked.
             let chunk = txn_batch(5, 2, 1);
-            log.append(&chunk, &validate_chunk(&chunk, 1 << 20).unwrap(), AckLevel::Synced).await.unwrap();
+            log.append(&Bytes::copy_from_slice(&chunk), &validate_chunk(&chunk, 1 << 20).unwrap(), AckLevel::Synced)
+                .await
+                .unwrap();
             let fenced = log.append_txn_marker(request(true, 1)).await;
             assert!(matches!(fenced, Err(AppendError::Producer(ProducerError::CoordinatorFenced { current: 2, .. }))));
             assert_eq!(log.last_stable_offset(), 4, "nothing was written");
@@ -453,15 +476,18 @@ mod tests {
             let log = open(&dir, TopicConfig::default(), false).await;
             let chunk = txn_batch(7, 0, 3);
             let summaries = validate_chunk(&chunk, 1 << 20).unwrap();
-            assert_eq!(log.append(&chunk, &summaries, AckLevel::Synced).await.unwrap().base_offset, 0);
+            assert_eq!(
+                log.append(&Bytes::copy_from_slice(&chunk), &summaries, AckLevel::Synced).await.unwrap().base_offset,
+                0
+            );
             assert_eq!(append(&log, 1, 10).await.base_offset, 3);
-            let retried = log.append(&chunk, &summaries, AckLevel::Synced).await.unwrap();
+            let retried = log.append(&Bytes::copy_from_slice(&chunk), &summaries, AckLevel::Synced).await.unwrap();
             assert_eq!((retried.base_offset, retried.log_append_time_ms), (0, -1));
             assert_eq!(log.log_end_offset(), 4, "a duplicate is not written again");
             let gap = txn_batch(7, 5, 1);
             let summaries = validate_chunk(&gap, 1 << 20).unwrap();
             assert!(matches!(
-                log.append(&gap, &summaries, AckLevel::Synced).await,
+                log.append(&Bytes::copy_from_slice(&gap), &summaries, AckLevel::Synced).await,
                 Err(AppendError::Producer(ProducerError::OutOfOrder { .. }))
             ));
             log.close().await.unwrap();

@@ -241,7 +241,7 @@ mod tests {
             let chunk = batch(1, 1);
             let summaries = validate_chunk(&chunk, 1 << 20).unwrap();
             assert!(matches!(
-                log.append(&chunk, &summaries, AckLevel::Synced).await,
+                log.append(&bytes::Bytes::copy_from_slice(&chunk), &summaries, AckLevel::Synced).await,
                 Err(AppendError::Storage(StorageError::Failed(_)))
             ));
             std::fs::remove_dir_all(&dir).unwrap();

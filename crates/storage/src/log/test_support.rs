@@ -36,7 +36,7 @@ pub(super) fn small_config() -> TopicConfig {
 pub(super) async fn append(log: &Log, records: i32, timestamp: i64) -> AppendOutcome {
     let chunk = batch(timestamp, records);
     let summaries = validate_chunk(&chunk, 1 << 20).unwrap();
-    log.append(&chunk, &summaries, AckLevel::Synced).await.unwrap()
+    log.append(&bytes::Bytes::copy_from_slice(&chunk), &summaries, AckLevel::Synced).await.unwrap()
 }
 
 /// Every offset of the log reads back as the batch holding it.
@@ -124,5 +124,5 @@ pub(crate) fn keyed_batch(records: &[TestRecord], timestamp: i64, producer: Opti
 /// Appends a chunk of batches, acks=all.
 pub(crate) async fn append_chunk(log: &Log, chunk: &[u8]) -> AppendOutcome {
     let summaries = validate_chunk(chunk, 1 << 20).unwrap();
-    log.append(chunk, &summaries, AckLevel::Synced).await.unwrap()
+    log.append(&bytes::Bytes::copy_from_slice(chunk), &summaries, AckLevel::Synced).await.unwrap()
 }

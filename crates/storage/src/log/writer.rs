@@ -19,20 +19,47 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use glommio::channels::local_channel::LocalReceiver;
 
-use super::{AckLevel, Log, LogState};
+use super::read::CacheEntry;
+use super::{AckLevel, Log, LogState, LEADER_EPOCH};
 use crate::segment::{align_down, align_up, SegmentFile, WriteCursor};
 use crate::StorageError;
 use sluice_core::config::TopicConfig;
 use sluice_core::constants::TAIL_CACHE_BYTES_PER_PARTITION_MAX;
+use sluice_protocol::batch;
 
-/// Appended bytes waiting for the writer.
+/// An append waiting for the writer: its batches as the producer sent them
+/// (a slice of the request, not copied), patched as they are copied into the
+/// write's DMA buffer, which then serves tail reads.
 pub(super) struct PendingWrite {
     pub(super) segment: Rc<SegmentFile>,
-    pub(super) bytes: Bytes,
+    pub(super) chunk: Bytes,
+    /// Each batch's position in `chunk` and the base offset it was given.
+    pub(super) batches: Vec<(usize, i64)>,
+    /// A `LogAppendTime` topic's timestamp for every batch.
+    pub(super) log_append_time_ms: Option<i64>,
     /// Position in the segment just after these bytes.
     pub(super) end_position: u64,
     /// Offset just after these bytes.
     pub(super) end_offset: i64,
+}
+
+impl PendingWrite {
+    fn base_offset(&self) -> i64 {
+        self.batches.first().expect("an append has batches").1
+    }
+
+    /// Copies the chunk into `out` (as long as it), patching each batch's
+    /// offset and leader epoch, and its timestamp (and CRC) for `LogAppendTime`.
+    fn copy_patched(&self, out: &mut [u8]) {
+        out.copy_from_slice(&self.chunk);
+        for &(position, base_offset) in &self.batches {
+            let batch = &mut out[position..];
+            batch::patch_offset_and_epoch(batch, base_offset, LEADER_EPOCH);
+            if let Some(timestamp_ms) = self.log_append_time_ms {
+                batch::patch_log_append_time(batch, timestamp_ms);
+            }
+        }
+    }
 }
 
 /// An append waiting until its last offset is as durable as it asked.
@@ -178,9 +205,18 @@ async fn write_and_sync(
             }
         }
         let write_started = std::time::Instant::now();
-        let bytes = write_run(&segment, &work[start..end]).await?;
+        let (bytes, written_chunks) = write_run(&segment, &work[start..end]).await?;
         log.metrics.write_us.record_duration(write_started.elapsed());
         log.metrics.write_bytes.add(bytes as u64);
+        // The written bytes serve tail reads from here (readable once the high watermark passes them).
+        let mut st = log.state.borrow_mut();
+        let mut at = 0;
+        for w in &work[start..end] {
+            let bytes = written_chunks.slice(at..at + w.chunk.len());
+            at += w.chunk.len();
+            st.cache.push(CacheEntry { base_offset: w.base_offset(), end_offset: w.end_offset, bytes });
+        }
+        drop(st);
         *last_written = Some(segment.clone());
         let reached = work[end - 1].end_position;
         match written.segments.iter_mut().find(|(file, _)| Rc::ptr_eq(file, &segment)) {
@@ -266,14 +302,16 @@ fn resolve(log: &Log, offset: i64, level: AckLevel) {
 }
 
 /// Writes consecutive chunks of one segment with one aligned O_DIRECT write
-/// that begins with the partially filled block left by the previous write.
-/// Returns the bytes written (whole blocks).
-async fn write_run(segment: &SegmentFile, run: &[PendingWrite]) -> Result<usize, StorageError> {
+/// that begins with the partially filled block left by the previous write,
+/// patching the chunks' batch headers as they are copied in. Returns the
+/// bytes written (whole blocks) and the chunks as written, one after the
+/// other: a view of the write's own buffer, not a copy.
+async fn write_run(segment: &SegmentFile, run: &[PendingWrite]) -> Result<(usize, Bytes), StorageError> {
     let (block_start, block) = {
         let cursor = segment.cursor.borrow();
         (cursor.block_start, cursor.block.clone())
     };
-    let data_len: usize = run.iter().map(|w| w.bytes.len()).sum();
+    let data_len: usize = run.iter().map(|w| w.chunk.len()).sum();
     let logical_len = block.len() + data_len;
     assert_eq!(
         block_start + logical_len as u64,
@@ -286,8 +324,8 @@ async fn write_run(segment: &SegmentFile, run: &[PendingWrite]) -> Result<usize,
         out[..block.len()].copy_from_slice(&block);
         let mut at = block.len();
         for w in run {
-            out[at..at + w.bytes.len()].copy_from_slice(&w.bytes);
-            at += w.bytes.len();
+            w.copy_patched(&mut out[at..at + w.chunk.len()]);
+            at += w.chunk.len();
         }
         out[at..].fill(0);
     }
@@ -295,12 +333,14 @@ async fn write_run(segment: &SegmentFile, run: &[PendingWrite]) -> Result<usize,
     let new_block_start = align_down(end);
     let new_block = buf.as_bytes()[(new_block_start - block_start) as usize..logical_len].to_vec();
     let expected = buf.len();
-    let written = segment.file.write_at(buf, block_start).await.map_err(|e| StorageError::io("write segment", e))?;
+    let buf = Rc::new(buf);
+    let written =
+        segment.file.write_rc_at(buf.clone(), block_start).await.map_err(|e| StorageError::io("write segment", e))?;
     if written != expected {
         return Err(StorageError::Failed(format!("short write: {written} of {expected} bytes")));
     }
     *segment.cursor.borrow_mut() = WriteCursor { block_start: new_block_start, block: new_block };
-    Ok(written)
+    Ok((written, crate::dma_bytes::bytes_of_written(buf).slice(block.len()..logical_len)))
 }
 
 /// Finishes a segment that takes no more appends: exact length, synced, indexes written.
