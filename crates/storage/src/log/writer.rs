@@ -211,10 +211,17 @@ async fn write_and_sync(
         // The written bytes serve tail reads from here (readable once the high watermark passes them).
         let mut st = log.state.borrow_mut();
         let mut at = 0;
-        for w in &work[start..end] {
-            let bytes = written_chunks.slice(at..at + w.chunk.len());
+        for (i, w) in work[start..end].iter().enumerate() {
+            let chunk = written_chunks.slice(at..at + w.chunk.len());
             at += w.chunk.len();
-            st.cache.push(CacheEntry { base_offset: w.base_offset(), end_offset: w.end_offset, bytes });
+            let rest_of_buffer = if start + i + 1 == end { bytes - written_chunks.len() } else { 0 };
+            let charged_bytes = chunk.len() + rest_of_buffer;
+            st.cache.push(CacheEntry {
+                base_offset: w.base_offset(),
+                end_offset: w.end_offset,
+                bytes: chunk,
+                charged_bytes,
+            });
         }
         drop(st);
         *last_written = Some(segment.clone());
