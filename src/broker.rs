@@ -400,7 +400,7 @@ async fn run_shard(start: ShardStart) -> Result<bool, String> {
             let mut next_producer_check = std::time::Instant::now() + producer_check;
             while !retainer.lifecycle.stopping() {
                 glommio::timer::sleep(std::time::Duration::from_millis(crate::constants::BACKGROUND_TICK_MS)).await;
-                // Disk reads last used by other shards, should none be read here meanwhile.
+                // Disk buffers last used by other shards, should none be read or written here meanwhile.
                 crate::storage::dma_bytes::release_returned();
                 retainer.checkpoint_recovery_points().await;
                 if std::time::Instant::now() >= next_retention {

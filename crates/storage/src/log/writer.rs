@@ -314,6 +314,8 @@ fn resolve(log: &Log, offset: i64, level: AckLevel) {
 /// bytes written (whole blocks) and the chunks as written, one after the
 /// other: a view of the write's own buffer, not a copy.
 async fn write_run(segment: &SegmentFile, run: &[PendingWrite]) -> Result<(usize, Bytes), StorageError> {
+    // Buffers last used on other shards come home before this one allocates.
+    crate::dma_bytes::release_returned();
     let (block_start, block) = {
         let cursor = segment.cursor.borrow();
         (cursor.block_start, cursor.block.clone())
