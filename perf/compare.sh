@@ -27,7 +27,9 @@
 #      RESULTS_DIR (where results are kept, default perf/results),
 #      DURATION and WARMUP (seconds per sluice-perf run, default 20 and 5),
 #      PP_RECORDS (ProducerPerformance and ConsumerPerformance records, default 2000000),
-#      E2E_MESSAGES (EndToEndLatency round trips, default 10000).
+#      E2E_MESSAGES (EndToEndLatency round trips, default 10000),
+#      MODES (durability modes of step 2, default "default flush-every-write write-caching"),
+#      EXTRAS (steps 3 and 4: yes, the default, or no).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${DATA:-/tmp/sluice-compare}"
@@ -36,6 +38,8 @@ DURATION="${DURATION:-20}"
 WARMUP="${WARMUP:-5}"
 PP_RECORDS="${PP_RECORDS:-2000000}"
 E2E_MESSAGES="${E2E_MESSAGES:-10000}"
+read -r -a MODES <<<"${MODES:-default flush-every-write write-caching}"
+EXTRAS="${EXTRAS:-yes}"
 MAX_WORKLOAD=perf/workloads/max-rate-16p-1k.conf
 WORKLOADS=("$@")
 [ ${#WORKLOADS[@]} -gt 0 ] || WORKLOADS=(perf/workloads/fixed-rate-16p-1k.conf perf/workloads/max-rate-16p-1k.conf)
@@ -132,7 +136,7 @@ echo "$KAFKA_MAX $HALF_RATE" >"$DATA/results/half-rate.txt"
 # Durability modes: each broker's default (Kafka does not sync, Sluice syncs
 # before every ack); both syncing every write; and Kafka's default against
 # Sluice with write caching (acknowledged once written, synced within 1 s).
-for durability in default flush-every-write write-caching; do
+for durability in "${MODES[@]}"; do
     for broker in kafka sluice; do
         extra=()
         [ "$durability" = flush-every-write ] && extra=(--topic-config flush.messages=1)
@@ -152,6 +156,7 @@ for durability in default flush-every-write write-caching; do
     done
 done
 
+if [ "$EXTRAS" = yes ]; then
 # Kafka's own tools against both, acks=all, 1 KiB records: ProducerPerformance
 # writes PP_RECORDS records, ConsumerPerformance reads them back from the
 # beginning, EndToEndLatency sends one record at a time and waits for a consumer
@@ -175,6 +180,7 @@ DATA="$DATA/consume" RESULTS_DIR="$RESULTS_DIR" perf/consume.sh
 DATA="$DATA/roundtrip" RESULTS_DIR="$RESULTS_DIR" perf/roundtrip.sh
 # Many partitions and connections, idle partition memory, start-up time.
 DATA="$DATA/scale" RESULTS_DIR="$RESULTS_DIR" DURATION="$DURATION" WARMUP="$WARMUP" perf/scale.sh
+fi
 
 python3 perf/report.py "$DATA/results" | tee "$DATA/results/report.md"
 mkdir -p "$RESULTS_DIR"
