@@ -34,6 +34,7 @@ Prints "ok <check>" for each check that passes; exits non-zero on the first fail
   transaction.version finalized.
 """
 import sys
+import threading
 import time
 
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
@@ -174,21 +175,70 @@ def read_per_partition(seen):
     return dict(sorted(found.items()))
 
 
+# How long one poll of a member may wait.
+POLL_MS = 200
+
+
 def poll_members(members, seen, until, what):
-    """Polls every member until `until()` holds, recording (partition, offset) -> member name."""
+    """Polls every member, each from a thread of its own as applications do,
+    until `until()` holds, recording (partition, offset) -> member name.
+
+    One thread polling several kafka-python consumers in turn leaves each one
+    waiting in a rebalance for the others to be polled, and kafka-python
+    3.0.12 then at times drops the join it was waiting for and rejoins for
+    ever (the group never settles and a member never fetches)."""
     deadline = time.time() + 60
-    while not until():
-        assert time.time() < deadline, (
-            f"timed out waiting for {what}: owned {({n: owned(c) for n, c in members.items()})}, "
-            f"read per partition {read_per_partition(seen)}, positions "
-            f"{({n: {tp.partition: c.position(tp) for tp in c.assignment()} for n, c in members.items()})}"
-        )
-        for name, consumer in members.items():
-            for tp, messages in consumer.poll(timeout_ms=50).items():
-                for m in messages:
-                    key = (tp.partition, m.offset)
-                    assert key not in seen, f"{key} read twice"
-                    seen[key] = name
+    locks = {name: threading.Lock() for name in members}
+    recorded = threading.Lock()
+    stop = threading.Event()
+    failures = []
+
+    def run(name, consumer):
+        try:
+            while not stop.is_set():
+                with locks[name]:
+                    polled = consumer.poll(timeout_ms=POLL_MS)
+                with recorded:
+                    for tp, messages in polled.items():
+                        for m in messages:
+                            key = (tp.partition, m.offset)
+                            if key in seen:
+                                failures.append(f"{key} read twice")
+                            seen[key] = name
+        except Exception as e:  # reported by the main thread
+            failures.append(f"member {name}: {e!r}")
+
+    def check():
+        for lock in locks.values():
+            lock.acquire()
+        try:
+            with recorded:
+                return until()
+        finally:
+            for lock in locks.values():
+                lock.release()
+
+    threads = [threading.Thread(target=run, args=item, daemon=True) for item in members.items()]
+    for t in threads:
+        t.start()
+    try:
+        while not check():
+            assert not failures, failures
+            if time.time() >= deadline:
+                stop.set()
+                for t in threads:
+                    t.join()
+                raise AssertionError(
+                    f"timed out waiting for {what}: owned {({n: owned(c) for n, c in members.items()})}, "
+                    f"read per partition {read_per_partition(seen)}, positions "
+                    f"{({n: {tp.partition: c.position(tp) for tp in c.assignment()} for n, c in members.items()})}"
+                )
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not failures, failures
 
 
 def group_member(bootstrap, group, topic, listener, **config):
