@@ -534,11 +534,14 @@ impl Group {
 
     /// KIP-345: a static member that restarted takes over its old member
     /// under a new id, fencing the old id (a request of the old one still
-    /// waiting is answered FENCED_INSTANCE_ID). If the group is stable and
-    /// the member's protocols are unchanged, it gets the current generation
-    /// without a rebalance, once the new id is persisted (or a broker restart
-    /// would fence it). While the leader assigns partitions, the assignment
-    /// may name the old id: the group rebalances again, as Kafka's does.
+    /// waiting is answered FENCED_INSTANCE_ID), with the protocols and
+    /// timeouts it joins with now. If the group is stable and would still
+    /// select the same protocol, it gets the current generation without a
+    /// rebalance, once the new id is persisted (or a broker restart would
+    /// fence it): its subscription's bytes may differ (owned partitions, say)
+    /// without that costing the group a rebalance, as in Kafka. While the
+    /// leader assigns partitions, the assignment may name the old id: the
+    /// group rebalances again, as Kafka's does.
     fn replace_static_member(
         &mut self,
         now: Now,
@@ -548,6 +551,7 @@ impl Group {
         effects: &mut Effects,
     ) -> JoinStep<String> {
         let old = self.static_members[instance].clone();
+        let previous_leader = self.leader.clone().unwrap_or_default();
         if let Some(mut member) = self.members.remove(&old) {
             member.id = new_id.clone();
             if member.awaiting_join.take().is_some() {
@@ -556,25 +560,41 @@ impl Group {
             if std::mem::take(&mut member.awaiting_sync) {
                 effects.replies.push((old.clone(), Reply::Sync(sync_error(ResponseError::FencedInstanceId))));
             }
+            member.protocols = params.protocols.clone();
+            member.session_timeout = params.session_timeout;
+            member.rebalance_timeout = params.rebalance_timeout;
+            member.last_heartbeat = now.instant;
             self.members.insert(new_id.clone(), member);
         }
         self.static_members.insert(instance.to_string(), new_id.clone());
         if self.leader.as_deref() == Some(old.as_str()) {
             self.leader = Some(new_id.clone());
         }
-        let member = self.members.get_mut(&new_id);
-        match member {
-            Some(member) if self.state == GroupState::Stable && member.protocols == params.protocols => {
-                member.last_heartbeat = now.instant;
+        let replaced = self.members.contains_key(&new_id);
+        match self.state {
+            GroupState::Stable if replaced && self.select_protocol() == self.protocol_name => {
                 effects.persist = Some(self.stored());
-                Break(self.join_response(params.version, &new_id, Vec::new()))
+                Break(self.static_rejoin_response(params.version, &new_id, &previous_leader))
             }
-            _ if self.state == GroupState::CompletingRebalance => {
+            GroupState::CompletingRebalance => {
                 self.prepare_rebalance(now, &mut effects.replies);
                 Continue(new_id)
             }
             _ => Continue(new_id),
         }
+    }
+
+    /// The answer to a static member that took its place back in a stable
+    /// group. From v9 (KIP-814) a returning leader is told it leads, with the
+    /// members, and to skip the assignment it has no need to redo; before
+    /// v9 the answer names the previous leader, so no member assigns again.
+    fn static_rejoin_response(&self, version: i16, member_id: &str, previous_leader: &str) -> JoinGroupResponse {
+        if version < 9 {
+            return self.join_response(version, member_id, Vec::new()).with_leader(str_bytes(previous_leader));
+        }
+        let is_leader = self.leader.as_deref() == Some(member_id);
+        let members = if is_leader { self.member_metadata() } else { Vec::new() };
+        self.join_response(version, member_id, members).with_skip_assignment(is_leader)
     }
 
     /// A member joining with an id must not be a fenced static member, and
@@ -1480,6 +1500,8 @@ mod tests {
         assert_ne!(taken_over.member_id.as_str(), old);
         assert_eq!(taken_over.generation_id, 1, "no rebalance");
         assert_eq!(taken_over.leader.as_str(), taken_over.member_id.as_str(), "it was the leader and still is");
+        assert!(taken_over.skip_assignment, "the leader need not assign again");
+        assert_eq!(taken_over.members.len(), 2, "a leader is told the members");
         assert_eq!((group.state(), group.generation()), (GroupState::Stable, 1));
         let new = taken_over.member_id.to_string();
         let mut expected = vec![new.as_str(), b.as_str()];
@@ -1506,6 +1528,48 @@ mod tests {
         assert_eq!(join_reply(&effects.replies, &new).error_code, code(ResponseError::FencedInstanceId));
         assert!(group.is_awaiting_join(&newest));
         assert_eq!(group.member_ids().count(), 2);
+    }
+
+    #[test]
+    fn a_restarted_static_member_with_other_subscription_bytes_takes_over_without_a_rebalance() {
+        let mut clock = Clock::start();
+        let (mut group, ids) = stable_group(&mut clock, &[None, Some("instance-2")]);
+        let old = &ids[1];
+        // The restarted client owns nothing yet, so its subscription's bytes differ;
+        // the protocol the group selects does not, so nobody rebalances (Kafka 4.x).
+        let mut params = join_params(JOIN_V, "", Some("instance-2"), &["range"]);
+        params.protocols[0].1 = Bytes::from_static(b"a subscription owning nothing");
+        let (answer, effects) = group.join(clock.now(), params);
+        let taken_over = now_answer(answer);
+        assert_eq!((taken_over.error_code, taken_over.generation_id), (0, 1));
+        assert!(effects.persist.is_some());
+        assert_eq!((group.state(), group.generation()), (GroupState::Stable, 1));
+        assert_ne!(taken_over.leader.as_str(), taken_over.member_id.as_str());
+        assert!(!taken_over.skip_assignment && taken_over.members.is_empty());
+        assert_eq!(heartbeat(&mut group, clock.now(), &ids[0], None, 1), Ok(()), "no rebalance for the other");
+        assert_eq!(
+            heartbeat(&mut group, clock.now(), old, Some("instance-2"), 1),
+            Err(ResponseError::FencedInstanceId)
+        );
+        // The member now carries the new subscription: a later leader sees it.
+        let new = taken_over.member_id.to_string();
+        let listed = group.member_metadata();
+        let mine = listed.iter().find(|m| m.member_id.as_str() == new).expect("listed");
+        assert_eq!(mine.metadata.as_ref(), b"a subscription owning nothing");
+
+        // Before JoinGroup v9 a returning leader is not told it leads, so it does not assign.
+        let (mut group, ids) = stable_group(&mut clock, &[Some("instance-1"), None]);
+        let answer = now_answer(group.join(clock.now(), join_params(8, "", Some("instance-1"), &["range"])).0);
+        assert_eq!(answer.leader.as_str(), ids[0].as_str(), "the previous leader's id");
+        assert_ne!(answer.member_id.as_str(), ids[0].as_str());
+        assert!(answer.members.is_empty());
+
+        // A protocol the group would no longer select rebalances it (at once: every member joined).
+        let (mut group, _) = stable_group(&mut clock, &[Some("instance-1")]);
+        let params = join_params(JOIN_V, "", Some("instance-1"), &["roundrobin", "range"]);
+        let answer = now_answer(group.join(clock.now(), params).0);
+        assert_eq!((answer.generation_id, answer.protocol_name.as_deref()), (2, Some("roundrobin")));
+        assert_eq!(group.state(), GroupState::CompletingRebalance);
     }
 
     #[test]
