@@ -230,7 +230,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
                     Outcome::Sent(Ok(outcome)) => PartitionProduceResponse::default()
                         .with_index(p.index)
                         .with_base_offset(outcome.base_offset)
-                        .with_log_append_time_ms(outcome.log_append_time_ms)
+                        .with_log_append_time_ms(outcome.log_append_time_ms.unwrap_or(-1))
                         .with_log_start_offset(outcome.log_start_offset),
                     Outcome::Sent(Err(e)) => partition_error(p.index, route_error_code(&e), Some(e.to_string())),
                 })

@@ -29,8 +29,8 @@ pub enum AckLevel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendOutcome {
     pub base_offset: i64,
-    /// The broker's timestamp for `LogAppendTime` topics, else -1.
-    pub log_append_time_ms: i64,
+    /// The broker's timestamp, for `LogAppendTime` topics only.
+    pub log_append_time_ms: Option<i64>,
     pub log_start_offset: i64,
 }
 
@@ -219,7 +219,7 @@ fn answer_duplicate(st: &mut LogState, dup: BatchRecord, acks: AckLevel) -> (App
     };
     let wait = (!done).then(|| wait_for(st, end, acks));
     let outcome =
-        AppendOutcome { base_offset: dup.base_offset, log_append_time_ms: -1, log_start_offset: st.log_start_offset };
+        AppendOutcome { base_offset: dup.base_offset, log_append_time_ms: None, log_start_offset: st.log_start_offset };
     (outcome, wait)
 }
 
@@ -236,8 +236,8 @@ fn stage(
 ) -> (AppendOutcome, AckWait) {
     let base_offset = st.next_offset;
     let log_append_time_ms = match st.config.message_timestamp_type {
-        TimestampType::LogAppendTime => now_ms(),
-        TimestampType::CreateTime => -1,
+        TimestampType::LogAppendTime => Some(now_ms()),
+        TimestampType::CreateTime => None,
     };
     let mut batches = Vec::with_capacity(summaries.len());
     let mut next = base_offset;
@@ -264,8 +264,7 @@ fn stage(
         }
         next += s.offset_count;
     }
-    let log_append_time = (log_append_time_ms >= 0).then_some(log_append_time_ms);
-    let pending = index_batches(st, chunk, batches, log_append_time, next);
+    let pending = index_batches(st, chunk, batches, log_append_time_ms, next);
     st.next_offset = next;
     st.pending.push(pending);
     let wait = (acks != AckLevel::None).then(|| wait_for(st, next, acks));
@@ -482,7 +481,7 @@ mod tests {
             );
             assert_eq!(append(&log, 1, 10).await.base_offset, 3);
             let retried = log.append(&Bytes::copy_from_slice(&chunk), &summaries, AckLevel::Synced).await.unwrap();
-            assert_eq!((retried.base_offset, retried.log_append_time_ms), (0, -1));
+            assert_eq!((retried.base_offset, retried.log_append_time_ms), (0, None));
             assert_eq!(log.log_end_offset(), 4, "a duplicate is not written again");
             let gap = txn_batch(7, 5, 1);
             let summaries = validate_chunk(&gap, 1 << 20).unwrap();
