@@ -176,10 +176,12 @@ done
 
 # Reads alone, hot and cold, and one record's round trip (each with its own
 # brokers and its data in its own directory under DATA; results beside these).
-DATA="$DATA/consume" RESULTS_DIR="$RESULTS_DIR" perf/consume.sh
-DATA="$DATA/roundtrip" RESULTS_DIR="$RESULTS_DIR" perf/roundtrip.sh
+# A step that fails says so and leaves the others' results (and the report) standing.
+DATA="$DATA/consume" RESULTS_DIR="$RESULTS_DIR" perf/consume.sh || echo "perf/consume.sh failed" >&2
+DATA="$DATA/roundtrip" RESULTS_DIR="$RESULTS_DIR" perf/roundtrip.sh || echo "perf/roundtrip.sh failed" >&2
 # Many partitions and connections, idle partition memory, start-up time.
-DATA="$DATA/scale" RESULTS_DIR="$RESULTS_DIR" DURATION="$DURATION" WARMUP="$WARMUP" perf/scale.sh
+DATA="$DATA/scale" RESULTS_DIR="$RESULTS_DIR" DURATION="$DURATION" WARMUP="$WARMUP" perf/scale.sh \
+    || echo "perf/scale.sh failed" >&2
 fi
 
 python3 perf/report.py "$DATA/results" | tee "$DATA/results/report.md"

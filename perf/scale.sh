@@ -22,7 +22,8 @@
 # Env: DATA (scratch dir, default /tmp/sluice-scale), RESULTS_DIR (default
 #      perf/results), DURATION and WARMUP (seconds per sluice-perf run,
 #      default 20 and 5), CONNECTIONS (default 1000), BIG (partitions, default 10000).
-# Needs: Java 17, Maven, python3, kcat; RLIMIT_NOFILE of at least 3 x BIG for Kafka.
+# Needs: Java 17, Maven, python3, kcat; RLIMIT_NOFILE of at least 3 x BIG + 1000 for
+# Kafka's start-up (below it Kafka's start-up is not timed, and the report says so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${DATA:-/tmp/sluice-scale}"
@@ -98,13 +99,20 @@ for broker in kafka sluice; do
     perf_run "$broker" big consume "$BIG"
     python3 perf/connections.py "127.0.0.1:$PORT" "$CONNECTIONS" "$BROKER_PID" >"$OUT/scale-connections-$broker.json"
     stop
-    readable_after_start "$broker"
-    clean=$READY_MS
-    kill -9 "$BROKER_PID"
-    wait "$BROKER_PID" 2>/dev/null || true
-    readable_after_start "$broker"
-    echo "$clean $READY_MS" >"$OUT/scale-startup-$broker.txt"
-    stop
+    # Kafka holds about three files open per partition while it loads its
+    # logs; below that limit it never becomes readable, so it is not timed.
+    if [ "$broker" = kafka ] && [ "$(ulimit -n)" -lt $((3 * BIG + 1000)) ]; then
+        echo "kafka: start-up not timed: it needs about $((3 * BIG + 1000)) open files, this machine allows $(ulimit -n)" \
+            | tee "$OUT/scale-startup-$broker-skipped.txt" >&2
+    else
+        readable_after_start "$broker"
+        clean=$READY_MS
+        kill -9 "$BROKER_PID"
+        wait "$BROKER_PID" 2>/dev/null || true
+        readable_after_start "$broker"
+        echo "$clean $READY_MS" >"$OUT/scale-startup-$broker.txt"
+        stop
+    fi
     rm -rf "$DATA/kafka" "$DATA/sluice"
 done
 

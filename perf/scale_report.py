@@ -21,8 +21,8 @@ rows = []
 
 def row(figure, kafka, sluice, fmt="{:,.1f}"):
     if kafka is None or sluice is None:
-        rows.append(f"| {figure} | {kafka if kafka is not None else 'missing'} | "
-                    f"{sluice if sluice is not None else 'missing'} | |")
+        shown = [fmt.format(v) if v is not None else "not measured" for v in (kafka, sluice)]
+        rows.append(f"| {figure} | {shown[0]} | {shown[1]} | |")
         return
     ratio = f"{sluice / kafka:.2f}" if kafka else ""
     rows.append(f"| {figure} | {fmt.format(kafka)} | {fmt.format(sluice)} | {ratio} |")
@@ -77,6 +77,9 @@ def startup(broker, which):
 
 row("start-up to readable, clean stop, s", *per_broker(lambda b: startup(b, 0)), "{:.1f}")
 row("start-up to readable, after kill -9, s", *per_broker(lambda b: startup(b, 1)), "{:.1f}")
+for skipped in sorted(results.glob("scale-startup-*-skipped.txt")):
+    rows.append("")
+    rows.append(skipped.read_text().strip())
 
 print("| figure | Kafka | Sluice | Sluice/Kafka |")
 print("|---|---:|---:|---:|")
