@@ -156,7 +156,9 @@ impl Mode {
 /// A schema parsed by its type's parser, with what was resolved of its references.
 #[derive(Debug, Clone)]
 pub enum Parsed {
-    Avro(crate::schema::avro::AvroSchema),
+    Avro(avro::AvroSchema),
+    Json(json::JsonSchema),
+    Protobuf(protobuf::ProtobufSchema),
 }
 
 impl Parsed {
@@ -165,10 +167,8 @@ impl Parsed {
     pub fn parse(schema_type: SchemaType, text: &str, references: &[(String, String)]) -> Result<Parsed, RegistryError> {
         match schema_type {
             SchemaType::Avro => avro::AvroSchema::parse(text, references).map(Parsed::Avro),
-            SchemaType::Json | SchemaType::Protobuf => Err(RegistryError::InvalidSchema(format!(
-                "schema type {} is not supported yet",
-                schema_type.name()
-            ))),
+            SchemaType::Json => json::JsonSchema::parse(text, references).map(Parsed::Json),
+            SchemaType::Protobuf => protobuf::ProtobufSchema::parse(text, references).map(Parsed::Protobuf),
         }
     }
 
@@ -177,6 +177,8 @@ impl Parsed {
     pub fn canonical(&self) -> String {
         match self {
             Parsed::Avro(s) => s.canonical(),
+            Parsed::Json(s) => s.canonical(),
+            Parsed::Protobuf(s) => s.canonical(),
         }
     }
 
@@ -184,8 +186,13 @@ impl Parsed {
     pub fn can_read(&self, writer: &Parsed) -> Vec<String> {
         match (self, writer) {
             (Parsed::Avro(reader), Parsed::Avro(writer)) => reader.can_read(writer),
+            (Parsed::Json(reader), Parsed::Json(writer)) => reader.can_read(writer),
+            (Parsed::Protobuf(reader), Parsed::Protobuf(writer)) => reader.can_read(writer),
+            _ => vec!["{errorType:'SCHEMA_TYPE_CHANGED', description:'the schemas are of different types'}".to_string()],
         }
     }
 }
 
 pub mod avro;
+pub mod json;
+pub mod protobuf;
