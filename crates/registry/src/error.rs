@@ -43,6 +43,8 @@ pub enum RegistryError {
     InvalidRequest(String),
     #[error("Error in the backend data store - {0}")]
     Store(String),
+    #[error("HTTP 404 Not Found")]
+    NotFound,
 }
 
 impl RegistryError {
@@ -68,6 +70,7 @@ impl RegistryError {
             RegistryError::OperationNotPermitted(_) => 42205,
             RegistryError::InvalidRequest(_) => 400,
             RegistryError::Store(_) => 50001,
+            RegistryError::NotFound => 404,
         }
     }
 

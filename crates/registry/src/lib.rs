@@ -9,8 +9,10 @@
 //! - [`records`]: `_schemas` keys and values.
 //! - [`state`]: the registry, its queries, and the records each change writes.
 //! - [`schema`]: schema types, parsing and the compatibility rules of each.
+//! - [`api`]: Confluent's REST API: requests parsed, answered.
 //! - [`error`]: Confluent's error codes.
 
+pub mod api;
 pub mod error;
 pub mod records;
 pub mod schema;

@@ -570,6 +570,18 @@ impl Registry {
         Ok(Change::Write(vec![Record { key: Key::mode(Some(subject)), value: None }], was))
     }
 
+    /// `GET /subjects/{s}/versions/{v}/referencedby`: ids of live schemas referencing the version.
+    pub fn referencing_ids(&self, subject: &str, version: i32) -> Vec<i32> {
+        let mut ids: Vec<i32> = self
+            .referenced_by(subject, version)
+            .into_iter()
+            .map(|(s, n)| self.subjects[&s][&n].id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// Schema types of every registered schema (for `GET /schemas`), by id.
     pub fn ids(&self) -> BTreeSet<i32> {
         self.schemas.keys().copied().collect()
