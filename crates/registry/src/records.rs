@@ -29,7 +29,9 @@ pub enum Key {
     DeleteSubject { subject: String, magic: i32 },
     /// A subject's soft-deleted versions are gone for good.
     ClearSubject { subject: String, magic: i32 },
-    /// Written to learn where the end of the topic is; changes nothing.
+    /// Changes nothing in Confluent's registry. This one writes the highest
+    /// id it handed out in the value before a permanent delete, so that ids
+    /// are never reused once compaction has removed the deleted versions.
     Noop { magic: i32 },
 }
 
@@ -48,6 +50,9 @@ impl Key {
     }
     pub fn clear_subject(subject: &str) -> Key {
         Key::ClearSubject { subject: subject.to_string(), magic: 0 }
+    }
+    pub fn noop() -> Key {
+        Key::Noop { magic: 0 }
     }
 }
 
@@ -108,7 +113,14 @@ pub enum Value {
     Mode(ModeValue),
     DeleteSubject(DeleteSubjectValue),
     ClearSubject(ClearSubjectValue),
-    Noop,
+    Noop(NoopValue),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NoopValue {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_id: Option<i32>,
 }
 
 impl Record {
@@ -121,7 +133,7 @@ impl Record {
             Value::Mode(m) => serde_json::to_vec(m),
             Value::DeleteSubject(d) => serde_json::to_vec(d),
             Value::ClearSubject(c) => serde_json::to_vec(c),
-            Value::Noop => Ok(b"{}".to_vec()),
+            Value::Noop(n) => serde_json::to_vec(n),
         });
         (key, value.map(|v| v.expect("values serialize")))
     }
@@ -141,7 +153,7 @@ impl Record {
             Key::Mode { .. } => Value::Mode(serde_json::from_slice(value)?),
             Key::DeleteSubject { .. } => Value::DeleteSubject(serde_json::from_slice(value)?),
             Key::ClearSubject { .. } => Value::ClearSubject(serde_json::from_slice(value)?),
-            Key::Noop { .. } => Value::Noop,
+            Key::Noop { .. } => Value::Noop(serde_json::from_slice(value).unwrap_or_default()),
         };
         Ok(Some(Record { key, value: Some(value) }))
     }

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::records::{
-    ClearSubjectValue, ConfigValue, DeleteSubjectValue, Key, ModeValue, Record, SchemaValue, Value,
+    ClearSubjectValue, ConfigValue, DeleteSubjectValue, Key, ModeValue, NoopValue, Record, SchemaValue, Value,
 };
 use crate::schema::{Compatibility, Mode, Parsed, Reference, SchemaType};
 use crate::RegistryError;
@@ -159,6 +159,9 @@ impl Registry {
                         v.deleted = true;
                     }
                 }
+            }
+            (Key::Noop { .. }, Some(Value::Noop(NoopValue { max_id: Some(id) }))) => {
+                self.max_id = self.max_id.max(*id);
             }
             (Key::ClearSubject { subject, .. }, Some(Value::ClearSubject(_))) => {
                 if let Some(versions) = self.subjects.get_mut(subject) {
@@ -444,6 +447,12 @@ impl Registry {
         Ok(Change::Write(vec![Record { key: Key::schema(subject, version), value: Some(Value::Schema(value)) }], id))
     }
 
+    /// Written before a permanent delete: the highest id handed out survives
+    /// the deleted versions' compaction, so no id is handed out twice.
+    fn id_floor(&self) -> Record {
+        Record { key: Key::noop(), value: Some(Value::Noop(NoopValue { max_id: Some(self.max_id) })) }
+    }
+
     /// Versions of other subjects' schemas that reference this one.
     fn referenced_by(&self, subject: &str, version: i32) -> Vec<(String, i32)> {
         let mut found = Vec::new();
@@ -482,7 +491,7 @@ impl Registry {
         match (permanent, version.deleted) {
             (false, true) => Err(RegistryError::VersionSoftDeleted { subject: subject.to_string(), version: number }),
             (true, false) => Err(RegistryError::VersionNotSoftDeleted { subject: subject.to_string(), version: number }),
-            (true, true) => Ok(Change::Write(vec![Record { key, value: None }], number)),
+            (true, true) => Ok(Change::Write(vec![self.id_floor(), Record { key, value: None }], number)),
             (false, false) => {
                 let mut shown = self.show(subject, number, version.id);
                 let value = SchemaValue {
@@ -514,8 +523,8 @@ impl Registry {
             (false, false) => Err(RegistryError::SubjectSoftDeleted(subject.to_string())),
             (true, true) => Err(RegistryError::SubjectNotSoftDeleted(subject.to_string())),
             (true, false) => {
-                let mut records: Vec<Record> =
-                    numbers.iter().map(|n| Record { key: Key::schema(subject, *n), value: None }).collect();
+                let mut records = vec![self.id_floor()];
+                records.extend(numbers.iter().map(|n| Record { key: Key::schema(subject, *n), value: None }));
                 records.push(Record {
                     key: Key::clear_subject(subject),
                     value: Some(Value::ClearSubject(ClearSubjectValue { subject: subject.to_string() })),
