@@ -113,7 +113,7 @@ impl Broker {
         let mut command = Command::new(sluice_bin());
         command
             .arg("serve")
-            .args(["--listen", listeners, "--admin-listen", "127.0.0.1:0"])
+            .args(["--listen", listeners, "--admin-listen", "127.0.0.1:0", "--schema-registry-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--shards", &shards.to_string()])
