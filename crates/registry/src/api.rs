@@ -34,7 +34,7 @@ pub enum Operation {
     GetMode { subject: Option<String>, default_to_global: bool },
     SetMode { subject: Option<String>, mode: Mode, force: bool },
     DeleteMode { subject: String },
-    Compatibility { subject: String, version: Option<VersionRef>, submitted: Submitted, verbose: bool },
+    CheckCompatibility { subject: String, version: Option<VersionRef>, submitted: Submitted, verbose: bool },
 }
 
 impl Operation {
@@ -175,13 +175,13 @@ pub fn parse(method: &str, segments: &[String], query: &[(String, String)], byte
             force: query_flag(query, "force"),
         },
         ("DELETE", ["mode", _]) => DeleteMode { subject: subject(1) },
-        ("POST", ["compatibility", "subjects", _, "versions"]) => Compatibility {
+        ("POST", ["compatibility", "subjects", _, "versions"]) => CheckCompatibility {
             subject: subject(2),
             version: None,
             submitted: submitted(bytes)?.0,
             verbose: query_flag(query, "verbose"),
         },
-        ("POST", ["compatibility", "subjects", _, "versions", v]) => Compatibility {
+        ("POST", ["compatibility", "subjects", _, "versions", v]) => CheckCompatibility {
             subject: subject(2),
             version: Some(VersionRef::parse(v)?),
             submitted: submitted(bytes)?.0,
@@ -291,7 +291,7 @@ pub fn answer(registry: &Registry, operation: &Operation) -> Result<Answer, Regi
             write(registry.set_mode(subject.as_deref(), *mode, *force)?, |m| json!({ "mode": m.name() }))
         }
         DeleteMode { subject } => write(registry.delete_mode(subject)?, |m| json!({ "mode": m.name() })),
-        Compatibility { subject, version, submitted, verbose } => {
+        CheckCompatibility { subject, version, submitted, verbose } => {
             let reasons = registry.check_compatibility(subject, *version, submitted)?;
             let mut body = json!({ "is_compatible": reasons.is_empty() });
             if *verbose {
