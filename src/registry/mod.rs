@@ -39,6 +39,9 @@ pub struct SchemaRegistry {
     applied_to: Cell<i64>,
     /// Held while a change is checked, written and applied.
     changing: futures::lock::Mutex<()>,
+    /// Held while the state catches up with `_schemas`, so that one read's
+    /// records are applied whole before anyone answers from the state.
+    catching_up: futures::lock::Mutex<()>,
     ready: Cell<bool>,
 }
 
@@ -49,10 +52,16 @@ impl SchemaRegistry {
             self.store.ensure_topic().await?;
             self.ready.set(true);
         }
-        let mut registry = std::mem::take(&mut *self.registry.borrow_mut());
-        let applied = self.store.catch_up(&mut registry, self.applied_to.get()).await;
-        *self.registry.borrow_mut() = registry;
-        self.applied_to.set(applied?);
+        let _catching_up = self.catching_up.lock().await;
+        let caught = self.store.read_from(self.applied_to.get()).await?;
+        let mut registry = self.registry.borrow_mut();
+        if caught.reset {
+            *registry = Registry::default();
+        }
+        for record in &caught.records {
+            registry.apply(record);
+        }
+        self.applied_to.set(caught.next);
         Ok(())
     }
 
@@ -90,6 +99,7 @@ pub async fn listen(shard: Rc<Shard>, listener: std::net::TcpListener) -> std::i
         registry: RefCell::new(Registry::default()),
         applied_to: Cell::new(0),
         changing: futures::lock::Mutex::new(()),
+        catching_up: futures::lock::Mutex::new(()),
         ready: Cell::new(false),
     });
     let open = Rc::new(Cell::new(0usize));

@@ -15,7 +15,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use sluice_registry::records::Record;
-use sluice_registry::{Registry, RegistryError};
+use sluice_registry::RegistryError;
 
 use crate::constants::SCHEMA_REGISTRY_READ_BYTES_MAX;
 use crate::handlers;
@@ -133,13 +133,16 @@ impl Store {
         Ok(())
     }
 
-    /// Applies what `_schemas` holds from `from` up to its high watermark;
-    /// the offset after the last record applied.
-    pub async fn catch_up(&self, registry: &mut Registry, mut from: i64) -> Result<i64, RegistryError> {
+    /// The records `_schemas` holds from `from` up to its last stable
+    /// offset, and the offset after them. `reset` when `from` is below the
+    /// log start (compaction or deleted records): the records are then
+    /// those from the log start, and the state must be rebuilt from them.
+    pub async fn read_from(&self, mut from: i64) -> Result<Catch, RegistryError> {
         let catalog = self.shard.catalog();
         let meta = catalog.topic(SCHEMAS_TOPIC).ok_or_else(|| RegistryError::Store("_schemas does not exist".into()))?;
         let owner = meta.owner(0).ok_or_else(|| RegistryError::Store("_schemas has no partition 0".into()))?;
         let topic: Arc<str> = meta.name.clone();
+        let mut caught = Catch { records: Vec::new(), next: from, reset: false };
         loop {
             let part = ReadPart {
                 topic: topic.clone(),
@@ -157,16 +160,15 @@ impl Store {
                 .ok_or_else(|| RegistryError::Store("the owner of _schemas did not answer".into()))?;
             let read = match read {
                 Ok(read) => read,
-                // Compacted or deleted below us: start again from the log start.
-                Err(e) if handlers::errors::route_error_code(&e) == ResponseError::OffsetOutOfRange => {
-                    *registry = Registry::default();
+                Err(e) if handlers::errors::route_error_code(&e) == ResponseError::OffsetOutOfRange && !caught.reset => {
+                    caught = Catch { records: Vec::new(), next: 0, reset: true };
                     from = 0;
                     continue;
                 }
                 Err(e) => return Err(RegistryError::Store(format!("reading _schemas: {e}"))),
             };
             if from < read.log_start_offset {
-                *registry = Registry::default();
+                caught = Catch { records: Vec::new(), next: read.log_start_offset, reset: true };
                 from = read.log_start_offset;
                 continue;
             }
@@ -176,12 +178,15 @@ impl Store {
                     let last = header.last_offset();
                     if !header.is_control() {
                         let mut one = chunk.slice(position..position + header.size_bytes);
-                        let set = RecordBatchDecoder::decode_with_custom_compression(&mut one, Some(crate::admin::records::decompress))
-                            .map_err(|e| RegistryError::Store(format!("reading _schemas at {}: {e}", header.base_offset)))?;
+                        let set = RecordBatchDecoder::decode_with_custom_compression(
+                            &mut one,
+                            Some(crate::admin::records::decompress),
+                        )
+                        .map_err(|e| RegistryError::Store(format!("reading _schemas at {}: {e}", header.base_offset)))?;
                         for r in set.records.iter().filter(|r| r.offset >= from) {
                             let Some(key) = r.key.as_deref() else { continue };
                             match Record::decode(key, r.value.as_deref()) {
-                                Ok(Some(record)) => registry.apply(&record),
+                                Ok(Some(record)) => caught.records.push(record),
                                 Ok(None) => {}
                                 Err(e) => tracing::warn!(offset = r.offset, error = %e, "_schemas record skipped"),
                             }
@@ -190,10 +195,18 @@ impl Store {
                     next = next.max(last + 1);
                 }
             }
+            caught.next = next.max(from);
             if next <= from || next >= read.last_stable_offset {
-                return Ok(next.max(from));
+                return Ok(caught);
             }
             from = next;
         }
     }
+}
+
+/// What a read of `_schemas` found.
+pub struct Catch {
+    pub records: Vec<Record>,
+    pub next: i64,
+    pub reset: bool,
 }
