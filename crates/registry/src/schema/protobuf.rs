@@ -59,7 +59,7 @@ fn file_of(name: &str, text: &str) -> Result<protox::file::File, protox::Error> 
         Err(source_error) => match decode_descriptor(text) {
             Some(mut descriptor) => {
                 descriptor.name = Some(name.to_string());
-                protox::file::File::from_file_descriptor_proto(descriptor).map_err(|_| source_error)
+                Ok(protox::file::File::from_file_descriptor_proto(descriptor))
             }
             None => Err(source_error),
         },
