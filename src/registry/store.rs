@@ -30,6 +30,8 @@ use crate::shard::Shard;
 pub const SCHEMAS_TOPIC: &str = "_schemas";
 /// The principal the registry's own Kafka requests act as (with an authorizer it needs ACLs on `_schemas`).
 pub const REGISTRY_PRINCIPAL_NAME: &str = "sluice-schema-registry";
+/// The highest Produce version that names topics (v13 names them by id).
+const PRODUCE_BY_NAME_VERSION_MAX: i16 = 12;
 /// How long the registry's produce waits for its write to be synced.
 const PRODUCE_TIMEOUT_MS: i32 = 30_000;
 
@@ -53,8 +55,10 @@ impl Store {
         Store { shard, listener, address }
     }
 
-    fn context(&self, api: ApiKey) -> RequestContext {
-        let version = versions::supported(api).map(|r| r.max).unwrap_or(0);
+    /// A request of the registry's own at `api`'s highest version, or at
+    /// `version_max` when that is lower (Produce names its topic up to v12).
+    fn context(&self, api: ApiKey, version_max: i16) -> RequestContext {
+        let version = versions::supported(api).map(|r| r.max).unwrap_or(0).min(version_max);
         let header = RequestHeader::default()
             .with_request_api_key(api as i16)
             .with_request_api_version(version)
@@ -76,7 +80,7 @@ impl Store {
             .with_replication_factor(-1)
             .with_configs(vec![config("cleanup.policy", "compact")]);
         let request = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(PRODUCE_TIMEOUT_MS);
-        let response = handlers::create_topics::handle(&self.shard, &self.context(ApiKey::CreateTopics), request).await;
+        let response = handlers::create_topics::handle(&self.shard, &self.context(ApiKey::CreateTopics, i16::MAX), request).await;
         match response.topics.first().map(|t| t.error_code) {
             Some(0) => Ok(()),
             Some(code) if code == ResponseError::TopicAlreadyExists.code() => Ok(()),
@@ -118,7 +122,7 @@ impl Store {
         let partition = PartitionProduceData::default().with_index(0).with_records(Some(buf.freeze()));
         let topic = TopicProduceData::default().with_name(str_bytes(SCHEMAS_TOPIC).into()).with_partition_data(vec![partition]);
         let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(PRODUCE_TIMEOUT_MS).with_topic_data(vec![topic]);
-        let response = handlers::produce::handle(&self.shard, &self.context(ApiKey::Produce), request)
+        let response = handlers::produce::handle(&self.shard, &self.context(ApiKey::Produce, PRODUCE_BY_NAME_VERSION_MAX), request)
             .await
             .ok_or_else(|| RegistryError::Store("writing _schemas: no answer".into()))?;
         let code = response

@@ -433,7 +433,7 @@ pub fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
 }
 
 /// `HOST:PORT` (an `http://` prefix is allowed), or `none` / empty for no listener.
-fn parse_http_listen(key: &str, text: &str) -> Result<Option<SocketAddr>, ConfigError> {
+fn parse_http_listen(key: &'static str, text: &str) -> Result<Option<SocketAddr>, ConfigError> {
     let text = text.trim();
     if text.is_empty() || text.eq_ignore_ascii_case("none") {
         return Ok(None);
