@@ -234,7 +234,8 @@ pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), 
         }
         None => None,
     };
-    let admin_listener = Arc::new(std::sync::Mutex::new(HttpListeners { admin: admin_listener, registry: registry_listener }));
+    let admin_listener =
+        Arc::new(std::sync::Mutex::new(HttpListeners { admin: admin_listener, registry: registry_listener }));
     let started = std::time::Instant::now();
     let config = Arc::new(config);
     let mesh = MeshBuilder::<ShardMessage, _>::full(config.shards, MESH_CHANNEL_DEPTH);

@@ -111,7 +111,10 @@ pub async fn listen(shard: Rc<Shard>, listener: std::net::TcpListener) -> std::i
             accept = Box::pin(listener.accept());
             match accepted {
                 Ok(stream) if open.get() >= ADMIN_CONNECTIONS_MAX => {
-                    tracing::warn!(max = ADMIN_CONNECTIONS_MAX, "schema registry connections at their limit; closing one");
+                    tracing::warn!(
+                        max = ADMIN_CONNECTIONS_MAX,
+                        "schema registry connections at their limit; closing one"
+                    );
                     drop(stream);
                 }
                 Ok(stream) => {

@@ -13,7 +13,9 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use sluice_registry::records::Record;
 use sluice_registry::RegistryError;
 
@@ -73,14 +75,16 @@ impl Store {
         if self.shard.catalog().topic(SCHEMAS_TOPIC).is_some() {
             return Ok(());
         }
-        let config = |k: &str, v: &str| CreatableTopicConfig::default().with_name(str_bytes(k)).with_value(Some(str_bytes(v)));
+        let config =
+            |k: &str, v: &str| CreatableTopicConfig::default().with_name(str_bytes(k)).with_value(Some(str_bytes(v)));
         let topic = CreatableTopic::default()
             .with_name(str_bytes(SCHEMAS_TOPIC).into())
             .with_num_partitions(1)
             .with_replication_factor(-1)
             .with_configs(vec![config("cleanup.policy", "compact")]);
         let request = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(PRODUCE_TIMEOUT_MS);
-        let response = handlers::create_topics::handle(&self.shard, &self.context(ApiKey::CreateTopics, i16::MAX), request).await;
+        let response =
+            handlers::create_topics::handle(&self.shard, &self.context(ApiKey::CreateTopics, i16::MAX), request).await;
         match response.topics.first().map(|t| t.error_code) {
             Some(0) => Ok(()),
             Some(code) if code == ResponseError::TopicAlreadyExists.code() => Ok(()),
@@ -91,9 +95,8 @@ impl Store {
 
     /// Writes the records as one batch and waits until it is synced.
     pub async fn write(&self, records: &[Record]) -> Result<(), RegistryError> {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let encoded: Vec<kafka_protocol::records::Record> = records
             .iter()
             .enumerate()
@@ -117,14 +120,24 @@ impl Store {
             })
             .collect();
         let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, &encoded, &RecordEncodeOptions { version: 2, compression: Compression::None })
-            .map_err(|e| RegistryError::Store(format!("encoding records: {e}")))?;
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &encoded,
+            &RecordEncodeOptions { version: 2, compression: Compression::None },
+        )
+        .map_err(|e| RegistryError::Store(format!("encoding records: {e}")))?;
         let partition = PartitionProduceData::default().with_index(0).with_records(Some(buf.freeze()));
-        let topic = TopicProduceData::default().with_name(str_bytes(SCHEMAS_TOPIC).into()).with_partition_data(vec![partition]);
-        let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(PRODUCE_TIMEOUT_MS).with_topic_data(vec![topic]);
-        let response = handlers::produce::handle(&self.shard, &self.context(ApiKey::Produce, PRODUCE_BY_NAME_VERSION_MAX), request)
-            .await
-            .ok_or_else(|| RegistryError::Store("writing _schemas: no answer".into()))?;
+        let topic =
+            TopicProduceData::default().with_name(str_bytes(SCHEMAS_TOPIC).into()).with_partition_data(vec![partition]);
+        let request =
+            ProduceRequest::default().with_acks(-1).with_timeout_ms(PRODUCE_TIMEOUT_MS).with_topic_data(vec![topic]);
+        let response = handlers::produce::handle(
+            &self.shard,
+            &self.context(ApiKey::Produce, PRODUCE_BY_NAME_VERSION_MAX),
+            request,
+        )
+        .await
+        .ok_or_else(|| RegistryError::Store("writing _schemas: no answer".into()))?;
         let code = response
             .responses
             .first()
@@ -143,7 +156,8 @@ impl Store {
     /// those from the log start, and the state must be rebuilt from them.
     pub async fn read_from(&self, mut from: i64) -> Result<Catch, RegistryError> {
         let catalog = self.shard.catalog();
-        let meta = catalog.topic(SCHEMAS_TOPIC).ok_or_else(|| RegistryError::Store("_schemas does not exist".into()))?;
+        let meta =
+            catalog.topic(SCHEMAS_TOPIC).ok_or_else(|| RegistryError::Store("_schemas does not exist".into()))?;
         let owner = meta.owner(0).ok_or_else(|| RegistryError::Store("_schemas has no partition 0".into()))?;
         let topic: Arc<str> = meta.name.clone();
         let mut caught = Catch { records: Vec::new(), next: from, reset: false };
@@ -164,7 +178,9 @@ impl Store {
                 .ok_or_else(|| RegistryError::Store("the owner of _schemas did not answer".into()))?;
             let read = match read {
                 Ok(read) => read,
-                Err(e) if handlers::errors::route_error_code(&e) == ResponseError::OffsetOutOfRange && !caught.reset => {
+                Err(e)
+                    if handlers::errors::route_error_code(&e) == ResponseError::OffsetOutOfRange && !caught.reset =>
+                {
                     caught = Catch { records: Vec::new(), next: 0, reset: true };
                     from = 0;
                     continue;
@@ -186,7 +202,9 @@ impl Store {
                             &mut one,
                             Some(crate::admin::records::decompress),
                         )
-                        .map_err(|e| RegistryError::Store(format!("reading _schemas at {}: {e}", header.base_offset)))?;
+                        .map_err(|e| {
+                            RegistryError::Store(format!("reading _schemas at {}: {e}", header.base_offset))
+                        })?;
                         for r in set.records.iter().filter(|r| r.offset >= from) {
                             let Some(key) = r.key.as_deref() else { continue };
                             match Record::decode(key, r.value.as_deref()) {

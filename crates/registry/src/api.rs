@@ -7,9 +7,9 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::schema::{Compatibility, Mode, Reference, SchemaType};
-use crate::state::{Change, Registry, Submitted, SubjectVersion, VersionRef};
 use crate::records::Record;
+use crate::schema::{Compatibility, Mode, Reference, SchemaType};
+use crate::state::{Change, Registry, SubjectVersion, Submitted, VersionRef};
 use crate::RegistryError;
 
 /// One request of the API.
@@ -116,7 +116,12 @@ fn schema_id(text: &str) -> Result<i32, RegistryError> {
 }
 
 /// Parses a request: `segments` are the path's decoded segments, `query` its decoded pairs.
-pub fn parse(method: &str, segments: &[String], query: &[(String, String)], bytes: &[u8]) -> Result<Operation, RegistryError> {
+pub fn parse(
+    method: &str,
+    segments: &[String],
+    query: &[(String, String)],
+    bytes: &[u8],
+) -> Result<Operation, RegistryError> {
     let s: Vec<&str> = segments.iter().map(String::as_str).filter(|s| !s.is_empty()).collect();
     let deleted = query_flag(query, "deleted");
     let permanent = query_flag(query, "permanent");
@@ -160,15 +165,24 @@ pub fn parse(method: &str, segments: &[String], query: &[(String, String)], byte
         ("GET", ["config", _]) => {
             GetConfig { subject: Some(subject(1)), default_to_global: query_flag(query, "defaultToGlobal") }
         }
-        ("PUT", ["config"]) => SetConfig { subject: None, level: Compatibility::parse(&body::<ConfigBody>(bytes)?.compatibility)? },
-        ("PUT", ["config", _]) => {
-            SetConfig { subject: Some(subject(1)), level: Compatibility::parse(&body::<ConfigBody>(bytes)?.compatibility)? }
+        ("PUT", ["config"]) => {
+            SetConfig { subject: None, level: Compatibility::parse(&body::<ConfigBody>(bytes)?.compatibility)? }
         }
+        ("PUT", ["config", _]) => SetConfig {
+            subject: Some(subject(1)),
+            level: Compatibility::parse(&body::<ConfigBody>(bytes)?.compatibility)?,
+        },
         ("DELETE", ["config"]) => DeleteConfig { subject: None },
         ("DELETE", ["config", _]) => DeleteConfig { subject: Some(subject(1)) },
         ("GET", ["mode"]) => GetMode { subject: None, default_to_global: true },
-        ("GET", ["mode", _]) => GetMode { subject: Some(subject(1)), default_to_global: query_flag(query, "defaultToGlobal") },
-        ("PUT", ["mode"]) => SetMode { subject: None, mode: Mode::parse(&body::<ModeBody>(bytes)?.mode)?, force: query_flag(query, "force") },
+        ("GET", ["mode", _]) => {
+            GetMode { subject: Some(subject(1)), default_to_global: query_flag(query, "defaultToGlobal") }
+        }
+        ("PUT", ["mode"]) => SetMode {
+            subject: None,
+            mode: Mode::parse(&body::<ModeBody>(bytes)?.mode)?,
+            force: query_flag(query, "force"),
+        },
         ("PUT", ["mode", _]) => SetMode {
             subject: Some(subject(1)),
             mode: Mode::parse(&body::<ModeBody>(bytes)?.mode)?,
@@ -234,7 +248,9 @@ pub fn answer(registry: &Registry, operation: &Operation) -> Result<Answer, Regi
         Register { subject, submitted, import } => {
             write(registry.register(subject, submitted, *import)?, |id| json!({ "id": id }))
         }
-        Lookup { subject, submitted, deleted } => Answer::Json(version_json(&registry.lookup(subject, submitted, *deleted)?)),
+        Lookup { subject, submitted, deleted } => {
+            Answer::Json(version_json(&registry.lookup(subject, submitted, *deleted)?))
+        }
         DeleteVersion { subject, version, permanent } => {
             write(registry.delete_version(subject, *version, *permanent)?, |n| json!(n))
         }
@@ -256,8 +272,11 @@ pub fn answer(registry: &Registry, operation: &Operation) -> Result<Answer, Regi
         }
         SchemaUsages { id, deleted } => {
             registry.schema(*id)?;
-            let usages: Vec<Value> =
-                registry.usages(*id, *deleted).into_iter().map(|(s, v)| json!({ "subject": s, "version": v })).collect();
+            let usages: Vec<Value> = registry
+                .usages(*id, *deleted)
+                .into_iter()
+                .map(|(s, v)| json!({ "subject": s, "version": v }))
+                .collect();
             Answer::Json(json!(usages))
         }
         SchemaSubjects { id, deleted } => {

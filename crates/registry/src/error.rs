@@ -19,7 +19,9 @@ pub enum RegistryError {
     VersionSoftDeleted { subject: String, version: i32 },
     #[error("Subject '{subject}' Version {version} was not deleted first before being permanently deleted")]
     VersionNotSoftDeleted { subject: String, version: i32 },
-    #[error("One or more references exist to the schema {{magic=1,keytype=SCHEMA,subject={subject},version={version}}}.")]
+    #[error(
+        "One or more references exist to the schema {{magic=1,keytype=SCHEMA,subject={subject},version={version}}}."
+    )]
     ReferenceExists { subject: String, version: i32 },
     #[error("{0}")]
     Incompatible(String),

@@ -166,16 +166,23 @@ mod tests {
     #[test]
     fn keys_and_values_read_as_confluent_writes_them() {
         let key = br#"{"keytype":"SCHEMA","subject":"orders-value","version":2,"magic":1}"#;
-        let value = br#"{"subject":"orders-value","version":2,"id":7,"schemaType":"JSON","schema":"{}","deleted":false}"#;
+        let value =
+            br#"{"subject":"orders-value","version":2,"id":7,"schemaType":"JSON","schema":"{}","deleted":false}"#;
         let record = Record::decode(key, Some(value)).unwrap().unwrap();
         assert_eq!(record.key, Key::schema("orders-value", 2));
         let Some(Value::Schema(s)) = &record.value else { panic!("{record:?}") };
         assert_eq!((s.id, s.schema_type, s.deleted), (7, SchemaType::Json, false));
 
-        let config = Record::decode(br#"{"keytype":"CONFIG","subject":null,"magic":0}"#, Some(br#"{"compatibilityLevel":"FULL_TRANSITIVE"}"#));
+        let config = Record::decode(
+            br#"{"keytype":"CONFIG","subject":null,"magic":0}"#,
+            Some(br#"{"compatibilityLevel":"FULL_TRANSITIVE"}"#),
+        );
         let config = config.unwrap().unwrap();
         assert_eq!(config.key, Key::config(None));
-        assert_eq!(config.value, Some(Value::Config(ConfigValue { compatibility_level: Compatibility::FullTransitive })));
+        assert_eq!(
+            config.value,
+            Some(Value::Config(ConfigValue { compatibility_level: Compatibility::FullTransitive }))
+        );
 
         let tombstone = Record::decode(key, None).unwrap().unwrap();
         assert!(tombstone.value.is_none());
@@ -200,6 +207,9 @@ mod tests {
         };
         let (key, value) = record.encode();
         assert_eq!(Record::decode(&key, value.as_deref()).unwrap(), Some(record));
-        assert!(!String::from_utf8(value.unwrap()).unwrap().contains("schemaType"), "AVRO is left out, as Confluent does");
+        assert!(
+            !String::from_utf8(value.unwrap()).unwrap().contains("schemaType"),
+            "AVRO is left out, as Confluent does"
+        );
     }
 }

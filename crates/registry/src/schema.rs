@@ -156,19 +156,25 @@ impl Mode {
 /// A schema parsed by its type's parser, with what was resolved of its references.
 #[derive(Debug, Clone)]
 pub enum Parsed {
-    Avro(avro::AvroSchema),
+    Avro(Box<avro::AvroSchema>),
     Json(json::JsonSchema),
-    Protobuf(protobuf::ProtobufSchema),
+    Protobuf(Box<protobuf::ProtobufSchema>),
 }
 
 impl Parsed {
     /// Parses `text` as a schema of `schema_type`; `references` are the
     /// texts of the schemas it references (already registered), by name.
-    pub fn parse(schema_type: SchemaType, text: &str, references: &[(String, String)]) -> Result<Parsed, RegistryError> {
+    pub fn parse(
+        schema_type: SchemaType,
+        text: &str,
+        references: &[(String, String)],
+    ) -> Result<Parsed, RegistryError> {
         match schema_type {
-            SchemaType::Avro => avro::AvroSchema::parse(text, references).map(Parsed::Avro),
+            SchemaType::Avro => avro::AvroSchema::parse(text, references).map(|s| Parsed::Avro(Box::new(s))),
             SchemaType::Json => json::JsonSchema::parse(text, references).map(Parsed::Json),
-            SchemaType::Protobuf => protobuf::ProtobufSchema::parse(text, references).map(Parsed::Protobuf),
+            SchemaType::Protobuf => {
+                protobuf::ProtobufSchema::parse(text, references).map(|s| Parsed::Protobuf(Box::new(s)))
+            }
         }
     }
 
@@ -188,7 +194,9 @@ impl Parsed {
             (Parsed::Avro(reader), Parsed::Avro(writer)) => reader.can_read(writer),
             (Parsed::Json(reader), Parsed::Json(writer)) => reader.can_read(writer),
             (Parsed::Protobuf(reader), Parsed::Protobuf(writer)) => reader.can_read(writer),
-            _ => vec!["{errorType:'SCHEMA_TYPE_CHANGED', description:'the schemas are of different types'}".to_string()],
+            _ => {
+                vec!["{errorType:'SCHEMA_TYPE_CHANGED', description:'the schemas are of different types'}".to_string()]
+            }
         }
     }
 }

@@ -236,7 +236,12 @@ impl Registry {
     }
 
     /// `GET /subjects/{s}/versions/{v}`.
-    pub fn subject_version(&self, subject: &str, which: VersionRef, deleted: bool) -> Result<SubjectVersion, RegistryError> {
+    pub fn subject_version(
+        &self,
+        subject: &str,
+        which: VersionRef,
+        deleted: bool,
+    ) -> Result<SubjectVersion, RegistryError> {
         let versions = self.live_subject(subject, deleted)?;
         let version = self.version(subject, which, deleted)?;
         let number = match which {
@@ -323,7 +328,10 @@ impl Registry {
     }
 
     pub fn subject_mode(&self, subject: &str) -> Result<Mode, RegistryError> {
-        self.subject_modes.get(subject).copied().ok_or_else(|| RegistryError::SubjectModeNotConfigured(subject.to_string()))
+        self.subject_modes
+            .get(subject)
+            .copied()
+            .ok_or_else(|| RegistryError::SubjectModeNotConfigured(subject.to_string()))
     }
 
     /// `POST /compatibility/subjects/{s}/versions[/{v}]`: the reasons the
@@ -351,9 +359,10 @@ impl Registry {
     }
 
     fn parsed(&self, id: i32) -> Result<&Parsed, RegistryError> {
-        self.schemas[&id].parsed.as_ref().ok_or_else(|| {
-            RegistryError::Store(format!("schema {id} could not be parsed again from the store"))
-        })
+        self.schemas[&id]
+            .parsed
+            .as_ref()
+            .ok_or_else(|| RegistryError::Store(format!("schema {id} could not be parsed again from the store")))
     }
 
     /// The subject's live versions' schemas, oldest first (none for an unknown subject).
@@ -469,14 +478,18 @@ impl Registry {
 
     /// `DELETE /subjects/{s}/versions/{v}[?permanent=true]`: the version deleted.
     /// A permanent delete needs a soft delete first, as Confluent's does.
-    pub fn delete_version(&self, subject: &str, which: VersionRef, permanent: bool) -> Result<Change<i32>, RegistryError> {
+    pub fn delete_version(
+        &self,
+        subject: &str,
+        which: VersionRef,
+        permanent: bool,
+    ) -> Result<Change<i32>, RegistryError> {
         self.writable(Some(subject))?;
         let versions = self.subjects.get(subject).ok_or_else(|| RegistryError::SubjectNotFound(subject.to_string()))?;
         let (number, version) = match which {
-            VersionRef::Number(n) => versions
-                .get(&n)
-                .map(|v| (n, *v))
-                .ok_or_else(|| RegistryError::VersionNotFound(n.to_string()))?,
+            VersionRef::Number(n) => {
+                versions.get(&n).map(|v| (n, *v)).ok_or_else(|| RegistryError::VersionNotFound(n.to_string()))?
+            }
             VersionRef::Latest => versions
                 .iter()
                 .rev()
@@ -490,7 +503,9 @@ impl Registry {
         let key = Key::schema(subject, number);
         match (permanent, version.deleted) {
             (false, true) => Err(RegistryError::VersionSoftDeleted { subject: subject.to_string(), version: number }),
-            (true, false) => Err(RegistryError::VersionNotSoftDeleted { subject: subject.to_string(), version: number }),
+            (true, false) => {
+                Err(RegistryError::VersionNotSoftDeleted { subject: subject.to_string(), version: number })
+            }
             (true, true) => Ok(Change::Write(vec![self.id_floor(), Record { key, value: None }], number)),
             (false, false) => {
                 let mut shown = self.show(subject, number, version.id);
@@ -581,11 +596,8 @@ impl Registry {
 
     /// `GET /subjects/{s}/versions/{v}/referencedby`: ids of live schemas referencing the version.
     pub fn referencing_ids(&self, subject: &str, version: i32) -> Vec<i32> {
-        let mut ids: Vec<i32> = self
-            .referenced_by(subject, version)
-            .into_iter()
-            .map(|(s, n)| self.subjects[&s][&n].id)
-            .collect();
+        let mut ids: Vec<i32> =
+            self.referenced_by(subject, version).into_iter().map(|(s, n)| self.subjects[&s][&n].id).collect();
         ids.sort_unstable();
         ids.dedup();
         ids

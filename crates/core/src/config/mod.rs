@@ -771,6 +771,16 @@ mod tests {
     }
 
     #[test]
+    fn the_schema_registry_defaults_to_confluents_port_on_localhost_and_can_be_turned_off() {
+        let c = BrokerConfig::resolve(&args()).unwrap();
+        assert_eq!(c.schema_registry_listen.unwrap().to_string(), "127.0.0.1:8081");
+        let c = BrokerConfig::resolve(&ServeArgs { schema_registry_listen: Some("none".into()), ..args() }).unwrap();
+        assert_eq!(c.schema_registry_listen, None);
+        let bad = BrokerConfig::resolve(&ServeArgs { schema_registry_listen: Some("nowhere".into()), ..args() });
+        assert!(bad.unwrap_err().to_string().contains("schema.registry.listeners"));
+    }
+
+    #[test]
     fn the_admin_listener_defaults_to_localhost_and_can_be_turned_off() {
         let c = BrokerConfig::resolve(&args()).unwrap();
         assert_eq!(c.admin_listen.unwrap().to_string(), "127.0.0.1:9644");

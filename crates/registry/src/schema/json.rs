@@ -40,7 +40,9 @@ impl JsonSchema {
             let value: Value = serde_json::from_str(text)
                 .map_err(|e| RegistryError::InvalidSchema(format!("{text}, details: {e}")))?;
             if !matches!(value, Value::Object(_) | Value::Bool(_)) {
-                return Err(RegistryError::InvalidSchema(format!("{text}, details: a schema is an object or a boolean")));
+                return Err(RegistryError::InvalidSchema(format!(
+                    "{text}, details: a schema is an object or a boolean"
+                )));
             }
             if let Err(e) = jsonschema::meta::validate(&value) {
                 return Err(RegistryError::InvalidSchema(format!("{text}, details: {e}")));
@@ -95,7 +97,21 @@ fn object(schema: &Value) -> Option<&Map<String, Value>> {
 fn allows_all(schema: &Value) -> bool {
     match schema {
         Value::Bool(b) => *b,
-        Value::Object(o) => o.keys().all(|k| matches!(k.as_str(), "$schema" | "$id" | "id" | "title" | "description" | "$comment" | "default" | "examples" | "definitions" | "$defs")),
+        Value::Object(o) => o.keys().all(|k| {
+            matches!(
+                k.as_str(),
+                "$schema"
+                    | "$id"
+                    | "id"
+                    | "title"
+                    | "description"
+                    | "$comment"
+                    | "default"
+                    | "examples"
+                    | "definitions"
+                    | "$defs"
+            )
+        }),
         _ => false,
     }
 }
@@ -119,11 +135,47 @@ fn number(schema: &Map<String, Value>, key: &str) -> Option<f64> {
 
 /// Keywords this check understands; any other keyword that differs makes the schemas incompatible.
 const COMPARED: &[&str] = &[
-    "type", "properties", "required", "additionalProperties", "minProperties", "maxProperties", "items",
-    "prefixItems", "additionalItems", "minItems", "maxItems", "uniqueItems", "minLength", "maxLength", "pattern",
-    "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "enum", "const", "anyOf",
-    "oneOf", "allOf", "not", "$ref", "$schema", "$id", "id", "title", "description", "$comment", "default",
-    "examples", "definitions", "$defs", "readOnly", "writeOnly", "deprecated",
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "minProperties",
+    "maxProperties",
+    "items",
+    "prefixItems",
+    "additionalItems",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "format",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "enum",
+    "const",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "not",
+    "$ref",
+    "$schema",
+    "$id",
+    "id",
+    "title",
+    "description",
+    "$comment",
+    "default",
+    "examples",
+    "definitions",
+    "$defs",
+    "readOnly",
+    "writeOnly",
+    "deprecated",
 ];
 
 impl Check<'_> {
@@ -214,7 +266,7 @@ impl Check<'_> {
         match (&rt, &wt) {
             (Some(rt), Some(wt)) => {
                 for t in wt {
-                    if !rt.contains(t) && !(t == "integer" && rt.contains("number")) {
+                    if !(rt.contains(t) || t == "integer" && rt.contains("number")) {
                         self.fail(path, "TYPE_NARROWED");
                     }
                 }
@@ -240,7 +292,9 @@ impl Check<'_> {
             }
         }
         if may_be("number") || may_be("integer") {
-            for (key, upper) in [("minimum", false), ("maximum", true), ("exclusiveMinimum", false), ("exclusiveMaximum", true)] {
+            for (key, upper) in
+                [("minimum", false), ("maximum", true), ("exclusiveMinimum", false), ("exclusiveMaximum", true)]
+            {
                 self.bound(r, w, path, key, upper);
             }
             if let Some(m) = number(r, "multipleOf") {
@@ -282,11 +336,7 @@ impl Check<'_> {
             }
         };
         match (allowed(r), allowed(w)) {
-            (Some(rv), Some(wv)) => {
-                if wv.iter().any(|v| !rv.contains(v)) {
-                    self.fail(path, "ENUM_ARRAY_NARROWED");
-                }
-            }
+            (Some(rv), Some(wv)) if wv.iter().any(|v| !rv.contains(v)) => self.fail(path, "ENUM_ARRAY_NARROWED"),
             (Some(_), None) => self.fail(path, "ENUM_ARRAY_ADDED"),
             _ => {}
         }
@@ -348,9 +398,7 @@ impl Check<'_> {
             let open = Value::Bool(true);
             match (m.get("prefixItems"), m.get("items")) {
                 (Some(Value::Array(prefix)), rest) => (prefix.clone(), rest.cloned().unwrap_or(open)),
-                (None, Some(Value::Array(items))) => {
-                    (items.clone(), m.get("additionalItems").cloned().unwrap_or(open))
-                }
+                (None, Some(Value::Array(items))) => (items.clone(), m.get("additionalItems").cloned().unwrap_or(open)),
                 (None, Some(items)) => (Vec::new(), items.clone()),
                 _ => (Vec::new(), open),
             }
@@ -413,7 +461,8 @@ mod tests {
     #[test]
     fn confluents_open_and_closed_content_model_rules() {
         // Adding a property to an open model: old documents may carry it with any value.
-        let added_open = r#"{"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"}},"required":["name"]}"#;
+        let added_open =
+            r#"{"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"}},"required":["name"]}"#;
         assert!(!compatible(added_open, PERSON).is_empty());
         // To a closed one it is compatible.
         let closed = r#"{"type":"object","properties":{"name":{"type":"string"}},"required":["name"],"additionalProperties":false}"#;
@@ -434,10 +483,16 @@ mod tests {
         assert_eq!(compatible(r#"{"type":["string","null"]}"#, r#"{"type":"string"}"#), Vec::<String>::new());
         assert!(!compatible(r#"{"type":"string"}"#, r#"{"type":["string","null"]}"#).is_empty());
         assert!(!compatible(r#"{"type":"string","maxLength":5}"#, r#"{"type":"string","maxLength":10}"#).is_empty());
-        assert_eq!(compatible(r#"{"type":"string","maxLength":10}"#, r#"{"type":"string","maxLength":5}"#), Vec::<String>::new());
+        assert_eq!(
+            compatible(r#"{"type":"string","maxLength":10}"#, r#"{"type":"string","maxLength":5}"#),
+            Vec::<String>::new()
+        );
         assert_eq!(compatible(r#"{"enum":["a","b","c"]}"#, r#"{"enum":["a","b"]}"#), Vec::<String>::new());
         assert!(!compatible(r#"{"enum":["a"]}"#, r#"{"enum":["a","b"]}"#).is_empty());
-        assert_eq!(compatible(r#"{"oneOf":[{"type":"string"},{"type":"integer"}]}"#, r#"{"type":"string"}"#), Vec::<String>::new());
+        assert_eq!(
+            compatible(r#"{"oneOf":[{"type":"string"},{"type":"integer"}]}"#, r#"{"type":"string"}"#),
+            Vec::<String>::new()
+        );
         assert!(!compatible(r#"{"type":"string"}"#, r#"{"oneOf":[{"type":"string"},{"type":"integer"}]}"#).is_empty());
     }
 

@@ -78,9 +78,7 @@ impl ProtobufSchema {
         files.insert(ROOT_FILE.to_string(), text.to_string());
         let mut compiler = protox::Compiler::with_file_resolver(Resolver { files });
         compiler.include_imports(true);
-        compiler
-            .open_file(ROOT_FILE)
-            .map_err(|e| RegistryError::InvalidSchema(format!("{text}, details: {e}")))?;
+        compiler.open_file(ROOT_FILE).map_err(|e| RegistryError::InvalidSchema(format!("{text}, details: {e}")))?;
         let set = compiler.file_descriptor_set();
         let mut messages = HashMap::new();
         let mut file = None;
@@ -251,7 +249,8 @@ mod tests {
     #[test]
     fn confluents_protobuf_rules() {
         let v1 = r#"syntax = "proto3"; package shop; message Order { string id = 1; int64 cents = 2; }"#;
-        let added = r#"syntax = "proto3"; package shop; message Order { string id = 1; int64 cents = 2; string note = 3; }"#;
+        let added =
+            r#"syntax = "proto3"; package shop; message Order { string id = 1; int64 cents = 2; string note = 3; }"#;
         assert!(check(added, v1).is_empty(), "a field added");
         assert!(check(v1, added).is_empty(), "a field removed");
         let widened = r#"syntax = "proto3"; package shop; message Order { string id = 1; int32 cents = 2; }"#;
