@@ -44,7 +44,7 @@ ssl.keystore.type=PEM
 ssl.keystore.location=$DATA/pki/broker.pem
 PROPS
 
-target/release/sluice serve --config "$DATA/server.properties" --data-dir "$DATA/data" --admin-listen none \
+target/release/sluice serve --config "$DATA/server.properties" --data-dir "$DATA/data" --admin-listen none --schema-registry-listen none \
     > "$DATA/broker.log" 2>&1 &
 BROKER=$!
 trap 'kill $BROKER 2>/dev/null || true' EXIT

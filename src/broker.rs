@@ -224,7 +224,18 @@ pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), 
         }
         None => None,
     };
-    let admin_listener = Arc::new(std::sync::Mutex::new(admin_listener));
+    let registry_listener = match config.schema_registry_listen {
+        Some(address) => {
+            let listener = std::net::TcpListener::bind(address)
+                .map_err(|e| format!("bind schema registry listener {address}: {e}"))?;
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            tracing::info!(schema_registry_addr = %bound, "schema registry at http://{bound}/");
+            Some(listener)
+        }
+        None => None,
+    };
+    let admin_listener =
+        Arc::new(std::sync::Mutex::new(HttpListeners { admin: admin_listener, registry: registry_listener }));
     let started = std::time::Instant::now();
     let config = Arc::new(config);
     let mesh = MeshBuilder::<ShardMessage, _>::full(config.shards, MESH_CHANNEL_DEPTH);
@@ -270,6 +281,12 @@ pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), 
     Ok(())
 }
 
+/// The HTTP listeners, bound before the shards start; the admin shard serves them.
+struct HttpListeners {
+    admin: Option<std::net::TcpListener>,
+    registry: Option<std::net::TcpListener>,
+}
+
 /// What each shard starts from.
 struct ShardStart {
     config: Arc<BrokerConfig>,
@@ -278,7 +295,7 @@ struct ShardStart {
     clean_start: bool,
     lifecycle: Arc<Lifecycle>,
     /// Taken by the admin shard.
-    admin_listener: Arc<std::sync::Mutex<Option<std::net::TcpListener>>>,
+    admin_listener: Arc<std::sync::Mutex<HttpListeners>>,
     started: std::time::Instant,
 }
 
@@ -333,14 +350,27 @@ async fn run_shard(start: ShardStart) -> Result<bool, String> {
         lifecycle,
     ));
     if shard.id == admin::ADMIN_SHARD {
-        let listener = admin_listener.lock().map_err(|_| "admin listener lock poisoned".to_string())?.take();
+        let (listener, registry_listener) = {
+            let mut listeners = admin_listener.lock().map_err(|_| "admin listener lock poisoned".to_string())?;
+            (listeners.admin.take(), listeners.registry.take())
+        };
+        // Behind Kafka work: a small share and no latency promise.
+        let queue =
+            glommio::executor().create_task_queue(glommio::Shares::Static(50), glommio::Latency::NotImportant, "admin");
+        if let Some(listener) = registry_listener {
+            let registry_shard = shard.clone();
+            glommio::spawn_local_into(
+                async move {
+                    if let Err(e) = crate::registry::listen(registry_shard, listener).await {
+                        tracing::error!(error = %e, "schema registry listener failed");
+                    }
+                },
+                queue,
+            )
+            .map_err(|e| format!("spawn schema registry listener: {e}"))?
+            .detach();
+        }
         if let Some(listener) = listener {
-            // Behind Kafka work: a small share and no latency promise.
-            let queue = glommio::executor().create_task_queue(
-                glommio::Shares::Static(50),
-                glommio::Latency::NotImportant,
-                "admin",
-            );
             let admin_shard = shard.clone();
             glommio::spawn_local_into(
                 async move {

@@ -34,6 +34,7 @@
 pub mod admin;
 pub mod broker;
 pub mod handlers;
+pub mod registry;
 pub mod server;
 pub mod tune;
 

@@ -137,7 +137,17 @@ async fn readme_run_command_works_as_written_from_a_fresh_clone() {
 fn start_in_cwd(cwd: &Path, args: &[&str], envs: &[(&str, &str)], data_dir: PathBuf) -> Broker {
     let mut command = clean_command(common::sluice_bin(), cwd);
     command
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--shards", "2"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--schema-registry-listen",
+            "127.0.0.1:0",
+            "--shards",
+            "2",
+        ])
         .args(args)
         .envs(envs.iter().copied());
     let log = cwd.join(format!("broker-{}.log", data_dir.file_name().unwrap().to_string_lossy()));
@@ -185,7 +195,17 @@ fn a_low_open_files_soft_limit_is_raised_to_the_hard_limit() {
     use std::os::unix::process::CommandExt;
     let dir = common::fresh_data_dir("nofile");
     let mut command = clean_command(common::sluice_bin(), &dir);
-    command.args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--shards", "2"]);
+    command.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--schema-registry-listen",
+        "127.0.0.1:0",
+        "--shards",
+        "2",
+    ]);
     command.arg("--data-dir").arg(dir.join("data"));
     // SAFETY: only setrlimit, async-signal-safe, between fork and exec.
     unsafe {

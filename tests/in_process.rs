@@ -38,6 +38,8 @@ impl InProcess {
             "127.0.0.1:0",
             "--admin-listen",
             "none",
+            "--schema-registry-listen",
+            "none",
             "--data-dir",
             data_dir,
             "--shards",

@@ -31,6 +31,7 @@ mod produce_semantics;
 mod python_security;
 mod readme_compatibility;
 mod restart;
+mod schema_registry;
 mod security;
 mod topic_lifecycle;
 mod transactions;

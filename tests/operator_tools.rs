@@ -923,7 +923,16 @@ fn a_kafka_4_1_server_properties_starts_the_broker_with_one_warning() {
     let misspelt = fresh_data_dir("ops-server-properties-bad").with_extension("properties");
     std::fs::write(&misspelt, text).unwrap();
     let output = Command::new(common::sluice_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "none", "--config"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "none",
+            "--schema-registry-listen",
+            "none",
+            "--config",
+        ])
         .arg(&misspelt)
         .arg("--data-dir")
         .arg(fresh_data_dir("ops-server-properties-bad"))

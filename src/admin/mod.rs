@@ -12,7 +12,7 @@
 
 pub mod api;
 mod console;
-mod io;
+pub(crate) mod io;
 pub mod metrics;
 pub mod records;
 

@@ -42,7 +42,7 @@ fn shown_bytes(r: &kafka_protocol::records::Record) -> usize {
 }
 
 /// Inflates a batch's records for the decoder, at most `DECOMPRESSED_BYTES_MAX` bytes.
-fn decompress(data: &mut Bytes, codec: Compression) -> anyhow::Result<Bytes> {
+pub(crate) fn decompress(data: &mut Bytes, codec: Compression) -> anyhow::Result<Bytes> {
     let data = std::mem::take(data);
     if codec == Compression::None {
         return Ok(data);

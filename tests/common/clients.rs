@@ -27,6 +27,10 @@ const KAFKA_PYTHON_VERSION: &str = "3.0.12";
 const CONFLUENT_KAFKA_VERSION: &str = "2.16.1";
 /// Prometheus's Python client, whose text-format parser reads `/metrics` in the tests.
 const PROMETHEUS_CLIENT_VERSION: &str = "0.26.0";
+/// What confluent-kafka's schema registry serializers need (Avro, JSON Schema, Protobuf).
+const FASTAVRO_VERSION: &str = "1.13.1";
+const JSONSCHEMA_VERSION: &str = "4.26.0";
+const PROTOBUF_VERSION: &str = "7.36.2";
 /// The codec packages kafka-python compresses snappy, lz4 and zstd batches with.
 const PYTHON_SNAPPY_VERSION: &str = "0.7.3";
 const LZ4_VERSION: &str = "4.4.5";
@@ -135,8 +139,9 @@ pub fn chromium() -> PathBuf {
 }
 
 /// A Python interpreter that has kafka-python (with python-snappy, lz4 and
-/// zstandard, its snappy, lz4 and zstd codecs), confluent-kafka and
-/// prometheus-client: a virtualenv in `target/clients/`.
+/// zstandard, its snappy, lz4 and zstd codecs), confluent-kafka (with its
+/// schema registry serializers' packages) and prometheus-client: a
+/// virtualenv in `target/clients/`.
 pub fn python() -> PathBuf {
     static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let found = PYTHON.get_or_init(|| {
@@ -147,12 +152,17 @@ pub fn python() -> PathBuf {
                 "-c",
                 &format!(
                     "import kafka, confluent_kafka, prometheus_client, importlib.metadata as m, sys; \
+                         import confluent_kafka.schema_registry.avro, confluent_kafka.schema_registry.json_schema; \
+                         import confluent_kafka.schema_registry.protobuf; \
                          sys.exit(kafka.__version__ != '{KAFKA_PYTHON_VERSION}' \
                          or m.version('confluent-kafka') != '{CONFLUENT_KAFKA_VERSION}' \
                          or m.version('prometheus-client') != '{PROMETHEUS_CLIENT_VERSION}' \
                          or m.version('python-snappy') != '{PYTHON_SNAPPY_VERSION}' \
                          or m.version('lz4') != '{LZ4_VERSION}' \
-                         or m.version('zstandard') != '{ZSTANDARD_VERSION}')"
+                         or m.version('zstandard') != '{ZSTANDARD_VERSION}' \
+                         or m.version('fastavro') != '{FASTAVRO_VERSION}' \
+                         or m.version('jsonschema') != '{JSONSCHEMA_VERSION}' \
+                         or m.version('protobuf') != '{PROTOBUF_VERSION}')"
                 ),
             ]))
         };
@@ -175,7 +185,10 @@ pub fn python() -> PathBuf {
         let pip = Command::new(&python)
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
             .arg(format!("kafka-python=={KAFKA_PYTHON_VERSION}"))
-            .arg(format!("confluent-kafka=={CONFLUENT_KAFKA_VERSION}"))
+            .arg(format!("confluent-kafka[avro,json,protobuf,schemaregistry]=={CONFLUENT_KAFKA_VERSION}"))
+            .arg(format!("fastavro=={FASTAVRO_VERSION}"))
+            .arg(format!("jsonschema=={JSONSCHEMA_VERSION}"))
+            .arg(format!("protobuf=={PROTOBUF_VERSION}"))
             .arg(format!("prometheus-client=={PROMETHEUS_CLIENT_VERSION}"))
             .arg(format!("python-snappy=={PYTHON_SNAPPY_VERSION}"))
             .arg(format!("lz4=={LZ4_VERSION}"))
@@ -187,7 +200,9 @@ pub fn python() -> PathBuf {
                 "pip could not install kafka-python=={KAFKA_PYTHON_VERSION}, \
                  confluent-kafka=={CONFLUENT_KAFKA_VERSION}, \
                  prometheus-client=={PROMETHEUS_CLIENT_VERSION}, python-snappy=={PYTHON_SNAPPY_VERSION}, \
-                 lz4=={LZ4_VERSION} and zstandard=={ZSTANDARD_VERSION} from PyPI"
+                 lz4=={LZ4_VERSION}, zstandard=={ZSTANDARD_VERSION}, and fastavro=={FASTAVRO_VERSION}, \
+                 jsonschema=={JSONSCHEMA_VERSION} and protobuf=={PROTOBUF_VERSION} for confluent-kafka's \
+                 schema registry serializers, from PyPI"
             ));
         }
         Ok(python)

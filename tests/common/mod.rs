@@ -75,6 +75,14 @@ fn admin_port(log: &str) -> Option<u16> {
     })
 }
 
+/// The schema registry's port, from the log line naming `schema_registry_addr=HOST:PORT`.
+fn schema_registry_port(log: &str) -> Option<u16> {
+    log.lines().map(strip_ansi).find_map(|line| {
+        let addr = line.split("schema_registry_addr=").nth(1)?.split_whitespace().next()?;
+        addr.rsplit(':').next()?.parse().ok()
+    })
+}
+
 /// `text` without ANSI colour codes (the broker colours its log on a terminal only).
 pub fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -113,7 +121,7 @@ impl Broker {
         let mut command = Command::new(sluice_bin());
         command
             .arg("serve")
-            .args(["--listen", listeners, "--admin-listen", "127.0.0.1:0"])
+            .args(["--listen", listeners, "--admin-listen", "127.0.0.1:0", "--schema-registry-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--shards", &shards.to_string()])
@@ -196,6 +204,12 @@ impl Broker {
 
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:PORT` of the broker's schema registry.
+    pub fn schema_registry_url(&self) -> String {
+        let port = schema_registry_port(&self.log()).expect("the broker's log names its schema registry address");
+        format!("http://127.0.0.1:{port}")
     }
 
     /// `http://127.0.0.1:PORT` of the broker's admin listener.

@@ -77,7 +77,7 @@ run_one() {
         # Port 0: the broker picks a free port; it is up once every shard logged "listening".
         # The log is emptied first: the redirect below happens in the child, later.
         : >"$dir/broker.log"
-        SLUICE_LOG=info "$bin/sluice" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data-dir "$data" \
+        SLUICE_LOG=info "$bin/sluice" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --schema-registry-listen none --data-dir "$data" \
             --shards "$(nproc)" \
             >"$dir/broker.log" 2>&1 &
         local pid=$! up=no

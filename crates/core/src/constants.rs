@@ -238,6 +238,12 @@ const _: () = assert!(DECOMPRESSED_BATCH_BYTES_MAX >= FETCH_READ_BYTES_PER_PARTI
 
 /// `admin.listeners` default: loopback only, Redpanda's admin port.
 pub const ADMIN_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
+/// `schema.registry.listeners` default: loopback only, Confluent Schema Registry's port.
+pub const SCHEMA_REGISTRY_LISTEN_DEFAULT: &str = "127.0.0.1:8081";
+/// Bytes of a schema registry request's body: a schema with its references' names.
+pub const SCHEMA_REGISTRY_REQUEST_BODY_BYTES_MAX: usize = 1024 * 1024;
+/// Records of `_schemas` read per catch-up step (its reads are bounded like a fetch).
+pub const SCHEMA_REGISTRY_READ_BYTES_MAX: i32 = 4 * 1024 * 1024;
 /// Admin HTTP connections open at once; more are closed on accept.
 pub const ADMIN_CONNECTIONS_MAX: usize = 64;
 /// Bytes of an admin request's line and headers (hyper's smallest read buffer is 8 KiB).

@@ -108,6 +108,10 @@ pub struct ServeArgs {
     /// health, web console); `none` turns it off.
     #[arg(long, env = "SLUICE_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
+    /// `schema.registry.listeners`: HOST:PORT of the schema registry's HTTP
+    /// listener (Confluent Schema Registry's REST API); `none` turns it off.
+    #[arg(long, env = "SLUICE_SCHEMA_REGISTRY_LISTEN")]
+    pub schema_registry_listen: Option<String>,
     /// `metrics.partitions.enable`: per-partition series in /metrics (their
     /// number grows with the partitions).
     #[arg(long, env = "SLUICE_METRICS_PARTITIONS_ENABLE")]
@@ -279,6 +283,8 @@ pub struct BrokerConfig {
     pub connections_max_idle_ms: u64,
     /// The admin HTTP listener's address; `None`: turned off.
     pub admin_listen: Option<SocketAddr>,
+    /// The schema registry's listener; `None`: turned off.
+    pub schema_registry_listen: Option<SocketAddr>,
     pub metrics_partitions_enable: bool,
     /// How long a shard with nothing to do polls before it sleeps, in microseconds.
     pub spin_before_park_us: u64,
@@ -426,8 +432,8 @@ pub fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
     Ok(cpus)
 }
 
-/// `HOST:PORT` (an `http://` prefix is allowed), or `none` / empty for no admin listener.
-fn parse_admin_listen(text: &str) -> Result<Option<SocketAddr>, ConfigError> {
+/// `HOST:PORT` (an `http://` prefix is allowed), or `none` / empty for no listener.
+fn parse_http_listen(key: &'static str, text: &str) -> Result<Option<SocketAddr>, ConfigError> {
     let text = text.trim();
     if text.is_empty() || text.eq_ignore_ascii_case("none") {
         return Ok(None);
@@ -435,9 +441,9 @@ fn parse_admin_listen(text: &str) -> Result<Option<SocketAddr>, ConfigError> {
     let address = text.strip_prefix("http://").unwrap_or(text);
     let resolved = address
         .to_socket_addrs()
-        .map_err(|e| invalid("admin.listeners", format!("{text:?}: {e}")))?
+        .map_err(|e| invalid(key, format!("{text:?}: {e}")))?
         .next()
-        .ok_or_else(|| invalid("admin.listeners", format!("{text:?} resolves to nothing")))?;
+        .ok_or_else(|| invalid(key, format!("{text:?} resolves to nothing")))?;
     Ok(Some(resolved))
 }
 
@@ -483,6 +489,7 @@ impl BrokerConfig {
             "shards",
             "cpus",
             "admin.listeners",
+            "schema.registry.listeners",
             "metrics.partitions.enable",
             "spin.before.park.us",
             "group.consumer.session.timeout.ms",
@@ -669,7 +676,13 @@ impl BrokerConfig {
             .clone()
             .or_else(|| file.get("admin.listeners").cloned())
             .unwrap_or_else(|| crate::constants::ADMIN_LISTEN_DEFAULT.to_string());
-        let admin_listen = parse_admin_listen(&admin_text)?;
+        let admin_listen = parse_http_listen("admin.listeners", &admin_text)?;
+        let registry_text = args
+            .schema_registry_listen
+            .clone()
+            .or_else(|| file.get("schema.registry.listeners").cloned())
+            .unwrap_or_else(|| crate::constants::SCHEMA_REGISTRY_LISTEN_DEFAULT.to_string());
+        let schema_registry_listen = parse_http_listen("schema.registry.listeners", &registry_text)?;
         let metrics_partitions_enable = match args.metrics_partitions_enable {
             Some(v) => v,
             None => from_file(&file, "metrics.partitions.enable")?.unwrap_or(false),
@@ -688,6 +701,7 @@ impl BrokerConfig {
         Ok(BrokerConfig {
             consumer_groups,
             admin_listen,
+            schema_registry_listen,
             metrics_partitions_enable,
             spin_before_park_us,
             max_connections,
@@ -745,6 +759,7 @@ mod tests {
             max_connections: None,
             connections_max_idle_ms: None,
             admin_listen: None,
+            schema_registry_listen: None,
             metrics_partitions_enable: None,
             spin_before_park_us: None,
             group_consumer_session_timeout_ms: None,
@@ -753,6 +768,16 @@ mod tests {
             group_consumer_max_size: None,
             group_consumer_migration_policy: None,
         }
+    }
+
+    #[test]
+    fn the_schema_registry_defaults_to_confluents_port_on_localhost_and_can_be_turned_off() {
+        let c = BrokerConfig::resolve(&args()).unwrap();
+        assert_eq!(c.schema_registry_listen.unwrap().to_string(), "127.0.0.1:8081");
+        let c = BrokerConfig::resolve(&ServeArgs { schema_registry_listen: Some("none".into()), ..args() }).unwrap();
+        assert_eq!(c.schema_registry_listen, None);
+        let bad = BrokerConfig::resolve(&ServeArgs { schema_registry_listen: Some("nowhere".into()), ..args() });
+        assert!(bad.unwrap_err().to_string().contains("schema.registry.listeners"));
     }
 
     #[test]

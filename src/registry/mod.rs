@@ -1,0 +1,202 @@
+//! The built-in schema registry: Confluent Schema Registry's REST API on
+//! its own listener (`schema.registry.listeners`, default
+//! `127.0.0.1:8081`), served by hyper on [`ADMIN_SHARD`] like the admin
+//! endpoints. The logic is `sluice-registry`'s; here are the HTTP side and
+//! the store (`_schemas`, see [`store`]). Changes run one at a time; each
+//! is written to `_schemas` and synced before it is answered, and applied
+//! from there, so an answer is never lost in a crash and a read after it
+//! sees it.
+
+pub mod store;
+
+use std::cell::{Cell, RefCell};
+use std::convert::Infallible;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use sluice_registry::api::{self, Answer};
+use sluice_registry::{Registry, RegistryError};
+
+use crate::admin::{percent_decode, ADMIN_SHARD};
+use crate::constants::{
+    ADMIN_CONNECTIONS_MAX, ADMIN_CONNECTION_LIFETIME_MS, ADMIN_IO_TIMEOUT_MS, ADMIN_REQUEST_HEAD_BYTES_MAX,
+    SCHEMA_REGISTRY_REQUEST_BODY_BYTES_MAX,
+};
+use crate::shard::Shard;
+
+/// How often an idle accept loop looks whether the broker is stopping.
+const STOP_POLL_MS: u64 = 50;
+
+/// The registry's state and where it stands in `_schemas`.
+pub struct SchemaRegistry {
+    store: store::Store,
+    registry: RefCell<Registry>,
+    /// The offset of `_schemas` the state has applied up to.
+    applied_to: Cell<i64>,
+    /// Held while a change is checked, written and applied.
+    changing: futures::lock::Mutex<()>,
+    /// Held while the state catches up with `_schemas`, so that one read's
+    /// records are applied whole before anyone answers from the state.
+    catching_up: futures::lock::Mutex<()>,
+    ready: Cell<bool>,
+}
+
+impl SchemaRegistry {
+    /// Brings the state up to date with `_schemas` (created on first use).
+    async fn catch_up(&self) -> Result<(), RegistryError> {
+        if !self.ready.get() {
+            self.store.ensure_topic().await?;
+            self.ready.set(true);
+        }
+        let _catching_up = self.catching_up.lock().await;
+        let caught = self.store.read_from(self.applied_to.get()).await?;
+        let mut registry = self.registry.borrow_mut();
+        if caught.reset {
+            *registry = Registry::default();
+        }
+        for record in &caught.records {
+            registry.apply(record);
+        }
+        self.applied_to.set(caught.next);
+        Ok(())
+    }
+
+    /// Answers one operation: a query from the state caught up with
+    /// `_schemas`; a change under the lock, written and synced, then applied.
+    pub async fn answer(&self, operation: api::Operation) -> Result<serde_json::Value, RegistryError> {
+        let _changing = if operation.changes() { Some(self.changing.lock().await) } else { None };
+        self.catch_up().await?;
+        let answer = api::answer(&self.registry.borrow(), &operation)?;
+        match answer {
+            Answer::Json(body) => Ok(body),
+            Answer::Write(records, body) => {
+                self.store.write(&records).await?;
+                self.catch_up().await?;
+                Ok(body)
+            }
+        }
+    }
+}
+
+/// Serves the registry's listener until the broker stops.
+pub async fn listen(shard: Rc<Shard>, listener: std::net::TcpListener) -> std::io::Result<()> {
+    debug_assert_eq!(shard.id, ADMIN_SHARD);
+    let address = listener.local_addr()?;
+    let listener = {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        // SAFETY: the descriptor comes from a bound listener whose ownership moves here.
+        unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) }
+    };
+    let runtime = crate::server::listener::ListenerRuntime::new(shard.config.listeners[0].clone())
+        .map(Rc::new)
+        .map_err(std::io::Error::other)?;
+    let registry = Rc::new(SchemaRegistry {
+        store: store::Store::new(shard.clone(), runtime, address),
+        registry: RefCell::new(Registry::default()),
+        applied_to: Cell::new(0),
+        changing: futures::lock::Mutex::new(()),
+        catching_up: futures::lock::Mutex::new(()),
+        ready: Cell::new(false),
+    });
+    let open = Rc::new(Cell::new(0usize));
+    let mut accept = Box::pin(listener.accept());
+    loop {
+        let tick = glommio::timer::sleep(Duration::from_millis(STOP_POLL_MS));
+        futures::pin_mut!(tick);
+        if let futures::future::Either::Left((accepted, _)) = futures::future::select(accept.as_mut(), tick).await {
+            accept = Box::pin(listener.accept());
+            match accepted {
+                Ok(stream) if open.get() >= ADMIN_CONNECTIONS_MAX => {
+                    tracing::warn!(
+                        max = ADMIN_CONNECTIONS_MAX,
+                        "schema registry connections at their limit; closing one"
+                    );
+                    drop(stream);
+                }
+                Ok(stream) => {
+                    open.set(open.get() + 1);
+                    let (registry, open) = (registry.clone(), open.clone());
+                    glommio::spawn_local(async move {
+                        serve_connection(registry, stream).await;
+                        open.set(open.get() - 1);
+                    })
+                    .detach();
+                }
+                Err(e) => tracing::warn!(error = %e, "schema registry accept failed"),
+            }
+        }
+        if shard.lifecycle.stopping() {
+            return Ok(());
+        }
+    }
+}
+
+async fn serve_connection(registry: Rc<SchemaRegistry>, stream: glommio::net::TcpStream) {
+    let io_timeout = Some(Duration::from_millis(ADMIN_IO_TIMEOUT_MS));
+    let _ = stream.set_read_timeout(io_timeout);
+    let _ = stream.set_write_timeout(io_timeout);
+    let service = hyper::service::service_fn(move |request| {
+        let registry = registry.clone();
+        async move { Ok::<_, Infallible>(route(&registry, request).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(ADMIN_REQUEST_HEAD_BYTES_MAX)
+        .max_headers(64)
+        .serve_connection(crate::admin::io::HyperStream(stream), service);
+    let lifetime = glommio::timer::sleep(Duration::from_millis(ADMIN_CONNECTION_LIFETIME_MS));
+    futures::pin_mut!(connection, lifetime);
+    if let futures::future::Either::Left((Err(e), _)) = futures::future::select(connection, lifetime).await {
+        tracing::debug!(error = %e, "schema registry connection ended");
+    }
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(serde_json::to_vec(value).unwrap_or_default())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/vnd.schemaregistry.v1+json"),
+    );
+    response
+}
+
+fn error(e: &RegistryError) -> Response<Full<Bytes>> {
+    json(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &api::error_body(e))
+}
+
+async fn route(registry: &SchemaRegistry, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let method = request.method().as_str().to_string();
+    let segments: Vec<String> = request.uri().path().split('/').map(percent_decode).collect();
+    let query: Vec<(String, String)> = request
+        .uri()
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect();
+    let body = match Limited::new(request.into_body(), SCHEMA_REGISTRY_REQUEST_BODY_BYTES_MAX).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            let e = RegistryError::InvalidRequest(format!(
+                "body larger than {SCHEMA_REGISTRY_REQUEST_BODY_BYTES_MAX} bytes"
+            ));
+            return json(StatusCode::PAYLOAD_TOO_LARGE, &api::error_body(&e));
+        }
+    };
+    let operation = match api::parse(&method, &segments, &query, &body) {
+        Ok(operation) => operation,
+        Err(e) => return error(&e),
+    };
+    match registry.answer(operation).await {
+        Ok(body) => json(StatusCode::OK, &body),
+        Err(e) => error(&e),
+    }
+}

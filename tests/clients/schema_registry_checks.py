@@ -1,0 +1,341 @@
+"""The schema registry as applications and Confluent's clients use it.
+
+Usage: schema_registry_checks.py BOOTSTRAP REGISTRY_URL PHASE STATE_FILE
+PHASE is `fresh` (a new broker) or `restarted` (the same broker after a
+kill -9): `fresh` registers and records what it was told in STATE_FILE,
+`restarted` checks that every id, version and config is still there, and
+that new ids continue after the old ones. Each check prints "ok <name>".
+
+- rest: Confluent's REST API answered as Confluent documents it: register
+  (the same schema again keeps its id and version; under another subject it
+  keeps its id), versions, latest, `/schema`, look-up, ids, types, config
+  and mode, soft and permanent deletes, and the error codes (40401, 40402,
+  40403, 40404, 40405, 42201, 42202, 409...);
+- compatibility: evolutions of each schema type with the verdict expected
+  under BACKWARD, FORWARD and FULL (and their transitive forms);
+- avro, json, protobuf: confluent-kafka's serializers register their schema
+  and produce to Sluice, its deserializers read the records back;
+- concurrent: the same schema registered from many threads at once gets one id;
+- bad-input: invalid schemas, unknown references and oversized bodies are
+  refused with a clear error and nothing stored.
+"""
+import json
+import sys
+import threading
+import urllib.error
+import urllib.request
+import uuid
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+CONTENT = "application/vnd.schemaregistry.v1+json"
+
+
+class Rest:
+    def __init__(self, url):
+        self.url = url.rstrip("/")
+
+    def call(self, method, path, body=None):
+        """(status, decoded JSON body)."""
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers={"Content-Type": CONTENT})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def ok(self, method, path, body=None):
+        status, answer = self.call(method, path, body)
+        assert status == 200, f"{method} {path}: {status} {answer}"
+        return answer
+
+    def fails(self, method, path, body, code):
+        status, answer = self.call(method, path, body)
+        assert status == code // 100 if code >= 10000 else status == code, f"{method} {path}: {status} {answer}"
+        assert answer["error_code"] == code, f"{method} {path}: expected {code}, got {answer}"
+        assert answer["message"], answer
+        return answer
+
+
+def avro_record(name, fields):
+    return json.dumps({"type": "record", "name": name, "fields": fields})
+
+
+def check_rest(rest, state):
+    s1 = avro_record("User", [{"name": "name", "type": "string"}])
+    subject = "users-value"
+    first = rest.ok("POST", f"/subjects/{subject}/versions", {"schema": s1})["id"]
+    again = rest.ok("POST", f"/subjects/{subject}/versions", {"schema": json.dumps(json.loads(s1), indent=2)})["id"]
+    assert again == first, "the same schema, spaced differently, keeps its id"
+    assert rest.ok("GET", f"/subjects/{subject}/versions") == [1]
+    latest = rest.ok("GET", f"/subjects/{subject}/versions/latest")
+    assert (latest["subject"], latest["version"], latest["id"]) == (subject, 1, first), latest
+    assert "schemaType" not in latest, "AVRO is not named, as in Confluent's answers"
+    assert rest.ok("GET", f"/subjects/{subject}/versions/1/schema")["name"] == "User"
+    other = rest.ok("POST", "/subjects/other-value/versions", {"schema": s1})["id"]
+    assert other == first, "one schema under two subjects has one id"
+    assert sorted(rest.ok("GET", f"/schemas/ids/{first}/subjects")) == ["other-value", subject]
+    assert json.loads(rest.ok("GET", f"/schemas/ids/{first}")["schema"])["name"] == "User"
+    found = rest.ok("POST", f"/subjects/{subject}", {"schema": s1})
+    assert (found["version"], found["id"]) == (1, first), found
+    assert sorted(rest.ok("GET", "/schemas/types")) == ["AVRO", "JSON", "PROTOBUF"]
+
+    # Evolution under the default BACKWARD: an optional field added passes, a required one does not.
+    s2 = avro_record("User", [{"name": "name", "type": "string"}, {"name": "age", "type": ["null", "int"], "default": None}])
+    second = rest.ok("POST", f"/subjects/{subject}/versions", {"schema": s2})["id"]
+    assert second > first
+    bad = avro_record("User", [{"name": "name", "type": "string"}, {"name": "email", "type": "string"}])
+    rest.fails("POST", f"/subjects/{subject}/versions", {"schema": bad}, 409)
+    verdict = rest.ok("POST", f"/compatibility/subjects/{subject}/versions/latest?verbose=true", {"schema": bad})
+    assert verdict["is_compatible"] is False and verdict["messages"], verdict
+    assert rest.ok("POST", f"/compatibility/subjects/{subject}/versions/latest", {"schema": s2}) == {"is_compatible": True}
+
+    # Config and mode.
+    assert rest.ok("GET", "/config") == {"compatibilityLevel": "BACKWARD"}
+    assert rest.ok("PUT", f"/config/{subject}", {"compatibility": "NONE"}) == {"compatibility": "NONE"}
+    assert rest.ok("GET", f"/config/{subject}") == {"compatibilityLevel": "NONE"}
+    rest.fails("PUT", "/config", {"compatibility": "SIDEWAYS"}, 42203)
+    third = rest.ok("POST", f"/subjects/{subject}/versions", {"schema": bad})["id"]
+    assert rest.ok("GET", f"/subjects/{subject}/versions") == [1, 2, 3]
+    assert rest.ok("GET", "/mode") == {"mode": "READWRITE"}
+    assert rest.ok("PUT", "/mode/frozen-value", {"mode": "READONLY"}) == {"mode": "READONLY"}
+    rest.fails("POST", "/subjects/frozen-value/versions", {"schema": s1}, 42205)
+
+    # Errors, as Confluent numbers them.
+    rest.fails("GET", "/subjects/nobody/versions", None, 40401)
+    rest.fails("GET", f"/subjects/{subject}/versions/99", None, 40402)
+    rest.fails("GET", "/schemas/ids/999999", None, 40403)
+    rest.fails("GET", f"/subjects/{subject}/versions/zero", None, 42202)
+    rest.fails("POST", "/subjects/broken-value/versions", {"schema": "{not json"}, 42201)
+    rest.fails("POST", "/subjects/broken-value/versions", {"schema": '{"type":"record","name":"R","fields":[{"name":"x","type":"nope"}]}'}, 42201)
+
+    # Deletes: a version soft then for good; the subject of another.
+    assert rest.ok("DELETE", f"/subjects/{subject}/versions/3") == 3
+    rest.fails("DELETE", f"/subjects/{subject}/versions/3", None, 40406)
+    assert rest.ok("GET", f"/subjects/{subject}/versions") == [1, 2]
+    assert rest.ok("GET", f"/subjects/{subject}/versions?deleted=true") == [1, 2, 3]
+    rest.fails("DELETE", f"/subjects/{subject}/versions/2?permanent=true", None, 40407)
+    assert rest.ok("DELETE", f"/subjects/{subject}/versions/3?permanent=true") == 3
+    assert rest.ok("GET", f"/subjects/{subject}/versions?deleted=true") == [1, 2]
+    rest.fails("DELETE", "/subjects/other-value?permanent=true", None, 40405)
+    assert rest.ok("DELETE", "/subjects/other-value") == [1]
+    rest.fails("DELETE", "/subjects/other-value", None, 40404)
+    assert "other-value" not in rest.ok("GET", "/subjects")
+    assert "other-value" in rest.ok("GET", "/subjects?deleted=true")
+    assert rest.ok("DELETE", "/subjects/other-value?permanent=true") == [1]
+    rest.fails("GET", "/subjects/other-value/versions", None, 40401)
+    state["rest"] = {"subject": subject, "ids": [first, second], "deleted_id": third}
+    print("ok rest")
+
+
+# (name, schema type, old, new, {level: compatible?})
+EVOLUTIONS = [
+    ("avro: optional field added", "AVRO",
+     avro_record("R", [{"name": "a", "type": "string"}]),
+     avro_record("R", [{"name": "a", "type": "string"}, {"name": "b", "type": "int", "default": 0}]),
+     {"BACKWARD": True, "FORWARD": True, "FULL": True}),
+    ("avro: required field added", "AVRO",
+     avro_record("R", [{"name": "a", "type": "string"}]),
+     avro_record("R", [{"name": "a", "type": "string"}, {"name": "b", "type": "int"}]),
+     {"BACKWARD": False, "FORWARD": True, "FULL": False}),
+    ("avro: field removed", "AVRO",
+     avro_record("R", [{"name": "a", "type": "string"}, {"name": "b", "type": "int"}]),
+     avro_record("R", [{"name": "a", "type": "string"}]),
+     {"BACKWARD": True, "FORWARD": False, "FULL": False}),
+    ("avro: int widened to long", "AVRO",
+     avro_record("R", [{"name": "a", "type": "int"}]),
+     avro_record("R", [{"name": "a", "type": "long"}]),
+     {"BACKWARD": True, "FORWARD": False, "FULL": False}),
+    ("avro: enum symbol added", "AVRO",
+     json.dumps({"type": "enum", "name": "E", "symbols": ["A", "B"]}),
+     json.dumps({"type": "enum", "name": "E", "symbols": ["A", "B", "C"]}),
+     {"BACKWARD": True, "FORWARD": False, "FULL": False}),
+    ("json: property added to a closed model", "JSON",
+     json.dumps({"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": False}),
+     json.dumps({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}, "additionalProperties": False}),
+     {"BACKWARD": True, "FORWARD": False, "FULL": False}),
+    ("json: property added to an open model", "JSON",
+     json.dumps({"type": "object", "properties": {"a": {"type": "string"}}}),
+     json.dumps({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}}),
+     {"BACKWARD": False, "FORWARD": True, "FULL": False}),
+    ("json: integer widened to number", "JSON",
+     json.dumps({"type": "integer"}), json.dumps({"type": "number"}),
+     {"BACKWARD": True, "FORWARD": False, "FULL": False}),
+    ("protobuf: field added", "PROTOBUF",
+     'syntax = "proto3"; message M { string a = 1; }',
+     'syntax = "proto3"; message M { string a = 1; int64 b = 2; }',
+     {"BACKWARD": True, "FORWARD": True, "FULL": True}),
+    ("protobuf: field type changed", "PROTOBUF",
+     'syntax = "proto3"; message M { string a = 1; }',
+     'syntax = "proto3"; message M { int64 a = 1; }',
+     {"BACKWARD": False, "FORWARD": False, "FULL": False}),
+    ("protobuf: message removed", "PROTOBUF",
+     'syntax = "proto3"; message M { string a = 1; } message N { string b = 1; }',
+     'syntax = "proto3"; message M { string a = 1; }',
+     {"BACKWARD": False, "FORWARD": True, "FULL": False}),
+]
+
+
+def check_compatibility(rest):
+    for name, schema_type, old, new, verdicts in EVOLUTIONS:
+        for level, expected in verdicts.items():
+            for transitive in ("", "_TRANSITIVE"):
+                subject = f"evolve-{uuid.uuid4().hex[:8]}"
+                rest.ok("PUT", f"/config/{subject}", {"compatibility": level + transitive})
+                rest.ok("POST", f"/subjects/{subject}/versions", {"schema": old, "schemaType": schema_type})
+                status, answer = rest.call("POST", f"/subjects/{subject}/versions", {"schema": new, "schemaType": schema_type})
+                got = status == 200
+                assert got == expected, f"{name} under {level}{transitive}: expected {expected}, got {status} {answer}"
+                if not got:
+                    assert status == 409 and answer["error_code"] == 409, answer
+    print("ok compatibility")
+
+
+def round_trip(bootstrap, topic, serializer, deserializer, values):
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for v in values:
+        producer.produce(topic, value=serializer(v, SerializationContext(topic, MessageField.VALUE)))
+    assert producer.flush(30) == 0
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"sr-{uuid.uuid4()}", "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    read = []
+    while len(read) < len(values):
+        m = consumer.poll(1.0)
+        if m is None:
+            continue
+        assert m.error() is None, m.error()
+        assert m.value()[0] == 0, "the wire format's magic byte"
+        read.append(deserializer(m.value(), SerializationContext(topic, MessageField.VALUE)))
+    consumer.close()
+    return read
+
+
+def check_avro(bootstrap, client, state):
+    schema = avro_record("Trade", [{"name": "symbol", "type": "string"}, {"name": "qty", "type": "long"}])
+    values = [{"symbol": f"S{i}", "qty": i} for i in range(20)]
+    read = round_trip(bootstrap, "sr-avro", AvroSerializer(client, schema), AvroDeserializer(client), values)
+    assert read == values, read
+    state["avro"] = client.get_latest_version("sr-avro-value").schema_id
+    print("ok avro")
+
+
+def check_json(bootstrap, client, state):
+    schema = json.dumps({
+        "$schema": "http://json-schema.org/draft-07/schema#", "title": "Reading", "type": "object",
+        "properties": {"sensor": {"type": "string"}, "value": {"type": "number"}},
+        "required": ["sensor", "value"], "additionalProperties": False,
+    })
+    values = [{"sensor": f"s{i}", "value": i * 0.5} for i in range(20)]
+    read = round_trip(bootstrap, "sr-json", JSONSerializer(schema, client), JSONDeserializer(schema, schema_registry_client=client), values)
+    assert read == values, read
+    state["json"] = client.get_latest_version("sr-json-value").schema_id
+    print("ok json")
+
+
+def protobuf_message_class():
+    """A message class built at run time from a descriptor, as generated code would define it."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    file = descriptor_pb2.FileDescriptorProto(name="quote.proto", package="sluice.test", syntax="proto3")
+    message = file.message_type.add(name="Quote")
+    message.field.add(name="symbol", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+                      label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    message.field.add(name="price", number=2, type=descriptor_pb2.FieldDescriptorProto.TYPE_DOUBLE,
+                      label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("sluice.test.Quote"))
+
+
+def check_protobuf(bootstrap, client, state):
+    Quote = protobuf_message_class()
+    serializer = ProtobufSerializer(Quote, client, {"use.deprecated.format": False})
+    deserializer = ProtobufDeserializer(Quote, {"use.deprecated.format": False})
+    values = [Quote(symbol=f"Q{i}", price=i + 0.25) for i in range(20)]
+    read = round_trip(bootstrap, "sr-protobuf", serializer, deserializer, values)
+    assert [(q.symbol, q.price) for q in read] == [(q.symbol, q.price) for q in values], read
+    state["protobuf"] = client.get_latest_version("sr-protobuf-value").schema_id
+    print("ok protobuf")
+
+
+def check_concurrent(rest, state):
+    schema = avro_record("Concurrent", [{"name": "n", "type": "int"}])
+    ids, errors = [], []
+
+    def register():
+        try:
+            ids.append(rest.ok("POST", "/subjects/concurrent-value/versions", {"schema": schema})["id"])
+        except Exception as e:  # reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=register) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(set(ids)) == 1 and len(ids) == 16, ids
+    assert rest.ok("GET", "/subjects/concurrent-value/versions") == [1]
+    state["concurrent"] = ids[0]
+    print("ok concurrent")
+
+
+def check_bad_input(rest):
+    before = rest.ok("GET", "/subjects")
+    rest.fails("POST", "/subjects/bad-value/versions", {"schema": '{"type": "object", "properties": 5}', "schemaType": "JSON"}, 42201)
+    rest.fails("POST", "/subjects/bad-value/versions", {"schema": "message {", "schemaType": "PROTOBUF"}, 42201)
+    rest.fails("POST", "/subjects/bad-value/versions",
+               {"schema": avro_record("R", [{"name": "x", "type": "Missing"}]),
+                "references": [{"name": "Missing", "subject": "no-such-subject", "version": 1}]}, 42201)
+    rest.fails("POST", "/subjects/bad-value/versions", {"schema": "{}", "schemaType": "XML"}, 42201)
+    status, _ = rest.call("POST", "/subjects/bad-value/versions", b"not json at all")
+    assert status in (400, 422), status
+    status, answer = rest.call("POST", "/subjects/bad-value/versions", {"schema": "x" * (2 * 1024 * 1024)})
+    assert status == 413, (status, answer)
+    assert rest.ok("GET", "/subjects") == before, "nothing was stored"
+    print("ok bad-input")
+
+
+def check_restarted(rest, client, state):
+    r = state["rest"]
+    assert rest.ok("GET", f"/subjects/{r['subject']}/versions") == [1, 2]
+    for version, id_ in zip((1, 2), r["ids"]):
+        assert rest.ok("GET", f"/subjects/{r['subject']}/versions/{version}")["id"] == id_
+    assert rest.ok("GET", f"/config/{r['subject']}") == {"compatibilityLevel": "NONE"}
+    assert rest.ok("GET", "/mode/frozen-value") == {"mode": "READONLY"}
+    for key in ("avro", "json", "protobuf", "concurrent"):
+        assert rest.ok("GET", f"/schemas/ids/{state[key]}")["schema"], key
+    highest = max([state[k] for k in ("avro", "json", "protobuf", "concurrent")] + r["ids"] + [r["deleted_id"]])
+    fresh = rest.ok("POST", "/subjects/after-restart-value/versions", {"schema": avro_record("After", [{"name": "z", "type": "int"}])})["id"]
+    assert fresh > highest, f"a new id ({fresh}) continues after every id handed out ({highest}), deleted ones too"
+    print("ok restarted")
+
+
+def main(bootstrap, url, phase, state_file):
+    rest = Rest(url)
+    client = SchemaRegistryClient({"url": url})
+    if phase == "fresh":
+        state = {}
+        check_rest(rest, state)
+        check_compatibility(rest)
+        check_avro(bootstrap, client, state)
+        check_json(bootstrap, client, state)
+        check_protobuf(bootstrap, client, state)
+        check_concurrent(rest, state)
+        check_bad_input(rest)
+        with open(state_file, "w") as f:
+            json.dump(state, f)
+    else:
+        with open(state_file) as f:
+            state = json.load(f)
+        check_restarted(rest, client, state)
+    print("schema registry ok")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])
