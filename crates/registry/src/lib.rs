@@ -11,12 +11,14 @@
 //! - [`schema`]: schema types, parsing and the compatibility rules of each.
 //! - [`api`]: Confluent's REST API: requests parsed, answered.
 //! - [`error`]: Confluent's error codes.
+//! - [`wire`]: the schema id before a serialized key or value.
 
 pub mod api;
 pub mod error;
 pub mod records;
 pub mod schema;
 pub mod state;
+pub mod wire;
 
 pub use error::RegistryError;
 pub use schema::{Compatibility, Mode, Reference, SchemaType};

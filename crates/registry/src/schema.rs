@@ -188,6 +188,18 @@ impl Parsed {
         }
     }
 
+    /// The record name that Confluent's `RecordNameStrategy` and
+    /// `TopicRecordNameStrategy` make subjects of: an Avro named type's full
+    /// name, a JSON schema's title, the Protobuf message that the data's
+    /// message indexes name. `None` when the schema names none.
+    pub fn record_name(&self, message_indexes: &[i32]) -> Option<String> {
+        match self {
+            Parsed::Avro(s) => s.record_name(),
+            Parsed::Json(s) => Some(s.record_name()),
+            Parsed::Protobuf(s) => s.message_name(message_indexes),
+        }
+    }
+
     /// Why data written with `writer` cannot be read with `self`, if it cannot.
     pub fn can_read(&self, writer: &Parsed) -> Vec<String> {
         match (self, writer) {

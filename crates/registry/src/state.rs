@@ -286,6 +286,23 @@ impl Registry {
         found
     }
 
+    /// Whether a live (not deleted) version of `subject` has schema `id`:
+    /// what broker-side schema id validation asks.
+    pub fn subject_has(&self, subject: &str, id: i32) -> bool {
+        self.subjects.get(subject).is_some_and(|versions| versions.values().any(|v| v.id == id && !v.deleted))
+    }
+
+    /// The record name of schema `id` (see [`Parsed::record_name`]), for the
+    /// record-name subject strategies; why there is none, if there is none.
+    pub fn record_name(&self, id: i32, message_indexes: &[i32]) -> Result<String, String> {
+        let schema = self.schemas.get(&id).ok_or_else(|| format!("schema id {id} is not registered"))?;
+        let parsed = schema.parsed.as_ref().ok_or_else(|| format!("schema id {id} could not be parsed"))?;
+        parsed.record_name(message_indexes).ok_or_else(|| match schema.schema_type {
+            SchemaType::Protobuf => format!("schema id {id} has no message at indexes {message_indexes:?}"),
+            _ => format!("schema id {id} is not of a named type"),
+        })
+    }
+
     /// `POST /subjects/{s}`: the live version of the subject that has this schema.
     pub fn lookup(&self, subject: &str, submitted: &Submitted, deleted: bool) -> Result<SubjectVersion, RegistryError> {
         let versions = self.live_subject(subject, deleted)?;
@@ -606,5 +623,57 @@ impl Registry {
     /// Schema types of every registered schema (for `GET /schemas`), by id.
     pub fn ids(&self) -> BTreeSet<i32> {
         self.schemas.keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registered(registry: &mut Registry, subject: &str, schema_type: SchemaType, schema: &str) -> i32 {
+        let submitted = Submitted { schema_type, schema: schema.to_string(), references: Vec::new() };
+        match registry.register(subject, &submitted, None).unwrap() {
+            Change::Write(records, id) => {
+                records.iter().for_each(|r| registry.apply(r));
+                id
+            }
+            Change::Unchanged(id) => id,
+        }
+    }
+
+    #[test]
+    fn schema_id_validation_queries() {
+        let mut registry = Registry::default();
+        let avro = r#"{"type":"record","name":"Trade","namespace":"exchange","fields":[{"name":"px","type":"long"}]}"#;
+        let id = registered(&mut registry, "trades-value", SchemaType::Avro, avro);
+        assert!(registry.subject_has("trades-value", id));
+        assert!(!registry.subject_has("trades-key", id), "another subject");
+        assert!(!registry.subject_has("trades-value", id + 1), "another id");
+        assert_eq!(registry.record_name(id, &[0]), Ok("exchange.Trade".to_string()));
+        assert!(registry.record_name(id + 1, &[0]).unwrap_err().contains("not registered"));
+
+        let primitive = registered(&mut registry, "counts-value", SchemaType::Avro, r#""long""#);
+        assert!(registry.record_name(primitive, &[0]).unwrap_err().contains("not of a named type"));
+
+        let titled = registered(&mut registry, "t-value", SchemaType::Json, r#"{"title":"Reading","type":"object"}"#);
+        assert_eq!(registry.record_name(titled, &[0]).as_deref(), Ok("Reading"));
+        let untitled = registered(&mut registry, "u-value", SchemaType::Json, r#"{"type":"string"}"#);
+        assert_eq!(registry.record_name(untitled, &[0]).as_deref(), Ok("record"));
+
+        let proto = "syntax = \"proto3\"; package telemetry;\n\
+                     message Sample { double v = 1; message Tag { string k = 1; } }\n\
+                     message Batch { repeated Sample samples = 1; }\n";
+        let proto_id = registered(&mut registry, "p-value", SchemaType::Protobuf, proto);
+        assert_eq!(registry.record_name(proto_id, &[0]).as_deref(), Ok("telemetry.Sample"));
+        assert_eq!(registry.record_name(proto_id, &[1]).as_deref(), Ok("telemetry.Batch"));
+        assert_eq!(registry.record_name(proto_id, &[0, 0]).as_deref(), Ok("telemetry.Sample.Tag"));
+        assert!(registry.record_name(proto_id, &[2]).unwrap_err().contains("no message"));
+
+        // A soft-deleted version no longer validates.
+        match registry.delete_version("trades-value", VersionRef::Latest, false).unwrap() {
+            Change::Write(records, _) => records.iter().for_each(|r| registry.apply(r)),
+            Change::Unchanged(_) => panic!("a delete writes"),
+        }
+        assert!(!registry.subject_has("trades-value", id));
     }
 }

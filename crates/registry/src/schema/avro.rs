@@ -32,6 +32,17 @@ impl AvroSchema {
         serde_json::to_string(&self.schema).unwrap_or_else(|_| self.schema.canonical_form())
     }
 
+    /// The full name of the schema's named type (record, enum or fixed),
+    /// which the record-name subject strategies use; `None` for the others.
+    pub fn record_name(&self) -> Option<String> {
+        match &self.schema {
+            Schema::Record(r) => Some(r.name.fullname(None)),
+            Schema::Enum(e) => Some(e.name.fullname(None)),
+            Schema::Fixed(f) => Some(f.name.fullname(None)),
+            _ => None,
+        }
+    }
+
     /// Why data written with `writer` cannot be read with this schema.
     pub fn can_read(&self, writer: &AvroSchema) -> Vec<String> {
         match SchemaCompatibility::can_read(&writer.schema, &self.schema) {

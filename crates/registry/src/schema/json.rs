@@ -24,6 +24,9 @@ use serde_json::{Map, Value};
 
 use crate::RegistryError;
 
+/// The record name of a JSON schema without a `title` (Confluent's `JsonSchema.DEFAULT_NAME`).
+const JSON_DEFAULT_RECORD_NAME: &str = "record";
+
 /// How deep `$ref`s and nested schemas are followed before giving up (as incompatible).
 const DEPTH_MAX: usize = 64;
 
@@ -52,6 +55,12 @@ impl JsonSchema {
         let root = parse(text)?;
         let references = references.iter().map(|(name, t)| Ok((name.clone(), parse(t)?))).collect::<Result<_, _>>()?;
         Ok(JsonSchema { root, references })
+    }
+
+    /// The name the record-name subject strategies use: the schema's
+    /// `title`, else Confluent's default name, `record`.
+    pub fn record_name(&self) -> String {
+        self.root.get("title").and_then(Value::as_str).unwrap_or(JSON_DEFAULT_RECORD_NAME).to_string()
     }
 
     pub fn canonical(&self) -> String {

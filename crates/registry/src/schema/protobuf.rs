@@ -102,6 +102,20 @@ impl ProtobufSchema {
         format!("{file:?}")
     }
 
+    /// The full name of the message that `indexes` (Confluent's message
+    /// indexes: a top-level message, then nested ones) lead to in the
+    /// schema's own file; `None` if there is no such message.
+    pub fn message_name(&self, indexes: &[i32]) -> Option<String> {
+        let (first, nested) = indexes.split_first()?;
+        let mut message = self.file.message_type.get(usize::try_from(*first).ok()?)?;
+        let mut name = full_name(self.file.package(), message.name());
+        for i in nested {
+            message = message.nested_type.get(usize::try_from(*i).ok()?)?;
+            name = full_name(&name, message.name());
+        }
+        Some(name)
+    }
+
     /// Why data written with `writer` cannot be read with this schema.
     pub fn can_read(&self, writer: &ProtobufSchema) -> Vec<String> {
         let mut check = Check { reader: self, writer, reasons: Vec::new(), seen: HashSet::new() };
