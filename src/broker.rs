@@ -357,11 +357,13 @@ async fn run_shard(start: ShardStart) -> Result<bool, String> {
         // Behind Kafka work: a small share and no latency promise.
         let queue =
             glommio::executor().create_task_queue(glommio::Shares::Static(50), glommio::Latency::NotImportant, "admin");
+        let registry_address = registry_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let registry = crate::registry::install(shard.clone(), registry_address)?;
         if let Some(listener) = registry_listener {
             let registry_shard = shard.clone();
             glommio::spawn_local_into(
                 async move {
-                    if let Err(e) = crate::registry::listen(registry_shard, listener).await {
+                    if let Err(e) = crate::registry::listen(registry_shard, registry, listener).await {
                         tracing::error!(error = %e, "schema registry listener failed");
                     }
                 },

@@ -11,7 +11,8 @@ use crate::common;
 
 use common::Broker;
 
-const FRESH_CHECKS: &[&str] = &["rest", "compatibility", "avro", "json", "protobuf", "concurrent", "bad-input"];
+const FRESH_CHECKS: &[&str] =
+    &["rest", "compatibility", "avro", "json", "protobuf", "concurrent", "bad-input", "validation"];
 
 fn run(broker: &Broker, phase: &str, state: &std::path::Path) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/schema_registry_checks.py");

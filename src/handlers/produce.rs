@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use kafka_protocol::messages::produce_request::TopicProduceData;
@@ -28,8 +29,9 @@ use super::resolve_topics;
 use crate::config::{TimestampType, TopicConfig};
 use crate::constants::DECOMPRESSED_BATCH_BYTES_MAX;
 use crate::protocol::batch::{validate_chunk, BatchHeader, BatchSummary};
-use crate::protocol::records::{keyless_records, record_timestamps};
+use crate::protocol::records::{decode, keyless_records, record_timestamps};
 use crate::protocol::{ResponseError, TopicPartition};
+use crate::registry::validation::{self, IdQuery, Verdict};
 use crate::router::ProducePart;
 use crate::security::acl::AclOperation;
 use crate::security::quota::QuotaKey;
@@ -209,6 +211,14 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
                     continue;
                 }
             }
+            if meta.config.key_schema_validation || meta.config.value_schema_validation {
+                if let Some(refusal) =
+                    schema_id_refusal(shard, &meta.name, &meta.config, p.index, &records, &summaries).await
+                {
+                    plan.answer(refusal);
+                    continue;
+                }
+            }
             plan.send((owner, ProducePart { topic: meta.name.clone(), partition: p.index, records, summaries }));
         }
     }
@@ -270,10 +280,10 @@ fn keyless_refusal(
                 return Some(partition_error(partition, records_error_code(&e), Some(e.to_string())));
             }
         };
-        let (message, record_errors) = keyless_errors(topic, partition, &keyless);
-        return Some(
-            partition_error(partition, ResponseError::InvalidRecord, Some(message)).with_record_errors(record_errors),
-        );
+        let reason =
+            format!("Compacted topic cannot accept message without key in topic partition {topic}-{partition}");
+        let errors: Vec<(i32, String)> = keyless.iter().map(|&i| (i, reason.clone())).collect();
+        return Some(record_errors_refusal(partition, &errors));
     }
     None
 }
@@ -337,28 +347,94 @@ fn timestamp_refusal(
     None
 }
 
-/// What Kafka 4 answers for keyless records on a compacted topic: the
-/// partition's error message (`LogValidator.processRecordErrors`, at most
-/// three record errors shown) and the record errors (`validateKey`).
-fn keyless_errors(topic: &str, partition: i32, keyless: &[i32]) -> (String, Vec<BatchIndexAndErrorMessage>) {
-    let reason = format!("Compacted topic cannot accept message without key in topic partition {topic}-{partition}");
+/// The answer refusing a partition's produce for the records of one batch
+/// that fail validation ((index in the batch, why)): INVALID_RECORD, the
+/// message of Kafka's `RecordValidationException` (at most three record
+/// errors shown, `LogValidator.processRecordErrors`) and the record errors,
+/// which the response carries from v8.
+fn record_errors_refusal(partition: i32, errors: &[(i32, String)]) -> PartitionProduceResponse {
     let shown: Vec<String> =
-        keyless.iter().take(3).map(|i| format!("RecordError(batchIndex={i}, message='{reason}')")).collect();
+        errors.iter().take(3).map(|(i, why)| format!("RecordError(batchIndex={i}, message='{why}')")).collect();
     let message = format!(
         "One or more records have been rejected due to {} record errors in total, and only showing the first three \
          errors at most: [{}]",
-        keyless.len(),
+        errors.len(),
         shown.join(", ")
     );
-    let record_errors = keyless
+    let record_errors = errors
         .iter()
-        .map(|&i| {
+        .map(|(i, why)| {
             BatchIndexAndErrorMessage::default()
-                .with_batch_index(i)
-                .with_batch_index_error_message(Some(StrBytes::from_string(reason.clone())))
+                .with_batch_index(*i)
+                .with_batch_index_error_message(Some(StrBytes::from_string(why.clone())))
         })
         .collect();
-    (message, record_errors)
+    partition_error(partition, ResponseError::InvalidRecord, Some(message)).with_record_errors(record_errors)
+}
+
+/// Broker-side schema id validation (`confluent.key.schema.validation`,
+/// `confluent.value.schema.validation`, see [`crate::registry::validation`]):
+/// the batches are read in order (inflated if compressed), the schema ids
+/// of their keys and values checked with one question to the registry, and
+/// the first batch holding records that fail refuses the partition's whole
+/// produce with INVALID_RECORD and one record error per such record.
+async fn schema_id_refusal(
+    shard: &Rc<Shard>,
+    topic: &Arc<str>,
+    config: &TopicConfig,
+    partition: i32,
+    records: &[u8],
+    summaries: &[BatchSummary],
+) -> Option<PartitionProduceResponse> {
+    // Per batch: (index in the batch, the query or why there is none).
+    let mut batches: Vec<Vec<(i32, Result<IdQuery, String>)>> = Vec::with_capacity(summaries.len());
+    for s in summaries {
+        let batch = match decode(&records[s.position..s.position + s.size_bytes], DECOMPRESSED_BATCH_BYTES_MAX) {
+            Ok(batch) => batch,
+            Err(e) => return Some(partition_error(partition, records_error_code(&e), Some(e.to_string()))),
+        };
+        let mut found = Vec::new();
+        for (i, view) in batch.views.iter().enumerate() {
+            let fields = [
+                (true, config.key_schema_validation, config.key_subject_name_strategy, batch.key(view)),
+                (false, config.value_schema_validation, config.value_subject_name_strategy, batch.value(view)),
+            ];
+            for (is_key, on, strategy, data) in fields {
+                if let (true, Some(data)) = (on, data) {
+                    found.push((i as i32, IdQuery::of(topic, is_key, strategy, data)));
+                }
+            }
+        }
+        batches.push(found);
+    }
+    let queries: Vec<IdQuery> = batches.iter().flatten().filter_map(|(_, q)| q.as_ref().ok().cloned()).collect();
+    let mut verdicts = match validation::check(shard, &queries).await {
+        Ok(verdicts) => verdicts.into_iter(),
+        Err(e) => {
+            tracing::warn!(%topic, partition, error = %e, "produce refused");
+            return Some(partition_error(partition, ResponseError::UnknownServerError, Some(e.to_string())));
+        }
+    };
+    for found in batches {
+        let mut errors: Vec<(i32, String)> = Vec::new();
+        for (i, query) in found {
+            let why = match query {
+                Err(why) => Some(why),
+                Ok(_) => match verdicts.next() {
+                    Some(Verdict::Invalid(why)) => Some(why),
+                    _ => None,
+                },
+            };
+            // One error per record, the key's first.
+            if let Some(why) = why.filter(|_| errors.last().is_none_or(|(last, _)| *last != i)) {
+                errors.push((i, why));
+            }
+        }
+        if !errors.is_empty() {
+            return Some(record_errors_refusal(partition, &errors));
+        }
+    }
+    None
 }
 
 /// The coordinator's view of the transaction the request's batches belong to.

@@ -8,6 +8,7 @@
 //! sees it.
 
 pub mod store;
+pub mod validation;
 
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
@@ -45,12 +46,52 @@ pub struct SchemaRegistry {
     ready: Cell<bool>,
 }
 
+thread_local! {
+    /// The registry of this thread's shard: set on [`ADMIN_SHARD`] at start.
+    static REGISTRY: RefCell<Option<Rc<SchemaRegistry>>> = const { RefCell::new(None) };
+}
+
+/// Sets up the registry's state on [`ADMIN_SHARD`], whether or not its
+/// listener is on: broker-side schema id validation reads `_schemas` too
+/// (which another registry may write). `address`: the listener's.
+pub fn install(shard: Rc<Shard>, address: Option<std::net::SocketAddr>) -> Result<Rc<SchemaRegistry>, String> {
+    debug_assert_eq!(shard.id, ADMIN_SHARD);
+    let runtime = crate::server::listener::ListenerRuntime::new(shard.config.listeners[0].clone())
+        .map(Rc::new)
+        .map_err(|e| format!("schema registry: {e}"))?;
+    let address = address.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let registry = Rc::new(SchemaRegistry {
+        store: store::Store::new(shard, runtime, address),
+        registry: RefCell::new(Registry::default()),
+        applied_to: Cell::new(0),
+        changing: futures::lock::Mutex::new(()),
+        catching_up: futures::lock::Mutex::new(()),
+        ready: Cell::new(false),
+    });
+    REGISTRY.with(|r| *r.borrow_mut() = Some(registry.clone()));
+    Ok(registry)
+}
+
+/// This shard's registry, on [`ADMIN_SHARD`] once [`install`]ed.
+pub fn installed() -> Option<Rc<SchemaRegistry>> {
+    REGISTRY.with(|r| r.borrow().clone())
+}
+
 impl SchemaRegistry {
     /// Brings the state up to date with `_schemas` (created on first use).
     async fn catch_up(&self) -> Result<(), RegistryError> {
         if !self.ready.get() {
             self.store.ensure_topic().await?;
             self.ready.set(true);
+        }
+        self.catch_up_existing().await
+    }
+
+    /// Brings the state up to date with `_schemas` if it exists (an empty
+    /// registry if not), without creating it.
+    async fn catch_up_existing(&self) -> Result<(), RegistryError> {
+        if !self.store.exists() {
+            return Ok(());
         }
         let _catching_up = self.catching_up.lock().await;
         let caught = self.store.read_from(self.applied_to.get()).await?;
@@ -63,6 +104,12 @@ impl SchemaRegistry {
         }
         self.applied_to.set(caught.next);
         Ok(())
+    }
+
+    /// The state, caught up with `_schemas` (not created if missing).
+    pub async fn state_caught_up(&self) -> Result<std::cell::Ref<'_, Registry>, RegistryError> {
+        self.catch_up_existing().await?;
+        Ok(self.registry.borrow())
     }
 
     /// Answers one operation: a query from the state caught up with
@@ -83,25 +130,17 @@ impl SchemaRegistry {
 }
 
 /// Serves the registry's listener until the broker stops.
-pub async fn listen(shard: Rc<Shard>, listener: std::net::TcpListener) -> std::io::Result<()> {
+pub async fn listen(
+    shard: Rc<Shard>,
+    registry: Rc<SchemaRegistry>,
+    listener: std::net::TcpListener,
+) -> std::io::Result<()> {
     debug_assert_eq!(shard.id, ADMIN_SHARD);
-    let address = listener.local_addr()?;
     let listener = {
         use std::os::fd::{FromRawFd, IntoRawFd};
         // SAFETY: the descriptor comes from a bound listener whose ownership moves here.
         unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) }
     };
-    let runtime = crate::server::listener::ListenerRuntime::new(shard.config.listeners[0].clone())
-        .map(Rc::new)
-        .map_err(std::io::Error::other)?;
-    let registry = Rc::new(SchemaRegistry {
-        store: store::Store::new(shard.clone(), runtime, address),
-        registry: RefCell::new(Registry::default()),
-        applied_to: Cell::new(0),
-        changing: futures::lock::Mutex::new(()),
-        catching_up: futures::lock::Mutex::new(()),
-        ready: Cell::new(false),
-    });
     let open = Rc::new(Cell::new(0usize));
     let mut accept = Box::pin(listener.accept());
     loop {

@@ -70,6 +70,11 @@ impl Store {
         RequestContext { header, session: Rc::new(session) }
     }
 
+    /// Whether `_schemas` exists.
+    pub fn exists(&self) -> bool {
+        self.shard.catalog().topic(SCHEMAS_TOPIC).is_some()
+    }
+
     /// Creates `_schemas` (one partition, compacted) unless it exists.
     pub async fn ensure_topic(&self) -> Result<(), RegistryError> {
         if self.shard.catalog().topic(SCHEMAS_TOPIC).is_some() {

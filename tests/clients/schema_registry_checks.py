@@ -17,7 +17,11 @@ that new ids continue after the old ones. Each check prints "ok <name>".
   and produce to Sluice, its deserializers read the records back;
 - concurrent: the same schema registered from many threads at once gets one id;
 - bad-input: invalid schemas, unknown references and oversized bodies are
-  refused with a clear error and nothing stored.
+  refused with a clear error and nothing stored;
+- validation: topics with `confluent.value.schema.validation=true` (and
+  `confluent.key.schema.validation`, by topic and by record name strategy)
+  take records whose schema id is registered under the subject and refuse
+  the rest with INVALID_RECORD; tombstones pass; turned off, anything goes.
 """
 import json
 import sys
@@ -26,11 +30,13 @@ import urllib.error
 import urllib.request
 import uuid
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+from confluent_kafka.schema_registry import record_subject_name_strategy
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 CONTENT = "application/vnd.schemaregistry.v1+json"
@@ -301,6 +307,115 @@ def check_bad_input(rest):
     print("ok bad-input")
 
 
+def produce_each(bootstrap, topic, records):
+    """Produces each (key, value) on its own and returns each one's delivery error code (None: stored)."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0, "retries": 0})
+    codes = []
+    for key, value in records:
+        outcome = []
+        producer.produce(topic, key=key, value=value, on_delivery=lambda err, _m: outcome.append(err))
+        assert producer.flush(30) == 0, "delivered or refused within 30 s"
+        codes.append(None if outcome[0] is None else outcome[0].code())
+    return codes
+
+
+def read_all(bootstrap, topic, count):
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"sr-{uuid.uuid4()}", "auto.offset.reset": "earliest",
+                         "enable.partition.eof": True})
+    consumer.subscribe([topic])
+    read = []
+    while True:
+        m = consumer.poll(10.0)
+        assert m is not None, f"{topic}: the end was not reached; read {len(read)}"
+        if m.error() and m.error().code() == KafkaError._PARTITION_EOF:
+            if len(read) >= count:
+                break
+            continue
+        assert m.error() is None, m.error()
+        read.append((m.key(), m.value()))
+    consumer.close()
+    return read
+
+
+def framed(schema_id, data=b"x"):
+    return b"\x00" + schema_id.to_bytes(4, "big") + data
+
+
+def check_validation(bootstrap, rest, client):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    by_topic, by_record = "sr-validated", "sr-validated-by-record"
+    strategy = "io.confluent.kafka.serializers.subject.RecordNameStrategy"
+    topics = [
+        NewTopic(by_topic, 1, config={"confluent.value.schema.validation": "true", "confluent.key.schema.validation": "true"}),
+        NewTopic(by_record, 1, config={"confluent.value.schema.validation": "true",
+                                       "confluent.value.subject.name.strategy": strategy}),
+    ]
+    for f in admin.create_topics(topics).values():
+        f.result()
+    # What a misconfigured topic is told: Confluent's strategies by class name only.
+    bad = admin.create_topics([NewTopic("sr-validated-bad", 1, config={"confluent.value.subject.name.strategy": "Topic"})])
+    try:
+        bad["sr-validated-bad"].result()
+        raise AssertionError("an unknown strategy was accepted")
+    except Exception as e:  # KafkaException(INVALID_CONFIG)
+        assert "String must be one of" in str(e), e
+    described = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, by_record)])
+    entries = list(described.values())[0].result()
+    assert entries["confluent.value.schema.validation"].value == "true", entries
+    assert entries["confluent.value.subject.name.strategy"].value == strategy, entries
+    assert entries["confluent.key.schema.validation"].value == "false", entries
+
+    value_schema = avro_record("Order", [{"name": "id", "type": "long"}])
+    key_schema = json.dumps("string")
+    value_id = rest.ok("POST", f"/subjects/{by_topic}-value/versions", {"schema": value_schema})["id"]
+    key_id = rest.ok("POST", f"/subjects/{by_topic}-key/versions", {"schema": key_schema})["id"]
+    elsewhere = rest.ok("POST", "/subjects/unrelated-value/versions", {"schema": avro_record("Other", [{"name": "o", "type": "int"}])})["id"]
+    serialize = AvroSerializer(client, value_schema, conf={"auto.register.schemas": False, "use.latest.version": True})
+    good = serialize({"id": 7}, SerializationContext(by_topic, MessageField.VALUE))
+    assert good[:5] == framed(value_id, b"")[:5], "the serializer frames the subject's id"
+    INVALID_RECORD = KafkaError.INVALID_RECORD
+    cases = [
+        ("serialized key and value", framed(key_id), good, None),
+        ("value without the magic byte", framed(key_id), b"{'plain': 'json'}", INVALID_RECORD),
+        ("value too short for an id", framed(key_id), b"\x00\x00\x01", INVALID_RECORD),
+        ("unknown id", framed(key_id), framed(value_id + 1000), INVALID_RECORD),
+        ("id of another subject", framed(key_id), framed(elsewhere), INVALID_RECORD),
+        ("value's id as the key's", framed(value_id), good, INVALID_RECORD),
+        ("key missing its id", b"k", good, INVALID_RECORD),
+        ("tombstone with a null key", None, None, None),
+        ("null key", None, good, None),
+    ]
+    codes = produce_each(bootstrap, by_topic, [(k, v) for _, k, v, _ in cases])
+    for (name, _, _, expected), code in zip(cases, codes):
+        assert code == expected, f"{name}: expected {expected}, got {code}"
+    stored = [(k, v) for (_, k, v, expected) in cases if expected is None]
+    assert read_all(bootstrap, by_topic, len(stored)) == stored, "exactly the accepted records were stored"
+
+    # A deleted version does not validate.
+    deleted_id = rest.ok("POST", f"/subjects/{by_topic}-value/versions", {"schema": avro_record("Order", [{"name": "id", "type": "long"}, {"name": "n", "type": ["null", "int"], "default": None}])})["id"]
+    rest.ok("DELETE", f"/subjects/{by_topic}-value/versions/2")
+    assert produce_each(bootstrap, by_topic, [(framed(key_id), framed(deleted_id))]) == [INVALID_RECORD]
+
+    # RecordNameStrategy: the subject is the record's full name.
+    Record = SerializationContext(by_record, MessageField.VALUE)
+    ticker = avro_record("Ticker", [{"name": "px", "type": "double"}])
+    by_name = AvroSerializer(client, ticker, conf={"subject.name.strategy": record_subject_name_strategy})
+    named = by_name({"px": 1.5}, Record)
+    assert rest.ok("GET", "/subjects/Ticker/versions") == [1], "registered under the record's name"
+    under_topic = rest.ok("POST", f"/subjects/{by_record}-value/versions", {"schema": avro_record("Quote", [{"name": "q", "type": "int"}])})["id"]
+    codes = produce_each(bootstrap, by_record, [(None, named), (None, framed(under_topic)), (None, b"raw")])
+    assert codes == [None, INVALID_RECORD, INVALID_RECORD], codes
+
+    # Turned off, anything is taken.
+    resource = ConfigResource(ConfigResource.Type.TOPIC, by_topic, incremental_configs=[
+        ConfigEntry("confluent.value.schema.validation", "false", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("confluent.key.schema.validation", None, incremental_operation=AlterConfigOpType.DELETE)])
+    for f in admin.incremental_alter_configs([resource]).values():
+        f.result()
+    assert produce_each(bootstrap, by_topic, [(b"k", b"anything")]) == [None]
+    print("ok validation")
+
+
 def check_restarted(rest, client, state):
     r = state["rest"]
     assert rest.ok("GET", f"/subjects/{r['subject']}/versions") == [1, 2]
@@ -328,6 +443,7 @@ def main(bootstrap, url, phase, state_file):
         check_protobuf(bootstrap, client, state)
         check_concurrent(rest, state)
         check_bad_input(rest)
+        check_validation(bootstrap, rest, client)
         with open(state_file, "w") as f:
             json.dump(state, f)
     else:

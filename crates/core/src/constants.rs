@@ -244,6 +244,12 @@ pub const SCHEMA_REGISTRY_LISTEN_DEFAULT: &str = "127.0.0.1:8081";
 pub const SCHEMA_REGISTRY_REQUEST_BODY_BYTES_MAX: usize = 1024 * 1024;
 /// Records of `_schemas` read per catch-up step (its reads are bounded like a fetch).
 pub const SCHEMA_REGISTRY_READ_BYTES_MAX: i32 = 4 * 1024 * 1024;
+/// Schema ids a shard remembers as valid for broker-side schema id
+/// validation (`confluent.value.schema.validation`); past it the oldest are forgotten.
+pub const SCHEMA_ID_VALIDATED_ENTRIES_MAX: usize = 4096;
+/// How long a shard trusts a schema id it found valid before asking the
+/// registry again (a version deleted since is refused after at most this).
+pub const SCHEMA_ID_VALIDATED_TTL_MS: u64 = 30_000;
 /// Admin HTTP connections open at once; more are closed on accept.
 pub const ADMIN_CONNECTIONS_MAX: usize = 64;
 /// Bytes of an admin request's line and headers (hyper's smallest read buffer is 8 KiB).

@@ -27,7 +27,7 @@ pub use listeners::{
     AuthorizerConfig, ClientAuth, ListenerConfig, OAuthConfig, Pem, SecurityConfig, SecurityProtocol, TlsConfig,
 };
 use topic::{ConfigKind, TOPIC_CONFIG_DEFS};
-pub use topic::{TimestampType, TopicConfig};
+pub use topic::{SubjectNameStrategy, TimestampType, TopicConfig};
 
 /// Flags of `sluice serve`; each also reads a `SLUICE_*` environment variable.
 #[derive(Debug, Clone, Args)]

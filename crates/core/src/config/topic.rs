@@ -137,6 +137,16 @@ pub struct TopicConfig {
     /// `message.timestamp.after.max.ms`: a `CreateTime` record newer than
     /// this (against the broker's clock) is refused with INVALID_TIMESTAMP, `[0, i64::MAX]`.
     pub message_timestamp_after_max_ms: i64,
+    /// `confluent.key.schema.validation`: each record's key must carry the
+    /// id of a schema registered under its subject (Confluent Server's
+    /// broker-side schema id validation).
+    pub key_schema_validation: bool,
+    /// `confluent.value.schema.validation`: the same, of each record's value.
+    pub value_schema_validation: bool,
+    /// `confluent.key.subject.name.strategy`: the subject a key's schema id must be registered under.
+    pub key_subject_name_strategy: SubjectNameStrategy,
+    /// `confluent.value.subject.name.strategy`: the subject a value's schema id must be registered under.
+    pub value_subject_name_strategy: SubjectNameStrategy,
     /// The values of the configs Sluice accepts and describes but does not
     /// act on ([`ConfigDef::no_effect`]), as Kafka prints them; a config not
     /// here has its Kafka default.
@@ -166,9 +176,62 @@ impl Default for TopicConfig {
             min_insync_replicas: 1,
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: MESSAGE_TIMESTAMP_AFTER_MAX_MS_DEFAULT,
+            key_schema_validation: false,
+            value_schema_validation: false,
+            key_subject_name_strategy: SubjectNameStrategy::Topic,
+            value_subject_name_strategy: SubjectNameStrategy::Topic,
             inert: BTreeMap::new(),
             overrides: BTreeMap::new(),
         }
+    }
+}
+
+/// How the subject a record's schema id must be registered under is
+/// named: Confluent's subject name strategies, by their class names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubjectNameStrategy {
+    /// `<topic>-key` or `<topic>-value` (the default).
+    Topic,
+    /// The schema's record name.
+    Record,
+    /// `<topic>-<record name>`.
+    TopicRecord,
+}
+
+impl SubjectNameStrategy {
+    const ALL: [SubjectNameStrategy; 3] =
+        [SubjectNameStrategy::Topic, SubjectNameStrategy::Record, SubjectNameStrategy::TopicRecord];
+
+    /// The strategy's Java class name, as Confluent's configs give it.
+    pub fn class_name(self) -> &'static str {
+        match self {
+            SubjectNameStrategy::Topic => "io.confluent.kafka.serializers.subject.TopicNameStrategy",
+            SubjectNameStrategy::Record => "io.confluent.kafka.serializers.subject.RecordNameStrategy",
+            SubjectNameStrategy::TopicRecord => "io.confluent.kafka.serializers.subject.TopicRecordNameStrategy",
+        }
+    }
+
+    fn parse(shown: &str, value: &str) -> Result<SubjectNameStrategy, String> {
+        let value = value.trim();
+        Self::ALL.into_iter().find(|s| s.class_name() == value).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|s| s.class_name()).collect();
+            refused(shown, value, &format!("String must be one of: {}", names.join(", ")))
+        })
+    }
+
+    /// The subject a key's (`is_key`) or value's schema must be registered
+    /// under in `topic`; `record_name` is asked for only by the record strategies.
+    pub fn subject<E>(
+        self,
+        topic: &str,
+        is_key: bool,
+        record_name: impl FnOnce() -> Result<String, E>,
+    ) -> Result<String, E> {
+        Ok(match self {
+            SubjectNameStrategy::Topic => format!("{topic}-{}", if is_key { "key" } else { "value" }),
+            SubjectNameStrategy::Record => record_name()?,
+            SubjectNameStrategy::TopicRecord => format!("{topic}-{}", record_name()?),
+        })
     }
 }
 
@@ -229,6 +292,11 @@ const fn honoured(name: &'static str, broker_name: &'static str, kind: ConfigKin
     ConfigDef { name, broker_name: Some(broker_name), kind, no_effect: None }
 }
 
+/// A config of Confluent Server's that Sluice acts on; no broker config sets its default.
+const fn confluent(name: &'static str, kind: ConfigKind) -> ConfigDef {
+    ConfigDef { name, broker_name: None, kind, no_effect: None }
+}
+
 const fn inert(
     name: &'static str,
     broker_name: Option<&'static str>,
@@ -245,7 +313,8 @@ const WHY_NO_RECOMPRESSION: &str = "batches are stored as the producer compresse
 const WHY_NO_TIERED_STORAGE: &str = "no tiered storage: every segment stays local";
 
 /// Every topic config of Kafka 4.1 (its `LogConfig`, internal ones left
-/// out), in name order, with the broker config that sets its default.
+/// out) and Confluent Server's broker-side schema id validation configs,
+/// in name order, with the broker config that sets its default.
 pub const TOPIC_CONFIG_DEFS: &[ConfigDef] = &[
     honoured("cleanup.policy", "log.cleanup.policy", ConfigKind::List),
     inert(
@@ -273,6 +342,10 @@ pub const TOPIC_CONFIG_DEFS: &[ConfigDef] = &[
         "3",
         WHY_NO_RECOMPRESSION,
     ),
+    confluent("confluent.key.schema.validation", ConfigKind::Boolean),
+    confluent("confluent.key.subject.name.strategy", ConfigKind::String),
+    confluent("confluent.value.schema.validation", ConfigKind::Boolean),
+    confluent("confluent.value.subject.name.strategy", ConfigKind::String),
     honoured("delete.retention.ms", "log.cleaner.delete.retention.ms", ConfigKind::Long),
     inert(
         "file.delete.delay.ms",
@@ -531,6 +604,14 @@ impl TopicConfig {
                 self.message_timestamp_before_max_ms = long(shown, value, 0, i64::MAX)?
             }
             "message.timestamp.after.max.ms" => self.message_timestamp_after_max_ms = long(shown, value, 0, i64::MAX)?,
+            "confluent.key.schema.validation" => self.key_schema_validation = boolean(shown, value)?,
+            "confluent.value.schema.validation" => self.value_schema_validation = boolean(shown, value)?,
+            "confluent.key.subject.name.strategy" => {
+                self.key_subject_name_strategy = SubjectNameStrategy::parse(shown, value)?
+            }
+            "confluent.value.subject.name.strategy" => {
+                self.value_subject_name_strategy = SubjectNameStrategy::parse(shown, value)?
+            }
             // The broker stores batches as the producer compressed them; it never recompresses.
             "compression.type" if value.trim() == "producer" => {}
             "compression.type" if KAFKA_COMPRESSION_TYPES.contains(&value.trim()) => {
@@ -630,6 +711,10 @@ impl TopicConfig {
             "segment.ms" => self.segment_ms.to_string(),
             "message.timestamp.before.max.ms" => self.message_timestamp_before_max_ms.to_string(),
             "message.timestamp.after.max.ms" => self.message_timestamp_after_max_ms.to_string(),
+            "confluent.key.schema.validation" => self.key_schema_validation.to_string(),
+            "confluent.value.schema.validation" => self.value_schema_validation.to_string(),
+            "confluent.key.subject.name.strategy" => self.key_subject_name_strategy.class_name().to_string(),
+            "confluent.value.subject.name.strategy" => self.value_subject_name_strategy.class_name().to_string(),
             _ => {
                 let def = def_of(name)?;
                 let no_effect = def.no_effect?;
@@ -669,6 +754,43 @@ impl TopicConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_id_validation_configs() {
+        let base = TopicConfig::default();
+        assert!(!base.key_schema_validation && !base.value_schema_validation);
+        assert_eq!(
+            base.value_of("confluent.value.subject.name.strategy").unwrap(),
+            SubjectNameStrategy::Topic.class_name()
+        );
+        let c = base
+            .with_overrides([
+                ("confluent.value.schema.validation", "true"),
+                ("confluent.key.subject.name.strategy", "io.confluent.kafka.serializers.subject.RecordNameStrategy"),
+            ])
+            .unwrap();
+        assert!(c.value_schema_validation && !c.key_schema_validation);
+        assert_eq!(c.key_subject_name_strategy, SubjectNameStrategy::Record);
+        assert_eq!(c.value_of("confluent.value.schema.validation").as_deref(), Some("true"));
+        let refused = base.with_overrides([("confluent.value.subject.name.strategy", "TopicNameStrategy")]);
+        assert!(refused
+            .unwrap_err()
+            .contains("String must be one of: io.confluent.kafka.serializers.subject.TopicNameStrategy"));
+        assert!(base.with_overrides([("confluent.key.schema.validation", "yes")]).is_err());
+
+        let name = || Ok::<_, ()>("exchange.Trade".to_string());
+        assert_eq!(SubjectNameStrategy::Topic.subject("trades", false, name), Ok("trades-value".to_string()));
+        assert_eq!(SubjectNameStrategy::Topic.subject("trades", true, name), Ok("trades-key".to_string()));
+        assert_eq!(SubjectNameStrategy::Record.subject("trades", true, name), Ok("exchange.Trade".to_string()));
+        assert_eq!(
+            SubjectNameStrategy::TopicRecord.subject("trades", false, name),
+            Ok("trades-exchange.Trade".to_string())
+        );
+        assert_eq!(
+            SubjectNameStrategy::Record.subject("trades", false, || Err::<String, _>("unnamed")),
+            Err("unnamed")
+        );
+    }
 
     #[test]
     fn valid_and_invalid_values() {
@@ -895,7 +1017,8 @@ mod tests {
 
     #[test]
     fn every_kafka_4_1_topic_config_is_defined_with_its_default() {
-        let names: Vec<&str> = TOPIC_CONFIG_DEFS.iter().map(|d| d.name).collect();
+        let names: Vec<&str> =
+            TOPIC_CONFIG_DEFS.iter().map(|d| d.name).filter(|n| !n.starts_with("confluent.")).collect();
         let kafka: Vec<&str> = KAFKA_4_1_DEFAULTS.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, kafka);
         let base = TopicConfig::default();
