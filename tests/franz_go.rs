@@ -5,7 +5,9 @@
 //! and the eager range balancers, static members, and the KIP-848 protocol;
 //! exactly-once consume-transform-produce with GroupTransactSession and
 //! transactions V2; the admin calls kadm makes (and DescribeQuorum,
-//! ApiVersions' features, UpdateFeatures); KIP-714 metrics pushes. The same
+//! ApiVersions' features, UpdateFeatures); KIP-714 metrics pushes; the
+//! schema registry through franz-go's `sr` client and Serde, and broker-side
+//! schema id validation seen from kgo. The same
 //! broker is then killed with SIGKILL and started again on its data, and the
 //! program checks that what was acknowledged and committed before is there.
 //! A second broker with SASL, TLS and ACLs is checked with franz-go's PLAIN,
@@ -50,6 +52,8 @@ const CHECKS: &[&str] = &[
     "kadm/delete-topics",
     "kadm/describe-quorum",
     "kadm/describe-update-features",
+    "sr/rest-api",
+    "sr/serde-and-validation",
     "restart/produce-and-commit-before-kill",
     "restart/acked-records-survive-kill-9",
     "restart/committed-offsets-survive-kill-9",
@@ -133,8 +137,9 @@ fn missing(stdout: &str, which: impl Fn(&str) -> bool) -> Vec<&'static str> {
 fn franz_go_checks() {
     let binary = build_checks("main");
     let broker = Broker::start("franz-go", 2, &[]);
-    let admin = broker.admin_url();
-    let mut stdout = run_suite(&binary, "main", &broker.bootstrap(), &["-admin", &admin], &broker);
+    let (admin, registry) = (broker.admin_url(), broker.schema_registry_url());
+    let mut stdout =
+        run_suite(&binary, "main", &broker.bootstrap(), &["-admin", &admin, "-registry", &registry], &broker);
     let state = broker.data_dir.with_extension("franzgo-state.json");
     let state_arg = state.to_str().unwrap();
     stdout += &run_suite(&binary, "before-kill", &broker.bootstrap(), &["-state", state_arg], &broker);

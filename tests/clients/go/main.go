@@ -1,10 +1,10 @@
 // Command franzgo checks a running Sluice broker with franz-go (its kgo
 // client and kadm admin client), an independent Kafka client written in Go:
 //
-//	franzgo [-suite S] [-only CHECK,...] [-timeout D] [-admin URL] [-state FILE] [-secure FILE] HOST:PORT
+//	franzgo [-suite S] [-only CHECK,...] [-timeout D] [-admin URL] [-registry URL] [-state FILE] [-secure FILE] HOST:PORT
 //
 // The suites: "main" (the default) against a plain broker, whose admin HTTP
-// address -admin names; "before-kill" and "after-kill", run before and after
+// address -admin names and schema registry -registry; "before-kill" and "after-kill", run before and after
 // the broker is killed with SIGKILL and started again on its data, sharing
 // what was acknowledged through the -state file; "secure" against a broker
 // with SASL, TLS and ACLs, described by the -secure file (HOST:PORT is then
@@ -42,15 +42,16 @@ var logOut = os.Stderr
 // env is what every check gets: the broker's address, an admin client, and a
 // suffix that keeps this run's names apart from other runs'.
 type env struct {
-	bootstrap string
-	run       string
-	adm       *kadm.Client
-	admCl     *kgo.Client
-	logLevel  kgo.LogLevel
-	adminURL  string // the broker's admin HTTP address (main suite)
-	statePath string // what before-kill leaves for after-kill
-	secure    *secureConfig
-	auth      []kgo.Opt // how the admin client logs in (secure suite)
+	bootstrap   string
+	run         string
+	adm         *kadm.Client
+	admCl       *kgo.Client
+	logLevel    kgo.LogLevel
+	adminURL    string // the broker's admin HTTP address (main suite)
+	registryURL string // the broker's schema registry address (main suite)
+	statePath   string // what before-kill leaves for after-kill
+	secure      *secureConfig
+	auth        []kgo.Opt // how the admin client logs in (secure suite)
 }
 
 // name is a topic or group name unique to this run.
@@ -110,6 +111,7 @@ func checks(suite string) []check {
 		check{"telemetry/push", 2 * time.Minute, checkTelemetry},
 	)
 	list = append(list, (&adminState{}).checks()...)
+	list = append(list, registryChecks()...)
 	return append(list,
 		check{"kadm/describe-quorum", time.Minute, checkDescribeQuorum},
 		check{"kadm/describe-update-features", 2 * time.Minute, checkFeatures},
@@ -122,6 +124,7 @@ func main() {
 	list := flag.Bool("list", false, "print the check names and exit")
 	suite := flag.String("suite", "main", "which checks: main, before-kill, after-kill or secure")
 	adminURL := flag.String("admin", "", "the broker's admin HTTP address, http://HOST:PORT")
+	registryURL := flag.String("registry", "", "the broker's schema registry address, http://HOST:PORT")
 	statePath := flag.String("state", "", "the file before-kill writes and after-kill reads")
 	securePath := flag.String("secure", "", "the JSON file describing the secured broker (secure suite)")
 	flag.Parse()
@@ -146,11 +149,12 @@ func main() {
 	defer watchdog.Stop()
 
 	e := &env{
-		bootstrap: flag.Arg(0),
-		run:       fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffffff),
-		logLevel:  logLevel(os.Getenv("FRANZGO_LOG")),
-		adminURL:  *adminURL,
-		statePath: *statePath,
+		bootstrap:   flag.Arg(0),
+		run:         fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffffff),
+		logLevel:    logLevel(os.Getenv("FRANZGO_LOG")),
+		adminURL:    *adminURL,
+		registryURL: *registryURL,
+		statePath:   *statePath,
 	}
 	if *suite == "secure" {
 		sc, err := readSecureConfig(*securePath)
