@@ -16,8 +16,6 @@ pub(crate) mod io;
 pub mod metrics;
 pub mod records;
 
-use std::cell::Cell;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -27,18 +25,13 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::constants::{
-    ADMIN_CONNECTIONS_MAX, ADMIN_CONNECTION_LIFETIME_MS, ADMIN_IO_TIMEOUT_MS, ADMIN_REQUEST_BODY_BYTES_MAX,
-    ADMIN_REQUEST_HEAD_BYTES_MAX,
-};
+use crate::constants::ADMIN_REQUEST_BODY_BYTES_MAX;
 use crate::shard::Shard;
 
 /// The shard that serves the admin listener.
 pub const ADMIN_SHARD: usize = 0;
 /// How long `/ready` waits for every shard to answer.
 const READY_TIMEOUT_MS: u64 = 2_000;
-/// How often an idle accept loop looks whether the broker is stopping.
-const STOP_POLL_MS: u64 = 50;
 
 /// What every admin request needs.
 pub struct Admin {
@@ -52,62 +45,15 @@ pub struct Admin {
 /// Serves the admin listener until the broker stops.
 pub async fn listen(shard: Rc<Shard>, listener: std::net::TcpListener, started: Instant) -> std::io::Result<()> {
     let address = listener.local_addr()?;
-    let listener = {
-        use std::os::fd::{FromRawFd, IntoRawFd};
-        // SAFETY: the descriptor comes from a bound listener whose ownership moves here.
-        unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) }
-    };
     let console = crate::server::listener::ListenerRuntime::new(shard.config.listeners[0].clone())
         .map(Rc::new)
         .map_err(std::io::Error::other)?;
-    let admin = Rc::new(Admin { shard, address, started, console });
-    let open = Rc::new(Cell::new(0usize));
-    let mut accept = Box::pin(listener.accept());
-    loop {
-        let tick = glommio::timer::sleep(Duration::from_millis(STOP_POLL_MS));
-        futures::pin_mut!(tick);
-        if let futures::future::Either::Left((accepted, _)) = futures::future::select(accept.as_mut(), tick).await {
-            accept = Box::pin(listener.accept());
-            match accepted {
-                Ok(stream) if open.get() >= ADMIN_CONNECTIONS_MAX => {
-                    tracing::warn!(max = ADMIN_CONNECTIONS_MAX, "admin connections at their limit; closing one");
-                    drop(stream);
-                }
-                Ok(stream) => {
-                    open.set(open.get() + 1);
-                    let (admin, open) = (admin.clone(), open.clone());
-                    glommio::spawn_local(async move {
-                        serve_connection(admin, stream).await;
-                        open.set(open.get() - 1);
-                    })
-                    .detach();
-                }
-                Err(e) => tracing::warn!(error = %e, "admin accept failed"),
-            }
-        }
-        if admin.shard.lifecycle.stopping() {
-            return Ok(());
-        }
-    }
-}
-
-async fn serve_connection(admin: Rc<Admin>, stream: glommio::net::TcpStream) {
-    let io_timeout = Some(Duration::from_millis(ADMIN_IO_TIMEOUT_MS));
-    let _ = stream.set_read_timeout(io_timeout);
-    let _ = stream.set_write_timeout(io_timeout);
-    let service = hyper::service::service_fn(move |request| {
+    let admin = Rc::new(Admin { shard: shard.clone(), address, started, console });
+    io::serve(&shard, listener, "admin", move |request| {
         let admin = admin.clone();
-        async move { Ok::<_, Infallible>(route(&admin, request).await) }
-    });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .max_buf_size(ADMIN_REQUEST_HEAD_BYTES_MAX)
-        .max_headers(64)
-        .serve_connection(io::HyperStream(stream), service);
-    let lifetime = glommio::timer::sleep(Duration::from_millis(ADMIN_CONNECTION_LIFETIME_MS));
-    futures::pin_mut!(connection, lifetime);
-    if let futures::future::Either::Left((Err(e), _)) = futures::future::select(connection, lifetime).await {
-        tracing::debug!(error = %e, "admin connection ended");
-    }
+        async move { route(&admin, request).await }
+    })
+    .await
 }
 
 type HttpResponse = Response<Full<Bytes>>;

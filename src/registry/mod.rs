@@ -11,9 +11,7 @@ pub mod store;
 pub mod validation;
 
 use std::cell::{Cell, RefCell};
-use std::convert::Infallible;
 use std::rc::Rc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -23,14 +21,8 @@ use sluice_registry::api::{self, Answer};
 use sluice_registry::{Registry, RegistryError};
 
 use crate::admin::{percent_decode, ADMIN_SHARD};
-use crate::constants::{
-    ADMIN_CONNECTIONS_MAX, ADMIN_CONNECTION_LIFETIME_MS, ADMIN_IO_TIMEOUT_MS, ADMIN_REQUEST_HEAD_BYTES_MAX,
-    SCHEMA_REGISTRY_REQUEST_BODY_BYTES_MAX,
-};
+use crate::constants::SCHEMA_REGISTRY_REQUEST_BODY_BYTES_MAX;
 use crate::shard::Shard;
-
-/// How often an idle accept loop looks whether the broker is stopping.
-const STOP_POLL_MS: u64 = 50;
 
 /// The registry's state and where it stands in `_schemas`.
 pub struct SchemaRegistry {
@@ -136,61 +128,11 @@ pub async fn listen(
     listener: std::net::TcpListener,
 ) -> std::io::Result<()> {
     debug_assert_eq!(shard.id, ADMIN_SHARD);
-    let listener = {
-        use std::os::fd::{FromRawFd, IntoRawFd};
-        // SAFETY: the descriptor comes from a bound listener whose ownership moves here.
-        unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) }
-    };
-    let open = Rc::new(Cell::new(0usize));
-    let mut accept = Box::pin(listener.accept());
-    loop {
-        let tick = glommio::timer::sleep(Duration::from_millis(STOP_POLL_MS));
-        futures::pin_mut!(tick);
-        if let futures::future::Either::Left((accepted, _)) = futures::future::select(accept.as_mut(), tick).await {
-            accept = Box::pin(listener.accept());
-            match accepted {
-                Ok(stream) if open.get() >= ADMIN_CONNECTIONS_MAX => {
-                    tracing::warn!(
-                        max = ADMIN_CONNECTIONS_MAX,
-                        "schema registry connections at their limit; closing one"
-                    );
-                    drop(stream);
-                }
-                Ok(stream) => {
-                    open.set(open.get() + 1);
-                    let (registry, open) = (registry.clone(), open.clone());
-                    glommio::spawn_local(async move {
-                        serve_connection(registry, stream).await;
-                        open.set(open.get() - 1);
-                    })
-                    .detach();
-                }
-                Err(e) => tracing::warn!(error = %e, "schema registry accept failed"),
-            }
-        }
-        if shard.lifecycle.stopping() {
-            return Ok(());
-        }
-    }
-}
-
-async fn serve_connection(registry: Rc<SchemaRegistry>, stream: glommio::net::TcpStream) {
-    let io_timeout = Some(Duration::from_millis(ADMIN_IO_TIMEOUT_MS));
-    let _ = stream.set_read_timeout(io_timeout);
-    let _ = stream.set_write_timeout(io_timeout);
-    let service = hyper::service::service_fn(move |request| {
+    crate::admin::io::serve(&shard, listener, "schema registry", move |request| {
         let registry = registry.clone();
-        async move { Ok::<_, Infallible>(route(&registry, request).await) }
-    });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .max_buf_size(ADMIN_REQUEST_HEAD_BYTES_MAX)
-        .max_headers(64)
-        .serve_connection(crate::admin::io::HyperStream(stream), service);
-    let lifetime = glommio::timer::sleep(Duration::from_millis(ADMIN_CONNECTION_LIFETIME_MS));
-    futures::pin_mut!(connection, lifetime);
-    if let futures::future::Either::Left((Err(e), _)) = futures::future::select(connection, lifetime).await {
-        tracing::debug!(error = %e, "schema registry connection ended");
-    }
+        async move { route(&registry, request).await }
+    })
+    .await
 }
 
 fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
