@@ -29,10 +29,10 @@ use glommio::{LocalExecutor, LocalExecutorBuilder, Placement};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader, TopicName};
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use sluice::config::TopicConfig;
 use sluice::constants::{FRAME_BYTES_MAX_DEFAULT, IO_MEMORY_BYTES_PER_SHARD};
 use sluice::protocol::batch::{self, validate_chunk};
+use sluice::protocol::builder::BatchBuilder;
 use sluice::protocol::fetch_response::{FetchPartitionOut, FetchResponseOut, FetchTopicOut};
 use sluice::protocol::frame::{decode_body, frame_length, parse_request};
 use sluice::storage::batch_cache::BatchCache;
@@ -60,27 +60,9 @@ const INDEX_ENTRIES: u32 = 262_144;
 
 fn batch(records: usize, value_bytes: usize) -> Bytes {
     let value = Bytes::from(vec![b'x'; value_bytes]);
-    let records: Vec<Record> = (0..records)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000 + i as i64,
-            key: None,
-            value: Some(value.clone()),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .unwrap();
-    buf.freeze()
+    let batch = (0..records)
+        .fold(BatchBuilder::new(), |batch, i| batch.record(None, Some(value.clone()), 1_700_000_000_000 + i as i64));
+    batch.build().expect("a batch of bench records").freeze()
 }
 
 fn bench_dir(name: &str) -> PathBuf {

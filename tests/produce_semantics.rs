@@ -18,7 +18,8 @@ use kafka_protocol::messages::{
     ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::Compression;
+use sluice::protocol::builder::BatchBuilder;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_zero_pipelining_and_errors() {
@@ -104,29 +105,14 @@ fn keyed_batch(records: &[(Option<&str>, &str)], compression: Compression) -> By
 
 /// One batch (`CreateTime`) of records given as (key, value, timestamp).
 fn batch_of<'a>(records: impl Iterator<Item = (Option<&'a str>, &'a str, i64)>, compression: Compression) -> BytesMut {
-    let records: Vec<Record> = records
-        .enumerate()
-        .map(|(i, (key, value, timestamp))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // One batch: the encoder groups records whose offset minus sequence
-            // agree, and takes the first's sequence as the base (-1, no producer).
-            sequence: i as i32 - 1,
+    let batch = records.fold(BatchBuilder::new(), |batch, (key, value, timestamp)| {
+        batch.record(
+            key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+            Some(Bytes::copy_from_slice(value.as_bytes())),
             timestamp,
-            key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
-            value: Some(Bytes::copy_from_slice(value.as_bytes())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).unwrap();
-    buf
+        )
+    });
+    batch.compression(compression).build().expect("a batch of test records")
 }
 
 /// The partition's log end offset (ListOffsets, latest).

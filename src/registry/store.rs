@@ -8,19 +8,18 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig, CreateTopicsRequest};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::RecordBatchDecoder;
 use sluice_registry::records::Record;
 use sluice_registry::RegistryError;
 
 use crate::constants::SCHEMA_REGISTRY_READ_BYTES_MAX;
 use crate::handlers;
+use crate::protocol::builder::BatchBuilder;
 use crate::protocol::{batch, versions, ResponseError};
 use crate::router::ReadPart;
 use crate::security::principal::KafkaPrincipal;
@@ -102,36 +101,15 @@ impl Store {
     pub async fn write(&self, records: &[Record]) -> Result<(), RegistryError> {
         let now_ms =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-        let encoded: Vec<kafka_protocol::records::Record> = records
+        let batch = records
             .iter()
-            .enumerate()
-            .map(|(i, r)| {
+            .fold(BatchBuilder::new(), |batch, r| {
                 let (key, value) = r.encode();
-                kafka_protocol::records::Record {
-                    transactional: false,
-                    control: false,
-                    delete_horizon: false,
-                    partition_leader_epoch: -1,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                    timestamp_type: TimestampType::Creation,
-                    offset: i as i64,
-                    sequence: -1,
-                    timestamp: now_ms,
-                    key: Some(Bytes::from(key)),
-                    value: value.map(Bytes::from),
-                    headers: Default::default(),
-                }
+                batch.record(Some(Bytes::from(key)), value.map(Bytes::from), now_ms)
             })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &encoded,
-            &RecordEncodeOptions { version: 2, compression: Compression::None },
-        )
-        .map_err(|e| RegistryError::Store(format!("encoding records: {e}")))?;
-        let partition = PartitionProduceData::default().with_index(0).with_records(Some(buf.freeze()));
+            .build()
+            .map_err(RegistryError::Store)?;
+        let partition = PartitionProduceData::default().with_index(0).with_records(Some(batch.freeze()));
         let topic =
             TopicProduceData::default().with_name(str_bytes(SCHEMAS_TOPIC).into()).with_partition_data(vec![partition]);
         let request =

@@ -499,30 +499,10 @@ pub fn producer_batch(
     timestamp: i64,
     transactional: bool,
 ) -> BytesMut {
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: if base_sequence < 0 { -1 } else { base_sequence + i as i32 },
-            timestamp: timestamp + i as i64,
-            key: None,
-            value: Some(Bytes::copy_from_slice(v)),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .unwrap();
-    buf
+    let batch = values.iter().enumerate().fold(sluice::protocol::builder::BatchBuilder::new(), |batch, (i, v)| {
+        batch.record(None, Some(Bytes::copy_from_slice(v)), timestamp + i as i64)
+    });
+    batch.producer(producer_id, epoch, base_sequence, transactional).build().expect("a batch of test records")
 }
 
 /// Creates a topic with the rdkafka admin client and checks it succeeded.

@@ -1,8 +1,9 @@
 //! The Kafka wire protocol: frames, headers, the API versions Sluice serves,
 //! RecordBatch v2 read in place, and its records decoded and rebuilt off the
-//! hot path (compacted topics).
+//! hot path (compacted topics), and batches built for the broker's own writes.
 
 pub mod batch;
+pub mod builder;
 pub mod compression;
 pub mod fetch_response;
 pub mod frame;
