@@ -11,8 +11,17 @@ use crate::common;
 
 use common::Broker;
 
-const FRESH_CHECKS: &[&str] =
-    &["rest", "compatibility", "avro", "json", "protobuf", "concurrent", "bad-input", "validation"];
+const FRESH_CHECKS: &[&str] = &[
+    "rest",
+    "compatibility",
+    "avro",
+    "json",
+    "protobuf",
+    "concurrent",
+    "bad-input",
+    "validation",
+    "documented-examples",
+];
 
 fn run(broker: &Broker, phase: &str, state: &std::path::Path) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/schema_registry_checks.py");

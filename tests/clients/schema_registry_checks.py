@@ -18,6 +18,8 @@ that new ids continue after the old ones. Each check prints "ok <name>".
 - concurrent: the same schema registered from many threads at once gets one id;
 - bad-input: invalid schemas, unknown references and oversized bodies are
   refused with a clear error and nothing stored;
+- documented-examples: Confluent's documented curl walk-through and API
+  reference answers, bodies and error texts compared exactly;
 - validation: topics with `confluent.value.schema.validation=true` (and
   `confluent.key.schema.validation`, by topic and by record name strategy)
   take records whose schema id is registered under the subject and refuse
@@ -307,6 +309,199 @@ def check_bad_input(rest):
     print("ok bad-input")
 
 
+# Confluent's documented answers: the curl walk-through of "Schema Registry API
+# Usage Examples" (https://docs.confluent.io/platform/current/schema-registry/develop/using.html),
+# the API reference (.../develop/api.html) and the error texts of Confluent's
+# registry. Subjects carry a unique prefix and ids are compared with what
+# registration returned, so it runs beside the other checks.
+def check_documented_examples(rest):
+    p = "docex-" + uuid.uuid4().hex[:12] + "-"
+    K, V = p + "Kafka-key", p + "Kafka-value"
+    MISSING = p + "no-such-subject"
+    STRING = {"schema": "{\"type\": \"string\"}"}
+    INT = {"schema": "{\"type\": \"int\"}"}
+
+    orig_cfg = rest.ok("GET", "/config")
+    orig_mode = rest.ok("GET", "/mode")
+    try:
+        # [USING] GET /config -> {"compatibilityLevel":"BACKWARD"} (exact on a default registry;
+        # here only the shape is required, another user may have changed the level)
+        assert set(orig_cfg) == {"compatibilityLevel"}, orig_cfg
+        assert orig_cfg["compatibilityLevel"] in (
+            "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE",
+            "FULL", "FULL_TRANSITIVE", "NONE"), orig_cfg
+        # [API] GET /mode -> {"mode": "READWRITE"}
+        assert orig_mode == {"mode": "READWRITE"}, orig_mode
+
+        # [USING] register under Kafka-key / Kafka-value -> {"id":1} (same id for both)
+        r = rest.ok("POST", f"/subjects/{K}/versions", STRING)
+        assert set(r) == {"id"} and isinstance(r["id"], int) and r["id"] > 0, r
+        sid = r["id"]
+        r = rest.ok("POST", f"/subjects/{V}/versions", STRING)
+        assert r == {"id": sid}, (r, sid)
+        # re-registering the same schema is idempotent
+        assert rest.ok("POST", f"/subjects/{V}/versions", STRING) == {"id": sid}
+
+        # [USING] GET /subjects -> ["Kafka-value","Kafka-key"]  (membership)
+        subs = rest.ok("GET", "/subjects")
+        assert isinstance(subs, list) and all(isinstance(s, str) for s in subs), subs
+        assert K in subs and V in subs, subs
+
+        # [USING] GET /subjects/Kafka-value/versions -> [1]
+        assert rest.ok("GET", f"/subjects/{V}/versions") == [1]
+
+        # [USING] GET /schemas/ids/1 -> {"schema":"\"string\""}
+        r = rest.ok("GET", f"/schemas/ids/{sid}")
+        assert set(r) == {"schema"}, r  # no schemaType for AVRO
+        assert r == {"schema": "\"string\""}, r
+
+        # [USING] GET /subjects/Kafka-value/versions/1 and /latest
+        #   -> {"subject":"Kafka-value","version":1,"id":1,"schema":"\"string\""}
+        for ver in ("1", "latest"):
+            r = rest.ok("GET", f"/subjects/{V}/versions/{ver}")
+            assert set(r) == {"subject", "version", "id", "schema"}, r  # AVRO: schemaType omitted
+            assert (r["subject"], r["version"], r["id"]) == (V, 1, sid), r
+            assert r == {"subject": V, "version": 1, "id": sid, "schema": "\"string\""}, r
+
+        # [API] GET /subjects/{s}/versions/{v}/schema -> the unescaped schema only
+        r = rest.ok("GET", f"/subjects/{V}/versions/1/schema")
+        assert r == "string", r
+
+        # [USING] POST /subjects/Kafka-key (is it registered?)
+        #   -> {"subject":"Kafka-key","version":1,"id":1,"schema":"\"string\""}
+        r = rest.ok("POST", f"/subjects/{K}", STRING)
+        assert set(r) == {"subject", "version", "id", "schema"}, r
+        assert (r["subject"], r["version"], r["id"]) == (K, 1, sid), r
+        assert r == {"subject": K, "version": 1, "id": sid, "schema": "\"string\""}, r
+
+        # [USING] POST /compatibility/subjects/Kafka-value/versions/latest -> {"is_compatible":true}
+        assert rest.ok("POST", f"/compatibility/subjects/{V}/versions/latest", STRING) == {"is_compatible": True}
+        assert rest.ok("POST", f"/compatibility/subjects/{V}/versions/1", STRING) == {"is_compatible": True}
+
+        # [API] GET /schemas/types -> ["JSON", "PROTOBUF", "AVRO"]
+        types = rest.ok("GET", "/schemas/types")
+        assert sorted(types) == ["AVRO", "JSON", "PROTOBUF"], types
+
+        # [API] GET /schemas/ids/{id}/versions -> [{"subject": "test-subject1", "version": 1}]
+        pairs = rest.ok("GET", f"/schemas/ids/{sid}/versions")
+        assert all(isinstance(x, dict) and set(x) == {"subject", "version"} for x in pairs), pairs
+        assert {"subject": K, "version": 1} in pairs and {"subject": V, "version": 1} in pairs, pairs
+        # [API] GET /schemas/ids/{id}/subjects -> ["subject1", "subject2"]
+        s = rest.ok("GET", f"/schemas/ids/{sid}/subjects")
+        assert K in s and V in s, s
+
+        # [USING]/[README] PUT /config/Kafka-value {"compatibility":"BACKWARD"} -> {"compatibility":"BACKWARD"}
+        assert rest.ok("PUT", f"/config/{V}", {"compatibility": "BACKWARD"}) == {"compatibility": "BACKWARD"}
+        # [API] GET /config/{subject} -> {"compatibilityLevel": "..."}
+        assert rest.ok("GET", f"/config/{V}") == {"compatibilityLevel": "BACKWARD"}
+        # [SRC] no subject-level config -> 40408 "Subject '%s' does not have subject-level compatibility configured"
+        e = rest.fails("GET", f"/config/{K}", None, 40408)
+        assert e["message"] == f"Subject '{K}' does not have subject-level compatibility configured", e
+
+        # [API] register incompatible schema -> HTTP 409 (error_code 409; 40901 in CP >= 8.0.4/8.1)
+        st, e = rest.call("POST", f"/subjects/{V}/versions", INT)
+        assert st == 409 and e.get("error_code") in (409, 40901) and e.get("message"), (st, e)
+        assert e["message"].startswith("Schema being registered is incompatible with an earlier schema"), e
+
+        # [SRC] DELETE /config/{subject} returns the removed config
+        assert rest.ok("DELETE", f"/config/{V}") == {"compatibilityLevel": "BACKWARD"}
+        rest.fails("DELETE", f"/config/{MISSING}", None, 40401)
+
+        # [USING]/[README] PUT /config {"compatibility":"NONE"} -> {"compatibility":"NONE"}
+        assert rest.ok("PUT", "/config", {"compatibility": "NONE"}) == {"compatibility": "NONE"}
+        assert rest.ok("GET", "/config") == {"compatibilityLevel": "NONE"}
+        assert rest.ok("PUT", "/config", {"compatibility": orig_cfg["compatibilityLevel"]}) == \
+            {"compatibility": orig_cfg["compatibilityLevel"]}
+        # [SRC] 42203 "Invalid compatibility level. Valid values are none, backward, ..."
+        e = rest.fails("PUT", "/config", {"compatibility": "FOO"}, 42203)
+        assert e["message"] == ("Invalid compatibility level. Valid values are none, backward, forward, "
+                                "full, backward_transitive, forward_transitive, and full_transitive"), e
+
+        # [API] mode endpoints
+        assert rest.ok("PUT", "/mode", {"mode": "READONLY"}) == {"mode": "READONLY"}
+        assert rest.ok("GET", "/mode") == {"mode": "READONLY"}
+        assert rest.ok("PUT", "/mode", {"mode": "READWRITE"}) == {"mode": "READWRITE"}
+        assert rest.ok("PUT", f"/mode/{V}", {"mode": "READONLY"}) == {"mode": "READONLY"}
+        assert rest.ok("GET", f"/mode/{V}") == {"mode": "READONLY"}
+        rest.fails("POST", f"/subjects/{V}/versions", INT, 42205)   # read-only subject
+        assert rest.ok("DELETE", f"/mode/{V}") == {"mode": "READONLY"}
+        e = rest.fails("GET", f"/mode/{V}", None, 40409)
+        assert e["message"] == f"Subject '{V}' does not have subject-level mode configured", e
+        e = rest.fails("PUT", f"/mode/{V}", {"mode": "FOO"}, 42204)
+        assert e["message"].startswith("Invalid mode."), e
+        rest.fails("DELETE", f"/mode/{MISSING}", None, 40401)
+
+        # [USING] delete / re-register walk-through (old using.rst + [DEL])
+        assert rest.ok("PUT", f"/config/{V}", {"compatibility": "NONE"}) == {"compatibility": "NONE"}
+        r = rest.ok("POST", f"/subjects/{V}/versions", INT)
+        assert set(r) == {"id"} and r["id"] != sid, r
+        assert rest.ok("GET", f"/subjects/{V}/versions") == [1, 2]
+        # DELETE /subjects/Kafka-value/versions/1 -> 1
+        assert rest.ok("DELETE", f"/subjects/{V}/versions/1") == 1
+        assert rest.ok("GET", f"/subjects/{V}/versions") == [2]
+        e = rest.fails("GET", f"/subjects/{V}/versions/1", None, 40402)
+        assert e["message"] == "Version 1 not found.", e
+        # DELETE /subjects/Kafka-value/versions/latest -> 2
+        assert rest.ok("DELETE", f"/subjects/{V}/versions/latest") == 2
+        e = rest.fails("GET", f"/subjects/{V}/versions", None, 40401)
+        assert e["message"] == f"Subject '{V}' not found.", e
+        assert V not in rest.ok("GET", "/subjects")
+        # Registering the same schema again -> {"id":1} (same id), next version is 3
+        assert rest.ok("POST", f"/subjects/{V}/versions", STRING) == {"id": sid}
+        assert rest.ok("GET", f"/subjects/{V}/versions") == [3]
+        assert rest.ok("GET", f"/schemas/ids/{sid}") == {"schema": "\"string\""}
+        # DELETE /subjects/Kafka-value -> [3]
+        assert rest.ok("DELETE", f"/subjects/{V}") == [3]
+        subs = rest.ok("GET", "/subjects")
+        assert V not in subs and K in subs, subs
+        assert V in rest.ok("GET", "/subjects?deleted=true")
+        # [SRC] 40404 soft-deleted already / 40405 permanent without soft delete
+        e = rest.fails("DELETE", f"/subjects/{V}", None, 40404)
+        assert e["message"] == f"Subject '{V}' was soft deleted.Set permanent=true to delete permanently", e
+        e = rest.fails("DELETE", f"/subjects/{K}?permanent=true", None, 40405)
+        assert e["message"] == f"Subject '{K}' was not deleted first before being permanently deleted", e
+        # [DEL] hard delete after soft delete (returns every version, incl. soft-deleted ones)
+        assert rest.ok("DELETE", f"/subjects/{V}?permanent=true") == [1, 2, 3]
+        assert V not in rest.ok("GET", "/subjects?deleted=true")
+
+        # documented error codes ([API]/[CLOUD]) with [SRC] message texts
+        e = rest.fails("GET", f"/subjects/{MISSING}/versions", None, 40401)
+        assert e["message"] == f"Subject '{MISSING}' not found.", e
+        e = rest.fails("GET", f"/subjects/{K}/versions/99", None, 40402)
+        assert e["message"] == "Version 99 not found.", e
+        for bad in ("abc", "0"):
+            e = rest.fails("GET", f"/subjects/{K}/versions/{bad}", None, 42202)
+            assert e["message"] == (f"The specified version '{bad}' is not a valid version id. "
+                                    "Allowed values are between [1, 2^31-1] and the string \"latest\""), e
+        big = 2147483000
+        e = rest.fails("GET", f"/schemas/ids/{big}", None, 40403)
+        assert e["message"] == f"Schema {big} not found", e
+        e = rest.fails("GET", f"/schemas/ids/{big}/versions", None, 40403)
+        assert e["message"] == "Schema not found", e
+        e = rest.fails("POST", f"/subjects/{K}", {"schema": "{\"type\": \"bytes\"}"}, 40403)
+        assert e["message"] == "Schema not found", e
+        e = rest.fails("POST", f"/subjects/{MISSING}", STRING, 40401)
+        assert e["message"] == f"Subject '{MISSING}' not found.", e
+        rest.fails("POST", f"/subjects/{K}/versions", {"schema": "{\"type\": \"nosuchtype\"}"}, 42201)
+        e = rest.fails("DELETE", f"/subjects/{K}/versions/99", None, 40402)
+        assert e["message"] == "Version 99 not found.", e
+        rest.fails("DELETE", f"/subjects/{MISSING}/versions/1", None, 40401)
+        rest.fails("DELETE", f"/subjects/{MISSING}", None, 40401)
+        # [SRC] CompatibilityResource: missing subject + "latest" is compatible, missing version -> 40402
+        assert rest.ok("POST", f"/compatibility/subjects/{MISSING}/versions/latest", STRING) == {"is_compatible": True}
+        rest.fails("POST", f"/compatibility/subjects/{MISSING}/versions/1", STRING, 40402)
+    finally:
+        rest.call("PUT", "/config", {"compatibility": orig_cfg.get("compatibilityLevel", "BACKWARD")})
+        rest.call("PUT", "/mode", {"mode": orig_mode.get("mode", "READWRITE")})
+        for s in (K, V):
+            rest.call("DELETE", f"/mode/{s}")
+            rest.call("DELETE", f"/subjects/{s}")
+            rest.call("DELETE", f"/subjects/{s}?permanent=true")
+
+    print("ok documented-examples")
+
+
+
 def produce_each(bootstrap, topic, records):
     """Produces each (key, value) on its own and returns each one's delivery error code (None: stored)."""
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0, "retries": 0})
@@ -444,6 +639,7 @@ def main(bootstrap, url, phase, state_file):
         check_concurrent(rest, state)
         check_bad_input(rest)
         check_validation(bootstrap, rest, client)
+        check_documented_examples(rest)
         with open(state_file, "w") as f:
             json.dump(state, f)
     else:

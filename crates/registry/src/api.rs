@@ -112,7 +112,7 @@ fn submitted(bytes: &[u8]) -> Result<(Submitted, Option<i32>, Option<i32>), Regi
 }
 
 fn schema_id(text: &str) -> Result<i32, RegistryError> {
-    text.parse().map_err(|_| RegistryError::SchemaNotFound(text.to_string()))
+    text.parse().map_err(|_| RegistryError::SchemaNotFound(None))
 }
 
 /// Parses a request: `segments` are the path's decoded segments, `query` its decoded pairs.
@@ -271,7 +271,7 @@ pub fn answer(registry: &Registry, operation: &Operation) -> Result<Answer, Regi
             }
         }
         SchemaUsages { id, deleted } => {
-            registry.schema(*id)?;
+            registry.schema(*id).map_err(|_| RegistryError::SchemaNotFound(None))?;
             let usages: Vec<Value> = registry
                 .usages(*id, *deleted)
                 .into_iter()

@@ -9,8 +9,9 @@ pub enum RegistryError {
     SubjectNotFound(String),
     #[error("Version {0} not found.")]
     VersionNotFound(String),
-    #[error("Schema {0} not found")]
-    SchemaNotFound(String),
+    /// The id, where Confluent names it.
+    #[error("{}", match .0 { Some(id) => format!("Schema {id} not found"), None => "Schema not found".to_string() })]
+    SchemaNotFound(Option<i32>),
     #[error("Subject '{0}' was soft deleted.Set permanent=true to delete permanently")]
     SubjectSoftDeleted(String),
     #[error("Subject '{0}' was not deleted first before being permanently deleted")]

@@ -270,7 +270,7 @@ impl Registry {
         self.schemas
             .get(&id)
             .filter(|_| !self.usages(id, true).is_empty())
-            .ok_or_else(|| RegistryError::SchemaNotFound(id.to_string()))
+            .ok_or(RegistryError::SchemaNotFound(Some(id)))
     }
 
     /// `GET /schemas/ids/{id}/versions`: (subject, version) pairs that have the schema.
@@ -307,13 +307,13 @@ impl Registry {
     pub fn lookup(&self, subject: &str, submitted: &Submitted, deleted: bool) -> Result<SubjectVersion, RegistryError> {
         let versions = self.live_subject(subject, deleted)?;
         let identity = self.identity(submitted)?;
-        let id = self.ids.get(&identity).ok_or_else(|| RegistryError::SchemaNotFound(String::new()))?;
+        let id = self.ids.get(&identity).ok_or(RegistryError::SchemaNotFound(None))?;
         versions
             .iter()
             .rev()
             .find(|(_, v)| v.id == *id && (deleted || !v.deleted))
             .map(|(n, _)| self.show(subject, *n, *id))
-            .ok_or_else(|| RegistryError::SchemaNotFound(String::new()))
+            .ok_or(RegistryError::SchemaNotFound(None))
     }
 
     fn parse(&self, submitted: &Submitted) -> Result<Parsed, RegistryError> {
@@ -362,6 +362,14 @@ impl Registry {
     ) -> Result<Vec<String>, RegistryError> {
         let parsed = self.parse(submitted)?;
         let level = self.compatibility(Some(subject));
+        if !self.subjects.contains_key(subject) {
+            // As Confluent: anything is compatible with the latest of nothing;
+            // a numbered version of nothing is not found.
+            return match which {
+                Some(VersionRef::Number(n)) => Err(RegistryError::VersionNotFound(n.to_string())),
+                _ => Ok(Vec::new()),
+            };
+        }
         match which {
             Some(which) => {
                 let version = self.version(subject, which, false)?;
@@ -467,7 +475,7 @@ impl Registry {
             id,
             schema_type: submitted.schema_type,
             references: submitted.references.clone(),
-            schema: submitted.schema.clone(),
+            schema: stored_text(submitted, &parsed),
             deleted: false,
         };
         Ok(Change::Write(vec![Record { key: Key::schema(subject, version), value: Some(Value::Schema(value)) }], id))
@@ -581,8 +589,9 @@ impl Registry {
 
     /// `DELETE /config[/{s}]`: the level that was set.
     pub fn delete_compatibility(&self, subject: Option<&str>) -> Result<Change<Compatibility>, RegistryError> {
+        // A subject without a level of its own is "not found", as in Confluent.
         let was = match subject {
-            Some(s) => self.subject_compatibility(s)?,
+            Some(s) => self.subject_compatibility(s).map_err(|_| RegistryError::SubjectNotFound(s.to_string()))?,
             None => self.compatibility(None),
         };
         Ok(Change::Write(vec![Record { key: Key::config(subject), value: None }], was))
@@ -607,7 +616,7 @@ impl Registry {
 
     /// `DELETE /mode/{s}`: the mode that was set.
     pub fn delete_mode(&self, subject: &str) -> Result<Change<Mode>, RegistryError> {
-        let was = self.subject_mode(subject)?;
+        let was = self.subject_mode(subject).map_err(|_| RegistryError::SubjectNotFound(subject.to_string()))?;
         Ok(Change::Write(vec![Record { key: Key::mode(Some(subject)), value: None }], was))
     }
 
@@ -623,6 +632,16 @@ impl Registry {
     /// Schema types of every registered schema (for `GET /schemas`), by id.
     pub fn ids(&self) -> BTreeSet<i32> {
         self.schemas.keys().copied().collect()
+    }
+}
+
+/// The text a registration stores and shows: for Avro the parsed schema's
+/// JSON form, compact (Confluent's `AvroSchema.canonicalString()`, so
+/// `{"type": "string"}` is shown as `"string"`); for the others the text as given.
+fn stored_text(submitted: &Submitted, parsed: &Parsed) -> String {
+    match parsed {
+        Parsed::Avro(_) => parsed.canonical(),
+        _ => submitted.schema.clone(),
     }
 }
 
@@ -675,5 +694,61 @@ mod tests {
             Change::Unchanged(_) => panic!("a delete writes"),
         }
         assert!(!registry.subject_has("trades-value", id));
+    }
+}
+
+#[cfg(test)]
+mod confluent_answers {
+    use super::*;
+
+    fn submitted(schema: &str) -> Submitted {
+        Submitted { schema_type: SchemaType::Avro, schema: schema.to_string(), references: Vec::new() }
+    }
+
+    fn applied<T>(registry: &mut Registry, change: Change<T>) -> T {
+        match change {
+            Change::Write(records, answer) => {
+                records.iter().for_each(|r| registry.apply(r));
+                answer
+            }
+            Change::Unchanged(answer) => answer,
+        }
+    }
+
+    #[test]
+    fn avro_schemas_are_shown_in_their_compact_json_form() {
+        let mut registry = Registry::default();
+        let change = registry.register("Kafka-value", &submitted(r#"{"type": "string"}"#), None).unwrap();
+        let id = applied(&mut registry, change);
+        assert_eq!(registry.schema(id).unwrap().text, r#""string""#, "Confluent's documented answer");
+        let record = r#"{ "type": "record", "name": "Trade", "namespace": "exchange",
+                          "fields": [ {"name": "px", "type": "long"} ] }"#;
+        let change = registry.register("trades-value", &submitted(record), None).unwrap();
+        let id = applied(&mut registry, change);
+        // Compact, as Confluent's; apache-avro writes `namespace` before `name`, Java's Avro after.
+        let text = &registry.schema(id).unwrap().text;
+        assert!(!text.contains(' '), "{text}");
+        let shown: serde_json::Value = serde_json::from_str(text).unwrap();
+        let expected: serde_json::Value = serde_json::from_str(
+            r#"{"type":"record","name":"Trade","namespace":"exchange","fields":[{"name":"px","type":"long"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(shown, expected);
+    }
+
+    #[test]
+    fn missing_subjects_answer_as_confluent_does() {
+        let registry = Registry::default();
+        let any = submitted(r#""int""#);
+        assert_eq!(registry.check_compatibility("none", Some(VersionRef::Latest), &any), Ok(Vec::new()));
+        assert_eq!(registry.check_compatibility("none", None, &any), Ok(Vec::new()));
+        assert_eq!(
+            registry.check_compatibility("none", Some(VersionRef::Number(1)), &any),
+            Err(RegistryError::VersionNotFound("1".into()))
+        );
+        assert_eq!(registry.delete_compatibility(Some("none")), Err(RegistryError::SubjectNotFound("none".into())));
+        assert_eq!(registry.delete_mode("none"), Err(RegistryError::SubjectNotFound("none".into())));
+        assert_eq!(RegistryError::SchemaNotFound(None).to_string(), "Schema not found");
+        assert_eq!(RegistryError::SchemaNotFound(Some(7)).to_string(), "Schema 7 not found");
     }
 }
