@@ -13,6 +13,19 @@ use common::kafka::{self, assigned, consumer_config, poll_n, produce, value, wat
 use common::Broker;
 use rdkafka::Offset;
 
+/// `sluice serve` on ports the system picks, two shards: the rest as a user gives it.
+const SERVE_ON_FREE_PORTS: [&str; 9] = [
+    "serve",
+    "--listen",
+    "127.0.0.1:0",
+    "--admin-listen",
+    "127.0.0.1:0",
+    "--schema-registry-listen",
+    "127.0.0.1:0",
+    "--shards",
+    "2",
+];
+
 /// The broker's default listener (README: "listens on `127.0.0.1:9092`").
 const DEFAULT_PORT: u16 = 9092;
 /// The admin listener's default port (metrics, health, console).
@@ -136,20 +149,7 @@ async fn readme_run_command_works_as_written_from_a_fresh_clone() {
 /// once it listens.
 fn start_in_cwd(cwd: &Path, args: &[&str], envs: &[(&str, &str)], data_dir: PathBuf) -> Broker {
     let mut command = clean_command(common::sluice_bin(), cwd);
-    command
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--schema-registry-listen",
-            "127.0.0.1:0",
-            "--shards",
-            "2",
-        ])
-        .args(args)
-        .envs(envs.iter().copied());
+    command.args(SERVE_ON_FREE_PORTS).args(args).envs(envs.iter().copied());
     let log = cwd.join(format!("broker-{}.log", data_dir.file_name().unwrap().to_string_lossy()));
     Broker::launch(command, None, data_dir, log, Duration::from_secs(20))
 }
@@ -195,17 +195,7 @@ fn a_low_open_files_soft_limit_is_raised_to_the_hard_limit() {
     use std::os::unix::process::CommandExt;
     let dir = common::fresh_data_dir("nofile");
     let mut command = clean_command(common::sluice_bin(), &dir);
-    command.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--schema-registry-listen",
-        "127.0.0.1:0",
-        "--shards",
-        "2",
-    ]);
+    command.args(SERVE_ON_FREE_PORTS);
     command.arg("--data-dir").arg(dir.join("data"));
     // SAFETY: only setrlimit, async-signal-safe, between fork and exec.
     unsafe {

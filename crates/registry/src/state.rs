@@ -128,30 +128,14 @@ impl Registry {
                     Some(Value::Config(c)) => Some(c.compatibility_level),
                     _ => None,
                 };
-                match (subject, level) {
-                    (None, level) => self.compatibility = level,
-                    (Some(s), Some(level)) => {
-                        self.subject_compatibility.insert(s.clone(), level);
-                    }
-                    (Some(s), None) => {
-                        self.subject_compatibility.remove(s);
-                    }
-                }
+                set_or_clear(&mut self.compatibility, &mut self.subject_compatibility, subject, level);
             }
             (Key::Mode { subject, .. }, value) => {
                 let mode = match value {
                     Some(Value::Mode(m)) => Some(m.mode),
                     _ => None,
                 };
-                match (subject, mode) {
-                    (None, mode) => self.mode = mode,
-                    (Some(s), Some(mode)) => {
-                        self.subject_modes.insert(s.clone(), mode);
-                    }
-                    (Some(s), None) => {
-                        self.subject_modes.remove(s);
-                    }
-                }
+                set_or_clear(&mut self.mode, &mut self.subject_modes, subject, mode);
             }
             (Key::DeleteSubject { subject, .. }, Some(Value::DeleteSubject(d))) => {
                 if let Some(versions) = self.subjects.get_mut(subject) {
@@ -632,6 +616,25 @@ impl Registry {
     /// Schema types of every registered schema (for `GET /schemas`), by id.
     pub fn ids(&self) -> BTreeSet<i32> {
         self.schemas.keys().copied().collect()
+    }
+}
+
+/// Sets (`Some`) or clears (`None`) a registry-wide value or, for a
+/// subject, its own: what a config or mode record of `_schemas` does.
+fn set_or_clear<T>(
+    global: &mut Option<T>,
+    by_subject: &mut HashMap<String, T>,
+    subject: &Option<String>,
+    value: Option<T>,
+) {
+    match (subject, value) {
+        (None, value) => *global = value,
+        (Some(s), Some(value)) => {
+            by_subject.insert(s.clone(), value);
+        }
+        (Some(s), None) => {
+            by_subject.remove(s);
+        }
     }
 }
 
