@@ -148,14 +148,19 @@ async fn idempotent_producer_survives_cut_connections() {
         let producer: ThreadedProducer<DefaultProducerContext> =
             kafka::client_config(&bootstrap, &settings).create().unwrap();
         proxy.cut_every(Duration::from_millis(150));
-        let total = 30_000;
-        for i in 0..total {
-            send(&producer, "cut", i % 3, &i.to_string());
+        // At least 30,000 records, and on until connections were cut a few
+        // times (a fast machine sends 30,000 between two cuts).
+        let (mut total, block, total_max) = (0, 3_000, 1_500_000);
+        while total < 30_000 || (proxy.accepted.load(Ordering::SeqCst) < 6 && total < total_max) {
+            for i in total..total + block {
+                send(&producer, "cut", i % 3, &i.to_string());
+            }
+            total += block;
         }
         producer.flush(Duration::from_secs(60)).unwrap();
         proxy.stop_cutting(Duration::from_millis(150));
         let reconnects = proxy.accepted.load(Ordering::SeqCst);
-        assert!(reconnects >= 5, "connections were cut while producing ({reconnects} connections)");
+        assert!(reconnects >= 5, "connections were cut while producing ({reconnects} connections, {total} records)");
         let stored = read_all(&bootstrap, "cut", 3, "read_committed");
         let mut seen = 0;
         for (p, values) in stored {

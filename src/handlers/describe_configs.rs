@@ -105,6 +105,7 @@ impl BrokerView<'_> {
         self.synonyms(key, &names, static_of, default_of)
     }
 
+    /// Every topic config with its value, source and synonyms (see [`unset_extension`]).
     fn topic_entries(&self, config: &TopicConfig) -> Vec<Entry> {
         TOPIC_CONFIG_DEFS
             .iter()
@@ -413,7 +414,10 @@ pub async fn handle(
                 resource.configuration_keys.as_ref().map(|k| k.iter().map(|k| k.as_str()).collect());
             let configs = entries
                 .into_iter()
-                .filter(|e| keys.as_ref().is_none_or(|k| k.contains(&e.name.as_str())))
+                .filter(|e| match keys.as_ref() {
+                    Some(k) => k.contains(&e.name.as_str()),
+                    None => !unset_extension(e),
+                })
                 .map(|e| {
                     let mut c = DescribeConfigsResourceResult::default()
                         .with_name(s(e.name))
@@ -443,4 +447,11 @@ pub async fn handle(
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// A config beyond Kafka's that the topic does not set: left out of a full
+/// listing (`kafka-configs --describe --all` shows what Kafka shows), given
+/// when asked for by name.
+fn unset_extension(entry: &Entry) -> bool {
+    entry.source == SOURCE_DEFAULT && crate::config::topic::def_of(&entry.name).is_some_and(ConfigDef::extension)
 }

@@ -297,6 +297,15 @@ const fn confluent(name: &'static str, kind: ConfigKind) -> ConfigDef {
     ConfigDef { name, broker_name: None, kind, no_effect: None }
 }
 
+impl ConfigDef {
+    /// A config beyond Kafka's (Confluent Server's schema id validation):
+    /// described where a topic sets it or a request names it, so that a
+    /// topic's full listing is Kafka's.
+    pub fn extension(&self) -> bool {
+        self.name.starts_with("confluent.")
+    }
+}
+
 const fn inert(
     name: &'static str,
     broker_name: Option<&'static str>,
