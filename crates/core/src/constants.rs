@@ -316,3 +316,36 @@ pub const TELEMETRY_EXPIRY_MS_MIN: u64 = 60_000;
 pub const CLIENT_METRICS_SUBSCRIPTIONS_MAX: usize = 1_024;
 
 const _: () = assert!(TELEMETRY_SERIES_PER_CLIENT_MAX <= TELEMETRY_SERIES_MAX);
+
+// The cluster: the metadata quorum (Raft) and its transport between nodes.
+/// Bytes of one quorum log frame or transport frame (one Raft message or entry).
+pub const QUORUM_FRAME_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Bytes of the quorum log file; past it the node stops taking metadata changes.
+pub const QUORUM_LOG_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+/// Bytes of the quorum's hard state file.
+pub const QUORUM_STATE_BYTES_MAX: u64 = 4096;
+/// One Raft tick; the election and heartbeat timeouts count these.
+pub const QUORUM_TICK_MS: u64 = 100;
+/// Ticks without a leader's word before a voter stands for election
+/// (randomised by the library between this and twice this).
+pub const QUORUM_ELECTION_TICKS: usize = 10;
+/// Ticks between a leader's heartbeats.
+pub const QUORUM_HEARTBEAT_TICKS: usize = 2;
+/// Messages waiting to go to one peer; past it the oldest are dropped
+/// (Raft resends what a peer did not get).
+pub const QUORUM_PEER_QUEUE_MAX: usize = 4096;
+/// Inbound quorum messages waiting for the controller loop.
+pub const QUORUM_INBOX_MAX: usize = 4096;
+/// How long connecting to a peer may take.
+pub const QUORUM_CONNECT_TIMEOUT_MS: u64 = 2_000;
+/// Wait between attempts to connect to a peer that refused.
+pub const QUORUM_RECONNECT_BACKOFF_MS: u64 = 200;
+/// `broker.session.timeout.ms` default (Kafka's): a broker not heard from
+/// this long is fenced.
+pub const BROKER_SESSION_TIMEOUT_MS_DEFAULT: u64 = 9_000;
+/// `broker.heartbeat.interval.ms` default (Kafka's).
+pub const BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 2_000;
+/// Voters in `controller.quorum.voters`.
+pub const QUORUM_VOTERS_MAX: usize = 9;
+/// Brokers a cluster registers.
+pub const CLUSTER_BROKERS_MAX: usize = 1024;

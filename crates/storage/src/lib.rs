@@ -31,6 +31,7 @@ pub mod index;
 pub mod log;
 pub mod metrics;
 pub mod producer_state;
+pub mod quorum_log;
 pub mod recovery;
 pub mod segment;
 

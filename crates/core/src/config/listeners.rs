@@ -386,6 +386,38 @@ fn tls_config(name: &str, keys: &ListenerKeys) -> Result<TlsConfig, ConfigError>
     Ok(TlsConfig { certificate_chain, private_key, truststore, client_auth, principal_mapping_rules })
 }
 
+/// The first of `controller.listener.names` among `listeners`: its name,
+/// security protocol and bind address. `None` when no controller listener is named.
+pub fn controller_listener(
+    listeners: &str,
+    file: &BTreeMap<String, String>,
+) -> Result<Option<(String, SecurityProtocol, SocketAddr)>, ConfigError> {
+    let Some(name) = file
+        .get("controller.listener.names")
+        .and_then(|t| t.split(',').map(|n| n.trim().to_ascii_uppercase()).find(|n| !n.is_empty()))
+    else {
+        return Ok(None);
+    };
+    let map = protocol_map(file.get("listener.security.protocol.map"))?;
+    let Some((_, host, port)) = parse_endpoints("listeners", listeners)?.into_iter().find(|(n, _, _)| *n == name)
+    else {
+        return Err(invalid("controller.listener.names", format!("{name} is not one of the listeners")));
+    };
+    let protocol = *map.get(&name).ok_or_else(|| {
+        invalid(
+            "listener.security.protocol.map",
+            format!("listener {name} is not a security protocol and is not mapped to one"),
+        )
+    })?;
+    let bind_host = if host.is_empty() { "0.0.0.0" } else { host.as_str() };
+    let bind = (bind_host, port)
+        .to_socket_addrs()
+        .map_err(|e| invalid("listeners", format!("{name}://{host}:{port}: {e}")))?
+        .next()
+        .ok_or_else(|| invalid("listeners", format!("{name}://{host}:{port} resolves to nothing")))?;
+    Ok(Some((name, protocol, bind)))
+}
+
 /// Resolves the listeners from `listeners` (flag or file) and the rest of the file.
 pub fn resolve_listeners(
     listeners: &str,
@@ -403,7 +435,7 @@ pub fn resolve_listeners(
     };
     let mut resolved = Vec::new();
     for (name, host, port) in parse_endpoints("listeners", listeners)? {
-        // A KRaft controller's listener: Sluice has no controller quorum to serve on it.
+        // A KRaft controller's listener: the metadata quorum serves it (config::cluster).
         if controller_names.contains(&name) {
             continue;
         }

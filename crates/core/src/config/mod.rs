@@ -6,6 +6,7 @@
 //! in the file (`num.partitions=3`) and kebab-case as flags (`--num-partitions`).
 
 pub mod cleaner;
+pub mod cluster;
 pub mod dynamic;
 pub mod kafka_keys;
 pub mod listeners;
@@ -22,6 +23,7 @@ use crate::constants::{
     NUM_PARTITIONS_DEFAULT, PARTITIONS_PER_TOPIC_MAX, SEGMENT_BYTES_DEFAULT, SHARDS_MAX,
 };
 pub use cleaner::CleanerConfig;
+pub use cluster::{ClusterConfig, Voter};
 pub use dynamic::{BrokerScope, DynamicConfigs, EffectiveConfig};
 pub use listeners::{
     AuthorizerConfig, ClientAuth, ListenerConfig, OAuthConfig, Pem, SecurityConfig, SecurityProtocol, TlsConfig,
@@ -289,6 +291,8 @@ pub struct BrokerConfig {
     /// How long a shard with nothing to do polls before it sleeps, in microseconds.
     pub spin_before_park_us: u64,
     pub consumer_groups: ConsumerGroupConfig,
+    /// The node's place in a cluster; `None`: a single node.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// `compression.type`, a broker config that Sluice does not use (it stores batches as produced).
@@ -502,6 +506,7 @@ impl BrokerConfig {
             KNOWN.contains(&k)
                 || cleaner::KEYS.contains(&k)
                 || listeners::is_security_key(k)
+                || (file.contains_key("controller.quorum.voters") && cluster::KEYS.contains(&k))
                 || BROKER_SYNONYMS.iter().any(|s| s.key == k)
                 || TOPIC_CONFIG_DEFS.iter().any(|d| d.broker_name == Some(k) && k != COMPRESSION_TYPE)
         };
@@ -532,6 +537,7 @@ impl BrokerConfig {
         if node_id < 0 {
             return Err(invalid("node-id", "must be >= 0"));
         }
+        let cluster = cluster::resolve(&listeners_text, node_id, &file)?;
         let cpus = match args.cpus.clone().or_else(|| file.get("cpus").cloned()) {
             None => None,
             Some(text) => Some(parse_cpu_list(&text).map_err(|reason| invalid("cpus", reason))?),
@@ -700,6 +706,7 @@ impl BrokerConfig {
         let consumer_groups = ConsumerGroupConfig::resolve(args, &file)?;
         Ok(BrokerConfig {
             consumer_groups,
+            cluster,
             admin_listen,
             schema_registry_listen,
             metrics_partitions_enable,

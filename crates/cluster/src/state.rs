@@ -1,0 +1,182 @@
+//! The cluster's state as the committed metadata records build it, and the
+//! leader's liveness decisions (which records it proposes when brokers go
+//! quiet or come back). Plain data: no I/O, the time passed in.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::records::{Endpoint, MetadataRecord};
+use sluice_core::constants::CLUSTER_BROKERS_MAX;
+
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broker {
+    pub id: i32,
+    /// The log index of its registration: it grows with every restart.
+    pub epoch: u64,
+    pub incarnation: String,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+    /// Fenced brokers are not offered to clients.
+    pub fenced: bool,
+}
+
+/// Everything the metadata log has built so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterState {
+    pub brokers: BTreeMap<i32, Broker>,
+    /// The index of the last record applied.
+    pub applied: u64,
+}
+
+impl ClusterState {
+    /// Applies the record committed at `index`. A record that no longer
+    /// matches (a fence of an earlier epoch) changes nothing, so a late
+    /// decision never undoes a newer registration.
+    pub fn apply(&mut self, index: u64, record: &MetadataRecord) {
+        self.applied = self.applied.max(index);
+        match record {
+            MetadataRecord::RegisterBroker { id, incarnation, endpoints, rack } => {
+                if !self.brokers.contains_key(id) && self.brokers.len() >= CLUSTER_BROKERS_MAX {
+                    return;
+                }
+                self.brokers.insert(
+                    *id,
+                    Broker {
+                        id: *id,
+                        epoch: index,
+                        incarnation: incarnation.clone(),
+                        endpoints: endpoints.clone(),
+                        rack: rack.clone(),
+                        fenced: true,
+                    },
+                );
+            }
+            MetadataRecord::FenceBroker { id, epoch } => {
+                if let Some(b) = self.brokers.get_mut(id).filter(|b| b.epoch == *epoch) {
+                    b.fenced = true;
+                }
+            }
+            MetadataRecord::UnfenceBroker { id, epoch } => {
+                if let Some(b) = self.brokers.get_mut(id).filter(|b| b.epoch == *epoch) {
+                    b.fenced = false;
+                }
+            }
+        }
+    }
+
+    /// Brokers clients may use, by id.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &Broker> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// Whether `id` is registered with `incarnation`.
+    pub fn is_registered(&self, id: i32, incarnation: &str) -> bool {
+        self.brokers.get(&id).is_some_and(|b| b.incarnation == incarnation)
+    }
+}
+
+/// What the leader last heard from each broker incarnation, and since when
+/// it leads (a new leader gives everyone a full session before fencing).
+#[derive(Debug, Default)]
+pub struct Liveness {
+    heard_ms: HashMap<i32, (String, u64)>,
+    leading_since_ms: Option<u64>,
+}
+
+impl Liveness {
+    /// A heartbeat from `id`'s `incarnation` at `now_ms`.
+    pub fn heard(&mut self, id: i32, incarnation: &str, now_ms: u64) {
+        if self.heard_ms.len() >= CLUSTER_BROKERS_MAX && !self.heard_ms.contains_key(&id) {
+            return;
+        }
+        self.heard_ms.insert(id, (incarnation.to_string(), now_ms));
+    }
+
+    /// The node became leader at `now_ms` (or stopped leading: `None`).
+    pub fn leading(&mut self, since_ms: Option<u64>) {
+        self.leading_since_ms = since_ms;
+    }
+
+    /// The records the leader proposes now: fence brokers not heard from for
+    /// `session_ms`, unfence those heard from recently.
+    pub fn decisions(&self, state: &ClusterState, now_ms: u64, session_ms: u64) -> Vec<MetadataRecord> {
+        let Some(since) = self.leading_since_ms else { return Vec::new() };
+        let mut records = Vec::new();
+        for broker in state.brokers.values() {
+            let heard = self
+                .heard_ms
+                .get(&broker.id)
+                .filter(|(incarnation, _)| *incarnation == broker.incarnation)
+                .map(|(_, at)| *at);
+            let alive = match heard {
+                Some(at) => now_ms.saturating_sub(at) < session_ms,
+                // Not heard since this node leads: alive until a session has passed.
+                None => false,
+            };
+            let grace = now_ms.saturating_sub(since) < session_ms;
+            if broker.fenced && alive {
+                records.push(MetadataRecord::UnfenceBroker { id: broker.id, epoch: broker.epoch });
+            } else if !broker.fenced && !alive && !grace {
+                records.push(MetadataRecord::FenceBroker { id: broker.id, epoch: broker.epoch });
+            }
+        }
+        records
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn register(id: i32, incarnation: &str) -> MetadataRecord {
+        MetadataRecord::RegisterBroker { id, incarnation: incarnation.into(), endpoints: Vec::new(), rack: None }
+    }
+
+    #[test]
+    fn a_registered_broker_is_fenced_until_heard_and_fenced_again_when_quiet() {
+        let mut state = ClusterState::default();
+        state.apply(3, &register(1, "a"));
+        assert_eq!(state.brokers[&1].epoch, 3);
+        assert!(state.brokers[&1].fenced);
+        let mut live = Liveness::default();
+        assert!(live.decisions(&state, 0, 9000).is_empty(), "not leading: no decisions");
+        live.leading(Some(1_000));
+        live.heard(1, "a", 1_500);
+        let d = live.decisions(&state, 2_000, 9000);
+        assert_eq!(d, vec![MetadataRecord::UnfenceBroker { id: 1, epoch: 3 }]);
+        state.apply(4, &d[0]);
+        assert_eq!(state.live_brokers().count(), 1);
+        assert!(live.decisions(&state, 10_000, 9000).is_empty(), "heard 8.5 s ago: alive");
+        let d = live.decisions(&state, 10_600, 9000);
+        assert_eq!(d, vec![MetadataRecord::FenceBroker { id: 1, epoch: 3 }]);
+        state.apply(5, &d[0]);
+        assert_eq!(state.live_brokers().count(), 0);
+    }
+
+    #[test]
+    fn a_new_leader_waits_a_session_before_fencing() {
+        let mut state = ClusterState::default();
+        state.apply(1, &register(1, "a"));
+        state.apply(2, &MetadataRecord::UnfenceBroker { id: 1, epoch: 1 });
+        let mut live = Liveness::default();
+        live.leading(Some(50_000));
+        assert!(live.decisions(&state, 58_000, 9000).is_empty());
+        assert_eq!(live.decisions(&state, 59_001, 9000), vec![MetadataRecord::FenceBroker { id: 1, epoch: 1 }]);
+    }
+
+    #[test]
+    fn decisions_about_an_earlier_incarnation_change_nothing() {
+        let mut state = ClusterState::default();
+        state.apply(1, &register(1, "a"));
+        state.apply(2, &MetadataRecord::UnfenceBroker { id: 1, epoch: 1 });
+        state.apply(3, &register(1, "b"));
+        state.apply(4, &MetadataRecord::UnfenceBroker { id: 1, epoch: 1 });
+        assert!(state.brokers[&1].fenced, "the unfence of epoch 1 does not apply to epoch 3");
+        let mut live = Liveness::default();
+        live.leading(Some(0));
+        live.heard(1, "a", 100);
+        assert!(live.decisions(&state, 200, 9000).is_empty(), "the old incarnation's heartbeat is not this one's");
+        live.heard(1, "b", 300);
+        assert_eq!(live.decisions(&state, 400, 9000), vec![MetadataRecord::UnfenceBroker { id: 1, epoch: 3 }]);
+    }
+}

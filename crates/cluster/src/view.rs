@@ -1,0 +1,41 @@
+//! What every shard knows of the cluster: a snapshot the controller loop
+//! publishes when the quorum or the brokers change, read by Metadata,
+//! DescribeCluster and DescribeQuorum.
+
+use crate::state::Broker;
+
+/// One voter of the metadata quorum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoterView {
+    pub node: i32,
+    pub host: String,
+    pub port: u16,
+    /// Its log end as the leader knows it; `None` on a node that does not lead.
+    pub matched: Option<u64>,
+}
+
+/// The cluster as this node sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    pub node_id: i32,
+    /// The controller listener's name (`controller.listener.names`).
+    pub controller_listener: String,
+    /// The quorum's leader (the active controller), if known.
+    pub leader: Option<i32>,
+    /// The quorum's term (the metadata leader epoch).
+    pub term: u64,
+    /// The highest committed index (the metadata high watermark).
+    pub committed: u64,
+    /// This node's last log index.
+    pub last_index: u64,
+    pub voters: Vec<VoterView>,
+    /// Every registered broker, fenced or not, by id.
+    pub brokers: Vec<Broker>,
+}
+
+impl ClusterView {
+    /// Brokers clients may use.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &Broker> {
+        self.brokers.iter().filter(|b| !b.fenced)
+    }
+}

@@ -1,0 +1,216 @@
+//! A node of a cluster, configured with KRaft's names: `process.roles`,
+//! `controller.quorum.voters`, `controller.listener.names` and the
+//! `CONTROLLER` listener among `listeners`, `broker.session.timeout.ms`,
+//! `broker.heartbeat.interval.ms`.
+//!
+//! Without `controller.quorum.voters` the broker is a single node, as the
+//! embedded default is, and `process.roles` is read and not used. With it the
+//! node is a voter of the metadata quorum (`process.roles=broker,controller`,
+//! Kafka's combined mode).
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use super::listeners::controller_listener;
+use super::{from_file, invalid, ConfigError, SecurityProtocol};
+use crate::constants::{BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT, BROKER_SESSION_TIMEOUT_MS_DEFAULT, QUORUM_VOTERS_MAX};
+
+/// The keys this module reads.
+pub const KEYS: &[&str] = &[
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.listener.names",
+    "broker.session.timeout.ms",
+    "broker.heartbeat.interval.ms",
+];
+
+/// One voter of `controller.quorum.voters`: `id@host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voter {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+}
+
+/// The node's place in a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Every voter of the metadata quorum, this node among them, by id.
+    pub voters: Vec<Voter>,
+    /// `controller.quorum.voters` as given (the cluster id is derived from it).
+    pub voters_text: String,
+    /// The controller listener's name (`controller.listener.names`' first).
+    pub controller_listener: String,
+    /// Where the controller listener binds.
+    pub controller_bind: SocketAddr,
+    /// How long a broker may go unheard before the quorum's leader fences it.
+    pub broker_session_timeout_ms: u64,
+    /// How often a broker tells the quorum's leader it is alive.
+    pub broker_heartbeat_interval_ms: u64,
+}
+
+/// Parses `controller.quorum.voters`: `id@host:port,...`.
+pub fn parse_voters(text: &str) -> Result<Vec<Voter>, ConfigError> {
+    const KEY: &str = "controller.quorum.voters";
+    let mut voters: Vec<Voter> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, address) =
+            entry.split_once('@').ok_or_else(|| invalid(KEY, format!("expected id@host:port, got {entry:?}")))?;
+        let id: i32 = id.trim().parse().map_err(|_| invalid(KEY, format!("bad node id in {entry:?}")))?;
+        if id < 0 {
+            return Err(invalid(KEY, format!("node id in {entry:?} is negative")));
+        }
+        let (host, port) =
+            address.rsplit_once(':').ok_or_else(|| invalid(KEY, format!("expected id@host:port, got {entry:?}")))?;
+        let port: u16 = port.parse().map_err(|_| invalid(KEY, format!("bad port in {entry:?}")))?;
+        let host = host.trim_matches(|c| c == '[' || c == ']').to_string();
+        if host.is_empty() || port == 0 {
+            return Err(invalid(KEY, format!("{entry:?} needs a host and a port")));
+        }
+        if voters.iter().any(|v| v.id == id) {
+            return Err(invalid(KEY, format!("node {id} is named twice")));
+        }
+        voters.push(Voter { id, host, port });
+    }
+    if voters.is_empty() {
+        return Err(invalid(KEY, "names no voter"));
+    }
+    if voters.len() > QUORUM_VOTERS_MAX {
+        return Err(invalid(KEY, format!("at most {QUORUM_VOTERS_MAX} voters")));
+    }
+    voters.sort_by_key(|v| v.id);
+    Ok(voters)
+}
+
+impl Voter {
+    /// The voter's address, resolved now.
+    pub fn address(&self) -> std::io::Result<SocketAddr> {
+        (self.host.as_str(), self.port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::other(format!("{}:{} resolves to nothing", self.host, self.port)))
+    }
+}
+
+/// The cluster settings of the file, or `None` for a single node.
+pub fn resolve(
+    listeners: &str,
+    node_id: i32,
+    file: &BTreeMap<String, String>,
+) -> Result<Option<ClusterConfig>, ConfigError> {
+    let Some(voters_text) = file.get("controller.quorum.voters") else {
+        return Ok(None);
+    };
+    let voters = parse_voters(voters_text)?;
+    let roles: Vec<String> = file
+        .get("process.roles")
+        .map(|t| t.split(',').map(|r| r.trim().to_ascii_lowercase()).filter(|r| !r.is_empty()).collect())
+        .unwrap_or_default();
+    for role in &roles {
+        if role != "broker" && role != "controller" {
+            return Err(invalid("process.roles", format!("unknown role {role:?}: broker and controller are")));
+        }
+    }
+    if !(roles.iter().any(|r| r == "broker") && roles.iter().any(|r| r == "controller")) {
+        return Err(invalid(
+            "process.roles",
+            "a node of a Sluice cluster is both broker and controller (process.roles=broker,controller); \
+             nodes with one role are not supported",
+        ));
+    }
+    if !voters.iter().any(|v| v.id == node_id) {
+        return Err(invalid("controller.quorum.voters", format!("node.id {node_id} is not one of the voters")));
+    }
+    let Some((controller_listener, protocol, controller_bind)) = controller_listener(listeners, file)? else {
+        return Err(invalid(
+            "controller.listener.names",
+            "a controller names its controller listener (controller.listener.names=CONTROLLER, \
+             with CONTROLLER://host:port among listeners)",
+        ));
+    };
+    if protocol != SecurityProtocol::Plaintext {
+        return Err(invalid(
+            "listener.security.protocol.map",
+            format!(
+                "the controller listener {controller_listener} is PLAINTEXT; {} is not supported on it",
+                protocol.name()
+            ),
+        ));
+    }
+    let broker_session_timeout_ms =
+        from_file(file, "broker.session.timeout.ms")?.unwrap_or(BROKER_SESSION_TIMEOUT_MS_DEFAULT);
+    let broker_heartbeat_interval_ms =
+        from_file(file, "broker.heartbeat.interval.ms")?.unwrap_or(BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT);
+    if broker_heartbeat_interval_ms == 0 || broker_heartbeat_interval_ms >= broker_session_timeout_ms {
+        return Err(invalid(
+            "broker.heartbeat.interval.ms",
+            format!("must be at least 1 and below broker.session.timeout.ms ({broker_session_timeout_ms})"),
+        ));
+    }
+    Ok(Some(ClusterConfig {
+        voters,
+        voters_text: voters_text.clone(),
+        controller_listener,
+        controller_bind,
+        broker_session_timeout_ms,
+        broker_heartbeat_interval_ms,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    const LISTENERS: &str = "PLAINTEXT://:9092,CONTROLLER://127.0.0.1:9093";
+
+    fn combined(voters: &str) -> BTreeMap<String, String> {
+        file(&[
+            ("process.roles", "broker,controller"),
+            ("controller.quorum.voters", voters),
+            ("controller.listener.names", "CONTROLLER"),
+            ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"),
+        ])
+    }
+
+    #[test]
+    fn without_voters_the_node_is_single() {
+        let f = file(&[("process.roles", "broker,controller")]);
+        assert!(resolve(LISTENERS, 1, &f).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_kraft_combined_node_is_read() {
+        let c =
+            resolve(LISTENERS, 2, &combined("3@localhost:9095, 1@localhost:9093,2@localhost:9094")).unwrap().unwrap();
+        assert_eq!(c.voters.iter().map(|v| v.id).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(c.voters[0], Voter { id: 1, host: "localhost".into(), port: 9093 });
+        assert_eq!(c.controller_listener, "CONTROLLER");
+        assert_eq!(c.controller_bind, "127.0.0.1:9093".parse().unwrap());
+        assert_eq!(c.broker_session_timeout_ms, 9_000);
+        assert_eq!(c.broker_heartbeat_interval_ms, 2_000);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_their_key() {
+        let err = |f: BTreeMap<String, String>, node: i32| resolve(LISTENERS, node, &f).unwrap_err().to_string();
+        assert!(err(combined("1@localhost:9093"), 2).contains("node.id 2 is not one of the voters"));
+        assert!(err(combined("1@localhost"), 1).contains("controller.quorum.voters"));
+        assert!(err(combined("1@localhost:9093,1@localhost:9094"), 1).contains("named twice"));
+        assert!(err(combined("x@localhost:9093"), 1).contains("bad node id"));
+        let mut f = combined("1@localhost:9093");
+        f.insert("process.roles".into(), "controller".into());
+        assert!(err(f, 1).contains("process.roles"));
+        let mut f = combined("1@localhost:9093");
+        f.remove("controller.listener.names");
+        assert!(err(f, 1).contains("controller.listener.names"));
+        let mut f = combined("1@localhost:9093");
+        f.insert("broker.heartbeat.interval.ms".into(), "9000".into());
+        assert!(err(f, 1).contains("broker.heartbeat.interval.ms"));
+        let f = combined("1@localhost:9093");
+        assert!(resolve("PLAINTEXT://:9092", 1, &f).unwrap_err().to_string().contains("not one of the listeners"));
+    }
+}
