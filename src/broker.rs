@@ -25,17 +25,28 @@ const CLEAN_SHUTDOWN_MARKER: &str = ".sluice_clean_shutdown";
 /// exists). Signals are the process's, so this one thing is process-wide.
 static SIGNAL_WAITER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Reads or creates `meta.properties`, holding the cluster id and node id as Kafka does.
-fn cluster_id(data_dir: &Path, node_id: i32) -> std::io::Result<String> {
+/// Reads or creates `meta.properties`, holding the cluster id and node id as
+/// Kafka does. A cluster node's id is `wanted` (the same on every node); a
+/// data dir that already belongs to another cluster is refused, as Kafka
+/// refuses one with an inconsistent cluster id.
+fn cluster_id(data_dir: &Path, node_id: i32, wanted: Option<String>) -> std::io::Result<String> {
     let path = data_dir.join("meta.properties");
     if let Some(bytes) = crate::storage::file::read_bounded(&path, 64 * 1024)? {
         let text = String::from_utf8_lossy(&bytes);
         if let Some(id) = text.lines().find_map(|l| l.strip_prefix("cluster.id=")) {
-            return Ok(id.trim().to_string());
+            let id = id.trim().to_string();
+            if let Some(wanted) = wanted.filter(|w| *w != id) {
+                return Err(std::io::Error::other(format!(
+                    "{} belongs to cluster {id}, but this node's controller.quorum.voters make cluster {wanted}: \
+                     use an empty log.dirs to join this cluster",
+                    data_dir.display()
+                )));
+            }
+            return Ok(id);
         }
     }
     // Kafka's cluster ids are 16 random bytes in URL-safe base64 without padding.
-    let id = base64_url(uuid::Uuid::new_v4().as_bytes());
+    let id = wanted.unwrap_or_else(|| base64_url(uuid::Uuid::new_v4().as_bytes()));
     let text = format!("version=1\ncluster.id={id}\nnode.id={node_id}\n");
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)?;
@@ -43,6 +54,18 @@ fn cluster_id(data_dir: &Path, node_id: i32) -> std::io::Result<String> {
     std::fs::rename(&tmp, &path)?;
     std::fs::File::open(data_dir)?.sync_all()?;
     Ok(id)
+}
+
+/// A cluster's id, the same on every node: 16 bytes hashed from its voters
+/// (in id order, so the order they are listed in does not matter).
+fn cluster_id_of(cluster: &crate::config::ClusterConfig) -> String {
+    let voters: Vec<String> = cluster.voters.iter().map(|v| format!("{}@{}:{}", v.id, v.host, v.port)).collect();
+    let text = voters.join(",");
+    let mut bytes = Vec::with_capacity(16);
+    for seed in 0..4u32 {
+        bytes.extend_from_slice(&crc32c::crc32c_append(seed.wrapping_mul(0x9e37_79b9), text.as_bytes()).to_be_bytes());
+    }
+    base64_url(&bytes)
 }
 
 fn base64_url(bytes: &[u8]) -> String {
@@ -199,8 +222,9 @@ pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), 
             "config file keys are Kafka broker configs Sluice does not use; ignored"
         );
     }
-    let cluster_id: Arc<str> =
-        cluster_id(&config.data_dir, config.node_id).map_err(|e| format!("meta.properties: {e}"))?.into();
+    let cluster_id: Arc<str> = cluster_id(&config.data_dir, config.node_id, config.cluster.as_ref().map(cluster_id_of))
+        .map_err(|e| format!("meta.properties: {e}"))?
+        .into();
     let marker = config.data_dir.join(CLEAN_SHUTDOWN_MARKER);
     let clean_start = marker.exists();
     if clean_start {
@@ -234,8 +258,22 @@ pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), 
         }
         None => None,
     };
-    let admin_listener =
-        Arc::new(std::sync::Mutex::new(HttpListeners { admin: admin_listener, registry: registry_listener }));
+    // The controller listener, a cluster node's: bound here, served by the admin shard.
+    let controller_listener = match &config.cluster {
+        Some(cluster) => {
+            let address = cluster.controller_bind;
+            let listener = std::net::TcpListener::bind(address)
+                .map_err(|e| format!("bind controller listener {} {address}: {e}", cluster.controller_listener))?;
+            tracing::info!(listener = %cluster.controller_listener, addr = %address, voters = %cluster.voters_text, "cluster node: metadata quorum on the controller listener");
+            Some(listener)
+        }
+        None => None,
+    };
+    let admin_listener = Arc::new(std::sync::Mutex::new(HttpListeners {
+        admin: admin_listener,
+        registry: registry_listener,
+        controller: controller_listener,
+    }));
     let started = std::time::Instant::now();
     let config = Arc::new(config);
     let mesh = MeshBuilder::<ShardMessage, _>::full(config.shards, MESH_CHANNEL_DEPTH);
@@ -285,6 +323,7 @@ pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), 
 struct HttpListeners {
     admin: Option<std::net::TcpListener>,
     registry: Option<std::net::TcpListener>,
+    controller: Option<std::net::TcpListener>,
 }
 
 /// What each shard starts from.
@@ -350,10 +389,13 @@ async fn run_shard(start: ShardStart) -> Result<bool, String> {
         lifecycle,
     ));
     if shard.id == admin::ADMIN_SHARD {
-        let (listener, registry_listener) = {
+        let (listener, registry_listener, controller_listener) = {
             let mut listeners = admin_listener.lock().map_err(|_| "admin listener lock poisoned".to_string())?;
-            (listeners.admin.take(), listeners.registry.take())
+            (listeners.admin.take(), listeners.registry.take(), listeners.controller.take())
         };
+        if let Some(listener) = controller_listener {
+            crate::cluster::start(shard.clone(), listener).await?;
+        }
         // Behind Kafka work: a small share and no latency promise.
         let queue =
             glommio::executor().create_task_queue(glommio::Shares::Static(50), glommio::Latency::NotImportant, "admin");

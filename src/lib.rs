@@ -33,6 +33,7 @@
 
 pub mod admin;
 pub mod broker;
+pub mod cluster;
 pub mod handlers;
 pub mod registry;
 pub mod server;

@@ -11,6 +11,7 @@ mod admin;
 mod admin_http;
 mod bad_input;
 mod client_telemetry;
+mod cluster;
 mod compaction;
 mod confluent_kafka;
 mod console_browser;

@@ -1,5 +1,6 @@
-//! DescribeQuorum (v0-2): this node as the only voter and the leader of its
-//! own metadata quorum, as a single Kafka node in combined mode answers
+//! DescribeQuorum (v0-2). On a cluster, the metadata quorum's leader, term,
+//! committed index and voters (`cluster_quorum`). On a single node, this
+//! node as the only voter and the leader of its own metadata quorum, as a single Kafka node in combined mode answers
 //! (Kafka's brokers forward the request to the active controller; here the
 //! node is that controller). DESCRIBE on the cluster is required.
 //!
@@ -28,6 +29,7 @@ use crate::security::acl::AclOperation;
 use crate::server::session::RequestContext;
 use crate::shard::Shard;
 use crate::storage::log::LEADER_EPOCH;
+use sluice_cluster::ClusterView;
 
 /// The metadata log's topic and partition, the only quorum there is.
 const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -71,6 +73,9 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DescribeQu
     if !asks_for_metadata(&request) {
         return partitions_refused(&request, ResponseError::UnknownTopicOrPartition);
     }
+    if let Some(view) = shard.cluster() {
+        return cluster_quorum(&view, ctx.version());
+    }
     let node = shard.config.node_id;
     let offset = shard.catalog().version as i64;
     // The leader's own fetch and catch-up times are now, as Kafka reports them.
@@ -106,4 +111,55 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DescribeQu
         })
         .collect();
     response.with_nodes(vec![Node::default().with_node_id(BrokerId(node)).with_listeners(listeners)])
+}
+
+/// A cluster's quorum as this node knows it. The leader knows every voter's
+/// log end; another voter knows its own and reports the others' as -1
+/// (unknown), with its committed index as the high watermark.
+fn cluster_quorum(view: &ClusterView, version: i16) -> DescribeQuorumResponse {
+    let leads = view.leader == Some(view.node_id);
+    let now = now_ms();
+    let voters = view
+        .voters
+        .iter()
+        .map(|v| {
+            let end = match v.matched {
+                Some(matched) => matched as i64,
+                None if v.node == view.node_id => view.last_index as i64,
+                None => -1,
+            };
+            let known = leads || v.node == view.node_id;
+            ReplicaState::default()
+                .with_replica_id(BrokerId(v.node))
+                .with_replica_directory_id(Uuid::nil())
+                .with_log_end_offset(end)
+                .with_last_fetch_timestamp(if known { now } else { -1 })
+                .with_last_caught_up_timestamp(if known && end >= view.committed as i64 { now } else { -1 })
+        })
+        .collect();
+    let partition = PartitionData::default()
+        .with_partition_index(METADATA_PARTITION)
+        .with_leader_id(BrokerId(view.leader.unwrap_or(-1)))
+        .with_leader_epoch(view.term as i32)
+        .with_high_watermark(view.committed as i64)
+        .with_current_voters(voters);
+    let topic = TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str(METADATA_TOPIC)))
+        .with_partitions(vec![partition]);
+    let response = DescribeQuorumResponse::default().with_topics(vec![topic]);
+    if version < 2 {
+        return response;
+    }
+    let nodes = view
+        .voters
+        .iter()
+        .map(|v| {
+            let listener = Listener::default()
+                .with_name(StrBytes::from_string(view.controller_listener.clone()))
+                .with_host(StrBytes::from_string(v.host.clone()))
+                .with_port(v.port);
+            Node::default().with_node_id(BrokerId(v.node)).with_listeners(vec![listener])
+        })
+        .collect();
+    response.with_nodes(nodes)
 }

@@ -95,10 +95,16 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: MetadataRe
             })
             .collect()
     };
-    let broker = MetadataResponseBroker::default()
-        .with_node_id(BrokerId(node))
-        .with_host(StrBytes::from_string(ctx.advertised().0.to_string()))
-        .with_port(ctx.advertised().1 as i32);
+    let brokers = super::brokers(shard, ctx, false)
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.map(StrBytes::from_string))
+        })
+        .collect();
     if request.include_topic_authorized_operations {
         for topic in topics.iter_mut().filter(|t| t.error_code == 0) {
             if let Some(name) = &topic.name {
@@ -113,8 +119,8 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: MetadataRe
     };
     MetadataResponse::default()
         .with_cluster_authorized_operations(cluster_operations)
-        .with_brokers(vec![broker])
+        .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(shard.cluster_id.to_string())))
-        .with_controller_id(BrokerId(node))
+        .with_controller_id(BrokerId(super::controller_id(shard)))
         .with_topics(topics)
 }

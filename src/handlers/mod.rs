@@ -433,3 +433,52 @@ pub async fn resolve_topics(
     }
     found
 }
+
+/// A broker as Metadata and DescribeCluster list it.
+pub struct BrokerEntry {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+    pub fenced: bool,
+}
+
+/// The brokers clients are told of, each at its endpoint of the listener the
+/// request came in on: this node alone on a single node; on a cluster every
+/// registered broker (fenced ones only when asked for).
+pub fn brokers(shard: &Shard, ctx: &RequestContext, include_fenced: bool) -> Vec<BrokerEntry> {
+    let (host, port) = ctx.advertised();
+    let me = BrokerEntry { id: shard.config.node_id, host: host.to_string(), port, rack: None, fenced: false };
+    let Some(view) = shard.cluster() else { return vec![me] };
+    let listener = &ctx.session.listener_config().name;
+    let mut entries: Vec<BrokerEntry> = view
+        .brokers
+        .iter()
+        .filter(|b| include_fenced || !b.fenced)
+        .filter_map(|b| {
+            let endpoint = b.endpoints.iter().find(|e| e.name == *listener)?;
+            Some(BrokerEntry {
+                id: b.id,
+                host: endpoint.host.clone(),
+                port: endpoint.port,
+                rack: b.rack.clone(),
+                fenced: b.fenced,
+            })
+        })
+        .collect();
+    // Until its registration is committed, the node still answers for itself.
+    if !entries.iter().any(|b| b.id == me.id) {
+        entries.push(me);
+        entries.sort_by_key(|b| b.id);
+    }
+    entries
+}
+
+/// The active controller's id: this node on a single node, the quorum's
+/// leader on a cluster (-1 while there is none).
+pub fn controller_id(shard: &Shard) -> i32 {
+    match shard.cluster() {
+        None => shard.config.node_id,
+        Some(view) => view.leader.unwrap_or(-1),
+    }
+}

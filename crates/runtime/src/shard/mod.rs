@@ -64,6 +64,8 @@ pub struct Shard {
     /// GetTelemetrySubscriptions and PushTelemetry are sent.
     pub telemetry: RefCell<sluice_domain::telemetry::ClientMetricsManager>,
     catalog: RefCell<Arc<Catalog>>,
+    /// The cluster as the controller loop last published it; `None` on a single node.
+    cluster: RefCell<Option<Arc<sluice_cluster::ClusterView>>>,
     security: RefCell<Rc<ShardSecurity>>,
     logs: RefCell<HashMap<PartitionKey, Rc<Log>>>,
     /// Batches this shard's partitions read from disk, under one memory budget.
@@ -106,6 +108,18 @@ fn cleaner_settings(config: &CleanerConfig, shards: usize) -> sluice_storage::cl
     }
 }
 
+impl Shard {
+    /// The cluster as this shard last heard of it; `None` on a single node.
+    pub fn cluster(&self) -> Option<Arc<sluice_cluster::ClusterView>> {
+        self.cluster.borrow().clone()
+    }
+
+    /// Adopts the controller loop's newest view of the cluster.
+    pub fn apply_cluster(&self, view: Arc<sluice_cluster::ClusterView>) {
+        *self.cluster.borrow_mut() = Some(view);
+    }
+}
+
 /// Hands a remote answer to the local task waiting for it.
 type PendingCall = Box<dyn FnOnce(Answer)>;
 
@@ -130,6 +144,7 @@ impl Shard {
         let security = RefCell::new(Rc::new(ShardSecurity::new(Arc::default(), &config)));
         Shard {
             security,
+            cluster: RefCell::new(None),
             id: router.shard_id,
             config,
             cluster_id,

@@ -1,0 +1,422 @@
+//! A node's part in the cluster: the metadata quorum's loop and the
+//! controller listener, both on [`ADMIN_SHARD`].
+//!
+//! The loop owns the node's [`Quorum`] (raft-rs), its durable log
+//! (`sluice_storage::quorum_log`) and the [`ClusterState`] the committed
+//! records build. Every [`QUORUM_TICK_MS`] it ticks Raft, sends its
+//! heartbeat to the leader and, while it leads, proposes the fencing
+//! decisions of [`Liveness`]. After every input it polls Raft, makes the log
+//! and hard state durable, and only then sends the messages Raft produced
+//! and applies the committed records. When what clients can see changes it
+//! publishes a [`ClusterView`] to every shard.
+//!
+//! A node registers itself (a new incarnation per start) once a leader is
+//! known, and proposes its registration again until it is committed.
+
+pub mod transport;
+
+use std::collections::HashMap;
+use std::net::TcpListener as StdTcpListener;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::{select, Either};
+use futures::io::AsyncReadExt;
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::net::TcpStream;
+use sluice_cluster::view::VoterView;
+use sluice_cluster::{ClusterState, ClusterView, Endpoint, Liveness, MetadataRecord, Quorum, Timing};
+use sluice_storage::quorum_log::QuorumLog;
+
+use crate::config::{ClusterConfig, ListenerConfig, SecurityProtocol};
+use crate::constants::{QUORUM_ELECTION_TICKS, QUORUM_HEARTBEAT_TICKS, QUORUM_INBOX_MAX, QUORUM_TICK_MS};
+use crate::security::principal::KafkaPrincipal;
+use crate::server::listener::ListenerRuntime;
+use crate::server::session::Session;
+use crate::server::{connection, ConnectionSlot};
+use crate::shard::Shard;
+use transport::{Inbound, Kind, Peer, Prefixed, MAGIC};
+
+/// How long an accepted controller connection has to say what it is.
+const HELLO_TIMEOUT_MS: u64 = 10_000;
+/// How long an inbound quorum connection may stay silent.
+const QUORUM_IDLE_MS: u64 = 30_000;
+/// How often a node proposes its registration again until it is committed.
+const REGISTER_RETRY_MS: u64 = 1_000;
+
+/// The directory of the quorum's log under the data dir.
+pub fn quorum_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("__cluster_metadata-0")
+}
+
+/// Starts the quorum loop and the controller listener on this shard.
+pub async fn start(shard: Rc<Shard>, listener: StdTcpListener) -> Result<(), String> {
+    let config = shard.config.cluster.clone().ok_or("not a cluster node")?;
+    let me = shard.config.node_id;
+    let dir = quorum_dir(&shard.config.data_dir);
+    let (log, recovered) = QuorumLog::open(&dir).await.map_err(|e| format!("quorum log: {e}"))?;
+    let voters: Vec<i32> = config.voters.iter().map(|v| v.id).collect();
+    let timing = Timing { election_ticks: QUORUM_ELECTION_TICKS, heartbeat_ticks: QUORUM_HEARTBEAT_TICKS };
+    let quorum = Quorum::open(me, &voters, timing, &recovered.frames, recovered.hard_state.as_deref())
+        .map_err(|e| format!("quorum log {}: {e}", dir.display()))?;
+    tracing::info!(
+        node = me, voters = %config.voters_text, entries = recovered.frames.len(), term = quorum.term(),
+        "metadata quorum opened"
+    );
+    let (inbox, inbound) = local_channel::new_bounded(QUORUM_INBOX_MAX);
+    let peers = config
+        .voters
+        .iter()
+        .filter(|v| v.id != me)
+        .map(|v| (v.id, Peer::start(shard.clone(), me, v.id, v.host.clone(), v.port)))
+        .collect();
+    let node = Node {
+        shard: shard.clone(),
+        registration: registration(&shard, &config),
+        config,
+        quorum,
+        log,
+        stored_hard_state: recovered.hard_state,
+        state: ClusterState::default(),
+        liveness: Liveness::default(),
+        peers,
+        started: Instant::now(),
+        registered_at_ms: None,
+        published: None,
+    };
+    let controller_listener = Rc::new(controller_listener_runtime(&shard, &node.config)?);
+    let accept_shard = shard.clone();
+    glommio::spawn_local(accept_loop(accept_shard, listener, controller_listener, inbox)).detach();
+    glommio::spawn_local(async move { node.run(inbound).await }).detach();
+    Ok(())
+}
+
+/// The controller listener as a Kafka listener, for the clients that use it.
+fn controller_listener_runtime(shard: &Shard, config: &ClusterConfig) -> Result<ListenerRuntime, String> {
+    let bind = config.controller_bind;
+    let voter = config.voters.iter().find(|v| v.id == shard.config.node_id).ok_or("this node is not a voter")?;
+    ListenerRuntime::new(ListenerConfig {
+        name: config.controller_listener.clone(),
+        protocol: SecurityProtocol::Plaintext,
+        bind,
+        advertised_host: voter.host.clone(),
+        advertised_port: voter.port,
+        tls: None,
+        sasl_mechanisms: Vec::new(),
+        plain_jaas: None,
+        oauth: None,
+    })
+}
+
+/// This start's registration: the client listeners as advertised, and the controller's.
+fn registration(shard: &Shard, config: &ClusterConfig) -> MetadataRecord {
+    let mut endpoints: Vec<Endpoint> = shard
+        .config
+        .listeners
+        .iter()
+        .map(|l| Endpoint {
+            name: l.name.clone(),
+            host: l.advertised_host.clone(),
+            port: l.advertised_port,
+            protocol: l.protocol.name().to_string(),
+        })
+        .collect();
+    if let Some(voter) = config.voters.iter().find(|v| v.id == shard.config.node_id) {
+        endpoints.push(Endpoint {
+            name: config.controller_listener.clone(),
+            host: voter.host.clone(),
+            port: voter.port,
+            protocol: SecurityProtocol::Plaintext.name().to_string(),
+        });
+    }
+    MetadataRecord::RegisterBroker {
+        id: shard.config.node_id,
+        incarnation: uuid::Uuid::new_v4().simple().to_string(),
+        endpoints,
+        rack: None,
+    }
+}
+
+struct Node {
+    shard: Rc<Shard>,
+    config: ClusterConfig,
+    quorum: Quorum,
+    log: QuorumLog,
+    stored_hard_state: Option<Vec<u8>>,
+    state: ClusterState,
+    liveness: Liveness,
+    peers: HashMap<i32, Peer>,
+    registration: MetadataRecord,
+    started: Instant,
+    /// When the registration was last proposed.
+    registered_at_ms: Option<u64>,
+    published: Option<ClusterView>,
+}
+
+impl Node {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn incarnation(&self) -> &str {
+        match &self.registration {
+            MetadataRecord::RegisterBroker { incarnation, .. } => incarnation,
+            _ => "",
+        }
+    }
+
+    async fn run(mut self, inbound: LocalReceiver<Inbound>) {
+        let tick = Duration::from_millis(QUORUM_TICK_MS);
+        let mut next_tick = Instant::now() + tick;
+        let mut next_heartbeat = Instant::now();
+        let mut was_leader = false;
+        loop {
+            if self.shard.lifecycle.stopping() {
+                return;
+            }
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            let sleep = glommio::timer::sleep(wait);
+            futures::pin_mut!(sleep);
+            let received = inbound.recv();
+            futures::pin_mut!(received);
+            if let Either::Left((Some(message), _)) = select(received, sleep).await {
+                self.receive(message);
+                // Take whatever else already waits before polling once.
+                while let Some(Some(message)) = futures::FutureExt::now_or_never(inbound.recv()) {
+                    self.receive(message);
+                }
+            }
+            // Checked on every wake, so a busy inbox never starves the clock.
+            if Instant::now() >= next_tick {
+                next_tick = Instant::now() + tick;
+                self.quorum.tick();
+                let now = self.now_ms();
+                if self.quorum.is_leader() != was_leader {
+                    was_leader = self.quorum.is_leader();
+                    self.liveness.leading(was_leader.then_some(now));
+                    tracing::info!(
+                        node = self.shard.config.node_id,
+                        leader = was_leader,
+                        term = self.quorum.term(),
+                        "metadata quorum leadership changed"
+                    );
+                }
+                if Instant::now() >= next_heartbeat {
+                    next_heartbeat = Instant::now() + Duration::from_millis(self.config.broker_heartbeat_interval_ms);
+                    self.heartbeat(now);
+                }
+                self.register(now);
+                if self.quorum.is_leader() {
+                    for record in self.liveness.decisions(&self.state, now, self.config.broker_session_timeout_ms) {
+                        tracing::info!(?record, "broker liveness changed");
+                        let _ = self.quorum.propose(record.encode());
+                    }
+                }
+            }
+            if let Err(e) = self.poll().await {
+                // Kafka halts a controller whose metadata log fails: nothing it says afterwards can be trusted.
+                tracing::error!(error = %e, "metadata quorum failed; stopping the broker");
+                self.shard.lifecycle.stop();
+                return;
+            }
+        }
+    }
+
+    fn receive(&mut self, message: Inbound) {
+        match message.kind {
+            Kind::Raft => {
+                if let Err(e) = self.quorum.receive(&message.payload) {
+                    tracing::debug!(from = message.from, error = %e, "quorum message refused");
+                }
+            }
+            Kind::Heartbeat => {
+                let incarnation = String::from_utf8_lossy(&message.payload).into_owned();
+                let now = self.now_ms();
+                self.liveness.heard(message.from, &incarnation, now);
+            }
+        }
+    }
+
+    /// Tells the leader this incarnation is alive (itself, if it leads).
+    fn heartbeat(&mut self, now: u64) {
+        let me = self.shard.config.node_id;
+        match self.quorum.leader() {
+            Some(leader) if leader == me => {
+                let incarnation = self.incarnation().to_string();
+                self.liveness.heard(me, &incarnation, now);
+            }
+            Some(leader) => {
+                if let Some(peer) = self.peers.get(&leader) {
+                    peer.send(Kind::Heartbeat, self.incarnation().as_bytes());
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Proposes this start's registration until the log has it.
+    fn register(&mut self, now: u64) {
+        if self.state.is_registered(self.shard.config.node_id, self.incarnation()) || self.quorum.leader().is_none() {
+            return;
+        }
+        if self.registered_at_ms.is_some_and(|at| now.saturating_sub(at) < REGISTER_RETRY_MS) {
+            return;
+        }
+        self.registered_at_ms = Some(now);
+        let _ = self.quorum.propose(self.registration.encode());
+    }
+
+    /// Moves Raft on: durable first, then messages, then what was committed.
+    async fn poll(&mut self) -> Result<(), String> {
+        loop {
+            let out = self.quorum.poll().map_err(|e| e.to_string())?;
+            if out.is_empty() {
+                break;
+            }
+            self.log.append(&out.entries).await.map_err(|e| e.to_string())?;
+            if out.hard_state.is_some() && out.hard_state != self.stored_hard_state {
+                let hard_state = out.hard_state.clone().unwrap_or_default();
+                self.log.store_hard_state(&hard_state).await.map_err(|e| e.to_string())?;
+                self.stored_hard_state = Some(hard_state);
+            }
+            for (to, bytes) in &out.messages {
+                if let Some(peer) = self.peers.get(to) {
+                    peer.send(Kind::Raft, bytes);
+                }
+            }
+            for (index, bytes) in &out.committed {
+                match MetadataRecord::decode(bytes) {
+                    Ok(record) => self.state.apply(*index, &record),
+                    Err(e) => tracing::error!(index, error = %e, "metadata record not understood; skipped"),
+                }
+            }
+        }
+        self.publish().await;
+        Ok(())
+    }
+
+    /// Publishes the view to every shard when it changed.
+    async fn publish(&mut self) {
+        let progress = self.quorum.progress();
+        let voters = self
+            .config
+            .voters
+            .iter()
+            .map(|v| VoterView {
+                node: v.id,
+                host: v.host.clone(),
+                port: v.port,
+                matched: progress.as_ref().and_then(|p| p.iter().find(|p| p.node == v.id).map(|p| p.matched)),
+            })
+            .collect();
+        let view = ClusterView {
+            node_id: self.shard.config.node_id,
+            controller_listener: self.config.controller_listener.clone(),
+            leader: self.quorum.leader(),
+            term: self.quorum.term(),
+            committed: self.quorum.committed_index(),
+            last_index: self.quorum.last_index(),
+            voters,
+            brokers: self.state.brokers.values().cloned().collect(),
+        };
+        if self.published.as_ref() == Some(&view) {
+            return;
+        }
+        self.published = Some(view.clone());
+        let view = Arc::new(view);
+        self.shard.on_every_shard(move |shard| async move { shard.apply_cluster(view) }).await;
+    }
+}
+
+/// Accepts on the controller listener: voters' quorum connections go to the
+/// loop's inbox, anything else is served as a Kafka client.
+async fn accept_loop(
+    shard: Rc<Shard>,
+    listener: StdTcpListener,
+    runtime: Rc<ListenerRuntime>,
+    inbox: LocalSender<Inbound>,
+) {
+    let listener = {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        // SAFETY: the descriptor comes from a bound listener whose ownership moves here.
+        unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) }
+    };
+    let inbox = Rc::new(inbox);
+    let mut accept = Box::pin(listener.accept());
+    loop {
+        let tick = glommio::timer::sleep(Duration::from_millis(50));
+        futures::pin_mut!(tick);
+        if let Either::Left((accepted, _)) = select(accept.as_mut(), tick).await {
+            accept = Box::pin(listener.accept());
+            match accepted {
+                Ok(stream) => {
+                    let (shard, runtime, inbox) = (shard.clone(), runtime.clone(), inbox.clone());
+                    glommio::spawn_local(
+                        async move { serve_controller_connection(shard, runtime, inbox, stream).await },
+                    )
+                    .detach();
+                }
+                Err(e) => tracing::warn!(error = %e, "controller listener accept failed"),
+            }
+        }
+        if shard.lifecycle.stopping() {
+            return;
+        }
+    }
+}
+
+async fn serve_controller_connection(
+    shard: Rc<Shard>,
+    runtime: Rc<ListenerRuntime>,
+    inbox: Rc<LocalSender<Inbound>>,
+    mut stream: TcpStream,
+) {
+    let Some(slot) = ConnectionSlot::take(&shard.lifecycle, shard.config.max_connections) else {
+        shard.metrics.connections_refused.inc();
+        return;
+    };
+    let Ok(peer) = stream.peer_addr() else { return };
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(HELLO_TIMEOUT_MS)));
+    let mut first = [0u8; 4];
+    if stream.read_exact(&mut first).await.is_err() {
+        return;
+    }
+    if first != MAGIC {
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(shard.config.connections_max_idle_ms)));
+        let session = Rc::new(Session::new(runtime, peer, KafkaPrincipal::anonymous()));
+        connection::serve(shard, session, Prefixed::new(first.to_vec(), stream)).await;
+        drop(slot);
+        return;
+    }
+    let mut id = [0u8; 4];
+    if stream.read_exact(&mut id).await.is_err() {
+        return;
+    }
+    let from = i32::from_be_bytes(id);
+    let voter = shard.config.cluster.as_ref().is_some_and(|c| c.voters.iter().any(|v| v.id == from));
+    if !voter || from == shard.config.node_id {
+        tracing::warn!(%peer, node = from, "quorum connection from a node that is not a voter; closed");
+        return;
+    }
+    // A connection idle this long is closed; the peer connects again when it next sends.
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(QUORUM_IDLE_MS)));
+    loop {
+        match transport::read_frame(&mut stream).await {
+            Ok(Some((kind, payload))) => {
+                if inbox.send(Inbound { from, kind, payload }).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(%peer, node = from, error = %e, "quorum connection closed");
+                return;
+            }
+        }
+        if shard.lifecycle.stopping() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! How voters talk: one TCP connection per direction and peer, on the
+//! controller listener.
+//!
+//! A quorum connection opens with [`MAGIC`] and the sender's node id
+//! (`i32`, big-endian), then carries frames `[u32 length][u8 kind][payload]`
+//! (length counts the kind byte). A connection that does not open with the
+//! magic is a Kafka client of the controller listener (the length prefix of
+//! a Kafka request is never `SLQR`: it would be over a gigabyte) and is
+//! served as one, the four bytes read handed back first.
+//!
+//! Messages are fire and forget: a full queue or a broken connection drops
+//! them, and Raft sends again what a peer did not acknowledge.
+
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::net::TcpStream;
+
+use crate::constants::{
+    QUORUM_CONNECT_TIMEOUT_MS, QUORUM_FRAME_BYTES_MAX, QUORUM_PEER_QUEUE_MAX, QUORUM_RECONNECT_BACKOFF_MS,
+};
+use crate::shard::Shard;
+
+/// The first bytes of a quorum connection.
+pub const MAGIC: [u8; 4] = *b"SLQR";
+
+/// What a frame carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// A Raft message (raft-rs's protobuf encoding).
+    Raft = 1,
+    /// A broker's heartbeat to the quorum's leader: its incarnation.
+    Heartbeat = 2,
+}
+
+impl Kind {
+    fn from_byte(byte: u8) -> Option<Kind> {
+        match byte {
+            1 => Some(Kind::Raft),
+            2 => Some(Kind::Heartbeat),
+            _ => None,
+        }
+    }
+}
+
+/// A frame from a peer.
+#[derive(Debug)]
+pub struct Inbound {
+    pub from: i32,
+    pub kind: Kind,
+    pub payload: Vec<u8>,
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of the stream.
+pub async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Option<(Kind, Vec<u8>)>> {
+    let mut head = [0u8; 4];
+    match stream.read_exact(&mut head).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(head) as usize;
+    if len == 0 || len > QUORUM_FRAME_BYTES_MAX + 1 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("quorum frame of {len} bytes")));
+    }
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).await?;
+    let kind = Kind::from_byte(body[0])
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("unknown quorum frame kind {}", body[0])))?;
+    body.remove(0);
+    Ok(Some((kind, body)))
+}
+
+/// One frame as sent.
+pub fn encode_frame(kind: Kind, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(5 + payload.len());
+    frame.extend_from_slice(&((payload.len() + 1) as u32).to_be_bytes());
+    frame.push(kind as u8);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// The sending side to one peer: a bounded queue and the task that drains it.
+pub struct Peer {
+    queue: LocalSender<Vec<u8>>,
+}
+
+impl Peer {
+    /// Starts the task sending to voter `to` at `host:port` as node `me`.
+    pub fn start(shard: Rc<Shard>, me: i32, to: i32, host: String, port: u16) -> Peer {
+        let (queue, frames) = local_channel::new_bounded(QUORUM_PEER_QUEUE_MAX);
+        glommio::spawn_local(async move { send_loop(shard, me, to, host, port, frames).await }).detach();
+        Peer { queue }
+    }
+
+    /// Queues a frame; dropped when the queue is full.
+    pub fn send(&self, kind: Kind, payload: &[u8]) {
+        if self.queue.try_send(encode_frame(kind, payload)).is_err() {
+            tracing::debug!("quorum peer queue full; message dropped");
+        }
+    }
+}
+
+async fn connect(me: i32, host: &str, port: u16) -> io::Result<TcpStream> {
+    let address = (host, port)
+        .to_socket_addrs_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{host}:{port} resolves to nothing")))?;
+    let mut stream = TcpStream::connect_timeout(address, Duration::from_millis(QUORUM_CONNECT_TIMEOUT_MS))
+        .await
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    let mut hello = MAGIC.to_vec();
+    hello.extend_from_slice(&me.to_be_bytes());
+    stream.write_all(&hello).await?;
+    Ok(stream)
+}
+
+trait FirstAddress {
+    fn to_socket_addrs_first(&self) -> Option<std::net::SocketAddr>;
+}
+
+impl FirstAddress for (&str, u16) {
+    fn to_socket_addrs_first(&self) -> Option<std::net::SocketAddr> {
+        use std::net::ToSocketAddrs;
+        self.to_socket_addrs().ok()?.next()
+    }
+}
+
+async fn send_loop(shard: Rc<Shard>, me: i32, to: i32, host: String, port: u16, frames: LocalReceiver<Vec<u8>>) {
+    let mut stream: Option<TcpStream> = None;
+    while let Some(frame) = frames.recv().await {
+        if shard.lifecycle.stopping() {
+            return;
+        }
+        if stream.is_none() {
+            match connect(me, &host, port).await {
+                Ok(s) => stream = Some(s),
+                Err(e) => {
+                    tracing::debug!(peer = to, error = %e, "cannot reach quorum peer");
+                    // What waited is stale by the time the peer is back: Raft sends afresh.
+                    while let Some(Some(_)) = futures::FutureExt::now_or_never(frames.recv()) {}
+                    glommio::timer::sleep(Duration::from_millis(QUORUM_RECONNECT_BACKOFF_MS)).await;
+                    continue;
+                }
+            }
+        }
+        let Some(s) = stream.as_mut() else { continue };
+        if let Err(e) = s.write_all(&frame).await {
+            tracing::debug!(peer = to, error = %e, "quorum connection broke");
+            stream = None;
+        }
+    }
+}
+
+/// A stream whose first bytes were already read: they are read again first.
+pub struct Prefixed<S> {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    pub fn new(prefix: Vec<u8>, inner: S) -> Prefixed<S> {
+        Prefixed { prefix, at: 0, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if self.at < self.prefix.len() {
+            let n = buf.len().min(self.prefix.len() - self.at);
+            buf[..n].copy_from_slice(&self.prefix[self.at..self.at + n]);
+            self.at += n;
+            return Poll::Ready(Ok(n));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_bad_ones_are_refused() {
+        futures::executor::block_on(async {
+            let mut bytes = encode_frame(Kind::Raft, b"message");
+            bytes.extend(encode_frame(Kind::Heartbeat, b""));
+            let mut reader = futures::io::Cursor::new(bytes);
+            assert_eq!(read_frame(&mut reader).await.unwrap(), Some((Kind::Raft, b"message".to_vec())));
+            assert_eq!(read_frame(&mut reader).await.unwrap(), Some((Kind::Heartbeat, Vec::new())));
+            assert_eq!(read_frame(&mut reader).await.unwrap(), None);
+            let mut huge = futures::io::Cursor::new(u32::MAX.to_be_bytes().to_vec());
+            assert!(read_frame(&mut huge).await.is_err(), "a huge length is refused before allocating");
+            let mut unknown = futures::io::Cursor::new(vec![0, 0, 0, 1, 9]);
+            assert!(read_frame(&mut unknown).await.is_err());
+            let mut empty = futures::io::Cursor::new(vec![0, 0, 0, 0]);
+            assert!(read_frame(&mut empty).await.is_err());
+        });
+    }
+
+    #[test]
+    fn a_kafka_request_never_opens_like_a_quorum_connection() {
+        assert!(u32::from_be_bytes(MAGIC) as usize > crate::constants::REQUEST_BYTES_PER_SHARD_MAX);
+    }
+
+    #[test]
+    fn a_prefixed_stream_reads_its_prefix_first() {
+        futures::executor::block_on(async {
+            let mut s = Prefixed::new(b"ab".to_vec(), futures::io::Cursor::new(b"cd".to_vec()));
+            let mut all = Vec::new();
+            s.read_to_end(&mut all).await.unwrap();
+            assert_eq!(all, b"abcd");
+        });
+    }
+}

@@ -1,0 +1,246 @@
+//! A three-node cluster of real `sluice` processes on loopback, configured
+//! as a KRaft `server.properties` would be: the metadata quorum elects a
+//! leader, every broker registers and is listed, a killed leader is replaced
+//! in a later term and fenced, and a restarted node rejoins.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::{
+    ApiKey, DescribeClusterRequest, DescribeClusterResponse, DescribeQuorumRequest, DescribeQuorumResponse,
+    MetadataRequest, MetadataResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::common::{fresh_data_dir, sluice_bin, wait_until, Broker, Raw};
+
+/// Short sessions, so that a dead broker is fenced within the test.
+const SESSION_MS: u64 = 3_000;
+
+/// A port no one listens on now (the controller listeners' ports must be
+/// known before any node starts: each names all of them).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Node {
+    id: i32,
+    config: PathBuf,
+    data_dir: PathBuf,
+    broker: Option<Broker>,
+}
+
+impl Node {
+    fn start(&mut self) {
+        let mut command = Command::new(sluice_bin());
+        command.arg("serve").arg("--config").arg(&self.config).args(["--shards", "1"]);
+        let log_path = self.data_dir.with_file_name(format!(
+            "{}-{}.log",
+            self.data_dir.file_name().unwrap().to_string_lossy(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        ));
+        self.broker = Some(Broker::launch(command, None, self.data_dir.clone(), log_path, Duration::from_secs(30)));
+    }
+
+    fn bootstrap(&self) -> String {
+        self.broker.as_ref().expect("running").bootstrap()
+    }
+}
+
+/// Three nodes, each a voter and a broker, with a PLAINTEXT listener on a
+/// port of its choosing and a CONTROLLER listener on a known port.
+fn cluster(name: &str) -> (Vec<Node>, Vec<u16>) {
+    let controller_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters: Vec<String> =
+        controller_ports.iter().enumerate().map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1)).collect();
+    let nodes = (1..=3)
+        .map(|id| {
+            let data_dir = fresh_data_dir(&format!("{name}-node{id}"));
+            let config = data_dir.with_extension("properties");
+            let text = format!(
+                "process.roles=broker,controller\n\
+                 node.id={id}\n\
+                 controller.quorum.voters={}\n\
+                 listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}\n\
+                 controller.listener.names=CONTROLLER\n\
+                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+                 log.dirs={}\n\
+                 broker.session.timeout.ms={SESSION_MS}\n\
+                 broker.heartbeat.interval.ms=500\n\
+                 admin.listeners=127.0.0.1:0\n\
+                 schema.registry.listeners=127.0.0.1:0\n",
+                voters.join(","),
+                controller_ports[id as usize - 1],
+                data_dir.display(),
+            );
+            std::fs::write(&config, text).unwrap();
+            Node { id, config, data_dir, broker: None }
+        })
+        .collect();
+    (nodes, controller_ports)
+}
+
+fn metadata(address: &str) -> Option<MetadataResponse> {
+    let stream = std::net::TcpStream::connect(address).ok()?;
+    drop(stream);
+    Some(Raw::connect_to(address).call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None)))
+}
+
+/// (broker ids listed, controller id) as `address` answers Metadata.
+fn view(address: &str) -> Option<(Vec<i32>, i32)> {
+    let m = metadata(address)?;
+    let mut ids: Vec<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
+    ids.sort();
+    Some((ids, m.controller_id.0))
+}
+
+fn describe_quorum(address: &str) -> DescribeQuorumResponse {
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    Raw::connect_to(address).call(ApiKey::DescribeQuorum, 2, &request)
+}
+
+/// Waits until every running node lists `ids` and names the same controller; returns it.
+fn wait_for_agreement(nodes: &[Node], ids: &[i32], within: Duration) -> i32 {
+    let deadline = Instant::now() + within;
+    loop {
+        let views: Vec<Option<(Vec<i32>, i32)>> =
+            nodes.iter().filter(|n| n.broker.is_some()).map(|n| view(&n.bootstrap())).collect();
+        if let Some(Some((first_ids, controller))) = views.first() {
+            if first_ids == ids
+                && *controller >= 1
+                && views.iter().all(|v| v.as_ref() == Some(&(ids.to_vec(), *controller)))
+            {
+                return *controller;
+            }
+        }
+        assert!(Instant::now() < deadline, "nodes do not agree on brokers {ids:?}: {views:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn three_nodes_elect_a_controller_register_fence_the_dead_and_take_back_the_restarted() {
+    let (mut nodes, controller_ports) = cluster("quorum");
+    for node in nodes.iter_mut() {
+        node.start();
+    }
+    let leader = wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+
+    // Every broker answers with the same cluster id, and lists the others at their PLAINTEXT listeners.
+    let answers: Vec<MetadataResponse> = nodes.iter().map(|n| metadata(&n.bootstrap()).unwrap()).collect();
+    let cluster_id = answers[0].cluster_id.clone().unwrap();
+    assert!(answers.iter().all(|m| m.cluster_id.as_ref() == Some(&cluster_id)), "{answers:?}");
+    for node in &nodes {
+        let port = node.bootstrap().rsplit_once(':').unwrap().1.parse::<i32>().unwrap();
+        let listed = answers[0].brokers.iter().find(|b| b.node_id.0 == node.id).unwrap();
+        assert_eq!((listed.host.as_str(), listed.port), ("127.0.0.1", port));
+    }
+
+    // DescribeQuorum at the leader's controller listener (a Kafka client of that listener).
+    let leader_controller = format!("127.0.0.1:{}", controller_ports[leader as usize - 1]);
+    wait_until("every voter has the leader's log", Duration::from_secs(10), || {
+        let q = describe_quorum(&leader_controller);
+        let p = &q.topics[0].partitions[0];
+        p.current_voters.len() == 3 && p.current_voters.iter().all(|v| v.log_end_offset == p.high_watermark)
+    });
+    let q = describe_quorum(&leader_controller);
+    let p = &q.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert_eq!(p.leader_id.0, leader);
+    let first_term = p.leader_epoch;
+    assert!(first_term >= 1, "{p:?}");
+    assert!(p.high_watermark >= 3, "three registrations committed: {p:?}");
+    assert_eq!(q.nodes.len(), 3);
+    let mut voter_ports: Vec<u16> = q.nodes.iter().map(|n| n.listeners[0].port).collect();
+    voter_ports.sort();
+    let mut expected_ports = controller_ports.clone();
+    expected_ports.sort();
+    assert_eq!(voter_ports, expected_ports);
+    // A follower names the same leader and term.
+    let follower = nodes.iter().find(|n| n.id != leader).unwrap();
+    let fq = describe_quorum(&follower.bootstrap());
+    assert_eq!(fq.topics[0].partitions[0].leader_id.0, leader);
+    assert_eq!(fq.topics[0].partitions[0].leader_epoch, first_term);
+
+    // DescribeCluster: the controllers are the voters.
+    let dc: DescribeClusterResponse = Raw::connect_to(&follower.bootstrap()).call(
+        ApiKey::DescribeCluster,
+        1,
+        &DescribeClusterRequest::default().with_endpoint_type(2),
+    );
+    assert_eq!(dc.controller_id.0, leader);
+    assert_eq!(dc.brokers.len(), 3);
+
+    // kill -9 the leader: the others elect a new one in a later term and fence the dead broker.
+    let killed = nodes.iter_mut().find(|n| n.id == leader).unwrap();
+    killed.broker.take().unwrap().kill();
+    let survivors: Vec<i32> = [1, 2, 3].into_iter().filter(|id| *id != leader).collect();
+    let new_leader = wait_for_agreement(&nodes, &survivors, Duration::from_secs(30));
+    assert_ne!(new_leader, leader);
+    let address = nodes.iter().find(|n| n.id == new_leader).unwrap().bootstrap();
+    let q = describe_quorum(&address);
+    assert!(q.topics[0].partitions[0].leader_epoch > first_term, "{q:?}");
+    // DescribeCluster with include_fenced_brokers lists the dead broker as fenced.
+    let dc: DescribeClusterResponse = Raw::connect_to(&address).call(
+        ApiKey::DescribeCluster,
+        2,
+        &DescribeClusterRequest::default().with_endpoint_type(1).with_include_fenced_brokers(true),
+    );
+    let dead = dc.brokers.iter().find(|b| b.broker_id.0 == leader).expect("the fenced broker is still registered");
+    assert!(dead.is_fenced);
+
+    // Restarted on its data dir, it rejoins, registers again and is listed.
+    nodes.iter_mut().find(|n| n.id == leader).unwrap().start();
+    let after = wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+    assert_eq!(after, new_leader, "pre-vote: the restarted node does not depose the leader");
+    let rejoined = nodes.iter().find(|n| n.id == leader).unwrap();
+    assert_eq!(metadata(&rejoined.bootstrap()).unwrap().cluster_id, Some(cluster_id));
+}
+
+#[test]
+fn a_data_dir_of_another_cluster_is_refused() {
+    // A single node made this data dir; a cluster node may not take it over.
+    let single = Broker::start("cluster-foreign", 1, &[]);
+    let data_dir = single.stop();
+    let port = free_port();
+    let config = data_dir.with_extension("properties");
+    std::fs::write(
+        &config,
+        format!(
+            "process.roles=broker,controller\nnode.id=1\ncontroller.quorum.voters=1@127.0.0.1:{port}\n\
+             listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{port}\ncontroller.listener.names=CONTROLLER\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\nlog.dirs={}\n",
+            data_dir.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(sluice_bin()).arg("serve").arg("--config").arg(&config).output().unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("belongs to cluster"), "{text}");
+}
+
+#[test]
+fn a_single_voter_cluster_serves_clients_at_once() {
+    let port = free_port();
+    let data_dir = fresh_data_dir("cluster-one");
+    let config = data_dir.with_extension("properties");
+    std::fs::write(
+        &config,
+        format!(
+            "process.roles=broker,controller\nnode.id=1\ncontroller.quorum.voters=1@127.0.0.1:{port}\n\
+             listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{port}\ncontroller.listener.names=CONTROLLER\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\nlog.dirs={}\n",
+            data_dir.display()
+        ),
+    )
+    .unwrap();
+    let mut node = Node { id: 1, config, data_dir, broker: None };
+    node.start();
+    let nodes = vec![node];
+    assert_eq!(wait_for_agreement(&nodes, &[1], Duration::from_secs(10)), 1);
+}
