@@ -19,10 +19,19 @@ use crate::common::{fresh_data_dir, sluice_bin, wait_until, Broker, Raw};
 /// Short sessions, so that a dead broker is fenced within the test.
 const SESSION_MS: u64 = 3_000;
 
-/// A port no one listens on now (the controller listeners' ports must be
-/// known before any node starts: each names all of them).
+/// A port no one listens on now, below the kernel's ephemeral range (as a
+/// deployment's ports are), so that no outgoing connection takes it while
+/// its node is down for a restart. The listeners' ports must be known before
+/// any node starts: each names all the voters.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 500) as u16 * 20;
+    loop {
+        let port = base + NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 10_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 struct Node {
@@ -49,8 +58,8 @@ impl Node {
     }
 }
 
-/// Three nodes, each a voter and a broker, with a PLAINTEXT listener on a
-/// port of its choosing and a CONTROLLER listener on a known port.
+/// Three nodes, each a voter and a broker, with a PLAINTEXT and a CONTROLLER
+/// listener on ports fixed for its life (a restarted broker is where it was).
 fn cluster(name: &str) -> (Vec<Node>, Vec<u16>) {
     let controller_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let voters: Vec<String> =
@@ -63,7 +72,7 @@ fn cluster(name: &str) -> (Vec<Node>, Vec<u16>) {
                 "process.roles=broker,controller\n\
                  node.id={id}\n\
                  controller.quorum.voters={}\n\
-                 listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}\n\
+                 listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}\n\
                  controller.listener.names=CONTROLLER\n\
                  listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
                  log.dirs={}\n\
@@ -72,6 +81,7 @@ fn cluster(name: &str) -> (Vec<Node>, Vec<u16>) {
                  admin.listeners=127.0.0.1:0\n\
                  schema.registry.listeners=127.0.0.1:0\n",
                 voters.join(","),
+                free_port(),
                 controller_ports[id as usize - 1],
                 data_dir.display(),
             );
@@ -243,4 +253,137 @@ fn a_single_voter_cluster_serves_clients_at_once() {
     node.start();
     let nodes = vec![node];
     assert_eq!(wait_for_agreement(&nodes, &[1], Duration::from_secs(10)), 1);
+}
+
+/// Waits until `address` lists every broker in `ids`.
+fn wait_for_brokers(address: &str, ids: &[i32]) {
+    wait_until("the brokers are listed", Duration::from_secs(30), || {
+        view(address).is_some_and(|(l, c)| l == ids && c >= 1)
+    });
+}
+
+#[test]
+fn topics_are_placed_across_the_brokers_and_clients_follow_the_leaders() {
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+
+    use crate::common::kafka;
+
+    let (mut nodes, _) = cluster("topics");
+    for node in nodes.iter_mut() {
+        node.start();
+    }
+    wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+
+    // Created through one broker, the topic is known to every broker with the same id and leaders.
+    let admin = kafka::admin(&nodes[1].bootstrap());
+    let created = runtime
+        .block_on(admin.create_topics(&[NewTopic::new("spread", 6, TopicReplication::Fixed(1))], &AdminOptions::new()))
+        .unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    let knows = |address: &str, topic: &str| {
+        metadata(address)
+            .is_some_and(|m| m.topics.iter().any(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic)))
+    };
+    // The creating broker answered once it had the topic; the others apply the log soon after.
+    wait_until("every broker knows the topic", Duration::from_secs(10), || {
+        nodes.iter().all(|n| knows(&n.bootstrap(), "spread"))
+    });
+    let answers: Vec<MetadataResponse> = nodes.iter().map(|n| metadata(&n.bootstrap()).unwrap()).collect();
+    let leaders: Vec<Vec<i32>> = answers
+        .iter()
+        .map(|m| {
+            let t = m.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "spread")).unwrap();
+            t.partitions.iter().map(|p| p.leader_id.0).collect()
+        })
+        .collect();
+    assert!(leaders.iter().all(|l| *l == leaders[0]), "every broker tells the same leaders: {leaders:?}");
+    let mut leading: Vec<i32> = leaders[0].clone();
+    leading.sort();
+    leading.dedup();
+    assert_eq!(leading, vec![1, 2, 3], "six partitions over three brokers: {leaders:?}");
+    let ids: Vec<_> = answers
+        .iter()
+        .map(|m| m.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "spread")).unwrap().topic_id)
+        .collect();
+    assert!(ids.iter().all(|id| *id == ids[0]));
+
+    // Creating it again through another broker: TOPIC_ALREADY_EXISTS. A replication
+    // factor the cluster cannot give is refused, with its reason.
+    let admin3 = kafka::admin(&nodes[2].bootstrap());
+    let again = runtime
+        .block_on(admin3.create_topics(
+            &[
+                NewTopic::new("spread", 2, TopicReplication::Fixed(1)),
+                NewTopic::new("replicated", 2, TopicReplication::Fixed(3)),
+                NewTopic::new("too-many", 2, TopicReplication::Fixed(4)),
+            ],
+            &AdminOptions::new(),
+        ))
+        .unwrap();
+    let codes: Vec<String> = again.iter().map(|r| format!("{:?}", r.as_ref().err().map(|(_, code)| code))).collect();
+    assert_eq!(
+        codes,
+        vec!["Some(TopicAlreadyExists)", "Some(InvalidReplicationFactor)", "Some(InvalidReplicationFactor)"],
+        "{again:?}"
+    );
+
+    // A producer bootstrapped at one broker writes every partition at its leader.
+    let producer = kafka::producer(&nodes[2].bootstrap(), &[("enable.idempotence", "true")]);
+    let records = (0..600).map(|i| kafka::Record::new(format!("v{i}")).key(format!("k{i}")));
+    let acked = runtime.block_on(kafka::produce(&producer, "spread", records));
+    let mut per_partition = [0usize; 6];
+    for (p, _) in &acked {
+        per_partition[*p as usize] += 1;
+    }
+    assert!(per_partition.iter().all(|n| *n > 0), "{per_partition:?}");
+
+    // A Produce sent to a broker that does not lead the partition: NOT_LEADER_OR_FOLLOWER.
+    let not_leader = (1..=3).find(|id| *id != leaders[0][0]).unwrap();
+    let address = nodes.iter().find(|n| n.id == not_leader).unwrap().bootstrap();
+    let (code, _) = Raw::connect_to(&address).produce("spread", 0, crate::common::record_batch(&[b"x"], 0));
+    assert_eq!(code, 6, "NOT_LEADER_OR_FOLLOWER");
+
+    // A consumer group bootstrapped at another broker reads all 600 once,
+    // its coordinator found wherever the cluster puts it.
+    let config =
+        kafka::consumer_config(&nodes[0].bootstrap(), "spread-readers").set("auto.offset.reset", "earliest").clone();
+    let consumer: BaseConsumer = config.create().unwrap();
+    consumer.subscribe(&["spread"]).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < 600 {
+        assert!(Instant::now() < deadline, "read {} of 600", seen.len());
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                assert!(seen.insert(kafka::value(&m)), "read twice: {}", kafka::value(&m));
+            }
+            Some(Err(e)) => panic!("consume: {e}"),
+            None => {}
+        }
+    }
+    consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync).unwrap();
+
+    // Deleted through a third broker, it is gone from all.
+    let deleted =
+        runtime.block_on(kafka::admin(&nodes[0].bootstrap()).delete_topics(&["spread"], &AdminOptions::new())).unwrap();
+    assert!(deleted[0].is_ok(), "{deleted:?}");
+    assert!(!knows(&nodes[0].bootstrap(), "spread"), "gone from the broker that deleted it when it answered");
+    wait_until("every broker forgets the topic", Duration::from_secs(10), || {
+        nodes.iter().all(|n| !knows(&n.bootstrap(), "spread"))
+    });
+
+    // Restarted, a broker keeps the cluster's topics and its partitions' records.
+    runtime.block_on(kafka::produce(&producer, "kept", (0..30).map(|i| kafka::Record::new(format!("r{i}")))));
+    let restarted = &mut nodes[1];
+    restarted.broker.take().unwrap().stop();
+    restarted.start();
+    wait_for_brokers(&nodes[1].bootstrap(), &[1, 2, 3]);
+    let consumer_config = kafka::consumer_config(&nodes[1].bootstrap(), "kept-readers");
+    let read = kafka::consume_to_end(&consumer_config, "kept", 1, Duration::from_secs(30));
+    let values: Vec<String> = read.iter().map(kafka::value).collect();
+    assert_eq!(values, (0..30).map(|i| format!("r{i}")).collect::<Vec<_>>());
+    assert_eq!(read.last().map(|m| m.offset()), Some(29));
 }

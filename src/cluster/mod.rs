@@ -13,8 +13,10 @@
 //! A node registers itself (a new incarnation per start) once a leader is
 //! known, and proposes its registration again until it is committed.
 
+pub mod topics;
 pub mod transport;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::TcpListener as StdTcpListener;
 use std::rc::Rc;
@@ -40,6 +42,41 @@ use transport::{Inbound, Kind, Peer, Prefixed, MAGIC};
 
 /// How long an accepted controller connection has to say what it is.
 const HELLO_TIMEOUT_MS: u64 = 10_000;
+/// How long a proposal may wait to be committed and applied.
+const PROPOSAL_TIMEOUT_MS: u64 = 15_000;
+/// Proposals of this node waiting to be applied.
+const PROPOSALS_WAITING_MAX: usize = 1024;
+
+/// What the quorum loop takes in.
+enum Input {
+    Peer(Inbound),
+    Propose(Proposal),
+}
+
+/// A record a handler of this node wants committed, and where to say when
+/// it is applied here (and the local catalog follows it).
+struct Proposal {
+    record: MetadataRecord,
+    done: ProposalAnswer,
+}
+
+/// Where a proposer hears whether its record was applied.
+type ProposalAnswer = futures::channel::oneshot::Sender<Result<(), String>>;
+
+thread_local! {
+    /// The quorum loop's input, on the admin shard of a cluster node.
+    static PROPOSALS: RefCell<Option<Rc<LocalSender<Input>>>> = const { RefCell::new(None) };
+}
+
+/// Has the metadata quorum commit `record` and waits until this node has
+/// applied it. Runs on [`ADMIN_SHARD`] only (where the loop is).
+pub async fn propose(record: MetadataRecord) -> Result<(), String> {
+    let sender = PROPOSALS.with(|p| p.borrow().clone()).ok_or("not a cluster node, or not its admin shard")?;
+    let (done, answer) = futures::channel::oneshot::channel();
+    sender.send(Input::Propose(Proposal { record, done })).await.map_err(|_| "the metadata quorum stopped")?;
+    answer.await.map_err(|_| "the metadata quorum stopped".to_string())?
+}
+
 /// How long an inbound quorum connection may stay silent.
 const QUORUM_IDLE_MS: u64 = 30_000;
 /// How often a node proposes its registration again until it is committed.
@@ -65,6 +102,8 @@ pub async fn start(shard: Rc<Shard>, listener: StdTcpListener) -> Result<(), Str
         "metadata quorum opened"
     );
     let (inbox, inbound) = local_channel::new_bounded(QUORUM_INBOX_MAX);
+    let inbox = Rc::new(inbox);
+    PROPOSALS.with(|p| *p.borrow_mut() = Some(inbox.clone()));
     let peers = config
         .voters
         .iter()
@@ -84,6 +123,8 @@ pub async fn start(shard: Rc<Shard>, listener: StdTcpListener) -> Result<(), Str
         started: Instant::now(),
         registered_at_ms: None,
         published: None,
+        waiting: Vec::new(),
+        adopted: false,
     };
     let controller_listener = Rc::new(controller_listener_runtime(&shard, &node.config)?);
     let accept_shard = shard.clone();
@@ -152,6 +193,10 @@ struct Node {
     /// When the registration was last proposed.
     registered_at_ms: Option<u64>,
     published: Option<ClusterView>,
+    /// This node's proposals not yet applied: (record bytes, deadline, answer).
+    waiting: Vec<(Vec<u8>, Instant, ProposalAnswer)>,
+    /// Whether the local catalog has followed the log since the start.
+    adopted: bool,
 }
 
 impl Node {
@@ -166,7 +211,7 @@ impl Node {
         }
     }
 
-    async fn run(mut self, inbound: LocalReceiver<Inbound>) {
+    async fn run(mut self, inbound: LocalReceiver<Input>) {
         let tick = Duration::from_millis(QUORUM_TICK_MS);
         let mut next_tick = Instant::now() + tick;
         let mut next_heartbeat = Instant::now();
@@ -191,6 +236,7 @@ impl Node {
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + tick;
                 self.quorum.tick();
+                self.expire_proposals();
                 let now = self.now_ms();
                 if self.quorum.is_leader() != was_leader {
                     was_leader = self.quorum.is_leader();
@@ -223,7 +269,11 @@ impl Node {
         }
     }
 
-    fn receive(&mut self, message: Inbound) {
+    fn receive(&mut self, input: Input) {
+        let message = match input {
+            Input::Peer(message) => message,
+            Input::Propose(proposal) => return self.propose(proposal),
+        };
         match message.kind {
             Kind::Raft => {
                 if let Err(e) = self.quorum.receive(&message.payload) {
@@ -236,6 +286,55 @@ impl Node {
                 self.liveness.heard(message.from, &incarnation, now);
             }
         }
+    }
+
+    fn propose(&mut self, proposal: Proposal) {
+        if self.waiting.len() >= PROPOSALS_WAITING_MAX {
+            let _ = proposal.done.send(Err("too many metadata changes waiting; try again".into()));
+            return;
+        }
+        let bytes = proposal.record.encode();
+        match self.quorum.propose(bytes.clone()) {
+            Ok(()) => {
+                let deadline = Instant::now() + Duration::from_millis(PROPOSAL_TIMEOUT_MS);
+                self.waiting.push((bytes, deadline, proposal.done));
+            }
+            Err(e) => {
+                let _ = proposal.done.send(Err(e.to_string()));
+            }
+        }
+    }
+
+    fn expire_proposals(&mut self) {
+        let now = Instant::now();
+        let (expired, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.waiting).into_iter().partition(|(_, deadline, _)| *deadline <= now);
+        self.waiting = waiting;
+        for (_, _, done) in expired {
+            let _ = done.send(Err("the metadata quorum did not commit the change in time".into()));
+        }
+    }
+
+    /// The local catalog follows the topics of the log: created, removed,
+    /// and which partitions this node leads.
+    async fn adopt(&mut self, removed: &[String]) -> Result<(), String> {
+        let me = self.shard.config.node_id;
+        let topics = self
+            .state
+            .topics
+            .values()
+            .filter_map(|t| {
+                let id = uuid::Uuid::parse_str(&t.id).ok()?;
+                Some(crate::metadata::controller::AdoptedTopic {
+                    name: t.name.clone(),
+                    id,
+                    led: t.partitions.iter().map(|p| p.leader == me).collect(),
+                    configs: t.configs.clone(),
+                })
+            })
+            .collect();
+        let env = self.shard.env();
+        self.shard.controller().adopt(&env, topics, removed).await
     }
 
     /// Tells the leader this incarnation is alive (itself, if it leads).
@@ -285,10 +384,37 @@ impl Node {
                     peer.send(Kind::Raft, bytes);
                 }
             }
+            let mut topics_changed = false;
+            let mut removed = Vec::new();
+            let mut applied = Vec::new();
             for (index, bytes) in &out.committed {
                 match MetadataRecord::decode(bytes) {
-                    Ok(record) => self.state.apply(*index, &record),
+                    Ok(record) => {
+                        match &record {
+                            MetadataRecord::CreateTopic { .. } => topics_changed = true,
+                            MetadataRecord::DeleteTopic { name, .. } => {
+                                topics_changed = true;
+                                removed.push(name.clone());
+                            }
+                            _ => {}
+                        }
+                        self.state.apply(*index, &record);
+                        applied.push(bytes.clone());
+                    }
                     Err(e) => tracing::error!(index, error = %e, "metadata record not understood; skipped"),
+                }
+            }
+            // Shards see where partitions are placed before their catalog
+            // has them, and both before a proposer's answer goes out.
+            self.publish().await;
+            if topics_changed || (!self.adopted && self.quorum.leader().is_some()) {
+                self.adopt(&removed).await.map_err(|e| format!("local catalog: {e}"))?;
+                self.adopted = true;
+            }
+            for bytes in applied {
+                if let Some(i) = self.waiting.iter().position(|(b, _, _)| *b == bytes) {
+                    let (_, _, done) = self.waiting.swap_remove(i);
+                    let _ = done.send(Ok(()));
                 }
             }
         }
@@ -319,6 +445,10 @@ impl Node {
             last_index: self.quorum.last_index(),
             voters,
             brokers: self.state.brokers.values().cloned().collect(),
+            topics: match &self.published {
+                Some(p) if *p.topics == self.state.topics => p.topics.clone(),
+                _ => Arc::new(self.state.topics.clone()),
+            },
         };
         if self.published.as_ref() == Some(&view) {
             return;
@@ -335,14 +465,13 @@ async fn accept_loop(
     shard: Rc<Shard>,
     listener: StdTcpListener,
     runtime: Rc<ListenerRuntime>,
-    inbox: LocalSender<Inbound>,
+    inbox: Rc<LocalSender<Input>>,
 ) {
     let listener = {
         use std::os::fd::{FromRawFd, IntoRawFd};
         // SAFETY: the descriptor comes from a bound listener whose ownership moves here.
         unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) }
     };
-    let inbox = Rc::new(inbox);
     let mut accept = Box::pin(listener.accept());
     loop {
         let tick = glommio::timer::sleep(Duration::from_millis(50));
@@ -369,7 +498,7 @@ async fn accept_loop(
 async fn serve_controller_connection(
     shard: Rc<Shard>,
     runtime: Rc<ListenerRuntime>,
-    inbox: Rc<LocalSender<Inbound>>,
+    inbox: Rc<LocalSender<Input>>,
     mut stream: TcpStream,
 ) {
     let Some(slot) = ConnectionSlot::take(&shard.lifecycle, shard.config.max_connections) else {
@@ -405,7 +534,7 @@ async fn serve_controller_connection(
     loop {
         match transport::read_frame(&mut stream).await {
             Ok(Some((kind, payload))) => {
-                if inbox.send(Inbound { from, kind, payload }).await.is_err() {
+                if inbox.send(Input::Peer(Inbound { from, kind, payload })).await.is_err() {
                     return;
                 }
             }

@@ -78,6 +78,8 @@ async fn add(
     let Producer { transactional_id, producer_id, epoch, verify_only } = producer;
     let catalog = shard.catalog();
     let known = |topic: &AddPartitionsToTxnTopic, p: i32| {
+        // On a cluster only partitions this node leads: the coordinator writes
+        // its markers through this node's shards.
         catalog.topic(topic.name.0.as_str()).and_then(|m| m.owner(p)).is_some()
     };
     let all_known = topics.iter().all(|t| t.partitions.iter().all(|p| known(t, *p)));

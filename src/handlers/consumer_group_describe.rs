@@ -49,7 +49,7 @@ pub async fn handle(
             shard
                 .on_group(&group_id, describe)
                 .await
-                .unwrap_or(Err((ResponseError::CoordinatorNotAvailable, String::new())))
+                .unwrap_or_else(|e| Err((super::coordinator_error(&e), String::new())))
         };
         let described = DescribedGroup::default().with_group_id(id.clone());
         groups.push(match result {

@@ -42,7 +42,7 @@ pub async fn handle(
                 shard
                     .on_group(&group_id, beat)
                     .await
-                    .unwrap_or(Err((ResponseError::CoordinatorNotAvailable, String::new())))
+                    .unwrap_or_else(|e| Err((super::coordinator_error(&e), String::new())))
             }
         }
     };

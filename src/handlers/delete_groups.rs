@@ -22,7 +22,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DeleteGrou
             match shard.on_group(id.0.as_str(), |shard| async move { shard.groups.delete(&group_id).await }).await {
                 Ok(Ok(())) => 0,
                 Ok(Err(code)) => code.code(),
-                Err(_) => ResponseError::CoordinatorNotAvailable.code(),
+                Err(e) => super::coordinator_error(&e).code(),
             }
         };
         results.push(DeletableGroupResult::default().with_group_id(id.clone()).with_error_code(code));

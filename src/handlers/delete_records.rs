@@ -26,6 +26,10 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DeleteReco
                 plan.answer(ResponseError::TopicAuthorizationFailed);
                 continue;
             }
+            if meta.is_some_and(|m| m.is_remote(p.partition_index)) {
+                plan.answer(ResponseError::NotLeaderOrFollower);
+                continue;
+            }
             match meta.and_then(|m| m.owner(p.partition_index).map(|o| (m, o))) {
                 // As Kafka's `Partition.deleteRecordsOnLeader`: a topic without `delete`
                 // in its cleanup policy keeps its records.

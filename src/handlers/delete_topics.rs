@@ -62,7 +62,12 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DeleteTopi
     let mut answers = if topics.is_empty() {
         Vec::new()
     } else {
-        let delete = |shard: Rc<Shard>| async move { shard.controller().delete_topics(&shard.env(), topics).await };
+        let delete = |shard: Rc<Shard>| async move {
+            if shard.config.cluster.is_some() {
+                return crate::cluster::topics::delete_topics(&shard, topics).await;
+            }
+            shard.controller().delete_topics(&shard.env(), topics).await
+        };
         match shard.on_controller(delete).await {
             Ok(results) => results,
             Err(e) => (0..count).map(|_| Err((ResponseError::UnknownServerError, e.to_string()))).collect(),

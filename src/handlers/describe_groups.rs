@@ -49,7 +49,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DescribeGr
                         })
                         .collect(),
                 ),
-            Err(_) => described.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+            Err(e) => described.with_error_code(super::coordinator_error(&e).code()),
         });
     }
     if request.include_authorized_operations {

@@ -30,8 +30,9 @@ pub async fn handle(
                 plan.answer(ResponseError::TopicAuthorizationFailed);
                 continue;
             }
-            match meta.and_then(|m| m.owner(*p).map(|owner| (m, owner))) {
-                Some((m, owner)) => plan.send((owner, (m.name.clone(), *p))),
+            match meta.map(|m| m.locate(*p).map(|owner| (m, owner))) {
+                Some(Ok((m, owner))) => plan.send((owner, (m.name.clone(), *p))),
+                Some(Err(code)) => plan.answer(code),
                 None => plan.answer(ResponseError::UnknownTopicOrPartition),
             }
         }

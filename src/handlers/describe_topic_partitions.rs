@@ -23,13 +23,14 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::access::Access;
+use super::Placements;
 use crate::constants::DESCRIBE_TOPIC_PARTITIONS_PER_RESPONSE_MAX;
+use crate::metadata::TopicMeta;
 use crate::metadata::{validate_topic_name, Catalog, INTERNAL_TOPICS};
 use crate::protocol::ResponseError;
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::server::session::RequestContext;
 use crate::shard::Shard;
-use crate::storage::log::LEADER_EPOCH;
 
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
@@ -44,16 +45,25 @@ fn error_entry(name: &str, error: ResponseError, is_internal: bool) -> DescribeT
         .with_is_internal(is_internal)
 }
 
-/// Partitions `first..end`, each led by `node`, its only replica.
-fn partitions(node: i32, first: i32, end: i32) -> Vec<DescribeTopicPartitionsResponsePartition> {
+/// Partitions `first..end` of `topic`, where they are placed.
+fn partitions(
+    placements: &Placements,
+    topic: &TopicMeta,
+    first: i32,
+    end: i32,
+) -> Vec<DescribeTopicPartitionsResponsePartition> {
+    let ids = |ids: &[i32]| ids.iter().map(|id| BrokerId(*id)).collect::<Vec<_>>();
     (first..end)
         .map(|p| {
+            let placed = placements.partition(topic, p);
+            let error = if placed.leader < 0 { ResponseError::LeaderNotAvailable.code() } else { 0 };
             DescribeTopicPartitionsResponsePartition::default()
+                .with_error_code(error)
                 .with_partition_index(p)
-                .with_leader_id(BrokerId(node))
-                .with_leader_epoch(LEADER_EPOCH)
-                .with_replica_nodes(vec![BrokerId(node)])
-                .with_isr_nodes(vec![BrokerId(node)])
+                .with_leader_id(BrokerId(placed.leader))
+                .with_leader_epoch(placed.leader_epoch)
+                .with_replica_nodes(ids(&placed.replicas))
+                .with_isr_nodes(ids(&placed.isr))
                 .with_eligible_leader_replicas(Some(Vec::new()))
                 .with_last_known_elr(Some(Vec::new()))
                 .with_offline_replicas(Vec::new())
@@ -90,7 +100,7 @@ struct Page {
 /// page's end are reported by a later page, as in Kafka.
 fn page(
     catalog: &Catalog,
-    node: i32,
+    placements: &Placements,
     names: BTreeSet<String>,
     all: bool,
     cursor: Option<(&str, i32)>,
@@ -123,7 +133,7 @@ fn page(
             continue;
         };
         let end = topic.partitions().min(first.saturating_add(remaining));
-        let listed = partitions(node, first, end);
+        let listed = partitions(placements, topic, first, end);
         remaining -= listed.len() as i32;
         page.topics.push(
             DescribeTopicPartitionsResponseTopic::default()
@@ -162,7 +172,8 @@ pub async fn handle(
     let access = Access::of(shard, ctx);
     let limit = request.response_partition_limit.clamp(1, DESCRIBE_TOPIC_PARTITIONS_PER_RESPONSE_MAX);
     let described = |name: &str| access.topic(AclOperation::Describe, name);
-    let Page { mut topics, denied, next } = page(&catalog, shard.config.node_id, names, all, cursor, limit, described);
+    let Page { mut topics, denied, next } =
+        page(&catalog, &Placements::of(shard), names, all, cursor, limit, described);
     for topic in &mut topics {
         if let Some(name) = &topic.name {
             topic.topic_authorized_operations = access.operations(ResourceType::Topic, name);

@@ -12,6 +12,7 @@ pub fn route_error_code(e: &RouteError) -> ResponseError {
     match e {
         RouteError::NotOwner => ResponseError::NotLeaderOrFollower,
         RouteError::Unreachable(_) => ResponseError::NotLeaderOrFollower,
+        RouteError::NotCoordinator => ResponseError::NotCoordinator,
         RouteError::Storage(s) => storage_error_code(s),
         RouteError::Producer(p) => producer_error_code(p),
     }

@@ -64,6 +64,9 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: FetchReque
             };
             let owner = meta.and_then(|m| m.owner(p.partition));
             match (meta, owner) {
+                (Some(meta), None) if meta.is_remote(p.partition) && access.topic(AclOperation::Read, &meta.name) => {
+                    partition.error_code = ResponseError::NotLeaderOrFollower.code()
+                }
                 (None, _) if version >= 13 => partition.error_code = ResponseError::UnknownTopicId.code(),
                 (Some(meta), _) if !access.topic(AclOperation::Read, &meta.name) => {
                     partition.error_code = ResponseError::TopicAuthorizationFailed.code()

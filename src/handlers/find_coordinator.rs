@@ -1,6 +1,7 @@
-//! FindCoordinator (v0-6, batched keys from v4): this broker coordinates
+//! FindCoordinator (v0-6, batched keys from v4). A single node coordinates
 //! every group and every transactional id (on the shard owning the key's
-//! internal partition, which the router finds).
+//! internal partition, which the router finds); on a cluster, the broker
+//! the view assigns the key's internal partition to.
 
 use std::rc::Rc;
 
@@ -16,6 +17,17 @@ use crate::shard::Shard;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
+
+/// The broker coordinating the keys of `internal_partition`: this one on a
+/// single node; on a cluster the one the view names, if it is live.
+fn coordinator(shard: &Shard, ctx: &RequestContext, internal_partition: usize) -> Option<super::BrokerEntry> {
+    let brokers = super::brokers(shard, ctx, false);
+    let id = match shard.cluster() {
+        None => shard.config.node_id,
+        Some(view) => view.coordinator(internal_partition as i32)?,
+    };
+    brokers.into_iter().find(|b| b.id == id)
+}
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -55,11 +67,19 @@ pub async fn handle(
                 KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => {}
                 other => return refused(ResponseError::InvalidRequest, &format!("Unknown key type {other}.")),
             }
+            let partition = if request.key_type == KEY_TYPE_GROUP {
+                crate::group::offsets_partition(&key)
+            } else {
+                crate::txn::txn_partition(&key)
+            };
+            let Some(broker) = coordinator(shard, ctx, partition) else {
+                return refused(ResponseError::CoordinatorNotAvailable, "The coordinator is not available.");
+            };
             Coordinator::default()
                 .with_key(key)
-                .with_node_id(BrokerId(shard.config.node_id))
-                .with_host(StrBytes::from_string(ctx.advertised().0.to_string()))
-                .with_port(ctx.advertised().1 as i32)
+                .with_node_id(BrokerId(broker.id))
+                .with_host(StrBytes::from_string(broker.host))
+                .with_port(broker.port as i32)
         })
         .collect();
     if version >= 4 {

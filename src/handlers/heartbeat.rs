@@ -17,6 +17,6 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: HeartbeatR
     }
     match shard.on_group(&group_id, |shard| async move { shard.groups.heartbeat(request) }).await {
         Ok(response) => response,
-        Err(_) => HeartbeatResponse::default().with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+        Err(e) => HeartbeatResponse::default().with_error_code(super::coordinator_error(&e).code()),
     }
 }

@@ -31,8 +31,8 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: JoinGroupR
     };
     let mut response = match shard.on_group(&group_id, join).await {
         Ok(response) => response,
-        Err(_) => JoinGroupResponse::default()
-            .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+        Err(e) => JoinGroupResponse::default()
+            .with_error_code(super::coordinator_error(&e).code())
             .with_generation_id(-1)
             .with_member_id(member_id),
     };

@@ -18,6 +18,6 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: LeaveGroup
     }
     match shard.on_group(&group_id, move |shard| async move { shard.groups.leave(version, request).await }).await {
         Ok(response) => response,
-        Err(_) => LeaveGroupResponse::default().with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+        Err(e) => LeaveGroupResponse::default().with_error_code(super::coordinator_error(&e).code()),
     }
 }

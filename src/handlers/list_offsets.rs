@@ -49,9 +49,16 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ListOffset
                 plan.answer(early(ResponseError::TopicAuthorizationFailed));
                 continue;
             }
-            let Some((meta, owner)) = meta.and_then(|m| m.owner(p.partition_index).map(|o| (m, o))) else {
-                plan.answer(early(ResponseError::UnknownTopicOrPartition));
-                continue;
+            let (meta, owner) = match meta.map(|m| m.locate(p.partition_index).map(|o| (m, o))) {
+                Some(Ok(found)) => found,
+                Some(Err(code)) => {
+                    plan.answer(early(code));
+                    continue;
+                }
+                None => {
+                    plan.answer(early(ResponseError::UnknownTopicOrPartition));
+                    continue;
+                }
             };
             if p.current_leader_epoch > LEADER_EPOCH {
                 plan.answer(early(ResponseError::UnknownLeaderEpoch));

@@ -15,23 +15,26 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::access::{Access, CLUSTER_NAME};
-use super::resolve_topics;
+use super::{resolve_topics, Placements};
 use crate::metadata::{validate_topic_name, TopicMeta};
 use crate::protocol::ResponseError;
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::server::session::RequestContext;
 use crate::shard::Shard;
-use crate::storage::log::LEADER_EPOCH;
 
-fn topic_entry(node: i32, topic: &TopicMeta) -> MetadataResponseTopic {
+fn topic_entry(placements: &Placements, topic: &TopicMeta) -> MetadataResponseTopic {
+    let ids = |ids: &[i32]| ids.iter().map(|id| BrokerId(*id)).collect::<Vec<_>>();
     let partitions = (0..topic.partitions())
         .map(|p| {
+            let placed = placements.partition(topic, p);
+            let error = if placed.leader < 0 { ResponseError::LeaderNotAvailable.code() } else { 0 };
             MetadataResponsePartition::default()
+                .with_error_code(error)
                 .with_partition_index(p)
-                .with_leader_id(BrokerId(node))
-                .with_leader_epoch(LEADER_EPOCH)
-                .with_replica_nodes(vec![BrokerId(node)])
-                .with_isr_nodes(vec![BrokerId(node)])
+                .with_leader_id(BrokerId(placed.leader))
+                .with_leader_epoch(placed.leader_epoch)
+                .with_replica_nodes(ids(&placed.replicas))
+                .with_isr_nodes(ids(&placed.isr))
         })
         .collect();
     MetadataResponseTopic::default()
@@ -48,7 +51,7 @@ fn error_entry(name: Option<&str>, id: Uuid, error: ResponseError) -> MetadataRe
 }
 
 pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: MetadataRequest) -> MetadataResponse {
-    let node = shard.config.node_id;
+    let placements = Placements::of(shard);
     let version = ctx.version();
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let all = match &request.topics {
@@ -58,7 +61,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: MetadataRe
     let access = Access::of(shard, ctx);
     let described = |name: &str| access.topic(AclOperation::Describe, name);
     let mut topics: Vec<MetadataResponseTopic> = if all {
-        shard.catalog().topics.values().filter(|t| described(&t.name)).map(|t| topic_entry(node, t)).collect()
+        shard.catalog().topics.values().filter(|t| described(&t.name)).map(|t| topic_entry(&placements, t)).collect()
     } else {
         let wanted = request.topics.unwrap_or_default();
         let allow = version < 4 || request.allow_auto_topic_creation;
@@ -80,7 +83,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: MetadataRe
                     error_entry(Some(name), Uuid::nil(), ResponseError::TopicAuthorizationFailed)
                 }
                 Some(name) => match resolved.get(name.0.as_str()) {
-                    Some(Ok(topic)) => topic_entry(node, topic),
+                    Some(Ok(topic)) => topic_entry(&placements, topic),
                     Some(Err((code, _))) => error_entry(Some(name), Uuid::nil(), *code),
                     None => error_entry(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition),
                 },
@@ -89,7 +92,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: MetadataRe
                     Some(topic) if !described(&topic.name) => {
                         error_entry(None, t.topic_id, ResponseError::TopicAuthorizationFailed)
                     }
-                    Some(topic) => topic_entry(node, topic),
+                    Some(topic) => topic_entry(&placements, topic),
                     None => error_entry(None, t.topic_id, ResponseError::UnknownTopicId),
                 },
             })

@@ -226,7 +226,17 @@ fn apply_throttle(field: &mut i32, request_throttle_ms: u64, ctx: &RequestContex
 /// A transaction coordinator's answer, or COORDINATOR_NOT_AVAILABLE when it
 /// cannot be reached (clients retry that).
 pub fn coordinator_answer<T>(answer: Result<Result<T, ResponseError>, RouteError>) -> Result<T, ResponseError> {
-    answer.unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
+    answer.unwrap_or_else(|e| Err(coordinator_error(&e)))
+}
+
+/// What a client is told when its coordinator could not be asked:
+/// NOT_COORDINATOR where another broker of the cluster coordinates the key,
+/// else COORDINATOR_NOT_AVAILABLE. Clients look the coordinator up again on either.
+pub fn coordinator_error(e: &RouteError) -> ResponseError {
+    match e {
+        RouteError::NotCoordinator => ResponseError::NotCoordinator,
+        _ => ResponseError::CoordinatorNotAvailable,
+    }
 }
 
 /// The Kafka code of an outcome: 0 for success.
@@ -366,6 +376,9 @@ pub async fn create_topics(
 ) -> Vec<Result<Arc<TopicMeta>, TopicError>> {
     let count = topics.len();
     let create = move |shard: Rc<Shard>| async move {
+        if shard.config.cluster.is_some() {
+            return crate::cluster::topics::create_topics(&shard, topics, validate_only).await;
+        }
         shard.controller().create_topics(&shard.env(), topics, validate_only).await
     };
     match shard.on_controller(create).await {
@@ -480,5 +493,56 @@ pub fn controller_id(shard: &Shard) -> i32 {
     match shard.cluster() {
         None => shard.config.node_id,
         Some(view) => view.leader.unwrap_or(-1),
+    }
+}
+
+/// Where a partition lives, as Metadata and DescribeTopicPartitions tell clients.
+pub struct PartitionPlacement {
+    /// -1 while no replica can lead.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// Partition placements: on a single node this node leads every partition,
+/// its only replica; on a cluster the metadata log says.
+pub struct Placements {
+    node: i32,
+    view: Option<Arc<sluice_cluster::ClusterView>>,
+}
+
+impl Placements {
+    pub fn of(shard: &Shard) -> Placements {
+        Placements { node: shard.config.node_id, view: shard.cluster() }
+    }
+
+    pub fn partition(&self, topic: &TopicMeta, partition: i32) -> PartitionPlacement {
+        let placed = self.view.as_ref().and_then(|v| v.topics.get(&*topic.name)).and_then(|t| {
+            let id = uuid::Uuid::parse_str(&t.id).ok()?;
+            (id == topic.id).then_some(t)?.partitions.get(usize::try_from(partition).ok()?)
+        });
+        match placed {
+            Some(p) => PartitionPlacement {
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+                replicas: p.replicas.clone(),
+                isr: p.isr.clone(),
+            },
+            // A cluster's topic the view does not hold (yet): the partitions
+            // this node leads are its own; the others' leaders are not known here.
+            None if self.view.is_some() && topic.owner(partition).is_none() => PartitionPlacement {
+                leader: -1,
+                leader_epoch: crate::storage::log::LEADER_EPOCH,
+                replicas: Vec::new(),
+                isr: Vec::new(),
+            },
+            None => PartitionPlacement {
+                leader: self.node,
+                leader_epoch: crate::storage::log::LEADER_EPOCH,
+                replicas: vec![self.node],
+                isr: vec![self.node],
+            },
+        }
     }
 }

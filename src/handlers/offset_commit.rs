@@ -45,7 +45,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: OffsetComm
         let commit = move |shard: Rc<Shard>| async move {
             shard.groups.commit(&id, generation, &member_id, instance_id.as_deref(), offsets).await
         };
-        shard.on_group(&group_id, commit).await.unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
+        shard.on_group(&group_id, commit).await.unwrap_or_else(|e| Err(super::coordinator_error(&e)))
     };
     let mut codes = codes(plan, results);
     let topics = request
@@ -92,7 +92,7 @@ pub(super) fn plan_commit(
                 plan.answer(ResponseError::TopicAuthorizationFailed);
                 continue;
             }
-            if meta.and_then(|m| m.owner(partition)).is_none() {
+            if !meta.is_some_and(|m| m.has_partition(partition)) {
                 plan.answer(ResponseError::UnknownTopicOrPartition);
                 continue;
             }

@@ -28,7 +28,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: OffsetDele
                 plan.answer(ResponseError::TopicAuthorizationFailed);
                 continue;
             }
-            match meta.and_then(|m| m.owner(p.partition_index)) {
+            match meta.filter(|m| m.has_partition(p.partition_index)) {
                 Some(_) => plan.send(TopicPartition::new(topic.name.0.as_str(), p.partition_index)),
                 None => plan.answer(ResponseError::UnknownTopicOrPartition),
             }
@@ -40,9 +40,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: OffsetDele
     let results = match shard.on_group(&group_id, delete).await {
         Ok(Ok(results)) => results,
         Ok(Err(code)) => return OffsetDeleteResponse::default().with_error_code(code.code()),
-        Err(_) => {
-            return OffsetDeleteResponse::default().with_error_code(ResponseError::CoordinatorNotAvailable.code())
-        }
+        Err(e) => return OffsetDeleteResponse::default().with_error_code(super::coordinator_error(&e).code()),
     };
     let mut outcomes = plan.finish(results, || Err(ResponseError::UnknownServerError));
     let topics = request

@@ -49,7 +49,7 @@ async fn fetch(
         }
         shard.groups.fetch_offsets(&id, wanted)
     };
-    let mut offsets = shard.on_group(group_id, fetch).await.unwrap_or(Err(ResponseError::CoordinatorNotAvailable))?;
+    let mut offsets = shard.on_group(group_id, fetch).await.unwrap_or_else(|e| Err(super::coordinator_error(&e)))?;
     if all {
         offsets.retain(|(t, _, _)| described(t));
     }
@@ -74,7 +74,7 @@ async fn fetch(
             flags.extend(denied_flags);
             Ok((offsets, flags))
         }
-        Err(_) => Err(ResponseError::CoordinatorNotAvailable),
+        Err(e) => Err(super::coordinator_error(&e)),
     }
 }
 

@@ -160,9 +160,12 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
                     continue;
                 }
             };
-            let Some(owner) = meta.owner(p.index) else {
-                plan.answer(early(ResponseError::UnknownTopicOrPartition, None));
-                continue;
+            let owner = match meta.locate(p.index) {
+                Ok(owner) => owner,
+                Err(code) => {
+                    plan.answer(early(code, None));
+                    continue;
+                }
             };
             let records = p.records.clone().unwrap_or_default();
             let summaries = match validate_chunk(&records, meta.config.max_message_bytes as usize) {

@@ -22,7 +22,7 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: SyncGroupR
     };
     let mut response = match shard.on_group(&group_id, sync).await {
         Ok(response) => response,
-        Err(_) => SyncGroupResponse::default().with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+        Err(e) => SyncGroupResponse::default().with_error_code(super::coordinator_error(&e).code()),
     };
     if version < 5 {
         response.protocol_type = None;

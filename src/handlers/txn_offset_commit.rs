@@ -62,7 +62,7 @@ pub async fn handle(
         let commit = move |shard: Rc<Shard>| async move {
             shard.groups.txn_commit(&id, producer_id, generation, &member_id, instance_id.as_deref(), offsets).await
         };
-        shard.on_group(&group_id, commit).await.unwrap_or(Err(ResponseError::CoordinatorNotAvailable))
+        shard.on_group(&group_id, commit).await.unwrap_or_else(|e| Err(super::coordinator_error(&e)))
     };
     let results = results.map_err(|e| fenced_for_version(e, version, 3));
     let mut codes = codes(plan, results);

@@ -49,10 +49,11 @@ pub async fn handle(
                     plan.answer(ResponseError::ClusterAuthorizationFailed);
                     continue;
                 }
-                match meta.and_then(|m| m.owner(*p).map(|owner| (m, owner))) {
-                    Some((m, owner)) => {
+                match meta.map(|m| m.locate(*p).map(|owner| (m, owner))) {
+                    Some(Ok((m, owner))) => {
                         plan.send((owner, MarkerPart { topic: m.name.clone(), partition: *p, marker: txn_marker }))
                     }
+                    Some(Err(code)) => plan.answer(code),
                     None => plan.answer(ResponseError::UnknownTopicOrPartition),
                 }
             }

@@ -10,5 +10,5 @@ pub mod view;
 
 pub use quorum::{Output, Quorum, QuorumError, Timing, VoterProgress};
 pub use records::{Endpoint, MetadataRecord};
-pub use state::{Broker, ClusterState, Liveness};
+pub use state::{Broker, ClusterState, Liveness, PartitionState, TopicState};
 pub use view::ClusterView;

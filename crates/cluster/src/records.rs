@@ -35,6 +35,19 @@ pub enum MetadataRecord {
     FenceBroker { id: i32, epoch: u64 },
     /// The leader hears from the broker's incarnation again.
     UnfenceBroker { id: i32, epoch: u64 },
+    /// A topic and where its partitions live. A topic of that name already
+    /// in the log wins: this record then changes nothing.
+    CreateTopic {
+        name: String,
+        /// The topic id (a UUID).
+        id: String,
+        /// Each partition's replicas, the leader first, by partition index.
+        partitions: Vec<Vec<i32>>,
+        /// The topic's config overrides.
+        configs: Vec<(String, String)>,
+    },
+    /// Removes the topic, if it still has this id.
+    DeleteTopic { name: String, id: String },
 }
 
 impl MetadataRecord {
@@ -67,6 +80,13 @@ mod tests {
             },
             MetadataRecord::FenceBroker { id: 2, epoch: 7 },
             MetadataRecord::UnfenceBroker { id: 2, epoch: 7 },
+            MetadataRecord::CreateTopic {
+                name: "t".into(),
+                id: "6ba7b810-9dad-11d1-80b4-00c04fd430c8".into(),
+                partitions: vec![vec![1], vec![2]],
+                configs: vec![("cleanup.policy".into(), "compact".into())],
+            },
+            MetadataRecord::DeleteTopic { name: "t".into(), id: "6ba7b810-9dad-11d1-80b4-00c04fd430c8".into() },
         ];
         for record in records {
             assert_eq!(MetadataRecord::decode(&record.encode()).unwrap(), record);

@@ -20,10 +20,32 @@ pub struct Broker {
     pub fenced: bool,
 }
 
+/// One partition's replicas and leadership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    /// The replicas, the preferred leader first.
+    pub replicas: Vec<i32>,
+    /// The leader; -1 when none is available.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    /// The in-sync replicas.
+    pub isr: Vec<i32>,
+}
+
+/// A topic as the metadata log holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicState {
+    pub name: String,
+    pub id: String,
+    pub partitions: Vec<PartitionState>,
+    pub configs: Vec<(String, String)>,
+}
+
 /// Everything the metadata log has built so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterState {
     pub brokers: BTreeMap<i32, Broker>,
+    pub topics: BTreeMap<String, TopicState>,
     /// The index of the last record applied.
     pub applied: u64,
 }
@@ -61,7 +83,44 @@ impl ClusterState {
                     b.fenced = false;
                 }
             }
+            MetadataRecord::CreateTopic { name, id, partitions, configs } => {
+                if self.topics.contains_key(name) || partitions.iter().any(Vec::is_empty) {
+                    return;
+                }
+                let partitions = partitions
+                    .iter()
+                    .map(|replicas| PartitionState {
+                        replicas: replicas.clone(),
+                        leader: replicas[0],
+                        leader_epoch: 0,
+                        isr: replicas.clone(),
+                    })
+                    .collect();
+                let topic = TopicState { name: name.clone(), id: id.clone(), partitions, configs: configs.clone() };
+                self.topics.insert(name.clone(), topic);
+            }
+            MetadataRecord::DeleteTopic { name, id } => {
+                if self.topics.get(name).is_some_and(|t| t.id == *id) {
+                    self.topics.remove(name);
+                }
+            }
         }
+    }
+
+    /// Replicas for `count` new partitions, `replication_factor` each, over
+    /// the live brokers: round robin, each partition's leader the next broker
+    /// after the last partition placed, so leaders spread evenly.
+    pub fn place(&self, count: usize, replication_factor: usize) -> Result<Vec<Vec<i32>>, String> {
+        let live: Vec<i32> = self.live_brokers().map(|b| b.id).collect();
+        if replication_factor == 0 || replication_factor > live.len() {
+            return Err(format!(
+                "Unable to replicate the partition {replication_factor} time(s): The target replication factor of \
+                 {replication_factor} cannot be reached because only {} broker(s) are registered.",
+                live.len()
+            ));
+        }
+        let start: usize = self.topics.values().map(|t| t.partitions.len()).sum();
+        Ok((0..count).map(|p| (0..replication_factor).map(|k| live[(start + p + k) % live.len()]).collect()).collect())
     }
 
     /// Brokers clients may use, by id.
@@ -151,6 +210,37 @@ mod tests {
         assert_eq!(d, vec![MetadataRecord::FenceBroker { id: 1, epoch: 3 }]);
         state.apply(5, &d[0]);
         assert_eq!(state.live_brokers().count(), 0);
+    }
+
+    #[test]
+    fn topics_are_placed_round_robin_over_live_brokers_and_the_first_creation_wins() {
+        let mut state = ClusterState::default();
+        for (i, id) in [1, 2, 3].into_iter().enumerate() {
+            state.apply(i as u64 * 2 + 1, &register(id, "x"));
+            state.apply(i as u64 * 2 + 2, &MetadataRecord::UnfenceBroker { id, epoch: i as u64 * 2 + 1 });
+        }
+        let placed = state.place(4, 1).unwrap();
+        assert_eq!(placed, vec![vec![1], vec![2], vec![3], vec![1]]);
+        assert!(state.place(1, 4).unwrap_err().contains("only 3 broker(s)"));
+        let create = |id: &str| MetadataRecord::CreateTopic {
+            name: "t".into(),
+            id: id.into(),
+            partitions: placed.clone(),
+            configs: Vec::new(),
+        };
+        state.apply(10, &create("a"));
+        state.apply(11, &create("b"));
+        assert_eq!(state.topics["t"].id, "a");
+        assert_eq!(state.topics["t"].partitions[1].leader, 2);
+        assert_eq!(
+            state.place(2, 3).unwrap(),
+            vec![vec![2, 3, 1], vec![3, 1, 2]],
+            "placement goes on after the 4 placed"
+        );
+        state.apply(12, &MetadataRecord::DeleteTopic { name: "t".into(), id: "b".into() });
+        assert!(state.topics.contains_key("t"), "a delete of another id changes nothing");
+        state.apply(13, &MetadataRecord::DeleteTopic { name: "t".into(), id: "a".into() });
+        assert!(state.topics.is_empty());
     }
 
     #[test]

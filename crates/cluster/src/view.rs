@@ -2,7 +2,10 @@
 //! publishes when the quorum or the brokers change, read by Metadata,
 //! DescribeCluster and DescribeQuorum.
 
-use crate::state::Broker;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::state::{Broker, TopicState};
 
 /// One voter of the metadata quorum.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,9 +34,19 @@ pub struct ClusterView {
     pub voters: Vec<VoterView>,
     /// Every registered broker, fenced or not, by id.
     pub brokers: Vec<Broker>,
+    /// Every topic, by name.
+    pub topics: Arc<BTreeMap<String, TopicState>>,
 }
 
 impl ClusterView {
+    /// The broker coordinating the groups or transactional ids that hash to
+    /// `internal_partition` (of `__consumer_offsets` or `__transaction_state`):
+    /// the voters in turn, by id. Coordinator state lives on that broker.
+    pub fn coordinator(&self, internal_partition: i32) -> Option<i32> {
+        let index = usize::try_from(internal_partition).ok()? % self.voters.len().max(1);
+        self.voters.get(index).map(|v| v.node)
+    }
+
     /// Brokers clients may use.
     pub fn live_brokers(&self) -> impl Iterator<Item = &Broker> {
         self.brokers.iter().filter(|b| !b.fenced)

@@ -13,7 +13,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use super::listeners::controller_listener;
 use super::{from_file, invalid, ConfigError, SecurityProtocol};
-use crate::constants::{BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT, BROKER_SESSION_TIMEOUT_MS_DEFAULT, QUORUM_VOTERS_MAX};
+use crate::constants::{
+    BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT, BROKER_SESSION_TIMEOUT_MS_DEFAULT, CLUSTER_BROKERS_MAX, QUORUM_VOTERS_MAX,
+};
 
 /// The keys this module reads.
 pub const KEYS: &[&str] = &[
@@ -22,6 +24,7 @@ pub const KEYS: &[&str] = &[
     "controller.listener.names",
     "broker.session.timeout.ms",
     "broker.heartbeat.interval.ms",
+    "default.replication.factor",
 ];
 
 /// One voter of `controller.quorum.voters`: `id@host:port`.
@@ -118,6 +121,9 @@ pub fn resolve(
              nodes with one role are not supported",
         ));
     }
+    if node_id as usize >= CLUSTER_BROKERS_MAX {
+        return Err(invalid("node.id", format!("a cluster node's id is below {CLUSTER_BROKERS_MAX}")));
+    }
     if !voters.iter().any(|v| v.id == node_id) {
         return Err(invalid("controller.quorum.voters", format!("node.id {node_id} is not one of the voters")));
     }
@@ -145,6 +151,15 @@ pub fn resolve(
         return Err(invalid(
             "broker.heartbeat.interval.ms",
             format!("must be at least 1 and below broker.session.timeout.ms ({broker_session_timeout_ms})"),
+        ));
+    }
+    // Kafka's default is 1; more would need partition replication, which a
+    // Sluice cluster does not do yet, so it is refused rather than ignored.
+    let default_replication_factor: i64 = from_file(file, "default.replication.factor")?.unwrap_or(1);
+    if default_replication_factor != 1 {
+        return Err(invalid(
+            "default.replication.factor",
+            "Sluice clusters do not replicate partitions yet: every partition has one replica (1)",
         ));
     }
     Ok(Some(ClusterConfig {
@@ -207,6 +222,9 @@ mod tests {
         let mut f = combined("1@localhost:9093");
         f.remove("controller.listener.names");
         assert!(err(f, 1).contains("controller.listener.names"));
+        let mut f = combined("1@localhost:9093");
+        f.insert("default.replication.factor".into(), "3".into());
+        assert!(err(f, 1).contains("do not replicate partitions yet"));
         let mut f = combined("1@localhost:9093");
         f.insert("broker.heartbeat.interval.ms".into(), "9000".into());
         assert!(err(f, 1).contains("broker.heartbeat.interval.ms"));

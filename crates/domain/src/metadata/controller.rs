@@ -159,6 +159,17 @@ pub fn unknown_topic() -> TopicError {
     (ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition.".into())
 }
 
+/// A topic as a cluster's metadata log holds it, for [`Controller::adopt`].
+#[derive(Debug, Clone)]
+pub struct AdoptedTopic {
+    pub name: String,
+    pub id: Uuid,
+    /// Whether this node leads each partition, by index.
+    pub led: Vec<bool>,
+    /// The topic's config overrides.
+    pub configs: Vec<(String, String)>,
+}
+
 /// Shard 0's catalog writer.
 pub struct Controller {
     catalog_path: PathBuf,
@@ -816,6 +827,83 @@ impl Controller {
         *self.catalog.borrow_mut() = next.clone();
         sink.publish(next).await;
         Ok(answer)
+    }
+
+    /// A cluster node's catalog follows the metadata log: `topics` is every
+    /// topic the log holds, with the partitions this node leads marked by
+    /// `led` (each given a local shard, the least loaded) and the others
+    /// [`crate::metadata::REMOTE`], and with their config overrides. The
+    /// topics of `removed` that are not in `topics` are removed (only those:
+    /// a topic the log does not name is not deleted for that alone). Nothing
+    /// is written when nothing changed.
+    pub async fn adopt(
+        &self,
+        sink: &impl CatalogSink,
+        topics: Vec<AdoptedTopic>,
+        removed: &[String],
+    ) -> Result<(), String> {
+        let _permit = self.lock.acquire_permit(1).await;
+        let current = self.catalog();
+        let mut next = (*current).clone();
+        let mut changed = false;
+        for name in removed {
+            if topics.iter().any(|t| t.name == *name) {
+                continue;
+            }
+            if next.remove(name).is_some() {
+                tracing::info!(topic = %name, "topic deleted by the cluster");
+                changed = true;
+            }
+        }
+        for topic in topics {
+            let existing = next.topic(&topic.name).cloned();
+            let mut shards: Vec<u16> = match &existing {
+                Some(e) if e.id == topic.id => e.shards.clone(),
+                _ => Vec::new(),
+            };
+            let mut moved = existing.as_ref().is_none_or(|e| e.id != topic.id);
+            shards.resize(topic.led.len(), crate::metadata::REMOTE);
+            for (p, led) in topic.led.iter().enumerate() {
+                let local = shards[p] != crate::metadata::REMOTE;
+                if *led && !local {
+                    shards[p] = next.assign(1, self.shards)[0];
+                    moved = true;
+                } else if !*led && local {
+                    shards[p] = crate::metadata::REMOTE;
+                    moved = true;
+                }
+            }
+            if !moved {
+                continue;
+            }
+            let overrides: Vec<(&str, &str)> = topic.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let config = self
+                .effective
+                .borrow()
+                .topic_defaults
+                .with_overrides(overrides)
+                .map_err(|e| format!("topic {}: {e}", topic.name))?;
+            if existing.is_none() {
+                tracing::info!(topic = %topic.name, "topic created by the cluster");
+            }
+            if existing.as_ref().is_some_and(|e| e.id != topic.id) {
+                next.remove(&topic.name);
+            }
+            next.insert(TopicMeta { name: topic.name.as_str().into(), id: topic.id, shards, config });
+            changed = true;
+        }
+        if !changed {
+            return Ok(());
+        }
+        self.commit(sink, next).await
+    }
+
+    /// Validates topics to create without creating them: what a cluster
+    /// node checks before it proposes them to the metadata quorum.
+    pub async fn check_topics(&self, topics: Vec<TopicSpec>) -> Vec<Result<Arc<TopicMeta>, TopicError>> {
+        let _permit = self.lock.acquire_permit(1).await;
+        let catalog = self.catalog();
+        topics.iter().map(|spec| self.validate(&catalog, spec).map(Arc::new)).collect()
     }
 
     /// Persists `next`, then has every shard adopt it.

@@ -19,18 +19,47 @@ use sluice_core::constants::{PARTITIONS_PER_TOPIC_MAX, TOPIC_NAME_BYTES_MAX};
 pub struct TopicMeta {
     pub name: Arc<str>,
     pub id: Uuid,
-    /// Owning shard of each partition, by partition index.
+    /// Owning shard of each partition, by partition index; [`REMOTE`] for a
+    /// partition of a cluster that another broker leads.
     pub shards: Vec<u16>,
     /// Effective config: broker defaults with the topic's overrides.
     pub config: TopicConfig,
 }
 
+/// The shard of a partition this node does not lead (another broker of the cluster does).
+pub const REMOTE: u16 = u16::MAX;
+
 impl TopicMeta {
     pub fn partitions(&self) -> i32 {
         self.shards.len() as i32
     }
+
+    /// The shard that owns `partition` here; `None` if there is no such
+    /// partition or another broker leads it (see [`TopicMeta::is_remote`]).
     pub fn owner(&self, partition: i32) -> Option<usize> {
-        usize::try_from(partition).ok().and_then(|p| self.shards.get(p)).map(|s| *s as usize)
+        usize::try_from(partition).ok().and_then(|p| self.shards.get(p)).filter(|s| **s != REMOTE).map(|s| *s as usize)
+    }
+
+    /// The shard that owns `partition` here, or the error a request for it
+    /// gets: NOT_LEADER_OR_FOLLOWER where another broker leads it,
+    /// UNKNOWN_TOPIC_OR_PARTITION where there is no such partition.
+    pub fn locate(&self, partition: i32) -> Result<usize, sluice_protocol::ResponseError> {
+        match self.owner(partition) {
+            Some(shard) => Ok(shard),
+            None if self.is_remote(partition) => Err(sluice_protocol::ResponseError::NotLeaderOrFollower),
+            None => Err(sluice_protocol::ResponseError::UnknownTopicOrPartition),
+        }
+    }
+
+    /// Whether the topic has `partition`, wherever it is led.
+    pub fn has_partition(&self, partition: i32) -> bool {
+        (0..self.partitions()).contains(&partition)
+    }
+
+    /// Whether `partition` exists and another broker of the cluster leads it:
+    /// requests for it are NOT_LEADER_OR_FOLLOWER here, not UNKNOWN_TOPIC_OR_PARTITION.
+    pub fn is_remote(&self, partition: i32) -> bool {
+        usize::try_from(partition).ok().and_then(|p| self.shards.get(p)) == Some(&REMOTE)
     }
 }
 
@@ -147,12 +176,13 @@ impl Catalog {
         let names: Vec<Arc<str>> = self.topics.keys().cloned().collect();
         for name in names {
             let topic = self.topics[&name].clone();
-            if topic.shards.iter().all(|s| (*s as usize) < shards) {
+            let gone = |s: u16| s != REMOTE && s as usize >= shards;
+            if !topic.shards.iter().any(|s| gone(*s)) {
                 continue;
             }
             let mut updated = (*topic).clone();
             for p in 0..updated.shards.len() {
-                if updated.shards[p] as usize >= shards {
+                if gone(updated.shards[p]) {
                     self.topics.insert(name.clone(), Arc::new(updated.clone()));
                     updated.shards[p] = self.assign(1, shards)[0];
                 }

@@ -25,6 +25,9 @@ pub enum RouteError {
     /// The shard does not own the partition (its catalog is newer or older): retriable.
     #[error("shard does not own this partition")]
     NotOwner,
+    /// Another broker of the cluster coordinates this group or transactional id.
+    #[error("another broker coordinates this key")]
+    NotCoordinator,
     /// The owner's channel is closed: the broker is stopping.
     #[error("shard {0} is unreachable")]
     Unreachable(usize),

@@ -37,7 +37,17 @@ impl Shard {
         F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
         Fut: Future<Output = T> + 'static,
     {
+        if self.coordinates_elsewhere(sluice_domain::group::offsets_partition(group_id)) {
+            return Err(RouteError::NotCoordinator);
+        }
         self.invoke_on(sluice_domain::group::coordinator_shard(group_id, self.router.shards), job).await
+    }
+
+    /// Whether another broker of the cluster coordinates the keys of `internal_partition`.
+    fn coordinates_elsewhere(&self, internal_partition: usize) -> bool {
+        self.cluster()
+            .and_then(|view| view.coordinator(internal_partition as i32))
+            .is_some_and(|c| c != self.config.node_id)
     }
 
     /// Runs `job` on the shard coordinating `transactional_id` (its `txns`,
@@ -48,6 +58,9 @@ impl Shard {
         F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
         Fut: Future<Output = T> + 'static,
     {
+        if self.coordinates_elsewhere(sluice_domain::txn::txn_partition(transactional_id)) {
+            return Err(RouteError::NotCoordinator);
+        }
         self.invoke_on(sluice_domain::txn::coordinator_shard(transactional_id, self.router.shards), job).await
     }
 
@@ -94,6 +107,10 @@ impl Shard {
     /// which clients retry.
     pub async fn allocate_producer_id(self: &Rc<Self>) -> Result<i64, ResponseError> {
         match self.on_controller(|shard| async move { shard.controller().allocate_producer_id().await }).await {
+            // A cluster's brokers hand out disjoint ids: the node id in the low bits.
+            Ok(Ok(id)) if self.config.cluster.is_some() => {
+                Ok(id * sluice_core::constants::CLUSTER_BROKERS_MAX as i64 + i64::from(self.config.node_id))
+            }
             Ok(Ok(id)) => Ok(id),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot reserve producer ids");

@@ -1,0 +1,202 @@
+//! Creating and deleting topics on a cluster: checked here as a single node
+//! checks them, placed on the live brokers, committed by the metadata
+//! quorum, and answered once this node's catalog has them.
+//!
+//! Partitions are not replicated yet: each has one replica, its leader. A
+//! replication factor above one is refused with INVALID_REPLICATION_FACTOR
+//! and says so, rather than pretending.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use sluice_cluster::state::ClusterState;
+use sluice_cluster::MetadataRecord;
+
+use crate::metadata::controller::{TopicError, TopicRef, TopicSpec};
+use crate::metadata::TopicMeta;
+use crate::protocol::ResponseError;
+use crate::shard::Shard;
+
+/// What a cluster refuses while it does not replicate.
+fn not_replicated(factor: i64) -> TopicError {
+    (
+        ResponseError::InvalidReplicationFactor,
+        format!(
+            "Replication factor {factor} is not available: Sluice clusters do not replicate partitions yet, \
+             so every partition has one replica (use replication factor 1 or -1)."
+        ),
+    )
+}
+
+/// The state placement works from: the live brokers and the topics placed so far.
+fn placement_state(shard: &Shard) -> ClusterState {
+    let mut state = ClusterState::default();
+    if let Some(view) = shard.cluster() {
+        state.brokers = view.brokers.iter().map(|b| (b.id, b.clone())).collect();
+        state.topics = (*view.topics).clone();
+    }
+    state
+}
+
+/// One topic checked and placed: the record to commit and what to answer.
+fn prepare(
+    state: &ClusterState,
+    spec: &TopicSpec,
+    checked: Result<Arc<TopicMeta>, TopicError>,
+) -> Result<(MetadataRecord, Arc<TopicMeta>), TopicError> {
+    let meta = checked?;
+    let replicas = if spec.assignments.is_empty() {
+        let count = meta.partitions() as usize;
+        state.place(count, 1).map_err(|m| (ResponseError::InvalidReplicationFactor, m))?
+    } else {
+        let mut assigned = spec.assignments.clone();
+        assigned.sort_by_key(|(p, _)| *p);
+        assigned.into_iter().map(|(_, brokers)| brokers).collect()
+    };
+    let configs = spec.configs.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+    let record =
+        MetadataRecord::CreateTopic { name: spec.name.clone(), id: meta.id.to_string(), partitions: replicas, configs };
+    Ok((record, meta))
+}
+
+/// Checks a spec's replication as a cluster without replication can take
+/// it, and gives the spec the single-node checks understand (partition
+/// count only, the assignments checked here).
+fn check_replication(state: &ClusterState, spec: &TopicSpec) -> Result<TopicSpec, TopicError> {
+    let mut local = spec.clone();
+    if spec.assignments.is_empty() {
+        let factor = spec.replication_factor;
+        if factor < -1 || factor == 0 {
+            return Err((
+                ResponseError::InvalidReplicationFactor,
+                "Replication factor must be larger than 0, or -1 to use the default value.".into(),
+            ));
+        }
+        let live = state.live_brokers().count() as i64;
+        if i64::from(factor) > live {
+            return Err((
+                ResponseError::InvalidReplicationFactor,
+                format!(
+                    "Unable to replicate the partition {factor} time(s): The target replication factor of {factor} \
+                     cannot be reached because only {live} broker(s) are registered."
+                ),
+            ));
+        }
+        if factor > 1 {
+            return Err(not_replicated(factor.into()));
+        }
+        local.replication_factor = -1;
+        return Ok(local);
+    }
+    if spec.replication_factor != -1 || spec.num_partitions != -1 {
+        // The single-node checks answer these with Kafka's messages.
+        return Ok(local);
+    }
+    for (_, brokers) in &spec.assignments {
+        if brokers.len() > 1 {
+            return Err(not_replicated(brokers.len() as i64));
+        }
+        if let Some(id) = brokers.first().filter(|id| !state.brokers.contains_key(id)) {
+            return Err((
+                ResponseError::InvalidReplicaAssignment,
+                format!("The manual partition assignment includes broker {id}, but no such broker is registered."),
+            ));
+        }
+    }
+    if spec.assignments.iter().any(|(_, b)| b.is_empty()) {
+        return Err((
+            ResponseError::InvalidReplicaAssignment,
+            "The manual partition assignment includes an empty replica list.".into(),
+        ));
+    }
+    let mut partitions: Vec<i32> = spec.assignments.iter().map(|(p, _)| *p).collect();
+    partitions.sort_unstable();
+    partitions.dedup();
+    if partitions.len() != spec.assignments.len() || partitions.iter().enumerate().any(|(i, p)| *p != i as i32) {
+        return Err((
+            ResponseError::InvalidReplicaAssignment,
+            "partitions should be a consecutive 0-based integer sequence".into(),
+        ));
+    }
+    local.assignments = Vec::new();
+    local.num_partitions = spec.assignments.len() as i32;
+    local.replication_factor = -1;
+    Ok(local)
+}
+
+/// CreateTopics on a cluster (and auto-creation): runs on the controller shard.
+pub async fn create_topics(
+    shard: &Rc<Shard>,
+    specs: Vec<TopicSpec>,
+    validate_only: bool,
+) -> Vec<Result<Arc<TopicMeta>, TopicError>> {
+    let state = placement_state(shard);
+    let mut results: Vec<Option<Result<Arc<TopicMeta>, TopicError>>> = Vec::with_capacity(specs.len());
+    let mut local_specs = Vec::new();
+    let mut asked = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        match check_replication(&state, spec) {
+            Ok(local) => {
+                results.push(None);
+                local_specs.push(local);
+                asked.push(i);
+            }
+            Err(e) => results.push(Some(Err(e))),
+        }
+    }
+    let checked = shard.controller().check_topics(local_specs).await;
+    let mut proposals = Vec::new();
+    for (i, checked) in asked.into_iter().zip(checked) {
+        match prepare(&state, &specs[i], checked) {
+            Ok((_, meta)) if validate_only => results[i] = Some(Ok(meta)),
+            Ok((record, meta)) => proposals.push((i, record, meta)),
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+    let answers = futures::future::join_all(proposals.into_iter().map(|(i, record, meta)| async move {
+        let name = meta.name.to_string();
+        let outcome = match super::propose(record).await {
+            Err(e) => Err((ResponseError::RequestTimedOut, e)),
+            Ok(()) => Ok(()),
+        };
+        (i, name, meta.id, outcome)
+    }))
+    .await;
+    let catalog = shard.catalog();
+    for (i, name, id, outcome) in answers {
+        results[i] = Some(outcome.and_then(|()| match catalog.topic(&name) {
+            Some(topic) if topic.id == id => {
+                tracing::info!(topic = %name, "topic created");
+                Ok(topic.clone())
+            }
+            _ => Err((ResponseError::TopicAlreadyExists, format!("Topic '{name}' already exists."))),
+        }));
+    }
+    results.into_iter().map(|r| r.expect("every topic answered")).collect()
+}
+
+/// DeleteTopics on a cluster: runs on the controller shard.
+pub async fn delete_topics(shard: &Rc<Shard>, refs: Vec<TopicRef>) -> Vec<Result<Arc<TopicMeta>, TopicError>> {
+    let catalog = shard.catalog();
+    let deletes = refs.into_iter().map(|r| {
+        let topic = match &r {
+            TopicRef::Name(name) => catalog.topic(name).cloned(),
+            TopicRef::Id(id) => catalog.topic_by_id(id).cloned(),
+        };
+        async move {
+            let Some(topic) = topic else {
+                return Err(match r {
+                    TopicRef::Name(_) => crate::metadata::controller::unknown_topic(),
+                    TopicRef::Id(_) => {
+                        (ResponseError::UnknownTopicId, "This server does not host this topic ID.".to_string())
+                    }
+                });
+            };
+            let record = MetadataRecord::DeleteTopic { name: topic.name.to_string(), id: topic.id.to_string() };
+            super::propose(record).await.map_err(|e| (ResponseError::RequestTimedOut, e))?;
+            tracing::info!(topic = %topic.name, "topic deleted");
+            Ok(topic)
+        }
+    });
+    futures::future::join_all(deletes).await
+}
