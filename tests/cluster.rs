@@ -387,3 +387,113 @@ fn topics_are_placed_across_the_brokers_and_clients_follow_the_leaders() {
     assert_eq!(values, (0..30).map(|i| format!("r{i}")).collect::<Vec<_>>());
     assert_eq!(read.last().map(|m| m.offset()), Some(29));
 }
+
+#[test]
+fn admin_changes_made_at_one_broker_reach_every_broker() {
+    use kafka_protocol::messages::create_acls_request::AclCreation;
+    use kafka_protocol::messages::{CreateAclsRequest, CreateAclsResponse, DescribeAclsRequest, DescribeAclsResponse};
+    use rdkafka::admin::{AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication};
+
+    use crate::common::kafka;
+
+    let (mut nodes, _) = cluster("admin");
+    for node in nodes.iter_mut() {
+        node.start();
+    }
+    wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let options = AdminOptions::new();
+    let partitions_of = |address: &str| {
+        metadata(address).and_then(|m| {
+            let t = m.topics.into_iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "grown"))?;
+            Some(t.partitions.iter().map(|p| p.leader_id.0).collect::<Vec<_>>())
+        })
+    };
+
+    // Created at node 1, grown at node 2: every broker sees five partitions and the same leaders.
+    let created = runtime
+        .block_on(
+            kafka::admin(&nodes[0].bootstrap())
+                .create_topics(&[NewTopic::new("grown", 2, TopicReplication::Fixed(1))], &options),
+        )
+        .unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    wait_until("node 2 knows the topic", Duration::from_secs(10), || partitions_of(&nodes[1].bootstrap()).is_some());
+    let grown = runtime
+        .block_on(kafka::admin(&nodes[1].bootstrap()).create_partitions(&[NewPartitions::new("grown", 5)], &options))
+        .unwrap();
+    assert!(grown[0].is_ok(), "{grown:?}");
+    wait_until("every broker sees five partitions", Duration::from_secs(10), || {
+        let all: Vec<_> = nodes.iter().map(|n| partitions_of(&n.bootstrap())).collect();
+        all.iter().all(|p| p.as_ref().is_some_and(|p| p.len() == 5) && *p == all[0])
+    });
+    let shrunk = runtime
+        .block_on(kafka::admin(&nodes[2].bootstrap()).create_partitions(&[NewPartitions::new("grown", 3)], &options))
+        .unwrap();
+    assert_eq!(format!("{:?}", shrunk[0].as_ref().unwrap_err().1), "InvalidPartitions");
+
+    // A topic config altered at node 3 is what node 1 describes.
+    let altered = runtime
+        .block_on(kafka::admin(&nodes[2].bootstrap()).alter_configs(
+            &[AlterConfig::new(ResourceSpecifier::Topic("grown")).set("retention.ms", "3600000")],
+            &options,
+        ))
+        .unwrap();
+    assert!(altered[0].is_ok(), "{altered:?}");
+    wait_until("node 1 describes the altered config", Duration::from_secs(10), || {
+        let described = runtime
+            .block_on(
+                kafka::admin(&nodes[0].bootstrap()).describe_configs(&[ResourceSpecifier::Topic("grown")], &options),
+            )
+            .unwrap();
+        let resource = described[0].as_ref().unwrap();
+        resource.get("retention.ms").and_then(|e| e.value.clone()).as_deref() == Some("3600000")
+    });
+
+    // An ACL created at node 1 is listed by node 2.
+    let allow = AclCreation::default()
+        .with_resource_type(2)
+        .with_resource_name(StrBytes::from_static_str("grown"))
+        .with_resource_pattern_type(3)
+        .with_principal(StrBytes::from_static_str("User:alice"))
+        .with_host(StrBytes::from_static_str("*"))
+        .with_operation(3)
+        .with_permission_type(3);
+    let acl: CreateAclsResponse = Raw::connect_to(&nodes[0].bootstrap()).call(
+        ApiKey::CreateAcls,
+        3,
+        &CreateAclsRequest::default().with_creations(vec![allow]),
+    );
+    assert_eq!(acl.results[0].error_code, 0, "{acl:?}");
+    wait_until("node 2 lists the ACL", Duration::from_secs(10), || {
+        let listed: DescribeAclsResponse = Raw::connect_to(&nodes[1].bootstrap()).call(
+            ApiKey::DescribeAcls,
+            3,
+            &DescribeAclsRequest::default()
+                .with_resource_name_filter(None)
+                .with_principal_filter(None)
+                .with_host_filter(None)
+                .with_resource_type_filter(1)
+                .with_pattern_type_filter(1)
+                .with_operation(1)
+                .with_permission_type(1),
+        );
+        listed.resources.iter().any(|r| r.resource_name.as_str() == "grown")
+    });
+
+    // What each node still keeps alone is refused, with the reason, rather than changed on one broker.
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(4)
+        .with_resource_name(StrBytes::from_static_str("1"))
+        .with_configs(vec![AlterableConfig::default()
+            .with_name(StrBytes::from_static_str("log.retention.ms"))
+            .with_config_operation(0)
+            .with_value(Some(StrBytes::from_static_str("1000")))])]);
+    let answer: IncrementalAlterConfigsResponse =
+        Raw::connect_to(&nodes[0].bootstrap()).call(ApiKey::IncrementalAlterConfigs, 1, &request);
+    let result = &answer.responses[0];
+    assert_eq!(result.error_code, 42, "INVALID_REQUEST: {answer:?}");
+    assert!(result.error_message.as_ref().is_some_and(|m| m.contains("do not yet share dynamic broker configs")));
+}

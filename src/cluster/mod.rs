@@ -77,6 +77,32 @@ pub async fn propose(record: MetadataRecord) -> Result<(), String> {
     answer.await.map_err(|_| "the metadata quorum stopped".to_string())?
 }
 
+/// Changes the security state (ACLs, SCRAM credentials, quotas) as
+/// `change` says, on the controller shard. A single node stores it; a
+/// cluster node proposes the whole new state, made from the version it
+/// holds, and it applies only if no other change came first (then the
+/// caller is told to try again, rather than one change undoing another).
+pub async fn update_security<R>(
+    shard: &Rc<Shard>,
+    change: impl FnOnce(&mut crate::security::store::SecurityState) -> (R, bool),
+) -> Result<R, String> {
+    if shard.config.cluster.is_none() {
+        return shard.controller().update_security(&shard.env(), change).await;
+    }
+    let view = shard.cluster().ok_or("the cluster's metadata is not loaded yet; try again")?;
+    let mut state = (*shard.catalog().security).clone();
+    let (answer, changed) = change(&mut state);
+    if !changed {
+        return Ok(answer);
+    }
+    let text = state.encode();
+    propose(MetadataRecord::SetSecurity { base: view.security_version, text: text.clone() }).await?;
+    if shard.catalog().security.encode() != text {
+        return Err("the security state changed at the same time on another broker; try again".into());
+    }
+    Ok(answer)
+}
+
 /// How long an inbound quorum connection may stay silent.
 const QUORUM_IDLE_MS: u64 = 30_000;
 /// How often a node proposes its registration again until it is committed.
@@ -337,6 +363,20 @@ impl Node {
         self.shard.controller().adopt(&env, topics, removed).await
     }
 
+    /// The local catalog takes the cluster's security state.
+    async fn adopt_security(&self, text: &str) -> Result<(), String> {
+        let state = crate::security::store::SecurityState::decode(text)?;
+        let env = self.shard.env();
+        self.shard
+            .controller()
+            .update_security(&env, move |current| {
+                let changed = current.encode() != state.encode();
+                *current = state;
+                ((), changed)
+            })
+            .await
+    }
+
     /// Tells the leader this incarnation is alive (itself, if it leads).
     fn heartbeat(&mut self, now: u64) {
         let me = self.shard.config.node_id;
@@ -385,13 +425,17 @@ impl Node {
                 }
             }
             let mut topics_changed = false;
+            let mut security_changed = false;
             let mut removed = Vec::new();
             let mut applied = Vec::new();
             for (index, bytes) in &out.committed {
                 match MetadataRecord::decode(bytes) {
                     Ok(record) => {
                         match &record {
-                            MetadataRecord::CreateTopic { .. } => topics_changed = true,
+                            MetadataRecord::SetSecurity { .. } => security_changed = true,
+                            MetadataRecord::CreateTopic { .. }
+                            | MetadataRecord::SetTopicConfigs { .. }
+                            | MetadataRecord::CreatePartitions { .. } => topics_changed = true,
                             MetadataRecord::DeleteTopic { name, .. } => {
                                 topics_changed = true;
                                 removed.push(name.clone());
@@ -407,6 +451,9 @@ impl Node {
             // Shards see where partitions are placed before their catalog
             // has them, and both before a proposer's answer goes out.
             self.publish().await;
+            if let Some(text) = self.state.security.clone().filter(|_| security_changed || !self.adopted) {
+                self.adopt_security(&text).await.map_err(|e| format!("local security state: {e}"))?;
+            }
             if topics_changed || (!self.adopted && self.quorum.leader().is_some()) {
                 self.adopt(&removed).await.map_err(|e| format!("local catalog: {e}"))?;
                 self.adopted = true;
@@ -445,6 +492,7 @@ impl Node {
             last_index: self.quorum.last_index(),
             voters,
             brokers: self.state.brokers.values().cloned().collect(),
+            security_version: self.state.security_version,
             topics: match &self.published {
                 Some(p) if *p.topics == self.state.topics => p.topics.clone(),
                 _ => Arc::new(self.state.topics.clone()),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use sluice_cluster::state::ClusterState;
 use sluice_cluster::MetadataRecord;
 
-use crate::metadata::controller::{TopicError, TopicRef, TopicSpec};
+use crate::metadata::controller::{ConfigChange, PartitionGrowth, TopicError, TopicRef, TopicSpec};
 use crate::metadata::TopicMeta;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
@@ -199,4 +199,113 @@ pub async fn delete_topics(shard: &Rc<Shard>, refs: Vec<TopicRef>) -> Vec<Result
         }
     });
     futures::future::join_all(deletes).await
+}
+
+/// Proposes one record per checked change and answers each once applied here.
+async fn commit_each(
+    checked: Vec<Result<MetadataRecord, TopicError>>,
+    validate_only: bool,
+) -> Vec<Result<(), TopicError>> {
+    let commits = checked.into_iter().map(|checked| async move {
+        let record = checked?;
+        if validate_only {
+            return Ok(());
+        }
+        super::propose(record).await.map_err(|e| (ResponseError::RequestTimedOut, e))
+    });
+    futures::future::join_all(commits).await
+}
+
+/// AlterConfigs and IncrementalAlterConfigs of topics on a cluster: the new
+/// overrides checked here, then committed for every broker.
+pub async fn alter_configs(
+    shard: &Rc<Shard>,
+    topics: Vec<(String, ConfigChange)>,
+    validate_only: bool,
+) -> Vec<Result<(), TopicError>> {
+    let previews = shard.controller().preview_configs(topics).await;
+    let checked = previews
+        .into_iter()
+        .map(|preview| {
+            preview.map(|topic| MetadataRecord::SetTopicConfigs {
+                name: topic.name.to_string(),
+                id: topic.id.to_string(),
+                configs: topic.config.overrides.clone().into_iter().collect(),
+            })
+        })
+        .collect();
+    commit_each(checked, validate_only).await
+}
+
+/// CreatePartitions on a cluster: the count checked here, the new
+/// partitions placed over the live brokers (or where the assignment says,
+/// one replica each), then committed.
+pub async fn create_partitions(
+    shard: &Rc<Shard>,
+    topics: Vec<PartitionGrowth>,
+    validate_only: bool,
+) -> Vec<Result<(), TopicError>> {
+    let mut state = placement_state(shard);
+    let counts = topics.iter().map(|(name, count, _)| (name.clone(), *count)).collect();
+    let previews = shard.controller().preview_partitions(counts).await;
+    let catalog = shard.catalog();
+    let mut checked = Vec::with_capacity(topics.len());
+    for ((name, count, assignments), preview) in topics.into_iter().zip(previews) {
+        let record = preview.and_then(|topic| {
+            let current = catalog.topic(&name).map_or(0, |t| t.partitions()) as usize;
+            let added = count as usize - current;
+            let partitions = match assignments {
+                None => state.place(added, 1).map_err(|m| (ResponseError::InvalidReplicationFactor, m))?,
+                Some(assigned) => {
+                    if assigned.len() != added {
+                        return Err((
+                            ResponseError::InvalidReplicaAssignment,
+                            format!(
+                                "Attempted to add {added} additional partition(s), but only {} assignment(s) were specified.",
+                                assigned.len()
+                            ),
+                        ));
+                    }
+                    for brokers in &assigned {
+                        if brokers.len() > 1 {
+                            return Err(not_replicated(brokers.len() as i64));
+                        }
+                        match brokers.first() {
+                            None => {
+                                return Err((
+                                    ResponseError::InvalidReplicaAssignment,
+                                    "The manual partition assignment includes an empty replica list.".into(),
+                                ))
+                            }
+                            Some(id) if !state.brokers.contains_key(id) => {
+                                return Err((
+                                    ResponseError::InvalidReplicaAssignment,
+                                    format!("The manual partition assignment includes broker {id}, but no such broker is registered."),
+                                ))
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    assigned
+                }
+            };
+            // Later topics of the same request are placed after these.
+            if let Some(t) = state.topics.get_mut(&name) {
+                t.partitions.extend(partitions.iter().map(|r| sluice_cluster::PartitionState {
+                    replicas: r.clone(),
+                    leader: r[0],
+                    leader_epoch: 0,
+                    isr: r.clone(),
+                }));
+            }
+            Ok(MetadataRecord::CreatePartitions {
+                name: topic.name.to_string(),
+                id: topic.id.to_string(),
+                after: current,
+                partitions,
+            })
+        });
+        checked.push(record);
+    }
+    commit_each(checked, validate_only).await
 }

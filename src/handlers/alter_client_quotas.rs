@@ -64,24 +64,22 @@ pub async fn handle(
     }
     let validate_only = request.validate_only;
     let change = move |shard: Rc<Shard>| async move {
-        shard
-            .controller()
-            .update_security(&shard.env(), move |state| {
-                let entities: Vec<Vec<(&str, Option<&str>)>> = entries
-                    .iter()
-                    .map(|(entity, _)| entity.iter().map(|(t, n)| (t.as_str(), n.as_deref())).collect())
-                    .collect();
-                let ops: Vec<Vec<(&str, Option<f64>)>> =
-                    entries.iter().map(|(_, ops)| ops.iter().map(|(k, v)| (k.as_str(), *v)).collect()).collect();
-                let alterations: Vec<WireAlteration<'_>> =
-                    entities.iter().zip(&ops).map(|(e, o)| (e.as_slice(), o.as_slice())).collect();
-                let mut quotas = (*state.quotas).clone();
-                let outcome = quotas.alter_batch(&alterations, validate_only);
-                let changed = !validate_only && quotas != *state.quotas;
-                state.quotas = Arc::new(quotas);
-                (outcome, changed)
-            })
-            .await
+        crate::cluster::update_security(&shard, move |state| {
+            let entities: Vec<Vec<(&str, Option<&str>)>> = entries
+                .iter()
+                .map(|(entity, _)| entity.iter().map(|(t, n)| (t.as_str(), n.as_deref())).collect())
+                .collect();
+            let ops: Vec<Vec<(&str, Option<f64>)>> =
+                entries.iter().map(|(_, ops)| ops.iter().map(|(k, v)| (k.as_str(), *v)).collect()).collect();
+            let alterations: Vec<WireAlteration<'_>> =
+                entities.iter().zip(&ops).map(|(e, o)| (e.as_slice(), o.as_slice())).collect();
+            let mut quotas = (*state.quotas).clone();
+            let outcome = quotas.alter_batch(&alterations, validate_only);
+            let changed = !validate_only && quotas != *state.quotas;
+            state.quotas = Arc::new(quotas);
+            (outcome, changed)
+        })
+        .await
     };
     let outcome: Result<Result<Vec<AlterOutcome>, QuotaError>, String> = match shard.on_controller(change).await {
         Ok(Ok(outcome)) => Ok(outcome),

@@ -96,47 +96,45 @@ pub async fn handle(
         BTreeMap::new()
     } else {
         let apply = move |shard: Rc<Shard>| async move {
-            shard
-                .controller()
-                .update_security(&shard.env(), move |state| {
-                    let mut results = BTreeMap::new();
-                    let mut changed = false;
-                    for (user, changes) in valid {
-                        // A user's changes apply together or not at all.
-                        let mut next = state.clone();
-                        let mut result = Ok(());
-                        for change in changes {
-                            match change {
-                                Change::Delete(m) => {
-                                    if !next.delete_scram(&user, m) {
-                                        result = Err((
-                                            ResponseError::ResourceNotFound,
-                                            "Attempt to delete a user credential that does not exist".to_string(),
-                                        ));
-                                        break;
-                                    }
-                                }
-                                Change::Upsert(c) => {
-                                    if !next.scram.contains_key(&user) && next.scram.len() >= SCRAM_USERS_MAX {
-                                        result = Err((
-                                            ResponseError::PolicyViolation,
-                                            format!("This broker stores at most {SCRAM_USERS_MAX} SCRAM users."),
-                                        ));
-                                        break;
-                                    }
-                                    next.upsert_scram(&user, c)
+            crate::cluster::update_security(&shard, move |state| {
+                let mut results = BTreeMap::new();
+                let mut changed = false;
+                for (user, changes) in valid {
+                    // A user's changes apply together or not at all.
+                    let mut next = state.clone();
+                    let mut result = Ok(());
+                    for change in changes {
+                        match change {
+                            Change::Delete(m) => {
+                                if !next.delete_scram(&user, m) {
+                                    result = Err((
+                                        ResponseError::ResourceNotFound,
+                                        "Attempt to delete a user credential that does not exist".to_string(),
+                                    ));
+                                    break;
                                 }
                             }
+                            Change::Upsert(c) => {
+                                if !next.scram.contains_key(&user) && next.scram.len() >= SCRAM_USERS_MAX {
+                                    result = Err((
+                                        ResponseError::PolicyViolation,
+                                        format!("This broker stores at most {SCRAM_USERS_MAX} SCRAM users."),
+                                    ));
+                                    break;
+                                }
+                                next.upsert_scram(&user, c)
+                            }
                         }
-                        if result.is_ok() {
-                            *state = next;
-                            changed = true;
-                        }
-                        results.insert(user, result);
                     }
-                    (results, changed)
-                })
-                .await
+                    if result.is_ok() {
+                        *state = next;
+                        changed = true;
+                    }
+                    results.insert(user, result);
+                }
+                (results, changed)
+            })
+            .await
         };
         match shard.on_controller(apply).await {
             Ok(Ok(results)) => results,

@@ -33,18 +33,16 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: CreateAcls
         Ok(Ok(Ok(())))
     } else {
         let change = move |shard: Rc<Shard>| async move {
-            shard
-                .controller()
-                .update_security(&shard.env(), move |state| {
-                    let mut acls = (*state.acls).clone();
-                    if acls.len() + valid.len() > ACLS_MAX {
-                        return (Err(format!("This broker stores at most {ACLS_MAX} ACLs.")), false);
-                    }
-                    let added = valid.into_iter().filter(|b| acls.add(b.clone())).count();
-                    state.acls = Arc::new(acls);
-                    (Ok(()), added > 0)
-                })
-                .await
+            crate::cluster::update_security(&shard, move |state| {
+                let mut acls = (*state.acls).clone();
+                if acls.len() + valid.len() > ACLS_MAX {
+                    return (Err(format!("This broker stores at most {ACLS_MAX} ACLs.")), false);
+                }
+                let added = valid.into_iter().filter(|b| acls.add(b.clone())).count();
+                state.acls = Arc::new(acls);
+                (Ok(()), added > 0)
+            })
+            .await
         };
         shard.on_controller(change).await.map_err(|e| e.to_string())
     };

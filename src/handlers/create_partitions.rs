@@ -54,6 +54,9 @@ pub async fn handle(
     let count = topics.len();
     let validate_only = request.validate_only;
     let grow = move |shard: Rc<Shard>| async move {
+        if shard.config.cluster.is_some() {
+            return crate::cluster::topics::create_partitions(&shard, topics, validate_only).await;
+        }
         shard.controller().create_partitions(&shard.env(), topics, validate_only).await
     };
     let mut answers = if count == 0 {

@@ -46,16 +46,14 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DeleteAcls
         Ok(Vec::new())
     } else {
         let change = move |shard: Rc<Shard>| async move {
-            shard
-                .controller()
-                .update_security(&shard.env(), move |state| {
-                    let mut acls = (*state.acls).clone();
-                    let removed: Vec<Vec<AclBinding>> = valid.iter().map(|f| acls.remove_matching(f)).collect();
-                    let changed = removed.iter().any(|r| !r.is_empty());
-                    state.acls = Arc::new(acls);
-                    (removed, changed)
-                })
-                .await
+            crate::cluster::update_security(&shard, move |state| {
+                let mut acls = (*state.acls).clone();
+                let removed: Vec<Vec<AclBinding>> = valid.iter().map(|f| acls.remove_matching(f)).collect();
+                let changed = removed.iter().any(|r| !r.is_empty());
+                state.acls = Arc::new(acls);
+                (removed, changed)
+            })
+            .await
         };
         match shard.on_controller(change).await {
             Ok(Ok(removed)) => Ok(removed),

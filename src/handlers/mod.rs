@@ -298,6 +298,13 @@ pub async fn alter_configs(
             {
                 denied(ResponseError::ClusterAuthorizationFailed)
             }
+            // Kept by each node alone so far: a cluster refuses them rather than
+            // change one broker and let the others differ.
+            describe_configs::RESOURCE_BROKER | describe_configs::RESOURCE_CLIENT_METRICS
+                if shard.config.cluster.is_some() =>
+            {
+                Route::Refused(ResponseError::InvalidRequest, NOT_CLUSTER_WIDE.to_string())
+            }
             describe_configs::RESOURCE_CLIENT_METRICS => {
                 client_metrics.push((name.clone(), change.clone()));
                 Route::ClientMetrics
@@ -324,6 +331,9 @@ pub async fn alter_configs(
     } else {
         let count = topics.len();
         let alter = move |shard: Rc<Shard>| async move {
+            if shard.config.cluster.is_some() {
+                return crate::cluster::topics::alter_configs(&shard, topics, validate_only).await;
+            }
             shard.controller().alter_configs(&shard.env(), topics, validate_only).await
         };
         shard.on_controller(alter).await.unwrap_or_else(|e| unreachable(count, e))
@@ -446,6 +456,10 @@ pub async fn resolve_topics(
     }
     found
 }
+
+/// Why a cluster refuses a change that each node still keeps alone.
+pub const NOT_CLUSTER_WIDE: &str = "Sluice clusters do not yet share dynamic broker configs, client metrics \
+     subscriptions or feature levels between brokers: set broker configs in each node's properties file";
 
 /// A broker as Metadata and DescribeCluster list it.
 pub struct BrokerEntry {

@@ -40,6 +40,9 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: UpdateFeat
             upgrade_type: u.upgrade_type,
         })
         .collect();
+    if shard.config.cluster.is_some() {
+        return failed(ResponseError::InvalidRequest, super::NOT_CLUSTER_WIDE.to_string());
+    }
     let validate_only = request.validate_only;
     let update = move |shard: Rc<Shard>| async move {
         shard.controller().update_features(&shard.env(), updates, validate_only).await

@@ -48,6 +48,15 @@ pub enum MetadataRecord {
     },
     /// Removes the topic, if it still has this id.
     DeleteTopic { name: String, id: String },
+    /// Replaces the topic's config overrides, if it still has this id.
+    SetTopicConfigs { name: String, id: String, configs: Vec<(String, String)> },
+    /// The cluster's security state (ACLs, SCRAM credentials, quotas) in
+    /// its stored text form, replacing the one of version `base`; a record
+    /// made from an older version changes nothing (its proposer is told).
+    SetSecurity { base: u64, text: String },
+    /// Adds partitions after the topic's last, if it still has this id and
+    /// as many partitions as `after`.
+    CreatePartitions { name: String, id: String, after: usize, partitions: Vec<Vec<i32>> },
 }
 
 impl MetadataRecord {
@@ -87,6 +96,8 @@ mod tests {
                 configs: vec![("cleanup.policy".into(), "compact".into())],
             },
             MetadataRecord::DeleteTopic { name: "t".into(), id: "6ba7b810-9dad-11d1-80b4-00c04fd430c8".into() },
+            MetadataRecord::SetTopicConfigs { name: "t".into(), id: "x".into(), configs: Vec::new() },
+            MetadataRecord::CreatePartitions { name: "t".into(), id: "x".into(), after: 2, partitions: vec![vec![3]] },
         ];
         for record in records {
             assert_eq!(MetadataRecord::decode(&record.encode()).unwrap(), record);

@@ -46,6 +46,9 @@ pub struct TopicState {
 pub struct ClusterState {
     pub brokers: BTreeMap<i32, Broker>,
     pub topics: BTreeMap<String, TopicState>,
+    /// Changes of the security state so far, and the state's text form.
+    pub security_version: u64,
+    pub security: Option<String>,
     /// The index of the last record applied.
     pub applied: u64,
 }
@@ -103,6 +106,32 @@ impl ClusterState {
                 if self.topics.get(name).is_some_and(|t| t.id == *id) {
                     self.topics.remove(name);
                 }
+            }
+            MetadataRecord::SetSecurity { base, text } => {
+                if *base == self.security_version {
+                    self.security_version += 1;
+                    self.security = Some(text.clone());
+                }
+            }
+            MetadataRecord::SetTopicConfigs { name, id, configs } => {
+                if let Some(topic) = self.topics.get_mut(name).filter(|t| t.id == *id) {
+                    topic.configs = configs.clone();
+                }
+            }
+            MetadataRecord::CreatePartitions { name, id, after, partitions } => {
+                let Some(topic) = self.topics.get_mut(name).filter(|t| t.id == *id && t.partitions.len() == *after)
+                else {
+                    return;
+                };
+                if partitions.iter().any(Vec::is_empty) {
+                    return;
+                }
+                topic.partitions.extend(partitions.iter().map(|replicas| PartitionState {
+                    replicas: replicas.clone(),
+                    leader: replicas[0],
+                    leader_epoch: 0,
+                    isr: replicas.clone(),
+                }));
             }
         }
     }
@@ -237,6 +266,24 @@ mod tests {
             vec![vec![2, 3, 1], vec![3, 1, 2]],
             "placement goes on after the 4 placed"
         );
+        let grow = |after: usize| MetadataRecord::CreatePartitions {
+            name: "t".into(),
+            id: "a".into(),
+            after,
+            partitions: vec![vec![3]],
+        };
+        state.apply(11, &grow(4));
+        state.apply(11, &grow(4));
+        assert_eq!(state.topics["t"].partitions.len(), 5, "a second growth from the same count changes nothing");
+        state.apply(
+            11,
+            &MetadataRecord::SetTopicConfigs {
+                name: "t".into(),
+                id: "a".into(),
+                configs: vec![("retention.ms".into(), "1000".into())],
+            },
+        );
+        assert_eq!(state.topics["t"].configs.len(), 1);
         state.apply(12, &MetadataRecord::DeleteTopic { name: "t".into(), id: "b".into() });
         assert!(state.topics.contains_key("t"), "a delete of another id changes nothing");
         state.apply(13, &MetadataRecord::DeleteTopic { name: "t".into(), id: "a".into() });

@@ -34,6 +34,8 @@ pub struct ClusterView {
     pub voters: Vec<VoterView>,
     /// Every registered broker, fenced or not, by id.
     pub brokers: Vec<Broker>,
+    /// Changes of the security state so far.
+    pub security_version: u64,
     /// Every topic, by name.
     pub topics: Arc<BTreeMap<String, TopicState>>,
 }

@@ -861,7 +861,8 @@ impl Controller {
                 Some(e) if e.id == topic.id => e.shards.clone(),
                 _ => Vec::new(),
             };
-            let mut moved = existing.as_ref().is_none_or(|e| e.id != topic.id);
+            let configs: std::collections::BTreeMap<String, String> = topic.configs.iter().cloned().collect();
+            let mut moved = existing.as_ref().is_none_or(|e| e.id != topic.id || e.config.overrides != configs);
             shards.resize(topic.led.len(), crate::metadata::REMOTE);
             for (p, led) in topic.led.iter().enumerate() {
                 let local = shards[p] != crate::metadata::REMOTE;
@@ -904,6 +905,41 @@ impl Controller {
         let _permit = self.lock.acquire_permit(1).await;
         let catalog = self.catalog();
         topics.iter().map(|spec| self.validate(&catalog, spec).map(Arc::new)).collect()
+    }
+
+    /// Topic config changes checked and applied to a copy, nothing stored:
+    /// what a cluster node proposes to the metadata quorum.
+    pub async fn preview_configs(&self, topics: Vec<(String, ConfigChange)>) -> Vec<Result<TopicMeta, TopicError>> {
+        let _permit = self.lock.acquire_permit(1).await;
+        self.preview(topics, |c, t, change| c.alter_config(t, change))
+    }
+
+    /// New partition counts checked, nothing stored (the cluster places the
+    /// new partitions itself).
+    pub async fn preview_partitions(&self, topics: Vec<(String, i32)>) -> Vec<Result<TopicMeta, TopicError>> {
+        let _permit = self.lock.acquire_permit(1).await;
+        self.preview(topics, |c, t, count| c.add_partitions(t, count, None))
+    }
+
+    fn preview<C>(
+        &self,
+        changes: Vec<(String, C)>,
+        apply: impl Fn(&Self, &TopicMeta, C) -> Result<TopicMeta, TopicError>,
+    ) -> Vec<Result<TopicMeta, TopicError>> {
+        let mut next = (*self.catalog()).clone();
+        let mut results = Vec::with_capacity(changes.len());
+        for (name, change) in changes {
+            let Some(topic) = next.topic(&name).cloned() else {
+                results.push(Err(unknown_topic()));
+                continue;
+            };
+            let result = apply(self, &topic, change);
+            if let Ok(updated) = &result {
+                next.insert(updated.clone());
+            }
+            results.push(result);
+        }
+        results
     }
 
     /// Persists `next`, then has every shard adopt it.
