@@ -497,3 +497,39 @@ fn admin_changes_made_at_one_broker_reach_every_broker() {
     assert_eq!(result.error_code, 42, "INVALID_REQUEST: {answer:?}");
     assert!(result.error_message.as_ref().is_some_and(|m| m.contains("do not yet share dynamic broker configs")));
 }
+
+#[test]
+fn the_readme_cluster_starts_from_its_config_files() {
+    // The README's three commands, each run in a directory of its own (the
+    // files keep data under ./data/node<id>), with the files as shipped.
+    let repository = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut brokers = Vec::new();
+    let mut bootstraps = Vec::new();
+    for id in 1..=3 {
+        let cwd = fresh_data_dir(&format!("readme-cluster-{id}"));
+        std::fs::create_dir_all(&cwd).unwrap();
+        let mut command = Command::new(sluice_bin());
+        command
+            .current_dir(&cwd)
+            .arg("serve")
+            .arg("--config")
+            .arg(repository.join(format!("config/cluster/node{id}.properties")));
+        let log_path = cwd.with_extension("log");
+        brokers.push(Broker::launch(
+            command,
+            Some(id * 10_000 + 9092),
+            cwd.join(format!("data/node{id}")),
+            log_path,
+            Duration::from_secs(30),
+        ));
+        bootstraps.push(format!("127.0.0.1:{}", id * 10_000 + 9092));
+    }
+    for address in &bootstraps {
+        wait_for_brokers(address, &[1, 2, 3]);
+    }
+    let listed = metadata(&bootstraps[0]).unwrap();
+    let mut ports: Vec<i32> = listed.brokers.iter().map(|b| b.port).collect();
+    ports.sort();
+    assert_eq!(ports, vec![19092, 29092, 39092]);
+    assert!(brokers[0].data_dir.join("__cluster_metadata-0/log").exists(), "data under ./data/node1");
+}
