@@ -533,3 +533,70 @@ fn the_readme_cluster_starts_from_its_config_files() {
     assert_eq!(ports, vec![19092, 29092, 39092]);
     assert!(brokers[0].data_dir.join("__cluster_metadata-0/log").exists(), "data under ./data/node1");
 }
+
+#[test]
+fn while_a_broker_is_down_its_partitions_are_offline_and_the_others_serve() {
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+
+    use crate::common::kafka;
+
+    let (mut nodes, _) = cluster("offline");
+    for node in nodes.iter_mut() {
+        node.start();
+    }
+    wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let created = runtime
+        .block_on(
+            kafka::admin(&nodes[0].bootstrap())
+                .create_topics(&[NewTopic::new("halves", 3, TopicReplication::Fixed(1))], &AdminOptions::new()),
+        )
+        .unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    let leaders = |address: &str| {
+        metadata(address).and_then(|m| {
+            let t = m.topics.into_iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "halves"))?;
+            Some(t.partitions.iter().map(|p| (p.leader_id.0, p.error_code)).collect::<Vec<_>>())
+        })
+    };
+    wait_until("every broker knows the topic", Duration::from_secs(10), || {
+        nodes.iter().all(|n| leaders(&n.bootstrap()).is_some())
+    });
+    let before = leaders(&nodes[0].bootstrap()).unwrap();
+    assert_eq!(before.iter().map(|(l, _)| *l).collect::<std::collections::BTreeSet<_>>().len(), 3, "{before:?}");
+
+    // Node 3 dies: once fenced, its partition has no leader (LEADER_NOT_AVAILABLE), the others keep theirs.
+    nodes[2].broker.take().unwrap().kill();
+    let dead_partition = before.iter().position(|(l, _)| *l == 3).unwrap() as i32;
+    wait_until("the dead broker's partition is offline", Duration::from_secs(30), || {
+        leaders(&nodes[0].bootstrap()).is_some_and(|l| l[dead_partition as usize] == (-1, 5))
+    });
+    let now = leaders(&nodes[1].bootstrap()).unwrap();
+    for (p, (leader, code)) in now.iter().enumerate() {
+        if p as i32 != dead_partition {
+            assert_eq!((*leader, *code), (before[p].0, 0), "partition {p} keeps its leader: {now:?}");
+        }
+    }
+    // The live partitions take records meanwhile.
+    let producer = kafka::producer(&nodes[0].bootstrap(), &[("message.timeout.ms", "10000")]);
+    for p in (0..3).filter(|p| *p != dead_partition) {
+        let acked = runtime.block_on(kafka::produce(
+            &producer,
+            "halves",
+            (0..10).map(|i| kafka::Record::new(format!("v{i}")).partition(p)),
+        ));
+        assert_eq!(acked.len(), 10);
+    }
+
+    // Back, it leads its partition again and serves the records it had.
+    nodes[2].start();
+    wait_until("the partition is back", Duration::from_secs(30), || {
+        leaders(&nodes[0].bootstrap()).is_some_and(|l| l[dead_partition as usize] == (3, 0))
+    });
+    let acked = runtime.block_on(kafka::produce(
+        &producer,
+        "halves",
+        (0..10).map(|i| kafka::Record::new(format!("late{i}")).partition(dead_partition)),
+    ));
+    assert_eq!(acked.len(), 10);
+}

@@ -537,12 +537,18 @@ impl Placements {
             (id == topic.id).then_some(t)?.partitions.get(usize::try_from(partition).ok()?)
         });
         match placed {
-            Some(p) => PartitionPlacement {
-                leader: p.leader,
-                leader_epoch: p.leader_epoch,
-                replicas: p.replicas.clone(),
-                isr: p.isr.clone(),
-            },
+            Some(p) => {
+                // A fenced broker leads nothing clients can reach: with no other
+                // replica to take over, the partition is offline until it is back.
+                let live =
+                    |id: &i32| self.view.as_ref().is_some_and(|v| v.brokers.iter().any(|b| b.id == *id && !b.fenced));
+                PartitionPlacement {
+                    leader: if live(&p.leader) { p.leader } else { -1 },
+                    leader_epoch: p.leader_epoch,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.iter().copied().filter(live).collect(),
+                }
+            }
             // A cluster's topic the view does not hold (yet): the partitions
             // this node leads are its own; the others' leaders are not known here.
             None if self.view.is_some() && topic.owner(partition).is_none() => PartitionPlacement {
