@@ -600,3 +600,78 @@ fn while_a_broker_is_down_its_partitions_are_offline_and_the_others_serve() {
     ));
     assert_eq!(acked.len(), 10);
 }
+
+/// Runs one of Kafka's tools (by main class) against `bootstrap_flag address`; its output, which must be a success.
+fn kafka_tool(class: &str, bootstrap_flag: &str, address: &str, args: &[&str]) -> String {
+    let output = Command::new("java")
+        .args(["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"])
+        .arg("-cp")
+        .arg(crate::common::clients::kafka_tools_classpath().trim())
+        .arg(class)
+        .args([bootstrap_flag, address])
+        .args(args)
+        .output()
+        .expect("run java");
+    let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{class} {args:?} failed:\n{text}");
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+#[test]
+fn kafka_tools_create_and_describe_topics_and_describe_the_quorum_of_a_cluster() {
+    const TOPICS: &str = "org.apache.kafka.tools.TopicCommand";
+    const QUORUM: &str = "org.apache.kafka.tools.MetadataQuorumCommand";
+    let (mut nodes, controller_ports) = cluster("tools");
+    for node in nodes.iter_mut() {
+        node.start();
+    }
+    let leader = wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+
+    let created = kafka_tool(
+        TOPICS,
+        "--bootstrap-server",
+        &nodes[0].bootstrap(),
+        &["--create", "--topic", "by-tools", "--partitions", "3", "--replication-factor", "1"],
+    );
+    assert!(created.contains("Created topic by-tools."), "{created}");
+    wait_until("node 2 knows the topic", Duration::from_secs(10), || {
+        metadata(&nodes[1].bootstrap())
+            .is_some_and(|m| m.topics.iter().any(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "by-tools")))
+    });
+    let described =
+        kafka_tool(TOPICS, "--bootstrap-server", &nodes[1].bootstrap(), &["--describe", "--topic", "by-tools"]);
+    let mut leaders = std::collections::BTreeSet::new();
+    for line in described.lines().filter(|l| l.contains("Partition: ")) {
+        let field = |name: &str| {
+            line.split(&format!("{name}: ")).nth(1).unwrap().split_whitespace().next().unwrap().to_string()
+        };
+        assert_eq!(field("Leader"), field("Replicas"), "{described}");
+        assert_eq!(field("Leader"), field("Isr"), "{described}");
+        leaders.insert(field("Leader"));
+    }
+    assert_eq!(leaders.into_iter().collect::<Vec<_>>(), ["1", "2", "3"], "{described}");
+
+    // The quorum through any broker, and through a controller listener.
+    let status_value = |status: &str, label: &str| {
+        let line = status.lines().find(|l| l.starts_with(&format!("{label}:"))).unwrap_or_else(|| panic!("{status}"));
+        line[label.len() + 1..].trim().to_string()
+    };
+    let status = kafka_tool(QUORUM, "--bootstrap-server", &nodes[2].bootstrap(), &["describe", "--status"]);
+    assert_eq!(status_value(&status, "LeaderId"), leader.to_string(), "{status}");
+    let voters = status_value(&status, "CurrentVoters");
+    for port in &controller_ports {
+        assert!(voters.contains(&format!("CONTROLLER://127.0.0.1:{port}")), "{status}");
+    }
+    let controller = format!("127.0.0.1:{}", controller_ports[leader as usize - 1]);
+    let replication = kafka_tool(QUORUM, "--bootstrap-controller", &controller, &["describe", "--replication"]);
+    let rows: Vec<&str> = replication.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "three voters:\n{replication}");
+    let leader_text = leader.to_string();
+    assert!(
+        rows.iter().any(|r| {
+            let words: Vec<&str> = r.split_whitespace().collect();
+            words.first() == Some(&leader_text.as_str()) && words.last() == Some(&"Leader")
+        }),
+        "{replication}"
+    );
+}
