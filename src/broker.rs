@@ -56,6 +56,28 @@ fn cluster_id(data_dir: &Path, node_id: i32, wanted: Option<String>) -> std::io:
     Ok(id)
 }
 
+/// How long a start waits for a fixed port its previous run still held.
+const BIND_WAIT_MS: u64 = 10_000;
+
+/// Binds `address`, waiting up to [`BIND_WAIT_MS`] while it is in use. A
+/// process killed with io_uring operations in flight (a pending accept) has
+/// its sockets closed by the kernel a little after it is gone, so a restart
+/// right after kill -9 can find its own port still listening.
+fn bind_waiting(address: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(BIND_WAIT_MS);
+    loop {
+        match std::net::TcpListener::bind(address) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && address.port() != 0 => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(e);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            result => return result,
+        }
+    }
+}
+
 /// A cluster's id, the same on every node: 16 bytes hashed from its voters
 /// (in id order, so the order they are listed in does not matter).
 fn cluster_id_of(cluster: &crate::config::ClusterConfig) -> String {
@@ -240,8 +262,7 @@ pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), 
     // Bound here, before any shard starts, so that a taken port fails the start.
     let admin_listener = match config.admin_listen {
         Some(address) => {
-            let listener =
-                std::net::TcpListener::bind(address).map_err(|e| format!("bind admin listener {address}: {e}"))?;
+            let listener = bind_waiting(address).map_err(|e| format!("bind admin listener {address}: {e}"))?;
             let bound = listener.local_addr().map_err(|e| e.to_string())?;
             tracing::info!(admin_addr = %bound, "admin HTTP server (metrics, health, console) at http://{bound}/");
             Some(listener)
@@ -250,8 +271,8 @@ pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), 
     };
     let registry_listener = match config.schema_registry_listen {
         Some(address) => {
-            let listener = std::net::TcpListener::bind(address)
-                .map_err(|e| format!("bind schema registry listener {address}: {e}"))?;
+            let listener =
+                bind_waiting(address).map_err(|e| format!("bind schema registry listener {address}: {e}"))?;
             let bound = listener.local_addr().map_err(|e| e.to_string())?;
             tracing::info!(schema_registry_addr = %bound, "schema registry at http://{bound}/");
             Some(listener)
@@ -262,7 +283,7 @@ pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), 
     let controller_listener = match &config.cluster {
         Some(cluster) => {
             let address = cluster.controller_bind;
-            let listener = std::net::TcpListener::bind(address)
+            let listener = bind_waiting(address)
                 .map_err(|e| format!("bind controller listener {} {address}: {e}", cluster.controller_listener))?;
             tracing::info!(listener = %cluster.controller_listener, addr = %address, voters = %cluster.voters_text, "cluster node: metadata quorum on the controller listener");
             Some(listener)

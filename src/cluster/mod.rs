@@ -61,20 +61,51 @@ struct Proposal {
 }
 
 /// Where a proposer hears whether its record was applied.
-type ProposalAnswer = futures::channel::oneshot::Sender<Result<(), String>>;
+type ProposalAnswer = futures::channel::oneshot::Sender<Result<(), ProposeError>>;
 
 thread_local! {
     /// The quorum loop's input, on the admin shard of a cluster node.
     static PROPOSALS: RefCell<Option<Rc<LocalSender<Input>>>> = const { RefCell::new(None) };
 }
 
+/// Why a proposal was not applied.
+#[derive(Debug)]
+pub enum ProposeError {
+    /// No leader, or the leader changed while it waited: it may or may not
+    /// be committed later; the client tries again (Kafka's NOT_CONTROLLER).
+    NotController(String),
+    /// Not committed in time, or the quorum stopped.
+    TimedOut(String),
+}
+
+impl ProposeError {
+    /// The Kafka error a client gets, with its message.
+    pub fn answer(self) -> (crate::protocol::ResponseError, String) {
+        match self {
+            ProposeError::NotController(m) => (crate::protocol::ResponseError::NotController, m),
+            ProposeError::TimedOut(m) => (crate::protocol::ResponseError::RequestTimedOut, m),
+        }
+    }
+}
+
+impl std::fmt::Display for ProposeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProposeError::NotController(m) | ProposeError::TimedOut(m) => f.write_str(m),
+        }
+    }
+}
+
 /// Has the metadata quorum commit `record` and waits until this node has
 /// applied it. Runs on [`ADMIN_SHARD`] only (where the loop is).
-pub async fn propose(record: MetadataRecord) -> Result<(), String> {
-    let sender = PROPOSALS.with(|p| p.borrow().clone()).ok_or("not a cluster node, or not its admin shard")?;
+pub async fn propose(record: MetadataRecord) -> Result<(), ProposeError> {
+    let stopped = || ProposeError::TimedOut("the metadata quorum stopped".into());
+    let sender = PROPOSALS
+        .with(|p| p.borrow().clone())
+        .ok_or_else(|| ProposeError::TimedOut("not a cluster node, or not its admin shard".into()))?;
     let (done, answer) = futures::channel::oneshot::channel();
-    sender.send(Input::Propose(Proposal { record, done })).await.map_err(|_| "the metadata quorum stopped")?;
-    answer.await.map_err(|_| "the metadata quorum stopped".to_string())?
+    sender.send(Input::Propose(Proposal { record, done })).await.map_err(|_| stopped())?;
+    answer.await.map_err(|_| stopped())?
 }
 
 /// Changes the security state (ACLs, SCRAM credentials, quotas) as
@@ -96,7 +127,9 @@ pub async fn update_security<R>(
         return Ok(answer);
     }
     let text = state.encode();
-    propose(MetadataRecord::SetSecurity { base: view.security_version, text: text.clone() }).await?;
+    propose(MetadataRecord::SetSecurity { base: view.security_version, text: text.clone() })
+        .await
+        .map_err(|e| e.to_string())?;
     if shard.catalog().security.encode() != text {
         return Err("the security state changed at the same time on another broker; try again".into());
     }
@@ -219,8 +252,9 @@ struct Node {
     /// When the registration was last proposed.
     registered_at_ms: Option<u64>,
     published: Option<ClusterView>,
-    /// This node's proposals not yet applied: (record bytes, deadline, answer).
-    waiting: Vec<(Vec<u8>, Instant, ProposalAnswer)>,
+    /// This node's proposals not yet applied: (record bytes, deadline, the
+    /// leader when proposed, answer).
+    waiting: Vec<(Vec<u8>, Instant, Option<i32>, ProposalAnswer)>,
     /// Whether the local catalog has followed the log since the start.
     adopted: bool,
 }
@@ -316,28 +350,37 @@ impl Node {
 
     fn propose(&mut self, proposal: Proposal) {
         if self.waiting.len() >= PROPOSALS_WAITING_MAX {
-            let _ = proposal.done.send(Err("too many metadata changes waiting; try again".into()));
+            let _ = proposal.done.send(Err(ProposeError::TimedOut("too many metadata changes waiting".into())));
             return;
         }
         let bytes = proposal.record.encode();
         match self.quorum.propose(bytes.clone()) {
             Ok(()) => {
                 let deadline = Instant::now() + Duration::from_millis(PROPOSAL_TIMEOUT_MS);
-                self.waiting.push((bytes, deadline, proposal.done));
+                self.waiting.push((bytes, deadline, self.quorum.leader(), proposal.done));
             }
             Err(e) => {
-                let _ = proposal.done.send(Err(e.to_string()));
+                let _ = proposal.done.send(Err(ProposeError::NotController(e.to_string())));
             }
         }
     }
 
+    /// Answers the proposals that waited too long, and those whose leader
+    /// changed (a proposal forwarded to a leader that died is lost; one
+    /// that was not may still commit: either way the client asks again).
     fn expire_proposals(&mut self) {
         let now = Instant::now();
-        let (expired, waiting): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.waiting).into_iter().partition(|(_, deadline, _)| *deadline <= now);
-        self.waiting = waiting;
-        for (_, _, done) in expired {
-            let _ = done.send(Err("the metadata quorum did not commit the change in time".into()));
+        let leader = self.quorum.leader();
+        for (bytes, deadline, proposed_to, done) in std::mem::take(&mut self.waiting) {
+            if deadline <= now {
+                let message = "the metadata quorum did not commit the change in time";
+                let _ = done.send(Err(ProposeError::TimedOut(message.into())));
+            } else if proposed_to != leader {
+                let message = "the active controller changed; try again";
+                let _ = done.send(Err(ProposeError::NotController(message.into())));
+            } else {
+                self.waiting.push((bytes, deadline, proposed_to, done));
+            }
         }
     }
 
@@ -459,8 +502,8 @@ impl Node {
                 self.adopted = true;
             }
             for bytes in applied {
-                if let Some(i) = self.waiting.iter().position(|(b, _, _)| *b == bytes) {
-                    let (_, _, done) = self.waiting.swap_remove(i);
+                if let Some(i) = self.waiting.iter().position(|(b, _, _, _)| *b == bytes) {
+                    let (_, _, _, done) = self.waiting.swap_remove(i);
                     let _ = done.send(Ok(()));
                 }
             }

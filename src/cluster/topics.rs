@@ -155,10 +155,7 @@ pub async fn create_topics(
     }
     let answers = futures::future::join_all(proposals.into_iter().map(|(i, record, meta)| async move {
         let name = meta.name.to_string();
-        let outcome = match super::propose(record).await {
-            Err(e) => Err((ResponseError::RequestTimedOut, e)),
-            Ok(()) => Ok(()),
-        };
+        let outcome = super::propose(record).await.map_err(super::ProposeError::answer);
         (i, name, meta.id, outcome)
     }))
     .await;
@@ -193,7 +190,7 @@ pub async fn delete_topics(shard: &Rc<Shard>, refs: Vec<TopicRef>) -> Vec<Result
                 });
             };
             let record = MetadataRecord::DeleteTopic { name: topic.name.to_string(), id: topic.id.to_string() };
-            super::propose(record).await.map_err(|e| (ResponseError::RequestTimedOut, e))?;
+            super::propose(record).await.map_err(super::ProposeError::answer)?;
             tracing::info!(topic = %topic.name, "topic deleted");
             Ok(topic)
         }
@@ -211,7 +208,7 @@ async fn commit_each(
         if validate_only {
             return Ok(());
         }
-        super::propose(record).await.map_err(|e| (ResponseError::RequestTimedOut, e))
+        super::propose(record).await.map_err(super::ProposeError::answer)
     });
     futures::future::join_all(commits).await
 }
