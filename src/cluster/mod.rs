@@ -32,7 +32,9 @@ use sluice_cluster::{ClusterState, ClusterView, Endpoint, Liveness, MetadataReco
 use sluice_storage::quorum_log::QuorumLog;
 
 use crate::config::{ClusterConfig, ListenerConfig, SecurityProtocol};
-use crate::constants::{QUORUM_ELECTION_TICKS, QUORUM_HEARTBEAT_TICKS, QUORUM_INBOX_MAX, QUORUM_TICK_MS};
+use crate::constants::{
+    QUORUM_ELECTION_TICKS, QUORUM_HEARTBEAT_TICKS, QUORUM_INBOX_MAX, QUORUM_RECORD_BYTES_MAX, QUORUM_TICK_MS,
+};
 use crate::security::principal::KafkaPrincipal;
 use crate::server::listener::ListenerRuntime;
 use crate::server::session::Session;
@@ -354,6 +356,11 @@ impl Node {
             return;
         }
         let bytes = proposal.record.encode();
+        if bytes.len() > QUORUM_RECORD_BYTES_MAX {
+            let message = format!("a metadata change of {} bytes is over {QUORUM_RECORD_BYTES_MAX}", bytes.len());
+            let _ = proposal.done.send(Err(ProposeError::TimedOut(message)));
+            return;
+        }
         match self.quorum.propose(bytes.clone()) {
             Ok(()) => {
                 let deadline = Instant::now() + Duration::from_millis(PROPOSAL_TIMEOUT_MS);

@@ -320,6 +320,10 @@ const _: () = assert!(TELEMETRY_SERIES_PER_CLIENT_MAX <= TELEMETRY_SERIES_MAX);
 // The cluster: the metadata quorum (Raft) and its transport between nodes.
 /// Bytes of one quorum log frame or transport frame (one Raft message or entry).
 pub const QUORUM_FRAME_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Bytes of one metadata record; a change that would make a larger one
+/// (a security state with very many ACLs or users) is refused, never
+/// written. Well below the frame limit, which also carries Raft's headers.
+pub const QUORUM_RECORD_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Bytes of the quorum log file; past it the node stops taking metadata changes.
 pub const QUORUM_LOG_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 /// Bytes of the quorum's hard state file.
