@@ -386,6 +386,29 @@ fn tls_config(name: &str, keys: &ListenerKeys) -> Result<TlsConfig, ConfigError>
     Ok(TlsConfig { certificate_chain, private_key, truststore, client_auth, principal_mapping_rules })
 }
 
+/// A listener's security protocol (from `listener.security.protocol.map`)
+/// and the address it binds (an empty host: every interface).
+fn protocol_and_bind(
+    map: &BTreeMap<String, SecurityProtocol>,
+    name: &str,
+    host: &str,
+    port: u16,
+) -> Result<(SecurityProtocol, SocketAddr), ConfigError> {
+    let protocol = *map.get(name).ok_or_else(|| {
+        invalid(
+            "listener.security.protocol.map",
+            format!("listener {name} is not a security protocol and is not mapped to one"),
+        )
+    })?;
+    let bind_host = if host.is_empty() { "0.0.0.0" } else { host };
+    let bind = (bind_host, port)
+        .to_socket_addrs()
+        .map_err(|e| invalid("listeners", format!("{name}://{host}:{port}: {e}")))?
+        .next()
+        .ok_or_else(|| invalid("listeners", format!("{name}://{host}:{port} resolves to nothing")))?;
+    Ok((protocol, bind))
+}
+
 /// The first of `controller.listener.names` among `listeners`: its name,
 /// security protocol and bind address. `None` when no controller listener is named.
 pub fn controller_listener(
@@ -403,18 +426,7 @@ pub fn controller_listener(
     else {
         return Err(invalid("controller.listener.names", format!("{name} is not one of the listeners")));
     };
-    let protocol = *map.get(&name).ok_or_else(|| {
-        invalid(
-            "listener.security.protocol.map",
-            format!("listener {name} is not a security protocol and is not mapped to one"),
-        )
-    })?;
-    let bind_host = if host.is_empty() { "0.0.0.0" } else { host.as_str() };
-    let bind = (bind_host, port)
-        .to_socket_addrs()
-        .map_err(|e| invalid("listeners", format!("{name}://{host}:{port}: {e}")))?
-        .next()
-        .ok_or_else(|| invalid("listeners", format!("{name}://{host}:{port} resolves to nothing")))?;
+    let (protocol, bind) = protocol_and_bind(&map, &name, &host, port)?;
     Ok(Some((name, protocol, bind)))
 }
 
@@ -439,18 +451,7 @@ pub fn resolve_listeners(
         if controller_names.contains(&name) {
             continue;
         }
-        let protocol = *map.get(&name).ok_or_else(|| {
-            invalid(
-                "listener.security.protocol.map",
-                format!("listener {name} is not a security protocol and is not mapped to one"),
-            )
-        })?;
-        let bind_host = if host.is_empty() { "0.0.0.0" } else { host.as_str() };
-        let bind = (bind_host, port)
-            .to_socket_addrs()
-            .map_err(|e| invalid("listeners", format!("{name}://{host}:{port}: {e}")))?
-            .next()
-            .ok_or_else(|| invalid("listeners", format!("{name}://{host}:{port} resolves to nothing")))?;
+        let (protocol, bind) = protocol_and_bind(&map, &name, &host, port)?;
         if resolved.iter().any(|l: &ListenerConfig| l.bind == bind && port != 0) {
             return Err(invalid("listeners", format!("two listeners bind {bind}")));
         }

@@ -632,20 +632,11 @@ impl Controller {
         changes: Vec<(String, C)>,
         apply: impl Fn(&Self, &TopicMeta, C) -> Result<TopicMeta, TopicError>,
     ) -> Vec<Result<(), TopicError>> {
+        let previews = self.preview(changes, apply);
         let mut next = (*self.catalog()).clone();
-        let mut results = Vec::with_capacity(changes.len());
-        for (name, change) in changes {
-            let Some(topic) = next.topic(&name).cloned() else {
-                results.push(Err(unknown_topic()));
-                continue;
-            };
-            match apply(self, &topic, change) {
-                Ok(updated) => {
-                    next.insert(updated);
-                    results.push(Ok(()));
-                }
-                Err(e) => results.push(Err(e)),
-            }
+        let mut results = Vec::with_capacity(previews.len());
+        for preview in previews {
+            results.push(preview.map(|updated| next.insert(updated)));
         }
         if validate_only || results.iter().all(Result::is_err) {
             return results;
