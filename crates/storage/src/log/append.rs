@@ -21,8 +21,12 @@ pub enum AckLevel {
     None,
     /// acks=1: written to the segment file.
     Written,
-    /// acks=all: written and fdatasync'd.
+    /// acks=all: below the high watermark: written and fdatasync'd here and,
+    /// for a replicated partition, by every in-sync replica.
     Synced,
+    /// Written and fdatasync'd here, whatever other replicas have: a
+    /// follower's own append of what it fetched.
+    Durable,
 }
 
 /// What a produce learns about its append.
@@ -181,7 +185,7 @@ impl Log {
     /// Starts a new segment at the log end when the active one would grow past
     /// `segment.bytes` or is older than `segment.ms`; the producer state as of
     /// that offset is snapshotted first. Runs under the append lock.
-    async fn roll_if_needed(&self, incoming_bytes: u64) -> Result<(), StorageError> {
+    pub(super) async fn roll_if_needed(&self, incoming_bytes: u64) -> Result<(), StorageError> {
         let base = {
             let st = self.state.borrow();
             let active = st.segments.last().expect("a log always has a segment");
@@ -215,6 +219,7 @@ fn answer_duplicate(st: &mut LogState, dup: BatchRecord, acks: AckLevel) -> (App
     let done = match acks {
         AckLevel::None => true,
         AckLevel::Written => st.written_offset >= end,
+        AckLevel::Durable => st.synced_offset >= end,
         AckLevel::Synced => st.high_watermark >= end,
     };
     let wait = (!done).then(|| wait_for(st, end, acks));
@@ -264,7 +269,8 @@ fn stage(
         }
         next += s.offset_count;
     }
-    let pending = index_batches(st, chunk, batches, log_append_time_ms, next);
+    let leader_epoch = Some(st.leader_epoch);
+    let pending = index_batches(st, chunk, batches, leader_epoch, log_append_time_ms, next);
     st.next_offset = next;
     st.pending.push(pending);
     let wait = (acks != AckLevel::None).then(|| wait_for(st, next, acks));
@@ -274,10 +280,11 @@ fn stage(
 /// Places the batches at the end of the active segment (offsets, timestamps
 /// as they will be once patched, index entries) and returns the write that
 /// lands them there.
-fn index_batches(
+pub(super) fn index_batches(
     st: &mut LogState,
     chunk: &Bytes,
     batches: Vec<(usize, i64)>,
+    leader_epoch: Option<i32>,
     log_append_time_ms: Option<i64>,
     end_offset: i64,
 ) -> PendingWrite {
@@ -298,6 +305,7 @@ fn index_batches(
         segment: segment.file.clone(),
         chunk: chunk.clone(),
         batches,
+        leader_epoch,
         log_append_time_ms,
         end_position: segment.size_bytes,
         end_offset,

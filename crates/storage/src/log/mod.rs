@@ -32,6 +32,7 @@ mod compaction;
 mod janitor;
 mod read;
 mod recovery;
+mod replica;
 mod retention;
 mod snapshots;
 mod timestamps;
@@ -51,6 +52,7 @@ use glommio::channels::local_channel::{self, LocalSender};
 pub use append::{AckLevel, AppendError, AppendOutcome, MarkerOrigin, TxnMarker};
 pub use compaction::{CleanReport, Cleanable};
 pub use read::ReadOutcome;
+pub use replica::{EpochEnd, ReplicaAppendError};
 
 use super::segment::Segment;
 use super::StorageError;
@@ -62,7 +64,8 @@ use read::TailCache;
 use sluice_core::config::TopicConfig;
 use writer::{AckWaiter, PendingWrite};
 
-/// Leader epoch stamped into every stored batch (a single-node log never changes leader).
+/// Leader epoch stamped into the batches of a log that has never had
+/// another (a single node's, or a partition's first leader's).
 pub const LEADER_EPOCH: i32 = 0;
 
 struct LogState {
@@ -78,6 +81,19 @@ struct LogState {
     pending: Vec<PendingWrite>,
     waiters: VecDeque<AckWaiter>,
     watchers: Vec<oneshot::Sender<()>>,
+    /// Replica fetches waiting for the log end to move (followers read
+    /// what is written, not only what is below the high watermark).
+    end_watchers: Vec<oneshot::Sender<()>>,
+    /// The most the high watermark may reach, where replicas must have the
+    /// records too: on a leader, the least durable offset over the other
+    /// in-sync replicas; on a follower, the leader's high watermark. `None`
+    /// where this log alone decides (a single replica).
+    high_watermark_limit: Option<i64>,
+    /// The epoch this log stamps into the batches appended as leader.
+    leader_epoch: i32,
+    /// Each leader epoch and the first offset appended in it, oldest first
+    /// (Kafka's leader-epoch cache): where a follower's log diverges.
+    epochs: Vec<(i32, i64)>,
     cache: TailCache,
     failed: Option<String>,
     /// Offset of a corrupt batch found by recovery: reads reaching it fail.
@@ -135,6 +151,8 @@ impl Log {
         let log_start_offset =
             retention::read_log_start(&dir).unwrap_or(0).max(segments[0].base_offset()).min(next_offset);
         let (producers, snapshot_offsets) = snapshots::load_producers(&dir, &segments, next_offset).await?;
+        let epochs = replica::load_epochs(&dir, log_start_offset, next_offset)?;
+        let leader_epoch = epochs.last().map_or(LEADER_EPOCH, |e| e.0);
         let checkpoint = compaction::read_checkpoint(&dir);
         // After a restart the horizons of kept tombstones are not known; none is
         // later than a horizon set now.
@@ -153,6 +171,10 @@ impl Log {
                 pending: Vec::new(),
                 waiters: VecDeque::new(),
                 watchers: Vec::new(),
+                end_watchers: Vec::new(),
+                high_watermark_limit: None,
+                leader_epoch,
+                epochs,
                 cache: TailCache::new(batch_cache.tail_account()),
                 failed: corrupt_from.map(|offset| format!("corrupt record batch at offset {offset}")),
                 corrupt_from,
@@ -188,6 +210,10 @@ impl Log {
     }
     pub fn log_end_offset(&self) -> i64 {
         self.state.borrow().next_offset
+    }
+    /// The topic's `min.insync.replicas`.
+    pub fn min_insync_replicas(&self) -> i32 {
+        self.state.borrow().config.min_insync_replicas
     }
     pub fn max_message_bytes(&self) -> usize {
         self.state.borrow().config.max_message_bytes as usize
@@ -279,7 +305,8 @@ impl Log {
         {
             let mut st = self.state.borrow_mut();
             st.closing = true;
-            for w in st.watchers.drain(..) {
+            let st = &mut *st;
+            for w in st.watchers.drain(..).chain(st.end_watchers.drain(..)) {
                 let _ = w.send(());
             }
         }

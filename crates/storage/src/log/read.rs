@@ -236,7 +236,24 @@ impl Log {
         max_bytes: usize,
         committed: bool,
     ) -> Result<ReadOutcome, StorageError> {
-        let mut outcome = self.read_uncommitted(fetch_offset, max_bytes, committed).await?;
+        self.read_below(fetch_offset, max_bytes, committed, false).await
+    }
+
+    /// As [`read`](Self::read), for a follower replica: up to what is
+    /// written (the log end once the writer has it), not only below the
+    /// high watermark, which moves once followers have the records.
+    pub async fn read_replica(&self, fetch_offset: i64, max_bytes: usize) -> Result<ReadOutcome, StorageError> {
+        self.read_below(fetch_offset, max_bytes, false, true).await
+    }
+
+    async fn read_below(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        committed: bool,
+        replica: bool,
+    ) -> Result<ReadOutcome, StorageError> {
+        let mut outcome = self.read_uncommitted(fetch_offset, max_bytes, committed, replica).await?;
         if committed {
             let end = trim_below(&mut outcome.chunks, outcome.last_stable_offset).unwrap_or(fetch_offset);
             outcome.aborted = Some(self.state.borrow().producers.aborted_between(fetch_offset, end));
@@ -249,6 +266,7 @@ impl Log {
         fetch_offset: i64,
         max_bytes: usize,
         committed: bool,
+        replica: bool,
     ) -> Result<ReadOutcome, StorageError> {
         let max_bytes = max_bytes.min(FETCH_READ_BYTES_PER_PARTITION_MAX);
         let (plan, mut outcome) = {
@@ -272,18 +290,20 @@ impl Log {
                     end: st.next_offset,
                 });
             }
-            let upper = if committed { outcome.last_stable_offset } else { st.high_watermark };
+            let readable = if replica { st.written_offset } else { st.high_watermark };
+            let upper = if committed { outcome.last_stable_offset } else { readable };
             if fetch_offset >= upper {
                 return Ok(outcome);
             }
             if st.cache.reaches_back_to(fetch_offset) {
-                outcome.chunks = st.cache.read(fetch_offset, max_bytes, st.high_watermark);
+                outcome.chunks = st.cache.read(fetch_offset, max_bytes, readable);
                 self.metrics.cache_reads.inc();
                 return Ok(outcome);
             }
             (ReadPlan::at_offset(&st, fetch_offset), outcome)
         };
-        let high_watermark = outcome.high_watermark;
+        // The bound below which batches are read: the high watermark, or for a replica what is written.
+        let high_watermark = if replica { self.state.borrow().written_offset } else { outcome.high_watermark };
         let mut chunks = self.read_cached(fetch_offset, max_bytes, high_watermark);
         if chunks.is_empty() {
             // A read-ahead under way from at or before this offset: it is the read wanted.

@@ -15,7 +15,7 @@ use sluice_core::constants::LINE_FILE_BYTES_MAX;
 /// The file holding the active segment's last recovery point.
 const RECOVERY_POINT_FILE: &str = "recovery-point";
 
-fn parse_segment_base(path: &Path) -> Option<i64> {
+pub(super) fn parse_segment_base(path: &Path) -> Option<i64> {
     let name = path.file_name()?.to_str()?;
     let stem = name.strip_suffix(".log")?;
     (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit())).then(|| stem.parse().ok()).flatten()

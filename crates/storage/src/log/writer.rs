@@ -20,7 +20,7 @@ use futures::channel::oneshot;
 use glommio::channels::local_channel::LocalReceiver;
 
 use super::read::CacheEntry;
-use super::{AckLevel, Log, LogState, LEADER_EPOCH};
+use super::{AckLevel, Log, LogState};
 use crate::segment::{align_down, align_up, SegmentFile, WriteCursor};
 use crate::StorageError;
 use sluice_core::config::TopicConfig;
@@ -35,6 +35,9 @@ pub(super) struct PendingWrite {
     pub(super) chunk: Bytes,
     /// Each batch's position in `chunk` and the base offset it was given.
     pub(super) batches: Vec<(usize, i64)>,
+    /// The leader epoch stamped into each batch; `None` for a follower's
+    /// append, whose batches keep the leader's offsets and epochs as sent.
+    pub(super) leader_epoch: Option<i32>,
     /// A `LogAppendTime` topic's timestamp for every batch.
     pub(super) log_append_time_ms: Option<i64>,
     /// Position in the segment just after these bytes.
@@ -52,9 +55,12 @@ impl PendingWrite {
     /// offset and leader epoch, and its timestamp (and CRC) for `LogAppendTime`.
     fn copy_patched(&self, out: &mut [u8]) {
         out.copy_from_slice(&self.chunk);
+        let Some(leader_epoch) = self.leader_epoch else {
+            return;
+        };
         for &(position, base_offset) in &self.batches {
             let batch = &mut out[position..];
-            batch::patch_offset_and_epoch(batch, base_offset, LEADER_EPOCH);
+            batch::patch_offset_and_epoch(batch, base_offset, leader_epoch);
             if let Some(timestamp_ms) = self.log_append_time_ms {
                 batch::patch_log_append_time(batch, timestamp_ms);
             }
@@ -235,12 +241,12 @@ async fn write_and_sync(
     let written_to = work.last().expect("work is not empty").end_offset;
     written.to_offset = written_to;
     written.appends += work.len() as u64;
-    resolve(log, written_to, AckLevel::Written);
+    log.state.borrow_mut().written_offset = written_to;
+    wake_end_watchers(log);
     let bound = write_caching(&log.state.borrow().config);
     if let Some(bound) = bound {
         // Acknowledged and visible now; synced within the bound.
         advance_high_watermark(log, written_to);
-        resolve(log, written_to, AckLevel::Synced);
         let due = written_to - written.from_offset >= bound.messages
             || bound.after.is_some_and(|after| written.since.elapsed() >= after);
         if !due {
@@ -275,31 +281,48 @@ async fn sync(log: &Log, written: Unsynced) -> Result<(), StorageError> {
     }
     log.batch_cache.trim_tails();
     advance_high_watermark(log, written.to_offset);
-    resolve(log, written.to_offset, AckLevel::Synced);
     Ok(())
 }
 
-/// Moves the high watermark up to `offset` (never back) and wakes fetches waiting for it.
-fn advance_high_watermark(log: &Log, offset: i64) {
+/// Moves the high watermark up to `offset`, or as far towards it as the
+/// replicas allow (never back), wakes fetches waiting for it and answers
+/// the appends it satisfies.
+pub(super) fn advance_high_watermark(log: &Log, offset: i64) {
     let mut st = log.state.borrow_mut();
+    let offset = st.high_watermark_limit.map_or(offset, |limit| limit.min(offset));
     if offset > st.high_watermark {
         st.high_watermark = offset;
         for w in st.watchers.drain(..) {
             let _ = w.send(());
         }
     }
+    drop(st);
+    resolve(log);
 }
 
-/// Acknowledges waiters up to `offset` that needed no more than `level`.
-fn resolve(log: &Log, offset: i64, level: AckLevel) {
+/// Wakes replica fetches waiting for the log end to move.
+fn wake_end_watchers(log: &Log) {
     let mut st = log.state.borrow_mut();
-    if level == AckLevel::Written {
-        st.written_offset = offset;
+    for w in st.end_watchers.drain(..) {
+        let _ = w.send(());
     }
+    drop(st);
+    resolve(log);
+}
+
+/// Answers the appends whose last offset reached the level they asked for.
+fn resolve(log: &Log) {
+    let mut st = log.state.borrow_mut();
+    let (written, synced, high_watermark) = (st.written_offset, st.synced_offset, st.high_watermark);
     let mut kept = VecDeque::with_capacity(st.waiters.len());
     while let Some(w) = st.waiters.pop_front() {
-        let satisfied = w.end_offset <= offset && (w.level == AckLevel::Written || level == AckLevel::Synced);
-        if satisfied {
+        let reached = match w.level {
+            AckLevel::Written => written,
+            AckLevel::Durable => synced,
+            AckLevel::Synced => high_watermark,
+            AckLevel::None => i64::MAX,
+        };
+        if w.end_offset <= reached {
             let _ = w.done.send(Ok(()));
         } else {
             kept.push_back(w);

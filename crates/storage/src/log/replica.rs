@@ -1,0 +1,382 @@
+//! A replicated partition's log: the leader-epoch cache (each epoch and the
+//! offset it began at, in `leader-epoch-checkpoint`), a follower's append of
+//! the leader's batches as they are (offsets and epochs kept), the high
+//! watermark bounded by what the other replicas have, reads and waits for
+//! followers up to what is written, and truncation to where a follower's
+//! log diverges from its new leader's.
+//!
+//! The epoch cache is written before the first batch of a new epoch is
+//! staged, so after a crash it never lacks an epoch the log has; entries
+//! past the log end (a torn tail) are dropped when the log opens.
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::writer::{advance_high_watermark, wait_for, write_caching};
+use super::{AckLevel, Log, LEADER_EPOCH};
+use crate::{file, StorageError};
+use futures::channel::oneshot;
+use sluice_core::constants::{BATCH_HEADER_BYTES, LINE_FILE_BYTES_MAX};
+use sluice_protocol::batch::{BatchHeader, BatchSummary};
+
+/// The file holding a log's leader-epoch cache.
+const EPOCHS_FILE: &str = "leader-epoch-checkpoint";
+
+/// Where a leader epoch ends in this log (OffsetForLeaderEpoch's answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochEnd {
+    /// The largest epoch at or below the one asked for; -1 if none.
+    pub epoch: i32,
+    /// The first offset after that epoch (the log end for the latest); -1 if none.
+    pub end_offset: i64,
+}
+
+/// Why a follower's append was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReplicaAppendError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The batches do not start at the log end or are not consecutive.
+    #[error("replica batches start at offset {found}, the log ends at {expected}")]
+    NotContiguous { expected: i64, found: i64 },
+}
+
+fn epochs_path(dir: &Path) -> PathBuf {
+    dir.join(EPOCHS_FILE)
+}
+
+fn encode_epochs(epochs: &[(i32, i64)]) -> String {
+    epochs.iter().map(|(epoch, start)| format!("{epoch} {start}\n")).collect()
+}
+
+/// The epoch cache of the log in `dir`: the stored one without entries
+/// past the log end, or for a log from before epochs were kept (a single
+/// node's, all epoch 0) one entry from its start.
+pub(super) fn load_epochs(dir: &Path, log_start: i64, log_end: i64) -> Result<Vec<(i32, i64)>, StorageError> {
+    let stored = file::read_checked(&epochs_path(dir), LINE_FILE_BYTES_MAX as u64)?;
+    let Some(body) = stored else {
+        return Ok(if log_end > log_start { vec![(LEADER_EPOCH, log_start)] } else { Vec::new() });
+    };
+    let text = String::from_utf8(body).map_err(|_| StorageError::Corrupt(format!("{}", epochs_path(dir).display())))?;
+    let mut epochs = Vec::new();
+    for line in text.lines() {
+        let parsed = line.split_once(' ').and_then(|(e, s)| Some((e.parse::<i32>().ok()?, s.parse::<i64>().ok()?)));
+        let Some(entry) = parsed else {
+            return Err(StorageError::Corrupt(format!("{}: {line:?}", epochs_path(dir).display())));
+        };
+        epochs.push(entry);
+    }
+    epochs.retain(|(_, start)| *start <= log_end);
+    Ok(epochs)
+}
+
+impl Log {
+    /// The epoch this log stamps into what it appends as leader.
+    pub fn leader_epoch(&self) -> i32 {
+        self.state.borrow().leader_epoch
+    }
+
+    /// The latest epoch of the log's batches (or of its leadership); -1 when it has none.
+    pub fn last_epoch(&self) -> i32 {
+        self.state.borrow().epochs.last().map_or(-1, |e| e.0)
+    }
+
+    /// The offset after the last batch the writer has written (not
+    /// necessarily synced): what a follower may fetch.
+    pub fn written_offset(&self) -> i64 {
+        self.state.borrow().written_offset
+    }
+
+    /// Makes this log the leader's for `epoch`: what it appends from now on is
+    /// stamped with it, and the epoch begins at the log end.
+    pub async fn become_leader(&self, epoch: i32) -> Result<(), StorageError> {
+        let _permit = self.append_lock.lock().await;
+        let changed = {
+            let mut st = self.state.borrow_mut();
+            st.leader_epoch = st.leader_epoch.max(epoch);
+            let start = st.next_offset;
+            match st.epochs.last() {
+                Some((last, _)) if *last >= epoch => false,
+                _ => {
+                    st.epochs.push((epoch, start));
+                    true
+                }
+            }
+        };
+        if changed {
+            self.write_epochs().await?;
+        }
+        Ok(())
+    }
+
+    async fn write_epochs(&self) -> Result<(), StorageError> {
+        let body = encode_epochs(&self.state.borrow().epochs);
+        file::write_checked(&epochs_path(&self.dir), body.as_bytes()).await
+    }
+
+    /// Where `epoch` ends in this log: the largest epoch at or below it and
+    /// the start of the epoch after that (the log end for the latest).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> EpochEnd {
+        let st = self.state.borrow();
+        let undefined = EpochEnd { epoch: -1, end_offset: -1 };
+        let Some(at) = st.epochs.iter().rposition(|(e, _)| *e <= epoch) else {
+            return undefined;
+        };
+        let end_offset = st.epochs.get(at + 1).map_or(st.next_offset, |next| next.1);
+        EpochEnd { epoch: st.epochs[at].0, end_offset }
+    }
+
+    /// Bounds the high watermark by what the other replicas have (`None`:
+    /// this log alone decides) and moves it as far as that allows.
+    pub fn set_high_watermark_limit(&self, limit: Option<i64>) {
+        let reached = {
+            let mut st = self.state.borrow_mut();
+            st.high_watermark_limit = limit;
+            if write_caching(&st.config).is_some() {
+                st.written_offset
+            } else {
+                st.synced_offset
+            }
+        };
+        advance_high_watermark(self, reached);
+    }
+
+    /// Resolves once what is written passes `offset` (a follower has
+    /// something to fetch), the log closes, or the sender is dropped.
+    pub fn watch_end(&self, offset: i64) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut st = self.state.borrow_mut();
+        if st.written_offset > offset || st.closing {
+            let _ = tx.send(());
+        } else {
+            st.end_watchers.retain(|w| !w.is_canceled());
+            st.end_watchers.push(tx);
+        }
+        rx
+    }
+
+    /// A follower's append of batches fetched from its leader: written with
+    /// the leader's offsets and epochs, and answered once synced here.
+    /// Returns the new log end.
+    pub async fn append_replica(&self, chunk: &Bytes, summaries: &[BatchSummary]) -> Result<i64, ReplicaAppendError> {
+        assert!(!summaries.is_empty(), "append of an empty chunk");
+        let permit = self.append_lock.lock().await;
+        self.roll_if_needed(chunk.len() as u64).await?;
+        let mut batches = Vec::with_capacity(summaries.len());
+        let mut new_epochs = Vec::new();
+        let end = {
+            let st = self.state.borrow();
+            if let Some(reason) = &st.failed {
+                return Err(StorageError::Failed(reason.clone()).into());
+            }
+            if st.closing {
+                return Err(StorageError::Closing.into());
+            }
+            let mut next = st.next_offset;
+            let mut last_epoch = st.epochs.last().map_or(-1, |e| e.0);
+            for s in summaries {
+                let header = BatchHeader::parse(&chunk[s.position..]).expect("validated batch");
+                if header.base_offset != next {
+                    return Err(ReplicaAppendError::NotContiguous { expected: next, found: header.base_offset });
+                }
+                if header.partition_leader_epoch > last_epoch {
+                    last_epoch = header.partition_leader_epoch;
+                    new_epochs.push((last_epoch, next));
+                }
+                batches.push((s.position, next));
+                next += s.offset_count;
+            }
+            next
+        };
+        if !new_epochs.is_empty() {
+            self.state.borrow_mut().epochs.extend(new_epochs);
+            self.write_epochs().await?;
+        }
+        let wait = {
+            let mut st = self.state.borrow_mut();
+            for s in summaries {
+                let header = BatchHeader::parse(&chunk[s.position..]).expect("validated batch");
+                st.producers.replay(&header, &chunk[s.position..s.position + s.size_bytes]);
+                st.leader_epoch = st.leader_epoch.max(header.partition_leader_epoch);
+            }
+            let pending = super::append::index_batches(&mut st, chunk, batches, None, None, end);
+            st.next_offset = end;
+            st.pending.push(pending);
+            wait_for(&mut st, end, AckLevel::Durable)
+        };
+        drop(permit);
+        let _ = self.doorbell.try_send(());
+        wait.await.map_err(|_| StorageError::Closing)??;
+        Ok(end)
+    }
+
+    /// Cuts the closed log in `dir` back to the start of the batch holding
+    /// `offset` (everything from there on is dropped), so that it reopens
+    /// ending there: a follower whose log diverged from its new leader's.
+    /// Indexes of the cut segment are rebuilt when it reopens (not clean).
+    pub async fn truncate_closed(dir: &Path, offset: i64) -> Result<(), StorageError> {
+        let mut bases: Vec<i64> = std::fs::read_dir(dir)
+            .map_err(|e| StorageError::io(&format!("list {}", dir.display()), e))?
+            .filter_map(|entry| entry.ok().and_then(|e| super::recovery::parse_segment_base(&e.path())))
+            .collect();
+        bases.sort_unstable();
+        let keep = bases.iter().filter(|b| **b < offset).count().max(1);
+        for base in &bases[keep..] {
+            for suffix in ["log", "index", "timeindex"] {
+                file::remove_if_exists(&dir.join(format!("{}.{suffix}", crate::segment_file_stem(*base)))).await?;
+            }
+        }
+        if let Some(base) = bases.get(keep - 1) {
+            let stem = crate::segment_file_stem(*base);
+            let path = dir.join(format!("{stem}.log"));
+            let cut = if *base >= offset { 0 } else { batch_position(&path, offset)? };
+            let segment =
+                std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| StorageError::io("open segment", e))?;
+            segment.set_len(cut).map_err(|e| StorageError::io("truncate segment", e))?;
+            segment.sync_all().map_err(|e| StorageError::io("sync segment", e))?;
+            for suffix in ["index", "timeindex"] {
+                file::remove_if_exists(&dir.join(format!("{stem}.{suffix}"))).await?;
+            }
+        }
+        super::recovery::remove_recovery_point(dir).await?;
+        let stored = load_epochs(dir, 0, i64::MAX)?;
+        let kept: Vec<(i32, i64)> = stored.into_iter().filter(|(_, start)| *start < offset).collect();
+        file::write_checked(&epochs_path(dir), encode_epochs(&kept).as_bytes()).await?;
+        file::sync_dir(dir).await
+    }
+}
+
+/// The byte position in the segment at `path` of the first batch whose last
+/// offset is at or past `offset` (the file's end if none is), read header by header.
+fn batch_position(path: &Path, offset: i64) -> Result<u64, StorageError> {
+    let segment = std::fs::File::open(path).map_err(|e| StorageError::io("open segment", e))?;
+    let size = segment.metadata().map_err(|e| StorageError::io("stat segment", e))?.len();
+    let mut position = 0u64;
+    let mut header = [0u8; BATCH_HEADER_BYTES];
+    while position + BATCH_HEADER_BYTES as u64 <= size {
+        segment.read_exact_at(&mut header, position).map_err(|e| StorageError::io("read segment", e))?;
+        let Some(parsed) = BatchHeader::parse(&header) else {
+            break;
+        };
+        if parsed.last_offset() >= offset || parsed.size_bytes == 0 {
+            break;
+        }
+        position += parsed.size_bytes as u64;
+    }
+    Ok(position.min(size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{append, open, run, small_config, temp_dir};
+    use super::*;
+    use sluice_protocol::batch::{self, validate_chunk};
+
+    /// Copies what `leader` has from `follower`'s end into `follower`, as a replica fetch would.
+    async fn replicate(leader: &Log, follower: &Log) {
+        loop {
+            let read = leader.read_replica(follower.log_end_offset(), 1 << 20).await.unwrap();
+            if read.chunks.is_empty() {
+                return;
+            }
+            for chunk in read.chunks {
+                let summaries = validate_chunk(&chunk, 1 << 20).unwrap();
+                follower.append_replica(&chunk, &summaries).await.unwrap();
+            }
+        }
+    }
+
+    /// An acks=1 append: answered once written, whatever the high watermark.
+    async fn append_written(log: &Log, records: i32, timestamp: i64) {
+        let chunk = batch::test_support::batch(timestamp, records);
+        let summaries = validate_chunk(&chunk, 1 << 20).unwrap();
+        log.append(&Bytes::from(chunk), &summaries, AckLevel::Written).await.unwrap();
+    }
+
+    fn epochs_of(log: &Log) -> Vec<i32> {
+        log.state.borrow().epochs.iter().map(|e| e.0).collect()
+    }
+
+    #[test]
+    fn a_follower_keeps_the_leaders_offsets_and_epochs_and_truncates_where_it_diverged() {
+        run(|| async {
+            let (leader_dir, follower_dir) = (temp_dir("replica-leader"), temp_dir("replica-follower"));
+            let leader = open(&leader_dir, small_config(), false).await;
+            let follower = open(&follower_dir, small_config(), false).await;
+            leader.become_leader(1).await.unwrap();
+            for i in 0..10 {
+                append(&leader, 2, 1000 + i).await;
+            }
+            // The high watermark waits for the follower once it is bounded by it.
+            leader.set_high_watermark_limit(Some(0));
+            append_written(&leader, 2, 2000).await;
+            assert_eq!((leader.high_watermark(), leader.written_offset()), (20, 22));
+            assert!(leader.read(20, 1 << 20, false).await.unwrap().chunks.is_empty(), "consumers stop at the HW");
+            replicate(&leader, &follower).await;
+            assert_eq!(follower.log_end_offset(), 22);
+            leader.set_high_watermark_limit(Some(follower.log_end_offset()));
+            assert_eq!(leader.high_watermark(), 22);
+            // Same bytes, same offsets and epochs.
+            let (a, b) = (leader.read(0, 1 << 20, false).await.unwrap(), follower.read(0, 1 << 20, false).await.unwrap());
+            assert_eq!(a.chunks.concat(), b.chunks.concat());
+            assert!(batch::headers(&b.chunks.concat()).all(|(_, h)| h.partition_leader_epoch == 1));
+            assert_eq!(epochs_of(&follower), vec![1]);
+
+            // The leader dies after appending what the follower never got;
+            // the follower leads epoch 2 and appends its own.
+            append_written(&leader, 3, 3000).await;
+            follower.become_leader(2).await.unwrap();
+            append(&follower, 1, 4000).await;
+            assert_eq!(follower.end_offset_for_epoch(1), EpochEnd { epoch: 1, end_offset: 22 });
+            assert_eq!(follower.end_offset_for_epoch(2), EpochEnd { epoch: 2, end_offset: 23 });
+            assert_eq!(follower.end_offset_for_epoch(0), EpochEnd { epoch: -1, end_offset: -1 });
+            // The old leader comes back as a follower: its epoch 1 ends at 22
+            // on the new leader, so it cuts its log there and fetches.
+            let diverged = follower.end_offset_for_epoch(leader.last_epoch());
+            assert_eq!(diverged.end_offset, 22);
+            leader.close().await.unwrap();
+            drop(leader);
+            Log::truncate_closed(&leader_dir, diverged.end_offset).await.unwrap();
+            let old = open(&leader_dir, small_config(), false).await;
+            assert_eq!(old.log_end_offset(), 22);
+            replicate(&follower, &old).await;
+            assert_eq!(old.log_end_offset(), 23);
+            assert_eq!(epochs_of(&old), vec![1, 2]);
+            let (a, b) = (follower.read_replica(0, 1 << 20).await.unwrap(), old.read_replica(0, 1 << 20).await.unwrap());
+            assert_eq!(a.chunks.concat(), b.chunks.concat());
+            // A truncation to the start drops every segment.
+            old.close().await.unwrap();
+            drop(old);
+            Log::truncate_closed(&leader_dir, 0).await.unwrap();
+            let empty = open(&leader_dir, small_config(), false).await;
+            assert_eq!((empty.log_end_offset(), empty.last_epoch()), (0, -1));
+            empty.close().await.unwrap();
+            follower.close().await.unwrap();
+            std::fs::remove_dir_all(&leader_dir).unwrap();
+            std::fs::remove_dir_all(&follower_dir).unwrap();
+        });
+    }
+
+    #[test]
+    fn a_batch_that_does_not_continue_the_log_is_refused() {
+        run(|| async {
+            let (leader_dir, follower_dir) = (temp_dir("replica-gap-leader"), temp_dir("replica-gap-follower"));
+            let leader = open(&leader_dir, small_config(), false).await;
+            let follower = open(&follower_dir, small_config(), false).await;
+            append(&leader, 2, 1000).await;
+            append(&leader, 2, 1001).await;
+            let read = leader.read_replica(2, 1 << 20).await.unwrap();
+            let chunk = read.chunks.concat();
+            let summaries = validate_chunk(&chunk, 1 << 20).unwrap();
+            let refused = follower.append_replica(&Bytes::from(chunk), &summaries).await;
+            assert!(matches!(refused, Err(ReplicaAppendError::NotContiguous { expected: 0, found: 2 })));
+            assert_eq!(follower.log_end_offset(), 0);
+            leader.close().await.unwrap();
+            follower.close().await.unwrap();
+            std::fs::remove_dir_all(&leader_dir).unwrap();
+            std::fs::remove_dir_all(&follower_dir).unwrap();
+        });
+    }
+}
