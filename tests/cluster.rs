@@ -310,8 +310,8 @@ fn topics_are_placed_across_the_brokers_and_clients_follow_the_leaders() {
         .collect();
     assert!(ids.iter().all(|id| *id == ids[0]));
 
-    // Creating it again through another broker: TOPIC_ALREADY_EXISTS. A replication
-    // factor the cluster cannot give is refused, with its reason.
+    // Creating it again through another broker: TOPIC_ALREADY_EXISTS. Three
+    // replicas on three brokers are placed; four are refused, with the reason.
     let admin3 = kafka::admin(&nodes[2].bootstrap());
     let again = runtime
         .block_on(admin3.create_topics(
@@ -324,11 +324,7 @@ fn topics_are_placed_across_the_brokers_and_clients_follow_the_leaders() {
         ))
         .unwrap();
     let codes: Vec<String> = again.iter().map(|r| format!("{:?}", r.as_ref().err().map(|(_, code)| code))).collect();
-    assert_eq!(
-        codes,
-        vec!["Some(TopicAlreadyExists)", "Some(InvalidReplicationFactor)", "Some(InvalidReplicationFactor)"],
-        "{again:?}"
-    );
+    assert_eq!(codes, vec!["Some(TopicAlreadyExists)", "None", "Some(InvalidReplicationFactor)"], "{again:?}");
 
     // A producer bootstrapped at one broker writes every partition at its leader.
     let producer = kafka::producer(&nodes[2].bootstrap(), &[("enable.idempotence", "true")]);
@@ -786,4 +782,108 @@ fn metadata_changes_acknowledged_under_kills_and_pauses_are_never_lost() {
         recovery_ms[recovery_ms.len() / 2],
         recovery_ms[recovery_ms.len() - 1]
     );
+}
+
+/// Each partition of `topic` as `address` tells it: (leader, replicas, in-sync replicas).
+fn replicas_of(address: &str, topic: &str) -> Option<Vec<(i32, Vec<i32>, Vec<i32>)>> {
+    let m = metadata(address)?;
+    let t = m.topics.into_iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))?;
+    let mut partitions: Vec<_> = t
+        .partitions
+        .iter()
+        .map(|p| {
+            let mut isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
+            isr.sort();
+            (p.partition_index, (p.leader_id.0, p.replica_nodes.iter().map(|b| b.0).collect(), isr))
+        })
+        .collect();
+    partitions.sort_by_key(|(p, _)| *p);
+    Some(partitions.into_iter().map(|(_, r)| r).collect())
+}
+
+#[test]
+fn replicated_partitions_keep_every_acknowledged_record_through_leader_deaths() {
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+
+    use crate::common::kafka;
+
+    let (mut nodes, _) = cluster("replicated");
+    for node in nodes.iter_mut() {
+        node.start();
+    }
+    wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let topic = NewTopic::new("safe", 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
+    let created =
+        runtime.block_on(kafka::admin(&nodes[0].bootstrap()).create_topics(&[topic], &AdminOptions::new())).unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    wait_until("every broker shows three in-sync replicas", Duration::from_secs(15), || {
+        nodes.iter().all(|n| replicas_of(&n.bootstrap(), "safe").is_some_and(|p| p[0].2 == vec![1, 2, 3]))
+    });
+    let bootstrap: Vec<String> = nodes.iter().map(Node::bootstrap).collect();
+    let producer = kafka::producer(
+        &bootstrap.join(","),
+        &[("enable.idempotence", "true"), ("acks", "all"), ("message.timeout.ms", "60000")],
+    );
+    let mut sent: Vec<String> = Vec::new();
+    let produce = |sent: &mut Vec<String>, from: usize, to: usize| {
+        let records = (from..to).map(|i| kafka::Record::new(format!("v{i}")));
+        let acked = runtime.block_on(kafka::produce(&producer, "safe", records));
+        assert_eq!(acked.len(), to - from, "every record acknowledged");
+        sent.extend((from..to).map(|i| format!("v{i}")));
+    };
+    produce(&mut sent, 0, 500);
+
+    // The leader dies: one of the two others leads in a later epoch, and has every acknowledged record.
+    let first_leader = replicas_of(&bootstrap[0], "safe").unwrap()[0].0;
+    let killed_at = Instant::now();
+    nodes[first_leader as usize - 1].broker.take().unwrap().kill();
+    let live = |nodes: &[Node]| nodes.iter().find(|n| n.broker.is_some()).unwrap().bootstrap();
+    wait_until("another broker leads", Duration::from_secs(30), || {
+        replicas_of(&live(&nodes), "safe").is_some_and(|p| p[0].0 > 0 && p[0].0 != first_leader)
+    });
+    produce(&mut sent, 500, 700);
+    eprintln!("leader killed -> 200 more acknowledged on the new leader: {:?}", killed_at.elapsed());
+    let read_all = |address: &str, group: &str| {
+        let config = kafka::consumer_config(address, group);
+        kafka::consume_to_end(&config, "safe", 1, Duration::from_secs(60)).iter().map(kafka::value).collect::<Vec<_>>()
+    };
+    assert_eq!(read_all(&live(&nodes), "after-first-death"), sent, "every acknowledged record, once, in order");
+
+    // The old leader comes back as a follower, catches up and rejoins the in-sync replicas.
+    nodes[first_leader as usize - 1].start();
+    wait_until("the restarted broker is in sync again", Duration::from_secs(60), || {
+        replicas_of(&live(&nodes), "safe").is_some_and(|p| p[0].2 == vec![1, 2, 3])
+    });
+    produce(&mut sent, 700, 800);
+
+    // Now the second leader dies too: the returning broker's copy must be whole.
+    let second_leader = replicas_of(&live(&nodes), "safe").unwrap()[0].0;
+    nodes[second_leader as usize - 1].broker.take().unwrap().kill();
+    wait_until("a third leader", Duration::from_secs(30), || {
+        replicas_of(&live(&nodes), "safe").is_some_and(|p| p[0].0 > 0 && p[0].0 != second_leader)
+    });
+    produce(&mut sent, 800, 850);
+    assert_eq!(read_all(&live(&nodes), "after-second-death"), sent, "every acknowledged record after two deaths");
+
+    // Two in-sync replicas of three, and min.insync.replicas raised to 3:
+    // acks=all is refused (NOT_ENOUGH_REPLICAS), and nothing is appended.
+    wait_until("the in-sync set loses the dead broker", Duration::from_secs(30), || {
+        replicas_of(&live(&nodes), "safe").is_some_and(|p| p[0].2.len() == 2)
+    });
+    let strict = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic("safe"))
+        .set("min.insync.replicas", "3");
+    let altered = runtime.block_on(kafka::admin(&live(&nodes)).alter_configs(&[strict], &AdminOptions::new())).unwrap();
+    assert!(altered[0].is_ok(), "{altered:?}");
+    let leader = replicas_of(&live(&nodes), "safe").unwrap()[0].0;
+    let leader_address = nodes[leader as usize - 1].bootstrap();
+    wait_until("the leader refuses acks=all", Duration::from_secs(15), || {
+        let (code, _) = Raw::connect_to(&leader_address).produce("safe", 0, crate::common::record_batch(&[b"x"], 0));
+        assert!(code == 19 || code == 0, "NOT_ENOUGH_REPLICAS or, before the config arrived, success: {code}");
+        if code == 0 {
+            sent.push("x".to_string());
+        }
+        code == 19
+    });
+    assert_eq!(read_all(&live(&nodes), "after-refusal"), sent, "a refused record is not appended");
 }

@@ -13,6 +13,7 @@
 //! A node registers itself (a new incarnation per start) once a leader is
 //! known, and proposes its registration again until it is committed.
 
+pub mod replication;
 pub mod topics;
 pub mod transport;
 
@@ -191,6 +192,16 @@ pub async fn start(shard: Rc<Shard>, listener: StdTcpListener) -> Result<(), Str
     let accept_shard = shard.clone();
     glommio::spawn_local(accept_loop(accept_shard, listener, controller_listener, inbox)).detach();
     glommio::spawn_local(async move { node.run(inbound).await }).detach();
+    // Every shard's leaders watch for followers that fall behind.
+    let every = shard.clone();
+    glommio::spawn_local(async move {
+        every
+            .on_every_shard(|shard| async move {
+                glommio::spawn_local(replication::check_lagging_followers(shard)).detach();
+            })
+            .await;
+    })
+    .detach();
     Ok(())
 }
 
@@ -404,7 +415,8 @@ impl Node {
                 Some(crate::metadata::controller::AdoptedTopic {
                     name: t.name.clone(),
                     id,
-                    led: t.partitions.iter().map(|p| p.leader == me).collect(),
+                    hosted: t.partitions.iter().map(|p| p.replicas.contains(&me)).collect(),
+                    follows: t.partitions.iter().map(|p| p.replicas.contains(&me) && p.leader != me).collect(),
                     configs: t.configs.clone(),
                 })
             })
@@ -485,7 +497,10 @@ impl Node {
                             MetadataRecord::SetSecurity { .. } => security_changed = true,
                             MetadataRecord::CreateTopic { .. }
                             | MetadataRecord::SetTopicConfigs { .. }
-                            | MetadataRecord::CreatePartitions { .. } => topics_changed = true,
+                            | MetadataRecord::CreatePartitions { .. }
+                            | MetadataRecord::FenceBroker { .. }
+                            | MetadataRecord::UnfenceBroker { .. }
+                            | MetadataRecord::AlterIsr { .. } => topics_changed = true,
                             MetadataRecord::DeleteTopic { name, .. } => {
                                 topics_changed = true;
                                 removed.push(name.clone());
@@ -507,6 +522,8 @@ impl Node {
             if topics_changed || (!self.adopted && self.quorum.leader().is_some()) {
                 self.adopt(&removed).await.map_err(|e| format!("local catalog: {e}"))?;
                 self.adopted = true;
+                // Every shard takes its replicas' roles: leaders, followers.
+                self.shard.on_every_shard(|shard| async move { replication::reconcile(shard).await }).await;
             }
             for bytes in applied {
                 if let Some(i) = self.waiting.iter().position(|(b, _, _, _)| *b == bytes) {

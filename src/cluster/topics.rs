@@ -2,9 +2,9 @@
 //! checks them, placed on the live brokers, committed by the metadata
 //! quorum, and answered once this node's catalog has them.
 //!
-//! Partitions are not replicated yet: each has one replica, its leader. A
-//! replication factor above one is refused with INVALID_REPLICATION_FACTOR
-//! and says so, rather than pretending.
+//! A partition gets `replication.factor` replicas (or the cluster's
+//! `default.replication.factor`), placed round robin over the live brokers
+//! with the first as preferred leader, or where an assignment says.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -17,15 +17,35 @@ use crate::metadata::TopicMeta;
 use crate::protocol::ResponseError;
 use crate::shard::Shard;
 
-/// What a cluster refuses while it does not replicate.
-fn not_replicated(factor: i64) -> TopicError {
-    (
-        ResponseError::InvalidReplicationFactor,
-        format!(
-            "Replication factor {factor} is not available: Sluice clusters do not replicate partitions yet, \
-             so every partition has one replica (use replication factor 1 or -1)."
-        ),
-    )
+/// Checks one partition's assigned replicas: some, distinct, registered brokers.
+fn check_assignment(state: &ClusterState, brokers: &[i32]) -> Result<(), TopicError> {
+    if brokers.is_empty() {
+        return Err((
+            ResponseError::InvalidReplicaAssignment,
+            "The manual partition assignment includes an empty replica list.".into(),
+        ));
+    }
+    if (1..brokers.len()).any(|i| brokers[..i].contains(&brokers[i])) {
+        return Err((
+            ResponseError::InvalidReplicaAssignment,
+            format!("The manual partition assignment includes a duplicate replica: {brokers:?}."),
+        ));
+    }
+    if let Some(id) = brokers.iter().find(|id| !state.brokers.contains_key(id)) {
+        return Err((
+            ResponseError::InvalidReplicaAssignment,
+            format!("The manual partition assignment includes broker {id}, but no such broker is registered."),
+        ));
+    }
+    Ok(())
+}
+
+/// The replication factor a spec asks for: its own, or the cluster default for -1.
+fn replication_factor(shard: &Shard, spec: &TopicSpec) -> i16 {
+    match spec.replication_factor {
+        -1 => shard.config.cluster.as_ref().map_or(1, |c| c.default_replication_factor),
+        factor => factor,
+    }
 }
 
 /// The state placement works from: the live brokers and the topics placed so far.
@@ -41,13 +61,14 @@ fn placement_state(shard: &Shard) -> ClusterState {
 /// One topic checked and placed: the record to commit and what to answer.
 fn prepare(
     state: &ClusterState,
+    factor: i16,
     spec: &TopicSpec,
     checked: Result<Arc<TopicMeta>, TopicError>,
 ) -> Result<(MetadataRecord, Arc<TopicMeta>), TopicError> {
     let meta = checked?;
     let replicas = if spec.assignments.is_empty() {
         let count = meta.partitions() as usize;
-        state.place(count, 1).map_err(|m| (ResponseError::InvalidReplicationFactor, m))?
+        state.place(count, factor.max(1) as usize).map_err(|m| (ResponseError::InvalidReplicationFactor, m))?
     } else {
         let mut assigned = spec.assignments.clone();
         assigned.sort_by_key(|(p, _)| *p);
@@ -62,10 +83,9 @@ fn prepare(
 /// Checks a spec's replication as a cluster without replication can take
 /// it, and gives the spec the single-node checks understand (partition
 /// count only, the assignments checked here).
-fn check_replication(state: &ClusterState, spec: &TopicSpec) -> Result<TopicSpec, TopicError> {
+fn check_replication(state: &ClusterState, factor: i16, spec: &TopicSpec) -> Result<TopicSpec, TopicError> {
     let mut local = spec.clone();
     if spec.assignments.is_empty() {
-        let factor = spec.replication_factor;
         if factor < -1 || factor == 0 {
             return Err((
                 ResponseError::InvalidReplicationFactor,
@@ -82,9 +102,6 @@ fn check_replication(state: &ClusterState, spec: &TopicSpec) -> Result<TopicSpec
                 ),
             ));
         }
-        if factor > 1 {
-            return Err(not_replicated(factor.into()));
-        }
         local.replication_factor = -1;
         return Ok(local);
     }
@@ -93,21 +110,7 @@ fn check_replication(state: &ClusterState, spec: &TopicSpec) -> Result<TopicSpec
         return Ok(local);
     }
     for (_, brokers) in &spec.assignments {
-        if brokers.len() > 1 {
-            return Err(not_replicated(brokers.len() as i64));
-        }
-        if let Some(id) = brokers.first().filter(|id| !state.brokers.contains_key(id)) {
-            return Err((
-                ResponseError::InvalidReplicaAssignment,
-                format!("The manual partition assignment includes broker {id}, but no such broker is registered."),
-            ));
-        }
-    }
-    if spec.assignments.iter().any(|(_, b)| b.is_empty()) {
-        return Err((
-            ResponseError::InvalidReplicaAssignment,
-            "The manual partition assignment includes an empty replica list.".into(),
-        ));
+        check_assignment(state, brokers)?;
     }
     let mut partitions: Vec<i32> = spec.assignments.iter().map(|(p, _)| *p).collect();
     partitions.sort_unstable();
@@ -135,7 +138,7 @@ pub async fn create_topics(
     let mut local_specs = Vec::new();
     let mut asked = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
-        match check_replication(&state, spec) {
+        match check_replication(&state, replication_factor(shard, spec), spec) {
             Ok(local) => {
                 results.push(None);
                 local_specs.push(local);
@@ -147,7 +150,7 @@ pub async fn create_topics(
     let checked = shard.controller().check_topics(local_specs).await;
     let mut proposals = Vec::new();
     for (i, checked) in asked.into_iter().zip(checked) {
-        match prepare(&state, &specs[i], checked) {
+        match prepare(&state, replication_factor(shard, &specs[i]), &specs[i], checked) {
             Ok((_, meta)) if validate_only => results[i] = Some(Ok(meta)),
             Ok((record, meta)) => proposals.push((i, record, meta)),
             Err(e) => results[i] = Some(Err(e)),
@@ -235,8 +238,8 @@ pub async fn alter_configs(
 }
 
 /// CreatePartitions on a cluster: the count checked here, the new
-/// partitions placed over the live brokers (or where the assignment says,
-/// one replica each), then committed.
+/// partitions placed over the live brokers with as many replicas as the
+/// topic's first partition (or where the assignment says), then committed.
 pub async fn create_partitions(
     shard: &Rc<Shard>,
     topics: Vec<PartitionGrowth>,
@@ -252,7 +255,10 @@ pub async fn create_partitions(
             let current = catalog.topic(&name).map_or(0, |t| t.partitions()) as usize;
             let added = count as usize - current;
             let partitions = match assignments {
-                None => state.place(added, 1).map_err(|m| (ResponseError::InvalidReplicationFactor, m))?,
+                None => {
+                    let factor = state.topics.get(&name).and_then(|t| t.partitions.first()).map_or(1, |p| p.replicas.len());
+                    state.place(added, factor).map_err(|m| (ResponseError::InvalidReplicationFactor, m))?
+                }
                 Some(assigned) => {
                     if assigned.len() != added {
                         return Err((
@@ -264,24 +270,7 @@ pub async fn create_partitions(
                         ));
                     }
                     for brokers in &assigned {
-                        if brokers.len() > 1 {
-                            return Err(not_replicated(brokers.len() as i64));
-                        }
-                        match brokers.first() {
-                            None => {
-                                return Err((
-                                    ResponseError::InvalidReplicaAssignment,
-                                    "The manual partition assignment includes an empty replica list.".into(),
-                                ))
-                            }
-                            Some(id) if !state.brokers.contains_key(id) => {
-                                return Err((
-                                    ResponseError::InvalidReplicaAssignment,
-                                    format!("The manual partition assignment includes broker {id}, but no such broker is registered."),
-                                ))
-                            }
-                            Some(_) => {}
-                        }
+                        check_assignment(&state, brokers)?;
                     }
                     assigned
                 }

@@ -42,7 +42,7 @@ pub async fn handle(
             .topics
             .values()
             .flat_map(|t| {
-                (0..t.partitions()).filter_map(|p| t.owner(p).map(|o| (t.name.clone(), p, o))).collect::<Vec<_>>()
+                (0..t.partitions()).filter_map(|p| t.host(p).map(|o| (t.name.clone(), p, o))).collect::<Vec<_>>()
             })
             .collect(),
         Some(topics) => topics
@@ -55,7 +55,7 @@ pub async fn handle(
                     .and_then(|ts| ts.iter().find(|x| x.topic.0.as_str() == &*t.name))
                     .map(|x| x.partitions.clone())
                     .unwrap_or_default();
-                asked.into_iter().filter_map(|p| t.owner(p).map(|o| (t.name.clone(), p, o))).collect::<Vec<_>>()
+                asked.into_iter().filter_map(|p| t.host(p).map(|o| (t.name.clone(), p, o))).collect::<Vec<_>>()
             })
             .collect(),
     };

@@ -13,6 +13,9 @@ pub fn route_error_code(e: &RouteError) -> ResponseError {
         RouteError::NotOwner => ResponseError::NotLeaderOrFollower,
         RouteError::Unreachable(_) => ResponseError::NotLeaderOrFollower,
         RouteError::NotCoordinator => ResponseError::NotCoordinator,
+        RouteError::TimedOut => ResponseError::RequestTimedOut,
+        RouteError::NotEnoughReplicas { appended: false, .. } => ResponseError::NotEnoughReplicas,
+        RouteError::NotEnoughReplicas { appended: true, .. } => ResponseError::NotEnoughReplicasAfterAppend,
         RouteError::Storage(s) => storage_error_code(s),
         RouteError::Producer(p) => producer_error_code(p),
     }

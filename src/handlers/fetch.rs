@@ -41,6 +41,15 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: FetchReque
         response.error_code = ResponseError::FetchSessionIdNotFound.code();
         return response;
     }
+    // A follower replica's fetch (Kafka's replica_id, in replica_state from v15).
+    let replica = if version >= 15 { request.replica_state.replica_id.0 } else { request.replica_id.0 };
+    if replica >= 0 && shard.cluster().is_some() {
+        if !Access::of(shard, ctx).cluster(AclOperation::ClusterAction) {
+            response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+            return response;
+        }
+        return crate::cluster::replication::serve_replica_fetch(shard, ctx, request, replica).await;
+    }
     let catalog = shard.catalog();
     let access = Access::of(shard, ctx);
     let committed = request.isolation_level == READ_COMMITTED;
@@ -72,6 +81,17 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: FetchReque
                     partition.error_code = ResponseError::TopicAuthorizationFailed.code()
                 }
                 (None, _) | (_, None) => partition.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                (Some(meta), Some(_))
+                    if super::check_leader_epoch(
+                        p.current_leader_epoch,
+                        super::leader_epoch(shard, meta, p.partition),
+                    )
+                    .is_err() =>
+                {
+                    let epoch = super::leader_epoch(shard, meta, p.partition);
+                    let code = super::check_leader_epoch(p.current_leader_epoch, epoch).unwrap_err();
+                    partition.error_code = code.code();
+                }
                 (Some(meta), Some(owner)) => wanted.push(Wanted {
                     topic_slot,
                     partition_slot,

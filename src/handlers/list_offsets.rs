@@ -60,8 +60,10 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ListOffset
                     continue;
                 }
             };
-            if p.current_leader_epoch > LEADER_EPOCH {
-                plan.answer(early(ResponseError::UnknownLeaderEpoch));
+            if let Err(code) =
+                super::check_leader_epoch(p.current_leader_epoch, super::leader_epoch(shard, meta, p.partition_index))
+            {
+                plan.answer(early(code));
                 continue;
             }
             if !special_supported(p.timestamp, version) {
@@ -96,7 +98,10 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ListOffset
                             Ok(Some((timestamp, offset))) => {
                                 let base = base.with_timestamp(timestamp).with_offset(offset);
                                 if version >= 4 {
-                                    base.with_leader_epoch(LEADER_EPOCH)
+                                    let meta = catalog.topic(topic.name.0.as_str());
+                                    base.with_leader_epoch(
+                                        meta.map_or(LEADER_EPOCH, |m| super::leader_epoch(shard, m, p.partition_index)),
+                                    )
                                 } else {
                                     base
                                 }

@@ -510,6 +510,23 @@ pub fn controller_id(shard: &Shard) -> i32 {
     }
 }
 
+/// The leader epoch of `partition` as this broker knows it: the metadata's
+/// on a cluster, [`LEADER_EPOCH`](crate::storage::log::LEADER_EPOCH) on a single node.
+pub fn leader_epoch(shard: &Shard, topic: &TopicMeta, partition: i32) -> i32 {
+    Placements::of(shard).partition(topic, partition).leader_epoch
+}
+
+/// Kafka's check of the leader epoch a client names (-1: none): a newer
+/// one than the leader's is UNKNOWN_LEADER_EPOCH (this broker has not heard
+/// yet), an older one FENCED_LEADER_EPOCH (the client has not).
+pub fn check_leader_epoch(current: i32, epoch: i32) -> Result<(), ResponseError> {
+    match current {
+        c if c < 0 || c == epoch => Ok(()),
+        c if c > epoch => Err(ResponseError::UnknownLeaderEpoch),
+        _ => Err(ResponseError::FencedLeaderEpoch),
+    }
+}
+
 /// Where a partition lives, as Metadata and DescribeTopicPartitions tell clients.
 pub struct PartitionPlacement {
     /// -1 while no replica can lead.

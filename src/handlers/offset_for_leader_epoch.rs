@@ -13,7 +13,6 @@ use crate::security::acl::AclOperation;
 use crate::server::session::RequestContext;
 use crate::shard::gather::{Outcome, Plan};
 use crate::shard::Shard;
-use crate::storage::log::LEADER_EPOCH;
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -49,21 +48,16 @@ pub async fn handle(
                     continue;
                 }
             };
-            if p.current_leader_epoch > LEADER_EPOCH {
-                plan.answer(early(ResponseError::UnknownLeaderEpoch));
+            if let Err(code) =
+                super::check_leader_epoch(p.current_leader_epoch, super::leader_epoch(shard, meta, p.partition))
+            {
+                plan.answer(early(code));
                 continue;
             }
-            if p.leader_epoch > LEADER_EPOCH {
-                // An epoch this log never had: Kafka answers UNDEFINED_EPOCH / UNDEFINED_OFFSET.
-                plan.answer(
-                    EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1),
-                );
-                continue;
-            }
-            plan.send((owner, (meta.name.clone(), p.partition)));
+            plan.send((owner, (meta.name.clone(), p.partition, p.leader_epoch)));
         }
     }
-    let mut outcomes = plan.scatter(shard, |shard, parts| async move { shard.offsets_local(parts).await }).await;
+    let mut outcomes = plan.scatter(shard, |shard, parts| async move { shard.epoch_ends_local(parts).await }).await;
     let topics = request
         .topics
         .iter()
@@ -76,7 +70,7 @@ pub async fn handle(
                     Outcome::Sent(answer) => {
                         let base = EpochEndOffset::default().with_partition(p.partition);
                         match answer {
-                            Ok(offsets) => base.with_leader_epoch(LEADER_EPOCH).with_end_offset(offsets.log_end_offset),
+                            Ok(end) => base.with_leader_epoch(end.epoch).with_end_offset(end.end_offset),
                             Err(e) => base
                                 .with_error_code(route_error_code(&e).code())
                                 .with_leader_epoch(-1)

@@ -226,7 +226,8 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
         }
     }
 
-    let produce = move |shard: Rc<Shard>, parts| async move { shard.produce_local(parts, acks).await };
+    let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
+    let produce = move |shard: Rc<Shard>, parts| async move { shard.produce_local(parts, acks, timeout).await };
     let mut outcomes = plan.scatter(shard, produce).await;
     if acks == AckLevel::None {
         return None;

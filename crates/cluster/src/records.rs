@@ -57,6 +57,10 @@ pub enum MetadataRecord {
     /// Adds partitions after the topic's last, if it still has this id and
     /// as many partitions as `after`.
     CreatePartitions { name: String, id: String, after: usize, partitions: Vec<Vec<i32>> },
+    /// A partition leader's change of its in-sync replicas (Kafka's
+    /// AlterPartition): applied only while `leader_epoch` is still the
+    /// partition's, and only to replicas of it that include its leader.
+    AlterIsr { name: String, id: String, partition: i32, leader_epoch: i32, isr: Vec<i32> },
 }
 
 impl MetadataRecord {
@@ -98,6 +102,13 @@ mod tests {
             MetadataRecord::DeleteTopic { name: "t".into(), id: "6ba7b810-9dad-11d1-80b4-00c04fd430c8".into() },
             MetadataRecord::SetTopicConfigs { name: "t".into(), id: "x".into(), configs: Vec::new() },
             MetadataRecord::CreatePartitions { name: "t".into(), id: "x".into(), after: 2, partitions: vec![vec![3]] },
+            MetadataRecord::AlterIsr {
+                name: "t".into(),
+                id: "x".into(),
+                partition: 1,
+                leader_epoch: 4,
+                isr: vec![1, 3],
+            },
         ];
         for record in records {
             assert_eq!(MetadataRecord::decode(&record.encode()).unwrap(), record);

@@ -77,13 +77,30 @@ impl ClusterState {
                 );
             }
             MetadataRecord::FenceBroker { id, epoch } => {
-                if let Some(b) = self.brokers.get_mut(id).filter(|b| b.epoch == *epoch) {
+                if let Some(b) = self.brokers.get_mut(id).filter(|b| b.epoch == *epoch && !b.fenced) {
                     b.fenced = true;
+                    self.broker_fenced(*id);
                 }
             }
             MetadataRecord::UnfenceBroker { id, epoch } => {
-                if let Some(b) = self.brokers.get_mut(id).filter(|b| b.epoch == *epoch) {
+                if let Some(b) = self.brokers.get_mut(id).filter(|b| b.epoch == *epoch && b.fenced) {
                     b.fenced = false;
+                    self.broker_unfenced(*id);
+                }
+            }
+            MetadataRecord::AlterIsr { name, id, partition, leader_epoch, isr } => {
+                let Some(topic) = self.topics.get_mut(name).filter(|t| t.id == *id) else {
+                    return;
+                };
+                let Some(p) = usize::try_from(*partition).ok().and_then(|i| topic.partitions.get_mut(i)) else {
+                    return;
+                };
+                let valid = p.leader_epoch == *leader_epoch
+                    && isr.contains(&p.leader)
+                    && isr.iter().all(|r| p.replicas.contains(r))
+                    && isr.iter().all(|r| self.brokers.get(r).is_some_and(|b| !b.fenced));
+                if valid {
+                    p.isr = p.replicas.iter().copied().filter(|r| isr.contains(r)).collect();
                 }
             }
             MetadataRecord::CreateTopic { name, id, partitions, configs } => {
@@ -132,6 +149,32 @@ impl ClusterState {
                     leader_epoch: 0,
                     isr: replicas.clone(),
                 }));
+            }
+        }
+    }
+
+    /// A fenced broker leaves every in-sync replica set it is in (unless it
+    /// is the last member, which keeps the partition's data there), and the
+    /// partitions it led get the first other in-sync replica as leader in a
+    /// new epoch, or none (offline) if there is none: no unclean election.
+    fn broker_fenced(&mut self, id: i32) {
+        for p in self.topics.values_mut().flat_map(|t| t.partitions.iter_mut()) {
+            if p.isr.len() > 1 {
+                p.isr.retain(|r| *r != id);
+            }
+            if p.leader == id {
+                p.leader = p.isr.iter().copied().find(|r| *r != id).unwrap_or(-1);
+                p.leader_epoch += 1;
+            }
+        }
+    }
+
+    /// A broker back in service leads the offline partitions whose last in-sync replica it is.
+    fn broker_unfenced(&mut self, id: i32) {
+        for p in self.topics.values_mut().flat_map(|t| t.partitions.iter_mut()) {
+            if p.leader == -1 && p.isr.contains(&id) {
+                p.leader = id;
+                p.leader_epoch += 1;
             }
         }
     }

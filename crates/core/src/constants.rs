@@ -349,6 +349,18 @@ pub const QUORUM_RECONNECT_BACKOFF_MS: u64 = 200;
 pub const BROKER_SESSION_TIMEOUT_MS_DEFAULT: u64 = 9_000;
 /// `broker.heartbeat.interval.ms` default (Kafka's).
 pub const BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 2_000;
+/// `replica.lag.time.max.ms` default (Kafka's): a follower not caught up
+/// this long leaves the in-sync replicas.
+pub const REPLICA_LAG_TIME_MAX_MS_DEFAULT: u64 = 30_000;
+/// How often a leader looks for followers that fell behind.
+pub const REPLICA_LAG_CHECK_MS: u64 = 1_000;
+/// Bytes a follower asks for in one fetch (Kafka's `replica.fetch.max.bytes`
+/// is 1 MiB per partition; one batch is always sent whole).
+pub const REPLICA_FETCH_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// How long a follower's fetch waits at the leader for new records.
+pub const REPLICA_FETCH_WAIT_MS: u64 = 500;
+/// Wait before a follower fetches again after an error.
+pub const REPLICA_FETCH_BACKOFF_MS: u64 = 200;
 /// Voters in `controller.quorum.voters`.
 pub const QUORUM_VOTERS_MAX: usize = 9;
 /// Brokers a cluster registers.

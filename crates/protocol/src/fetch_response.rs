@@ -21,6 +21,9 @@ pub struct FetchPartitionOut {
     pub aborted_transactions: Option<Vec<(i64, i64)>>,
     /// Consecutive whole batches, in offset order.
     pub records: Vec<Bytes>,
+    /// For a follower replica's fetch whose log diverged from the leader's:
+    /// `(epoch, end offset)` of the last epoch they share (v12+, tagged field 0).
+    pub diverging_epoch: Option<(i32, i64)>,
 }
 
 impl FetchPartitionOut {
@@ -128,7 +131,14 @@ impl FetchResponseOut {
                     chunks.push(buf.split().freeze());
                     chunks.extend(p.records.iter().filter(|c| !c.is_empty()).cloned());
                 }
-                if flexible {
+                if let Some((epoch, end_offset)) = p.diverging_epoch.filter(|_| flexible) {
+                    put_unsigned_varint(&mut buf, 1); // one tagged field
+                    put_unsigned_varint(&mut buf, 0); // tag 0: diverging_epoch
+                    put_unsigned_varint(&mut buf, 4 + 8 + 1);
+                    buf.put_i32(epoch);
+                    buf.put_i64(end_offset);
+                    put_unsigned_varint(&mut buf, 0); // its tagged fields
+                } else if flexible {
                     put_unsigned_varint(&mut buf, 0); // partition tagged fields
                 }
             }
@@ -172,7 +182,12 @@ mod tests {
                         aborted_transactions: Some(vec![(77, 3), (78, 5)]),
                         ..Default::default()
                     },
-                    FetchPartitionOut { partition_index: 4, error_code: 1, ..Default::default() },
+                    FetchPartitionOut {
+                        partition_index: 4,
+                        error_code: 1,
+                        diverging_epoch: Some((5, 1234)),
+                        ..Default::default()
+                    },
                 ],
             }],
         }
@@ -210,6 +225,9 @@ mod tests {
             assert!(topic.partitions[1].aborted_transactions.is_none());
             assert_eq!(topic.partitions[1].error_code, 1);
             assert_eq!(topic.partitions[1].records.as_deref(), Some(&b""[..]));
+            let diverging = &topic.partitions[1].diverging_epoch;
+            let expected = if version >= 12 { (5, 1234) } else { (-1, -1) };
+            assert_eq!((diverging.epoch, diverging.end_offset), expected);
         }
     }
 

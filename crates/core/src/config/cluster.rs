@@ -15,6 +15,7 @@ use super::listeners::controller_listener;
 use super::{from_file, invalid, ConfigError, SecurityProtocol};
 use crate::constants::{
     BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT, BROKER_SESSION_TIMEOUT_MS_DEFAULT, CLUSTER_BROKERS_MAX, QUORUM_VOTERS_MAX,
+    REPLICA_LAG_TIME_MAX_MS_DEFAULT,
 };
 
 /// The keys this module reads.
@@ -25,6 +26,7 @@ pub const KEYS: &[&str] = &[
     "broker.session.timeout.ms",
     "broker.heartbeat.interval.ms",
     "default.replication.factor",
+    "replica.lag.time.max.ms",
 ];
 
 /// One voter of `controller.quorum.voters`: `id@host:port`.
@@ -50,6 +52,11 @@ pub struct ClusterConfig {
     pub broker_session_timeout_ms: u64,
     /// How often a broker tells the quorum's leader it is alive.
     pub broker_heartbeat_interval_ms: u64,
+    /// Partitions created without a replication factor get this many replicas.
+    pub default_replication_factor: i16,
+    /// A follower that has not caught up with its leader for this long
+    /// leaves the in-sync replicas.
+    pub replica_lag_time_max_ms: u64,
 }
 
 /// Parses `controller.quorum.voters`: `id@host:port,...`.
@@ -153,14 +160,17 @@ pub fn resolve(
             format!("must be at least 1 and below broker.session.timeout.ms ({broker_session_timeout_ms})"),
         ));
     }
-    // Kafka's default is 1; more would need partition replication, which a
-    // Sluice cluster does not do yet, so it is refused rather than ignored.
     let default_replication_factor: i64 = from_file(file, "default.replication.factor")?.unwrap_or(1);
-    if default_replication_factor != 1 {
+    if !(1..=voters.len() as i64).contains(&default_replication_factor) {
         return Err(invalid(
             "default.replication.factor",
-            "Sluice clusters do not replicate partitions yet: every partition has one replica (1)",
+            format!("must be at least 1 and at most the brokers of the cluster ({})", voters.len()),
         ));
+    }
+    let replica_lag_time_max_ms =
+        from_file(file, "replica.lag.time.max.ms")?.unwrap_or(REPLICA_LAG_TIME_MAX_MS_DEFAULT);
+    if replica_lag_time_max_ms == 0 {
+        return Err(invalid("replica.lag.time.max.ms", "must be at least 1"));
     }
     Ok(Some(ClusterConfig {
         voters,
@@ -169,6 +179,8 @@ pub fn resolve(
         controller_bind,
         broker_session_timeout_ms,
         broker_heartbeat_interval_ms,
+        default_replication_factor: default_replication_factor as i16,
+        replica_lag_time_max_ms,
     }))
 }
 

@@ -164,8 +164,10 @@ pub fn unknown_topic() -> TopicError {
 pub struct AdoptedTopic {
     pub name: String,
     pub id: Uuid,
-    /// Whether this node leads each partition, by index.
-    pub led: Vec<bool>,
+    /// Whether this node has a replica of each partition, by index.
+    pub hosted: Vec<bool>,
+    /// Whether that replica follows another broker's, by index.
+    pub follows: Vec<bool>,
     /// The topic's config overrides.
     pub configs: Vec<(String, String)>,
 }
@@ -553,6 +555,7 @@ impl Controller {
             name: spec.name.as_str().into(),
             id: Uuid::new_v4(),
             shards: catalog.assign(count, self.shards),
+            follows: Vec::new(),
             config,
         })
     }
@@ -853,14 +856,17 @@ impl Controller {
                 _ => Vec::new(),
             };
             let configs: std::collections::BTreeMap<String, String> = topic.configs.iter().cloned().collect();
-            let mut moved = existing.as_ref().is_none_or(|e| e.id != topic.id || e.config.overrides != configs);
-            shards.resize(topic.led.len(), crate::metadata::REMOTE);
-            for (p, led) in topic.led.iter().enumerate() {
+            let follows = if topic.follows.contains(&true) { topic.follows.clone() } else { Vec::new() };
+            let mut moved = existing
+                .as_ref()
+                .is_none_or(|e| e.id != topic.id || e.config.overrides != configs || e.follows != follows);
+            shards.resize(topic.hosted.len(), crate::metadata::REMOTE);
+            for (p, hosted) in topic.hosted.iter().enumerate() {
                 let local = shards[p] != crate::metadata::REMOTE;
-                if *led && !local {
+                if *hosted && !local {
                     shards[p] = next.assign(1, self.shards)[0];
                     moved = true;
-                } else if !*led && local {
+                } else if !*hosted && local {
                     shards[p] = crate::metadata::REMOTE;
                     moved = true;
                 }
@@ -881,7 +887,7 @@ impl Controller {
             if existing.as_ref().is_some_and(|e| e.id != topic.id) {
                 next.remove(&topic.name);
             }
-            next.insert(TopicMeta { name: topic.name.as_str().into(), id: topic.id, shards, config });
+            next.insert(TopicMeta { name: topic.name.as_str().into(), id: topic.id, shards, follows, config });
             changed = true;
         }
         if !changed {

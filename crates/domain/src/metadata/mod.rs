@@ -19,9 +19,12 @@ use sluice_core::constants::{PARTITIONS_PER_TOPIC_MAX, TOPIC_NAME_BYTES_MAX};
 pub struct TopicMeta {
     pub name: Arc<str>,
     pub id: Uuid,
-    /// Owning shard of each partition, by partition index; [`REMOTE`] for a
-    /// partition of a cluster that another broker leads.
+    /// The shard holding each partition's replica here, by partition index;
+    /// [`REMOTE`] for a partition of a cluster with no replica on this broker.
     pub shards: Vec<u16>,
+    /// On a cluster, the partitions whose replica here follows another
+    /// broker's (the leader's); empty where every replica here leads.
+    pub follows: Vec<bool>,
     /// Effective config: broker defaults with the topic's overrides.
     pub config: TopicConfig,
 }
@@ -34,10 +37,21 @@ impl TopicMeta {
         self.shards.len() as i32
     }
 
-    /// The shard that owns `partition` here; `None` if there is no such
-    /// partition or another broker leads it (see [`TopicMeta::is_remote`]).
+    /// The shard that leads `partition` here, where clients' work for it
+    /// goes; `None` if there is no such partition or another broker leads it
+    /// (see [`TopicMeta::is_remote`]).
     pub fn owner(&self, partition: i32) -> Option<usize> {
+        self.host(partition).filter(|_| !self.follows(partition))
+    }
+
+    /// The shard holding this broker's replica of `partition`, leader or follower.
+    pub fn host(&self, partition: i32) -> Option<usize> {
         usize::try_from(partition).ok().and_then(|p| self.shards.get(p)).filter(|s| **s != REMOTE).map(|s| *s as usize)
+    }
+
+    /// Whether the replica of `partition` here follows another broker's.
+    pub fn follows(&self, partition: i32) -> bool {
+        usize::try_from(partition).ok().and_then(|p| self.follows.get(p)) == Some(&true)
     }
 
     /// The shard that owns `partition` here, or the error a request for it
@@ -59,7 +73,7 @@ impl TopicMeta {
     /// Whether `partition` exists and another broker of the cluster leads it:
     /// requests for it are NOT_LEADER_OR_FOLLOWER here, not UNKNOWN_TOPIC_OR_PARTITION.
     pub fn is_remote(&self, partition: i32) -> bool {
-        usize::try_from(partition).ok().and_then(|p| self.shards.get(p)) == Some(&REMOTE)
+        self.has_partition(partition) && self.owner(partition).is_none()
     }
 }
 
@@ -312,7 +326,7 @@ impl Catalog {
             let config = defaults
                 .apply_overrides(overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .map_err(|e| format!("topic {name}: {e}"))?;
-            catalog.insert(TopicMeta { name: name.into(), id, shards, config });
+            catalog.insert(TopicMeta { name: name.into(), id, shards, follows: Vec::new(), config });
         }
         Ok(catalog)
     }
@@ -364,7 +378,7 @@ mod tests {
     use super::*;
 
     fn topic(name: &str, shards: Vec<u16>) -> TopicMeta {
-        TopicMeta { name: name.into(), id: Uuid::new_v4(), shards, config: TopicConfig::default() }
+        TopicMeta { name: name.into(), id: Uuid::new_v4(), shards, follows: Vec::new(), config: TopicConfig::default() }
     }
 
     #[test]

@@ -28,6 +28,13 @@ pub enum RouteError {
     /// Another broker of the cluster coordinates this group or transactional id.
     #[error("another broker coordinates this key")]
     NotCoordinator,
+    /// acks=all with fewer in-sync replicas than `min.insync.replicas`;
+    /// `appended` when the records were written before the set shrank.
+    #[error("{isr} in-sync replica(s), min.insync.replicas is {min}")]
+    NotEnoughReplicas { isr: usize, min: i32, appended: bool },
+    /// A replicated acks=all append that the in-sync replicas did not confirm in time.
+    #[error("the in-sync replicas did not confirm the records in time")]
+    TimedOut,
     /// The owner's channel is closed: the broker is stopping.
     #[error("shard {0} is unreachable")]
     Unreachable(usize),

@@ -33,8 +33,9 @@ use sluice_storage::{AckLevel, AppendOutcome, Log, ReadOutcome};
 pub mod client;
 pub mod gather;
 pub mod lifecycle;
+pub mod replication;
 
-type PartitionKey = (Arc<str>, i32);
+pub type PartitionKey = (Arc<str>, i32);
 
 /// One shard's state.
 pub struct Shard {
@@ -68,6 +69,8 @@ pub struct Shard {
     cluster: RefCell<Option<Arc<sluice_cluster::ClusterView>>>,
     security: RefCell<Rc<ShardSecurity>>,
     logs: RefCell<HashMap<PartitionKey, Rc<Log>>>,
+    /// On a cluster: the role of each replica this shard holds (`replication.rs`).
+    replicas: RefCell<HashMap<PartitionKey, replication::ReplicaRole>>,
     /// Batches this shard's partitions read from disk, under one memory budget.
     pub batch_cache: Rc<sluice_storage::batch_cache::BatchCache>,
     /// Calls to other shards awaiting their answer, by call id.
@@ -165,6 +168,7 @@ impl Shard {
             )),
             catalog: RefCell::new(Arc::new(Catalog::default())),
             logs: RefCell::new(HashMap::new()),
+            replicas: RefCell::new(HashMap::new()),
             batch_cache: Rc::default(),
             pending_calls: RefCell::new(HashMap::new()),
             next_call_id: std::cell::Cell::new(0),
@@ -190,7 +194,15 @@ impl Shard {
         if self.catalog().topic(topic).and_then(|t| t.owner(partition)) != Some(self.id) {
             return Err(RouteError::NotOwner);
         }
-        self.logs.borrow().get(&(topic.clone(), partition)).cloned().ok_or(RouteError::NotOwner)
+        let key = (topic.clone(), partition);
+        // A cluster node leads a partition once it has taken the role the
+        // metadata gives it (its epoch, its in-sync replicas), not before.
+        if self.config.cluster.is_some()
+            && !matches!(self.replicas.borrow().get(&key), Some(replication::ReplicaRole::Leader(_)))
+        {
+            return Err(RouteError::NotOwner);
+        }
+        self.logs.borrow().get(&key).cloned().ok_or(RouteError::NotOwner)
     }
 
     /// Runs `job` on `shard` with that shard's context and returns its answer.
@@ -329,15 +341,35 @@ impl Shard {
         answers.into_iter().map(|a| a.unwrap_or(Err(RouteError::NotOwner))).collect()
     }
 
-    /// Appends each part to its partition (owner side of Produce).
+    /// Appends each part to its partition (owner side of Produce). On a
+    /// replicated partition acks=all needs `min.insync.replicas` in-sync
+    /// replicas and waits at most `timeout` for them (REQUEST_TIMED_OUT).
     pub async fn produce_local(
         &self,
         parts: Vec<ProducePart>,
         acks: AckLevel,
+        timeout: std::time::Duration,
     ) -> Vec<Result<AppendOutcome, RouteError>> {
         let appends = parts.into_iter().map(|part| async move {
             let log = self.owned_log(&part.topic, part.partition)?;
-            let appended = log.append(&part.records, &part.summaries, acks).await?;
+            let key = (part.topic.clone(), part.partition);
+            let min = log.min_insync_replicas();
+            let short = |appended| match self.in_sync_replicas(&key) {
+                Some(isr) if acks == AckLevel::Synced && (isr as i64) < i64::from(min) => {
+                    Err(RouteError::NotEnoughReplicas { isr, min, appended })
+                }
+                _ => Ok(()),
+            };
+            short(false)?;
+            let append = log.append(&part.records, &part.summaries, acks);
+            let appended = if self.in_sync_replicas(&key).is_some() && acks == AckLevel::Synced {
+                glommio::timer::timeout(timeout, async { Ok(append.await) })
+                    .await
+                    .map_err(|_| RouteError::TimedOut)??
+            } else {
+                append.await?
+            };
+            short(true)?;
             let m = &self.metrics;
             m.messages_in.add(part.summaries.iter().map(|s| s.offset_count as u64).sum());
             m.bytes_in.add(part.records.len() as u64);
@@ -430,6 +462,17 @@ impl Shard {
             .collect()
     }
 
+    /// Where each asked leader epoch ends in its partition (OffsetForLeaderEpoch's owner side).
+    pub async fn epoch_ends_local(
+        &self,
+        parts: Vec<(Arc<str>, i32, i32)>,
+    ) -> Vec<Result<sluice_storage::log::EpochEnd, RouteError>> {
+        parts
+            .iter()
+            .map(|(topic, partition, epoch)| Ok(self.owned_log(topic, *partition)?.end_offset_for_epoch(*epoch)))
+            .collect()
+    }
+
     /// DeleteRecords: moves each partition's log start offset; answers the new one.
     pub async fn delete_records_local(&self, parts: Vec<DeletePart>) -> Vec<Result<i64, RouteError>> {
         let deletes = parts.into_iter().map(|part| async move {
@@ -505,7 +548,7 @@ impl Shard {
             .values()
             .flat_map(|t| {
                 (0..t.partitions())
-                    .filter(|p| t.owner(*p) == Some(self.id))
+                    .filter(|p| t.host(*p) == Some(self.id))
                     .map(|p| ((t.name.clone(), p), t.config.clone()))
                     .collect::<Vec<_>>()
             })
@@ -514,7 +557,7 @@ impl Shard {
             .logs
             .borrow()
             .keys()
-            .filter(|(topic, partition)| catalog.topic(topic).and_then(|t| t.owner(*partition)) != Some(self.id))
+            .filter(|(topic, partition)| catalog.topic(topic).and_then(|t| t.host(*partition)) != Some(self.id))
             .cloned()
             .collect();
         for key in gone {

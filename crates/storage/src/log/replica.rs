@@ -116,16 +116,25 @@ impl Log {
         file::write_checked(&epochs_path(&self.dir), body.as_bytes()).await
     }
 
-    /// Where `epoch` ends in this log: the largest epoch at or below it and
-    /// the start of the epoch after that (the log end for the latest).
+    /// Where `epoch` ends in this log, as Kafka's leader-epoch cache answers
+    /// OffsetForLeaderEpoch: the latest epoch ends at the log end; an earlier
+    /// one at the start of the next epoch, reported under the largest epoch at
+    /// or below it (or itself when the log has none that early); an epoch
+    /// later than every epoch here, or -1, is undefined (-1, -1).
     pub fn end_offset_for_epoch(&self, epoch: i32) -> EpochEnd {
         let st = self.state.borrow();
         let undefined = EpochEnd { epoch: -1, end_offset: -1 };
-        let Some(at) = st.epochs.iter().rposition(|(e, _)| *e <= epoch) else {
+        if epoch < 0 {
+            return undefined;
+        }
+        if st.epochs.last().is_some_and(|(latest, _)| *latest == epoch) {
+            return EpochEnd { epoch, end_offset: st.next_offset };
+        }
+        let Some(higher) = st.epochs.iter().position(|(e, _)| *e > epoch) else {
             return undefined;
         };
-        let end_offset = st.epochs.get(at + 1).map_or(st.next_offset, |next| next.1);
-        EpochEnd { epoch: st.epochs[at].0, end_offset }
+        let floor = higher.checked_sub(1).map_or(epoch, |i| st.epochs[i].0);
+        EpochEnd { epoch: floor, end_offset: st.epochs[higher].1 }
     }
 
     /// Bounds the high watermark by what the other replicas have (`None`:
@@ -319,7 +328,8 @@ mod tests {
             leader.set_high_watermark_limit(Some(follower.log_end_offset()));
             assert_eq!(leader.high_watermark(), 22);
             // Same bytes, same offsets and epochs.
-            let (a, b) = (leader.read(0, 1 << 20, false).await.unwrap(), follower.read(0, 1 << 20, false).await.unwrap());
+            let (a, b) =
+                (leader.read(0, 1 << 20, false).await.unwrap(), follower.read(0, 1 << 20, false).await.unwrap());
             assert_eq!(a.chunks.concat(), b.chunks.concat());
             assert!(batch::headers(&b.chunks.concat()).all(|(_, h)| h.partition_leader_epoch == 1));
             assert_eq!(epochs_of(&follower), vec![1]);
@@ -331,7 +341,8 @@ mod tests {
             append(&follower, 1, 4000).await;
             assert_eq!(follower.end_offset_for_epoch(1), EpochEnd { epoch: 1, end_offset: 22 });
             assert_eq!(follower.end_offset_for_epoch(2), EpochEnd { epoch: 2, end_offset: 23 });
-            assert_eq!(follower.end_offset_for_epoch(0), EpochEnd { epoch: -1, end_offset: -1 });
+            assert_eq!(follower.end_offset_for_epoch(0), EpochEnd { epoch: 0, end_offset: 0 });
+            assert_eq!(follower.end_offset_for_epoch(3), EpochEnd { epoch: -1, end_offset: -1 });
             // The old leader comes back as a follower: its epoch 1 ends at 22
             // on the new leader, so it cuts its log there and fetches.
             let diverged = follower.end_offset_for_epoch(leader.last_epoch());
@@ -344,7 +355,8 @@ mod tests {
             replicate(&follower, &old).await;
             assert_eq!(old.log_end_offset(), 23);
             assert_eq!(epochs_of(&old), vec![1, 2]);
-            let (a, b) = (follower.read_replica(0, 1 << 20).await.unwrap(), old.read_replica(0, 1 << 20).await.unwrap());
+            let (a, b) =
+                (follower.read_replica(0, 1 << 20).await.unwrap(), old.read_replica(0, 1 << 20).await.unwrap());
             assert_eq!(a.chunks.concat(), b.chunks.concat());
             // A truncation to the start drops every segment.
             old.close().await.unwrap();

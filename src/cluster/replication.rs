@@ -1,0 +1,430 @@
+//! Partition replication across brokers, Kafka's way: each follower
+//! replica's shard fetches from its leader with Fetch requests that carry
+//! its broker id (`replica_id`), its leader epoch and the epoch of its last
+//! batch; the leader answers from what is written (not only below the high
+//! watermark), tells where the follower's log diverged from its own, and
+//! moves the high watermark as the in-sync followers' fetch offsets say what
+//! they have synced. A follower out of the in-sync set that catches up is
+//! added, and one that stops catching up for `replica.lag.time.max.ms` is
+//! removed, through the metadata quorum (`MetadataRecord::AlterIsr`).
+//!
+//! Followers connect to the leader's CONTROLLER listener, which serves
+//! Kafka requests too; the fetch goes from there to the leader partition's
+//! shard, whose reply shares the log's bytes (no copy of records).
+//!
+//! - [`reconcile`]: after each change of the cluster, every shard takes the
+//!   role the metadata gives each replica it holds.
+//! - [`serve_replica_fetch`]: the leader's side of a follower's fetch.
+//! - `follow`: a follower replica's fetch loop.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures::io::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use crate::admin::ADMIN_SHARD;
+use crate::constants::{
+    FETCH_WAIT_MS_MAX, QUORUM_CONNECT_TIMEOUT_MS, REPLICA_FETCH_BACKOFF_MS, REPLICA_FETCH_BYTES_MAX,
+    REPLICA_FETCH_WAIT_MS, REPLICA_LAG_CHECK_MS,
+};
+use crate::protocol::fetch_response::{FetchPartitionOut, FetchResponseOut, FetchTopicOut};
+use crate::protocol::ResponseError;
+use crate::server::session::RequestContext;
+use crate::shard::replication::{FollowerFetch, ReplicaFetchError, ReplicaRole};
+use crate::shard::{PartitionKey, Shard};
+use sluice_cluster::MetadataRecord;
+use sluice_protocol::batch::validate_chunk;
+
+/// The Fetch version followers send: topic names, the replica id in the
+/// request body, and the last fetched epoch (KIP-320).
+const REPLICA_FETCH_VERSION: i16 = 12;
+
+/// Takes the role the cluster gives each replica this shard holds: leads
+/// the partitions whose leader is this broker (in their epoch, with their
+/// in-sync set), starts a fetcher for those another broker leads, and
+/// stops fetchers of replicas that moved away.
+pub async fn reconcile(shard: Rc<Shard>) {
+    let Some(view) = shard.cluster() else { return };
+    let me = shard.config.node_id;
+    let catalog = shard.catalog();
+    let mut held = Vec::new();
+    for meta in catalog.topics.values() {
+        let Some(topic) = view.topics.get(meta.name.as_ref()) else { continue };
+        for (p, state) in topic.partitions.iter().enumerate() {
+            let partition = p as i32;
+            if meta.host(partition) != Some(shard.id) {
+                continue;
+            }
+            let key: PartitionKey = (meta.name.clone(), partition);
+            held.push(key.clone());
+            if state.leader == me {
+                if let Err(e) = shard.lead(key, state.leader_epoch, state.replicas.clone(), state.isr.clone()).await {
+                    tracing::error!(topic = %meta.name, partition, error = %e, "cannot take the partition's leadership");
+                }
+            } else if let Some(stop) = shard.follow(key.clone(), state.leader, state.leader_epoch) {
+                if state.leader >= 0 {
+                    let follower =
+                        Follower { shard: shard.clone(), key, leader: state.leader, epoch: state.leader_epoch };
+                    glommio::spawn_local(follower.run(stop)).detach();
+                }
+            }
+        }
+    }
+    shard.drop_replicas_except(&held);
+}
+
+/// Every `REPLICA_LAG_CHECK_MS`, asks the quorum to remove from the
+/// in-sync sets of the partitions this shard leads the followers that have
+/// not caught up for `replica.lag.time.max.ms`.
+pub async fn check_lagging_followers(shard: Rc<Shard>) {
+    let Some(config) = shard.config.cluster.clone() else { return };
+    let lag_max = Duration::from_millis(config.replica_lag_time_max_ms);
+    loop {
+        glommio::timer::sleep(Duration::from_millis(REPLICA_LAG_CHECK_MS)).await;
+        if shard.lifecycle.stopping() {
+            return;
+        }
+        for (key, epoch, isr) in shard.lagging_followers(lag_max) {
+            tracing::warn!(topic = %key.0, partition = key.1, ?isr, "followers fell behind; shrinking the in-sync set");
+            propose_isr(&shard, &key, epoch, isr).await;
+        }
+    }
+}
+
+/// Proposes `isr` as the in-sync set of `key` led in `epoch`, from any shard.
+async fn propose_isr(shard: &Rc<Shard>, key: &PartitionKey, epoch: i32, isr: Vec<i32>) {
+    let Some(id) = shard.cluster().and_then(|v| v.topics.get(key.0.as_ref()).map(|t| t.id.clone())) else { return };
+    let record = MetadataRecord::AlterIsr { name: key.0.to_string(), id, partition: key.1, leader_epoch: epoch, isr };
+    let proposed = shard.invoke_on(ADMIN_SHARD, move |_| async move { super::propose(record).await }).await;
+    if let Ok(Err(e)) = proposed {
+        tracing::debug!(topic = %key.0, partition = key.1, error = ?e, "in-sync set change not committed");
+    }
+}
+
+/// The leader's side of a follower's Fetch (`replica_id` set): each
+/// partition is read on the shard that leads it, up to what is written,
+/// after the follower's fetch offset is recorded as what it has synced.
+pub async fn serve_replica_fetch(
+    shard: &Rc<Shard>,
+    ctx: &RequestContext,
+    request: FetchRequest,
+    replica: i32,
+) -> FetchResponseOut {
+    let version = ctx.version();
+    let catalog = shard.catalog();
+    let mut response = FetchResponseOut::default();
+    let single = request.topics.len() == 1 && request.topics[0].partitions.len() == 1;
+    let wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MS_MAX));
+    let deadline = Instant::now() + if single { wait } else { Duration::ZERO };
+    for topic in &request.topics {
+        let meta =
+            if version >= 13 { catalog.topic_by_id(&topic.topic_id) } else { catalog.topic(topic.topic.0.as_str()) };
+        let mut out = FetchTopicOut {
+            name: topic.topic.0.to_string(),
+            topic_id: topic.topic_id,
+            partitions: Vec::with_capacity(topic.partitions.len()),
+        };
+        for p in &topic.partitions {
+            let mut partition = FetchPartitionOut {
+                partition_index: p.partition,
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                ..Default::default()
+            };
+            let owner = meta.and_then(|m| m.owner(p.partition));
+            match (meta, owner) {
+                (Some(meta), Some(owner)) => {
+                    let ask = ReplicaFetch {
+                        key: (meta.name.clone(), p.partition),
+                        replica,
+                        epoch: p.current_leader_epoch,
+                        fetch_offset: p.fetch_offset,
+                        last_fetched_epoch: p.last_fetched_epoch,
+                        max_bytes: (p.partition_max_bytes.max(0) as usize).min(REPLICA_FETCH_BYTES_MAX),
+                        deadline,
+                    };
+                    let read = shard.invoke_on(owner, move |s| async move { ask.serve(&s).await }).await;
+                    match read {
+                        Ok(Ok(read)) => {
+                            partition.high_watermark = read.high_watermark;
+                            partition.last_stable_offset = read.last_stable_offset;
+                            partition.log_start_offset = read.log_start_offset;
+                            partition.records = read.chunks;
+                            partition.diverging_epoch = read.diverging_epoch;
+                            if read.caught_up {
+                                let (shard, key) = (shard.clone(), (meta.name.clone(), p.partition));
+                                glommio::spawn_local(async move { add_to_isr(&shard, &key, replica).await }).detach();
+                            }
+                        }
+                        Ok(Err(code)) => partition.error_code = code.code(),
+                        Err(e) => partition.error_code = super::super::handlers::errors::route_error_code(&e).code(),
+                    }
+                }
+                (Some(meta), None) if meta.has_partition(p.partition) => {
+                    partition.error_code = ResponseError::NotLeaderOrFollower.code()
+                }
+                _ => partition.error_code = ResponseError::UnknownTopicOrPartition.code(),
+            }
+            out.partitions.push(partition);
+        }
+        response.topics.push(out);
+    }
+    response
+}
+
+/// Adds `replica` to the in-sync set of `key`, as its leader now has it.
+async fn add_to_isr(shard: &Rc<Shard>, key: &PartitionKey, replica: i32) {
+    let Some(view) = shard.cluster() else { return };
+    let Some(state) = view.topics.get(key.0.as_ref()).and_then(|t| t.partitions.get(key.1 as usize)) else { return };
+    if state.isr.contains(&replica) {
+        return;
+    }
+    let mut isr = state.isr.clone();
+    isr.push(replica);
+    tracing::info!(topic = %key.0, partition = key.1, replica, "follower caught up; joining the in-sync set");
+    propose_isr(shard, key, state.leader_epoch, isr).await;
+}
+
+/// One partition of a follower's fetch, served on the leader's shard.
+struct ReplicaFetch {
+    key: PartitionKey,
+    replica: i32,
+    epoch: i32,
+    fetch_offset: i64,
+    last_fetched_epoch: i32,
+    max_bytes: usize,
+    deadline: Instant,
+}
+
+/// What the leader answers for one partition.
+struct ReplicaRead {
+    high_watermark: i64,
+    last_stable_offset: i64,
+    log_start_offset: i64,
+    chunks: Vec<Bytes>,
+    diverging_epoch: Option<(i32, i64)>,
+    caught_up: bool,
+}
+
+impl ReplicaFetch {
+    async fn serve(self, shard: &Shard) -> Result<ReplicaRead, ResponseError> {
+        let log = shard.owned_log(&self.key.0, self.key.1).map_err(|_| ResponseError::NotLeaderOrFollower)?;
+        // KIP-320: the follower's last epoch must end at or after its fetch offset here.
+        if self.last_fetched_epoch >= 0 {
+            let end = log.end_offset_for_epoch(self.last_fetched_epoch);
+            if end.epoch != self.last_fetched_epoch || end.end_offset < self.fetch_offset {
+                let mut read = self.read_nothing(&log);
+                read.diverging_epoch = Some((end.epoch, end.end_offset));
+                return Ok(read);
+            }
+        }
+        let recorded = shard.record_follower_fetch(&self.key, self.replica, self.epoch, self.fetch_offset);
+        let caught_up = match recorded {
+            Ok(fetch) => fetch == FollowerFetch::CaughtUp,
+            Err(ReplicaFetchError::NotLeader) => return Err(ResponseError::NotLeaderOrFollower),
+            Err(ReplicaFetchError::FencedEpoch) => return Err(ResponseError::FencedLeaderEpoch),
+            Err(ReplicaFetchError::UnknownEpoch) => return Err(ResponseError::UnknownLeaderEpoch),
+            Err(ReplicaFetchError::NotReplica) => return Err(ResponseError::NotLeaderOrFollower),
+        };
+        loop {
+            let read = log
+                .read_replica(self.fetch_offset, self.max_bytes)
+                .await
+                .map_err(|e| super::super::handlers::errors::storage_error_code(&e))?;
+            if !read.chunks.is_empty() || Instant::now() >= self.deadline || caught_up {
+                return Ok(ReplicaRead {
+                    high_watermark: read.high_watermark,
+                    last_stable_offset: read.last_stable_offset,
+                    log_start_offset: read.log_start_offset,
+                    chunks: read.chunks,
+                    diverging_epoch: None,
+                    caught_up,
+                });
+            }
+            let watch = log.watch_end(self.fetch_offset);
+            let timeout = glommio::timer::sleep(self.deadline.saturating_duration_since(Instant::now()));
+            futures::pin_mut!(timeout);
+            let _ = futures::future::select(watch, timeout).await;
+        }
+    }
+
+    fn read_nothing(&self, log: &sluice_storage::Log) -> ReplicaRead {
+        ReplicaRead {
+            high_watermark: log.high_watermark(),
+            last_stable_offset: log.last_stable_offset(),
+            log_start_offset: log.log_start_offset(),
+            chunks: Vec::new(),
+            diverging_epoch: None,
+            caught_up: false,
+        }
+    }
+}
+
+/// A follower replica's fetch loop: runs on the shard holding the replica
+/// until its role changes (`stop`), fetching from the leader's end of log.
+struct Follower {
+    shard: Rc<Shard>,
+    key: PartitionKey,
+    leader: i32,
+    epoch: i32,
+}
+
+impl Follower {
+    async fn run(self, stop: Rc<Cell<bool>>) {
+        tracing::info!(topic = %self.key.0, partition = self.key.1, leader = self.leader, epoch = self.epoch,
+            "following the partition's leader");
+        let mut connection: Option<TcpStream> = None;
+        let mut correlation_id = 0i32;
+        while !stop.get() && !self.shard.lifecycle.stopping() {
+            if connection.is_none() {
+                match self.connect().await {
+                    Ok(stream) => connection = Some(stream),
+                    Err(e) => {
+                        tracing::debug!(leader = self.leader, error = %e, "cannot reach the partition's leader");
+                        glommio::timer::sleep(Duration::from_millis(REPLICA_FETCH_BACKOFF_MS)).await;
+                        continue;
+                    }
+                }
+            }
+            let stream = connection.as_mut().expect("connected above");
+            correlation_id = correlation_id.wrapping_add(1);
+            let step = match self.fetch(stream, correlation_id).await {
+                Ok(response) if !stop.get() => self.take(response).await,
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    connection = None;
+                    Err(format!("fetch from broker {}: {e}", self.leader))
+                }
+            };
+            if let Err(e) = step {
+                tracing::debug!(topic = %self.key.0, partition = self.key.1, error = %e, "replica fetch failed");
+                glommio::timer::sleep(Duration::from_millis(REPLICA_FETCH_BACKOFF_MS)).await;
+            }
+        }
+    }
+
+    async fn connect(&self) -> std::io::Result<TcpStream> {
+        let config = self.shard.config.cluster.as_ref().expect("a cluster node");
+        let voter = config.voters.iter().find(|v| v.id == self.leader).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, format!("broker {} is not a voter", self.leader))
+        })?;
+        let address = std::net::ToSocketAddrs::to_socket_addrs(&(voter.host.as_str(), voter.port))?
+            .next()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))?;
+        let stream = TcpStream::connect_timeout(address, Duration::from_millis(QUORUM_CONNECT_TIMEOUT_MS))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        stream.set_nodelay(true).map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(stream)
+    }
+
+    /// One Fetch round trip for this partition, from the replica's log end.
+    async fn fetch(&self, stream: &mut TcpStream, correlation_id: i32) -> std::io::Result<FetchResponse> {
+        let log = self.shard.hosted_log(&self.key.0, self.key.1).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let partition = FetchPartition::default()
+            .with_partition(self.key.1)
+            .with_current_leader_epoch(self.epoch)
+            .with_fetch_offset(log.log_end_offset())
+            .with_last_fetched_epoch(log.last_epoch())
+            .with_log_start_offset(log.log_start_offset())
+            .with_partition_max_bytes(REPLICA_FETCH_BYTES_MAX as i32);
+        let topic = FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(self.key.0.to_string())))
+            .with_partitions(vec![partition]);
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(self.shard.config.node_id))
+            .with_max_wait_ms(REPLICA_FETCH_WAIT_MS as i32)
+            .with_min_bytes(1)
+            .with_max_bytes(REPLICA_FETCH_BYTES_MAX as i32)
+            .with_topics(vec![topic]);
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::Fetch as i16)
+            .with_request_api_version(REPLICA_FETCH_VERSION)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_string(format!("replica-{}", self.shard.config.node_id))));
+        let mut body = BytesMut::new();
+        let encode = |body: &mut BytesMut| -> anyhow::Result<()> {
+            header.encode(body, ApiKey::Fetch.request_header_version(REPLICA_FETCH_VERSION))?;
+            request.encode(body, REPLICA_FETCH_VERSION)?;
+            Ok(())
+        };
+        encode(&mut body).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut frame = BytesMut::with_capacity(4 + body.len());
+        frame.put_i32(body.len() as i32);
+        frame.put_slice(&body);
+        stream.write_all(&frame).await?;
+        let mut length = [0u8; 4];
+        stream.read_exact(&mut length).await?;
+        let length = i32::from_be_bytes(length);
+        if length < 0 || length as usize > REPLICA_FETCH_BYTES_MAX + 64 * 1024 {
+            return Err(std::io::Error::other(format!("fetch response of {length} bytes")));
+        }
+        let mut bytes = vec![0u8; length as usize];
+        stream.read_exact(&mut bytes).await?;
+        let mut bytes = Bytes::from(bytes);
+        let decode = |bytes: &mut Bytes| -> anyhow::Result<(ResponseHeader, FetchResponse)> {
+            let header = ResponseHeader::decode(bytes, ApiKey::Fetch.response_header_version(REPLICA_FETCH_VERSION))?;
+            Ok((header, FetchResponse::decode(bytes, REPLICA_FETCH_VERSION)?))
+        };
+        let (header, response) = decode(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+        if header.correlation_id != correlation_id || bytes.has_remaining() {
+            return Err(std::io::Error::other("fetch response out of step"));
+        }
+        Ok(response)
+    }
+
+    /// Takes the leader's answer: truncates where the logs diverged, or
+    /// appends the batches (returning once synced here), then follows the
+    /// leader's high watermark.
+    async fn take(&self, response: FetchResponse) -> Result<(), String> {
+        let Some(p) = response.responses.first().and_then(|t| t.partitions.first()) else {
+            return Err(format!("empty fetch response (error {})", response.error_code));
+        };
+        if p.error_code != 0 {
+            return Err(format!("leader answered error {}", p.error_code));
+        }
+        let log = self.shard.hosted_log(&self.key.0, self.key.1).map_err(|e| e.to_string())?;
+        if p.diverging_epoch.epoch >= 0 || p.diverging_epoch.end_offset >= 0 {
+            let leader_end = p.diverging_epoch.end_offset.max(0);
+            let own = log.end_offset_for_epoch(p.diverging_epoch.epoch);
+            let offset = if own.epoch == p.diverging_epoch.epoch {
+                own.end_offset.min(leader_end)
+            } else {
+                own.end_offset.max(0)
+            };
+            let offset = offset.min(log.log_end_offset());
+            drop(log);
+            return self.shard.truncate_replica(&self.key, offset).await.map_err(|e| e.to_string());
+        }
+        if let Some(records) = p.records.as_ref().filter(|r| !r.is_empty()) {
+            // The leader sends whole batches; each is checked (CRC included) before it is written.
+            let summaries = validate_chunk(records, log.max_message_bytes().max(REPLICA_FETCH_BYTES_MAX))
+                .map_err(|e| format!("leader sent bad batches: {e}"))?;
+            log.append_replica(records, &summaries).await.map_err(|e| e.to_string())?;
+        }
+        log.set_high_watermark_limit(Some(p.high_watermark.min(log.log_end_offset())));
+        Ok(())
+    }
+}
+
+/// The replicas this node holds and their roles, for logs and tests: (topic, partition, leading).
+pub fn roles(shard: &Shard) -> Vec<(Arc<str>, i32, bool)> {
+    shard
+        .replica_keys()
+        .into_iter()
+        .filter_map(|key| {
+            let leading = matches!(shard.replica_role(&key)?, ReplicaRole::Leader(_));
+            Some((key.0, key.1, leading))
+        })
+        .collect()
+}
