@@ -494,6 +494,11 @@ fn admin_changes_made_at_one_broker_reach_every_broker() {
     assert!(result.error_message.as_ref().is_some_and(|m| m.contains("do not yet share dynamic broker configs")));
 }
 
+/// The client port of node `id` in `config/cluster/`.
+fn client_port(id: u16) -> u16 {
+    [19092, 29092, 30092][id as usize - 1]
+}
+
 #[test]
 fn the_readme_cluster_starts_from_its_config_files() {
     // The README's three commands, each run in a directory of its own (the
@@ -513,12 +518,12 @@ fn the_readme_cluster_starts_from_its_config_files() {
         let log_path = cwd.with_extension("log");
         brokers.push(Broker::launch(
             command,
-            Some(id * 10_000 + 9092),
+            Some(client_port(id)),
             cwd.join(format!("data/node{id}")),
             log_path,
             Duration::from_secs(30),
         ));
-        bootstraps.push(format!("127.0.0.1:{}", id * 10_000 + 9092));
+        bootstraps.push(format!("127.0.0.1:{}", client_port(id)));
     }
     for address in &bootstraps {
         wait_for_brokers(address, &[1, 2, 3]);
@@ -526,7 +531,7 @@ fn the_readme_cluster_starts_from_its_config_files() {
     let listed = metadata(&bootstraps[0]).unwrap();
     let mut ports: Vec<i32> = listed.brokers.iter().map(|b| b.port).collect();
     ports.sort();
-    assert_eq!(ports, vec![19092, 29092, 39092]);
+    assert_eq!(ports, vec![19092, 29092, 30092]);
     assert!(brokers[0].data_dir.join("__cluster_metadata-0/log").exists(), "data under ./data/node1");
 }
 
