@@ -236,7 +236,10 @@ mod tests {
         assert!(err(f, 1).contains("controller.listener.names"));
         let mut f = combined("1@localhost:9093");
         f.insert("default.replication.factor".into(), "3".into());
-        assert!(err(f, 1).contains("do not replicate partitions yet"));
+        assert!(err(f, 1).contains("at most the brokers of the cluster (1)"));
+        let mut f = combined("1@localhost:9093");
+        f.insert("replica.lag.time.max.ms".into(), "0".into());
+        assert!(err(f, 1).contains("replica.lag.time.max.ms"));
         let mut f = combined("1@localhost:9093");
         f.insert("broker.heartbeat.interval.ms".into(), "9000".into());
         assert!(err(f, 1).contains("broker.heartbeat.interval.ms"));
