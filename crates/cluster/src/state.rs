@@ -285,6 +285,55 @@ mod tests {
     }
 
     #[test]
+    fn a_fenced_leader_is_replaced_from_the_in_sync_replicas_and_never_by_another() {
+        let mut state = ClusterState::default();
+        for id in 1..=3 {
+            state.apply(id as u64, &register(id, "a"));
+            state.apply(10 + id as u64, &MetadataRecord::UnfenceBroker { id, epoch: id as u64 });
+        }
+        let create = MetadataRecord::CreateTopic {
+            name: "t".into(),
+            id: "x".into(),
+            partitions: vec![vec![1, 2, 3]],
+            configs: Vec::new(),
+        };
+        state.apply(20, &create);
+        let partition = |state: &ClusterState| state.topics["t"].partitions[0].clone();
+        assert_eq!((partition(&state).leader, partition(&state).isr.clone()), (1, vec![1, 2, 3]));
+        // Broker 3 falls behind and leaves the in-sync set; a change made in an older epoch is ignored.
+        let shrink = |epoch, isr: Vec<i32>| MetadataRecord::AlterIsr {
+            name: "t".into(),
+            id: "x".into(),
+            partition: 0,
+            leader_epoch: epoch,
+            isr,
+        };
+        state.apply(21, &shrink(0, vec![1, 2]));
+        assert_eq!(partition(&state).isr, vec![1, 2]);
+        // The leader dies: broker 2, in sync, leads in epoch 1; broker 3 was not in sync and does not.
+        state.apply(22, &MetadataRecord::FenceBroker { id: 1, epoch: 1 });
+        let p = partition(&state);
+        assert_eq!((p.leader, p.leader_epoch, p.isr), (2, 1, vec![2]));
+        state.apply(23, &shrink(0, vec![1, 2, 3]));
+        assert_eq!(partition(&state).isr, vec![2], "a change from epoch 0 is stale");
+        // The last in-sync replica dies: offline, no unclean election, until it is back.
+        state.apply(24, &MetadataRecord::FenceBroker { id: 2, epoch: 2 });
+        let p = partition(&state);
+        assert_eq!((p.leader, p.leader_epoch, p.isr), (-1, 2, vec![2]));
+        state.apply(25, &MetadataRecord::UnfenceBroker { id: 1, epoch: 1 });
+        assert_eq!(partition(&state).leader, -1, "broker 1 is not in sync");
+        state.apply(26, &MetadataRecord::UnfenceBroker { id: 2, epoch: 2 });
+        let p = partition(&state);
+        assert_eq!((p.leader, p.leader_epoch), (2, 3));
+        // Followers rejoin through the leader, in its epoch, only while they are live.
+        state.apply(27, &MetadataRecord::FenceBroker { id: 3, epoch: 3 });
+        state.apply(28, &shrink(3, vec![2, 1, 3]));
+        assert_eq!(partition(&state).isr, vec![2], "broker 3 is fenced: the change is refused whole");
+        state.apply(29, &shrink(3, vec![2, 1]));
+        assert_eq!(partition(&state).isr, vec![1, 2], "in replica order");
+    }
+
+    #[test]
     fn topics_are_placed_round_robin_over_live_brokers_and_the_first_creation_wins() {
         let mut state = ClusterState::default();
         for (i, id) in [1, 2, 3].into_iter().enumerate() {
