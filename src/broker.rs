@@ -537,6 +537,14 @@ async fn run_shard(start: ShardStart) -> Result<bool, String> {
     .detach();
     let listener_shard = shard.clone();
     server::listen(listener_shard).await?;
+    // A cluster node first moves its leaderships to other replicas (controlled shutdown).
+    if shard.id == crate::admin::ADMIN_SHARD && shard.config.cluster.is_some() {
+        let deadline = std::time::Instant::now()
+            + std::time::Duration::from_millis(crate::constants::CONTROLLED_SHUTDOWN_MS_MAX + 1_000);
+        while !crate::cluster::left() && std::time::Instant::now() < deadline {
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
     // Stop: no new connections or requests; let in-flight ones finish (a
     // long-poll fetch at most its wait), then sync and close every partition.
     let drain_deadline =

@@ -862,13 +862,27 @@ fn replicated_partitions_keep_every_acknowledged_record_through_leader_deaths() 
     });
     produce(&mut sent, 700, 800);
 
+    // A stopped broker (SIGTERM) hands its leaderships over before it exits
+    // (controlled shutdown): when its process is gone another broker
+    // already leads, without waiting out the session.
+    let leader = replicas_of(&live(&nodes), "safe").unwrap()[0].0;
+    nodes[leader as usize - 1].broker.take().unwrap().stop();
+    let after = replicas_of(&live(&nodes), "safe").unwrap()[0].clone();
+    assert!(after.0 > 0 && after.0 != leader, "leadership moved before the stop ended: {after:?}");
+    assert!(!after.2.contains(&leader), "the stopped broker left the in-sync set: {after:?}");
+    produce(&mut sent, 800, 850);
+    nodes[leader as usize - 1].start();
+    wait_until("the stopped broker is in sync again", Duration::from_secs(60), || {
+        replicas_of(&live(&nodes), "safe").is_some_and(|p| p[0].2 == vec![1, 2, 3])
+    });
+
     // Now the second leader dies too: the returning broker's copy must be whole.
     let second_leader = replicas_of(&live(&nodes), "safe").unwrap()[0].0;
     nodes[second_leader as usize - 1].broker.take().unwrap().kill();
     wait_until("a third leader", Duration::from_secs(30), || {
         replicas_of(&live(&nodes), "safe").is_some_and(|p| p[0].0 > 0 && p[0].0 != second_leader)
     });
-    produce(&mut sent, 800, 850);
+    produce(&mut sent, 850, 900);
     assert_eq!(read_all(&live(&nodes), "after-second-death"), sent, "every acknowledged record after two deaths");
 
     // Two in-sync replicas of three, and min.insync.replicas raised to 3:
@@ -934,8 +948,10 @@ fn acknowledged_records_survive_kills_and_pauses_of_replicas() {
     let mut recovery_ms = Vec::new();
     const PER_CYCLE: usize = 300;
     for cycle in 0..cycles {
-        let live = nodes[0].bootstrap();
-        let partitions = replicas_of(&live, "ledger").unwrap();
+        for node in &nodes {
+            wait_for_isr(&node.bootstrap(), "ledger", 3, Duration::from_secs(60));
+        }
+        let partitions = replicas_of(&nodes[0].bootstrap(), "ledger").unwrap();
         let (leader, replicas, _) = &partitions[cycle % 3];
         let target = if cycle % 2 == 0 { *leader } else { *replicas.iter().find(|r| *r != leader).unwrap() };
         let pause = cycle % 4 >= 2;
@@ -972,8 +988,9 @@ fn acknowledged_records_survive_kills_and_pauses_of_replicas() {
         } else {
             victim.start();
         }
-        let survivor = nodes.iter().find(|n| n.id != target).unwrap().bootstrap();
-        wait_for_isr(&survivor, "ledger", 3, Duration::from_secs(60));
+    }
+    for node in &nodes {
+        wait_for_isr(&node.bootstrap(), "ledger", 3, Duration::from_secs(60));
     }
 
     // The checker: every partition read to its end through one broker.

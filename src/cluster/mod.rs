@@ -34,7 +34,8 @@ use sluice_storage::quorum_log::QuorumLog;
 
 use crate::config::{ClusterConfig, ListenerConfig, SecurityProtocol};
 use crate::constants::{
-    QUORUM_ELECTION_TICKS, QUORUM_HEARTBEAT_TICKS, QUORUM_INBOX_MAX, QUORUM_RECORD_BYTES_MAX, QUORUM_TICK_MS,
+    CONTROLLED_SHUTDOWN_MS_MAX, CONTROLLED_SHUTDOWN_RETRY_MS, QUORUM_ELECTION_TICKS, QUORUM_HEARTBEAT_TICKS,
+    QUORUM_INBOX_MAX, QUORUM_RECORD_BYTES_MAX, QUORUM_TICK_MS,
 };
 use crate::security::principal::KafkaPrincipal;
 use crate::server::listener::ListenerRuntime;
@@ -69,6 +70,15 @@ type ProposalAnswer = futures::channel::oneshot::Sender<Result<(), ProposeError>
 thread_local! {
     /// The quorum loop's input, on the admin shard of a cluster node.
     static PROPOSALS: RefCell<Option<Rc<LocalSender<Input>>>> = const { RefCell::new(None) };
+    /// Set once a stopping node's controlled shutdown is over (its
+    /// leaderships moved away, or it gave up waiting).
+    static LEFT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this node's controlled shutdown is over (the admin shard of a
+/// stopping cluster node waits for it before it closes its partitions).
+pub fn left() -> bool {
+    LEFT.with(|l| l.get())
 }
 
 /// Why a proposal was not applied.
@@ -187,6 +197,7 @@ pub async fn start(shard: Rc<Shard>, listener: StdTcpListener) -> Result<(), Str
         published: None,
         waiting: Vec::new(),
         adopted: false,
+        leaving: None,
     };
     let controller_listener = Rc::new(controller_listener_runtime(&shard, &node.config)?);
     let accept_shard = shard.clone();
@@ -270,11 +281,43 @@ struct Node {
     waiting: Vec<(Vec<u8>, Instant, Option<i32>, ProposalAnswer)>,
     /// Whether the local catalog has followed the log since the start.
     adopted: bool,
+    /// A stopping node's controlled shutdown: when it began, and when its
+    /// `ShutdownBroker` was last proposed.
+    leaving: Option<(Instant, Instant)>,
 }
 
 impl Node {
     fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
+    }
+
+    /// Controlled shutdown, as a stopping node's loop goes on: proposes this
+    /// broker's `ShutdownBroker` (again every `CONTROLLED_SHUTDOWN_RETRY_MS`)
+    /// until the log has it, so that its partitions get other leaders before
+    /// it stops serving them. True once done, or after
+    /// `CONTROLLED_SHUTDOWN_MS_MAX` (the broker then stops anyway, and is
+    /// fenced when its session ends).
+    fn leave(&mut self) -> bool {
+        let me = self.shard.config.node_id;
+        let Some(broker) = self.state.brokers.get(&me).filter(|b| b.incarnation == self.incarnation()) else {
+            return true;
+        };
+        if broker.shutting_down || (broker.fenced && self.leaving.is_none()) {
+            return true;
+        }
+        let now = Instant::now();
+        let (began, proposed) = *self.leaving.get_or_insert((now, now - Duration::from_secs(1)));
+        if now.duration_since(began) >= Duration::from_millis(CONTROLLED_SHUTDOWN_MS_MAX) {
+            tracing::warn!("controlled shutdown did not finish in time; stopping anyway");
+            return true;
+        }
+        if now.duration_since(proposed) >= Duration::from_millis(CONTROLLED_SHUTDOWN_RETRY_MS) {
+            tracing::info!(node = me, "controlled shutdown: moving this broker's leaderships away");
+            let record = MetadataRecord::ShutdownBroker { id: me, epoch: broker.epoch };
+            let _ = self.quorum.propose(record.encode());
+            self.leaving = Some((began, now));
+        }
+        false
     }
 
     fn incarnation(&self) -> &str {
@@ -290,7 +333,8 @@ impl Node {
         let mut next_heartbeat = Instant::now();
         let mut was_leader = false;
         loop {
-            if self.shard.lifecycle.stopping() {
+            if self.shard.lifecycle.stopping() && self.leave() {
+                LEFT.with(|l| l.set(true));
                 return;
             }
             let wait = next_tick.saturating_duration_since(Instant::now());
@@ -500,6 +544,7 @@ impl Node {
                             | MetadataRecord::CreatePartitions { .. }
                             | MetadataRecord::FenceBroker { .. }
                             | MetadataRecord::UnfenceBroker { .. }
+                            | MetadataRecord::ShutdownBroker { .. }
                             | MetadataRecord::AlterIsr { .. } => topics_changed = true,
                             MetadataRecord::DeleteTopic { name, .. } => {
                                 topics_changed = true;

@@ -57,6 +57,10 @@ pub enum MetadataRecord {
     /// Adds partitions after the topic's last, if it still has this id and
     /// as many partitions as `after`.
     CreatePartitions { name: String, id: String, after: usize, partitions: Vec<Vec<i32>> },
+    /// A broker stopping (controlled shutdown): fenced as a quiet broker
+    /// is, its leaderships moved to other in-sync replicas at once, and not
+    /// unfenced again until it registers anew.
+    ShutdownBroker { id: i32, epoch: u64 },
     /// A partition leader's change of its in-sync replicas (Kafka's
     /// AlterPartition): applied only while `leader_epoch` is still the
     /// partition's, and only to replicas of it that include its leader.

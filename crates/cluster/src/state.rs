@@ -18,6 +18,8 @@ pub struct Broker {
     pub rack: Option<String>,
     /// Fenced brokers are not offered to clients.
     pub fenced: bool,
+    /// Stopping (controlled shutdown): stays fenced until it registers again.
+    pub shutting_down: bool,
 }
 
 /// One partition's replicas and leadership.
@@ -73,6 +75,7 @@ impl ClusterState {
                         endpoints: endpoints.clone(),
                         rack: rack.clone(),
                         fenced: true,
+                        shutting_down: false,
                     },
                 );
             }
@@ -82,8 +85,18 @@ impl ClusterState {
                     self.broker_fenced(*id);
                 }
             }
+            MetadataRecord::ShutdownBroker { id, epoch } => {
+                if let Some(b) = self.brokers.get_mut(id).filter(|b| b.epoch == *epoch) {
+                    b.shutting_down = true;
+                    if !b.fenced {
+                        b.fenced = true;
+                        self.broker_fenced(*id);
+                    }
+                }
+            }
             MetadataRecord::UnfenceBroker { id, epoch } => {
-                if let Some(b) = self.brokers.get_mut(id).filter(|b| b.epoch == *epoch && b.fenced) {
+                if let Some(b) = self.brokers.get_mut(id).filter(|b| b.epoch == *epoch && b.fenced && !b.shutting_down)
+                {
                     b.fenced = false;
                     self.broker_unfenced(*id);
                 }
@@ -245,7 +258,7 @@ impl Liveness {
                 None => false,
             };
             let grace = now_ms.saturating_sub(since) < session_ms;
-            if broker.fenced && alive {
+            if broker.fenced && alive && !broker.shutting_down {
                 records.push(MetadataRecord::UnfenceBroker { id: broker.id, epoch: broker.epoch });
             } else if !broker.fenced && !alive && !grace {
                 records.push(MetadataRecord::FenceBroker { id: broker.id, epoch: broker.epoch });
@@ -331,6 +344,17 @@ mod tests {
         assert_eq!(partition(&state).isr, vec![2], "broker 3 is fenced: the change is refused whole");
         state.apply(29, &shrink(3, vec![2, 1]));
         assert_eq!(partition(&state).isr, vec![1, 2], "in replica order");
+        // Controlled shutdown of the leader: broker 1 leads at once, and the
+        // stopping broker is not unfenced by its last heartbeats.
+        state.apply(30, &MetadataRecord::ShutdownBroker { id: 2, epoch: 2 });
+        let p = partition(&state);
+        assert_eq!((p.leader, p.leader_epoch, p.isr), (1, 4, vec![1]));
+        state.apply(31, &MetadataRecord::UnfenceBroker { id: 2, epoch: 2 });
+        assert!(state.brokers[&2].fenced, "a stopping broker stays fenced until it registers again");
+        let mut live = Liveness::default();
+        live.leading(Some(0));
+        live.heard(2, "a", 100);
+        assert!(live.decisions(&state, 200, 9000).is_empty(), "no unfence for a stopping broker");
     }
 
     #[test]

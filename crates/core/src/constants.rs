@@ -361,6 +361,10 @@ pub const REPLICA_FETCH_BYTES_MAX: usize = 8 * 1024 * 1024;
 pub const REPLICA_FETCH_WAIT_MS: u64 = 500;
 /// Wait before a follower fetches again after an error.
 pub const REPLICA_FETCH_BACKOFF_MS: u64 = 200;
+/// How long a stopping cluster node waits for its leaderships to move away.
+pub const CONTROLLED_SHUTDOWN_MS_MAX: u64 = 5_000;
+/// How often a stopping node proposes its shutdown until the log has it.
+pub const CONTROLLED_SHUTDOWN_RETRY_MS: u64 = 500;
 /// Voters in `controller.quorum.voters`.
 pub const QUORUM_VOTERS_MAX: usize = 9;
 /// Brokers a cluster registers.
