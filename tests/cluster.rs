@@ -789,8 +789,11 @@ fn metadata_changes_acknowledged_under_kills_and_pauses_are_never_lost() {
     );
 }
 
-/// Each partition of `topic` as `address` tells it: (leader, replicas, in-sync replicas).
-fn replicas_of(address: &str, topic: &str) -> Option<Vec<(i32, Vec<i32>, Vec<i32>)>> {
+/// One partition as Metadata tells it: (leader, replicas, in-sync replicas sorted).
+type Replicas = (i32, Vec<i32>, Vec<i32>);
+
+/// Each partition of `topic` as `address` tells it.
+fn replicas_of(address: &str, topic: &str) -> Option<Vec<Replicas>> {
     let m = metadata(address)?;
     let t = m.topics.into_iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))?;
     let mut partitions: Vec<_> = t
@@ -992,6 +995,27 @@ fn acknowledged_records_survive_kills_and_pauses_of_replicas() {
     for node in &nodes {
         wait_for_isr(&node.bootstrap(), "ledger", 3, Duration::from_secs(60));
     }
+
+    // A preferred election (kafka-leader-election.sh's request) gives every
+    // partition its first replica as leader again, after the failovers moved them.
+    let request = kafka_protocol::messages::ElectLeadersRequest::default()
+        .with_election_type(0)
+        .with_topic_partitions(None)
+        .with_timeout_ms(30_000);
+    let elected: kafka_protocol::messages::ElectLeadersResponse =
+        Raw::connect_to(&nodes[2].bootstrap()).call(ApiKey::ElectLeaders, 2, &request);
+    assert_eq!(elected.error_code, 0);
+    for result in elected.replica_election_results.iter().flat_map(|r| &r.partition_result) {
+        assert_eq!(result.error_code, 0, "{elected:?}");
+    }
+    wait_until("every partition led by its preferred replica", Duration::from_secs(15), || {
+        nodes.iter().all(|n| {
+            replicas_of(&n.bootstrap(), "ledger").is_some_and(|ps| ps.iter().all(|(l, r, _)| Some(l) == r.first()))
+        })
+    });
+    let again: kafka_protocol::messages::ElectLeadersResponse =
+        Raw::connect_to(&nodes[0].bootstrap()).call(ApiKey::ElectLeaders, 2, &request);
+    assert!(again.replica_election_results.iter().all(|r| r.partition_result.is_empty()), "{again:?}");
 
     // The checker: every partition read to its end through one broker.
     let config = kafka::consumer_config(&nodes[1].bootstrap(), "checker");

@@ -545,6 +545,7 @@ impl Node {
                             | MetadataRecord::FenceBroker { .. }
                             | MetadataRecord::UnfenceBroker { .. }
                             | MetadataRecord::ShutdownBroker { .. }
+                            | MetadataRecord::ElectLeader { .. }
                             | MetadataRecord::AlterIsr { .. } => topics_changed = true,
                             MetadataRecord::DeleteTopic { name, .. } => {
                                 topics_changed = true;

@@ -35,6 +35,7 @@ pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
+pub mod elect_leaders;
 pub mod end_txn;
 pub mod errors;
 pub mod fetch;
@@ -126,6 +127,7 @@ pub async fn dispatch(
         ApiKey::CreateTopics => run!(create_topics),
         ApiKey::DeleteTopics => run!(delete_topics),
         ApiKey::DescribeCluster => run!(describe_cluster),
+        ApiKey::ElectLeaders => run!(elect_leaders),
         ApiKey::DescribeTopicPartitions => run!(describe_topic_partitions),
         // Its answer has no throttle time, as in Kafka, where it is exempt.
         ApiKey::DescribeQuorum => run_exempt!(describe_quorum),

@@ -61,6 +61,9 @@ pub enum MetadataRecord {
     /// is, its leaderships moved to other in-sync replicas at once, and not
     /// unfenced again until it registers anew.
     ShutdownBroker { id: i32, epoch: u64 },
+    /// An operator's election of `leader` (ElectLeaders, preferred): applied
+    /// only while `leader` is a live in-sync replica that does not lead yet.
+    ElectLeader { name: String, id: String, partition: i32, leader: i32 },
     /// A partition leader's change of its in-sync replicas (Kafka's
     /// AlterPartition): applied only while `leader_epoch` is still the
     /// partition's, and only to replicas of it that include its leader.

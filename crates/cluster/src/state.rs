@@ -101,6 +101,19 @@ impl ClusterState {
                     self.broker_unfenced(*id);
                 }
             }
+            MetadataRecord::ElectLeader { name, id, partition, leader } => {
+                let live = self.brokers.get(leader).is_some_and(|b| !b.fenced);
+                let Some(topic) = self.topics.get_mut(name).filter(|t| t.id == *id) else {
+                    return;
+                };
+                let Some(p) = usize::try_from(*partition).ok().and_then(|i| topic.partitions.get_mut(i)) else {
+                    return;
+                };
+                if live && p.isr.contains(leader) && p.leader != *leader {
+                    p.leader = *leader;
+                    p.leader_epoch += 1;
+                }
+            }
             MetadataRecord::AlterIsr { name, id, partition, leader_epoch, isr } => {
                 let Some(topic) = self.topics.get_mut(name).filter(|t| t.id == *id) else {
                     return;
@@ -355,6 +368,19 @@ mod tests {
         live.leading(Some(0));
         live.heard(2, "a", 100);
         assert!(live.decisions(&state, 200, 9000).is_empty(), "no unfence for a stopping broker");
+        // A preferred election: only a live in-sync replica can be elected.
+        let elect = |leader| MetadataRecord::ElectLeader { name: "t".into(), id: "x".into(), partition: 0, leader };
+        state.apply(32, &elect(3));
+        assert_eq!(partition(&state).leader, 1, "broker 3 is not in sync");
+        state.apply(
+            33,
+            &MetadataRecord::RegisterBroker { id: 2, incarnation: "b".into(), endpoints: Vec::new(), rack: None },
+        );
+        state.apply(34, &MetadataRecord::UnfenceBroker { id: 2, epoch: 33 });
+        state.apply(35, &shrink(4, vec![1, 2]));
+        state.apply(36, &elect(2));
+        let p = partition(&state);
+        assert_eq!((p.leader, p.leader_epoch), (2, 5));
     }
 
     #[test]

@@ -24,7 +24,7 @@ const fn range(api_key: ApiKey, min: i16, max: i16) -> ApiRange {
 /// Every API Sluice serves.
 pub const SUPPORTED: &[ApiRange] = &[
     // Produce v13 names topics by id; Fetch v18 adds a follower's high
-    // watermark (ignored: no followers); ListOffsets v10 a timeout for remote
+    // watermark (ignored: followers send v12); ListOffsets v10 a timeout for remote
     // storage (none here); Metadata v13 a top-level error code.
     ApiRange { api_key: ApiKey::Produce, min: 0, max: 13, accepted_min: 3 },
     range(ApiKey::Fetch, 4, 18),
@@ -35,6 +35,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::DeleteTopics, 1, 6),
     range(ApiKey::OffsetForLeaderEpoch, 2, 4),
     range(ApiKey::DescribeCluster, 0, 2),
+    range(ApiKey::ElectLeaders, 0, 2),
     // Operator APIs of a single node that is its own KRaft controller.
     range(ApiKey::DescribeTopicPartitions, 0, 0),
     range(ApiKey::DescribeQuorum, 0, 2),

@@ -55,7 +55,7 @@ fn encode_epochs(epochs: &[(i32, i64)]) -> String {
 /// past the log end, or for a log from before epochs were kept (a single
 /// node's, all epoch 0) one entry from its start.
 pub(super) fn load_epochs(dir: &Path, log_start: i64, log_end: i64) -> Result<Vec<(i32, i64)>, StorageError> {
-    let stored = file::read_checked(&epochs_path(dir), LINE_FILE_BYTES_MAX as u64)?;
+    let stored = file::read_checked(&epochs_path(dir), LINE_FILE_BYTES_MAX)?;
     let Some(body) = stored else {
         return Ok(if log_end > log_start { vec![(LEADER_EPOCH, log_start)] } else { Vec::new() });
     };
