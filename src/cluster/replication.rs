@@ -34,7 +34,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use crate::admin::ADMIN_SHARD;
 use crate::constants::{
     FETCH_WAIT_MS_MAX, QUORUM_CONNECT_TIMEOUT_MS, REPLICA_FETCH_BACKOFF_MS, REPLICA_FETCH_BYTES_MAX,
-    REPLICA_FETCH_WAIT_MS, REPLICA_LAG_CHECK_MS,
+    REPLICA_FETCH_RESPONSE_OVERHEAD_BYTES, REPLICA_FETCH_WAIT_MS, REPLICA_LAG_CHECK_MS,
 };
 use crate::protocol::fetch_response::{FetchPartitionOut, FetchResponseOut, FetchTopicOut};
 use crate::protocol::ResponseError;
@@ -366,7 +366,9 @@ impl Follower {
         let mut length = [0u8; 4];
         stream.read_exact(&mut length).await?;
         let length = i32::from_be_bytes(length);
-        if length < 0 || length as usize > REPLICA_FETCH_BYTES_MAX + 64 * 1024 {
+        // One batch always comes whole, so a topic's largest batch may exceed the fetch size.
+        let bytes_max = REPLICA_FETCH_BYTES_MAX.max(log.max_message_bytes()) + REPLICA_FETCH_RESPONSE_OVERHEAD_BYTES;
+        if length < 0 || length as usize > bytes_max {
             return Err(std::io::Error::other(format!("fetch response of {length} bytes")));
         }
         let mut bytes = vec![0u8; length as usize];

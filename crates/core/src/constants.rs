@@ -357,6 +357,8 @@ pub const REPLICA_LAG_CHECK_MS: u64 = 1_000;
 /// Bytes a follower asks for in one fetch (Kafka's `replica.fetch.max.bytes`
 /// is 1 MiB per partition; one batch is always sent whole).
 pub const REPLICA_FETCH_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// What a follower's fetch response may hold beyond its records (headers, fields).
+pub const REPLICA_FETCH_RESPONSE_OVERHEAD_BYTES: usize = 64 * 1024;
 /// How long a follower's fetch waits at the leader for new records.
 pub const REPLICA_FETCH_WAIT_MS: u64 = 500;
 /// Wait before a follower fetches again after an error.

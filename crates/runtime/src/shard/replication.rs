@@ -110,11 +110,17 @@ impl Shard {
             let mut roles = self.replicas.borrow_mut();
             let followers = match roles.get(&key) {
                 Some(ReplicaRole::Leader(l)) if l.epoch == epoch => l.followers.clone(),
-                Some(ReplicaRole::Follower(f)) => {
-                    f.stop.set(true);
-                    HashMap::new()
+                other => {
+                    if let Some(ReplicaRole::Follower(f)) = other {
+                        f.stop.set(true);
+                    }
+                    // A new leadership: each in-sync follower counts as caught up
+                    // now, at the high watermark, until it fetches; one that never
+                    // does leaves the in-sync set after `replica.lag.time.max.ms`.
+                    let now = Instant::now();
+                    let start = FollowerProgress { end_offset: log.high_watermark(), caught_up_at: now };
+                    isr.iter().filter(|r| **r != self.config.node_id).map(|r| (*r, start)).collect()
                 }
-                _ => HashMap::new(),
             };
             roles.insert(key.clone(), ReplicaRole::Leader(LeaderState { epoch, replicas, isr, followers }));
         }
