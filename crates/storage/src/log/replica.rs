@@ -47,17 +47,24 @@ fn epochs_path(dir: &Path) -> PathBuf {
     dir.join(EPOCHS_FILE)
 }
 
+/// Adds `epoch` starting at `start`, dropping the entries it supersedes (a
+/// later or equal epoch, or one starting at or after it), as Kafka's cache does.
+fn push_epoch(epochs: &mut Vec<(i32, i64)>, epoch: i32, start: i64) {
+    epochs.retain(|(e, s)| *e < epoch && *s < start);
+    epochs.push((epoch, start));
+}
+
 fn encode_epochs(epochs: &[(i32, i64)]) -> String {
     epochs.iter().map(|(epoch, start)| format!("{epoch} {start}\n")).collect()
 }
 
 /// The epoch cache of the log in `dir`: the stored one without entries
-/// past the log end, or for a log from before epochs were kept (a single
-/// node's, all epoch 0) one entry from its start.
+/// past the log end, or for a log without one (a single node's, all epoch
+/// 0, or a new one) epoch 0 from its start, as a first leader's.
 pub(super) fn load_epochs(dir: &Path, log_start: i64, log_end: i64) -> Result<Vec<(i32, i64)>, StorageError> {
     let stored = file::read_checked(&epochs_path(dir), LINE_FILE_BYTES_MAX)?;
     let Some(body) = stored else {
-        return Ok(if log_end > log_start { vec![(LEADER_EPOCH, log_start)] } else { Vec::new() });
+        return Ok(vec![(LEADER_EPOCH, log_start)]);
     };
     let text = String::from_utf8(body).map_err(|_| StorageError::Corrupt(format!("{}", epochs_path(dir).display())))?;
     let mut epochs = Vec::new();
@@ -100,7 +107,7 @@ impl Log {
             match st.epochs.last() {
                 Some((last, _)) if *last >= epoch => false,
                 _ => {
-                    st.epochs.push((epoch, start));
+                    push_epoch(&mut st.epochs, epoch, start);
                     true
                 }
             }
@@ -200,7 +207,11 @@ impl Log {
             next
         };
         if !new_epochs.is_empty() {
-            self.state.borrow_mut().epochs.extend(new_epochs);
+            let mut st = self.state.borrow_mut();
+            for (epoch, start) in new_epochs {
+                push_epoch(&mut st.epochs, epoch, start);
+            }
+            drop(st);
             self.write_epochs().await?;
         }
         let wait = {
@@ -377,8 +388,11 @@ mod tests {
             let (leader_dir, follower_dir) = (temp_dir("replica-gap-leader"), temp_dir("replica-gap-follower"));
             let leader = open(&leader_dir, small_config(), false).await;
             let follower = open(&follower_dir, small_config(), false).await;
+            // A new log answers for epoch 0 as Kafka's first leader does: it ends at the log end.
+            assert_eq!(follower.end_offset_for_epoch(0), EpochEnd { epoch: 0, end_offset: 0 });
             append(&leader, 2, 1000).await;
             append(&leader, 2, 1001).await;
+            assert_eq!(leader.end_offset_for_epoch(0), EpochEnd { epoch: 0, end_offset: 4 });
             let read = leader.read_replica(2, 1 << 20).await.unwrap();
             let chunk = read.chunks.concat();
             let summaries = validate_chunk(&chunk, 1 << 20).unwrap();
