@@ -207,11 +207,12 @@ impl Log {
             next
         };
         if !new_epochs.is_empty() {
-            let mut st = self.state.borrow_mut();
-            for (epoch, start) in new_epochs {
-                push_epoch(&mut st.epochs, epoch, start);
+            {
+                let mut st = self.state.borrow_mut();
+                for (epoch, start) in new_epochs {
+                    push_epoch(&mut st.epochs, epoch, start);
+                }
             }
-            drop(st);
             self.write_epochs().await?;
         }
         let wait = {
