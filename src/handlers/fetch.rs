@@ -72,6 +72,10 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: FetchReque
                 ..Default::default()
             };
             let owner = meta.and_then(|m| m.owner(p.partition));
+            // The client's leader epoch against this leader's (KIP-320).
+            let stale_epoch = meta.filter(|_| owner.is_some()).and_then(|m| {
+                super::check_leader_epoch(p.current_leader_epoch, super::leader_epoch(shard, m, p.partition)).err()
+            });
             match (meta, owner) {
                 (Some(meta), None) if meta.is_remote(p.partition) && access.topic(AclOperation::Read, &meta.name) => {
                     partition.error_code = ResponseError::NotLeaderOrFollower.code()
@@ -81,16 +85,8 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: FetchReque
                     partition.error_code = ResponseError::TopicAuthorizationFailed.code()
                 }
                 (None, _) | (_, None) => partition.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                (Some(meta), Some(_))
-                    if super::check_leader_epoch(
-                        p.current_leader_epoch,
-                        super::leader_epoch(shard, meta, p.partition),
-                    )
-                    .is_err() =>
-                {
-                    let epoch = super::leader_epoch(shard, meta, p.partition);
-                    let code = super::check_leader_epoch(p.current_leader_epoch, epoch).unwrap_err();
-                    partition.error_code = code.code();
+                (Some(_), Some(_)) if stale_epoch.is_some() => {
+                    partition.error_code = stale_epoch.map_or(0, |code| code.code())
                 }
                 (Some(meta), Some(owner)) => wanted.push(Wanted {
                     topic_slot,
