@@ -106,3 +106,71 @@ async fn rdkafka_idempotent_producer() {
     .unwrap();
     broker.stop();
 }
+
+/// Produce requests in flight on one connection are appended in the order
+/// they were sent, as Kafka's one-request-at-a-time connections append them,
+/// even when the first has more to do before its partitions are written
+/// (here: auto-creating another topic it also writes to). Were the second
+/// appended first, the producer would be told OUT_OF_ORDER_SEQUENCE for it
+/// while the first succeeded, which it could not recover from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_appended_in_the_order_they_were_sent() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    /// Topics the first request of each round creates on its way.
+    const NEW_TOPICS: usize = 4;
+    /// Connections, one producer each: the kernel spreads them over both
+    /// shards, so that some are served away from the shard creating topics.
+    const CONNECTIONS: usize = 8;
+    const ROUNDS: i32 = 3;
+    let broker = Broker::start("idempotence-pipelined", 2, &[]);
+    create_topic(&broker.bootstrap(), "ordered", 1, &[]).await;
+    tokio::task::block_in_place(|| {
+        let mut connections: Vec<(Raw, i64, i16)> = (0..CONNECTIONS)
+            .map(|_| {
+                let mut raw = Raw::connect(&broker);
+                // Both requests of a round go out at once.
+                raw.stream.set_nodelay(true).unwrap();
+                let (pid, epoch) = init_producer_id(&mut raw);
+                (raw, pid, epoch)
+            })
+            .collect();
+        for round in 0..ROUNDS {
+            for (c, (raw, pid, epoch)) in connections.iter_mut().enumerate() {
+                let sequence = 2 * round;
+                let batch = |sequence, value: &[u8]| idempotent_batch(*pid, *epoch, sequence, &[value], 1);
+                let mut first = common::produce_request("ordered", 0, -1, batch(sequence, b"a"));
+                for n in 0..NEW_TOPICS {
+                    let new_topic = TopicProduceData::default()
+                        .with_name(TopicName(StrBytes::from_string(format!("on-the-way-{round}-{c}-{n}"))))
+                        .with_partition_data(vec![PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(common::record_batch(&[b"other"], 1).freeze()))]);
+                    first.topic_data.insert(0, new_topic);
+                }
+                let second = common::produce_request("ordered", 0, -1, batch(sequence + 1, b"b"));
+                let first_id = raw.send(ApiKey::Produce, 9, &first);
+                let second_id = raw.send(ApiKey::Produce, 9, &second);
+                let first: ProduceResponse = raw.receive(ApiKey::Produce, 9, first_id);
+                let second: ProduceResponse = raw.receive(ApiKey::Produce, 9, second_id);
+                for created in &first.responses[..NEW_TOPICS] {
+                    let created = &created.partition_responses[0];
+                    assert_eq!(created.error_code, 0, "round {round}: an auto-created topic: {created:?}");
+                }
+                let answers =
+                    [&first.responses[NEW_TOPICS].partition_responses[0], &second.responses[0].partition_responses[0]];
+                let answers: Vec<i16> = answers.iter().map(|p| p.error_code).collect();
+                assert_eq!(answers, [0, 0], "round {round}, connection {c}: appended in the order sent");
+                assert!(
+                    second.responses[0].partition_responses[0].base_offset
+                        > first.responses[NEW_TOPICS].partition_responses[0].base_offset
+                );
+            }
+        }
+        let (raw, _, _) = &mut connections[0];
+        assert_eq!(high_watermark(raw, "ordered"), (CONNECTIONS as i64) * 2 * i64::from(ROUNDS));
+    });
+    broker.stop();
+}

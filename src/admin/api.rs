@@ -101,7 +101,7 @@ fn context(admin: &Admin, api: ApiKey) -> RequestContext {
         .with_request_api_version(version)
         .with_client_id(Some(StrBytes::from_static_str("sluice-console")));
     let session = Session::new(admin.console.clone(), admin.address, KafkaPrincipal::user(CONSOLE_PRINCIPAL_NAME));
-    RequestContext { header, session: Rc::new(session) }
+    RequestContext { header, session: Rc::new(session), turn: Default::default() }
 }
 
 fn name(text: &str) -> StrBytes {

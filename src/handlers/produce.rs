@@ -228,7 +228,14 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
 
     let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let produce = move |shard: Rc<Shard>, parts| async move { shard.produce_local(parts, acks, timeout).await };
-    let mut outcomes = plan.scatter(shard, produce).await;
+    // Handed to the owners in the connection's order; appended in the order handed over.
+    let turn = ctx.turn.take();
+    if let Some(turn) = &turn {
+        turn.wait().await;
+    }
+    let handed = plan.hand_out(shard, produce).await;
+    drop(turn);
+    let mut outcomes = handed.outcomes().await;
     if acks == AckLevel::None {
         return None;
     }

@@ -66,7 +66,7 @@ impl Store {
             .with_client_id(Some(StrBytes::from_static_str(REGISTRY_PRINCIPAL_NAME)));
         let principal = KafkaPrincipal::user(REGISTRY_PRINCIPAL_NAME);
         let session = Session::new(self.listener.clone(), self.address, principal);
-        RequestContext { header, session: Rc::new(session) }
+        RequestContext { header, session: Rc::new(session), turn: Default::default() }
     }
 
     /// Whether `_schemas` exists.

@@ -143,7 +143,9 @@ where
             tracing::info!(%peer, "closing connection: its SASL session expired (connections.max.reauth.ms)");
             break;
         }
-        let ctx = RequestContext { header, session: session.clone() };
+        // Produce requests reach their partitions in the order they were read.
+        let turn = Cell::new((api == ApiKey::Produce).then(|| session.produce_turns.take()));
+        let ctx = RequestContext { header, session: session.clone(), turn };
         let run = Request { shard: shard.clone(), ctx, api, body, read_at, refused: refused.clone() };
         let answer: PendingAnswer = if sasl_api || !authenticated {
             // Answered before the next frame is read: the login state it changes

@@ -5,6 +5,7 @@
 pub mod connection;
 pub mod listener;
 pub mod session;
+pub mod turns;
 
 use std::rc::Rc;
 use std::sync::Arc;

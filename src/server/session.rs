@@ -15,6 +15,7 @@ use crate::security::principal::KafkaPrincipal;
 use crate::security::scram::ScramServer;
 
 use super::listener::ListenerRuntime;
+use super::turns::{Turn, Turns};
 
 /// Where a connection stands in authentication.
 pub enum SaslState {
@@ -43,6 +44,8 @@ pub struct Session {
     muted_until: Cell<Option<Instant>>,
     /// The client software name and version its ApiVersions (v3+) gave.
     pub client_software: RefCell<Option<(String, String)>>,
+    /// The order this connection's produce requests reach their partitions in.
+    pub produce_turns: Rc<Turns>,
 }
 
 impl Session {
@@ -57,6 +60,7 @@ impl Session {
             close_after_answer: Cell::new(false),
             muted_until: Cell::new(None),
             client_software: RefCell::new(None),
+            produce_turns: Rc::default(),
         }
     }
 
@@ -111,6 +115,8 @@ impl Session {
 pub struct RequestContext {
     pub header: RequestHeader,
     pub session: Rc<Session>,
+    /// A produce request's place in its connection's order (see [`Turns`]).
+    pub turn: Cell<Option<Turn>>,
 }
 
 impl RequestContext {

@@ -404,7 +404,18 @@ public class JavaAdmin {
         System.out.println("ok quorum-features");
     }
 
-    public static void main(String[] args) throws Exception {
+    // Kafka's API exceptions carry no stack trace, which the source launcher
+    // fails on while reporting them: they are printed here instead.
+    public static void main(String[] args) {
+        try {
+            run(args);
+        } catch (Throwable e) {
+            e.printStackTrace();
+            System.exit(1);
+        }
+    }
+
+    static void run(String[] args) throws Exception {
         bootstrap = args[0];
         adminUrl = args[1];
         try (Admin admin = Admin.create(as("admin"))) {

@@ -161,7 +161,18 @@ public class JavaDurability {
         System.out.println("java durability ok");
     }
 
-    public static void main(String[] args) throws Exception {
+    // Kafka's API exceptions carry no stack trace, which the source launcher
+    // fails on while reporting them: they are printed here instead.
+    public static void main(String[] args) {
+        try {
+            run(args);
+        } catch (Throwable e) {
+            e.printStackTrace();
+            System.exit(1);
+        }
+    }
+
+    static void run(String[] args) throws Exception {
         switch (args[1]) {
             case "load" -> load(args[0]);
             case "verify" -> verify(args[0], Path.of(args[2]), Path.of(args[3]));

@@ -143,7 +143,18 @@ public class JavaGroups {
         again.consumer.close();
     }
 
-    public static void main(String[] args) throws Exception {
+    // Kafka's API exceptions carry no stack trace, which the source launcher
+    // fails on while reporting them: they are printed here instead.
+    public static void main(String[] args) {
+        try {
+            run(args);
+        } catch (Throwable e) {
+            e.printStackTrace();
+            System.exit(1);
+        }
+    }
+
+    static void run(String[] args) throws Exception {
         String bootstrap = args[0];
         try (Admin admin = Admin.create(Map.of("bootstrap.servers", bootstrap))) {
             admin.createTopics(List.of(new NewTopic("java-coop", PARTITIONS, (short) 1),

@@ -69,7 +69,18 @@ public class JavaTransactionsV2 {
         return range == null ? 0 : range.maxVersionLevel();
     }
 
-    public static void main(String[] args) throws Exception {
+    // Kafka's API exceptions carry no stack trace, which the source launcher
+    // fails on while reporting them: they are printed here instead.
+    public static void main(String[] args) {
+        try {
+            run(args);
+        } catch (Throwable e) {
+            e.printStackTrace();
+            System.exit(1);
+        }
+    }
+
+    static void run(String[] args) throws Exception {
         String bootstrap = args[0];
         Properties common = new Properties();
         common.put("bootstrap.servers", bootstrap);

@@ -12,6 +12,9 @@
 use std::future::Future;
 use std::rc::Rc;
 
+use futures::channel::oneshot;
+use futures::future::join_all;
+
 use super::Shard;
 use crate::router::RouteError;
 
@@ -91,15 +94,95 @@ impl<E, R> Outcomes<E, R> {
 impl<E, I: Send + 'static> Plan<E, (usize, I)> {
     /// Sends every `(owner shard, item)` to its owner, where `op` handles that
     /// shard's items, and gives each item's outcome in request order.
-    pub async fn scatter<R, Op, Fut>(mut self, shard: &Rc<Shard>, op: Op) -> Outcomes<E, Result<R, RouteError>>
+    pub async fn scatter<R, Op, Fut>(self, shard: &Rc<Shard>, op: Op) -> Outcomes<E, Result<R, RouteError>>
     where
         R: Send + 'static,
         Op: FnOnce(Rc<Shard>, Vec<I>) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = Vec<Result<R, RouteError>>> + 'static,
     {
-        let work = std::mem::take(&mut self.sent);
-        let answers = shard.scatter(work, op).await;
-        self.finish(answers, || Err(RouteError::NotOwner))
+        self.hand_out(shard, op).await.outcomes().await
+    }
+
+    /// The first half of [`Plan::scatter`]: returns once every owner has its
+    /// items queued (see [`Shard::hand_out`]), with the outcomes still to come.
+    pub async fn hand_out<R, Op, Fut>(self, shard: &Rc<Shard>, op: Op) -> HandedPlan<E, R>
+    where
+        R: Send + 'static,
+        Op: FnOnce(Rc<Shard>, Vec<I>) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Vec<Result<R, RouteError>>> + 'static,
+    {
+        let Plan { slots, sent } = self;
+        let handed = shard.hand_out(sent, op).await;
+        HandedPlan { plan: Plan { slots, sent: Vec::new() }, handed }
+    }
+}
+
+/// One owner's job of a [`Shard::hand_out`]: which items it holds and how
+/// its answer comes back (or why it could not be handed over).
+pub(super) struct HandedCall<R> {
+    pub(super) owner: usize,
+    pub(super) positions: Vec<usize>,
+    pub(super) answer: Result<oneshot::Receiver<Vec<Result<R, RouteError>>>, RouteError>,
+}
+
+/// Work queued on its owners whose answers are still to come.
+pub struct HandedOut<R> {
+    pub(super) total: usize,
+    pub(super) calls: Vec<HandedCall<R>>,
+}
+
+impl<R> HandedOut<R> {
+    /// Waits for every owner and gives the answers in item order; an item
+    /// whose owner did not answer gets that owner's error.
+    pub async fn answers(self) -> Vec<Result<R, RouteError>> {
+        let HandedOut { total, calls } = self;
+        let calls = calls.into_iter().map(|HandedCall { owner, positions, answer }| async move {
+            let answer = match answer {
+                Ok(receiver) => receiver.await.map_err(|_| RouteError::Unreachable(owner)),
+                Err(e) => Err(e),
+            };
+            (positions, answer)
+        });
+        let mut answers: Vec<Option<Result<R, RouteError>>> = (0..total).map(|_| None).collect();
+        for (positions, answer) in join_all(calls).await {
+            match answer {
+                Ok(results) if results.len() == positions.len() => {
+                    for (position, result) in positions.into_iter().zip(results) {
+                        answers[position] = Some(result);
+                    }
+                }
+                Ok(results) => {
+                    tracing::error!(
+                        asked = positions.len(),
+                        answered = results.len(),
+                        "shard answered a different number of items"
+                    );
+                    for position in positions {
+                        answers[position] = Some(Err(RouteError::NotOwner));
+                    }
+                }
+                Err(e) => {
+                    for position in positions {
+                        answers[position] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        answers.into_iter().map(|a| a.unwrap_or(Err(RouteError::NotOwner))).collect()
+    }
+}
+
+/// Items of a [`Plan`] queued on their owners, answers still to come.
+pub struct HandedPlan<E, R> {
+    plan: Plan<E, ()>,
+    handed: HandedOut<R>,
+}
+
+impl<E, R> HandedPlan<E, R> {
+    /// Waits for the owners and gives each item's outcome in request order.
+    pub async fn outcomes(self) -> Outcomes<E, Result<R, RouteError>> {
+        let answers = self.handed.answers().await;
+        self.plan.finish(answers, || Err(RouteError::NotOwner))
     }
 }
 

@@ -16,6 +16,9 @@ use std::future::Future;
 use futures::channel::oneshot;
 use futures::future::{join_all, select, select_all};
 
+use gather::HandedCall;
+pub use gather::HandedOut;
+
 use crate::metrics::{GroupOffsetSnapshot, PartitionSnapshot, ShardMetrics, ShardSnapshot};
 use crate::router::{
     Answer, DeletePart, Job, MarkerPart, OffsetQuery, PartitionOffsets, ProducePart, ReadPart, RouteError, Router,
@@ -214,16 +217,8 @@ impl Shard {
         F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
         Fut: Future<Output = T> + 'static,
     {
-        if shard != self.id {
-            return self.call_remote(shard, job).await;
-        }
-        let (tx, rx) = oneshot::channel();
-        let here = self.clone();
-        glommio::spawn_local(async move {
-            let _ = tx.send(job(here).await);
-        })
-        .detach();
-        rx.await.map_err(|_| RouteError::Unreachable(shard))
+        let answer = self.hand_over(shard, job).await?;
+        answer.await.map_err(|_| RouteError::Unreachable(shard))
     }
 
     /// As [`Shard::invoke_on`], but local work runs in the caller's task and
@@ -235,18 +230,30 @@ impl Shard {
         Fut: Future<Output = T> + 'static,
     {
         if shard != self.id {
-            return self.call_remote(shard, job).await;
+            return self.invoke_on(shard, job).await;
         }
         Ok(job(self.clone()).await)
     }
 
-    async fn call_remote<T, F, Fut>(self: &Rc<Self>, shard: usize, job: F) -> Result<T, RouteError>
+    /// Queues `job` on `shard` and returns once it is queued, with its answer
+    /// still to come. Jobs handed to one shard start in the order they were
+    /// handed over: local ones are spawned here, remote ones go down the
+    /// shard's FIFO channel and are spawned as they arrive.
+    async fn hand_over<T, F, Fut>(self: &Rc<Self>, shard: usize, job: F) -> Result<oneshot::Receiver<T>, RouteError>
     where
         T: Send + 'static,
         F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
         Fut: Future<Output = T> + 'static,
     {
         let (tx, rx) = oneshot::channel::<T>();
+        if shard == self.id {
+            let here = self.clone();
+            glommio::spawn_local(async move {
+                let _ = tx.send(job(here).await);
+            })
+            .detach();
+            return Ok(rx);
+        }
         let id = self.next_call_id.get();
         self.next_call_id.set(id + 1);
         // The job below and this delivery are made together for the same `T`,
@@ -266,7 +273,7 @@ impl Shard {
             self.pending_calls.borrow_mut().remove(&id);
             return Err(e);
         }
-        rx.await.map_err(|_| RouteError::Unreachable(shard))
+        Ok(rx)
     }
 
     /// A message from another shard: work to run here, or the answer to a call of this shard's.
@@ -302,6 +309,19 @@ impl Shard {
         Op: FnOnce(Rc<Shard>, Vec<I>) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = Vec<Result<R, RouteError>>> + 'static,
     {
+        self.hand_out(items, op).await.answers().await
+    }
+
+    /// The first half of [`Shard::scatter`]: returns once every owner has its
+    /// job queued, with the answers still to come. Work handed out before
+    /// other work to the same shard starts before it.
+    pub async fn hand_out<I, R, Op, Fut>(self: &Rc<Self>, items: Vec<(usize, I)>, op: Op) -> HandedOut<R>
+    where
+        I: Send + 'static,
+        R: Send + 'static,
+        Op: FnOnce(Rc<Shard>, Vec<I>) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Vec<Result<R, RouteError>>> + 'static,
+    {
         let total = items.len();
         let mut groups: BTreeMap<usize, (Vec<usize>, Vec<I>)> = BTreeMap::new();
         for (position, (owner, item)) in items.into_iter().enumerate() {
@@ -309,36 +329,13 @@ impl Shard {
             group.0.push(position);
             group.1.push(item);
         }
-        let calls = groups.into_iter().map(|(owner, (positions, items))| {
+        let mut calls = Vec::with_capacity(groups.len());
+        for (owner, (positions, items)) in groups {
             let op = op.clone();
-            async move { (positions, self.invoke_on(owner, move |shard| op(shard, items)).await) }
-        });
-        let mut answers: Vec<Option<Result<R, RouteError>>> = (0..total).map(|_| None).collect();
-        for (positions, answer) in join_all(calls).await {
-            match answer {
-                Ok(results) if results.len() == positions.len() => {
-                    for (position, result) in positions.into_iter().zip(results) {
-                        answers[position] = Some(result);
-                    }
-                }
-                Ok(results) => {
-                    tracing::error!(
-                        asked = positions.len(),
-                        answered = results.len(),
-                        "shard answered a different number of items"
-                    );
-                    for position in positions {
-                        answers[position] = Some(Err(RouteError::NotOwner));
-                    }
-                }
-                Err(e) => {
-                    for position in positions {
-                        answers[position] = Some(Err(e.clone()));
-                    }
-                }
-            }
+            let answer = self.hand_over(owner, move |shard| op(shard, items)).await;
+            calls.push(HandedCall { owner, positions, answer });
         }
-        answers.into_iter().map(|a| a.unwrap_or(Err(RouteError::NotOwner))).collect()
+        HandedOut { total, calls }
     }
 
     /// Appends each part to its partition (owner side of Produce). On a
