@@ -910,6 +910,92 @@ fn replicated_partitions_keep_every_acknowledged_record_through_leader_deaths() 
     assert_eq!(read_all(&live(&nodes), "after-refusal"), sent, "a refused record is not appended");
 }
 
+/// A replica that was down while its leader deleted records it never got
+/// (DeleteRecords past its log end) starts over at the leader's log start,
+/// as Kafka's follower does, instead of asking for what is gone forever;
+/// and the deleted records do not come back when it leads.
+#[test]
+fn a_follower_behind_its_leaders_log_start_starts_over_there() {
+    use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+    use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+
+    use crate::common::kafka;
+
+    let (mut nodes, _) = cluster("trimmed");
+    for node in nodes.iter_mut() {
+        node.start();
+    }
+    wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let topic = NewTopic::new("trimmed", 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
+    let created =
+        runtime.block_on(kafka::admin(&nodes[0].bootstrap()).create_topics(&[topic], &AdminOptions::new())).unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    wait_for_isr(&nodes[0].bootstrap(), "trimmed", 3, Duration::from_secs(15));
+    let bootstrap: Vec<String> = nodes.iter().map(Node::bootstrap).collect();
+    let producer = kafka::producer(&bootstrap.join(","), &[("acks", "all"), ("message.timeout.ms", "60000")]);
+    let produce = |from: usize, to: usize| {
+        let records = (from..to).map(|i| kafka::Record::new(format!("v{i}")));
+        let acked = runtime.block_on(kafka::produce(&producer, "trimmed", records));
+        assert_eq!(acked.len(), to - from, "every record acknowledged");
+    };
+    produce(0, 100);
+
+    // The preferred replica (the leader) goes down; the records after it are deleted up to 250.
+    let (preferred, replicas, _) = replicas_of(&bootstrap[0], "trimmed").unwrap()[0].clone();
+    assert_eq!(Some(&preferred), replicas.first());
+    let down = preferred as usize - 1;
+    nodes[down].broker.take().unwrap().kill();
+    let live = nodes.iter().position(|n| n.broker.is_some()).unwrap();
+    wait_until("another broker leads", Duration::from_secs(30), || {
+        replicas_of(&bootstrap[live], "trimmed").is_some_and(|p| p[0].0 > 0 && p[0].0 != preferred)
+    });
+    produce(100, 300);
+    let leader = replicas_of(&bootstrap[live], "trimmed").unwrap()[0].0;
+    let request =
+        DeleteRecordsRequest::default().with_timeout_ms(30_000).with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("trimmed")))
+            .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(0).with_offset(250)])]);
+    let deleted: DeleteRecordsResponse =
+        Raw::connect_to(&bootstrap[leader as usize - 1]).call(ApiKey::DeleteRecords, 2, &request);
+    let deleted = &deleted.topics[0].partitions[0];
+    assert_eq!((deleted.error_code, deleted.low_watermark), (0, 250), "{deleted:?}");
+
+    // It comes back 150 records short of the leader's log start, starts over
+    // there, catches up and, preferred again, leads.
+    nodes[down].start();
+    wait_until("the returned broker is in sync again", Duration::from_secs(60), || {
+        replicas_of(&bootstrap[live], "trimmed").is_some_and(|p| p[0].2.len() == 3)
+    });
+    let request = kafka_protocol::messages::ElectLeadersRequest::default()
+        .with_election_type(0)
+        .with_topic_partitions(None)
+        .with_timeout_ms(30_000);
+    let elected: kafka_protocol::messages::ElectLeadersResponse =
+        Raw::connect_to(&bootstrap[live]).call(ApiKey::ElectLeaders, 2, &request);
+    assert_eq!(elected.error_code, 0, "{elected:?}");
+    wait_until("the preferred replica leads again", Duration::from_secs(15), || {
+        replicas_of(&bootstrap[down], "trimmed").is_some_and(|p| p[0].0 == preferred)
+    });
+    // The deleted records stay deleted (asked again while the clients learn the new leader).
+    let mut watermarks = None;
+    wait_until("the watermarks of the new leader", Duration::from_secs(30), || {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let consumer: BaseConsumer = kafka::client_config(&bootstrap[down], &[]).create().expect("consumer");
+        watermarks = consumer.fetch_watermarks("trimmed", 0, Duration::from_secs(5)).ok();
+        watermarks.is_some()
+    });
+    assert_eq!(watermarks, Some((250, 300)), "the deleted records stay deleted");
+    let config = kafka::consumer_config(&bootstrap[down], "after-restart");
+    let read: Vec<String> =
+        kafka::consume_to_end(&config, "trimmed", 1, Duration::from_secs(60)).iter().map(kafka::value).collect();
+    let expected: Vec<String> = (250..300).map(|i| format!("v{i}")).collect();
+    assert_eq!(read, expected);
+    let log = nodes[down].broker.as_ref().unwrap().log();
+    assert!(log.contains("replica starting over, empty"), "the replica started over at the leader's log start");
+}
+
 /// Waits until every partition of `topic` has a leader and `isr` in-sync replicas, as `address` tells it.
 fn wait_for_isr(address: &str, topic: &str, isr: usize, within: Duration) {
     wait_until(&format!("{topic}: a leader and {isr} in-sync replicas everywhere"), within, || {

@@ -39,10 +39,12 @@ use crate::constants::{
 use crate::protocol::fetch_response::{FetchPartitionOut, FetchResponseOut, FetchTopicOut};
 use crate::protocol::ResponseError;
 use crate::server::session::RequestContext;
-use crate::shard::replication::{FollowerFetch, ReplicaFetchError, ReplicaRole};
+use crate::shard::replication::{FollowerFetch, ReplicaCut, ReplicaFetchError, ReplicaRole};
 use crate::shard::{PartitionKey, Shard};
 use sluice_cluster::MetadataRecord;
 use sluice_protocol::batch::validate_chunk;
+use sluice_storage::log::ReplicaAppendError;
+use sluice_storage::StorageError;
 
 /// The Fetch version followers send: topic names, the replica id in the
 /// request body, and the last fetched epoch (KIP-320).
@@ -161,6 +163,7 @@ pub async fn serve_replica_fetch(
                             partition.log_start_offset = read.log_start_offset;
                             partition.records = read.chunks;
                             partition.diverging_epoch = read.diverging_epoch;
+                            partition.error_code = read.error.map_or(0, |e| e.code());
                             if read.caught_up {
                                 let (shard, key) = (shard.clone(), (meta.name.clone(), p.partition));
                                 glommio::spawn_local(async move { add_to_isr(&shard, &key, replica).await }).detach();
@@ -214,6 +217,9 @@ struct ReplicaRead {
     chunks: Vec<Bytes>,
     diverging_epoch: Option<(i32, i64)>,
     caught_up: bool,
+    /// OFFSET_OUT_OF_RANGE, with the log start offset and high watermark
+    /// the follower needs to start again.
+    error: Option<ResponseError>,
 }
 
 impl ReplicaFetch {
@@ -237,10 +243,15 @@ impl ReplicaFetch {
             Err(ReplicaFetchError::NotReplica) => return Err(ResponseError::NotLeaderOrFollower),
         };
         loop {
-            let read = log
-                .read_replica(self.fetch_offset, self.max_bytes)
-                .await
-                .map_err(|e| super::super::handlers::errors::storage_error_code(&e))?;
+            let read = match log.read_replica(self.fetch_offset, self.max_bytes).await {
+                Ok(read) => read,
+                Err(StorageError::OffsetOutOfRange { .. }) => {
+                    let mut read = self.read_nothing(&log);
+                    read.error = Some(ResponseError::OffsetOutOfRange);
+                    return Ok(read);
+                }
+                Err(e) => return Err(super::super::handlers::errors::storage_error_code(&e)),
+            };
             if !read.chunks.is_empty() || Instant::now() >= self.deadline || caught_up {
                 return Ok(ReplicaRead {
                     high_watermark: read.high_watermark,
@@ -249,6 +260,7 @@ impl ReplicaFetch {
                     chunks: read.chunks,
                     diverging_epoch: None,
                     caught_up,
+                    error: None,
                 });
             }
             let watch = log.watch_end(self.fetch_offset);
@@ -266,6 +278,7 @@ impl ReplicaFetch {
             chunks: Vec::new(),
             diverging_epoch: None,
             caught_up: false,
+            error: None,
         }
     }
 }
@@ -392,10 +405,25 @@ impl Follower {
         let Some(p) = response.responses.first().and_then(|t| t.partitions.first()) else {
             return Err(format!("empty fetch response (error {})", response.error_code));
         };
+        let mut log = self.shard.hosted_log(&self.key.0, self.key.1).map_err(|e| e.to_string())?;
+        if p.error_code == ResponseError::OffsetOutOfRange.code() {
+            // Kafka's follower: behind the leader's log start, it starts over
+            // there; ahead of the leader (a log without epochs to compare), it
+            // goes back to what every in-sync replica has.
+            let end = log.log_end_offset();
+            drop(log);
+            let cut = if p.log_start_offset > end {
+                ReplicaCut::StartAt(p.log_start_offset)
+            } else if p.high_watermark >= 0 && p.high_watermark < end {
+                ReplicaCut::TruncateTo(p.high_watermark)
+            } else {
+                return Err(format!("fetch offset {end} out of range (leader's log start {})", p.log_start_offset));
+            };
+            return self.shard.cut_replica(&self.key, cut).await.map_err(|e| e.to_string());
+        }
         if p.error_code != 0 {
             return Err(format!("leader answered error {}", p.error_code));
         }
-        let log = self.shard.hosted_log(&self.key.0, self.key.1).map_err(|e| e.to_string())?;
         if p.diverging_epoch.epoch >= 0 || p.diverging_epoch.end_offset >= 0 {
             let leader_end = p.diverging_epoch.end_offset.max(0);
             let own = log.end_offset_for_epoch(p.diverging_epoch.epoch);
@@ -406,15 +434,35 @@ impl Follower {
             };
             let offset = offset.min(log.log_end_offset());
             drop(log);
-            return self.shard.truncate_replica(&self.key, offset).await.map_err(|e| e.to_string());
+            return self.shard.cut_replica(&self.key, ReplicaCut::TruncateTo(offset)).await.map_err(|e| e.to_string());
         }
         if let Some(records) = p.records.as_ref().filter(|r| !r.is_empty()) {
             // The leader sends whole batches; each is checked (CRC included) before it is written.
             let summaries = validate_chunk(records, log.max_message_bytes().max(REPLICA_FETCH_BYTES_MAX))
                 .map_err(|e| format!("leader sent bad batches: {e}"))?;
-            log.append_replica(records, &summaries).await.map_err(|e| e.to_string())?;
+            match log.append_replica(records, &summaries).await {
+                // Kafka's follower: an empty log whose start (the leader's log
+                // start, after DeleteRecords) falls inside the first batch starts
+                // at that batch instead, and moves its log start up below.
+                Err(ReplicaAppendError::NotContiguous { expected, found })
+                    if found < expected && log.log_end_offset() == log.log_start_offset() =>
+                {
+                    drop(log);
+                    self.shard.cut_replica(&self.key, ReplicaCut::StartAt(found)).await.map_err(|e| e.to_string())?;
+                    log = self.shard.hosted_log(&self.key.0, self.key.1).map_err(|e| e.to_string())?;
+                    log.append_replica(records, &summaries).await.map_err(|e| e.to_string())?;
+                }
+                appended => {
+                    appended.map_err(|e| e.to_string())?;
+                }
+            }
         }
         log.set_high_watermark_limit(Some(p.high_watermark.min(log.log_end_offset())));
+        // Records the leader no longer keeps (DeleteRecords, retention) go here too.
+        let start = p.log_start_offset.min(log.high_watermark());
+        if start > log.log_start_offset() {
+            log.delete_records(start).await.map_err(|e| e.to_string())?;
+        }
         Ok(())
     }
 }

@@ -255,19 +255,40 @@ impl Shard {
     }
 
     /// Cuts the replica of `key` back to `offset` (its log diverged from
-    /// its new leader's): closed, truncated, and opened again.
-    pub async fn truncate_replica(&self, key: &PartitionKey, offset: i64) -> Result<(), RouteError> {
+    /// its new leader's, or it is ahead of it), or empties it to start over at
+    /// `offset` (its leader's log start is past its end): closed, cut, and
+    /// opened again.
+    pub async fn cut_replica(&self, key: &PartitionKey, cut: ReplicaCut) -> Result<(), RouteError> {
         let log = self.hosted_log(&key.0, key.1)?;
         let config = self.catalog().topic(&key.0).map(|t| t.config.clone()).ok_or(RouteError::NotOwner)?;
-        tracing::warn!(topic = %key.0, partition = key.1, from = log.log_end_offset(), to = offset,
-            "replica diverged from its leader; truncating");
+        let from = log.log_end_offset();
+        match cut {
+            ReplicaCut::TruncateTo(to) => {
+                tracing::warn!(topic = %key.0, partition = key.1, from, to, "replica diverged from its leader; truncating")
+            }
+            ReplicaCut::StartAt(at) => {
+                tracing::warn!(topic = %key.0, partition = key.1, from, at, "replica starting over, empty, at an offset of its leader's")
+            }
+        }
         self.logs.borrow_mut().remove(key);
         log.close().await?;
         let dir = log.dir.clone();
         drop(log);
-        Log::truncate_closed(&dir, offset).await?;
+        match cut {
+            ReplicaCut::TruncateTo(offset) => Log::truncate_closed(&dir, offset).await?,
+            ReplicaCut::StartAt(offset) => Log::start_closed_at(&dir, offset).await?,
+        }
         let reopened = Log::open(dir, config, false, self.metrics.io.clone(), self.batch_cache.clone()).await?;
         self.logs.borrow_mut().insert(key.clone(), reopened);
         Ok(())
     }
+}
+
+/// How a follower's log is cut to follow its leader again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaCut {
+    /// Everything from the batch holding this offset on goes.
+    TruncateTo(i64),
+    /// Everything goes; the log starts again, empty, at this offset.
+    StartAt(i64),
 }

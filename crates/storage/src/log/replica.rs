@@ -267,6 +267,35 @@ impl Log {
         file::write_checked(&epochs_path(dir), encode_epochs(&kept).as_bytes()).await?;
         file::sync_dir(dir).await
     }
+    /// Empties the closed log in `dir` and starts it again, with nothing in
+    /// it, at `offset` (Kafka's `truncateFullyAndStartAt`): a follower so far
+    /// behind that its leader no longer has the records it would fetch next
+    /// starts over at the leader's log start. Segments, producer snapshots and
+    /// epochs go; the log start offset is written first, so a crash half way
+    /// leaves a log that starts at or before `offset` and is redone.
+    pub async fn start_closed_at(dir: &Path, offset: i64) -> Result<(), StorageError> {
+        super::retention::write_log_start(dir, offset).await?;
+        let entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| StorageError::io(&format!("list {}", dir.display()), e))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .collect();
+        for path in entries {
+            let base = super::recovery::parse_segment_base(&path);
+            if let Some(base) = base {
+                for suffix in ["log", "index", "timeindex"] {
+                    file::remove_if_exists(&dir.join(format!("{}.{suffix}", crate::segment_file_stem(base)))).await?;
+                }
+            } else if super::snapshots::is_snapshot(&path) {
+                file::remove_if_exists(&path).await?;
+            }
+        }
+        super::recovery::remove_recovery_point(dir).await?;
+        file::write_checked(&epochs_path(dir), b"").await?;
+        let first = dir.join(format!("{}.log", crate::segment_file_stem(offset)));
+        let created = std::fs::File::create(&first).and_then(|f| f.sync_all());
+        created.map_err(|e| StorageError::io("create segment", e))?;
+        file::sync_dir(dir).await
+    }
 }
 
 /// The byte position in the segment at `path` of the first batch whose last
@@ -400,6 +429,46 @@ mod tests {
             let refused = follower.append_replica(&Bytes::from(chunk), &summaries).await;
             assert!(matches!(refused, Err(ReplicaAppendError::NotContiguous { expected: 0, found: 2 })));
             assert_eq!(follower.log_end_offset(), 0);
+            leader.close().await.unwrap();
+            follower.close().await.unwrap();
+            std::fs::remove_dir_all(&leader_dir).unwrap();
+            std::fs::remove_dir_all(&follower_dir).unwrap();
+        });
+    }
+
+    #[test]
+    fn a_follower_behind_the_leaders_log_start_starts_over_there() {
+        run(|| async {
+            let (leader_dir, follower_dir) = (temp_dir("replica-start-leader"), temp_dir("replica-start-follower"));
+            let leader = open(&leader_dir, small_config(), false).await;
+            let follower = open(&follower_dir, small_config(), false).await;
+            for i in 0..10 {
+                append(&leader, 2, 1000 + i).await;
+            }
+            replicate(&leader, &follower).await;
+            for i in 0..10 {
+                append(&leader, 2, 2000 + i).await;
+            }
+            // Records the follower never fetched are deleted on the leader.
+            assert_eq!(leader.delete_records(30).await.unwrap(), 30);
+            let refused = leader.read_replica(follower.log_end_offset(), 1 << 20).await;
+            assert!(matches!(refused, Err(StorageError::OffsetOutOfRange { offset: 20, start: 30, .. })));
+            follower.close().await.unwrap();
+            drop(follower);
+            Log::start_closed_at(&follower_dir, 30).await.unwrap();
+            let follower = open(&follower_dir, small_config(), false).await;
+            let state = (follower.log_start_offset(), follower.log_end_offset(), follower.last_epoch());
+            assert_eq!(state, (30, 30, -1), "empty, from the leader's log start");
+            replicate(&leader, &follower).await;
+            assert_eq!(follower.log_end_offset(), 40);
+            let (a, b) =
+                (leader.read_replica(30, 1 << 20).await.unwrap(), follower.read_replica(30, 1 << 20).await.unwrap());
+            assert_eq!(a.chunks.concat(), b.chunks.concat());
+            // It opens the same way again.
+            follower.close().await.unwrap();
+            drop(follower);
+            let follower = open(&follower_dir, small_config(), false).await;
+            assert_eq!((follower.log_start_offset(), follower.log_end_offset()), (30, 40));
             leader.close().await.unwrap();
             follower.close().await.unwrap();
             std::fs::remove_dir_all(&leader_dir).unwrap();

@@ -29,7 +29,7 @@ impl Log {
         if target <= start {
             return Ok(start);
         }
-        file::write_checked(&self.dir.join(LOG_START_FILE), format!("{target}\n").as_bytes()).await?;
+        write_log_start(&self.dir, target).await?;
         {
             let mut st = self.state.borrow_mut();
             st.log_start_offset = st.log_start_offset.max(target);
@@ -103,6 +103,11 @@ impl Log {
 
 /// The log start offset in `dir`'s `log-start-offset`; `None` if there is
 /// none, or it is damaged (then the first segment's base is the start).
+/// Makes `offset` the log start offset of the log in `dir`, durably.
+pub(super) async fn write_log_start(dir: &Path, offset: i64) -> Result<(), StorageError> {
+    file::write_checked(&dir.join(LOG_START_FILE), format!("{offset}\n").as_bytes()).await
+}
+
 pub(super) fn read_log_start(dir: &Path) -> Option<i64> {
     match file::read_checked(&dir.join(LOG_START_FILE), LINE_FILE_BYTES_MAX) {
         Ok(body) => std::str::from_utf8(&body?).ok()?.trim().parse().ok(),

@@ -20,6 +20,11 @@ fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
     dir.join(format!("{}.snapshot", segment_file_stem(offset)))
 }
 
+/// Whether `path` names a producer snapshot.
+pub(super) fn is_snapshot(path: &Path) -> bool {
+    snapshot_offset(path).is_some()
+}
+
 fn snapshot_offset(path: &Path) -> Option<i64> {
     let stem = path.file_name()?.to_str()?.strip_suffix(".snapshot")?;
     (stem.len() == 20).then(|| stem.parse().ok()).flatten()
