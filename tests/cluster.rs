@@ -1035,6 +1035,8 @@ fn acknowledged_records_survive_kills_and_pauses_of_replicas() {
     // Acknowledged: (partition, offset) -> value.
     let mut acknowledged = std::collections::BTreeMap::new();
     let mut recovery_ms = Vec::new();
+    // Leader faults: fault to the first record acknowledged by the partition's next leader.
+    let (mut leader_killed_ms, mut leader_paused_ms) = (Vec::new(), Vec::new());
     const PER_CYCLE: usize = 300;
     for cycle in 0..cycles {
         for node in &nodes {
@@ -1062,8 +1064,25 @@ fn acknowledged_records_survive_kills_and_pauses_of_replicas() {
         } else {
             victim.broker.take().unwrap().kill();
         }
+        // Availability: a record sent to the faulted leader's partition at
+        // the fault; it is acknowledged once a next leader takes produces.
+        let probe = (target == *leader).then(|| {
+            let producer = producer.clone();
+            let record = kafka::Record::new(format!("c{cycle}-{PER_CYCLE}")).partition((cycle % 3) as i32);
+            let value = format!("c{cycle}-{PER_CYCLE}");
+            runtime.spawn(async move {
+                let acked = kafka::produce(&producer, "ledger", [record]).await;
+                (acked, value, faulted.elapsed())
+            })
+        });
         let acked = runtime.block_on(sending).unwrap();
         recovery_ms.push(faulted.elapsed().as_millis() as u64);
+        if let Some(probe) = probe {
+            let (probe_acked, value, took) = runtime.block_on(probe).unwrap();
+            assert_eq!(probe_acked.len(), 1, "the probe is acknowledged");
+            assert!(acknowledged.insert(probe_acked[0], value).is_none(), "the probe's offset acked twice");
+            if pause { &mut leader_paused_ms } else { &mut leader_killed_ms }.push(took.as_millis() as u64);
+        }
         for ((partition, offset), value) in acked.into_iter().zip(values) {
             assert!(
                 acknowledged.insert((partition, offset), value).is_none(),
@@ -1133,6 +1152,17 @@ fn acknowledged_records_survive_kills_and_pauses_of_replicas() {
         assert!(sequence.windows(2).all(|w| w[0] < w[1]), "partition {p} out of order");
     }
     recovery_ms.sort();
+    for (fault, times) in [("killed", &mut leader_killed_ms), ("paused", &mut leader_paused_ms)] {
+        times.sort();
+        if let (Some(median), Some(p99)) = (times.get(times.len() / 2), times.get(times.len() * 99 / 100)) {
+            eprintln!(
+                "leader {fault} ({} cycles): fault to the first record acknowledged by the next leader: \
+                 p50 {median} ms, p99 {p99} ms, max {} ms",
+                times.len(),
+                times[times.len() - 1]
+            );
+        }
+    }
     eprintln!(
         "{cycles} fault cycles, {} acknowledged records: none lost, moved, duplicated or reordered; \
          fault to all of a cycle's {PER_CYCLE} records acknowledged: median {} ms, max {} ms",

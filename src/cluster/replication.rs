@@ -398,6 +398,15 @@ impl Follower {
         Ok(response)
     }
 
+    /// Cuts the replica's log (closed meanwhile), then takes the role the
+    /// cluster gives it again: a change of leadership that came while the
+    /// log was closed could not be taken then.
+    async fn cut(&self, cut: ReplicaCut) -> Result<(), String> {
+        let cut = self.shard.cut_replica(&self.key, cut).await.map_err(|e| e.to_string());
+        glommio::spawn_local(reconcile(self.shard.clone())).detach();
+        cut
+    }
+
     /// Takes the leader's answer: truncates where the logs diverged, or
     /// appends the batches (returning once synced here), then follows the
     /// leader's high watermark.
@@ -419,7 +428,7 @@ impl Follower {
             } else {
                 return Err(format!("fetch offset {end} out of range (leader's log start {})", p.log_start_offset));
             };
-            return self.shard.cut_replica(&self.key, cut).await.map_err(|e| e.to_string());
+            return self.cut(cut).await;
         }
         if p.error_code != 0 {
             return Err(format!("leader answered error {}", p.error_code));
@@ -434,7 +443,7 @@ impl Follower {
             };
             let offset = offset.min(log.log_end_offset());
             drop(log);
-            return self.shard.cut_replica(&self.key, ReplicaCut::TruncateTo(offset)).await.map_err(|e| e.to_string());
+            return self.cut(ReplicaCut::TruncateTo(offset)).await;
         }
         if let Some(records) = p.records.as_ref().filter(|r| !r.is_empty()) {
             // The leader sends whole batches; each is checked (CRC included) before it is written.
@@ -448,7 +457,7 @@ impl Follower {
                     if found < expected && log.log_end_offset() == log.log_start_offset() =>
                 {
                     drop(log);
-                    self.shard.cut_replica(&self.key, ReplicaCut::StartAt(found)).await.map_err(|e| e.to_string())?;
+                    self.cut(ReplicaCut::StartAt(found)).await?;
                     log = self.shard.hosted_log(&self.key.0, self.key.1).map_err(|e| e.to_string())?;
                     log.append_replica(records, &summaries).await.map_err(|e| e.to_string())?;
                 }
