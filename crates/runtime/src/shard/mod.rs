@@ -579,6 +579,10 @@ impl Shard {
             let dir = self.config.data_dir.join(format!("{}-{}", key.0, key.1));
             match Log::open(dir, config, self.clean_start, self.metrics.io.clone(), self.batch_cache.clone()).await {
                 Ok(log) => {
+                    // A cluster's replicas learn their high watermark from each other.
+                    if self.config.cluster.is_some() {
+                        log.hold_high_watermark_at_start();
+                    }
                     self.logs.borrow_mut().insert(key, log);
                 }
                 Err(e) => tracing::error!(topic = %key.0, partition = key.1, error = %e, "cannot open partition"),

@@ -279,6 +279,7 @@ impl Shard {
             ReplicaCut::StartAt(offset) => Log::start_closed_at(&dir, offset).await?,
         }
         let reopened = Log::open(dir, config, false, self.metrics.io.clone(), self.batch_cache.clone()).await?;
+        reopened.hold_high_watermark_at_start();
         self.logs.borrow_mut().insert(key.clone(), reopened);
         Ok(())
     }

@@ -159,6 +159,18 @@ impl Log {
         advance_high_watermark(self, reached);
     }
 
+    /// For a replica's log just opened: what the other replicas have is not
+    /// known, so the high watermark goes back to the log start and moves
+    /// only as the leader (to a follower) or the in-sync followers (to a
+    /// leader) say. Kafka starts from a checkpoint of it instead; starting
+    /// low holds consumers back a moment, never shows them a record that
+    /// only this replica has.
+    pub fn hold_high_watermark_at_start(&self) {
+        let mut st = self.state.borrow_mut();
+        st.high_watermark = st.log_start_offset;
+        st.high_watermark_limit = Some(st.log_start_offset);
+    }
+
     /// Resolves once what is written passes `offset` (a follower has
     /// something to fetch), the log closes, or the sender is dropped.
     pub fn watch_end(&self, offset: i64) -> oneshot::Receiver<()> {
@@ -473,6 +485,31 @@ mod tests {
             follower.close().await.unwrap();
             std::fs::remove_dir_all(&leader_dir).unwrap();
             std::fs::remove_dir_all(&follower_dir).unwrap();
+        });
+    }
+
+    #[test]
+    fn a_replica_opened_again_shows_consumers_only_what_the_others_confirm() {
+        run(|| async {
+            let dir = temp_dir("replica-reopened");
+            let log = open(&dir, small_config(), false).await;
+            for i in 0..5 {
+                append(&log, 2, 1000 + i).await;
+            }
+            log.close().await.unwrap();
+            drop(log);
+            let log = open(&dir, small_config(), false).await;
+            assert_eq!(log.high_watermark(), 10, "a single node's log shows what it synced");
+            log.hold_high_watermark_at_start();
+            assert_eq!((log.high_watermark(), log.log_end_offset()), (0, 10));
+            assert!(log.read(0, 1 << 20, false).await.unwrap().chunks.is_empty(), "nothing confirmed yet");
+            assert!(!log.read_replica(0, 1 << 20).await.unwrap().chunks.is_empty(), "followers still fetch it");
+            log.set_high_watermark_limit(Some(6));
+            assert_eq!(log.high_watermark(), 6);
+            log.set_high_watermark_limit(None);
+            assert_eq!(log.high_watermark(), 10);
+            log.close().await.unwrap();
+            std::fs::remove_dir_all(&dir).unwrap();
         });
     }
 }
