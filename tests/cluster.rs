@@ -809,25 +809,35 @@ fn replicas_of(address: &str, topic: &str) -> Option<Vec<Replicas>> {
     Some(partitions.into_iter().map(|(_, r)| r).collect())
 }
 
-#[test]
-fn replicated_partitions_keep_every_acknowledged_record_through_leader_deaths() {
+/// Starts a three-node cluster and creates `topic` with `partitions`
+/// partitions, replication factor 3 and `min.insync.replicas=2`; returns
+/// once every broker shows each partition led with three in-sync replicas.
+fn replicated_cluster(name: &str, topic: &str, partitions: i32) -> (Vec<Node>, tokio::runtime::Runtime) {
     use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 
-    use crate::common::kafka;
-
-    let (mut nodes, _) = cluster("replicated");
+    let (mut nodes, _) = cluster(name);
     for node in nodes.iter_mut() {
         node.start();
     }
     wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let topic = NewTopic::new("safe", 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
-    let created =
-        runtime.block_on(kafka::admin(&nodes[0].bootstrap()).create_topics(&[topic], &AdminOptions::new())).unwrap();
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
+    let admin = crate::common::kafka::admin(&nodes[0].bootstrap());
+    let created = runtime.block_on(admin.create_topics(&[new], &AdminOptions::new())).unwrap();
     assert!(created[0].is_ok(), "{created:?}");
-    wait_until("every broker shows three in-sync replicas", Duration::from_secs(15), || {
-        nodes.iter().all(|n| replicas_of(&n.bootstrap(), "safe").is_some_and(|p| p[0].2 == vec![1, 2, 3]))
-    });
+    for node in &nodes {
+        wait_for_isr(&node.bootstrap(), topic, 3, Duration::from_secs(15));
+    }
+    (nodes, runtime)
+}
+
+#[test]
+fn replicated_partitions_keep_every_acknowledged_record_through_leader_deaths() {
+    use rdkafka::admin::AdminOptions;
+
+    use crate::common::kafka;
+
+    let (mut nodes, runtime) = replicated_cluster("replicated", "safe", 1);
     let bootstrap: Vec<String> = nodes.iter().map(Node::bootstrap).collect();
     let producer = kafka::producer(
         &bootstrap.join(","),
@@ -918,21 +928,10 @@ fn replicated_partitions_keep_every_acknowledged_record_through_leader_deaths() 
 fn a_follower_behind_its_leaders_log_start_starts_over_there() {
     use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
     use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
-    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 
     use crate::common::kafka;
 
-    let (mut nodes, _) = cluster("trimmed");
-    for node in nodes.iter_mut() {
-        node.start();
-    }
-    wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let topic = NewTopic::new("trimmed", 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
-    let created =
-        runtime.block_on(kafka::admin(&nodes[0].bootstrap()).create_topics(&[topic], &AdminOptions::new())).unwrap();
-    assert!(created[0].is_ok(), "{created:?}");
-    wait_for_isr(&nodes[0].bootstrap(), "trimmed", 3, Duration::from_secs(15));
+    let (mut nodes, runtime) = replicated_cluster("trimmed", "trimmed", 1);
     let bootstrap: Vec<String> = nodes.iter().map(Node::bootstrap).collect();
     let producer = kafka::producer(&bootstrap.join(","), &[("acks", "all"), ("message.timeout.ms", "60000")]);
     let produce = |from: usize, to: usize| {
@@ -1011,22 +1010,10 @@ fn wait_for_isr(address: &str, topic: &str, isr: usize, within: Duration) {
 /// found at another offset than acknowledged, duplicated, or out of order.
 #[test]
 fn acknowledged_records_survive_kills_and_pauses_of_replicas() {
-    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
-
     use crate::common::kafka;
 
     let cycles: usize = std::env::var("SLUICE_CLUSTER_FAULT_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
-    let (mut nodes, _) = cluster("nemesis");
-    for node in nodes.iter_mut() {
-        node.start();
-    }
-    wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let topic = NewTopic::new("ledger", 3, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
-    let created =
-        runtime.block_on(kafka::admin(&nodes[0].bootstrap()).create_topics(&[topic], &AdminOptions::new())).unwrap();
-    assert!(created[0].is_ok(), "{created:?}");
-    wait_for_isr(&nodes[0].bootstrap(), "ledger", 3, Duration::from_secs(15));
+    let (mut nodes, runtime) = replicated_cluster("nemesis", "ledger", 3);
     let bootstrap: Vec<String> = nodes.iter().map(Node::bootstrap).collect();
     let producer = kafka::producer(
         &bootstrap.join(","),

@@ -45,6 +45,9 @@ struct Args {
     topic: String,
     #[arg(long, default_value_t = 16)]
     partitions: i32,
+    /// Replicas of each partition of the topic this tool creates.
+    #[arg(long, default_value_t = 1)]
+    replication_factor: i32,
     #[arg(long, default_value_t = 1024)]
     record_size: usize,
     /// Records per second in all; 0 sends as fast as the client can.
@@ -369,7 +372,8 @@ fn ensure_topic(args: &Args) {
     let rt = std::thread::spawn({
         let args = args.clone();
         move || {
-            let mut topic = NewTopic::new(&args.topic, args.partitions, TopicReplication::Fixed(1));
+            let mut topic =
+                NewTopic::new(&args.topic, args.partitions, TopicReplication::Fixed(args.replication_factor));
             for config in &args.topic_configs {
                 let (k, v) = config.split_once('=').expect("--topic-config name=value");
                 topic = topic.set(k, v);
