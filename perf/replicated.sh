@@ -107,6 +107,8 @@ stop_cluster() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     PIDS=()
+    # A max-rate run writes tens of GB on each node: free the disk (the logs stay).
+    rm -rf "$DATA"/*/data
 }
 
 run() { # broker tag extra...
