@@ -1160,3 +1160,140 @@ fn acknowledged_records_survive_kills_and_pauses_of_replicas() {
         recovery_ms[recovery_ms.len() - 1]
     );
 }
+
+/// AlterPartitionReassignments of one partition as raw bytes: its error code.
+fn reassign(address: &str, topic: &str, target: Option<Vec<i32>>, allow_replication_factor_change: bool) -> i16 {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId};
+    let request = AlterPartitionReassignmentsRequest::default()
+        .with_allow_replication_factor_change(allow_replication_factor_change)
+        .with_topics(vec![ReassignableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![ReassignablePartition::default()
+                .with_partition_index(0)
+                .with_replicas(target.map(|t| t.into_iter().map(BrokerId).collect()))])]);
+    let response: AlterPartitionReassignmentsResponse =
+        Raw::connect_to(address).call(ApiKey::AlterPartitionReassignments, 1, &request);
+    assert_eq!(response.error_code, 0, "{response:?}");
+    response.responses[0].partitions[0].error_code
+}
+
+/// A reassignment in progress: (topic, partition, replicas, adding, removing).
+type Ongoing = (String, i32, Vec<i32>, Vec<i32>, Vec<i32>);
+
+/// The reassignments in progress as `address` lists them.
+fn ongoing_reassignments(address: &str) -> Vec<Ongoing> {
+    use kafka_protocol::messages::{ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse};
+    let response: ListPartitionReassignmentsResponse = Raw::connect_to(address).call(
+        ApiKey::ListPartitionReassignments,
+        0,
+        &ListPartitionReassignmentsRequest::default().with_topics(None),
+    );
+    assert_eq!(response.error_code, 0, "{response:?}");
+    let ids = |r: &[kafka_protocol::messages::BrokerId]| r.iter().map(|b| b.0).collect::<Vec<i32>>();
+    response
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    ids(&p.replicas),
+                    ids(&p.adding_replicas),
+                    ids(&p.removing_replicas),
+                )
+            })
+        })
+        .collect()
+}
+
+/// `kafka-reassign-partitions.sh` moves a partition from brokers 1 and 2
+/// to 3 and 2 while it is written: broker 3 catches up and joins the
+/// in-sync set, broker 1 leaves it and deletes its copy, broker 3 leads,
+/// and every record is there in order. A move to a broker that is down
+/// stays in progress, is listed, and is cancelled back; bad targets get
+/// Kafka's errors.
+#[test]
+fn kafka_reassign_partitions_moves_a_partition_to_other_brokers() {
+    use crate::common::kafka;
+    const TOPICS: &str = "org.apache.kafka.tools.TopicCommand";
+    const REASSIGN: &str = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand";
+
+    let (mut nodes, _) = cluster("reassign");
+    for node in nodes.iter_mut() {
+        node.start();
+    }
+    wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+    let bootstrap: Vec<String> = nodes.iter().map(Node::bootstrap).collect();
+    kafka_tool(
+        TOPICS,
+        "--bootstrap-server",
+        &bootstrap[0],
+        &["--create", "--topic", "moved", "--replica-assignment", "1:2"],
+    );
+    wait_for_isr(&bootstrap[0], "moved", 2, Duration::from_secs(15));
+    assert_eq!(replicas_of(&bootstrap[0], "moved").unwrap()[0], (1, vec![1, 2], vec![1, 2]));
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let producer = kafka::producer(&bootstrap.join(","), &[("acks", "all"), ("message.timeout.ms", "60000")]);
+    let produce = |from: usize, to: usize| {
+        let records = (from..to).map(|i| kafka::Record::new(format!("v{i}")));
+        let acked = runtime.block_on(kafka::produce(&producer, "moved", records));
+        assert_eq!(acked.len(), to - from, "every record acknowledged");
+    };
+    produce(0, 300);
+    let moved_dir = nodes[0].data_dir.join("moved-0");
+    assert!(moved_dir.exists(), "broker 1 holds the partition");
+
+    let plan = nodes[0].data_dir.with_file_name("reassign-plan.json");
+    std::fs::write(&plan, r#"{"version":1,"partitions":[{"topic":"moved","partition":0,"replicas":[3,2]}]}"#).unwrap();
+    let plan = plan.display().to_string();
+    let started =
+        kafka_tool(REASSIGN, "--bootstrap-server", &bootstrap[1], &["--reassignment-json-file", &plan, "--execute"]);
+    assert!(started.contains("Successfully started partition reassignment"), "{started}");
+    produce(300, 400);
+    let mut verified = String::new();
+    wait_until("the reassignment completes", Duration::from_secs(60), || {
+        verified =
+            kafka_tool(REASSIGN, "--bootstrap-server", &bootstrap[2], &["--reassignment-json-file", &plan, "--verify"]);
+        verified.contains("Reassignment of partition moved-0 is completed.")
+    });
+    assert!(ongoing_reassignments(&bootstrap[0]).is_empty());
+    wait_until("every broker sees the partition on 3 and 2, led by 3", Duration::from_secs(15), || {
+        bootstrap.iter().all(|b| replicas_of(b, "moved").is_some_and(|p| p[0] == (3, vec![3, 2], vec![2, 3])))
+    });
+    wait_until("broker 1 deletes its copy", Duration::from_secs(15), || !moved_dir.exists());
+    produce(400, 450);
+    let config = kafka::consumer_config(&bootstrap[2], "after-move");
+    let read: Vec<String> =
+        kafka::consume_to_end(&config, "moved", 1, Duration::from_secs(60)).iter().map(kafka::value).collect();
+    assert_eq!(read, (0..450).map(|i| format!("v{i}")).collect::<Vec<_>>());
+
+    // Broker 1 is down: a move to it stays in progress until cancelled.
+    nodes[0].broker.take().unwrap().kill();
+    wait_until("broker 1 is fenced", Duration::from_secs(30), || {
+        view(&bootstrap[1]).is_some_and(|(ids, _)| ids == [2, 3])
+    });
+    assert_eq!(reassign(&bootstrap[1], "moved", Some(vec![1, 3]), true), 0);
+    let expected = [("moved".to_string(), 0, vec![1, 3, 2], vec![1], vec![2])];
+    assert_eq!(ongoing_reassignments(&bootstrap[1]), expected, "listed where it was made");
+    wait_until("the other broker lists it", Duration::from_secs(10), || {
+        ongoing_reassignments(&bootstrap[2]) == expected
+    });
+    let listed = kafka_tool(REASSIGN, "--bootstrap-server", &bootstrap[1], &["--list"]);
+    assert!(listed.contains("moved-0"), "{listed}");
+    produce(450, 460);
+    let cancelled =
+        kafka_tool(REASSIGN, "--bootstrap-server", &bootstrap[1], &["--reassignment-json-file", &plan, "--cancel"]);
+    assert!(cancelled.contains("Successfully cancelled partition reassignment"), "{cancelled}");
+    assert!(ongoing_reassignments(&bootstrap[1]).is_empty());
+    assert_eq!(replicas_of(&bootstrap[1], "moved").unwrap()[0], (3, vec![3, 2], vec![2, 3]));
+
+    // Kafka's errors.
+    assert_eq!(reassign(&bootstrap[1], "moved", None, true), 85, "NO_REASSIGNMENT_IN_PROGRESS");
+    assert_eq!(reassign(&bootstrap[1], "moved", Some(vec![2, 9]), true), 39, "INVALID_REPLICA_ASSIGNMENT");
+    assert_eq!(reassign(&bootstrap[1], "moved", Some(vec![2, 2]), true), 39, "INVALID_REPLICA_ASSIGNMENT");
+    assert_eq!(reassign(&bootstrap[1], "moved", Some(vec![2]), false), 38, "INVALID_REPLICATION_FACTOR");
+    assert_eq!(reassign(&bootstrap[1], "nowhere", Some(vec![2]), true), 3, "UNKNOWN_TOPIC_OR_PARTITION");
+}

@@ -1286,3 +1286,57 @@ fn kafka_console_tools_round_trip_every_codec_and_keep_records_and_offsets_acros
     assert_console_values(&console_consume(&broker, total, &[]));
     broker.stop();
 }
+
+/// `kafka-reassign-partitions.sh` on a single node: the only assignment
+/// there is, the node itself, is accepted and complete at once; another
+/// broker is not registered, and there is never a reassignment to cancel
+/// or list.
+#[test]
+fn kafka_reassign_partitions_on_a_single_node_accepts_only_itself() {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
+        ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    };
+    const REASSIGN: &str = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand";
+    let broker = start("reassign-single");
+    let mut raw = Raw::connect(&broker);
+    create_topics(&mut raw, &[("stay", 2)]);
+    let plan = broker.data_dir.with_file_name("reassign-single-plan.json");
+    let write_plan = |replicas: &str| {
+        std::fs::write(
+            &plan,
+            format!(r#"{{"version":1,"partitions":[{{"topic":"stay","partition":1,"replicas":[{replicas}]}}]}}"#),
+        )
+        .unwrap()
+    };
+    let plan_arg = plan.display().to_string();
+    write_plan(&NODE.to_string());
+    let started = tool_ok(&broker, REASSIGN, &["--reassignment-json-file", &plan_arg, "--execute"]);
+    assert!(started.contains("Successfully started partition reassignment"), "{started}");
+    let verified = tool_ok(&broker, REASSIGN, &["--reassignment-json-file", &plan_arg, "--verify"]);
+    assert!(verified.contains("Reassignment of partition stay-1 is completed."), "{verified}");
+    write_plan("7");
+    let refused = tool_fails(&broker, REASSIGN, &["--reassignment-json-file", &plan_arg, "--execute"]);
+    assert!(refused.contains("Unknown broker id 7"), "the tool checks the brokers first:\n{refused}");
+
+    let alter = |target: Option<Vec<i32>>| {
+        let request = AlterPartitionReassignmentsRequest::default().with_topics(vec![ReassignableTopic::default()
+            .with_name(name("stay"))
+            .with_partitions(vec![ReassignablePartition::default()
+                .with_partition_index(1)
+                .with_replicas(target.map(|t| t.into_iter().map(BrokerId).collect()))])]);
+        let response: AlterPartitionReassignmentsResponse =
+            Raw::connect(&broker).call(ApiKey::AlterPartitionReassignments, 0, &request);
+        let p = &response.responses[0].partitions[0];
+        (p.error_code, p.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default())
+    };
+    assert_eq!(alter(Some(vec![NODE])).0, 0);
+    let (code, message) = alter(Some(vec![NODE, 7]));
+    assert_eq!(code, INVALID_REPLICA_ASSIGNMENT);
+    assert!(message.contains("broker 7, but no such broker is registered"), "{message}");
+    assert_eq!(alter(None).0, 85, "NO_REASSIGNMENT_IN_PROGRESS");
+    let listed: ListPartitionReassignmentsResponse =
+        raw.call(ApiKey::ListPartitionReassignments, 0, &ListPartitionReassignmentsRequest::default());
+    assert_eq!((listed.error_code, listed.topics.len()), (0, 0));
+}

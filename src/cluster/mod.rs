@@ -546,7 +546,8 @@ impl Node {
                             | MetadataRecord::UnfenceBroker { .. }
                             | MetadataRecord::ShutdownBroker { .. }
                             | MetadataRecord::ElectLeader { .. }
-                            | MetadataRecord::AlterIsr { .. } => topics_changed = true,
+                            | MetadataRecord::AlterIsr { .. }
+                            | MetadataRecord::ReassignPartition { .. } => topics_changed = true,
                             MetadataRecord::DeleteTopic { name, .. } => {
                                 topics_changed = true;
                                 removed.push(name.clone());

@@ -277,12 +277,7 @@ pub async fn create_partitions(
             };
             // Later topics of the same request are placed after these.
             if let Some(t) = state.topics.get_mut(&name) {
-                t.partitions.extend(partitions.iter().map(|r| sluice_cluster::PartitionState {
-                    replicas: r.clone(),
-                    leader: r[0],
-                    leader_epoch: 0,
-                    isr: r.clone(),
-                }));
+                t.partitions.extend(partitions.iter().map(|r| sluice_cluster::PartitionState::new(r.clone())));
             }
             Ok(MetadataRecord::CreatePartitions {
                 name: topic.name.to_string(),

@@ -13,6 +13,7 @@ pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_client_quotas;
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod consumer_group_describe;
@@ -49,6 +50,7 @@ pub mod leave_group;
 pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
@@ -72,7 +74,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::ApiKey;
 
 use crate::config::BrokerScope;
-use crate::metadata::controller::{TopicError, TopicSpec};
+use crate::metadata::controller::{ConfigChange, TopicError, TopicSpec};
 use crate::metadata::TopicMeta;
 use bytes::Bytes;
 
@@ -128,6 +130,8 @@ pub async fn dispatch(
         ApiKey::DeleteTopics => run!(delete_topics),
         ApiKey::DescribeCluster => run!(describe_cluster),
         ApiKey::ElectLeaders => run!(elect_leaders),
+        ApiKey::AlterPartitionReassignments => run!(alter_partition_reassignments),
+        ApiKey::ListPartitionReassignments => run!(list_partition_reassignments),
         ApiKey::DescribeTopicPartitions => run!(describe_topic_partitions),
         // Its answer has no throttle time, as in Kafka, where it is exempt.
         ApiKey::DescribeQuorum => run_exempt!(describe_quorum),
@@ -267,19 +271,23 @@ fn broker_scope(name: &str, node_id: i32) -> Result<BrokerScope, String> {
     }
 }
 
+/// IncrementalAlterConfigs' DELETE operation.
+const CONFIG_DELETE: i8 = 1;
+
 /// Alters topic configs, dynamic broker configs (the cluster default or
 /// this broker's) and client metrics subscriptions through the controller;
 /// other resource types are invalid.
 pub async fn alter_configs(
     shard: &Rc<Shard>,
     ctx: &RequestContext,
-    resources: Vec<(i8, String, crate::metadata::controller::ConfigChange)>,
+    resources: Vec<(i8, String, ConfigChange)>,
     validate_only: bool,
 ) -> Vec<ConfigResult> {
     use kafka_protocol::protocol::StrBytes;
     /// Where a resource's answer comes from.
     enum Route {
         Refused(ResponseError, String),
+        Unchanged,
         Topic,
         Broker,
         ClientMetrics,
@@ -299,6 +307,15 @@ pub async fn alter_configs(
                 if !access.cluster(AclOperation::AlterConfigs) =>
             {
                 denied(ResponseError::ClusterAuthorizationFailed)
+            }
+            // A cluster's brokers have no dynamic configs: deleting one changes
+            // nothing (`kafka-reassign-partitions.sh --verify` clears its throttles so).
+            describe_configs::RESOURCE_BROKER
+                if shard.config.cluster.is_some()
+                    && matches!(change, ConfigChange::Incremental(ops) if ops.iter().all(|(_, op, _)| *op == CONFIG_DELETE))
+                    && broker_scope(name, shard.config.node_id).is_ok() =>
+            {
+                Route::Unchanged
             }
             // Kept by each node alone so far: a cluster refuses them rather than
             // change one broker and let the others differ.
@@ -367,6 +384,7 @@ pub async fn alter_configs(
         .map(|((resource_type, name, _), route)| {
             let outcome = match route {
                 Route::Refused(code, message) => Err((code, message)),
+                Route::Unchanged => Ok(()),
                 Route::Topic => topic_answers.next().expect("one answer per topic"),
                 Route::Broker => broker_answers.next().expect("one answer per broker resource"),
                 Route::ClientMetrics => client_metrics_answers.next().expect("one answer per subscription"),

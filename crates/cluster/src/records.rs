@@ -68,6 +68,10 @@ pub enum MetadataRecord {
     /// AlterPartition): applied only while `leader_epoch` is still the
     /// partition's, and only to replicas of it that include its leader.
     AlterIsr { name: String, id: String, partition: i32, leader_epoch: i32, isr: Vec<i32> },
+    /// An operator's reassignment of a partition to `target` replicas
+    /// (AlterPartitionReassignments), or the cancellation of the one in
+    /// progress (`None`).
+    ReassignPartition { name: String, id: String, partition: i32, target: Option<Vec<i32>> },
 }
 
 impl MetadataRecord {
@@ -116,6 +120,13 @@ mod tests {
                 leader_epoch: 4,
                 isr: vec![1, 3],
             },
+            MetadataRecord::ReassignPartition {
+                name: "t".into(),
+                id: "x".into(),
+                partition: 0,
+                target: Some(vec![2, 3]),
+            },
+            MetadataRecord::ReassignPartition { name: "t".into(), id: "x".into(), partition: 0, target: None },
         ];
         for record in records {
             assert_eq!(MetadataRecord::decode(&record.encode()).unwrap(), record);

@@ -32,6 +32,92 @@ pub struct PartitionState {
     pub leader_epoch: i32,
     /// The in-sync replicas.
     pub isr: Vec<i32>,
+    /// A reassignment in progress: the replicas being added (in `replicas`,
+    /// not yet all in sync) and those to remove once they are.
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
+}
+
+impl PartitionState {
+    /// A new partition on `replicas`, led by the first.
+    pub fn new(replicas: Vec<i32>) -> PartitionState {
+        PartitionState {
+            leader: replicas[0],
+            leader_epoch: 0,
+            isr: replicas.clone(),
+            replicas,
+            adding: Vec::new(),
+            removing: Vec::new(),
+        }
+    }
+
+    /// Whether a reassignment is in progress.
+    pub fn reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The replicas the partition had before its reassignment began.
+    pub fn original_replicas(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|r| !self.adding.contains(r)).collect()
+    }
+
+    /// The replicas its reassignment moves it to (its replicas when none is in progress).
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|r| !self.removing.contains(r)).collect()
+    }
+
+    /// Starts moving the partition to `target` (Kafka's KIP-455): its
+    /// replicas are the target's followed by the original ones the target
+    /// drops; the new ones fetch, and once every target replica is in sync
+    /// the others are removed. A reassignment in progress is replaced, from
+    /// its original replicas.
+    fn reassign(&mut self, target: &[i32], live: impl Fn(i32) -> bool) {
+        let original = self.original_replicas();
+        let mut replicas = target.to_vec();
+        replicas.extend(original.iter().copied().filter(|r| !target.contains(r)));
+        self.adding = target.iter().copied().filter(|r| !original.contains(r)).collect();
+        self.removing = original.iter().copied().filter(|r| !target.contains(r)).collect();
+        self.replicas = replicas;
+        if self.reassigning() {
+            self.isr.retain(|r| self.replicas.contains(r));
+            self.complete_reassignment(live);
+        } else {
+            // The same replicas (perhaps in another order): nothing to move.
+            self.settle(self.replicas.clone(), live);
+        }
+    }
+
+    /// Cancels the reassignment in progress: back to the original replicas,
+    /// unless none of them is in sync any more (then it goes on).
+    fn cancel_reassignment(&mut self, live: impl Fn(i32) -> bool) {
+        let original = self.original_replicas();
+        if !self.reassigning() || !original.iter().any(|r| self.isr.contains(r)) {
+            return;
+        }
+        self.settle(original, live);
+    }
+
+    /// Ends the reassignment once every target replica is in sync.
+    fn complete_reassignment(&mut self, live: impl Fn(i32) -> bool) {
+        let target = self.target_replicas();
+        if self.reassigning() && target.iter().all(|r| self.isr.contains(r)) {
+            self.settle(target, live);
+        }
+    }
+
+    /// The partition is on `replicas` (some of them in sync) and nothing
+    /// else; a leader outside them hands over to the first live in-sync one
+    /// of them, in a new epoch.
+    fn settle(&mut self, replicas: Vec<i32>, live: impl Fn(i32) -> bool) {
+        self.isr = replicas.iter().copied().filter(|r| self.isr.contains(r)).collect();
+        self.replicas = replicas;
+        self.adding.clear();
+        self.removing.clear();
+        if !self.replicas.contains(&self.leader) {
+            self.leader = self.isr.iter().copied().find(|r| live(*r)).unwrap_or(-1);
+            self.leader_epoch += 1;
+        }
+    }
 }
 
 /// A topic as the metadata log holds it.
@@ -127,21 +213,30 @@ impl ClusterState {
                     && isr.iter().all(|r| self.brokers.get(r).is_some_and(|b| !b.fenced));
                 if valid {
                     p.isr = p.replicas.iter().copied().filter(|r| isr.contains(r)).collect();
+                    let brokers = &self.brokers;
+                    p.complete_reassignment(|r| brokers.get(&r).is_some_and(|b| !b.fenced));
+                }
+            }
+            MetadataRecord::ReassignPartition { name, id, partition, target } => {
+                let brokers = &self.brokers;
+                let live = |r: i32| brokers.get(&r).is_some_and(|b| !b.fenced);
+                let Some(topic) = self.topics.get_mut(name).filter(|t| t.id == *id) else {
+                    return;
+                };
+                let Some(p) = usize::try_from(*partition).ok().and_then(|i| topic.partitions.get_mut(i)) else {
+                    return;
+                };
+                match target {
+                    Some(target) if valid_assignment(target, |r| brokers.contains_key(&r)) => p.reassign(target, live),
+                    Some(_) => {}
+                    None => p.cancel_reassignment(live),
                 }
             }
             MetadataRecord::CreateTopic { name, id, partitions, configs } => {
                 if self.topics.contains_key(name) || partitions.iter().any(Vec::is_empty) {
                     return;
                 }
-                let partitions = partitions
-                    .iter()
-                    .map(|replicas| PartitionState {
-                        replicas: replicas.clone(),
-                        leader: replicas[0],
-                        leader_epoch: 0,
-                        isr: replicas.clone(),
-                    })
-                    .collect();
+                let partitions = partitions.iter().map(|replicas| PartitionState::new(replicas.clone())).collect();
                 let topic = TopicState { name: name.clone(), id: id.clone(), partitions, configs: configs.clone() };
                 self.topics.insert(name.clone(), topic);
             }
@@ -169,12 +264,7 @@ impl ClusterState {
                 if partitions.iter().any(Vec::is_empty) {
                     return;
                 }
-                topic.partitions.extend(partitions.iter().map(|replicas| PartitionState {
-                    replicas: replicas.clone(),
-                    leader: replicas[0],
-                    leader_epoch: 0,
-                    isr: replicas.clone(),
-                }));
+                topic.partitions.extend(partitions.iter().map(|replicas| PartitionState::new(replicas.clone())));
             }
         }
     }
@@ -230,6 +320,13 @@ impl ClusterState {
     pub fn is_registered(&self, id: i32, incarnation: &str) -> bool {
         self.brokers.get(&id).is_some_and(|b| b.incarnation == incarnation)
     }
+}
+
+/// Whether `replicas` can be a partition's assignment: not empty, no
+/// broker twice, every broker registered.
+pub fn valid_assignment(replicas: &[i32], registered: impl Fn(i32) -> bool) -> bool {
+    let mut seen = std::collections::BTreeSet::new();
+    !replicas.is_empty() && replicas.iter().all(|r| seen.insert(*r) && registered(*r))
 }
 
 /// What the leader last heard from each broker incarnation, and since when
@@ -430,6 +527,76 @@ mod tests {
         assert!(state.topics.contains_key("t"), "a delete of another id changes nothing");
         state.apply(13, &MetadataRecord::DeleteTopic { name: "t".into(), id: "a".into() });
         assert!(state.topics.is_empty());
+    }
+
+    #[test]
+    fn a_reassignment_adds_the_new_replicas_and_removes_the_old_once_they_are_in_sync() {
+        let mut state = ClusterState::default();
+        for id in 1..=4 {
+            state.apply(id as u64, &register(id, "a"));
+            state.apply(10 + id as u64, &MetadataRecord::UnfenceBroker { id, epoch: id as u64 });
+        }
+        let create = MetadataRecord::CreateTopic {
+            name: "t".into(),
+            id: "x".into(),
+            partitions: vec![vec![1, 2]],
+            configs: Vec::new(),
+        };
+        state.apply(20, &create);
+        let partition = |state: &ClusterState| state.topics["t"].partitions[0].clone();
+        let reassign = |target: Option<Vec<i32>>| MetadataRecord::ReassignPartition {
+            name: "t".into(),
+            id: "x".into(),
+            partition: 0,
+            target,
+        };
+        let isr = |epoch, isr: Vec<i32>| MetadataRecord::AlterIsr {
+            name: "t".into(),
+            id: "x".into(),
+            partition: 0,
+            leader_epoch: epoch,
+            isr,
+        };
+        // [1, 2] to [3, 4]: all four hold it until 3 and 4 are in sync.
+        state.apply(21, &reassign(Some(vec![3, 4])));
+        let p = partition(&state);
+        assert_eq!(
+            (p.replicas.clone(), p.adding.clone(), p.removing.clone()),
+            (vec![3, 4, 1, 2], vec![3, 4], vec![1, 2])
+        );
+        assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (1, 0, vec![1, 2]));
+        assert_eq!(state.topics["t"].partitions[0].target_replicas(), vec![3, 4]);
+        state.apply(22, &isr(0, vec![1, 2, 3]));
+        assert!(partition(&state).reassigning(), "4 is not in sync yet");
+        // Once 4 is in sync too, 1 and 2 go, and 3 leads in a new epoch.
+        state.apply(23, &isr(0, vec![1, 2, 3, 4]));
+        let p = partition(&state);
+        assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader, p.leader_epoch), (vec![3, 4], vec![3, 4], 3, 1));
+        assert!(!p.reassigning());
+
+        // A cancelled reassignment goes back to the original replicas.
+        state.apply(24, &reassign(Some(vec![3, 1])));
+        let p = partition(&state);
+        assert_eq!((p.replicas.clone(), p.adding.clone(), p.removing.clone()), (vec![3, 1, 4], vec![1], vec![4]));
+        state.apply(25, &reassign(None));
+        let p = partition(&state);
+        assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader, p.leader_epoch), (vec![3, 4], vec![3, 4], 3, 1));
+        assert!(!p.reassigning());
+        // A cancel with none in progress, or a target of unregistered or repeated brokers, changes nothing.
+        state.apply(26, &reassign(None));
+        state.apply(27, &reassign(Some(vec![3, 9])));
+        state.apply(28, &reassign(Some(vec![3, 3])));
+        state.apply(29, &reassign(Some(vec![])));
+        assert_eq!(partition(&state), p);
+        // A new order of the same replicas, all in sync, takes effect at once.
+        state.apply(30, &reassign(Some(vec![4, 3])));
+        let p = partition(&state);
+        assert_eq!((p.replicas.clone(), p.leader, p.leader_epoch), (vec![4, 3], 3, 1));
+        assert!(!p.reassigning());
+        // Shrinking to one in-sync replica completes at once, moving the leadership.
+        state.apply(31, &reassign(Some(vec![4])));
+        let p = partition(&state);
+        assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader, p.leader_epoch), (vec![4], vec![4], 4, 2));
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     range(ApiKey::OffsetForLeaderEpoch, 2, 4),
     range(ApiKey::DescribeCluster, 0, 2),
     range(ApiKey::ElectLeaders, 0, 2),
+    range(ApiKey::AlterPartitionReassignments, 0, 1),
+    range(ApiKey::ListPartitionReassignments, 0, 0),
     // Operator APIs of a single node that is its own KRaft controller.
     range(ApiKey::DescribeTopicPartitions, 0, 0),
     range(ApiKey::DescribeQuorum, 0, 2),

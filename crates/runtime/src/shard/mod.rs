@@ -534,7 +534,8 @@ impl Shard {
     }
 
     /// Adopts a new catalog: opens partitions newly assigned here, closes and
-    /// deletes the data of partitions whose topic is gone.
+    /// deletes the data of partitions whose topic is gone or that moved to
+    /// other brokers.
     pub async fn apply_catalog(&self, catalog: Arc<Catalog>) {
         if !Arc::ptr_eq(&self.security.borrow().state, &catalog.security) {
             *self.security.borrow_mut() = Rc::new(ShardSecurity::new(catalog.security.clone(), &self.config));
@@ -563,7 +564,9 @@ impl Shard {
                 if let Err(e) = log.close().await {
                     tracing::warn!(topic = %key.0, partition = key.1, error = %e, "closing removed partition");
                 }
-                if catalog.topic(&key.0).is_none() {
+                // The topic is gone, or (a cluster's reassignment) this broker
+                // holds no replica of the partition any more: its data goes.
+                if catalog.topic(&key.0).is_none_or(|t| t.host(key.1).is_none()) {
                     if let Err(e) = sluice_storage::file::remove_dir_all(&log.dir).await {
                         tracing::error!(dir = %log.dir.display(), error = %e, "deleting partition data");
                     }
