@@ -14,6 +14,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use crate::common::net::Network;
 use crate::common::{fresh_data_dir, sluice_bin, wait_until, Broker, Raw};
 
 /// Short sessions, so that a dead broker is fenced within the test.
@@ -61,7 +62,22 @@ impl Node {
 /// Three nodes, each a voter and a broker, with a PLAINTEXT and a CONTROLLER
 /// listener on ports fixed for its life (a restarted broker is where it was).
 fn cluster(name: &str) -> (Vec<Node>, Vec<u16>) {
+    let (nodes, controller_ports, _) = cluster_with(name, false);
+    (nodes, controller_ports)
+}
+
+/// [`cluster`], and when `proxied`, the nodes reach each other's controller
+/// listeners only through a [`Network`] that can cut them apart: each
+/// node's voter address is its proxy, which forwards to its listener.
+fn cluster_with(name: &str, proxied: bool) -> (Vec<Node>, Vec<u16>, Option<Network>) {
     let controller_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let listener_ports: Vec<u16> =
+        if proxied { (0..3).map(|_| free_port()).collect() } else { controller_ports.clone() };
+    let network = proxied.then(|| {
+        let links: Vec<(i32, u16, u16)> =
+            (0..3).map(|i| (i as i32 + 1, controller_ports[i], listener_ports[i])).collect();
+        Network::start(&links)
+    });
     let voters: Vec<String> =
         controller_ports.iter().enumerate().map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1)).collect();
     let nodes = (1..=3)
@@ -82,14 +98,14 @@ fn cluster(name: &str) -> (Vec<Node>, Vec<u16>) {
                  schema.registry.listeners=127.0.0.1:0\n",
                 voters.join(","),
                 free_port(),
-                controller_ports[id as usize - 1],
+                listener_ports[id as usize - 1],
                 data_dir.display(),
             );
             std::fs::write(&config, text).unwrap();
             Node { id, config, data_dir, broker: None }
         })
         .collect();
-    (nodes, controller_ports)
+    (nodes, controller_ports, network)
 }
 
 fn metadata(address: &str) -> Option<MetadataResponse> {
@@ -710,16 +726,18 @@ fn topic_names(address: &str) -> Option<std::collections::BTreeSet<String>> {
     Some(m.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect())
 }
 
-/// Faults against the metadata quorum: each cycle kills -9 or stops
-/// (SIGSTOP) the leader or a follower, creates a topic through a broker
-/// that is up until one is acknowledged, and heals. At the end every broker
-/// must list every acknowledged topic with the same id: no acknowledged
-/// metadata change is lost or differs between brokers.
+/// Faults against the metadata quorum: each cycle kills -9, stops
+/// (SIGSTOP) or cuts off from the others (a network partition) the leader
+/// or a follower, creates a topic through a broker on the majority side
+/// until one is acknowledged, and heals. At the end every broker must list
+/// every acknowledged topic with the same id: no acknowledged metadata
+/// change is lost or differs between brokers.
 /// `SLUICE_CLUSTER_FAULT_CYCLES` (default 6) sets the number of cycles.
 #[test]
-fn metadata_changes_acknowledged_under_kills_and_pauses_are_never_lost() {
+fn metadata_changes_acknowledged_under_kills_pauses_and_partitions_are_never_lost() {
     let cycles: usize = std::env::var("SLUICE_CLUSTER_FAULT_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
-    let (mut nodes, _) = cluster("faults");
+    let (mut nodes, _, network) = cluster_with("faults", true);
+    let network = network.expect("proxied");
     for node in nodes.iter_mut() {
         node.start();
     }
@@ -732,16 +750,24 @@ fn metadata_changes_acknowledged_under_kills_and_pauses_are_never_lost() {
             0 | 2 => leader,
             _ => (1..=3).find(|id| *id != leader).unwrap(),
         };
-        let pause = cycle % 4 >= 2;
+        let fault = match cycle % 6 {
+            0 | 1 => Fault::Kill,
+            2 | 3 => Fault::Pause,
+            _ => Fault::Isolate,
+        };
         let victim = nodes.iter_mut().find(|n| n.id == target).unwrap();
         let pid = victim.broker.as_ref().unwrap().pid() as i32;
         let faulted = Instant::now();
-        if pause {
-            // SAFETY: signalling our own child process.
-            unsafe { libc::kill(pid, libc::SIGSTOP) };
-        } else {
-            victim.broker.take().unwrap().kill();
-        }
+        match fault {
+            Fault::Pause => {
+                // SAFETY: signalling our own child process.
+                unsafe { libc::kill(pid, libc::SIGSTOP) };
+            }
+            Fault::Kill => {
+                victim.broker.take().unwrap().kill();
+            }
+            Fault::Isolate => network.isolate(target, &(1..=3).filter(|id| *id != target).collect::<Vec<_>>()),
+        };
         // A topic through a broker that is up, until one is acknowledged.
         let topic = format!("fault-{cycle}");
         let survivors: Vec<String> = nodes.iter().filter(|n| n.id != target).map(|n| n.bootstrap()).collect();
@@ -756,14 +782,21 @@ fn metadata_changes_acknowledged_under_kills_and_pauses_are_never_lost() {
             std::thread::sleep(Duration::from_millis(50));
         }
         recovery_ms.push(faulted.elapsed().as_millis() as u64);
+        if fault == Fault::Isolate {
+            let cut_off = nodes.iter().find(|n| n.id == target).unwrap().bootstrap();
+            let known = topic_names(&cut_off).expect("clients still reach the isolated broker");
+            assert!(!known.contains(&topic), "the isolated broker cannot have learned {topic}");
+        }
         acknowledged.push(topic);
         let victim = nodes.iter_mut().find(|n| n.id == target).unwrap();
-        if pause {
-            // SAFETY: as above.
-            unsafe { libc::kill(pid, libc::SIGCONT) };
-        } else {
-            victim.start();
-        }
+        match fault {
+            Fault::Pause => {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+            }
+            Fault::Kill => victim.start(),
+            Fault::Isolate => network.heal(),
+        };
     }
     wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(60));
     wait_until("every broker lists every acknowledged topic", Duration::from_secs(30), || {
@@ -813,9 +846,20 @@ fn replicas_of(address: &str, topic: &str) -> Option<Vec<Replicas>> {
 /// partitions, replication factor 3 and `min.insync.replicas=2`; returns
 /// once every broker shows each partition led with three in-sync replicas.
 fn replicated_cluster(name: &str, topic: &str, partitions: i32) -> (Vec<Node>, tokio::runtime::Runtime) {
+    let (nodes, runtime, _) = replicated_cluster_with(name, topic, partitions, false);
+    (nodes, runtime)
+}
+
+/// [`replicated_cluster`], its brokers behind a [`Network`] when `proxied`.
+fn replicated_cluster_with(
+    name: &str,
+    topic: &str,
+    partitions: i32,
+    proxied: bool,
+) -> (Vec<Node>, tokio::runtime::Runtime, Option<Network>) {
     use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 
-    let (mut nodes, _) = cluster(name);
+    let (mut nodes, _, network) = cluster_with(name, proxied);
     for node in nodes.iter_mut() {
         node.start();
     }
@@ -828,7 +872,7 @@ fn replicated_cluster(name: &str, topic: &str, partitions: i32) -> (Vec<Node>, t
     for node in &nodes {
         wait_for_isr(&node.bootstrap(), topic, 3, Duration::from_secs(15));
     }
-    (nodes, runtime)
+    (nodes, runtime, network)
 }
 
 #[test]
@@ -1002,18 +1046,32 @@ fn wait_for_isr(address: &str, topic: &str, isr: usize, within: Duration) {
     });
 }
 
-/// The nemesis for partition data: each cycle kills (-9) or pauses (SIGSTOP,
-/// past the session timeout) one broker, a partition's leader or a
-/// follower, while an idempotent acks=all producer writes through all three;
-/// then brings it back and waits until it is in sync again. The checker
+/// A fault the nemesis injects into one broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// kill -9, then a restart.
+    Kill,
+    /// SIGSTOP past the session timeout, then SIGCONT.
+    Pause,
+    /// A network partition between it and the other brokers past the
+    /// session timeout (clients still reach it), then healed.
+    Isolate,
+}
+
+/// The nemesis for partition data: each cycle kills (-9), pauses (SIGSTOP,
+/// past the session timeout) or cuts off from the other brokers (a network
+/// partition, past the session timeout) one broker, a partition's leader or
+/// a follower, while an idempotent acks=all producer writes through all
+/// three; then brings it back and waits until it is in sync again. The checker
 /// reads every partition to its end and reports acknowledged records lost,
 /// found at another offset than acknowledged, duplicated, or out of order.
 #[test]
-fn acknowledged_records_survive_kills_and_pauses_of_replicas() {
+fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
     use crate::common::kafka;
 
-    let cycles: usize = std::env::var("SLUICE_CLUSTER_FAULT_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
-    let (mut nodes, runtime) = replicated_cluster("nemesis", "ledger", 3);
+    let cycles: usize = std::env::var("SLUICE_CLUSTER_FAULT_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
+    let (mut nodes, runtime, network) = replicated_cluster_with("nemesis", "ledger", 3, true);
+    let network = network.expect("proxied");
     let bootstrap: Vec<String> = nodes.iter().map(Node::bootstrap).collect();
     let producer = kafka::producer(
         &bootstrap.join(","),
@@ -1032,7 +1090,11 @@ fn acknowledged_records_survive_kills_and_pauses_of_replicas() {
         let partitions = replicas_of(&nodes[0].bootstrap(), "ledger").unwrap();
         let (leader, replicas, _) = &partitions[cycle % 3];
         let target = if cycle % 2 == 0 { *leader } else { *replicas.iter().find(|r| *r != leader).unwrap() };
-        let pause = cycle % 4 >= 2;
+        let fault = match cycle % 6 {
+            0 | 1 => Fault::Kill,
+            2 | 3 => Fault::Pause,
+            _ => Fault::Isolate,
+        };
         let records: Vec<kafka::Record> =
             (0..PER_CYCLE).map(|i| kafka::Record::new(format!("c{cycle}-{i}")).partition((i % 3) as i32)).collect();
         let values: Vec<String> = (0..PER_CYCLE).map(|i| format!("c{cycle}-{i}")).collect();
@@ -1044,18 +1106,33 @@ fn acknowledged_records_survive_kills_and_pauses_of_replicas() {
         let victim = nodes.iter_mut().find(|n| n.id == target).unwrap();
         let pid = victim.broker.as_ref().unwrap().pid() as i32;
         let faulted = Instant::now();
-        if pause {
-            // SAFETY: signalling our own child process.
-            unsafe { libc::kill(pid, libc::SIGSTOP) };
-            std::thread::sleep(Duration::from_millis(SESSION_MS + 1_000));
-        } else {
-            victim.broker.take().unwrap().kill();
+        match fault {
+            Fault::Pause => {
+                // SAFETY: signalling our own child process.
+                unsafe { libc::kill(pid, libc::SIGSTOP) };
+                std::thread::sleep(Duration::from_millis(SESSION_MS + 1_000));
+            }
+            Fault::Kill => {
+                victim.broker.take().unwrap().kill();
+            }
+            Fault::Isolate => {
+                // Cut off from the other brokers (clients still reach it) until
+                // it is fenced and its partitions have new leaders; then healed.
+                let others: Vec<i32> = (1..=3).filter(|id| *id != target).collect();
+                network.isolate(target, &others);
+                let survivor = nodes.iter().find(|n| n.id != target).unwrap().bootstrap();
+                wait_until("the others fence the isolated broker", Duration::from_secs(30), || {
+                    view(&survivor).is_some_and(|(ids, _)| ids == others)
+                });
+                std::thread::sleep(Duration::from_millis(1_000));
+                network.heal();
+            }
         }
         // Availability: a record sent to the killed leader's partition at
         // the kill; it is acknowledged once a next leader takes produces. (A
         // paused leader is not dead: a request to it waits out the client's
         // request timeout, as with Kafka.)
-        let probe = (target == *leader && !pause).then(|| {
+        let probe = (target == *leader && fault == Fault::Kill).then(|| {
             let producer = producer.clone();
             let record = kafka::Record::new(format!("c{cycle}-{PER_CYCLE}")).partition((cycle % 3) as i32);
             let value = format!("c{cycle}-{PER_CYCLE}");
@@ -1079,12 +1156,14 @@ fn acknowledged_records_survive_kills_and_pauses_of_replicas() {
             );
         }
         let victim = nodes.iter_mut().find(|n| n.id == target).unwrap();
-        if pause {
-            // SAFETY: as above.
-            unsafe { libc::kill(pid, libc::SIGCONT) };
-        } else {
-            victim.start();
-        }
+        match fault {
+            Fault::Pause => {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+            }
+            Fault::Kill => victim.start(),
+            Fault::Isolate => {}
+        };
     }
     for node in &nodes {
         wait_for_isr(&node.bootstrap(), "ledger", 3, Duration::from_secs(60));

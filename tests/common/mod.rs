@@ -6,6 +6,7 @@
 pub mod clients;
 pub mod http;
 pub mod kafka;
+pub mod net;
 pub mod secure;
 pub mod tls;
 
