@@ -1376,3 +1376,219 @@ fn kafka_reassign_partitions_moves_a_partition_to_other_brokers() {
     assert_eq!(reassign(&bootstrap[1], "moved", Some(vec![2]), false), 38, "INVALID_REPLICATION_FACTOR");
     assert_eq!(reassign(&bootstrap[1], "nowhere", Some(vec![2]), true), 3, "UNKNOWN_TOPIC_OR_PARTITION");
 }
+
+/// A rolling restart under load: an idempotent acks=all producer keeps up
+/// to 500 records in flight to three replicated partitions while each
+/// broker in turn is stopped (SIGTERM: controlled shutdown hands its
+/// leaderships over first), restarted, and waited for until it is in sync
+/// again. Prints the acknowledged records per second before and during the
+/// restart and the longest time without an acknowledgement; every
+/// acknowledged record must be there, once, at its offset.
+#[test]
+fn a_rolling_restart_keeps_acknowledging_and_loses_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use futures::stream::{FuturesUnordered, StreamExt};
+    use rdkafka::producer::FutureRecord;
+
+    use crate::common::kafka;
+
+    const IN_FLIGHT: usize = 500;
+    let (mut nodes, runtime) = replicated_cluster("rolling", "rolling", 3);
+    let bootstrap: Vec<String> = nodes.iter().map(Node::bootstrap).collect();
+    let producer = kafka::producer(
+        &bootstrap.join(","),
+        &[("enable.idempotence", "true"), ("acks", "all"), ("message.timeout.ms", "120000"), ("linger.ms", "5")],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let pump = {
+        let (producer, stop) = (producer.clone(), stop.clone());
+        runtime.spawn(async move {
+            let mut in_flight = FuturesUnordered::new();
+            let mut acked = Vec::new();
+            let mut next = 0usize;
+            loop {
+                while !stop.load(Ordering::SeqCst) && in_flight.len() < IN_FLIGHT {
+                    let value = format!("r{next}");
+                    let record = FutureRecord::<str, str>::to("rolling").payload(&value).partition((next % 3) as i32);
+                    let delivery = producer.send_result(record).map_err(|(e, _)| e).expect("queue a record");
+                    in_flight.push(async move { (delivery.await, value) });
+                    next += 1;
+                }
+                match in_flight.next().await {
+                    Some((Ok(Ok(delivery)), value)) => {
+                        acked.push((Instant::now(), delivery.partition, delivery.offset, value))
+                    }
+                    Some((outcome, value)) => panic!("{value} not acknowledged: {outcome:?}"),
+                    None => return acked,
+                }
+            }
+        })
+    };
+    let steady = Duration::from_secs(8);
+    std::thread::sleep(steady);
+    let restart_began = started.elapsed();
+    for i in 0..nodes.len() {
+        nodes[i].broker.take().unwrap().stop();
+        nodes[i].start();
+        let address = nodes[(i + 1) % nodes.len()].bootstrap();
+        wait_until("the restarted broker is in sync again", Duration::from_secs(60), || {
+            replicas_of(&address, "rolling").is_some_and(|ps| ps.iter().all(|(l, _, isr)| *l > 0 && isr.len() == 3))
+        });
+    }
+    let restart_ended = started.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::SeqCst);
+    let acked = runtime.block_on(pump).unwrap();
+
+    // Per second, and the longest gap between acknowledgements while restarting.
+    let seconds = |from: Duration, to: Duration| -> Vec<usize> {
+        let mut counts = vec![0usize; (to.as_secs() - from.as_secs()).max(1) as usize];
+        for (at, ..) in &acked {
+            let t = at.duration_since(started);
+            if t >= from && t < to {
+                let slot = ((t - from).as_secs() as usize).min(counts.len() - 1);
+                counts[slot] += 1;
+            }
+        }
+        counts
+    };
+    let median = |mut v: Vec<usize>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let before = seconds(Duration::from_secs(2), restart_began);
+    let during = seconds(restart_began, restart_ended);
+    let mut times: Vec<Duration> = acked.iter().map(|(at, ..)| at.duration_since(started)).collect();
+    times.sort();
+    let longest_gap = times
+        .windows(2)
+        .filter(|w| w[1] > restart_began && w[0] < restart_ended)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "rolling restart of 3 brokers in {:.1} s: acknowledged records per second before: median {}; during: \
+         median {}, lowest second {}; longest time without an acknowledgement {} ms; {} records acknowledged",
+        (restart_ended - restart_began).as_secs_f64(),
+        median(before.clone()),
+        median(during.clone()),
+        during.iter().min().unwrap(),
+        longest_gap.as_millis(),
+        acked.len()
+    );
+    assert!(longest_gap < Duration::from_secs(20), "the cluster stopped acknowledging for {longest_gap:?}");
+
+    // The checker: every acknowledged record at its offset, nothing twice.
+    let config = kafka::consumer_config(&bootstrap[0], "rolling-checker");
+    let read = kafka::consume_to_end(&config, "rolling", 3, Duration::from_secs(60));
+    let mut found = std::collections::HashMap::new();
+    for m in &read {
+        use rdkafka::Message;
+        assert!(
+            found.insert(kafka::value(m), (m.partition(), m.offset())).is_none(),
+            "duplicated: {}",
+            kafka::value(m)
+        );
+    }
+    for (_, partition, offset, value) in &acked {
+        assert_eq!(
+            found.get(value),
+            Some(&(*partition, *offset)),
+            "acknowledged {value} is not where it was acknowledged"
+        );
+    }
+}
+
+/// A full disk under a leader: broker 1 keeps its data on a small file
+/// system that fills up while it leads a replicated partition. Its log
+/// fails (KAFKA_STORAGE_ERROR to the producer), the broker reports the
+/// failed replica to the quorum, another in-sync replica leads, the
+/// producer goes on there without a setting of its own, and every
+/// acknowledged record is kept. Metadata lists the failed replica as offline.
+#[test]
+fn a_full_disk_moves_the_leadership_to_a_replica_with_room() {
+    use crate::common::{kafka, SmallDisk};
+    const TOPICS: &str = "org.apache.kafka.tools.TopicCommand";
+
+    let disk = SmallDisk::new("cluster-full-disk", 48);
+    let (mut nodes, _) = cluster("fulldisk");
+    let small = disk.mount.join("node1");
+    let text = std::fs::read_to_string(&nodes[0].config).unwrap();
+    let moved =
+        text.replace(&format!("log.dirs={}", nodes[0].data_dir.display()), &format!("log.dirs={}", small.display()));
+    assert_ne!(moved, text);
+    std::fs::write(&nodes[0].config, moved).unwrap();
+    nodes[0].data_dir = small;
+    for node in nodes.iter_mut() {
+        node.start();
+    }
+    wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+    let bootstrap: Vec<String> = nodes.iter().map(Node::bootstrap).collect();
+    kafka_tool(
+        TOPICS,
+        "--bootstrap-server",
+        &bootstrap[1],
+        &["--create", "--topic", "filling", "--replica-assignment", "1:2:3", "--config", "min.insync.replicas=2"],
+    );
+    wait_for_isr(&bootstrap[1], "filling", 3, Duration::from_secs(15));
+    assert_eq!(replicas_of(&bootstrap[1], "filling").unwrap()[0].0, 1);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let producer = kafka::producer(
+        &bootstrap.join(","),
+        &[("enable.idempotence", "true"), ("acks", "all"), ("message.timeout.ms", "120000")],
+    );
+    let mut acknowledged = Vec::new();
+    let filler = "f".repeat(100 * 1024);
+    let mut sent = 0usize;
+    // Waves of 5 MB until broker 1 no longer leads (the disk holds 48 MB).
+    while replicas_of(&bootstrap[1], "filling").unwrap()[0].0 == 1 {
+        assert!(sent < 2_000, "200 MB sent and broker 1 still leads");
+        let values: Vec<String> = (sent..sent + 50).map(|i| format!("{i}:{filler}")).collect();
+        let acked = runtime.block_on(kafka::produce(
+            &producer,
+            "filling",
+            values.iter().map(|v| kafka::Record::new(v.clone()).partition(0)),
+        ));
+        acknowledged.extend(acked.into_iter().zip(values));
+        sent += 50;
+    }
+    let values: Vec<String> = (sent..sent + 20).map(|i| format!("{i}:after")).collect();
+    let acked = runtime.block_on(kafka::produce(
+        &producer,
+        "filling",
+        values.iter().map(|v| kafka::Record::new(v.clone()).partition(0)),
+    ));
+    acknowledged.extend(acked.into_iter().zip(values));
+
+    let (leader, _, isr) = replicas_of(&bootstrap[1], "filling").unwrap()[0].clone();
+    assert!(leader == 2 || leader == 3, "a replica with room leads: {leader}");
+    assert!(!isr.contains(&1), "the failed replica left the in-sync set: {isr:?}");
+    let m = metadata(&bootstrap[2]).unwrap();
+    let partition =
+        &m.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "filling")).unwrap().partitions[0];
+    assert_eq!(partition.offline_replicas.iter().map(|b| b.0).collect::<Vec<_>>(), [1], "{partition:?}");
+
+    let config = kafka::consumer_config(&bootstrap[2], "full-disk-checker");
+    let read = kafka::consume_to_end(&config, "filling", 1, Duration::from_secs(60));
+    let found: std::collections::HashMap<i64, String> = read
+        .iter()
+        .map(|m| {
+            use rdkafka::Message;
+            (m.offset(), kafka::value(m))
+        })
+        .collect();
+    let distinct: std::collections::HashSet<&String> = found.values().collect();
+    assert_eq!(distinct.len(), read.len(), "no record twice");
+    for ((_, offset), value) in &acknowledged {
+        assert_eq!(found.get(offset), Some(value), "acknowledged record at {offset} is not there");
+    }
+    let log = nodes[0].broker.as_ref().unwrap().log();
+    assert!(log.contains("replica failed; leaving the in-sync set"), "{log}");
+    assert!(nodes[0].broker.as_mut().unwrap().alive(), "broker 1 still runs:\n{log}");
+    drop(nodes);
+    drop(disk);
+}

@@ -7,9 +7,8 @@ use crate::common;
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::process::Command;
 
-use common::{create_topic, fetch_request, record_batch, Broker, Raw};
+use common::{create_topic, fetch_request, record_batch, Broker, Raw, SmallDisk};
 use kafka_protocol::messages::{ApiKey, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
@@ -105,34 +104,6 @@ async fn mid_log_corruption_is_reported_and_the_rest_keeps_serving() {
     );
     assert!(broker.log().contains("corrupt record batch in the middle of the log"));
     broker.stop();
-}
-
-/// A small ext4 file system, loop-mounted, so the disk really fills up.
-struct SmallDisk {
-    mount: std::path::PathBuf,
-}
-
-impl SmallDisk {
-    fn new(name: &str, megabytes: u64) -> SmallDisk {
-        let base = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
-        let image = base.with_extension("img");
-        let mount = base.join("mnt");
-        std::fs::create_dir_all(&mount).unwrap();
-        let run = |cmd: &mut Command| {
-            let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-            assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        run(Command::new("truncate").arg("-s").arg(format!("{megabytes}M")).arg(&image));
-        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image));
-        run(Command::new("mount").args(["-o", "loop"]).arg(&image).arg(&mount));
-        SmallDisk { mount }
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.mount).status();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

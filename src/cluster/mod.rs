@@ -547,7 +547,8 @@ impl Node {
                             | MetadataRecord::ShutdownBroker { .. }
                             | MetadataRecord::ElectLeader { .. }
                             | MetadataRecord::AlterIsr { .. }
-                            | MetadataRecord::ReassignPartition { .. } => topics_changed = true,
+                            | MetadataRecord::ReassignPartition { .. }
+                            | MetadataRecord::ReplicaFailed { .. } => topics_changed = true,
                             MetadataRecord::DeleteTopic { name, .. } => {
                                 topics_changed = true;
                                 removed.push(name.clone());

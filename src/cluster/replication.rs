@@ -72,6 +72,9 @@ pub async fn reconcile(shard: Rc<Shard>) {
                 if let Err(e) = shard.lead(key, state.leader_epoch, state.replicas.clone(), state.isr.clone()).await {
                     tracing::error!(topic = %meta.name, partition, error = %e, "cannot take the partition's leadership");
                 }
+            } else if state.failed.contains(&me) {
+                // Its log failed: it fetches nothing until the broker restarts.
+                shard.stop_following(&key);
             } else if let Some(stop) = shard.follow(key.clone(), state.leader, state.leader_epoch) {
                 if state.leader >= 0 {
                     let follower =
@@ -98,6 +101,37 @@ pub async fn check_lagging_followers(shard: Rc<Shard>) {
         for (key, epoch, isr) in shard.lagging_followers(lag_max) {
             tracing::warn!(topic = %key.0, partition = key.1, ?isr, "followers fell behind; shrinking the in-sync set");
             propose_isr(&shard, &key, epoch, isr).await;
+        }
+        report_failed_replicas(&shard).await;
+    }
+}
+
+/// Tells the quorum of each replica on this shard whose log failed (a
+/// write or fsync error, a full disk) and that the metadata does not mark
+/// failed yet: it leaves the in-sync set and any leadership it has, as
+/// Kafka's brokers report an offline log dir to the controller.
+async fn report_failed_replicas(shard: &Rc<Shard>) {
+    let Some(view) = shard.cluster() else { return };
+    let me = shard.config.node_id;
+    let Some(epoch) = view.brokers.iter().find(|b| b.id == me).map(|b| b.epoch) else { return };
+    for key in shard.replica_keys() {
+        let Some(reason) = shard.hosted_log(&key.0, key.1).ok().and_then(|log| log.failure()) else { continue };
+        let Some(topic) = view.topics.get(key.0.as_ref()) else { continue };
+        let Some(state) = topic.partitions.get(key.1 as usize) else { continue };
+        if state.failed.contains(&me) {
+            continue;
+        }
+        tracing::error!(topic = %key.0, partition = key.1, %reason, "replica failed; leaving the in-sync set");
+        let record = MetadataRecord::ReplicaFailed {
+            name: key.0.to_string(),
+            id: topic.id.clone(),
+            partition: key.1,
+            broker: me,
+            epoch,
+        };
+        let proposed = shard.invoke_on(ADMIN_SHARD, move |_| async move { super::propose(record).await }).await;
+        if let Ok(Err(e)) = proposed {
+            tracing::debug!(topic = %key.0, partition = key.1, error = ?e, "failed replica not committed yet");
         }
     }
 }

@@ -66,7 +66,7 @@ fn partitions(
                 .with_isr_nodes(ids(&placed.isr))
                 .with_eligible_leader_replicas(Some(Vec::new()))
                 .with_last_known_elr(Some(Vec::new()))
-                .with_offline_replicas(Vec::new())
+                .with_offline_replicas(ids(&placed.offline))
         })
         .collect()
 }

@@ -35,6 +35,7 @@ fn topic_entry(placements: &Placements, topic: &TopicMeta) -> MetadataResponseTo
                 .with_leader_epoch(placed.leader_epoch)
                 .with_replica_nodes(ids(&placed.replicas))
                 .with_isr_nodes(ids(&placed.isr))
+                .with_offline_replicas(ids(&placed.offline))
         })
         .collect();
     MetadataResponseTopic::default()

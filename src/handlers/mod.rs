@@ -554,6 +554,8 @@ pub struct PartitionPlacement {
     pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Replicas whose log failed (Metadata's `offline_replicas`).
+    pub offline: Vec<i32>,
 }
 
 /// Partition placements: on a single node this node leads every partition,
@@ -584,6 +586,7 @@ impl Placements {
                     leader_epoch: p.leader_epoch,
                     replicas: p.replicas.clone(),
                     isr: p.isr.iter().copied().filter(live).collect(),
+                    offline: p.failed.clone(),
                 }
             }
             // A cluster's topic the view does not hold (yet): the partitions
@@ -593,12 +596,14 @@ impl Placements {
                 leader_epoch: crate::storage::log::LEADER_EPOCH,
                 replicas: Vec::new(),
                 isr: Vec::new(),
+                offline: Vec::new(),
             },
             None => PartitionPlacement {
                 leader: self.node,
                 leader_epoch: crate::storage::log::LEADER_EPOCH,
                 replicas: vec![self.node],
                 isr: vec![self.node],
+                offline: Vec::new(),
             },
         }
     }

@@ -519,3 +519,31 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs:
         r.expect("topic created");
     }
 }
+
+/// A small ext4 file system, loop-mounted, so the disk really fills up.
+pub struct SmallDisk {
+    pub mount: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    pub fn new(name: &str, megabytes: u64) -> SmallDisk {
+        let base = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+        let image = base.with_extension("img");
+        let mount = base.join("mnt");
+        std::fs::create_dir_all(&mount).unwrap();
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+            assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        run(Command::new("truncate").arg("-s").arg(format!("{megabytes}M")).arg(&image));
+        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image));
+        run(Command::new("mount").args(["-o", "loop"]).arg(&image).arg(&mount));
+        SmallDisk { mount }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mount).status();
+    }
+}

@@ -72,6 +72,11 @@ pub enum MetadataRecord {
     /// (AlterPartitionReassignments), or the cancellation of the one in
     /// progress (`None`).
     ReassignPartition { name: String, id: String, partition: i32, target: Option<Vec<i32>> },
+    /// A broker's replica of a partition failed (a write or fsync error, a
+    /// full disk): it leaves the in-sync set, hands the leadership over if
+    /// it led, and does not rejoin until the broker restarts (`epoch`: the
+    /// incarnation whose replica failed).
+    ReplicaFailed { name: String, id: String, partition: i32, broker: i32, epoch: u64 },
 }
 
 impl MetadataRecord {
@@ -127,6 +132,7 @@ mod tests {
                 target: Some(vec![2, 3]),
             },
             MetadataRecord::ReassignPartition { name: "t".into(), id: "x".into(), partition: 0, target: None },
+            MetadataRecord::ReplicaFailed { name: "t".into(), id: "x".into(), partition: 0, broker: 2, epoch: 9 },
         ];
         for record in records {
             assert_eq!(MetadataRecord::decode(&record.encode()).unwrap(), record);

@@ -36,6 +36,9 @@ pub struct PartitionState {
     /// not yet all in sync) and those to remove once they are.
     pub adding: Vec<i32>,
     pub removing: Vec<i32>,
+    /// Replicas whose log failed on their broker's current incarnation:
+    /// out of the in-sync set until that broker restarts.
+    pub failed: Vec<i32>,
 }
 
 impl PartitionState {
@@ -48,6 +51,21 @@ impl PartitionState {
             replicas,
             adding: Vec::new(),
             removing: Vec::new(),
+            failed: Vec::new(),
+        }
+    }
+
+    /// `broker`'s replica failed: it leaves the in-sync set unless it is its
+    /// last member (whose data no other replica has), and a leadership of
+    /// it goes to the first other live in-sync replica in a new epoch, or
+    /// to none (offline) until the broker restarts.
+    fn replica_failed(&mut self, broker: i32, live: impl Fn(i32) -> bool) {
+        if self.isr.len() > 1 {
+            self.isr.retain(|r| *r != broker);
+        }
+        if self.leader == broker {
+            self.leader = self.isr.iter().copied().find(|r| *r != broker && live(*r)).unwrap_or(-1);
+            self.leader_epoch += 1;
         }
     }
 
@@ -152,6 +170,10 @@ impl ClusterState {
                 if !self.brokers.contains_key(id) && self.brokers.len() >= CLUSTER_BROKERS_MAX {
                     return;
                 }
+                // A restart opens its logs again: its replicas may rejoin.
+                for p in self.topics.values_mut().flat_map(|t| t.partitions.iter_mut()) {
+                    p.failed.retain(|r| r != id);
+                }
                 self.brokers.insert(
                     *id,
                     Broker {
@@ -209,12 +231,30 @@ impl ClusterState {
                 };
                 let valid = p.leader_epoch == *leader_epoch
                     && isr.contains(&p.leader)
+                    && isr.iter().all(|r| !p.failed.contains(r) || p.isr.contains(r))
                     && isr.iter().all(|r| p.replicas.contains(r))
                     && isr.iter().all(|r| self.brokers.get(r).is_some_and(|b| !b.fenced));
                 if valid {
                     p.isr = p.replicas.iter().copied().filter(|r| isr.contains(r)).collect();
                     let brokers = &self.brokers;
                     p.complete_reassignment(|r| brokers.get(&r).is_some_and(|b| !b.fenced));
+                }
+            }
+            MetadataRecord::ReplicaFailed { name, id, partition, broker, epoch } => {
+                let brokers = &self.brokers;
+                if brokers.get(broker).is_none_or(|b| b.epoch != *epoch) {
+                    return;
+                }
+                let live = |r: i32| brokers.get(&r).is_some_and(|b| !b.fenced);
+                let Some(topic) = self.topics.get_mut(name).filter(|t| t.id == *id) else {
+                    return;
+                };
+                let Some(p) = usize::try_from(*partition).ok().and_then(|i| topic.partitions.get_mut(i)) else {
+                    return;
+                };
+                if p.replicas.contains(broker) && !p.failed.contains(broker) {
+                    p.failed.push(*broker);
+                    p.replica_failed(*broker, live);
                 }
             }
             MetadataRecord::ReassignPartition { name, id, partition, target } => {
@@ -288,7 +328,7 @@ impl ClusterState {
     /// A broker back in service leads the offline partitions whose last in-sync replica it is.
     fn broker_unfenced(&mut self, id: i32) {
         for p in self.topics.values_mut().flat_map(|t| t.partitions.iter_mut()) {
-            if p.leader == -1 && p.isr.contains(&id) {
+            if p.leader == -1 && p.isr.contains(&id) && !p.failed.contains(&id) {
                 p.leader = id;
                 p.leader_epoch += 1;
             }
@@ -597,6 +637,60 @@ mod tests {
         state.apply(31, &reassign(Some(vec![4])));
         let p = partition(&state);
         assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader, p.leader_epoch), (vec![4], vec![4], 4, 2));
+    }
+
+    #[test]
+    fn a_failed_replica_leaves_the_in_sync_set_and_the_leadership_until_its_broker_restarts() {
+        let mut state = ClusterState::default();
+        for id in 1..=3 {
+            state.apply(id as u64, &register(id, "a"));
+            state.apply(10 + id as u64, &MetadataRecord::UnfenceBroker { id, epoch: id as u64 });
+        }
+        let create = MetadataRecord::CreateTopic {
+            name: "t".into(),
+            id: "x".into(),
+            partitions: vec![vec![1, 2, 3]],
+            configs: Vec::new(),
+        };
+        state.apply(20, &create);
+        let partition = |state: &ClusterState| state.topics["t"].partitions[0].clone();
+        let failed = |broker, epoch| MetadataRecord::ReplicaFailed {
+            name: "t".into(),
+            id: "x".into(),
+            partition: 0,
+            broker,
+            epoch,
+        };
+        state.apply(21, &failed(1, 7));
+        assert_eq!(partition(&state).leader, 1, "a failure of another incarnation changes nothing");
+        state.apply(22, &failed(1, 1));
+        let p = partition(&state);
+        assert_eq!((p.leader, p.leader_epoch, p.isr.clone(), p.failed.clone()), (2, 1, vec![2, 3], vec![1]));
+        // Its leader may not take it back in while it has not restarted.
+        let isr = |isr: Vec<i32>| MetadataRecord::AlterIsr {
+            name: "t".into(),
+            id: "x".into(),
+            partition: 0,
+            leader_epoch: 1,
+            isr,
+        };
+        state.apply(23, &isr(vec![1, 2, 3]));
+        assert_eq!(partition(&state).isr, vec![2, 3]);
+        // The last in-sync replica failing leaves the partition offline, its data where it is.
+        state.apply(24, &isr(vec![2]));
+        state.apply(25, &failed(2, 2));
+        let p = partition(&state);
+        assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (-1, 2, vec![2]));
+        state.apply(26, &MetadataRecord::FenceBroker { id: 2, epoch: 2 });
+        state.apply(27, &MetadataRecord::UnfenceBroker { id: 2, epoch: 2 });
+        assert_eq!(partition(&state).leader, -1, "its failed replica does not lead again");
+        // Restarted, broker 2 leads again, and broker 1 may rejoin.
+        state.apply(28, &register(2, "b"));
+        state.apply(29, &MetadataRecord::UnfenceBroker { id: 2, epoch: 28 });
+        let p = partition(&state);
+        assert_eq!((p.leader, p.leader_epoch, p.failed.clone()), (2, 3, vec![1]));
+        state.apply(30, &register(1, "b"));
+        assert!(partition(&state).failed.is_empty());
     }
 
     #[test]

@@ -147,6 +147,14 @@ impl Shard {
     }
 
     /// Forgets the role of replicas this shard no longer holds, stopping their fetchers.
+    /// Gives up any role for `key` (a failed replica): a fetcher stops, and
+    /// the partition is not served from here.
+    pub fn stop_following(&self, key: &PartitionKey) {
+        if let Some(ReplicaRole::Follower(f)) = self.replicas.borrow_mut().remove(key) {
+            f.stop.set(true);
+        }
+    }
+
     pub fn drop_replicas_except(&self, keep: &[PartitionKey]) {
         self.replicas.borrow_mut().retain(|key, role| {
             let kept = keep.contains(key);
