@@ -1479,6 +1479,7 @@ fn a_rolling_restart_keeps_acknowledging_and_loses_nothing() {
         longest_gap.as_millis(),
         acked.len()
     );
+    eprintln!("acknowledged per second while restarting: {during:?}");
     assert!(longest_gap < Duration::from_secs(20), "the cluster stopped acknowledging for {longest_gap:?}");
 
     // The checker: every acknowledged record at its offset, nothing twice.

@@ -652,7 +652,7 @@ async fn accept_loop(
                 Err(e) => tracing::warn!(error = %e, "controller listener accept failed"),
             }
         }
-        if shard.lifecycle.stopping() {
+        if shard.lifecycle.stopping() && left() {
             return;
         }
     }
@@ -707,7 +707,8 @@ async fn serve_controller_connection(
                 return;
             }
         }
-        if shard.lifecycle.stopping() {
+        // A stopping node hears the quorum until its controlled shutdown is over.
+        if shard.lifecycle.stopping() && left() {
             return;
         }
     }

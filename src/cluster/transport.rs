@@ -135,7 +135,8 @@ impl FirstAddress for (&str, u16) {
 async fn send_loop(shard: Rc<Shard>, me: i32, to: i32, host: String, port: u16, frames: LocalReceiver<Vec<u8>>) {
     let mut stream: Option<TcpStream> = None;
     while let Some(frame) = frames.recv().await {
-        if shard.lifecycle.stopping() {
+        // A stopping node talks to the quorum until its controlled shutdown is over.
+        if shard.lifecycle.stopping() && super::left() {
             return;
         }
         if stream.is_none() {

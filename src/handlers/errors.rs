@@ -34,7 +34,7 @@ pub fn storage_error_code(e: &StorageError) -> ResponseError {
     match e {
         StorageError::Failed(_) | StorageError::Corrupt(_) => ResponseError::KafkaStorageError,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-        StorageError::Closing => ResponseError::NotLeaderOrFollower,
+        StorageError::Closing | StorageError::NotLeader => ResponseError::NotLeaderOrFollower,
     }
 }
 

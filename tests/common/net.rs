@@ -23,6 +23,8 @@ const POLL: Duration = Duration::from_millis(100);
 struct Shared {
     /// (from, to): connections opened by `from` to `to` are cut.
     cuts: Mutex<HashSet<(i32, i32)>>,
+    /// Forwarding threads running per (from, to).
+    open: Mutex<std::collections::HashMap<(i32, i32), usize>>,
     stopped: AtomicBool,
 }
 
@@ -59,12 +61,15 @@ impl Network {
         Network { shared, listeners: links.iter().map(|l| l.1).collect() }
     }
 
-    /// Cuts `node` off from each of `others`, both ways.
+    /// Cuts `node` off from each of `others`, both ways; returns once no
+    /// connection between them forwards anything any more.
     pub fn isolate(&self, node: i32, others: &[i32]) {
-        let mut cuts = self.shared.cuts.lock().unwrap();
-        for &other in others {
-            cuts.insert((node, other));
-            cuts.insert((other, node));
+        let pairs: Vec<(i32, i32)> = others.iter().flat_map(|&o| [(node, o), (o, node)]).collect();
+        self.shared.cuts.lock().unwrap().extend(pairs.iter().copied());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while pairs.iter().any(|p| self.shared.open.lock().unwrap().get(p).is_some_and(|n| *n > 0)) {
+            assert!(std::time::Instant::now() < deadline, "connections across the cut did not close");
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -110,16 +115,41 @@ fn identify(conn: &mut TcpStream) -> std::io::Result<(Option<i32>, Vec<u8>)> {
     Ok((from, seen))
 }
 
+/// Counts a forwarding connection between two nodes while it lives.
+struct Open {
+    link: Option<(i32, i32)>,
+    shared: Arc<Shared>,
+}
+
+impl Open {
+    fn new(link: Option<(i32, i32)>, shared: Arc<Shared>) -> Open {
+        if let Some(link) = link {
+            *shared.open.lock().unwrap().entry(link).or_default() += 1;
+        }
+        Open { link, shared }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if let Some(link) = self.link {
+            *self.shared.open.lock().unwrap().entry(link).or_default() -= 1;
+        }
+    }
+}
+
 fn forward(mut conn: TcpStream, to: i32, upstream: u16, shared: Arc<Shared>) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
     let Ok((from, seen)) = identify(&mut conn) else { return };
+    // Counted before the cut is looked at, so that a cut waits for it.
+    let _open = Open::new(from.map(|from| (from, to)), shared.clone());
     if shared.cut(from, to) {
         return;
     }
     let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else { return };
     let _ = server.set_nodelay(true);
     let _ = conn.set_nodelay(true);
-    if server.write_all(&seen).is_err() {
+    if shared.cut(from, to) || server.write_all(&seen).is_err() {
         return;
     }
     let (Ok(conn_back), Ok(server_back)) = (conn.try_clone(), server.try_clone()) else { return };
@@ -141,6 +171,8 @@ fn pump(mut source: TcpStream, mut sink: TcpStream, from: Option<i32>, to: i32, 
         }
         match source.read(&mut buffer) {
             Ok(0) => break,
+            // Nothing read goes on once the link is cut.
+            Ok(_) if shared.cut(from, to) => break,
             Ok(n) => {
                 if sink.write_all(&buffer[..n]).is_err() {
                     break;

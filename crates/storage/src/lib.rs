@@ -49,6 +49,11 @@ pub enum StorageError {
     /// The partition is being closed or deleted.
     #[error("partition is closing")]
     Closing,
+    /// The replica stopped leading the partition before the in-sync
+    /// replicas confirmed an append (acks=all): the new leader decides
+    /// whether its records stay.
+    #[error("the replica no longer leads the partition")]
+    NotLeader,
     /// A stored batch could not be read back intact.
     #[error("corrupt data in {0}")]
     Corrupt(String),

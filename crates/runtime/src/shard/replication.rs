@@ -137,24 +137,29 @@ impl Shard {
             Some(ReplicaRole::Follower(f)) => f.stop.set(true),
             _ => {}
         }
-        // The high watermark stays where it is until the new leader says more.
+        // The high watermark stays where it is until the new leader says more,
+        // and acks=all appends taken as leader are answered NOT_LEADER_OR_FOLLOWER.
         if let Some(log) = self.logs.borrow().get(&key) {
             log.set_high_watermark_limit(Some(log.high_watermark()));
+            log.release_leader_waiters();
         }
         let stop = Rc::new(Cell::new(false));
         roles.insert(key, ReplicaRole::Follower(FollowerState { leader, epoch, stop: stop.clone() }));
         Some(stop)
     }
 
-    /// Forgets the role of replicas this shard no longer holds, stopping their fetchers.
     /// Gives up any role for `key` (a failed replica): a fetcher stops, and
     /// the partition is not served from here.
     pub fn stop_following(&self, key: &PartitionKey) {
         if let Some(ReplicaRole::Follower(f)) = self.replicas.borrow_mut().remove(key) {
             f.stop.set(true);
         }
+        if let Some(log) = self.logs.borrow().get(key) {
+            log.release_leader_waiters();
+        }
     }
 
+    /// Forgets the role of replicas this shard no longer holds, stopping their fetchers.
     pub fn drop_replicas_except(&self, keep: &[PartitionKey]) {
         self.replicas.borrow_mut().retain(|key, role| {
             let kept = keep.contains(key);

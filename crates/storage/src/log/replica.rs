@@ -159,6 +159,15 @@ impl Log {
         advance_high_watermark(self, reached);
     }
 
+    /// The replica stops leading: appends waiting for the in-sync replicas
+    /// (acks=all) are answered at once with [`StorageError::NotLeader`], as
+    /// Kafka completes its delayed produces when a leader becomes a
+    /// follower. Their records stay only if the new leader has them; a
+    /// client's retry finds them there (idempotence) or appends them anew.
+    pub fn release_leader_waiters(&self) {
+        super::writer::release_synced_waiters(&mut self.state.borrow_mut(), StorageError::NotLeader);
+    }
+
     /// For a replica's log just opened: what the other replicas have is not
     /// known, so the high watermark goes back to the log start and moves
     /// only as the leader (to a follower) or the in-sync followers (to a

@@ -75,6 +75,19 @@ pub(super) struct AckWaiter {
     done: oneshot::Sender<Result<(), StorageError>>,
 }
 
+/// Answers the waiters for the high watermark (acks=all) with `error`; the
+/// others wait on.
+pub(super) fn release_synced_waiters(st: &mut LogState, error: StorageError) {
+    let waiters = std::mem::take(&mut st.waiters);
+    for waiter in waiters {
+        if waiter.level == AckLevel::Synced {
+            let _ = waiter.done.send(Err(error.clone()));
+        } else {
+            st.waiters.push_back(waiter);
+        }
+    }
+}
+
 /// Queues a waiter released once offsets below `end_offset` reach `level`.
 pub(super) fn wait_for(
     st: &mut LogState,
