@@ -1046,6 +1046,54 @@ fn wait_for_isr(address: &str, topic: &str, isr: usize, within: Duration) {
     });
 }
 
+/// kafka-python's idempotent producer (`tests/clients/kafka_python_idempotent_producer.py`)
+/// running beside the test's own: what it acknowledged, and when.
+struct SecondProducer {
+    child: std::process::Child,
+    /// (partition, offset, value, when).
+    acked: std::sync::mpsc::Receiver<(i32, i64, String, Instant)>,
+    failed: std::sync::mpsc::Receiver<String>,
+}
+
+impl SecondProducer {
+    fn start(bootstrap: &str, topic: &str, prefix: &str) -> SecondProducer {
+        use std::io::BufRead;
+        let script = format!("{}/tests/clients/kafka_python_idempotent_producer.py", env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new(crate::common::clients::python())
+            .args([&script, bootstrap, topic, prefix, "3"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start kafka-python's producer");
+        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let (acked_tx, acked) = std::sync::mpsc::channel();
+        let (failed_tx, failed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.strip_prefix("ACK ") {
+                    let mut parts = rest.splitn(3, ' ');
+                    let partition = parts.next().unwrap().parse().unwrap();
+                    let offset = parts.next().unwrap().parse().unwrap();
+                    let _ = acked_tx.send((partition, offset, parts.next().unwrap().to_string(), Instant::now()));
+                } else if let Some(rest) = line.strip_prefix("FAIL ") {
+                    let _ = failed_tx.send(rest.to_string());
+                }
+            }
+        });
+        SecondProducer { child, acked, failed }
+    }
+
+    /// Kills it; what it acknowledged and what it gave up on.
+    #[allow(clippy::type_complexity)]
+    fn stop(mut self) -> (Vec<(i32, i64, String, Instant)>, Vec<String>) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(200));
+        (self.acked.try_iter().collect(), self.failed.try_iter().collect())
+    }
+}
+
 /// A fault the nemesis injects into one broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -1077,11 +1125,15 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
         &bootstrap.join(","),
         &[("enable.idempotence", "true"), ("acks", "all"), ("message.timeout.ms", "120000"), ("linger.ms", "5")],
     );
+    // A second client library beside rdkafka: kafka-python's idempotent
+    // producer writes to the same partitions through every fault.
+    let second = SecondProducer::start(&bootstrap.join(","), "ledger", "py");
     // Acknowledged: (partition, offset) -> value.
     let mut acknowledged = std::collections::BTreeMap::new();
     let mut recovery_ms = Vec::new();
     // Leader kills: kill to the first record acknowledged by the partition's next leader.
     let mut leader_killed_ms = Vec::new();
+    let mut last_fault_at = Instant::now();
     const PER_CYCLE: usize = 300;
     for cycle in 0..cycles {
         for node in &nodes {
@@ -1106,6 +1158,7 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
         let victim = nodes.iter_mut().find(|n| n.id == target).unwrap();
         let pid = victim.broker.as_ref().unwrap().pid() as i32;
         let faulted = Instant::now();
+        last_fault_at = faulted;
         match fault {
             Fault::Pause => {
                 // SAFETY: signalling our own child process.
@@ -1190,6 +1243,23 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
         Raw::connect_to(&nodes[0].bootstrap()).call(ApiKey::ElectLeaders, 2, &request);
     assert!(again.replica_election_results.iter().all(|r| r.partition_result.is_empty()), "{again:?}");
 
+    // kafka-python's acknowledgements join the history; it must have gone on
+    // through the faults, to the last cycle.
+    let (second_acked, second_failed) = second.stop();
+    let last_cycle_began = second_acked.iter().filter(|(.., at)| *at >= last_fault_at).count();
+    eprintln!(
+        "kafka-python: {} records acknowledged, {} given up on, {last_cycle_began} acknowledged after the last fault",
+        second_acked.len(),
+        second_failed.len()
+    );
+    assert!(last_cycle_began > 0, "kafka-python acknowledged nothing after the last fault: {second_failed:?}");
+    for (partition, offset, value, _) in &second_acked {
+        assert!(
+            acknowledged.insert((*partition, *offset), value.clone()).is_none(),
+            "offset {partition}/{offset} acked twice"
+        );
+    }
+
     // The checker: every partition read to its end through one broker.
     let config = kafka::consumer_config(&nodes[1].bootstrap(), "checker");
     let read = kafka::consume_to_end(&config, "ledger", 3, Duration::from_secs(60));
@@ -1207,11 +1277,17 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
     for (at, value) in &acknowledged {
         assert_eq!(found.get(at), Some(value), "acknowledged {value} at {at:?} is not there");
     }
-    // Within a partition the records of one cycle keep the order they were sent in.
+    // Within a partition each producer's records keep the order they were sent in.
     for p in 0..3 {
+        let second: Vec<usize> = found
+            .iter()
+            .filter(|((partition, _), v)| *partition == p && v.starts_with("py-"))
+            .map(|(_, v)| v["py-".len()..].parse().unwrap())
+            .collect();
+        assert!(second.windows(2).all(|w| w[0] < w[1]), "kafka-python's records out of order in partition {p}");
         let sequence: Vec<(usize, usize)> = found
             .iter()
-            .filter(|((partition, _), _)| *partition == p)
+            .filter(|((partition, _), v)| *partition == p && v.starts_with('c'))
             .map(|(_, v)| {
                 let (c, i) = v[1..].split_once('-').unwrap();
                 (c.parse().unwrap(), i.parse().unwrap())
