@@ -1669,3 +1669,64 @@ fn a_full_disk_moves_the_leadership_to_a_replica_with_room() {
     drop(nodes);
     drop(disk);
 }
+
+/// DeleteRecords of `topic`'s partition 0 up to `offset` at `address`, waiting at most `timeout_ms`:
+/// (error code, low watermark).
+fn delete_records(address: &str, topic: &str, offset: i64, timeout_ms: i32) -> (i16, i64) {
+    use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+    use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+    let request =
+        DeleteRecordsRequest::default().with_timeout_ms(timeout_ms).with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(0).with_offset(offset)])]);
+    let response: DeleteRecordsResponse = Raw::connect_to(address).call(ApiKey::DeleteRecords, 2, &request);
+    let p = &response.topics[0].partitions[0];
+    (p.error_code, p.low_watermark)
+}
+
+/// DeleteRecords on a replicated partition answers once the followers
+/// have deleted too (Kafka's low watermark): a leader killed right after
+/// the answer leaves a new leader whose log starts there. A follower that
+/// is alive but silent (paused) holds the answer back until the request
+/// times out (REQUEST_TIMED_OUT), as in Kafka.
+#[test]
+fn delete_records_answers_once_the_followers_have_deleted_too() {
+    use crate::common::kafka;
+
+    let (mut nodes, runtime) = replicated_cluster("deleting", "deleting", 1);
+    let bootstrap: Vec<String> = nodes.iter().map(Node::bootstrap).collect();
+    let producer = kafka::producer(&bootstrap.join(","), &[("acks", "all")]);
+    let acked =
+        runtime.block_on(kafka::produce(&producer, "deleting", (0..100).map(|i| kafka::Record::new(format!("d{i}")))));
+    assert_eq!(acked.len(), 100);
+    let (leader, replicas, _) = replicas_of(&bootstrap[0], "deleting").unwrap()[0].clone();
+    assert_eq!(delete_records(&bootstrap[leader as usize - 1], "deleting", 60, 30_000), (0, 60));
+
+    // The leader dies at once: the next one's log starts at 60.
+    nodes[leader as usize - 1].broker.take().unwrap().kill();
+    let live = nodes.iter().position(|n| n.broker.is_some()).unwrap();
+    let mut next = 0;
+    wait_until("another broker leads", Duration::from_secs(30), || {
+        next = replicas_of(&bootstrap[live], "deleting").map_or(0, |p| p[0].0);
+        next > 0 && next != leader
+    });
+    let mut watermarks = None;
+    wait_until("the new leader's watermarks", Duration::from_secs(30), || {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let consumer: BaseConsumer = kafka::client_config(&bootstrap[next as usize - 1], &[]).create().unwrap();
+        watermarks = consumer.fetch_watermarks("deleting", 0, Duration::from_secs(5)).ok();
+        watermarks.is_some()
+    });
+    assert_eq!(watermarks, Some((60, 100)), "the deleted records are gone on the new leader too");
+
+    // The third replica is paused: alive until its session ends, and silent.
+    let paused = *replicas.iter().find(|r| **r != leader && **r != next).unwrap();
+    let pid = nodes[paused as usize - 1].broker.as_ref().unwrap().pid() as i32;
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let answer = delete_records(&bootstrap[next as usize - 1], "deleting", 80, 300);
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(answer, (7, -1), "REQUEST_TIMED_OUT while a live follower has not deleted");
+    assert_eq!(delete_records(&bootstrap[next as usize - 1], "deleting", 80, 30_000), (0, 80));
+}

@@ -185,6 +185,7 @@ pub async fn serve_replica_fetch(
                         replica,
                         epoch: p.current_leader_epoch,
                         fetch_offset: p.fetch_offset,
+                        log_start_offset: p.log_start_offset,
                         last_fetched_epoch: p.last_fetched_epoch,
                         max_bytes: (p.partition_max_bytes.max(0) as usize).min(REPLICA_FETCH_BYTES_MAX),
                         deadline,
@@ -238,6 +239,8 @@ struct ReplicaFetch {
     replica: i32,
     epoch: i32,
     fetch_offset: i64,
+    /// The follower's log start offset (DeleteRecords waits for it).
+    log_start_offset: i64,
     last_fetched_epoch: i32,
     max_bytes: usize,
     deadline: Instant,
@@ -268,7 +271,8 @@ impl ReplicaFetch {
                 return Ok(read);
             }
         }
-        let recorded = shard.record_follower_fetch(&self.key, self.replica, self.epoch, self.fetch_offset);
+        let recorded =
+            shard.record_follower_fetch(&self.key, self.replica, self.epoch, self.fetch_offset, self.log_start_offset);
         let caught_up = match recorded {
             Ok(fetch) => fetch == FollowerFetch::CaughtUp,
             Err(ReplicaFetchError::NotLeader) => return Err(ResponseError::NotLeaderOrFollower),

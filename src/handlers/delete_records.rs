@@ -1,4 +1,7 @@
-//! DeleteRecords (v0-2): moves log start offsets forward on the owning shards.
+//! DeleteRecords (v0-2): moves log start offsets forward on the owning
+//! shards. On a replicated partition the answer waits (up to the request's
+//! timeout) until the replicas on live brokers have moved theirs too, and
+//! is the partition's low watermark, as in Kafka.
 
 use std::rc::Rc;
 
@@ -42,7 +45,8 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DeleteReco
             }
         }
     }
-    let delete = |shard: Rc<Shard>, parts| async move { shard.delete_records_local(parts).await };
+    let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
+    let delete = move |shard: Rc<Shard>, parts| async move { shard.delete_records_local(parts, timeout).await };
     let mut outcomes = plan.scatter(shard, delete).await;
     let topics = request
         .topics

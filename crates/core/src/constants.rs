@@ -354,6 +354,9 @@ pub const BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 2_000;
 pub const REPLICA_LAG_TIME_MAX_MS_DEFAULT: u64 = 30_000;
 /// How often a leader looks for followers that fell behind.
 pub const REPLICA_LAG_CHECK_MS: u64 = 1_000;
+/// How often DeleteRecords on a replicated partition looks whether the
+/// followers' log start offsets have caught up with the leader's.
+pub const DELETE_RECORDS_POLL_MS: u64 = 10;
 /// Bytes a follower asks for in one fetch (Kafka's `replica.fetch.max.bytes`
 /// is 1 MiB per partition; one batch is always sent whole).
 pub const REPLICA_FETCH_BYTES_MAX: usize = 8 * 1024 * 1024;

@@ -471,10 +471,35 @@ impl Shard {
     }
 
     /// DeleteRecords: moves each partition's log start offset; answers the new one.
-    pub async fn delete_records_local(&self, parts: Vec<DeletePart>) -> Vec<Result<i64, RouteError>> {
+    pub async fn delete_records_local(
+        &self,
+        parts: Vec<DeletePart>,
+        timeout: std::time::Duration,
+    ) -> Vec<Result<i64, RouteError>> {
         let deletes = parts.into_iter().map(|part| async move {
             let log = self.owned_log(&part.topic, part.partition)?;
-            Ok(log.delete_records(part.offset).await?)
+            let start = log.delete_records(part.offset).await?;
+            let key = (part.topic.clone(), part.partition);
+            if self.in_sync_replicas(&key).is_none() {
+                return Ok(start);
+            }
+            // A replicated partition answers once the replicas on live brokers
+            // have moved their log start too (Kafka's DelayedDeleteRecords):
+            // the low watermark, or REQUEST_TIMED_OUT.
+            let deadline = std::time::Instant::now() + timeout;
+            loop {
+                match self.low_watermark(&key) {
+                    Some(low) if low >= start => return Ok(low),
+                    None if self.replica_role(&key).is_none() => return Err(RouteError::NotOwner),
+                    _ if std::time::Instant::now() >= deadline => return Err(RouteError::TimedOut),
+                    _ => {
+                        glommio::timer::sleep(std::time::Duration::from_millis(
+                            sluice_core::constants::DELETE_RECORDS_POLL_MS,
+                        ))
+                        .await
+                    }
+                }
+            }
         });
         join_all(deletes).await
     }

@@ -26,6 +26,8 @@ pub struct FollowerProgress {
     pub end_offset: i64,
     /// When it last fetched from at or past the leader's log end then.
     pub caught_up_at: Instant,
+    /// Its log start offset as its last fetch said (-1 before one does).
+    pub log_start_offset: i64,
 }
 
 /// A partition this shard leads.
@@ -118,7 +120,8 @@ impl Shard {
                     // now, at the high watermark, until it fetches; one that never
                     // does leaves the in-sync set after `replica.lag.time.max.ms`.
                     let now = Instant::now();
-                    let start = FollowerProgress { end_offset: log.high_watermark(), caught_up_at: now };
+                    let start =
+                        FollowerProgress { end_offset: log.high_watermark(), caught_up_at: now, log_start_offset: -1 };
                     isr.iter().filter(|r| **r != self.config.node_id).map(|r| (*r, start)).collect()
                 }
             };
@@ -178,6 +181,7 @@ impl Shard {
         replica: i32,
         epoch: i32,
         fetch_offset: i64,
+        log_start_offset: i64,
     ) -> Result<FollowerFetch, ReplicaFetchError> {
         let log = self.owned_log(&key.0, key.1).map_err(|_| ReplicaFetchError::NotLeader)?;
         let outcome = {
@@ -196,11 +200,13 @@ impl Shard {
             }
             let now = Instant::now();
             let caught_up = fetch_offset >= log.log_end_offset();
-            let progress = leader
-                .followers
-                .entry(replica)
-                .or_insert(FollowerProgress { end_offset: fetch_offset, caught_up_at: now });
+            let progress = leader.followers.entry(replica).or_insert(FollowerProgress {
+                end_offset: fetch_offset,
+                caught_up_at: now,
+                log_start_offset,
+            });
             progress.end_offset = fetch_offset;
+            progress.log_start_offset = log_start_offset;
             if caught_up {
                 progress.caught_up_at = now;
             }
@@ -240,6 +246,27 @@ impl Shard {
             }
         }
         out
+    }
+
+    /// Kafka's low watermark of a partition this shard leads: the least log
+    /// start offset of its own replica and of every other replica on a live
+    /// broker, as their fetches last said (`None` while one has not said).
+    /// `None` too for a partition this shard does not lead.
+    pub fn low_watermark(&self, key: &PartitionKey) -> Option<i64> {
+        let log = self.logs.borrow().get(key).cloned()?;
+        let roles = self.replicas.borrow();
+        let Some(ReplicaRole::Leader(leader)) = roles.get(key) else { return None };
+        let view = self.cluster();
+        let live = |id: i32| view.as_ref().is_some_and(|v| v.brokers.iter().any(|b| b.id == id && !b.fenced));
+        let mut low = log.log_start_offset();
+        for replica in leader.replicas.iter().copied().filter(|r| *r != self.config.node_id && live(*r)) {
+            let start = leader.followers.get(&replica).map_or(-1, |f| f.log_start_offset);
+            if start < 0 {
+                return None;
+            }
+            low = low.min(start);
+        }
+        Some(low)
     }
 
     /// Bounds the high watermark of a partition this shard leads by its
