@@ -108,6 +108,15 @@ fn cluster_with(name: &str, proxied: bool) -> (Vec<Node>, Vec<u16>, Option<Netwo
     (nodes, controller_ports, network)
 }
 
+/// Starts every node and waits until all three agree on the brokers and
+/// the controller; returns the controller.
+fn start_all(nodes: &mut [Node]) -> i32 {
+    for node in nodes.iter_mut() {
+        node.start();
+    }
+    wait_for_agreement(nodes, &[1, 2, 3], Duration::from_secs(30))
+}
+
 fn metadata(address: &str) -> Option<MetadataResponse> {
     let stream = std::net::TcpStream::connect(address).ok()?;
     drop(stream);
@@ -151,10 +160,7 @@ fn wait_for_agreement(nodes: &[Node], ids: &[i32], within: Duration) -> i32 {
 #[test]
 fn three_nodes_elect_a_controller_register_fence_the_dead_and_take_back_the_restarted() {
     let (mut nodes, controller_ports) = cluster("quorum");
-    for node in nodes.iter_mut() {
-        node.start();
-    }
-    let leader = wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+    let leader = start_all(&mut nodes);
 
     // Every broker answers with the same cluster id, and lists the others at their PLAINTEXT listeners.
     let answers: Vec<MetadataResponse> = nodes.iter().map(|n| metadata(&n.bootstrap()).unwrap()).collect();
@@ -287,10 +293,7 @@ fn topics_are_placed_across_the_brokers_and_clients_follow_the_leaders() {
     use crate::common::kafka;
 
     let (mut nodes, _) = cluster("topics");
-    for node in nodes.iter_mut() {
-        node.start();
-    }
-    wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+    start_all(&mut nodes);
     let runtime = tokio::runtime::Runtime::new().unwrap();
 
     // Created through one broker, the topic is known to every broker with the same id and leaders.
@@ -409,10 +412,7 @@ fn admin_changes_made_at_one_broker_reach_every_broker() {
     use crate::common::kafka;
 
     let (mut nodes, _) = cluster("admin");
-    for node in nodes.iter_mut() {
-        node.start();
-    }
-    wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+    start_all(&mut nodes);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let options = AdminOptions::new();
     let partitions_of = |address: &str| {
@@ -558,10 +558,7 @@ fn while_a_broker_is_down_its_partitions_are_offline_and_the_others_serve() {
     use crate::common::kafka;
 
     let (mut nodes, _) = cluster("offline");
-    for node in nodes.iter_mut() {
-        node.start();
-    }
-    wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+    start_all(&mut nodes);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let created = runtime
         .block_on(
@@ -639,10 +636,7 @@ fn kafka_tools_create_and_describe_topics_and_describe_the_quorum_of_a_cluster()
     const TOPICS: &str = "org.apache.kafka.tools.TopicCommand";
     const QUORUM: &str = "org.apache.kafka.tools.MetadataQuorumCommand";
     let (mut nodes, controller_ports) = cluster("tools");
-    for node in nodes.iter_mut() {
-        node.start();
-    }
-    let leader = wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+    let leader = start_all(&mut nodes);
 
     let created = kafka_tool(
         TOPICS,
@@ -738,10 +732,7 @@ fn metadata_changes_acknowledged_under_kills_pauses_and_partitions_are_never_los
     let cycles: usize = std::env::var("SLUICE_CLUSTER_FAULT_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
     let (mut nodes, _, network) = cluster_with("faults", true);
     let network = network.expect("proxied");
-    for node in nodes.iter_mut() {
-        node.start();
-    }
-    wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+    start_all(&mut nodes);
     let mut acknowledged = Vec::new();
     let mut recovery_ms = Vec::new();
     for cycle in 0..cycles {
@@ -860,10 +851,7 @@ fn replicated_cluster_with(
     use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 
     let (mut nodes, _, network) = cluster_with(name, proxied);
-    for node in nodes.iter_mut() {
-        node.start();
-    }
-    wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+    start_all(&mut nodes);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
     let admin = crate::common::kafka::admin(&nodes[0].bootstrap());
@@ -1376,10 +1364,7 @@ fn kafka_reassign_partitions_moves_a_partition_to_other_brokers() {
     const REASSIGN: &str = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand";
 
     let (mut nodes, _) = cluster("reassign");
-    for node in nodes.iter_mut() {
-        node.start();
-    }
-    wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+    start_all(&mut nodes);
     let bootstrap: Vec<String> = nodes.iter().map(Node::bootstrap).collect();
     kafka_tool(
         TOPICS,
@@ -1599,10 +1584,7 @@ fn a_full_disk_moves_the_leadership_to_a_replica_with_room() {
     assert_ne!(moved, text);
     std::fs::write(&nodes[0].config, moved).unwrap();
     nodes[0].data_dir = small;
-    for node in nodes.iter_mut() {
-        node.start();
-    }
-    wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(30));
+    start_all(&mut nodes);
     let bootstrap: Vec<String> = nodes.iter().map(Node::bootstrap).collect();
     kafka_tool(
         TOPICS,

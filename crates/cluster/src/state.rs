@@ -426,6 +426,24 @@ mod tests {
         MetadataRecord::RegisterBroker { id, incarnation: incarnation.into(), endpoints: Vec::new(), rack: None }
     }
 
+    /// Brokers 1 to `brokers`, registered at indexes 1.. (their epochs) and
+    /// live, and topic `t` (id `x`) of one partition on `replicas`, at index 20.
+    fn live_brokers_and_topic(brokers: i32, replicas: Vec<i32>) -> ClusterState {
+        let mut state = ClusterState::default();
+        for id in 1..=brokers {
+            state.apply(id as u64, &register(id, "a"));
+            state.apply(10 + id as u64, &MetadataRecord::UnfenceBroker { id, epoch: id as u64 });
+        }
+        let create = MetadataRecord::CreateTopic {
+            name: "t".into(),
+            id: "x".into(),
+            partitions: vec![replicas],
+            configs: Vec::new(),
+        };
+        state.apply(20, &create);
+        state
+    }
+
     #[test]
     fn a_registered_broker_is_fenced_until_heard_and_fenced_again_when_quiet() {
         let mut state = ClusterState::default();
@@ -449,18 +467,7 @@ mod tests {
 
     #[test]
     fn a_fenced_leader_is_replaced_from_the_in_sync_replicas_and_never_by_another() {
-        let mut state = ClusterState::default();
-        for id in 1..=3 {
-            state.apply(id as u64, &register(id, "a"));
-            state.apply(10 + id as u64, &MetadataRecord::UnfenceBroker { id, epoch: id as u64 });
-        }
-        let create = MetadataRecord::CreateTopic {
-            name: "t".into(),
-            id: "x".into(),
-            partitions: vec![vec![1, 2, 3]],
-            configs: Vec::new(),
-        };
-        state.apply(20, &create);
+        let mut state = live_brokers_and_topic(3, vec![1, 2, 3]);
         let partition = |state: &ClusterState| state.topics["t"].partitions[0].clone();
         assert_eq!((partition(&state).leader, partition(&state).isr.clone()), (1, vec![1, 2, 3]));
         // Broker 3 falls behind and leaves the in-sync set; a change made in an older epoch is ignored.
@@ -571,18 +578,7 @@ mod tests {
 
     #[test]
     fn a_reassignment_adds_the_new_replicas_and_removes_the_old_once_they_are_in_sync() {
-        let mut state = ClusterState::default();
-        for id in 1..=4 {
-            state.apply(id as u64, &register(id, "a"));
-            state.apply(10 + id as u64, &MetadataRecord::UnfenceBroker { id, epoch: id as u64 });
-        }
-        let create = MetadataRecord::CreateTopic {
-            name: "t".into(),
-            id: "x".into(),
-            partitions: vec![vec![1, 2]],
-            configs: Vec::new(),
-        };
-        state.apply(20, &create);
+        let mut state = live_brokers_and_topic(4, vec![1, 2]);
         let partition = |state: &ClusterState| state.topics["t"].partitions[0].clone();
         let reassign = |target: Option<Vec<i32>>| MetadataRecord::ReassignPartition {
             name: "t".into(),
@@ -641,18 +637,7 @@ mod tests {
 
     #[test]
     fn a_failed_replica_leaves_the_in_sync_set_and_the_leadership_until_its_broker_restarts() {
-        let mut state = ClusterState::default();
-        for id in 1..=3 {
-            state.apply(id as u64, &register(id, "a"));
-            state.apply(10 + id as u64, &MetadataRecord::UnfenceBroker { id, epoch: id as u64 });
-        }
-        let create = MetadataRecord::CreateTopic {
-            name: "t".into(),
-            id: "x".into(),
-            partitions: vec![vec![1, 2, 3]],
-            configs: Vec::new(),
-        };
-        state.apply(20, &create);
+        let mut state = live_brokers_and_topic(3, vec![1, 2, 3]);
         let partition = |state: &ClusterState| state.topics["t"].partitions[0].clone();
         let failed = |broker, epoch| MetadataRecord::ReplicaFailed {
             name: "t".into(),
