@@ -220,17 +220,27 @@ pub async fn serve_replica_fetch(
     response
 }
 
+thread_local! {
+    /// The (partition, follower) pairs whose joining of the in-sync set this
+    /// shard has proposed and not yet heard back about: one proposal at a
+    /// time each, as Kafka keeps one AlterPartition in flight per partition.
+    /// (A caught-up follower fetches many times while a proposal commits.)
+    static JOINING: std::cell::RefCell<std::collections::HashSet<(PartitionKey, i32)>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
+}
+
 /// Adds `replica` to the in-sync set of `key`, as its leader now has it.
 async fn add_to_isr(shard: &Rc<Shard>, key: &PartitionKey, replica: i32) {
     let Some(view) = shard.cluster() else { return };
     let Some(state) = view.topics.get(key.0.as_ref()).and_then(|t| t.partitions.get(key.1 as usize)) else { return };
-    if state.isr.contains(&replica) {
+    if state.isr.contains(&replica) || !JOINING.with(|j| j.borrow_mut().insert((key.clone(), replica))) {
         return;
     }
     let mut isr = state.isr.clone();
     isr.push(replica);
     tracing::info!(topic = %key.0, partition = key.1, replica, "follower caught up; joining the in-sync set");
     propose_isr(shard, key, state.leader_epoch, isr).await;
+    JOINING.with(|j| j.borrow_mut().remove(&(key.clone(), replica)));
 }
 
 /// One partition of a follower's fetch, served on the leader's shard.
