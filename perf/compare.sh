@@ -46,13 +46,8 @@ WORKLOADS=("$@")
 KAFKA_PORT=19192
 SLUICE_PORT=19292
 
-# Two builds: together, the load generator's librdkafka features would change the broker's dependencies.
-cargo build --release -q -p sluice
-cargo build --release -q -p sluice-perf
-(cd perf/kafka && mvn -q dependency:copy-dependencies)
-CP="perf/kafka/target/dependency/*"
-PERF=target/release/sluice-perf
-rm -rf "$DATA" && mkdir -p "$DATA/results"
+source perf/prepare.sh
+prepare_bench
 
 start_kafka() {
     local dir="$DATA/kafka"

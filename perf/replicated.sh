@@ -30,13 +30,8 @@ WORKLOAD=perf/workloads/max-rate-16p-1k.conf
 KAFKA_BASE=19400
 SLUICE_BASE=19500
 
-# Two builds: together, the load generator's librdkafka features would change the broker's dependencies.
-cargo build --release -q -p sluice
-cargo build --release -q -p sluice-perf
-(cd perf/kafka && mvn -q dependency:copy-dependencies)
-CP="perf/kafka/target/dependency/*"
-PERF=target/release/sluice-perf
-rm -rf "$DATA" && mkdir -p "$DATA/results"
+source perf/prepare.sh
+prepare_bench
 PIDS=()
 trap 'stop_cluster' EXIT
 

@@ -33,12 +33,8 @@ WARMUP="${WARMUP:-5}"
 CONNECTIONS="${CONNECTIONS:-1000}"
 BIG="${BIG:-10000}"
 
-cargo build --release -q -p sluice
-cargo build --release -q -p sluice-perf
-(cd perf/kafka && mvn -q dependency:copy-dependencies)
-CP="perf/kafka/target/dependency/*"
-PERF=target/release/sluice-perf
-rm -rf "$DATA" && mkdir -p "$DATA/results"
+source perf/prepare.sh
+prepare_bench
 ulimit -n "$(ulimit -Hn)"
 SLUICE_FLAGS=()
 # Start-up with 10,000 partitions may take minutes.
