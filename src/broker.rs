@@ -391,16 +391,26 @@ async fn run_shard(start: ShardStart) -> Result<bool, String> {
         offsets_retention: std::time::Duration::from_secs(config.offsets_retention_minutes * 60),
         consumer: consumer_settings(&config.consumer_groups)?,
     };
-    let groups =
-        crate::group::coordinator::GroupCoordinator::open(&config.data_dir, router.shard_id, router.shards, settings)
-            .await?;
+    let groups = crate::group::coordinator::GroupCoordinator::open(
+        &config.data_dir,
+        router.shard_id,
+        router.shards,
+        settings,
+        config.cluster.is_some(),
+    )
+    .await?;
     let txn_settings = crate::txn::coordinator::TxnSettings {
         timeout_ms_max: config.transaction_max_timeout_ms,
         id_expiration_ms: i64::from(config.transactional_id_expiration_ms),
     };
-    let txns =
-        crate::txn::coordinator::TxnCoordinator::open(&config.data_dir, router.shard_id, router.shards, txn_settings)
-            .await?;
+    let txns = crate::txn::coordinator::TxnCoordinator::open(
+        &config.data_dir,
+        router.shard_id,
+        router.shards,
+        txn_settings,
+        config.cluster.is_some(),
+    )
+    .await?;
     let shard = Rc::new(Shard::new(
         config,
         cluster_id,

@@ -85,6 +85,60 @@ pub async fn reconcile(shard: Rc<Shard>) {
         }
     }
     shard.drop_replicas_except(&held);
+    sync_coordinators(&shard);
+}
+
+/// Has this shard's group and transaction coordinators hold exactly the
+/// internal partitions (of `__consumer_offsets`, `__transaction_state`)
+/// whose leadership this shard holds: each newly led one is loaded from its
+/// log (in a task of its own; its keys are COORDINATOR_LOAD_IN_PROGRESS
+/// meanwhile), each no longer led unloaded, and each whose write failed
+/// unloaded and loaded again, so memory never holds what the log does not.
+pub fn sync_coordinators(shard: &Rc<Shard>) {
+    use crate::constants::{OFFSETS_PARTITIONS, TXN_PARTITIONS};
+    let Some(view) = shard.cluster() else { return };
+    let catalog = shard.catalog();
+    for (kind, (topic, count)) in [
+        (crate::metadata::INTERNAL_TOPICS[0], OFFSETS_PARTITIONS),
+        (crate::metadata::INTERNAL_TOPICS[1], TXN_PARTITIONS),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let groups = kind == 0;
+        for n in (0..count).filter(|n| n % shard.router.shards == shard.id) {
+            let key: PartitionKey = (Arc::from(topic), n as i32);
+            let leads = view
+                .topics
+                .get(topic)
+                .and_then(|t| t.partitions.get(n))
+                .is_some_and(|p| p.leader == shard.config.node_id)
+                && matches!(shard.replica_role(&key), Some(ReplicaRole::Leader(_)));
+            let log = catalog.topic(topic).and_then(|_| shard.hosted_log(&key.0, key.1).ok());
+            let (holds, failed) = if groups {
+                (shard.groups.holds(n), shard.groups.failed(n))
+            } else {
+                (shard.txns.holds(n), shard.txns.failed(n))
+            };
+            if holds && (!leads || failed) {
+                if groups {
+                    shard.groups.unload(n);
+                } else {
+                    shard.txns.unload(n);
+                }
+            }
+            let Some(log) = log.filter(|_| leads && (!holds || failed)) else { continue };
+            let shard = shard.clone();
+            glommio::spawn_local(async move {
+                if groups {
+                    shard.groups.load(n, log).await;
+                } else {
+                    shard.txns.load(n, log).await;
+                }
+            })
+            .detach();
+        }
+    }
 }
 
 /// Every `REPLICA_LAG_CHECK_MS`, asks the quorum to remove from the
@@ -103,6 +157,7 @@ pub async fn check_lagging_followers(shard: Rc<Shard>) {
             propose_isr(&shard, &key, epoch, isr).await;
         }
         report_failed_replicas(&shard).await;
+        sync_coordinators(&shard);
     }
 }
 

@@ -290,3 +290,47 @@ pub async fn create_partitions(
     }
     commit_each(checked, validate_only).await
 }
+
+thread_local! {
+    /// Internal topics this node is creating (on the admin shard).
+    static CREATING: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Creates a cluster's internal topic (`__consumer_offsets` or
+/// `__transaction_state`) unless it exists, as Kafka does on the first
+/// FindCoordinator that needs it: `offsets.topic.num.partitions` (or
+/// `transaction.state.log.num.partitions`) partitions, each with
+/// `INTERNAL_TOPIC_REPLICATION_FACTOR` replicas (one per voter when there
+/// are fewer), which must all be live brokers; kept whole (no retention),
+/// its coordinators trimming it themselves. Runs on the admin shard; one
+/// creation at a time per topic.
+pub async fn create_internal_topic(shard: &Rc<Shard>, name: &'static str) -> Result<(), String> {
+    use crate::constants::{
+        INTERNAL_TOPIC_REPLICATION_FACTOR, INTERNAL_TOPIC_SEGMENT_BYTES, OFFSETS_PARTITIONS, TXN_PARTITIONS,
+    };
+    let view = shard.cluster().ok_or("the cluster's metadata is not loaded yet")?;
+    if view.topics.contains_key(name) || CREATING.with(|c| c.borrow().contains(&name)) {
+        return Ok(());
+    }
+    let voters = shard.config.cluster.as_ref().map_or(1, |c| c.voters.len());
+    let count = if name == crate::metadata::INTERNAL_TOPICS[0] { OFFSETS_PARTITIONS } else { TXN_PARTITIONS };
+    let partitions = placement_state(shard).place(count, INTERNAL_TOPIC_REPLICATION_FACTOR.min(voters))?;
+    let configs = [
+        ("cleanup.policy", "delete".to_string()),
+        ("retention.ms", "-1".to_string()),
+        ("retention.bytes", "-1".to_string()),
+        ("segment.bytes", INTERNAL_TOPIC_SEGMENT_BYTES.to_string()),
+    ];
+    let record = MetadataRecord::CreateTopic {
+        name: name.to_string(),
+        id: uuid::Uuid::new_v4().to_string(),
+        partitions,
+        configs: configs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+    };
+    CREATING.with(|c| c.borrow_mut().push(name));
+    let outcome = super::propose(record).await;
+    CREATING.with(|c| c.borrow_mut().retain(|n| *n != name));
+    outcome.map_err(|e| format!("{e:?}"))?;
+    tracing::info!(topic = name, "internal topic created");
+    Ok(())
+}

@@ -139,7 +139,7 @@ fn page(
             DescribeTopicPartitionsResponseTopic::default()
                 .with_name(Some(topic_name(&name)))
                 .with_topic_id(topic.id)
-                .with_is_internal(false)
+                .with_is_internal(INTERNAL_TOPICS.contains(&name.as_str()))
                 .with_partitions(listed),
         );
         if end < topic.partitions() {

@@ -13,6 +13,7 @@ pub fn route_error_code(e: &RouteError) -> ResponseError {
         RouteError::NotOwner => ResponseError::NotLeaderOrFollower,
         RouteError::Unreachable(_) => ResponseError::NotLeaderOrFollower,
         RouteError::NotCoordinator => ResponseError::NotCoordinator,
+        RouteError::CoordinatorLoading => ResponseError::CoordinatorLoadInProgress,
         RouteError::TimedOut => ResponseError::RequestTimedOut,
         RouteError::NotEnoughReplicas { appended: false, .. } => ResponseError::NotEnoughReplicas,
         RouteError::NotEnoughReplicas { appended: true, .. } => ResponseError::NotEnoughReplicasAfterAppend,

@@ -1,7 +1,7 @@
 //! FindCoordinator (v0-6, batched keys from v4). A single node coordinates
 //! every group and every transactional id (on the shard owning the key's
 //! internal partition, which the router finds); on a cluster, the broker
-//! the view assigns the key's internal partition to.
+//! leading the key's partition of the internal topic.
 
 use std::rc::Rc;
 
@@ -10,6 +10,7 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
+use crate::metadata::INTERNAL_TOPICS;
 use crate::protocol::ResponseError;
 use crate::security::acl::AclOperation;
 use crate::server::session::RequestContext;
@@ -18,13 +19,37 @@ use crate::shard::Shard;
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
-/// The broker coordinating the keys of `internal_partition`: this one on a
-/// single node; on a cluster the one the view names, if it is live.
-fn coordinator(shard: &Shard, ctx: &RequestContext, internal_partition: usize) -> Option<super::BrokerEntry> {
+/// The broker coordinating the keys of partition `internal_partition` of
+/// the internal topic `topic`: this one on a single node; on a cluster the
+/// leader of that partition, if it is live. A cluster's internal topic is
+/// created by the first request that needs it (the answer is then
+/// COORDINATOR_NOT_AVAILABLE, which clients retry), as Kafka does.
+fn coordinator(
+    shard: &Rc<Shard>,
+    ctx: &RequestContext,
+    topic: &'static str,
+    internal_partition: usize,
+) -> Option<super::BrokerEntry> {
     let brokers = super::brokers(shard, ctx, false);
     let id = match shard.cluster() {
         None => shard.config.node_id,
-        Some(view) => view.coordinator(internal_partition as i32)?,
+        Some(view) => {
+            if !view.topics.contains_key(topic) {
+                let shard = shard.clone();
+                glommio::spawn_local(async move {
+                    let created = shard
+                        .invoke_on(crate::admin::ADMIN_SHARD, move |admin| async move {
+                            crate::cluster::topics::create_internal_topic(&admin, topic).await
+                        })
+                        .await;
+                    if let Ok(Err(e)) = created {
+                        tracing::warn!(topic, error = %e, "cannot create the internal topic yet");
+                    }
+                })
+                .detach();
+            }
+            view.coordinator(topic, internal_partition)?
+        }
     };
     brokers.into_iter().find(|b| b.id == id)
 }
@@ -67,12 +92,12 @@ pub async fn handle(
                 KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => {}
                 other => return refused(ResponseError::InvalidRequest, &format!("Unknown key type {other}.")),
             }
-            let partition = if request.key_type == KEY_TYPE_GROUP {
-                crate::group::offsets_partition(&key)
+            let (topic, partition) = if request.key_type == KEY_TYPE_GROUP {
+                (INTERNAL_TOPICS[0], crate::group::offsets_partition(&key))
             } else {
-                crate::txn::txn_partition(&key)
+                (INTERNAL_TOPICS[1], crate::txn::txn_partition(&key))
             };
-            let Some(broker) = coordinator(shard, ctx, partition) else {
+            let Some(broker) = coordinator(shard, ctx, topic, partition) else {
                 return refused(ResponseError::CoordinatorNotAvailable, "The coordinator is not available.");
             };
             Coordinator::default()

@@ -41,6 +41,7 @@ fn topic_entry(placements: &Placements, topic: &TopicMeta) -> MetadataResponseTo
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.to_string()))))
         .with_topic_id(topic.id)
+        .with_is_internal(crate::metadata::INTERNAL_TOPICS.contains(&topic.name.as_ref()))
         .with_partitions(partitions)
 }
 

@@ -237,10 +237,12 @@ pub fn coordinator_answer<T>(answer: Result<Result<T, ResponseError>, RouteError
 
 /// What a client is told when its coordinator could not be asked:
 /// NOT_COORDINATOR where another broker of the cluster coordinates the key,
-/// else COORDINATOR_NOT_AVAILABLE. Clients look the coordinator up again on either.
+/// COORDINATOR_LOAD_IN_PROGRESS while this one loads it, else
+/// COORDINATOR_NOT_AVAILABLE. Clients look the coordinator up again on either.
 pub fn coordinator_error(e: &RouteError) -> ResponseError {
     match e {
         RouteError::NotCoordinator => ResponseError::NotCoordinator,
+        RouteError::CoordinatorLoading => ResponseError::CoordinatorLoadInProgress,
         _ => ResponseError::CoordinatorNotAvailable,
     }
 }

@@ -149,6 +149,12 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
                 plan.answer(early(ResponseError::TopicAuthorizationFailed, None));
                 continue;
             }
+            if crate::metadata::INTERNAL_TOPICS.contains(&name.as_str()) {
+                // A cluster's coordinators write these; clients only read them, as in Kafka.
+                let message = format!("Cannot append to internal topic {name}");
+                plan.answer(early(ResponseError::InvalidTopicException, Some(message)));
+                continue;
+            }
             let meta = match topics.get(name.as_str()) {
                 Some(Ok(meta)) => meta.clone(),
                 Some(Err((code, message))) => {

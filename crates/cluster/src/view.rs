@@ -41,12 +41,14 @@ pub struct ClusterView {
 }
 
 impl ClusterView {
-    /// The broker coordinating the groups or transactional ids that hash to
-    /// `internal_partition` (of `__consumer_offsets` or `__transaction_state`):
-    /// the voters in turn, by id. Coordinator state lives on that broker.
-    pub fn coordinator(&self, internal_partition: i32) -> Option<i32> {
-        let index = usize::try_from(internal_partition).ok()? % self.voters.len().max(1);
-        self.voters.get(index).map(|v| v.node)
+    /// The broker coordinating the keys (group ids, transactional ids)
+    /// that hash to partition `partition` of the internal topic `topic`
+    /// (`__consumer_offsets`, `__transaction_state`): that partition's
+    /// leader, where the coordinator's state is. `None` while the topic does
+    /// not exist or the partition has no leader.
+    pub fn coordinator(&self, topic: &str, partition: usize) -> Option<i32> {
+        let leader = self.topics.get(topic)?.partitions.get(partition)?.leader;
+        (leader >= 0).then_some(leader)
     }
 
     /// Brokers clients may use.

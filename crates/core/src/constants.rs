@@ -140,6 +140,18 @@ pub const TXN_GROUPS_MAX: usize = 100;
 pub const OFFSETS_JOURNAL_BYTES_MAX: usize = 1024 * 1024;
 /// Largest encoded offsets record (a group's metadata with all its members).
 pub const OFFSETS_RECORD_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// `offsets.commit.timeout.ms`: how long a cluster's coordinator waits for the
+/// in-sync replicas of its internal partition to confirm a write (Kafka: 5 s).
+pub const OFFSETS_COMMIT_TIMEOUT_MS: u64 = 5_000;
+/// Bytes one read of a cluster's internal partition asks for while its
+/// coordinator loads it (`offsets.load.buffer.size`, Kafka: 5 MiB).
+pub const OFFSETS_LOAD_READ_BYTES: usize = 5 * 1024 * 1024;
+/// `offsets.topic.replication.factor` and `transaction.state.log.replication.factor`
+/// (Kafka: 3): the internal topics of a cluster get this many replicas, or one
+/// per voter when there are fewer.
+pub const INTERNAL_TOPIC_REPLICATION_FACTOR: usize = 3;
+/// `offsets.topic.segment.bytes` (Kafka: 100 MiB).
+pub const INTERNAL_TOPIC_SEGMENT_BYTES: u64 = 100 * 1024 * 1024;
 /// `offset.metadata.max.bytes` (Kafka: 4096).
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 /// `group.min.session.timeout.ms` and `group.max.session.timeout.ms` (Kafka: 6 s and 30 min).

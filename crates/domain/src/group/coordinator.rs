@@ -33,13 +33,14 @@ use kafka_protocol::messages::{
     SyncGroupRequest, SyncGroupResponse,
 };
 
+use super::backing::{write_error, Backing, LogJournal, StatePartition, StatePartitions};
 pub use super::classic::GroupDescription;
 use super::classic::{join_error, Group, GroupState, JoinAnswer, JoinParams, Reply, SyncAnswer};
 use super::clock::Now;
 use super::consumer::{
     ConsumerGroup, ConsumerGroupDescription, ConsumerSettings, HeartbeatAnswer, HeartbeatParams, Refusal, TopicImage,
 };
-use super::store::{Change, CommittedOffset, GroupStore, StoreState, StoredGroup};
+use super::store::{Change, CommittedOffset, StoredGroup};
 use crate::metadata::Catalog;
 use sluice_core::constants::{GROUP_MEMBERS_MAX, OFFSETS_PARTITIONS, OFFSET_METADATA_BYTES_MAX};
 use sluice_protocol::{ResponseError, TopicPartition};
@@ -51,12 +52,6 @@ pub struct GroupSettings {
     pub offsets_retention: Duration,
     /// Groups of the consumer protocol (KIP-848).
     pub consumer: ConsumerSettings,
-}
-
-/// One offsets partition this shard owns: its durable store and state.
-struct OffsetsPartition {
-    store: GroupStore,
-    state: RefCell<StoreState>,
 }
 
 /// Requests of one group's members waiting for a rebalance, by member id.
@@ -96,6 +91,17 @@ impl Hosted {
         }
     }
 
+    /// The group is leaving this shard (another broker coordinates it now):
+    /// every request still waiting is answered `error`.
+    fn answer_waiting(self, error: ResponseError) {
+        for (member_id, waiter) in self.waiting.joins {
+            let _ = waiter.send(join_error(error, &member_id));
+        }
+        for (_, waiter) in self.waiting.syncs {
+            let _ = waiter.send(SyncGroupResponse::default().with_error_code(error.code()));
+        }
+    }
+
     /// The group is leaving this map (it became a consumer group): every
     /// request still waiting is told to rejoin, as Kafka's conversion does.
     fn rebalance_waiting(self) {
@@ -125,7 +131,8 @@ pub struct GroupCoordinator {
     shard_id: usize,
     shards: usize,
     settings: GroupSettings,
-    partitions: HashMap<usize, Rc<OffsetsPartition>>,
+    /// The offsets partitions this shard holds.
+    partitions: StatePartitions,
     groups: RefCell<HashMap<String, Hosted>>,
     /// Groups of the consumer protocol; a group id is in at most one of the two maps.
     consumer_groups: RefCell<HashMap<String, ConsumerGroup>>,
@@ -166,38 +173,105 @@ struct Assigned {
 }
 
 impl GroupCoordinator {
-    /// Opens the offsets partitions this shard owns and reloads their groups.
+    /// Opens the offsets partitions this shard owns and reloads their
+    /// groups; on a cluster (`replicated`) none is held until this broker
+    /// leads one ([`load`](Self::load)).
     pub async fn open(
         data_dir: &Path,
         shard_id: usize,
         shards: usize,
         settings: GroupSettings,
+        replicated: bool,
     ) -> Result<GroupCoordinator, String> {
-        let now = Now::system();
-        let mut partitions = HashMap::new();
-        let mut groups = HashMap::new();
-        let mut consumer_groups = HashMap::new();
-        for n in (0..OFFSETS_PARTITIONS).filter(|n| n % shards == shard_id) {
-            let dir = data_dir.join(format!("__consumer_offsets-{n}"));
-            let (store, state) = GroupStore::open(dir).await.map_err(|e| e.to_string())?;
-            for (id, stored) in &state.groups {
-                let group = Group::from_stored(id, stored, now, settings.initial_rebalance_delay);
-                groups.insert(id.clone(), Hosted::new(group));
-            }
-            for (id, stored) in &state.consumer_groups {
-                consumer_groups.insert(id.clone(), ConsumerGroup::from_stored(id, stored, now, &settings.consumer));
-            }
-            partitions.insert(n, Rc::new(OffsetsPartition { store, state: RefCell::new(state) }));
-        }
-        Ok(GroupCoordinator {
+        let partitions = if replicated {
+            StatePartitions::new(shard_id, shards)
+        } else {
+            StatePartitions::open_files(data_dir, "__consumer_offsets", OFFSETS_PARTITIONS, shard_id, shards).await?
+        };
+        let coordinator = GroupCoordinator {
             shard_id,
             shards,
             settings,
             partitions,
-            groups: RefCell::new(groups),
-            consumer_groups: RefCell::new(consumer_groups),
+            groups: RefCell::default(),
+            consumer_groups: RefCell::default(),
             topic_image: RefCell::new(None),
-        })
+        };
+        for (_, partition) in coordinator.partitions.held() {
+            coordinator.install(&partition);
+        }
+        Ok(coordinator)
+    }
+
+    /// Builds the groups a partition's state holds.
+    fn install(&self, partition: &StatePartition) {
+        let now = self.now();
+        let state = partition.state.borrow();
+        let mut groups = self.groups.borrow_mut();
+        for (id, stored) in &state.groups {
+            let group = Group::from_stored(id, stored, now, self.settings.initial_rebalance_delay);
+            groups.insert(id.clone(), Hosted::new(group));
+        }
+        let mut consumer_groups = self.consumer_groups.borrow_mut();
+        for (id, stored) in &state.consumer_groups {
+            consumer_groups.insert(id.clone(), ConsumerGroup::from_stored(id, stored, now, &self.settings.consumer));
+        }
+    }
+
+    /// Whether this shard serves `group_id` now: NOT_COORDINATOR when its
+    /// offsets partition is not held here, COORDINATOR_LOAD_IN_PROGRESS
+    /// while it loads.
+    pub fn serves(&self, group_id: &str) -> Result<(), ResponseError> {
+        self.partitions.status(super::offsets_partition(group_id))
+    }
+
+    /// Whether offsets partition `n` is held or loading here.
+    pub fn holds(&self, n: usize) -> bool {
+        self.partitions.holds_or_loads(n)
+    }
+
+    /// Whether offsets partition `n` is held here with a failed write: it
+    /// is to be unloaded and loaded again from its log.
+    pub fn failed(&self, n: usize) -> bool {
+        self.partitions.failed(n)
+    }
+
+    /// Loads offsets partition `n` from the replicated log this broker now
+    /// leads and coordinates its groups. Requests for them meanwhile are
+    /// COORDINATOR_LOAD_IN_PROGRESS.
+    pub async fn load(&self, n: usize, log: Rc<sluice_storage::log::Log>) {
+        let Some(token) = self.partitions.begin_load(n) else { return };
+        let loaded = match LogJournal::load(log).await {
+            Ok((journal, state)) => Some(StatePartition { store: Backing::Log(journal), state: RefCell::new(state) }),
+            Err(e) => {
+                tracing::error!(partition = n, error = %e, "cannot load the offsets partition");
+                None
+            }
+        };
+        let groups =
+            loaded.as_ref().map_or(0, |p| p.state.borrow().groups.len() + p.state.borrow().consumer_groups.len());
+        if self.partitions.finish_load(n, token, loaded) {
+            self.install(&self.partitions.get(n));
+            tracing::info!(partition = n, groups, "offsets partition loaded");
+        }
+    }
+
+    /// Stops coordinating the groups of offsets partition `n` (another
+    /// broker leads it now): requests waiting on them are answered
+    /// NOT_COORDINATOR, and their state leaves memory.
+    pub fn unload(&self, n: usize) {
+        if !self.partitions.remove(n) {
+            return;
+        }
+        let mine = |id: &String| super::offsets_partition(id) == n;
+        let gone: Vec<String> = self.groups.borrow().keys().filter(|id| mine(id)).cloned().collect();
+        for id in gone {
+            if let Some(hosted) = self.groups.borrow_mut().remove(&id) {
+                hosted.answer_waiting(ResponseError::NotCoordinator);
+            }
+        }
+        self.consumer_groups.borrow_mut().retain(|id, _| !mine(id));
+        tracing::info!(partition = n, "offsets partition unloaded");
     }
 
     /// The time, read once per operation.
@@ -209,10 +283,10 @@ impl GroupCoordinator {
         Hosted::new(Group::new(group_id, now, self.settings.initial_rebalance_delay))
     }
 
-    fn partition_of(&self, group_id: &str) -> Rc<OffsetsPartition> {
+    fn partition_of(&self, group_id: &str) -> Rc<StatePartition> {
         let n = super::offsets_partition(group_id);
-        assert_eq!(n % self.shards, self.shard_id, "group {group_id} routed to the wrong shard");
-        self.partitions.get(&n).expect("owned offsets partition is open").clone()
+        debug_assert_eq!(n % self.shards, self.shard_id, "group {group_id} routed to the wrong shard");
+        self.partitions.get(n)
     }
 
     /// Applies changes in memory and makes them durable.
@@ -225,8 +299,10 @@ impl GroupCoordinator {
         // The whole state is copied only when the journal is checkpointed.
         let snapshot = || partition.state.borrow().clone();
         partition.store.append(&changes, snapshot).await.map_err(|e| {
-            tracing::error!(group = group_id, error = %e, "offsets store write failed");
-            ResponseError::CoordinatorNotAvailable
+            if !matches!(partition.store, Backing::Absent) {
+                tracing::error!(group = group_id, error = %e, "offsets store write failed");
+            }
+            write_error(&e)
         })
     }
 
@@ -600,7 +676,7 @@ impl GroupCoordinator {
     /// Every committed offset of every group on this shard: (group, topic, partition, offset).
     pub fn all_offsets(&self) -> Vec<(String, String, i32, i64)> {
         let mut out = Vec::new();
-        for partition in self.partitions.values() {
+        for (_, partition) in self.partitions.held() {
             for (group, offsets) in &partition.state.borrow().offsets {
                 out.extend(offsets.iter().map(|((topic, p), c)| (group.clone(), topic.clone(), *p, c.offset)));
             }
@@ -627,7 +703,7 @@ impl GroupCoordinator {
                 .map(|g| (g.id().to_string(), "consumer".to_string(), g.state_name(), GroupKind::Consumer)),
         );
         // Groups known only by their committed offsets (no membership) are Empty groups too.
-        for partition in self.partitions.values() {
+        for (_, partition) in self.partitions.held() {
             for id in partition.state.borrow().offsets.keys() {
                 if !groups.contains_key(id) && !consumer_groups.contains_key(id) {
                     listed.push((id.clone(), String::new(), GroupState::Empty.name(), GroupKind::Classic));
@@ -789,7 +865,7 @@ impl GroupCoordinator {
         let mut expired: Vec<(String, Vec<Change>)> = Vec::new();
         {
             let groups = self.groups.borrow();
-            for partition in self.partitions.values() {
+            for (_, partition) in self.partitions.held() {
                 let state = partition.state.borrow();
                 for (group_id, offsets) in &state.offsets {
                     let group = groups.get(group_id).map(|hosted| &hosted.group);
@@ -1009,7 +1085,7 @@ impl GroupCoordinator {
     }
 
     pub async fn close(&self) {
-        for partition in self.partitions.values() {
+        for (_, partition) in self.partitions.held() {
             partition.store.close().await;
         }
     }

@@ -16,6 +16,7 @@
 //!   durability, the sweep, committed offsets.
 //! - [`store`]: the checkpoint + journal of one offsets partition.
 
+pub mod backing;
 pub mod classic;
 pub mod clock;
 pub mod consumer;

@@ -309,7 +309,7 @@ impl StoreState {
     }
 
     /// Every change needed to rebuild this state from nothing.
-    fn changes(&self) -> Vec<Change> {
+    pub fn changes(&self) -> Vec<Change> {
         let mut changes = Vec::new();
         for (group, state) in &self.groups {
             changes.push(Change::Group { group: group.clone(), state: state.clone() });

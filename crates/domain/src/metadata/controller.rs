@@ -864,7 +864,8 @@ impl Controller {
             for (p, hosted) in topic.hosted.iter().enumerate() {
                 let local = shards[p] != crate::metadata::REMOTE;
                 if *hosted && !local {
-                    shards[p] = next.assign(1, self.shards)[0];
+                    shards[p] = crate::metadata::internal_shard(&topic.name, p, self.shards)
+                        .unwrap_or_else(|| next.assign(1, self.shards)[0]);
                     moved = true;
                 } else if !*hosted && local {
                     shards[p] = crate::metadata::REMOTE;

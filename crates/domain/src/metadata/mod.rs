@@ -190,15 +190,18 @@ impl Catalog {
         let names: Vec<Arc<str>> = self.topics.keys().cloned().collect();
         for name in names {
             let topic = self.topics[&name].clone();
-            let gone = |s: u16| s != REMOTE && s as usize >= shards;
-            if !topic.shards.iter().any(|s| gone(*s)) {
+            // An internal topic's partition `p` belongs on shard `p % shards`, its coordinator's.
+            let misplaced = |p: usize, s: u16| {
+                s != REMOTE && internal_shard(&name, p, shards).map_or(s as usize >= shards, |want| want != s)
+            };
+            if !topic.shards.iter().enumerate().any(|(p, s)| misplaced(p, *s)) {
                 continue;
             }
             let mut updated = (*topic).clone();
             for p in 0..updated.shards.len() {
-                if gone(updated.shards[p]) {
+                if misplaced(p, updated.shards[p]) {
                     self.topics.insert(name.clone(), Arc::new(updated.clone()));
-                    updated.shards[p] = self.assign(1, shards)[0];
+                    updated.shards[p] = internal_shard(&name, p, shards).unwrap_or_else(|| self.assign(1, shards)[0]);
                 }
             }
             self.topics.insert(name.clone(), Arc::new(updated));
@@ -336,6 +339,13 @@ impl Catalog {
 /// Kafka's internal topics: Sluice keeps group offsets and transaction state
 /// under these names (see `group` and `txn`).
 pub const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
+
+/// The shard of partition `partition` of an internal topic: `partition %
+/// shards`, the shard whose coordinator owns the keys hashing to it. `None`
+/// for any other topic.
+pub fn internal_shard(topic: &str, partition: usize, shards: usize) -> Option<u16> {
+    INTERNAL_TOPICS.contains(&topic).then(|| (partition % shards) as u16)
+}
 
 pub fn validate_topic_name(name: &str) -> Result<(), String> {
     if name.is_empty() {

@@ -33,7 +33,8 @@ use std::rc::Rc;
 use glommio::sync::Semaphore;
 
 use super::{state, TxnListing};
-use crate::group::store::{Change, GroupStore, StoreState, StoredTxn};
+use crate::group::backing::{write_error, Backing, LogJournal, StatePartition, StatePartitions};
+use crate::group::store::{Change, StoredTxn};
 use sluice_core::constants::{TXN_GROUPS_MAX, TXN_IDS_EXPIRED_PER_SWEEP_MAX, TXN_PARTITIONS, TXN_PARTITIONS_MAX};
 use sluice_protocol::{ResponseError, TopicPartition};
 
@@ -133,18 +134,13 @@ pub struct TxnSettings {
     pub id_expiration_ms: i64,
 }
 
-/// One transaction state partition this shard owns.
-struct TxnPartition {
-    store: GroupStore,
-    state: RefCell<StoreState>,
-}
-
 /// The coordinator of every transactional id whose partition this shard owns.
 pub struct TxnCoordinator {
     shard_id: usize,
     shards: usize,
     settings: TxnSettings,
-    partitions: HashMap<usize, Rc<TxnPartition>>,
+    /// The transaction state partitions this shard holds.
+    partitions: StatePartitions,
     /// One lock per transactional id with an operation running or waiting.
     locks: RefCell<HashMap<String, Rc<Semaphore>>>,
     committed: sluice_core::metrics::Counter,
@@ -198,19 +194,21 @@ fn listing(id: &str, txn: &StoredTxn) -> TxnListing {
 }
 
 impl TxnCoordinator {
-    /// Opens the transaction state partitions this shard owns.
+    /// Opens the transaction state partitions this shard owns; on a
+    /// cluster (`replicated`) none is held until this broker leads one
+    /// ([`load`](Self::load)).
     pub async fn open(
         data_dir: &Path,
         shard_id: usize,
         shards: usize,
         settings: TxnSettings,
+        replicated: bool,
     ) -> Result<TxnCoordinator, String> {
-        let mut partitions = HashMap::new();
-        for n in (0..TXN_PARTITIONS).filter(|n| n % shards == shard_id) {
-            let dir = data_dir.join(format!("__transaction_state-{n}"));
-            let (store, state) = GroupStore::open(dir).await.map_err(|e| e.to_string())?;
-            partitions.insert(n, Rc::new(TxnPartition { store, state: RefCell::new(state) }));
-        }
+        let partitions = if replicated {
+            StatePartitions::new(shard_id, shards)
+        } else {
+            StatePartitions::open_files(data_dir, "__transaction_state", TXN_PARTITIONS, shard_id, shards).await?
+        };
         Ok(TxnCoordinator {
             shard_id,
             shards,
@@ -229,10 +227,51 @@ impl TxnCoordinator {
         Ok(IdLock { coordinator: self, id: id.to_string(), lock })
     }
 
-    fn partition_of(&self, id: &str) -> Rc<TxnPartition> {
+    fn partition_of(&self, id: &str) -> Rc<StatePartition> {
         let n = super::txn_partition(id);
-        assert_eq!(n % self.shards, self.shard_id, "transactional id {id} routed to the wrong shard");
-        self.partitions.get(&n).expect("owned transaction partition is open").clone()
+        debug_assert_eq!(n % self.shards, self.shard_id, "transactional id {id} routed to the wrong shard");
+        self.partitions.get(n)
+    }
+
+    /// Whether this shard serves `transactional_id` now: NOT_COORDINATOR
+    /// when its state partition is not held here, COORDINATOR_LOAD_IN_PROGRESS while it loads.
+    pub fn serves(&self, transactional_id: &str) -> Result<(), ResponseError> {
+        self.partitions.status(super::txn_partition(transactional_id))
+    }
+
+    /// Whether state partition `n` is held or loading here.
+    pub fn holds(&self, n: usize) -> bool {
+        self.partitions.holds_or_loads(n)
+    }
+
+    /// Whether state partition `n` is held here with a failed write.
+    pub fn failed(&self, n: usize) -> bool {
+        self.partitions.failed(n)
+    }
+
+    /// Loads state partition `n` from the replicated log this broker now
+    /// leads. Its prepared transactions are finished by the next sweep, and
+    /// its open ones time out there as they would have on the old coordinator.
+    pub async fn load(&self, n: usize, log: Rc<sluice_storage::log::Log>) {
+        let Some(token) = self.partitions.begin_load(n) else { return };
+        let loaded = match LogJournal::load(log).await {
+            Ok((journal, state)) => Some(StatePartition { store: Backing::Log(journal), state: RefCell::new(state) }),
+            Err(e) => {
+                tracing::error!(partition = n, error = %e, "cannot load the transaction state partition");
+                None
+            }
+        };
+        let ids = loaded.as_ref().map_or(0, |p| p.state.borrow().txns.len());
+        if self.partitions.finish_load(n, token, loaded) {
+            tracing::info!(partition = n, transactional_ids = ids, "transaction state partition loaded");
+        }
+    }
+
+    /// Stops coordinating the transactional ids of state partition `n`.
+    pub fn unload(&self, n: usize) {
+        if self.partitions.remove(n) {
+            tracing::info!(partition = n, "transaction state partition unloaded");
+        }
     }
 
     fn get(&self, id: &str) -> Option<StoredTxn> {
@@ -255,7 +294,7 @@ impl TxnCoordinator {
                 Some(previous) => state.txns.insert(id.to_string(), previous),
                 None => state.txns.remove(id),
             };
-            return Err(ResponseError::CoordinatorNotAvailable);
+            return Err(write_error(&e));
         }
         Ok(txn)
     }
@@ -423,8 +462,9 @@ impl TxnCoordinator {
     pub fn counts(&self) -> TxnCounts {
         let open = self
             .partitions
-            .values()
-            .map(|p| {
+            .held()
+            .iter()
+            .map(|(_, p)| {
                 let state = p.state.borrow();
                 state
                     .txns
@@ -442,7 +482,7 @@ impl TxnCoordinator {
     /// empty), of the given producers (all when empty), open at least `min_duration_ms` (-1: any).
     pub fn list(&self, now_ms: i64, states: &[String], producer_ids: &[i64], min_duration_ms: i64) -> Vec<TxnListing> {
         let mut out = Vec::new();
-        for partition in self.partitions.values() {
+        for (_, partition) in self.partitions.held() {
             for (id, txn) in &partition.state.borrow().txns {
                 if state::listed(txn, states, producer_ids, min_duration_ms, now_ms) {
                     out.push(listing(id, txn));
@@ -463,14 +503,14 @@ impl TxnCoordinator {
         let mut due: Vec<(String, StoredTxn)> = Vec::new();
         let mut idle: BTreeMap<usize, Vec<(String, StoredTxn)>> = BTreeMap::new();
         let mut idle_count = 0;
-        for (n, partition) in &self.partitions {
+        for (n, partition) in self.partitions.held() {
             for (id, txn) in &partition.state.borrow().txns {
                 if state::sweep(txn, now, epoch_bump).is_some() {
                     due.push((id.clone(), txn.clone()));
                 } else if idle_count < TXN_IDS_EXPIRED_PER_SWEEP_MAX
                     && state::expired(txn, now, self.settings.id_expiration_ms)
                 {
-                    idle.entry(*n).or_default().push((id.clone(), txn.clone()));
+                    idle.entry(n).or_default().push((id.clone(), txn.clone()));
                     idle_count += 1;
                 }
             }
@@ -500,7 +540,7 @@ impl TxnCoordinator {
     /// it since it was seen. Only the sweep holds several locks at once, so
     /// taking them one after another cannot deadlock.
     async fn expire(&self, n: usize, seen: Vec<(String, StoredTxn)>) {
-        let partition = self.partitions.get(&n).expect("owned transaction partition is open").clone();
+        let partition = self.partitions.get(n);
         let mut guards = Vec::with_capacity(seen.len());
         let mut forgotten = Vec::with_capacity(seen.len());
         for (id, txn) in seen {
@@ -533,7 +573,7 @@ impl TxnCoordinator {
 
     /// Closes the journals; an append under way finishes first.
     pub async fn close(&self) {
-        for partition in self.partitions.values() {
+        for (_, partition) in self.partitions.held() {
             partition.store.close().await;
         }
     }

@@ -28,6 +28,9 @@ pub enum RouteError {
     /// Another broker of the cluster coordinates this group or transactional id.
     #[error("another broker coordinates this key")]
     NotCoordinator,
+    /// This broker coordinates the key and is loading its internal partition: retriable.
+    #[error("the coordinator is loading this key's state")]
+    CoordinatorLoading,
     /// acks=all with fewer in-sync replicas than `min.insync.replicas`;
     /// `appended` when the records were written before the set shrank.
     #[error("{isr} in-sync replica(s), min.insync.replicas is {min}")]

@@ -29,6 +29,15 @@ use sluice_storage::StorageError;
 /// The shard that runs the controller.
 pub const CONTROLLER_SHARD: usize = 0;
 
+/// Why a coordinator did not take a request: its key's internal partition
+/// is loading here, or is not held here (another broker, or none yet, leads it).
+fn refusal(e: ResponseError) -> RouteError {
+    match e {
+        ResponseError::CoordinatorLoadInProgress => RouteError::CoordinatorLoading,
+        _ => RouteError::NotCoordinator,
+    }
+}
+
 impl Shard {
     /// Runs `job` on the shard coordinating `group_id` (its `groups`).
     pub async fn on_group<T, F, Fut>(self: &Rc<Self>, group_id: &str, job: F) -> Result<T, RouteError>
@@ -37,17 +46,15 @@ impl Shard {
         F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
         Fut: Future<Output = T> + 'static,
     {
-        if self.coordinates_elsewhere(sluice_domain::group::offsets_partition(group_id)) {
-            return Err(RouteError::NotCoordinator);
-        }
-        self.invoke_on(sluice_domain::group::coordinator_shard(group_id, self.router.shards), job).await
-    }
-
-    /// Whether another broker of the cluster coordinates the keys of `internal_partition`.
-    fn coordinates_elsewhere(&self, internal_partition: usize) -> bool {
-        self.cluster()
-            .and_then(|view| view.coordinator(internal_partition as i32))
-            .is_some_and(|c| c != self.config.node_id)
+        let id = group_id.to_string();
+        let shard = sluice_domain::group::coordinator_shard(group_id, self.router.shards);
+        let checked = move |shard: Rc<Shard>| async move {
+            match shard.groups.serves(&id) {
+                Ok(()) => Ok(job(shard).await),
+                Err(e) => Err(refusal(e)),
+            }
+        };
+        self.invoke_on(shard, checked).await?
     }
 
     /// Runs `job` on the shard coordinating `transactional_id` (its `txns`,
@@ -58,10 +65,15 @@ impl Shard {
         F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
         Fut: Future<Output = T> + 'static,
     {
-        if self.coordinates_elsewhere(sluice_domain::txn::txn_partition(transactional_id)) {
-            return Err(RouteError::NotCoordinator);
-        }
-        self.invoke_on(sluice_domain::txn::coordinator_shard(transactional_id, self.router.shards), job).await
+        let id = transactional_id.to_string();
+        let shard = sluice_domain::txn::coordinator_shard(transactional_id, self.router.shards);
+        let checked = move |shard: Rc<Shard>| async move {
+            match shard.txns.serves(&id) {
+                Ok(()) => Ok(job(shard).await),
+                Err(e) => Err(refusal(e)),
+            }
+        };
+        self.invoke_on(shard, checked).await?
     }
 
     /// Runs `job` on the controller's shard (see [`Shard::controller`]).
@@ -165,7 +177,12 @@ impl TxnEnv for ShardEnv {
         let mut items = Vec::with_capacity(partitions.len());
         for TopicPartition { topic, partition } in partitions {
             let Some(meta) = catalog.topic(topic) else { continue };
-            let Some(owner) = meta.owner(*partition) else { continue };
+            // A partition another broker leads now (the coordinator moved, or
+            // the partition did) keeps the transaction prepared, retried by the
+            // sweep, rather than being skipped: its marker would be missing.
+            let Some(owner) = meta.owner(*partition) else {
+                return Err(format!("{topic}-{partition} is led by another broker"));
+            };
             let marker = TxnMarker {
                 producer_id,
                 epoch,
