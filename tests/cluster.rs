@@ -1712,3 +1712,85 @@ fn delete_records_answers_once_the_followers_have_deleted_too() {
     assert_eq!(answer, (7, -1), "REQUEST_TIMED_OUT while a live follower has not deleted");
     assert_eq!(delete_records(&bootstrap[next as usize - 1], "deleting", 80, 30_000), (0, 80));
 }
+
+/// A group's coordinator is the leader of the group's partition of
+/// `__consumer_offsets`, a replicated topic the first FindCoordinator
+/// creates. When that broker dies the partition's next leader loads the
+/// group's state from its copy: committed offsets are all there, and a
+/// subscribed consumer goes on from them with no setting of Sluice's,
+/// reading every later record once.
+#[test]
+fn a_groups_coordinator_moves_with_its_offsets_partition_and_keeps_the_commits() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+
+    use crate::common::kafka;
+
+    let (mut nodes, runtime) = replicated_cluster("coordinator", "work", 3);
+    let bootstrap: Vec<String> = nodes.iter().map(Node::bootstrap).collect();
+    let producer = kafka::producer(&bootstrap.join(","), &[("acks", "all"), ("enable.idempotence", "true")]);
+    let produce = |from: usize, to: usize| {
+        let records = (from..to).map(|i| kafka::Record::new(format!("v{i}")).partition((i % 3) as i32));
+        assert_eq!(runtime.block_on(kafka::produce(&producer, "work", records)).len(), to - from);
+    };
+    produce(0, 300);
+    let live = |nodes: &[Node]| nodes.iter().filter(|n| n.broker.is_some()).map(Node::bootstrap).collect::<Vec<_>>();
+    let coordinator_of = |nodes: &[Node], group: &str| {
+        let n = sluice::group::offsets_partition(group);
+        let partitions = replicas_of(&live(nodes)[0], "__consumer_offsets")?;
+        let (leader, replicas, isr) = partitions.get(n)?.clone();
+        (leader > 0).then_some((leader, replicas, isr))
+    };
+
+    // A member-less commit, then its coordinator dies.
+    kafka::commit(&bootstrap.join(","), "ledger", "work", &[(0, 40), (1, 50), (2, 60)]);
+    let (first, replicas, isr) = coordinator_of(&nodes, "ledger").expect("the offsets topic exists");
+    assert_eq!((replicas.len(), isr.len()), (3, 3), "the offsets partition has three in-sync replicas");
+    nodes[first as usize - 1].broker.take().unwrap().kill();
+    wait_until("another broker coordinates the group", Duration::from_secs(30), || {
+        coordinator_of(&nodes, "ledger").is_some_and(|(leader, _, _)| leader != first)
+    });
+    let moved_to = coordinator_of(&nodes, "ledger").unwrap().0;
+    assert_eq!(kafka::committed(&live(&nodes).join(","), "ledger", "work", 3), vec![40, 50, 60], "commits kept");
+    eprintln!("group coordinator moved from broker {first} to broker {moved_to}");
+    nodes[first as usize - 1].start();
+    wait_until("the restarted broker is in sync again", Duration::from_secs(60), || {
+        coordinator_of(&nodes, "ledger").is_some_and(|(_, _, isr)| isr.len() == 3)
+    });
+
+    // A subscribed member commits as it reads; its coordinator dies; it goes on.
+    let config = kafka::consumer_config(&bootstrap.join(","), "readers").set("auto.offset.reset", "earliest").clone();
+    let consumer: BaseConsumer = config.create().unwrap();
+    consumer.subscribe(&["work"]).unwrap();
+    let mut seen: Vec<String> = Vec::new();
+    let read = |consumer: &BaseConsumer, until: usize, seen: &mut Vec<String>| {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while seen.len() < until {
+            assert!(Instant::now() < deadline, "only {} of {until} records read", seen.len());
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    seen.push(kafka::value(&m));
+                    let _ = consumer.commit_message(&m, CommitMode::Sync);
+                }
+                Some(Err(e)) => eprintln!("consumer: {e}"),
+                None => {}
+            }
+        }
+    };
+    read(&consumer, 300, &mut seen);
+    let (coordinator, _, _) = coordinator_of(&nodes, "readers").unwrap();
+    nodes[coordinator as usize - 1].broker.take().unwrap().kill();
+    produce(300, 450);
+    read(&consumer, 450, &mut seen);
+    // Nothing more arrives: every record once.
+    let extra = consumer.poll(Duration::from_secs(3));
+    assert!(!matches!(extra, Some(Ok(_))), "a record read twice: {:?}", extra.map(|m| m.map(|m| kafka::value(&m))));
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 450, "450 distinct records read");
+    wait_until("the member's last commits reach the new coordinator", Duration::from_secs(30), || {
+        kafka::committed(&live(&nodes).join(","), "readers", "work", 3) == vec![150, 150, 150]
+    });
+    assert_ne!(coordinator_of(&nodes, "readers").unwrap().0, coordinator, "the coordinator moved");
+    drop(consumer);
+}
