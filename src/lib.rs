@@ -42,6 +42,6 @@ pub mod tune;
 pub use sluice_core::{clock, config, constants};
 pub use sluice_domain::{group, metadata, txn};
 pub use sluice_protocol as protocol;
-pub use sluice_runtime::{metrics, router, shard};
+pub use sluice_runtime::{metrics, peers, router, shard};
 pub use sluice_security as security;
 pub use sluice_storage as storage;

@@ -1794,3 +1794,138 @@ fn a_groups_coordinator_moves_with_its_offsets_partition_and_keeps_the_commits()
     assert_ne!(coordinator_of(&nodes, "readers").unwrap().0, coordinator, "the coordinator moved");
     drop(consumer);
 }
+
+/// The leader of partition `n` of an internal topic, as `address` shows it.
+fn internal_leader(address: &str, topic: &str, n: usize) -> Option<i32> {
+    replicas_of(address, topic)?.get(n).map(|r| r.0).filter(|leader| *leader > 0)
+}
+
+/// What a transactional call came to, for a client that goes on after a
+/// coordinator's death as Kafka's documentation says to: retry what is
+/// retriable, abort what needs an abort, and stop on anything fatal.
+enum TxnStep {
+    Done,
+    Retry,
+    Abort,
+}
+
+fn txn_step(result: rdkafka::error::KafkaResult<()>) -> TxnStep {
+    match result {
+        Ok(()) => TxnStep::Done,
+        Err(rdkafka::error::KafkaError::Transaction(e)) if e.txn_requires_abort() => TxnStep::Abort,
+        Err(rdkafka::error::KafkaError::Transaction(e)) if e.is_retriable() => TxnStep::Retry,
+        Err(e) => panic!("transaction failed for good: {e}"),
+    }
+}
+
+/// Transactions on a cluster: each one writes to partitions every broker
+/// leads and commits a group's offsets at a coordinator on another broker
+/// than the transaction's (markers and verification go between brokers as
+/// Kafka's do); then the transaction coordinator's broker is killed, and
+/// the producer goes on at the next leader of its `__transaction_state`
+/// partition. read_committed readers see exactly the committed
+/// transactions' records, in order, and the group's offset is the last
+/// committed transaction's.
+#[test]
+fn transactions_span_brokers_and_survive_their_coordinators_death() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use rdkafka::{Message, Offset, TopicPartitionList};
+
+    use crate::common::kafka;
+
+    const PARTITIONS: i32 = 6;
+    let (mut nodes, _runtime) = replicated_cluster("transactions", "ledger", PARTITIONS);
+    let all: Vec<String> = nodes.iter().map(Node::bootstrap).collect();
+    let bootstrap = all.join(",");
+    let leaders: std::collections::BTreeSet<i32> =
+        replicas_of(&all[0], "ledger").unwrap().iter().map(|r| r.0).collect();
+    assert_eq!(leaders.len(), 3, "every broker leads some of the partitions: {leaders:?}");
+
+    let settings = [("transactional.id", "tx-ledger"), ("transaction.timeout.ms", "60000"), ("linger.ms", "1")];
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        kafka::client_config(&bootstrap, &settings).create().unwrap();
+    let long = Duration::from_secs(60);
+    producer.init_transactions(long).unwrap();
+    let txn_coordinator = internal_leader(&all[0], "__transaction_state", sluice::txn::txn_partition("tx-ledger"))
+        .expect("the transaction state topic exists once a producer initialized");
+    // A group coordinated elsewhere (the offsets topic exists once a group is used).
+    kafka::commit(&bootstrap, "warm-up", "ledger", &[(0, 0)]);
+    let group = (0..100)
+        .map(|i| format!("copier-{i}"))
+        .find(|g| {
+            internal_leader(&all[0], "__consumer_offsets", sluice::group::offsets_partition(g))
+                .is_some_and(|leader| leader != txn_coordinator)
+        })
+        .expect("a group another broker coordinates");
+    let consumer: BaseConsumer = kafka::consumer_config(&bootstrap, &group).create().unwrap();
+    let metadata = consumer.group_metadata().unwrap();
+
+    let mut expected: Vec<Vec<String>> = vec![Vec::new(); PARTITIONS as usize];
+    let mut last_committed: Option<i64> = None;
+    let mut aborted = 0;
+    let mut run = |t: usize, producer: &ThreadedProducer<DefaultProducerContext>| {
+        producer.begin_transaction().unwrap();
+        let values: Vec<String> = (0..PARTITIONS).map(|p| format!("t{t}-p{p}")).collect();
+        for (p, value) in values.iter().enumerate() {
+            kafka::send(producer, BaseRecord::to("ledger").payload(value.as_str()).key("k").partition(p as i32));
+        }
+        let mut offsets = TopicPartitionList::new();
+        offsets.add_partition_offset("ledger", 0, Offset::Offset(t as i64 + 1)).unwrap();
+        let mut abort = t % 4 == 3;
+        loop {
+            match txn_step(producer.send_offsets_to_transaction(&offsets, &metadata, long)) {
+                TxnStep::Done => break,
+                TxnStep::Retry => continue,
+                TxnStep::Abort => {
+                    abort = true;
+                    break;
+                }
+            }
+        }
+        loop {
+            let step = if abort { producer.abort_transaction(long) } else { producer.commit_transaction(long) };
+            match txn_step(step) {
+                TxnStep::Done => break,
+                TxnStep::Retry => continue,
+                TxnStep::Abort => abort = true,
+            }
+        }
+        if abort {
+            aborted += 1;
+        } else {
+            for (p, value) in values.into_iter().enumerate() {
+                expected[p].push(value);
+            }
+            last_committed = Some(t as i64 + 1);
+        }
+    };
+    for t in 0..12 {
+        run(t, &producer);
+    }
+    nodes[txn_coordinator as usize - 1].broker.take().unwrap().kill();
+    let killed_at = Instant::now();
+    for t in 12..24 {
+        run(t, &producer);
+    }
+    eprintln!("coordinator {txn_coordinator} killed; 12 more transactions ended in {:?}", killed_at.elapsed());
+    let moved = internal_leader(
+        &nodes[txn_coordinator as usize % 3].bootstrap(),
+        "__transaction_state",
+        sluice::txn::txn_partition("tx-ledger"),
+    );
+    assert!(moved.is_some_and(|c| c != txn_coordinator), "the coordinator moved: {moved:?}");
+    assert!(aborted >= 6, "the deliberate aborts ended as aborts: {aborted}");
+
+    let live: Vec<String> = nodes.iter().filter(|n| n.broker.is_some()).map(Node::bootstrap).collect();
+    let mut config = kafka::consumer_config(&live.join(","), "committed-reader");
+    config.set("isolation.level", "read_committed");
+    let mut read: Vec<Vec<String>> = vec![Vec::new(); PARTITIONS as usize];
+    for m in kafka::consume_to_end(&config, "ledger", PARTITIONS, long) {
+        read[m.partition() as usize].push(kafka::value(&m));
+    }
+    assert_eq!(read, expected, "exactly the committed transactions' records, in order");
+    wait_until("the group's offset is the last committed transaction's", Duration::from_secs(30), || {
+        kafka::committed(&live.join(","), &group, "ledger", 1) == vec![last_committed.unwrap()]
+    });
+}

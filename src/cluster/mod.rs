@@ -16,6 +16,7 @@
 pub mod replication;
 pub mod topics;
 pub mod transport;
+pub mod txn;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

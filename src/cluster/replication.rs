@@ -22,19 +22,16 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use futures::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::Bytes;
 use glommio::net::TcpStream;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 
 use crate::admin::ADMIN_SHARD;
 use crate::constants::{
-    FETCH_WAIT_MS_MAX, QUORUM_CONNECT_TIMEOUT_MS, REPLICA_FETCH_BACKOFF_MS, REPLICA_FETCH_BYTES_MAX,
-    REPLICA_FETCH_RESPONSE_OVERHEAD_BYTES, REPLICA_FETCH_WAIT_MS, REPLICA_LAG_CHECK_MS,
+    FETCH_WAIT_MS_MAX, REPLICA_FETCH_BACKOFF_MS, REPLICA_FETCH_BYTES_MAX, REPLICA_FETCH_RESPONSE_OVERHEAD_BYTES,
+    REPLICA_FETCH_WAIT_MS, REPLICA_LAG_CHECK_MS,
 };
 use crate::protocol::fetch_response::{FetchPartitionOut, FetchResponseOut, FetchTopicOut};
 use crate::protocol::ResponseError;
@@ -42,7 +39,7 @@ use crate::server::session::RequestContext;
 use crate::shard::replication::{FollowerFetch, ReplicaCut, ReplicaFetchError, ReplicaRole};
 use crate::shard::{PartitionKey, Shard};
 use sluice_cluster::MetadataRecord;
-use sluice_protocol::batch::validate_chunk;
+use sluice_protocol::batch::validate_replica_chunk;
 use sluice_storage::log::ReplicaAppendError;
 use sluice_storage::StorageError;
 
@@ -403,7 +400,7 @@ impl Follower {
         let mut correlation_id = 0i32;
         while !stop.get() && !self.shard.lifecycle.stopping() {
             if connection.is_none() {
-                match self.connect().await {
+                match crate::peers::connect(&self.shard, self.leader).await {
                     Ok(stream) => connection = Some(stream),
                     Err(e) => {
                         tracing::debug!(leader = self.leader, error = %e, "cannot reach the partition's leader");
@@ -429,21 +426,6 @@ impl Follower {
         }
     }
 
-    async fn connect(&self) -> std::io::Result<TcpStream> {
-        let config = self.shard.config.cluster.as_ref().expect("a cluster node");
-        let voter = config.voters.iter().find(|v| v.id == self.leader).ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::NotFound, format!("broker {} is not a voter", self.leader))
-        })?;
-        let address = std::net::ToSocketAddrs::to_socket_addrs(&(voter.host.as_str(), voter.port))?
-            .next()
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))?;
-        let stream = TcpStream::connect_timeout(address, Duration::from_millis(QUORUM_CONNECT_TIMEOUT_MS))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        stream.set_nodelay(true).map_err(|e| std::io::Error::other(e.to_string()))?;
-        Ok(stream)
-    }
-
     /// One Fetch round trip for this partition, from the replica's log end.
     async fn fetch(&self, stream: &mut TcpStream, correlation_id: i32) -> std::io::Result<FetchResponse> {
         let log = self.shard.hosted_log(&self.key.0, self.key.1).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -463,41 +445,18 @@ impl Follower {
             .with_min_bytes(1)
             .with_max_bytes(REPLICA_FETCH_BYTES_MAX as i32)
             .with_topics(vec![topic]);
-        let header = RequestHeader::default()
-            .with_request_api_key(ApiKey::Fetch as i16)
-            .with_request_api_version(REPLICA_FETCH_VERSION)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_string(format!("replica-{}", self.shard.config.node_id))));
-        let mut body = BytesMut::new();
-        let encode = |body: &mut BytesMut| -> anyhow::Result<()> {
-            header.encode(body, ApiKey::Fetch.request_header_version(REPLICA_FETCH_VERSION))?;
-            request.encode(body, REPLICA_FETCH_VERSION)?;
-            Ok(())
-        };
-        encode(&mut body).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let mut frame = BytesMut::with_capacity(4 + body.len());
-        frame.put_i32(body.len() as i32);
-        frame.put_slice(&body);
-        stream.write_all(&frame).await?;
-        let mut length = [0u8; 4];
-        stream.read_exact(&mut length).await?;
-        let length = i32::from_be_bytes(length);
         // One batch always comes whole, so a topic's largest batch may exceed the fetch size.
         let bytes_max = REPLICA_FETCH_BYTES_MAX.max(log.max_message_bytes()) + REPLICA_FETCH_RESPONSE_OVERHEAD_BYTES;
-        if length < 0 || length as usize > bytes_max {
-            return Err(std::io::Error::other(format!("fetch response of {length} bytes")));
-        }
-        let mut bytes = vec![0u8; length as usize];
-        stream.read_exact(&mut bytes).await?;
-        let mut bytes = Bytes::from(bytes);
-        let decode = |bytes: &mut Bytes| -> anyhow::Result<(ResponseHeader, FetchResponse)> {
-            let header = ResponseHeader::decode(bytes, ApiKey::Fetch.response_header_version(REPLICA_FETCH_VERSION))?;
-            Ok((header, FetchResponse::decode(bytes, REPLICA_FETCH_VERSION)?))
-        };
-        let (header, response) = decode(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
-        if header.correlation_id != correlation_id || bytes.has_remaining() {
-            return Err(std::io::Error::other("fetch response out of step"));
-        }
+        let response = crate::peers::exchange(
+            &self.shard,
+            stream,
+            ApiKey::Fetch,
+            REPLICA_FETCH_VERSION,
+            correlation_id,
+            &request,
+            bytes_max,
+        )
+        .await?;
         Ok(response)
     }
 
@@ -550,7 +509,7 @@ impl Follower {
         }
         if let Some(records) = p.records.as_ref().filter(|r| !r.is_empty()) {
             // The leader sends whole batches; each is checked (CRC included) before it is written.
-            let summaries = validate_chunk(records, log.max_message_bytes().max(REPLICA_FETCH_BYTES_MAX))
+            let summaries = validate_replica_chunk(records, log.max_message_bytes().max(REPLICA_FETCH_BYTES_MAX))
                 .map_err(|e| format!("leader sent bad batches: {e}"))?;
             match log.append_replica(records, &summaries).await {
                 // Kafka's follower: an empty log whose start (the leader's log

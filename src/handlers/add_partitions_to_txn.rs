@@ -77,10 +77,10 @@ async fn add(
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     let Producer { transactional_id, producer_id, epoch, verify_only } = producer;
     let catalog = shard.catalog();
+    // Any partition of the cluster: the coordinator writes the markers of
+    // partitions other brokers lead there (WriteTxnMarkers).
     let known = |topic: &AddPartitionsToTxnTopic, p: i32| {
-        // On a cluster only partitions this node leads: the coordinator writes
-        // its markers through this node's shards.
-        catalog.topic(topic.name.0.as_str()).and_then(|m| m.owner(p)).is_some()
+        catalog.topic(topic.name.0.as_str()).is_some_and(|m| (0..m.partitions()).contains(&p))
     };
     let all_known = topics.iter().all(|t| t.partitions.iter().all(|p| known(t, *p)));
     // WRITE on the transactional id and on every topic, else nothing is attempted.
@@ -145,5 +145,13 @@ async fn verify(
     partitions: &[TopicPartition],
 ) -> Result<(), ResponseError> {
     let txn = shard.describe_txn(transactional_id).await?;
-    txn.check_open(producer_id, epoch, partitions.iter().all(|p| txn.partitions.contains(p)))
+    // A partition of `__consumer_offsets` is in the transaction when a group
+    // hashing to it is: a group coordinator of another broker verifies a
+    // TxnOffsetCommit so, as Kafka's do.
+    let added = |p: &TopicPartition| {
+        txn.partitions.contains(p)
+            || (p.topic == crate::metadata::INTERNAL_TOPICS[0]
+                && txn.groups.iter().any(|g| crate::group::offsets_partition(g) as i32 == p.partition))
+    };
+    txn.check_open(producer_id, epoch, partitions.iter().all(added))
 }

@@ -108,23 +108,43 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
 
     // Transactional batches go only to partitions of the producer's open
     // transaction (KIP-890): a batch outside one could never get its marker.
+    // On a cluster whose coordinator of the transactional id is another
+    // broker, that broker is asked (AddPartitionsToTxn, as Kafka's brokers do).
     let implicit_add = ctx.version() >= IMPLICIT_ADD_VERSION;
-    let open_txn = if transactional && acks_valid && !implicit_add {
+    let transactional_id = request.transactional_id.as_ref().map(|t| t.0.to_string()).unwrap_or_default();
+    let remote = transactional.then(|| crate::cluster::txn::remote_coordinator(shard, &transactional_id)).flatten();
+    let open_txn = if transactional && acks_valid && !implicit_add && remote.is_none() {
         open_transaction(shard, &request).await
     } else {
         Err(ResponseError::InvalidTxnState)
     };
-    let added = if transactional && acks_valid && implicit_add && !txn_denied {
-        let candidates = request.topic_data.iter().zip(&topic_names).flat_map(|(topic, name)| {
-            let meta = name.as_ref().filter(|n| writable(n)).and_then(|n| topics.get(n.as_str())?.as_ref().ok());
-            topic.partition_data.iter().filter_map(move |p| {
-                let meta = meta?;
-                meta.owner(p.index)?;
-                let header = BatchHeader::parse(p.records.as_deref()?).filter(|h| h.is_transactional())?;
-                Some(((header.producer_id, header.producer_epoch), TopicPartition::new(meta.name.to_string(), p.index)))
+    let candidates: Vec<((i64, i16), TopicPartition)> = if transactional && acks_valid && !txn_denied {
+        request
+            .topic_data
+            .iter()
+            .zip(&topic_names)
+            .flat_map(|(topic, name)| {
+                let meta = name.as_ref().filter(|n| writable(n)).and_then(|n| topics.get(n.as_str())?.as_ref().ok());
+                topic.partition_data.iter().filter_map(move |p| {
+                    let meta = meta?;
+                    meta.owner(p.index)?;
+                    let header = BatchHeader::parse(p.records.as_deref()?).filter(|h| h.is_transactional())?;
+                    let partition = TopicPartition::new(meta.name.to_string(), p.index);
+                    Some(((header.producer_id, header.producer_epoch), partition))
+                })
             })
-        });
-        add_to_transaction(shard, &request, candidates).await
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let verified = match remote {
+        Some(coordinator) if !candidates.is_empty() => {
+            crate::cluster::txn::add_partitions(shard, coordinator, &transactional_id, &candidates, !implicit_add).await
+        }
+        _ => BTreeMap::new(),
+    };
+    let added = if implicit_add && remote.is_none() && !candidates.is_empty() {
+        add_to_transaction(shard, &request, candidates.into_iter()).await
     } else {
         BTreeMap::new()
     };
@@ -198,6 +218,13 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: ProduceReq
             if transactional {
                 let header = BatchHeader::parse(&records).expect("validated batch");
                 let joined = match implicit_add {
+                    _ if remote.is_some() => verified
+                        .get(&(
+                            (header.producer_id, header.producer_epoch),
+                            TopicPartition::new(meta.name.to_string(), p.index),
+                        ))
+                        .copied()
+                        .unwrap_or(Err(ResponseError::InvalidTxnState)),
                     true => added
                         .get(&(header.producer_id, header.producer_epoch))
                         .copied()

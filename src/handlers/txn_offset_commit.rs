@@ -97,10 +97,13 @@ async fn join_transaction(
     request: &TxnOffsetCommitRequest,
     version: i16,
 ) -> Result<(), ResponseError> {
+    let transactional_id = request.transactional_id.0.to_string();
+    if let Some(coordinator) = crate::cluster::txn::remote_coordinator(shard, &transactional_id) {
+        return crate::cluster::txn::join_group(shard, coordinator, request, version >= IMPLICIT_ADD_VERSION).await;
+    }
     if version < IMPLICIT_ADD_VERSION {
         return in_transaction(shard, request).await;
     }
-    let transactional_id = request.transactional_id.0.to_string();
     let (producer_id, epoch) = (request.producer_id.0, request.producer_epoch);
     let (id, group_id) = (transactional_id.clone(), request.group_id.0.to_string());
     let add = move |shard: Rc<Shard>| async move {

@@ -14,6 +14,7 @@ use kafka_protocol::messages::{TopicName, WriteTxnMarkersRequest, WriteTxnMarker
 
 use super::access::Access;
 use super::errors::route_error_code;
+use crate::metadata::INTERNAL_TOPICS;
 use crate::protocol::ResponseError;
 use crate::router::MarkerPart;
 use crate::security::acl::AclOperation;
@@ -33,6 +34,23 @@ pub async fn handle(
     let access = Access::of(shard, ctx);
     let allowed = access.cluster(AclOperation::Alter) || access.cluster(AclOperation::ClusterAction);
     let catalog = shard.catalog();
+    // Markers for partitions of `__consumer_offsets` end the transaction's
+    // offsets of the groups on them (another broker's transaction
+    // coordinator sends these), by their coordinator here.
+    let mut group_codes: Vec<i16> = Vec::new();
+    for marker in &request.markers {
+        for topic in marker.topics.iter().filter(|t| is_offsets(&t.name)) {
+            for p in &topic.partition_indexes {
+                let code = if allowed {
+                    end_group_offsets(shard, *p, marker.producer_id.0, marker.transaction_result).await
+                } else {
+                    ResponseError::ClusterAuthorizationFailed.code()
+                };
+                group_codes.push(code);
+            }
+        }
+    }
+    let mut group_codes = group_codes.into_iter();
     let mut plan = Plan::new();
     for marker in &request.markers {
         let txn_marker = TxnMarker {
@@ -42,11 +60,15 @@ pub async fn handle(
             coordinator_epoch: marker.coordinator_epoch,
             origin: MarkerOrigin::Request,
         };
-        for topic in &marker.topics {
+        for topic in marker.topics.iter().filter(|t| !is_offsets(&t.name)) {
             let meta = catalog.topic(topic.name.0.as_str());
             for p in &topic.partition_indexes {
                 if !allowed {
                     plan.answer(ResponseError::ClusterAuthorizationFailed);
+                    continue;
+                }
+                if INTERNAL_TOPICS.contains(&topic.name.0.as_str()) {
+                    plan.answer(ResponseError::InvalidTopicException);
                     continue;
                 }
                 match meta.map(|m| m.locate(*p).map(|owner| (m, owner))) {
@@ -65,6 +87,11 @@ pub async fn handle(
     for marker in &request.markers {
         for topic in &marker.topics {
             for p in &topic.partition_indexes {
+                if is_offsets(&topic.name) {
+                    let code = group_codes.next().expect("a code for each offsets partition");
+                    record(&mut results, marker.producer_id, &topic.name, *p, code);
+                    continue;
+                }
                 let code = match outcomes.take() {
                     Outcome::Early(e) => e.code(),
                     // Nothing open for the producer there: nothing to end, as Kafka's marker changes nothing.
@@ -76,6 +103,25 @@ pub async fn handle(
         }
     }
     WriteTxnMarkersResponse::default().with_markers(results)
+}
+
+fn is_offsets(topic: &TopicName) -> bool {
+    topic.0.as_str() == INTERNAL_TOPICS[0]
+}
+
+/// Ends a producer's transactional offsets of the groups on offsets
+/// partition `partition`, on the shard coordinating them: NOT_COORDINATOR
+/// unless this broker holds that partition.
+async fn end_group_offsets(shard: &Rc<Shard>, partition: i32, producer_id: i64, commit: bool) -> i16 {
+    let Some(n) = usize::try_from(partition).ok().filter(|n| *n < crate::constants::OFFSETS_PARTITIONS) else {
+        return ResponseError::UnknownTopicOrPartition.code();
+    };
+    let end = move |shard: Rc<Shard>| async move { shard.groups.txn_end_partition(n, producer_id, commit).await };
+    match shard.invoke_on(n % shard.router.shards, end).await {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => e.code(),
+        Err(e) => route_error_code(&e).code(),
+    }
 }
 
 /// Adds one partition's code to the answer. Kafka answers one entry per

@@ -51,6 +51,12 @@ impl ClusterView {
         (leader >= 0).then_some(leader)
     }
 
+    /// The leader of `topic`'s partition `partition`, if it has one.
+    pub fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
+        let state = self.topics.get(topic)?.partitions.get(usize::try_from(partition).ok()?)?;
+        (state.leader >= 0).then_some(state.leader)
+    }
+
     /// Brokers clients may use.
     pub fn live_brokers(&self) -> impl Iterator<Item = &Broker> {
         self.brokers.iter().filter(|b| !b.fenced)

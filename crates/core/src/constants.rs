@@ -354,6 +354,11 @@ pub const QUORUM_PEER_QUEUE_MAX: usize = 4096;
 pub const QUORUM_INBOX_MAX: usize = 4096;
 /// How long connecting to a peer may take.
 pub const QUORUM_CONNECT_TIMEOUT_MS: u64 = 2_000;
+/// How long a request one broker sends another (WriteTxnMarkers,
+/// AddPartitionsToTxn) may take, connection included, before it counts as failed.
+pub const PEER_CALL_TIMEOUT_MS: u64 = 10_000;
+/// Largest answer to such a request.
+pub const PEER_RESPONSE_BYTES_MAX: usize = 1024 * 1024;
 /// Wait between attempts to connect to a peer that refused.
 pub const QUORUM_RECONNECT_BACKOFF_MS: u64 = 200;
 /// `broker.session.timeout.ms` default (Kafka's): a broker not heard from

@@ -151,6 +151,16 @@ pub struct BatchSummary {
 /// sane counts, a known codec and no control batches. Returns one summary per
 /// batch; an error means nothing of the chunk may be written.
 pub fn validate_chunk(chunk: &[u8], batch_bytes_max: usize) -> Result<Vec<BatchSummary>, BatchError> {
+    validate(chunk, batch_bytes_max, false)
+}
+
+/// As [`validate_chunk`], for what a follower fetched from its leader:
+/// control batches (transaction markers) are part of the log it copies.
+pub fn validate_replica_chunk(chunk: &[u8], batch_bytes_max: usize) -> Result<Vec<BatchSummary>, BatchError> {
+    validate(chunk, batch_bytes_max, true)
+}
+
+fn validate(chunk: &[u8], batch_bytes_max: usize, control_allowed: bool) -> Result<Vec<BatchSummary>, BatchError> {
     if chunk.is_empty() {
         return Err(BatchError::Corrupt("no record batches"));
     }
@@ -192,7 +202,7 @@ pub fn validate_chunk(chunk: &[u8], batch_bytes_max: usize) -> Result<Vec<BatchS
         if header.compression() > COMPRESSION_CODEC_MAX {
             return Err(BatchError::UnsupportedCompression(header.compression()));
         }
-        if header.is_control() {
+        if header.is_control() && !control_allowed {
             return Err(BatchError::ControlBatch);
         }
         summaries.push(BatchSummary {
@@ -427,6 +437,14 @@ mod tests {
         assert_eq!(first_record_at_or_after(b.clone(), 1002), Ok(Some((42, 1002))));
         assert_eq!(first_record_at_or_after(b.clone(), 0), Ok(Some((40, 1000))));
         assert_eq!(first_record_at_or_after(b, 2000), Ok(None));
+    }
+
+    #[test]
+    fn control_batches_are_refused_from_clients_and_copied_by_followers() {
+        let marker = control_batch(7, 1, true, 0, 1_000);
+        assert!(matches!(validate_chunk(&marker, 1 << 20), Err(BatchError::ControlBatch)));
+        let summaries = validate_replica_chunk(&marker, 1 << 20).expect("a follower copies markers");
+        assert_eq!((summaries.len(), summaries[0].offset_count, summaries[0].producer_id), (1, 1, 7));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! and each shard's [`metrics`].
 
 pub mod metrics;
+pub mod peers;
 pub mod quota;
 pub mod router;
 pub mod shard;

@@ -584,6 +584,27 @@ impl GroupCoordinator {
         self.persist(group_id, vec![Change::TxnOffsetEnd { group: group_id.to_string(), producer_id, commit }]).await
     }
 
+    /// The transaction marker for offsets partition `n`, as another
+    /// broker's transaction coordinator sends it: the producer's pending
+    /// offsets of every group on it are committed or dropped, durably.
+    pub async fn txn_end_partition(&self, n: usize, producer_id: i64, commit: bool) -> Result<(), ResponseError> {
+        self.partitions.status(n)?;
+        let groups: Vec<String> = self
+            .partitions
+            .get(n)
+            .state
+            .borrow()
+            .pending_txn_offsets
+            .keys()
+            .filter(|(_, producer)| *producer == producer_id)
+            .map(|(group, _)| group.clone())
+            .collect();
+        for group in groups {
+            self.txn_end(&group, producer_id, commit).await?;
+        }
+        Ok(())
+    }
+
     /// Whether an open transaction has committed an offset for this partition
     /// (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT).
     pub fn has_pending_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {

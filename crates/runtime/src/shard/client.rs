@@ -12,6 +12,7 @@
 //! It also gives the coordinators what they need from the rest of the broker
 //! ([`TxnEnv`], [`CatalogSink`]), so they never see a `Shard`.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -175,13 +176,17 @@ impl TxnEnv for ShardEnv {
     ) -> Result<(), String> {
         let catalog = self.0.catalog();
         let mut items = Vec::with_capacity(partitions.len());
+        let mut remote: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
         for TopicPartition { topic, partition } in partitions {
             let Some(meta) = catalog.topic(topic) else { continue };
-            // A partition another broker leads now (the coordinator moved, or
-            // the partition did) keeps the transaction prepared, retried by the
-            // sweep, rather than being skipped: its marker would be missing.
+            // A partition another broker leads gets its marker there, as
+            // Kafka's coordinator sends WriteTxnMarkers; one with no leader
+            // now keeps the transaction prepared, retried by the sweep.
             let Some(owner) = meta.owner(*partition) else {
-                return Err(format!("{topic}-{partition} is led by another broker"));
+                let leader = self.0.cluster().and_then(|view| view.leader(topic, *partition));
+                let leader = leader.ok_or_else(|| format!("{topic}-{partition} has no leader now"))?;
+                remote.entry(leader).or_default().push(TopicPartition::new(topic.clone(), *partition));
+                continue;
             };
             let marker = TxnMarker {
                 producer_id,
@@ -203,6 +208,9 @@ impl TxnEnv for ShardEnv {
                 Err(e) => return Err(e.to_string()),
             }
         }
+        for (broker, partitions) in remote {
+            crate::peers::write_markers(&self.0, broker, &partitions, producer_id, epoch, commit).await?;
+        }
         Ok(())
     }
 
@@ -213,6 +221,16 @@ impl TxnEnv for ShardEnv {
             match self.0.on_group(group_id, end).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(format!("group {group_id}: {e:?}")),
+                // Another broker coordinates the group: the marker goes to
+                // its offsets partition's leader, as Kafka's does.
+                Err(RouteError::NotCoordinator) if self.0.cluster().is_some() => {
+                    let n = sluice_domain::group::offsets_partition(group_id) as i32;
+                    let topic = sluice_domain::metadata::INTERNAL_TOPICS[0];
+                    let leader = self.0.cluster().and_then(|view| view.leader(topic, n));
+                    let leader = leader.ok_or_else(|| format!("{topic}-{n} has no leader now"))?;
+                    let partition = [TopicPartition::new(topic.to_string(), n)];
+                    crate::peers::write_markers(&self.0, leader, &partition, producer_id, -1, commit).await?;
+                }
                 Err(e) => return Err(e.to_string()),
             }
         }
