@@ -1082,6 +1082,119 @@ impl SecondProducer {
     }
 }
 
+/// A transactional producer (librdkafka) ending transactions on `topic`
+/// through the faults, one record per partition each, every fifth aborted
+/// on purpose; what each transaction came to is kept for the checker.
+struct TxnWriter {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<TxnHistory>,
+}
+
+/// Per partition, the values of committed transactions in order, and every aborted value.
+#[derive(Default)]
+struct TxnHistory {
+    committed: Vec<Vec<String>>,
+    aborted: Vec<String>,
+}
+
+impl TxnWriter {
+    fn start(bootstrap: &str, topic: &'static str, partitions: usize) -> TxnWriter {
+        use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let bootstrap = bootstrap.to_string();
+        let thread = std::thread::spawn(move || {
+            let settings =
+                [("transactional.id", "nemesis-txn"), ("transaction.timeout.ms", "60000"), ("linger.ms", "1")];
+            let producer: ThreadedProducer<DefaultProducerContext> =
+                crate::common::kafka::client_config(&bootstrap, &settings).create().unwrap();
+            let long = Duration::from_secs(60);
+            while let TxnStep::Retry = txn_step(producer.init_transactions(long)) {}
+            let mut history = TxnHistory { committed: vec![Vec::new(); partitions], aborted: Vec::new() };
+            let mut n = 0usize;
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                producer.begin_transaction().unwrap();
+                let values: Vec<String> = (0..partitions).map(|p| format!("t{n}-{p}")).collect();
+                for (p, value) in values.iter().enumerate() {
+                    crate::common::kafka::send(
+                        &producer,
+                        BaseRecord::to(topic).payload(value.as_str()).key("k").partition(p as i32),
+                    );
+                }
+                let mut abort = n % 5 == 4;
+                if abort {
+                    // The records are in the log before the abort, so a reader could see them.
+                    let _ = producer.flush(long);
+                }
+                loop {
+                    let step = if abort { producer.abort_transaction(long) } else { producer.commit_transaction(long) };
+                    match txn_step(step) {
+                        TxnStep::Done => break,
+                        TxnStep::Retry => continue,
+                        TxnStep::Abort => abort = true,
+                    }
+                }
+                if abort {
+                    history.aborted.extend(values);
+                } else {
+                    values.into_iter().enumerate().for_each(|(p, v)| history.committed[p].push(v));
+                }
+                n += 1;
+            }
+            history
+        });
+        TxnWriter { stop, thread }
+    }
+
+    fn stop(self) -> TxnHistory {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("the transactional producer went on through every fault")
+    }
+}
+
+/// A consumer group member (librdkafka) reading `topic` through the faults,
+/// committing as it goes; the values it read.
+struct GroupReader {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+    seen: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+impl GroupReader {
+    fn start(bootstrap: &str, topic: &'static str, group: &str) -> GroupReader {
+        use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Default::default();
+        let (stopping, seeing) = (stop.clone(), seen.clone());
+        let config =
+            crate::common::kafka::consumer_config(bootstrap, group).set("auto.offset.reset", "earliest").clone();
+        let thread = std::thread::spawn(move || {
+            let consumer: BaseConsumer = config.create().unwrap();
+            consumer.subscribe(&[topic]).unwrap();
+            let mut read = 0u64;
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                    seeing.lock().unwrap().insert(crate::common::kafka::value(&m));
+                    read += 1;
+                    if read % 100 == 0 {
+                        let _ = consumer.commit_message(&m, CommitMode::Async);
+                    }
+                }
+            }
+        });
+        GroupReader { stop, thread, seen }
+    }
+
+    fn seen(&self) -> std::collections::HashSet<String> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("the group member went on through every fault");
+    }
+}
+
 /// A fault the nemesis injects into one broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -1116,6 +1229,17 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
     // A second client library beside rdkafka: kafka-python's idempotent
     // producer writes to the same partitions through every fault.
     let second = SecondProducer::start(&bootstrap.join(","), "ledger", "py");
+    // Transactions on a topic of their own, and a consumer group reading the ledger.
+    {
+        use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+        let new = NewTopic::new("txns", 3, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
+        let created =
+            runtime.block_on(kafka::admin(&bootstrap[0]).create_topics(&[new], &AdminOptions::new())).unwrap();
+        assert!(created[0].is_ok(), "{created:?}");
+        wait_for_isr(&bootstrap[0], "txns", 3, Duration::from_secs(15));
+    }
+    let txn_writer = TxnWriter::start(&bootstrap.join(","), "txns", 3);
+    let group_reader = GroupReader::start(&bootstrap.join(","), "ledger", "nemesis-readers");
     // Acknowledged: (partition, offset) -> value.
     let mut acknowledged = std::collections::BTreeMap::new();
     let mut recovery_ms = Vec::new();
@@ -1283,6 +1407,30 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
             .collect();
         assert!(sequence.windows(2).all(|w| w[0] < w[1]), "partition {p} out of order");
     }
+    // The group member read every acknowledged record (at least once: it
+    // commits every hundredth, so a move of its coordinator may replay some).
+    wait_until("the group member has read every acknowledged record", Duration::from_secs(120), || {
+        let seen = group_reader.seen();
+        acknowledged.values().all(|v| seen.contains(v))
+    });
+    group_reader.stop();
+    // Transactions: read_committed shows exactly the committed ones, in
+    // order, and nothing of an aborted one.
+    let history = txn_writer.stop();
+    let mut committed_config = kafka::consumer_config(&nodes[2].bootstrap(), "txn-checker");
+    committed_config.set("isolation.level", "read_committed");
+    let mut read_committed: Vec<Vec<String>> = vec![Vec::new(); 3];
+    for m in kafka::consume_to_end(&committed_config, "txns", 3, Duration::from_secs(60)) {
+        use rdkafka::Message;
+        read_committed[m.partition() as usize].push(kafka::value(&m));
+    }
+    assert_eq!(read_committed, history.committed, "read_committed: exactly the committed transactions, in order");
+    let committed_count = history.committed[0].len();
+    assert!(committed_count > 0 && !history.aborted.is_empty(), "transactions committed and aborted");
+    eprintln!(
+        "transactions: {committed_count} committed and {} aborted through the faults; read_committed saw exactly the committed",
+        history.aborted.len() / 3
+    );
     recovery_ms.sort();
     leader_killed_ms.sort();
     if let (Some(median), Some(p99)) =

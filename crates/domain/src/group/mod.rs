@@ -4,7 +4,9 @@
 //! Every group id hashes (Java's `String.hashCode`, as Kafka does) onto one
 //! of `OFFSETS_PARTITIONS` internal offsets partitions; offsets partition `n`
 //! is owned by shard `n % shards`, which runs the coordinator for every group
-//! on it and keeps their state durable in `<data-dir>/__consumer_offsets-<n>/`.
+//! on it and keeps their state durable: on a single node in
+//! `<data-dir>/__consumer_offsets-<n>/`, on a cluster as records of the
+//! replicated partition `__consumer_offsets-<n>` while this broker leads it.
 //!
 //! - [`classic`]: one group's membership state machine (joins, rebalances,
 //!   sessions), a plain type that takes the time as a parameter.
@@ -15,6 +17,8 @@
 //! - [`coordinator`]: the shard's coordinator around it: waiting requests,
 //!   durability, the sweep, committed offsets.
 //! - [`store`]: the checkpoint + journal of one offsets partition.
+//! - [`backing`]: where an internal partition's state is made durable (those
+//!   files, or a replicated partition's records) and which partitions a shard holds.
 
 pub mod backing;
 pub mod classic;
