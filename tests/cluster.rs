@@ -746,6 +746,7 @@ fn metadata_changes_acknowledged_under_kills_pauses_and_partitions_are_never_los
             2 | 3 => Fault::Pause,
             _ => Fault::Isolate,
         };
+        eprintln!("cycle {cycle}: {fault:?} broker {target}");
         let victim = nodes.iter_mut().find(|n| n.id == target).unwrap();
         let pid = victim.broker.as_ref().unwrap().pid() as i32;
         let faulted = Instant::now();
@@ -1105,7 +1106,7 @@ impl TxnWriter {
         let bootstrap = bootstrap.to_string();
         let thread = std::thread::spawn(move || {
             let settings =
-                [("transactional.id", "nemesis-txn"), ("transaction.timeout.ms", "60000"), ("linger.ms", "1")];
+                [("transactional.id", "nemesis-txn"), ("transaction.timeout.ms", "300000"), ("linger.ms", "1")];
             let producer: ThreadedProducer<DefaultProducerContext> =
                 crate::common::kafka::client_config(&bootstrap, &settings).create().unwrap();
             let long = Duration::from_secs(60);
@@ -1113,6 +1114,7 @@ impl TxnWriter {
             let mut history = TxnHistory { committed: vec![Vec::new(); partitions], aborted: Vec::new() };
             let mut n = 0usize;
             while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                let began = Instant::now();
                 producer.begin_transaction().unwrap();
                 let values: Vec<String> = (0..partitions).map(|p| format!("t{n}-{p}")).collect();
                 for (p, value) in values.iter().enumerate() {
@@ -1133,6 +1135,9 @@ impl TxnWriter {
                         TxnStep::Retry => continue,
                         TxnStep::Abort => abort = true,
                     }
+                }
+                if began.elapsed() > Duration::from_secs(5) {
+                    eprintln!("transaction {n} took {:?} (aborted: {abort})", began.elapsed());
                 }
                 if abort {
                     history.aborted.extend(values);
@@ -1267,6 +1272,7 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
             runtime.spawn(async move { kafka::produce(&producer, "ledger", records).await })
         };
         std::thread::sleep(Duration::from_millis(50));
+        eprintln!("cycle {cycle}: {fault:?} broker {target}");
         let victim = nodes.iter_mut().find(|n| n.id == target).unwrap();
         let pid = victim.broker.as_ref().unwrap().pid() as i32;
         let faulted = Instant::now();
@@ -1962,6 +1968,10 @@ fn txn_step(result: rdkafka::error::KafkaResult<()>) -> TxnStep {
         Ok(()) => TxnStep::Done,
         Err(rdkafka::error::KafkaError::Transaction(e)) if e.txn_requires_abort() => TxnStep::Abort,
         Err(rdkafka::error::KafkaError::Transaction(e)) if e.is_retriable() => TxnStep::Retry,
+        // librdkafka: a commit or abort that timed out has an unknown outcome
+        // and is called again (a paused broker holds a request for the
+        // client's whole request timeout).
+        Err(rdkafka::error::KafkaError::Flush(rdkafka::types::RDKafkaErrorCode::OperationTimedOut)) => TxnStep::Retry,
         Err(e) => panic!("transaction failed for good: {e}"),
     }
 }

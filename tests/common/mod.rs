@@ -146,7 +146,7 @@ impl Broker {
     ) -> Broker {
         let log = std::fs::File::create(&log_path).unwrap();
         let child = command
-            .env("SLUICE_LOG", "info")
+            .env("SLUICE_LOG", std::env::var("SLUICE_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
