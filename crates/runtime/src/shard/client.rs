@@ -20,7 +20,7 @@ use std::sync::Arc;
 use super::Shard;
 use crate::router::{MarkerPart, RouteError};
 use sluice_domain::metadata::controller::{CatalogSink, Controller};
-use sluice_domain::metadata::Catalog;
+use sluice_domain::metadata::{Catalog, INTERNAL_TOPICS};
 use sluice_domain::txn::coordinator::{TxnEnv, COORDINATOR_EPOCH};
 use sluice_domain::txn::TxnListing;
 use sluice_protocol::{ResponseError, TopicPartition};
@@ -30,12 +30,19 @@ use sluice_storage::StorageError;
 /// The shard that runs the controller.
 pub const CONTROLLER_SHARD: usize = 0;
 
-/// Why a coordinator did not take a request: its key's internal partition
-/// is loading here, or is not held here (another broker, or none yet, leads it).
-fn refusal(e: ResponseError) -> RouteError {
-    match e {
-        ResponseError::CoordinatorLoadInProgress => RouteError::CoordinatorLoading,
-        _ => RouteError::NotCoordinator,
+impl Shard {
+    /// Why a coordinator did not take a request: its key's internal
+    /// partition (`partition` of `topic`) is loading here, or about to be (this
+    /// broker leads it and has not taken the leadership up yet), or another
+    /// broker (or none yet) leads it.
+    fn refusal(&self, e: ResponseError, topic: &str, partition: usize) -> RouteError {
+        let leads =
+            || self.cluster().and_then(|view| view.leader(topic, partition as i32)) == Some(self.config.node_id);
+        match e {
+            ResponseError::CoordinatorLoadInProgress => RouteError::CoordinatorLoading,
+            _ if leads() => RouteError::CoordinatorLoading,
+            _ => RouteError::NotCoordinator,
+        }
     }
 }
 
@@ -52,7 +59,7 @@ impl Shard {
         let checked = move |shard: Rc<Shard>| async move {
             match shard.groups.serves(&id) {
                 Ok(()) => Ok(job(shard).await),
-                Err(e) => Err(refusal(e)),
+                Err(e) => Err(shard.refusal(e, INTERNAL_TOPICS[0], sluice_domain::group::offsets_partition(&id))),
             }
         };
         self.invoke_on(shard, checked).await?
@@ -71,7 +78,7 @@ impl Shard {
         let checked = move |shard: Rc<Shard>| async move {
             match shard.txns.serves(&id) {
                 Ok(()) => Ok(job(shard).await),
-                Err(e) => Err(refusal(e)),
+                Err(e) => Err(shard.refusal(e, INTERNAL_TOPICS[1], sluice_domain::txn::txn_partition(&id))),
             }
         };
         self.invoke_on(shard, checked).await?
