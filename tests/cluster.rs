@@ -1181,7 +1181,7 @@ impl GroupReader {
                 if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
                     seeing.lock().unwrap().insert(crate::common::kafka::value(&m));
                     read += 1;
-                    if read % 100 == 0 {
+                    if read.is_multiple_of(100) {
                         let _ = consumer.commit_message(&m, CommitMode::Async);
                     }
                 }

@@ -329,6 +329,21 @@ impl StatePartitions {
         }
     }
 
+    /// Loads partition `n` from the replicated `log` this broker now leads
+    /// (`what` names it in the logs); true once it is held, false when it
+    /// was held or loading already, could not be read, or was removed meanwhile.
+    pub async fn load(&self, n: usize, log: Rc<Log>, what: &str) -> bool {
+        let Some(token) = self.begin_load(n) else { return false };
+        let loaded = match LogJournal::load(log).await {
+            Ok((journal, state)) => Some(StatePartition { store: Backing::Log(journal), state: RefCell::new(state) }),
+            Err(e) => {
+                tracing::error!(partition = n, error = %e, "cannot load the {what} partition");
+                None
+            }
+        };
+        self.finish_load(n, token, loaded)
+    }
+
     fn insert(&self, n: usize, partition: StatePartition) {
         self.held.borrow_mut().insert(n, Rc::new(partition));
     }

@@ -33,7 +33,7 @@ use kafka_protocol::messages::{
     SyncGroupRequest, SyncGroupResponse,
 };
 
-use super::backing::{write_error, Backing, LogJournal, StatePartition, StatePartitions};
+use super::backing::{write_error, Backing, StatePartition, StatePartitions};
 pub use super::classic::GroupDescription;
 use super::classic::{join_error, Group, GroupState, JoinAnswer, JoinParams, Reply, SyncAnswer};
 use super::clock::Now;
@@ -240,18 +240,11 @@ impl GroupCoordinator {
     /// leads and coordinates its groups. Requests for them meanwhile are
     /// COORDINATOR_LOAD_IN_PROGRESS.
     pub async fn load(&self, n: usize, log: Rc<sluice_storage::log::Log>) {
-        let Some(token) = self.partitions.begin_load(n) else { return };
-        let loaded = match LogJournal::load(log).await {
-            Ok((journal, state)) => Some(StatePartition { store: Backing::Log(journal), state: RefCell::new(state) }),
-            Err(e) => {
-                tracing::error!(partition = n, error = %e, "cannot load the offsets partition");
-                None
-            }
-        };
-        let groups =
-            loaded.as_ref().map_or(0, |p| p.state.borrow().groups.len() + p.state.borrow().consumer_groups.len());
-        if self.partitions.finish_load(n, token, loaded) {
-            self.install(&self.partitions.get(n));
+        if self.partitions.load(n, log, "offsets").await {
+            let partition = self.partitions.get(n);
+            self.install(&partition);
+            let state = partition.state.borrow();
+            let groups = state.groups.len() + state.consumer_groups.len();
             tracing::info!(partition = n, groups, "offsets partition loaded");
         }
     }

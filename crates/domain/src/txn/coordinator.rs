@@ -33,7 +33,7 @@ use std::rc::Rc;
 use glommio::sync::Semaphore;
 
 use super::{state, TxnListing};
-use crate::group::backing::{write_error, Backing, LogJournal, StatePartition, StatePartitions};
+use crate::group::backing::{write_error, StatePartition, StatePartitions};
 use crate::group::store::{Change, StoredTxn};
 use sluice_core::constants::{TXN_GROUPS_MAX, TXN_IDS_EXPIRED_PER_SWEEP_MAX, TXN_PARTITIONS, TXN_PARTITIONS_MAX};
 use sluice_protocol::{ResponseError, TopicPartition};
@@ -253,16 +253,8 @@ impl TxnCoordinator {
     /// leads. Its prepared transactions are finished by the next sweep, and
     /// its open ones time out there as they would have on the old coordinator.
     pub async fn load(&self, n: usize, log: Rc<sluice_storage::log::Log>) {
-        let Some(token) = self.partitions.begin_load(n) else { return };
-        let loaded = match LogJournal::load(log).await {
-            Ok((journal, state)) => Some(StatePartition { store: Backing::Log(journal), state: RefCell::new(state) }),
-            Err(e) => {
-                tracing::error!(partition = n, error = %e, "cannot load the transaction state partition");
-                None
-            }
-        };
-        let ids = loaded.as_ref().map_or(0, |p| p.state.borrow().txns.len());
-        if self.partitions.finish_load(n, token, loaded) {
+        if self.partitions.load(n, log, "transaction state").await {
+            let ids = self.partitions.get(n).state.borrow().txns.len();
             tracing::info!(partition = n, transactional_ids = ids, "transaction state partition loaded");
         }
     }
