@@ -354,3 +354,61 @@ impl StatePartitions {
         self.held.borrow_mut().remove(&n).is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::store::CommittedOffset;
+
+    fn commit(partition: i32, offset: i64) -> Change {
+        let metadata = Some("m".repeat(400));
+        let offset = CommittedOffset { offset, leader_epoch: 0, metadata, commit_timestamp_ms: 1 };
+        Change::Commit { group: "g".into(), topic: "t".into(), partition, offset }
+    }
+
+    #[test]
+    fn a_log_journal_reloads_what_it_wrote_and_snapshots_past_its_bound() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let dir = std::env::temp_dir().join(format!("sluice-log-journal-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&dir);
+                let open = || async {
+                    // Segments below the moved log start are deleted once closed.
+                    let config = sluice_core::config::TopicConfig { segment_bytes: 64 * 1024, ..Default::default() };
+                    Log::open(dir.clone(), config, false, Rc::default(), Rc::default()).await.unwrap()
+                };
+                let log = open().await;
+                let (journal, mut state) = LogJournal::load(log.clone()).await.unwrap();
+                assert_eq!(state, StoreState::default());
+                for i in 0..3_000 {
+                    let change = commit(i % 5, i as i64);
+                    state.apply(&change);
+                    journal.append(&[change], || state.clone()).await.unwrap();
+                }
+                assert!(log.log_start_offset() > 0, "a snapshot moved the log start");
+                assert!(log.size_bytes() < 3 * OFFSETS_JOURNAL_BYTES_MAX as u64, "{} bytes kept", log.size_bytes());
+                log.close().await.unwrap();
+                let (_, reloaded) = LogJournal::load(open().await).await.unwrap();
+                assert_eq!(reloaded, state);
+                assert_eq!(reloaded.offsets["g"][&("t".to_string(), 4)].offset, 2_999);
+                std::fs::remove_dir_all(&dir).unwrap();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_replayed_over_the_records_before_it_changes_nothing() {
+        let mut state = StoreState::default();
+        for i in 0..50 {
+            state.apply(&commit(i % 3, i64::from(i)));
+        }
+        state.apply(&Change::DeleteOffset { group: "g".into(), topic: "t".into(), partition: 1 });
+        let mut replayed = state.clone();
+        for change in state.changes() {
+            replayed.apply(&change);
+        }
+        assert_eq!(replayed, state);
+    }
+}
