@@ -1200,6 +1200,51 @@ impl GroupReader {
     }
 }
 
+/// kafka-python's group member (`tests/clients/kafka_python_group.py`,
+/// kafka-python's own group protocol code, auto-committing) reading a topic
+/// through the faults; the values it read.
+struct PythonGroupMember {
+    child: std::process::Child,
+    seen: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+impl PythonGroupMember {
+    fn start(bootstrap: &str, group: &str, topic: &str) -> PythonGroupMember {
+        use std::io::BufRead;
+        let script = format!("{}/tests/clients/kafka_python_group.py", env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new(crate::common::clients::python())
+            .args([&script, bootstrap, group, topic])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start kafka-python's group member");
+        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let seen: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Default::default();
+        let seeing = seen.clone();
+        std::thread::spawn(move || {
+            for line in lines {
+                let Ok(line) = line else { break };
+                if let Some(value) = line.strip_prefix("RECORD ").and_then(|r| r.splitn(3, ' ').nth(2)) {
+                    seeing.lock().unwrap().insert(value.to_string());
+                }
+            }
+        });
+        PythonGroupMember { child, seen }
+    }
+
+    fn seen(&self) -> std::collections::HashSet<String> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Stops it; whether it was still running (it never gives up on its own).
+    fn stop(mut self) -> bool {
+        let running = self.child.try_wait().ok().flatten().is_none();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        running
+    }
+}
+
 /// A fault the nemesis injects into one broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -1245,6 +1290,7 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
     }
     let txn_writer = TxnWriter::start(&bootstrap.join(","), "txns", 3);
     let group_reader = GroupReader::start(&bootstrap.join(","), "ledger", "nemesis-readers");
+    let python_reader = PythonGroupMember::start(&bootstrap.join(","), "nemesis-python-readers", "ledger");
     // Acknowledged: (partition, offset) -> value.
     let mut acknowledged = std::collections::BTreeMap::new();
     let mut recovery_ms = Vec::new();
@@ -1413,13 +1459,19 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
             .collect();
         assert!(sequence.windows(2).all(|w| w[0] < w[1]), "partition {p} out of order");
     }
-    // The group member read every acknowledged record (at least once: it
-    // commits every hundredth, so a move of its coordinator may replay some).
+    // The group members (librdkafka's and kafka-python's) read every
+    // acknowledged record (at least once: they commit now and then, so a
+    // move of their coordinator may replay some).
     wait_until("the group member has read every acknowledged record", Duration::from_secs(120), || {
         let seen = group_reader.seen();
         acknowledged.values().all(|v| seen.contains(v))
     });
     group_reader.stop();
+    wait_until("kafka-python's group member has read every acknowledged record", Duration::from_secs(120), || {
+        let seen = python_reader.seen();
+        acknowledged.values().all(|v| seen.contains(v))
+    });
+    assert!(python_reader.stop(), "kafka-python's group member went on through every fault");
     // Transactions: read_committed shows exactly the committed ones, in
     // order, and nothing of an aborted one.
     let history = txn_writer.stop();
