@@ -1582,7 +1582,12 @@ fn kafka_reassign_partitions_moves_a_partition_to_other_brokers() {
     assert_eq!(replicas_of(&bootstrap[0], "moved").unwrap()[0], (1, vec![1, 2], vec![1, 2]));
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let producer = kafka::producer(&bootstrap.join(","), &[("acks", "all"), ("message.timeout.ms", "60000")]);
+    // Idempotent: a batch the old leader answered NOT_LEADER_OR_FOLLOWER as
+    // it handed over may be in the log already, and its retry must not add it twice.
+    let producer = kafka::producer(
+        &bootstrap.join(","),
+        &[("acks", "all"), ("enable.idempotence", "true"), ("message.timeout.ms", "60000")],
+    );
     let produce = |from: usize, to: usize| {
         let records = (from..to).map(|i| kafka::Record::new(format!("v{i}")));
         let acked = runtime.block_on(kafka::produce(&producer, "moved", records));

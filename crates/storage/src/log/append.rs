@@ -156,6 +156,9 @@ impl Log {
             if st.closing {
                 return Err(StorageError::Closing.into());
             }
+            if st.not_leading {
+                return Err(StorageError::NotLeader.into());
+            }
             let verdict = match marker {
                 None => check_producers(&st.producers, chunk, summaries)?,
                 Some(m) => {

@@ -89,6 +89,11 @@ struct LogState {
     /// in-sync replicas; on a follower, the leader's high watermark. `None`
     /// where this log alone decides (a single replica).
     high_watermark_limit: Option<i64>,
+    /// A replica that does not lead (a follower, or one not yet given its
+    /// role): appends are refused ([`StorageError::NotLeader`]), only the
+    /// leader's batches are copied in. Checked where an append is staged, so
+    /// one that began while leading cannot land after the leadership went.
+    not_leading: bool,
     /// The epoch this log stamps into the batches appended as leader.
     leader_epoch: i32,
     /// Each leader epoch and the first offset appended in it, oldest first
@@ -173,6 +178,7 @@ impl Log {
                 watchers: Vec::new(),
                 end_watchers: Vec::new(),
                 high_watermark_limit: None,
+                not_leading: false,
                 leader_epoch,
                 epochs,
                 cache: TailCache::new(batch_cache.tail_account()),

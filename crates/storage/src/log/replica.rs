@@ -102,6 +102,7 @@ impl Log {
         let _permit = self.append_lock.lock().await;
         let changed = {
             let mut st = self.state.borrow_mut();
+            st.not_leading = false;
             st.leader_epoch = st.leader_epoch.max(epoch);
             let start = st.next_offset;
             match st.epochs.last() {
@@ -164,8 +165,12 @@ impl Log {
     /// Kafka completes its delayed produces when a leader becomes a
     /// follower. Their records stay only if the new leader has them; a
     /// client's retry finds them there (idempotence) or appends them anew.
+    /// Appends from now until [`become_leader`](Self::become_leader) are
+    /// refused the same way, even one already on its way.
     pub fn release_leader_waiters(&self) {
-        super::writer::release_synced_waiters(&mut self.state.borrow_mut(), StorageError::NotLeader);
+        let mut st = self.state.borrow_mut();
+        st.not_leading = true;
+        super::writer::release_synced_waiters(&mut st, StorageError::NotLeader);
     }
 
     /// For a replica's log just opened: what the other replicas have is not
@@ -178,6 +183,7 @@ impl Log {
         let mut st = self.state.borrow_mut();
         st.high_watermark = st.log_start_offset;
         st.high_watermark_limit = Some(st.log_start_offset);
+        st.not_leading = true;
     }
 
     /// Resolves once what is written passes `offset` (a follower has
@@ -494,6 +500,27 @@ mod tests {
             follower.close().await.unwrap();
             std::fs::remove_dir_all(&leader_dir).unwrap();
             std::fs::remove_dir_all(&follower_dir).unwrap();
+        });
+    }
+
+    #[test]
+    fn a_replica_that_stopped_leading_refuses_appends_until_it_leads_again() {
+        run(|| async {
+            let dir = temp_dir("replica-not-leading");
+            let log = open(&dir, small_config(), false).await;
+            log.become_leader(1).await.unwrap();
+            append(&log, 2, 1000).await;
+            log.release_leader_waiters();
+            let chunk = batch::test_support::batch(1001, 2);
+            let summaries = validate_chunk(&chunk, 1 << 20).unwrap();
+            let refused = log.append(&Bytes::from(chunk.clone()), &summaries, AckLevel::Written).await;
+            assert!(matches!(refused, Err(super::super::AppendError::Storage(StorageError::NotLeader))), "{refused:?}");
+            assert_eq!(log.log_end_offset(), 2, "nothing appended");
+            log.become_leader(2).await.unwrap();
+            log.append(&Bytes::from(chunk), &summaries, AckLevel::Written).await.unwrap();
+            assert_eq!(log.log_end_offset(), 4);
+            log.close().await.unwrap();
+            std::fs::remove_dir_all(&dir).unwrap();
         });
     }
 
