@@ -280,9 +280,8 @@ pub fn serve(mut config: BrokerConfig, lifecycle: Arc<Lifecycle>) -> Result<(), 
         None => None,
     };
     // The controller listener, a cluster node's: bound here, served by the admin shard.
-    let controller_listener = match &config.cluster {
-        Some(cluster) => {
-            let address = cluster.controller_bind;
+    let controller_listener = match config.cluster.as_ref().and_then(|c| c.controller_bind.map(|a| (c, a))) {
+        Some((cluster, address)) => {
             let listener = bind_waiting(address)
                 .map_err(|e| format!("bind controller listener {} {address}: {e}", cluster.controller_listener))?;
             tracing::info!(listener = %cluster.controller_listener, addr = %address, voters = %cluster.voters_text, "cluster node: metadata quorum on the controller listener");
@@ -424,8 +423,8 @@ async fn run_shard(start: ShardStart) -> Result<bool, String> {
             let mut listeners = admin_listener.lock().map_err(|_| "admin listener lock poisoned".to_string())?;
             (listeners.admin.take(), listeners.registry.take(), listeners.controller.take())
         };
-        if let Some(listener) = controller_listener {
-            crate::cluster::start(shard.clone(), listener).await?;
+        if shard.config.cluster.is_some() {
+            crate::cluster::start(shard.clone(), controller_listener).await?;
         }
         // Behind Kafka work: a small share and no latency promise.
         let queue =

@@ -108,6 +108,36 @@ fn cluster_with(name: &str, proxied: bool) -> (Vec<Node>, Vec<u16>, Option<Netwo
     (nodes, controller_ports, network)
 }
 
+/// A broker that is not a voter (`process.roles=broker`), added to the
+/// cluster of `voters` (a running node's config names them) as node `id`.
+fn broker_alone(name: &str, id: i32, voters: &Node) -> Node {
+    let voters_line = std::fs::read_to_string(&voters.config)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("controller.quorum.voters="))
+        .unwrap()
+        .to_string();
+    let data_dir = fresh_data_dir(&format!("{name}-node{id}"));
+    let config = data_dir.with_extension("properties");
+    let text = format!(
+        "process.roles=broker\n\
+         node.id={id}\n\
+         {voters_line}\n\
+         listeners=PLAINTEXT://127.0.0.1:{}\n\
+         controller.listener.names=CONTROLLER\n\
+         listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+         log.dirs={}\n\
+         broker.session.timeout.ms={SESSION_MS}\n\
+         broker.heartbeat.interval.ms=500\n\
+         admin.listeners=127.0.0.1:0\n\
+         schema.registry.listeners=127.0.0.1:0\n",
+        free_port(),
+        data_dir.display(),
+    );
+    std::fs::write(&config, text).unwrap();
+    Node { id, config, data_dir, broker: None }
+}
+
 /// Starts every node and waits until all three agree on the brokers and
 /// the controller; returns the controller.
 fn start_all(nodes: &mut [Node]) -> i32 {
@@ -2168,4 +2198,101 @@ fn transactions_span_brokers_and_survive_their_coordinators_death() {
     wait_until("the group's offset is the last committed transaction's", Duration::from_secs(30), || {
         kafka::committed(&live.join(","), &group, "ledger", 1) == vec![last_committed.unwrap()]
     });
+}
+
+/// A broker added to a running cluster (`process.roles=broker`, not a
+/// voter) follows the metadata quorum: it is registered and listed by
+/// every broker, DescribeQuorum shows it as an observer, topics created
+/// through it are placed on it too, a partition reassigned to it is
+/// copied there and led by it, and clients produce and consume through it.
+/// Killed, its partitions fail over to the others with every acknowledged
+/// record; restarted, it fetches the metadata log again and rejoins the
+/// in-sync replicas.
+#[test]
+fn a_broker_added_to_a_running_cluster_takes_partitions_and_fails_over() {
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+
+    use crate::common::kafka;
+
+    let (mut nodes, _) = cluster("grow");
+    let controller = start_all(&mut nodes);
+    let mut added = broker_alone("grow", 4, &nodes[0]);
+    added.start();
+    nodes.push(added);
+    wait_for_agreement(&nodes, &[1, 2, 3, 4], Duration::from_secs(30));
+
+    // The leader lists it among the observers; the voters stay three.
+    let quorum = describe_quorum(&nodes[controller as usize - 1].bootstrap());
+    let partition = &quorum.topics[0].partitions[0];
+    let ids = |r: &[kafka_protocol::messages::describe_quorum_response::ReplicaState]| {
+        r.iter().map(|v| v.replica_id.0).collect::<Vec<i32>>()
+    };
+    assert_eq!(ids(&partition.current_voters), vec![1, 2, 3], "{quorum:?}");
+    assert_eq!(ids(&partition.observers), vec![4], "{quorum:?}");
+
+    // A topic created through the new broker is placed over all four.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let new = NewTopic::new("grown", 4, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
+    let created =
+        runtime.block_on(kafka::admin(&nodes[3].bootstrap()).create_topics(&[new], &AdminOptions::new())).unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    for node in &nodes {
+        wait_for_isr(&node.bootstrap(), "grown", 3, Duration::from_secs(20));
+    }
+    let placed = replicas_of(&nodes[0].bootstrap(), "grown").unwrap();
+    assert!(placed.iter().filter(|(_, replicas, _)| replicas.contains(&4)).count() >= 2, "{placed:?}");
+
+    // Partition 0 moves to broker 4 and two voters, away from its leader: broker 4 leads it.
+    let leader = placed[0].0;
+    let mut target: Vec<i32> = vec![4];
+    target.extend([1, 2, 3].into_iter().filter(|b| *b != leader).take(2));
+    let mut in_sync = target.clone();
+    in_sync.sort();
+    assert_eq!(reassign(&nodes[3].bootstrap(), "grown", Some(target.clone()), false), 0);
+    wait_until("broker 4 leads partition 0 with three in-sync replicas", Duration::from_secs(60), || {
+        nodes.iter().all(|n| {
+            replicas_of(&n.bootstrap(), "grown")
+                .is_some_and(|ps| ps[0].0 == 4 && ps[0].1 == target && ps[0].2 == in_sync)
+        })
+    });
+
+    // Records go in through one broker and come out through the new one.
+    let producer = kafka::producer(&nodes[0].bootstrap(), &[("acks", "all"), ("message.timeout.ms", "30000")]);
+    let first = runtime.block_on(kafka::produce(
+        &producer,
+        "grown",
+        (0..200).map(|i| kafka::Record::new(format!("first-{i}")).partition(i % 4)),
+    ));
+    assert_eq!(first.len(), 200);
+    let config = kafka::consumer_config(&nodes[3].bootstrap(), "grown-reader");
+    let read = kafka::consume_to_end(&config, "grown", 4, Duration::from_secs(30));
+    assert_eq!(read.len(), 200, "every record is read through the new broker");
+
+    // Killed, its partitions move to the other in-sync replicas, and nothing acknowledged is lost.
+    nodes[3].broker.take().unwrap().kill();
+    wait_until("partition 0 has another leader", Duration::from_secs(30), || {
+        replicas_of(&nodes[0].bootstrap(), "grown").is_some_and(|ps| ps[0].0 > 0 && ps[0].0 != 4)
+    });
+    let second = runtime.block_on(kafka::produce(
+        &producer,
+        "grown",
+        (0..200).map(|i| kafka::Record::new(format!("second-{i}")).partition(i % 4)),
+    ));
+    assert_eq!(second.len(), 200);
+    let config = kafka::consumer_config(&nodes[0].bootstrap(), "grown-reader-2");
+    let read = kafka::consume_to_end(&config, "grown", 4, Duration::from_secs(30));
+    let mut values: Vec<String> = read.iter().map(kafka::value).collect();
+    values.sort();
+    let mut expected: Vec<String> = (0..200).flat_map(|i| [format!("first-{i}"), format!("second-{i}")]).collect();
+    expected.sort();
+    assert_eq!(values, expected, "every acknowledged record, once");
+
+    // Restarted, it fetches the metadata again, registers anew and catches up.
+    nodes[3].start();
+    wait_for_agreement(&nodes, &[1, 2, 3, 4], Duration::from_secs(30));
+    for node in &nodes {
+        wait_for_isr(&node.bootstrap(), "grown", 3, Duration::from_secs(30));
+    }
+    let placed = replicas_of(&nodes[3].bootstrap(), "grown").unwrap();
+    assert_eq!(placed[0].2, in_sync, "broker 4 is in sync again: {placed:?}");
 }

@@ -12,17 +12,22 @@
 //!
 //! A node registers itself (a new incarnation per start) once a leader is
 //! known, and proposes its registration again until it is committed.
+//!
+//! A broker that is not a voter (`process.roles=broker`) runs
+//! [`observer`]'s loop instead: it fetches the committed records from a
+//! voter and applies them the same way ([`apply`]).
 
+pub mod apply;
+pub mod observer;
 pub mod replication;
 pub mod topics;
 pub mod transport;
 pub mod txn;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::TcpListener as StdTcpListener;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::{select, Either};
@@ -30,32 +35,37 @@ use futures::io::AsyncReadExt;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use sluice_cluster::view::VoterView;
-use sluice_cluster::{ClusterState, ClusterView, Endpoint, Liveness, MetadataRecord, Quorum, Timing};
+use sluice_cluster::{Endpoint, Liveness, MetadataRecord, Quorum, Timing};
 use sluice_storage::quorum_log::QuorumLog;
 
 use crate::config::{ClusterConfig, ListenerConfig, SecurityProtocol};
 use crate::constants::{
-    CONTROLLED_SHUTDOWN_MS_MAX, CONTROLLED_SHUTDOWN_RETRY_MS, QUORUM_ELECTION_TICKS, QUORUM_HEARTBEAT_TICKS,
-    QUORUM_INBOX_MAX, QUORUM_RECORD_BYTES_MAX, QUORUM_TICK_MS,
+    CLUSTER_BROKERS_MAX, OBSERVER_FETCH_BYTES_MAX, QUORUM_ELECTION_TICKS, QUORUM_HEARTBEAT_TICKS, QUORUM_INBOX_MAX,
+    QUORUM_RECORD_BYTES_MAX, QUORUM_TICK_MS,
 };
 use crate::security::principal::KafkaPrincipal;
 use crate::server::listener::ListenerRuntime;
 use crate::server::session::Session;
 use crate::server::{connection, ConnectionSlot};
 use crate::shard::Shard;
-use transport::{Inbound, Kind, Peer, Prefixed, MAGIC};
+use apply::{Applier, LeaveStep, Leaving, QuorumFacts, Waiting};
+use transport::{Inbound, Kind, Peer, Prefixed, Records, MAGIC};
 
 /// How long an accepted controller connection has to say what it is.
 const HELLO_TIMEOUT_MS: u64 = 10_000;
-/// How long a proposal may wait to be committed and applied.
-const PROPOSAL_TIMEOUT_MS: u64 = 15_000;
-/// Proposals of this node waiting to be applied.
-const PROPOSALS_WAITING_MAX: usize = 1024;
 
 /// What the quorum loop takes in.
 enum Input {
     Peer(Inbound),
     Propose(Proposal),
+    /// An observer's fetch from log index `index`, and where to answer.
+    Fetch {
+        from: i32,
+        index: u64,
+        reply: futures::channel::oneshot::Sender<Records>,
+    },
+    /// An observer's record to propose.
+    Forward(Vec<u8>),
 }
 
 /// A record a handler of this node wants committed, and where to say when
@@ -160,9 +170,16 @@ pub fn quorum_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
     data_dir.join("__cluster_metadata-0")
 }
 
-/// Starts the quorum loop and the controller listener on this shard.
-pub async fn start(shard: Rc<Shard>, listener: StdTcpListener) -> Result<(), String> {
+/// Starts this node's part on this shard: a voter's quorum loop and
+/// controller listener, or a broker alone's observer loop.
+pub async fn start(shard: Rc<Shard>, listener: Option<StdTcpListener>) -> Result<(), String> {
     let config = shard.config.cluster.clone().ok_or("not a cluster node")?;
+    let Some(listener) = listener else {
+        let registration = registration(&shard, &config);
+        glommio::spawn_local(observer::run(shard.clone(), config, registration)).detach();
+        watch_followers(&shard);
+        return Ok(());
+    };
     let me = shard.config.node_id;
     let dir = quorum_dir(&shard.config.data_dir);
     let (log, recovered) = QuorumLog::open(&dir).await.map_err(|e| format!("quorum log: {e}"))?;
@@ -190,21 +207,25 @@ pub async fn start(shard: Rc<Shard>, listener: StdTcpListener) -> Result<(), Str
         quorum,
         log,
         stored_hard_state: recovered.hard_state,
-        state: ClusterState::default(),
+        applier: Applier::new(shard.clone()),
         liveness: Liveness::default(),
         peers,
         started: Instant::now(),
         registered_at_ms: None,
-        published: None,
-        waiting: Vec::new(),
-        adopted: false,
-        leaving: None,
+        waiting: Waiting::default(),
+        leaving: Leaving::default(),
+        observers: BTreeMap::new(),
     };
     let controller_listener = Rc::new(controller_listener_runtime(&shard, &node.config)?);
     let accept_shard = shard.clone();
     glommio::spawn_local(accept_loop(accept_shard, listener, controller_listener, inbox)).detach();
     glommio::spawn_local(async move { node.run(inbound).await }).detach();
-    // Every shard's leaders watch for followers that fall behind.
+    watch_followers(&shard);
+    Ok(())
+}
+
+/// Every shard's leaders watch for followers that fall behind.
+fn watch_followers(shard: &Rc<Shard>) {
     let every = shard.clone();
     glommio::spawn_local(async move {
         every
@@ -214,12 +235,11 @@ pub async fn start(shard: Rc<Shard>, listener: StdTcpListener) -> Result<(), Str
             .await;
     })
     .detach();
-    Ok(())
 }
 
 /// The controller listener as a Kafka listener, for the clients that use it.
 fn controller_listener_runtime(shard: &Shard, config: &ClusterConfig) -> Result<ListenerRuntime, String> {
-    let bind = config.controller_bind;
+    let bind = config.controller_bind.ok_or("this node has no controller listener")?;
     let voter = config.voters.iter().find(|v| v.id == shard.config.node_id).ok_or("this node is not a voter")?;
     ListenerRuntime::new(ListenerConfig {
         name: config.controller_listener.clone(),
@@ -260,6 +280,7 @@ fn registration(shard: &Shard, config: &ClusterConfig) -> MetadataRecord {
         incarnation: uuid::Uuid::new_v4().simple().to_string(),
         endpoints,
         rack: None,
+        inter_broker: Some(config.inter_broker_listener.clone()),
     }
 }
 
@@ -269,22 +290,18 @@ struct Node {
     quorum: Quorum,
     log: QuorumLog,
     stored_hard_state: Option<Vec<u8>>,
-    state: ClusterState,
+    applier: Applier,
     liveness: Liveness,
     peers: HashMap<i32, Peer>,
     registration: MetadataRecord,
     started: Instant,
     /// When the registration was last proposed.
     registered_at_ms: Option<u64>,
-    published: Option<ClusterView>,
-    /// This node's proposals not yet applied: (record bytes, deadline, the
-    /// leader when proposed, answer).
-    waiting: Vec<(Vec<u8>, Instant, Option<i32>, ProposalAnswer)>,
-    /// Whether the local catalog has followed the log since the start.
-    adopted: bool,
-    /// A stopping node's controlled shutdown: when it began, and when its
-    /// `ShutdownBroker` was last proposed.
-    leaving: Option<(Instant, Instant)>,
+    waiting: Waiting,
+    leaving: Leaving,
+    /// Observers (brokers that are not voters) that fetched from this
+    /// node: the index each asked from, and when.
+    observers: BTreeMap<i32, (u64, Instant)>,
 }
 
 impl Node {
@@ -292,39 +309,18 @@ impl Node {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Controlled shutdown, as a stopping node's loop goes on: proposes this
-    /// broker's `ShutdownBroker` (again every `CONTROLLED_SHUTDOWN_RETRY_MS`)
-    /// until the log has it, so that its partitions get other leaders before
-    /// it stops serving them. True once done, or after
-    /// `CONTROLLED_SHUTDOWN_MS_MAX` (the broker then stops anyway, and is
-    /// fenced when its session ends).
+    /// Controlled shutdown, as a stopping node's loop goes on: true once
+    /// its leaderships moved away, or after `CONTROLLED_SHUTDOWN_MS_MAX`
+    /// (the broker then stops anyway, and is fenced when its session ends).
     fn leave(&mut self) -> bool {
         let me = self.shard.config.node_id;
-        let Some(broker) = self.state.brokers.get(&me).filter(|b| b.incarnation == self.incarnation()) else {
-            return true;
-        };
-        if broker.shutting_down || (broker.fenced && self.leaving.is_none()) {
-            return true;
-        }
-        let now = Instant::now();
-        let (began, proposed) = *self.leaving.get_or_insert((now, now - Duration::from_secs(1)));
-        if now.duration_since(began) >= Duration::from_millis(CONTROLLED_SHUTDOWN_MS_MAX) {
-            tracing::warn!("controlled shutdown did not finish in time; stopping anyway");
-            return true;
-        }
-        if now.duration_since(proposed) >= Duration::from_millis(CONTROLLED_SHUTDOWN_RETRY_MS) {
-            tracing::info!(node = me, "controlled shutdown: moving this broker's leaderships away");
-            let record = MetadataRecord::ShutdownBroker { id: me, epoch: broker.epoch };
-            let _ = self.quorum.propose(record.encode());
-            self.leaving = Some((began, now));
-        }
-        false
-    }
-
-    fn incarnation(&self) -> &str {
-        match &self.registration {
-            MetadataRecord::RegisterBroker { incarnation, .. } => incarnation,
-            _ => "",
+        match self.leaving.step(&self.applier.state, me, incarnation(&self.registration)) {
+            LeaveStep::Done => true,
+            LeaveStep::Propose(record) => {
+                let _ = self.quorum.propose(record.encode());
+                false
+            }
+            LeaveStep::Wait => false,
         }
     }
 
@@ -354,7 +350,7 @@ impl Node {
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + tick;
                 self.quorum.tick();
-                self.expire_proposals();
+                self.waiting.expire(self.quorum.leader());
                 let now = self.now_ms();
                 if self.quorum.is_leader() != was_leader {
                     was_leader = self.quorum.is_leader();
@@ -372,7 +368,9 @@ impl Node {
                 }
                 self.register(now);
                 if self.quorum.is_leader() {
-                    for record in self.liveness.decisions(&self.state, now, self.config.broker_session_timeout_ms) {
+                    let decisions =
+                        self.liveness.decisions(&self.applier.state, now, self.config.broker_session_timeout_ms);
+                    for record in decisions {
                         tracing::info!(?record, "broker liveness changed");
                         let _ = self.quorum.propose(record.encode());
                     }
@@ -391,6 +389,14 @@ impl Node {
         let message = match input {
             Input::Peer(message) => message,
             Input::Propose(proposal) => return self.propose(proposal),
+            Input::Fetch { from, index, reply } => return self.serve_fetch(from, index, reply),
+            Input::Forward(bytes) => {
+                // An observer's proposal: forwarded to the leader as this node's own would be.
+                if let Err(e) = self.quorum.propose(bytes) {
+                    tracing::debug!(error = %e, "an observer's proposal was not taken");
+                }
+                return;
+            }
         };
         match message.kind {
             Kind::Raft => {
@@ -403,85 +409,47 @@ impl Node {
                 let now = self.now_ms();
                 self.liveness.heard(message.from, &incarnation, now);
             }
+            Kind::Fetch | Kind::Records | Kind::Propose => {}
         }
     }
 
-    fn propose(&mut self, proposal: Proposal) {
-        if self.waiting.len() >= PROPOSALS_WAITING_MAX {
-            let _ = proposal.done.send(Err(ProposeError::TimedOut("too many metadata changes waiting".into())));
-            return;
+    /// An observer's fetch: the committed records from `index` on.
+    fn serve_fetch(&mut self, from: i32, index: u64, reply: futures::channel::oneshot::Sender<Records>) {
+        if self.observers.len() < CLUSTER_BROKERS_MAX || self.observers.contains_key(&from) {
+            self.observers.insert(from, (index, Instant::now()));
         }
+        let (records, next) = match self.quorum.committed_records(index, OBSERVER_FETCH_BYTES_MAX) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(observer = from, index, error = %e, "cannot read the quorum log for an observer");
+                (Vec::new(), index)
+            }
+        };
+        let _ = reply.send(Records {
+            leader: self.quorum.leader(),
+            term: self.quorum.term(),
+            committed: self.quorum.committed_index(),
+            next,
+            records,
+        });
+    }
+
+    fn propose(&mut self, proposal: Proposal) {
         let bytes = proposal.record.encode();
         if bytes.len() > QUORUM_RECORD_BYTES_MAX {
             let message = format!("a metadata change of {} bytes is over {QUORUM_RECORD_BYTES_MAX}", bytes.len());
             let _ = proposal.done.send(Err(ProposeError::TimedOut(message)));
             return;
         }
+        if self.waiting.full() {
+            return self.waiting.push(bytes, None, proposal.done);
+        }
         match self.quorum.propose(bytes.clone()) {
-            Ok(()) => {
-                let deadline = Instant::now() + Duration::from_millis(PROPOSAL_TIMEOUT_MS);
-                self.waiting.push((bytes, deadline, self.quorum.leader(), proposal.done));
-            }
+            Ok(()) => self.waiting.push(bytes, self.quorum.leader(), proposal.done),
             Err(e) => {
                 let _ = proposal.done.send(Err(ProposeError::NotController(e.to_string())));
             }
         }
-    }
-
-    /// Answers the proposals that waited too long, and those whose leader
-    /// changed (a proposal forwarded to a leader that died is lost; one
-    /// that was not may still commit: either way the client asks again).
-    fn expire_proposals(&mut self) {
-        let now = Instant::now();
-        let leader = self.quorum.leader();
-        for (bytes, deadline, proposed_to, done) in std::mem::take(&mut self.waiting) {
-            if deadline <= now {
-                let message = "the metadata quorum did not commit the change in time";
-                let _ = done.send(Err(ProposeError::TimedOut(message.into())));
-            } else if proposed_to != leader {
-                let message = "the active controller changed; try again";
-                let _ = done.send(Err(ProposeError::NotController(message.into())));
-            } else {
-                self.waiting.push((bytes, deadline, proposed_to, done));
-            }
-        }
-    }
-
-    /// The local catalog follows the topics of the log: created, removed,
-    /// and which partitions this node leads.
-    async fn adopt(&mut self, removed: &[String]) -> Result<(), String> {
-        let me = self.shard.config.node_id;
-        let topics = self
-            .state
-            .topics
-            .values()
-            .filter_map(|t| {
-                let id = uuid::Uuid::parse_str(&t.id).ok()?;
-                Some(crate::metadata::controller::AdoptedTopic {
-                    name: t.name.clone(),
-                    id,
-                    hosted: t.partitions.iter().map(|p| p.replicas.contains(&me)).collect(),
-                    follows: t.partitions.iter().map(|p| p.replicas.contains(&me) && p.leader != me).collect(),
-                    configs: t.configs.clone(),
-                })
-            })
-            .collect();
-        let env = self.shard.env();
-        self.shard.controller().adopt(&env, topics, removed).await
-    }
-
-    /// The local catalog takes the cluster's security state.
-    async fn adopt_security(&self, text: &str) -> Result<(), String> {
-        let state = crate::security::store::SecurityState::decode(text)?;
-        let env = self.shard.env();
-        self.shard
-            .controller()
-            .update_security(&env, move |current| {
-                let changed = current.encode() != state.encode();
-                *current = state;
-                ((), changed)
-            })
-            .await
     }
 
     /// Tells the leader this incarnation is alive (itself, if it leads).
@@ -489,12 +457,12 @@ impl Node {
         let me = self.shard.config.node_id;
         match self.quorum.leader() {
             Some(leader) if leader == me => {
-                let incarnation = self.incarnation().to_string();
+                let incarnation = incarnation(&self.registration).to_string();
                 self.liveness.heard(me, &incarnation, now);
             }
             Some(leader) => {
                 if let Some(peer) = self.peers.get(&leader) {
-                    peer.send(Kind::Heartbeat, self.incarnation().as_bytes());
+                    peer.send(Kind::Heartbeat, incarnation(&self.registration).as_bytes());
                 }
             }
             None => {}
@@ -503,7 +471,8 @@ impl Node {
 
     /// Proposes this start's registration until the log has it.
     fn register(&mut self, now: u64) {
-        if self.state.is_registered(self.shard.config.node_id, self.incarnation()) || self.quorum.leader().is_none() {
+        let me = self.shard.config.node_id;
+        if self.applier.state.is_registered(me, incarnation(&self.registration)) || self.quorum.leader().is_none() {
             return;
         }
         if self.registered_at_ms.is_some_and(|at| now.saturating_sub(at) < REGISTER_RETRY_MS) {
@@ -531,62 +500,19 @@ impl Node {
                     peer.send(Kind::Raft, bytes);
                 }
             }
-            let mut topics_changed = false;
-            let mut security_changed = false;
-            let mut removed = Vec::new();
-            let mut applied = Vec::new();
-            for (index, bytes) in &out.committed {
-                match MetadataRecord::decode(bytes) {
-                    Ok(record) => {
-                        match &record {
-                            MetadataRecord::SetSecurity { .. } => security_changed = true,
-                            MetadataRecord::CreateTopic { .. }
-                            | MetadataRecord::SetTopicConfigs { .. }
-                            | MetadataRecord::CreatePartitions { .. }
-                            | MetadataRecord::FenceBroker { .. }
-                            | MetadataRecord::UnfenceBroker { .. }
-                            | MetadataRecord::ShutdownBroker { .. }
-                            | MetadataRecord::ElectLeader { .. }
-                            | MetadataRecord::AlterIsr { .. }
-                            | MetadataRecord::ReassignPartition { .. }
-                            | MetadataRecord::ReplicaFailed { .. } => topics_changed = true,
-                            MetadataRecord::DeleteTopic { name, .. } => {
-                                topics_changed = true;
-                                removed.push(name.clone());
-                            }
-                            _ => {}
-                        }
-                        self.state.apply(*index, &record);
-                        applied.push(bytes.clone());
-                    }
-                    Err(e) => tracing::error!(index, error = %e, "metadata record not understood; skipped"),
-                }
-            }
-            // Shards see where partitions are placed before their catalog
-            // has them, and both before a proposer's answer goes out.
-            self.publish().await;
-            if let Some(text) = self.state.security.clone().filter(|_| security_changed || !self.adopted) {
-                self.adopt_security(&text).await.map_err(|e| format!("local security state: {e}"))?;
-            }
-            if topics_changed || (!self.adopted && self.quorum.leader().is_some()) {
-                self.adopt(&removed).await.map_err(|e| format!("local catalog: {e}"))?;
-                self.adopted = true;
-                // Every shard takes its replicas' roles: leaders, followers.
-                self.shard.on_every_shard(|shard| async move { replication::reconcile(shard).await }).await;
-            }
-            for bytes in applied {
-                if let Some(i) = self.waiting.iter().position(|(b, _, _, _)| *b == bytes) {
-                    let (_, _, _, done) = self.waiting.swap_remove(i);
-                    let _ = done.send(Ok(()));
-                }
-            }
+            let facts = self.facts();
+            let caught_up = self.quorum.leader().is_some();
+            let applied = self.applier.apply(&out.committed, facts, caught_up).await?;
+            self.waiting.applied(applied);
         }
-        self.publish().await;
+        let facts = self.facts();
+        self.applier.publish(facts).await;
         Ok(())
     }
 
-    /// Publishes the view to every shard when it changed.
-    async fn publish(&mut self) {
+    /// What this voter knows of the quorum; the leader knows every voter's
+    /// progress and the observers that fetch from it.
+    fn facts(&self) -> QuorumFacts {
         let progress = self.quorum.progress();
         let voters = self
             .config
@@ -599,27 +525,37 @@ impl Node {
                 matched: progress.as_ref().and_then(|p| p.iter().find(|p| p.node == v.id).map(|p| p.matched)),
             })
             .collect();
-        let view = ClusterView {
-            node_id: self.shard.config.node_id,
-            controller_listener: self.config.controller_listener.clone(),
+        let recent = Duration::from_millis(self.config.broker_session_timeout_ms);
+        let observers = if self.quorum.is_leader() {
+            self.observers
+                .iter()
+                .filter(|(_, (_, at))| at.elapsed() < recent)
+                .map(|(id, (index, _))| VoterView {
+                    node: *id,
+                    host: String::new(),
+                    port: 0,
+                    matched: Some(index.saturating_sub(1)),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        QuorumFacts {
             leader: self.quorum.leader(),
             term: self.quorum.term(),
             committed: self.quorum.committed_index(),
             last_index: self.quorum.last_index(),
             voters,
-            brokers: self.state.brokers.values().cloned().collect(),
-            security_version: self.state.security_version,
-            topics: match &self.published {
-                Some(p) if *p.topics == self.state.topics => p.topics.clone(),
-                _ => Arc::new(self.state.topics.clone()),
-            },
-        };
-        if self.published.as_ref() == Some(&view) {
-            return;
+            observers,
         }
-        self.published = Some(view.clone());
-        let view = Arc::new(view);
-        self.shard.on_every_shard(move |shard| async move { shard.apply_cluster(view) }).await;
+    }
+}
+
+/// A registration's incarnation.
+fn incarnation(registration: &MetadataRecord) -> &str {
+    match registration {
+        MetadataRecord::RegisterBroker { incarnation, .. } => incarnation,
+        _ => "",
     }
 }
 
@@ -689,9 +625,12 @@ async fn serve_controller_connection(
     }
     let from = i32::from_be_bytes(id);
     let voter = shard.config.cluster.as_ref().is_some_and(|c| c.voters.iter().any(|v| v.id == from));
-    if !voter || from == shard.config.node_id {
-        tracing::warn!(%peer, node = from, "quorum connection from a node that is not a voter; closed");
+    if from == shard.config.node_id || from < 0 || from as usize >= CLUSTER_BROKERS_MAX {
+        tracing::warn!(%peer, node = from, "quorum connection from a node id that cannot be another's; closed");
         return;
+    }
+    if !voter {
+        return serve_observer(shard, inbox, stream, from).await;
     }
     // A connection idle this long is closed; the peer connects again when it next sends.
     let _ = stream.set_read_timeout(Some(Duration::from_millis(QUORUM_IDLE_MS)));
@@ -709,6 +648,52 @@ async fn serve_controller_connection(
             }
         }
         // A stopping node hears the quorum until its controlled shutdown is over.
+        if shard.lifecycle.stopping() && left() {
+            return;
+        }
+    }
+}
+
+/// A broker that is not a voter, on its quorum connection: its fetches are
+/// answered on the connection, its heartbeats and proposals go to the loop.
+async fn serve_observer(shard: Rc<Shard>, inbox: Rc<LocalSender<Input>>, mut stream: TcpStream, from: i32) {
+    use futures::io::AsyncWriteExt;
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(QUORUM_IDLE_MS)));
+    loop {
+        let (kind, payload) = match transport::read_frame(&mut stream).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(observer = from, error = %e, "observer connection closed");
+                return;
+            }
+        };
+        let input = match kind {
+            Kind::Heartbeat => Input::Peer(Inbound { from, kind, payload }),
+            Kind::Propose => Input::Forward(payload),
+            Kind::Fetch => {
+                let Ok(index) = <[u8; 8]>::try_from(payload.as_slice()).map(u64::from_be_bytes) else {
+                    tracing::warn!(observer = from, "bad observer fetch; closed");
+                    return;
+                };
+                let (reply, answer) = futures::channel::oneshot::channel();
+                if inbox.send(Input::Fetch { from, index, reply }).await.is_err() {
+                    return;
+                }
+                let Ok(records) = answer.await else { return };
+                if stream.write_all(&transport::encode_frame(Kind::Records, &records.encode())).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Kind::Raft | Kind::Records => {
+                tracing::warn!(observer = from, ?kind, "a broker that is not a voter sent a voter's frame; closed");
+                return;
+            }
+        };
+        if inbox.send(input).await.is_err() {
+            return;
+        }
         if shard.lifecycle.stopping() && left() {
             return;
         }

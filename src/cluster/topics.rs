@@ -300,8 +300,8 @@ thread_local! {
 /// `__transaction_state`) unless it exists, as Kafka does on the first
 /// FindCoordinator that needs it: `offsets.topic.num.partitions` (or
 /// `transaction.state.log.num.partitions`) partitions, each with
-/// `INTERNAL_TOPIC_REPLICATION_FACTOR` replicas (one per voter when there
-/// are fewer), which must all be live brokers; kept whole (no retention),
+/// `INTERNAL_TOPIC_REPLICATION_FACTOR` replicas (one per live broker when
+/// there are fewer), which must all be live brokers; kept whole (no retention),
 /// its coordinators trimming it themselves. Runs on the admin shard; one
 /// creation at a time per topic.
 pub async fn create_internal_topic(shard: &Rc<Shard>, name: &'static str) -> Result<(), String> {
@@ -312,9 +312,10 @@ pub async fn create_internal_topic(shard: &Rc<Shard>, name: &'static str) -> Res
     if view.topics.contains_key(name) || CREATING.with(|c| c.borrow().contains(&name)) {
         return Ok(());
     }
-    let voters = shard.config.cluster.as_ref().map_or(1, |c| c.voters.len());
+    let placement = placement_state(shard);
+    let live = placement.live_brokers().count().max(1);
     let count = if name == crate::metadata::INTERNAL_TOPICS[0] { OFFSETS_PARTITIONS } else { TXN_PARTITIONS };
-    let partitions = placement_state(shard).place(count, INTERNAL_TOPIC_REPLICATION_FACTOR.min(voters))?;
+    let partitions = placement.place(count, INTERNAL_TOPIC_REPLICATION_FACTOR.min(live))?;
     let configs = [
         ("cleanup.policy", "delete".to_string()),
         ("retention.ms", "-1".to_string()),

@@ -1,5 +1,4 @@
-//! How voters talk: one TCP connection per direction and peer, on the
-//! controller listener.
+//! How nodes talk to the quorum, on the voters' controller listeners.
 //!
 //! A quorum connection opens with [`MAGIC`] and the sender's node id
 //! (`i32`, big-endian), then carries frames `[u32 length][u8 kind][payload]`
@@ -8,8 +7,14 @@
 //! a Kafka request is never `SLQR`: it would be over a gigabyte) and is
 //! served as one, the four bytes read handed back first.
 //!
-//! Messages are fire and forget: a full queue or a broken connection drops
-//! them, and Raft sends again what a peer did not acknowledge.
+//! Voters keep one connection per direction and peer. Their messages are
+//! fire and forget: a full queue or a broken connection drops them, and
+//! Raft sends again what a peer did not acknowledge.
+//!
+//! A broker that is not a voter (an observer) opens one connection to a
+//! voter, the leader once it knows it, and asks on it for the committed
+//! records ([`Kind::Fetch`], answered by one [`Kind::Records`]); it sends its
+//! heartbeats and its proposals there too.
 
 use std::io;
 use std::pin::Pin;
@@ -37,6 +42,12 @@ pub enum Kind {
     Raft = 1,
     /// A broker's heartbeat to the quorum's leader: its incarnation.
     Heartbeat = 2,
+    /// An observer asks for the committed records from a log index (`u64`).
+    Fetch = 3,
+    /// A voter's answer to [`Kind::Fetch`]: [`Records`].
+    Records = 4,
+    /// An observer's record for the quorum to commit (the record's bytes).
+    Propose = 5,
 }
 
 impl Kind {
@@ -44,8 +55,69 @@ impl Kind {
         match byte {
             1 => Some(Kind::Raft),
             2 => Some(Kind::Heartbeat),
+            3 => Some(Kind::Fetch),
+            4 => Some(Kind::Records),
+            5 => Some(Kind::Propose),
             _ => None,
         }
+    }
+}
+
+/// A voter's answer to an observer's fetch: what it knows of the quorum and
+/// the committed records from the index asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Records {
+    /// The quorum's leader as the voter knows it.
+    pub leader: Option<i32>,
+    pub term: u64,
+    /// The voter's commit index.
+    pub committed: u64,
+    /// The index to ask from next.
+    pub next: u64,
+    /// (log index, record bytes), in log order.
+    pub records: Vec<(u64, Vec<u8>)>,
+}
+
+impl Records {
+    /// `[i32 leader (-1: none)][u64 term][u64 committed][u64 next]` then per
+    /// record `[u64 index][u32 length][bytes]`.
+    pub fn encode(&self) -> Vec<u8> {
+        let size: usize = self.records.iter().map(|(_, r)| 12 + r.len()).sum();
+        let mut out = Vec::with_capacity(28 + size);
+        out.extend_from_slice(&self.leader.unwrap_or(-1).to_be_bytes());
+        out.extend_from_slice(&self.term.to_be_bytes());
+        out.extend_from_slice(&self.committed.to_be_bytes());
+        out.extend_from_slice(&self.next.to_be_bytes());
+        for (index, record) in &self.records {
+            out.extend_from_slice(&index.to_be_bytes());
+            out.extend_from_slice(&(record.len() as u32).to_be_bytes());
+            out.extend_from_slice(record);
+        }
+        out
+    }
+
+    /// The inverse of [`Records::encode`]; anything short or left over is an error.
+    pub fn decode(mut bytes: &[u8]) -> io::Result<Records> {
+        fn take<'a>(bytes: &mut &'a [u8], n: usize) -> io::Result<&'a [u8]> {
+            if bytes.len() < n {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "quorum records frame cut short"));
+            }
+            let (head, rest) = bytes.split_at(n);
+            *bytes = rest;
+            Ok(head)
+        }
+        let u64_at = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or_default());
+        let leader = i32::from_be_bytes(take(&mut bytes, 4)?.try_into().unwrap_or_default());
+        let term = u64_at(take(&mut bytes, 8)?);
+        let committed = u64_at(take(&mut bytes, 8)?);
+        let next = u64_at(take(&mut bytes, 8)?);
+        let mut records = Vec::new();
+        while !bytes.is_empty() {
+            let index = u64_at(take(&mut bytes, 8)?);
+            let len = u32::from_be_bytes(take(&mut bytes, 4)?.try_into().unwrap_or_default()) as usize;
+            records.push((index, take(&mut bytes, len)?.to_vec()));
+        }
+        Ok(Records { leader: (leader >= 0).then_some(leader), term, committed, next, records })
     }
 }
 
@@ -107,7 +179,7 @@ impl Peer {
     }
 }
 
-async fn connect(me: i32, host: &str, port: u16) -> io::Result<TcpStream> {
+pub async fn connect(me: i32, host: &str, port: u16) -> io::Result<TcpStream> {
     let address = (host, port)
         .to_socket_addrs_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{host}:{port} resolves to nothing")))?;
@@ -218,6 +290,27 @@ mod tests {
             let mut empty = futures::io::Cursor::new(vec![0, 0, 0, 0]);
             assert!(read_frame(&mut empty).await.is_err());
         });
+    }
+
+    #[test]
+    fn records_round_trip_and_short_ones_are_refused() {
+        let records = Records {
+            leader: Some(2),
+            term: 7,
+            committed: 40,
+            next: 41,
+            records: vec![(38, b"one".to_vec()), (40, Vec::new())],
+        };
+        let bytes = records.encode();
+        assert_eq!(Records::decode(&bytes).unwrap(), records);
+        let none = Records { leader: None, ..Records::default() };
+        assert_eq!(Records::decode(&none.encode()).unwrap(), none);
+        for cut in [0, 10, 27, 30, bytes.len() - 1] {
+            assert!(Records::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut lying = Records { records: vec![(1, b"x".to_vec())], ..Records::default() }.encode();
+        lying[28 + 8..28 + 12].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(Records::decode(&lying).is_err(), "a length past the frame is refused");
     }
 
     #[test]

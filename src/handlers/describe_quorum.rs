@@ -13,7 +13,9 @@
 //!   committed offset is the end of the log;
 //! - voters: this node alone, with no directory id (a static quorum,
 //!   `kraft.version` 0) and, from v2, every listener as an endpoint, since
-//!   the node answers controller requests on each; observers: none.
+//!   the node answers controller requests on each; observers: none on a
+//!   single node; on a cluster's leader, the brokers that follow the quorum
+//!   without voting.
 
 use std::rc::Rc;
 
@@ -137,12 +139,27 @@ fn cluster_quorum(view: &ClusterView, version: i16) -> DescribeQuorumResponse {
                 .with_last_caught_up_timestamp(if known && end >= view.committed as i64 { now } else { -1 })
         })
         .collect();
+    // Brokers that follow without voting, as the leader last heard them fetch.
+    let observers = view
+        .observers
+        .iter()
+        .map(|o| {
+            let end = o.matched.map_or(-1, |m| m as i64);
+            ReplicaState::default()
+                .with_replica_id(BrokerId(o.node))
+                .with_replica_directory_id(Uuid::nil())
+                .with_log_end_offset(end)
+                .with_last_fetch_timestamp(now)
+                .with_last_caught_up_timestamp(if end >= view.committed as i64 { now } else { -1 })
+        })
+        .collect();
     let partition = PartitionData::default()
         .with_partition_index(METADATA_PARTITION)
         .with_leader_id(BrokerId(view.leader.unwrap_or(-1)))
         .with_leader_epoch(view.term as i32)
         .with_high_watermark(view.committed as i64)
-        .with_current_voters(voters);
+        .with_current_voters(voters)
+        .with_observers(observers);
     let topic = TopicData::default()
         .with_topic_name(TopicName(StrBytes::from_static_str(METADATA_TOPIC)))
         .with_partitions(vec![partition]);

@@ -53,6 +53,9 @@ impl Output {
     }
 }
 
+/// A committed record and its log index.
+pub type IndexedRecord = (u64, Vec<u8>);
+
 /// A voter's replication progress as the leader sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VoterProgress {
@@ -176,6 +179,29 @@ impl Quorum {
     /// The index of the last entry in this node's log.
     pub fn last_index(&self) -> u64 {
         self.node.raft.raft_log.last_index()
+    }
+
+    /// The committed records from log index `from` on, for a broker that
+    /// follows the quorum without voting (an observer): at least one record
+    /// when there is one, then as many as fit in `bytes_max`. Returns them
+    /// with the index to ask from next. Committed entries never change, so
+    /// any voter may serve them; one that is behind serves fewer.
+    pub fn committed_records(&self, from: u64, bytes_max: usize) -> Result<(Vec<IndexedRecord>, u64), QuorumError> {
+        let store = self.node.store();
+        let from = from.max(store.first_index()?);
+        let high = self.committed_index() + 1;
+        if from >= high {
+            return Ok((Vec::new(), from));
+        }
+        let context = raft::GetEntriesContext::empty(false);
+        let entries = store.entries(from, high, Some(bytes_max as u64), context)?;
+        let next = entries.last().map_or(from, |e| e.index + 1);
+        let records = entries
+            .into_iter()
+            .filter(|e| e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty())
+            .map(|e| (e.index, e.data.to_vec()))
+            .collect();
+        Ok((records, next))
     }
 
     /// Each voter's progress, as only the leader knows it.

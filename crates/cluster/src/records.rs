@@ -30,6 +30,11 @@ pub enum MetadataRecord {
         endpoints: Vec<Endpoint>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rack: Option<String>,
+        /// The endpoint (by listener name) other brokers send their
+        /// requests to; a voter's registration before brokers alone
+        /// existed names none, and means its controller listener.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inter_broker: Option<String>,
     },
     /// The leader stopped hearing from the broker's incarnation.
     FenceBroker { id: i32, epoch: u64 },
@@ -94,6 +99,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_registration_written_before_inter_broker_listeners_still_reads() {
+        let old = r#"{"type":"RegisterBroker","id":1,"incarnation":"a","endpoints":[]}"#;
+        let record = MetadataRecord::decode(old.as_bytes()).unwrap();
+        assert!(matches!(record, MetadataRecord::RegisterBroker { inter_broker: None, .. }), "{record:?}");
+    }
+
+    #[test]
     fn records_round_trip_as_json() {
         let records = [
             MetadataRecord::RegisterBroker {
@@ -106,6 +118,7 @@ mod tests {
                     protocol: "PLAINTEXT".into(),
                 }],
                 rack: None,
+                inter_broker: Some("PLAINTEXT".into()),
             },
             MetadataRecord::FenceBroker { id: 2, epoch: 7 },
             MetadataRecord::UnfenceBroker { id: 2, epoch: 7 },

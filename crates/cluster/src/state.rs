@@ -16,6 +16,8 @@ pub struct Broker {
     pub incarnation: String,
     pub endpoints: Vec<Endpoint>,
     pub rack: Option<String>,
+    /// The listener other brokers reach it on (`None`: its controller listener).
+    pub inter_broker: Option<String>,
     /// Fenced brokers are not offered to clients.
     pub fenced: bool,
     /// Stopping (controlled shutdown): stays fenced until it registers again.
@@ -166,7 +168,7 @@ impl ClusterState {
     pub fn apply(&mut self, index: u64, record: &MetadataRecord) {
         self.applied = self.applied.max(index);
         match record {
-            MetadataRecord::RegisterBroker { id, incarnation, endpoints, rack } => {
+            MetadataRecord::RegisterBroker { id, incarnation, endpoints, rack, inter_broker } => {
                 if !self.brokers.contains_key(id) && self.brokers.len() >= CLUSTER_BROKERS_MAX {
                     return;
                 }
@@ -182,6 +184,7 @@ impl ClusterState {
                         incarnation: incarnation.clone(),
                         endpoints: endpoints.clone(),
                         rack: rack.clone(),
+                        inter_broker: inter_broker.clone(),
                         fenced: true,
                         shutting_down: false,
                     },
@@ -423,7 +426,13 @@ mod tests {
     use super::*;
 
     fn register(id: i32, incarnation: &str) -> MetadataRecord {
-        MetadataRecord::RegisterBroker { id, incarnation: incarnation.into(), endpoints: Vec::new(), rack: None }
+        MetadataRecord::RegisterBroker {
+            id,
+            incarnation: incarnation.into(),
+            endpoints: Vec::new(),
+            rack: None,
+            inter_broker: None,
+        }
     }
 
     /// Brokers 1 to `brokers`, registered at indexes 1.. (their epochs) and
@@ -518,7 +527,13 @@ mod tests {
         assert_eq!(partition(&state).leader, 1, "broker 3 is not in sync");
         state.apply(
             33,
-            &MetadataRecord::RegisterBroker { id: 2, incarnation: "b".into(), endpoints: Vec::new(), rack: None },
+            &MetadataRecord::RegisterBroker {
+                id: 2,
+                incarnation: "b".into(),
+                endpoints: Vec::new(),
+                rack: None,
+                inter_broker: None,
+            },
         );
         state.apply(34, &MetadataRecord::UnfenceBroker { id: 2, epoch: 33 });
         state.apply(35, &shrink(4, vec![1, 2]));

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::state::{Broker, TopicState};
 
-/// One voter of the metadata quorum.
+/// One voter of the metadata quorum (or an observer: host and port empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VoterView {
     pub node: i32,
@@ -32,6 +32,10 @@ pub struct ClusterView {
     /// This node's last log index.
     pub last_index: u64,
     pub voters: Vec<VoterView>,
+    /// Brokers that follow the quorum without voting, as the leader last
+    /// heard from them (`matched`: the last index each had); empty on a
+    /// node that does not lead.
+    pub observers: Vec<VoterView>,
     /// Every registered broker, fenced or not, by id.
     pub brokers: Vec<Broker>,
     /// Changes of the security state so far.

@@ -124,7 +124,14 @@ impl Net {
 }
 
 fn register(id: i32) -> Vec<u8> {
-    MetadataRecord::RegisterBroker { id, incarnation: format!("run-{id}"), endpoints: Vec::new(), rack: None }.encode()
+    MetadataRecord::RegisterBroker {
+        id,
+        incarnation: format!("run-{id}"),
+        endpoints: Vec::new(),
+        rack: None,
+        inter_broker: None,
+    }
+    .encode()
 }
 
 #[test]
@@ -239,4 +246,48 @@ fn a_stored_log_with_a_gap_is_refused() {
     entries.remove(1);
     assert!(Quorum::open(1, &[1], TIMING, &entries, None).is_err());
     assert!(Quorum::open(1, &[1], TIMING, &[b"not an entry".to_vec()], None).is_err());
+}
+
+#[test]
+fn an_observer_reads_the_committed_records_from_any_voter_in_pages_and_nothing_uncommitted() {
+    let mut net = Net::new(&[1, 2, 3]);
+    net.run_until(100, |n| n.leader().is_some());
+    let leader = net.leader().unwrap();
+    for id in 10..20 {
+        net.quorum(leader).propose(register(id)).unwrap();
+    }
+    net.run_until(100, |n| n.nodes.values().all(|node| node.state.brokers.len() == 10));
+    let committed = net.quorum(leader).committed_index();
+    // From the start, a page at a time: every registration once, in log order.
+    let follower = net.ids().into_iter().find(|id| *id != leader).unwrap();
+    for voter in [leader, follower] {
+        let mut from = 1;
+        let mut seen = Vec::new();
+        loop {
+            let (records, next) = net.quorum(voter).committed_records(from, 100).unwrap();
+            assert!(next > from || from > committed, "a page moves on while records are committed");
+            assert!(records.iter().all(|(index, _)| *index >= from && *index < next && *index <= committed));
+            seen.extend(records.into_iter().map(|(index, bytes)| (index, MetadataRecord::decode(&bytes).unwrap())));
+            if next == from {
+                break;
+            }
+            from = next;
+        }
+        let ids: Vec<i32> = seen
+            .iter()
+            .map(|(_, r)| match r {
+                MetadataRecord::RegisterBroker { id, .. } => *id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(ids, (10..20).collect::<Vec<_>>(), "voter {voter}");
+        assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+    // A proposal the leader holds but has not committed is not served.
+    net.cut.insert(leader);
+    net.quorum(leader).propose(register(99)).unwrap();
+    net.poll_all();
+    assert!(net.quorum(leader).last_index() > committed);
+    let (records, next) = net.quorum(leader).committed_records(committed + 1, 1 << 20).unwrap();
+    assert!(records.is_empty() && next == committed + 1, "{records:?} {next}");
 }

@@ -354,6 +354,16 @@ pub const QUORUM_PEER_QUEUE_MAX: usize = 4096;
 pub const QUORUM_INBOX_MAX: usize = 4096;
 /// How long connecting to a peer may take.
 pub const QUORUM_CONNECT_TIMEOUT_MS: u64 = 2_000;
+/// Bytes of committed metadata records a voter sends an observer (a broker
+/// that is not a voter) in one answer; one record is always sent whole.
+pub const OBSERVER_FETCH_BYTES_MAX: usize = 1024 * 1024;
+/// How often an observer asks a voter for new committed records.
+pub const OBSERVER_FETCH_INTERVAL_MS: u64 = 100;
+/// How long an observer waits for a voter's answer before it tries another.
+pub const OBSERVER_FETCH_TIMEOUT_MS: u64 = 3_000;
+
+const _: () = assert!(OBSERVER_FETCH_BYTES_MAX + 64 <= QUORUM_FRAME_BYTES_MAX);
+const _: () = assert!(QUORUM_RECORD_BYTES_MAX + 64 <= QUORUM_FRAME_BYTES_MAX);
 /// How long a request one broker sends another (WriteTxnMarkers,
 /// AddPartitionsToTxn) may take, connection included, before it counts as failed.
 pub const PEER_CALL_TIMEOUT_MS: u64 = 10_000;

@@ -1,6 +1,7 @@
 //! Kafka requests one broker of a cluster sends another, as Kafka's brokers
-//! do, to the other broker's CONTROLLER listener (which serves Kafka requests
-//! too): a follower's replica fetches, a transaction coordinator's
+//! do, to the listener the other broker serves brokers on (a voter's
+//! CONTROLLER listener, which serves Kafka requests too; a broker alone's
+//! `inter.broker.listener.name`): a follower's replica fetches, a transaction coordinator's
 //! WriteTxnMarkers to the leaders of its transaction's partitions, and a
 //! partition leader's AddPartitionsToTxn to a transaction's coordinator.
 //! The client id is `replica-<node id>`, so a connection says which broker opened it.
@@ -21,14 +22,27 @@ use sluice_core::constants::{PEER_CALL_TIMEOUT_MS, PEER_RESPONSE_BYTES_MAX, QUOR
 use sluice_domain::txn::coordinator::COORDINATOR_EPOCH;
 use sluice_protocol::{ResponseError, TopicPartition};
 
-/// Connects to `broker`'s CONTROLLER listener.
+/// Connects to `broker` where it serves other brokers: the listener its
+/// registration names (a voter's CONTROLLER listener, a broker alone's
+/// `inter.broker.listener.name`), or a voter's quorum address until its
+/// registration is known.
 pub async fn connect(shard: &Shard, broker: i32) -> std::io::Result<TcpStream> {
     let config = shard.config.cluster.as_ref().ok_or_else(|| std::io::Error::other("not a cluster node"))?;
-    let voter =
-        config.voters.iter().find(|v| v.id == broker).ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::NotFound, format!("broker {broker} is not a voter"))
-        })?;
-    let address = std::net::ToSocketAddrs::to_socket_addrs(&(voter.host.as_str(), voter.port))?
+    let registered = shard.cluster().and_then(|view| {
+        let b = view.brokers.iter().find(|b| b.id == broker)?;
+        let name = b.inter_broker.as_deref().unwrap_or(&config.controller_listener);
+        b.endpoints.iter().find(|e| e.name == name).map(|e| (e.host.clone(), e.port))
+    });
+    let (host, port) = match registered {
+        Some(found) => found,
+        None => {
+            let voter = config.voters.iter().find(|v| v.id == broker).ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, format!("broker {broker} is not registered"))
+            })?;
+            (voter.host.clone(), voter.port)
+        }
+    };
+    let address = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))?
         .next()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))?;
     let stream = TcpStream::connect_timeout(address, Duration::from_millis(QUORUM_CONNECT_TIMEOUT_MS))

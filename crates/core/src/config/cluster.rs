@@ -5,8 +5,14 @@
 //!
 //! Without `controller.quorum.voters` the broker is a single node, as the
 //! embedded default is, and `process.roles` is read and not used. With it the
-//! node is a voter of the metadata quorum (`process.roles=broker,controller`,
-//! Kafka's combined mode).
+//! node is either a voter of the metadata quorum and a broker
+//! (`process.roles=broker,controller`, Kafka's combined mode), or a broker
+//! alone (`process.roles=broker`) that follows the quorum's log as an
+//! observer: how a cluster grows past its voters. A broker alone serves other
+//! brokers (replica fetches, transaction requests) on the listener
+//! `inter.broker.listener.name` names (by default the one named after
+//! `security.inter.broker.protocol`, `PLAINTEXT`); a combined node serves
+//! them on its controller listener.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -27,6 +33,8 @@ pub const KEYS: &[&str] = &[
     "broker.heartbeat.interval.ms",
     "default.replication.factor",
     "replica.lag.time.max.ms",
+    "inter.broker.listener.name",
+    "security.inter.broker.protocol",
 ];
 
 /// One voter of `controller.quorum.voters`: `id@host:port`.
@@ -46,8 +54,13 @@ pub struct ClusterConfig {
     pub voters_text: String,
     /// The controller listener's name (`controller.listener.names`' first).
     pub controller_listener: String,
-    /// Where the controller listener binds.
-    pub controller_bind: SocketAddr,
+    /// Where this node's controller listener binds: a voter's; `None` on a
+    /// broker alone (`process.roles=broker`), which follows the quorum.
+    pub controller_bind: Option<SocketAddr>,
+    /// The listener other brokers send their requests to (replica fetches,
+    /// transaction markers): the controller listener on a voter,
+    /// `inter.broker.listener.name` on a broker alone.
+    pub inter_broker_listener: String,
     /// How long a broker may go unheard before the quorum's leader fences it.
     pub broker_session_timeout_ms: u64,
     /// How often a broker tells the quorum's leader it is alive.
@@ -121,35 +134,46 @@ pub fn resolve(
             return Err(invalid("process.roles", format!("unknown role {role:?}: broker and controller are")));
         }
     }
-    if !(roles.iter().any(|r| r == "broker") && roles.iter().any(|r| r == "controller")) {
+    let controller = roles.iter().any(|r| r == "controller");
+    if !roles.iter().any(|r| r == "broker") {
         return Err(invalid(
             "process.roles",
-            "a node of a Sluice cluster is both broker and controller (process.roles=broker,controller); \
-             nodes with one role are not supported",
+            "a node of a Sluice cluster is a broker (process.roles=broker,controller for a voter of the \
+             metadata quorum, process.roles=broker for a broker that follows it); controllers alone are \
+             not supported",
         ));
     }
     if node_id as usize >= CLUSTER_BROKERS_MAX {
         return Err(invalid("node.id", format!("a cluster node's id is below {CLUSTER_BROKERS_MAX}")));
     }
-    if !voters.iter().any(|v| v.id == node_id) {
+    let voter = voters.iter().any(|v| v.id == node_id);
+    if controller && !voter {
         return Err(invalid("controller.quorum.voters", format!("node.id {node_id} is not one of the voters")));
     }
-    let Some((controller_listener, protocol, controller_bind)) = controller_listener(listeners, file)? else {
+    if !controller && voter {
         return Err(invalid(
-            "controller.listener.names",
-            "a controller names its controller listener (controller.listener.names=CONTROLLER, \
-             with CONTROLLER://host:port among listeners)",
-        ));
-    };
-    if protocol != SecurityProtocol::Plaintext {
-        return Err(invalid(
-            "listener.security.protocol.map",
-            format!(
-                "the controller listener {controller_listener} is PLAINTEXT; {} is not supported on it",
-                protocol.name()
-            ),
+            "node.id",
+            format!("{node_id} is a voter of controller.quorum.voters; a broker alone has an id of its own"),
         ));
     }
+    let (controller_listener, controller_bind, inter_broker_listener) = if controller {
+        let Some((name, protocol, bind)) = controller_listener(listeners, file)? else {
+            return Err(invalid(
+                "controller.listener.names",
+                "a controller names its controller listener (controller.listener.names=CONTROLLER, \
+                 with CONTROLLER://host:port among listeners)",
+            ));
+        };
+        if protocol != SecurityProtocol::Plaintext {
+            return Err(invalid(
+                "listener.security.protocol.map",
+                format!("the controller listener {name} is PLAINTEXT; {} is not supported on it", protocol.name()),
+            ));
+        }
+        (name.clone(), Some(bind), name)
+    } else {
+        (broker_controller_listener(listeners, file)?, None, inter_broker_listener(listeners, file)?)
+    };
     let broker_session_timeout_ms =
         from_file(file, "broker.session.timeout.ms")?.unwrap_or(BROKER_SESSION_TIMEOUT_MS_DEFAULT);
     let broker_heartbeat_interval_ms =
@@ -161,11 +185,9 @@ pub fn resolve(
         ));
     }
     let default_replication_factor: i64 = from_file(file, "default.replication.factor")?.unwrap_or(1);
-    if !(1..=voters.len() as i64).contains(&default_replication_factor) {
-        return Err(invalid(
-            "default.replication.factor",
-            format!("must be at least 1 and at most the brokers of the cluster ({})", voters.len()),
-        ));
+    // Checked against the brokers registered when a topic is created, as Kafka does.
+    if !(1..=CLUSTER_BROKERS_MAX as i64).contains(&default_replication_factor) {
+        return Err(invalid("default.replication.factor", format!("must be 1..={CLUSTER_BROKERS_MAX}")));
     }
     let replica_lag_time_max_ms =
         from_file(file, "replica.lag.time.max.ms")?.unwrap_or(REPLICA_LAG_TIME_MAX_MS_DEFAULT);
@@ -177,11 +199,62 @@ pub fn resolve(
         voters_text: voters_text.clone(),
         controller_listener,
         controller_bind,
+        inter_broker_listener,
         broker_session_timeout_ms,
         broker_heartbeat_interval_ms,
         default_replication_factor: default_replication_factor as i16,
         replica_lag_time_max_ms,
     }))
+}
+
+/// A broker alone's `controller.listener.names`: Kafka requires it, and
+/// that it is not one of the broker's own listeners.
+fn broker_controller_listener(listeners: &str, file: &BTreeMap<String, String>) -> Result<String, ConfigError> {
+    let Some(name) = file
+        .get("controller.listener.names")
+        .and_then(|t| t.split(',').map(|n| n.trim().to_ascii_uppercase()).find(|n| !n.is_empty()))
+    else {
+        return Err(invalid(
+            "controller.listener.names",
+            "a broker names the listener it reaches the controllers on (controller.listener.names=CONTROLLER)",
+        ));
+    };
+    if controller_listener(listeners, file).is_ok_and(|l| l.is_some()) {
+        return Err(invalid(
+            "controller.listener.names",
+            format!("{name} is one of the listeners; a broker alone (process.roles=broker) has no controller listener"),
+        ));
+    }
+    Ok(name)
+}
+
+/// A broker alone's listener for other brokers: `inter.broker.listener.name`,
+/// or the listener named after `security.inter.broker.protocol`
+/// (`PLAINTEXT` by default), as Kafka picks it. It must be PLAINTEXT: the
+/// requests brokers send each other carry no TLS or SASL.
+fn inter_broker_listener(listeners: &str, file: &BTreeMap<String, String>) -> Result<String, ConfigError> {
+    let (key, name) = match file.get("inter.broker.listener.name") {
+        Some(name) => ("inter.broker.listener.name", name.trim().to_ascii_uppercase()),
+        None => (
+            "security.inter.broker.protocol",
+            file.get("security.inter.broker.protocol")
+                .map_or("PLAINTEXT".to_string(), |p| p.trim().to_ascii_uppercase()),
+        ),
+    };
+    let map = super::listeners::protocol_map(file.get("listener.security.protocol.map"))?;
+    let Some((_, host, port)) =
+        super::listeners::parse_endpoints("listeners", listeners)?.into_iter().find(|(n, _, _)| *n == name)
+    else {
+        return Err(invalid(key, format!("{name} is not one of the listeners")));
+    };
+    let (protocol, _) = super::listeners::protocol_and_bind(&map, &name, &host, port)?;
+    if protocol != SecurityProtocol::Plaintext {
+        return Err(invalid(
+            key,
+            format!("the inter-broker listener {name} is PLAINTEXT; {} is not supported on it", protocol.name()),
+        ));
+    }
+    Ok(name)
 }
 
 #[cfg(test)]
@@ -216,7 +289,8 @@ mod tests {
         assert_eq!(c.voters.iter().map(|v| v.id).collect::<Vec<_>>(), vec![1, 2, 3]);
         assert_eq!(c.voters[0], Voter { id: 1, host: "localhost".into(), port: 9093 });
         assert_eq!(c.controller_listener, "CONTROLLER");
-        assert_eq!(c.controller_bind, "127.0.0.1:9093".parse().unwrap());
+        assert_eq!(c.controller_bind, Some("127.0.0.1:9093".parse().unwrap()));
+        assert_eq!(c.inter_broker_listener, "CONTROLLER");
         assert_eq!(c.broker_session_timeout_ms, 9_000);
         assert_eq!(c.broker_heartbeat_interval_ms, 2_000);
     }
@@ -235,8 +309,8 @@ mod tests {
         f.remove("controller.listener.names");
         assert!(err(f, 1).contains("controller.listener.names"));
         let mut f = combined("1@localhost:9093");
-        f.insert("default.replication.factor".into(), "3".into());
-        assert!(err(f, 1).contains("at most the brokers of the cluster (1)"));
+        f.insert("default.replication.factor".into(), "0".into());
+        assert!(err(f, 1).contains("default.replication.factor"));
         let mut f = combined("1@localhost:9093");
         f.insert("replica.lag.time.max.ms".into(), "0".into());
         assert!(err(f, 1).contains("replica.lag.time.max.ms"));
@@ -245,5 +319,54 @@ mod tests {
         assert!(err(f, 1).contains("broker.heartbeat.interval.ms"));
         let f = combined("1@localhost:9093");
         assert!(resolve("PLAINTEXT://:9092", 1, &f).unwrap_err().to_string().contains("not one of the listeners"));
+    }
+
+    fn broker_alone() -> BTreeMap<String, String> {
+        let mut f = combined("1@localhost:9093,2@localhost:9094,3@localhost:9095");
+        f.insert("process.roles".into(), "broker".into());
+        f
+    }
+
+    #[test]
+    fn a_broker_alone_follows_the_voters_and_serves_brokers_on_its_plaintext_listener() {
+        let c = resolve("PLAINTEXT://:9092", 4, &broker_alone()).unwrap().unwrap();
+        assert_eq!(c.voters.len(), 3);
+        assert_eq!(c.controller_bind, None);
+        assert_eq!(c.controller_listener, "CONTROLLER");
+        assert_eq!(c.inter_broker_listener, "PLAINTEXT");
+        let mut f = broker_alone();
+        f.insert(
+            "listener.security.protocol.map".into(),
+            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,REPL:PLAINTEXT".into(),
+        );
+        f.insert("inter.broker.listener.name".into(), "REPL".into());
+        let c = resolve("PLAINTEXT://:9092,REPL://:9096", 4, &f).unwrap().unwrap();
+        assert_eq!(c.inter_broker_listener, "REPL");
+    }
+
+    #[test]
+    fn a_broker_alone_is_refused_what_kafka_refuses() {
+        let err = |listeners: &str, f: BTreeMap<String, String>, node: i32| {
+            resolve(listeners, node, &f).unwrap_err().to_string()
+        };
+        // Its id is its own, not a voter's.
+        assert!(err("PLAINTEXT://:9092", broker_alone(), 2).contains("is a voter"));
+        // It has no controller listener of its own, but names the controllers'.
+        assert!(err(LISTENERS, broker_alone(), 4).contains("has no controller listener"));
+        let mut f = broker_alone();
+        f.remove("controller.listener.names");
+        assert!(err("PLAINTEXT://:9092", f, 4).contains("controller.listener.names"));
+        // Its inter-broker listener exists and is PLAINTEXT.
+        let mut f = broker_alone();
+        f.insert("inter.broker.listener.name".into(), "REPL".into());
+        assert!(err("PLAINTEXT://:9092", f, 4).contains("REPL is not one of the listeners"));
+        let mut f = broker_alone();
+        f.insert("listener.security.protocol.map".into(), "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SECURE:SSL".into());
+        f.insert("inter.broker.listener.name".into(), "SECURE".into());
+        assert!(err("PLAINTEXT://:9092,SECURE://:9093", f, 4).contains("not supported"));
+        // A controller alone is not supported.
+        let mut f = broker_alone();
+        f.insert("process.roles".into(), "controller".into());
+        assert!(err("PLAINTEXT://:9092", f, 4).contains("controllers alone are not supported"));
     }
 }

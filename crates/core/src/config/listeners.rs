@@ -252,7 +252,7 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
 
 /// `NAME://host:port` entries of `listeners` or `advertised.listeners`. A bare
 /// `host:port` is a PLAINTEXT listener (Sluice's `--listen` took that form first).
-fn parse_endpoints(key: &str, text: &str) -> Result<Vec<(String, String, u16)>, ConfigError> {
+pub(super) fn parse_endpoints(key: &str, text: &str) -> Result<Vec<(String, String, u16)>, ConfigError> {
     let mut endpoints = Vec::new();
     for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (name, address) = match entry.split_once("://") {
@@ -282,7 +282,7 @@ fn parse_endpoints(key: &str, text: &str) -> Result<Vec<(String, String, u16)>, 
 }
 
 /// `listener.security.protocol.map`: Kafka's default maps each protocol's name to itself.
-fn protocol_map(text: Option<&String>) -> Result<BTreeMap<String, SecurityProtocol>, ConfigError> {
+pub(super) fn protocol_map(text: Option<&String>) -> Result<BTreeMap<String, SecurityProtocol>, ConfigError> {
     let key = "listener.security.protocol.map";
     let mut map: BTreeMap<String, SecurityProtocol> = [
         SecurityProtocol::Plaintext,
@@ -388,7 +388,7 @@ fn tls_config(name: &str, keys: &ListenerKeys) -> Result<TlsConfig, ConfigError>
 
 /// A listener's security protocol (from `listener.security.protocol.map`)
 /// and the address it binds (an empty host: every interface).
-fn protocol_and_bind(
+pub(super) fn protocol_and_bind(
     map: &BTreeMap<String, SecurityProtocol>,
     name: &str,
     host: &str,
