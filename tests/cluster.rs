@@ -542,25 +542,23 @@ fn admin_changes_made_at_one_broker_reach_every_broker() {
 
 /// The client port of node `id` in `config/cluster/`.
 fn client_port(id: u16) -> u16 {
-    [19092, 29092, 30092][id as usize - 1]
+    [19092, 29092, 30092, 31092][id as usize - 1]
 }
 
 #[test]
 fn the_readme_cluster_starts_from_its_config_files() {
     // The README's three commands, each run in a directory of its own (the
-    // files keep data under ./data/node<id>), with the files as shipped.
+    // files keep data under ./data/node<id>), with the files as shipped;
+    // then its fourth, which adds a broker.
     let repository = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut brokers = Vec::new();
     let mut bootstraps = Vec::new();
-    for id in 1..=3 {
+    for id in 1..=4 {
         let cwd = fresh_data_dir(&format!("readme-cluster-{id}"));
         std::fs::create_dir_all(&cwd).unwrap();
+        let file = if id == 4 { "broker4.properties".to_string() } else { format!("node{id}.properties") };
         let mut command = Command::new(sluice_bin());
-        command
-            .current_dir(&cwd)
-            .arg("serve")
-            .arg("--config")
-            .arg(repository.join(format!("config/cluster/node{id}.properties")));
+        command.current_dir(&cwd).arg("serve").arg("--config").arg(repository.join("config/cluster").join(file));
         let log_path = cwd.with_extension("log");
         brokers.push(Broker::launch(
             command,
@@ -572,13 +570,15 @@ fn the_readme_cluster_starts_from_its_config_files() {
         bootstraps.push(format!("127.0.0.1:{}", client_port(id)));
     }
     for address in &bootstraps {
-        wait_for_brokers(address, &[1, 2, 3]);
+        wait_for_brokers(address, &[1, 2, 3, 4]);
     }
     let listed = metadata(&bootstraps[0]).unwrap();
     let mut ports: Vec<i32> = listed.brokers.iter().map(|b| b.port).collect();
     ports.sort();
-    assert_eq!(ports, vec![19092, 29092, 30092]);
+    assert_eq!(ports, vec![19092, 29092, 30092, 31092]);
     assert!(brokers[0].data_dir.join("__cluster_metadata-0/log").exists(), "data under ./data/node1");
+    assert!(brokers[3].data_dir.exists(), "data under ./data/node4");
+    assert!(!brokers[3].data_dir.join("__cluster_metadata-0").exists(), "a broker alone keeps no quorum log");
 }
 
 #[test]
