@@ -93,25 +93,25 @@ impl Observer {
             else {
                 return;
             };
-            match transport::connect(self.me(), &host, port).await {
-                Ok(stream) => {
-                    if let Err(e) = self.follow(voter, stream, &inbound).await {
-                        tracing::debug!(voter, error = %e, "metadata quorum connection ended");
-                    }
-                }
-                Err(e) => tracing::debug!(voter, error = %e, "cannot reach a voter"),
-            }
+            let ended = match transport::connect(self.me(), &host, port).await {
+                Ok(stream) => self.follow(voter, stream, &inbound).await,
+                Err(e) => Err(e),
+            };
             if self.shard.lifecycle.stopping() && self.leaving_done() {
                 return;
             }
-            // Whoever leads now may be another voter; without word of one, try the next.
-            self.rotation += 1;
-            if self.leader == Some(voter) {
+            if let Err(e) = ended {
+                // Try the next voter. Until one answers this broker knows no
+                // leader, and says so.
+                tracing::debug!(voter, error = %e, "metadata quorum connection ended");
+                self.rotation += 1;
                 self.leader = None;
+                let facts = self.facts();
+                self.applier.publish(facts).await;
+                self.waiting.expire(self.leader);
+                self.refuse_proposals(&inbound);
+                glommio::timer::sleep(Duration::from_millis(QUORUM_RECONNECT_BACKOFF_MS)).await;
             }
-            self.waiting.expire(self.leader);
-            self.refuse_proposals(&inbound);
-            glommio::timer::sleep(Duration::from_millis(QUORUM_RECONNECT_BACKOFF_MS)).await;
         }
     }
 
@@ -127,8 +127,9 @@ impl Observer {
         }
     }
 
-    /// Follows the quorum through `voter` until the connection fails, the
-    /// leader is another voter, or the broker's controlled shutdown is over.
+    /// Follows the quorum through `voter` until the connection fails (an
+    /// error), the leader is another voter, or the broker's controlled
+    /// shutdown is over.
     async fn follow(
         &mut self,
         voter: i32,

@@ -90,7 +90,8 @@ pub async fn reconcile(shard: Rc<Shard>) {
 /// whose leadership this shard holds: each newly led one is loaded from its
 /// log (in a task of its own; its keys are COORDINATOR_LOAD_IN_PROGRESS
 /// meanwhile), each no longer led unloaded, and each whose write failed
-/// unloaded and loaded again, so memory never holds what the log does not.
+/// unloaded and loaded again once its log's records are all committed, so
+/// memory never holds what the log does not, nor what it may yet lose.
 pub fn sync_coordinators(shard: &Rc<Shard>) {
     use crate::constants::{OFFSETS_PARTITIONS, TXN_PARTITIONS};
     let Some(view) = shard.cluster() else { return };
@@ -124,7 +125,13 @@ pub fn sync_coordinators(shard: &Rc<Shard>) {
                     shard.txns.unload(n);
                 }
             }
-            let Some(log) = log.filter(|_| leads && (!holds || failed)) else { continue };
+            // Loaded only from a log whose every record is committed (the
+            // high watermark at its end): a tail that never commits (written
+            // before the leadership moved, or by a write that failed here)
+            // is never state a coordinator acts on. A follower's fetch
+            // moves the high watermark on within a fetch's wait.
+            let committed = |log: &Rc<sluice_storage::log::Log>| log.high_watermark() >= log.log_end_offset();
+            let Some(log) = log.filter(|log| leads && (!holds || failed) && committed(log)) else { continue };
             let shard = shard.clone();
             glommio::spawn_local(async move {
                 if groups {

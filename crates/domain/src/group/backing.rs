@@ -146,10 +146,16 @@ impl LogJournal {
     }
 
     async fn append(&self, changes: &[Change], state: impl FnOnce() -> StoreState) -> Result<(), StorageError> {
+        let refused = || StorageError::Failed("the coordinator's earlier write failed".into());
         if self.failed.get() {
-            return Err(StorageError::Failed("the coordinator's earlier write failed".into()));
+            return Err(refused());
         }
         let _permit = self.lock.lock().await;
+        // A write that waited behind one that failed fails too: the
+        // partition is reloaded from the log, which may not show it.
+        if self.failed.get() {
+            return Err(refused());
+        }
         let result = if self.bytes_since_start.get() > OFFSETS_JOURNAL_BYTES_MAX as u64 {
             self.snapshot(state()).await
         } else {

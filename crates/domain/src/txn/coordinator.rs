@@ -224,7 +224,10 @@ impl TxnCoordinator {
     async fn lock(&self, id: &str) -> Result<IdLock<'_>, ResponseError> {
         let lock = self.locks.borrow_mut().entry(id.to_string()).or_insert_with(|| Rc::new(Semaphore::new(1))).clone();
         lock.acquire(1).await.map_err(|_| ResponseError::CoordinatorNotAvailable)?;
-        Ok(IdLock { coordinator: self, id: id.to_string(), lock })
+        let guard = IdLock { coordinator: self, id: id.to_string(), lock };
+        // Its partition may have been unloaded (or be reloading) while this waited.
+        self.serves(id)?;
+        Ok(guard)
     }
 
     fn partition_of(&self, id: &str) -> Rc<StatePartition> {

@@ -35,6 +35,14 @@ impl Shard {
     /// partition (`partition` of `topic`) is loading here, or about to be (this
     /// broker leads it and has not taken the leadership up yet), or another
     /// broker (or none yet) leads it.
+    /// Whether this cluster node knows no leader of the metadata quorum: cut
+    /// off from it, its view of who coordinates what may be out of date (a
+    /// coordinator elsewhere may have taken over), so its coordinators
+    /// answer NOT_COORDINATOR rather than from state that may be stale.
+    fn cut_off(&self) -> bool {
+        self.cluster().is_some_and(|view| view.leader.is_none())
+    }
+
     fn refusal(&self, e: ResponseError, topic: &str, partition: usize) -> RouteError {
         let leads =
             || self.cluster().and_then(|view| view.leader(topic, partition as i32)) == Some(self.config.node_id);
@@ -58,6 +66,7 @@ impl Shard {
         let shard = sluice_domain::group::coordinator_shard(group_id, self.router.shards);
         let checked = move |shard: Rc<Shard>| async move {
             match shard.groups.serves(&id) {
+                Ok(()) if shard.cut_off() => Err(RouteError::NotCoordinator),
                 Ok(()) => Ok(job(shard).await),
                 Err(e) => Err(shard.refusal(e, INTERNAL_TOPICS[0], sluice_domain::group::offsets_partition(&id))),
             }
@@ -77,6 +86,7 @@ impl Shard {
         let shard = sluice_domain::txn::coordinator_shard(transactional_id, self.router.shards);
         let checked = move |shard: Rc<Shard>| async move {
             match shard.txns.serves(&id) {
+                Ok(()) if shard.cut_off() => Err(RouteError::NotCoordinator),
                 Ok(()) => Ok(job(shard).await),
                 Err(e) => Err(shard.refusal(e, INTERNAL_TOPICS[1], sluice_domain::txn::txn_partition(&id))),
             }
