@@ -40,12 +40,14 @@ struct Node {
     config: PathBuf,
     data_dir: PathBuf,
     broker: Option<Broker>,
+    /// `--shards` (1 unless a test wants more).
+    shards: usize,
 }
 
 impl Node {
     fn start(&mut self) {
         let mut command = Command::new(sluice_bin());
-        command.arg("serve").arg("--config").arg(&self.config).args(["--shards", "1"]);
+        command.arg("serve").arg("--config").arg(&self.config).args(["--shards", &self.shards.to_string()]);
         let log_path = self.data_dir.with_file_name(format!(
             "{}-{}.log",
             self.data_dir.file_name().unwrap().to_string_lossy(),
@@ -102,7 +104,7 @@ fn cluster_with(name: &str, proxied: bool) -> (Vec<Node>, Vec<u16>, Option<Netwo
                 data_dir.display(),
             );
             std::fs::write(&config, text).unwrap();
-            Node { id, config, data_dir, broker: None }
+            Node { id, config, data_dir, broker: None, shards: 1 }
         })
         .collect();
     (nodes, controller_ports, network)
@@ -135,7 +137,7 @@ fn broker_alone(name: &str, id: i32, voters: &Node) -> Node {
         data_dir.display(),
     );
     std::fs::write(&config, text).unwrap();
-    Node { id, config, data_dir, broker: None }
+    Node { id, config, data_dir, broker: None, shards: 1 }
 }
 
 /// Starts every node and waits until all three agree on the brokers and
@@ -301,7 +303,7 @@ fn a_single_voter_cluster_serves_clients_at_once() {
         ),
     )
     .unwrap();
-    let mut node = Node { id: 1, config, data_dir, broker: None };
+    let mut node = Node { id: 1, config, data_dir, broker: None, shards: 1 };
     node.start();
     let nodes = vec![node];
     assert_eq!(wait_for_agreement(&nodes, &[1], Duration::from_secs(10)), 1);
@@ -2229,6 +2231,11 @@ fn a_broker_added_to_a_running_cluster_takes_partitions_and_fails_over() {
     };
     assert_eq!(ids(&partition.current_voters), vec![1, 2, 3], "{quorum:?}");
     assert_eq!(ids(&partition.observers), vec![4], "{quorum:?}");
+    // Any broker answers as the leader does: the new one asks the leader.
+    let asked_elsewhere = describe_quorum(&nodes[3].bootstrap());
+    let partition = &asked_elsewhere.topics[0].partitions[0];
+    assert_eq!(ids(&partition.observers), vec![4], "{asked_elsewhere:?}");
+    assert!(partition.current_voters.iter().all(|v| v.log_end_offset > 0), "{asked_elsewhere:?}");
 
     // A topic created through the new broker is placed over all four.
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -2295,4 +2302,66 @@ fn a_broker_added_to_a_running_cluster_takes_partitions_and_fails_over() {
     }
     let placed = replicas_of(&nodes[3].bootstrap(), "grown").unwrap();
     assert_eq!(placed[0].2, in_sync, "broker 4 is in sync again: {placed:?}");
+}
+
+/// Replica fetches go core to core: on brokers of two shards, each
+/// follower's connection is handed by the broker that accepts it (on its
+/// controller listener, or a broker alone's PLAINTEXT listener) to the
+/// shard that owns the partition, and every record acknowledged with
+/// acks=all is there.
+#[test]
+fn replica_fetches_are_served_by_the_shard_that_owns_the_partition() {
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+
+    use crate::common::http;
+    use crate::common::kafka;
+
+    let (mut nodes, _) = cluster("cores");
+    for node in nodes.iter_mut() {
+        node.shards = 2;
+    }
+    start_all(&mut nodes);
+    let mut added = broker_alone("cores", 4, &nodes[0]);
+    added.shards = 2;
+    added.start();
+    nodes.push(added);
+    wait_for_agreement(&nodes, &[1, 2, 3, 4], Duration::from_secs(30));
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let new = NewTopic::new("cores", 8, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
+    let created =
+        runtime.block_on(kafka::admin(&nodes[0].bootstrap()).create_topics(&[new], &AdminOptions::new())).unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    for node in &nodes {
+        wait_for_isr(&node.bootstrap(), "cores", 3, Duration::from_secs(30));
+    }
+    let producer = kafka::producer(&nodes[1].bootstrap(), &[("acks", "all"), ("message.timeout.ms", "30000")]);
+    let acked = runtime.block_on(kafka::produce(
+        &producer,
+        "cores",
+        (0..800).map(|i| kafka::Record::new(format!("r{i}")).partition(i % 8)),
+    ));
+    assert_eq!(acked.len(), 800);
+    let read = kafka::consume_to_end(
+        &kafka::consumer_config(&nodes[3].bootstrap(), "cores"),
+        "cores",
+        8,
+        Duration::from_secs(30),
+    );
+    assert_eq!(read.len(), 800);
+
+    // 8 partitions with 2 followers each: 16 replica connections, each
+    // counted by the shard that serves it. Both shards of the brokers serve
+    // some, the broker alone included.
+    let served = |node: &Node, shard: &str| {
+        let answer = http::get(&node.broker.as_ref().unwrap().admin_url(), "/metrics");
+        http::sum(&http::parse_metrics(&answer.body), "sluice_replica_connections_total", &[("shard", shard)])
+    };
+    let per_shard: Vec<(f64, f64)> = nodes.iter().map(|n| (served(n, "0"), served(n, "1"))).collect();
+    let total: f64 = per_shard.iter().map(|(a, b)| a + b).sum();
+    assert!(total >= 16.0, "{per_shard:?}");
+    // A voter accepts them on its controller listener, on shard 0 alone: those shard 1 serves were handed over.
+    assert!(per_shard[..3].iter().map(|(_, b)| b).sum::<f64>() > 0.0, "some go to shard 1: {per_shard:?}");
+    assert!(per_shard.iter().map(|(a, _)| a).sum::<f64>() > 0.0, "some stay on shard 0: {per_shard:?}");
+    assert!(per_shard[3].0 + per_shard[3].1 > 0.0, "the broker alone serves followers too: {per_shard:?}");
 }

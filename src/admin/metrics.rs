@@ -321,6 +321,11 @@ impl Collector for Scrape {
         )?;
 
         f.counter("mesh_calls", "Calls sent to other shards.", per_shard(|s| s.counters.mesh_calls))?;
+        f.counter(
+            "replica_connections",
+            "Followers' replica-fetch connections served on the shard that owns their partition.",
+            per_shard(|s| s.counters.replica_connections),
+        )?;
         f.gauge("mesh_calls_pending", "Calls to other shards awaiting their answer.", per_shard(|s| s.calls_pending))?;
         f.counter(
             "shard_busy_seconds",

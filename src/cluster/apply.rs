@@ -264,3 +264,70 @@ impl Leaving {
         LeaveStep::Wait
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proposal() -> (ProposalAnswer, futures::channel::oneshot::Receiver<Result<(), ProposeError>>) {
+        futures::channel::oneshot::channel()
+    }
+
+    #[test]
+    fn a_proposal_is_answered_when_applied_and_refused_when_its_leader_changes() {
+        let mut waiting = Waiting::default();
+        let (done, mut applied) = proposal();
+        waiting.push(b"one".to_vec(), Some(1), done);
+        let (done, mut moved) = proposal();
+        waiting.push(b"two".to_vec(), Some(1), done);
+        // Another record's application answers neither.
+        waiting.applied(vec![b"other".to_vec()]);
+        assert!(applied.try_recv().unwrap().is_none());
+        waiting.applied(vec![b"one".to_vec()]);
+        assert!(matches!(applied.try_recv().unwrap(), Some(Ok(()))));
+        // Leader 1 is still the leader: "two" waits on.
+        waiting.expire(Some(1));
+        assert!(moved.try_recv().unwrap().is_none());
+        // A new leader: "two" may or may not commit, so the proposer is told to try again.
+        waiting.expire(Some(2));
+        assert!(matches!(moved.try_recv().unwrap(), Some(Err(ProposeError::NotController(_)))));
+        assert!(!waiting.full());
+    }
+
+    #[test]
+    fn too_many_waiting_proposals_are_refused_at_once() {
+        let mut waiting = Waiting::default();
+        let mut answers = Vec::new();
+        for i in 0..PROPOSALS_WAITING_MAX {
+            let (done, answer) = proposal();
+            waiting.push(i.to_be_bytes().to_vec(), Some(1), done);
+            answers.push(answer);
+        }
+        assert!(waiting.full());
+        let (done, mut refused) = proposal();
+        waiting.push(b"late".to_vec(), Some(1), done);
+        assert!(matches!(refused.try_recv().unwrap(), Some(Err(ProposeError::TimedOut(_)))));
+    }
+
+    #[test]
+    fn a_stopping_broker_proposes_its_shutdown_until_the_log_has_it() {
+        let mut state = ClusterState::default();
+        let register = MetadataRecord::RegisterBroker {
+            id: 4,
+            incarnation: "a".into(),
+            endpoints: Vec::new(),
+            rack: None,
+            inter_broker: None,
+        };
+        state.apply(7, &register);
+        state.apply(8, &MetadataRecord::UnfenceBroker { id: 4, epoch: 7 });
+        let mut leaving = Leaving::default();
+        let LeaveStep::Propose(record) = leaving.step(&state, 4, "a") else { panic!("proposes at once") };
+        assert_eq!(record, MetadataRecord::ShutdownBroker { id: 4, epoch: 7 });
+        assert!(matches!(leaving.step(&state, 4, "a"), LeaveStep::Wait), "not again before the retry interval");
+        state.apply(9, &record);
+        assert!(matches!(leaving.step(&state, 4, "a"), LeaveStep::Done));
+        // Another incarnation's registration is not this process's to shut down.
+        assert!(matches!(Leaving::default().step(&state, 4, "b"), LeaveStep::Done));
+    }
+}

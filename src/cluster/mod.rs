@@ -612,6 +612,11 @@ async fn serve_controller_connection(
     if stream.read_exact(&mut first).await.is_err() {
         return;
     }
+    if first == transport::REPLICA_MAGIC {
+        drop(slot);
+        let listener = runtime.config.clone();
+        return replication::hand_over_replica_connection(&shard, stream, listener, peer).await;
+    }
     if first != MAGIC {
         let _ = stream.set_read_timeout(Some(Duration::from_millis(shard.config.connections_max_idle_ms)));
         let session = Rc::new(Session::new(runtime, peer, KafkaPrincipal::anonymous()));

@@ -83,6 +83,9 @@ pub async fn run(shard: Rc<Shard>, config: ClusterConfig, registration: Metadata
 
 impl Observer {
     async fn run(&mut self, inbound: LocalReceiver<Input>) {
+        // Shards know at once that this is a cluster node with no leader heard from yet.
+        let facts = self.facts();
+        self.applier.publish(facts).await;
         loop {
             if self.shard.lifecycle.stopping() && self.leaving_done() {
                 return;

@@ -407,7 +407,7 @@ impl Follower {
         let mut correlation_id = 0i32;
         while !stop.get() && !self.shard.lifecycle.stopping() {
             if connection.is_none() {
-                match crate::peers::connect(&self.shard, self.leader).await {
+                match self.connect().await {
                     Ok(stream) => connection = Some(stream),
                     Err(e) => {
                         tracing::debug!(leader = self.leader, error = %e, "cannot reach the partition's leader");
@@ -431,6 +431,15 @@ impl Follower {
                 glommio::timer::sleep(Duration::from_millis(REPLICA_FETCH_BACKOFF_MS)).await;
             }
         }
+    }
+
+    /// A connection to the leader that its broker hands to the shard owning
+    /// the partition there: fetches go core to core.
+    async fn connect(&self) -> std::io::Result<TcpStream> {
+        use futures::io::AsyncWriteExt;
+        let mut stream = crate::peers::connect(&self.shard, self.leader).await?;
+        stream.write_all(&super::transport::encode_replica_hello(&self.key.0, self.key.1)).await?;
+        Ok(stream)
     }
 
     /// One Fetch round trip for this partition, from the replica's log end.
@@ -555,4 +564,76 @@ pub fn roles(shard: &Shard) -> Vec<(Arc<str>, i32, bool)> {
             Some((key.0, key.1, leading))
         })
         .collect()
+}
+
+/// A follower's replica-fetch connection, accepted on this shard with its
+/// [`REPLICA_MAGIC`](super::transport::REPLICA_MAGIC) read: handed to the
+/// shard that owns the partition it names (or served here when that is this
+/// shard, or the partition is not hosted here: its fetches then get Kafka's
+/// errors). The descriptor moves between shards as a duplicate, the
+/// accepting shard's stream closed.
+pub async fn hand_over_replica_connection(
+    shard: &Rc<Shard>,
+    mut stream: TcpStream,
+    listener: crate::config::ListenerConfig,
+    peer: std::net::SocketAddr,
+) {
+    use std::os::fd::AsRawFd;
+    let (topic, partition) = match super::transport::read_replica_hello(&mut stream).await {
+        Ok(named) => named,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "bad replica-fetch opening; closed");
+            return;
+        }
+    };
+    let owner = shard.catalog().topic(&topic).and_then(|m| m.owner(partition)).unwrap_or(shard.id);
+    if owner == shard.id {
+        return serve_replica_connection(shard.clone(), stream, listener, peer).await;
+    }
+    // SAFETY: dup of a descriptor this task owns; the copy is owned by the stream built from it below.
+    let fd = unsafe { libc::dup(stream.as_raw_fd()) };
+    if fd < 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot hand a replica connection over; served here");
+        return serve_replica_connection(shard.clone(), stream, listener, peer).await;
+    }
+    drop(stream);
+    let handed = shard
+        .invoke_on(owner, move |owner| async move {
+            // SAFETY: `fd` is an open TCP socket this closure alone owns (the duplicate made above).
+            let stream = unsafe { <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            glommio::spawn_local(serve_replica_connection(owner, stream, listener, peer)).detach();
+        })
+        .await;
+    if handed.is_err() {
+        // The owner shard is gone (the broker is stopping); the closure and its descriptor went with it.
+        tracing::debug!(%peer, owner, "replica connection not handed over");
+    }
+}
+
+/// Serves a follower's replica-fetch connection as a Kafka connection on this shard.
+async fn serve_replica_connection(
+    shard: Rc<Shard>,
+    stream: TcpStream,
+    listener: crate::config::ListenerConfig,
+    peer: std::net::SocketAddr,
+) {
+    use crate::security::principal::KafkaPrincipal;
+    use crate::server::session::Session;
+    let Some(slot) = crate::server::ConnectionSlot::take(&shard.lifecycle, shard.config.max_connections) else {
+        shard.metrics.connections_refused.inc();
+        return;
+    };
+    let runtime = match crate::server::listener::ListenerRuntime::new(listener) {
+        Ok(runtime) => Rc::new(runtime),
+        Err(e) => {
+            tracing::warn!(error = %e, "replica connection's listener");
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(shard.config.connections_max_idle_ms)));
+    shard.metrics.replica_connections.inc();
+    let session = Rc::new(Session::new(runtime, peer, KafkaPrincipal::anonymous()));
+    crate::server::connection::serve(shard, session, stream).await;
+    drop(slot);
 }

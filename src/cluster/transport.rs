@@ -34,6 +34,43 @@ use crate::shard::Shard;
 /// The first bytes of a quorum connection.
 pub const MAGIC: [u8; 4] = *b"SLQR";
 
+/// The first bytes of a follower's replica-fetch connection: then
+/// `[u16 length][topic][i32 partition]`, and from there on Kafka requests.
+/// The broker that accepts it hands it to the shard that owns the
+/// partition, so that the follower's core fetches from the leader's core
+/// with no hop between shards. Like [`MAGIC`], never the start of a Kafka
+/// request (its length prefix would be over a gigabyte).
+pub const REPLICA_MAGIC: [u8; 4] = *b"SLRF";
+
+/// A replica-fetch connection's opening for `topic`'s `partition`.
+pub fn encode_replica_hello(topic: &str, partition: i32) -> Vec<u8> {
+    let mut hello = REPLICA_MAGIC.to_vec();
+    hello.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+    hello.extend_from_slice(topic.as_bytes());
+    hello.extend_from_slice(&partition.to_be_bytes());
+    hello
+}
+
+/// Reads the rest of a replica-fetch opening (after [`REPLICA_MAGIC`]):
+/// the topic (a valid topic name's length at most) and the partition.
+pub async fn read_replica_hello<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<(String, i32)> {
+    let mut length = [0u8; 2];
+    stream.read_exact(&mut length).await?;
+    let length = u16::from_be_bytes(length) as usize;
+    if length == 0 || length > crate::constants::TOPIC_NAME_BYTES_MAX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("replica hello names a topic of {length} bytes"),
+        ));
+    }
+    let mut topic = vec![0u8; length];
+    stream.read_exact(&mut topic).await?;
+    let topic = String::from_utf8(topic).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "topic not UTF-8"))?;
+    let mut partition = [0u8; 4];
+    stream.read_exact(&mut partition).await?;
+    Ok((topic, i32::from_be_bytes(partition)))
+}
+
 /// What a frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -316,6 +353,23 @@ mod tests {
     #[test]
     fn a_kafka_request_never_opens_like_a_quorum_connection() {
         assert!(u32::from_be_bytes(MAGIC) as usize > crate::constants::REQUEST_BYTES_PER_SHARD_MAX);
+        assert!(u32::from_be_bytes(REPLICA_MAGIC) as usize > crate::constants::REQUEST_BYTES_PER_SHARD_MAX);
+    }
+
+    #[test]
+    fn a_replica_hello_round_trips_and_a_bad_one_is_refused() {
+        futures::executor::block_on(async {
+            let hello = encode_replica_hello("orders", 7);
+            assert_eq!(&hello[..4], &REPLICA_MAGIC);
+            let mut reader = futures::io::Cursor::new(hello[4..].to_vec());
+            assert_eq!(read_replica_hello(&mut reader).await.unwrap(), ("orders".to_string(), 7));
+            let mut empty = futures::io::Cursor::new(vec![0, 0]);
+            assert!(read_replica_hello(&mut empty).await.is_err());
+            let mut long = futures::io::Cursor::new(vec![0xff, 0xff]);
+            assert!(read_replica_hello(&mut long).await.is_err(), "refused before allocating");
+            let mut cut = futures::io::Cursor::new(hello[4..hello.len() - 1].to_vec());
+            assert!(read_replica_hello(&mut cut).await.is_err());
+        });
     }
 
     #[test]

@@ -76,6 +76,21 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DescribeQu
         return partitions_refused(&request, ResponseError::UnknownTopicOrPartition);
     }
     if let Some(view) = shard.cluster() {
+        // A broker that does not lead the quorum asks the leader, which knows
+        // every voter's and observer's progress (Kafka's brokers forward it
+        // to the active controller); a forwarded request is answered where it lands.
+        let forwarded = ctx.header.client_id.as_ref().is_some_and(|c| c.starts_with("replica-"));
+        if let Some(leader) = view.leader.filter(|l| *l != view.node_id && !forwarded) {
+            let version = ctx.version();
+            match crate::peers::call(shard, leader, kafka_protocol::messages::ApiKey::DescribeQuorum, version, &request)
+                .await
+            {
+                Ok(answer) => return answer,
+                Err(e) => {
+                    tracing::debug!(leader, error = %e, "DescribeQuorum not answered by the leader; answering here")
+                }
+            }
+        }
         return cluster_quorum(&view, ctx.version());
     }
     let node = shard.config.node_id;
@@ -115,7 +130,8 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: DescribeQu
     response.with_nodes(vec![Node::default().with_node_id(BrokerId(node)).with_listeners(listeners)])
 }
 
-/// A cluster's quorum as this node knows it. The leader knows every voter's
+/// A cluster's quorum as this node knows it (the leader's, or this node's
+/// when the leader does not answer). The leader knows every voter's
 /// log end; another voter knows its own and reports the others' as -1
 /// (unknown), with its committed index as the high watermark.
 fn cluster_quorum(view: &ClusterView, version: i16) -> DescribeQuorumResponse {

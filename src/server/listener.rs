@@ -221,7 +221,7 @@ fn admit(shard: &Rc<Shard>, listener: &Rc<ListenerRuntime>, stream: TcpStream) {
 }
 
 /// Runs the TLS handshake when the listener has TLS, then serves the connection.
-async fn serve_stream(shard: Rc<Shard>, listener: Rc<ListenerRuntime>, stream: TcpStream) {
+async fn serve_stream(shard: Rc<Shard>, listener: Rc<ListenerRuntime>, mut stream: TcpStream) {
     let Ok(peer) = stream.peer_addr() else { return };
     // connection_creation_rate of the peer's IP: past it the connection is
     // closed after the throttle time (bounded by one window), as Kafka does.
@@ -233,6 +233,22 @@ async fn serve_stream(shard: Rc<Shard>, listener: Rc<ListenerRuntime>, stream: T
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(shard.config.connections_max_idle_ms)));
     let Some(acceptor) = listener.acceptor() else {
+        if serves_brokers(&shard, &listener) {
+            // Followers open their replica-fetch connections here: each goes to its partition's shard.
+            use crate::cluster::transport::{Prefixed, REPLICA_MAGIC};
+            use futures::io::AsyncReadExt;
+            let mut first = [0u8; 4];
+            if stream.read_exact(&mut first).await.is_err() {
+                return;
+            }
+            if first == REPLICA_MAGIC {
+                let config = listener.config.clone();
+                return crate::cluster::replication::hand_over_replica_connection(&shard, stream, config, peer).await;
+            }
+            let session = Rc::new(Session::new(listener, peer, KafkaPrincipal::anonymous()));
+            connection::serve(shard, session, Prefixed::new(first.to_vec(), stream)).await;
+            return;
+        }
         let session = Rc::new(Session::new(listener, peer, KafkaPrincipal::anonymous()));
         connection::serve(shard, session, stream).await;
         return;
@@ -269,6 +285,17 @@ async fn serve_stream(shard: Rc<Shard>, listener: Rc<ListenerRuntime>, stream: T
     };
     let session = Rc::new(Session::new(listener, peer, principal));
     connection::serve(shard, session, stream).await;
+}
+
+/// Whether `listener` is where other brokers reach this one: a broker
+/// alone's `inter.broker.listener.name` (a voter's is its controller
+/// listener, served in `cluster`).
+fn serves_brokers(shard: &Shard, listener: &ListenerRuntime) -> bool {
+    shard
+        .config
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.controller_bind.is_none() && c.inter_broker_listener == listener.config.name)
 }
 
 /// The delay before closing a connection from `ip` that goes over its

@@ -73,6 +73,9 @@ pub struct ShardMetrics {
     pub authentications_succeeded: Counter,
     /// Calls sent to other shards over the mesh.
     pub mesh_calls: Counter,
+    /// Followers' replica-fetch connections served on this shard, the owner
+    /// of the partition they fetch (handed over by the shard that accepted them).
+    pub replica_connections: Counter,
     /// From a mesh message's send to its arrival here (calls and answers), in microseconds.
     pub mesh_hop_us: Histogram,
     /// Time the executor spent running tasks or polling I/O, in microseconds.
@@ -158,6 +161,7 @@ impl ShardMetrics {
             authentications_succeeded: self.authentications_succeeded.get(),
             connections_open: self.connections_open.get().max(0) as u64,
             mesh_calls: self.mesh_calls.get(),
+            replica_connections: self.replica_connections.get(),
             busy_us: self.busy_us.get(),
             busy_last_second: self.busy_last_second.get(),
             io_write_bytes: self.io.write_bytes.get(),
@@ -219,6 +223,7 @@ pub struct CountersSnapshot {
     pub authentications_succeeded: u64,
     pub connections_open: u64,
     pub mesh_calls: u64,
+    pub replica_connections: u64,
     pub busy_us: u64,
     pub busy_last_second: f64,
     pub io_write_bytes: u64,
