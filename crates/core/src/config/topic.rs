@@ -317,7 +317,9 @@ const fn inert(
     ConfigDef { name, broker_name, kind, no_effect: Some(NoEffect { check, default, why }) }
 }
 
-const WHY_NO_REPLICATION: &str = "a single node: no replicas to elect or to throttle";
+const WHY_NO_THROTTLES: &str = "replication is not throttled: a follower copies as fast as the brokers can";
+const WHY_NO_UNCLEAN_ELECTION: &str =
+    "no unclean leader election: a partition with no in-sync replica waits for one to come back";
 const WHY_NO_RECOMPRESSION: &str = "batches are stored as the producer compressed them, never recompressed";
 const WHY_NO_TIERED_STORAGE: &str = "no tiered storage: every segment stays local";
 
@@ -372,7 +374,7 @@ pub const TOPIC_CONFIG_DEFS: &[ConfigDef] = &[
         ConfigKind::List,
         Check::ThrottledReplicas,
         "",
-        WHY_NO_REPLICATION,
+        WHY_NO_THROTTLES,
     ),
     honoured("index.interval.bytes", "log.index.interval.bytes", ConfigKind::Int),
     inert(
@@ -381,7 +383,7 @@ pub const TOPIC_CONFIG_DEFS: &[ConfigDef] = &[
         ConfigKind::List,
         Check::ThrottledReplicas,
         "",
-        WHY_NO_REPLICATION,
+        WHY_NO_THROTTLES,
     ),
     inert(
         "local.retention.bytes",
@@ -444,7 +446,7 @@ pub const TOPIC_CONFIG_DEFS: &[ConfigDef] = &[
         ConfigKind::Boolean,
         Check::Boolean,
         "false",
-        WHY_NO_REPLICATION,
+        WHY_NO_UNCLEAN_ELECTION,
     ),
 ];
 
