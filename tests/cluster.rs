@@ -2236,6 +2236,17 @@ fn a_broker_added_to_a_running_cluster_takes_partitions_and_fails_over() {
     let partition = &asked_elsewhere.topics[0].partitions[0];
     assert_eq!(ids(&partition.observers), vec![4], "{asked_elsewhere:?}");
     assert!(partition.current_voters.iter().all(|v| v.log_end_offset > 0), "{asked_elsewhere:?}");
+    // kafka-metadata-quorum.sh through the new broker lists it as an observer.
+    let replication = kafka_tool(
+        "org.apache.kafka.tools.MetadataQuorumCommand",
+        "--bootstrap-server",
+        &nodes[3].bootstrap(),
+        &["describe", "--replication"],
+    );
+    assert!(
+        replication.lines().any(|r| r.split_whitespace().next() == Some("4") && r.trim_end().ends_with("Observer")),
+        "{replication}"
+    );
 
     // A topic created through the new broker is placed over all four.
     let runtime = tokio::runtime::Runtime::new().unwrap();
