@@ -68,10 +68,11 @@ enum Input {
     Forward(Vec<u8>),
 }
 
-/// A record a handler of this node wants committed, and where to say when
-/// it is applied here (and the local catalog follows it).
+/// A record a handler of this node wants committed (encoded, within
+/// `QUORUM_RECORD_BYTES_MAX`), and where to say when it is applied here
+/// (and the local catalog follows it).
 struct Proposal {
-    record: MetadataRecord,
+    bytes: Vec<u8>,
     done: ProposalAnswer,
 }
 
@@ -127,8 +128,13 @@ pub async fn propose(record: MetadataRecord) -> Result<(), ProposeError> {
     let sender = PROPOSALS
         .with(|p| p.borrow().clone())
         .ok_or_else(|| ProposeError::TimedOut("not a cluster node, or not its admin shard".into()))?;
+    let bytes = record.encode();
+    if bytes.len() > QUORUM_RECORD_BYTES_MAX {
+        let message = format!("a metadata change of {} bytes is over {QUORUM_RECORD_BYTES_MAX}", bytes.len());
+        return Err(ProposeError::TimedOut(message));
+    }
     let (done, answer) = futures::channel::oneshot::channel();
-    sender.send(Input::Propose(Proposal { record, done })).await.map_err(|_| stopped())?;
+    sender.send(Input::Propose(Proposal { bytes, done })).await.map_err(|_| stopped())?;
     answer.await.map_err(|_| stopped())?
 }
 
@@ -435,19 +441,15 @@ impl Node {
     }
 
     fn propose(&mut self, proposal: Proposal) {
-        let bytes = proposal.record.encode();
-        if bytes.len() > QUORUM_RECORD_BYTES_MAX {
-            let message = format!("a metadata change of {} bytes is over {QUORUM_RECORD_BYTES_MAX}", bytes.len());
-            let _ = proposal.done.send(Err(ProposeError::TimedOut(message)));
+        let Proposal { bytes, done } = proposal;
+        if self.waiting.full() {
+            let _ = done.send(Err(ProposeError::TimedOut("too many metadata changes waiting".into())));
             return;
         }
-        if self.waiting.full() {
-            return self.waiting.push(bytes, None, proposal.done);
-        }
         match self.quorum.propose(bytes.clone()) {
-            Ok(()) => self.waiting.push(bytes, self.quorum.leader(), proposal.done),
+            Ok(()) => self.waiting.push(bytes, self.quorum.leader(), done),
             Err(e) => {
-                let _ = proposal.done.send(Err(ProposeError::NotController(e.to_string())));
+                let _ = done.send(Err(ProposeError::NotController(e.to_string())));
             }
         }
     }

@@ -31,7 +31,6 @@ use super::{incarnation, Input, Proposal, ProposeError, LEFT, PROPOSALS, REGISTE
 use crate::config::ClusterConfig;
 use crate::constants::{
     OBSERVER_FETCH_INTERVAL_MS, OBSERVER_FETCH_TIMEOUT_MS, QUORUM_INBOX_MAX, QUORUM_RECONNECT_BACKOFF_MS,
-    QUORUM_RECORD_BYTES_MAX,
 };
 use crate::shard::Shard;
 
@@ -249,18 +248,13 @@ impl Observer {
 
     /// A handler's proposal: sent to the voter, answered once applied here.
     async fn propose(&mut self, stream: &mut TcpStream, proposal: Proposal) -> std::io::Result<()> {
-        let bytes = proposal.record.encode();
-        if bytes.len() > QUORUM_RECORD_BYTES_MAX {
-            let message = format!("a metadata change of {} bytes is over {QUORUM_RECORD_BYTES_MAX}", bytes.len());
-            let _ = proposal.done.send(Err(ProposeError::TimedOut(message)));
-            return Ok(());
-        }
+        let Proposal { bytes, done } = proposal;
         if self.leader.is_none() {
-            let _ = proposal.done.send(Err(ProposeError::NotController("no active controller is known".into())));
+            let _ = done.send(Err(ProposeError::NotController("no active controller is known".into())));
             return Ok(());
         }
         self.send_propose(stream, bytes.clone()).await?;
-        self.waiting.push(bytes, self.leader, proposal.done);
+        self.waiting.push(bytes, self.leader, done);
         Ok(())
     }
 
