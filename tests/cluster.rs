@@ -48,9 +48,9 @@ impl Node {
     fn start(&mut self) {
         let mut command = Command::new(sluice_bin());
         command.arg("serve").arg("--config").arg(&self.config).args(["--shards", &self.shards.to_string()]);
-        let log_path = self.data_dir.with_file_name(format!(
-            "{}-{}.log",
-            self.data_dir.file_name().unwrap().to_string_lossy(),
+        // Beside the config, off the data's file system (a test may fill that).
+        let log_path = self.config.with_extension(format!(
+            "{}.log",
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
         ));
         self.broker = Some(Broker::launch(command, None, self.data_dir.clone(), log_path, Duration::from_secs(30)));
@@ -58,6 +58,17 @@ impl Node {
 
     fn bootstrap(&self) -> String {
         self.broker.as_ref().expect("running").bootstrap()
+    }
+
+    /// Keeps the node's data on `disk` (set before it starts), so a test can fill it up.
+    fn keep_data_on(&mut self, disk: &crate::common::SmallDisk) {
+        let dir = disk.mount.join(format!("node{}", self.id));
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let moved =
+            text.replace(&format!("log.dirs={}", self.data_dir.display()), &format!("log.dirs={}", dir.display()));
+        assert_ne!(moved, text);
+        std::fs::write(&self.config, moved).unwrap();
+        self.data_dir = dir;
     }
 }
 
@@ -791,6 +802,7 @@ fn metadata_changes_acknowledged_under_kills_pauses_and_partitions_are_never_los
                 victim.broker.take().unwrap().kill();
             }
             Fault::Isolate => network.isolate(target, &(1..=3).filter(|id| *id != target).collect::<Vec<_>>()),
+            Fault::FillDisk => unreachable!("this nemesis fills no disk"),
         };
         // A topic through a broker that is up, until one is acknowledged.
         let topic = format!("fault-{cycle}");
@@ -820,6 +832,7 @@ fn metadata_changes_acknowledged_under_kills_pauses_and_partitions_are_never_los
             }
             Fault::Kill => victim.start(),
             Fault::Isolate => network.heal(),
+            Fault::FillDisk => unreachable!("this nemesis fills no disk"),
         };
     }
     wait_for_agreement(&nodes, &[1, 2, 3], Duration::from_secs(60));
@@ -870,20 +883,35 @@ fn replicas_of(address: &str, topic: &str) -> Option<Vec<Replicas>> {
 /// partitions, replication factor 3 and `min.insync.replicas=2`; returns
 /// once every broker shows each partition led with three in-sync replicas.
 fn replicated_cluster(name: &str, topic: &str, partitions: i32) -> (Vec<Node>, tokio::runtime::Runtime) {
-    let (nodes, runtime, _) = replicated_cluster_with(name, topic, partitions, false);
+    let (nodes, runtime, _, _) = replicated_cluster_with(name, topic, partitions, false, None);
     (nodes, runtime)
 }
 
-/// [`replicated_cluster`], its brokers behind a [`Network`] when `proxied`.
+/// [`replicated_cluster`], its brokers behind a [`Network`] when `proxied`,
+/// each keeping its data on a [`SmallDisk`] of its own of `disk_megabytes`
+/// when given (the disks' order is the nodes').
 fn replicated_cluster_with(
     name: &str,
     topic: &str,
     partitions: i32,
     proxied: bool,
-) -> (Vec<Node>, tokio::runtime::Runtime, Option<Network>) {
+    disk_megabytes: Option<u64>,
+) -> (Vec<Node>, tokio::runtime::Runtime, Option<Network>, Vec<crate::common::SmallDisk>) {
     use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 
     let (mut nodes, _, network) = cluster_with(name, proxied);
+    let disks: Vec<crate::common::SmallDisk> = disk_megabytes
+        .map(|megabytes| {
+            nodes
+                .iter_mut()
+                .map(|node| {
+                    let disk = crate::common::SmallDisk::new(&format!("{name}-disk{}", node.id), megabytes);
+                    node.keep_data_on(&disk);
+                    disk
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     start_all(&mut nodes);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
@@ -893,7 +921,7 @@ fn replicated_cluster_with(
     for node in &nodes {
         wait_for_isr(&node.bootstrap(), topic, 3, Duration::from_secs(15));
     }
-    (nodes, runtime, network)
+    (nodes, runtime, network, disks)
 }
 
 #[test]
@@ -1067,6 +1095,32 @@ fn wait_for_isr(address: &str, topic: &str, isr: usize, within: Duration) {
     });
 }
 
+/// Waits until every partition of every topic (the internal ones too) has a
+/// leader and all its replicas in sync, as `address` tells it.
+fn wait_for_every_replica_in_sync(address: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        // (topic, partition, leader, replicas, in-sync replicas) of those not there yet.
+        let mut behind = Vec::new();
+        for t in metadata(address).map(|m| m.topics).unwrap_or_default() {
+            for p in &t.partitions {
+                let mut isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
+                let mut replicas: Vec<i32> = p.replica_nodes.iter().map(|b| b.0).collect();
+                isr.sort();
+                replicas.sort();
+                if p.leader_id.0 < 0 || isr != replicas {
+                    behind.push((t.name.clone(), p.partition_index, p.leader_id.0, replicas, isr));
+                }
+            }
+        }
+        if behind.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "partitions not led or not all in sync within {within:?}: {behind:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// kafka-python's idempotent producer (`tests/clients/kafka_python_idempotent_producer.py`)
 /// running beside the test's own: what it acknowledged, and when.
 struct SecondProducer {
@@ -1189,6 +1243,80 @@ impl TxnWriter {
     }
 }
 
+/// The Java client's transactional producer
+/// (`tests/clients/java/JavaNemesisTransactions.java`) ending transactions
+/// on a topic through the faults as [`TxnWriter`] does with librdkafka: one
+/// record per partition each (`j<n>-<partition>`), every fifth aborted.
+struct JavaTxnWriter {
+    child: std::process::Child,
+    stop_file: PathBuf,
+    stderr: PathBuf,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl JavaTxnWriter {
+    fn start(bootstrap: &str, topic: &str, partitions: usize) -> JavaTxnWriter {
+        use std::io::BufRead;
+        let classpath = crate::common::clients::java_classpath();
+        let source = format!("{}/tests/clients/java/JavaNemesisTransactions.java", env!("CARGO_MANIFEST_DIR"));
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("java-nemesis-txn-{}", std::process::id()));
+        let stop_file = base.with_extension("stop");
+        let stderr = base.with_extension("log");
+        let _ = std::fs::remove_file(&stop_file);
+        let mut child = Command::new("java")
+            .arg("-cp")
+            .arg(classpath.trim())
+            .arg(&source)
+            .args([bootstrap, topic, &partitions.to_string(), "nemesis-java-txn"])
+            .arg(&stop_file)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("start the Java client's transactional producer");
+        eprintln!("the Java client's transactional producer logs to {}", stderr.display());
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        std::thread::spawn(move || {
+            for line in out.map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        JavaTxnWriter { child, stop_file, stderr, lines }
+    }
+
+    /// Lets it finish the transaction under way and exit; what each came to.
+    fn stop(mut self, partitions: usize) -> TxnHistory {
+        std::fs::write(&self.stop_file, b"").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(180);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the Java client's producer did not finish its last transaction");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        let lines: Vec<String> = self.lines.try_iter().collect();
+        let stderr = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let tail = &stderr[stderr.len().saturating_sub(4_000)..];
+        assert!(
+            status.success() && lines.last().is_some_and(|l| l == "DONE"),
+            "the Java client's transactional producer went on through every fault ({status}): {:?}\n{tail}",
+            &lines[lines.len().saturating_sub(5)..]
+        );
+        let mut history = TxnHistory { committed: vec![Vec::new(); partitions], aborted: Vec::new() };
+        for line in &lines {
+            let values = |n: &str| (0..partitions).map(|p| format!("j{n}-{p}")).collect::<Vec<_>>();
+            if let Some(n) = line.strip_prefix("COMMITTED ") {
+                values(n).into_iter().enumerate().for_each(|(p, v)| history.committed[p].push(v));
+            } else if let Some(n) = line.strip_prefix("ABORTED ") {
+                history.aborted.extend(values(n));
+            }
+        }
+        history
+    }
+}
+
 /// A consumer group member (librdkafka) reading `topic` through the faults,
 /// committing as it goes; the values it read.
 struct GroupReader {
@@ -1289,21 +1417,30 @@ enum Fault {
     /// A network partition between it and the other brokers past the
     /// session timeout (clients still reach it), then healed.
     Isolate,
+    /// Its disk filled up: its replicas' logs fail (or its metadata log, and
+    /// it stops) and it leaves the in-sync sets; then the space is freed and
+    /// it is restarted, as a broker with a failed log directory must be.
+    FillDisk,
 }
 
 /// The nemesis for partition data: each cycle kills (-9), pauses (SIGSTOP,
-/// past the session timeout) or cuts off from the other brokers (a network
-/// partition, past the session timeout) one broker, a partition's leader or
-/// a follower, while an idempotent acks=all producer writes through all
-/// three; then brings it back and waits until it is in sync again. The checker
-/// reads every partition to its end and reports acknowledged records lost,
-/// found at another offset than acknowledged, duplicated, or out of order.
+/// past the session timeout), cuts off from the other brokers (a network
+/// partition, past the session timeout) or fills the disk of one broker, a
+/// partition's leader or a follower, while idempotent acks=all producers
+/// (librdkafka's and kafka-python's) write through all three, transactional
+/// producers (librdkafka's and the Java client's) commit and abort, and
+/// group members (librdkafka's and kafka-python's) read; then brings it back
+/// and waits until it is in sync again. The checker reads every partition to
+/// its end and reports acknowledged records lost, found at another offset
+/// than acknowledged, duplicated, or out of order; under read_committed,
+/// transactions other than exactly the committed ones; and records the
+/// group members never read.
 #[test]
 fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
     use crate::common::kafka;
 
-    let cycles: usize = std::env::var("SLUICE_CLUSTER_FAULT_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
-    let (mut nodes, runtime, network) = replicated_cluster_with("nemesis", "ledger", 3, true);
+    let cycles: usize = std::env::var("SLUICE_CLUSTER_FAULT_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
+    let (mut nodes, runtime, network, disks) = replicated_cluster_with("nemesis", "ledger", 3, true, Some(256));
     let network = network.expect("proxied");
     let bootstrap: Vec<String> = nodes.iter().map(Node::bootstrap).collect();
     let producer = kafka::producer(
@@ -1313,11 +1450,9 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
     // A second client library beside rdkafka: kafka-python's idempotent
     // producer writes to the same partitions through every fault.
     let second = SecondProducer::start(&bootstrap.join(","), "ledger", "py");
-    // With SLUICE_NEMESIS_CLIENTS=1 (long runs): transactions on a topic of
-    // their own, and a consumer group reading the ledger. In CI runs sharing
-    // the cores with other tests they have not always finished in time.
-    let clients = std::env::var_os("SLUICE_NEMESIS_CLIENTS").is_some();
-    if clients {
+    // Transactions (librdkafka's and the Java client's) on a topic of their
+    // own, and consumer groups (librdkafka's and kafka-python's) reading the ledger.
+    {
         use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
         let new = NewTopic::new("txns", 3, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
         let created =
@@ -1325,13 +1460,10 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
         assert!(created[0].is_ok(), "{created:?}");
         wait_for_isr(&bootstrap[0], "txns", 3, Duration::from_secs(15));
     }
-    let txn_writer = clients.then(|| TxnWriter::start(&bootstrap.join(","), "txns", 3));
-    let group_reader = clients.then(|| GroupReader::start(&bootstrap.join(","), "ledger", "nemesis-readers"));
-    // kafka-python's group member too, in long runs: once, in a CI run
-    // sharing the cores with other tests, it had not read every record
-    // within two minutes of the last fault, and why is not known yet.
-    let python_reader = std::env::var_os("SLUICE_NEMESIS_PYTHON_GROUP")
-        .map(|_| PythonGroupMember::start(&bootstrap.join(","), "nemesis-python-readers", "ledger"));
+    let txn_writer = TxnWriter::start(&bootstrap.join(","), "txns", 3);
+    let java_txn_writer = JavaTxnWriter::start(&bootstrap.join(","), "txns", 3);
+    let group_reader = GroupReader::start(&bootstrap.join(","), "ledger", "nemesis-readers");
+    let python_reader = PythonGroupMember::start(&bootstrap.join(","), "nemesis-python-readers", "ledger");
     // Acknowledged: (partition, offset) -> value.
     let mut acknowledged = std::collections::BTreeMap::new();
     let mut recovery_ms = Vec::new();
@@ -1346,10 +1478,11 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
         let partitions = replicas_of(&nodes[0].bootstrap(), "ledger").unwrap();
         let (leader, replicas, _) = &partitions[cycle % 3];
         let target = if cycle % 2 == 0 { *leader } else { *replicas.iter().find(|r| *r != leader).unwrap() };
-        let fault = match cycle % 6 {
+        let fault = match cycle % 8 {
             0 | 1 => Fault::Kill,
             2 | 3 => Fault::Pause,
-            _ => Fault::Isolate,
+            4 | 5 => Fault::Isolate,
+            _ => Fault::FillDisk,
         };
         let records: Vec<kafka::Record> =
             (0..PER_CYCLE).map(|i| kafka::Record::new(format!("c{cycle}-{i}")).partition((i % 3) as i32)).collect();
@@ -1364,6 +1497,8 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
         let pid = victim.broker.as_ref().unwrap().pid() as i32;
         let faulted = Instant::now();
         last_fault_at = faulted;
+        // Records sent while a full disk is waited for, and their values.
+        let mut while_full = Vec::new();
         match fault {
             Fault::Pause => {
                 // SAFETY: signalling our own child process.
@@ -1385,6 +1520,34 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
                 std::thread::sleep(Duration::from_millis(1_000));
                 network.heal();
             }
+            Fault::FillDisk => {
+                // Full: a write needing a new block fails. Records go to every
+                // partition until it is out of every in-sync set (or has
+                // stopped on a failed metadata log, and been fenced).
+                disks[target as usize - 1].fill();
+                let survivor = nodes.iter().find(|n| n.id != target).unwrap().bootstrap();
+                let mut k = 0;
+                while !replicas_of(&survivor, "ledger").is_some_and(|ps| ps.iter().all(|(.., i)| !i.contains(&target)))
+                {
+                    assert!(
+                        faulted.elapsed() < Duration::from_secs(60),
+                        "broker {target}'s disk is full and it is in sync"
+                    );
+                    let i = PER_CYCLE + 1 + k;
+                    let record = kafka::Record::new(format!("c{cycle}-{i}")).partition((k % 3) as i32);
+                    let producer = producer.clone();
+                    let sent = runtime.spawn(async move { kafka::produce(&producer, "ledger", [record]).await });
+                    while_full.push((sent, format!("c{cycle}-{i}")));
+                    k += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                let victim = nodes.iter_mut().find(|n| n.id == target).unwrap();
+                let stopped = !victim.broker.as_mut().unwrap().alive();
+                eprintln!(
+                    "broker {target}: out of every in-sync set (stopped: {stopped}) after {:?}",
+                    faulted.elapsed()
+                );
+            }
         }
         // Availability: a record sent to the killed leader's partition at
         // the kill; it is acknowledged once a next leader takes produces. (A
@@ -1401,13 +1564,19 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
         });
         let acked = runtime.block_on(sending).unwrap();
         recovery_ms.push(faulted.elapsed().as_millis() as u64);
+        eprintln!("cycle {cycle}: the cycle's records acknowledged {:?} after the fault", faulted.elapsed());
         if let Some(probe) = probe {
             let (probe_acked, value, took) = runtime.block_on(probe).unwrap();
             assert_eq!(probe_acked.len(), 1, "the probe is acknowledged");
             assert!(acknowledged.insert(probe_acked[0], value).is_none(), "the probe's offset acked twice");
             leader_killed_ms.push(took.as_millis() as u64);
         }
-        for ((partition, offset), value) in acked.into_iter().zip(values) {
+        let full_acked = while_full.into_iter().map(|(sent, value)| {
+            let acked = runtime.block_on(sent).unwrap();
+            assert_eq!(acked.len(), 1, "{value} is acknowledged");
+            (acked[0], value)
+        });
+        for ((partition, offset), value) in acked.into_iter().zip(values).chain(full_acked) {
             assert!(
                 acknowledged.insert((partition, offset), value).is_none(),
                 "offset {partition}/{offset} acked twice"
@@ -1421,6 +1590,11 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
             }
             Fault::Kill => victim.start(),
             Fault::Isolate => {}
+            Fault::FillDisk => {
+                disks[target as usize - 1].free_up();
+                victim.broker.take().unwrap().kill();
+                victim.start();
+            }
         };
     }
     for node in &nodes {
@@ -1428,7 +1602,9 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
     }
 
     // A preferred election (kafka-leader-election.sh's request) gives every
-    // partition its first replica as leader again, after the failovers moved them.
+    // partition its first replica as leader again, after the failovers moved
+    // them, once every replica is back in sync.
+    wait_for_every_replica_in_sync(&nodes[0].bootstrap(), Duration::from_secs(60));
     let request = kafka_protocol::messages::ElectLeadersRequest::default()
         .with_election_type(0)
         .with_topic_partitions(None)
@@ -1503,15 +1679,13 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
     // The group members (librdkafka's and kafka-python's) read every
     // acknowledged record (at least once: they commit now and then, so a
     // move of their coordinator may replay some).
-    if let Some(group_reader) = group_reader {
-        wait_until("the group member has read every acknowledged record", Duration::from_secs(120), || {
-            let seen = group_reader.seen();
-            acknowledged.values().all(|v| seen.contains(v))
-        });
-        group_reader.stop();
-    }
+    wait_until("the group member has read every acknowledged record", Duration::from_secs(120), || {
+        let seen = group_reader.seen();
+        acknowledged.values().all(|v| seen.contains(v))
+    });
+    group_reader.stop();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while let Some(python_reader) = &python_reader {
+    loop {
         let seen = python_reader.seen();
         let missing = acknowledged.values().filter(|v| !seen.contains(*v)).count();
         if missing == 0 {
@@ -1524,25 +1698,26 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    if let Some(python_reader) = python_reader {
-        assert!(python_reader.stop(), "kafka-python's group member went on through every fault");
+    assert!(python_reader.stop(), "kafka-python's group member went on through every fault");
+    // Transactions: read_committed shows exactly the committed ones of each
+    // producer, in order, and nothing of an aborted one.
+    let histories = [("librdkafka", 't', txn_writer.stop()), ("the Java client", 'j', java_txn_writer.stop(3))];
+    let mut committed_config = kafka::consumer_config(&nodes[2].bootstrap(), "txn-checker");
+    committed_config.set("isolation.level", "read_committed");
+    let mut read_committed: Vec<Vec<String>> = vec![Vec::new(); 3];
+    for m in kafka::consume_to_end(&committed_config, "txns", 3, Duration::from_secs(60)) {
+        use rdkafka::Message;
+        read_committed[m.partition() as usize].push(kafka::value(&m));
     }
-    // Transactions: read_committed shows exactly the committed ones, in
-    // order, and nothing of an aborted one.
-    if let Some(txn_writer) = txn_writer {
-        let history = txn_writer.stop();
-        let mut committed_config = kafka::consumer_config(&nodes[2].bootstrap(), "txn-checker");
-        committed_config.set("isolation.level", "read_committed");
-        let mut read_committed: Vec<Vec<String>> = vec![Vec::new(); 3];
-        for m in kafka::consume_to_end(&committed_config, "txns", 3, Duration::from_secs(60)) {
-            use rdkafka::Message;
-            read_committed[m.partition() as usize].push(kafka::value(&m));
-        }
-        assert_eq!(read_committed, history.committed, "read_committed: exactly the committed transactions, in order");
+    for (client, prefix, history) in histories {
+        let read: Vec<Vec<String>> =
+            read_committed.iter().map(|p| p.iter().filter(|v| v.starts_with(prefix)).cloned().collect()).collect();
+        assert_eq!(read, history.committed, "read_committed: exactly {client}'s committed transactions, in order");
         let committed_count = history.committed[0].len();
-        assert!(committed_count > 0 && !history.aborted.is_empty(), "transactions committed and aborted");
+        assert!(committed_count > 0 && !history.aborted.is_empty(), "{client}'s transactions committed and aborted");
         eprintln!(
-            "transactions: {committed_count} committed and {} aborted through the faults; read_committed saw exactly the committed",
+            "{client}'s transactions: {committed_count} committed and {} aborted through the faults; \
+             read_committed saw exactly the committed",
             history.aborted.len() / 3
         );
     }
@@ -1565,6 +1740,9 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
         recovery_ms[recovery_ms.len() / 2],
         recovery_ms[recovery_ms.len() - 1]
     );
+    // The brokers go before their disks are unmounted.
+    drop(nodes);
+    drop(disks);
 }
 
 /// AlterPartitionReassignments of one partition as raw bytes: its error code.
@@ -1845,13 +2023,7 @@ fn a_full_disk_moves_the_leadership_to_a_replica_with_room() {
 
     let disk = SmallDisk::new("cluster-full-disk", 48);
     let (mut nodes, _) = cluster("fulldisk");
-    let small = disk.mount.join("node1");
-    let text = std::fs::read_to_string(&nodes[0].config).unwrap();
-    let moved =
-        text.replace(&format!("log.dirs={}", nodes[0].data_dir.display()), &format!("log.dirs={}", small.display()));
-    assert_ne!(moved, text);
-    std::fs::write(&nodes[0].config, moved).unwrap();
-    nodes[0].data_dir = small;
+    nodes[0].keep_data_on(&disk);
     start_all(&mut nodes);
     let bootstrap: Vec<String> = nodes.iter().map(Node::bootstrap).collect();
     kafka_tool(

@@ -31,7 +31,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::admin::ADMIN_SHARD;
 use crate::constants::{
     FETCH_WAIT_MS_MAX, REPLICA_FETCH_BACKOFF_MS, REPLICA_FETCH_BYTES_MAX, REPLICA_FETCH_RESPONSE_OVERHEAD_BYTES,
-    REPLICA_FETCH_WAIT_MS, REPLICA_LAG_CHECK_MS,
+    REPLICA_FETCH_WAIT_MS, REPLICA_LAG_CHECK_MS, REPLICA_SOCKET_TIMEOUT_MS,
 };
 use crate::protocol::fetch_response::{FetchPartitionOut, FetchResponseOut, FetchTopicOut};
 use crate::protocol::ResponseError;
@@ -463,7 +463,7 @@ impl Follower {
             .with_topics(vec![topic]);
         // One batch always comes whole, so a topic's largest batch may exceed the fetch size.
         let bytes_max = REPLICA_FETCH_BYTES_MAX.max(log.max_message_bytes()) + REPLICA_FETCH_RESPONSE_OVERHEAD_BYTES;
-        let response = crate::peers::exchange(
+        let exchange = crate::peers::exchange(
             &self.shard,
             stream,
             ApiKey::Fetch,
@@ -471,9 +471,16 @@ impl Follower {
             correlation_id,
             &request,
             bytes_max,
-        )
-        .await?;
-        Ok(response)
+        );
+        let timeout = glommio::timer::sleep(Duration::from_millis(REPLICA_SOCKET_TIMEOUT_MS));
+        futures::pin_mut!(exchange, timeout);
+        match futures::future::select(exchange, timeout).await {
+            futures::future::Either::Left((response, _)) => response,
+            futures::future::Either::Right(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {REPLICA_SOCKET_TIMEOUT_MS} ms"),
+            )),
+        }
     }
 
     /// Cuts the replica's log (closed meanwhile), then takes the role the

@@ -523,6 +523,7 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs:
 /// A small ext4 file system, loop-mounted, so the disk really fills up.
 pub struct SmallDisk {
     pub mount: std::path::PathBuf,
+    image: std::path::PathBuf,
 }
 
 impl SmallDisk {
@@ -538,12 +539,45 @@ impl SmallDisk {
         run(Command::new("truncate").arg("-s").arg(format!("{megabytes}M")).arg(&image));
         run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image));
         run(Command::new("mount").args(["-o", "loop"]).arg(&image).arg(&mount));
-        SmallDisk { mount }
+        SmallDisk { mount, image }
+    }
+
+    /// Takes every free block (root's reserve too, as a broker running as
+    /// root may use it) with files of its own, so that the next write that
+    /// needs a new block fails with ENOSPC.
+    pub fn fill(&self) {
+        use std::os::fd::AsRawFd;
+        let mut n = 0;
+        let mut chunk_bytes: i64 = 1 << 30;
+        while chunk_bytes >= 4096 {
+            let path = self.mount.join(format!("filler-{n}"));
+            let file = std::fs::File::create(&path).unwrap();
+            // SAFETY: fallocate(2) on a file this function just created and holds open.
+            if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, chunk_bytes) } == 0 {
+                n += 1;
+            } else {
+                drop(file);
+                std::fs::remove_file(&path).unwrap();
+                chunk_bytes /= 2;
+            }
+        }
+    }
+
+    /// Gives back what [`SmallDisk::fill`] took.
+    pub fn free_up(&self) {
+        for entry in std::fs::read_dir(&self.mount).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("filler-")) {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
     }
 }
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.mount).status();
+        // Lazily: a broker still running on it (a test that failed) lets go when it is killed.
+        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+        let _ = std::fs::remove_file(&self.image);
     }
 }

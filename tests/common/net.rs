@@ -3,7 +3,8 @@
 //! know it by (`controller.quorum.voters`), which carries the metadata
 //! quorum's traffic and the followers' fetches. Each connection is told
 //! apart by who opened it: a quorum connection opens with `SLQR` and the
-//! sender's node id, a follower's fetch names it in its client id
+//! sender's node id; a follower's opens with `SLRF` and the partition it
+//! follows, and its fetches name the follower in their client id
 //! (`replica-<id>`). A cut between two nodes closes their connections both
 //! ways and refuses new ones until it heals; clients' connections to the
 //! brokers are not proxied, so a broker cut off from the others still
@@ -99,6 +100,19 @@ fn identify(conn: &mut TcpStream) -> std::io::Result<(Option<i32>, Vec<u8>)> {
         conn.read_exact(&mut id)?;
         seen.extend_from_slice(&id);
         return Ok((Some(i32::from_be_bytes(id)), seen));
+    }
+    if &head == b"SLRF" {
+        // A follower's opening names the partition it fetches (a topic name
+        // of u16 length, then the partition); its Fetch requests follow.
+        let mut length = [0u8; 2];
+        conn.read_exact(&mut length)?;
+        let mut partition = vec![0u8; u16::from_be_bytes(length) as usize + 4];
+        conn.read_exact(&mut partition)?;
+        let mut size = [0u8; 4];
+        conn.read_exact(&mut size)?;
+        seen.extend_from_slice(&length);
+        seen.extend_from_slice(&partition);
+        seen.extend_from_slice(&size);
     }
     // A Kafka request: api key, version, correlation id, then the client id.
     let mut fixed = [0u8; 10];

@@ -393,6 +393,11 @@ pub const REPLICA_FETCH_RESPONSE_OVERHEAD_BYTES: usize = 64 * 1024;
 pub const REPLICA_FETCH_WAIT_MS: u64 = 500;
 /// Wait before a follower fetches again after an error.
 pub const REPLICA_FETCH_BACKOFF_MS: u64 = 200;
+/// How long a follower waits for the leader's answer to one fetch before it
+/// drops the connection and opens another (Kafka's `replica.socket.timeout.ms`):
+/// a leader that is paused, or a network that drops packets without a reset,
+/// never closes the connection.
+pub const REPLICA_SOCKET_TIMEOUT_MS: u64 = 30_000;
 /// How long a stopping cluster node waits for its leaderships to move away.
 pub const CONTROLLED_SHUTDOWN_MS_MAX: u64 = 5_000;
 /// How often a stopping node proposes its shutdown until the log has it.
