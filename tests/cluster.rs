@@ -2185,6 +2185,16 @@ fn a_groups_coordinator_moves_with_its_offsets_partition_and_keeps_the_commits()
     kafka::commit(&bootstrap.join(","), "ledger", "work", &[(0, 40), (1, 50), (2, 60)]);
     let (first, replicas, isr) = coordinator_of(&nodes, "ledger").expect("the offsets topic exists");
     assert_eq!((replicas.len(), isr.len()), (3, 3), "the offsets partition has three in-sync replicas");
+    // Named in a Metadata request (kafka-topics.sh --describe --topic __consumer_offsets), it is described as internal.
+    let wanted = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+        .with_name(Some(kafka_protocol::messages::TopicName(StrBytes::from_static_str("__consumer_offsets"))));
+    let named: MetadataResponse = Raw::connect_to(&bootstrap[1]).call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(Some(vec![wanted])),
+    );
+    let topic = &named.topics[0];
+    assert_eq!((topic.error_code, topic.is_internal, topic.partitions.len()), (0, true, 50), "{topic:?}");
     nodes[first as usize - 1].broker.take().unwrap().kill();
     wait_until("another broker coordinates the group", Duration::from_secs(30), || {
         coordinator_of(&nodes, "ledger").is_some_and(|(leader, _, _)| leader != first)

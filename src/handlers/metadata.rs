@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::access::{Access, CLUSTER_NAME};
 use super::{resolve_topics, Placements};
-use crate::metadata::{validate_topic_name, TopicMeta};
+use crate::metadata::{validate_topic_name, TopicMeta, INTERNAL_TOPICS};
 use crate::protocol::ResponseError;
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::server::session::RequestContext;
@@ -78,6 +78,14 @@ pub async fn handle(shard: &Rc<Shard>, ctx: &RequestContext, request: MetadataRe
         wanted
             .iter()
             .map(|t| match &t.name {
+                // Named, an internal topic is described as any other (never auto-created).
+                Some(name) if INTERNAL_TOPICS.contains(&name.0.as_str()) => match catalog.topic(name) {
+                    _ if !described(name) => {
+                        error_entry(Some(name), Uuid::nil(), ResponseError::TopicAuthorizationFailed)
+                    }
+                    Some(topic) => topic_entry(&placements, topic),
+                    None => error_entry(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition),
+                },
                 Some(name) if validate_topic_name(name).is_err() => {
                     error_entry(Some(name), Uuid::nil(), ResponseError::InvalidTopicException)
                 }
