@@ -4,7 +4,9 @@
 //! `broker.heartbeat.interval.ms`.
 //!
 //! Without `controller.quorum.voters` the broker is a single node, as the
-//! embedded default is, and `process.roles` is read and not used. With it the
+//! embedded default is, and `process.roles` is read and not used (Kafka 4's
+//! `controller.quorum.bootstrap.servers` is refused unless it names one
+//! server of a combined node, Kafka's standalone configuration). With it the
 //! node is either a voter of the metadata quorum and a broker
 //! (`process.roles=broker,controller`, Kafka's combined mode), or a broker
 //! alone (`process.roles=broker`) that follows the quorum's log as an
@@ -105,6 +107,29 @@ pub fn parse_voters(text: &str) -> Result<Vec<Voter>, ConfigError> {
     Ok(voters)
 }
 
+/// Kafka 4's dynamic quorum (KIP-853) names the controllers it starts from in
+/// `controller.quorum.bootstrap.servers`. A combined node naming only
+/// itself there (Kafka's standalone `server.properties`) is a single node;
+/// a broker alone, or a node naming several, wants a cluster that Sluice
+/// forms from `controller.quorum.voters` only: refused, so that it never
+/// starts as a single node of its own by mistake.
+fn refuse_dynamic_quorum(file: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    const KEY: &str = "controller.quorum.bootstrap.servers";
+    let Some(servers) = file.get(KEY) else { return Ok(()) };
+    let broker_alone = file
+        .get("process.roles")
+        .is_some_and(|roles| !roles.split(',').any(|r| r.trim().eq_ignore_ascii_case("controller")));
+    let named = servers.split(',').filter(|s| !s.trim().is_empty()).count();
+    if broker_alone || named > 1 {
+        return Err(invalid(
+            KEY,
+            "a Sluice cluster is formed from controller.quorum.voters (id@host:port of every voter, the \
+             same on every node); the dynamic quorum's bootstrap servers are not supported",
+        ));
+    }
+    Ok(())
+}
+
 impl Voter {
     /// The voter's address, resolved now.
     pub fn address(&self) -> std::io::Result<SocketAddr> {
@@ -122,6 +147,7 @@ pub fn resolve(
     file: &BTreeMap<String, String>,
 ) -> Result<Option<ClusterConfig>, ConfigError> {
     let Some(voters_text) = file.get("controller.quorum.voters") else {
+        refuse_dynamic_quorum(file)?;
         return Ok(None);
     };
     let voters = parse_voters(voters_text)?;
@@ -280,6 +306,23 @@ mod tests {
     fn without_voters_the_node_is_single() {
         let f = file(&[("process.roles", "broker,controller")]);
         assert!(resolve(LISTENERS, 1, &f).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_dynamic_quorum_is_refused_unless_it_is_a_single_node() {
+        let standalone =
+            file(&[("process.roles", "broker,controller"), ("controller.quorum.bootstrap.servers", "localhost:9093")]);
+        assert!(resolve(LISTENERS, 1, &standalone).unwrap().is_none());
+        let three = file(&[
+            ("process.roles", "broker,controller"),
+            ("controller.quorum.bootstrap.servers", "a:9093,b:9093,c:9093"),
+        ]);
+        assert!(resolve(LISTENERS, 1, &three).unwrap_err().to_string().contains("controller.quorum.voters"));
+        let broker = file(&[("process.roles", "broker"), ("controller.quorum.bootstrap.servers", "localhost:9093")]);
+        assert!(resolve(LISTENERS, 4, &broker)
+            .unwrap_err()
+            .to_string()
+            .contains("controller.quorum.bootstrap.servers"));
     }
 
     #[test]
