@@ -36,6 +36,13 @@ pub struct LeaderState {
     pub epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Caught-up followers whose joining of the in-sync set has been
+    /// proposed and is not in `isr` yet. The high watermark counts them
+    /// from the proposal on (Kafka's maximal in-sync set): once the quorum
+    /// has them in the set, any of them may be elected, so nothing may be
+    /// acknowledged that they do not have. One that stops catching up
+    /// leaves after `replica.lag.time.max.ms`, as an in-sync replica does.
+    pub joining: Vec<i32>,
     pub followers: HashMap<i32, FollowerProgress>,
 }
 
@@ -110,8 +117,10 @@ impl Shard {
         log.become_leader(epoch).await?;
         {
             let mut roles = self.replicas.borrow_mut();
-            let followers = match roles.get(&key) {
-                Some(ReplicaRole::Leader(l)) if l.epoch == epoch => l.followers.clone(),
+            let (followers, joining) = match roles.get(&key) {
+                Some(ReplicaRole::Leader(l)) if l.epoch == epoch => {
+                    (l.followers.clone(), l.joining.iter().copied().filter(|r| !isr.contains(r)).collect())
+                }
                 other => {
                     if let Some(ReplicaRole::Follower(f)) = other {
                         f.stop.set(true);
@@ -122,10 +131,10 @@ impl Shard {
                     let now = Instant::now();
                     let start =
                         FollowerProgress { end_offset: log.high_watermark(), caught_up_at: now, log_start_offset: -1 };
-                    isr.iter().filter(|r| **r != self.config.node_id).map(|r| (*r, start)).collect()
+                    (isr.iter().filter(|r| **r != self.config.node_id).map(|r| (*r, start)).collect(), Vec::new())
                 }
             };
-            roles.insert(key.clone(), ReplicaRole::Leader(LeaderState { epoch, replicas, isr, followers }));
+            roles.insert(key.clone(), ReplicaRole::Leader(LeaderState { epoch, replicas, isr, joining, followers }));
         }
         self.update_high_watermark(&key, &log);
         Ok(())
@@ -216,6 +225,9 @@ impl Shard {
                 && fetch_offset >= log.high_watermark()
                 && fetch_offset >= start_of_epoch;
             if joins {
+                if !leader.joining.contains(&replica) {
+                    leader.joining.push(replica);
+                }
                 FollowerFetch::CaughtUp
             } else {
                 FollowerFetch::Recorded
@@ -229,10 +241,17 @@ impl Shard {
     /// set but have not caught up for `lag_max`: (partition, epoch, in-sync set without them).
     pub fn lagging_followers(&self, lag_max: std::time::Duration) -> Vec<(PartitionKey, i32, Vec<i32>)> {
         let now = Instant::now();
-        let roles = self.replicas.borrow();
         let mut out = Vec::new();
-        for (key, role) in roles.iter() {
+        let mut pruned = Vec::new();
+        let mut roles = self.replicas.borrow_mut();
+        for (key, role) in roles.iter_mut() {
             let ReplicaRole::Leader(leader) = role else { continue };
+            let before = leader.joining.len();
+            let followers = &leader.followers;
+            leader.joining.retain(|r| followers.get(r).is_some_and(|f| now.duration_since(f.caught_up_at) <= lag_max));
+            if leader.joining.len() != before {
+                pruned.push(key.clone());
+            }
             let lagging: Vec<i32> = leader
                 .isr
                 .iter()
@@ -243,6 +262,12 @@ impl Shard {
             if !lagging.is_empty() {
                 let isr = leader.isr.iter().copied().filter(|r| !lagging.contains(r)).collect();
                 out.push((key.clone(), leader.epoch, isr));
+            }
+        }
+        drop(roles);
+        for key in pruned {
+            if let Some(log) = self.logs.borrow().get(&key).cloned() {
+                self.update_high_watermark(&key, &log);
             }
         }
         out
@@ -270,13 +295,15 @@ impl Shard {
     }
 
     /// Bounds the high watermark of a partition this shard leads by its
-    /// other in-sync replicas' progress (one not heard from holds it where it is).
+    /// other in-sync replicas' progress, and the joining ones' (one not
+    /// heard from holds it where it is).
     fn update_high_watermark(&self, key: &PartitionKey, log: &Log) {
         let me = self.config.node_id;
         let limit = match self.replicas.borrow().get(key) {
             Some(ReplicaRole::Leader(leader)) => leader
                 .isr
                 .iter()
+                .chain(&leader.joining)
                 .filter(|r| **r != me)
                 .map(|r| leader.followers.get(r).map_or(log.high_watermark(), |f| f.end_offset))
                 .min(),
