@@ -504,10 +504,20 @@ impl Shard {
         join_all(deletes).await
     }
 
-    /// Transaction markers, written and synced on each partition.
+    /// Transaction markers, written and synced on each partition's in-sync
+    /// replicas. As Kafka appends them with acks=all, a replicated partition
+    /// with fewer in-sync replicas than its `min.insync.replicas` refuses
+    /// them (NOT_ENOUGH_REPLICAS, and the coordinator retries): a marker
+    /// acknowledged on fewer could be lost in a failover, and the next one
+    /// of its producer would then end the lost one's transaction its way.
     pub async fn write_markers_local(&self, markers: Vec<MarkerPart>) -> Vec<Result<Option<i64>, RouteError>> {
         let writes = markers.into_iter().map(|m| async move {
             let log = self.owned_log(&m.topic, m.partition)?;
+            let key = (m.topic.clone(), m.partition);
+            let min = log.min_insync_replicas();
+            if let Some(isr) = self.in_sync_replicas(&key).filter(|isr| (*isr as i64) < i64::from(min)) {
+                return Err(RouteError::NotEnoughReplicas { isr, min, appended: false });
+            }
             Ok(log.append_txn_marker(m.marker).await?)
         });
         join_all(writes).await
