@@ -515,10 +515,17 @@ impl Shard {
             let log = self.owned_log(&m.topic, m.partition)?;
             let key = (m.topic.clone(), m.partition);
             let min = log.min_insync_replicas();
-            if let Some(isr) = self.in_sync_replicas(&key).filter(|isr| (*isr as i64) < i64::from(min)) {
-                return Err(RouteError::NotEnoughReplicas { isr, min, appended: false });
-            }
-            Ok(log.append_txn_marker(m.marker).await?)
+            let short = |appended| match self.in_sync_replicas(&key) {
+                Some(isr) if (isr as i64) < i64::from(min) => Err(RouteError::NotEnoughReplicas { isr, min, appended }),
+                _ => Ok(()),
+            };
+            short(false)?;
+            let written = log.append_txn_marker(m.marker).await?;
+            // The in-sync set may have shrunk below the minimum while the
+            // marker waited: the coordinator asks again (Kafka's
+            // NOT_ENOUGH_REPLICAS_AFTER_APPEND), and the retry waits again.
+            short(true)?;
+            Ok(written)
         });
         join_all(writes).await
     }

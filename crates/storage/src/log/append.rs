@@ -91,7 +91,9 @@ impl Log {
     /// Writes a transaction marker (a control batch) for `producer_id`'s open
     /// transaction in this partition and waits until it is synced. Returns
     /// the marker's offset, or `None` when the producer has no transaction
-    /// open here (nothing is written: ending a transaction twice is harmless).
+    /// open here (nothing is written: ending a transaction twice is
+    /// harmless; the answer still waits until the log is as durable as a
+    /// marker's, as that of a retried batch does).
     pub async fn append_marker(
         &self,
         producer_id: i64,
@@ -159,22 +161,38 @@ impl Log {
             if st.not_leading {
                 return Err(StorageError::NotLeader.into());
             }
-            let verdict = match marker {
-                None => check_producers(&st.producers, chunk, summaries)?,
+            match marker {
+                None => match check_producers(&st.producers, chunk, summaries)? {
+                    ProducerVerdict::Duplicate(dup) => {
+                        let (outcome, wait) = answer_duplicate(&mut st, dup, acks);
+                        (Some(outcome), wait)
+                    }
+                    ProducerVerdict::Append(batches) => {
+                        let (outcome, wait) = stage(&mut st, chunk, summaries, batches, None, acks);
+                        (Some(outcome), wait)
+                    }
+                },
                 Some(m) => {
                     let open = st.producers.check_marker(m.producer_id, m.epoch)?;
                     if m.origin == MarkerOrigin::Request {
                         st.producers.check_coordinator_epoch(m.producer_id, m.coordinator_epoch)?;
                     }
-                    if !open {
-                        return Ok(None);
+                    if open {
+                        let (outcome, wait) = stage(&mut st, chunk, summaries, vec![None], marker, acks);
+                        (Some(outcome), wait)
+                    } else {
+                        // Nothing to end: most likely the retry of a marker
+                        // already appended whose answer was lost. It is
+                        // answered once everything in the log is as durable
+                        // as asked, that marker included, as a retried batch
+                        // is: a marker only this replica has could be lost
+                        // in a failover, and the producer's next transaction
+                        // here would then commit the records it aborted.
+                        let end = st.next_offset;
+                        let wait = (!reached(&st, end, acks)).then(|| wait_for(&mut st, end, acks));
+                        (None, wait)
                     }
-                    ProducerVerdict::Append(vec![None])
                 }
-            };
-            match verdict {
-                ProducerVerdict::Duplicate(dup) => answer_duplicate(&mut st, dup, acks),
-                ProducerVerdict::Append(batches) => stage(&mut st, chunk, summaries, batches, marker, acks),
             }
         };
         drop(permit);
@@ -182,7 +200,7 @@ impl Log {
         if let Some(wait) = wait {
             wait.await.map_err(|_| StorageError::Closing)??;
         }
-        Ok(Some(outcome))
+        Ok(outcome)
     }
 
     /// Starts a new segment at the log end when the active one would grow past
@@ -216,16 +234,20 @@ impl Log {
     }
 }
 
-/// A retry of a batch already appended: its original offsets, once as durable as asked.
-fn answer_duplicate(st: &mut LogState, dup: BatchRecord, acks: AckLevel) -> (AppendOutcome, AckWait) {
-    let end = dup.last_offset + 1;
-    let done = match acks {
+/// Whether everything below `end` is as durable as `acks` asks.
+fn reached(st: &LogState, end: i64, acks: AckLevel) -> bool {
+    match acks {
         AckLevel::None => true,
         AckLevel::Written => st.written_offset >= end,
         AckLevel::Durable => st.synced_offset >= end,
         AckLevel::Synced => st.high_watermark >= end,
-    };
-    let wait = (!done).then(|| wait_for(st, end, acks));
+    }
+}
+
+/// A retry of a batch already appended: its original offsets, once as durable as asked.
+fn answer_duplicate(st: &mut LogState, dup: BatchRecord, acks: AckLevel) -> (AppendOutcome, AckWait) {
+    let end = dup.last_offset + 1;
+    let wait = (!reached(st, end, acks)).then(|| wait_for(st, end, acks));
     let outcome =
         AppendOutcome { base_offset: dup.base_offset, log_append_time_ms: None, log_start_offset: st.log_start_offset };
     (outcome, wait)
@@ -366,6 +388,8 @@ mod tests {
     use super::*;
     use sluice_core::config::TopicConfig;
     use sluice_protocol::batch::{test_support::batch, validate_chunk};
+    use std::cell::RefCell;
+    use std::rc::Rc;
 
     /// A transactional batch of `producer_id` (epoch 0) with sequences from `first_seq`.
     fn txn_batch(producer_id: i64, first_seq: i32, records: i32) -> Vec<u8> {
@@ -377,6 +401,35 @@ mod tests {
         let crc = crc32c::crc32c(&b[21..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         b
+    }
+
+    #[test]
+    fn a_marker_with_nothing_to_end_is_answered_only_once_the_log_is_replicated() {
+        run(|| async {
+            let dir = temp_dir("txn-marker-retry");
+            let log = open(&dir, TopicConfig::default(), false).await;
+            let chunk = txn_batch(5, 0, 2);
+            let summaries = validate_chunk(&chunk, 1 << 20).unwrap();
+            log.append(&Bytes::copy_from_slice(&chunk), &summaries, AckLevel::Synced).await.unwrap();
+            // Replicated: an in-sync follower has confirmed offsets below 2 only.
+            log.set_high_watermark_limit(Some(2));
+            let answered = Rc::new(RefCell::new(Vec::new()));
+            let abort = |answered: Rc<RefCell<Vec<Option<i64>>>>, log: Rc<Log>| async move {
+                let marker = log.append_marker(5, 0, false, 0).await.unwrap();
+                answered.borrow_mut().push(marker);
+            };
+            let first = glommio::spawn_local(abort(answered.clone(), log.clone()));
+            glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
+            // The coordinator did not hear back and asks again.
+            let retry = glommio::spawn_local(abort(answered.clone(), log.clone()));
+            glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+            assert_eq!(log.log_end_offset(), 3, "one marker, at 2");
+            assert!(answered.borrow().is_empty(), "neither is answered before the follower has the marker");
+            log.set_high_watermark_limit(Some(3));
+            first.await;
+            retry.await;
+            assert_eq!(*answered.borrow(), vec![Some(2), None]);
+        });
     }
 
     #[test]
