@@ -74,6 +74,10 @@ pub struct Shard {
     logs: RefCell<HashMap<PartitionKey, Rc<Log>>>,
     /// On a cluster: the role of each replica this shard holds (`replication.rs`).
     replicas: RefCell<HashMap<PartitionKey, replication::ReplicaRole>>,
+    /// Replicas whose log is closed to be cut (`cut_replica`): a catalog
+    /// applied meanwhile does not open them again, as a second `Log` on
+    /// the same files would race the cut.
+    cutting: RefCell<std::collections::HashSet<PartitionKey>>,
     /// Batches this shard's partitions read from disk, under one memory budget.
     pub batch_cache: Rc<sluice_storage::batch_cache::BatchCache>,
     /// Calls to other shards awaiting their answer, by call id.
@@ -172,6 +176,7 @@ impl Shard {
             catalog: RefCell::new(Arc::new(Catalog::default())),
             logs: RefCell::new(HashMap::new()),
             replicas: RefCell::new(HashMap::new()),
+            cutting: RefCell::new(std::collections::HashSet::new()),
             batch_cache: Rc::default(),
             pending_calls: RefCell::new(HashMap::new()),
             next_call_id: std::cell::Cell::new(0),
@@ -619,6 +624,10 @@ impl Shard {
             let existing = self.logs.borrow().get(&key).cloned();
             if let Some(log) = existing {
                 log.set_config(config);
+                continue;
+            }
+            if self.cutting.borrow().contains(&key) {
+                // The cut opens it again when it is done.
                 continue;
             }
             let dir = self.config.data_dir.join(format!("{}-{}", key.0, key.1));

@@ -9,8 +9,8 @@
 //! in-sync replica. The metadata quorum decides leaders and in-sync sets;
 //! this shard only reports a follower that caught up or fell behind.
 
-use std::cell::Cell;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -337,6 +337,7 @@ impl Shard {
                 tracing::warn!(topic = %key.0, partition = key.1, from, at, "replica starting over, empty, at an offset of its leader's")
             }
         }
+        let _cutting = Cutting::start(&self.cutting, key);
         self.logs.borrow_mut().remove(key);
         log.close().await?;
         let dir = log.dir.clone();
@@ -349,6 +350,26 @@ impl Shard {
         reopened.hold_high_watermark_at_start();
         self.logs.borrow_mut().insert(key.clone(), reopened);
         Ok(())
+    }
+}
+
+/// A replica marked as being cut for as long as this lives; a cut that
+/// fails half way leaves the replica to the next catalog to open again.
+struct Cutting<'a> {
+    set: &'a RefCell<HashSet<PartitionKey>>,
+    key: PartitionKey,
+}
+
+impl<'a> Cutting<'a> {
+    fn start(set: &'a RefCell<HashSet<PartitionKey>>, key: &PartitionKey) -> Cutting<'a> {
+        set.borrow_mut().insert(key.clone());
+        Cutting { set, key: key.clone() }
+    }
+}
+
+impl Drop for Cutting<'_> {
+    fn drop(&mut self) {
+        self.set.borrow_mut().remove(&self.key);
     }
 }
 

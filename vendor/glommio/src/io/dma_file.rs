@@ -129,7 +129,11 @@ impl DmaFile {
     ) -> io::Result<DmaFile> {
         let file = GlommioFile::open_at(dir, path, flags, mode).await?;
         let (major, minor) = (file.dev_major as usize, file.dev_minor as usize);
-        let buf = statfs(path).unwrap();
+        // The file system of the open descriptor: the path may already name
+        // another file, or none (unlinked meanwhile), which must not panic.
+        // SAFETY: `file` owns the descriptor and outlives this borrow.
+        let buf = fstatfs(unsafe { std::os::fd::BorrowedFd::borrow_raw(file.as_raw_fd()) })
+            .map_err(io::Error::from)?;
         let fstype = buf.filesystem_type();
         let max_sectors_size = sysfs::BlockDevice::max_sectors_size(major, minor);
         let max_segment_size = sysfs::BlockDevice::max_segment_size(major, minor);
