@@ -94,6 +94,10 @@ struct LogState {
     /// leader's batches are copied in. Checked where an append is staged, so
     /// one that began while leading cannot land after the leadership went.
     not_leading: bool,
+    /// Leading since `become_leader`, until it follows again: a fetched
+    /// chunk that arrives now (its fetch was on its way when the role
+    /// changed) is refused, as it would land after the new epoch's start.
+    leading: bool,
     /// The epoch this log stamps into the batches appended as leader.
     leader_epoch: i32,
     /// Each leader epoch and the first offset appended in it, oldest first
@@ -179,6 +183,7 @@ impl Log {
                 end_watchers: Vec::new(),
                 high_watermark_limit: None,
                 not_leading: false,
+                leading: false,
                 leader_epoch,
                 epochs,
                 cache: TailCache::new(batch_cache.tail_account()),

@@ -41,6 +41,10 @@ pub enum ReplicaAppendError {
     /// The batches do not start at the log end or are not consecutive.
     #[error("replica batches start at offset {found}, the log ends at {expected}")]
     NotContiguous { expected: i64, found: i64 },
+    /// The replica leads the partition now: what its last fetch brought
+    /// would land after its own epoch's start.
+    #[error("the replica leads the partition now")]
+    Leading,
 }
 
 fn epochs_path(dir: &Path) -> PathBuf {
@@ -103,6 +107,7 @@ impl Log {
         let changed = {
             let mut st = self.state.borrow_mut();
             st.not_leading = false;
+            st.leading = true;
             st.leader_epoch = st.leader_epoch.max(epoch);
             let start = st.next_offset;
             match st.epochs.last() {
@@ -170,6 +175,7 @@ impl Log {
     pub fn release_leader_waiters(&self) {
         let mut st = self.state.borrow_mut();
         st.not_leading = true;
+        st.leading = false;
         super::writer::release_synced_waiters(&mut st, StorageError::NotLeader);
     }
 
@@ -184,6 +190,7 @@ impl Log {
         st.high_watermark = st.log_start_offset;
         st.high_watermark_limit = Some(st.log_start_offset);
         st.not_leading = true;
+        st.leading = false;
     }
 
     /// Resolves once what is written passes `offset` (a follower has
@@ -216,6 +223,9 @@ impl Log {
             }
             if st.closing {
                 return Err(StorageError::Closing.into());
+            }
+            if st.leading {
+                return Err(ReplicaAppendError::Leading);
             }
             let mut next = st.next_offset;
             let mut last_epoch = st.epochs.last().map_or(-1, |e| e.0);
@@ -374,6 +384,28 @@ mod tests {
 
     fn epochs_of(log: &Log) -> Vec<i32> {
         log.state.borrow().epochs.iter().map(|e| e.0).collect()
+    }
+
+    #[test]
+    fn a_fetch_answered_after_the_replica_was_elected_is_not_appended() {
+        run(|| async {
+            let (leader_dir, follower_dir) = (temp_dir("replica-late-leader"), temp_dir("replica-late-follower"));
+            let leader = open(&leader_dir, small_config(), false).await;
+            let follower = open(&follower_dir, small_config(), false).await;
+            leader.become_leader(1).await.unwrap();
+            append(&leader, 2, 1000).await;
+            replicate(&leader, &follower).await;
+            append_written(&leader, 3, 2000).await;
+            // The follower's fetch of 2..5 is on its way when it is elected for epoch 2.
+            let late = leader.read_replica(2, 1 << 20).await.unwrap().chunks.concat();
+            follower.become_leader(2).await.unwrap();
+            let summaries = validate_chunk(&late, 1 << 20).unwrap();
+            let refused = follower.append_replica(&Bytes::from(late), &summaries).await;
+            assert!(matches!(refused, Err(ReplicaAppendError::Leading)), "{refused:?}");
+            // Epoch 2 starts at the log end it was elected with, and nothing of epoch 1 follows it.
+            assert_eq!(follower.log_end_offset(), 2);
+            assert_eq!(follower.end_offset_for_epoch(1), EpochEnd { epoch: 1, end_offset: 2 });
+        });
     }
 
     #[test]
