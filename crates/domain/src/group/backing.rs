@@ -72,6 +72,18 @@ impl Backing {
         }
     }
 
+    /// Waits for every write begun before it to be durable (on a cluster,
+    /// on every in-sync replica); an error if one failed. What memory
+    /// shows is then what the store holds: a change made in memory but
+    /// still being written is not answered for as if it were durable.
+    pub async fn settle(&self) -> Result<(), StorageError> {
+        match self {
+            Backing::Files(store) => store.settle().await,
+            Backing::Log(journal) => journal.settle().await,
+            Backing::Absent => Err(StorageError::NotLeader),
+        }
+    }
+
     pub async fn close(&self) {
         if let Backing::Files(store) = self {
             store.close().await;
@@ -167,6 +179,14 @@ impl LogJournal {
             self.failed.set(true);
         }
         result
+    }
+
+    async fn settle(&self) -> Result<(), StorageError> {
+        let _permit = self.lock.lock().await;
+        if self.failed.get() {
+            return Err(StorageError::Failed("the coordinator's earlier write failed".into()));
+        }
+        Ok(())
     }
 
     /// Appends the whole state and moves the log start to its first record.
@@ -278,12 +298,16 @@ impl StatePartitions {
     }
 
     /// Whether keys of partition `n` are served here: NOT_COORDINATOR when
-    /// it is not held, COORDINATOR_LOAD_IN_PROGRESS while it loads.
+    /// it is not held, COORDINATOR_LOAD_IN_PROGRESS while it loads,
+    /// COORDINATOR_NOT_AVAILABLE while a failed write waits for its reload.
     pub fn status(&self, n: usize) -> Result<(), ResponseError> {
         if self.loading.borrow().contains_key(&n) {
             return Err(ResponseError::CoordinatorLoadInProgress);
         }
         match self.held.borrow().get(&n) {
+            // Memory may hold a change the store does not: nothing is
+            // answered from it until it is loaded again.
+            Some(p) if p.store.failed() => Err(ResponseError::CoordinatorNotAvailable),
             Some(_) => Ok(()),
             None => Err(ResponseError::NotCoordinator),
         }

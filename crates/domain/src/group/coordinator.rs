@@ -564,15 +564,15 @@ impl GroupCoordinator {
 
     /// The transaction marker for a group: the producer's pending offsets are
     /// committed or dropped, durably.
+    /// With nothing pending (a retried marker whose first answer was
+    /// lost), it is answered once every earlier write is durable: memory
+    /// changes before the store does, and the first marker may still be
+    /// waiting for the in-sync replicas, or have failed.
     pub async fn txn_end(&self, group_id: &str, producer_id: i64, commit: bool) -> Result<(), ResponseError> {
-        let pending = self
-            .partition_of(group_id)
-            .state
-            .borrow()
-            .pending_txn_offsets
-            .contains_key(&(group_id.to_string(), producer_id));
+        let partition = self.partition_of(group_id);
+        let pending = partition.state.borrow().pending_txn_offsets.contains_key(&(group_id.to_string(), producer_id));
         if !pending {
-            return Ok(());
+            return partition.store.settle().await.map_err(|e| write_error(&e));
         }
         self.persist(group_id, vec![Change::TxnOffsetEnd { group: group_id.to_string(), producer_id, commit }]).await
     }
@@ -592,6 +592,10 @@ impl GroupCoordinator {
             .filter(|(_, producer)| *producer == producer_id)
             .map(|(group, _)| group.clone())
             .collect();
+        if groups.is_empty() {
+            // A retried marker: answered once the first one is durable.
+            return self.partitions.get(n).store.settle().await.map_err(|e| write_error(&e));
+        }
         for group in groups {
             self.txn_end(&group, producer_id, commit).await?;
         }
@@ -1102,5 +1106,87 @@ impl GroupCoordinator {
         for (_, partition) in self.partitions.held() {
             partition.store.close().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+    use sluice_storage::log::Log;
+
+    /// A retried transaction marker for a group finds nothing pending (the
+    /// first one ended it in memory), but is answered only once the first
+    /// is on every in-sync replica, and fails if the first failed.
+    #[test]
+    fn a_retried_group_marker_is_answered_only_once_the_first_is_replicated() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let dir = std::env::temp_dir().join(format!("sluice-group-marker-retry-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&dir);
+                let settings = GroupSettings {
+                    initial_rebalance_delay: Duration::ZERO,
+                    offsets_retention: Duration::from_secs(7 * 24 * 3600),
+                    consumer: super::super::consumer::ConsumerSettings {
+                        session_timeout: Duration::from_secs(45),
+                        heartbeat_interval_ms: 5_000,
+                        assignors: vec![super::super::consumer::AssignorKind::Uniform],
+                        members_max: 8,
+                        upgrade_enabled: true,
+                        downgrade_enabled: true,
+                    },
+                };
+                let groups = Rc::new(GroupCoordinator::open(&dir, 0, 1, settings, true).await.unwrap());
+                let log = Log::open(dir.join("log"), Default::default(), false, Rc::default(), Rc::default())
+                    .await
+                    .unwrap();
+                let n = super::super::offsets_partition("g");
+                groups.load(n, log.clone()).await;
+                assert_eq!(groups.serves("g"), Ok(()));
+                let offset = CommittedOffset { offset: 9, leader_epoch: 0, metadata: None, commit_timestamp_ms: 1 };
+                let committed = groups.txn_commit("g", 7, -1, "", None, vec![("t".into(), 0, offset)]).await;
+                assert_eq!(committed, Ok(vec![Ok(())]));
+                // From here an in-sync follower confirms nothing more.
+                log.set_high_watermark_limit(Some(log.log_end_offset()));
+                let answers = Rc::new(RefCell::new(Vec::new()));
+                let end = |groups: Rc<GroupCoordinator>, answers: Rc<RefCell<Vec<_>>>| async move {
+                    let answer = groups.txn_end("g", 7, true).await;
+                    answers.borrow_mut().push(answer);
+                };
+                let first = glommio::spawn_local(end(groups.clone(), answers.clone()));
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+                // The coordinator did not hear back and asks again.
+                let retry = glommio::spawn_local(end(groups.clone(), answers.clone()));
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+                assert!(answers.borrow().is_empty(), "answered before the follower has the marker");
+                log.set_high_watermark_limit(Some(log.log_end_offset()));
+                first.await;
+                retry.await;
+                assert_eq!(*answers.borrow(), vec![Ok(()), Ok(())]);
+
+                // A marker whose write fails: its retry fails too, and the
+                // partition answers nothing until it is loaded again.
+                log.set_high_watermark_limit(None);
+                let offset = CommittedOffset { offset: 10, leader_epoch: 0, metadata: None, commit_timestamp_ms: 1 };
+                let committed = groups.txn_commit("g", 8, -1, "", None, vec![("t".into(), 0, offset)]).await;
+                assert_eq!(committed, Ok(vec![Ok(())]));
+                log.set_high_watermark_limit(Some(log.log_end_offset()));
+                let first = glommio::spawn_local(async move {
+                    let answer = groups.txn_end("g", 8, false).await;
+                    (groups, answer)
+                });
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+                let (groups, answer) = first.await;
+                assert_eq!(answer, Err(ResponseError::CoordinatorNotAvailable), "no follower confirmed it in time");
+                assert_eq!(groups.txn_end("g", 8, false).await, Err(ResponseError::CoordinatorNotAvailable));
+                assert_eq!(groups.serves("g"), Err(ResponseError::CoordinatorNotAvailable));
+                assert!(groups.failed(n));
+                std::fs::remove_dir_all(&dir).unwrap();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }

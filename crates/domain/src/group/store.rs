@@ -982,6 +982,16 @@ impl GroupStore {
         Ok(Journal { file, generation, length_bytes: 0 })
     }
 
+    /// Waits for every write begun before it; an error if one failed (or
+    /// had failed): then memory may hold what the disk does not.
+    pub async fn settle(&self) -> Result<(), StorageError> {
+        let _permit = self.lock.lock().await;
+        if self.failed.get() {
+            return Err(StorageError::Failed("offsets journal failed earlier".into()));
+        }
+        Ok(())
+    }
+
     pub async fn close(&self) {
         let _permit = self.lock.lock().await;
         let journal = self.journal.borrow_mut().take();
