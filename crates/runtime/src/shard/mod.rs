@@ -355,11 +355,8 @@ impl Shard {
         let appends = parts.into_iter().map(|part| async move {
             let log = self.owned_log(&part.topic, part.partition)?;
             let key = (part.topic.clone(), part.partition);
-            let min = log.min_insync_replicas();
-            let short = |appended| match self.in_sync_replicas(&key) {
-                Some(isr) if acks == AckLevel::Synced && (isr as i64) < i64::from(min) => {
-                    Err(RouteError::NotEnoughReplicas { isr, min, appended })
-                }
+            let short = |appended| match acks {
+                AckLevel::Synced => self.check_min_insync(&key, &log, appended),
                 _ => Ok(()),
             };
             short(false)?;
@@ -519,17 +516,12 @@ impl Shard {
         let writes = markers.into_iter().map(|m| async move {
             let log = self.owned_log(&m.topic, m.partition)?;
             let key = (m.topic.clone(), m.partition);
-            let min = log.min_insync_replicas();
-            let short = |appended| match self.in_sync_replicas(&key) {
-                Some(isr) if (isr as i64) < i64::from(min) => Err(RouteError::NotEnoughReplicas { isr, min, appended }),
-                _ => Ok(()),
-            };
-            short(false)?;
+            self.check_min_insync(&key, &log, false)?;
             let written = log.append_txn_marker(m.marker).await?;
             // The in-sync set may have shrunk below the minimum while the
             // marker waited: the coordinator asks again (Kafka's
             // NOT_ENOUGH_REPLICAS_AFTER_APPEND), and the retry waits again.
-            short(true)?;
+            self.check_min_insync(&key, &log, true)?;
             Ok(written)
         });
         join_all(writes).await

@@ -321,6 +321,18 @@ impl Shard {
         }
     }
 
+    /// An acks=all write's check of a partition this shard leads: fewer
+    /// in-sync replicas than `min.insync.replicas` is NOT_ENOUGH_REPLICAS
+    /// before the append, NOT_ENOUGH_REPLICAS_AFTER_APPEND (`appended`)
+    /// once it waited. A partition that is not replicated passes.
+    pub fn check_min_insync(&self, key: &PartitionKey, log: &Log, appended: bool) -> Result<(), RouteError> {
+        let min = log.min_insync_replicas();
+        match self.in_sync_replicas(key) {
+            Some(isr) if (isr as i64) < i64::from(min) => Err(RouteError::NotEnoughReplicas { isr, min, appended }),
+            _ => Ok(()),
+        }
+    }
+
     /// Cuts the replica of `key` back to `offset` (its log diverged from
     /// its new leader's, or it is ahead of it), or empties it to start over at
     /// `offset` (its leader's log start is past its end): closed, cut, and
