@@ -1460,13 +1460,8 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
         assert!(created[0].is_ok(), "{created:?}");
         wait_for_isr(&bootstrap[0], "txns", 3, Duration::from_secs(15));
     }
-    // The transactional producers run with SLUICE_NEMESIS_TRANSACTIONS=1
-    // only, until the violation recorded in tests/RESULTS.md (an aborted
-    // transaction's record read under read_committed once, in a CI run of
-    // c1aea1a) is understood and fixed.
-    let transactions = std::env::var_os("SLUICE_NEMESIS_TRANSACTIONS").is_some();
-    let txn_writer = transactions.then(|| TxnWriter::start(&bootstrap.join(","), "txns", 3));
-    let java_txn_writer = transactions.then(|| JavaTxnWriter::start(&bootstrap.join(","), "txns", 3));
+    let txn_writer = TxnWriter::start(&bootstrap.join(","), "txns", 3);
+    let java_txn_writer = JavaTxnWriter::start(&bootstrap.join(","), "txns", 3);
     let group_reader = GroupReader::start(&bootstrap.join(","), "ledger", "nemesis-readers");
     let python_reader = PythonGroupMember::start(&bootstrap.join(","), "nemesis-python-readers", "ledger");
     // Acknowledged: (partition, offset) -> value.
@@ -1726,12 +1721,8 @@ fn acknowledged_records_survive_kills_pauses_and_partitions_of_replicas() {
     assert!(python_reader.stop(), "kafka-python's group member went on through every fault");
     // Transactions: read_committed shows exactly the committed ones of each
     // producer, in order, and nothing of an aborted one.
-    let histories: Vec<(&str, char, TxnHistory)> = match (txn_writer, java_txn_writer) {
-        (Some(rdkafka), Some(java)) => {
-            vec![("librdkafka", 't', rdkafka.stop()), ("the Java client", 'j', java.stop(3))]
-        }
-        _ => Vec::new(),
-    };
+    let histories: [(&str, char, TxnHistory); 2] =
+        [("librdkafka", 't', txn_writer.stop()), ("the Java client", 'j', java_txn_writer.stop(3))];
     let mut committed_config = kafka::consumer_config(&nodes[2].bootstrap(), "txn-checker");
     committed_config.set("isolation.level", "read_committed");
     let mut read_committed: Vec<Vec<String>> = vec![Vec::new(); 3];
