@@ -1139,9 +1139,8 @@ mod tests {
                     },
                 };
                 let groups = Rc::new(GroupCoordinator::open(&dir, 0, 1, settings, true).await.unwrap());
-                let log = Log::open(dir.join("log"), Default::default(), false, Rc::default(), Rc::default())
-                    .await
-                    .unwrap();
+                let log =
+                    Log::open(dir.join("log"), Default::default(), false, Rc::default(), Rc::default()).await.unwrap();
                 let n = super::super::offsets_partition("g");
                 groups.load(n, log.clone()).await;
                 assert_eq!(groups.serves("g"), Ok(()));
