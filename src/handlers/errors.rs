@@ -14,6 +14,7 @@ pub fn route_error_code(e: &RouteError) -> ResponseError {
         RouteError::Unreachable(_) => ResponseError::NotLeaderOrFollower,
         RouteError::NotCoordinator => ResponseError::NotCoordinator,
         RouteError::CoordinatorLoading => ResponseError::CoordinatorLoadInProgress,
+        RouteError::CoordinatorUnavailable => ResponseError::CoordinatorNotAvailable,
         RouteError::TimedOut => ResponseError::RequestTimedOut,
         RouteError::NotEnoughReplicas { appended: false, .. } => ResponseError::NotEnoughReplicas,
         RouteError::NotEnoughReplicas { appended: true, .. } => ResponseError::NotEnoughReplicasAfterAppend,

@@ -31,6 +31,10 @@ pub enum RouteError {
     /// This broker coordinates the key and is loading its internal partition: retriable.
     #[error("the coordinator is loading this key's state")]
     CoordinatorLoading,
+    /// This broker coordinates the key, but a write of its internal
+    /// partition failed and it waits to be loaded again: retriable.
+    #[error("the coordinator's state write failed; it is to be loaded again")]
+    CoordinatorUnavailable,
     /// acks=all with fewer in-sync replicas than `min.insync.replicas`;
     /// `appended` when the records were written before the set shrank.
     #[error("{isr} in-sync replica(s), min.insync.replicas is {min}")]

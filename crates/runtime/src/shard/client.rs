@@ -48,6 +48,7 @@ impl Shard {
             || self.cluster().and_then(|view| view.leader(topic, partition as i32)) == Some(self.config.node_id);
         match e {
             ResponseError::CoordinatorLoadInProgress => RouteError::CoordinatorLoading,
+            ResponseError::CoordinatorNotAvailable => RouteError::CoordinatorUnavailable,
             _ if leads() => RouteError::CoordinatorLoading,
             _ => RouteError::NotCoordinator,
         }
